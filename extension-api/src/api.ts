@@ -1,0 +1,110 @@
+/**
+ * The namespaces an author calls (`aion.http.handle(...)`). They resolve the calling extension from
+ * the async context its host runs it in, so one host can carry many extensions and every call is
+ * attributed to the right one.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { CancellationToken } from 'vscode-jsonrpc';
+import { AionError } from './errors.js';
+import type { Disposable } from './lifecycle.js';
+import type { HttpHandler, Remote } from './types.js';
+
+export interface HttpNamespace {
+  /** Implements a route declared in `contributes.routes`, e.g. `handle('GET /v1/hello', fn)`. */
+  handle(route: string, handler: HttpHandler): Disposable;
+}
+
+export interface CommandsNamespace {
+  register(command: string, fn: (...args: any[]) => unknown): Disposable;
+  execute<T = unknown>(command: string, ...args: unknown[]): Promise<T>;
+}
+
+export interface ExtensionsNamespace {
+  /** A proxy to another extension's `activate` return value, wherever that extension runs. */
+  getApi<T extends object>(extensionId: string): Promise<Remote<T>>;
+}
+
+export interface ContributionsNamespace {
+  /** Supplies the runtime implementation of an entry this extension contributed to `point`. */
+  register(point: string, id: string, implementation: object): Disposable;
+  /** The implementation of a contributed entry, activating its extension on first use. */
+  get<T extends object>(point: string, id: string): Promise<Remote<T>>;
+  /** Every validated entry contributed to `point`, without activating anything. */
+  list(point: string): Promise<Array<{ extensionId: string; entry: Record<string, unknown> }>>;
+}
+
+export interface HooksNamespace {
+  tap(hook: string, fn: (payload: any, token: CancellationToken) => unknown): Disposable;
+  call<T = unknown>(hook: string, payload: unknown): Promise<T>;
+}
+
+export interface EventsNamespace {
+  emit(event: string, data: unknown): void;
+  on(event: string, listener: (data: any) => void): Disposable;
+}
+
+export interface RealtimeNamespace {
+  /** Sends `event` to every socket.io client in `room` (rooms are authorised by `realtime.authorize`). */
+  publish(room: string, event: string, data: unknown): void;
+}
+
+/** The per-extension object a host builds; the namespaces below delegate to it. */
+export interface ExtensionApiBinding {
+  readonly extensionId: string;
+  readonly http: HttpNamespace;
+  readonly commands: CommandsNamespace;
+  readonly extensions: ExtensionsNamespace;
+  readonly contributions: ContributionsNamespace;
+  readonly hooks: HooksNamespace;
+  readonly events: EventsNamespace;
+  readonly realtime: RealtimeNamespace;
+}
+
+const RUNTIME = Symbol.for('aion.extension-api.runtime');
+type Runtime = { context: AsyncLocalStorage<ExtensionApiBinding> };
+
+// Shared through globalThis so an extension with its own copy of this package still finds its host.
+function runtime(): Runtime {
+  const g = globalThis as unknown as Record<symbol, Runtime | undefined>;
+  return (g[RUNTIME] ??= { context: new AsyncLocalStorage<ExtensionApiBinding>() });
+}
+
+/** For hosts: runs `fn` as code of the extension that `binding` belongs to. */
+export function runInExtensionContext<T>(binding: ExtensionApiBinding, fn: () => T): T {
+  return runtime().context.run(binding, fn);
+}
+
+function current(): ExtensionApiBinding {
+  const binding = runtime().context.getStore();
+  if (!binding) {
+    throw new AionError('NO_EXTENSION_CONTEXT', 'The Aion API was called outside an extension: call it from activate() or from code activate() started.');
+  }
+  return binding;
+}
+
+export const http: HttpNamespace = { handle: (route, handler) => current().http.handle(route, handler) };
+
+export const commands: CommandsNamespace = {
+  register: (command, fn) => current().commands.register(command, fn),
+  execute: (command, ...args) => current().commands.execute(command, ...args),
+};
+
+export const extensions: ExtensionsNamespace = { getApi: (id) => current().extensions.getApi(id) };
+
+export const contributions: ContributionsNamespace = {
+  register: (point, id, impl) => current().contributions.register(point, id, impl),
+  get: (point, id) => current().contributions.get(point, id),
+  list: (point) => current().contributions.list(point),
+};
+
+export const hooks: HooksNamespace = {
+  tap: (hook, fn) => current().hooks.tap(hook, fn),
+  call: (hook, payload) => current().hooks.call(hook, payload),
+};
+
+export const events: EventsNamespace = {
+  emit: (event, data) => current().events.emit(event, data),
+  on: (event, listener) => current().events.on(event, listener),
+};
+
+export const realtime: RealtimeNamespace = { publish: (room, event, data) => current().realtime.publish(room, event, data) };

@@ -1,0 +1,211 @@
+/** The manifest an extension author writes: its package.json, VS Code style. */
+
+export type HostKind = 'kernel' | 'shared' | 'dedicated' | 'remote';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+export type HookKind = 'series' | 'parallel' | 'waterfall' | 'bail';
+
+export interface RouteContribution {
+  method: HttpMethod;
+  /** koa-router path, e.g. `/v1/sessions/:id`. */
+  path: string;
+  /** Scopes the caller must hold; enforced by the kernel after `http.authenticate`. */
+  scopes?: string[];
+  /** `required` (default when scopes are declared), `optional` (default otherwise) or `none`. */
+  auth?: 'required' | 'optional' | 'none';
+  /** The handler answers with a server-sent-event stream. */
+  stream?: boolean;
+  /** Request body limit in bytes; the kernel default applies when absent. */
+  bodyLimit?: number;
+  /** Per-request timeout in milliseconds (not applied to streams after their first event). */
+  timeoutMs?: number;
+  description?: string;
+}
+
+export interface CommandContribution {
+  command: string;
+  title?: string;
+}
+
+export interface HookContribution {
+  name: string;
+  kind: HookKind;
+  description?: string;
+}
+
+export interface ContributionPointDeclaration {
+  /** JSON schema every entry of this point must satisfy. */
+  schema: Record<string, unknown>;
+  /** Activation-event prefix: an entry `{ id: "x" }` implies `<prefix>:x`. */
+  activationEventPrefix?: string;
+  description?: string;
+}
+
+export interface ExtensionPermissions {
+  /** `deny`, or an allow-list of `host:port` (`*` wildcards allowed in either part). */
+  network?: 'deny' | string[];
+  filesystem?: 'none' | 'read' | 'write';
+  secrets?: string[];
+  childProcess?: boolean;
+}
+
+export interface ExtensionResources {
+  memoryMb?: number;
+  activationTimeoutMs?: number;
+  requestTimeoutMs?: number;
+}
+
+export interface ExtensionManifest {
+  name: string;
+  publisher: string;
+  version: string;
+  displayName?: string;
+  description?: string;
+  main?: string;
+  engines: { aion: string; [engine: string]: string };
+  activationEvents?: string[];
+  extensionDependencies?: string[];
+  contributes?: {
+    contributionPoints?: Record<string, ContributionPointDeclaration>;
+    configuration?: Record<string, unknown>;
+    routes?: RouteContribution[];
+    commands?: CommandContribution[];
+    hooks?: HookContribution[];
+    [point: string]: unknown;
+  };
+  aion?: {
+    host?: HostKind;
+    bootFailure?: 'skip' | 'abort';
+    permissions?: ExtensionPermissions;
+    resources?: ExtensionResources;
+  };
+  [key: string]: unknown;
+}
+
+/** `publisher.name`, where an npm scope and an `ext-` prefix are packaging, not identity. */
+export function extensionIdOf(manifest: Pick<ExtensionManifest, 'publisher' | 'name'>): string {
+  const bare = manifest.name.replace(/^@[^/]+\//, '').replace(/^ext-/, '');
+  return `${manifest.publisher}.${bare}`;
+}
+
+const identifier = '^[a-z0-9][a-z0-9-]*$';
+
+/** JSON schema of the manifest (draft 2020-12 subset understood by ajv). */
+export const manifestSchema = {
+  $id: 'https://aion.dev/schemas/extension-manifest.json',
+  type: 'object',
+  required: ['name', 'publisher', 'version', 'engines'],
+  properties: {
+    name: { type: 'string', pattern: '^(@[a-z0-9][a-z0-9-._~]*/)?[a-z0-9][a-z0-9-._~]*$', maxLength: 214 },
+    publisher: { type: 'string', pattern: identifier, maxLength: 64 },
+    version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$' },
+    displayName: { type: 'string' },
+    description: { type: 'string' },
+    main: { type: 'string', minLength: 1 },
+    engines: {
+      type: 'object',
+      required: ['aion'],
+      properties: { aion: { type: 'string', minLength: 1 } },
+    },
+    activationEvents: {
+      type: 'array',
+      items: { type: 'string', pattern: '^(\\*|onStartup|on[A-Z][A-Za-z]*:.+)$' },
+    },
+    extensionDependencies: {
+      type: 'array',
+      items: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]*\\.[a-z0-9][a-z0-9-._]*$' },
+      uniqueItems: true,
+    },
+    contributes: {
+      type: 'object',
+      properties: {
+        contributionPoints: {
+          type: 'object',
+          propertyNames: { pattern: '^[a-z][A-Za-z0-9]*$' },
+          additionalProperties: {
+            type: 'object',
+            required: ['schema'],
+            properties: {
+              schema: { type: 'object' },
+              activationEventPrefix: { type: 'string', pattern: '^on[A-Z][A-Za-z]*$' },
+              description: { type: 'string' },
+            },
+            additionalProperties: false,
+          },
+        },
+        configuration: { type: 'object' },
+        routes: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['method', 'path'],
+            properties: {
+              method: { enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] },
+              path: { type: 'string', pattern: '^/' },
+              scopes: { type: 'array', items: { type: 'string', minLength: 1 } },
+              auth: { enum: ['required', 'optional', 'none'] },
+              stream: { type: 'boolean' },
+              bodyLimit: { type: 'integer', minimum: 0 },
+              timeoutMs: { type: 'integer', minimum: 1 },
+              description: { type: 'string' },
+            },
+            additionalProperties: false,
+          },
+        },
+        commands: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['command'],
+            properties: { command: { type: 'string', minLength: 1 }, title: { type: 'string' } },
+            additionalProperties: false,
+          },
+        },
+        hooks: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['name', 'kind'],
+            properties: {
+              name: { type: 'string', pattern: '^[a-z][A-Za-z0-9]*(\\.[a-z][A-Za-z0-9]*)+$' },
+              kind: { enum: ['series', 'parallel', 'waterfall', 'bail'] },
+              description: { type: 'string' },
+            },
+            additionalProperties: false,
+          },
+        },
+      },
+    },
+    aion: {
+      type: 'object',
+      properties: {
+        host: { enum: ['kernel', 'shared', 'dedicated', 'remote'] },
+        bootFailure: { enum: ['skip', 'abort'] },
+        permissions: {
+          type: 'object',
+          properties: {
+            network: {
+              oneOf: [
+                { const: 'deny' },
+                { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9.*\\-\\[\\]:]+:(\\d+|\\*)$' } },
+              ],
+            },
+            filesystem: { enum: ['none', 'read', 'write'] },
+            secrets: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
+            childProcess: { type: 'boolean' },
+          },
+          additionalProperties: false,
+        },
+        resources: {
+          type: 'object',
+          properties: {
+            memoryMb: { type: 'integer', minimum: 16 },
+            activationTimeoutMs: { type: 'integer', minimum: 1 },
+            requestTimeoutMs: { type: 'integer', minimum: 1 },
+          },
+          additionalProperties: false,
+        },
+      },
+      additionalProperties: false,
+    },
+  },
+} as const;

@@ -1,0 +1,240 @@
+import type { MessageConnection } from 'vscode-jsonrpc';
+import { AionError, ErrorCodes, isAionError } from '../errors.js';
+import { StreamProtocol } from './index.js';
+
+/** How a stream crosses the wire: its values travel as chunk notifications under this id. */
+export interface StreamMarker { $aionStream: string }
+
+export function isStreamMarker(value: unknown): value is StreamMarker {
+  return typeof value === 'object' && value !== null && typeof (value as StreamMarker).$aionStream === 'string';
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+}
+
+/** Chunks a receiver accepts before it must grant more credit. */
+const WINDOW = 32;
+/** A stream whose receiver never grants credit is abandoned after this long. */
+const CREDIT_WAIT_MS = 60_000;
+
+interface Outgoing { iterator: AsyncIterator<unknown>; credit: number; wake?: () => void; cancelled: boolean }
+
+class Incoming implements AsyncIterableIterator<unknown> {
+  private readonly queue: unknown[] = [];
+  private waiting?: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void };
+  private done = false;
+  private failure?: unknown;
+  private consumedSinceGrant = 0;
+
+  constructor(private readonly id: string, private readonly bridge: StreamBridge) {}
+
+  push(value: unknown): void {
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      this.consumed();
+      w.resolve({ value, done: false });
+    } else this.queue.push(value);
+  }
+
+  finish(error?: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.failure = error;
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      if (error) w.reject(error);
+      else w.resolve({ value: undefined, done: true });
+    }
+  }
+
+  private consumed(): void {
+    if (++this.consumedSinceGrant >= WINDOW / 2) {
+      this.bridge.grant(this.id, this.consumedSinceGrant);
+      this.consumedSinceGrant = 0;
+    }
+  }
+
+  next(): Promise<IteratorResult<unknown>> {
+    if (this.queue.length > 0) {
+      this.consumed();
+      return Promise.resolve({ value: this.queue.shift(), done: false });
+    }
+    if (this.done) return this.failure ? Promise.reject(this.failure) : Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+  }
+
+  return(): Promise<IteratorResult<unknown>> {
+    if (!this.done) {
+      this.bridge.cancelIncoming(this.id);
+      this.finish();
+    }
+    this.queue.length = 0;
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<unknown> {
+    return this;
+  }
+}
+
+/**
+ * Carries async iterables across one connection with credit-based backpressure: a sender sends
+ * only as many chunks as its receiver has granted, and the receiver grants more as it consumes.
+ */
+export class StreamBridge {
+  private readonly outgoing = new Map<string, Outgoing>();
+  private readonly incoming = new Map<string, Incoming>();
+  private counter = 0;
+  private closedWith?: AionError;
+
+  constructor(private readonly connection: MessageConnection) {
+    connection.onNotification(StreamProtocol.chunk, ({ streamId, data }) => this.incoming.get(streamId)?.push(data));
+    connection.onNotification(StreamProtocol.end, ({ streamId }) => {
+      this.incoming.get(streamId)?.finish();
+      this.incoming.delete(streamId);
+    });
+    connection.onNotification(StreamProtocol.error, ({ streamId, error }) => {
+      this.incoming.get(streamId)?.finish(new AionError(error.code, error.message, { details: error.details }));
+      this.incoming.delete(streamId);
+    });
+    connection.onNotification(StreamProtocol.credit, ({ streamId, credit }) => {
+      const out = this.outgoing.get(streamId);
+      if (!out) return;
+      out.credit += credit;
+      out.wake?.();
+    });
+    connection.onNotification(StreamProtocol.cancel, ({ streamId }) => {
+      const out = this.outgoing.get(streamId);
+      if (!out) return;
+      out.cancelled = true;
+      out.wake?.();
+    });
+  }
+
+  /** Replaces every async iterable inside `value` with a marker and starts sending it. */
+  serialize(value: unknown): unknown {
+    if (typeof value !== 'object' || value === null) return value;
+    if (isAsyncIterable(value)) return this.send(value);
+    if (Array.isArray(value)) {
+      let copy: unknown[] | undefined;
+      for (let i = 0; i < value.length; i++) {
+        const item = value[i];
+        const next = this.serialize(item);
+        if (next !== item) (copy ??= value.slice())[i] = next;
+      }
+      return copy ?? value;
+    }
+    if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+    let copy: Record<string, unknown> | undefined;
+    for (const key in value) {
+      const item = (value as Record<string, unknown>)[key];
+      if (typeof item !== 'object' || item === null) continue;
+      const next = this.serialize(item);
+      if (next !== item) (copy ??= { ...(value as Record<string, unknown>) })[key] = next;
+    }
+    return copy ?? value;
+  }
+
+  /** Replaces every stream marker inside `value` with an async iterable that receives it. */
+  deserialize(value: unknown): unknown {
+    if (typeof value !== 'object' || value === null) return value;
+    if (isStreamMarker(value)) return this.receive(value.$aionStream);
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) if (typeof value[i] === 'object') value[i] = this.deserialize(value[i]);
+      return value;
+    }
+    for (const key in value) {
+      const item = (value as Record<string, unknown>)[key];
+      if (typeof item === 'object' && item !== null) (value as Record<string, unknown>)[key] = this.deserialize(item);
+    }
+    return value;
+  }
+
+  grant(streamId: string, credit: number): void {
+    if (!this.closedWith) void this.connection.sendNotification(StreamProtocol.credit, { streamId, credit }).catch(() => undefined);
+  }
+
+  cancelIncoming(streamId: string): void {
+    this.incoming.delete(streamId);
+    if (!this.closedWith) void this.connection.sendNotification(StreamProtocol.cancel, { streamId }).catch(() => undefined);
+  }
+
+  /** Ends every open stream: incoming ones fail with `error`, outgoing ones stop. */
+  close(error: AionError): void {
+    this.closedWith = error;
+    for (const stream of this.incoming.values()) stream.finish(error);
+    this.incoming.clear();
+    for (const out of this.outgoing.values()) {
+      out.cancelled = true;
+      out.wake?.();
+    }
+  }
+
+  get openStreams(): number {
+    return this.incoming.size + this.outgoing.size;
+  }
+
+  private receive(streamId: string): AsyncIterable<unknown> {
+    const stream = new Incoming(streamId, this);
+    if (this.closedWith) stream.finish(this.closedWith);
+    else {
+      this.incoming.set(streamId, stream);
+      this.grant(streamId, WINDOW);
+    }
+    return stream;
+  }
+
+  private send(iterable: AsyncIterable<unknown>): StreamMarker {
+    const streamId = `s${++this.counter}`;
+    const out: Outgoing = { iterator: iterable[Symbol.asyncIterator](), credit: 0, cancelled: false };
+    this.outgoing.set(streamId, out);
+    void this.pump(streamId, out);
+    return { $aionStream: streamId };
+  }
+
+  private async pump(streamId: string, out: Outgoing): Promise<void> {
+    const c = this.connection;
+    try {
+      for (;;) {
+        if (out.credit <= 0 && !out.cancelled) {
+          const granted = await new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(false), CREDIT_WAIT_MS);
+            out.wake = () => {
+              clearTimeout(timer);
+              resolve(true);
+            };
+          });
+          out.wake = undefined;
+          if (!granted) out.cancelled = true;
+          if (out.credit <= 0 && !out.cancelled) continue;
+        }
+        if (out.cancelled) {
+          await out.iterator.return?.();
+          return;
+        }
+        const next = await out.iterator.next();
+        if (out.cancelled) {
+          await out.iterator.return?.();
+          return;
+        }
+        if (next.done) {
+          await c.sendNotification(StreamProtocol.end, { streamId });
+          return;
+        }
+        out.credit--;
+        await c.sendNotification(StreamProtocol.chunk, { streamId, data: next.value });
+      }
+    } catch (err) {
+      if (this.closedWith) return;
+      const error = isAionError(err)
+        ? { code: err.code, message: err.message, details: err.details }
+        : { code: ErrorCodes.STREAM_ERROR, message: err instanceof Error ? err.message : String(err) };
+      await c.sendNotification(StreamProtocol.error, { streamId, error }).catch(() => undefined);
+    } finally {
+      this.outgoing.delete(streamId);
+    }
+  }
+}

@@ -1,0 +1,8 @@
+import { fileURLToPath } from 'node:url';
+
+export { ExtensionHost, normalizeRoute } from './extensionHost.js';
+export { createInMemoryConnectionPair } from './transports.js';
+export { createRemoteProxy, callWithToken, methodNames } from './remoteProxy.js';
+
+/** The file the kernel forks for `shared` and `dedicated` hosts. */
+export const hostEntryPath = fileURLToPath(new URL('./main.js', import.meta.url));

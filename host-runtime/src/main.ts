@@ -1,0 +1,28 @@
+/**
+ * Entry point of a child-process extension host (`shared` and `dedicated`). Talks to the kernel over
+ * Node IPC; exits when the kernel goes away.
+ */
+import { createMessageConnection, IPCMessageReader, IPCMessageWriter } from 'vscode-jsonrpc/node';
+import { AionError, ErrorCodes, type HostKind } from '@aion/extension-api';
+import { KernelProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
+import { ExtensionHost } from './extensionHost.js';
+
+if (!process.send) {
+  process.stderr.write('the Aion extension host must be started by the kernel (it needs an IPC channel)\n');
+  process.exit(2);
+}
+
+const kind = (process.env.AION_HOST_KIND ?? 'shared') as HostKind;
+const connection = createMessageConnection(new IPCMessageReader(process), new IPCMessageWriter(process));
+const endpoint = new RpcEndpoint(connection);
+new ExtensionHost(endpoint, kind);
+connection.onClose(() => {
+  endpoint.close(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, 'the kernel closed the connection'));
+  process.exit(0);
+});
+process.on('disconnect', () => process.exit(0));
+process.on('unhandledRejection', (reason) => {
+  // One extension's forgotten promise must not take down the others sharing this host.
+  endpoint.sendNotification(KernelProtocol.log, { level: 'error', message: 'unhandled promise rejection in extension host', data: { error: reason instanceof Error ? reason.stack : String(reason) } });
+});
+connection.listen();
