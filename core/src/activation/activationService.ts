@@ -1,0 +1,140 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { inject, injectable } from 'inversify';
+import { AionError, ErrorCodes, isAionError } from '@aion/extension-api';
+import { HostProtocol, type ExtensionDescription } from '@aion/extension-api/protocol';
+import type { AionConfig } from '../config/configuration.js';
+import { ContributionRegistry } from '../contributions/contributionRegistry.js';
+import { CommandRegistry } from '../commands/commandRegistry.js';
+import { ExtensionRegistry } from '../extensions/extensionRegistry.js';
+import type { ExtensionRecord } from '../extensions/extensionRecord.js';
+import { HookRegistry } from '../hooks/hookRegistry.js';
+import { HostManager, type HostCrash } from '../hosts/hostManager.js';
+import type { Logger } from '../logging.js';
+import { TYPES } from '../tokens.js';
+
+/** Activates extensions lazily, exactly once, dependencies first; restores them after a host restart. */
+@injectable()
+export class ActivationService {
+  private readonly inFlight = new Map<string, Promise<ExtensionRecord>>();
+  private eventIndex?: Map<string, string[]>;
+
+  constructor(
+    @inject(TYPES.KernelOptions) private readonly config: AionConfig,
+    @inject(TYPES.Logger) private readonly logger: Logger,
+    @inject(ExtensionRegistry) private readonly registry: ExtensionRegistry,
+    @inject(ContributionRegistry) private readonly contributions: ContributionRegistry,
+    @inject(CommandRegistry) private readonly commands: CommandRegistry,
+    @inject(HookRegistry) private readonly hooks: HookRegistry,
+    @inject(HostManager) private readonly hosts: HostManager,
+  ) {
+    hosts.onDidCrash((crash) => this.handleCrash(crash));
+  }
+
+  /** Extension ids that `event` activates. `*` counts as `onStartup`. */
+  extensionsFor(event: string): string[] {
+    if (!this.eventIndex) {
+      this.eventIndex = new Map();
+      for (const record of this.registry.all()) {
+        for (const e of record.activationEvents) {
+          const key = e === '*' ? 'onStartup' : e;
+          this.eventIndex.set(key, [...(this.eventIndex.get(key) ?? []), record.id]);
+        }
+      }
+    }
+    return this.eventIndex.get(event) ?? [];
+  }
+
+  /** Activates everything `event` names; failures are recorded on the extensions, not thrown. */
+  async activateByEvent(event: string): Promise<void> {
+    await Promise.all(this.extensionsFor(event).map((id) => this.activate(id, event).catch(() => undefined)));
+  }
+
+  /** Concurrent callers share one activation; a failed activation stays failed with its error. */
+  activate(id: string, reason = 'api'): Promise<ExtensionRecord> {
+    const existing = this.inFlight.get(id);
+    if (existing) return existing;
+    const record = this.registry.get(id);
+    if (!record) return Promise.reject(new AionError(ErrorCodes.EXTENSION_NOT_FOUND, `no extension ${id} is installed`));
+    if (record.state === 'skipped' || record.state === 'invalid' || record.state === 'disabled') {
+      const why = record.errors[record.errors.length - 1]?.message ?? `${id} is ${record.state}`;
+      return Promise.reject(new AionError(record.state === 'disabled' ? ErrorCodes.EXTENSION_DISABLED : ErrorCodes.ACTIVATION_FAILED, why));
+    }
+    const promise = this.doActivate(record, reason);
+    this.inFlight.set(id, promise);
+    return promise;
+  }
+
+  private async doActivate(record: ExtensionRecord, reason: string): Promise<ExtensionRecord> {
+    record.state = 'activating';
+    try {
+      for (const dep of record.manifest.extensionDependencies ?? []) {
+        try {
+          await this.activate(dep, `dependency of ${record.id}`);
+        } catch (err) {
+          throw new AionError(ErrorCodes.DEPENDENCY_FAILED, `${record.id} was not activated because its dependency ${dep} failed: ${(err as Error).message}`);
+        }
+      }
+      const host = await this.hosts.hostFor(record);
+      const timeoutMs = record.manifest.aion?.resources?.activationTimeoutMs ?? this.config.hosts.activationTimeoutMs;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new AionError(ErrorCodes.TIMEOUT, `${record.id} did not finish activating within ${timeoutMs} ms`)), timeoutMs);
+      });
+      host.extensions.add(record.id);
+      const result = await Promise.race([host.request(HostProtocol.activate, { extension: this.describe(record), hostKind: record.hostKind }), timeout]).finally(() => clearTimeout(timer));
+      record.state = 'active';
+      record.activationMs = Math.round(result.activationMs * 100) / 100;
+      record.activatedBy = reason;
+      record.apiMethods = result.apiMethods;
+      this.logger.info({ extension: record.id, activationMs: record.activationMs, reason }, `activated ${record.id}`);
+      void this.hooks.call('extension.activated', { id: record.id, activationMs: record.activationMs }).catch(() => undefined);
+      return record;
+    } catch (err) {
+      const error = isAionError(err) ? err : new AionError(ErrorCodes.ACTIVATION_FAILED, String(err));
+      if (error.code === ErrorCodes.EXTENSION_HOST_CRASHED && this.inFlight.get(record.id) === undefined) throw error;
+      record.state = error.code === ErrorCodes.EXTENSION_DISABLED ? 'disabled' : 'failed';
+      record.errors.push(error.toJSON());
+      this.logger.error({ extension: record.id, code: error.code }, `activation of ${record.id} failed: ${error.message}`);
+      throw error;
+    }
+  }
+
+  describe(record: ExtensionRecord): ExtensionDescription {
+    mkdirSync(record.storagePath, { recursive: true });
+    return {
+      id: record.id,
+      manifest: record.manifest,
+      extensionPath: record.extensionPath,
+      mainPath: record.manifest.main ? resolve(record.extensionPath, record.manifest.main) : undefined,
+      storagePath: record.storagePath,
+      configuration: record.configuration,
+    };
+  }
+
+  private handleCrash(crash: HostCrash): void {
+    const previouslyActive: string[] = [];
+    for (const record of this.registry.all()) {
+      if (this.hosts.keyFor(record) !== crash.host.key) continue;
+      if (record.state === 'active') previouslyActive.push(record.id);
+      if (record.state === 'active' || record.state === 'activating') {
+        this.inFlight.delete(record.id);
+        record.state = crash.disabledReason ? 'disabled' : 'inactive';
+        if (crash.disabledReason) record.errors.push({ code: ErrorCodes.EXTENSION_DISABLED, message: crash.disabledReason });
+      }
+      this.contributions.forgetExtension(record.id);
+      this.commands.forgetExtension(record.id);
+      this.hooks.forgetExtension(record.id);
+    }
+    if (crash.disabledReason) {
+      for (const record of this.registry.all()) if (this.hosts.keyFor(record) === crash.host.key) record.state = 'disabled';
+      return;
+    }
+    // Bring back what was running, after the backoff, so hooks and startup work resume by themselves.
+    if (previouslyActive.length > 0) {
+      setTimeout(() => {
+        for (const id of previouslyActive) this.activate(id, 'restart after host crash').catch(() => undefined);
+      }, crash.restartInMs).unref();
+    }
+  }
+}

@@ -1,0 +1,33 @@
+import { injectable } from 'inversify';
+
+/** Which extension owns each command: declared in manifests, or registered at runtime. */
+@injectable()
+export class CommandRegistry {
+  private readonly declared = new Map<string, string>();
+  private readonly runtime = new Map<string, string>();
+
+  declare(command: string, extensionId: string): void {
+    if (!this.declared.has(command)) this.declared.set(command, extensionId);
+  }
+
+  register(command: string, extensionId: string): void {
+    this.runtime.set(command, extensionId);
+  }
+
+  unregister(command: string, extensionId: string): void {
+    if (this.runtime.get(command) === extensionId) this.runtime.delete(command);
+  }
+
+  ownerOf(command: string): string | undefined {
+    return this.runtime.get(command) ?? this.declared.get(command);
+  }
+
+  forgetExtension(extensionId: string): void {
+    for (const [command, owner] of this.runtime) if (owner === extensionId) this.runtime.delete(command);
+  }
+
+  list(): Array<{ command: string; extensionId: string }> {
+    const all = new Map([...this.declared, ...this.runtime]);
+    return [...all].map(([command, extensionId]) => ({ command, extensionId }));
+  }
+}

@@ -1,0 +1,196 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { AionError, ErrorCodes } from '@aion/extension-api';
+
+/** The newest configuration file layout. Older files are upgraded in memory at load. */
+export const CONFIG_SCHEMA_VERSION = 2;
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** Default request body limit in bytes. */
+  bodyLimit: number;
+  /** Requests in flight before new ones get 503 with Retry-After. */
+  maxInFlight: number;
+  requestTimeoutMs: number;
+  /** How long SIGTERM waits for in-flight requests, then for deactivation. */
+  drainTimeoutMs: number;
+  deactivateTimeoutMs: number;
+}
+
+export interface HostsConfig {
+  pingIntervalMs: number;
+  /** A host that does not answer a ping within this long is unresponsive. */
+  unresponsiveAfterMs: number;
+  activationTimeoutMs: number;
+  restartBackoffMs: number;
+  maxRestartBackoffMs: number;
+  /** Crashes within `crashWindowMs` after which a host's extensions are disabled. */
+  maxCrashes: number;
+  crashWindowMs: number;
+}
+
+export interface AionConfig {
+  schemaVersion: number;
+  dataDir: string;
+  server: ServerConfig;
+  hosts: HostsConfig;
+  /** Per-extension sections, keyed by extension id. */
+  extensions: Record<string, Record<string, unknown>>;
+  /** Extension ids that are not loaded. */
+  disabledExtensions: string[];
+  secretsFile?: string;
+}
+
+export const defaultConfig = (): AionConfig => ({
+  schemaVersion: CONFIG_SCHEMA_VERSION,
+  dataDir: '.aion',
+  server: { host: '127.0.0.1', port: 8080, bodyLimit: 1024 * 1024, maxInFlight: 1024, requestTimeoutMs: 60_000, drainTimeoutMs: 10_000, deactivateTimeoutMs: 5_000 },
+  hosts: { pingIntervalMs: 1_000, unresponsiveAfterMs: 3_000, activationTimeoutMs: 30_000, restartBackoffMs: 200, maxRestartBackoffMs: 10_000, maxCrashes: 3, crashWindowMs: 5 * 60_000 },
+  extensions: {},
+  disabledExtensions: [],
+});
+
+const kernelConfigSchema = {
+  type: 'object',
+  properties: {
+    schemaVersion: { type: 'integer', minimum: 1 },
+    dataDir: { type: 'string', minLength: 1 },
+    secretsFile: { type: 'string' },
+    server: {
+      type: 'object',
+      properties: {
+        host: { type: 'string', minLength: 1 },
+        port: { type: 'integer', minimum: 0, maximum: 65535 },
+        bodyLimit: { type: 'integer', minimum: 0 },
+        maxInFlight: { type: 'integer', minimum: 1 },
+        requestTimeoutMs: { type: 'integer', minimum: 1 },
+        drainTimeoutMs: { type: 'integer', minimum: 0 },
+        deactivateTimeoutMs: { type: 'integer', minimum: 0 },
+      },
+      additionalProperties: false,
+    },
+    hosts: {
+      type: 'object',
+      properties: Object.fromEntries(Object.keys(defaultConfig().hosts).map((k) => [k, { type: 'integer', minimum: 0 }])),
+      additionalProperties: false,
+    },
+    extensions: { type: 'object', additionalProperties: { type: 'object' } },
+    disabledExtensions: { type: 'array', items: { type: 'string' } },
+  },
+  additionalProperties: false,
+};
+
+/** Version 1 files were flat: `{ port, host, dataDir, "<extension id>": {...} }`. */
+function upgradeFromV1(raw: Record<string, unknown>): Record<string, unknown> {
+  const { port, host, dataDir, schemaVersion: _v, ...rest } = raw;
+  const server: Record<string, unknown> = {};
+  if (port !== undefined) server.port = port;
+  if (host !== undefined) server.host = host;
+  const extensions: Record<string, unknown> = {};
+  const out: Record<string, unknown> = { schemaVersion: CONFIG_SCHEMA_VERSION, server, extensions };
+  if (dataDir !== undefined) out.dataDir = dataDir;
+  for (const [key, value] of Object.entries(rest)) {
+    if (key.includes('.')) extensions[key] = value;
+    else out[key] = value;
+  }
+  return out;
+}
+
+function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): Record<string, unknown> {
+  for (const [key, value] of Object.entries(source)) {
+    const existing = target[key];
+    if (value && typeof value === 'object' && !Array.isArray(value) && existing && typeof existing === 'object' && !Array.isArray(existing)) {
+      deepMerge(existing as Record<string, unknown>, value as Record<string, unknown>);
+    } else target[key] = value;
+  }
+  return target;
+}
+
+function parseEnvValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+/**
+ * `AION_PORT`, `AION_HOST`, `AION_DATA_DIR` are shortcuts; any other key is
+ * `AION_CONFIG__<path>` with `__` between segments, e.g. `AION_CONFIG__EXTENSIONS__AION_HELLO__GREETING`.
+ * Segments match existing or declared keys case-insensitively with `.` and `-` read as `_`.
+ */
+export function environmentOverrides(env: NodeJS.ProcessEnv, knownKeys: (path: string[]) => string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const set = (path: string[], value: unknown) => {
+    let node = out;
+    for (const part of path.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
+    node[path[path.length - 1]!] = value;
+  };
+  if (env.AION_PORT) set(['server', 'port'], parseEnvValue(env.AION_PORT));
+  if (env.AION_HOST) set(['server', 'host'], env.AION_HOST);
+  if (env.AION_DATA_DIR) set(['dataDir'], env.AION_DATA_DIR);
+  const norm = (s: string) => s.toUpperCase().replace(/[.-]/g, '_');
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('AION_CONFIG__') || value === undefined) continue;
+    const segments = name.slice('AION_CONFIG__'.length).split('__');
+    const path: string[] = [];
+    for (const segment of segments) {
+      const match = knownKeys(path).find((k) => norm(k) === segment.toUpperCase());
+      path.push(match ?? segment.toLowerCase());
+    }
+    set(path, parseEnvValue(value));
+  }
+  return out;
+}
+
+export function formatAjvErrors(errors: ErrorObject[] | null | undefined, prefix = ''): string[] {
+  return (errors ?? []).map((e) => {
+    const where = `${prefix}${e.instancePath || ''}` || '/';
+    const extra = e.keyword === 'additionalProperties' ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : e.keyword === 'enum' ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : '';
+    return `${where}: ${e.message ?? 'is invalid'}${extra}`;
+  });
+}
+
+export interface LoadConfigOptions {
+  configPath?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Values that win over the file and the environment (CLI flags, test kernels). */
+  overrides?: Record<string, unknown>;
+}
+
+/** Loads the kernel's part of the configuration; extension sections are validated once manifests are known. */
+export function loadConfig(options: LoadConfigOptions = {}): AionConfig {
+  const env = options.env ?? process.env;
+  const configPath = options.configPath ?? env.AION_CONFIG;
+  let fromFile: Record<string, unknown> = {};
+  if (configPath) {
+    const file = resolve(configPath);
+    if (!existsSync(file)) throw new AionError(ErrorCodes.CONFIG_INVALID, `configuration file ${file} does not exist`);
+    try {
+      fromFile = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new AionError(ErrorCodes.CONFIG_INVALID, `configuration file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) throw new AionError(ErrorCodes.CONFIG_INVALID, `configuration file ${file} must hold a JSON object`);
+    const version = (fromFile.schemaVersion as number | undefined) ?? 1;
+    if (version > CONFIG_SCHEMA_VERSION) throw new AionError(ErrorCodes.CONFIG_INVALID, `configuration file ${file} has schemaVersion ${version}; this Aion understands up to ${CONFIG_SCHEMA_VERSION}`);
+    if (version < 2) fromFile = upgradeFromV1(fromFile);
+  }
+  const merged = deepMerge(defaultConfig() as unknown as Record<string, unknown>, fromFile);
+  const knownKeys = (path: string[]) => {
+    let node: unknown = merged;
+    for (const p of path) node = (node as Record<string, unknown> | undefined)?.[p];
+    return node && typeof node === 'object' ? Object.keys(node) : [];
+  };
+  deepMerge(merged, environmentOverrides(env, knownKeys));
+  if (options.overrides) deepMerge(merged, options.overrides);
+  const ajv = new Ajv({ allErrors: true });
+  if (!ajv.validate(kernelConfigSchema, merged)) {
+    throw new AionError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${formatAjvErrors(ajv.errors).join('; ')}`, { details: formatAjvErrors(ajv.errors) });
+  }
+  const config = merged as unknown as AionConfig;
+  config.dataDir = resolve(config.dataDir);
+  return config;
+}

@@ -1,0 +1,93 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import semver from 'semver';
+import { API_VERSION, ErrorCodes, extensionIdOf, manifestSchema, type ErrorPayload, type ExtensionManifest } from '@aion/extension-api';
+import { formatAjvErrors } from '../config/configuration.js';
+
+export interface ScannedManifest {
+  manifestPath: string;
+  extensionPath: string;
+  source: 'builtin' | 'data' | 'external';
+  manifest?: ExtensionManifest;
+  id?: string;
+  errors: ErrorPayload[];
+}
+
+const ajv = new Ajv2020({ allErrors: true, strict: false });
+const validateManifest = ajv.compile(manifestSchema as object);
+
+function isExtensionFolder(dir: string): boolean {
+  return existsSync(join(dir, 'package.json'));
+}
+
+/**
+ * Lists extension folders: a path that is itself an extension (has package.json) counts as one,
+ * otherwise each sub-folder with a package.json does.
+ */
+export function findExtensionFolders(root: string): string[] {
+  const dir = resolve(root);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
+  if (isExtensionFolder(dir)) {
+    // A workspace root lists packages; anything else with a package.json is one extension.
+    const pkg = safeJson(join(dir, 'package.json')) as { workspaces?: unknown } | undefined;
+    if (!pkg?.workspaces) return [dir];
+  }
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules')
+    .map((e) => join(dir, e.name))
+    .filter(isExtensionFolder)
+    .sort();
+}
+
+function safeJson(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+const err = (code: string, message: string, details?: unknown): ErrorPayload => (details === undefined ? { code, message } : { code, message, details });
+
+/** Reads and validates one manifest; every error names the file, the JSON pointer and what was expected. */
+export function loadManifest(extensionPath: string, source: ScannedManifest['source']): ScannedManifest {
+  const manifestPath = join(extensionPath, 'package.json');
+  const result: ScannedManifest = { manifestPath, extensionPath, source, errors: [] };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(manifestPath, 'utf8'));
+  } catch (e) {
+    result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: not valid JSON (${(e as Error).message})`));
+    return result;
+  }
+  if (!validateManifest(raw)) {
+    for (const line of formatAjvErrors(validateManifest.errors)) result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: ${line}`));
+    const partial = raw as Partial<ExtensionManifest>;
+    if (typeof partial?.publisher === 'string' && typeof partial?.name === 'string') result.id = extensionIdOf(partial as ExtensionManifest);
+    return result;
+  }
+  const manifest = raw as ExtensionManifest;
+  result.manifest = manifest;
+  result.id = extensionIdOf(manifest);
+  if (!semver.validRange(manifest.engines.aion)) {
+    result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: /engines/aion: "${manifest.engines.aion}" is not a semver range (e.g. "^${API_VERSION}")`));
+  } else if (!semver.satisfies(API_VERSION, manifest.engines.aion, { includePrerelease: true })) {
+    result.errors.push(err(ErrorCodes.ENGINE_MISMATCH, `${manifestPath}: /engines/aion: requires Aion ${manifest.engines.aion}, this kernel provides API ${API_VERSION}`));
+  }
+  const contributes = manifest.contributes ?? {};
+  const needsCode = (contributes.routes?.length ?? 0) > 0 || (contributes.commands?.length ?? 0) > 0;
+  if (!manifest.main && needsCode) {
+    result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: /main: required when the extension contributes routes or commands`));
+  }
+  if (manifest.main && !existsSync(resolve(extensionPath, manifest.main))) {
+    result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: /main: ${manifest.main} does not exist (build the extension first)`));
+  }
+  const seen = new Set<string>();
+  (contributes.routes ?? []).forEach((r, i) => {
+    const key = `${r.method} ${r.path}`;
+    if (seen.has(key)) result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: /contributes/routes/${i}: ${key} is declared twice`));
+    seen.add(key);
+  });
+  return result;
+}

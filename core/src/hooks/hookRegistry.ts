@@ -1,0 +1,91 @@
+import { inject, injectable } from 'inversify';
+import tapable from 'tapable';
+import { AionError, ErrorCodes, type HookKind } from '@aion/extension-api';
+import type { Logger } from '../logging.js';
+import { TYPES } from '../tokens.js';
+
+const { AsyncSeriesHook, AsyncParallelHook, AsyncSeriesWaterfallHook, AsyncSeriesBailHook } = tapable;
+
+type AnyHook = {
+  taps: Array<{ name: string }>;
+  tapPromise(options: string | { name: string }, fn: (payload: unknown) => Promise<unknown>): void;
+  promise(payload: unknown): Promise<unknown>;
+  _resetCompilation?: () => void;
+};
+
+/** Hooks the kernel itself calls. */
+export const KERNEL_HOOKS: Array<{ name: string; kind: HookKind; description: string }> = [
+  { name: 'http.authenticate', kind: 'bail', description: 'Given { headers, method, path, ip }, returns { principal } or { error: { code, message } }; the first answer wins.' },
+  { name: 'extension.activated', kind: 'series', description: 'Called with { id, activationMs } after each activation.' },
+  { name: 'realtime.authorize', kind: 'bail', description: 'Given { principal, room }, returns true or false for a socket.io client joining a room.' },
+];
+
+interface HookEntry {
+  kind: HookKind;
+  owner: string;
+  hook: AnyHook;
+  tapOwners: Map<string, string>;
+}
+
+/** Named hooks with tapable semantics; taps may live in any host. */
+@injectable()
+export class HookRegistry {
+  private readonly hooks = new Map<string, HookEntry>();
+
+  constructor(@inject(TYPES.Logger) private readonly logger: Logger) {
+    for (const h of KERNEL_HOOKS) this.declare(h.name, h.kind, 'kernel');
+  }
+
+  declare(name: string, kind: HookKind, owner: string): void {
+    if (this.hooks.has(name)) throw new AionError(ErrorCodes.MANIFEST_INVALID, `hook ${name} is declared by ${this.hooks.get(name)!.owner} and ${owner}`);
+    const hook = (kind === 'series' ? new AsyncSeriesHook(['payload']) : kind === 'parallel' ? new AsyncParallelHook(['payload']) : kind === 'waterfall' ? new AsyncSeriesWaterfallHook(['payload']) : new AsyncSeriesBailHook(['payload'])) as unknown as AnyHook;
+    this.hooks.set(name, { kind, owner, hook, tapOwners: new Map() });
+  }
+
+  has(name: string): boolean {
+    return this.hooks.has(name);
+  }
+
+  list(): Array<{ name: string; kind: HookKind; owner: string; taps: string[] }> {
+    return [...this.hooks.entries()].map(([name, h]) => ({ name, kind: h.kind, owner: h.owner, taps: [...h.tapOwners.values()] }));
+  }
+
+  tapCount(name: string): number {
+    return this.hooks.get(name)?.hook.taps.length ?? 0;
+  }
+
+  tap(name: string, tapId: string, extensionId: string, fn: (payload: unknown) => Promise<unknown>): void {
+    const entry = this.hooks.get(name);
+    if (!entry) {
+      this.logger.warn({ extension: extensionId }, `${extensionId} tapped hook ${name}, which nobody declares; the tap is ignored`);
+      return;
+    }
+    // Over RPC `undefined` arrives as null; bail hooks must still see "no answer".
+    entry.hook.tapPromise({ name: tapId }, async (payload) => {
+      const result = await fn(payload);
+      return result === null ? undefined : result;
+    });
+    entry.tapOwners.set(tapId, extensionId);
+  }
+
+  untap(tapId: string): void {
+    for (const entry of this.hooks.values()) {
+      if (!entry.tapOwners.delete(tapId)) continue;
+      entry.hook.taps = entry.hook.taps.filter((t) => t.name !== tapId);
+      entry.hook._resetCompilation?.();
+    }
+  }
+
+  /** Removes every tap of an extension whose host went away. */
+  forgetExtension(extensionId: string): void {
+    for (const entry of this.hooks.values()) {
+      for (const [tapId, owner] of entry.tapOwners) if (owner === extensionId) this.untap(tapId);
+    }
+  }
+
+  async call(name: string, payload: unknown): Promise<unknown> {
+    const entry = this.hooks.get(name);
+    if (!entry) throw new AionError(ErrorCodes.HOOK_NOT_FOUND, `no hook named ${name} is declared`);
+    return entry.hook.promise(payload);
+  }
+}

@@ -1,0 +1,206 @@
+import { inject, injectable } from 'inversify';
+import { AionError, Emitter, ErrorCodes, type CancellationToken, type HostKind } from '@aion/extension-api';
+import { HostProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
+import type { RequestType } from 'vscode-jsonrpc';
+import type { AionConfig } from '../config/configuration.js';
+import type { ExtensionRecord } from '../extensions/extensionRecord.js';
+import type { Logger } from '../logging.js';
+import { TYPES } from '../tokens.js';
+import { ChildProcessTransport, InProcessTransport, type HostTransport, type StartedHost } from './hostTransports.js';
+
+export type HostState = 'running' | 'unresponsive' | 'exited';
+
+/** The kernel's side of one running extension host. */
+export class HostConnection {
+  state: HostState = 'running';
+  readonly extensions = new Set<string>();
+  lastPongAt = Date.now();
+  private pingTimer?: NodeJS.Timeout;
+
+  constructor(readonly key: string, readonly kind: HostKind, readonly endpoint: RpcEndpoint, readonly started: StartedHost) {}
+
+  get pid(): number | undefined {
+    return this.started.pid;
+  }
+
+  request<P, R>(type: RequestType<P, R, any>, params: P, token?: CancellationToken): Promise<R> {
+    if (this.state === 'exited') return Promise.reject(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, `extension host ${this.key} is not running`));
+    return this.endpoint.sendRequest(type, params, token);
+  }
+
+  startHeartbeat(intervalMs: number, unresponsiveAfterMs: number, onUnresponsive: () => void, onRecovered: () => void): void {
+    if (intervalMs <= 0) return;
+    let inFlight = false;
+    this.pingTimer = setInterval(() => {
+      if (Date.now() - this.lastPongAt > unresponsiveAfterMs && this.state === 'running') {
+        this.state = 'unresponsive';
+        onUnresponsive();
+      }
+      if (inFlight) return;
+      inFlight = true;
+      this.endpoint
+        .sendRequest(HostProtocol.ping, { sentAt: Date.now() })
+        .then(() => {
+          this.lastPongAt = Date.now();
+          if (this.state === 'unresponsive') {
+            this.state = 'running';
+            onRecovered();
+          }
+        })
+        .catch(() => undefined)
+        .finally(() => (inFlight = false));
+    }, intervalMs);
+    this.pingTimer.unref();
+  }
+
+  stopHeartbeat(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+  }
+}
+
+export interface HostCrash {
+  host: HostConnection;
+  extensions: string[];
+  /** Set when the host crashed too often and its extensions are now disabled. */
+  disabledReason?: string;
+  restartInMs: number;
+}
+
+/**
+ * Starts, watches and restarts extension hosts: one `kernel` host, one `shared` host, one process
+ * per `dedicated` extension, and whatever `remote` transport is registered.
+ */
+@injectable()
+export class HostManager {
+  private readonly hosts = new Map<string, HostConnection>();
+  private readonly starting = new Map<string, Promise<HostConnection>>();
+  private readonly transports = new Map<HostKind, HostTransport>();
+  private readonly crashes = new Map<string, number[]>();
+  private readonly notBefore = new Map<string, number>();
+  private readonly disabled = new Map<string, string>();
+  private shuttingDown = false;
+
+  private readonly didStart = new Emitter<HostConnection>();
+  readonly onDidStartHost = this.didStart.event;
+  private readonly didCrash = new Emitter<HostCrash>();
+  readonly onDidCrash = this.didCrash.event;
+
+  constructor(@inject(TYPES.KernelOptions) private readonly config: AionConfig, @inject(TYPES.Logger) private readonly logger: Logger) {
+    this.transports.set('kernel', new InProcessTransport());
+    this.transports.set('shared', new ChildProcessTransport('shared'));
+    this.transports.set('dedicated', new ChildProcessTransport('dedicated'));
+  }
+
+  registerTransport(transport: HostTransport): void {
+    this.transports.set(transport.kind, transport);
+  }
+
+  hasTransport(kind: HostKind): boolean {
+    return this.transports.has(kind);
+  }
+
+  keyFor(record: ExtensionRecord): string {
+    return record.hostKind === 'dedicated' || record.hostKind === 'remote' ? `${record.hostKind}:${record.id}` : record.hostKind;
+  }
+
+  all(): HostConnection[] {
+    return [...this.hosts.values()];
+  }
+
+  find(key: string): HostConnection | undefined {
+    return this.hosts.get(key);
+  }
+
+  disabledReason(record: ExtensionRecord): string | undefined {
+    return this.disabled.get(this.keyFor(record));
+  }
+
+  /** The running host for `record`, started (after any restart backoff) when needed. */
+  async hostFor(record: ExtensionRecord): Promise<HostConnection> {
+    if (this.shuttingDown) throw new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down');
+    const key = this.keyFor(record);
+    const reason = this.disabled.get(key);
+    if (reason) throw new AionError(ErrorCodes.EXTENSION_DISABLED, reason);
+    const running = this.hosts.get(key);
+    if (running && running.state !== 'exited') return running;
+    let pending = this.starting.get(key);
+    if (!pending) {
+      pending = this.start(key, record).finally(() => this.starting.delete(key));
+      this.starting.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async start(key: string, record: ExtensionRecord): Promise<HostConnection> {
+    const wait = (this.notBefore.get(key) ?? 0) - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const transport = this.transports.get(record.hostKind);
+    if (!transport) throw new AionError(ErrorCodes.EXTENSION_DISABLED, `no transport for host kind "${record.hostKind}" is available in this kernel`);
+    const started = await transport.start({ key, extensions: [record] });
+    const endpoint = new RpcEndpoint(started.connection);
+    const host = new HostConnection(key, record.hostKind, endpoint, started);
+    const log = this.logger.child({ host: key, pid: started.pid });
+    started.onOutput?.(({ stream, line }) => (stream === 'stderr' ? log.warn({ stream }, line) : log.info({ stream }, line)));
+    started.onExit(({ code, signal }) => this.handleExit(host, code, signal));
+    this.hosts.set(key, host);
+    this.didStart.fire(host);
+    started.connection.listen();
+    const { pingIntervalMs, unresponsiveAfterMs } = this.config.hosts;
+    if (record.hostKind !== 'kernel') {
+      host.startHeartbeat(
+        pingIntervalMs,
+        unresponsiveAfterMs,
+        () => log.error({ extensions: [...host.extensions] }, `extension host ${key} is unresponsive (no answer for ${unresponsiveAfterMs} ms); extensions: ${[...host.extensions].join(', ') || 'none'}`),
+        () => log.info(`extension host ${key} answers again`),
+      );
+    }
+    log.info({ kind: record.hostKind }, `extension host ${key} started`);
+    return host;
+  }
+
+  private handleExit(host: HostConnection, code: number | null, signal: string | null): void {
+    host.state = 'exited';
+    host.stopHeartbeat();
+    const extensions = [...host.extensions];
+    const message = `extension host ${host.key} exited (${signal ?? `code ${code}`}) while serving ${extensions.join(', ') || 'no extensions'}`;
+    host.endpoint.close(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, message, { details: { host: host.key, extensions } }));
+    if (this.hosts.get(host.key) === host) this.hosts.delete(host.key);
+    if (this.shuttingDown) return;
+    const now = Date.now();
+    const { crashWindowMs, maxCrashes, restartBackoffMs, maxRestartBackoffMs } = this.config.hosts;
+    const history = (this.crashes.get(host.key) ?? []).filter((t) => now - t < crashWindowMs);
+    history.push(now);
+    this.crashes.set(host.key, history);
+    let disabledReason: string | undefined;
+    if (history.length >= maxCrashes) {
+      disabledReason = `extension host ${host.key} crashed ${history.length} times within ${Math.round(crashWindowMs / 1000)} s; its extensions (${extensions.join(', ')}) are disabled until the server restarts`;
+      this.disabled.set(host.key, disabledReason);
+      this.logger.error({ host: host.key, extensions }, disabledReason);
+    } else this.logger.error({ host: host.key, extensions }, message);
+    const restartInMs = Math.min(restartBackoffMs * 2 ** (history.length - 1), maxRestartBackoffMs);
+    this.notBefore.set(host.key, now + restartInMs);
+    this.didCrash.fire({ host, extensions, disabledReason, restartInMs });
+  }
+
+  /** Stops every host; children that do not exit promptly are killed. */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    await Promise.all(
+      this.all().map(
+        (host) =>
+          new Promise<void>((resolve) => {
+            host.stopHeartbeat();
+            if (host.state === 'exited') return resolve();
+            const timer = setTimeout(resolve, 2_000);
+            host.started.onExit(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+            host.endpoint.close(new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'));
+            host.started.kill();
+          }),
+      ),
+    );
+    this.hosts.clear();
+  }
+}

@@ -1,0 +1,136 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import { createMessageConnection, IPCMessageReader, IPCMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { Emitter, type Event, type HostKind } from '@aion/extension-api';
+import { RpcEndpoint } from '@aion/extension-api/protocol';
+import { createInMemoryConnectionPair, ExtensionHost, hostEntryPath } from '@aion/host-runtime';
+import type { ExtensionRecord } from '../extensions/extensionRecord.js';
+
+export interface StartedHost {
+  connection: MessageConnection;
+  pid?: number;
+  /** Fires once when the host is gone, whatever the reason. */
+  onExit: Event<{ code: number | null; signal: string | null }>;
+  kill(): void;
+  /** Lines the host wrote to stdout/stderr. */
+  onOutput?: Event<{ stream: 'stdout' | 'stderr'; line: string }>;
+}
+
+/** How the kernel reaches a kind of host. The `remote` kind plugs in by registering one of these. */
+export interface HostTransport {
+  readonly kind: HostKind;
+  start(options: { key: string; extensions: ExtensionRecord[] }): Promise<StartedHost>;
+}
+
+/** `kernel`: the host runs in the kernel's process over an in-memory message pair. */
+export class InProcessTransport implements HostTransport {
+  readonly kind = 'kernel' as const;
+
+  async start(): Promise<StartedHost> {
+    const [kernelSide, hostSide] = createInMemoryConnectionPair();
+    const hostEndpoint = new RpcEndpoint(hostSide);
+    new ExtensionHost(hostEndpoint, 'kernel');
+    hostSide.listen();
+    const exit = new Emitter<{ code: number | null; signal: string | null }>();
+    return {
+      connection: kernelSide,
+      onExit: exit.event,
+      kill: () => {
+        hostSide.dispose();
+        exit.fire({ code: 0, signal: null });
+      },
+    };
+  }
+}
+
+const require = createRequire(import.meta.url);
+
+/** Folders a dedicated host must read to load its own runtime: host-runtime, extension-api, their dependencies. */
+function runtimeReadPaths(): string[] {
+  const paths = new Set<string>();
+  for (const pkg of ['@aion/host-runtime/package.json', '@aion/extension-api/package.json', 'vscode-jsonrpc/package.json']) {
+    try {
+      const dir = dirname(require.resolve(pkg));
+      paths.add(dir);
+      // Hoisted dependencies live in the node_modules folder that holds the package.
+      const nm = dir.lastIndexOf('node_modules');
+      if (nm >= 0) paths.add(dir.slice(0, nm + 'node_modules'.length));
+    } catch {
+      // Resolved through the host entry's own folder below.
+    }
+  }
+  paths.add(resolve(dirname(hostEntryPath), '..', '..'));
+  return [...paths];
+}
+
+/** Node permission-model flags for one extension, derived from `aion.permissions`. */
+export function permissionFlags(record: ExtensionRecord): string[] {
+  const permissions = record.manifest.aion?.permissions ?? {};
+  const read = new Set([...runtimeReadPaths(), record.extensionPath]);
+  const write = new Set<string>();
+  const fs = permissions.filesystem ?? 'none';
+  if (fs === 'read' || fs === 'write') read.add(record.storagePath);
+  if (fs === 'write') write.add(record.storagePath);
+  const flags = ['--experimental-permission', '--disable-warning=ExperimentalWarning'];
+  for (const p of read) flags.push(`--allow-fs-read=${p}`);
+  for (const p of write) flags.push(`--allow-fs-write=${p}`);
+  if (permissions.childProcess) flags.push('--allow-child-process');
+  return flags;
+}
+
+/** Only what a host needs; the kernel's environment (and its secrets) stays in the kernel. */
+function hostEnvironment(kind: HostKind): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { AION_HOST_KIND: kind };
+  for (const name of ['PATH', 'HOME', 'TMPDIR', 'TZ', 'LANG', 'NODE_ENV', 'SYSTEMROOT']) if (process.env[name] !== undefined) env[name] = process.env[name];
+  return env;
+}
+
+/** `shared` and `dedicated`: a child process over Node IPC; `dedicated` adds permission flags. */
+export class ChildProcessTransport implements HostTransport {
+  constructor(readonly kind: 'shared' | 'dedicated') {}
+
+  async start({ extensions }: { key: string; extensions: ExtensionRecord[] }): Promise<StartedHost> {
+    const execArgv = ['--enable-source-maps'];
+    if (this.kind === 'dedicated' && extensions[0]) {
+      mkdirSync(extensions[0].storagePath, { recursive: true });
+      execArgv.push(...permissionFlags(extensions[0]));
+      const memory = extensions[0].manifest.aion?.resources?.memoryMb;
+      if (memory) execArgv.push(`--max-old-space-size=${memory}`);
+    }
+    const child: ChildProcess = fork(hostEntryPath, [], { execArgv, env: hostEnvironment(this.kind), stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
+    const exit = new Emitter<{ code: number | null; signal: string | null }>();
+    const output = new Emitter<{ stream: 'stdout' | 'stderr'; line: string }>();
+    for (const stream of ['stdout', 'stderr'] as const) {
+      let buffer = '';
+      child[stream]?.setEncoding('utf8').on('data', (chunk: string) => {
+        buffer += chunk;
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          output.fire({ stream, line: buffer.slice(0, nl) });
+          buffer = buffer.slice(nl + 1);
+        }
+      });
+    }
+    let exited = false;
+    child.once('exit', (code, signal) => {
+      exited = true;
+      exit.fire({ code, signal });
+    });
+    await new Promise<void>((resolvePromise, reject) => {
+      child.once('spawn', resolvePromise);
+      child.once('error', reject);
+    });
+    const connection = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
+    return {
+      connection,
+      pid: child.pid,
+      onExit: exit.event,
+      onOutput: output.event,
+      kill: () => {
+        if (!exited) child.kill('SIGKILL');
+      },
+    };
+  }
+}

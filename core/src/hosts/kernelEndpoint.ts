@@ -1,0 +1,122 @@
+import { inject, injectable } from 'inversify';
+import { AionError, ErrorCodes, type CancellationToken } from '@aion/extension-api';
+import { HostProtocol, KernelProtocol } from '@aion/extension-api/protocol';
+import { ActivationService } from '../activation/activationService.js';
+import { CommandRegistry } from '../commands/commandRegistry.js';
+import { ContributionRegistry } from '../contributions/contributionRegistry.js';
+import { EventBus } from '../events/eventBus.js';
+import { ExtensionRegistry } from '../extensions/extensionRegistry.js';
+import { HookRegistry } from '../hooks/hookRegistry.js';
+import { RealtimeService } from '../http/realtimeService.js';
+import type { Logger } from '../logging.js';
+import { SecretsService } from '../secrets/secretsService.js';
+import { TYPES } from '../tokens.js';
+import { HostManager, type HostConnection } from './hostManager.js';
+
+/** The kernel's answers to a host's requests: commands, APIs, contributions, hooks, events, secrets. */
+@injectable()
+export class KernelEndpoint {
+  constructor(
+    @inject(TYPES.Logger) private readonly logger: Logger,
+    @inject(ExtensionRegistry) private readonly registry: ExtensionRegistry,
+    @inject(ActivationService) private readonly activation: ActivationService,
+    @inject(HostManager) private readonly hosts: HostManager,
+    @inject(CommandRegistry) private readonly commands: CommandRegistry,
+    @inject(ContributionRegistry) private readonly contributions: ContributionRegistry,
+    @inject(HookRegistry) private readonly hooks: HookRegistry,
+    @inject(EventBus) private readonly events: EventBus,
+    @inject(SecretsService) private readonly secrets: SecretsService,
+    @inject(RealtimeService) private readonly realtime: RealtimeService,
+  ) {
+    hosts.onDidStartHost((host) => this.attach(host));
+    hosts.onDidCrash(({ host }) => this.events.forgetHost(host));
+  }
+
+  /** The running host of an extension, activating the extension first. */
+  async hostOf(extensionId: string, reason: string): Promise<HostConnection> {
+    const record = await this.activation.activate(extensionId, reason);
+    return this.hosts.hostFor(record);
+  }
+
+  async executeCommand(command: string, args: unknown[], token?: CancellationToken): Promise<unknown> {
+    let owner = this.commands.ownerOf(command);
+    if (!owner) {
+      await this.activation.activateByEvent(`onCommand:${command}`);
+      owner = this.commands.ownerOf(command);
+    }
+    if (!owner) throw new AionError(ErrorCodes.COMMAND_NOT_FOUND, `no extension provides command ${command}`);
+    const host = await this.hostOf(owner, `onCommand:${command}`);
+    return host.request(HostProtocol.executeCommand, { command, args }, token);
+  }
+
+  async resolveContribution(point: string, id: string): Promise<{ extensionId: string; methods: string[] }> {
+    let impl = this.contributions.implementation(point, id);
+    if (!impl) {
+      const owner = this.contributions.ownerOf(point, id);
+      if (!owner) throw new AionError(ErrorCodes.CONTRIBUTION_NOT_FOUND, `nothing is contributed to ${point} with id ${id}`);
+      await this.activation.activate(owner, this.contributions.activationEventFor(point, id) ?? `${point}:${id}`);
+      impl = this.contributions.implementation(point, id);
+      if (!impl) throw new AionError(ErrorCodes.CONTRIBUTION_NOT_FOUND, `${owner} contributes ${point} entry ${id} but registered no implementation for it with contributions.register()`);
+    }
+    return { extensionId: impl.extensionId, methods: impl.methods };
+  }
+
+  async invokeContribution(point: string, id: string, method: string, args: unknown[], token?: CancellationToken): Promise<unknown> {
+    const { extensionId } = await this.resolveContribution(point, id);
+    const host = await this.hostOf(extensionId, `${point}:${id}`);
+    return host.request(HostProtocol.invokeContribution, { point, id, method, args }, token);
+  }
+
+  async callHook(hook: string, payload: unknown): Promise<unknown> {
+    await this.activation.activateByEvent(`onHook:${hook}`);
+    return this.hooks.call(hook, payload);
+  }
+
+  private assertOwns(host: HostConnection, extensionId: string | undefined): void {
+    if (!extensionId || !host.extensions.has(extensionId)) {
+      throw new AionError(ErrorCodes.PERMISSION_DENIED, `host ${host.key} acted for ${extensionId ?? 'an unnamed extension'}, which it does not run`);
+    }
+  }
+
+  private attach(host: HostConnection): void {
+    const e = host.endpoint;
+    const log = this.logger.child({ host: host.key });
+    const owns = (id: string | undefined) => id !== undefined && host.extensions.has(id);
+    e.onNotification(KernelProtocol.log, ({ extensionId, level, message, data }) => {
+      const target = extensionId ? log.child({ extension: extensionId }) : log;
+      target[level in target ? level : 'info']({ ...data }, message);
+    });
+    e.onNotification(KernelProtocol.registerCommand, ({ extensionId, command }) => owns(extensionId) && this.commands.register(command, extensionId));
+    e.onNotification(KernelProtocol.unregisterCommand, ({ extensionId, command }) => owns(extensionId) && this.commands.unregister(command, extensionId));
+    e.onRequest(KernelProtocol.executeCommand, ({ command, args }, token) => this.executeCommand(command, args, token));
+    e.onRequest(KernelProtocol.getApi, async ({ extensionId }) => {
+      const record = await this.activation.activate(extensionId, 'getApi');
+      return { apiMethods: record.apiMethods ?? [] };
+    });
+    e.onRequest(KernelProtocol.invokeApi, async ({ extensionId, method, args }, token) => {
+      const target = await this.hostOf(extensionId, 'getApi');
+      return target.request(HostProtocol.invokeApi, { extensionId, method, args }, token);
+    });
+    e.onNotification(KernelProtocol.registerContribution, ({ extensionId, point, id, methods }) => {
+      if (owns(extensionId)) this.contributions.setImplementation(point, id, { extensionId, methods });
+    });
+    e.onNotification(KernelProtocol.unregisterContribution, ({ extensionId, point, id }) => owns(extensionId) && this.contributions.removeImplementation(point, id, extensionId));
+    e.onRequest(KernelProtocol.resolveContribution, async ({ point, id }) => ({ methods: (await this.resolveContribution(point, id)).methods }));
+    e.onRequest(KernelProtocol.listContributions, ({ point }) => this.contributions.list(point));
+    e.onRequest(KernelProtocol.invokeContribution, ({ point, id, method, args }, token) => this.invokeContribution(point, id, method, args, token));
+    e.onNotification(KernelProtocol.tapHook, ({ extensionId, hook, tapId }) => {
+      if (!owns(extensionId)) return;
+      this.hooks.tap(hook, tapId, extensionId, (payload) => host.request(HostProtocol.callHookTap, { tapId, payload }));
+    });
+    e.onNotification(KernelProtocol.untapHook, ({ tapId }) => this.hooks.untap(tapId));
+    e.onRequest(KernelProtocol.callHook, ({ hook, payload }) => this.callHook(hook, payload));
+    e.onRequest(KernelProtocol.getSecret, ({ extensionId, name }) => {
+      this.assertOwns(host, extensionId);
+      return this.secrets.get(extensionId, name) ?? null;
+    });
+    e.onNotification(KernelProtocol.subscribeEvent, ({ event }) => this.events.subscribe(event, host));
+    e.onNotification(KernelProtocol.emitEvent, ({ extensionId, event, data }) => owns(extensionId) && this.events.emit(event, data));
+    e.onNotification(KernelProtocol.realtimePublish, ({ extensionId, room, event, data }) => owns(extensionId) && this.realtime.publish(room, event, data));
+    void this.registry;
+  }
+}
