@@ -22,6 +22,11 @@ export interface CommandsNamespace {
 export interface ExtensionsNamespace {
   /** A proxy to another extension's `activate` return value, wherever that extension runs. */
   getApi<T extends object>(extensionId: string): Promise<Remote<T>>;
+  /**
+   * Inside an API method or contributed implementation: the id of the extension that called it,
+   * as verified by the kernel (undefined when the kernel itself called, e.g. for an HTTP route).
+   */
+  caller(): string | undefined;
 }
 
 export interface ContributionsNamespace {
@@ -61,17 +66,22 @@ export interface ExtensionApiBinding {
 }
 
 const RUNTIME = Symbol.for('aion.extension-api.runtime');
-type Runtime = { context: AsyncLocalStorage<ExtensionApiBinding> };
+type Runtime = { context: AsyncLocalStorage<ExtensionApiBinding>; caller: AsyncLocalStorage<string | undefined> };
 
 // Shared through globalThis so an extension with its own copy of this package still finds its host.
 function runtime(): Runtime {
   const g = globalThis as unknown as Record<symbol, Runtime | undefined>;
-  return (g[RUNTIME] ??= { context: new AsyncLocalStorage<ExtensionApiBinding>() });
+  return (g[RUNTIME] ??= { context: new AsyncLocalStorage<ExtensionApiBinding>(), caller: new AsyncLocalStorage<string | undefined>() });
 }
 
 /** For hosts: runs `fn` as code of the extension that `binding` belongs to. */
 export function runInExtensionContext<T>(binding: ExtensionApiBinding, fn: () => T): T {
   return runtime().context.run(binding, fn);
+}
+
+/** For hosts: runs `fn` as a call made by `callerId`. */
+export function runAsCaller<T>(callerId: string | undefined, fn: () => T): T {
+  return runtime().caller.run(callerId, fn);
 }
 
 function current(): ExtensionApiBinding {
@@ -89,7 +99,10 @@ export const commands: CommandsNamespace = {
   execute: (command, ...args) => current().commands.execute(command, ...args),
 };
 
-export const extensions: ExtensionsNamespace = { getApi: (id) => current().extensions.getApi(id) };
+export const extensions: ExtensionsNamespace = {
+  getApi: (id) => current().extensions.getApi(id),
+  caller: () => runtime().caller.getStore(),
+};
 
 export const contributions: ContributionsNamespace = {
   register: (point, id, impl) => current().contributions.register(point, id, impl),

@@ -78,6 +78,8 @@ export interface ExtensionContext {
   readonly storagePath: string;
   readonly configuration: Configuration;
   readonly secrets: SecretStorage;
+  /** Persistent key-value state of this extension, kept by the `aion.storage` extension. */
+  readonly state: Memento;
   readonly logger: Logger;
   /** Disposed, newest first, when the extension deactivates or its host stops. */
   readonly subscriptions: Disposable[];

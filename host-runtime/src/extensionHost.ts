@@ -3,6 +3,7 @@ import {
   AionError,
   DisposableStore,
   ErrorCodes,
+  runAsCaller,
   runInExtensionContext,
   toDisposable,
   type CancellationToken,
@@ -14,6 +15,7 @@ import {
   type HttpHandler,
   type LogLevel,
   type Logger,
+  type Remote,
 } from '@aion/extension-api';
 import { HostProtocol, KernelProtocol, type ExtensionDescription, type RpcEndpoint } from '@aion/extension-api/protocol';
 import { callWithToken, createRemoteProxy, methodNames } from './remoteProxy.js';
@@ -57,18 +59,18 @@ export class ExtensionHost {
       if (!entry) throw new AionError(ErrorCodes.COMMAND_NOT_FOUND, `no handler is registered for command ${command}`);
       return this.inContext(entry.extensionId, () => callWithToken(undefined as never, entry.fn, args, token));
     });
-    endpoint.onRequest(HostProtocol.invokeApi, ({ extensionId, method, args }, token) => {
+    endpoint.onRequest(HostProtocol.invokeApi, ({ extensionId, method, args, callerId }, token) => {
       const ext = this.active.get(extensionId);
       if (!ext) throw new AionError(ErrorCodes.EXTENSION_NOT_FOUND, `${extensionId} is not active in this host`);
       const fn = (ext.api as Record<string, unknown> | undefined)?.[method];
       if (typeof fn !== 'function') throw new AionError(ErrorCodes.API_METHOD_NOT_FOUND, `${extensionId} has no API method ${method}`);
-      return this.inContext(extensionId, () => callWithToken(ext.api as object, fn as Fn, args, token));
+      return this.inContext(extensionId, () => runAsCaller(callerId, () => callWithToken(ext.api as object, fn as Fn, args, token)));
     });
-    endpoint.onRequest(HostProtocol.invokeContribution, ({ point, id, method, args }, token) => {
+    endpoint.onRequest(HostProtocol.invokeContribution, ({ point, id, method, args, callerId }, token) => {
       const entry = this.contributions.get(`${point}/${id}`);
       const fn = entry?.impl[method];
       if (!entry || typeof fn !== 'function') throw new AionError(ErrorCodes.CONTRIBUTION_NOT_FOUND, `${point} entry ${id} has no method ${method}`);
-      return this.inContext(entry.extensionId, () => callWithToken(entry.impl, fn, args, token));
+      return this.inContext(entry.extensionId, () => runAsCaller(callerId, () => callWithToken(entry.impl, fn, args, token)));
     });
     endpoint.onRequest(HostProtocol.callHookTap, ({ tapId, payload }, token) => {
       const tap = this.hookTaps.get(tapId);
@@ -176,8 +178,28 @@ export class ExtensionHost {
       secrets: {
         get: async (name: string) => (await this.endpoint.sendRequest(KernelProtocol.getSecret, { extensionId: d.id, name })) ?? undefined,
       },
+      state: this.createState(ext),
       logger,
       subscriptions: ext.subscriptions,
+    };
+  }
+
+  /** `ctx.state` is served by the storage extension; the kernel tells it which extension is asking. */
+  private createState(ext: ActiveExtension): ExtensionContext['state'] {
+    type StateApi = { stateGet(key: string): unknown; stateUpdate(key: string, value: unknown): void; stateKeys(): string[] };
+    let api: Promise<Remote<StateApi>> | undefined;
+    const storage = () =>
+      (api ??= ext.binding.extensions.getApi<StateApi>('aion.storage').catch((err) => {
+        api = undefined;
+        throw new AionError(ErrorCodes.EXTENSION_NOT_FOUND, `ctx.state needs the aion.storage extension: ${(err as Error).message}`);
+      }));
+    return {
+      get: async <T>(key: string, defaultValue?: T) => {
+        const value = await (await storage()).stateGet(key);
+        return (value ?? defaultValue) as T | undefined;
+      },
+      update: async (key: string, value: unknown) => void (await (await storage()).stateUpdate(key, value)),
+      keys: async () => (await storage()).stateKeys(),
     };
   }
 
@@ -216,8 +238,9 @@ export class ExtensionHost {
       extensions: {
         getApi: async (id) => {
           const { apiMethods } = await endpoint.sendRequest(KernelProtocol.getApi, { callerId: extensionId, extensionId: id });
-          return createRemoteProxy(apiMethods, (method, args, token) => endpoint.sendRequest(KernelProtocol.invokeApi, { extensionId: id, method, args }, token));
+          return createRemoteProxy(apiMethods, (method, args, token) => endpoint.sendRequest(KernelProtocol.invokeApi, { extensionId: id, method, args, callerId: extensionId }, token));
         },
+        caller: () => undefined,
       },
       contributions: {
         register: (point, id, implementation) => {
@@ -231,7 +254,7 @@ export class ExtensionHost {
         },
         get: async (point, id) => {
           const { methods } = await endpoint.sendRequest(KernelProtocol.resolveContribution, { point, id });
-          return createRemoteProxy(methods, (method, args, token) => endpoint.sendRequest(KernelProtocol.invokeContribution, { point, id, method, args }, token));
+          return createRemoteProxy(methods, (method, args, token) => endpoint.sendRequest(KernelProtocol.invokeContribution, { point, id, method, args, callerId: extensionId }, token));
         },
         list: (point) => endpoint.sendRequest(KernelProtocol.listContributions, { point }),
       },

@@ -61,10 +61,10 @@ export class KernelEndpoint {
     return { extensionId: impl.extensionId, methods: impl.methods };
   }
 
-  async invokeContribution(point: string, id: string, method: string, args: unknown[], token?: CancellationToken): Promise<unknown> {
+  async invokeContribution(point: string, id: string, method: string, args: unknown[], token?: CancellationToken, callerId?: string): Promise<unknown> {
     const { extensionId } = await this.resolveContribution(point, id);
     const host = await this.hostOf(extensionId, `${point}:${id}`);
-    return host.request(HostProtocol.invokeContribution, { point, id, method, args }, token);
+    return host.request(HostProtocol.invokeContribution, { point, id, method, args, callerId }, token);
   }
 
   async callHook(hook: string, payload: unknown): Promise<unknown> {
@@ -93,9 +93,10 @@ export class KernelEndpoint {
       const record = await this.activation.activate(extensionId, 'getApi');
       return { apiMethods: record.apiMethods ?? [] };
     });
-    e.onRequest(KernelProtocol.invokeApi, async ({ extensionId, method, args }, token) => {
+    e.onRequest(KernelProtocol.invokeApi, async ({ extensionId, method, args, callerId }, token) => {
+      this.assertOwns(host, callerId);
       const target = await this.hostOf(extensionId, 'getApi');
-      return target.request(HostProtocol.invokeApi, { extensionId, method, args }, token);
+      return target.request(HostProtocol.invokeApi, { extensionId, method, args, callerId }, token);
     });
     e.onNotification(KernelProtocol.registerContribution, ({ extensionId, point, id, methods }) => {
       if (owns(extensionId)) this.contributions.setImplementation(point, id, { extensionId, methods });
@@ -103,7 +104,10 @@ export class KernelEndpoint {
     e.onNotification(KernelProtocol.unregisterContribution, ({ extensionId, point, id }) => owns(extensionId) && this.contributions.removeImplementation(point, id, extensionId));
     e.onRequest(KernelProtocol.resolveContribution, async ({ point, id }) => ({ methods: (await this.resolveContribution(point, id)).methods }));
     e.onRequest(KernelProtocol.listContributions, ({ point }) => this.contributions.list(point));
-    e.onRequest(KernelProtocol.invokeContribution, ({ point, id, method, args }, token) => this.invokeContribution(point, id, method, args, token));
+    e.onRequest(KernelProtocol.invokeContribution, ({ point, id, method, args, callerId }, token) => {
+      this.assertOwns(host, callerId);
+      return this.invokeContribution(point, id, method, args, token, callerId);
+    });
     e.onNotification(KernelProtocol.tapHook, ({ extensionId, hook, tapId }) => {
       if (!owns(extensionId)) return;
       this.hooks.tap(hook, tapId, extensionId, (payload) => host.request(HostProtocol.callHookTap, { tapId, payload }));

@@ -18,7 +18,8 @@ import type { Logger } from '../logging.js';
 import { TYPES } from '../tokens.js';
 import { RealtimeService } from './realtimeService.js';
 
-type AuthResult = { principal?: Principal; error?: ErrorPayload & { status?: number; headers?: Record<string, string> } } | undefined;
+/** What a `http.authenticate` tap answers; `headers` (e.g. RateLimit-*) are added to the response. */
+type AuthResult = { principal?: Principal; headers?: Record<string, string>; error?: ErrorPayload & { status?: number; headers?: Record<string, string> } } | undefined;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -174,6 +175,7 @@ export class HttpEdge {
     let principal: Principal | undefined;
     if (mode !== 'none') {
       const auth = await this.authenticate(ctx);
+      for (const [k, v] of Object.entries(auth?.headers ?? {})) ctx.set(k, v);
       if (auth?.error) throw new AionError(auth.error.code, auth.error.message, { status: auth.error.status ?? 401, headers: auth.error.headers, details: auth.error.details });
       principal = auth?.principal;
       if (!principal && mode === 'required') {

@@ -26,8 +26,9 @@ export interface ActivateResult {
   activationMs: number;
 }
 
-export interface InvokeApiParams { extensionId: string; method: string; args: unknown[] }
-export interface InvokeContributionParams { point: string; id: string; method: string; args: unknown[] }
+/** `callerId` is the calling extension, verified by the kernel; absent for calls from the kernel itself. */
+export interface InvokeApiParams { extensionId: string; method: string; args: unknown[]; callerId?: string }
+export interface InvokeContributionParams { point: string; id: string; method: string; args: unknown[]; callerId?: string }
 export interface ExecuteCommandParams { command: string; args: unknown[] }
 export interface HandleRouteParams { extensionId: string; route: string; request: HttpRequestData }
 
