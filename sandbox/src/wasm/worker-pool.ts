@@ -1,0 +1,190 @@
+import { Worker } from 'node:worker_threads';
+import { SandboxError } from '../errors.js';
+import type { FromWorker, ToWorker } from './protocol.js';
+
+const workerUrl = new URL('./wasm-worker.js', import.meta.url);
+
+/** Why a worker stopped while a call was on it. */
+export interface WorkerCrash {
+  code: string | undefined;
+  message: string;
+}
+
+export interface GuestWorkerHandler {
+  onMessage(message: FromWorker): void;
+  onCrash(crash: WorkerCrash): void;
+}
+
+/** One thread of the pool. It runs one guest call at a time and knows which modules it holds. */
+export class GuestWorker {
+  readonly modules = new Set<string>();
+  handler: GuestWorkerHandler | null = null;
+  /** Settles when the thread has loaded and can take calls (or has died trying). */
+  readonly online: Promise<void>;
+  private discarded = false;
+
+  constructor(
+    private readonly worker: Worker,
+    private readonly onLost: (worker: GuestWorker) => void,
+  ) {
+    this.online = new Promise((resolve) => {
+      worker.once('online', resolve);
+      worker.once('exit', () => resolve());
+    });
+    worker.on('message', (message: FromWorker) => this.handler?.onMessage(message));
+    worker.on('error', (err: Error & { code?: string }) => this.lost({ code: err.code, message: err.message }));
+    worker.on('exit', (code) => this.lost({ code: undefined, message: `worker exited with code ${code}` }));
+  }
+
+  post(message: ToWorker): void {
+    this.worker.postMessage(message);
+  }
+
+  /** Ends the thread whatever it is doing; a guest in an endless loop stops within milliseconds. */
+  terminate(): void {
+    if (this.discarded) return;
+    this.discarded = true;
+    this.handler = null;
+    void this.worker.terminate();
+  }
+
+  get threadId(): number {
+    return this.worker.threadId;
+  }
+
+  private lost(crash: WorkerCrash): void {
+    if (this.discarded) return;
+    this.discarded = true;
+    const handler = this.handler;
+    this.handler = null;
+    handler?.onCrash(crash);
+    this.onLost(this);
+  }
+}
+
+export interface WorkerPoolOptions {
+  size: number;
+  /** Started and idle, ready to replace a worker that was terminated. */
+  spares: number;
+  /** V8 heap limits of each thread. Guest memory is not counted here; the imported memory caps that. */
+  heapMb: number;
+}
+
+/**
+ * A fixed set of guest workers plus warm spares. A worker that is terminated (timeout,
+ * cancellation) or crashes is replaced at once by a spare, and a new spare starts in the background,
+ * so the pool keeps serving.
+ */
+export class WorkerPool {
+  private readonly idle: GuestWorker[] = [];
+  private readonly spares: GuestWorker[] = [];
+  private readonly waiters: Array<{ resolve: (worker: GuestWorker) => void; reject: (err: Error) => void }> = [];
+  private readonly all = new Set<GuestWorker>();
+  private closed = false;
+
+  constructor(private readonly options: WorkerPoolOptions) {
+    for (let i = 0; i < options.size; i++) this.idle.push(this.spawn());
+    for (let i = 0; i < options.spares; i++) this.spares.push(this.spawn());
+  }
+
+  get size(): number {
+    return this.options.size;
+  }
+
+  get queued(): number {
+    return this.waiters.length;
+  }
+
+  /** Resolves with a worker as soon as one is free; FIFO. `cancel` removes a waiter that no longer wants one. */
+  acquire(): { worker: Promise<GuestWorker>; cancel: () => void } {
+    const worker = this.idle.pop();
+    if (worker) return { worker: Promise.resolve(worker), cancel: () => {} };
+    if (this.closed) return { worker: Promise.reject(new SandboxError('ENGINE_CLOSED', 'The engine is closed.')), cancel: () => {} };
+    let waiter!: { resolve: (worker: GuestWorker) => void; reject: (err: Error) => void };
+    const promise = new Promise<GuestWorker>((resolve, reject) => {
+      waiter = { resolve, reject };
+      this.waiters.push(waiter);
+    });
+    return {
+      worker: promise,
+      cancel: () => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+      },
+    };
+  }
+
+  release(worker: GuestWorker): void {
+    worker.handler = null;
+    if (this.closed) return worker.terminate();
+    const waiter = this.waiters.shift();
+    if (waiter) waiter.resolve(worker);
+    else this.idle.push(worker);
+  }
+
+  /** Terminates a busy worker and puts a spare in its place. */
+  discard(worker: GuestWorker): void {
+    worker.terminate();
+    this.all.delete(worker);
+    this.replace();
+  }
+
+  /** Resolves when every thread, spares included, has started. */
+  async ready(): Promise<void> {
+    await Promise.all([...this.all].map((w) => w.online));
+  }
+
+  broadcast(message: ToWorker & { type: 'forget' }): void {
+    for (const worker of this.all) {
+      worker.modules.delete(message.hash);
+      worker.post(message);
+    }
+  }
+
+  /** Terminates every thread, busy ones included; their calls fail as crashed unless they settle first. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const waiter of this.waiters.splice(0)) waiter.reject(new SandboxError('ENGINE_CLOSED', 'The engine closed before the call started.'));
+    for (const worker of this.all) {
+      worker.handler?.onCrash({ code: 'ENGINE_CLOSED', message: 'The engine closed during the call.' });
+      worker.terminate();
+    }
+    this.all.clear();
+    this.idle.length = 0;
+    this.spares.length = 0;
+  }
+
+  private replace(): void {
+    if (this.closed) return;
+    const spare = this.spares.shift() ?? this.spawn();
+    this.release(spare);
+    if (this.spares.length < this.options.spares) this.spares.push(this.spawn());
+  }
+
+  private spawn(): GuestWorker {
+    const { heapMb } = this.options;
+    const worker = new Worker(workerUrl, {
+      env: {},
+      stdout: false,
+      stderr: false,
+      resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: Math.max(4, Math.round(heapMb / 8)), stackSizeMb: 4 },
+    });
+    worker.unref();
+    const guest = new GuestWorker(worker, (lost) => this.onLost(lost));
+    this.all.add(guest);
+    return guest;
+  }
+
+  private onLost(worker: GuestWorker): void {
+    this.all.delete(worker);
+    const spareIndex = this.spares.indexOf(worker);
+    if (spareIndex >= 0) {
+      this.spares.splice(spareIndex, 1);
+      if (!this.closed) this.spares.push(this.spawn());
+      return;
+    }
+    const idleIndex = this.idle.indexOf(worker);
+    if (idleIndex >= 0) this.idle.splice(idleIndex, 1);
+    this.replace();
+  }
+}
