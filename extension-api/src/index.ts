@@ -5,5 +5,6 @@ export * from './cancellation.js';
 export * from './manifest.js';
 export * from './types.js';
 export * from './api.js';
+export * from './asyncQueue.js';
 /** Engine version: the value extensions put in `engines.aion`. */
 export const API_VERSION = '0.1.0';

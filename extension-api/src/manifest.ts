@@ -14,6 +14,8 @@ export interface RouteContribution {
   auth?: 'required' | 'optional' | 'none';
   /** The handler answers with a server-sent-event stream. */
   stream?: boolean;
+  /** A `GET` route that upgrades to a WebSocket: the handler gets `request.messages` and returns `{ stream }`. */
+  websocket?: boolean;
   /** Request body limit in bytes; the kernel default applies when absent. */
   bodyLimit?: number;
   /** Per-request timeout in milliseconds (not applied to streams after their first event). */
@@ -144,6 +146,7 @@ export const manifestSchema = {
               scopes: { type: 'array', items: { type: 'string', minLength: 1 } },
               auth: { enum: ['required', 'optional', 'none'] },
               stream: { type: 'boolean' },
+              websocket: { type: 'boolean' },
               bodyLimit: { type: 'integer', minimum: 0 },
               timeoutMs: { type: 'integer', minimum: 1 },
               description: { type: 'string' },

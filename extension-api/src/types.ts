@@ -28,6 +28,8 @@ export interface HttpRequestData {
   principal?: Principal;
   requestId: string;
   ip: string;
+  /** WebSocket routes only: each text frame the client sends; ends when the client closes. */
+  messages?: AsyncIterable<string>;
 }
 
 export interface ServerSentEvent {
@@ -41,8 +43,8 @@ export interface HttpResponseData {
   status?: number;
   headers?: Record<string, string>;
   body?: unknown;
-  /** For streaming routes: each element becomes one server-sent event. */
-  stream?: AsyncIterable<ServerSentEvent>;
+  /** Streaming routes: each element becomes one server-sent event. WebSocket routes: one text frame (objects as JSON). */
+  stream?: AsyncIterable<ServerSentEvent> | AsyncIterable<string | object>;
 }
 
 export type HttpHandler = (request: HttpRequestData, token: CancellationToken) => HttpResponseData | Promise<HttpResponseData>;

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { inject, injectable } from 'inversify';
 import Koa from 'koa';
 import Router from '@koa/router';
 import getRawBody from 'raw-body';
 import { Server as SocketServer } from 'socket.io';
-import { AionError, CancellationTokenSource, ErrorCodes, isAionError, type ErrorPayload, type HttpRequestData, type HttpResponseData, type Principal, type RouteContribution, type ServerSentEvent } from '@aion/extension-api';
+import { AionError, AsyncQueue, CancellationTokenSource, ErrorCodes, isAionError, type ErrorPayload, type HttpRequestData, type HttpResponseData, type Principal, type RouteContribution, type ServerSentEvent } from '@aion/extension-api';
 import { HostProtocol } from '@aion/extension-api/protocol';
 import type { AionConfig } from '../config/configuration.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
@@ -48,6 +50,10 @@ export class HttpEdge {
   private draining = false;
   private ready = false;
   private readonly drained = new Set<() => void>();
+  private readonly socketRouter = new Router();
+  private readonly socketRoutes = new Map<string, { extensionId: string; route: RouteContribution }>();
+  private readonly sockets = new Set<WebSocket>();
+  private wss?: WebSocketServer;
 
   constructor(
     @inject(TYPES.KernelOptions) private readonly config: AionConfig,
@@ -117,7 +123,13 @@ export class HttpEdge {
       if (record.state === 'skipped') continue;
       for (const route of record.manifest.contributes?.routes ?? []) {
         const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
-        router[method](route.path, (ctx) => this.dispatch(ctx, record.id, route));
+        if (route.websocket) {
+          this.socketRouter.get(route.path, () => undefined);
+          this.socketRoutes.set(route.path, { extensionId: record.id, route });
+          router.get(route.path, () => {
+            throw new AionError('UPGRADE_REQUIRED', `${route.path} is a WebSocket endpoint: connect with a WebSocket client`, { status: 426, headers: { Upgrade: 'websocket' } });
+          });
+        } else router[method](route.path, (ctx) => this.dispatch(ctx, record.id, route));
       }
     }
     app.use(router.routes());
@@ -162,31 +174,29 @@ export class HttpEdge {
     ctx.body = errorBody(error);
   }
 
-  private async authenticate(ctx: Koa.Context): Promise<AuthResult> {
-    const payload = { headers: ctx.headers, method: ctx.method, path: ctx.path, ip: ctx.ip };
-    const result = (await this.kernel.callHook('http.authenticate', payload)) as AuthResult;
-    return result ?? undefined;
+  /** `http.authenticate`, then the route's declared auth mode and scopes. Throws the error to send. */
+  private async authorizeRoute(route: RouteContribution, request: { headers: Record<string, unknown>; method: string; path: string; ip: string }, setHeader: (k: string, v: string) => void): Promise<Principal | undefined> {
+    const mode = route.auth ?? (route.scopes?.length ? 'required' : 'optional');
+    if (mode === 'none') return undefined;
+    const auth = ((await this.kernel.callHook('http.authenticate', request)) ?? undefined) as AuthResult;
+    for (const [k, v] of Object.entries(auth?.headers ?? {})) setHeader(k, v);
+    if (auth?.error) throw new AionError(auth.error.code, auth.error.message, { status: auth.error.status ?? 401, headers: auth.error.headers, details: auth.error.details });
+    const principal = auth?.principal;
+    if (!principal && mode === 'required') {
+      const how = this.hooks.tapCount('http.authenticate') > 0 ? 'send Authorization: Bearer <token> or X-API-Key' : 'no authentication extension is installed, so this route cannot be used';
+      throw new AionError(ErrorCodes.UNAUTHENTICATED, `${route.method} ${route.path} requires authentication: ${how}`);
+    }
+    const missing = (route.scopes ?? []).filter((s) => !principal?.scopes.includes(s) && !principal?.scopes.includes('*'));
+    if (principal && missing.length > 0) {
+      throw new AionError(ErrorCodes.FORBIDDEN, `this route requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, { details: { missingScopes: missing } });
+    }
+    return principal;
   }
 
   private async dispatch(ctx: Koa.Context, extensionId: string, route: RouteContribution): Promise<void> {
     const routeKey = `${route.method} ${route.path}`;
     const requestId = ctx.state.requestId as string;
-    const mode = route.auth ?? (route.scopes?.length ? 'required' : 'optional');
-    let principal: Principal | undefined;
-    if (mode !== 'none') {
-      const auth = await this.authenticate(ctx);
-      for (const [k, v] of Object.entries(auth?.headers ?? {})) ctx.set(k, v);
-      if (auth?.error) throw new AionError(auth.error.code, auth.error.message, { status: auth.error.status ?? 401, headers: auth.error.headers, details: auth.error.details });
-      principal = auth?.principal;
-      if (!principal && mode === 'required') {
-        const how = this.hooks.tapCount('http.authenticate') > 0 ? 'send Authorization: Bearer <token> or X-API-Key' : 'no authentication extension is installed, so this route cannot be used';
-        throw new AionError(ErrorCodes.UNAUTHENTICATED, `${routeKey} requires authentication: ${how}`);
-      }
-      const missing = (route.scopes ?? []).filter((s) => !principal?.scopes.includes(s) && !principal?.scopes.includes('*'));
-      if (principal && missing.length > 0) {
-        throw new AionError(ErrorCodes.FORBIDDEN, `this route requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, { details: { missingScopes: missing } });
-      }
-    }
+    const principal = await this.authorizeRoute(route, { headers: ctx.headers, method: ctx.method, path: ctx.path, ip: ctx.ip }, (k, v) => ctx.set(k, v));
     const record = this.registry.require(extensionId);
     const limit = route.bodyLimit ?? this.config.server.bodyLimit;
     let body: unknown;
@@ -306,9 +316,13 @@ export class HttpEdge {
     const server = createServer(this.app.callback());
     server.keepAliveTimeout = 5_000;
     this.server = server;
-    this.io = new SocketServer(server, { serveClient: false, cors: { origin: false } });
+    this.io = new SocketServer(server, { serveClient: false, cors: { origin: false }, destroyUpgrade: false });
     this.realtime.attach(this.io);
     this.attachRealtime(this.io);
+    if (this.socketRoutes.size > 0) {
+      this.wss = new WebSocketServer({ noServer: true, maxPayload: this.config.server.bodyLimit });
+      server.on('upgrade', (req, socket, head) => void this.handleUpgrade(req, socket, head));
+    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.config.server.port, this.config.server.host, () => resolve());
@@ -316,6 +330,76 @@ export class HttpEdge {
     const { port } = server.address() as AddressInfo;
     const host = this.config.server.host.includes(':') ? `[${this.config.server.host}]` : this.config.server.host;
     return { url: `http://${host}:${port}`, port };
+  }
+
+  private rejectUpgrade(socket: Duplex, error: AionError, requestId: string): void {
+    const status = error.httpStatus;
+    const body = JSON.stringify(errorBody(error));
+    const headers = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`, 'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`, `X-Request-Id: ${requestId}`, 'Connection: close'];
+    for (const [k, v] of Object.entries(error.headers ?? {})) headers.push(`${k}: ${v}`);
+    socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+  }
+
+  /** WebSocket routes: authorise like any route, then bridge frames to the extension as two streams. */
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname.startsWith('/socket.io/')) return;
+    const incomingId = String(req.headers['x-request-id'] ?? '');
+    const requestId = REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    socket.on('error', () => undefined);
+    const layer = this.socketRouter.match(url.pathname, 'GET').pathAndMethod[0];
+    const target = layer && this.socketRoutes.get(layer.path as string);
+    if (!layer || !target) return this.rejectUpgrade(socket, new AionError(ErrorCodes.NOT_FOUND, `no WebSocket route ${url.pathname}`), requestId);
+    if (this.draining) return this.rejectUpgrade(socket, new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'), requestId);
+    const ip = req.socket.remoteAddress ?? '';
+    let principal: Principal | undefined;
+    try {
+      principal = await this.authorizeRoute(target.route, { headers: req.headers, method: 'GET', path: url.pathname, ip }, () => undefined);
+    } catch (err) {
+      return this.rejectUpgrade(socket, isAionError(err) ? err : new AionError(ErrorCodes.INTERNAL, 'authentication failed'), requestId);
+    }
+    this.wss!.handleUpgrade(req, socket, head, (ws) => void this.bridgeSocket(ws, target.extensionId, target.route, {
+      method: 'GET',
+      path: url.pathname,
+      route: target.route.path,
+      params: layer.params(url.pathname, layer.captures(url.pathname)) as Record<string, string>,
+      query: Object.fromEntries(url.searchParams),
+      headers: req.headers as Record<string, string>,
+      principal,
+      requestId,
+      ip,
+    }));
+  }
+
+  private async bridgeSocket(ws: WebSocket, extensionId: string, route: RouteContribution, request: HttpRequestData): Promise<void> {
+    this.sockets.add(ws);
+    const cancel = new CancellationTokenSource();
+    const messages = new AsyncQueue<string>();
+    let outgoing: AsyncIterator<unknown> | undefined;
+    ws.on('message', (data, isBinary) => messages.push(isBinary ? Buffer.from(data as Buffer).toString('base64') : data.toString()));
+    ws.on('close', () => {
+      this.sockets.delete(ws);
+      messages.end();
+      cancel.cancel();
+      void outgoing?.return?.();
+    });
+    ws.on('error', () => undefined);
+    try {
+      const host = await this.kernel.hostOf(extensionId, `onRoute:GET ${route.path}`);
+      const response = (await host.request(HostProtocol.handleRoute, { extensionId, route: `GET ${route.path}`, request: { ...request, messages } }, cancel.token)) as HttpResponseData;
+      if (!response?.stream) throw new AionError(ErrorCodes.INTERNAL, 'the WebSocket handler returned no stream');
+      outgoing = (response.stream as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+      for (;;) {
+        const next = await outgoing.next();
+        if (next.done || ws.readyState !== ws.OPEN) break;
+        const frame = typeof next.value === 'string' ? next.value : JSON.stringify(next.value);
+        await new Promise<void>((resolve, reject) => ws.send(frame, (err) => (err ? reject(err) : resolve())));
+      }
+      if (ws.readyState === ws.OPEN) ws.close(1000, 'done');
+    } catch (err) {
+      const error = this.fromExtension(err, extensionId, request.requestId);
+      if (ws.readyState === ws.OPEN) ws.close(1011, Buffer.from(`${error.code}: ${error.message}`).subarray(0, 120).toString());
+    }
   }
 
   private attachRealtime(io: SocketServer): void {
@@ -357,6 +441,7 @@ export class HttpEdge {
     this.draining = true;
     this.server?.close();
     this.io?.disconnectSockets(true);
+    for (const ws of this.sockets) ws.close(1001, 'server shutting down');
     if (this.inFlight === 0) return true;
     return new Promise<boolean>((resolve) => {
       const done = () => {
@@ -373,6 +458,8 @@ export class HttpEdge {
   }
 
   async close(): Promise<void> {
+    for (const ws of this.sockets) ws.terminate();
+    this.wss?.close();
     this.io?.close();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

@@ -18,6 +18,12 @@ export async function activate(ctx: aion.ExtensionContext) {
       }
       return { stream: count() };
     }),
+    aion.http.handle('GET /v1/hello/socket', async (req) => {
+      async function* replies() {
+        for await (const message of req.messages!) yield message.toUpperCase();
+      }
+      return { stream: replies() };
+    }),
     aion.commands.register('hello.greet', (name: string) => `${greeting()} ${name}`),
   );
 
