@@ -36,6 +36,8 @@ export type FakeOpenAIReply =
   | { kind: 'hang' }
   /** Streams these chunks, then destroys the socket. */
   | { kind: 'cut'; text: string[] }
+  /** Streams these chunks, then sends nothing more and keeps the connection open. */
+  | { kind: 'stall'; text: string[] }
   /** Streams these chunks, then a line that is not JSON (`raw`), then `[DONE]`. */
   | { kind: 'malformed'; text?: string[]; raw?: string };
 
@@ -196,6 +198,7 @@ async function answer(res: ServerResponse, request: RecordedRequest, reply: Fake
       res.socket?.destroy();
       return;
     }
+    if (reply.kind === 'stall') return;
     if (reply.kind === 'malformed') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(reply.raw ?? '{"choices": [ oops');
@@ -207,6 +210,7 @@ async function answer(res: ServerResponse, request: RecordedRequest, reply: Fake
   }
 
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.flushHeaders();
   const send = async (payload: unknown) => {
     if (options.chunkDelayMs) await sleep(options.chunkDelayMs);
     await write(res, `data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
@@ -223,6 +227,7 @@ async function answer(res: ServerResponse, request: RecordedRequest, reply: Fake
     res.socket?.destroy();
     return;
   }
+  if (reply.kind === 'stall') return;
   if (reply.kind === 'malformed') {
     await send(reply.raw ?? '{"choices": [ {"delta": oops');
     await send('[DONE]');

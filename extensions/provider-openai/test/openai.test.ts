@@ -178,6 +178,24 @@ describe('provider-openai client', () => {
     await within(fake.requests[0]!.disconnected, 2_000, 'closing the timed-out request');
   });
 
+  it('reports a stream that stalls midway as PROVIDER_TIMEOUT after the first token', async () => {
+    fake = await startFakeOpenAI({ replies: [{ kind: 'stall', text: ['a'] }] });
+    const events = await collect(new OpenAIClient({ baseUrl: fake.url, timeoutMs: 300 }).chat(hello));
+    assert.deepEqual(tokens(events), ['a']);
+    assert.deepEqual(last(events), { type: 'error', code: 'PROVIDER_TIMEOUT', message: "the provider's stream stalled for 300 ms", retryable: false, afterFirstToken: true });
+  });
+
+  it('does not count a slow consumer against timeoutMs', async () => {
+    fake = await startFakeOpenAI({ replies: [{ kind: 'answer', text: ['a', 'b', 'c'] }] });
+    const events: ProviderEvent[] = [];
+    for await (const event of new OpenAIClient({ baseUrl: fake.url, timeoutMs: 150 }).chat(hello)) {
+      events.push(event);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.deepEqual(tokens(events), ['a', 'b', 'c']);
+    assert.deepEqual(last(events), { type: 'done', finishReason: 'stop' });
+  });
+
   it('reports a stream cut in the middle as PROVIDER_STREAM_CUT after the first token', async () => {
     fake = await startFakeOpenAI({ replies: [{ kind: 'cut', text: ['one', ' two'] }] });
     const events = await collect(new OpenAIClient({ baseUrl: fake.url }).chat(hello));

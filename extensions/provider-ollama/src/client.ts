@@ -1,0 +1,181 @@
+import type { CancellationToken } from '@aion/extension-api';
+import type { ChatMessage, ChatRequest, FinishReason, ModelInfo, ProviderEvent, ProviderImplementation } from './types.js';
+import { ProviderFailure, UpstreamCall } from './upstream.js';
+
+export interface OllamaClientOptions {
+  /** The server's root, `http://127.0.0.1:11434` by default (no `/api` suffix). */
+  baseUrl?: string;
+  /** Sent as `Authorization: Bearer` when set, for servers behind an authenticating proxy. */
+  apiKey?: string | (() => string | undefined | Promise<string | undefined>);
+  /** The longest wait for the server without progress; generous by default because the first call loads the model. */
+  timeoutMs?: number;
+  /** Metadata that `listModels` attaches to the server's models with the same name. */
+  models?: ModelInfo[];
+}
+
+export const DEFAULT_BASE_URL = 'http://127.0.0.1:11434';
+export const DEFAULT_TIMEOUT_MS = 120_000;
+
+interface OllamaToolCall {
+  id?: string;
+  function?: { index?: number; name?: string; arguments?: unknown };
+}
+
+interface OllamaChatLine {
+  message?: { role?: string; content?: string; tool_calls?: OllamaToolCall[] };
+  done?: boolean;
+  done_reason?: string;
+  prompt_eval_count?: number;
+  eval_count?: number;
+  error?: string;
+}
+
+/** A client of Ollama's native chat API (`/api/chat`, NDJSON streaming). */
+export class OllamaClient implements ProviderImplementation {
+  private readonly baseUrl: string;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: OllamaClientOptions = {}) {
+    this.baseUrl = (options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** Yields the answer's events; never throws: a failure is the last event. */
+  async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
+    const call = new UpstreamCall(request.timeoutMs ?? this.timeoutMs, token);
+    let afterFirstToken = false;
+    try {
+      const body = toOllamaRequest(request);
+      const response = await call.send({ method: 'POST', url: `${this.baseUrl}/api/chat`, headers: await this.authHeaders(), body });
+      const lines = body.stream ? call.lines(response, true) : wholeBody(call, response);
+      for await (const event of answerEvents(lines, call)) {
+        if (event.type === 'token' || event.type === 'tool_call') afterFirstToken = true;
+        yield event;
+      }
+    } catch (err) {
+      yield asFailure(err, call).toEvent(afterFirstToken);
+    } finally {
+      await call.release();
+    }
+  }
+
+  async listModels(token?: CancellationToken): Promise<ModelInfo[]> {
+    const call = new UpstreamCall(this.timeoutMs, token);
+    try {
+      const response = await call.send({ method: 'GET', url: `${this.baseUrl}/api/tags`, headers: await this.authHeaders() });
+      const body = (await call.json(response)) as { models?: Array<{ name?: unknown; model?: unknown }> };
+      if (!Array.isArray(body?.models)) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', 'the model list has no models array');
+      const configured = new Map((this.options.models ?? []).map((m) => [m.id, m]));
+      return body.models.flatMap((m) => {
+        const name = typeof m?.name === 'string' ? m.name : typeof m?.model === 'string' ? m.model : undefined;
+        if (!name) return [];
+        // `llama3.1` and `llama3.1:latest` are the same model to Ollama.
+        return [{ ...(configured.get(name) ?? configured.get(name.replace(/:latest$/, ''))), id: name }];
+      });
+    } catch (err) {
+      throw asFailure(err, call).toAionError();
+    } finally {
+      await call.release();
+    }
+  }
+
+  private async authHeaders(): Promise<Record<string, string>> {
+    let key: string | undefined;
+    try {
+      key = typeof this.options.apiKey === 'function' ? await this.options.apiKey() : this.options.apiKey;
+    } catch (err) {
+      throw new ProviderFailure('PROVIDER_AUTH_FAILED', `the API key could not be read: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return key ? { authorization: `Bearer ${key}` } : {};
+  }
+}
+
+function asFailure(err: unknown, call: UpstreamCall): ProviderFailure {
+  if (err instanceof ProviderFailure) return err;
+  if (call.cancelled) return new ProviderFailure('CANCELLED', 'the request was cancelled');
+  return new ProviderFailure('PROVIDER_BAD_RESPONSE', `the provider's answer could not be read: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+/** Ollama has no `tool_choice`: `none` leaves the tools out, the other choices are left to the model. */
+function toOllamaRequest(request: ChatRequest): Record<string, unknown> & { stream: boolean } {
+  if (typeof request?.model !== 'string' || request.model === '') throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request names no model');
+  if (!Array.isArray(request.messages) || request.messages.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no messages');
+  const body: Record<string, unknown> & { stream: boolean } = { model: request.model, messages: request.messages.map(toOllamaMessage), stream: request.stream !== false };
+  if (request.tools?.length && request.toolChoice !== 'none') {
+    body.tools = request.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }));
+  }
+  const options: Record<string, unknown> = {};
+  if (request.temperature !== undefined) options.temperature = request.temperature;
+  if (request.maxTokens !== undefined) options.num_predict = request.maxTokens;
+  if (request.stop?.length) options.stop = request.stop;
+  if (Object.keys(options).length) body.options = options;
+  return body;
+}
+
+function toOllamaMessage(message: ChatMessage): Record<string, unknown> {
+  const out: Record<string, unknown> = { role: message.role, content: message.content ?? '' };
+  if (message.role === 'tool' && message.name) out.tool_name = message.name;
+  if (message.toolCalls?.length) {
+    out.tool_calls = message.toolCalls.map((c) => ({ function: { name: c.name, arguments: parseArguments(c.arguments, c.name) } }));
+  }
+  return out;
+}
+
+/** Ollama takes tool-call arguments as an object, not JSON text. */
+function parseArguments(text: string, name: string): unknown {
+  try {
+    return text.trim() === '' ? {} : JSON.parse(text);
+  } catch {
+    throw new ProviderFailure('PROVIDER_BAD_REQUEST', `the arguments of the earlier call to ${name} are not JSON`);
+  }
+}
+
+async function* wholeBody(call: UpstreamCall, response: Response): AsyncGenerator<string> {
+  yield await call.text(response);
+}
+
+async function* answerEvents(lines: AsyncIterable<string>, call: UpstreamCall): AsyncGenerator<ProviderEvent> {
+  let calls = 0;
+  for await (const text of lines) {
+    if (text.trim() === '') continue;
+    const line = parseLine(text);
+    if (line.error !== undefined) {
+      throw new ProviderFailure('PROVIDER_UNAVAILABLE', `the provider reported: ${String(line.error)}`, { retryable: true });
+    }
+    const content = line.message?.content;
+    if (typeof content === 'string' && content !== '') yield { type: 'token', text: content };
+    for (const toolCall of line.message?.tool_calls ?? []) {
+      const name = toolCall.function?.name;
+      if (typeof name !== 'string' || name === '') throw new ProviderFailure('PROVIDER_BAD_RESPONSE', 'a tool call has no function name');
+      const args = toolCall.function?.arguments;
+      yield { type: 'tool_call', call: { id: toolCall.id ?? `call_${calls}`, name, arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}) } };
+      calls++;
+    }
+    if (line.done === true) {
+      call.markComplete();
+      if (line.prompt_eval_count !== undefined || line.eval_count !== undefined) {
+        yield { type: 'usage', inputTokens: line.prompt_eval_count ?? 0, outputTokens: line.eval_count ?? 0 };
+      }
+      yield { type: 'done', finishReason: finishReason(line.done_reason, calls > 0) };
+      return;
+    }
+  }
+  throw new ProviderFailure('PROVIDER_STREAM_CUT', 'the stream ended before the answer was complete', { retryable: true });
+}
+
+function parseLine(text: string): OllamaChatLine {
+  let line: unknown;
+  try {
+    line = JSON.parse(text);
+  } catch {
+    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a line that is not JSON: ${text.slice(0, 200)}`);
+  }
+  if (typeof line !== 'object' || line === null || Array.isArray(line)) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a line that is not an object: ${text.slice(0, 200)}`);
+  return line as OllamaChatLine;
+}
+
+/** Ollama reports `stop` after tool calls; `load` and `unload` end requests that generated nothing. */
+function finishReason(reason: string | undefined, calledTools: boolean): FinishReason {
+  if (reason === 'length') return 'length';
+  return calledTools ? 'tool_calls' : 'stop';
+}
