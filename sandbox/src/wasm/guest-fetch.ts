@@ -31,8 +31,29 @@ export const fetchStatusCode: Record<Exclude<GuestFetchResult['status'], 'ok'>, 
   'network-error': HostCallStatus.NETWORK_ERROR,
 };
 
-class PolicyDenied extends Error {
+export class PolicyDenied extends Error {
   readonly code = 'ESANDBOXDENIED';
+}
+
+export type LookupFunction = (hostname: string, options: object, callback: (...args: unknown[]) => void) => void;
+
+/**
+ * A `lookup` for the socket itself: it resolves the name and refuses private addresses unless the
+ * host was declared by its exact name, so the name cannot resolve differently between check and connect.
+ */
+export function guardedLookup(explicit: boolean, label: string): LookupFunction {
+  return (hostname, opts, callback) => {
+    dnsLookup(hostname, { ...opts, all: true }, (err, addresses: LookupAddress[]) => {
+      if (err) return callback(err);
+      if (!explicit && addresses.some((a) => isPrivateAddress(a.address))) {
+        return callback(new PolicyDenied(`http_fetch to ${label}: the host resolves to a private address`));
+      }
+      if ((opts as { all?: boolean }).all) return callback(null, addresses);
+      const first = addresses[0];
+      if (!first) return callback(new Error(`no address for ${hostname}`));
+      callback(null, first.address, first.family);
+    });
+  };
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -58,9 +79,7 @@ function parseRequest(raw: Uint8Array): GuestHttpRequest | string {
 
 /**
  * Performs one guest HTTP request under the policy: the host must be declared, and a private
- * address (literal or resolved) is reached only through a host declared by its exact name. The
- * address check runs inside the socket's own DNS lookup, so a name cannot resolve differently
- * between the check and the connection.
+ * address (literal or resolved) is reached only through a host declared by its exact name.
  */
 export async function performGuestFetch(
   raw: Uint8Array,
@@ -83,19 +102,7 @@ export async function performGuestFetch(
     return { status: 'denied', reason: `http_fetch to ${url.host}: private address not declared explicitly` };
   }
 
-  const lookup = (hostname: string, opts: object, callback: (...args: unknown[]) => void): void => {
-    dnsLookup(hostname, { ...opts, all: true }, (err, addresses: LookupAddress[]) => {
-      if (err) return callback(err);
-      if (!match.explicit && addresses.some((a) => isPrivateAddress(a.address))) {
-        return callback(new PolicyDenied(`http_fetch to ${url.host}: the host resolves to a private address`));
-      }
-      if ((opts as { all?: boolean }).all) return callback(null, addresses);
-      const first = addresses[0];
-      if (!first) return callback(new Error(`no address for ${hostname}`));
-      callback(null, first.address, first.family);
-    });
-  };
-
+  const lookup = guardedLookup(match.explicit, url.host);
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise<GuestFetchResult>((resolve) => {
     let settled = false;

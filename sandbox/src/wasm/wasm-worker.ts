@@ -127,8 +127,8 @@ const aion: Record<string, WasiFunction> = {
     if (status > 0) c.guestBytes().set(new Uint8Array(data, 0, status), outPtr);
     if (status < 0) {
       const reason = decoder.decode(new Uint8Array(control, CONTROL_REASON_OFFSET, Atomics.load(flags, 2)).slice());
-      if (status === HostCallStatus.DENIED) c.deny(reason);
-      else c.log(`sandbox: ${reason}`);
+      // The engine records fetch refusals itself; here they only reach the guest's log.
+      c.log(`sandbox: ${status === HostCallStatus.DENIED ? 'denied: ' : ''}${reason}`);
     }
     return status;
   },
