@@ -11,3 +11,13 @@ export { inspectModule, validateModule, moduleHash, WASM_PAGE_BYTES, type Module
 export { NetworkPolicy, isPrivateAddress } from './wasm/network-policy.js';
 export { HostCallStatus } from './wasm/protocol.js';
 export type { GuestHttpRequest, GuestHttpResponse } from './wasm/guest-fetch.js';
+export {
+  ProcessEngine,
+  type ProcessEngineOptions,
+  type ProcessSkill,
+  type ProcessLimits,
+  type ProcessCallRequest,
+  type ProcessCallResult,
+  type ToolContent,
+} from './process/process-engine.js';
+export { detectCgroupSupport, type CgroupSupport } from './process/cgroup.js';
