@@ -131,8 +131,10 @@ export class UpstreamCall {
     return this.abortReason === 'cancelled';
   }
 
-  /** Sends the request; resolves with a 2xx response, otherwise throws a ProviderFailure. */
+  /** Sends the request; resolves with a 2xx response, otherwise throws a ProviderFailure. One call may send several requests in turn (pages). */
   async send(request: UpstreamRequest): Promise<Response> {
+    this.reader = undefined;
+    this.bodyEnded = false;
     const headers: Record<string, string> = { accept: 'application/json, text/event-stream, application/x-ndjson', ...request.headers };
     if (request.body !== undefined) headers['content-type'] = 'application/json';
     const response = await this.guarded(

@@ -1,0 +1,260 @@
+import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
+import type { ProviderErrorCode, ProviderErrorEvent } from './types.js';
+
+/** A failed upstream call; a chat turns it into its final `error` event, `listModels` into an AionError. */
+export class ProviderFailure extends Error {
+  readonly retryable: boolean;
+  readonly status?: number;
+  readonly retryAfterMs?: number;
+
+  constructor(readonly code: ProviderErrorCode, message: string, options: { retryable?: boolean; status?: number; retryAfterMs?: number } = {}) {
+    super(message);
+    this.name = 'ProviderFailure';
+    this.retryable = options.retryable ?? false;
+    this.status = options.status;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+
+  /** Output already yielded makes a retry unsafe, whatever the cause. */
+  toEvent(afterFirstToken: boolean): ProviderErrorEvent {
+    const event: ProviderErrorEvent = { type: 'error', code: this.code, message: this.message, retryable: this.retryable && !afterFirstToken, afterFirstToken };
+    if (this.status !== undefined) event.status = this.status;
+    if (this.retryAfterMs !== undefined) event.retryAfterMs = this.retryAfterMs;
+    return event;
+  }
+
+  toAionError(): AionError {
+    const headers = this.retryAfterMs === undefined ? undefined : { 'retry-after': String(Math.ceil(this.retryAfterMs / 1000)) };
+    return new AionError(this.code, this.message, {
+      status: edgeStatus[this.code],
+      headers,
+      details: { retryable: this.retryable, status: this.status, retryAfterMs: this.retryAfterMs },
+    });
+  }
+}
+
+/** The status an upstream failure maps to when it reaches Aion's own HTTP edge. */
+const edgeStatus: Record<ProviderErrorCode, number> = {
+  PROVIDER_RATE_LIMITED: 429,
+  PROVIDER_UNAVAILABLE: 502,
+  PROVIDER_TIMEOUT: 504,
+  PROVIDER_STREAM_CUT: 502,
+  PROVIDER_BAD_RESPONSE: 502,
+  PROVIDER_AUTH_FAILED: 502,
+  PROVIDER_BAD_REQUEST: 400,
+  PROVIDER_UNREACHABLE: 502,
+  CANCELLED: 499,
+};
+
+/** `retry-after-ms` (milliseconds), else `retry-after` (seconds or an HTTP date). */
+export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
+  const ms = headers.get('retry-after-ms');
+  if (ms !== null && ms.trim() !== '' && Number.isFinite(Number(ms)) && Number(ms) >= 0) return Math.round(Number(ms));
+  const value = headers.get('retry-after')?.trim();
+  if (!value) return undefined;
+  if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** Classifies a non-2xx answer. `detail` is the vendor's own message, when it sent one. */
+export function failureForStatus(status: number, headers: Headers, detail: string): ProviderFailure {
+  const message = `the provider answered HTTP ${status}${detail ? `: ${detail}` : ''}`;
+  const retryAfter = retryAfterMs(headers);
+  if (status === 401 || status === 403) return new ProviderFailure('PROVIDER_AUTH_FAILED', `${message} (check the API key secret)`, { status });
+  if (status === 429) return new ProviderFailure('PROVIDER_RATE_LIMITED', message, { status, retryable: true, retryAfterMs: retryAfter });
+  if (status === 408) return new ProviderFailure('PROVIDER_TIMEOUT', message, { status, retryable: true, retryAfterMs: retryAfter });
+  if (status === 409 || status >= 500) return new ProviderFailure('PROVIDER_UNAVAILABLE', message, { status, retryable: true, retryAfterMs: retryAfter });
+  if (status >= 400) return new ProviderFailure('PROVIDER_BAD_REQUEST', message, { status });
+  return new ProviderFailure('PROVIDER_BAD_RESPONSE', `${message} (expected 200)`, { status });
+}
+
+/** The vendor's error message out of an error body: `{error:{message}}`, `{error:"…"}` or `{message}`. */
+export function vendorMessage(body: string): string {
+  let text = body.trim();
+  try {
+    const parsed = JSON.parse(text) as { error?: unknown; message?: unknown };
+    const error = parsed.error as { message?: unknown } | string | undefined;
+    const found = typeof error === 'string' ? error : typeof error?.message === 'string' ? error.message : typeof parsed.message === 'string' ? parsed.message : undefined;
+    if (found !== undefined) text = found;
+  } catch {
+    // Not JSON: the text itself is the best description.
+  }
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+}
+
+const unreachableCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** The system error code under undici's `TypeError('fetch failed')` wrappers. */
+function networkErrorCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    const candidate = e as { code?: unknown; cause?: unknown; errors?: unknown[] };
+    if (typeof candidate.code === 'string') return candidate.code;
+    e = candidate.cause ?? candidate.errors?.[0];
+  }
+  return undefined;
+}
+
+function describe(err: unknown): string {
+  const code = networkErrorCode(err);
+  const cause = (err as { cause?: { message?: string } })?.cause?.message;
+  return code ?? cause ?? (err instanceof Error ? err.message : String(err));
+}
+
+export interface UpstreamRequest {
+  method: 'GET' | 'POST';
+  url: string;
+  headers: Record<string, string>;
+  body?: unknown;
+}
+
+/**
+ * One HTTP exchange with a vendor: cancellation by token aborts it at once, and `timeoutMs` bounds
+ * every wait for the vendor (the response head, then each body chunk), not the time a slow consumer
+ * takes between chunks.
+ */
+export class UpstreamCall {
+  private readonly controller = new AbortController();
+  private abortReason?: 'cancelled' | 'timeout' | 'released';
+  private timer?: NodeJS.Timeout;
+  private readonly cancellation?: Disposable;
+  private reader?: ReadableStreamDefaultReader<Uint8Array>;
+  private bodyEnded = false;
+  private answerComplete = false;
+
+  constructor(private readonly timeoutMs: number, token?: CancellationToken) {
+    if (token?.isCancellationRequested) this.abort('cancelled');
+    else this.cancellation = token?.onCancellationRequested(() => this.abort('cancelled'));
+  }
+
+  get cancelled(): boolean {
+    return this.abortReason === 'cancelled';
+  }
+
+  /** Sends the request; resolves with a 2xx response, otherwise throws a ProviderFailure. One call may send several requests in turn (pages). */
+  async send(request: UpstreamRequest): Promise<Response> {
+    this.reader = undefined;
+    this.bodyEnded = false;
+    const headers: Record<string, string> = { accept: 'application/json, text/event-stream, application/x-ndjson', ...request.headers };
+    if (request.body !== undefined) headers['content-type'] = 'application/json';
+    const response = await this.guarded(
+      () => fetch(request.url, { method: request.method, headers, body: request.body === undefined ? undefined : JSON.stringify(request.body), signal: this.controller.signal }),
+      false,
+    );
+    if (response.ok) return response;
+    let detail = '';
+    try {
+      detail = vendorMessage(await this.text(response));
+    } catch {
+      // The status says enough when the body cannot be read.
+    }
+    throw failureForStatus(response.status, response.headers, detail);
+  }
+
+  async text(response: Response): Promise<string> {
+    const decoder = new TextDecoder();
+    let text = '';
+    for (let chunk = await this.read(response); chunk; chunk = await this.read(response)) text += decoder.decode(chunk, { stream: true });
+    return text + decoder.decode();
+  }
+
+  async json(response: Response): Promise<unknown> {
+    const text = await this.text(response);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the provider sent a body that is not JSON: ${text.slice(0, 200)}`);
+    }
+  }
+
+  /**
+   * The body's lines without their line ends. A last line with no line end is yielded only when
+   * `keepUnterminated` is set: in an event stream it is an event cut in half.
+   */
+  async *lines(response: Response, keepUnterminated = false): AsyncGenerator<string> {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (let chunk = await this.read(response); chunk; chunk = await this.read(response)) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let start = 0;
+      for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n', start)) {
+        const line = buffer.charCodeAt(end - 1) === 13 ? buffer.slice(start, end - 1) : buffer.slice(start, end);
+        start = end + 1;
+        yield line;
+      }
+      buffer = buffer.slice(start);
+    }
+    buffer += decoder.decode();
+    if (keepUnterminated && buffer.trim()) yield buffer;
+  }
+
+  /** The payload of each `data:` line of a server-sent-event stream; event names travel inside the payloads. */
+  async *eventData(response: Response): AsyncGenerator<string> {
+    for await (const line of this.lines(response)) {
+      if (line.startsWith('data:')) yield line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
+    }
+  }
+
+  /** The vendor finished its answer: what is left of the body is drained so the connection can be reused. */
+  markComplete(): void {
+    this.answerComplete = true;
+  }
+
+  /** Ends the exchange: drains a completed body briefly, aborts anything still open. */
+  async release(): Promise<void> {
+    clearTimeout(this.timer);
+    this.cancellation?.dispose();
+    if (this.reader && !this.bodyEnded && this.answerComplete && !this.controller.signal.aborted) {
+      const deadline = setTimeout(() => this.abort('released'), 250);
+      try {
+        while (!(await this.reader.read()).done);
+        this.bodyEnded = true;
+      } catch {
+        // Aborted by the deadline: the connection is closed instead of reused.
+      } finally {
+        clearTimeout(deadline);
+      }
+    }
+    if (!this.bodyEnded) this.abort('released');
+  }
+
+  private async read(response: Response): Promise<Uint8Array | undefined> {
+    if (!response.body) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', 'the provider sent no body');
+    this.reader ??= response.body.getReader();
+    const reader = this.reader;
+    const result = await this.guarded(() => reader.read(), true);
+    if (result.done) this.bodyEnded = true;
+    return result.done ? undefined : result.value;
+  }
+
+  private async guarded<T>(step: () => Promise<T>, inBody: boolean): Promise<T> {
+    if (this.controller.signal.aborted) throw this.failure(undefined, inBody);
+    this.timer = setTimeout(() => this.abort('timeout'), this.timeoutMs);
+    try {
+      return await step();
+    } catch (err) {
+      throw this.failure(err, inBody);
+    } finally {
+      clearTimeout(this.timer);
+    }
+  }
+
+  private abort(reason: 'cancelled' | 'timeout' | 'released'): void {
+    if (this.controller.signal.aborted) return;
+    this.abortReason = reason;
+    clearTimeout(this.timer);
+    this.controller.abort();
+  }
+
+  private failure(err: unknown, inBody: boolean): ProviderFailure {
+    if (err instanceof ProviderFailure) return err;
+    if (this.abortReason === 'cancelled') return new ProviderFailure('CANCELLED', 'the request was cancelled');
+    if (this.abortReason === 'timeout') {
+      return new ProviderFailure('PROVIDER_TIMEOUT', inBody ? `the provider's stream stalled for ${this.timeoutMs} ms` : `the provider did not answer within ${this.timeoutMs} ms`, { retryable: true });
+    }
+    const code = networkErrorCode(err);
+    if (!inBody && code && unreachableCodes.has(code)) return new ProviderFailure('PROVIDER_UNREACHABLE', `could not connect to the provider (${code}); check baseUrl and that the server runs`, { retryable: true });
+    if (!inBody) return new ProviderFailure('PROVIDER_UNAVAILABLE', `the connection to the provider failed before an answer (${describe(err)})`, { retryable: true });
+    return new ProviderFailure('PROVIDER_STREAM_CUT', `the connection closed before the answer was complete (${describe(err)})`, { retryable: true });
+  }
+}
