@@ -23,9 +23,29 @@ export interface RouteContribution {
   description?: string;
 }
 
+export interface CliOption {
+  type: 'string' | 'boolean';
+  short?: string;
+  description?: string;
+  required?: boolean;
+}
+
+/** Exposes a command as `aion <name> [--options]`; the command receives the parsed options object. */
+export interface CommandCli {
+  /** Words after `aion`, e.g. `users create`. */
+  name: string;
+  description?: string;
+  options?: Record<string, CliOption>;
+  /** Names given to positional arguments, in order (they join the options object). */
+  positionals?: string[];
+  /** Long-running stdio command: receives stdin lines as a stream and returns a stream of stdout lines. */
+  stdio?: boolean;
+}
+
 export interface CommandContribution {
   command: string;
   title?: string;
+  cli?: CommandCli;
 }
 
 export interface HookContribution {
@@ -159,7 +179,30 @@ export const manifestSchema = {
           items: {
             type: 'object',
             required: ['command'],
-            properties: { command: { type: 'string', minLength: 1 }, title: { type: 'string' } },
+            properties: {
+              command: { type: 'string', minLength: 1 },
+              title: { type: 'string' },
+              cli: {
+                type: 'object',
+                required: ['name'],
+                properties: {
+                  name: { type: 'string', pattern: '^[a-z][a-z0-9-]*( [a-z][a-z0-9-]*)*$' },
+                  description: { type: 'string' },
+                  options: {
+                    type: 'object',
+                    additionalProperties: {
+                      type: 'object',
+                      required: ['type'],
+                      properties: { type: { enum: ['string', 'boolean'] }, short: { type: 'string', pattern: '^[A-Za-z]$' }, description: { type: 'string' }, required: { type: 'boolean' } },
+                      additionalProperties: false,
+                    },
+                  },
+                  positionals: { type: 'array', items: { type: 'string' } },
+                  stdio: { type: 'boolean' },
+                },
+                additionalProperties: false,
+              },
+            },
             additionalProperties: false,
           },
         },

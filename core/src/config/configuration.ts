@@ -131,13 +131,13 @@ export function environmentOverrides(env: NodeJS.ProcessEnv, knownKeys: (path: s
   if (env.AION_PORT) set(['server', 'port'], parseEnvValue(env.AION_PORT));
   if (env.AION_HOST) set(['server', 'host'], env.AION_HOST);
   if (env.AION_DATA_DIR) set(['dataDir'], env.AION_DATA_DIR);
-  const norm = (s: string) => s.toUpperCase().replace(/[.-]/g, '_');
+  const norm = (s: string) => s.toUpperCase().replace(/[^A-Z0-9]/g, '');
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('AION_CONFIG__') || value === undefined) continue;
     const segments = name.slice('AION_CONFIG__'.length).split('__');
     const path: string[] = [];
     for (const segment of segments) {
-      const match = knownKeys(path).find((k) => norm(k) === segment.toUpperCase());
+      const match = knownKeys(path).find((k) => norm(k) === norm(segment));
       path.push(match ?? segment.toLowerCase());
     }
     set(path, parseEnvValue(value));

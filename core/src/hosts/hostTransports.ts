@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createMessageConnection, IPCMessageReader, IPCMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import { Emitter, type Event, type HostKind } from '@aion/extension-api';
 import { RpcEndpoint } from '@aion/extension-api/protocol';
@@ -65,10 +65,20 @@ function runtimeReadPaths(): string[] {
   return [...paths];
 }
 
+/** Every node_modules folder module resolution may visit from `dir` upwards: code, never data. */
+function moduleFolders(dir: string): string[] {
+  const out: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const nm = resolve(d, 'node_modules');
+    if (existsSync(nm)) out.push(nm);
+    if (dirname(d) === d) return out;
+  }
+}
+
 /** Node permission-model flags for one extension, derived from `aion.permissions`. */
 export function permissionFlags(record: ExtensionRecord): string[] {
   const permissions = record.manifest.aion?.permissions ?? {};
-  const read = new Set([...runtimeReadPaths(), record.extensionPath]);
+  const read = new Set([...runtimeReadPaths(), record.extensionPath, ...moduleFolders(record.extensionPath), ...moduleFolders(dirname(hostEntryPath))]);
   const write = new Set<string>();
   const fs = permissions.filesystem ?? 'none';
   if (fs === 'read' || fs === 'write') read.add(record.storagePath);

@@ -1,4 +1,4 @@
-import { CancellationToken, ResponseError, type MessageConnection, type NotificationType, type RequestType } from 'vscode-jsonrpc';
+import { CancellationToken, CancellationTokenSource, ResponseError, type MessageConnection, type NotificationType, type RequestType } from 'vscode-jsonrpc';
 import { AionError, ErrorCodes, isAionError } from '../errors.js';
 import { AION_RPC_ERROR } from './index.js';
 import { StreamBridge } from './streams.js';
@@ -45,13 +45,21 @@ export class RpcEndpoint {
     return this.closedError !== undefined;
   }
 
+  /**
+   * The handler's token is cancelled when the caller cancels the request and also, once it has
+   * answered, when the receiver cancels a stream of its answer: work feeding a stream stops at once.
+   */
   onRequest<P, R>(type: RequestType<P, R, any>, handler: (params: P, token: CancellationToken) => R | Promise<R>): void {
     this.connection.onRequest(type as AnyRequest, async (params: P, token: CancellationToken) => {
+      const source = new CancellationTokenSource();
+      const link = token.onCancellationRequested(() => source.cancel());
       try {
-        const result = await handler(this.streams.deserialize(params) as P, token);
-        return this.streams.serialize(result) as R;
+        const result = await handler(this.streams.deserialize(params) as P, source.token);
+        return this.streams.serialize(result, () => source.cancel()) as R;
       } catch (err) {
         throw toResponseError(err);
+      } finally {
+        link.dispose();
       }
     });
   }

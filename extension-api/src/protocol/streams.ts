@@ -18,7 +18,7 @@ const WINDOW = 32;
 /** A stream whose receiver never grants credit is abandoned after this long. */
 const CREDIT_WAIT_MS = 60_000;
 
-interface Outgoing { iterator: AsyncIterator<unknown>; credit: number; wake?: () => void; cancelled: boolean }
+interface Outgoing { iterator: AsyncIterator<unknown>; credit: number; wake?: () => void; cancelled: boolean; stopped?: boolean; onCancel?: () => void }
 
 class Incoming implements AsyncIterableIterator<unknown> {
   private readonly queue: unknown[] = [];
@@ -108,21 +108,41 @@ export class StreamBridge {
     });
     connection.onNotification(StreamProtocol.cancel, ({ streamId }) => {
       const out = this.outgoing.get(streamId);
-      if (!out) return;
-      out.cancelled = true;
-      out.wake?.();
+      if (out) this.stopOutgoing(out);
     });
   }
 
-  /** Replaces every async iterable inside `value` with a marker and starts sending it. */
-  serialize(value: unknown): unknown {
+  /**
+   * The receiver went away: stop the source now rather than after its pending `next()` settles, so a
+   * relayed stream passes the cancel on at once and the producer's `onCancel` aborts its work.
+   */
+  private stopOutgoing(out: Outgoing): void {
+    out.cancelled = true;
+    out.wake?.();
+    if (out.stopped) return;
+    out.stopped = true;
+    try {
+      out.onCancel?.();
+    } catch {
+      // A failing callback must not keep the stream open.
+    }
+    void Promise.resolve()
+      .then(() => out.iterator.return?.())
+      .catch(() => undefined);
+  }
+
+  /**
+   * Replaces every async iterable inside `value` with a marker and starts sending it. `onCancel` runs
+   * when the receiver cancels one of them or the connection closes before it ends.
+   */
+  serialize(value: unknown, onCancel?: () => void): unknown {
     if (typeof value !== 'object' || value === null) return value;
-    if (isAsyncIterable(value)) return this.send(value);
+    if (isAsyncIterable(value)) return this.send(value, onCancel);
     if (Array.isArray(value)) {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
         const item = value[i];
-        const next = this.serialize(item);
+        const next = this.serialize(item, onCancel);
         if (next !== item) (copy ??= value.slice())[i] = next;
       }
       return copy ?? value;
@@ -132,7 +152,7 @@ export class StreamBridge {
     for (const key in value) {
       const item = (value as Record<string, unknown>)[key];
       if (typeof item !== 'object' || item === null) continue;
-      const next = this.serialize(item);
+      const next = this.serialize(item, onCancel);
       if (next !== item) (copy ??= { ...(value as Record<string, unknown>) })[key] = next;
     }
     return copy ?? value;
@@ -167,10 +187,7 @@ export class StreamBridge {
     this.closedWith = error;
     for (const stream of this.incoming.values()) stream.finish(error);
     this.incoming.clear();
-    for (const out of this.outgoing.values()) {
-      out.cancelled = true;
-      out.wake?.();
-    }
+    for (const out of this.outgoing.values()) this.stopOutgoing(out);
   }
 
   get openStreams(): number {
@@ -187,9 +204,9 @@ export class StreamBridge {
     return stream;
   }
 
-  private send(iterable: AsyncIterable<unknown>): StreamMarker {
+  private send(iterable: AsyncIterable<unknown>, onCancel?: () => void): StreamMarker {
     const streamId = `s${++this.counter}`;
-    const out: Outgoing = { iterator: iterable[Symbol.asyncIterator](), credit: 0, cancelled: false };
+    const out: Outgoing = { iterator: iterable[Symbol.asyncIterator](), credit: 0, cancelled: false, onCancel };
     this.outgoing.set(streamId, out);
     void this.pump(streamId, out);
     return { $aionStream: streamId };
@@ -212,12 +229,12 @@ export class StreamBridge {
           if (out.credit <= 0 && !out.cancelled) continue;
         }
         if (out.cancelled) {
-          await out.iterator.return?.();
+          if (!out.stopped) await out.iterator.return?.();
           return;
         }
         const next = await out.iterator.next();
         if (out.cancelled) {
-          await out.iterator.return?.();
+          if (!out.stopped) await out.iterator.return?.();
           return;
         }
         if (next.done) {

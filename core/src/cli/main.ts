@@ -1,0 +1,226 @@
+#!/usr/bin/env node
+import 'reflect-metadata';
+import { createInterface } from 'node:readline';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { resolve } from 'node:path';
+import { isAionError, type CommandCli } from '@aion/extension-api';
+import { loadConfig, type AionConfig } from '../config/configuration.js';
+import { ContributionRegistry } from '../contributions/contributionRegistry.js';
+import { ExtensionRegistry } from '../extensions/extensionRegistry.js';
+import { loadManifest } from '../extensions/manifestLoader.js';
+import { KernelEndpoint } from '../hosts/kernelEndpoint.js';
+import { Kernel } from '../kernel.js';
+import { createLogger } from '../logging.js';
+import { scaffoldExtension } from './scaffold.js';
+
+const USAGE = `aion — a self-hosted AI host
+
+Usage:
+  aion serve [--port N] [--host H] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id]
+  aion extensions list [--json]           installed extensions and their state
+  aion extensions validate <dir>          check a manifest without running it
+  aion extensions new <name> [--dir D]    scaffold a working extension with a test
+  aion health [--url URL] [--json]        ask a running server whether it is healthy and ready
+  aion <words> [--options]                a command an extension exposes (see: aion help)
+`;
+
+const common = {
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'extensions-dir': { type: 'string', multiple: true },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  json: { type: 'boolean' },
+  dir: { type: 'string' },
+  url: { type: 'string' },
+  publisher: { type: 'string' },
+  builtins: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+function configFrom(values: Record<string, unknown>): AionConfig {
+  const overrides: Record<string, unknown> = {};
+  const server: Record<string, unknown> = {};
+  if (values.port !== undefined) server.port = Number(values.port);
+  if (values.host !== undefined) server.host = values.host;
+  if (Object.keys(server).length) overrides.server = server;
+  if (values['data-dir']) overrides.dataDir = values['data-dir'];
+  return loadConfig({ configPath: values.config as string | undefined, overrides });
+}
+
+async function serve(values: Record<string, unknown>): Promise<void> {
+  const kernel = await Kernel.start({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: (values['extensions-dir'] as string[] | undefined)?.map((d) => resolve(d)) });
+  process.stdout.write(`Aion is listening on ${kernel.url}\n`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    kernel.logger.info(`${signal} received: draining`);
+    await kernel.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** `--builtins all|none|id,id`: which built-in extensions load. */
+function builtinsFrom(values: Record<string, unknown>): boolean | string[] {
+  const v = values.builtins as string | undefined;
+  if (v === undefined || v === 'all') return true;
+  if (v === 'none') return false;
+  return v.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function quietKernel(values: Record<string, unknown>): Kernel {
+  return Kernel.load({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: (values['extensions-dir'] as string[] | undefined)?.map((d) => resolve(d)), logger: createLogger({ level: 'silent' }) });
+}
+
+function listExtensions(values: Record<string, unknown>): number {
+  const kernel = quietKernel(values);
+  const registry = kernel.get(ExtensionRegistry);
+  const rows = [
+    ...registry.all().map((r) => ({ id: r.id, version: r.manifest.version, state: r.state === 'inactive' ? 'ok' : r.state, host: r.hostKind, source: r.source, problems: [...r.errors, ...r.warnings].map((e) => e.message) })),
+    ...registry.rejected.map((r) => ({ id: r.id ?? '?', version: '', state: 'invalid', host: '', source: r.manifestPath, problems: r.errors.map((e) => e.message) })),
+  ];
+  if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+  else {
+    for (const r of rows) {
+      process.stdout.write(`${r.id.padEnd(32)} ${r.version.padEnd(8)} ${r.state.padEnd(8)} ${r.host.padEnd(9)} ${r.source}\n`);
+      for (const p of r.problems) process.stdout.write(`    ${p}\n`);
+    }
+  }
+  return rows.some((r) => r.state === 'invalid' || r.state === 'skipped') ? 1 : 0;
+}
+
+function validateExtension(dir: string | undefined, values: Record<string, unknown>): number {
+  if (!dir) {
+    process.stderr.write('usage: aion extensions validate <dir>\n');
+    return 2;
+  }
+  const scanned = loadManifest(resolve(dir), 'external');
+  const problems = scanned.errors.map((e) => `${e.code}: ${e.message}`);
+  if (scanned.manifest) {
+    // Check contributions against the points the installed extensions declare, without running anything.
+    const kernel = Kernel.load({ config: configFrom(values), extensionDirs: [resolve(dir)], logger: createLogger({ level: 'silent' }) });
+    const record = kernel.get(ExtensionRegistry).all().find((r) => r.manifestPath === scanned.manifestPath);
+    const rejected = kernel.get(ExtensionRegistry).rejected.find((r) => r.manifestPath === scanned.manifestPath);
+    for (const e of [...(record?.errors ?? []), ...(rejected?.errors ?? [])]) if (!problems.includes(`${e.code}: ${e.message}`)) problems.push(`${e.code}: ${e.message}`);
+    for (const w of record?.warnings ?? []) problems.push(`warning ${w.code}: ${w.message}`);
+    void kernel.get(ContributionRegistry);
+  }
+  if (values.json) process.stdout.write(JSON.stringify({ valid: !problems.some((p) => !p.startsWith('warning')), id: scanned.id, problems }, null, 2) + '\n');
+  else if (problems.length === 0) process.stdout.write(`${scanned.id}: valid\n`);
+  else for (const p of problems) process.stdout.write(`${p}\n`);
+  return problems.some((p) => !p.startsWith('warning')) ? 1 : 0;
+}
+
+async function health(values: Record<string, unknown>): Promise<number> {
+  let url = values.url as string | undefined;
+  if (!url) {
+    const config = configFrom(values);
+    url = `http://${config.server.host}:${config.server.port}`;
+  }
+  try {
+    const [h, r] = await Promise.all([fetch(`${url}/healthz`), fetch(`${url}/readyz`)]);
+    const body = { url, healthy: h.ok, ready: r.ok, health: await h.json(), readiness: await r.json() };
+    if (values.json) process.stdout.write(JSON.stringify(body, null, 2) + '\n');
+    else process.stdout.write(`${url}: ${h.ok ? 'healthy' : 'unhealthy'}, ${r.ok ? 'ready' : 'not ready'}\n`);
+    return h.ok && r.ok ? 0 : 1;
+  } catch (err) {
+    if (values.json) process.stdout.write(JSON.stringify({ url, healthy: false, ready: false, error: (err as Error).message }) + '\n');
+    else process.stdout.write(`${url}: unreachable (${(err as Error).message})\n`);
+    return 1;
+  }
+}
+
+/** Runs a command an extension exposes through `contributes.commands[].cli`, in a kernel of its own. */
+async function extensionCommand(words: string[], argv: string[]): Promise<number | undefined> {
+  const pre = parseArgs({ args: argv, options: common, strict: false, allowPositionals: true });
+  const config = configFrom(pre.values);
+  const probe = Kernel.load({ config, logger: createLogger({ level: 'silent' }) });
+  const candidates = probe
+    .get(ExtensionRegistry)
+    .all()
+    .flatMap((r) => (r.manifest.contributes?.commands ?? []).filter((c) => c.cli).map((c) => ({ command: c.command, cli: c.cli as CommandCli })));
+  const match = candidates.filter((c) => words.join(' ').startsWith(c.cli.name)).sort((a, b) => b.cli.name.length - a.cli.name.length)[0];
+  if (words[0] === 'help' || !match) {
+    if (words[0] !== 'help') return undefined;
+    process.stdout.write(USAGE + '\nCommands from extensions:\n');
+    for (const c of candidates) process.stdout.write(`  aion ${c.cli.name.padEnd(28)} ${c.cli.description ?? ''}\n`);
+    return 0;
+  }
+  const nameWords = match.cli.name.split(' ').length;
+  const options: ParseArgsConfig['options'] = { ...common };
+  for (const [name, o] of Object.entries(match.cli.options ?? {})) options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}) };
+  const parsed = parseArgs({ args: [...words.slice(nameWords), ...argv], options, allowPositionals: true, strict: true });
+  const args: Record<string, unknown> = {};
+  for (const name of Object.keys(match.cli.options ?? {})) if (parsed.values[name] !== undefined) args[name] = parsed.values[name];
+  (match.cli.positionals ?? []).forEach((name, i) => parsed.positionals[i] !== undefined && (args[name] = parsed.positionals[i]));
+  for (const [name, o] of Object.entries(match.cli.options ?? {})) {
+    if (o.required && args[name] === undefined) {
+      process.stderr.write(`aion ${match.cli.name}: --${name} is required\n`);
+      return 2;
+    }
+  }
+  // The command runs inside a real kernel on an ephemeral loopback port, so extensions behave as when serving.
+  const kernel = await Kernel.start({ config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1' } }, logger: createLogger({ level: process.env.AION_LOG_LEVEL ?? 'warn' }) });
+  try {
+    const endpoint = kernel.get(KernelEndpoint);
+    if (match.cli.stdio) {
+      const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+      const out = (await endpoint.executeCommand(match.command, [args, lines])) as AsyncIterable<string>;
+      for await (const line of out) process.stdout.write(line.endsWith('\n') ? line : line + '\n');
+    } else {
+      const result = await endpoint.executeCommand(match.command, [args]);
+      if (result !== undefined && result !== null) process.stdout.write((typeof result === 'string' ? result : JSON.stringify(result, null, 2)) + '\n');
+    }
+    return 0;
+  } finally {
+    await kernel.stop();
+  }
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<number | 'serving'> {
+  const words: string[] = [];
+  while (argv[0] && !argv[0].startsWith('-')) words.push(argv.shift()!);
+  const parsed = () => parseArgs({ args: argv, options: common, allowPositionals: true, strict: true });
+  const [cmd, sub, arg] = words;
+  if (!cmd || cmd === '--help') {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 2;
+  }
+  if (cmd === 'serve') {
+    await serve(parsed().values);
+    return 'serving';
+  }
+  if (cmd === 'extensions' && sub === 'list') return listExtensions(parsed().values);
+  if (cmd === 'extensions' && sub === 'validate') return validateExtension(arg, parsed().values);
+  if (cmd === 'extensions' && sub === 'new') {
+    if (!arg) {
+      process.stderr.write('usage: aion extensions new <name> [--dir DIR] [--publisher P]\n');
+      return 2;
+    }
+    const values = parsed().values;
+    const dir = scaffoldExtension(arg, { dir: values.dir as string | undefined, publisher: values.publisher as string | undefined });
+    process.stdout.write(`created ${dir}\nnext: cd ${dir} && npm install && npm test\n`);
+    return 0;
+  }
+  if (cmd === 'health') return health(parsed().values);
+  const result = await extensionCommand(words, argv);
+  if (result !== undefined) return result;
+  process.stderr.write(`aion: unknown command "${words.join(' ')}"\n\n${USAGE}`);
+  return 2;
+}
+
+const invokedDirectly = process.argv[1] && resolve(process.argv[1]).replace(/\.js$/, '') === new URL(import.meta.url).pathname.replace(/\.js$/, '');
+if (invokedDirectly || process.argv[1]?.endsWith('/aion')) {
+  main().then(
+    (code) => {
+      if (code !== 'serving') process.exit(code);
+    },
+    (err) => {
+      process.stderr.write(`aion: ${isAionError(err) ? `${err.code}: ${err.message}` : (err as Error).stack}\n`);
+      process.exit(1);
+    },
+  );
+}

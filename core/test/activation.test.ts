@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startTestKernel, type TestKernel } from '../src/index.js';
+import { base, fixture, tempDir, writeExtension } from './helpers.js';
+
+type Ext = { id: string; state: string; activatedBy: string | null; activationMs: number | null; errors: Array<{ code: string; message: string }> };
+const extensions = async (k: TestKernel) => ((await (await k.request('/v1/extensions')).json()) as { extensions: Ext[] }).extensions;
+
+describe('activation', () => {
+  let kernel: TestKernel;
+  let root: string;
+
+  before(async () => {
+    root = tempDir();
+    writeExtension(root, 'fails', base({ name: 'fails', type: 'module', main: 'e.js', contributes: { routes: [{ method: 'GET', path: '/v1/fails' }] }, aion: { host: 'kernel' } }), { 'e.js': 'export function activate() { throw new Error("cannot start"); }' });
+    writeExtension(root, 'after-fails', base({ name: 'after-fails', type: 'module', main: 'e.js', extensionDependencies: ['t.fails'], contributes: { routes: [{ method: 'GET', path: '/v1/after-fails' }] }, aion: { host: 'kernel' } }), { 'e.js': 'export function activate() {}' });
+    const secrets = join(root, 'secrets.json');
+    writeFileSync(secrets, JSON.stringify({ 'fixtures.basic': { BASIC_TOKEN: 's3cr3t-value' } }));
+    kernel = await startTestKernel({ extensions: [fixture('basic'), fixture('dependent'), root], config: { secretsFile: secrets } });
+  });
+  after(async () => {
+    await kernel.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('activates dependencies first, and records why and how long', async () => {
+    const list = await extensions(kernel);
+    const basic = list.find((e) => e.id === 'fixtures.basic')!;
+    const dependent = list.find((e) => e.id === 'fixtures.dependent')!;
+    assert.equal(dependent.state, 'active');
+    assert.equal(dependent.activatedBy, 'onStartup');
+    assert.equal(basic.state, 'active');
+    assert.equal(basic.activatedBy, 'dependency of fixtures.dependent');
+    assert.ok(typeof basic.activationMs === 'number' && basic.activationMs >= 100, 'the 150 ms activation is measured');
+    const sum = await (await kernel.request('/v1/dependent/sum')).json();
+    assert.deepEqual(sum, { atActivation: 42, now: 3, caller: 'fixtures.dependent' });
+  });
+
+  it('streams values across extensions in different hosts', async () => {
+    assert.deepEqual(await (await kernel.request('/v1/dependent/count')).json(), { seen: [1, 2, 3, 4, 5] });
+  });
+
+  it('runs a waterfall hook declared by one extension and tapped from another host', async () => {
+    assert.deepEqual(await (await kernel.request('/v1/basic/fire-hook')).json(), { tags: ['basic', 'dependent'] });
+  });
+
+  it('executes commands through the kernel and reports unknown ones', async () => {
+    assert.deepEqual(await (await kernel.request('/v1/basic/call-command?id=basic.add')).json(), { result: 5 });
+    const res = await kernel.request('/v1/basic/call-command?id=nobody.here');
+    assert.equal(res.status, 404);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'COMMAND_NOT_FOUND');
+  });
+
+  it('gives an extension only the secrets it declares', async () => {
+    assert.deepEqual(await (await kernel.request('/v1/basic/secret?name=BASIC_TOKEN')).json(), { value: 's3cr3t-value' });
+    const denied = await kernel.request('/v1/basic/secret?name=PATH');
+    assert.equal(denied.status, 403);
+    assert.deepEqual(await denied.json(), { code: 'SECRET_NOT_DECLARED' });
+  });
+
+  it('marks a failed activation with its error and does not activate its dependents', async () => {
+    const res = await kernel.request('/v1/after-fails');
+    assert.equal(res.status, 503);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'DEPENDENCY_FAILED');
+    const list = await extensions(kernel);
+    const fails = list.find((e) => e.id === 't.fails')!;
+    assert.equal(fails.state, 'failed');
+    assert.match(fails.errors[0]!.message, /cannot start/);
+    assert.equal(list.find((e) => e.id === 't.after-fails')!.state, 'failed');
+    const again = await kernel.request('/v1/fails');
+    assert.equal(again.status, 503, 'a failed extension stays failed');
+  });
+});
+
+describe('lazy activation', () => {
+  let kernel: TestKernel;
+  before(async () => (kernel = await startTestKernel({ extensions: [fixture('basic')] })));
+  after(() => kernel.stop());
+
+  it('does not activate before the first trigger, then activates exactly once under concurrent triggers', async () => {
+    assert.equal((await extensions(kernel))[0]!.state, 'inactive');
+    const answers = await Promise.all(Array.from({ length: 25 }, () => kernel.request('/v1/basic/ping').then((r) => r.json() as Promise<{ activations: number }>)));
+    assert.deepEqual(new Set(answers.map((a) => a.activations)), new Set([1]));
+    const ext = (await extensions(kernel))[0]!;
+    assert.equal(ext.state, 'active');
+    assert.equal(ext.activatedBy, 'onRoute:GET /v1/basic/ping');
+  });
+});

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startTestKernel, type TestKernel } from '../src/index.js';
+import { fixture, tempDir, waitFor } from './helpers.js';
+
+const json = async (res: Response) => (await res.json()) as any;
+const fastHosts = { hosts: { pingIntervalMs: 100, unresponsiveAfterMs: 1000, restartBackoffMs: 50, maxRestartBackoffMs: 200 } };
+
+describe('extension hosts', () => {
+  describe('a shared host', () => {
+    let kernel: TestKernel;
+    before(async () => (kernel = await startTestKernel({ extensions: [fixture('basic')], config: fastHosts })));
+    after(() => kernel.stop());
+
+    it('serves a route from its own child process', async () => {
+      const { pid } = await json(await kernel.request('/v1/basic/pid'));
+      assert.equal(typeof pid, 'number');
+      assert.notEqual(pid, process.pid);
+    });
+
+    it('fails calls in flight with EXTENSION_HOST_CRASHED on kill -9, then answers again after the restart', async () => {
+      const { pid } = await json(await kernel.request('/v1/basic/pid'));
+      const inFlight = kernel.request('/v1/basic/slow?ms=5000');
+      await new Promise((r) => setTimeout(r, 300));
+      const killedAt = Date.now();
+      process.kill(pid, 'SIGKILL');
+      const res = await inFlight;
+      assert.ok(Date.now() - killedAt < 2000, 'the pending call failed at once, not at its timeout');
+      assert.equal(res.status, 503);
+      assert.equal((await json(res)).error.code, 'EXTENSION_HOST_CRASHED');
+      const after = await waitFor(async () => {
+        const r = await kernel.request('/v1/basic/pid');
+        return r.status === 200 ? json(r) : undefined;
+      });
+      assert.notEqual(after.pid, pid, 'a new host process serves the route');
+    });
+
+    it('detects a hanging host and names its extensions', async () => {
+      void kernel.request('/v1/basic/hang?ms=2500').catch(() => undefined);
+      const hung = await waitFor(async () => {
+        const health = await json(await kernel.request('/healthz'));
+        return health.hosts.find((h: { kind: string; state: string }) => h.kind === 'shared' && h.state === 'unresponsive');
+      }, 5000);
+      assert.deepEqual(hung.extensions, ['fixtures.basic']);
+      await waitFor(async () => (await json(await kernel.request('/healthz'))).hosts.find((h: { kind: string; state: string }) => h.kind === 'shared' && h.state === 'running'), 8000);
+    });
+  });
+
+  describe('crash loop', () => {
+    let kernel: TestKernel;
+    before(async () => (kernel = await startTestKernel({ extensions: [fixture('basic')], config: fastHosts })));
+    after(() => kernel.stop());
+
+    it('disables the extensions of a host that crashes 3 times within the window, and reports them', async () => {
+      for (let i = 0; i < 3; i++) {
+        const r = await waitFor(async () => {
+          const res = await kernel.request('/v1/basic/pid');
+          return res.status === 200 ? json(res) : undefined;
+        });
+        process.kill(r.pid, 'SIGKILL');
+        await waitFor(async () => (await json(await kernel.request('/healthz'))).hosts.every((h: { pid: number }) => h.pid !== r.pid));
+      }
+      const res = await kernel.request('/v1/basic/ping');
+      assert.equal(res.status, 503);
+      const body = await json(res);
+      assert.equal(body.error.code, 'EXTENSION_DISABLED');
+      assert.match(body.error.message, /crashed 3 times/);
+      const ext = (await json(await kernel.request('/v1/extensions'))).extensions[0];
+      assert.equal(ext.state, 'disabled');
+      assert.equal((await kernel.request('/healthz')).status, 200, 'the kernel keeps serving');
+    });
+  });
+
+  describe('a dedicated host', () => {
+    let kernel: TestKernel;
+    let outside: string;
+    before(async () => {
+      outside = tempDir();
+      writeFileSync(join(outside, 'private.txt'), 'not yours');
+      kernel = await startTestKernel({ extensions: [fixture('dedicated-reader')] });
+    });
+    after(async () => {
+      await kernel.stop();
+      rmSync(outside, { recursive: true, force: true });
+    });
+
+    it('is denied a file read outside its own directories', async () => {
+      const res = await json(await kernel.request(`/v1/dedicated/read?path=${encodeURIComponent(join(outside, 'private.txt'))}`));
+      assert.deepEqual(res, { ok: false, code: 'ERR_ACCESS_DENIED' });
+      const etc = await json(await kernel.request('/v1/dedicated/read?path=/etc/passwd'));
+      assert.equal(etc.code, 'ERR_ACCESS_DENIED');
+    });
+
+    it('reads its own install directory and writes its storage directory, as declared', async () => {
+      const own = await json(await kernel.request(`/v1/dedicated/read?path=${encodeURIComponent(join(fixture('dedicated-reader'), 'package.json'))}`));
+      assert.equal(own.ok, true);
+      assert.deepEqual(await json(await kernel.request('/v1/dedicated/write')), { ok: true });
+      assert.equal(readFileSync(join(kernel.dataDir, 'storage', 'fixtures.dedicated-reader', 'note.txt'), 'utf8'), 'written');
+      const elsewhere = await json(await kernel.request(`/v1/dedicated/write?path=${encodeURIComponent(join(outside, 'x.txt'))}`));
+      assert.equal(elsewhere.code, 'ERR_ACCESS_DENIED');
+    });
+
+    it('cannot start child processes unless it declares childProcess', async () => {
+      assert.equal((await json(await kernel.request('/v1/dedicated/spawn'))).code, 'ERR_ACCESS_DENIED');
+    });
+  });
+});
