@@ -1,0 +1,171 @@
+/**
+ * Kernel benchmarks. Each figure is printed beside a baseline measured in the same run:
+ * RPC echo against a raw `process.send` echo, a declared route against a plain koa handler,
+ * boot to ready with and without 100 extra manifest-only extensions.
+ */
+import { fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Koa from 'koa';
+import { HostProtocol } from '@aion/extension-api/protocol';
+import { ExtensionRegistry, HostManager, Kernel, createLogger, loadConfig } from '../src/index.js';
+
+const fixtures = fileURLToPath(new URL('../../bench/fixtures/', import.meta.url));
+const PAYLOAD = { text: 'x'.repeat(40), n: 1 }; // about 64 bytes of JSON
+const SEQUENTIAL = Number(process.env.BENCH_CALLS ?? 10_000);
+const IN_FLIGHT = 100;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function measure(label: string, call: () => Promise<unknown>): Promise<{ label: string; p50: number; p99: number; perSecond: number }> {
+  for (let i = 0; i < 500; i++) await call();
+  const samples: number[] = [];
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const t = process.hrtime.bigint();
+    await call();
+    samples.push(Number(process.hrtime.bigint() - t) / 1000);
+  }
+  samples.sort((a, b) => a - b);
+  const total = SEQUENTIAL;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next++ < total) await call();
+    }),
+  );
+  const perSecond = total / ((performance.now() - started) / 1000);
+  return { label, p50: percentile(samples, 50), p99: percentile(samples, 99), perSecond };
+}
+
+const fmt = (r: { label: string; p50: number; p99: number; perSecond: number }) =>
+  `${r.label.padEnd(34)} p50 ${r.p50.toFixed(1).padStart(7)} µs   p99 ${r.p99.toFixed(1).padStart(8)} µs   ${Math.round(r.perSecond).toString().padStart(7)}/s with ${IN_FLIGHT} in flight`;
+
+async function rawEcho() {
+  const child = fork(fileURLToPath(new URL('./rawEchoChild.js', import.meta.url)), [], { serialization: 'json' });
+  await new Promise((r) => child.once('spawn', r));
+  let seq = 0;
+  const pending = new Map<number, () => void>();
+  child.on('message', (m: { id: number }) => {
+    pending.get(m.id)?.();
+    pending.delete(m.id);
+  });
+  const call = () =>
+    new Promise<void>((resolve) => {
+      const id = ++seq;
+      pending.set(id, resolve);
+      child.send({ id, payload: PAYLOAD });
+    });
+  const result = await measure('raw process.send echo (baseline)', call);
+  child.kill();
+  return result;
+}
+
+async function startKernel(dataDir: string, extensionDirs: string[], builtins: boolean) {
+  const config = loadConfig({ env: {}, overrides: { dataDir, server: { port: 0 } } });
+  return Kernel.start({ config, extensionDirs, builtins, logger: createLogger({ level: 'silent' }) });
+}
+
+async function rpcEcho(kernel: Kernel) {
+  const results = [];
+  const hosts = kernel.get(HostManager);
+  const registry = kernel.get(ExtensionRegistry);
+  for (const kind of ['kernel', 'shared'] as const) {
+    const record = registry.require(`bench.echo-${kind}`);
+    const host = await hosts.hostFor(record);
+    const params = { extensionId: record.id, method: 'echo', args: [PAYLOAD] };
+    results.push(await measure(`RPC echo, ${kind} host`, () => host.request(HostProtocol.invokeApi, params)));
+  }
+  return results;
+}
+
+function httpGetter(url: string) {
+  const agent = new Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
+  return () =>
+    new Promise<void>((resolve, reject) => {
+      request(url, { agent }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      })
+        .on('error', reject)
+        .end();
+    });
+}
+
+async function plainKoa() {
+  const app = new Koa();
+  app.use((ctx) => {
+    ctx.body = { ok: true };
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const { port } = server.address() as { port: number };
+  const result = await measure('plain koa handler (baseline)', httpGetter(`http://127.0.0.1:${port}/`));
+  server.close();
+  return result;
+}
+
+async function bootTimes(): Promise<{ builtins: number; withHundred: number }> {
+  const runs = Number(process.env.BENCH_BOOTS ?? 5);
+  const many = mkdtempSync(join(tmpdir(), 'aion-bench-many-'));
+  for (let i = 0; i < 100; i++) {
+    const dir = join(many, `generated-${i}`);
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `generated-${i}`, publisher: 'bench', version: '1.0.0', engines: { aion: '^0.1.0' }, contributes: { commands: [] }, activationEvents: [`onCommand:generated.${i}`] }));
+  }
+  const median = async (extensionDirs: string[]) => {
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const dataDir = mkdtempSync(join(tmpdir(), 'aion-bench-boot-'));
+      const started = performance.now();
+      const kernel = await startKernel(dataDir, extensionDirs, true);
+      const ready = await fetch(`${kernel.url}/readyz`);
+      times.push(performance.now() - started);
+      if (ready.status !== 200) throw new Error('kernel not ready after start');
+      await kernel.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+  };
+  const builtins = await median([]);
+  const withHundred = await median([many]);
+  rmSync(many, { recursive: true, force: true });
+  return { builtins, withHundred };
+}
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'aion-bench-'));
+  const kernel = await startKernel(dataDir, [join(fixtures, 'echo-shared'), join(fixtures, 'echo-kernel')], false);
+  try {
+    console.log(`# core benchmarks (${SEQUENTIAL} sequential calls, then ${IN_FLIGHT} in flight; 64-byte payload)\n`);
+    const raw = await rawEcho();
+    const [kernelHost, shared] = await rpcEcho(kernel);
+    for (const r of [raw, kernelHost!, shared!]) console.log(fmt(r));
+    console.log(`shared-host RPC p50 / raw echo p50 = ${(shared!.p50 / raw.p50).toFixed(2)}× (target ≤ 1.5×)`);
+    console.log(`shared-host throughput / raw throughput = ${(shared!.perSecond / raw.perSecond).toFixed(2)}×\n`);
+    const koa = await plainKoa();
+    const route = await measure('declared route, shared host', httpGetter(`${kernel.url}/bench/shared/echo`));
+    const routeKernel = await measure('declared route, kernel host', httpGetter(`${kernel.url}/bench/kernel/echo`));
+    for (const r of [koa, route, routeKernel]) console.log(fmt(r));
+    console.log(`added p50 by a declared route on a shared host = ${(route.p50 - koa.p50).toFixed(1)} µs (target ≤ 150 µs); ratio ${(route.p50 / koa.p50).toFixed(2)}×\n`);
+  } finally {
+    await kernel.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  const boot = await bootTimes();
+  console.log(`boot to /readyz with the built-ins: ${boot.builtins.toFixed(0)} ms (target ≤ 1000 ms)`);
+  console.log(`boot to /readyz with 100 more manifest-only extensions: ${boot.withHundred.toFixed(0)} ms (+${(boot.withHundred - boot.builtins).toFixed(0)} ms, target ≤ +250 ms)`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
