@@ -42,6 +42,10 @@ export class HookRegistry {
     this.hooks.set(name, { kind, owner, hook, tapOwners: new Map() });
   }
 
+  kindOf(name: string): HookKind | undefined {
+    return this.hooks.get(name)?.kind;
+  }
+
   has(name: string): boolean {
     return this.hooks.has(name);
   }

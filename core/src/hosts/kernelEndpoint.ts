@@ -70,7 +70,7 @@ export class KernelEndpoint {
   async callHook(hook: string, payload: unknown): Promise<unknown> {
     const activates = this.activation.extensionsFor(`onHook:${hook}`);
     // The hot path (every HTTP request calls http.authenticate) skips work when nobody listens.
-    if (activates.length === 0 && this.hooks.tapCount(hook) === 0 && this.hooks.has(hook)) return undefined;
+    if (activates.length === 0 && this.hooks.tapCount(hook) === 0 && this.hooks.has(hook)) return this.hooks.kindOf(hook) === 'waterfall' ? payload : undefined;
     if (activates.length > 0) await this.activation.activateByEvent(`onHook:${hook}`);
     return this.hooks.call(hook, payload);
   }
