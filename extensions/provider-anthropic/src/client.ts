@@ -46,7 +46,7 @@ interface StreamEvent {
   type?: string;
   index?: number;
   message?: { usage?: AnthropicUsage };
-  content_block?: { type?: string; id?: string; name?: string; text?: string };
+  content_block?: { type?: string; id?: string; name?: string; text?: string; input?: unknown };
   delta?: { type?: string; text?: string; partial_json?: string; stop_reason?: string | null };
   usage?: AnthropicUsage;
   error?: AnthropicError;
@@ -188,7 +188,7 @@ function parseArguments(text: string, name: string): unknown {
 }
 
 async function* streamEvents(call: UpstreamCall, response: Response): AsyncGenerator<ProviderEvent> {
-  const blocks = new Map<number, { type: string; id: string; name: string; json: string }>();
+  const blocks = new Map<number, { type: string; id: string; name: string; json: string; input?: unknown }>();
   let usage: AnthropicUsage | undefined;
   let stopReason: string | undefined;
   let calledTools = false;
@@ -200,7 +200,7 @@ async function* streamEvents(call: UpstreamCall, response: Response): AsyncGener
         break;
       case 'content_block_start': {
         const block = event.content_block ?? {};
-        blocks.set(event.index ?? 0, { type: block.type ?? '', id: block.id ?? '', name: block.name ?? '', json: '' });
+        blocks.set(event.index ?? 0, { type: block.type ?? '', id: block.id ?? '', name: block.name ?? '', json: '', input: block.input });
         if (block.type === 'text' && block.text) yield { type: 'token', text: block.text };
         break;
       }
@@ -219,7 +219,9 @@ async function* streamEvents(call: UpstreamCall, response: Response): AsyncGener
         if (block?.type === 'tool_use') {
           if (!block.name) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', 'a tool_use block has no name');
           calledTools = true;
-          yield { type: 'tool_call', call: { id: block.id, name: block.name, arguments: block.json || '{}' } };
+          // The API streams the input as deltas after an empty `input`; a gateway may send it whole at the start instead.
+          const whole = block.input && typeof block.input === 'object' && Object.keys(block.input).length ? JSON.stringify(block.input) : '{}';
+          yield { type: 'tool_call', call: { id: block.id, name: block.name, arguments: block.json || whole } };
         }
         break;
       }
