@@ -1,0 +1,34 @@
+import 'reflect-metadata';
+import { Column, Entity, PrimaryColumn, type ValueTransformer } from 'typeorm';
+
+/** BIGINT milliseconds arrive as strings from PostgreSQL's driver; the entities speak numbers. */
+const milliseconds: ValueTransformer = { to: (v: number) => v, from: (v: string | number | null) => (v === null ? null : Number(v)) };
+
+/** Which extension owns which namespace; a second extension that maps to the same name is refused. */
+@Entity({ name: 'aion_storage__namespaces' })
+export class NamespaceEntry {
+  @PrimaryColumn({ type: 'varchar', length: 64 })
+  namespace!: string;
+
+  @Column({ name: 'extension_id', type: 'varchar', length: 214, unique: true })
+  extensionId!: string;
+
+  @Column({ name: 'created_at', type: 'bigint', transformer: milliseconds })
+  createdAt!: number;
+}
+
+/** One key of one extension's `ctx.state`, as JSON text. */
+@Entity({ name: 'aion_storage__state' })
+export class StateEntry {
+  @PrimaryColumn({ name: 'extension_id', type: 'varchar', length: 214 })
+  extensionId!: string;
+
+  @PrimaryColumn({ name: 'state_key', type: 'varchar', length: 512 })
+  key!: string;
+
+  @Column({ type: 'text' })
+  value!: string;
+
+  @Column({ name: 'updated_at', type: 'bigint', transformer: milliseconds })
+  updatedAt!: number;
+}

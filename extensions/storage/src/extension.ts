@@ -1,0 +1,40 @@
+import { join, resolve } from 'node:path';
+import type * as aion from '@aion/extension-api';
+import type { StorageApi } from './api.js';
+import { Database } from './database/database.js';
+import { FileSystemObjectStore } from './objects/objectStore.js';
+import { StorageService } from './storageService.js';
+
+interface StorageConfiguration {
+  databaseUrl?: string;
+  sqlite: { path?: string; busyTimeoutMs: number };
+  postgres: { poolSize: number; connectTimeoutMs: number; schema?: string };
+  objects: { root?: string; maxBytes: number };
+  stateMaxBytes: number;
+}
+
+export async function activate(ctx: aion.ExtensionContext): Promise<StorageApi> {
+  const config = ctx.configuration.get<StorageConfiguration>();
+  // ctx.storagePath is <data dir>/storage/<id>: the database and objects live in the data dir itself.
+  const dataDir = resolve(ctx.storagePath, '..', '..');
+  const url = config.databaseUrl || (await ctx.secrets.get('AION_DATABASE_URL')) || undefined;
+  if (url && !/^postgres(ql)?:\/\//.test(url)) {
+    throw new Error(`AION_DATABASE_URL must be a postgres:// URL (unset it to use SQLite in the data directory)`);
+  }
+  const db = await Database.open({
+    url,
+    sqlitePath: config.sqlite.path ? resolve(config.sqlite.path) : join(dataDir, 'aion.db'),
+    busyTimeoutMs: config.sqlite.busyTimeoutMs,
+    poolSize: config.postgres.poolSize,
+    connectTimeoutMs: config.postgres.connectTimeoutMs,
+    schema: config.postgres.schema,
+  });
+  ctx.subscriptions.push({ dispose: () => db.close() });
+  const applied = await db.migrateOwnTables();
+  const objects = new FileSystemObjectStore(config.objects.root ? resolve(config.objects.root) : join(dataDir, 'objects'), join(dataDir, 'tmp'));
+  const service = new StorageService(db, objects, { objectMaxBytes: config.objects.maxBytes, stateMaxBytes: config.stateMaxBytes });
+  ctx.logger.info(`storage is ready on ${db.dialect} (${db.description})`, { migrationsApplied: applied });
+  return service.api();
+}
+
+export function deactivate() {}

@@ -1,0 +1,102 @@
+/**
+ * For tests of extensions that use aion.storage: run a suite once on SQLite and once on PostgreSQL.
+ *
+ *   forEachDatabase('sessions', (db) => {
+ *     before(async () => (kernel = await startTestKernel({ extensions, config: { extensions: { 'aion.storage': db.storageConfig() } } })));
+ *     after(async () => kernel?.stop());
+ *   });
+ *
+ * PostgreSQL is `AION_TEST_DATABASE_URL` or postgres://postgres@127.0.0.1:5432/test; each suite gets a
+ * fresh schema, dropped afterwards. When the server is unreachable the suite is skipped with a notice,
+ * unless CI=true, where it fails.
+ */
+import { randomBytes } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+/** The folder of this extension, for `startTestKernel({ extensions: [STORAGE_EXTENSION_DIR, …] })`. */
+export const STORAGE_EXTENSION_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export const POSTGRES_TEST_URL = process.env.AION_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export type DatabaseName = 'sqlite' | 'postgres';
+
+export interface DatabaseTarget {
+  readonly name: DatabaseName;
+  /** The `aion.storage` configuration section for this suite (valid once the suite's first hook ran). */
+  storageConfig(extra?: Record<string, unknown>): Record<string, unknown>;
+  /** PostgreSQL: the schema of this suite. */
+  readonly schema?: string;
+  /** PostgreSQL: a client on this suite's schema, for assertions on the raw tables. */
+  connect(): Promise<pg.Client>;
+}
+
+/** Whether a TCP server answers, as a readable reason when it does not. */
+export async function probePostgres(url = POSTGRES_TEST_URL): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return undefined;
+  } catch (err) {
+    const e = err as { message?: string; code?: string; errors?: Array<{ message: string }> };
+    return e.message || e.errors?.map((x) => x.message).join('; ') || e.code || String(err);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** A suite that needs an external server: skipped with a notice when it is missing, failed when CI=true. */
+export function requireServer(context: Mocha.Context, what: string, problem: string | undefined): void {
+  if (!problem) return;
+  if (process.env.CI === 'true') throw new Error(`${what} is required when CI=true but is unreachable: ${problem}`);
+  console.log(`      notice: skipping — ${what} is unreachable (${problem}); set CI=true to make this a failure`);
+  context.skip();
+}
+
+export function forEachDatabase(title: string, suite: (db: DatabaseTarget) => void, options: { only?: DatabaseName[] } = {}): void {
+  for (const name of options.only ?? (['sqlite', 'postgres'] as const)) {
+    describe(`${title} [${name}]`, function () {
+      let schema: string | undefined;
+      const target: DatabaseTarget = {
+        name,
+        get schema() {
+          return schema;
+        },
+        storageConfig: (extra = {}) => {
+          if (name === 'sqlite') return { ...extra };
+          if (!schema) throw new Error('the PostgreSQL schema is created in the suite\'s first before() hook');
+          const postgres = { ...((extra.postgres as Record<string, unknown>) ?? {}), schema };
+          return { databaseUrl: POSTGRES_TEST_URL, ...extra, postgres };
+        },
+        connect: async () => {
+          const client = new pg.Client({ connectionString: POSTGRES_TEST_URL, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
+          await client.connect();
+          return client;
+        },
+      };
+      if (name === 'postgres') {
+        before(async function () {
+          this.timeout(10_000);
+          requireServer(this, `PostgreSQL at ${POSTGRES_TEST_URL}`, await probePostgres());
+          schema = `aion_test_${randomBytes(6).toString('hex')}`;
+        });
+      }
+      suite(target);
+      // Registered after the suite's own hooks, so its kernels stop before the schema goes.
+      if (name === 'postgres') {
+        after(async function () {
+          if (!schema) return;
+          const client = new pg.Client({ connectionString: POSTGRES_TEST_URL });
+          await client.connect();
+          try {
+            await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+          } finally {
+            await client.end();
+          }
+        });
+      }
+    });
+  }
+}
