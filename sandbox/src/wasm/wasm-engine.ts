@@ -69,6 +69,10 @@ interface CacheEntry {
   info: ModuleInfo;
 }
 
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+const noNetwork = new NetworkPolicy([]);
+
 const OUT_OF_MEMORY_TEXT = /out of memory|allocation too large|memory allocation of \d+ bytes failed/i;
 
 /**
@@ -122,13 +126,13 @@ export class WasmEngine {
     const entry = request.bytes ? await this.load(request.bytes) : this.modules.get(request.hash ?? '');
     if (!entry) throw new SandboxError('MODULE_INVALID', `No module with hash ${request.hash ?? '(none)'} is compiled.`);
     checkModule(entry.info, { memoryPages: limits.memoryPages });
-    let policy: NetworkPolicy;
+    let policy = noNetwork;
     try {
-      policy = new NetworkPolicy(request.allowedHosts ?? []);
+      if (request.allowedHosts?.length) policy = new NetworkPolicy(request.allowedHosts);
     } catch {
       throw new SandboxError('INVALID_REQUEST', 'allowedHosts holds an entry that is not a host name.');
     }
-    const stdin = new TextEncoder().encode(JSON.stringify(request.input ?? null));
+    const stdin = encoder.encode(JSON.stringify(request.input ?? null));
     if (request.signal?.aborted) throw new SandboxError('CANCELLED', 'The call was cancelled before it started.');
 
     const memory = entry.info.memories[0]!;
@@ -210,7 +214,8 @@ class GuestCallRun {
   private settled = false;
   private logLine = '';
   private readonly hostDenials: string[] = [];
-  private readonly hostRequests = new AbortController();
+  /** Aborts this call's host requests when it settles; made on the first request only (an AbortController is not free). */
+  private hostRequests: AbortController | null = null;
   private resolve!: (result: WasmRunResult) => void;
   private reject!: (err: unknown) => void;
 
@@ -228,11 +233,12 @@ class GuestCallRun {
       this.reject = reject;
     });
     const { worker, cancel } = this.pool.acquire();
+    const signal = this.request.signal;
     const onAbort = () => {
       cancel();
       this.stop('CANCELLED', 'The call was cancelled.');
     };
-    this.request.signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
     void worker.then((w) => {
       if (this.settled) return this.pool.release(w);
       this.worker = w;
@@ -245,7 +251,7 @@ class GuestCallRun {
       this.timer = setTimeout(() => this.stop('TIMEOUT', `The skill did not finish within ${this.limits.timeoutMs} ms.`), this.limits.timeoutMs);
       w.post(message);
     }, (err: unknown) => this.fail(err as SandboxError));
-    return result.finally(() => this.request.signal?.removeEventListener('abort', onAbort));
+    return signal ? result.finally(() => signal.removeEventListener('abort', onAbort)) : result;
   }
 
   private onMessage(message: FromWorker): void {
@@ -264,12 +270,13 @@ class GuestCallRun {
 
   private async fetch(message: FetchMessage): Promise<void> {
     const flags = new Int32Array(message.control, 0, 3);
+    this.hostRequests ??= new AbortController();
     const result = await performGuestFetch(message.request, this.policy, { maxBodyBytes: this.limits.maxHttpResponseBytes, signal: this.hostRequests.signal });
     if (this.settled) return;
     let status: number;
     let reason = '';
     if (result.status === 'ok') {
-      const body = new TextEncoder().encode(JSON.stringify(result.response));
+      const body = encoder.encode(JSON.stringify(result.response));
       if (body.length <= message.data.byteLength) {
         new Uint8Array(message.data).set(body);
         status = body.length;
@@ -282,7 +289,7 @@ class GuestCallRun {
       reason = result.reason;
       if (result.status === 'denied') this.hostDenials.push(result.reason);
     }
-    const reasonBytes = new TextEncoder().encode(reason).subarray(0, message.control.byteLength - CONTROL_REASON_OFFSET);
+    const reasonBytes = encoder.encode(reason).subarray(0, message.control.byteLength - CONTROL_REASON_OFFSET);
     new Uint8Array(message.control, CONTROL_REASON_OFFSET).set(reasonBytes);
     Atomics.store(flags, 2, reasonBytes.length);
     Atomics.store(flags, 1, status);
@@ -337,7 +344,7 @@ class GuestCallRun {
     }
     let output: unknown;
     try {
-      output = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(done.stdout));
+      output = JSON.parse(strictDecoder.decode(done.stdout));
     } catch {
       return error('INVALID_OUTPUT', `The skill's output is not JSON (${done.stdout.length} bytes).`);
     }
@@ -365,7 +372,7 @@ class GuestCallRun {
   private settle(): void {
     this.settled = true;
     clearTimeout(this.timer);
-    this.hostRequests.abort();
+    this.hostRequests?.abort();
   }
 }
 

@@ -19,7 +19,7 @@ class GuestCall implements WasiCall {
   private stdoutBytes = 0;
   private stderr = '';
   private stderrBytes = 0;
-  private readonly stderrDecoder = new TextDecoder();
+  private stderrDecoder: TextDecoder | null = null;
 
   constructor(readonly message: RunMessage) {
     this.stdin = message.stdin;
@@ -38,6 +38,7 @@ class GuestCall implements WasiCall {
     if (room <= 0) return;
     const kept = bytes.length > room ? bytes.subarray(0, room) : bytes;
     this.stderrBytes += kept.length;
+    this.stderrDecoder ??= new TextDecoder();
     const text = this.stderrDecoder.decode(kept, { stream: true });
     if (!text) return;
     this.stderr += text;
@@ -71,7 +72,7 @@ class GuestCall implements WasiCall {
       total.set(chunk, offset);
       offset += chunk.length;
     }
-    return { type: 'done', callId: this.message.callId, outcome, stdout: total, stderr: this.stderr + this.stderrDecoder.decode(), denials: this.denials };
+    return { type: 'done', callId: this.message.callId, outcome, stdout: total, stderr: this.stderrDecoder ? this.stderr + this.stderrDecoder.decode() : this.stderr, denials: this.denials };
   }
 }
 

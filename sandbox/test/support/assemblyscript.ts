@@ -51,6 +51,10 @@ export interface Fixtures {
   probeBounded: Uint8Array;
   /** Defines its own memory without a maximum: must be refused. */
   probeUnbounded: Uint8Array;
+  /** Plain WASI preview1 (no `aion` imports), for comparing runtimes: imported memory. */
+  wasiProbe: Uint8Array;
+  /** The same, defining its own memory without a maximum, as other WASI runtimes expect. */
+  wasiProbeOwnMemory: Uint8Array;
 }
 
 let fixtures: Promise<Fixtures> | undefined;
@@ -59,11 +63,14 @@ let fixtures: Promise<Fixtures> | undefined;
 export function buildFixtures(): Promise<Fixtures> {
   fixtures ??= (async () => {
     const source = join(sandboxRoot, 'test/fixtures/wasm/probe.ts');
+    const wasiSource = join(sandboxRoot, 'test/fixtures/wasm/wasi-probe.ts');
     const out = (name: string) => join(sandboxRoot, 'dist/test/fixtures-wasm', `${name}.wasm`);
     return {
       probe: await compileAssemblyScript(source, out('probe'), ['--importMemory']),
       probeBounded: await compileAssemblyScript(source, out('probe-bounded'), ['--maximumMemory', '8']),
       probeUnbounded: await compileAssemblyScript(source, out('probe-unbounded'), []),
+      wasiProbe: await compileAssemblyScript(wasiSource, out('wasi-probe'), ['--importMemory']),
+      wasiProbeOwnMemory: await compileAssemblyScript(wasiSource, out('wasi-probe-own-memory'), []),
     };
   })();
   return fixtures;
