@@ -92,9 +92,13 @@ export class ExtensionHost {
     return [...this.active.keys()];
   }
 
+  /** Runs `fn` as the extension's code; streams it returns keep running as its code too. */
   private inContext<T>(extensionId: string, fn: () => T): T {
     const ext = this.active.get(extensionId);
-    return ext ? runInExtensionContext(ext.binding, fn) : fn();
+    if (!ext) return fn();
+    const result = runInExtensionContext(ext.binding, fn);
+    if (result instanceof Promise) return result.then((value) => bindStreams(value, ext.binding)) as T;
+    return bindStreams(result, ext.binding) as T;
   }
 
   private log(extensionId: string | undefined, level: LogLevel, message: string, data?: Record<string, unknown>): void {
@@ -289,6 +293,46 @@ export class ExtensionHost {
       },
     };
   }
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+}
+
+/**
+ * A stream is pulled by the RPC layer, outside any extension's async context; each pull of a stream
+ * an extension returned runs in that extension's context, so its generator can call the API.
+ */
+function bindStreams(value: unknown, binding: ExtensionApiBinding): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (isAsyncIterable(value)) {
+    let iterator: AsyncIterator<unknown> | undefined;
+    const it = () => (iterator ??= runInExtensionContext(binding, () => value[Symbol.asyncIterator]()));
+    const bound: AsyncIterableIterator<unknown> = {
+      next: (v?: unknown) => runInExtensionContext(binding, () => it().next(v)),
+      return: (v?: unknown) => runInExtensionContext(binding, () => it().return?.(v) ?? Promise.resolve({ done: true as const, value: v })),
+      throw: (e?: unknown) => runInExtensionContext(binding, () => it().throw?.(e) ?? Promise.reject(e)),
+      [Symbol.asyncIterator]: () => bound,
+    };
+    return bound;
+  }
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    value.forEach((item, i) => {
+      const next = bindStreams(item, binding);
+      if (next !== item) (copy ??= value.slice())[i] = next;
+    });
+    return copy ?? value;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const key in value) {
+    const item = (value as Record<string, unknown>)[key];
+    if (typeof item !== 'object' || item === null) continue;
+    const next = bindStreams(item, binding);
+    if (next !== item) (copy ??= { ...(value as Record<string, unknown>) })[key] = next;
+  }
+  return copy ?? value;
 }
 
 function isToken(value: unknown): boolean {
