@@ -1,0 +1,55 @@
+import type { ProviderSettings } from './catalog.js';
+import type { CircuitOptions } from './health.js';
+import type { ScoringWeights } from './decision.js';
+import type { Priority, Privacy } from './types.js';
+
+/** `extensions["aion.router"]`, with every default filled in. */
+export interface RouterConfiguration {
+  policyFile?: string;
+  policies?: unknown;
+  defaults: { intent: string; privacy: Privacy; priority: Priority; timeoutMs: number; maxTimeoutMs: number; maxWaitMs: number; outputTokens: number };
+  limits: { providerConcurrency: number; keyConcurrency: number; maxRunningTasks: number; maxQueuedTasks: number; retryAfterSeconds: number };
+  circuitBreaker: CircuitOptions;
+  scoring: ScoringWeights;
+  providers: Record<string, ProviderSettings>;
+  autoDetect: { enabled: boolean; probeTimeoutMs: number; reprobeMs: number };
+  idempotencyTtlMs: number;
+  eventRetentionMs: number;
+  taskRetentionMs: number;
+}
+
+export function readConfiguration(raw: Record<string, any> | undefined): RouterConfiguration {
+  const c = raw ?? {};
+  const d = c.defaults ?? {};
+  const l = c.limits ?? {};
+  const b = c.circuitBreaker ?? {};
+  const s = c.scoring ?? {};
+  const a = c.autoDetect ?? {};
+  return {
+    policyFile: c.policyFile,
+    policies: c.policies,
+    defaults: {
+      intent: d.intent ?? 'chat',
+      privacy: d.privacy ?? 'hybrid',
+      priority: d.priority ?? 'normal',
+      timeoutMs: d.timeoutMs ?? 120_000,
+      maxTimeoutMs: d.maxTimeoutMs ?? 600_000,
+      maxWaitMs: d.maxWaitMs ?? 300_000,
+      outputTokens: d.outputTokens ?? 512,
+    },
+    limits: {
+      providerConcurrency: l.providerConcurrency ?? 256,
+      keyConcurrency: l.keyConcurrency ?? 0,
+      maxRunningTasks: l.maxRunningTasks ?? 1024,
+      maxQueuedTasks: l.maxQueuedTasks ?? 4096,
+      retryAfterSeconds: l.retryAfterSeconds ?? 1,
+    },
+    circuitBreaker: { failureThreshold: b.failureThreshold ?? 5, openMs: b.openMs ?? 30_000, maxOpenMs: b.maxOpenMs ?? 300_000 },
+    scoring: { capability: s.capability ?? 0.4, cost: s.cost ?? 0.2, latency: s.latency ?? 0.2, tier: s.tier ?? 0.2 },
+    providers: c.providers ?? {},
+    autoDetect: { enabled: a.enabled ?? true, probeTimeoutMs: a.probeTimeoutMs ?? 3_000, reprobeMs: a.reprobeMs ?? 60_000 },
+    idempotencyTtlMs: c.idempotencyTtlMs ?? 900_000,
+    eventRetentionMs: c.eventRetentionMs ?? 900_000,
+    taskRetentionMs: c.taskRetentionMs ?? 7 * 24 * 3_600_000,
+  };
+}

@@ -1,0 +1,244 @@
+import * as aion from '@aion/extension-api';
+import { AionError, ErrorCodes, type HttpRequestData, type ServerSentEvent } from '@aion/extension-api';
+import type { RouterApi } from './api.js';
+import { BulkService, MAX_BULK_OPERATIONS } from './bulk.js';
+import { requireCaller, type Caller } from './caller.js';
+import { ProviderCatalog } from './catalog.js';
+import { readConfiguration, type RouterConfiguration } from './config.js';
+import { RouterEngine, type ExecutionResult } from './engine.js';
+import type { TaskEvent } from './eventLog.js';
+import { HealthBook } from './health.js';
+import { validateTaskInput } from './input.js';
+import { ConcurrencyLimiter } from './limiter.js';
+import { ALIASES, FrontDoor, type FrontDoorSummary } from './openai.js';
+import { PolicyStore } from './policy.js';
+import { jsonRpcSession } from './rpc.js';
+import { openTaskStore } from './storage.js';
+import { TaskService, type TaskSettings } from './tasks.js';
+import { FINAL_STATUSES, type TaskResult, type TaskStore } from './taskStore.js';
+
+export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
+  const config = readConfiguration(ctx.configuration.get<Record<string, unknown>>());
+  const log = (level: 'info' | 'warn' | 'error', message: string) => ctx.logger[level](message);
+
+  const policies = new PolicyStore({ file: config.policyFile, inline: config.policies, log });
+  await policies.start();
+  ctx.subscriptions.push(policies);
+
+  const health = new HealthBook(config.circuitBreaker);
+  const catalog = new ProviderCatalog({ providers: config.providers, autoDetect: config.autoDetect, providerConcurrency: config.limits.providerConcurrency, log });
+  ctx.subscriptions.push(catalog);
+  // Probe providers now, so the first request does not wait for them.
+  void catalog.load().catch((err) => log('error', `listing providers failed: ${(err as Error).message}`));
+
+  const limiter = new ConcurrencyLimiter();
+  const engine = new RouterEngine({
+    catalog,
+    policies,
+    health,
+    limiter,
+    weights: () => config.scoring,
+    outputTokens: () => config.defaults.outputTokens,
+    retryAfterSeconds: () => config.limits.retryAfterSeconds,
+  });
+  const store = await openTaskStore(log);
+  const afterTask = (task: TaskResult, caller: Caller, engineId: string | undefined) => {
+    void store
+      .addUsage(caller.apiKey, engineId ?? 'none', { input_tokens: task.usage.tokens.input, output_tokens: task.usage.tokens.output, cost_usd: task.usage.cost_usd, error: task.status !== 'OK' })
+      .catch((err) => log('warn', `usage of ${caller.apiKey} was not recorded: ${(err as Error).message}`));
+    void aion.hooks.call('router.afterTask', { task, principal: { sub: caller.sub, tenant_id: caller.tenant, api_key: caller.apiKey } }).catch((err) => log('warn', `a router.afterTask tap failed: ${(err as Error).message}`));
+  };
+  const settings = (): TaskSettings => ({
+    defaults: config.defaults,
+    limits: config.limits,
+    idempotencyTtlMs: config.idempotencyTtlMs,
+    eventRetentionMs: config.eventRetentionMs,
+    taskRetentionMs: config.taskRetentionMs,
+  });
+  const tasks = new TaskService(engine, store, limiter, settings, (task, caller, result) => afterTask(task, caller, result?.candidate?.engine));
+  ctx.subscriptions.push(tasks);
+  const bulk = new BulkService(tasks, () => config.eventRetentionMs);
+  ctx.subscriptions.push(bulk);
+  const frontDoor = new FrontDoor({
+    engine,
+    catalog,
+    defaults: () => config.defaults,
+    onFinished: (s, caller) => afterTask(frontDoorTask(s, engine), caller, s.result.candidate?.engine),
+  });
+
+  const reload = async () => {
+    await policies.reload();
+    return { source: policies.source, loaded_at: policies.loadedAt };
+  };
+
+  ctx.subscriptions.push(
+    aion.http.handle('POST /v1/tasks', async (req, token) => {
+      const caller = requireCaller(req.principal);
+      const input = validateTaskInput(req.body);
+      const submitted = await tasks.submit(input, caller, { idempotencyKey: req.headers['idempotency-key'], body: req.body });
+      const waitMs = waitOf(input.wait, req.headers.prefer, config);
+      const task = waitMs > 0 ? await tasks.wait(submitted.task.task_id, waitMs, token) : submitted.task;
+      const headers: Record<string, string> = { Location: `/v1/tasks/${task.task_id}` };
+      const route = tasks.routeHeaderOf(task.task_id);
+      if (route) headers['x-aion-route'] = route;
+      if (submitted.replayed) headers['Idempotent-Replayed'] = 'true';
+      if (task.status === 'ERROR' && task.error?.code === 'SATURATED') {
+        headers['Retry-After'] = String(config.limits.retryAfterSeconds);
+        return { status: 503, headers, body: task };
+      }
+      return { status: FINAL_STATUSES.has(task.status) ? 200 : 202, headers, body: task };
+    }),
+    aion.http.handle('GET /v1/tasks/:id', async (req) => {
+      const task = await tasks.get(req.params.id!, requireCaller(req.principal));
+      const route = tasks.routeHeaderOf(task.task_id);
+      return { headers: route ? { 'x-aion-route': route } : undefined, body: task };
+    }),
+    aion.http.handle('POST /v1/tasks/:id/cancel', async (req) => ({ body: await tasks.cancel(req.params.id!, requireCaller(req.principal)) })),
+    aion.http.handle('GET /v1/stream/:id', async (req) => {
+      const afterId = lastEventId(req);
+      const events = await tasks.events(req.params.id!, requireCaller(req.principal), afterId);
+      return { stream: toSse(events) };
+    }),
+    aion.http.handle('GET /v1/ws', async (req) => {
+      if (!req.messages) throw new AionError(ErrorCodes.BAD_REQUEST, '/v1/ws is a WebSocket endpoint');
+      return { stream: jsonRpcSession(req.messages, tasks, requireCaller(req.principal)) };
+    }),
+    aion.http.handle('POST /v1/bulk', async (req) => {
+      const caller = requireCaller(req.principal);
+      const view = bulk.start(req.body, caller);
+      const run = bulk.get(view.bulk_id, caller);
+      const body = req.body as { wait?: boolean; stream?: boolean };
+      const headers = { Location: `/v1/bulk/${view.bulk_id}` };
+      if (body.stream === true || req.headers.accept === 'text/event-stream') {
+        return { headers, stream: toSse(bulk.follow(run), (e) => (e.event === 'partial' ? 'progress' : e.event)) };
+      }
+      if (body.wait === true) return { status: 200, headers, body: await bulk.wait(run) };
+      return { status: 202, headers, body: view };
+    }),
+    aion.http.handle('GET /v1/bulk/:id', async (req) => {
+      const caller = requireCaller(req.principal);
+      return { body: bulk.view(bulk.get(req.params.id!, caller)) };
+    }),
+    aion.http.handle('POST /v1/chat/completions', (req, token) => frontDoor.handle(req, token, requireCaller(req.principal))),
+    aion.http.handle('GET /v1/models', async () => {
+      await catalog.load();
+      return { body: frontDoor.models() };
+    }),
+    aion.http.handle('GET /v1/capabilities', async () => {
+      await catalog.load();
+      return { body: capabilities(ctx, catalog, config, store) };
+    }),
+    aion.http.handle('GET /v1/usage', async (req) => {
+      const caller = requireCaller(req.principal);
+      const asked = typeof req.query.api_key === 'string' ? req.query.api_key : undefined;
+      if (asked && asked !== caller.apiKey && !caller.admin) throw new AionError(ErrorCodes.FORBIDDEN, 'reading another API key\'s usage requires the router:admin scope');
+      const apiKey = asked ?? caller.apiKey;
+      return { body: { api_key: apiKey, ...(await store.usage(apiKey)), storage: store.kind } };
+    }),
+    aion.http.handle('GET /v1/router/policies', async () => ({
+      body: { source: policies.source, loaded_at: policies.loadedAt, last_error: policies.lastError ?? null, policies: policies.policies, health: health.snapshot(), in_flight: limiter.snapshot(), tasks: tasks.stats },
+    })),
+    aion.http.handle('POST /v1/router/policies/reload', async () => ({ body: await reload() })),
+    aion.commands.register('router.reloadPolicies', reload),
+  );
+
+  const own = (): Caller => {
+    const id = aion.extensions.caller();
+    return { sub: id ? `ext:${id}` : 'kernel', tenant: 'default', apiKey: id ? `ext:${id}` : 'kernel', admin: false };
+  };
+  return {
+    submitTask: async (input) => (await tasks.submit(validateTaskInput(input, 'the task'), own())).task,
+    complete: async (input) => {
+      const caller = own();
+      const { task } = await tasks.submit(validateTaskInput(input, 'the task'), caller);
+      return (await tasks.finished(task.task_id)) ?? task;
+    },
+    getTask: (taskId) => tasks.get(taskId, own()),
+    cancelTask: (taskId) => tasks.cancel(taskId, own()),
+    taskEvents: (taskId, afterId = 0) => tasks.events(taskId, own(), afterId),
+    providers: () => catalog.providers.map((p) => ({ ...p })),
+    reloadPolicies: reload,
+  };
+}
+
+/** `wait: true` waits up to the server's maximum; `Prefer: wait=N` (seconds) works too. */
+function waitOf(wait: boolean | number | undefined, prefer: string | undefined, config: RouterConfiguration): number {
+  let ms = wait === true ? config.defaults.maxWaitMs : typeof wait === 'number' ? wait : 0;
+  const m = prefer ? /(?:^|[,;\s])wait=(\d+)/.exec(prefer) : null;
+  if (!ms && m) ms = Number(m[1]) * 1000;
+  return Math.min(ms, config.defaults.maxWaitMs);
+}
+
+function lastEventId(req: HttpRequestData): number {
+  const raw = req.headers['last-event-id'] ?? (typeof req.query.last_event_id === 'string' ? req.query.last_event_id : undefined);
+  const n = raw === undefined ? 0 : Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new AionError(ErrorCodes.BAD_REQUEST, 'Last-Event-ID must be an event id this stream sent');
+  return n;
+}
+
+async function* toSse(events: AsyncIterable<TaskEvent>, name: (e: TaskEvent) => string = (e) => e.event): AsyncGenerator<ServerSentEvent> {
+  for await (const e of events) yield e.id === Number.MAX_SAFE_INTEGER ? { event: name(e), data: e.data } : { id: String(e.id), event: name(e), data: e.data };
+}
+
+/** A front-door call, summarised as a task for usage and `router.afterTask`. */
+function frontDoorTask(s: FrontDoorSummary, engine: RouterEngine): TaskResult {
+  const r: ExecutionResult = s.result;
+  const now = new Date().toISOString();
+  return {
+    schema_version: '1.0',
+    task_id: s.id,
+    intent: s.intent,
+    status: r.status,
+    engine: engine.engineInfo(s.decision, r),
+    result: r.status === 'OK' ? { text: r.text, tool_calls: r.toolCalls, finish_reason: r.finishReason ?? null } : null,
+    usage: { latency_ms: r.latencyMs, tokens: { input: r.inputTokens, output: r.outputTokens, total: r.inputTokens + r.outputTokens }, cost_usd: r.costUsd },
+    error: r.error ? { code: r.error.code, message: r.error.message } : null,
+    created_at: now,
+    updated_at: now,
+    routing: { privacy: s.decision.privacy, candidates: s.decision.candidates.map((c) => ({ engine: c.engine, score: c.score })), filtered: s.decision.filtered, attempts: r.attempts },
+  };
+}
+
+function capabilities(ctx: aion.ExtensionContext, catalog: ProviderCatalog, config: RouterConfiguration, store: TaskStore): Record<string, unknown> {
+  return {
+    schema_version: '1.0',
+    server: { name: 'aion', extension: ctx.extension.id, version: ctx.extension.version },
+    api_versions: ['v1'],
+    task_schema_versions: ['1.0'],
+    features: {
+      tasks: { path: '/v1/tasks', async: true, wait: true, cancel: true, timeout: { default_ms: config.defaults.timeoutMs, max_ms: config.defaults.maxTimeoutMs }, idempotency: { header: 'Idempotency-Key', ttl_seconds: Math.round(config.idempotencyTtlMs / 1000) }, storage: store.kind },
+      streaming: {
+        sse: { path: '/v1/stream/{id}', events: ['token', 'partial', 'done', 'error'], resume: 'Last-Event-ID' },
+        websocket: { path: '/v1/ws', protocol: 'jsonrpc-2.0', methods: ['tasks.submit', 'tasks.get', 'tasks.subscribe', 'tasks.unsubscribe', 'tasks.cancel'], notifications: ['tasks.event'] },
+      },
+      bulk: { path: '/v1/bulk', max_operations: MAX_BULK_OPERATIONS, execution: ['parallel', 'sequential'], depends_on: true, refs: true },
+      openai_compatible: { chat_completions: '/v1/chat/completions', models: '/v1/models', streaming: true, tools: true, aliases: Object.keys(ALIASES) },
+      routing: {
+        privacy_modes: ['local-only', 'allow-api', 'hybrid'],
+        default_privacy: config.defaults.privacy,
+        priorities: ['low', 'normal', 'high'],
+        chosen_by: ['ai-router', 'policy-override', 'preferred'],
+        explain_header: 'x-aion-route',
+        hooks: ['router.beforeRoute', 'router.afterTask'],
+        fallback: true,
+        circuit_breaker: true,
+      },
+      usage: { per_task: true, per_api_key: '/v1/usage' },
+    },
+    intents: [...catalog.knownIntents].sort(),
+    providers: catalog.providers.map((p) => ({
+      id: p.id,
+      display_name: p.displayName,
+      route: p.route,
+      tier: p.tier,
+      residency: p.residency,
+      available: p.availability === 'configured' || p.availability === 'detected',
+      availability: p.availability,
+      detail: p.detail ?? null,
+      models: p.models.map((m) => m.id),
+    })),
+    limits: { bulk_operations: MAX_BULK_OPERATIONS, provider_concurrency: config.limits.providerConcurrency, key_concurrency: config.limits.keyConcurrency || null },
+  };
+}
+
+export function deactivate(): void {}

@@ -1,0 +1,157 @@
+/**
+ * What the router has observed about each provider/model on this instance: a circuit breaker and
+ * recent latencies. Deliberately per process: it describes this instance's view of the upstreams.
+ */
+
+export interface CircuitOptions {
+  failureThreshold: number;
+  openMs: number;
+  maxOpenMs: number;
+}
+
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+/**
+ * Closed: calls pass, consecutive failures are counted. Open: calls are refused until `openMs` has
+ * passed. Half-open: one probe call passes; success closes the circuit, failure opens it again for
+ * twice as long (up to `maxOpenMs`).
+ */
+export class CircuitBreaker {
+  private failures = 0;
+  private openedAt = 0;
+  private openFor: number;
+  private probing = false;
+  private state_: 'closed' | 'open' = 'closed';
+
+  constructor(private readonly options: CircuitOptions, private readonly now: () => number = Date.now) {
+    this.openFor = options.openMs;
+  }
+
+  get state(): CircuitState {
+    if (this.state_ === 'closed') return 'closed';
+    return this.now() - this.openedAt >= this.openFor ? 'half-open' : 'open';
+  }
+
+  get consecutiveFailures(): number {
+    return this.failures;
+  }
+
+  /** Milliseconds until an open circuit lets a probe through. */
+  get retryInMs(): number {
+    return this.state_ === 'open' ? Math.max(0, this.openFor - (this.now() - this.openedAt)) : 0;
+  }
+
+  /** Whether a call may be made now, without reserving anything. */
+  get admits(): boolean {
+    const s = this.state;
+    return s === 'closed' || (s === 'half-open' && !this.probing);
+  }
+
+  /** Reserves the call: in half-open, the one probe. */
+  tryAcquire(): boolean {
+    const s = this.state;
+    if (s === 'closed') return true;
+    if (s === 'half-open' && !this.probing) {
+      this.probing = true;
+      return true;
+    }
+    return false;
+  }
+
+  success(): void {
+    this.failures = 0;
+    this.probing = false;
+    this.state_ = 'closed';
+    this.openFor = this.options.openMs;
+  }
+
+  /** A failure that says something about the upstream (not a cancel or a bad request). */
+  failure(retryAfterMs?: number): void {
+    this.failures++;
+    if (this.state_ === 'open') {
+      // A failed probe: back off harder.
+      if (this.probing) {
+        this.openFor = Math.min(this.openFor * 2, this.options.maxOpenMs);
+        this.openedAt = this.now();
+      }
+    } else if (this.failures >= this.options.failureThreshold) {
+      this.state_ = 'open';
+      this.openedAt = this.now();
+      this.openFor = this.options.openMs;
+    }
+    if (this.state_ === 'open' && retryAfterMs !== undefined) this.openFor = Math.max(this.openFor, Math.min(retryAfterMs, this.options.maxOpenMs));
+    this.probing = false;
+  }
+
+  /** A reserved probe ended without saying anything about the upstream (cancelled). */
+  release(): void {
+    this.probing = false;
+  }
+}
+
+/** The last `size` latencies; the 95th percentile is recomputed only after new samples. */
+export class LatencyWindow {
+  private readonly samples: number[] = [];
+  private next = 0;
+  private cachedP95?: number;
+
+  constructor(private readonly size = 128) {}
+
+  add(ms: number): void {
+    if (this.samples.length < this.size) this.samples.push(ms);
+    else this.samples[this.next] = ms;
+    this.next = (this.next + 1) % this.size;
+    this.cachedP95 = undefined;
+  }
+
+  get count(): number {
+    return this.samples.length;
+  }
+
+  get p95(): number | undefined {
+    if (this.samples.length === 0) return undefined;
+    if (this.cachedP95 === undefined) {
+      const sorted = [...this.samples].sort((a, b) => a - b);
+      this.cachedP95 = sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)];
+    }
+    return this.cachedP95;
+  }
+}
+
+export interface EngineHealth {
+  breaker: CircuitBreaker;
+  latency: LatencyWindow;
+  firstToken: LatencyWindow;
+}
+
+export class HealthBook {
+  private readonly engines = new Map<string, EngineHealth>();
+
+  constructor(private options: CircuitOptions, private readonly now: () => number = Date.now) {}
+
+  configure(options: CircuitOptions): void {
+    this.options = options;
+    this.engines.clear();
+  }
+
+  get(engine: string): EngineHealth {
+    let h = this.engines.get(engine);
+    if (!h) {
+      h = { breaker: new CircuitBreaker(this.options, this.now), latency: new LatencyWindow(), firstToken: new LatencyWindow() };
+      this.engines.set(engine, h);
+    }
+    return h;
+  }
+
+  peek(engine: string): EngineHealth | undefined {
+    return this.engines.get(engine);
+  }
+
+  snapshot(): Record<string, { circuit: CircuitState; consecutive_failures: number; p95_ms: number | null; samples: number }> {
+    const out: Record<string, { circuit: CircuitState; consecutive_failures: number; p95_ms: number | null; samples: number }> = {};
+    for (const [engine, h] of this.engines) {
+      out[engine] = { circuit: h.breaker.state, consecutive_failures: h.breaker.consecutiveFailures, p95_ms: h.latency.p95 ?? null, samples: h.latency.count };
+    }
+    return out;
+  }
+}

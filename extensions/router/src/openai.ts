@@ -1,0 +1,320 @@
+import { randomUUID } from 'node:crypto';
+import { Ajv } from 'ajv';
+import { AionError, AsyncQueue, CancellationTokenSource, ErrorCodes, type CancellationToken, type HttpRequestData, type HttpResponseData, type ServerSentEvent } from '@aion/extension-api';
+import type { ProviderCatalog } from './catalog.js';
+import type { Caller } from './caller.js';
+import { routeHeader, sameModel } from './decision.js';
+import { PROVIDER_ERROR_STATUS, type Abort, type ExecutionResult, type RouterEngine } from './engine.js';
+import { toTools, toToolChoice, type RouteDefaults } from './input.js';
+import type { ChatMessage, ToolCall } from './providerTypes.js';
+import type { Decision, Priority, Privacy, RouteRequest } from './types.js';
+
+/** Router aliases a client may send as `model`. */
+export const ALIASES = {
+  'aion/auto': 'the router picks the engine (privacy from the request or the server default)',
+  'aion/local': 'the router picks a local engine; nothing leaves this machine or LAN',
+} as const;
+
+interface OpenAIMessage {
+  role: string;
+  content?: string | null | Array<{ type: string; text?: string }>;
+  name?: string;
+  tool_calls?: Array<{ id: string; type?: string; function: { name: string; arguments: string } }>;
+  tool_call_id?: string;
+}
+
+interface ChatCompletionBody {
+  model: string;
+  messages: OpenAIMessage[];
+  tools?: unknown[];
+  tool_choice?: unknown;
+  temperature?: number;
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  stop?: string | string[];
+  stream?: boolean;
+  stream_options?: { include_usage?: boolean };
+  n?: number;
+  metadata?: Record<string, unknown>;
+  aion?: { intent?: string; privacy?: Privacy; budget_usd?: number; p95_ms?: number; priority?: Priority; metadata?: Record<string, unknown> };
+}
+
+const bodySchema = {
+  type: 'object',
+  required: ['model', 'messages'],
+  properties: {
+    model: { type: 'string', minLength: 1 },
+    messages: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        required: ['role'],
+        properties: {
+          role: { enum: ['system', 'developer', 'user', 'assistant', 'tool', 'function'] },
+          content: { anyOf: [{ type: 'string' }, { type: 'null' }, { type: 'array', items: { type: 'object', required: ['type'] } }] },
+          tool_calls: { type: 'array', items: { type: 'object', required: ['id', 'function'], properties: { function: { type: 'object', required: ['name'] } } } },
+        },
+      },
+    },
+    tools: { type: 'array', items: { type: 'object' } },
+    temperature: { type: 'number', minimum: 0, maximum: 2 },
+    max_tokens: { type: ['integer', 'null'], minimum: 1 },
+    max_completion_tokens: { type: ['integer', 'null'], minimum: 1 },
+    stop: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }, { type: 'null' }] },
+    stream: { type: ['boolean', 'null'] },
+    n: { type: ['integer', 'null'], minimum: 1, maximum: 1 },
+    aion: {
+      type: 'object',
+      properties: {
+        intent: { type: 'string' },
+        privacy: { enum: ['local-only', 'allow-api', 'hybrid'] },
+        budget_usd: { type: 'number', minimum: 0 },
+        p95_ms: { type: 'integer', minimum: 1 },
+        priority: { enum: ['low', 'normal', 'high'] },
+        metadata: { type: 'object' },
+      },
+      additionalProperties: false,
+    },
+  },
+};
+
+let validateBody: ReturnType<Ajv['compile']> | undefined;
+
+export interface FrontDoorOptions {
+  engine: RouterEngine;
+  catalog: ProviderCatalog;
+  defaults: () => RouteDefaults & { timeoutMs: number };
+  onFinished: (summary: FrontDoorSummary, caller: Caller) => void;
+}
+
+/** What the front door reports after each call (usage, the `router.afterTask` hook). */
+export interface FrontDoorSummary {
+  id: string;
+  intent: string;
+  decision: Decision;
+  result: ExecutionResult;
+}
+
+function text(content: OpenAIMessage['content']): string | null {
+  if (content === undefined || content === null) return null;
+  if (typeof content === 'string') return content;
+  const parts: string[] = [];
+  for (const part of content) {
+    if (part.type === 'text' && typeof part.text === 'string') parts.push(part.text);
+    else throw new AionError(ErrorCodes.VALIDATION_FAILED, `message content of type ${part.type} is not supported; send text`);
+  }
+  return parts.join('');
+}
+
+function header(req: HttpRequestData, name: string): string | undefined {
+  const v = req.headers[name];
+  return typeof v === 'string' && v ? v : undefined;
+}
+
+/** The OpenAI Chat Completions API over the router: `provider/model`, a bare model id, or `aion/*`. */
+export class FrontDoor {
+  constructor(private readonly o: FrontDoorOptions) {}
+
+  /** `model` → preferred engine and privacy; 404 for a model nothing serves. */
+  resolveModel(model: string): { preferred?: string; privacy?: Privacy } {
+    if (model === 'aion/auto' || model === 'auto') return {};
+    if (model === 'aion/local') return { privacy: 'local-only' };
+    const providers = this.o.catalog.providers;
+    const slash = model.indexOf('/');
+    if (slash > 0) {
+      const p = providers.find((x) => x.id === model.slice(0, slash));
+      const id = model.slice(slash + 1);
+      if (p) {
+        const m = p.models.find((x) => sameModel(x.id, id));
+        if (m) return { preferred: `${p.id}/${m.id}` };
+        throw new AionError('MODEL_NOT_FOUND', `provider ${p.id} has no model ${id}; it serves ${p.models.map((x) => x.id).join(', ') || 'none'} (GET /v1/models)`, { status: 404 });
+      }
+    }
+    for (const p of providers) {
+      const m = p.models.find((x) => sameModel(x.id, model));
+      if (m) return { preferred: `${p.id}/${m.id}` };
+    }
+    throw new AionError('MODEL_NOT_FOUND', `the model ${model} is not served here; use provider/model, aion/auto or aion/local (GET /v1/models lists them)`, { status: 404 });
+  }
+
+  toRouteRequest(req: HttpRequestData, body: ChatCompletionBody, caller: Caller): RouteRequest {
+    const d = this.o.defaults();
+    const { preferred, privacy: forced } = this.resolveModel(body.model);
+    const a = body.aion ?? {};
+    const privacyHeader = header(req, 'x-aion-privacy');
+    if (privacyHeader && !['local-only', 'allow-api', 'hybrid'].includes(privacyHeader)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'x-aion-privacy must be local-only, allow-api or hybrid');
+    const messages: ChatMessage[] = body.messages.map((m) => {
+      const role = m.role === 'developer' ? 'system' : m.role === 'function' ? 'tool' : (m.role as ChatMessage['role']);
+      const out: ChatMessage = { role, content: text(m.content) };
+      if (m.tool_calls?.length) out.toolCalls = m.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments ?? '{}' }));
+      if (m.tool_call_id) out.toolCallId = m.tool_call_id;
+      if (m.name) out.name = m.name;
+      return out;
+    });
+    const budget = a.budget_usd ?? (header(req, 'x-aion-budget-usd') ? Number(header(req, 'x-aion-budget-usd')) : undefined);
+    const p95 = a.p95_ms ?? (header(req, 'x-aion-p95-ms') ? Number(header(req, 'x-aion-p95-ms')) : undefined);
+    return {
+      intent: a.intent ?? header(req, 'x-aion-intent') ?? d.intent,
+      messages,
+      tools: toTools(body.tools),
+      toolChoice: toToolChoice(body.tool_choice),
+      temperature: body.temperature ?? undefined,
+      maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+      stop: typeof body.stop === 'string' ? [body.stop] : (body.stop ?? undefined),
+      preferredEngine: preferred,
+      privacy: forced ?? a.privacy ?? (privacyHeader as Privacy | undefined) ?? d.privacy,
+      budgetUsd: Number.isFinite(budget) ? budget : undefined,
+      p95Ms: Number.isFinite(p95) ? p95 : undefined,
+      priority: a.priority ?? (header(req, 'x-aion-priority') as Priority | undefined) ?? d.priority,
+      metadata: { ...(body.metadata ?? {}), ...(a.metadata ?? {}) },
+      tenantId: caller.tenant,
+    };
+  }
+
+  async handle(req: HttpRequestData, token: CancellationToken, caller: Caller): Promise<HttpResponseData> {
+    validateBody ??= new Ajv({ allErrors: true }).compile(bodySchema);
+    const body = req.body as ChatCompletionBody;
+    if (!validateBody(body)) {
+      const problems = (validateBody.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, `invalid chat completion request: ${problems.join('; ')}`, { details: problems });
+    }
+    const request = this.toRouteRequest(req, body, caller);
+    const decision = await this.o.engine.route(request, { sub: caller.sub, tenant_id: caller.tenant });
+    const source = new CancellationTokenSource();
+    const abort: Abort = { token: source.token };
+    const link = token.onCancellationRequested(() => {
+      abort.reason ??= 'disconnect';
+      source.cancel();
+    });
+    const timer = setTimeout(() => {
+      abort.reason ??= 'timeout';
+      source.cancel();
+    }, this.o.defaults().timeoutMs);
+    const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const cleanup = () => {
+      clearTimeout(timer);
+      link.dispose();
+    };
+    if (!body.stream) {
+      let result: ExecutionResult;
+      try {
+        result = await this.o.engine.execute(decision, request, abort, {}, false);
+      } finally {
+        cleanup();
+      }
+      this.o.onFinished({ id, intent: request.intent, decision, result }, caller);
+      const route = routeHeader(decision, result.attempts);
+      if (result.status !== 'OK') throw this.failure(result, route);
+      const c = result.candidate!;
+      const message: Record<string, unknown> = { role: 'assistant', content: result.toolCalls.length && !result.text ? null : result.text, refusal: null };
+      if (result.toolCalls.length) message.tool_calls = result.toolCalls.map((t) => ({ id: t.id, type: 'function', function: { name: t.name, arguments: t.arguments } }));
+      return {
+        headers: { 'x-aion-route': route },
+        body: {
+          id,
+          object: 'chat.completion',
+          created,
+          model: c.engine,
+          system_fingerprint: null,
+          choices: [{ index: 0, message, logprobs: null, finish_reason: result.finishReason ?? 'stop' }],
+          usage: { prompt_tokens: result.inputTokens, completion_tokens: result.outputTokens, total_tokens: result.inputTokens + result.outputTokens },
+          aion: { engine: this.o.engine.engineInfo(decision, result), latency_ms: result.latencyMs, cost_usd: result.costUsd },
+        },
+      };
+    }
+    return this.stream(id, created, body, request, decision, abort, source, cleanup, caller);
+  }
+
+  private failure(result: ExecutionResult, route: string): AionError {
+    const e = result.error ?? { code: 'PROVIDER_UNAVAILABLE', message: 'the call failed' };
+    const headers: Record<string, string> = { 'x-aion-route': route };
+    if (e.retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(e.retryAfterMs / 1000)));
+    return new AionError(e.code, e.message, { status: e.status && e.code === 'SATURATED' ? e.status : (PROVIDER_ERROR_STATUS[e.code] ?? e.status ?? 502), headers });
+  }
+
+  /**
+   * Waits for the first output (so a failure before it is a proper HTTP error with a status), then
+   * streams OpenAI chunks: role, content and tool-call deltas, the finish chunk, usage, `[DONE]`.
+   */
+  private async stream(id: string, created: number, body: ChatCompletionBody, request: RouteRequest, decision: Decision, abort: Abort, source: CancellationTokenSource, cleanup: () => void, caller: Caller): Promise<HttpResponseData> {
+    type Item = { kind: 'token'; text: string } | { kind: 'tool'; call: ToolCall; index: number };
+    const queue = new AsyncQueue<Item>({
+      onReturn: () => {
+        abort.reason ??= 'disconnect';
+        source.cancel();
+      },
+    });
+    let tools = 0;
+    let engine = decision.candidates[0]!.engine;
+    let final: ExecutionResult | undefined;
+    let firstOutput!: () => void;
+    const started = new Promise<void>((resolve) => (firstOutput = resolve));
+    const execution = this.o.engine
+      .execute(decision, request, abort, {
+        attempt: (c) => (engine = c.engine),
+        token: (t) => {
+          queue.push({ kind: 'token', text: t });
+          firstOutput();
+        },
+        toolCall: (call) => {
+          queue.push({ kind: 'tool', call, index: tools++ });
+          firstOutput();
+        },
+      })
+      .then((r) => (final = r))
+      .finally(() => {
+        cleanup();
+        queue.end();
+        firstOutput();
+      });
+    await started;
+    if (final && final.status !== 'OK' && final.text === '' && final.toolCalls.length === 0) {
+      this.o.onFinished({ id, intent: request.intent, decision, result: final }, caller);
+      throw this.failure(final, routeHeader(decision, final.attempts));
+    }
+    const includeUsage = body.stream_options?.include_usage === true;
+    const onFinished = this.o.onFinished;
+    const engineInfo = (r: ExecutionResult) => this.o.engine.engineInfo(decision, r);
+    const failure = (r: ExecutionResult) => this.failure(r, '');
+    const route = routeHeader(decision, final?.attempts);
+    async function* chunks(): AsyncGenerator<ServerSentEvent> {
+      const base = () => ({ id, object: 'chat.completion.chunk', created, model: engine, system_fingerprint: null });
+      yield { data: { ...base(), choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] } };
+      for await (const item of queue) {
+        const delta = item.kind === 'token' ? { content: item.text } : { tool_calls: [{ index: item.index, id: item.call.id, type: 'function', function: { name: item.call.name, arguments: item.call.arguments } }] };
+        yield { data: { ...base(), choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] } };
+      }
+      const result = await execution;
+      onFinished({ id, intent: request.intent, decision, result }, caller);
+      if (result.status !== 'OK') {
+        const e = failure(result);
+        yield { data: { error: { code: e.code, message: e.message, type: 'server_error' } } };
+        return;
+      }
+      yield { data: { ...base(), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason ?? 'stop' }], aion: { engine: engineInfo(result) } } };
+      if (includeUsage) yield { data: { ...base(), choices: [], usage: { prompt_tokens: result.inputTokens, completion_tokens: result.outputTokens, total_tokens: result.inputTokens + result.outputTokens } } };
+      yield { data: '[DONE]' };
+    }
+    return { headers: { 'x-aion-route': route }, stream: chunks() };
+  }
+
+  /** `GET /v1/models`: the router aliases, then every model of every usable provider. */
+  models(): Record<string, unknown> {
+    const data: Array<Record<string, unknown>> = Object.entries(ALIASES).map(([id, description]) => ({ id, object: 'model', created: 0, owned_by: 'aion', aion: { alias: true, description } }));
+    for (const p of this.o.catalog.providers) {
+      if (p.availability !== 'configured' && p.availability !== 'detected') continue;
+      for (const m of p.models) {
+        data.push({
+          id: `${p.id}/${m.id}`,
+          object: 'model',
+          created: 0,
+          owned_by: p.id,
+          aion: { route: p.route, tier: p.tier, residency: p.residency, context_window: m.contextWindow, cost_per_1k_input: m.costPer1kInput, cost_per_1k_output: m.costPer1kOutput, capabilities: m.capabilities, tools: m.tools, streaming: m.streaming },
+        });
+      }
+    }
+    return { object: 'list', data };
+  }
+}

@@ -1,0 +1,338 @@
+import { randomUUID } from 'node:crypto';
+import * as aion from '@aion/extension-api';
+import { AionError, CancellationTokenSource, ErrorCodes, type Disposable } from '@aion/extension-api';
+import type { Caller } from './caller.js';
+import { routeHeader } from './decision.js';
+import type { Abort, ExecutionResult, RouterEngine } from './engine.js';
+import { EventLog, type TaskEvent } from './eventLog.js';
+import { hashBody, toRouteRequest, type RouteDefaults, type TaskInput } from './input.js';
+import type { ConcurrencyLimiter } from './limiter.js';
+import { FINAL_STATUSES, type StoredTask, type TaskResult, type TaskStore } from './taskStore.js';
+import type { Decision, Priority, RouteRequest } from './types.js';
+
+export interface TaskSettings {
+  defaults: RouteDefaults & { timeoutMs: number; maxTimeoutMs: number; maxWaitMs: number };
+  limits: { maxRunningTasks: number; maxQueuedTasks: number; keyConcurrency: number; retryAfterSeconds: number };
+  idempotencyTtlMs: number;
+  eventRetentionMs: number;
+  taskRetentionMs: number;
+}
+
+interface LiveTask {
+  stored: StoredTask;
+  request: RouteRequest;
+  events: EventLog;
+  abort: Abort & { source: CancellationTokenSource };
+  done: Promise<TaskResult>;
+  /** Writes of this task, in order. */
+  writes: Promise<void>;
+  decision?: Decision;
+  queued?: { priority: Priority; start: () => void };
+}
+
+export interface Submitted {
+  task: TaskResult;
+  /** An earlier submission with the same Idempotency-Key and body. */
+  replayed: boolean;
+  /** The x-aion-route header, once decided. */
+  route?: string;
+}
+
+/** Tasks: submission (idempotent), a bounded priority queue, execution, events, cancel, timeout, storage. */
+export class TaskService implements Disposable {
+  private readonly live = new Map<string, LiveTask>();
+  private running = 0;
+  private readonly queue: Record<Priority, LiveTask[]> = { high: [], normal: [], low: [] };
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly engine: RouterEngine,
+    private readonly store: TaskStore,
+    private readonly keyLimiter: ConcurrencyLimiter,
+    private readonly settings: () => TaskSettings,
+    private readonly onFinished: (task: TaskResult, caller: Caller, result: ExecutionResult | undefined) => void,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), 30_000);
+    this.sweeper.unref();
+  }
+
+  get stats(): { running: number; queued: number; live: number } {
+    return { running: this.running, queued: this.queue.high.length + this.queue.normal.length + this.queue.low.length, live: this.live.size };
+  }
+
+  /** Accepts a task (or finds the one an Idempotency-Key names) and starts it. */
+  async submit(input: TaskInput, caller: Caller, options: { idempotencyKey?: string; body?: unknown } = {}): Promise<Submitted> {
+    const s = this.settings();
+    const now = Date.now();
+    const taskId = `task_${randomUUID().replace(/-/g, '')}`;
+    const requestHash = hashBody(options.body ?? input);
+    if (options.idempotencyKey !== undefined) {
+      if (!/^[\x21-\x7e]{1,255}$/.test(options.idempotencyKey)) throw new AionError(ErrorCodes.BAD_REQUEST, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+      const scope = `${caller.tenant}\u0000${caller.sub}\u0000${options.idempotencyKey}`;
+      const existing = await this.store.claimIdempotency({ scope, request_hash: requestHash, task_id: taskId, expires_at: now + s.idempotencyTtlMs });
+      if (existing) {
+        if (existing.request_hash !== requestHash) {
+          throw new AionError('IDEMPOTENCY_KEY_REUSED', `Idempotency-Key ${options.idempotencyKey} was used with a different body (task ${existing.task_id}); use a new key for a new request`, { status: 422, details: { task_id: existing.task_id } });
+        }
+        const task = await this.awaitExisting(existing.task_id);
+        return { task, replayed: true, route: this.routeOf(existing.task_id) };
+      }
+    }
+    const request = toRouteRequest(input, s.defaults, caller.tenant);
+    if (s.limits.keyConcurrency > 0 && !this.keyLimiter.tryAcquire(`key:${caller.apiKey}`, s.limits.keyConcurrency)) {
+      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${s.limits.keyConcurrency} tasks in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(s.limits.retryAfterSeconds) } });
+    }
+    const acquiredKey = s.limits.keyConcurrency > 0;
+    if (this.running >= s.limits.maxRunningTasks && this.stats.queued >= s.limits.maxQueuedTasks) {
+      if (acquiredKey) this.keyLimiter.release(`key:${caller.apiKey}`);
+      throw new AionError('SATURATED', `the router is saturated (${this.running} tasks running, ${this.stats.queued} queued); retry shortly`, { status: 503, headers: { 'Retry-After': String(s.limits.retryAfterSeconds) } });
+    }
+    const created = new Date(now).toISOString();
+    const task: TaskResult = {
+      schema_version: '1.0',
+      task_id: taskId,
+      intent: request.intent,
+      status: 'QUEUED',
+      engine: null,
+      result: null,
+      usage: { latency_ms: 0, tokens: { input: 0, output: 0, total: 0 }, cost_usd: 0 },
+      error: null,
+      created_at: created,
+      updated_at: created,
+    };
+    if (input.metadata) task.metadata = input.metadata;
+    const stored: StoredTask = { task, tenant_id: caller.tenant, owner: caller.sub, api_key: caller.apiKey, request_hash: requestHash, expires_at: now + s.taskRetentionMs };
+    const source = new CancellationTokenSource();
+    const live: LiveTask = { stored, request, events: new EventLog(), abort: { token: source.token, source }, done: undefined as unknown as Promise<TaskResult>, writes: Promise.resolve() };
+    this.live.set(taskId, live);
+    try {
+      await this.persist(live);
+    } catch (err) {
+      this.live.delete(taskId);
+      if (acquiredKey) this.keyLimiter.release(`key:${caller.apiKey}`);
+      throw new AionError(ErrorCodes.SERVICE_UNAVAILABLE, `the task could not be stored: ${(err as Error).message}`, { headers: { 'Retry-After': String(s.limits.retryAfterSeconds) } });
+    }
+    const timeoutMs = Math.min(input.timeout_ms ?? s.defaults.timeoutMs, s.defaults.maxTimeoutMs);
+    live.done = this.run(live, caller, timeoutMs).finally(() => {
+      if (acquiredKey) this.keyLimiter.release(`key:${caller.apiKey}`);
+    });
+    return { task, replayed: false };
+  }
+
+  private async awaitExisting(taskId: string): Promise<TaskResult> {
+    // Another request holding the same key may not have stored its task yet.
+    for (let i = 0; i < 40; i++) {
+      const found = this.live.get(taskId)?.stored ?? (await this.store.get(taskId));
+      if (found) return found.task;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new AionError(ErrorCodes.CONFLICT, `a request with this Idempotency-Key is still being accepted (task ${taskId}); retry shortly`, { headers: { 'Retry-After': '1' } });
+  }
+
+  private routeOf(taskId: string): string | undefined {
+    const live = this.live.get(taskId);
+    return live?.decision ? routeHeader(live.decision, live.stored.task.routing?.attempts) : undefined;
+  }
+
+  private async run(live: LiveTask, caller: Caller, timeoutMs: number): Promise<TaskResult> {
+    const timer = setTimeout(() => {
+      live.abort.reason = 'timeout';
+      live.abort.source.cancel();
+    }, timeoutMs);
+    let result: ExecutionResult | undefined;
+    try {
+      await this.slot(live);
+      if (live.abort.token.isCancellationRequested) return await this.finish(live, caller, undefined, undefined);
+      this.update(live, { status: 'RUNNING' });
+      void this.persist(live).catch(() => undefined);
+      let decision: Decision;
+      try {
+        decision = await this.engine.route(live.request, { sub: caller.sub, tenant_id: caller.tenant });
+      } catch (err) {
+        return await this.finish(live, caller, undefined, err);
+      }
+      live.decision = decision;
+      this.update(live, { engine: this.engine.engineInfo(decision) });
+      const first = decision.candidates[0]!;
+      live.events.push('partial', { kind: 'route', engine: live.stored.task.engine, candidates: decision.candidates.map((c) => ({ engine: c.engine, score: c.score })), filtered: decision.filtered });
+      result = await this.engine.execute(decision, live.request, live.abort, {
+        attempt: (c, _i, previous) => {
+          if (previous) live.events.push('partial', { kind: 'fallback', from: previous.engine, to: c.engine, code: previous.code, message: previous.message });
+          else if (c !== first) live.events.push('partial', { kind: 'engine', engine: c.engine });
+        },
+        token: (text) => live.events.push('token', { text }),
+        toolCall: (call) => live.events.push('partial', { kind: 'tool_call', tool_call: call }),
+      });
+      return await this.finish(live, caller, result, undefined);
+    } catch (err) {
+      return await this.finish(live, caller, result, err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits for a run slot; high priority first. */
+  private slot(live: LiveTask): Promise<void> {
+    const s = this.settings();
+    if (this.running < s.limits.maxRunningTasks) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const priority = live.request.priority;
+      const start = () => {
+        live.queued = undefined;
+        this.running++;
+        resolve();
+      };
+      live.queued = { priority, start };
+      this.queue[priority].push(live);
+      live.abort.token.onCancellationRequested(() => {
+        if (!live.queued) return;
+        const lane = this.queue[priority];
+        const i = lane.indexOf(live);
+        if (i >= 0) lane.splice(i, 1);
+        live.queued = undefined;
+        this.running++;
+        resolve();
+      });
+    });
+  }
+
+  private releaseSlot(): void {
+    this.running--;
+    const next = this.queue.high.shift() ?? this.queue.normal.shift() ?? this.queue.low.shift();
+    next?.queued?.start();
+  }
+
+  /** Stores the task's current state; writes of one task never overtake each other. */
+  private persist(live: LiveTask): Promise<void> {
+    const snapshot: StoredTask = { ...live.stored, task: { ...live.stored.task } };
+    const write = live.writes.catch(() => undefined).then(() => this.store.put(snapshot));
+    live.writes = write;
+    return write;
+  }
+
+  private update(live: LiveTask, patch: Partial<TaskResult>): void {
+    Object.assign(live.stored.task, patch, { updated_at: new Date().toISOString() });
+  }
+
+  private async finish(live: LiveTask, caller: Caller, result: ExecutionResult | undefined, err: unknown): Promise<TaskResult> {
+    const task = live.stored.task;
+    if (FINAL_STATUSES.has(task.status)) return task;
+    const decision = live.decision;
+    if (result) {
+      this.update(live, {
+        status: result.status,
+        engine: this.engine.engineInfo(decision, result),
+        result: result.status === 'OK' || result.text || result.toolCalls.length ? { text: result.text, tool_calls: result.toolCalls, finish_reason: result.finishReason ?? null } : null,
+        usage: { latency_ms: result.latencyMs, tokens: { input: result.inputTokens, output: result.outputTokens, total: result.inputTokens + result.outputTokens }, cost_usd: result.costUsd },
+        error: result.error ? { code: result.error.code, message: result.error.message } : null,
+      });
+    } else if (live.abort.token.isCancellationRequested) {
+      this.update(live, { status: live.abort.reason === 'timeout' ? 'TIMEOUT' : 'CANCELED', error: live.abort.reason === 'timeout' ? { code: 'TIMEOUT', message: 'the task did not start within its timeout' } : { code: 'CANCELLED', message: 'the task was cancelled before it started' } });
+    } else {
+      const e = err instanceof Error ? err : new Error(String(err));
+      const code = aion.isAionError(e) ? String(e.code) : ErrorCodes.INTERNAL;
+      this.update(live, { status: 'ERROR', error: { code, message: e.message } });
+    }
+    if (decision) {
+      task.routing = {
+        privacy: decision.privacy,
+        candidates: decision.candidates.map((c) => ({ engine: c.engine, score: c.score })),
+        filtered: decision.filtered,
+        attempts: result?.attempts ?? [],
+      };
+    }
+    this.releaseSlot();
+    live.events.push(task.status === 'OK' ? 'done' : 'error', task.status === 'OK' ? task : { code: task.error?.code, message: task.error?.message, task });
+    live.events.close();
+    await this.persist(live).catch(() => undefined);
+    this.onFinished(task, caller, result);
+    return task;
+  }
+
+  /** The canonical result, when `caller` may see the task. */
+  async get(taskId: string, caller: Caller): Promise<TaskResult> {
+    const stored = this.live.get(taskId)?.stored ?? (await this.store.get(taskId));
+    if (!stored || !(caller.admin || (stored.tenant_id === caller.tenant && stored.owner === caller.sub))) {
+      throw new AionError(ErrorCodes.NOT_FOUND, `no task ${taskId}`);
+    }
+    return stored.task;
+  }
+
+  routeHeaderOf(taskId: string): string | undefined {
+    return this.routeOf(taskId);
+  }
+
+  /** Waits up to `ms` for the task to finish; answers its state either way. */
+  async wait(taskId: string, ms: number, token?: aion.CancellationToken): Promise<TaskResult> {
+    const live = this.live.get(taskId);
+    if (!live || FINAL_STATUSES.has(live.stored.task.status) || ms <= 0) return live?.stored.task ?? (await this.store.get(taskId))!.task;
+    let timer: NodeJS.Timeout | undefined;
+    let sub: Disposable | undefined;
+    await Promise.race([
+      live.done,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+        sub = token?.onCancellationRequested(() => resolve());
+      }),
+    ]);
+    clearTimeout(timer);
+    sub?.dispose();
+    return live.stored.task;
+  }
+
+  /** Resolves when the task is final (live tasks only). */
+  finished(taskId: string): Promise<TaskResult> | undefined {
+    return this.live.get(taskId)?.done;
+  }
+
+  async cancel(taskId: string, caller: Caller): Promise<TaskResult> {
+    const task = await this.get(taskId, caller);
+    const live = this.live.get(taskId);
+    if (FINAL_STATUSES.has(task.status) || !live) {
+      if (!FINAL_STATUSES.has(task.status)) throw new AionError(ErrorCodes.CONFLICT, `task ${taskId} runs on another instance; cancel it there`);
+      throw new AionError(ErrorCodes.CONFLICT, `task ${taskId} already finished with status ${task.status}`, { details: { status: task.status } });
+    }
+    live.abort.reason ??= 'cancel';
+    live.abort.source.cancel();
+    return live.done;
+  }
+
+  /**
+   * The task's events after `afterId`, following live ones. A task whose log has been dropped
+   * (finished long ago, or run by another instance) replays as its final event.
+   */
+  async events(taskId: string, caller: Caller, afterId: number): Promise<AsyncIterable<TaskEvent>> {
+    const task = await this.get(taskId, caller);
+    const live = this.live.get(taskId);
+    if (live) return live.events.follow(afterId);
+    return (async function* () {
+      if (FINAL_STATUSES.has(task.status)) {
+        yield { id: Number.MAX_SAFE_INTEGER, event: task.status === 'OK' ? 'done' : 'error', data: task.status === 'OK' ? task : { code: task.error?.code, message: task.error?.message, task } } as TaskEvent;
+      } else {
+        throw new AionError(ErrorCodes.CONFLICT, `task ${taskId} runs on another instance; poll GET /v1/tasks/${taskId}`);
+      }
+    })();
+  }
+
+  private sweep(): void {
+    const s = this.settings();
+    const now = Date.now();
+    for (const [id, live] of this.live) {
+      if (live.events.isClosed && now - (live.events.closedAt ?? now) >= s.eventRetentionMs) this.live.delete(id);
+    }
+    void this.store.sweep(now).catch(() => undefined);
+  }
+
+  dispose(): void {
+    clearInterval(this.sweeper);
+    for (const live of this.live.values()) {
+      if (!live.events.isClosed) {
+        live.abort.reason = 'cancel';
+        live.abort.source.cancel();
+      }
+    }
+  }
+}

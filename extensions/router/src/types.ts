@@ -1,0 +1,97 @@
+import type { ChatMessage, ProviderModel, ProviderResidency, ProviderRoute, ProviderTier, ToolChoice, ToolDefinition } from './providerTypes.js';
+
+export type Privacy = 'local-only' | 'allow-api' | 'hybrid';
+export type Priority = 'low' | 'normal' | 'high';
+export type ChosenBy = 'ai-router' | 'policy-override' | 'preferred';
+
+/** What the router decides on: the request, normalised, plus who asks. */
+export interface RouteRequest {
+  intent: string;
+  messages: ChatMessage[];
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
+  temperature?: number;
+  maxTokens?: number;
+  stop?: string[];
+  /** `provider/model`, `provider`, `aion/auto` or `aion/local`. */
+  preferredEngine?: string;
+  privacy: Privacy;
+  budgetUsd?: number;
+  p95Ms?: number;
+  priority: Priority;
+  metadata: Record<string, unknown>;
+  tenantId?: string;
+}
+
+/** A provider as the router sees it: the contributed entry, the operator's overrides, and whether it answers. */
+export interface CatalogProvider {
+  id: string;
+  extensionId: string;
+  displayName: string;
+  route: ProviderRoute;
+  tier: ProviderTier;
+  residency: ProviderResidency;
+  models: ProviderModel[];
+  /** `configured`: enabled by the operator; `detected`: answered a probe; `unavailable`: did not (see `detail`); `disabled`: turned off. */
+  availability: 'configured' | 'detected' | 'unavailable' | 'disabled' | 'probing';
+  detail?: string;
+  maxConcurrency: number;
+}
+
+export type FilterName = 'policy' | 'residency' | 'availability' | 'capability' | 'tools' | 'context' | 'budget' | 'circuit';
+
+export interface Scores {
+  capability: number;
+  cost: number;
+  latency: number;
+  tier: number;
+}
+
+export interface Candidate {
+  /** `provider/model` */
+  engine: string;
+  provider: string;
+  model: string;
+  route: ProviderRoute;
+  tier: ProviderTier;
+  residency: ProviderResidency;
+  estimatedCostUsd: number;
+  costPer1kInput: number;
+  costPer1kOutput: number;
+  score: number;
+  scores: Scores;
+}
+
+export interface Filtered {
+  engine: string;
+  filter: FilterName;
+  detail: string;
+}
+
+export interface Decision {
+  candidates: Candidate[];
+  filtered: Filtered[];
+  chosenBy: ChosenBy;
+  reason: string;
+  /** Set by policy or a `router.beforeRoute` tap: the request must not run. */
+  deny?: { code?: string; message: string };
+  /** The privacy mode in force after policy (policy may only make it stricter). */
+  privacy: Privacy;
+}
+
+/** `engine` of the canonical result. */
+export interface EngineInfo {
+  route: ProviderRoute | null;
+  provider: string | null;
+  model: string | null;
+  chosen_by: ChosenBy;
+  reason: string;
+}
+
+export interface Attempt {
+  engine: string;
+  outcome: 'ok' | 'failed' | 'skipped';
+  code?: string;
+  message?: string;
+  latency_ms?: number;
+}
