@@ -38,7 +38,8 @@ export async function buildSkills({ onlyStale = false, log = () => {} } = {}) {
     const outFile = join(skillsDir, `${name}.wasm`);
     if (onlyStale && existsSync(outFile) && statSync(outFile).mtimeMs >= newest) continue;
     const started = Date.now();
-    const result = await asc.main([join(sources, `${name}.ts`), ...wasiShimArgs(), '--runtime', 'incremental', '-O3', '--importMemory', '--outFile', outFile], {
+    // Paths relative to the package root, so the module (and its hash) does not depend on the working directory.
+    const result = await asc.main([`assembly/skills/${name}.ts`, '--baseDir', root, ...wasiShimArgs(), '--runtime', 'incremental', '-O3', '--importMemory', '--outFile', outFile], {
       // asc's default lister joins an absolute library path onto its base directory; list it as given.
       listFiles: (dir, baseDir) => {
         try {

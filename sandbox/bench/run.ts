@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ProcessEngine, WasmEngine, type WasmLimits } from '../src/index.js';
 import { createWasiImports, GuestExit, type WasiCall } from '../src/wasm/wasi.js';
+import { buildFixtures } from '../test/support/assemblyscript.js';
 
 /**
  * One run, one machine: a direct in-thread instantiate-and-run baseline, the engine's warm calls,
@@ -54,12 +55,12 @@ function baseline(module: WebAssembly.Module, stdin: Uint8Array, calls: number):
   return stats(samples, performance.now() - started);
 }
 
-async function sequential(engine: WasmEngine, hash: string, calls: number): Promise<Stats> {
+async function sequential(engine: WasmEngine, hash: string, calls: number, args?: string[]): Promise<Stats> {
   const samples: number[] = [];
   const started = performance.now();
   for (let i = 0; i < calls; i++) {
     const t = performance.now();
-    await engine.run({ hash, input, limits });
+    await engine.run({ hash, input, limits, args });
     samples.push(performance.now() - t);
   }
   return stats(samples, performance.now() - started);
@@ -104,6 +105,11 @@ async function main(): Promise<void> {
   await sequential(engine, hash, 200); // warm-up of every worker
   const warm = await sequential(engine, hash, CALLS);
   const throughput = await concurrent(engine, hash, CALLS, engine.workers * 4);
+  // A smaller guest that only echoes stdin: closer to the cost of the engine itself.
+  const echoBytes = (await buildFixtures()).probe;
+  const echo = await engine.compile(echoBytes);
+  await sequential(engine, echo.hash, 200, ['echo']);
+  const echoWarm = await sequential(engine, echo.hash, CALLS, ['echo']);
   await engine.close();
 
   const processes = new ProcessEngine({ idleTimeoutMs: 60_000 });
@@ -134,6 +140,7 @@ async function main(): Promise<void> {
     ['baseline: instantiate + run on the main thread', ms(base.p50), ms(base.p99), base.perSecond.toFixed(0), '1.0×'],
     [`WasmEngine warm call (${engine.workers} workers, sequential)`, ms(warm.p50), ms(warm.p99), warm.perSecond.toFixed(0), `${(warm.p50 / base.p50).toFixed(1)}×`],
     [`WasmEngine throughput, ${engine.workers * 4} in flight`, '', '', throughput.toFixed(0), ''],
+    [`WasmEngine warm call, echo guest (${echoBytes.length} bytes)`, ms(echoWarm.p50), ms(echoWarm.p99), echoWarm.perSecond.toFixed(0), ''],
     [`WasmEngine first call after compile (${firstCalls.length} modules)`, ms(firstSorted[Math.floor(firstSorted.length / 2)]!), `max ${ms(firstSorted[firstSorted.length - 1]!)}`, '', `${(firstSorted[Math.floor(firstSorted.length / 2)]! / base.p50).toFixed(0)}×`],
     ['ProcessEngine, one process per call (node skill)', ms(cold.p50), ms(cold.p99), cold.perSecond.toFixed(0), `${(cold.p50 / base.p50).toFixed(0)}×`],
     ['ProcessEngine, keepAlive (node skill)', ms(kept.p50), ms(kept.p99), kept.perSecond.toFixed(0), `${(kept.p50 / base.p50).toFixed(0)}×`],
@@ -143,7 +150,7 @@ async function main(): Promise<void> {
   for (const [name, p50, p99, rate, ratio] of rows) console.log(`${name.padEnd(width)}  ${p50.padStart(10)}  ${p99.padStart(14)}  ${rate.padStart(8)}  ${ratio}`);
   const targets = { warmP50: warm.p50 <= 0.3, warmP99: warm.p99 <= 2, firstCall: firstSorted[firstSorted.length - 1]! <= 30 };
   console.log(`targets: warm p50 ≤ 0.3 ms ${targets.warmP50 ? 'met' : 'MISSED'}; warm p99 ≤ 2 ms ${targets.warmP99 ? 'met' : 'MISSED'}; first call ≤ 30 ms ${targets.firstCall ? 'met' : 'MISSED'}`);
-  console.log(JSON.stringify({ baseline: base, warm, throughput, firstCalls, processPerCall: cold, processKeepAlive: kept, targets }));
+  console.log(JSON.stringify({ baseline: base, warm, throughput, echoWarm, firstCalls, processPerCall: cold, processKeepAlive: kept, targets }));
 }
 
 await main();

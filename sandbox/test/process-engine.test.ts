@@ -115,8 +115,10 @@ describe('ProcessEngine', () => {
     await rejectsWith(engine.call({ skill, name: 'hang', limits, signal: controller.signal }), 'CANCELLED');
   });
 
-  it('refuses a command that is not an absolute path', async () => {
+  it('refuses a command that is not an absolute path, and reports one that cannot start', async () => {
     await rejectsWith(engine.call({ skill: { ...skill, command: 'node' }, name: 'echo', limits }), 'INVALID_REQUEST');
+    const err = await rejectsWith(engine.call({ skill: { ...skill, command: '/nonexistent/skill' }, name: 'echo', limits }), 'SKILL_FAILED');
+    assert.match(err.message, /could not start/);
   });
 
   it('caps memory with a cgroup v2 group where the host delegates one, and says so where it does not', async function () {

@@ -146,7 +146,13 @@ export class ProcessEngine {
     let cgroup: SkillCgroup | null = null;
     if (limits.memoryBytes !== undefined) {
       const support = await this.memoryLimitSupport();
-      if (support.available) cgroup = await SkillCgroup.create(support.parent!, limits.memoryBytes);
+      if (support.available) {
+        try {
+          cgroup = await SkillCgroup.create(support.parent!, limits.memoryBytes);
+        } catch {
+          throw new SandboxError('SKILL_FAILED', 'Could not create the memory-limited group for the skill process.');
+        }
+      }
       else if (!this.noticeGiven) {
         this.noticeGiven = true;
         const notice = `Skill processes run without a memory limit: ${support.reason}.`;

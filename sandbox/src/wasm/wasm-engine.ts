@@ -132,7 +132,12 @@ export class WasmEngine {
     } catch {
       throw new SandboxError('INVALID_REQUEST', 'allowedHosts holds an entry that is not a host name.');
     }
-    const stdin = encoder.encode(JSON.stringify(request.input ?? null));
+    let stdin: Uint8Array;
+    try {
+      stdin = encoder.encode(JSON.stringify(request.input ?? null));
+    } catch {
+      throw new SandboxError('INVALID_REQUEST', 'The input cannot be serialised as JSON.');
+    }
     if (request.signal?.aborted) throw new SandboxError('CANCELLED', 'The call was cancelled before it started.');
 
     const memory = entry.info.memories[0]!;
@@ -332,10 +337,10 @@ class GuestCallRun {
       case 'output-too-large':
         return error('OUTPUT_TOO_LARGE', `The skill wrote more than ${outcome.limit} bytes of output.`);
       case 'instantiate-failed':
-        return error('MODULE_INVALID', `The module could not be instantiated: ${outcome.message}`);
+        return error('MODULE_INVALID', `The module could not be instantiated: ${wasmMessage(outcome.message)}`);
       case 'trap':
         if (isOutOfMemory(outcome, this.memoryCap, this.entry.bytes, stderr)) return error('MEMORY_LIMIT', `The skill ran out of memory (limit ${this.memoryCap} pages of 64 KiB).`);
-        return this.failed(error, `The skill trapped: ${outcome.message}.`, stderr, diagnostics);
+        return this.failed(error, `The skill trapped: ${wasmMessage(outcome.message)}.`, stderr, diagnostics);
       case 'exit':
         if (outcome.code !== 0) {
           if (OUT_OF_MEMORY_TEXT.test(stderr)) return error('MEMORY_LIMIT', `The skill ran out of memory (limit ${this.memoryCap} pages of 64 KiB).`);

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 
 const require = createRequire(import.meta.url);
+const sandboxRoot = resolve(dirname(new URL(import.meta.url).pathname), '../../..');
 
 /** What `@assemblyscript/wasi-shim/asconfig.json` sets, spelled out so it works from any directory. */
 function wasiShimArgs(): string[] {
@@ -19,15 +20,17 @@ function wasiShimArgs(): string[] {
  */
 export async function compileAssemblyScript(source: string, outFile: string, flags: readonly string[]): Promise<Uint8Array> {
   const asc = (await import('assemblyscript/asc')).default;
+  // Source paths are embedded in abort messages: make them relative to a fixed base, not to the working directory.
+  const args = [relative(sandboxRoot, source), '--baseDir', sandboxRoot, ...wasiShimArgs(), '--runtime', 'incremental', '-O3', '--noAssert', ...flags];
   const stampFile = `${outFile}.stamp`;
   const stamp = createHash('sha256')
     .update(asc.version)
-    .update(JSON.stringify(flags))
+    .update(JSON.stringify(args))
     .update(await readFile(source))
     .digest('hex');
   if (existsSync(outFile) && existsSync(stampFile) && (await readFile(stampFile, 'utf8')) === stamp) return new Uint8Array(await readFile(outFile));
   await mkdir(dirname(outFile), { recursive: true });
-  const result = await asc.main([source, ...wasiShimArgs(), '--runtime', 'incremental', '-O3', '--noAssert', ...flags, '--outFile', outFile], {
+  const result = await asc.main([...args, '--outFile', outFile], {
     // asc's default lister joins an absolute library path onto its base directory; list it as given.
     listFiles: (dir: string, baseDir: string) => {
       try {
@@ -41,8 +44,6 @@ export async function compileAssemblyScript(source: string, outFile: string, fla
   await writeFile(stampFile, stamp);
   return new Uint8Array(await readFile(outFile));
 }
-
-const sandboxRoot = resolve(dirname(new URL(import.meta.url).pathname), '../../..');
 
 export interface Fixtures {
   /** Imports `env.memory`: the sandbox supplies and caps it. */
