@@ -42,6 +42,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     retryAfterSeconds: () => config.limits.retryAfterSeconds,
   });
   const store = await openTaskStore(log);
+  ctx.subscriptions.push({ dispose: () => store.close() });
   const afterTask = (task: TaskResult, caller: Caller, engineId: string | undefined) => {
     void store
       .addUsage(caller.apiKey, engineId ?? 'none', { input_tokens: task.usage.tokens.input, output_tokens: task.usage.tokens.output, cost_usd: task.usage.cost_usd, error: task.status !== 'OK' })

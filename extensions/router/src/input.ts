@@ -66,7 +66,7 @@ let validateTask: ReturnType<Ajv['compile']> | undefined;
 
 /** Throws 400 naming every bad field. */
 export function validateTaskInput(body: unknown, where = 'the request body'): TaskInput {
-  validateTask ??= new Ajv({ allErrors: true }).compile(taskInputSchema);
+  validateTask ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(taskInputSchema);
   if (!validateTask(body)) {
     const problems = (validateTask.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.keyword === 'additionalProperties' ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : ''}`);
     throw new AionError(ErrorCodes.VALIDATION_FAILED, `${where} is invalid: ${problems.join('; ')}`, { details: problems });

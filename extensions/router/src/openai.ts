@@ -173,7 +173,7 @@ export class FrontDoor {
   }
 
   async handle(req: HttpRequestData, token: CancellationToken, caller: Caller): Promise<HttpResponseData> {
-    validateBody ??= new Ajv({ allErrors: true }).compile(bodySchema);
+    validateBody ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(bodySchema);
     const body = req.body as ChatCompletionBody;
     if (!validateBody(body)) {
       const problems = (validateBody.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);

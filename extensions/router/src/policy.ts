@@ -110,7 +110,7 @@ let validator: ReturnType<Ajv['compile']> | undefined;
 
 /** Validates a policy document; the error names each bad JSON path. */
 export function parsePolicies(value: unknown, source: string): PolicyDocument {
-  validator ??= new Ajv({ allErrors: true }).compile(policySchema);
+  validator ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(policySchema);
   if (!validator(value)) {
     const problems = (validator.errors ?? []).map((e) => `${e.instancePath || '/'}: ${e.message ?? 'is invalid'}`);
     throw new AionError('POLICY_INVALID', `${source} is not a valid policy document: ${problems.join('; ')}`, { details: problems });

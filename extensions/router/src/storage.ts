@@ -1,7 +1,172 @@
-import { MemoryTaskStore, type TaskStore } from './taskStore.js';
+import * as aion from '@aion/extension-api';
+import { isAionError } from '@aion/extension-api';
+import { addToUsage, emptyUsage, MemoryTaskStore, type IdempotencyRecord, type StoredTask, type TaskStore, type UsageTotals } from './taskStore.js';
+
+/** The part of `aion.storage`'s API the router uses (declared here, so the router builds without it). */
+interface StorageApi {
+  namespace(): Promise<{ prefix: string; dialect: 'sqlite' | 'postgres' }>;
+  migrate(steps: Array<{ name: string; up: string[] | { sqlite: string[]; postgres: string[] } }>): Promise<{ applied: string[] }>;
+  query<R = Record<string, unknown>>(sql: string, params?: Array<string | number | boolean | null>): Promise<R[]>;
+  execute<R = Record<string, unknown>>(sql: string, params?: Array<string | number | boolean | null>): Promise<{ rows: R[]; changes: number }>;
+  transaction(statements: Array<{ sql: string; params?: Array<string | number | boolean | null> }>): Promise<unknown>;
+}
+
+type Log = (level: 'info' | 'warn', message: string) => void;
 
 /** The task store: the `aion.storage` extension when it is installed, else this process's memory. */
-export async function openTaskStore(log: (level: 'info' | 'warn', message: string) => void): Promise<TaskStore> {
-  log('info', 'tasks, idempotency keys and usage are kept in memory: install aion.storage to keep them across restarts and share them between instances');
-  return new MemoryTaskStore();
+export async function openTaskStore(log: Log): Promise<TaskStore> {
+  let api: StorageApi;
+  try {
+    api = (await aion.extensions.getApi<StorageApi>('aion.storage')) as unknown as StorageApi;
+  } catch (err) {
+    if (isAionError(err) && err.code === 'EXTENSION_NOT_FOUND') {
+      log('info', 'aion.storage is not installed: tasks, idempotency keys and usage are kept in memory, lost on restart and not shared between instances');
+      return new MemoryTaskStore();
+    }
+    throw err;
+  }
+  const store = new StorageTaskStore(api, log);
+  await store.open();
+  return store;
+}
+
+interface TaskRow {
+  body: string;
+  tenant_id: string;
+  owner: string;
+  api_key: string;
+  request_hash: string;
+  expires_at: number | string;
+}
+
+/** How long usage deltas are gathered before one write: the front door must not write per request. */
+const USAGE_FLUSH_MS = 1_000;
+
+/**
+ * Tasks, idempotency keys and usage in the router's own tables. An idempotency key is claimed with
+ * one conditional upsert, so two instances racing for the same key agree on one task.
+ */
+export class StorageTaskStore implements TaskStore {
+  readonly kind = 'storage' as const;
+  private t = { tasks: '', keys: '', usage: '' };
+  private pending = new Map<string, UsageTotals>();
+  private flushTimer?: NodeJS.Timeout;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly api: StorageApi, private readonly log: Log) {}
+
+  async open(): Promise<void> {
+    const { prefix } = await this.api.namespace();
+    this.t = { tasks: `${prefix}tasks`, keys: `${prefix}idempotency`, usage: `${prefix}usage` };
+    const { tasks, keys, usage } = this.t;
+    const steps = (money: string) => [
+      `CREATE TABLE ${tasks} (task_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, owner TEXT NOT NULL, api_key TEXT NOT NULL, request_hash TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
+      `CREATE INDEX ${tasks}_expires ON ${tasks} (expires_at)`,
+      `CREATE TABLE ${keys} (scope TEXT PRIMARY KEY, request_hash TEXT NOT NULL, task_id TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
+      `CREATE TABLE ${usage} (api_key TEXT NOT NULL, engine TEXT NOT NULL, tasks BIGINT NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cost_usd ${money} NOT NULL, errors BIGINT NOT NULL, PRIMARY KEY (api_key, engine))`,
+    ];
+    await this.api.migrate([{ name: 'router-1-tasks-keys-usage', up: { sqlite: steps('REAL'), postgres: steps('DOUBLE PRECISION') } }]);
+  }
+
+  async put(s: StoredTask): Promise<void> {
+    const t = s.task;
+    await this.api.execute(
+      `INSERT INTO ${this.t.tasks} (task_id, tenant_id, owner, api_key, request_hash, status, body, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, body = excluded.body, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
+      [t.task_id, s.tenant_id, s.owner, s.api_key, s.request_hash, t.status, JSON.stringify(t), t.created_at, t.updated_at, s.expires_at],
+    );
+  }
+
+  async get(taskId: string): Promise<StoredTask | undefined> {
+    const [row] = await this.api.query<TaskRow>(`SELECT body, tenant_id, owner, api_key, request_hash, expires_at FROM ${this.t.tasks} WHERE task_id = ?`, [taskId]);
+    if (!row) return undefined;
+    return { task: JSON.parse(row.body), tenant_id: row.tenant_id, owner: row.owner, api_key: row.api_key, request_hash: row.request_hash, expires_at: Number(row.expires_at) };
+  }
+
+  async claimIdempotency(r: IdempotencyRecord): Promise<IdempotencyRecord | undefined> {
+    const keys = this.t.keys;
+    // Inserts, or takes over an expired record; a live record is left alone and read back.
+    const { rows } = await this.api.execute<{ task_id: string }>(
+      `INSERT INTO ${keys} (scope, request_hash, task_id, expires_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (scope) DO UPDATE SET request_hash = excluded.request_hash, task_id = excluded.task_id, expires_at = excluded.expires_at WHERE ${keys}.expires_at <= ?
+       RETURNING task_id`,
+      [r.scope, r.request_hash, r.task_id, r.expires_at, Date.now()],
+    );
+    if (rows[0]?.task_id === r.task_id) return undefined;
+    const [existing] = await this.api.query<{ request_hash: string; task_id: string; expires_at: number | string }>(`SELECT request_hash, task_id, expires_at FROM ${keys} WHERE scope = ?`, [r.scope]);
+    return existing ? { scope: r.scope, request_hash: existing.request_hash, task_id: existing.task_id, expires_at: Number(existing.expires_at) } : undefined;
+  }
+
+  async addUsage(apiKey: string, engine: string, delta: { input_tokens: number; output_tokens: number; cost_usd: number; error: boolean }): Promise<void> {
+    let u = this.pending.get(apiKey);
+    if (!u) this.pending.set(apiKey, (u = emptyUsage()));
+    addToUsage(u, engine, delta);
+    if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => void this.flush(), USAGE_FLUSH_MS);
+      this.flushTimer.unref();
+    }
+  }
+
+  /** Writes the gathered usage in one transaction. */
+  flush(): Promise<void> {
+    this.flushTimer = undefined;
+    const batch = this.pending;
+    this.pending = new Map();
+    const usage = this.t.usage;
+    const statements = [...batch].flatMap(([apiKey, u]) =>
+      Object.entries(u.by_engine).map(([engine, e]) => ({
+        sql: `INSERT INTO ${usage} (api_key, engine, tasks, input_tokens, output_tokens, cost_usd, errors) VALUES (?, ?, ?, ?, ?, ?, ?)
+              ON CONFLICT (api_key, engine) DO UPDATE SET tasks = ${usage}.tasks + excluded.tasks, input_tokens = ${usage}.input_tokens + excluded.input_tokens,
+              output_tokens = ${usage}.output_tokens + excluded.output_tokens, cost_usd = ${usage}.cost_usd + excluded.cost_usd, errors = ${usage}.errors + excluded.errors`,
+        // Errors are counted per key, not per engine; they ride on the first engine's row.
+        params: [apiKey, engine, e.tasks, e.input_tokens, e.output_tokens, e.cost_usd, engine === Object.keys(u.by_engine)[0] ? u.errors : 0],
+      })),
+    );
+    if (statements.length === 0) return this.flushing;
+    this.flushing = this.flushing.then(() =>
+      this.api.transaction(statements).then(
+        () => undefined,
+        (err) => this.log('warn', `usage was not written (${(err as Error).message}); ${statements.length} rows are lost`),
+      ),
+    );
+    return this.flushing;
+  }
+
+  async usage(apiKey: string): Promise<UsageTotals> {
+    await this.flushing;
+    const rows = await this.api.query<{ engine: string; tasks: number | string; input_tokens: number | string; output_tokens: number | string; cost_usd: number | string; errors: number | string }>(
+      `SELECT engine, tasks, input_tokens, output_tokens, cost_usd, errors FROM ${this.t.usage} WHERE api_key = ?`,
+      [apiKey],
+    );
+    const total = emptyUsage();
+    const add = (engine: string, tasks: number, input: number, output: number, cost: number, errors: number) => {
+      total.tasks += tasks;
+      total.input_tokens += input;
+      total.output_tokens += output;
+      total.cost_usd = Math.round((total.cost_usd + cost) * 1e8) / 1e8;
+      total.errors += errors;
+      const e = (total.by_engine[engine] ??= { tasks: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0 });
+      e.tasks += tasks;
+      e.input_tokens += input;
+      e.output_tokens += output;
+      e.cost_usd = Math.round((e.cost_usd + cost) * 1e8) / 1e8;
+    };
+    for (const r of rows) add(r.engine, Number(r.tasks), Number(r.input_tokens), Number(r.output_tokens), Number(r.cost_usd), Number(r.errors));
+    const pending = this.pending.get(apiKey);
+    if (pending) {
+      for (const [engine, e] of Object.entries(pending.by_engine)) add(engine, e.tasks, e.input_tokens, e.output_tokens, e.cost_usd, 0);
+      total.errors += pending.errors;
+    }
+    return total;
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    await this.flush();
+  }
+
+  async sweep(now: number): Promise<void> {
+    await this.api.execute(`DELETE FROM ${this.t.tasks} WHERE expires_at <= ?`, [now]);
+    await this.api.execute(`DELETE FROM ${this.t.keys} WHERE expires_at <= ?`, [now]);
+  }
 }

@@ -65,6 +65,8 @@ export interface TaskStore {
   usage(apiKey: string): Promise<UsageTotals>;
   /** Removes expired tasks and keys. */
   sweep(now: number): Promise<void>;
+  /** Writes what is still buffered. */
+  close(): Promise<void>;
 }
 
 export const emptyUsage = (): UsageTotals => ({ tasks: 0, input_tokens: 0, output_tokens: 0, cost_usd: 0, errors: 0, by_engine: {} });
@@ -112,6 +114,8 @@ export class MemoryTaskStore implements TaskStore {
   async usage(apiKey: string): Promise<UsageTotals> {
     return structuredClone(this.usageByKey.get(apiKey) ?? emptyUsage());
   }
+
+  async close(): Promise<void> {}
 
   async sweep(now: number): Promise<void> {
     for (const [id, t] of this.tasks) if (t.expires_at <= now) this.tasks.delete(id);
