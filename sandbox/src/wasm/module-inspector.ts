@@ -37,8 +37,6 @@ export interface ModuleInfo {
   imports: ModuleImport[];
   exports: ModuleExport[];
   memories: ModuleMemory[];
-  /** Byte ranges `[start, end)` of each function body, in module order. */
-  codeBodies: Array<[number, number]>;
 }
 
 export interface ValidateOptions {
@@ -110,8 +108,8 @@ class Reader {
   }
 }
 
-/** Reads the parts of the binary that `WebAssembly.Module.imports/exports` do not show: memory limits and code body ranges. */
-function readSections(bytes: Uint8Array): Pick<ModuleInfo, 'memories' | 'codeBodies'> {
+/** Reads what `WebAssembly.Module.imports/exports` do not show: the limits of imported and defined memories. */
+function readSections(bytes: Uint8Array): Pick<ModuleInfo, 'memories'> {
   if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
     throw new SandboxError('MODULE_INVALID', 'Not a WebAssembly module (bad magic number).');
   }
@@ -119,7 +117,6 @@ function readSections(bytes: Uint8Array): Pick<ModuleInfo, 'memories' | 'codeBod
     throw new SandboxError('MODULE_INVALID', 'Only core WebAssembly modules (version 1) are supported, not components.');
   }
   const memories: ModuleMemory[] = [];
-  const codeBodies: Array<[number, number]> = [];
   const top = new Reader(bytes, 8, bytes.length);
   while (top.pos < top.end) {
     const id = top.byte();
@@ -146,15 +143,9 @@ function readSections(bytes: Uint8Array): Pick<ModuleInfo, 'memories' | 'codeBod
       }
     } else if (id === 5) {
       for (let count = section.u(); count > 0; count--) memories.push({ source: 'defined', ...section.limits() });
-    } else if (id === 10) {
-      for (let count = section.u(); count > 0; count--) {
-        const bodySize = section.u();
-        codeBodies.push([section.pos, section.pos + bodySize]);
-        section.skip(bodySize);
-      }
     }
   }
-  return { memories, codeBodies };
+  return { memories };
 }
 
 /** Describes a module without running it. Throws `MODULE_INVALID` when the bytes are not a valid module. */
@@ -170,7 +161,7 @@ export function inspectModule(bytes: Uint8Array): ModuleInfo {
 
 /** Like `inspectModule` for bytes already compiled into `module`. */
 export function describeModule(bytes: Uint8Array, module: WebAssembly.Module): ModuleInfo {
-  let sections: Pick<ModuleInfo, 'memories' | 'codeBodies'>;
+  let sections: Pick<ModuleInfo, 'memories'>;
   try {
     sections = readSections(bytes);
   } catch (err) {

@@ -68,7 +68,12 @@ export interface FetchMessage {
 export const CONTROL_REASON_OFFSET = 16;
 export const CONTROL_BYTES = CONTROL_REASON_OFFSET + 1024;
 
-export type FromWorker = DoneMessage | LogMessage | FetchMessage;
+/** Sent once when the worker has loaded and listens: `ready()` waits for this, not for the thread's start. */
+export interface ReadyMessage {
+  type: 'ready';
+}
+
+export type FromWorker = DoneMessage | LogMessage | FetchMessage | ReadyMessage;
 
 /** Return codes of `aion.*` host calls. Non-negative values are lengths. */
 export const HostCallStatus = {

@@ -263,7 +263,7 @@ class GuestCallRun {
     if (this.settled) return;
     if (message.type === 'log') this.log(message.text);
     else if (message.type === 'fetch') void this.fetch(message);
-    else this.finish(message);
+    else if (message.type === 'done') this.finish(message);
   }
 
   private log(text: string): void {

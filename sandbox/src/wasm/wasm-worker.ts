@@ -216,3 +216,5 @@ port.on('message', (message: ToWorker) => {
   const done = run(message);
   post(done, [done.stdout.buffer as ArrayBuffer]);
 });
+
+post({ type: 'ready' });

@@ -19,7 +19,7 @@ export interface GuestWorkerHandler {
 export class GuestWorker {
   readonly modules = new Set<string>();
   handler: GuestWorkerHandler | null = null;
-  /** Settles when the thread has loaded and can take calls (or has died trying). */
+  /** Settles when the worker's script has loaded and listens (or the thread has died trying). */
   readonly online: Promise<void>;
   private discarded = false;
 
@@ -27,11 +27,15 @@ export class GuestWorker {
     private readonly worker: Worker,
     private readonly onLost: (worker: GuestWorker) => void,
   ) {
+    let loaded!: () => void;
     this.online = new Promise((resolve) => {
-      worker.once('online', resolve);
+      loaded = resolve;
       worker.once('exit', () => resolve());
     });
-    worker.on('message', (message: FromWorker) => this.handler?.onMessage(message));
+    worker.on('message', (message: FromWorker) => {
+      if (message.type === 'ready') loaded();
+      else this.handler?.onMessage(message);
+    });
     worker.on('error', (err: Error & { code?: string }) => this.lost({ code: err.code, message: err.message }));
     worker.on('exit', (code) => this.lost({ code: undefined, message: `worker exited with code ${code}` }));
   }
