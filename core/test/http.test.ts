@@ -62,6 +62,28 @@ describe('the HTTP edge', () => {
     assert.deepEqual(conflict.details, { id: 7 });
   });
 
+  it('cancels the handler when the client goes away', async () => {
+    const abort = new AbortController();
+    const pending = kernel.request('/v1/basic/slow?ms=10000', { signal: abort.signal }).catch((e: Error) => e);
+    await waitFor(async () => (await json(await kernel.request('/v1/basic/last-slow')))?.finished === false);
+    abort.abort();
+    await pending;
+    const seen = await waitFor(async () => {
+      const state = await json(await kernel.request('/v1/basic/last-slow'));
+      return state.finished ? state : undefined;
+    });
+    assert.deepEqual(seen, { finished: true, cancelled: true });
+  });
+
+  it('answers 504 when a route exceeds its timeout, and cancels the handler', async () => {
+    await expectError(await kernel.request('/v1/basic/slow-limited'), 504, 'TIMEOUT');
+    const seen = await waitFor(async () => {
+      const state = await json(await kernel.request('/v1/basic/last-slow'));
+      return state.finished ? state : undefined;
+    });
+    assert.equal(seen.cancelled, true);
+  });
+
   it('answers 503 with Retry-After when saturated', async () => {
     const slow = Array.from({ length: 4 }, () => kernel.request('/v1/basic/slow?ms=800'));
     await new Promise((r) => setTimeout(r, 200));
