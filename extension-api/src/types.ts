@@ -95,7 +95,8 @@ export interface ExtensionModule {
 
 /** Turns every method of an API into its async, over-RPC form. */
 export type Remote<T> = {
-  [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
+  // A method that already returns a promise keeps its signature, generics included.
+  [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (R extends Promise<unknown> ? T[K] : (...args: A) => Promise<Awaited<R>>) : never;
 };
 
 export interface ApiEvents {

@@ -1,0 +1,33 @@
+/** The `aion.auth` configuration section, with the defaults from the manifest applied by the kernel. */
+export interface BucketConfig {
+  /** Sustained rate: tokens added per minute. */
+  perMinute: number;
+  /** Bucket size: the most requests that may arrive at once. */
+  burst: number;
+}
+
+export interface WindowConfig {
+  attempts: number;
+  windowSeconds: number;
+}
+
+export interface AuthConfiguration {
+  issuer: string;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  scryptCost: number;
+  passwordMinLength: number;
+  initialAdmin: { enabled: boolean; username: string };
+  defaultUserScopes: string[];
+  defaultDeviceScopes: string[];
+  defaultApiKeyScopes: string[];
+  auditRetentionDays: number;
+  redisUrl?: string;
+  rateLimits: {
+    enabled: boolean;
+    redisKeyPrefix: string;
+    perApiKey: BucketConfig;
+    perIp: BucketConfig;
+    login: { perAccount: WindowConfig; perIp: WindowConfig };
+  };
+}
