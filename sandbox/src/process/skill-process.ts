@@ -158,7 +158,7 @@ export class SkillProcess {
     if (typeof message.method === 'string') {
       // Requests from the skill (sampling, roots…) are not offered; its notifications are logged.
       if (message.id !== undefined) this.send({ jsonrpc: '2.0', id: message.id, error: { code: -32601, message: 'Method not found' } });
-      else if (message.method === 'notifications/message') this.onLog?.(JSON.stringify(message.params));
+      else if (message.method === 'notifications/message') this.log(JSON.stringify(message.params));
       return;
     }
     const pending = typeof message.id === 'number' ? this.pending.get(message.id) : undefined;
@@ -176,7 +176,15 @@ export class SkillProcess {
     const text = chunk.subarray(0, room).toString('utf8');
     this.stderrBytes += Math.min(room, chunk.length);
     this.stderrText += text;
-    if (this.onLog) for (const line of text.split('\n')) if (line) this.onLog(line);
+    if (this.onLog) for (const line of text.split('\n')) if (line) this.log(line);
+  }
+
+  private log(line: string): void {
+    try {
+      this.onLog?.(line);
+    } catch {
+      // Ignored: logging is best effort.
+    }
   }
 
   private end(reason: SandboxError): void {

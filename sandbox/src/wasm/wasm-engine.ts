@@ -270,7 +270,16 @@ class GuestCallRun {
     if (!this.request.onLog) return;
     const lines = (this.logLine + text).split('\n');
     this.logLine = lines.pop()!;
-    for (const line of lines) this.request.onLog(line);
+    for (const line of lines) this.emitLog(line);
+  }
+
+  /** The caller's callback must not break the call (or the engine's thread) by throwing. */
+  private emitLog(line: string): void {
+    try {
+      this.request.onLog?.(line);
+    } catch {
+      // Ignored: logging is best effort.
+    }
   }
 
   private async fetch(message: FetchMessage): Promise<void> {
@@ -330,7 +339,7 @@ class GuestCallRun {
     if (worker) this.pool.release(worker);
     const diagnostics = this.diagnostics(done.denials);
     const stderr = done.stderr;
-    if (this.logLine) this.request.onLog?.(this.logLine);
+    if (this.logLine) this.emitLog(this.logLine);
     const error = (code: ConstructorParameters<typeof SandboxError>[0], message: string) => this.fail(new SandboxError(code, message, { stderr: tail(stderr), diagnostics }));
     const outcome = done.outcome;
     switch (outcome.kind) {

@@ -21,6 +21,7 @@ export class GuestWorker {
   handler: GuestWorkerHandler | null = null;
   /** Settles when the worker's script has loaded and listens (or the thread has died trying). */
   readonly online: Promise<void>;
+  loaded = false;
   private discarded = false;
 
   constructor(
@@ -33,7 +34,10 @@ export class GuestWorker {
       worker.once('exit', () => resolve());
     });
     worker.on('message', (message: FromWorker) => {
-      if (message.type === 'ready') loaded();
+      if (message.type === 'ready') {
+        this.loaded = true;
+        loaded();
+      }
       else this.handler?.onMessage(message);
     });
     worker.on('error', (err: Error & { code?: string }) => this.lost({ code: err.code, message: err.message }));
@@ -184,7 +188,8 @@ export class WorkerPool {
     const spareIndex = this.spares.indexOf(worker);
     if (spareIndex >= 0) {
       this.spares.splice(spareIndex, 1);
-      if (!this.closed) this.spares.push(this.spawn());
+      // A thread that dies before loading would die again at once: wait before the next try.
+      if (!this.closed) setTimeout(() => this.closed || this.spares.push(this.spawn()), worker.loaded ? 0 : 1000).unref();
       return;
     }
     const idleIndex = this.idle.indexOf(worker);
