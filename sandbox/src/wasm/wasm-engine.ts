@@ -96,7 +96,7 @@ export class WasmEngine {
     return this.pool.size;
   }
 
-  /** Resolves when every worker thread has started, so that the first call does not pay for it. */
+  /** Resolves when every worker (spares included) has loaded its script, so that the first call does not pay for it. */
   ready(): Promise<void> {
     return this.pool.ready();
   }
