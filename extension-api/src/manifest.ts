@@ -66,6 +66,7 @@ export interface ExtensionPermissions {
   /** `deny`, or an allow-list of `host:port` (`*` wildcards allowed in either part). */
   network?: 'deny' | string[];
   filesystem?: 'none' | 'read' | 'write';
+  /** Names the extension may read; `PREFIX_*` covers every name starting with `PREFIX_`. */
   secrets?: string[];
   childProcess?: boolean;
 }
@@ -236,7 +237,7 @@ export const manifestSchema = {
               ],
             },
             filesystem: { enum: ['none', 'read', 'write'] },
-            secrets: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
+            secrets: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*\\*?$' } },
             childProcess: { type: 'boolean' },
           },
           additionalProperties: false,

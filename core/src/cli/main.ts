@@ -137,7 +137,9 @@ async function health(values: Record<string, unknown>): Promise<number> {
 async function extensionCommand(words: string[], argv: string[]): Promise<number | undefined> {
   const pre = parseArgs({ args: argv, options: common, strict: false, allowPositionals: true });
   const config = configFrom(pre.values);
-  const probe = Kernel.load({ config, logger: createLogger({ level: 'silent' }) });
+  const builtins = builtinsFrom(pre.values);
+  const extensionDirs = (pre.values['extensions-dir'] as string[] | undefined)?.map((d) => resolve(d));
+  const probe = Kernel.load({ config, builtins, extensionDirs, logger: createLogger({ level: 'silent' }) });
   const candidates = probe
     .get(ExtensionRegistry)
     .all()
@@ -163,7 +165,7 @@ async function extensionCommand(words: string[], argv: string[]): Promise<number
     }
   }
   // The command runs inside a real kernel on an ephemeral loopback port, so extensions behave as when serving.
-  const kernel = await Kernel.start({ config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1' } }, logger: createLogger({ level: process.env.AION_LOG_LEVEL ?? 'warn' }) });
+  const kernel = await Kernel.start({ config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1' } }, builtins, extensionDirs, logger: createLogger({ level: process.env.AION_LOG_LEVEL ?? 'warn' }) });
   try {
     const endpoint = kernel.get(KernelEndpoint);
     if (match.cli.stdio) {

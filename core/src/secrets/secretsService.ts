@@ -6,8 +6,11 @@ import type { AionConfig } from '../config/configuration.js';
 import { ExtensionRegistry } from '../extensions/extensionRegistry.js';
 import { TYPES } from '../tokens.js';
 
+const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /**
- * Per-extension secrets. An extension reads only names it declares in `aion.permissions.secrets`.
+ * Per-extension secrets. An extension reads only names it declares in `aion.permissions.secrets`
+ * (a declared `PREFIX_*` covers every name that starts with `PREFIX_`).
  * Lookup order: the secrets file section of the extension (`{ "<id>": { "NAME": "value" } }`),
  * `AION_SECRET_<ID>__<NAME>` in the environment, then `<NAME>` itself (so `OPENAI_API_KEY` just works).
  */
@@ -31,7 +34,7 @@ export class SecretsService {
 
   get(extensionId: string, name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
     const declared = this.registry.get(extensionId)?.manifest.aion?.permissions?.secrets ?? [];
-    if (!declared.includes(name)) {
+    if (!SECRET_NAME.test(name) || !declared.some((d) => d === name || (d.endsWith('*') && name.startsWith(d.slice(0, -1))))) {
       throw new AionError(ErrorCodes.SECRET_NOT_DECLARED, `${extensionId} asked for secret ${name} but does not declare it in aion.permissions.secrets`);
     }
     const envId = extensionId.toUpperCase().replace(/[^A-Z0-9]/g, '_');

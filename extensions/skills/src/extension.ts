@@ -1,0 +1,146 @@
+import * as aion from '@aion/extension-api';
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { SkillsApi, ToolCallOptions, ToolFilter } from './api.js';
+import { cliCommands } from './cli.js';
+import { resolveConfig } from './config.js';
+import { McpHttpEndpoint } from './mcp/http.js';
+import { createMcpServer } from './mcp/server.js';
+import { LineTransport } from './mcp/stdio.js';
+import type { JsSkillImplementation } from './runtimes.js';
+import { SkillsService } from './service.js';
+import { LOCAL_PRINCIPAL, type JsonSchema } from './types.js';
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function all(value: string | string[] | undefined): string[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
+
+function signalOf(token: aion.CancellationToken | undefined): AbortSignal | undefined {
+  if (!token || !aion.isCancellationToken(token)) return undefined;
+  const controller = new AbortController();
+  if (token.isCancellationRequested) controller.abort();
+  else token.onCancellationRequested(() => controller.abort());
+  return controller.signal;
+}
+
+export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<SkillsApi> | object> {
+  const config = resolveConfig(ctx.configuration.get<Record<string, unknown>>() ?? {}, ctx.storagePath);
+  const pointSchema = ctx.extension.manifest.contributes?.contributionPoints?.skills?.schema as JsonSchema;
+  const jsSkills = new Map<string, Promise<JsSkillImplementation>>();
+  const service = await SkillsService.start({
+    logger: ctx.logger,
+    config,
+    pointSchema,
+    version: ctx.extension.version,
+    secret: (name) => ctx.secrets.get(name),
+    resolveJsSkill: (id) => {
+      let impl = jsSkills.get(id);
+      if (!impl) {
+        impl = aion.contributions.get<JsSkillImplementation>('skills', id) as Promise<JsSkillImplementation>;
+        impl.catch(() => jsSkills.delete(id));
+        jsSkills.set(id, impl);
+      }
+      return impl;
+    },
+    listContributed: () => aion.contributions.list('skills'),
+    state: ctx.state,
+    storagePath: ctx.storagePath,
+  });
+  ctx.subscriptions.push({ dispose: () => service.dispose() });
+
+  const principalOf = (extra: Record<string, unknown> | undefined) => extra?.principal as aion.Principal | undefined;
+  const mcpHttp = new McpHttpEndpoint(() => createMcpServer(service, principalOf, 'mcp'), config.mcp);
+  const stdioServers = new Set<Server>();
+  ctx.subscriptions.push({ dispose: () => mcpHttp.close() });
+  ctx.subscriptions.push(
+    service.onDidChange(() => {
+      jsSkills.clear();
+      void mcpHttp.notifyToolsChanged();
+      for (const server of stdioServers) void server.sendToolListChanged().catch(() => undefined);
+    }),
+  );
+
+  const limited = (value: string | undefined, fallback: number, max: number) => {
+    const n = value === undefined ? fallback : Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new aion.AionError('BAD_REQUEST', 'limit and offset must be non-negative integers');
+    return Math.min(n, max);
+  };
+
+  ctx.subscriptions.push(
+    aion.http.handle('GET /v1/skills', (req) => {
+      const hits = service.search({ q: first(req.query.q), tags: all(req.query.tag), principal: req.principal });
+      const offset = limited(first(req.query.offset), 0, Number.MAX_SAFE_INTEGER);
+      const limit = limited(first(req.query.limit), 50, 500);
+      return { body: { skills: hits.slice(offset, offset + limit), total: hits.length } };
+    }),
+    aion.http.handle('GET /v1/skills/:id', (req) => ({ body: service.describe(req.params.id!, req.principal) })),
+    aion.http.handle('POST /v1/skills/:id/execute', async (req, token) => {
+      const body = req.body;
+      if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) throw new aion.AionError('BAD_REQUEST', 'the body must be a JSON object: { "args": { ... } }');
+      const { result, durationMs } = await service.execute(req.params.id!, (body as { args?: unknown } | undefined)?.args, { principal: req.principal, via: 'http', requestId: req.requestId, signal: signalOf(token) });
+      return { body: { result, duration_ms: Math.round(durationMs * 1000) / 1000 } };
+    }),
+    aion.http.handle('POST /v1/skills/:id/enable', async (req) => ({ body: await service.setEnabled(req.params.id!, true) })),
+    aion.http.handle('POST /v1/skills/:id/disable', async (req) => ({ body: await service.setEnabled(req.params.id!, false) })),
+    aion.http.handle('GET /v1/skill-packs', async () => ({ body: { ...(await service.listPacks()), mcpServers: service.mcpClients.status() } })),
+    aion.http.handle('GET /v1/skill-usage', (req) => ({ body: { usage: service.usage.list({ skill: first(req.query.skill), caller: first(req.query.caller) }) } })),
+    aion.http.handle('POST /mcp', (req) => mcpHttp.handle(req)),
+    aion.http.handle('GET /mcp', (req) => mcpHttp.handle(req)),
+    aion.http.handle('DELETE /mcp', (req) => mcpHttp.handle(req)),
+  );
+
+  const cli = cliCommands(() => service);
+  ctx.subscriptions.push(
+    aion.commands.register('skills.install', (o: Parameters<typeof cli.install>[0]) => cli.install(o)),
+    aion.commands.register('skills.remove', (o: Parameters<typeof cli.remove>[0]) => cli.remove(o)),
+    aion.commands.register('skills.list', (o: Parameters<typeof cli.list>[0]) => cli.list(o ?? {})),
+    aion.commands.register('skills.run', (o: Parameters<typeof cli.run>[0]) => cli.run(o)),
+    aion.commands.register('skills.sign', (o: Parameters<typeof cli.sign>[0]) => cli.sign(o)),
+    aion.commands.register('skills.keys.generate', (o: Parameters<typeof cli.keysGenerate>[0]) => cli.keysGenerate(o ?? {})),
+    aion.commands.register('skills.mcp', async (_options: unknown, lines: AsyncIterable<string>) => {
+      const transport = new LineTransport(lines);
+      const server = createMcpServer(service, () => LOCAL_PRINCIPAL, 'stdio');
+      stdioServers.add(server);
+      server.onclose = () => stdioServers.delete(server);
+      await server.connect(transport);
+      return transport.output;
+    }),
+  );
+
+  // Extensions that act for a principal (the router's tool loop) must be trusted in `apiCallers`.
+  const assertTrustedCaller = (what: string) => {
+    const caller = aion.extensions.caller();
+    if (config.apiCallers.includes('*') || (caller && config.apiCallers.includes(caller))) return caller;
+    throw new aion.AionError('FORBIDDEN', `${caller ?? 'this caller'} may not ${what}: add it to extensions["aion.skills"].apiCallers`);
+  };
+
+  const api = {
+    listTools: (filter: ToolFilter | undefined) => service.listTools(filter ?? {}),
+    executeTool: (name: string, args: unknown, principal: aion.Principal, options: ToolCallOptions | undefined, token: aion.CancellationToken | undefined) => {
+      const extension = assertTrustedCaller('run tools for a principal');
+      return service.executeTool(name, args, principal, { ...options, extension, signal: signalOf(token) });
+    },
+    search: (query: { q?: string; tags?: string[]; principal?: aion.Principal } | undefined) => service.search(query ?? {}),
+    describe: (id: string) => service.describe(id),
+    execute: (id: string, args: unknown, principal: aion.Principal, token: aion.CancellationToken | undefined) => {
+      const extension = assertTrustedCaller('run skills for a principal');
+      return service.execute(id, args, { principal, via: 'api', extension, signal: signalOf(token) });
+    },
+    listPacks: () => service.listPacks(),
+    installPack: (path: string, options: { allowUnsigned?: boolean } | undefined) => {
+      assertTrustedCaller('install packs');
+      return service.installPack(path, options ?? {});
+    },
+    removePack: (name: string) => {
+      assertTrustedCaller('remove packs');
+      return service.removePack(name);
+    },
+    usage: (filter: { skill?: string; caller?: string } | undefined) => service.usage.list(filter ?? {}),
+  };
+  return api;
+}
+
+export function deactivate(): void {}

@@ -1,0 +1,137 @@
+import type { Principal } from '@aion/extension-api';
+import { schemaProblems, type SkillCatalog } from './catalog.js';
+import { skillError, toSkillError } from './errors.js';
+import type { RateLimiter } from './rateLimiter.js';
+import type { Runners } from './runtimes.js';
+import { LOCAL_PRINCIPAL, type CallContext, type ExecuteResult, type Skill } from './types.js';
+import type { UsageRecorder } from './usage.js';
+
+export const EXECUTE_SCOPE = 'skills:execute';
+export const READ_SCOPE = 'skills:read';
+
+export interface GatekeeperLog {
+  warn(message: string, data?: Record<string, unknown>): void;
+  debug(message: string, data?: Record<string, unknown>): void;
+}
+
+export interface GatekeeperOptions {
+  /** Largest arguments, as JSON bytes. */
+  maxInputBytes: number;
+  /** Skill log lines forwarded to the log per call; the rest are dropped. */
+  maxLogLines?: number;
+}
+
+/** A secret's value for a name a skill declared, or undefined when it is not set. */
+export type SecretResolver = (name: string) => Promise<string | undefined>;
+
+const NEVER = new AbortController().signal;
+const MAX_JS_OUTPUT_CHECK = ['js', 'mcp'];
+
+export function hasScope(principal: Principal, scope: string): boolean {
+  for (const s of principal.scopes) {
+    if (s === scope || s === '*') return true;
+    if (s.endsWith(':*') && scope.startsWith(s.slice(0, -1))) return true;
+  }
+  return false;
+}
+
+/** Who a call is recorded and rate-limited as. */
+export function callerKey(principal: Principal, extension?: string): string {
+  const who = `${principal.tenant_id ?? 'default'}/${principal.sub}`;
+  return extension ? `${who} via ${extension}` : who;
+}
+
+/**
+ * Every skill call passes here, whatever door it came through: the skill exists and is enabled,
+ * the caller holds `skills:execute` and the skill's own scope, the caller is within its rate,
+ * the arguments fit the size cap and the input schema, the result fits the output schema. Every
+ * failure is an error with a stable code and a message free of host detail; the detail is logged.
+ */
+export class Gatekeeper {
+  constructor(
+    private readonly catalog: SkillCatalog,
+    private readonly runners: Runners,
+    private readonly limiter: RateLimiter,
+    private readonly usage: UsageRecorder,
+    private readonly secrets: SecretResolver,
+    private readonly log: GatekeeperLog,
+    private readonly options: GatekeeperOptions,
+  ) {}
+
+  /** Whether `principal` may call `skill` at all (used to filter listings). */
+  mayCall(skill: Skill, principal: Principal): boolean {
+    return hasScope(principal, EXECUTE_SCOPE) && (!skill.scope || hasScope(principal, skill.scope)) && this.catalog.isEnabled(skill.id);
+  }
+
+  async execute(id: string, args: unknown, call: CallContext): Promise<ExecuteResult> {
+    const started = performance.now();
+    const principal = call.principal ?? LOCAL_PRINCIPAL;
+    const caller = callerKey(principal, call.extension);
+    const entry = this.catalog.get(id);
+    let failure: string | undefined;
+    try {
+      const retryAfter = this.limiter.take(`${principal.tenant_id ?? 'default'}/${principal.sub}`);
+      if (retryAfter > 0) {
+        throw skillError('RATE_LIMITED', `Too many skill calls; retry in ${retryAfter} s.`, { headers: { 'Retry-After': String(retryAfter) }, details: { retryAfterSeconds: retryAfter } });
+      }
+      if (!entry) throw skillError('SKILL_NOT_FOUND', `No skill ${id} is installed.`);
+      const skill = entry.skill;
+      if (!this.catalog.isEnabled(id)) throw skillError('SKILL_DISABLED', `The skill ${id} is disabled.`);
+      const missing = [EXECUTE_SCOPE, ...(skill.scope ? [skill.scope] : [])].filter((s) => !hasScope(principal, s));
+      if (missing.length) throw skillError('FORBIDDEN', `Calling ${id} requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}.`, { details: { missingScopes: missing } });
+
+      const input = args === undefined ? {} : args;
+      const inputBytes = jsonBytes(input);
+      if (inputBytes > this.options.maxInputBytes) {
+        throw skillError('PAYLOAD_TOO_LARGE', `The arguments are ${inputBytes} bytes; the limit is ${this.options.maxInputBytes}.`, { details: { bytes: inputBytes, limit: this.options.maxInputBytes } });
+      }
+      if (!entry.validateInput(input)) {
+        const problems = schemaProblems(entry.validateInput.errors);
+        throw skillError('VALIDATION_FAILED', `The arguments do not match the input schema of ${id}: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}.`, { details: { errors: problems } });
+      }
+
+      const secrets = skill.permissions.secrets.length ? await this.resolveSecrets(skill) : {};
+      let logged = 0;
+      const maxLines = this.options.maxLogLines ?? 20;
+      const onLog = (line: string) => {
+        if (logged++ < maxLines) this.log.debug(`skill ${id}: ${line}`, { skill: id });
+      };
+      let result: unknown;
+      try {
+        result = await this.runners[skill.runtime].run(skill, input, { signal: call.signal ?? NEVER, secrets, onLog });
+      } catch (err) {
+        throw toSkillError(err, id, (detail) => this.log.warn(`skill ${id} failed`, { ...detail, caller, via: call.via, requestId: call.requestId }));
+      }
+      if (MAX_JS_OUTPUT_CHECK.includes(skill.runtime)) {
+        const outputBytes = jsonBytes(result);
+        if (outputBytes > skill.limits.max_output_bytes) throw skillError('OUTPUT_TOO_LARGE', `The skill returned ${outputBytes} bytes; the limit is ${skill.limits.max_output_bytes}.`);
+      }
+      if (entry.validateOutput && !entry.validateOutput(result)) {
+        const problems = schemaProblems(entry.validateOutput.errors);
+        this.log.warn(`skill ${id} returned a result that does not match its output schema`, { skill: id, problems });
+        throw skillError('OUTPUT_INVALID', `The result of ${id} does not match its output schema: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}.`, { details: { errors: problems } });
+      }
+      return { result, durationMs: performance.now() - started };
+    } catch (err) {
+      const error = toSkillError(err, id, (detail) => this.log.warn(`skill ${id} failed`, { ...detail, caller, via: call.via }));
+      failure = error.code;
+      throw error;
+    } finally {
+      if (entry) this.usage.record(id, caller, performance.now() - started, failure);
+    }
+  }
+
+  private async resolveSecrets(skill: Skill): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const name of skill.permissions.secrets) {
+      const value = await this.secrets(name).catch(() => undefined);
+      if (value !== undefined) out[name] = value;
+    }
+    return out;
+  }
+}
+
+function jsonBytes(value: unknown): number {
+  const text = JSON.stringify(value);
+  return text === undefined ? 0 : Buffer.byteLength(text);
+}

@@ -1,0 +1,100 @@
+import type { Memento } from '@aion/extension-api';
+
+export interface UsageRow {
+  skill: string;
+  /** `tenant/subject`, with `via extension` when another extension called on its behalf. */
+  caller: string;
+  calls: number;
+  errors: number;
+  errorsByCode: Record<string, number>;
+  totalMs: number;
+  maxMs: number;
+  lastAt: string;
+}
+
+const STATE_KEY = 'usage.v1';
+const MAX_ROWS = 10_000;
+
+/**
+ * Calls, errors and durations per skill and caller, in memory, and persisted through `ctx.state`
+ * (served by `aion.storage`) when that extension is installed.
+ */
+export class UsageRecorder {
+  private readonly rows = new Map<string, UsageRow>();
+  private dirty = false;
+  private persistence: Memento | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly onPersistError: (err: unknown) => void = () => undefined) {}
+
+  /** Loads earlier figures and starts flushing every `intervalMs`; without storage it stays in memory. */
+  async persistTo(state: Memento, intervalMs = 10_000): Promise<boolean> {
+    let saved: UsageRow[] | undefined;
+    try {
+      saved = await state.get<UsageRow[]>(STATE_KEY);
+    } catch {
+      return false;
+    }
+    for (const row of saved ?? []) if (!this.rows.has(key(row.skill, row.caller))) this.rows.set(key(row.skill, row.caller), row);
+    this.persistence = state;
+    this.timer = setInterval(() => void this.flush(), intervalMs);
+    this.timer.unref();
+    return true;
+  }
+
+  record(skill: string, caller: string, durationMs: number, errorCode?: string): void {
+    const k = key(skill, caller);
+    let row = this.rows.get(k);
+    if (!row) {
+      if (this.rows.size >= MAX_ROWS) this.evictOldest();
+      row = { skill, caller, calls: 0, errors: 0, errorsByCode: {}, totalMs: 0, maxMs: 0, lastAt: '' };
+      this.rows.set(k, row);
+    }
+    row.calls++;
+    row.totalMs += durationMs;
+    if (durationMs > row.maxMs) row.maxMs = durationMs;
+    row.lastAt = new Date().toISOString();
+    if (errorCode) {
+      row.errors++;
+      row.errorsByCode[errorCode] = (row.errorsByCode[errorCode] ?? 0) + 1;
+    }
+    this.dirty = true;
+  }
+
+  list(filter: { skill?: string; caller?: string } = {}): Array<UsageRow & { averageMs: number }> {
+    return [...this.rows.values()]
+      .filter((r) => (!filter.skill || r.skill === filter.skill) && (!filter.caller || r.caller === filter.caller))
+      .map((r) => ({ ...r, totalMs: round(r.totalMs), maxMs: round(r.maxMs), averageMs: round(r.totalMs / Math.max(1, r.calls)) }))
+      .sort((a, b) => b.calls - a.calls);
+  }
+
+  async flush(): Promise<void> {
+    if (!this.persistence || !this.dirty) return;
+    this.dirty = false;
+    try {
+      await this.persistence.update(STATE_KEY, [...this.rows.values()]);
+    } catch (err) {
+      this.dirty = true;
+      this.onPersistError(err);
+    }
+  }
+
+  async dispose(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+
+  private evictOldest(): void {
+    let oldest: [string, UsageRow] | undefined;
+    for (const entry of this.rows) if (!oldest || entry[1].lastAt < oldest[1].lastAt) oldest = entry;
+    if (oldest) this.rows.delete(oldest[0]);
+  }
+}
+
+function key(skill: string, caller: string): string {
+  return `${skill}\u0000${caller}`;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
