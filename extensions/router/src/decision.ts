@@ -77,6 +77,7 @@ export function decide(request: RouteRequest, ctx: DecisionContext): Decision {
   const budget = budgets.length ? Math.min(...budgets) : undefined;
   const filtered: Filtered[] = [];
   const survivors: Candidate[] = [];
+  let retryAfterMs: number | undefined;
 
   const limits: FilterLimits = { policy, privacy, intent, inputTokens, outputTokens, budget, health: ctx.health, requestIntent: request.intent, needsTools: !!request.tools?.length };
   for (const p of ctx.providers) {
@@ -104,10 +105,15 @@ export function decide(request: RouteRequest, ctx: DecisionContext): Decision {
     }
   }
 
+  for (const f of filtered) {
+    if (f.filter !== 'circuit') continue;
+    const wait = ctx.health.peek(f.engine)?.breaker.retryInMs ?? 0;
+    retryAfterMs = retryAfterMs === undefined ? wait : Math.min(retryAfterMs, wait);
+  }
   score(survivors, request, policy, ctx);
   survivors.sort((a, b) => b.score - a.score || (a.engine < b.engine ? -1 : 1));
 
-  const decision: Decision = { candidates: [], filtered, chosenBy: 'ai-router', reason: '', privacy };
+  const decision: Decision = { candidates: [], filtered, chosenBy: 'ai-router', reason: '', privacy, retryAfterMs };
   let first: Candidate | undefined;
   let onlyFirst = false;
   const override = policy.override;
@@ -237,10 +243,11 @@ export function noRouteError(decision: Decision, providers: readonly CatalogProv
   const counts = new Map<string, number>();
   for (const f of decision.filtered) counts.set(f.filter, (counts.get(f.filter) ?? 0) + 1);
   const summary = [...counts].map(([k, n]) => `${n} by ${k}`).join(', ');
-  const onlyCircuits = decision.filtered.length > 0 && decision.filtered.every((f) => f.filter === 'circuit' || f.filter === 'availability');
   const examples = decision.filtered.slice(0, 6).map((f) => `${f.engine} (${f.filter}: ${f.detail})`).join('; ');
-  if (onlyCircuits) {
-    return new AionError('PROVIDERS_UNAVAILABLE', `every engine that could serve this request is failing (${summary}): ${examples}`, { status: 503, headers: { 'Retry-After': '5' }, details: { filtered: decision.filtered } });
+  // An engine filtered by its circuit passed every other filter: the request can run once it closes.
+  if (decision.retryAfterMs !== undefined) {
+    const seconds = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
+    return new AionError('PROVIDERS_UNAVAILABLE', `every engine that could serve this request is failing (${summary}): ${examples}`, { status: 503, headers: { 'Retry-After': seconds }, details: { filtered: decision.filtered } });
   }
   return new AionError('NO_ROUTE', `no engine satisfies this request (privacy ${decision.privacy}; ${summary}): ${examples}`, { status: 422, details: { filtered: decision.filtered } });
 }

@@ -63,6 +63,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
   const frontDoor = new FrontDoor({
     engine,
     catalog,
+    keyLimit: () => ({ limiter, limit: config.limits.keyConcurrency, retryAfterSeconds: config.limits.retryAfterSeconds }),
     defaults: () => config.defaults,
     onFinished: (s, caller) => afterTask(frontDoorTask(s, engine), caller, s.result.candidate?.engine),
   });

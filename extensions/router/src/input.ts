@@ -62,13 +62,18 @@ export const taskInputSchema = {
   additionalProperties: false,
 } as const;
 
+/** `/messages/0/role` → `messages.0.role`: readable, and not mistaken for a file path when messages are sanitised. */
+export function jsonPath(instancePath: string): string {
+  return instancePath ? instancePath.slice(1).replace(/\//g, '.') : '(root)';
+}
+
 let validateTask: ReturnType<Ajv['compile']> | undefined;
 
 /** Throws 400 naming every bad field. */
 export function validateTaskInput(body: unknown, where = 'the request body'): TaskInput {
   validateTask ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(taskInputSchema);
   if (!validateTask(body)) {
-    const problems = (validateTask.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.keyword === 'additionalProperties' ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : ''}`);
+    const problems = (validateTask.errors ?? []).map((e) => `${jsonPath(e.instancePath)} ${e.message}${e.keyword === 'additionalProperties' ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : ''}`);
     throw new AionError(ErrorCodes.VALIDATION_FAILED, `${where} is invalid: ${problems.join('; ')}`, { details: problems });
   }
   const input = body as TaskInput;

@@ -5,7 +5,8 @@ import type { ProviderCatalog } from './catalog.js';
 import type { Caller } from './caller.js';
 import { routeHeader, sameModel } from './decision.js';
 import { PROVIDER_ERROR_STATUS, type Abort, type ExecutionResult, type RouterEngine } from './engine.js';
-import { toTools, toToolChoice, type RouteDefaults } from './input.js';
+import { jsonPath, toTools, toToolChoice, type RouteDefaults } from './input.js';
+import type { ConcurrencyLimiter } from './limiter.js';
 import type { ChatMessage, ToolCall } from './providerTypes.js';
 import type { Decision, Priority, Privacy, RouteRequest } from './types.js';
 
@@ -84,6 +85,8 @@ let validateBody: ReturnType<Ajv['compile']> | undefined;
 export interface FrontDoorOptions {
   engine: RouterEngine;
   catalog: ProviderCatalog;
+  /** Calls in flight per API key (0: unlimited), as for tasks. */
+  keyLimit: () => { limiter: ConcurrencyLimiter; limit: number; retryAfterSeconds: number };
   defaults: () => RouteDefaults & { timeoutMs: number };
   onFinished: (summary: FrontDoorSummary, caller: Caller) => void;
 }
@@ -176,11 +179,16 @@ export class FrontDoor {
     validateBody ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(bodySchema);
     const body = req.body as ChatCompletionBody;
     if (!validateBody(body)) {
-      const problems = (validateBody.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);
+      const problems = (validateBody.errors ?? []).map((e) => `${jsonPath(e.instancePath)} ${e.message}`);
       throw new AionError(ErrorCodes.VALIDATION_FAILED, `invalid chat completion request: ${problems.join('; ')}`, { details: problems });
     }
     const request = this.toRouteRequest(req, body, caller);
     const decision = await this.o.engine.route(request, { sub: caller.sub, tenant_id: caller.tenant });
+    const { limiter, limit, retryAfterSeconds } = this.o.keyLimit();
+    const keySlot = `key:${caller.apiKey}`;
+    if (limit > 0 && !limiter.tryAcquire(keySlot, limit)) {
+      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${limit} calls in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(retryAfterSeconds) } });
+    }
     const source = new CancellationTokenSource();
     const abort: Abort = { token: source.token };
     const link = token.onCancellationRequested(() => {
@@ -196,6 +204,7 @@ export class FrontDoor {
     const cleanup = () => {
       clearTimeout(timer);
       link.dispose();
+      if (limit > 0) limiter.release(keySlot);
     };
     if (!body.stream) {
       let result: ExecutionResult;

@@ -5,6 +5,7 @@ import { Ajv } from 'ajv';
 import { AionError, Emitter, type Disposable } from '@aion/extension-api';
 import type { ProviderResidency, ProviderRoute, ProviderTier } from './providerTypes.js';
 import type { Privacy } from './types.js';
+import { jsonPath } from './input.js';
 
 /** Rules for one intent, or the defaults every intent starts from. */
 export interface IntentPolicy {
@@ -112,8 +113,8 @@ let validator: ReturnType<Ajv['compile']> | undefined;
 export function parsePolicies(value: unknown, source: string): PolicyDocument {
   validator ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(policySchema);
   if (!validator(value)) {
-    const problems = (validator.errors ?? []).map((e) => `${e.instancePath || '/'}: ${e.message ?? 'is invalid'}`);
-    throw new AionError('POLICY_INVALID', `${source} is not a valid policy document: ${problems.join('; ')}`, { details: problems });
+    const problems = (validator.errors ?? []).map((e) => `${jsonPath(e.instancePath)}: ${e.message ?? 'is invalid'}`);
+    throw new AionError('POLICY_INVALID', `${source} is not a valid policy document: ${problems.join('; ')}`, { status: 422, details: problems });
   }
   return value as PolicyDocument;
 }
@@ -252,13 +253,13 @@ export class PolicyStore implements Disposable {
       try {
         text = await readFile(this.file, 'utf8');
       } catch (err) {
-        throw new AionError('POLICY_INVALID', `cannot read the policy file ${this.file}: ${(err as Error).message}`);
+        throw new AionError('POLICY_INVALID', `cannot read the policy file ${this.file}: ${(err as Error).message}`, { status: 422 });
       }
       let value: unknown;
       try {
         value = JSON.parse(text);
       } catch (err) {
-        throw new AionError('POLICY_INVALID', `the policy file ${this.file} is not valid JSON: ${(err as Error).message}`);
+        throw new AionError('POLICY_INVALID', `the policy file ${this.file} is not valid JSON: ${(err as Error).message}`, { status: 422 });
       }
       this.current = parsePolicies(value, `the policy file ${this.file}`);
       this.loadedAt = new Date().toISOString();

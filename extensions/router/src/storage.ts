@@ -39,9 +39,6 @@ interface TaskRow {
   expires_at: number | string;
 }
 
-/** How long usage deltas are gathered before one write: the front door must not write per request. */
-const USAGE_FLUSH_MS = 1_000;
-
 /**
  * Tasks, idempotency keys and usage in the router's own tables. An idempotency key is claimed with
  * one conditional upsert, so two instances racing for the same key agree on one task.
@@ -50,7 +47,7 @@ export class StorageTaskStore implements TaskStore {
   readonly kind = 'storage' as const;
   private t = { tasks: '', keys: '', usage: '' };
   private pending = new Map<string, UsageTotals>();
-  private flushTimer?: NodeJS.Timeout;
+  private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(private readonly api: StorageApi, private readonly log: Log) {}
@@ -101,15 +98,16 @@ export class StorageTaskStore implements TaskStore {
     let u = this.pending.get(apiKey);
     if (!u) this.pending.set(apiKey, (u = emptyUsage()));
     addToUsage(u, engine, delta);
-    if (!this.flushTimer) {
-      this.flushTimer = setTimeout(() => void this.flush(), USAGE_FLUSH_MS);
-      this.flushTimer.unref();
+    // One write at a time: under load, what arrives while a write runs goes into the next one.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.flushing = this.flushing.then(() => this.flush());
     }
   }
 
   /** Writes the gathered usage in one transaction. */
-  flush(): Promise<void> {
-    this.flushTimer = undefined;
+  private async flush(): Promise<void> {
+    this.flushScheduled = false;
     const batch = this.pending;
     this.pending = new Map();
     const usage = this.t.usage;
@@ -122,14 +120,12 @@ export class StorageTaskStore implements TaskStore {
         params: [apiKey, engine, e.tasks, e.input_tokens, e.output_tokens, e.cost_usd, engine === Object.keys(u.by_engine)[0] ? u.errors : 0],
       })),
     );
-    if (statements.length === 0) return this.flushing;
-    this.flushing = this.flushing.then(() =>
-      this.api.transaction(statements).then(
-        () => undefined,
-        (err) => this.log('warn', `usage was not written (${(err as Error).message}); ${statements.length} rows are lost`),
-      ),
-    );
-    return this.flushing;
+    if (statements.length === 0) return;
+    try {
+      await this.api.transaction(statements);
+    } catch (err) {
+      this.log('warn', `usage was not written (${(err as Error).message}); ${statements.length} rows are lost`);
+    }
   }
 
   async usage(apiKey: string): Promise<UsageTotals> {
@@ -161,8 +157,7 @@ export class StorageTaskStore implements TaskStore {
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.flushTimer);
-    await this.flush();
+    await this.flushing;
   }
 
   async sweep(now: number): Promise<void> {

@@ -77,6 +77,8 @@ export interface Decision {
   deny?: { code?: string; message: string };
   /** The privacy mode in force after policy (policy may only make it stricter). */
   privacy: Privacy;
+  /** When engines were filtered only by open circuits: how soon the first one lets a probe through. */
+  retryAfterMs?: number;
 }
 
 /** `engine` of the canonical result. */

@@ -18,7 +18,7 @@ describe('policies', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('refuses a bad document, naming the JSON path', () => {
-    assert.throws(() => parsePolicies({ intents: { code: { privacy: 'everywhere' } } }, 'test'), /\/intents\/code\/privacy/);
+    assert.throws(() => parsePolicies({ intents: { code: { privacy: 'everywhere' } } }, 'test'), /intents\.code\.privacy/);
     assert.throws(() => parsePolicies({ overrides: [{ match: {} }] }, 'test'), /engine/);
     assert.throws(() => parsePolicies({ tiers: { gold: {} } }, 'test'), (e: Error & { code?: string }) => e.code === 'POLICY_INVALID');
   });
