@@ -104,6 +104,14 @@ export interface PackStoreOptions {
 
 const packValidator: ValidateFunction = new Ajv2020({ allErrors: true, strict: false }).compile(packManifestSchema);
 
+function tryParse(bytes: Buffer): FileList | undefined {
+  try {
+    return parseFileList(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 function stampNow(): string {
   return `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
@@ -210,6 +218,8 @@ export class PackStore {
         manifestName = typeof manifest.name === 'string' ? manifest.name : undefined;
         manifestVersion = typeof manifest.version === 'string' ? manifest.version : undefined;
         const listBytes = await readFile(join(root, FILE_LIST)).catch(() => undefined);
+        // Parsed up front too, so a refused pack's listed files can be kept in quarantine.
+        if (listBytes) list = tryParse(listBytes);
         const signatureText = await readFile(join(root, SIGNATURE_FILE), 'utf8').catch(() => undefined);
         try {
           signature = verifySignature(listBytes, signatureText, this.options.trustedKeys());
