@@ -3,9 +3,7 @@ import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { SkillsApi, ToolCallOptions, ToolFilter } from './api.js';
 import { cliCommands } from './cli.js';
 import { resolveConfig } from './config.js';
-import { McpHttpEndpoint } from './mcp/http.js';
-import { createMcpServer } from './mcp/server.js';
-import { LineTransport } from './mcp/stdio.js';
+import type { McpHttpEndpoint } from './mcp/http.js';
 import type { JsSkillImplementation } from './runtimes.js';
 import { SkillsService } from './service.js';
 import { LOCAL_PRINCIPAL, type JsonSchema } from './types.js';
@@ -51,14 +49,22 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
   });
   ctx.subscriptions.push({ dispose: () => service.dispose() });
 
+  // The MCP server side (the SDK and its schemas) loads on the first /mcp request or `aion mcp`.
   const principalOf = (extra: Record<string, unknown> | undefined) => extra?.principal as aion.Principal | undefined;
-  const mcpHttp = new McpHttpEndpoint(() => createMcpServer(service, principalOf, 'mcp'), config.mcp);
+  let mcp: Promise<{ http: McpHttpEndpoint; server: typeof import('./mcp/server.js'); stdio: typeof import('./mcp/stdio.js') }> | undefined;
+  const loadMcp = () =>
+    (mcp ??= Promise.all([import('./mcp/http.js'), import('./mcp/server.js'), import('./mcp/stdio.js')]).then(([http, server, stdio]) => ({
+      http: new http.McpHttpEndpoint(() => server.createMcpServer(service, principalOf, 'mcp'), config.mcp),
+      server,
+      stdio,
+    })));
+  const mcpHttp = (req: aion.HttpRequestData) => loadMcp().then((m) => m.http.handle(req));
   const stdioServers = new Set<Server>();
-  ctx.subscriptions.push({ dispose: () => mcpHttp.close() });
+  ctx.subscriptions.push({ dispose: async () => mcp && (await mcp).http.close() });
   ctx.subscriptions.push(
     service.onDidChange(() => {
       jsSkills.clear();
-      void mcpHttp.notifyToolsChanged();
+      if (mcp) void mcp.then((m) => m.http.notifyToolsChanged());
       for (const server of stdioServers) void server.sendToolListChanged().catch(() => undefined);
     }),
   );
@@ -87,9 +93,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
     aion.http.handle('POST /v1/skills/:id/disable', async (req) => ({ body: await service.setEnabled(req.params.id!, false) })),
     aion.http.handle('GET /v1/skill-packs', async () => ({ body: { ...(await service.listPacks()), mcpServers: service.mcpClients.status() } })),
     aion.http.handle('GET /v1/skill-usage', (req) => ({ body: { usage: service.usage.list({ skill: first(req.query.skill), caller: first(req.query.caller) }) } })),
-    aion.http.handle('POST /mcp', (req) => mcpHttp.handle(req)),
-    aion.http.handle('GET /mcp', (req) => mcpHttp.handle(req)),
-    aion.http.handle('DELETE /mcp', (req) => mcpHttp.handle(req)),
+    aion.http.handle('POST /mcp', mcpHttp),
+    aion.http.handle('GET /mcp', mcpHttp),
+    aion.http.handle('DELETE /mcp', mcpHttp),
   );
 
   const cli = cliCommands(() => service);
@@ -101,8 +107,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
     aion.commands.register('skills.sign', (o: Parameters<typeof cli.sign>[0]) => cli.sign(o)),
     aion.commands.register('skills.keys.generate', (o: Parameters<typeof cli.keysGenerate>[0]) => cli.keysGenerate(o ?? {})),
     aion.commands.register('skills.mcp', async (_options: unknown, lines: AsyncIterable<string>) => {
-      const transport = new LineTransport(lines);
-      const server = createMcpServer(service, () => LOCAL_PRINCIPAL, 'stdio');
+      const m = await loadMcp();
+      const transport = new m.stdio.LineTransport(lines);
+      const server = m.server.createMcpServer(service, () => LOCAL_PRINCIPAL, 'stdio');
       stdioServers.add(server);
       server.onclose = () => stdioServers.delete(server);
       await server.connect(transport);

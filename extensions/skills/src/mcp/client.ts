@@ -1,7 +1,5 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ErrorCode, McpError, ToolListChangedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { SkillCatalog } from '../catalog.js';
 import { skillError } from '../errors.js';
 import { toolOutput, type RunContext, type SkillRunner } from '../runtimes.js';
@@ -48,6 +46,13 @@ export interface McpClientDeps {
   limits: SkillLimits;
   version: string;
   log: { info(m: string, d?: Record<string, unknown>): void; warn(m: string, d?: Record<string, unknown>): void; debug(m: string, d?: Record<string, unknown>): void };
+}
+
+// The SDK's client side is loaded only when an MCP server is configured.
+let sdk: Promise<{ client: typeof import('@modelcontextprotocol/sdk/client/index.js'); stdio: typeof import('@modelcontextprotocol/sdk/client/stdio.js'); http: typeof import('@modelcontextprotocol/sdk/client/streamableHttp.js'); types: typeof import('@modelcontextprotocol/sdk/types.js') }> | undefined;
+function loadSdk() {
+  sdk ??= Promise.all([import('@modelcontextprotocol/sdk/client/index.js'), import('@modelcontextprotocol/sdk/client/stdio.js'), import('@modelcontextprotocol/sdk/client/streamableHttp.js'), import('@modelcontextprotocol/sdk/types.js')]).then(([client, stdio, http, types]) => ({ client, stdio, http, types }));
+  return sdk;
 }
 
 /** `mcp.<server>.<tool>`, with characters a skill id may not hold replaced. */
@@ -100,7 +105,8 @@ export class McpClients implements SkillRunner {
       const result = await connection.client.callTool({ name: skill.source.tool, arguments: args as Record<string, unknown> }, undefined, { signal: context.signal, timeout: skill.limits.timeout_ms });
       return toolOutput(result.content as never, result.structuredContent, result.isError === true, skill.id);
     } catch (err) {
-      if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) throw skillError('TIMEOUT', `The MCP server ${skill.source.server} did not answer within ${skill.limits.timeout_ms} ms.`);
+      const { types } = await loadSdk();
+      if (err instanceof types.McpError && err.code === types.ErrorCode.RequestTimeout) throw skillError('TIMEOUT', `The MCP server ${skill.source.server} did not answer within ${skill.limits.timeout_ms} ms.`);
       throw err;
     }
   }
@@ -119,7 +125,8 @@ export class McpClients implements SkillRunner {
   private async connect(c: Connection): Promise<void> {
     if (this.closed) return;
     c.state = 'connecting';
-    const client = new Client({ name: 'aion-skills', version: this.deps.version }, { capabilities: {} });
+    const { client: clientModule, types } = await loadSdk();
+    const client = new clientModule.Client({ name: 'aion-skills', version: this.deps.version }, { capabilities: {} });
     try {
       const transport = await this.transportFor(c);
       client.onclose = () => {
@@ -127,7 +134,7 @@ export class McpClients implements SkillRunner {
         c.client = undefined;
         this.lost(c, 'the connection closed');
       };
-      client.setNotificationHandler(ToolListChangedNotificationSchema, () => void this.refresh(c).catch((err) => this.deps.log.warn(`MCP server ${c.name}: listing tools failed`, { error: String(err) })));
+      client.setNotificationHandler(types.ToolListChangedNotificationSchema, () => void this.refresh(c).catch((err) => this.deps.log.warn(`MCP server ${c.name}: listing tools failed`, { error: String(err) })));
       await client.connect(transport, { timeout: c.config.timeoutMs ?? 60_000 });
       c.client = client;
       c.attempts++;
@@ -166,14 +173,15 @@ export class McpClients implements SkillRunner {
       }
       return out;
     };
+    const { http, stdio } = await loadSdk();
     if (config.url) {
-      return new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: { ...config.headers, ...(await secrets(config.secretHeaders)) } } });
+      return new http.StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: { ...config.headers, ...(await secrets(config.secretHeaders)) } } });
     }
     if (!config.command) throw new Error('neither command nor url is configured');
-    const transport = new StdioClientTransport({
+    const transport = new stdio.StdioClientTransport({
       command: config.command,
       args: config.args ?? [],
-      env: { ...getDefaultEnvironment(), ...config.env, ...(await secrets(config.secretEnv)) },
+      env: { ...stdio.getDefaultEnvironment(), ...config.env, ...(await secrets(config.secretEnv)) },
       ...(config.cwd ? { cwd: config.cwd } : {}),
       stderr: 'pipe',
     });
