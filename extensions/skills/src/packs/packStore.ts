@@ -228,7 +228,8 @@ export class PackStore {
           unsignedReason = err.message;
           warnings.push(`UNSIGNED PACK: ${err.message} Installed anyway because of --allow-unsigned; use this for development only.`);
         }
-        list = listBytes ? parseFileList(listBytes) : await this.generateList(root, manifest);
+        // Accepted unsigned, a file list proves nothing: hash what the manifest names as it is now.
+        list = listBytes && signature ? parseFileList(listBytes) : await this.generateList(root, manifest);
         await verifyFiles(root, list, { strict: extracted });
         await this.parsePack(root, list, manifest);
       } catch (err) {
