@@ -43,7 +43,7 @@ export async function activate(ctx: aion.ExtensionContext) {
   const config = ctx.configuration.get<AuthConfiguration>();
   const storage = await aion.extensions.getApi<StorageApi>('aion.storage');
   const store = await AuthStore.open(storage);
-  const tokens = new AccessTokens(await signingKey(ctx, store), config.issuer, config.accessTokenTtlSeconds);
+  const tokens = await AccessTokens.create(await signingKey(ctx, store), config.issuer, config.accessTokenTtlSeconds);
 
   const redisUrl = config.redisUrl || (await ctx.secrets.get('AION_REDIS_URL'));
   const redis = config.rateLimits.enabled && redisUrl ? await connectRedis(redisUrl, ctx) : undefined;

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual, webcrypto } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { AionError, ErrorCodes, type Principal } from '@aion/extension-api';
 import { AuthErrorCodes } from './api.js';
@@ -21,13 +21,26 @@ export interface AccessClaims {
 
 const AUDIENCE = 'aion';
 
-/** Access tokens: short-lived HS256 JWTs (jose), verified without touching the database. */
+const VERIFIED_CACHE_SIZE = 10_000;
+
+/**
+ * Access tokens: short-lived HS256 JWTs (jose), verified without touching the database. A token
+ * verified once is remembered until it expires, so a client's next requests skip the HMAC.
+ */
 export class AccessTokens {
-  constructor(
-    private readonly key: Uint8Array,
+  private readonly verified = new Map<string, { principal: Principal & AccessClaims; expiresAt: number }>();
+
+  private constructor(
+    private readonly key: webcrypto.CryptoKey,
     private readonly issuer: string,
     private readonly ttlSeconds: number,
   ) {}
+
+  /** Imported once as a CryptoKey: jose would otherwise import raw bytes on every call. */
+  static async create(secret: Uint8Array, issuer: string, ttlSeconds: number): Promise<AccessTokens> {
+    const key = await webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    return new AccessTokens(key, issuer, ttlSeconds);
+  }
 
   get expiresIn(): number {
     return this.ttlSeconds;
@@ -48,6 +61,12 @@ export class AccessTokens {
 
   /** The principal a valid token stands for; 401 TOKEN_EXPIRED or UNAUTHENTICATED otherwise. */
   async verify(token: string): Promise<Principal & AccessClaims> {
+    const known = this.verified.get(token);
+    if (known) {
+      if (known.expiresAt > Date.now()) return { ...known.principal, scopes: [...known.principal.scopes] };
+      this.verified.delete(token);
+      throw new AionError(AuthErrorCodes.TOKEN_EXPIRED, 'the access token has expired: refresh it', { status: 401 });
+    }
     try {
       const { payload } = await jwtVerify(token, this.key, { issuer: this.issuer, audience: AUDIENCE, algorithms: ['HS256'], typ: 'JWT' });
       const { sub, type, scopes, tenant_id, owner, fam } = payload as Record<string, unknown>;
@@ -56,7 +75,9 @@ export class AccessTokens {
       }
       const principal: Principal & AccessClaims = { sub, type: type as SubjectType, scopes: scopes.map(String), tenant_id, owner };
       if (typeof fam === 'string') principal.fam = fam;
-      return principal;
+      if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token, { principal, expiresAt: (payload.exp as number) * 1000 });
+      return { ...principal, scopes: [...principal.scopes] };
     } catch (err) {
       if (err instanceof AionError) throw err;
       if (err instanceof errors.JWTExpired) throw new AionError(AuthErrorCodes.TOKEN_EXPIRED, 'the access token has expired: refresh it', { status: 401 });

@@ -147,8 +147,9 @@ export class SessionStore {
     const params: SqlValue[] = [owner.tenant, owner.id, now];
     let page = '';
     if (after) {
-      page = ' AND (created_at < ? OR (created_at = ? AND id < ?))';
-      params.push(after[0], after[0], after[1]);
+      // A row value, so both databases seek the (created_at, id) index instead of scanning from the top.
+      page = ' AND (created_at, id) < (?, ?)';
+      params.push(after[0], after[1]);
     }
     params.push(limit);
     return (await this.db.query(`SELECT * FROM ${this.p}sessions WHERE ${this.alive()}${page} ORDER BY created_at DESC, id DESC LIMIT ?`, params)) as unknown as SessionRow[];
@@ -157,10 +158,11 @@ export class SessionStore {
   /** A live session with one page of its messages, in one round trip. */
   async get(owner: Owner, id: string, page: { after?: number; before?: number; limit: number }, now: number): Promise<{ session: SessionRow; messages: MessageRow[] } | undefined> {
     const columns = 'id, session_id, tenant_id, owner_id, role, content, metadata, created_at, seq';
+    // By session alone, so the (session_id, seq) index serves it; the session row above proves ownership.
     const messages: Statement =
       page.before !== undefined
-        ? { sql: `SELECT ${columns} FROM ${this.p}messages WHERE session_id = ? AND tenant_id = ? AND owner_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, params: [id, owner.tenant, owner.id, page.before, page.limit] }
-        : { sql: `SELECT ${columns} FROM ${this.p}messages WHERE session_id = ? AND tenant_id = ? AND owner_id = ? AND seq > ? ORDER BY seq LIMIT ?`, params: [id, owner.tenant, owner.id, page.after ?? 0, page.limit] };
+        ? { sql: `SELECT ${columns} FROM ${this.p}messages WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, params: [id, page.before, page.limit] }
+        : { sql: `SELECT ${columns} FROM ${this.p}messages WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?`, params: [id, page.after ?? 0, page.limit] };
     const [session, rows] = await this.db.transaction([{ sql: `SELECT * FROM ${this.p}sessions WHERE id = ? AND ${this.alive()}`, params: [id, owner.tenant, owner.id, now] }, messages]);
     if (!session!.rows[0]) return undefined;
     const list = rows!.rows as unknown as MessageRow[];

@@ -30,6 +30,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<StorageApi> 
     schema: config.postgres.schema,
   });
   ctx.subscriptions.push({ dispose: () => db.close() });
+  const optimizer = setInterval(() => db.optimize(), 60 * 60 * 1000);
+  optimizer.unref();
+  ctx.subscriptions.push({ dispose: () => clearInterval(optimizer) });
   const applied = await db.migrateOwnTables();
   const objects = new FileSystemObjectStore(config.objects.root ? resolve(config.objects.root) : join(dataDir, 'objects'), join(dataDir, 'tmp'));
   const service = new StorageService(db, objects, { objectMaxBytes: config.objects.maxBytes, stateMaxBytes: config.stateMaxBytes });

@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Sqlite from 'better-sqlite3';
 import pg from 'pg';
 
 /** The folder of this extension, for `startTestKernel({ extensions: [STORAGE_EXTENSION_DIR, …] })`. */
@@ -80,23 +81,66 @@ export function forEachDatabase(title: string, suite: (db: DatabaseTarget) => vo
         before(async function () {
           this.timeout(10_000);
           requireServer(this, `PostgreSQL at ${POSTGRES_TEST_URL}`, await probePostgres());
-          schema = `aion_test_${randomBytes(6).toString('hex')}`;
+          schema = newSchemaName();
         });
       }
       suite(target);
       // Registered after the suite's own hooks, so its kernels stop before the schema goes.
       if (name === 'postgres') {
-        after(async function () {
-          if (!schema) return;
-          const client = new pg.Client({ connectionString: POSTGRES_TEST_URL });
-          await client.connect();
-          try {
-            await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-          } finally {
-            await client.end();
-          }
+        after(async () => {
+          if (schema) await dropSchema(schema);
         });
       }
     });
+  }
+}
+
+/** A connection past the storage extension, for assertions and benchmark baselines. */
+export interface RawConnection {
+  /** Prepared once per SQL text; `?` parameters on both databases. */
+  query(sql: string, params?: unknown[]): Promise<unknown[]>;
+  close(): Promise<void>;
+}
+
+export async function openRawConnection(target: { sqlitePath: string } | { postgresUrl?: string; schema?: string }): Promise<RawConnection> {
+  if ('sqlitePath' in target) {
+    const db = new Sqlite(target.sqlitePath, { readonly: true });
+    const statements = new Map<string, Sqlite.Statement>();
+    return {
+      query: async (sql, params = []) => {
+        let statement = statements.get(sql);
+        if (!statement) statements.set(sql, (statement = db.prepare(sql)));
+        return statement.all(...params);
+      },
+      close: async () => void db.close(),
+    };
+  }
+  const client = new pg.Client({ connectionString: target.postgresUrl ?? POSTGRES_TEST_URL, ...(target.schema ? { options: `-c search_path=${target.schema}` } : {}) });
+  await client.connect();
+  const names = new Map<string, string>();
+  return {
+    query: async (sql, params = []) => {
+      let n = 0;
+      const text = sql.replace(/\?/g, () => `$${++n}`);
+      let name = names.get(sql);
+      if (!name) names.set(sql, (name = `raw_${names.size + 1}`));
+      return (await client.query({ name, text, values: params })).rows;
+    },
+    close: () => client.end(),
+  };
+}
+
+/** A fresh schema name for a PostgreSQL run; `dropSchema` removes it and everything in it. */
+export function newSchemaName(): string {
+  return `aion_test_${randomBytes(6).toString('hex')}`;
+}
+
+export async function dropSchema(schema: string, url = POSTGRES_TEST_URL): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
   }
 }

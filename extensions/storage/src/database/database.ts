@@ -243,6 +243,7 @@ export class Database {
           const executor = new NamespaceMigrationExecutor(this.dataSource, queryRunner, migrations, `${prefix}typeorm_migrations`);
           executor.transaction = 'each';
           const applied = await executor.executePendingMigrations();
+          if (applied.length > 0 && this.dialect === 'sqlite') await queryRunner.query('PRAGMA optimize');
           return applied.map((m) => m.name);
         } catch (err) {
           const e = err as { message?: string; driverError?: { message?: string } };
@@ -339,7 +340,13 @@ export class Database {
     return this.dataSource.getRepository(entity);
   }
 
+  /** SQLite: refreshes the planner's statistics where they are stale (cheap; SQLite advises it regularly). */
+  optimize(): void {
+    if (this.dialect === 'sqlite' && !this.gate) this.sqlite.pragma('optimize');
+  }
+
   async close(): Promise<void> {
+    if (this.dataSource.isInitialized) this.optimize();
     this.sqliteStatements.clear();
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }
