@@ -9,7 +9,12 @@ export interface UsageRow {
   errorsByCode: Record<string, number>;
   totalMs: number;
   maxMs: number;
+  /** ISO time of the last call. */
   lastAt: string;
+}
+
+interface Row extends Omit<UsageRow, 'lastAt'> {
+  lastAtMs: number;
 }
 
 const STATE_KEY = 'usage.v1';
@@ -20,7 +25,7 @@ const MAX_ROWS = 10_000;
  * (served by `aion.storage`) when that extension is installed.
  */
 export class UsageRecorder {
-  private readonly rows = new Map<string, UsageRow>();
+  private readonly rows = new Map<string, Row>();
   private dirty = false;
   private persistence: Memento | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -35,7 +40,7 @@ export class UsageRecorder {
     } catch {
       return false;
     }
-    for (const row of saved ?? []) if (!this.rows.has(key(row.skill, row.caller))) this.rows.set(key(row.skill, row.caller), row);
+    for (const { lastAt, ...row } of saved ?? []) if (!this.rows.has(key(row.skill, row.caller))) this.rows.set(key(row.skill, row.caller), { ...row, lastAtMs: Date.parse(lastAt) || 0 });
     this.persistence = state;
     this.timer = setInterval(() => void this.flush(), intervalMs);
     this.timer.unref();
@@ -47,13 +52,13 @@ export class UsageRecorder {
     let row = this.rows.get(k);
     if (!row) {
       if (this.rows.size >= MAX_ROWS) this.evictOldest();
-      row = { skill, caller, calls: 0, errors: 0, errorsByCode: {}, totalMs: 0, maxMs: 0, lastAt: '' };
+      row = { skill, caller, calls: 0, errors: 0, errorsByCode: {}, totalMs: 0, maxMs: 0, lastAtMs: 0 };
       this.rows.set(k, row);
     }
     row.calls++;
     row.totalMs += durationMs;
     if (durationMs > row.maxMs) row.maxMs = durationMs;
-    row.lastAt = new Date().toISOString();
+    row.lastAtMs = Date.now();
     if (errorCode) {
       row.errors++;
       row.errorsByCode[errorCode] = (row.errorsByCode[errorCode] ?? 0) + 1;
@@ -64,7 +69,7 @@ export class UsageRecorder {
   list(filter: { skill?: string; caller?: string } = {}): Array<UsageRow & { averageMs: number }> {
     return [...this.rows.values()]
       .filter((r) => (!filter.skill || r.skill === filter.skill) && (!filter.caller || r.caller === filter.caller))
-      .map((r) => ({ ...r, totalMs: round(r.totalMs), maxMs: round(r.maxMs), averageMs: round(r.totalMs / Math.max(1, r.calls)) }))
+      .map(({ lastAtMs, ...r }) => ({ ...r, totalMs: round(r.totalMs), maxMs: round(r.maxMs), averageMs: round(r.totalMs / Math.max(1, r.calls)), lastAt: new Date(lastAtMs).toISOString() }))
       .sort((a, b) => b.calls - a.calls);
   }
 
@@ -72,7 +77,7 @@ export class UsageRecorder {
     if (!this.persistence || !this.dirty) return;
     this.dirty = false;
     try {
-      await this.persistence.update(STATE_KEY, [...this.rows.values()]);
+      await this.persistence.update(STATE_KEY, this.list().map(({ averageMs: _a, ...row }) => row));
     } catch (err) {
       this.dirty = true;
       this.onPersistError(err);
@@ -85,8 +90,8 @@ export class UsageRecorder {
   }
 
   private evictOldest(): void {
-    let oldest: [string, UsageRow] | undefined;
-    for (const entry of this.rows) if (!oldest || entry[1].lastAt < oldest[1].lastAt) oldest = entry;
+    let oldest: [string, Row] | undefined;
+    for (const entry of this.rows) if (!oldest || entry[1].lastAtMs < oldest[1].lastAtMs) oldest = entry;
     if (oldest) this.rows.delete(oldest[0]);
   }
 }
