@@ -29,11 +29,12 @@ export class UsageRecorder {
   private dirty = false;
   private persistence: Memento | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private delayMs = 2_000;
 
   constructor(private readonly onPersistError: (err: unknown) => void = () => undefined) {}
 
-  /** Loads earlier figures and starts flushing every `intervalMs`; without storage it stays in memory. */
-  async persistTo(state: Memento, intervalMs = 10_000): Promise<boolean> {
+  /** Loads earlier figures and saves new ones `delayMs` after a call; without storage it stays in memory. */
+  async persistTo(state: Memento, delayMs = 2_000): Promise<boolean> {
     let saved: UsageRow[] | undefined;
     try {
       saved = await state.get<UsageRow[]>(STATE_KEY);
@@ -42,8 +43,7 @@ export class UsageRecorder {
     }
     for (const { lastAt, ...row } of saved ?? []) if (!this.rows.has(key(row.skill, row.caller))) this.rows.set(key(row.skill, row.caller), { ...row, lastAtMs: Date.parse(lastAt) || 0 });
     this.persistence = state;
-    this.timer = setInterval(() => void this.flush(), intervalMs);
-    this.timer.unref();
+    this.delayMs = delayMs;
     return true;
   }
 
@@ -64,6 +64,14 @@ export class UsageRecorder {
       row.errorsByCode[errorCode] = (row.errorsByCode[errorCode] ?? 0) + 1;
     }
     this.dirty = true;
+    // Saved shortly after, not per call: one write covers a burst of calls.
+    if (this.persistence && !this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.flush();
+      }, this.delayMs);
+      this.timer.unref();
+    }
   }
 
   list(filter: { skill?: string; caller?: string } = {}): Array<UsageRow & { averageMs: number }> {
@@ -85,7 +93,8 @@ export class UsageRecorder {
   }
 
   async dispose(): Promise<void> {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
+    this.timer = undefined;
     await this.flush();
   }
 
