@@ -151,6 +151,7 @@ try {
       req.end(payload);
     });
   const healthz = await measure(N, () => http('GET', '/healthz'));
+  const describe = await measure(N, () => http('GET', '/v1/skills/bench.slugify'));
   const overHttp = await measure(N, () => http('POST', '/v1/skills/bench.slugify/execute', body));
   const httpThroughput = await throughput(N, 16, () => http('POST', '/v1/skills/bench.slugify/execute', body));
   // A pack installed by another process (as `aion skills install` does): until the server answers its first call.
@@ -175,6 +176,7 @@ try {
     ['sandbox engine direct (baseline)', direct, '', ''],
     ['in-process gatekeeper, warm WASM', inProcess, `${(inProcess.p50 / direct.p50).toFixed(2)}× baseline p50`, 'p50 ≤ 0.3 ms, p99 ≤ 2 ms'],
     ['kernel GET /healthz (HTTP baseline)', healthz, '', ''],
+    ['HTTP GET /v1/skills/{id} (a route in the shared host, no skill run)', describe, `+${ms(describe.p50 - healthz.p50)} over /healthz p50`, ''],
     ['HTTP POST /v1/skills/{id}/execute', overHttp, `+${ms(overHttp.p50 - healthz.p50)} over /healthz p50`, 'p50 ≤ 1 ms'],
     ['process skill, a process per call', native, `${(native.p50 / inProcess.p50).toFixed(0)}× WASM p50`, ''],
     ['process skill, kept alive', nativeWarm, `${(nativeWarm.p50 / inProcess.p50).toFixed(1)}× WASM p50`, ''],
@@ -186,7 +188,7 @@ try {
   console.log(`\nthroughput, calls in flight: in-process ×8 ${Math.round(inProcessThroughput)}/s; HTTP ×16 ${Math.round(httpThroughput)}/s`);
   console.log(`first call after install (in-process, median of 5): ${ms(median(firsts))} (install itself ${ms(median(installs))}) — target ≤ 30 ms`);
   console.log(`pack installed by another process → first successful HTTP call: ${visibleAfter < 0 ? 'not seen' : ms(visibleAfter)} (includes the 150 ms watch debounce)`);
-  Object.assign(results, { direct, inProcess, inProcessThroughput, healthz, overHttp, httpThroughput, native, nativeWarm, firstCallMs: median(firsts), installMs: median(installs), visibleAfterMs: visibleAfter });
+  Object.assign(results, { direct, inProcess, inProcessThroughput, healthz, describe, overHttp, httpThroughput, native, nativeWarm, firstCallMs: median(firsts), installMs: median(installs), visibleAfterMs: visibleAfter });
   if (process.env.BENCH_JSON) await writeFile(process.env.BENCH_JSON, JSON.stringify(results, null, 2));
 } finally {
   await rm(work, { recursive: true, force: true });
