@@ -87,7 +87,7 @@ export class Gatekeeper {
       }
       if (!entry.validateInput(input)) {
         const problems = schemaProblems(entry.validateInput.errors);
-        throw skillError('VALIDATION_FAILED', `The arguments do not match the input schema of ${id}: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}.`, { details: { errors: problems } });
+        throw skillError('VALIDATION_FAILED', `The arguments do not match the input schema of ${id}: ${describeProblems(problems)}.`, { details: { errors: problems } });
       }
 
       const secrets = skill.permissions.secrets.length ? await this.resolveSecrets(skill) : {};
@@ -109,7 +109,7 @@ export class Gatekeeper {
       if (entry.validateOutput && !entry.validateOutput(result)) {
         const problems = schemaProblems(entry.validateOutput.errors);
         this.log.warn(`skill ${id} returned a result that does not match its output schema`, { skill: id, problems });
-        throw skillError('OUTPUT_INVALID', `The result of ${id} does not match its output schema: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}.`, { details: { errors: problems } });
+        throw skillError('OUTPUT_INVALID', `The result of ${id} does not match its output schema: ${describeProblems(problems)}.`, { details: { errors: problems } });
       }
       return { result, durationMs: performance.now() - started };
     } catch (err) {
@@ -129,6 +129,11 @@ export class Gatekeeper {
     }
     return out;
   }
+}
+
+/** Problems for a message: `items.0.name must be string` (JSON pointers stay in `details`; slashes read as paths to sanitizers). */
+function describeProblems(problems: ReadonlyArray<{ path: string; message: string }>): string {
+  return problems.map((p) => `${p.path === '/' ? '(the arguments)' : p.path.slice(1).replace(/\//g, '.')} ${p.message}`).join('; ');
 }
 
 function jsonBytes(value: unknown): number {

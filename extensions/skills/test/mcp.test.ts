@@ -106,7 +106,7 @@ describe('MCP', function () {
       assert.match((loop.content[0] as { text: string }).text, /^TIMEOUT: /);
       const invalid = (await client.callTool({ name: 'hostile.echo', arguments: { text: 3 } })) as CallToolResult;
       assert.equal(invalid.isError, true);
-      assert.match((invalid.content[0] as { text: string }).text, /^VALIDATION_FAILED: .*\/text/);
+      assert.match((invalid.content[0] as { text: string }).text, /^VALIDATION_FAILED: .*text must be string/);
       await assert.rejects(client.callTool({ name: 'no.such.tool', arguments: {} }), /No skill no\.such\.tool/);
     });
 
