@@ -5,12 +5,15 @@
  *
  *   npm run bench -w @aion/ext-sessions          BENCH_N=2000 (requests per operation)
  *
- * Client and kernel share one process and its event loop, so figures include the client's side.
+ * The kernel runs in a child process (bench/server.ts); this process is the HTTP client.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestKernel, type TestKernel } from '@aion/core';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { AUTH_EXTENSION_DIR, createUser, signInAdmin } from '@aion/ext-auth/testing';
 import { dropSchema, newSchemaName, openRawConnection, POSTGRES_TEST_URL, probePostgres, STORAGE_EXTENSION_DIR, type RawConnection } from '@aion/ext-storage/testing';
 import { SESSIONS_EXTENSION_DIR } from '../test/helpers.js';
@@ -43,7 +46,29 @@ async function time(n: number, fn: (i: number) => Promise<void>): Promise<number
   return samples;
 }
 
-async function request(kernel: TestKernel, method: string, path: string, token: string, body?: unknown, expect = 200): Promise<any> {
+interface Kernel {
+  url: string;
+  dataDir: string;
+  request(path: string, init?: RequestInit): Promise<Response>;
+}
+
+/** A kernel in a child process; stopping it closes its stdin. */
+async function startKernel(options: Record<string, unknown>): Promise<Kernel & { stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./server.js', import.meta.url)), JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+  const { url, dataDir } = JSON.parse(line) as { url: string; dataDir: string };
+  return {
+    url,
+    dataDir,
+    request: (path, init) => fetch(url + path, init),
+    stop: async () => {
+      child.stdin!.end();
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
+
+async function request(kernel: Kernel, method: string, path: string, token: string, body?: unknown, expect = 200): Promise<any> {
   const res = await kernel.request(path, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -59,7 +84,7 @@ async function run(database: 'sqlite' | 'postgres'): Promise<Stats[]> {
   const sqlitePath = join(dir, 'aion.db');
   const schema = database === 'postgres' ? newSchemaName() : undefined;
   const storage = database === 'sqlite' ? { sqlite: { path: sqlitePath } } : { databaseUrl: POSTGRES_TEST_URL, postgres: { schema } };
-  const kernel = await startTestKernel({
+  const kernel = await startKernel({
     extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR, SESSIONS_EXTENSION_DIR],
     config: { extensions: { 'aion.storage': storage, 'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false } } } },
   });
@@ -124,7 +149,7 @@ async function run(database: 'sqlite' | 'postgres'): Promise<Stats[]> {
 
 function print(database: string, results: Stats[]): void {
   const f = (ms: number) => ms.toFixed(2).padStart(8);
-  console.log(`\n${database} — ${N} requests per operation (ms)`);
+  console.log(`\n${database} — ${N} requests per operation (ms); load average ${loadavg()[0]!.toFixed(2)} on this machine`);
   console.log(`${'operation'.padEnd(40)}${'p50'.padStart(8)}${'p99'.padStart(8)}${'mean'.padStart(8)}  target p99`);
   for (const r of results) {
     const target = TARGETS_MS[r.name];

@@ -160,6 +160,8 @@ export class SyncService {
       ]),
     );
     const mine = (r: { tenant_id: string; owner_id: string }) => r.tenant_id === owner.tenant && r.owner_id === owner.id;
+    // Expired and not yet swept counts as deleted: sync does not bring a session back either.
+    const gone = (r: { deleted_at: number | null; expires_at: number } | undefined) => r !== undefined && (r.deleted_at !== null || r.expires_at <= now);
     // Another owner's id answers as if it did not exist.
     const foreign = (id: string) => {
       const r = stored.get(id);
@@ -181,7 +183,7 @@ export class SyncService {
         continue;
       }
       const existing = stored.get(s.id);
-      if (goodTombstones.has(s.id) || existing?.deleted_at != null) {
+      if (goodTombstones.has(s.id) || gone(existing)) {
         result.pushed.sessions.ignored++;
         continue;
       }
@@ -245,7 +247,7 @@ export class SyncService {
         continue;
       }
       const session = stored.get(m.session_id);
-      const live = !deletedHere.has(m.session_id) && (liveHere.has(m.session_id) || (session !== undefined && session.deleted_at === null));
+      const live = !deletedHere.has(m.session_id) && (liveHere.has(m.session_id) || (session !== undefined && !gone(session)));
       if (!live) {
         if (session || deletedHere.has(m.session_id)) result.pushed.messages.ignored++;
         else reject('message', m.id, ErrorCodes.NOT_FOUND, `no session ${m.session_id}: push the session with its messages`);
@@ -256,9 +258,9 @@ export class SyncService {
         render: (back) => ({
           sql: `INSERT INTO ${p}messages (id, session_id, tenant_id, owner_id, role, content, metadata, created_at, seq)
                 SELECT ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT), ${seq}
-                WHERE EXISTS (SELECT 1 FROM ${p}sessions WHERE id = ? AND tenant_id = ? AND owner_id = ? AND deleted_at IS NULL)
+                WHERE EXISTS (SELECT 1 FROM ${p}sessions WHERE id = ? AND tenant_id = ? AND owner_id = ? AND deleted_at IS NULL AND expires_at > ?)
                 ON CONFLICT (id) DO NOTHING`,
-          params: [m.id, m.session_id, owner.tenant, owner.id, m.role, m.content, m.metadata, m.created_at, ...ownerSeq(back), m.session_id, owner.tenant, owner.id],
+          params: [m.id, m.session_id, owner.tenant, owner.id, m.role, m.content, m.metadata, m.created_at, ...ownerSeq(back), m.session_id, owner.tenant, owner.id, now],
         }),
       });
       if (!touched.has(m.session_id)) touched.set(m.session_id, null);

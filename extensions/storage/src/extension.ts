@@ -7,7 +7,7 @@ import { StorageService } from './storageService.js';
 
 interface StorageConfiguration {
   databaseUrl?: string;
-  sqlite: { path?: string; busyTimeoutMs: number };
+  sqlite: { path?: string; busyTimeoutMs: number; checkpointIntervalMs: number };
   postgres: { poolSize: number; connectTimeoutMs: number; schema?: string };
   objects: { root?: string; maxBytes: number };
   stateMaxBytes: number;
@@ -25,6 +25,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<StorageApi> 
     url,
     sqlitePath: config.sqlite.path ? resolve(config.sqlite.path) : join(dataDir, 'aion.db'),
     busyTimeoutMs: config.sqlite.busyTimeoutMs,
+    checkpointIntervalMs: config.sqlite.checkpointIntervalMs,
     poolSize: config.postgres.poolSize,
     connectTimeoutMs: config.postgres.connectTimeoutMs,
     schema: config.postgres.schema,
@@ -34,7 +35,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<StorageApi> 
   optimizer.unref();
   ctx.subscriptions.push({ dispose: () => clearInterval(optimizer) });
   const applied = await db.migrateOwnTables();
-  const objects = new FileSystemObjectStore(config.objects.root ? resolve(config.objects.root) : join(dataDir, 'objects'), join(dataDir, 'tmp'));
+  const objects = new FileSystemObjectStore(config.objects.root ? resolve(config.objects.root) : join(dataDir, 'objects'));
   const service = new StorageService(db, objects, { objectMaxBytes: config.objects.maxBytes, stateMaxBytes: config.stateMaxBytes });
   ctx.logger.info(`storage is ready on ${db.dialect} (${db.description})`, { migrationsApplied: applied });
   return service.api();

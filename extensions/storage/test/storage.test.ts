@@ -138,7 +138,7 @@ forEachDatabase('aion.storage', (db) => {
     }
     assert.equal((await probe(kernel!, 'a', 'deleteObject', 'img.bin')).result, true);
     assert.equal((await probe(kernel!, 'a', 'deleteObject', 'img.bin')).result, false);
-    const tmp = join(kernel!.dataDir, 'tmp');
+    const tmp = join(kernel!.dataDir, 'objects', '.tmp');
     assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], [], 'no temporary files are left behind');
     assert.ok(existsSync(join(kernel!.dataDir, 'objects', 'tests_probe_a', 'docs', 'readme.txt')));
   });

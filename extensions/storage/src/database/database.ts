@@ -1,4 +1,6 @@
 import 'reflect-metadata';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { DataSource, Migration, MigrationExecutor, type MigrationInterface, type QueryRunner } from 'typeorm';
@@ -13,6 +15,8 @@ export interface DatabaseOptions {
   url?: string;
   sqlitePath: string;
   busyTimeoutMs: number;
+  /** SQLite: how often the checkpointer thread moves the WAL into the database file. */
+  checkpointIntervalMs: number;
   poolSize: number;
   connectTimeoutMs: number;
   schema?: string;
@@ -98,6 +102,7 @@ function bind(params: SqlValue[]): SqlValue[] {
  */
 export class Database {
   private gate?: Promise<void>;
+  private checkpointer?: Worker;
   private readonly sqliteStatements = new Map<string, BetterSqlite3.Statement>();
   private readonly pgStatementNames = new Map<string, string>();
 
@@ -139,8 +144,12 @@ export class Database {
       database: options.sqlitePath,
       enableWAL: true,
       timeout: options.busyTimeoutMs,
-      // In WAL mode NORMAL is durable across application crashes and much faster than FULL.
-      prepareDatabase: (db: BetterSqlite3.Database) => void db.pragma('synchronous = NORMAL'),
+      prepareDatabase: (db: BetterSqlite3.Database) => {
+        // In WAL mode NORMAL is durable across application crashes and much faster than FULL.
+        db.pragma('synchronous = NORMAL');
+        // Checkpoints (and their fsync) happen on the checkpointer thread, not on commit.
+        db.pragma('wal_autocheckpoint = 0');
+      },
       entities: [NamespaceEntry, StateEntry],
       migrations: [StorageInit1763769600000],
       migrationsTableName: 'aion_storage__migrations',
@@ -153,7 +162,18 @@ export class Database {
       await dataSource.destroy().catch(() => undefined);
       throw new AionError(StorageErrorCodes.DATABASE_UNAVAILABLE, `could not open the SQLite database at ${options.sqlitePath}: ${describeConnectError(err)}`, { status: 503 });
     }
-    return new Database(dataSource, 'sqlite', options.sqlitePath);
+    const database = new Database(dataSource, 'sqlite', options.sqlitePath);
+    database.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), {
+      workerData: { path: options.sqlitePath, intervalMs: options.checkpointIntervalMs, busyTimeoutMs: options.busyTimeoutMs },
+    });
+    database.checkpointer.unref();
+    // Without the thread, the main connection checkpoints on commit again, as SQLite does by default.
+    const fallBack = () => {
+      if (dataSource.isInitialized && database.checkpointer) database.sqlite.pragma('wal_autocheckpoint = 1000');
+    };
+    database.checkpointer.once('error', fallBack);
+    database.checkpointer.once('exit', fallBack);
+    return database;
   }
 
   private get sqlite(): BetterSqlite3.Database {
@@ -347,6 +367,13 @@ export class Database {
 
   async close(): Promise<void> {
     if (this.dataSource.isInitialized) this.optimize();
+    const checkpointer = this.checkpointer;
+    this.checkpointer = undefined;
+    if (checkpointer) {
+      checkpointer.postMessage('close');
+      await Promise.race([once(checkpointer, 'message'), once(checkpointer, 'exit'), new Promise((r) => setTimeout(r, 2_000))]);
+      await checkpointer.terminate();
+    }
     this.sqliteStatements.clear();
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }

@@ -32,18 +32,20 @@ export function validateObjectKey(key: unknown): string {
   for (const segment of k.split('/')) {
     if (segment === '') bad('empty segments (// or a trailing /) are not allowed');
     if (segment === '.' || segment === '..') bad('. and .. segments are not allowed');
-    if (segment.startsWith('.aion-tmp-')) bad('.aion-tmp- is reserved');
   }
   return k;
 }
 
-/** Objects as files under `<root>/<namespace>/<key>`; writes are atomic (temp file, fsync, rename). */
+/**
+ * Objects as files under `<root>/<namespace>/<key>`; writes are atomic: a temp file in `<root>/.tmp`
+ * (the same filesystem, so the rename is atomic; no namespace starts with a dot), fsync, rename.
+ */
 export class FileSystemObjectStore implements ObjectStore {
-  constructor(
-    private readonly root: string,
-    /** Same filesystem as `root`, so rename is atomic. */
-    private readonly tmpDir: string,
-  ) {}
+  private readonly tmpDir: string;
+
+  constructor(private readonly root: string) {
+    this.tmpDir = join(root, '.tmp');
+  }
 
   private pathOf(namespace: string, key: string): string {
     const base = resolve(this.root, namespace);
@@ -56,7 +58,7 @@ export class FileSystemObjectStore implements ObjectStore {
     const path = this.pathOf(namespace, key);
     await mkdir(dirname(path), { recursive: true });
     await mkdir(this.tmpDir, { recursive: true });
-    const tmp = join(this.tmpDir, `.aion-tmp-${randomUUID()}`);
+    const tmp = join(this.tmpDir, `object-${randomUUID()}`);
     const handle = await open(tmp, 'wx', 0o600);
     try {
       await handle.writeFile(data);
