@@ -18,6 +18,8 @@ const WINDOW = 32;
 /** A stream whose receiver never grants credit is abandoned after this long. */
 const CREDIT_WAIT_MS = 60_000;
 
+type StreamEvent = { kind: 'chunk'; data: unknown } | { kind: 'end' } | { kind: 'error'; error: AionError };
+
 interface Outgoing { iterator: AsyncIterator<unknown>; credit: number; wake?: () => void; cancelled: boolean; stopped?: boolean; onCancel?: () => void }
 
 class Incoming implements AsyncIterableIterator<unknown> {
@@ -81,25 +83,24 @@ class Incoming implements AsyncIterableIterator<unknown> {
 }
 
 /**
- * Carries async iterables across one connection with credit-based backpressure: a sender sends
- * only as many chunks as its receiver has granted, and the receiver grants more as it consumes.
+ * Carries async iterables across one connection with credit-based backpressure: a sender starts
+ * with WINDOW chunks of credit (no round trip before the first chunk) and sends only as many as
+ * its receiver has granted since; the receiver grants more as it consumes.
  */
 export class StreamBridge {
   private readonly outgoing = new Map<string, Outgoing>();
   private readonly incoming = new Map<string, Incoming>();
+  /** Events of streams whose marker has not been read yet: a sender starts with credit, so they may come first. */
+  private readonly early = new Map<string, { at: number; events: StreamEvent[] }>();
+  /** Streams this side cancelled; what their sender had already sent is dropped. */
+  private readonly dropped = new Set<string>();
   private counter = 0;
   private closedWith?: AionError;
 
   constructor(private readonly connection: MessageConnection) {
-    connection.onNotification(StreamProtocol.chunk, ({ streamId, data }) => this.incoming.get(streamId)?.push(data));
-    connection.onNotification(StreamProtocol.end, ({ streamId }) => {
-      this.incoming.get(streamId)?.finish();
-      this.incoming.delete(streamId);
-    });
-    connection.onNotification(StreamProtocol.error, ({ streamId, error }) => {
-      this.incoming.get(streamId)?.finish(new AionError(error.code, error.message, { details: error.details }));
-      this.incoming.delete(streamId);
-    });
+    connection.onNotification(StreamProtocol.chunk, ({ streamId, data }) => this.deliver(streamId, { kind: 'chunk', data }));
+    connection.onNotification(StreamProtocol.end, ({ streamId }) => this.deliver(streamId, { kind: 'end' }));
+    connection.onNotification(StreamProtocol.error, ({ streamId, error }) => this.deliver(streamId, { kind: 'error', error: new AionError(error.code, error.message, { details: error.details }) }));
     connection.onNotification(StreamProtocol.credit, ({ streamId, credit }) => {
       const out = this.outgoing.get(streamId);
       if (!out) return;
@@ -173,12 +174,39 @@ export class StreamBridge {
     return value;
   }
 
+  private deliver(streamId: string, event: StreamEvent): void {
+    const stream = this.incoming.get(streamId);
+    if (stream) {
+      this.apply(stream, streamId, event);
+      return;
+    }
+    if (this.dropped.has(streamId)) {
+      if (event.kind !== 'chunk') this.dropped.delete(streamId);
+      return;
+    }
+    const now = Date.now();
+    for (const [id, held] of this.early) if (now - held.at > CREDIT_WAIT_MS) this.early.delete(id);
+    let held = this.early.get(streamId);
+    if (!held) this.early.set(streamId, (held = { at: now, events: [] }));
+    held.events.push(event);
+  }
+
+  private apply(stream: Incoming, streamId: string, event: StreamEvent): void {
+    if (event.kind === 'chunk') stream.push(event.data);
+    else {
+      stream.finish(event.kind === 'error' ? event.error : undefined);
+      this.incoming.delete(streamId);
+    }
+  }
+
   grant(streamId: string, credit: number): void {
     if (!this.closedWith) void this.connection.sendNotification(StreamProtocol.credit, { streamId, credit }).catch(() => undefined);
   }
 
   cancelIncoming(streamId: string): void {
     this.incoming.delete(streamId);
+    this.dropped.add(streamId);
+    if (this.dropped.size > 1024) this.dropped.delete(this.dropped.values().next().value!);
     if (!this.closedWith) void this.connection.sendNotification(StreamProtocol.cancel, { streamId }).catch(() => undefined);
   }
 
@@ -187,6 +215,7 @@ export class StreamBridge {
     this.closedWith = error;
     for (const stream of this.incoming.values()) stream.finish(error);
     this.incoming.clear();
+    this.early.clear();
     for (const out of this.outgoing.values()) this.stopOutgoing(out);
   }
 
@@ -194,19 +223,25 @@ export class StreamBridge {
     return this.incoming.size + this.outgoing.size;
   }
 
+  /** The receiving end of a marker. Its sender already holds WINDOW credit, so nothing is granted yet. */
   private receive(streamId: string): AsyncIterable<unknown> {
     const stream = new Incoming(streamId, this);
-    if (this.closedWith) stream.finish(this.closedWith);
-    else {
-      this.incoming.set(streamId, stream);
-      this.grant(streamId, WINDOW);
+    if (this.closedWith) {
+      stream.finish(this.closedWith);
+      return stream;
+    }
+    this.incoming.set(streamId, stream);
+    const held = this.early.get(streamId);
+    if (held) {
+      this.early.delete(streamId);
+      for (const event of held.events) this.apply(stream, streamId, event);
     }
     return stream;
   }
 
   private send(iterable: AsyncIterable<unknown>, onCancel?: () => void): StreamMarker {
     const streamId = `s${++this.counter}`;
-    const out: Outgoing = { iterator: iterable[Symbol.asyncIterator](), credit: 0, cancelled: false, onCancel };
+    const out: Outgoing = { iterator: iterable[Symbol.asyncIterator](), credit: WINDOW, cancelled: false, onCancel };
     this.outgoing.set(streamId, out);
     void this.pump(streamId, out);
     return { $aionStream: streamId };
