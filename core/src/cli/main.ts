@@ -101,7 +101,7 @@ function validateExtension(dir: string | undefined, values: Record<string, unkno
   const problems = scanned.errors.map((e) => `${e.code}: ${e.message}`);
   if (scanned.manifest) {
     // Check contributions against the points the installed extensions declare, without running anything.
-    const kernel = Kernel.load({ config: configFrom(values), extensionDirs: [resolve(dir)], logger: createLogger({ level: 'silent' }) });
+    const kernel = Kernel.load({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: [resolve(dir)], logger: createLogger({ level: 'silent' }) });
     const record = kernel.get(ExtensionRegistry).all().find((r) => r.manifestPath === scanned.manifestPath);
     const rejected = kernel.get(ExtensionRegistry).rejected.find((r) => r.manifestPath === scanned.manifestPath);
     for (const e of [...(record?.errors ?? []), ...(rejected?.errors ?? [])]) if (!problems.includes(`${e.code}: ${e.message}`)) problems.push(`${e.code}: ${e.message}`);
