@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig } from './config/configuration.js';
+import { KernelEndpoint } from './hosts/kernelEndpoint.js';
 import { Kernel } from './kernel.js';
 import { createLogger } from './logging.js';
 
@@ -25,6 +26,8 @@ export interface TestKernel {
   dataDir: string;
   /** `fetch` against the kernel: `request('/v1/hello')`. */
   request(path: string, init?: RequestInit): Promise<Response>;
+  /** Runs a contributed command as the CLI does, activating its extension: `executeCommand('hello.greet', 'bob')`. */
+  executeCommand<T = unknown>(command: string, ...args: unknown[]): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -39,6 +42,7 @@ export async function startTestKernel(options: TestKernelOptions = {}): Promise<
     kernel,
     dataDir,
     request: (path, init) => fetch(kernel.url + path, init),
+    executeCommand: <T>(command: string, ...args: unknown[]) => kernel.get(KernelEndpoint).executeCommand(command, args) as Promise<T>,
     stop: async () => {
       await kernel.stop();
       if (!options.keepDataDir) rmSync(dataDir, { recursive: true, force: true });

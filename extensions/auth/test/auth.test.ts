@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { startTestKernel, type TestKernel } from '@aion/core';
-import { KernelEndpoint } from '@aion/core/dist/src/hosts/kernelEndpoint.js';
 import { forEachDatabase, STORAGE_EXTENSION_DIR } from '@aion/ext-storage/testing';
 import { AUTH_EXTENSION_DIR, call, createUser, initialAdmin, login, signInAdmin, type Tokens } from '../src/testing.js';
 
@@ -213,12 +212,11 @@ forEachDatabase('aion.auth', (db) => {
   });
 
   it('creates users with the auth.createUser command (aion users create)', async () => {
-    const endpoint = kernel!.kernel.get(KernelEndpoint);
-    const made = (await endpoint.executeCommand('auth.createUser', [{ username: 'Dave' }])) as { user: { username: string; scopes: string[] }; password: string };
+    const made = await kernel!.executeCommand<{ user: { username: string; scopes: string[] }; password: string }>('auth.createUser', { username: 'Dave' });
     assert.equal(made.user.username, 'dave');
     assert.ok(made.password.length >= 16, 'a generated one-time password');
     await login(kernel!, 'dave', made.password);
-    await assert.rejects(endpoint.executeCommand('auth.createUser', [{ username: 'dave', password: 'another password' }]), /already exists/);
+    await assert.rejects(kernel!.executeCommand('auth.createUser', { username: 'dave', password: 'another password' }), /already exists/);
   });
 
   it('keeps users and the signing key across a restart and does not create another admin', async () => {

@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { io, type Socket } from 'socket.io-client';
 import type { TestKernel } from '@aion/core';
-import { KernelEndpoint } from '@aion/core/dist/src/hosts/kernelEndpoint.js';
 import { createUser, signInAdmin, type Tokens } from '@aion/ext-auth/testing';
 import { forEachDatabase } from '@aion/ext-storage/testing';
 import { api, startSessionsKernel } from './helpers.js';
@@ -193,7 +192,7 @@ forEachDatabase('aion.sessions expiry', (db) => {
 
   it('expires idle sessions after the TTL, tells syncing devices, and purges them later', async () => {
     const k = kernel!;
-    const sweep = () => k.kernel.get(KernelEndpoint).executeCommand('sessions.sweep', []) as Promise<{ expired: number; purged: number }>;
+    const sweep = () => k.executeCommand<{ expired: number; purged: number }>('sessions.sweep');
     const { body: idle } = await api(k, 'POST', '/v1/sessions', alice.access_token, { title: 'idle' });
     const { body: busy } = await api(k, 'POST', '/v1/sessions', alice.access_token, { title: 'busy' });
     const start = await api(k, 'POST', '/v1/sessions/sync', alice.access_token, {});
