@@ -187,7 +187,6 @@ describe('skill packs', function () {
     const watching = await startService({ config: { trustedKeys: [author.publicKeyLine], watch: true } });
     try {
       const dir = await signedHostilePack(join(work, 'watched'), author, { name: 'watched' });
-      await hub.service.packs.install(dir);
       // Installed by another process (the CLI) into the same data directory:
       const other = await startService({ dataDir: watching.dataDir, config: { trustedKeys: [author.publicKeyLine] } });
       await other.service.installPack(dir);
