@@ -10,7 +10,7 @@ const FIXTURES = join(STORAGE_EXTENSION_DIR, 'test', 'fixtures');
 
 type ProbeAnswer = { result?: any; error?: { code: string; message: string; details?: any }; prefix?: string };
 
-async function probe(kernel: TestKernel, which: 'a' | 'b', op: string, ...args: unknown[]): Promise<ProbeAnswer> {
+async function probe(kernel: TestKernel, which: 'a' | 'b' | 'c', op: string, ...args: unknown[]): Promise<ProbeAnswer> {
   const res = await kernel.request(`/v1/probe-${which}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ op, args }) });
   assert.equal(res.status, 200, await res.clone().text());
   return (await res.json()) as ProbeAnswer;
@@ -40,7 +40,7 @@ forEachDatabase('aion.storage', (db) => {
   let sqlitePath: string;
   const start = (withV2 = false) =>
     startTestKernel({
-      extensions: [STORAGE_EXTENSION_DIR, join(FIXTURES, 'probe-a'), join(FIXTURES, 'probe-b')],
+      extensions: [STORAGE_EXTENSION_DIR, join(FIXTURES, 'probe-a'), join(FIXTURES, 'probe-b'), join(FIXTURES, 'probe-c')],
       config: { extensions: { 'aion.storage': db.storageConfig({ sqlite: { path: sqlitePath } }), 'tests.probe-a': { withV2 } } },
     });
 
@@ -69,9 +69,9 @@ forEachDatabase('aion.storage', (db) => {
     }
   });
 
-  it('runs statements and transactions in the caller’s namespace, from a shared and a kernel host', async () => {
+  it('runs statements and transactions in the caller’s namespace, from a shared, a kernel and a dedicated host', async () => {
     const insert = 'INSERT INTO {p}notes (id, body, created_at) VALUES (?, ?, ?)';
-    for (const which of ['a', 'b'] as const) {
+    for (const which of ['a', 'b', 'c'] as const) {
       assert.deepEqual((await probe(kernel!, which, 'execute', insert, ['n1', `hello from ${which}`, 1])).result, { rows: [], changes: 1 });
       const rows = (await probe(kernel!, which, 'query', 'SELECT id, body, created_at FROM {p}notes WHERE id = ?', ['n1'])).result;
       assert.deepEqual(rows, [{ id: 'n1', body: `hello from ${which}`, created_at: 1 }]);
@@ -118,6 +118,8 @@ forEachDatabase('aion.storage', (db) => {
     assert.deepEqual((await probe(kernel!, 'a', 'state', 'keys')).result, ['other', 'settings']);
     assert.equal((await probe(kernel!, 'b', 'state', 'get', 'settings')).result, null, 'b does not see a’s state');
     assert.deepEqual((await probe(kernel!, 'b', 'state', 'keys')).result, []);
+    await probe(kernel!, 'c', 'state', 'update', 'settings', 'from a dedicated host');
+    assert.equal((await probe(kernel!, 'c', 'state', 'get', 'settings')).result, 'from a dedicated host');
     await probe(kernel!, 'a', 'state', 'update', 'other', null);
     assert.deepEqual((await probe(kernel!, 'a', 'state', 'keys')).result, ['settings']);
   });
@@ -148,6 +150,7 @@ forEachDatabase('aion.storage', (db) => {
     kernel = await start(true);
     assert.deepEqual((await probe(kernel, 'a', 'migrated')).result, { applied: ['002-tags'] });
     assert.deepEqual((await probe(kernel, 'b', 'migrated')).result, { applied: [] });
+    assert.deepEqual((await probe(kernel, 'c', 'migrated')).result, { applied: [] });
     const rows = await probe(kernel, 'a', 'query', 'SELECT id, body, tag FROM {p}notes ORDER BY id');
     assert.deepEqual(rows.result, [
       { id: 'n1', body: 'edited', tag: null },

@@ -131,7 +131,7 @@ export class FileSystemObjectStore implements ObjectStore {
 
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
 }
 
 /** Makes the rename itself durable; some platforms cannot open a directory, which is fine to skip. */
