@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { AionError, Emitter, isAionError, type Event, type Logger, type Memento, type Principal } from '@aion/extension-api';
@@ -377,7 +377,6 @@ export class SkillsService {
 
   private async saveSwitches(): Promise<void> {
     if (!this.switchesFile) return;
-    const { mkdir, writeFile, rename } = await import('node:fs/promises');
     await mkdir(this.host.storagePath!, { recursive: true });
     const tmp = `${this.switchesFile}.${process.pid}.tmp`;
     await writeFile(tmp, JSON.stringify(this.catalog.disabledAtRunTime()));
