@@ -173,6 +173,8 @@ export class WorkerPool {
     const { heapMb } = this.options;
     const worker = new Worker(workerUrl, {
       env: {},
+      // A parent started with --eval or --input-type must not pass those on: the worker runs a file.
+      execArgv: process.execArgv.filter((arg) => !/^(-e|-p|--eval|--print|--input-type)(=|$)/.test(arg)),
       stdout: false,
       stderr: false,
       resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: Math.max(4, Math.round(heapMb / 8)), stackSizeMb: 4 },
