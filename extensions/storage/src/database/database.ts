@@ -58,7 +58,8 @@ const CONSTRAINTS: Record<string, string> = {
   SQLITE_CONSTRAINT_NOTNULL: 'not_null',
   SQLITE_CONSTRAINT_CHECK: 'check',
 };
-const CONNECTION_LOST = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006']);
+/** The database cannot serve now (connection lost, server shutting down, SQLite locked past the busy timeout): 503. */
+const UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', 'SQLITE_BUSY']);
 
 /** Driver errors become values with a stable code; a constraint violation names its kind in `details.constraint`. */
 export function toStorageError(err: unknown, context: string): AionError {
@@ -66,7 +67,7 @@ export function toStorageError(err: unknown, context: string): AionError {
   const e = err as { message?: string; code?: string; driverError?: { code?: string; message?: string } };
   const code = e.driverError?.code ?? e.code;
   const message = e.driverError?.message ?? e.message ?? String(err);
-  if ((code && CONNECTION_LOST.has(code)) || /Connection terminated|timeout exceeded when trying to connect/i.test(message)) {
+  if ((code && UNAVAILABLE.has(code)) || /Connection terminated|timeout exceeded when trying to connect/i.test(message)) {
     return new AionError(StorageErrorCodes.DATABASE_UNAVAILABLE, `the database is unavailable: ${message}`, { status: 503, details: { driverCode: code } });
   }
   const constraint = code ? CONSTRAINTS[code] : undefined;
