@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 
 export { ExtensionHost, normalizeRoute } from './extensionHost.js';
-export { createInMemoryConnectionPair } from './transports.js';
+export { BatchingIpcReader, BatchingIpcWriter, createInMemoryConnectionPair } from './transports.js';
 export { createRemoteProxy, callWithToken, methodNames } from './remoteProxy.js';
 
 /** The file the kernel forks for `shared` and `dedicated` hosts. */

@@ -2,10 +2,11 @@
  * Entry point of a child-process extension host (`shared` and `dedicated`). Talks to the kernel over
  * Node IPC; exits when the kernel goes away.
  */
-import { createMessageConnection, IPCMessageReader, IPCMessageWriter } from 'vscode-jsonrpc/node';
+import { createMessageConnection } from 'vscode-jsonrpc/node';
 import { AionError, ErrorCodes, type HostKind } from '@aion/extension-api';
 import { KernelProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
 import { ExtensionHost } from './extensionHost.js';
+import { BatchingIpcReader, BatchingIpcWriter } from './transports.js';
 
 if (!process.send) {
   process.stderr.write('the Aion extension host must be started by the kernel (it needs an IPC channel)\n');
@@ -13,7 +14,7 @@ if (!process.send) {
 }
 
 const kind = (process.env.AION_HOST_KIND ?? 'shared') as HostKind;
-const connection = createMessageConnection(new IPCMessageReader(process), new IPCMessageWriter(process));
+const connection = createMessageConnection(new BatchingIpcReader(process), new BatchingIpcWriter(process));
 const endpoint = new RpcEndpoint(connection);
 new ExtensionHost(endpoint, kind);
 connection.onClose(() => {

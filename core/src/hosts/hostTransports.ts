@@ -2,10 +2,10 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createMessageConnection, IPCMessageReader, IPCMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { createMessageConnection, type MessageConnection } from 'vscode-jsonrpc/node';
 import { Emitter, type Event, type HostKind } from '@aion/extension-api';
 import { RpcEndpoint } from '@aion/extension-api/protocol';
-import { createInMemoryConnectionPair, ExtensionHost, hostEntryPath } from '@aion/host-runtime';
+import { BatchingIpcReader, BatchingIpcWriter, createInMemoryConnectionPair, ExtensionHost, hostEntryPath } from '@aion/host-runtime';
 import type { ExtensionRecord } from '../extensions/extensionRecord.js';
 
 export interface StartedHost {
@@ -132,7 +132,7 @@ export class ChildProcessTransport implements HostTransport {
       child.once('spawn', resolvePromise);
       child.once('error', reject);
     });
-    const connection = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
+    const connection = createMessageConnection(new BatchingIpcReader(child), new BatchingIpcWriter(child));
     return {
       connection,
       pid: child.pid,
