@@ -89,11 +89,12 @@ export class CircuitBreaker {
   }
 }
 
-/** The last `size` latencies; the 95th percentile is recomputed only after new samples. */
+/** The last `size` latencies; the 95th percentile is recomputed after every 16 new samples, not per call. */
 export class LatencyWindow {
   private readonly samples: number[] = [];
   private next = 0;
   private cachedP95?: number;
+  private sinceSort = 0;
 
   constructor(private readonly size = 128) {}
 
@@ -101,7 +102,7 @@ export class LatencyWindow {
     if (this.samples.length < this.size) this.samples.push(ms);
     else this.samples[this.next] = ms;
     this.next = (this.next + 1) % this.size;
-    this.cachedP95 = undefined;
+    if (++this.sinceSort >= 16 || this.samples.length < 16) this.cachedP95 = undefined;
   }
 
   get count(): number {
@@ -111,6 +112,7 @@ export class LatencyWindow {
   get p95(): number | undefined {
     if (this.samples.length === 0) return undefined;
     if (this.cachedP95 === undefined) {
+      this.sinceSort = 0;
       const sorted = [...this.samples].sort((a, b) => a - b);
       this.cachedP95 = sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)];
     }

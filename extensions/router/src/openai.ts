@@ -182,6 +182,7 @@ export class FrontDoor {
       const problems = (validateBody.errors ?? []).map((e) => `${jsonPath(e.instancePath)} ${e.message}`);
       throw new AionError(ErrorCodes.VALIDATION_FAILED, `invalid chat completion request: ${problems.join('; ')}`, { details: problems });
     }
+    await this.o.catalog.load();
     const request = this.toRouteRequest(req, body, caller);
     const decision = await this.o.engine.route(request, { sub: caller.sub, tenant_id: caller.tenant });
     const { limiter, limit, retryAfterSeconds } = this.o.keyLimit();
