@@ -314,17 +314,20 @@ export class Database {
       throw toStorageError(err, 'could not start the transaction');
     }
     let index = -1;
+    // Under READ COMMITTED each statement takes its own snapshot inside a transaction too, so reads
+    // alone skip the two extra round trips of BEGIN and COMMIT.
+    const readOnly = statements.every((s) => s.statement.kind === 'SELECT');
     try {
-      await client.query('BEGIN');
+      if (!readOnly) await client.query('BEGIN');
       const results: StatementResult[] = [];
       for (const s of statements) {
         index++;
         results.push(pgResult(await client.query(this.pgQuery(s.statement, s.params))));
       }
-      await client.query('COMMIT');
+      if (!readOnly) await client.query('COMMIT');
       return results;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      if (!readOnly) await client.query('ROLLBACK').catch(() => undefined);
       throw toStorageError(err, index >= 0 ? `statement ${index} (${statements[index]?.statement.kind}) of the transaction failed` : 'the transaction failed');
     } finally {
       client.release();
