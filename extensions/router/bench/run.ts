@@ -40,6 +40,8 @@ interface Sample {
   /** From the scheduled send time to the first body byte. */
   firstByte: number;
   ok: boolean;
+  /** HTTP status, or 0 when the connection failed. */
+  status: number;
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1024, keepAliveMsecs: 10_000 });
@@ -57,11 +59,11 @@ function send(target: Target, stream: boolean, scheduledAt: number): Promise<Sam
           if (firstByte < 0) firstByte = performance.now() - scheduledAt;
           bytes += chunk.length;
         });
-        res.on('end', () => resolve({ total: performance.now() - scheduledAt, firstByte, ok: res.statusCode === 200 && bytes > 0 }));
-        res.on('error', () => resolve({ total: performance.now() - scheduledAt, firstByte, ok: false }));
+        res.on('end', () => resolve({ total: performance.now() - scheduledAt, firstByte, ok: res.statusCode === 200 && bytes > 0, status: res.statusCode ?? 0 }));
+        res.on('error', () => resolve({ total: performance.now() - scheduledAt, firstByte, ok: false, status: res.statusCode ?? 0 }));
       },
     );
-    req.on('error', () => resolve({ total: performance.now() - scheduledAt, firstByte: -1, ok: false }));
+    req.on('error', () => resolve({ total: performance.now() - scheduledAt, firstByte: -1, ok: false, status: 0 }));
     req.end(payload);
   });
 }
@@ -108,7 +110,9 @@ function summarise(samples: Sample[]) {
   const ok = samples.filter((s) => s.ok);
   const total = ok.map((s) => s.total).sort((a, b) => a - b);
   const first = ok.map((s) => s.firstByte).sort((a, b) => a - b);
-  return { n: samples.length, errors: samples.length - ok.length, p50: pct(total, 50), p99: pct(total, 99), firstP50: pct(first, 50), firstP99: pct(first, 99) };
+  const statuses: Record<string, number> = {};
+  for (const s of samples) if (!s.ok) statuses[s.status] = (statuses[s.status] ?? 0) + 1;
+  return { n: samples.length, errors: samples.length - ok.length, statuses, p50: pct(total, 50), p99: pct(total, 99), firstP50: pct(first, 50), firstP99: pct(first, 99) };
 }
 
 function start(script: string, argv: string[]): Promise<{ child: ChildProcess; url: string }> {
@@ -150,7 +154,7 @@ async function main(): Promise<void> {
             await sleep(500);
             const mode = stream ? 'stream' : 'json';
             print(`${mode.padEnd(8)} ${String(rate).padStart(6)}   direct  ${ms(d.p50)} ${ms(d.p99)}  ${ms(d.firstP50)}  ${ms(d.firstP99)}  ${String(d.errors).padStart(5)}`);
-            print(`${mode.padEnd(8)} ${String(rate).padStart(6)}   aion    ${ms(a.p50)} ${ms(a.p99)}  ${ms(a.firstP50)}  ${ms(a.firstP99)}  ${String(a.errors).padStart(5)}   ${ms(a.p50 - d.p50)}    ${ms(a.p99 - d.p99)}    ${ms(a.firstP50 - d.firstP50)}`);
+            print(`${mode.padEnd(8)} ${String(rate).padStart(6)}   aion    ${ms(a.p50)} ${ms(a.p99)}  ${ms(a.firstP50)}  ${ms(a.firstP99)}  ${String(a.errors).padStart(5)}   ${ms(a.p50 - d.p50)}    ${ms(a.p99 - d.p99)}    ${ms(a.firstP50 - d.firstP50)}${a.errors ? `   failed: ${JSON.stringify(a.statuses)}` : ''}`);
             results.push({ host, stream, rate, direct: d, aion: a, added: { p50: a.p50 - d.p50, p99: a.p99 - d.p99, firstByteP50: a.firstP50 - d.firstP50, firstByteP99: a.firstP99 - d.firstP99 } });
           }
         }

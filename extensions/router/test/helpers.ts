@@ -24,12 +24,18 @@ export const TOKENS = {
   'admin-token': { sub: 'admin', scopes: ['*'] },
 };
 
-export function startRouterKernel(options: { extensions?: string[]; config?: Record<string, Record<string, unknown>> } & Omit<TestKernelOptions, 'extensions' | 'config'> = {}): Promise<TestKernel> {
-  const { extensions = [], config = {}, ...rest } = options;
+/**
+ * A kernel with the router and the test authentication, plus `extensions`. `config` holds extension
+ * sections by id; `configOverrides` other kernel settings (e.g. `secretsFile`).
+ */
+export function startRouterKernel(
+  options: { extensions?: string[]; config?: Record<string, Record<string, unknown>>; configOverrides?: Record<string, unknown> } & Omit<TestKernelOptions, 'extensions' | 'config'> = {},
+): Promise<TestKernel> {
+  const { extensions = [], config = {}, configOverrides = {}, ...rest } = options;
   return startTestKernel({
     ...rest,
     extensions: [ROUTER_DIR, AUTH_FIXTURE, ...extensions],
-    config: { extensions: { 'routertest.test-auth': { tokens: TOKENS }, ...config } },
+    config: { ...configOverrides, extensions: { 'routertest.test-auth': { tokens: TOKENS }, ...config } },
   });
 }
 

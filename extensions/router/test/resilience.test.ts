@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestKernel } from '@aion/core';
@@ -109,6 +110,75 @@ describe('router resilience', function () {
         assert.deepEqual(body.routing.attempts.map((a: any) => a.code), ['PROVIDER_UNREACHABLE', 'PROVIDER_UNREACHABLE']);
       } finally {
         await kernel.stop();
+      }
+    });
+  });
+
+  describe('zero configuration', () => {
+    it('OPENAI_API_KEY makes the OpenAI provider available; without it the provider is left out and the error says what to set', async () => {
+      const openai = await startFakeOpenAI({ reply: openaiReply, apiKey: 'sk-test' });
+      const dir = mkdtempSync(join(tmpdir(), 'aion-router-secrets-'));
+      const secretsFile = join(dir, 'secrets.json');
+      writeFileSync(secretsFile, JSON.stringify({ 'aion.provider-openai': { OPENAI_API_KEY: 'sk-test' } }));
+      // Only the base URL points at the fake: the key, as in production, comes from the secret.
+      const start = (withKey: boolean) =>
+        startRouterKernel({ extensions: [OPENAI_DIR], config: { 'aion.provider-openai': { baseUrl: openai.url } }, ...(withKey ? { configOverrides: { secretsFile } } : {}) });
+      try {
+        const withKey = await start(true);
+        try {
+          const api = client(withKey);
+          const { body } = await api.json(api.post('/v1/tasks', { input: 'hi', wait: true }));
+          assert.equal(body.status, 'OK');
+          assert.equal(body.engine.provider, 'openai');
+        } finally {
+          await withKey.stop();
+        }
+        const withoutKey = await start(false);
+        try {
+          const api = client(withoutKey);
+          const caps = (await api.json(withoutKey.request('/v1/capabilities'))).body;
+          const p = caps.providers.find((x: any) => x.id === 'openai');
+          assert.equal(p.available, false);
+          assert.match(p.detail, /PROVIDER_AUTH_FAILED|401|key/i);
+          const { body } = await api.json(api.post('/v1/tasks', { input: 'hi', wait: true }));
+          assert.equal(body.error.code, 'NO_PROVIDER');
+          assert.match(body.error.message, /set OPENAI_API_KEY/);
+        } finally {
+          await withoutKey.stop();
+        }
+      } finally {
+        await openai.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('an Ollama answering on 127.0.0.1:11434 is used with no configuration at all', async function () {
+      const ollama = await startFakeOllama({ reply: ollamaReply });
+      const target = Number(new URL(ollama.url).port);
+      // The fake listens on a free port; a relay on Ollama's own port stands in for a local install.
+      const relay: Server = createServer((socket) => socket.pipe(connect(target, '127.0.0.1')).pipe(socket));
+      const listening = await new Promise<boolean>((resolve) => {
+        relay.once('error', () => resolve(false));
+        relay.listen(11434, '127.0.0.1', () => resolve(true));
+      });
+      if (!listening) {
+        await ollama.close();
+        this.skip();
+      }
+      try {
+        const kernel = await startRouterKernel({ extensions: [OLLAMA_DIR] });
+        try {
+          const api = client(kernel);
+          const { body } = await api.json(api.post('/v1/tasks', { input: 'hi', wait: true }));
+          assert.equal(body.status, 'OK');
+          assert.equal(body.engine.provider, 'ollama');
+          assert.equal(body.engine.route, 'local');
+        } finally {
+          await kernel.stop();
+        }
+      } finally {
+        await new Promise((r) => relay.close(r));
+        await ollama.close();
       }
     });
   });
