@@ -30,6 +30,17 @@ export async function activate(ctx: aion.ExtensionContext) {
   const pageSize = (value: unknown) => Math.min(intParam(value, 'limit') ?? config.pageSize.default, config.pageSize.max) || config.pageSize.default;
   const notFound = (id: string) => new AionError(ErrorCodes.NOT_FOUND, `no session ${id}`);
   const publishMessage = (m: MessageRow) => aion.realtime.publish(room(m.session_id), 'message', messageView(m));
+  /** A live session of the caller and one page of its messages: `?after=` (oldest first) or `?before=` (the latest). */
+  const sessionWithPage = async (req: HttpRequestData) => {
+    const id = req.params.id!;
+    const limit = pageSize(req.query.limit);
+    const before = intParam(req.query.before, 'before');
+    const found = await store.get(ownerOf(req), id, { after: intParam(req.query.after, 'after'), before, limit }, Date.now());
+    if (!found) throw notFound(id);
+    // The cursor for the next page in the same direction: `after` the newest, or `before` the oldest.
+    const edge = before === undefined ? found.messages[found.messages.length - 1] : found.messages[0];
+    return { session: found.session, page: { messages: found.messages.map(messageView), next_cursor: found.messages.length === limit && edge ? edge.seq : null } };
+  };
 
   const sweep = async () => {
     const now = Date.now();
@@ -68,21 +79,10 @@ export async function activate(ctx: aion.ExtensionContext) {
       return { body: { sessions: rows.map(sessionView), next_cursor: rows.length === limit ? encodeCursor(rows[rows.length - 1]!) : null } };
     }),
     handle('GET /v1/sessions/:id', async (req) => {
-      const id = req.params.id!;
-      const limit = pageSize(req.query.limit);
-      const found = await store.get(ownerOf(req), id, { after: intParam(req.query.after, 'after'), before: intParam(req.query.before, 'before'), limit }, Date.now());
-      if (!found) throw notFound(id);
-      const last = found.messages[found.messages.length - 1];
-      return { body: { ...sessionView(found.session), messages: found.messages.map(messageView), next_cursor: found.messages.length === limit && last ? last.seq : null } };
+      const { session, page } = await sessionWithPage(req);
+      return { body: { ...sessionView(session), ...page } };
     }),
-    handle('GET /v1/sessions/:id/messages', async (req) => {
-      const id = req.params.id!;
-      const limit = pageSize(req.query.limit);
-      const found = await store.get(ownerOf(req), id, { after: intParam(req.query.after, 'after'), before: intParam(req.query.before, 'before'), limit }, Date.now());
-      if (!found) throw notFound(id);
-      const last = found.messages[found.messages.length - 1];
-      return { body: { messages: found.messages.map(messageView), next_cursor: found.messages.length === limit && last ? last.seq : null } };
-    }),
+    handle('GET /v1/sessions/:id/messages', async (req) => ({ body: (await sessionWithPage(req)).page })),
     handle('PATCH /v1/sessions/:id', async (req) => {
       const id = req.params.id!;
       const body = (req.body ?? {}) as { title?: unknown };

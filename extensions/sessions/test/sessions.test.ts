@@ -96,6 +96,8 @@ forEachDatabase('aion.sessions', (db) => {
     assert.equal(rest.body.next_cursor, null);
     const latest = await api(k, 'GET', `/v1/sessions/${session.id}/messages?before=${Number.MAX_SAFE_INTEGER}&limit=2`, alice.access_token);
     assert.deepEqual(latest.body.messages.map((m: any) => m.content), ['second question', 'Sure.']);
+    const earlier = await api(k, 'GET', `/v1/sessions/${session.id}/messages?before=${latest.body.next_cursor}&limit=2`, alice.access_token);
+    assert.deepEqual(earlier.body.messages.map((m: any) => m.role), ['system', 'user'], 'paging back from the latest');
 
     const listed = (await api(k, 'GET', '/v1/sessions?limit=1', alice.access_token)).body.sessions[0];
     assert.equal(listed.id, session.id);
