@@ -34,7 +34,10 @@ export interface TestKernel {
 /** A real kernel on 127.0.0.1, port 0, with a temporary data directory: for extension authors' tests. */
 export async function startTestKernel(options: TestKernelOptions = {}): Promise<TestKernel> {
   const dataDir = mkdtempSync(join(tmpdir(), 'aion-test-'));
-  const config = loadConfig({ env: options.env ?? {}, overrides: { dataDir, server: { port: 0, host: '127.0.0.1' }, ...options.config } });
+  const given = options.config ?? {};
+  // Port 0 and loopback unless the test says otherwise, even when it sets other server options.
+  const server = { port: 0, host: '127.0.0.1', ...(given.server as Record<string, unknown> | undefined) };
+  const config = loadConfig({ env: options.env ?? {}, overrides: { dataDir, ...given, server } });
   const logger = createLogger({ level: options.logLevel ?? process.env.AION_TEST_LOG_LEVEL ?? 'silent' });
   const kernel = await Kernel.start({ config, extensionDirs: (options.extensions ?? []).map((p) => resolve(p)), builtins: options.builtins ?? false, logger });
   return {
