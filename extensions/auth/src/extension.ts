@@ -106,7 +106,11 @@ export async function activate(ctx: aion.ExtensionContext) {
     handle('POST /v1/users', async (req) => ({ status: 201, body: await service.createUser(req.body, principalOf(req), req.ip) })),
     handle('GET /v1/auth/audit', async (req) => ({ body: await service.listAudit(principalOf(req), req.query) })),
     // `aion users create` runs this: { username, password?, scopes?, admin? } → { user, password? }.
-    aion.commands.register('auth.createUser', (options: unknown) => service.createUser(options)),
+    aion.commands.register('auth.createUser', (options: Record<string, unknown> | undefined) => {
+      // From `aion users create --scopes a,b` scopes arrive as one comma-separated string.
+      const scopes = typeof options?.scopes === 'string' ? options.scopes.split(',').map((s) => s.trim()).filter(Boolean) : options?.scopes;
+      return service.createUser({ ...options, scopes });
+    }),
     { dispose: () => clearInterval(purgeTimer) },
     { dispose: () => limiter?.dispose() },
     { dispose: () => void redis?.quit().catch(() => redis.disconnect()) },
