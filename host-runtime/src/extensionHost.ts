@@ -44,6 +44,8 @@ export class ExtensionHost {
   private readonly hookTaps = new Map<string, { extensionId: string; fn: Fn }>();
   private readonly eventListeners = new Map<string, Set<{ extensionId: string; listener: (data: unknown) => void }>>();
   private tapCounter = 0;
+  /** Hooks the kernel reports idle (no taps, nothing activates on them): calls are answered here. */
+  private idleHooks = new Map<string, string>();
 
   constructor(private readonly endpoint: RpcEndpoint, private readonly kind: HostKind) {
     endpoint.onRequest(HostProtocol.ping, (p) => p);
@@ -77,6 +79,7 @@ export class ExtensionHost {
       if (!tap) throw new AionError(ErrorCodes.HOOK_NOT_FOUND, `hook tap ${tapId} is gone`);
       return this.inContext(tap.extensionId, () => tap.fn(payload, token));
     });
+    endpoint.onNotification(HostProtocol.idleHooks, ({ hooks }) => (this.idleHooks = new Map(Object.entries(hooks))));
     endpoint.onNotification(HostProtocol.event, ({ event, data }) => {
       for (const { extensionId, listener } of this.eventListeners.get(event) ?? []) {
         try {
@@ -266,6 +269,8 @@ export class ExtensionHost {
         tap: (hook, fn) => {
           const tapId = `${extensionId}#${++this.tapCounter}`;
           this.hookTaps.set(tapId, { extensionId, fn: fn as Fn });
+          // Not idle any more, before the kernel says so.
+          this.idleHooks.delete(hook);
           // A notification, so the kernel has the tap before this extension's activation answer arrives.
           endpoint.sendNotification(KernelProtocol.tapHook, { extensionId, hook, tapId });
           return register(() => {
@@ -273,7 +278,12 @@ export class ExtensionHost {
             endpoint.sendNotification(KernelProtocol.untapHook, { tapId });
           });
         },
-        call: <T>(hook: string, payload: unknown) => endpoint.sendRequest(KernelProtocol.callHook, { hook, payload }) as Promise<T>,
+        call: <T>(hook: string, payload: unknown) => {
+          // What the kernel would answer for a hook nobody taps, without the round trip.
+          const idle = this.idleHooks.get(hook);
+          if (idle !== undefined) return Promise.resolve((idle === 'waterfall' ? payload : undefined) as T);
+          return endpoint.sendRequest(KernelProtocol.callHook, { hook, payload }) as Promise<T>;
+        },
       },
       events: {
         emit: (event, data) => endpoint.sendNotification(KernelProtocol.emitEvent, { extensionId, event, data }),

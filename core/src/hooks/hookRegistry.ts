@@ -1,6 +1,6 @@
 import { inject, injectable } from 'inversify';
 import tapable from 'tapable';
-import { AionError, ErrorCodes, type HookKind } from '@aion/extension-api';
+import { AionError, Emitter, ErrorCodes, type HookKind } from '@aion/extension-api';
 import type { Logger } from '../logging.js';
 import { TYPES } from '../tokens.js';
 
@@ -31,6 +31,9 @@ interface HookEntry {
 @injectable()
 export class HookRegistry {
   private readonly hooks = new Map<string, HookEntry>();
+  private readonly tapsChanged = new Emitter<void>();
+  /** Fires after a tap is added or removed. */
+  readonly onDidChangeTaps = this.tapsChanged.event;
 
   constructor(@inject(TYPES.Logger) private readonly logger: Logger) {
     for (const h of KERNEL_HOOKS) this.declare(h.name, h.kind, 'kernel');
@@ -70,6 +73,7 @@ export class HookRegistry {
       return result === null ? undefined : result;
     });
     entry.tapOwners.set(tapId, extensionId);
+    this.tapsChanged.fire();
   }
 
   untap(tapId: string): void {
@@ -77,6 +81,7 @@ export class HookRegistry {
       if (!entry.tapOwners.delete(tapId)) continue;
       entry.hook.taps = entry.hook.taps.filter((t) => t.name !== tapId);
       entry.hook._resetCompilation?.();
+      this.tapsChanged.fire();
     }
   }
 

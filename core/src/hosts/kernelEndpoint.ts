@@ -1,5 +1,5 @@
 import { inject, injectable } from 'inversify';
-import { AionError, ErrorCodes, type CancellationToken } from '@aion/extension-api';
+import { AionError, ErrorCodes, type CancellationToken, type HookKind } from '@aion/extension-api';
 import { HostProtocol, KernelProtocol } from '@aion/extension-api/protocol';
 import { ActivationService } from '../activation/activationService.js';
 import { CommandRegistry } from '../commands/commandRegistry.js';
@@ -30,6 +30,29 @@ export class KernelEndpoint {
   ) {
     hosts.onDidStartHost((host) => this.attach(host));
     hosts.onDidCrash(({ host }) => this.events.forgetHost(host));
+    hooks.onDidChangeTaps(() => this.scheduleIdleHooks());
+  }
+
+  private idleHooksScheduled = false;
+
+  /** Hooks a host may answer itself, as `callHook` would: declared, no taps, nothing activates on them. */
+  idleHooks(): Record<string, HookKind> {
+    const idle: Record<string, HookKind> = {};
+    for (const h of this.hooks.list()) {
+      if (h.taps.length === 0 && this.activation.extensionsFor(`onHook:${h.name}`).length === 0) idle[h.name] = h.kind;
+    }
+    return idle;
+  }
+
+  /** Tells every host which hooks are idle, once per burst of tap changes. */
+  private scheduleIdleHooks(): void {
+    if (this.idleHooksScheduled) return;
+    this.idleHooksScheduled = true;
+    queueMicrotask(() => {
+      this.idleHooksScheduled = false;
+      const hooks = this.idleHooks();
+      for (const host of this.hosts.all()) if (host.state !== 'exited') host.endpoint.sendNotification(HostProtocol.idleHooks, { hooks });
+    });
   }
 
   /** The running host of an extension, activating the extension first. */
@@ -116,6 +139,7 @@ export class KernelEndpoint {
       this.hooks.tap(hook, tapId, extensionId, (payload) => host.request(HostProtocol.callHookTap, { tapId, payload }));
     });
     e.onNotification(KernelProtocol.untapHook, ({ tapId }) => this.hooks.untap(tapId));
+    e.sendNotification(HostProtocol.idleHooks, { hooks: this.idleHooks() });
     e.onRequest(KernelProtocol.callHook, ({ hook, payload }) => this.callHook(hook, payload));
     e.onRequest(KernelProtocol.getSecret, ({ extensionId, name }) => {
       this.assertOwns(host, extensionId);

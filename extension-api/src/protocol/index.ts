@@ -4,7 +4,7 @@
  * Only data crosses: JSON values, stream markers and cancellation.
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
-import type { ExtensionManifest, HostKind } from '../manifest.js';
+import type { ExtensionManifest, HookKind, HostKind } from '../manifest.js';
 import type { HttpRequestData, HttpResponseData, LogLevel } from '../types.js';
 
 export interface ExtensionDescription {
@@ -65,6 +65,12 @@ export const HostProtocol = {
   invokeContribution: new RequestType<InvokeContributionParams, unknown, void>('$invokeContribution'),
   callHookTap: new RequestType<{ tapId: string; payload: unknown }, unknown, void>('$callHookTap'),
   event: new NotificationType<{ event: string; data: unknown }>('$event'),
+  /**
+   * Declared hooks that nobody taps and nothing activates on, with their kind: a host answers calls
+   * to them itself (a waterfall returns its payload) instead of asking the kernel. Sent when a host
+   * starts and whenever taps change.
+   */
+  idleHooks: new NotificationType<{ hooks: Record<string, HookKind> }>('$idleHooks'),
 };
 
 /** Stream notifications flow both ways on every connection. */
