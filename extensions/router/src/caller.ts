@@ -7,6 +7,8 @@ export interface Caller {
   /** Usage is counted per API key: the principal's `api_key_id` when it has one, else its subject. */
   apiKey: string;
   admin: boolean;
+  /** The authenticated principal, kept in memory for the request's lifetime: skills run as it. */
+  principal?: Principal;
 }
 
 export const ANONYMOUS: Caller = { sub: 'anonymous', tenant: 'default', apiKey: 'anonymous', admin: false };
@@ -19,6 +21,7 @@ export function callerOf(principal: Principal | undefined): Caller {
     tenant: principal.tenant_id ?? 'default',
     apiKey: typeof keyId === 'string' && keyId ? keyId : principal.sub,
     admin: principal.scopes.includes('router:admin') || principal.scopes.includes('*'),
+    principal,
   };
 }
 

@@ -13,6 +13,8 @@ export interface RouterConfiguration {
   scoring: ScoringWeights;
   providers: Record<string, ProviderSettings>;
   autoDetect: { enabled: boolean; probeTimeoutMs: number; reprobeMs: number };
+  /** Skills as tools: the tool loop's step limit (default and ceiling of a request's max_steps) and how many skills one request may offer. */
+  skills: { maxSteps: number; maxTools: number };
   idempotencyTtlMs: number;
   eventRetentionMs: number;
   taskRetentionMs: number;
@@ -25,6 +27,7 @@ export function readConfiguration(raw: Record<string, any> | undefined): RouterC
   const b = c.circuitBreaker ?? {};
   const s = c.scoring ?? {};
   const a = c.autoDetect ?? {};
+  const k = c.skills ?? {};
   return {
     policyFile: c.policyFile,
     policies: c.policies,
@@ -48,6 +51,7 @@ export function readConfiguration(raw: Record<string, any> | undefined): RouterC
     scoring: { capability: s.capability ?? 0.4, cost: s.cost ?? 0.2, latency: s.latency ?? 0.2, tier: s.tier ?? 0.2 },
     providers: c.providers ?? {},
     autoDetect: { enabled: a.enabled ?? true, probeTimeoutMs: a.probeTimeoutMs ?? 3_000, reprobeMs: a.reprobeMs ?? 60_000 },
+    skills: { maxSteps: k.maxSteps ?? 8, maxTools: k.maxTools ?? 64 },
     idempotencyTtlMs: c.idempotencyTtlMs ?? 900_000,
     eventRetentionMs: c.eventRetentionMs ?? 900_000,
     taskRetentionMs: c.taskRetentionMs ?? 7 * 24 * 3_600_000,

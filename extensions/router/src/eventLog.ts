@@ -1,7 +1,7 @@
 export interface TaskEvent {
   /** 1, 2, 3…: what a client sends back as Last-Event-ID. */
   id: number;
-  event: 'token' | 'partial' | 'done' | 'error';
+  event: 'token' | 'partial' | 'tool' | 'step' | 'done' | 'error';
   data: unknown;
 }
 

@@ -13,9 +13,11 @@ import { ConcurrencyLimiter } from './limiter.js';
 import { ALIASES, FrontDoor, type FrontDoorSummary } from './openai.js';
 import { PolicyStore } from './policy.js';
 import { jsonRpcSession } from './rpc.js';
+import { SkillTools } from './skillTools.js';
 import { openTaskStore } from './storage.js';
 import { TaskService, type TaskSettings } from './tasks.js';
 import { FINAL_STATUSES, type TaskResult, type TaskStore } from './taskStore.js';
+import type { LoopResult } from './toolLoop.js';
 
 export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
   const config = readConfiguration(ctx.configuration.get<Record<string, unknown>>());
@@ -56,13 +58,15 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     eventRetentionMs: config.eventRetentionMs,
     taskRetentionMs: config.taskRetentionMs,
   });
-  const tasks = new TaskService(engine, store, limiter, settings, (task, caller, result) => afterTask(task, caller, result?.candidate?.engine));
+  const skills = new SkillTools(() => config.skills);
+  const tasks = new TaskService(engine, store, limiter, skills, settings, (task, caller, result) => afterTask(task, caller, result?.candidate?.engine));
   ctx.subscriptions.push(tasks);
   const bulk = new BulkService(tasks, () => config.eventRetentionMs);
   ctx.subscriptions.push(bulk);
   const frontDoor = new FrontDoor({
     engine,
     catalog,
+    skills,
     keyLimit: () => ({ limiter, limit: config.limits.keyConcurrency, retryAfterSeconds: config.limits.retryAfterSeconds }),
     defaults: () => config.defaults,
     onFinished: (s, caller) => afterTask(frontDoorTask(s, engine), caller, s.result.candidate?.engine),
@@ -184,9 +188,10 @@ async function* toSse(events: AsyncIterable<TaskEvent>, name: (e: TaskEvent) => 
 
 /** A front-door call, summarised as a task for usage and `router.afterTask`. */
 function frontDoorTask(s: FrontDoorSummary, engine: RouterEngine): TaskResult {
-  const r: ExecutionResult = s.result;
+  const r: ExecutionResult & Partial<LoopResult> = s.result;
   const now = new Date().toISOString();
   return {
+    ...(r.steps ? { steps: r.steps, transcript: r.transcript } : {}),
     schema_version: '1.0',
     task_id: s.id,
     intent: s.intent,
@@ -210,7 +215,7 @@ function capabilities(ctx: aion.ExtensionContext, catalog: ProviderCatalog, conf
     features: {
       tasks: { path: '/v1/tasks', async: true, wait: true, cancel: true, timeout: { default_ms: config.defaults.timeoutMs, max_ms: config.defaults.maxTimeoutMs }, idempotency: { header: 'Idempotency-Key', ttl_seconds: Math.round(config.idempotencyTtlMs / 1000) }, storage: store.kind },
       streaming: {
-        sse: { path: '/v1/stream/{id}', events: ['token', 'partial', 'done', 'error'], resume: 'Last-Event-ID' },
+        sse: { path: '/v1/stream/{id}', events: ['token', 'partial', 'tool', 'step', 'done', 'error'], resume: 'Last-Event-ID' },
         websocket: { path: '/v1/ws', protocol: 'jsonrpc-2.0', methods: ['tasks.submit', 'tasks.get', 'tasks.subscribe', 'tasks.unsubscribe', 'tasks.cancel'], notifications: ['tasks.event'] },
       },
       bulk: { path: '/v1/bulk', max_operations: MAX_BULK_OPERATIONS, execution: ['parallel', 'sequential'], depends_on: true, refs: true },
@@ -226,6 +231,7 @@ function capabilities(ctx: aion.ExtensionContext, catalog: ProviderCatalog, conf
         circuit_breaker: true,
       },
       usage: { per_task: true, per_api_key: '/v1/usage' },
+      skills: { request_field: 'skills', chat_completions_field: 'aion.skills', tool_loop: true, max_steps: config.skills.maxSteps, max_tools: config.skills.maxTools, provider: 'aion.skills' },
     },
     intents: [...catalog.knownIntents].sort(),
     providers: catalog.providers.map((p) => ({

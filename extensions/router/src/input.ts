@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { AionError, ErrorCodes } from '@aion/extension-api';
 import type { ChatMessage, ToolChoice, ToolDefinition } from './providerTypes.js';
+import { skillSelectionSchema, type SkillSelection } from './skillTools.js';
 import type { Priority, Privacy, RouteRequest } from './types.js';
 
 /** The body of `POST /v1/tasks` (and of one bulk operation, and of `tasks.submit`). */
@@ -22,6 +23,10 @@ export interface TaskInput {
   priority?: Priority;
   metadata?: Record<string, unknown>;
   timeout_ms?: number;
+  /** Skills offered to the model as tools; the router runs the calls it makes (the tool loop). */
+  skills?: SkillSelection;
+  /** Model calls the tool loop may make (at most the configured skills.maxSteps). */
+  max_steps?: number;
   /** true (up to the server's maximum) or milliseconds: answer with the result instead of 202. */
   wait?: boolean | number;
 }
@@ -57,6 +62,8 @@ export const taskInputSchema = {
     priority: { enum: ['low', 'normal', 'high'] },
     metadata: { type: 'object' },
     timeout_ms: { type: 'integer', minimum: 1 },
+    skills: skillSelectionSchema,
+    max_steps: { type: 'integer', minimum: 1 },
     wait: { anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0 }] },
   },
   additionalProperties: false,

@@ -8,7 +8,17 @@ import { PROVIDER_ERROR_STATUS, type Abort, type ExecutionResult, type RouterEng
 import { jsonPath, toTools, toToolChoice, type RouteDefaults } from './input.js';
 import type { ConcurrencyLimiter } from './limiter.js';
 import type { ChatMessage, ToolCall } from './providerTypes.js';
+import { mergeTools, skillSelectionSchema, type SkillSelection, type SkillSet, type SkillTools } from './skillTools.js';
+import { runToolLoop, type LoopObserver, type LoopResult } from './toolLoop.js';
 import type { Decision, Priority, Privacy, RouteRequest } from './types.js';
+
+type Run = (observer: LoopObserver, stream: boolean) => Promise<ExecutionResult>;
+
+/** The tool loop's steps and transcript, for a response's `aion` field. */
+function loopOf(result: ExecutionResult): { steps?: LoopResult['steps']; transcript?: LoopResult['transcript'] } {
+  const loop = result as Partial<LoopResult>;
+  return loop.steps ? { steps: loop.steps, transcript: loop.transcript } : {};
+}
 
 /** Router aliases a client may send as `model`. */
 export const ALIASES = {
@@ -37,7 +47,7 @@ interface ChatCompletionBody {
   stream_options?: { include_usage?: boolean };
   n?: number;
   metadata?: Record<string, unknown>;
-  aion?: { intent?: string; privacy?: Privacy; budget_usd?: number; p95_ms?: number; priority?: Priority; metadata?: Record<string, unknown> };
+  aion?: { intent?: string; privacy?: Privacy; budget_usd?: number; p95_ms?: number; priority?: Priority; metadata?: Record<string, unknown>; skills?: SkillSelection; max_steps?: number };
 }
 
 const bodySchema = {
@@ -74,6 +84,8 @@ const bodySchema = {
         p95_ms: { type: 'integer', minimum: 1 },
         priority: { enum: ['low', 'normal', 'high'] },
         metadata: { type: 'object' },
+        skills: skillSelectionSchema,
+        max_steps: { type: 'integer', minimum: 1 },
       },
       additionalProperties: false,
     },
@@ -85,6 +97,7 @@ let validateBody: ReturnType<Ajv['compile']> | undefined;
 export interface FrontDoorOptions {
   engine: RouterEngine;
   catalog: ProviderCatalog;
+  skills: SkillTools;
   /** Calls in flight per API key (0: unlimited), as for tasks. */
   keyLimit: () => { limiter: ConcurrencyLimiter; limit: number; retryAfterSeconds: number };
   defaults: () => RouteDefaults & { timeoutMs: number };
@@ -184,6 +197,8 @@ export class FrontDoor {
     }
     await this.o.catalog.load();
     const request = this.toRouteRequest(req, body, caller);
+    const skills = body.aion?.skills ? await this.o.skills.resolve(body.aion.skills, caller.principal, body.aion.max_steps) : undefined;
+    if (skills) request.tools = mergeTools(request.tools, skills);
     const decision = await this.o.engine.route(request, { sub: caller.sub, tenant_id: caller.tenant });
     const { limiter, limit, retryAfterSeconds } = this.o.keyLimit();
     const keySlot = `key:${caller.apiKey}`;
@@ -207,10 +222,11 @@ export class FrontDoor {
       link.dispose();
       if (limit > 0) limiter.release(keySlot);
     };
+    const run: Run = (observer, stream) => (skills ? runToolLoop(this.o.engine, this.o.skills, skills, id, decision, request, abort, observer, stream) : this.o.engine.execute(decision, request, abort, observer, stream));
     if (!body.stream) {
       let result: ExecutionResult;
       try {
-        result = await this.o.engine.execute(decision, request, abort, {}, false);
+        result = await run({}, false);
       } finally {
         cleanup();
       }
@@ -230,26 +246,27 @@ export class FrontDoor {
           system_fingerprint: null,
           choices: [{ index: 0, message, logprobs: null, finish_reason: result.finishReason ?? 'stop' }],
           usage: { prompt_tokens: result.inputTokens, completion_tokens: result.outputTokens, total_tokens: result.inputTokens + result.outputTokens },
-          aion: { engine: this.o.engine.engineInfo(decision, result), latency_ms: result.latencyMs, cost_usd: result.costUsd },
+          aion: { engine: this.o.engine.engineInfo(decision, result), latency_ms: result.latencyMs, cost_usd: result.costUsd, ...loopOf(result) },
         },
       };
     }
-    return this.stream(id, created, body, request, decision, abort, source, cleanup, caller);
+    return this.stream(id, created, body, request, decision, run, abort, source, cleanup, caller);
   }
 
   private failure(result: ExecutionResult, route: string): AionError {
     const e = result.error ?? { code: 'PROVIDER_UNAVAILABLE', message: 'the call failed' };
     const headers: Record<string, string> = { 'x-aion-route': route };
     if (e.retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(e.retryAfterMs / 1000)));
-    return new AionError(e.code, e.message, { status: e.status && e.code === 'SATURATED' ? e.status : (PROVIDER_ERROR_STATUS[e.code] ?? e.status ?? 502), headers });
+    const loop = loopOf(result);
+    return new AionError(e.code, e.message, { status: e.status && e.code === 'SATURATED' ? e.status : (PROVIDER_ERROR_STATUS[e.code] ?? e.status ?? 502), headers, details: loop.steps ? loop : undefined });
   }
 
   /**
    * Waits for the first output (so a failure before it is a proper HTTP error with a status), then
    * streams OpenAI chunks: role, content and tool-call deltas, the finish chunk, usage, `[DONE]`.
    */
-  private async stream(id: string, created: number, body: ChatCompletionBody, request: RouteRequest, decision: Decision, abort: Abort, source: CancellationTokenSource, cleanup: () => void, caller: Caller): Promise<HttpResponseData> {
-    type Item = { kind: 'token'; text: string } | { kind: 'tool'; call: ToolCall; index: number };
+  private async stream(id: string, created: number, body: ChatCompletionBody, request: RouteRequest, decision: Decision, run: Run, abort: Abort, source: CancellationTokenSource, cleanup: () => void, caller: Caller): Promise<HttpResponseData> {
+    type Item = { kind: 'token'; text: string } | { kind: 'tool'; call: ToolCall; index: number } | { kind: 'loop'; event: 'tool' | 'step'; data: unknown };
     const queue = new AsyncQueue<Item>({
       onReturn: () => {
         abort.reason ??= 'disconnect';
@@ -261,8 +278,8 @@ export class FrontDoor {
     let final: ExecutionResult | undefined;
     let firstOutput!: () => void;
     const started = new Promise<void>((resolve) => (firstOutput = resolve));
-    const execution = this.o.engine
-      .execute(decision, request, abort, {
+    const execution = run(
+      {
         attempt: (c) => (engine = c.engine),
         token: (t) => {
           queue.push({ kind: 'token', text: t });
@@ -272,7 +289,15 @@ export class FrontDoor {
           queue.push({ kind: 'tool', call, index: tools++ });
           firstOutput();
         },
-      })
+        tool: (data) => {
+          queue.push({ kind: 'loop', event: 'tool', data });
+          firstOutput();
+        },
+        // A step event alone does not start the response: a first model call that fails is still an HTTP error.
+        step: (data) => queue.push({ kind: 'loop', event: 'step', data }),
+      },
+      true,
+    )
       .then((r) => (final = r))
       .finally(() => {
         cleanup();
@@ -293,6 +318,11 @@ export class FrontDoor {
       const base = () => ({ id, object: 'chat.completion.chunk', created, model: engine, system_fingerprint: null });
       yield { data: { ...base(), choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] } };
       for await (const item of queue) {
+        // Loop events ride on chunks with an empty delta, which every OpenAI client reads as "nothing new".
+        if (item.kind === 'loop') {
+          yield { data: { ...base(), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: null }], aion: { [item.event]: item.data } } };
+          continue;
+        }
         const delta = item.kind === 'token' ? { content: item.text } : { tool_calls: [{ index: item.index, id: item.call.id, type: 'function', function: { name: item.call.name, arguments: item.call.arguments } }] };
         yield { data: { ...base(), choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] } };
       }
@@ -303,7 +333,8 @@ export class FrontDoor {
         yield { data: { error: { code: e.code, message: e.message, type: 'server_error' } } };
         return;
       }
-      yield { data: { ...base(), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason ?? 'stop' }], aion: { engine: engineInfo(result) } } };
+      const transcript = (result as Partial<LoopResult>).transcript;
+      yield { data: { ...base(), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason ?? 'stop' }], aion: { engine: engineInfo(result), ...(transcript ? { transcript } : {}) } } };
       if (includeUsage) yield { data: { ...base(), choices: [], usage: { prompt_tokens: result.inputTokens, completion_tokens: result.outputTokens, total_tokens: result.inputTokens + result.outputTokens } } };
       yield { data: '[DONE]' };
     }

@@ -1,3 +1,4 @@
+import type { LoopStep, TranscriptMessage } from './toolLoop.js';
 import type { Attempt, EngineInfo, Filtered } from './types.js';
 
 export type TaskStatus = 'QUEUED' | 'RUNNING' | 'OK' | 'ERROR' | 'TIMEOUT' | 'CANCELED';
@@ -19,6 +20,10 @@ export interface TaskResult {
   /** How the decision was reached: candidates with scores, filtered engines, attempts in order. */
   routing?: { privacy: string; candidates: Array<{ engine: string; score: number }>; filtered: Filtered[]; attempts: Attempt[] };
   metadata?: Record<string, unknown>;
+  /** Tasks with skills: every model call and skill call of the tool loop, in order. */
+  steps?: LoopStep[];
+  /** Tasks with skills: the assistant and tool messages the loop added to the conversation. */
+  transcript?: TranscriptMessage[];
 }
 
 /** A task with what only the router needs: who owns it and how it was submitted. */

@@ -7,8 +7,11 @@ import type { Abort, ExecutionResult, RouterEngine } from './engine.js';
 import { EventLog, type TaskEvent } from './eventLog.js';
 import { hashBody, toRouteRequest, type RouteDefaults, type TaskInput } from './input.js';
 import type { ConcurrencyLimiter } from './limiter.js';
+import { mergeTools, type SkillSet, type SkillTools } from './skillTools.js';
 import { FINAL_STATUSES, type StoredTask, type TaskResult, type TaskStore } from './taskStore.js';
-import type { Decision, Priority, RouteRequest } from './types.js';
+import { runToolLoop, type LoopResult } from './toolLoop.js';
+import type { ToolCall } from './providerTypes.js';
+import type { Attempt, Candidate, Decision, Priority, RouteRequest } from './types.js';
 
 export interface TaskSettings {
   defaults: RouteDefaults & { timeoutMs: number; maxTimeoutMs: number; maxWaitMs: number };
@@ -27,6 +30,8 @@ interface LiveTask {
   /** Writes of this task, in order. */
   writes: Promise<void>;
   decision?: Decision;
+  /** Skills offered as tools: the task runs the tool loop. */
+  skills?: SkillSet;
   queued?: { priority: Priority; start: () => void };
 }
 
@@ -49,6 +54,7 @@ export class TaskService implements Disposable {
     private readonly engine: RouterEngine,
     private readonly store: TaskStore,
     private readonly keyLimiter: ConcurrencyLimiter,
+    private readonly skills: SkillTools,
     private readonly settings: () => TaskSettings,
     private readonly onFinished: (task: TaskResult, caller: Caller, result: ExecutionResult | undefined) => void,
   ) {
@@ -66,6 +72,8 @@ export class TaskService implements Disposable {
     const now = Date.now();
     const taskId = `task_${randomUUID().replace(/-/g, '')}`;
     const requestHash = hashBody(options.body ?? input);
+    // Before the Idempotency-Key is claimed: a request refused here leaves no task behind.
+    const skills = input.skills ? await this.skills.resolve(input.skills, caller.principal, input.max_steps) : undefined;
     if (options.idempotencyKey !== undefined) {
       if (!/^[\x21-\x7e]{1,255}$/.test(options.idempotencyKey)) throw new AionError(ErrorCodes.BAD_REQUEST, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
       const scope = `${caller.tenant}\u0000${caller.sub}\u0000${options.idempotencyKey}`;
@@ -79,6 +87,7 @@ export class TaskService implements Disposable {
       }
     }
     const request = toRouteRequest(input, s.defaults, caller.tenant);
+    if (skills) request.tools = mergeTools(request.tools, skills);
     if (s.limits.keyConcurrency > 0 && !this.keyLimiter.tryAcquire(`key:${caller.apiKey}`, s.limits.keyConcurrency)) {
       throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${s.limits.keyConcurrency} tasks in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(s.limits.retryAfterSeconds) } });
     }
@@ -103,7 +112,7 @@ export class TaskService implements Disposable {
     if (input.metadata) task.metadata = input.metadata;
     const stored: StoredTask = { task, tenant_id: caller.tenant, owner: caller.sub, api_key: caller.apiKey, request_hash: requestHash, expires_at: now + s.taskRetentionMs };
     const source = new CancellationTokenSource();
-    const live: LiveTask = { stored, request, events: new EventLog(), abort: { token: source.token, source }, done: undefined as unknown as Promise<TaskResult>, writes: Promise.resolve() };
+    const live: LiveTask = { stored, request, skills, events: new EventLog(), abort: { token: source.token, source }, done: undefined as unknown as Promise<TaskResult>, writes: Promise.resolve() };
     this.live.set(taskId, live);
     try {
       await this.persist(live);
@@ -155,14 +164,19 @@ export class TaskService implements Disposable {
       this.update(live, { engine: this.engine.engineInfo(decision) });
       const first = decision.candidates[0]!;
       live.events.push('partial', { kind: 'route', engine: live.stored.task.engine, candidates: decision.candidates.map((c) => ({ engine: c.engine, score: c.score })), filtered: decision.filtered });
-      result = await this.engine.execute(decision, live.request, live.abort, {
-        attempt: (c, _i, previous) => {
+      const observer = {
+        attempt: (c: Candidate, _i: number, previous?: Attempt) => {
           if (previous) live.events.push('partial', { kind: 'fallback', from: previous.engine, to: c.engine, code: previous.code, message: previous.message });
           else if (c !== first) live.events.push('partial', { kind: 'engine', engine: c.engine });
         },
-        token: (text) => live.events.push('token', { text }),
-        toolCall: (call) => live.events.push('partial', { kind: 'tool_call', tool_call: call }),
-      });
+        token: (text: string) => live.events.push('token', { text }),
+        toolCall: (call: ToolCall) => live.events.push('partial', { kind: 'tool_call', tool_call: call }),
+        tool: (call: unknown) => live.events.push('tool', call),
+        step: (step: unknown) => live.events.push('step', step),
+      };
+      result = live.skills
+        ? await runToolLoop(this.engine, this.skills, live.skills, live.stored.task.task_id, decision, live.request, live.abort, observer)
+        : await this.engine.execute(decision, live.request, live.abort, observer);
       return await this.finish(live, caller, result, undefined);
     } catch (err) {
       return await this.finish(live, caller, result, err);
@@ -229,6 +243,8 @@ export class TaskService implements Disposable {
         usage: { latency_ms: result.latencyMs, tokens: { input: result.inputTokens, output: result.outputTokens, total: result.inputTokens + result.outputTokens }, cost_usd: result.costUsd },
         error: result.error ? { code: result.error.code, message: result.error.message } : null,
       });
+      const loop = result as Partial<LoopResult>;
+      if (loop.steps) Object.assign(task, { steps: loop.steps, transcript: loop.transcript });
     } else if (live.abort.token.isCancellationRequested) {
       this.update(live, { status: live.abort.reason === 'timeout' ? 'TIMEOUT' : 'CANCELED', error: live.abort.reason === 'timeout' ? { code: 'TIMEOUT', message: 'the task did not start within its timeout' } : { code: 'CANCELLED', message: 'the task was cancelled before it started' } });
     } else {

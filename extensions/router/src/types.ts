@@ -96,4 +96,6 @@ export interface Attempt {
   code?: string;
   message?: string;
   latency_ms?: number;
+  /** In the tool loop: the model call this attempt belongs to. */
+  step?: number;
 }
