@@ -1,1 +1,2 @@
-export {};
+export type * from './types.js';
+export { ProviderFailure, UpstreamCall, failureForStatus, retryAfterMs, vendorMessage, type ResponseHeaders, type UpstreamRequest, type UpstreamResponse } from './upstream.js';

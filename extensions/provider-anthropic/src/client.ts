@@ -1,6 +1,5 @@
 import type { CancellationToken } from '@aion/extension-api';
-import type { ChatMessage, ChatRequest, FinishReason, ModelInfo, ProviderEvent, ProviderImplementation } from './types.js';
-import { ProviderFailure, UpstreamCall } from './upstream.js';
+import { ProviderFailure, UpstreamCall, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type UpstreamResponse } from '@aion/provider-kit';
 
 export interface AnthropicClientOptions {
   /** `https://api.anthropic.com` by default (no `/v1` suffix). */
@@ -83,7 +82,7 @@ export class AnthropicClient implements ProviderImplementation {
         yield event;
       }
     } catch (err) {
-      yield asFailure(err, call).toEvent(afterFirstToken);
+      yield call.asFailure(err).toEvent(afterFirstToken);
     } finally {
       await call.release();
     }
@@ -109,7 +108,7 @@ export class AnthropicClient implements ProviderImplementation {
       }
       return models;
     } catch (err) {
-      throw asFailure(err, call).toAionError();
+      throw call.asFailure(err).toAionError();
     } finally {
       await call.release();
     }
@@ -125,12 +124,6 @@ export class AnthropicClient implements ProviderImplementation {
     if (!key) throw new ProviderFailure('PROVIDER_AUTH_FAILED', 'no API key is configured');
     return { 'x-api-key': key, 'anthropic-version': ANTHROPIC_VERSION };
   }
-}
-
-function asFailure(err: unknown, call: UpstreamCall): ProviderFailure {
-  if (err instanceof ProviderFailure) return err;
-  if (call.cancelled) return new ProviderFailure('CANCELLED', 'the request was cancelled');
-  return new ProviderFailure('PROVIDER_BAD_RESPONSE', `the provider's answer could not be read: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 function toAnthropicRequest(request: ChatRequest, defaultMaxTokens: number): Record<string, unknown> & { stream: boolean } {
@@ -187,7 +180,7 @@ function parseArguments(text: string, name: string): unknown {
   }
 }
 
-async function* streamEvents(call: UpstreamCall, response: Response): AsyncGenerator<ProviderEvent> {
+async function* streamEvents(call: UpstreamCall, response: UpstreamResponse): AsyncGenerator<ProviderEvent> {
   const blocks = new Map<number, { type: string; id: string; name: string; json: string; input?: unknown }>();
   let usage: AnthropicUsage | undefined;
   let stopReason: string | undefined;
@@ -245,7 +238,7 @@ async function* streamEvents(call: UpstreamCall, response: Response): AsyncGener
   throw new ProviderFailure('PROVIDER_STREAM_CUT', 'the stream ended before message_stop', { retryable: true });
 }
 
-async function* wholeEvents(call: UpstreamCall, response: Response): AsyncGenerator<ProviderEvent> {
+async function* wholeEvents(call: UpstreamCall, response: UpstreamResponse): AsyncGenerator<ProviderEvent> {
   const message = (await call.json(response)) as WholeMessage;
   if (message?.type === 'error') throw vendorError(message.error);
   if (!Array.isArray(message?.content)) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', 'the answer has no content array');

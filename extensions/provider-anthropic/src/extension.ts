@@ -1,6 +1,6 @@
 import * as aion from '@aion/extension-api';
+import type { ModelInfo, ProviderImplementation } from '@aion/provider-kit';
 import { AnthropicClient, DEFAULT_BASE_URL } from './client.js';
-import type { ModelInfo, ProviderImplementation } from './types.js';
 
 /** The id of this extension's entry in `contributes.providers`. */
 export const PROVIDER_ID = 'anthropic';

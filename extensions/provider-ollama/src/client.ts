@@ -1,6 +1,5 @@
 import type { CancellationToken } from '@aion/extension-api';
-import type { ChatMessage, ChatRequest, FinishReason, ModelInfo, ProviderEvent, ProviderImplementation } from './types.js';
-import { ProviderFailure, UpstreamCall } from './upstream.js';
+import { ProviderFailure, UpstreamCall, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type UpstreamResponse } from '@aion/provider-kit';
 
 export interface OllamaClientOptions {
   /** The server's root, `http://127.0.0.1:11434` by default (no `/api` suffix). */
@@ -53,7 +52,7 @@ export class OllamaClient implements ProviderImplementation {
         yield event;
       }
     } catch (err) {
-      yield asFailure(err, call).toEvent(afterFirstToken);
+      yield call.asFailure(err).toEvent(afterFirstToken);
     } finally {
       await call.release();
     }
@@ -73,7 +72,7 @@ export class OllamaClient implements ProviderImplementation {
         return [{ ...(configured.get(name) ?? configured.get(name.replace(/:latest$/, ''))), id: name }];
       });
     } catch (err) {
-      throw asFailure(err, call).toAionError();
+      throw call.asFailure(err).toAionError();
     } finally {
       await call.release();
     }
@@ -88,12 +87,6 @@ export class OllamaClient implements ProviderImplementation {
     }
     return key ? { authorization: `Bearer ${key}` } : {};
   }
-}
-
-function asFailure(err: unknown, call: UpstreamCall): ProviderFailure {
-  if (err instanceof ProviderFailure) return err;
-  if (call.cancelled) return new ProviderFailure('CANCELLED', 'the request was cancelled');
-  return new ProviderFailure('PROVIDER_BAD_RESPONSE', `the provider's answer could not be read: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 /** Ollama has no `tool_choice`: `none` leaves the tools out, the other choices are left to the model. */
@@ -130,7 +123,7 @@ function parseArguments(text: string, name: string): unknown {
   }
 }
 
-async function* wholeBody(call: UpstreamCall, response: Response): AsyncGenerator<string> {
+async function* wholeBody(call: UpstreamCall, response: UpstreamResponse): AsyncGenerator<string> {
   yield await call.text(response);
 }
 

@@ -4,21 +4,10 @@
  * calls with object arguments, `{"error": …}` bodies, `/api/tags`) and can misbehave on purpose.
  * Import it as `@aion/ext-provider-ollama/testing`.
  */
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
+import { sendJson, startFakeServer, type CommonFakeReply, type FakeExchange, type FakeServer, type FakeServerOptions } from '@aion/provider-kit/testing';
 
-export interface RecordedRequest {
-  method: string;
-  /** Without the query string. */
-  path: string;
-  query: Record<string, string>;
-  headers: IncomingHttpHeaders;
-  /** The parsed JSON body, when there was one. */
-  body: any;
-  /** Resolves when the client closed the connection before the answer was complete. */
-  disconnected: Promise<void>;
-  readonly clientDisconnected: boolean;
-}
+export type { RecordedRequest } from '@aion/provider-kit/testing';
 
 export interface FakeOllamaToolCall {
   name: string;
@@ -30,136 +19,54 @@ export interface FakeOllamaToolCall {
 export type FakeOllamaReply =
   /** A normal answer; an array of text is streamed one element per line. */
   | { kind: 'answer'; text?: string | string[]; toolCalls?: FakeOllamaToolCall[]; doneReason?: string; promptEvalCount?: number; evalCount?: number }
-  /** An HTTP error; `body` defaults to `{"error": "…"}`. */
-  | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
-  /** Accepts the request and never answers. */
-  | { kind: 'hang' }
-  /** Streams these lines, then destroys the socket. */
-  | { kind: 'cut'; text: string[] }
-  /** Streams these lines, then sends nothing more and keeps the connection open. */
-  | { kind: 'stall'; text: string[] }
   /** Streams these lines, then one that is not JSON (`raw`). */
   | { kind: 'malformed'; text?: string[]; raw?: string }
   /** Streams these lines, then `{"error": error}`, as Ollama does when generation fails midway. */
-  | { kind: 'streamError'; text?: string[]; error: string };
+  | { kind: 'streamError'; text?: string[]; error: string }
+  /** `hang`, `cut`, `stall`, and `status`, whose body defaults to `{"error": "…"}`. */
+  | CommonFakeReply;
 
-export interface FakeOllamaOptions {
-  /** Answers to chat requests in order; the last one answers every later request. */
-  replies?: FakeOllamaReply[];
-  /** Computes each answer instead; wins over `replies`. */
-  reply?: (request: RecordedRequest) => FakeOllamaReply;
+export interface FakeOllamaOptions extends FakeServerOptions<FakeOllamaReply> {
   /** Names listed by `GET /api/tags`. */
   models?: string[];
   /** When set, requests without `Authorization: Bearer <apiKey>` get 401. */
   apiKey?: string;
-  /** Pause between streamed lines. */
-  chunkDelayMs?: number;
-  /** Pause before the response head. */
-  firstByteDelayMs?: number;
 }
 
-export interface FakeOllama {
-  /** Base URL to configure: `http://127.0.0.1:<port>`. */
-  url: string;
-  /** Every request received, oldest first. */
-  requests: RecordedRequest[];
-  /** TCP connections accepted so far (fewer than requests when clients reuse connections). */
-  readonly connections: number;
-  close(): Promise<void>;
-}
+/** `url` is `http://127.0.0.1:<port>`, the base URL to configure. */
+export type FakeOllama = FakeServer;
 
 const defaultReply: FakeOllamaReply = { kind: 'answer', text: ['Hello', ' from', ' the', ' fake.'] };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<FakeOllama> {
-  const requests: RecordedRequest[] = [];
-  let chatCount = 0;
-  const nextReply = (request: RecordedRequest): FakeOllamaReply => {
-    if (options.reply) return options.reply(request);
-    const replies = options.replies?.length ? options.replies : [defaultReply];
-    return replies[Math.min(chatCount++, replies.length - 1)]!;
-  };
-
-  const server = createServer(async (req, res) => {
-    const recorded = await record(req, res);
-    requests.push(recorded);
-    if (options.firstByteDelayMs) await sleep(options.firstByteDelayMs);
-    if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) return json(res, 401, { error: 'unauthorized' });
-    if (req.method === 'GET' && recorded.path === '/api/tags') {
-      const models = (options.models ?? ['llama3.1:latest']).map((name) => ({
-        name,
-        model: name,
-        modified_at: '2025-01-01T00:00:00.000000000Z',
-        size: 4920753328,
-        digest: 'sha256:fake',
-        details: { parent_model: '', format: 'gguf', family: 'llama', families: ['llama'], parameter_size: '8.0B', quantization_level: 'Q4_K_M' },
-      }));
-      return json(res, 200, { models });
-    }
-    if (req.method !== 'POST' || recorded.path !== '/api/chat') return json(res, 404, { error: 'not found' }, { 'content-type': 'text/plain' });
-    if (typeof recorded.body !== 'object' || recorded.body === null) return json(res, 400, { error: 'invalid character looking for beginning of value' });
-    await answer(res, recorded, nextReply(recorded), options);
-  });
-
-  let connections = 0;
-  server.on('connection', () => connections++);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    requests,
-    get connections() {
-      return connections;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+export function startFakeOllama(options: FakeOllamaOptions = {}): Promise<FakeOllama> {
+  return startFakeServer({ ...options, defaultReply, handle: (exchange) => handle(exchange, options) });
 }
 
-async function record(req: IncomingMessage, res: ServerResponse): Promise<RecordedRequest> {
-  let clientDisconnected = false;
-  let markDisconnected!: () => void;
-  const disconnected = new Promise<void>((resolve) => (markDisconnected = resolve));
-  res.on('close', () => {
-    if (res.writableFinished) return;
-    clientDisconnected = true;
-    markDisconnected();
-  });
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
-  let body: unknown;
-  try {
-    body = text ? JSON.parse(text) : undefined;
-  } catch {
-    body = text;
+async function handle(exchange: FakeExchange<FakeOllamaReply>, options: FakeOllamaOptions): Promise<void> {
+  const { request, res } = exchange;
+  if (options.apiKey !== undefined && request.headers.authorization !== `Bearer ${options.apiKey}`) return json(res, 401, { error: 'unauthorized' });
+  if (request.method === 'GET' && request.path === '/api/tags') {
+    const models = (options.models ?? ['llama3.1:latest']).map((name) => ({
+      name,
+      model: name,
+      modified_at: '2025-01-01T00:00:00.000000000Z',
+      size: 4920753328,
+      digest: 'sha256:fake',
+      details: { parent_model: '', format: 'gguf', family: 'llama', families: ['llama'], parameter_size: '8.0B', quantization_level: 'Q4_K_M' },
+    }));
+    return json(res, 200, { models });
   }
-  const url = new URL(req.url ?? '/', 'http://fake');
-  return {
-    method: req.method ?? 'GET',
-    path: url.pathname,
-    query: Object.fromEntries(url.searchParams),
-    headers: req.headers,
-    body,
-    disconnected,
-    get clientDisconnected() {
-      return clientDisconnected;
-    },
-  };
+  if (request.method !== 'POST' || request.path !== '/api/chat') return json(res, 404, { error: 'not found' }, { 'content-type': 'text/plain' });
+  if (typeof request.body !== 'object' || request.body === null) return json(res, 400, { error: 'invalid character looking for beginning of value' });
+  await answer(exchange, exchange.nextReply(), options);
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-  res.end(JSON.stringify(body));
+  sendJson(res, status, body, { 'content-type': 'application/json; charset=utf-8', ...headers });
 }
 
-function write(res: ServerResponse, text: string): Promise<void> {
-  return new Promise((resolve) => (res.destroyed ? resolve() : res.write(text, () => resolve())));
-}
-
-async function answer(res: ServerResponse, request: RecordedRequest, reply: FakeOllamaReply, options: FakeOllamaOptions): Promise<void> {
+async function answer(exchange: FakeExchange<FakeOllamaReply>, reply: FakeOllamaReply, options: FakeOllamaOptions): Promise<void> {
+  const { request, res } = exchange;
   if (reply.kind === 'hang') return;
   if (reply.kind === 'status') return json(res, reply.status, reply.body ?? { error: `fake error ${reply.status}` }, reply.headers);
   const body = request.body as { model?: string; stream?: boolean; messages?: Array<{ content?: unknown }> };
@@ -183,10 +90,9 @@ async function answer(res: ServerResponse, request: RecordedRequest, reply: Fake
   // Ollama defaults to streaming when `stream` is absent.
   if (body.stream === false) {
     if (reply.kind === 'cut') {
-      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
-      await write(res, `{"model":"${model}","message":{"role":"assistant","content":"`);
-      res.socket?.destroy();
-      return;
+      const partial = exchange.stream({ 'content-type': 'application/json; charset=utf-8' });
+      await partial.write(`{"model":"${model}","message":{"role":"assistant","content":"`);
+      return partial.cut();
     }
     if (reply.kind === 'malformed') {
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
@@ -200,32 +106,23 @@ async function answer(res: ServerResponse, request: RecordedRequest, reply: Fake
     return json(res, 200, { model, created_at: createdAt(), message, ...final });
   }
 
-  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-  res.flushHeaders();
-  const send = async (line: unknown) => {
-    if (options.chunkDelayMs) await sleep(options.chunkDelayMs);
-    await write(res, `${typeof line === 'string' ? line : JSON.stringify(line)}\n`);
-  };
+  const stream = exchange.stream({ 'content-type': 'application/x-ndjson' });
+  const send = (line: unknown) => stream.send(`${typeof line === 'string' ? line : JSON.stringify(line)}\n`);
   for (const text of texts) {
     if (request.clientDisconnected) return;
     await send({ model, created_at: createdAt(), message: { role: 'assistant', content: text }, done: false });
   }
-  if (reply.kind === 'cut') {
-    res.socket?.destroy();
-    return;
-  }
+  if (reply.kind === 'cut') return stream.cut();
   if (reply.kind === 'stall') return;
   if (reply.kind === 'malformed') {
     await send(reply.raw ?? '{"model": oops');
-    res.end();
-    return;
+    return stream.end();
   }
   if (reply.kind === 'streamError') {
     await send({ error: reply.error });
-    res.end();
-    return;
+    return stream.end();
   }
   if (wireCalls.length) await send({ model, created_at: createdAt(), message: { role: 'assistant', content: '', tool_calls: wireCalls }, done: false });
   await send({ model, created_at: createdAt(), message: { role: 'assistant', content: '' }, ...final });
-  res.end();
+  stream.end();
 }

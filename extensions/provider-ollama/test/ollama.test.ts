@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { AionError, CancellationTokenSource, runInExtensionContext, type ExtensionApiBinding, type ExtensionContext, type ExtensionManifest } from '@aion/extension-api';
+import type { ChatRequest, ProviderEvent, ProviderImplementation } from '@aion/provider-kit';
 import { OllamaClient } from '../src/client.js';
 import { activate } from '../src/extension.js';
 import { startFakeOllama, type FakeOllama } from '../src/testing.js';
-import type { ChatRequest, ProviderEvent, ProviderImplementation } from '../src/types.js';
 
 const hello: ChatRequest = { model: 'llama3.1', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] };
 

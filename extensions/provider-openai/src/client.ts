@@ -1,6 +1,5 @@
 import type { CancellationToken } from '@aion/extension-api';
-import type { ChatMessage, ChatRequest, FinishReason, ModelInfo, ProviderEvent, ProviderImplementation, ToolCall } from './types.js';
-import { ProviderFailure, UpstreamCall } from './upstream.js';
+import { ProviderFailure, UpstreamCall, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type ToolCall, type UpstreamResponse } from '@aion/provider-kit';
 
 export interface AzureOptions {
   /** The deployment to call; absent: the request's model names the deployment. */
@@ -75,7 +74,7 @@ export class OpenAIClient implements ProviderImplementation {
         yield event;
       }
     } catch (err) {
-      yield asFailure(err, call).toEvent(afterFirstToken);
+      yield call.asFailure(err).toEvent(afterFirstToken);
     } finally {
       await call.release();
     }
@@ -95,7 +94,7 @@ export class OpenAIClient implements ProviderImplementation {
       const byId = new Map(configured.map((m) => [m.id, m]));
       return body.data.filter((m) => typeof m?.id === 'string').map((m) => ({ ...byId.get(m.id as string), id: m.id as string }));
     } catch (err) {
-      throw asFailure(err, call).toAionError();
+      throw call.asFailure(err).toAionError();
     } finally {
       await call.release();
     }
@@ -134,7 +133,7 @@ export class OpenAIClient implements ProviderImplementation {
     return body;
   }
 
-  private async *streamEvents(call: UpstreamCall, response: Response): AsyncGenerator<ProviderEvent> {
+  private async *streamEvents(call: UpstreamCall, response: UpstreamResponse): AsyncGenerator<ProviderEvent> {
     const calls = new Map<number, ToolCall>();
     let finish: string | undefined;
     let usage: OpenAIUsage | undefined;
@@ -166,7 +165,7 @@ export class OpenAIClient implements ProviderImplementation {
     yield { type: 'done', finishReason: finishReason(finish, calls.size > 0) };
   }
 
-  private async *wholeEvents(call: UpstreamCall, response: Response): AsyncGenerator<ProviderEvent> {
+  private async *wholeEvents(call: UpstreamCall, response: UpstreamResponse): AsyncGenerator<ProviderEvent> {
     const body = (await call.json(response)) as OpenAIChunk;
     if (body?.error) throw streamedError(body.error);
     const choice = body?.choices?.[0];
@@ -184,12 +183,6 @@ export class OpenAIClient implements ProviderImplementation {
 function checkRequest(request: ChatRequest): void {
   if (typeof request?.model !== 'string' || request.model === '') throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request names no model');
   if (!Array.isArray(request.messages) || request.messages.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no messages');
-}
-
-function asFailure(err: unknown, call: UpstreamCall): ProviderFailure {
-  if (err instanceof ProviderFailure) return err;
-  if (call.cancelled) return new ProviderFailure('CANCELLED', 'the request was cancelled');
-  return new ProviderFailure('PROVIDER_BAD_RESPONSE', `the provider's answer could not be read: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 function toOpenAIMessage(message: ChatMessage): Record<string, unknown> {

@@ -2,11 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { AionError, CancellationTokenSource, runInExtensionContext, type ExtensionApiBinding, type ExtensionContext, type ExtensionManifest } from '@aion/extension-api';
+import { retryAfterMs, type ChatRequest, type ProviderEvent, type ProviderImplementation } from '@aion/provider-kit';
 import { OpenAIClient } from '../src/client.js';
 import { activate } from '../src/extension.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../src/testing.js';
-import type { ChatRequest, ProviderEvent, ProviderImplementation } from '../src/types.js';
-import { retryAfterMs } from '../src/upstream.js';
 
 const hello: ChatRequest = { model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] };
 
@@ -143,12 +142,12 @@ describe('provider-openai client', () => {
 
   it('reads retry-after-ms first, then retry-after as seconds or an HTTP date', () => {
     const now = Date.parse('2025-01-01T00:00:00Z');
-    assert.equal(retryAfterMs(new Headers({ 'retry-after-ms': '1500', 'retry-after': '9' }), now), 1500);
-    assert.equal(retryAfterMs(new Headers({ 'retry-after': '0.5' }), now), 500);
-    assert.equal(retryAfterMs(new Headers({ 'retry-after': 'Wed, 01 Jan 2025 00:00:30 GMT' }), now), 30_000);
-    assert.equal(retryAfterMs(new Headers({ 'retry-after': 'Tue, 31 Dec 2024 00:00:00 GMT' }), now), 0);
-    assert.equal(retryAfterMs(new Headers({ 'retry-after': 'soon' }), now), undefined);
-    assert.equal(retryAfterMs(new Headers(), now), undefined);
+    assert.equal(retryAfterMs({ 'retry-after-ms': '1500', 'retry-after': '9' }, now), 1500);
+    assert.equal(retryAfterMs({ 'retry-after': '0.5' }, now), 500);
+    assert.equal(retryAfterMs({ 'retry-after': 'Wed, 01 Jan 2025 00:00:30 GMT' }, now), 30_000);
+    assert.equal(retryAfterMs({ 'retry-after': 'Tue, 31 Dec 2024 00:00:00 GMT' }, now), 0);
+    assert.equal(retryAfterMs({ 'retry-after': 'soon' }, now), undefined);
+    assert.equal(retryAfterMs({}, now), undefined);
   });
 
   it('turns 500 into a retryable PROVIDER_UNAVAILABLE', async () => {

@@ -1,4 +1,5 @@
 import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
+import { Agent, request, type Dispatcher } from 'undici';
 import type { ProviderErrorCode, ProviderErrorEvent } from './types.js';
 
 /** A failed upstream call; a chat turns it into its final `error` event, `listModels` into an AionError. */
@@ -46,11 +47,19 @@ const edgeStatus: Record<ProviderErrorCode, number> = {
   CANCELLED: 499,
 };
 
+/** Response headers with lower-case names, as undici and `node:http` give them. */
+export type ResponseHeaders = Record<string, string | string[] | undefined>;
+
+function header(headers: ResponseHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
 /** `retry-after-ms` (milliseconds), else `retry-after` (seconds or an HTTP date). */
-export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
-  const ms = headers.get('retry-after-ms');
-  if (ms !== null && ms.trim() !== '' && Number.isFinite(Number(ms)) && Number(ms) >= 0) return Math.round(Number(ms));
-  const value = headers.get('retry-after')?.trim();
+export function retryAfterMs(headers: ResponseHeaders, now = Date.now()): number | undefined {
+  const ms = header(headers, 'retry-after-ms');
+  if (ms !== undefined && ms.trim() !== '' && Number.isFinite(Number(ms)) && Number(ms) >= 0) return Math.round(Number(ms));
+  const value = header(headers, 'retry-after')?.trim();
   if (!value) return undefined;
   if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000);
   const date = Date.parse(value);
@@ -58,7 +67,7 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | undef
 }
 
 /** Classifies a non-2xx answer. `detail` is the vendor's own message, when it sent one. */
-export function failureForStatus(status: number, headers: Headers, detail: string): ProviderFailure {
+export function failureForStatus(status: number, headers: ResponseHeaders, detail: string): ProviderFailure {
   const message = `the provider answered HTTP ${status}${detail ? `: ${detail}` : ''}`;
   const retryAfter = retryAfterMs(headers);
   if (status === 401 || status === 403) return new ProviderFailure('PROVIDER_AUTH_FAILED', `${message} (check the API key secret)`, { status });
@@ -85,7 +94,7 @@ export function vendorMessage(body: string): string {
 
 const unreachableCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'UND_ERR_CONNECT_TIMEOUT']);
 
-/** The system error code under undici's `TypeError('fetch failed')` wrappers. */
+/** The system or undici error code of a failure, looking through `cause` and AggregateError wrappers. */
 function networkErrorCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
     const candidate = e as { code?: unknown; cause?: unknown; errors?: unknown[] };
@@ -101,11 +110,26 @@ function describe(err: unknown): string {
   return code ?? cause ?? (err instanceof Error ? err.message : String(err));
 }
 
+/**
+ * Keep-alive connections per origin, shared by every call in the process. Its own timeouts are off:
+ * an UpstreamCall times each wait itself, because undici's body timeout would also count the time a
+ * slow consumer leaves the stream paused.
+ */
+const dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
   url: string;
   headers: Record<string, string>;
+  /** Sent as JSON. */
   body?: unknown;
+}
+
+/** A 2xx answer whose body is read through the UpstreamCall that sent it. */
+export interface UpstreamResponse {
+  status: number;
+  headers: ResponseHeaders;
+  body: Dispatcher.ResponseData['body'];
 }
 
 /**
@@ -118,7 +142,7 @@ export class UpstreamCall {
   private abortReason?: 'cancelled' | 'timeout' | 'released';
   private timer?: NodeJS.Timeout;
   private readonly cancellation?: Disposable;
-  private reader?: ReadableStreamDefaultReader<Uint8Array>;
+  private chunks?: AsyncIterator<Buffer>;
   private bodyEnded = false;
   private answerComplete = false;
 
@@ -132,33 +156,34 @@ export class UpstreamCall {
   }
 
   /** Sends the request; resolves with a 2xx response, otherwise throws a ProviderFailure. One call may send several requests in turn (pages). */
-  async send(request: UpstreamRequest): Promise<Response> {
-    this.reader = undefined;
+  async send(upstream: UpstreamRequest): Promise<UpstreamResponse> {
+    this.chunks = undefined;
     this.bodyEnded = false;
-    const headers: Record<string, string> = { accept: 'application/json, text/event-stream, application/x-ndjson', ...request.headers };
-    if (request.body !== undefined) headers['content-type'] = 'application/json';
-    const response = await this.guarded(
-      () => fetch(request.url, { method: request.method, headers, body: request.body === undefined ? undefined : JSON.stringify(request.body), signal: this.controller.signal }),
+    const headers: Record<string, string> = { accept: 'application/json, text/event-stream, application/x-ndjson', 'user-agent': 'aion', ...upstream.headers };
+    if (upstream.body !== undefined) headers['content-type'] = 'application/json';
+    const { statusCode, headers: responseHeaders, body } = await this.guarded(
+      () => request(upstream.url, { method: upstream.method, headers, body: upstream.body === undefined ? undefined : JSON.stringify(upstream.body), signal: this.controller.signal, dispatcher }),
       false,
     );
-    if (response.ok) return response;
+    const response: UpstreamResponse = { status: statusCode, headers: responseHeaders, body };
+    if (statusCode >= 200 && statusCode < 300) return response;
     let detail = '';
     try {
       detail = vendorMessage(await this.text(response));
     } catch {
       // The status says enough when the body cannot be read.
     }
-    throw failureForStatus(response.status, response.headers, detail);
+    throw failureForStatus(statusCode, responseHeaders, detail);
   }
 
-  async text(response: Response): Promise<string> {
+  async text(response: UpstreamResponse): Promise<string> {
     const decoder = new TextDecoder();
     let text = '';
     for (let chunk = await this.read(response); chunk; chunk = await this.read(response)) text += decoder.decode(chunk, { stream: true });
     return text + decoder.decode();
   }
 
-  async json(response: Response): Promise<unknown> {
+  async json(response: UpstreamResponse): Promise<unknown> {
     const text = await this.text(response);
     try {
       return JSON.parse(text);
@@ -171,7 +196,7 @@ export class UpstreamCall {
    * The body's lines without their line ends. A last line with no line end is yielded only when
    * `keepUnterminated` is set: in an event stream it is an event cut in half.
    */
-  async *lines(response: Response, keepUnterminated = false): AsyncGenerator<string> {
+  async *lines(response: UpstreamResponse, keepUnterminated = false): AsyncGenerator<string> {
     const decoder = new TextDecoder();
     let buffer = '';
     for (let chunk = await this.read(response); chunk; chunk = await this.read(response)) {
@@ -189,7 +214,7 @@ export class UpstreamCall {
   }
 
   /** The payload of each `data:` line of a server-sent-event stream; event names travel inside the payloads. */
-  async *eventData(response: Response): AsyncGenerator<string> {
+  async *eventData(response: UpstreamResponse): AsyncGenerator<string> {
     for await (const line of this.lines(response)) {
       if (line.startsWith('data:')) yield line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
     }
@@ -204,10 +229,10 @@ export class UpstreamCall {
   async release(): Promise<void> {
     clearTimeout(this.timer);
     this.cancellation?.dispose();
-    if (this.reader && !this.bodyEnded && this.answerComplete && !this.controller.signal.aborted) {
+    if (this.chunks && !this.bodyEnded && this.answerComplete && !this.controller.signal.aborted) {
       const deadline = setTimeout(() => this.abort('released'), 250);
       try {
-        while (!(await this.reader.read()).done);
+        while (!(await this.chunks.next()).done);
         this.bodyEnded = true;
       } catch {
         // Aborted by the deadline: the connection is closed instead of reused.
@@ -218,11 +243,20 @@ export class UpstreamCall {
     if (!this.bodyEnded) this.abort('released');
   }
 
-  private async read(response: Response): Promise<Uint8Array | undefined> {
-    if (!response.body) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', 'the provider sent no body');
-    this.reader ??= response.body.getReader();
-    const reader = this.reader;
-    const result = await this.guarded(() => reader.read(), true);
+  /**
+   * What an error thrown while reading an answer means: a ProviderFailure as it is, the cancellation
+   * when the caller cancelled, otherwise an answer the provider could not make sense of.
+   */
+  asFailure(err: unknown): ProviderFailure {
+    if (err instanceof ProviderFailure) return err;
+    if (this.cancelled) return new ProviderFailure('CANCELLED', 'the request was cancelled');
+    return new ProviderFailure('PROVIDER_BAD_RESPONSE', `the provider's answer could not be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+
+  private async read(response: UpstreamResponse): Promise<Buffer | undefined> {
+    this.chunks ??= response.body[Symbol.asyncIterator]();
+    const chunks = this.chunks;
+    const result = await this.guarded(() => chunks.next(), true);
     if (result.done) this.bodyEnded = true;
     return result.done ? undefined : result.value;
   }
