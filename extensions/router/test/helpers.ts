@@ -1,7 +1,8 @@
+import { cp, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startTestKernel, type TestKernel, type TestKernelOptions } from '@aion/core';
 import type { FakeOpenAIReply, RecordedRequest } from '@aion/ext-provider-openai/testing';
 import type { FakeOllamaReply } from '@aion/ext-provider-ollama/testing';
@@ -13,6 +14,9 @@ export const FIXTURES = join(ROUTER_DIR, 'test', 'fixtures');
 export const OPENAI_DIR = dirname(require.resolve('@aion/ext-provider-openai/package.json'));
 export const OLLAMA_DIR = dirname(require.resolve('@aion/ext-provider-ollama/package.json'));
 export const STORAGE_DIR = resolve(ROUTER_DIR, '..', 'storage');
+export const SKILLS_DIR = dirname(require.resolve('@aion/ext-skills/package.json'));
+/** The sample text pack: six signed WASM skills, and the extension that contributes the js skill `text.wrap`. */
+export const TEXT_PACK_DIR = resolve(ROUTER_DIR, '..', '..', 'samples', 'skill-pack-text');
 export const AUTH_FIXTURE = join(FIXTURES, 'test-auth');
 export const HOOKS_FIXTURE = join(FIXTURES, 'route-hooks');
 
@@ -22,6 +26,7 @@ export const TOKENS = {
   'other-token': { sub: 'other', scopes: ['tasks:write', 'tasks:read', 'models:read'], api_key_id: 'key-b' },
   'reader-token': { sub: 'reader', scopes: ['tasks:read'] },
   'admin-token': { sub: 'admin', scopes: ['*'] },
+  'skills-token': { sub: 'skiller', scopes: ['tasks:write', 'tasks:read', 'models:read', 'skills:execute'], api_key_id: 'key-s' },
 };
 
 /**
@@ -165,4 +170,18 @@ export async function closedPort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise<void>((r) => server.close(() => r()));
   return port;
+}
+
+/**
+ * Signs a copy of the sample text pack into `<packsDir>/text` (building its WASM modules when they
+ * are stale, as the sample's own test does) and answers the `aion.skills` configuration that trusts it.
+ */
+export async function signedTextPack(packsDir: string, quarantineDir: string): Promise<Record<string, unknown>> {
+  const { signPack } = await import('@aion/ext-skills/packs');
+  const { buildSkills } = (await import(pathToFileURL(join(TEXT_PACK_DIR, 'build.mjs')).href)) as { buildSkills(o: { onlyStale: boolean }): Promise<string[]> };
+  await buildSkills({ onlyStale: true });
+  const pack = join(packsDir, 'text');
+  for (const part of ['pack.json', 'README.md', 'schemas', 'dist/skills']) await cp(join(TEXT_PACK_DIR, part), join(pack, part), { recursive: true, filter: (src) => !src.endsWith('.stamp') });
+  await signPack(pack, await readFile(join(TEXT_PACK_DIR, 'keys/sample.key'), 'utf8'));
+  return { trustedKeys: [{ name: 'sample', publicKey: await readFile(join(TEXT_PACK_DIR, 'keys/sample.pub'), 'utf8') }], packsDir, quarantineDir, watch: false, wasm: { workers: 1 } };
 }
