@@ -191,7 +191,6 @@ function frontDoorTask(s: FrontDoorSummary, engine: RouterEngine): TaskResult {
   const r: ExecutionResult & Partial<LoopResult> = s.result;
   const now = new Date().toISOString();
   return {
-    ...(r.steps ? { steps: r.steps, transcript: r.transcript } : {}),
     schema_version: '1.0',
     task_id: s.id,
     intent: s.intent,
@@ -203,6 +202,7 @@ function frontDoorTask(s: FrontDoorSummary, engine: RouterEngine): TaskResult {
     created_at: now,
     updated_at: now,
     routing: { privacy: s.decision.privacy, candidates: s.decision.candidates.map((c) => ({ engine: c.engine, score: c.score })), filtered: s.decision.filtered, attempts: r.attempts },
+    ...(r.steps ? { steps: r.steps, transcript: r.transcript } : {}),
   };
 }
 

@@ -222,7 +222,7 @@ export class FrontDoor {
       link.dispose();
       if (limit > 0) limiter.release(keySlot);
     };
-    const run: Run = (observer, stream) => (skills ? runToolLoop(this.o.engine, this.o.skills, skills, id, decision, request, abort, observer, stream) : this.o.engine.execute(decision, request, abort, observer, stream));
+    const run: Run = (observer, stream) => (skills ? runToolLoop({ engine: this.o.engine, skills: this.o.skills, set: skills, requestId: id, decision, request, abort, observer, stream }) : this.o.engine.execute(decision, request, abort, observer, stream));
     if (!body.stream) {
       let result: ExecutionResult;
       try {

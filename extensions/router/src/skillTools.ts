@@ -67,9 +67,9 @@ export class SkillTools {
 
   /** The tools for `selection`; 400 when aion.skills is missing, a named skill is not offered, or nothing matches. */
   async resolve(selection: SkillSelection, principal: Principal | undefined, maxSteps: number | undefined): Promise<SkillSet> {
+    const api = await this.skills();
     if (!principal) throw new AionError('SKILLS_NEED_PRINCIPAL', 'skills run as the caller, and this request has no authenticated principal', { status: 400 });
     const limits = this.limits();
-    const api = await this.skills();
     const filter = Array.isArray(selection) ? { skills: selection } : selection === '*' ? {} : { q: selection.q, tags: selection.tags };
     const limit = Math.min(typeof selection === 'object' && !Array.isArray(selection) && selection.limit ? selection.limit : limits.maxTools, limits.maxTools);
     // Listed as if the caller held skills:execute: a skill behind a scope it lacks stays hidden, and a

@@ -175,7 +175,7 @@ export class TaskService implements Disposable {
         step: (step: unknown) => live.events.push('step', step),
       };
       result = live.skills
-        ? await runToolLoop(this.engine, this.skills, live.skills, live.stored.task.task_id, decision, live.request, live.abort, observer)
+        ? await runToolLoop({ engine: this.engine, skills: this.skills, set: live.skills, requestId: live.stored.task.task_id, decision, request: live.request, abort: live.abort, observer })
         : await this.engine.execute(decision, live.request, live.abort, observer);
       return await this.finish(live, caller, result, undefined);
     } catch (err) {

@@ -61,6 +61,20 @@ function transcriptOf(m: ChatMessage): TranscriptMessage {
   return out;
 }
 
+export interface ToolLoopRun {
+  engine: RouterEngine;
+  skills: SkillTools;
+  set: SkillSet;
+  /** Recorded with each skill call as `<requestId>/<step>`. */
+  requestId: string;
+  decision: Decision;
+  request: RouteRequest;
+  abort: Abort;
+  observer?: LoopObserver;
+  /** As for `execute`: false calls the vendors' non-streaming endpoints. */
+  stream?: boolean;
+}
+
 /**
  * Skills as tools: calls the model with the skills' tools; runs each skill it asks for through the
  * skills gatekeeper as the request's principal; hands the results back and calls it again, until it
@@ -68,17 +82,7 @@ function transcriptOf(m: ChatMessage): TranscriptMessage {
  * or reaches the step limit. Every model call goes through `execute`, so residency, fallback and
  * circuit breakers hold for each.
  */
-export async function runToolLoop(
-  engine: RouterEngine,
-  skills: SkillTools,
-  set: SkillSet,
-  requestId: string,
-  decision: Decision,
-  request: RouteRequest,
-  abort: Abort,
-  observer: LoopObserver = {},
-  stream = true,
-): Promise<LoopResult> {
+export async function runToolLoop({ engine, skills, set, requestId, decision, request, abort, observer = {}, stream = true }: ToolLoopRun): Promise<LoopResult> {
   const started = performance.now();
   const added: ChatMessage[] = [];
   const total: LoopResult = { status: 'ERROR', text: '', toolCalls: [], inputTokens: 0, outputTokens: 0, costUsd: 0, latencyMs: 0, attempts: [], steps: [], transcript: [] };
