@@ -1,5 +1,5 @@
 import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { ProviderErrorCode, ProviderErrorEvent } from './types.js';
 
 /** A failed upstream call; a chat turns it into its final `error` event, `listModels` into an AionError. */
@@ -113,9 +113,9 @@ function describe(err: unknown): string {
 /**
  * Keep-alive connections per origin, shared by every call in the process. Its own timeouts are off:
  * an UpstreamCall times each wait itself, because undici's body timeout would also count the time a
- * slow consumer leaves the stream paused.
+ * slow consumer leaves the stream paused. Redirects are followed as `fetch` follows them.
  */
-const dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+const dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0 }).compose(interceptors.redirect({ maxRedirections: 20 }));
 
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
