@@ -2,9 +2,9 @@ export { Kernel, BUILTIN_EXTENSIONS_DIR, type KernelOptions } from './kernel.js'
 export { startTestKernel, type TestKernel, type TestKernelOptions } from './testing.js';
 export { loadConfig, defaultConfig, CONFIG_SCHEMA_VERSION, type AionConfig } from './config/configuration.js';
 export { createLogger } from './logging.js';
-export { ExtensionRegistry } from './extensions/extensionRegistry.js';
+export { ExtensionRegistry } from './registry/extensionRegistry.js';
 export { ActivationService } from './activation/activationService.js';
 export { HostManager } from './hosts/hostManager.js';
 export type { HostTransport, StartedHost } from './hosts/hostTransports.js';
 export { HookRegistry } from './hooks/hookRegistry.js';
-export { findExtensionFolders, loadManifest } from './extensions/manifestLoader.js';
+export { findExtensionFolders, loadManifest } from './registry/manifestLoader.js';

@@ -11,8 +11,8 @@ import { loadConfig, type AionConfig, type LoadConfigOptions } from './config/co
 import { applyExtensionConfiguration } from './config/extensionConfiguration.js';
 import { ContributionRegistry } from './contributions/contributionRegistry.js';
 import { EventBus } from './events/eventBus.js';
-import { ExtensionRegistry } from './extensions/extensionRegistry.js';
-import { findExtensionFolders, loadManifest, type ScannedManifest } from './extensions/manifestLoader.js';
+import { ExtensionRegistry } from './registry/extensionRegistry.js';
+import { findExtensionFolders, loadManifest, type ScannedManifest } from './registry/manifestLoader.js';
 import { HookRegistry } from './hooks/hookRegistry.js';
 import { HostManager } from './hosts/hostManager.js';
 import { KernelEndpoint } from './hosts/kernelEndpoint.js';

@@ -6,8 +6,8 @@ import { HostProtocol, type ExtensionDescription } from '@aion/extension-api/pro
 import type { AionConfig } from '../config/configuration.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
 import { CommandRegistry } from '../commands/commandRegistry.js';
-import { ExtensionRegistry } from '../extensions/extensionRegistry.js';
-import type { ExtensionRecord } from '../extensions/extensionRecord.js';
+import { ExtensionRegistry } from '../registry/extensionRegistry.js';
+import type { ExtensionRecord } from '../registry/extensionRecord.js';
 import { HookRegistry } from '../hooks/hookRegistry.js';
 import { HostManager, type HostCrash } from '../hosts/hostManager.js';
 import type { Logger } from '../logging.js';

@@ -1,6 +1,6 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { AionError, ErrorCodes } from '@aion/extension-api';
-import type { ExtensionRegistry } from '../extensions/extensionRegistry.js';
+import type { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import type { Logger } from '../logging.js';
 import type { AionConfig } from './configuration.js';
 

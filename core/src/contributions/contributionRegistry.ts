@@ -2,7 +2,7 @@ import { injectable, inject } from 'inversify';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { ErrorCodes } from '@aion/extension-api';
 import { formatAjvErrors } from '../config/configuration.js';
-import { ExtensionRegistry } from '../extensions/extensionRegistry.js';
+import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 
 /** Points the kernel itself understands; every other point is declared by an extension. */
 export const KERNEL_POINTS = ['contributionPoints', 'configuration', 'routes', 'commands', 'hooks'] as const;

@@ -3,7 +3,7 @@ import { AionError, Emitter, ErrorCodes, type CancellationToken, type HostKind }
 import { HostProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
 import type { RequestType } from 'vscode-jsonrpc';
 import type { AionConfig } from '../config/configuration.js';
-import type { ExtensionRecord } from '../extensions/extensionRecord.js';
+import type { ExtensionRecord } from '../registry/extensionRecord.js';
 import type { Logger } from '../logging.js';
 import { TYPES } from '../tokens.js';
 import { ChildProcessTransport, InProcessTransport, type HostTransport, type StartedHost } from './hostTransports.js';

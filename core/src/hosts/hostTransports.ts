@@ -6,7 +6,7 @@ import { createMessageConnection, type MessageConnection } from 'vscode-jsonrpc/
 import { Emitter, type Event, type HostKind } from '@aion/extension-api';
 import { RpcEndpoint } from '@aion/extension-api/protocol';
 import { BatchingIpcReader, BatchingIpcWriter, createInMemoryConnectionPair, ExtensionHost, hostEntryPath } from '@aion/host-runtime';
-import type { ExtensionRecord } from '../extensions/extensionRecord.js';
+import type { ExtensionRecord } from '../registry/extensionRecord.js';
 
 export interface StartedHost {
   connection: MessageConnection;

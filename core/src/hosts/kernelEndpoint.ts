@@ -5,7 +5,7 @@ import { ActivationService } from '../activation/activationService.js';
 import { CommandRegistry } from '../commands/commandRegistry.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
 import { EventBus } from '../events/eventBus.js';
-import { ExtensionRegistry } from '../extensions/extensionRegistry.js';
+import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { HookRegistry } from '../hooks/hookRegistry.js';
 import { RealtimeService } from '../http/realtimeService.js';
 import type { Logger } from '../logging.js';

@@ -12,7 +12,7 @@ import { AionError, AsyncQueue, CancellationTokenSource, ErrorCodes, isAionError
 import { HostProtocol } from '@aion/extension-api/protocol';
 import type { AionConfig } from '../config/configuration.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
-import { ExtensionRegistry } from '../extensions/extensionRegistry.js';
+import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { HookRegistry } from '../hooks/hookRegistry.js';
 import { HostManager } from '../hosts/hostManager.js';
 import { KernelEndpoint } from '../hosts/kernelEndpoint.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { inject, injectable } from 'inversify';
 import { AionError, ErrorCodes } from '@aion/extension-api';
 import type { AionConfig } from '../config/configuration.js';
-import { ExtensionRegistry } from '../extensions/extensionRegistry.js';
+import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { TYPES } from '../tokens.js';
 
 const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
