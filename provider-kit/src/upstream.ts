@@ -1,6 +1,6 @@
 import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
-import type { ProviderErrorCode, ProviderErrorEvent } from './types.js';
+import type { ProviderErrorCode, ProviderErrorEvent, ProviderEvent } from './types.js';
 
 /** A failed upstream call; a chat turns it into its final `error` event, `listModels` into an AionError. */
 export class ProviderFailure extends Error {
@@ -290,5 +290,24 @@ export class UpstreamCall {
     if (!inBody && code && unreachableCodes.has(code)) return new ProviderFailure('PROVIDER_UNREACHABLE', `could not connect to the provider (${code}); check baseUrl and that the server runs`, { retryable: true });
     if (!inBody) return new ProviderFailure('PROVIDER_UNAVAILABLE', `the connection to the provider failed before an answer (${describe(err)})`, { retryable: true });
     return new ProviderFailure('PROVIDER_STREAM_CUT', `the connection closed before the answer was complete (${describe(err)})`, { retryable: true });
+  }
+}
+
+/**
+ * The envelope of every provider's `chat`: runs one upstream call, passes its events on, and turns any
+ * failure into the stream's last `error` event (never a throw), marking whether a token had gone out.
+ */
+export async function* upstreamEvents(timeoutMs: number, token: CancellationToken | undefined, start: (call: UpstreamCall) => Promise<AsyncIterable<ProviderEvent>>): AsyncGenerator<ProviderEvent> {
+  const call = new UpstreamCall(timeoutMs, token);
+  let afterFirstToken = false;
+  try {
+    for await (const event of await start(call)) {
+      if (event.type === 'token' || event.type === 'tool_call') afterFirstToken = true;
+      yield event;
+    }
+  } catch (err) {
+    yield call.asFailure(err).toEvent(afterFirstToken);
+  } finally {
+    await call.release();
   }
 }

@@ -1,5 +1,5 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { ProviderFailure, UpstreamCall, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type UpstreamResponse } from '@aion/provider-kit';
+import { ProviderFailure, UpstreamCall, upstreamEvents, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type UpstreamResponse } from '@aion/provider-kit';
 
 export interface AnthropicClientOptions {
   /** `https://api.anthropic.com` by default (no `/v1` suffix). */
@@ -71,21 +71,11 @@ export class AnthropicClient implements ProviderImplementation {
 
   /** Yields the answer's events; never throws: a failure is the last event. */
   async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
-    const call = new UpstreamCall(request.timeoutMs ?? this.timeoutMs, token);
-    let afterFirstToken = false;
-    try {
+    yield* upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, async (call) => {
       const body = toAnthropicRequest(request, this.options.defaultMaxTokens ?? DEFAULT_MAX_TOKENS);
       const response = await call.send({ method: 'POST', url: `${this.baseUrl}/v1/messages`, headers: await this.headers(), body });
-      const events = body.stream ? streamEvents(call, response) : wholeEvents(call, response);
-      for await (const event of events) {
-        if (event.type === 'token' || event.type === 'tool_call') afterFirstToken = true;
-        yield event;
-      }
-    } catch (err) {
-      yield call.asFailure(err).toEvent(afterFirstToken);
-    } finally {
-      await call.release();
-    }
+      return body.stream ? streamEvents(call, response) : wholeEvents(call, response);
+    });
   }
 
   /** Every page of `GET /v1/models`. */

@@ -1,5 +1,5 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { ProviderFailure, UpstreamCall, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type UpstreamResponse } from '@aion/provider-kit';
+import { ProviderFailure, UpstreamCall, upstreamEvents, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type UpstreamResponse } from '@aion/provider-kit';
 
 export interface OllamaClientOptions {
   /** The server's root, `http://127.0.0.1:11434` by default (no `/api` suffix). */
@@ -41,21 +41,11 @@ export class OllamaClient implements ProviderImplementation {
 
   /** Yields the answer's events; never throws: a failure is the last event. */
   async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
-    const call = new UpstreamCall(request.timeoutMs ?? this.timeoutMs, token);
-    let afterFirstToken = false;
-    try {
+    yield* upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, async (call) => {
       const body = toOllamaRequest(request);
       const response = await call.send({ method: 'POST', url: `${this.baseUrl}/api/chat`, headers: await this.authHeaders(), body });
-      const lines = body.stream ? call.lines(response, true) : wholeBody(call, response);
-      for await (const event of answerEvents(lines, call)) {
-        if (event.type === 'token' || event.type === 'tool_call') afterFirstToken = true;
-        yield event;
-      }
-    } catch (err) {
-      yield call.asFailure(err).toEvent(afterFirstToken);
-    } finally {
-      await call.release();
-    }
+      return answerEvents(body.stream ? call.lines(response, true) : wholeBody(call, response), call);
+    });
   }
 
   async listModels(token?: CancellationToken): Promise<ModelInfo[]> {

@@ -1,5 +1,5 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { ProviderFailure, UpstreamCall, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type ToolCall, type UpstreamResponse } from '@aion/provider-kit';
+import { ProviderFailure, UpstreamCall, upstreamEvents, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type ToolCall, type UpstreamResponse } from '@aion/provider-kit';
 
 export interface AzureOptions {
   /** The deployment to call; absent: the request's model names the deployment. */
@@ -62,22 +62,12 @@ export class OpenAIClient implements ProviderImplementation {
 
   /** Yields the answer's events; never throws: a failure is the last event. */
   async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
-    const call = new UpstreamCall(request.timeoutMs ?? this.timeoutMs, token);
-    let afterFirstToken = false;
-    try {
+    yield* upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, async (call) => {
       checkRequest(request);
       const stream = request.stream !== false;
       const response = await call.send({ method: 'POST', url: this.chatUrl(request.model), headers: await this.authHeaders(), body: this.body(request, stream) });
-      const events = stream ? this.streamEvents(call, response) : this.wholeEvents(call, response);
-      for await (const event of events) {
-        if (event.type === 'token' || event.type === 'tool_call') afterFirstToken = true;
-        yield event;
-      }
-    } catch (err) {
-      yield call.asFailure(err).toEvent(afterFirstToken);
-    } finally {
-      await call.release();
-    }
+      return stream ? this.streamEvents(call, response) : this.wholeEvents(call, response);
+    });
   }
 
   async listModels(token?: CancellationToken): Promise<ModelInfo[]> {
