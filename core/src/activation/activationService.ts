@@ -9,7 +9,7 @@ import { CommandRegistry } from '../commands/commandRegistry.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import type { ExtensionRecord } from '../registry/extensionRecord.js';
 import { HookRegistry } from '../hooks/hookRegistry.js';
-import { HostManager, type HostCrash } from '../hosts/hostManager.js';
+import { HostManager, type HostConnection, type HostCrash } from '../hosts/hostManager.js';
 import type { Logger } from '../logging.js';
 import { TYPES } from '../tokens.js';
 
@@ -67,6 +67,7 @@ export class ActivationService {
 
   private async doActivate(record: ExtensionRecord, reason: string): Promise<ExtensionRecord> {
     record.state = 'activating';
+    let host: HostConnection | undefined;
     try {
       for (const dep of record.manifest.extensionDependencies ?? []) {
         try {
@@ -75,7 +76,7 @@ export class ActivationService {
           throw new AionError(ErrorCodes.DEPENDENCY_FAILED, `${record.id} was not activated because its dependency ${dep} failed: ${(err as Error).message}`);
         }
       }
-      const host = await this.hosts.hostFor(record);
+      host = await this.hosts.hostFor(record);
       const timeoutMs = record.manifest.aion?.resources?.activationTimeoutMs ?? this.config.hosts.activationTimeoutMs;
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
@@ -91,6 +92,8 @@ export class ActivationService {
       void this.hooks.call('extension.activated', { id: record.id, activationMs: record.activationMs }).catch(() => undefined);
       return record;
     } catch (err) {
+      // A host only speaks for extensions that are active in it.
+      host?.extensions.delete(record.id);
       const error = isAionError(err) ? err : new AionError(ErrorCodes.ACTIVATION_FAILED, String(err));
       if (error.code === ErrorCodes.EXTENSION_HOST_CRASHED && this.inFlight.get(record.id) === undefined) throw error;
       record.state = error.code === ErrorCodes.EXTENSION_DISABLED ? 'disabled' : 'failed';
