@@ -31,6 +31,32 @@ export interface HostsConfig {
   crashWindowMs: number;
 }
 
+/** What the operator grants one extension beyond its manifest. */
+export interface ExtensionGrant {
+  /** Commands declared `access: "privileged"` (or another extension's `private` ones) this extension may execute. */
+  commands?: string[];
+  /** Extension ids (`aion.auth`) or single methods (`aion.auth#createUser`) of privileged APIs it may call. */
+  apis?: string[];
+  /** Secrets owned by other extensions (or by the operator) it may read. */
+  secrets?: string[];
+  /** Extra `host:port` entries appended to its network allow-list. */
+  network?: string[];
+  /** Lets an extension that is not built in run in the kernel host, with the kernel's full authority. */
+  kernelHost?: boolean;
+}
+
+export interface PermissionsConfig {
+  /**
+   * `enforce` (default): an extension starts only where the machine enforces its declared permissions.
+   * `advisory`: start it anyway where the machine cannot; reported in logs, /healthz and /v1/extensions.
+   */
+  enforcement: 'enforce' | 'advisory';
+  /** Operator grants, keyed by extension id. */
+  grants: Record<string, ExtensionGrant>;
+  /** Secret names that may fall back to the process environment by their bare name, for their owner only. */
+  environmentSecrets: string[];
+}
+
 export interface AionConfig {
   schemaVersion: number;
   dataDir: string;
@@ -41,6 +67,7 @@ export interface AionConfig {
   /** Extension ids that are not loaded. */
   disabledExtensions: string[];
   secretsFile?: string;
+  permissions: PermissionsConfig;
 }
 
 export const defaultConfig = (): AionConfig => ({
@@ -50,7 +77,14 @@ export const defaultConfig = (): AionConfig => ({
   hosts: { pingIntervalMs: 1_000, unresponsiveAfterMs: 3_000, activationTimeoutMs: 30_000, restartBackoffMs: 200, maxRestartBackoffMs: 10_000, maxCrashes: 3, crashWindowMs: 5 * 60_000 },
   extensions: {},
   disabledExtensions: [],
+  permissions: {
+    enforcement: 'enforce',
+    grants: {},
+    environmentSecrets: ['OPENAI_API_KEY', 'AZURE_OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'OLLAMA_API_KEY'],
+  },
 });
+
+const names = { type: 'array', items: { type: 'string', minLength: 1 } };
 
 const kernelConfigSchema = {
   type: 'object',
@@ -78,6 +112,22 @@ const kernelConfigSchema = {
     },
     extensions: { type: 'object', additionalProperties: { type: 'object' } },
     disabledExtensions: { type: 'array', items: { type: 'string' } },
+    permissions: {
+      type: 'object',
+      properties: {
+        enforcement: { enum: ['enforce', 'advisory'] },
+        grants: {
+          type: 'object',
+          additionalProperties: {
+            type: 'object',
+            properties: { commands: names, apis: names, secrets: names, network: names, kernelHost: { type: 'boolean' } },
+            additionalProperties: false,
+          },
+        },
+        environmentSecrets: names,
+      },
+      additionalProperties: false,
+    },
   },
   additionalProperties: false,
 };
