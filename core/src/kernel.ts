@@ -15,10 +15,12 @@ import { ExtensionRegistry } from './registry/extensionRegistry.js';
 import { findExtensionFolders, loadManifest, type ScannedManifest } from './registry/manifestLoader.js';
 import { HookRegistry } from './hooks/hookRegistry.js';
 import { HostManager } from './hosts/hostManager.js';
+import { placeExtension } from './hosts/placement.js';
 import { KernelEndpoint } from './hosts/kernelEndpoint.js';
 import { HttpEdge } from './http/httpEdge.js';
 import { RealtimeService } from './http/realtimeService.js';
 import { createLogger, type Logger } from './logging.js';
+import { PermissionService } from './permissions/permissionService.js';
 import { SecretsService } from './secrets/secretsService.js';
 import { TYPES } from './tokens.js';
 
@@ -55,7 +57,7 @@ export class Kernel {
     const k = this.container;
     k.bind(TYPES.KernelOptions).toConstantValue(this.config);
     k.bind(TYPES.Logger).toConstantValue(this.logger);
-    for (const service of [ExtensionRegistry, ContributionRegistry, HookRegistry, CommandRegistry, EventBus, SecretsService, RealtimeService, HostManager, ActivationService, KernelEndpoint, HttpEdge]) {
+    for (const service of [ExtensionRegistry, ContributionRegistry, HookRegistry, CommandRegistry, EventBus, PermissionService, SecretsService, RealtimeService, HostManager, ActivationService, KernelEndpoint, HttpEdge]) {
       k.bind(service as never).toSelf();
     }
   }
@@ -106,20 +108,26 @@ export class Kernel {
 
   private loadExtensions(): void {
     const registry = this.get(ExtensionRegistry);
-    registry.register(this.scan(), { storageRoot: join(this.config.dataDir, 'storage'), disabled: this.config.disabledExtensions });
+    registry.register(this.scan(), { storageRoot: join(this.config.dataDir, 'storage'), disabled: this.config.disabledExtensions, builtinDir: this.options.builtinDir ?? BUILTIN_EXTENSIONS_DIR });
     this.get(ContributionRegistry).load();
     const hooks = this.get(HookRegistry);
     const commands = this.get(CommandRegistry);
     const hosts = this.get(HostManager);
     for (const record of registry.all()) {
       if (record.state === 'skipped') continue;
+      const placement = placeExtension(record, this.config);
+      if (placement.refused) {
+        registry.skip(record.id, { code: ErrorCodes.PERMISSION_DENIED, message: placement.refused });
+        continue;
+      }
+      Object.assign(record, { hostKind: placement.hostKind, hostKey: placement.hostKey, enforcement: placement.enforcement, placementReason: placement.reason });
       if (!hosts.hasTransport(record.hostKind)) {
         registry.skip(record.id, { code: ErrorCodes.EXTENSION_DISABLED, message: `${record.id} asks for a "${record.hostKind}" host, which this kernel cannot start` });
         continue;
       }
       for (const hook of record.manifest.contributes?.hooks ?? []) {
         try {
-          hooks.declare(hook.name, hook.kind as HookKind, record.id);
+          hooks.declare(hook.name, hook.kind as HookKind, record.id, hook.tap ?? 'public');
         } catch (err) {
           registry.skip(record.id, { code: ErrorCodes.MANIFEST_INVALID, message: `${record.manifestPath}: /contributes/hooks: ${(err as Error).message}` });
         }

@@ -17,7 +17,7 @@ describe('activation', () => {
     writeExtension(root, 'after-fails', base({ name: 'after-fails', type: 'module', main: 'e.js', extensionDependencies: ['t.fails'], contributes: { routes: [{ method: 'GET', path: '/v1/after-fails' }] }, aion: { host: 'kernel' } }), { 'e.js': 'export function activate() {}' });
     const secrets = join(root, 'secrets.json');
     writeFileSync(secrets, JSON.stringify({ 'fixtures.basic': { BASIC_TOKEN: 's3cr3t-value' } }));
-    kernel = await startTestKernel({ extensions: [fixture('basic'), fixture('dependent'), root], config: { secretsFile: secrets } });
+    kernel = await startTestKernel({ extensions: [fixture('basic'), fixture('dependent'), root], config: { secretsFile: secrets, permissions: { grants: { 'fixtures.dependent': { kernelHost: true }, 't.fails': { kernelHost: true }, 't.after-fails': { kernelHost: true } } } } });
   });
   after(async () => {
     await kernel.stop();

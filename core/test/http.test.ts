@@ -9,7 +9,7 @@ const json = async (res: Response) => (await res.json()) as any;
 
 describe('the HTTP edge', () => {
   let kernel: TestKernel;
-  before(async () => (kernel = await startTestKernel({ extensions: [fixture('basic'), fixture('test-auth')], config: { server: { maxInFlight: 4 } } })));
+  before(async () => (kernel = await startTestKernel({ extensions: [fixture('basic'), fixture('test-auth')], config: { server: { maxInFlight: 4 }, permissions: { grants: { 'fixtures.test-auth': { kernelHost: true } } } } })));
   after(() => kernel.stop());
 
   const expectError = async (res: Response, status: number, code: string) => {

@@ -135,7 +135,7 @@ describe('boot-failure policy', () => {
   it('aborts start-up when such an extension fails to activate', async () => {
     const root = tempDir();
     writeExtension(root, 'explodes', base({ name: 'explodes', type: 'module', main: 'e.js', activationEvents: ['onStartup'], aion: { bootFailure: 'abort', host: 'kernel' } }), { 'e.js': 'export function activate() { throw new Error("no database"); }' });
-    await assert.rejects(startTestKernel({ extensions: [root] }), /start-up aborted during start-up activation: t\.explodes \(.*no database/);
+    await assert.rejects(startTestKernel({ extensions: [root], config: { permissions: { grants: { 't.explodes': { kernelHost: true } } } } }), /start-up aborted during start-up activation: t\.explodes \(.*no database/);
     rmSync(root, { recursive: true, force: true });
   });
 });

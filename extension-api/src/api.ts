@@ -7,7 +7,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { CancellationToken } from 'vscode-jsonrpc';
 import { AionError } from './errors.js';
 import type { Disposable } from './lifecycle.js';
-import type { HttpHandler, Remote } from './types.js';
+import type { HttpHandler, Principal, Remote } from './types.js';
 
 export interface HttpNamespace {
   /** Implements a route declared in `contributes.routes`, e.g. `handle('GET /v1/hello', fn)`. */
@@ -17,6 +17,13 @@ export interface HttpNamespace {
 export interface CommandsNamespace {
   register(command: string, fn: (...args: any[]) => unknown): Disposable;
   execute<T = unknown>(command: string, ...args: unknown[]): Promise<T>;
+  /**
+   * Runs a command for a signed-in user: pass the credentials the user sent (e.g. the request's
+   * `authorization` header). The kernel verifies them and checks the scopes the command declares.
+   */
+  executeFor<T = unknown>(credentials: { authorization?: string; apiKey?: string }, command: string, ...args: unknown[]): Promise<T>;
+  /** Inside a command handler: the user the caller acts for, as verified by the kernel (undefined otherwise). */
+  principal(): Principal | undefined;
 }
 
 export interface ExtensionsNamespace {
@@ -66,12 +73,14 @@ export interface ExtensionApiBinding {
 }
 
 const RUNTIME = Symbol.for('aion.extension-api.runtime');
-type Runtime = { context: AsyncLocalStorage<ExtensionApiBinding>; caller: AsyncLocalStorage<string | undefined> };
+type Runtime = { context: AsyncLocalStorage<ExtensionApiBinding>; caller: AsyncLocalStorage<string | undefined>; principal?: AsyncLocalStorage<Principal | undefined> };
 
 // Shared through globalThis so an extension with its own copy of this package still finds its host.
 function runtime(): Runtime {
   const g = globalThis as unknown as Record<symbol, Runtime | undefined>;
-  return (g[RUNTIME] ??= { context: new AsyncLocalStorage<ExtensionApiBinding>(), caller: new AsyncLocalStorage<string | undefined>() });
+  const r = (g[RUNTIME] ??= { context: new AsyncLocalStorage<ExtensionApiBinding>(), caller: new AsyncLocalStorage<string | undefined>() });
+  r.principal ??= new AsyncLocalStorage<Principal | undefined>();
+  return r;
 }
 
 /** For hosts: runs `fn` as code of the extension that `binding` belongs to. */
@@ -79,9 +88,10 @@ export function runInExtensionContext<T>(binding: ExtensionApiBinding, fn: () =>
   return runtime().context.run(binding, fn);
 }
 
-/** For hosts: runs `fn` as a call made by `callerId`. */
-export function runAsCaller<T>(callerId: string | undefined, fn: () => T): T {
-  return runtime().caller.run(callerId, fn);
+/** For hosts: runs `fn` as a call made by `callerId`, for the kernel-verified `principal` when there is one. */
+export function runAsCaller<T>(callerId: string | undefined, fn: () => T, principal?: Principal): T {
+  const r = runtime();
+  return r.caller.run(callerId, () => r.principal!.run(principal, fn));
 }
 
 function current(): ExtensionApiBinding {
@@ -97,6 +107,8 @@ export const http: HttpNamespace = { handle: (route, handler) => current().http.
 export const commands: CommandsNamespace = {
   register: (command, fn) => current().commands.register(command, fn),
   execute: (command, ...args) => current().commands.execute(command, ...args),
+  executeFor: (credentials, command, ...args) => current().commands.executeFor(credentials, command, ...args),
+  principal: () => runtime().principal!.getStore(),
 };
 
 export const extensions: ExtensionsNamespace = {

@@ -42,16 +42,47 @@ export interface CommandCli {
   stdio?: boolean;
 }
 
+/**
+ * Who may call a command or an API: `public` — the kernel and any extension; `privileged` — the
+ * kernel, extensions in the kernel host, and extensions the operator grants it to by name
+ * (`permissions.grants["<id>"].commands` / `.apis`). A manifest alone never grants a privileged call.
+ */
+export type CallAccess = 'public' | 'privileged';
+
 export interface CommandContribution {
   command: string;
   title?: string;
   cli?: CommandCli;
+  /** Default `public`. */
+  access?: CallAccess;
+  /**
+   * A `privileged` command an extension may still run for an authenticated user: the caller passes
+   * that user's credentials with `commands.executeFor()` and the kernel checks they hold these scopes.
+   */
+  scopes?: string[];
 }
 
 export interface HookContribution {
   name: string;
   kind: HookKind;
   description?: string;
+  /** Who may tap it: any extension (`public`, default) or only privileged ones, like the kernel's own hooks. */
+  tap?: CallAccess;
+}
+
+/** A secret this extension owns: only it reads the value, unless the operator grants it to another. */
+export interface SecretContribution {
+  /** A name such as `OPENAI_API_KEY`, or a prefix such as `SKILL_*`. */
+  name: string;
+  description?: string;
+}
+
+/** Who may call this extension's public API (what `activate` returns). */
+export interface ApiAccessDeclaration {
+  /** Default for every method; `public` when absent. */
+  access?: CallAccess;
+  /** Per-method overrides. */
+  methods?: Record<string, CallAccess>;
 }
 
 export interface ContributionPointDeclaration {
@@ -65,9 +96,14 @@ export interface ContributionPointDeclaration {
 export interface ExtensionPermissions {
   /** `deny`, or an allow-list of `host:port` (`*` wildcards allowed in either part). */
   network?: 'deny' | string[];
-  filesystem?: 'none' | 'read' | 'write';
+  /**
+   * `none` (default), `read`/`write` its own storage folder, or `all`: the whole filesystem, the
+   * kernel's data included — an extension not built in gets `all` only by an operator grant.
+   */
+  filesystem?: 'none' | 'read' | 'write' | 'all';
   /** Names the extension may read; `PREFIX_*` covers every name starting with `PREFIX_`. */
   secrets?: string[];
+  /** Child processes escape Node's permission model, so one not built in gets this only by an operator grant. */
   childProcess?: boolean;
 }
 
@@ -93,6 +129,7 @@ export interface ExtensionManifest {
     routes?: RouteContribution[];
     commands?: CommandContribution[];
     hooks?: HookContribution[];
+    secrets?: SecretContribution[];
     [point: string]: unknown;
   };
   aion?: {
@@ -100,6 +137,7 @@ export interface ExtensionManifest {
     bootFailure?: 'skip' | 'abort';
     permissions?: ExtensionPermissions;
     resources?: ExtensionResources;
+    api?: ApiAccessDeclaration;
   };
   [key: string]: unknown;
 }
@@ -203,6 +241,8 @@ export const manifestSchema = {
                 },
                 additionalProperties: false,
               },
+              access: { enum: ['public', 'privileged'] },
+              scopes: { type: 'array', items: { type: 'string', minLength: 1 } },
             },
             additionalProperties: false,
           },
@@ -215,6 +255,19 @@ export const manifestSchema = {
             properties: {
               name: { type: 'string', pattern: '^[a-z][A-Za-z0-9]*(\\.[a-z][A-Za-z0-9]*)+$' },
               kind: { enum: ['series', 'parallel', 'waterfall', 'bail'] },
+              description: { type: 'string' },
+              tap: { enum: ['public', 'privileged'] },
+            },
+            additionalProperties: false,
+          },
+        },
+        secrets: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['name'],
+            properties: {
+              name: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*\\*?$' },
               description: { type: 'string' },
             },
             additionalProperties: false,
@@ -236,7 +289,7 @@ export const manifestSchema = {
                 { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9.*\\-\\[\\]:]+:(\\d+|\\*)$' } },
               ],
             },
-            filesystem: { enum: ['none', 'read', 'write'] },
+            filesystem: { enum: ['none', 'read', 'write', 'all'] },
             secrets: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*\\*?$' } },
             childProcess: { type: 'boolean' },
           },
@@ -248,6 +301,14 @@ export const manifestSchema = {
             memoryMb: { type: 'integer', minimum: 16 },
             activationTimeoutMs: { type: 'integer', minimum: 1 },
             requestTimeoutMs: { type: 'integer', minimum: 1 },
+          },
+          additionalProperties: false,
+        },
+        api: {
+          type: 'object',
+          properties: {
+            access: { enum: ['public', 'privileged'] },
+            methods: { type: 'object', additionalProperties: { enum: ['public', 'privileged'] } },
           },
           additionalProperties: false,
         },

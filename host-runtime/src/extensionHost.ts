@@ -56,10 +56,10 @@ export class ExtensionHost {
       if (!entry) throw new AionError(ErrorCodes.ROUTE_HANDLER_MISSING, `${extensionId} declares ${route} but registered no handler for it with http.handle()`);
       return this.inContext(extensionId, () => entry.handler(request, token));
     });
-    endpoint.onRequest(HostProtocol.executeCommand, ({ command, args }, token) => {
+    endpoint.onRequest(HostProtocol.executeCommand, ({ command, args, callerId, principal }, token) => {
       const entry = this.commands.get(command);
       if (!entry) throw new AionError(ErrorCodes.COMMAND_NOT_FOUND, `no handler is registered for command ${command}`);
-      return this.inContext(entry.extensionId, () => callWithToken(undefined as never, entry.fn, args, token));
+      return this.inContext(entry.extensionId, () => runAsCaller(callerId, () => callWithToken(undefined as never, entry.fn, args, token), principal));
     });
     endpoint.onRequest(HostProtocol.invokeApi, ({ extensionId, method, args, callerId }, token) => {
       const ext = this.active.get(extensionId);
@@ -239,8 +239,14 @@ export class ExtensionHost {
         },
         execute: <T>(command: string, ...args: unknown[]) => {
           const token = args.length && isToken(args[args.length - 1]) ? (args.pop() as CancellationToken) : undefined;
-          return endpoint.sendRequest(KernelProtocol.executeCommand, { command, args }, token) as Promise<T>;
+          return endpoint.sendRequest(KernelProtocol.executeCommand, { command, args, callerId: extensionId }, token) as Promise<T>;
         },
+        executeFor: <T>(credentials: { authorization?: string; apiKey?: string }, command: string, ...args: unknown[]) => {
+          const token = args.length && isToken(args[args.length - 1]) ? (args.pop() as CancellationToken) : undefined;
+          const actingFor = { authorization: credentials?.authorization, apiKey: credentials?.apiKey };
+          return endpoint.sendRequest(KernelProtocol.executeCommand, { command, args, callerId: extensionId, actingFor }, token) as Promise<T>;
+        },
+        principal: () => undefined,
       },
       extensions: {
         getApi: async (id) => {

@@ -10,8 +10,12 @@ export class CommandRegistry {
     if (!this.declared.has(command)) this.declared.set(command, extensionId);
   }
 
-  register(command: string, extensionId: string): void {
+  /** A command declared in a manifest is registered only by the extension that declares it. */
+  register(command: string, extensionId: string): boolean {
+    const declaredBy = this.declared.get(command);
+    if (declaredBy !== undefined && declaredBy !== extensionId) return false;
     this.runtime.set(command, extensionId);
+    return true;
   }
 
   unregister(command: string, extensionId: string): void {

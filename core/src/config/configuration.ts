@@ -39,10 +39,16 @@ export interface ExtensionGrant {
   apis?: string[];
   /** Secrets owned by other extensions (or by the operator) it may read. */
   secrets?: string[];
+  /** Hooks declared privileged (the kernel's `http.authenticate`, `realtime.authorize`) it may tap. */
+  hooks?: string[];
   /** Extra `host:port` entries appended to its network allow-list. */
   network?: string[];
   /** Lets an extension that is not built in run in the kernel host, with the kernel's full authority. */
   kernelHost?: boolean;
+  /** Lets an extension that is not built in start child processes (they are not bound by Node's permission model). */
+  childProcess?: boolean;
+  /** Lets an extension that is not built in declare `filesystem: "all"`. */
+  filesystem?: 'all';
 }
 
 export interface PermissionsConfig {
@@ -120,7 +126,7 @@ const kernelConfigSchema = {
           type: 'object',
           additionalProperties: {
             type: 'object',
-            properties: { commands: names, apis: names, secrets: names, network: names, kernelHost: { type: 'boolean' } },
+            properties: { commands: names, apis: names, hooks: names, secrets: names, network: names, kernelHost: { type: 'boolean' }, childProcess: { type: 'boolean' }, filesystem: { const: 'all' } },
             additionalProperties: false,
           },
         },

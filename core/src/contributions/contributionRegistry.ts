@@ -5,7 +5,7 @@ import { formatAjvErrors } from '../config/configuration.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 
 /** Points the kernel itself understands; every other point is declared by an extension. */
-export const KERNEL_POINTS = ['contributionPoints', 'configuration', 'routes', 'commands', 'hooks'] as const;
+export const KERNEL_POINTS = ['contributionPoints', 'configuration', 'routes', 'commands', 'hooks', 'secrets'] as const;
 
 interface PointInfo {
   name: string;

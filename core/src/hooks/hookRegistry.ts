@@ -1,6 +1,6 @@
 import { inject, injectable } from 'inversify';
 import tapable from 'tapable';
-import { AionError, Emitter, ErrorCodes, type HookKind } from '@aion/extension-api';
+import { AionError, Emitter, ErrorCodes, type CallAccess, type HookKind } from '@aion/extension-api';
 import type { Logger } from '../logging.js';
 import { TYPES } from '../tokens.js';
 
@@ -14,15 +14,17 @@ type AnyHook = {
 };
 
 /** Hooks the kernel itself calls. */
-export const KERNEL_HOOKS: Array<{ name: string; kind: HookKind; description: string }> = [
-  { name: 'http.authenticate', kind: 'bail', description: 'Given { headers, method, path, ip }, returns { principal } or { error: { code, message } }; the first answer wins.' },
-  { name: 'extension.activated', kind: 'series', description: 'Called with { id, activationMs } after each activation.' },
-  { name: 'realtime.authorize', kind: 'bail', description: 'Given { principal, room }, returns true or false for a socket.io client joining a room.' },
+export const KERNEL_HOOKS: Array<{ name: string; kind: HookKind; tap: CallAccess; description: string }> = [
+  // Privileged: a tap sees every credential and decides who is signed in.
+  { name: 'http.authenticate', kind: 'bail', tap: 'privileged', description: 'Given { headers, method, path, ip }, returns { principal } or { error: { code, message } }; the first answer wins.' },
+  { name: 'extension.activated', kind: 'series', tap: 'public', description: 'Called with { id, activationMs } after each activation.' },
+  { name: 'realtime.authorize', kind: 'bail', tap: 'privileged', description: 'Given { principal, room }, returns true or false for a socket.io client joining a room.' },
 ];
 
 interface HookEntry {
   kind: HookKind;
   owner: string;
+  tapAccess: CallAccess;
   hook: AnyHook;
   tapOwners: Map<string, string>;
 }
@@ -36,13 +38,18 @@ export class HookRegistry {
   readonly onDidChangeTaps = this.tapsChanged.event;
 
   constructor(@inject(TYPES.Logger) private readonly logger: Logger) {
-    for (const h of KERNEL_HOOKS) this.declare(h.name, h.kind, 'kernel');
+    for (const h of KERNEL_HOOKS) this.declare(h.name, h.kind, 'kernel', h.tap);
   }
 
-  declare(name: string, kind: HookKind, owner: string): void {
+  /** Who may tap `name`: `public` for undeclared hooks, which nobody calls but their tappers. */
+  tapAccessOf(name: string): CallAccess {
+    return this.hooks.get(name)?.tapAccess ?? 'public';
+  }
+
+  declare(name: string, kind: HookKind, owner: string, tapAccess: CallAccess = 'public'): void {
     if (this.hooks.has(name)) throw new AionError(ErrorCodes.MANIFEST_INVALID, `hook ${name} is declared by ${this.hooks.get(name)!.owner} and ${owner}`);
     const hook = (kind === 'series' ? new AsyncSeriesHook(['payload']) : kind === 'parallel' ? new AsyncParallelHook(['payload']) : kind === 'waterfall' ? new AsyncSeriesWaterfallHook(['payload']) : new AsyncSeriesBailHook(['payload'])) as unknown as AnyHook;
-    this.hooks.set(name, { kind, owner, hook, tapOwners: new Map() });
+    this.hooks.set(name, { kind, owner, tapAccess, hook, tapOwners: new Map() });
   }
 
   kindOf(name: string): HookKind | undefined {

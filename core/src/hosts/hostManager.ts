@@ -4,6 +4,8 @@ import { HostProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
 import type { RequestType } from 'vscode-jsonrpc';
 import type { AionConfig } from '../config/configuration.js';
 import type { ExtensionRecord } from '../registry/extensionRecord.js';
+import { ExtensionRegistry } from '../registry/extensionRegistry.js';
+import { permissionFlags } from './placement.js';
 import type { Logger } from '../logging.js';
 import { TYPES } from '../tokens.js';
 import { ChildProcessTransport, InProcessTransport, type HostTransport, type StartedHost } from './hostTransports.js';
@@ -85,7 +87,11 @@ export class HostManager {
   private readonly didCrash = new Emitter<HostCrash>();
   readonly onDidCrash = this.didCrash.event;
 
-  constructor(@inject(TYPES.KernelOptions) private readonly config: AionConfig, @inject(TYPES.Logger) private readonly logger: Logger) {
+  constructor(
+    @inject(TYPES.KernelOptions) private readonly config: AionConfig,
+    @inject(TYPES.Logger) private readonly logger: Logger,
+    @inject(ExtensionRegistry) private readonly registry: ExtensionRegistry,
+  ) {
     this.transports.set('kernel', new InProcessTransport());
     this.transports.set('shared', new ChildProcessTransport('shared'));
     this.transports.set('dedicated', new ChildProcessTransport('dedicated'));
@@ -100,7 +106,7 @@ export class HostManager {
   }
 
   keyFor(record: ExtensionRecord): string {
-    return record.hostKind === 'dedicated' || record.hostKind === 'remote' ? `${record.hostKind}:${record.id}` : record.hostKind;
+    return record.hostKey;
   }
 
   all(): HostConnection[] {
@@ -136,7 +142,11 @@ export class HostManager {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const transport = this.transports.get(record.hostKind);
     if (!transport) throw new AionError(ErrorCodes.EXTENSION_DISABLED, `no transport for host kind "${record.hostKind}" is available in this kernel`);
-    const started = await transport.start({ key, extensions: [record] });
+    // Every extension placed in this host, so its permission flags cover all of them from the start.
+    const found = this.registry.all().filter((r) => r.hostKey === key);
+    const members = found.length ? found : [record];
+    const isolated = record.hostKind === 'shared' || record.hostKind === 'dedicated';
+    const started = await transport.start({ key, extensions: members, permissionFlags: isolated ? permissionFlags(members, this.config) : [] });
     const endpoint = new RpcEndpoint(started.connection);
     const host = new HostConnection(key, record.hostKind, endpoint, started);
     const log = this.logger.child({ host: key, pid: started.pid });

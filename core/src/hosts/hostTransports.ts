@@ -1,7 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
-import { createRequire } from 'node:module';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createMessageConnection, type MessageConnection } from 'vscode-jsonrpc/node';
 import { Emitter, type Event, type HostKind } from '@aion/extension-api';
 import { RpcEndpoint } from '@aion/extension-api/protocol';
@@ -18,10 +16,18 @@ export interface StartedHost {
   onOutput?: Event<{ stream: 'stdout' | 'stderr'; line: string }>;
 }
 
+export interface HostStartOptions {
+  key: string;
+  /** Every extension placed in this host. */
+  extensions: ExtensionRecord[];
+  /** Node permission-model flags that enforce their shared permission set. */
+  permissionFlags: string[];
+}
+
 /** How the kernel reaches a kind of host. The `remote` kind plugs in by registering one of these. */
 export interface HostTransport {
   readonly kind: HostKind;
-  start(options: { key: string; extensions: ExtensionRecord[] }): Promise<StartedHost>;
+  start(options: HostStartOptions): Promise<StartedHost>;
 }
 
 /** `kernel`: the host runs in the kernel's process over an in-memory message pair. */
@@ -45,51 +51,6 @@ export class InProcessTransport implements HostTransport {
   }
 }
 
-const require = createRequire(import.meta.url);
-
-/** Folders a dedicated host must read to load its own runtime: host-runtime, extension-api, their dependencies. */
-function runtimeReadPaths(): string[] {
-  const paths = new Set<string>();
-  for (const pkg of ['@aion/host-runtime/package.json', '@aion/extension-api/package.json', 'vscode-jsonrpc/package.json']) {
-    try {
-      const dir = dirname(require.resolve(pkg));
-      paths.add(dir);
-      // Hoisted dependencies live in the node_modules folder that holds the package.
-      const nm = dir.lastIndexOf('node_modules');
-      if (nm >= 0) paths.add(dir.slice(0, nm + 'node_modules'.length));
-    } catch {
-      // Resolved through the host entry's own folder below.
-    }
-  }
-  paths.add(resolve(dirname(hostEntryPath), '..', '..'));
-  return [...paths];
-}
-
-/** Every node_modules folder module resolution may visit from `dir` upwards: code, never data. */
-function moduleFolders(dir: string): string[] {
-  const out: string[] = [];
-  for (let d = resolve(dir); ; d = dirname(d)) {
-    const nm = resolve(d, 'node_modules');
-    if (existsSync(nm)) out.push(nm);
-    if (dirname(d) === d) return out;
-  }
-}
-
-/** Node permission-model flags for one extension, derived from `aion.permissions`. */
-export function permissionFlags(record: ExtensionRecord): string[] {
-  const permissions = record.manifest.aion?.permissions ?? {};
-  const read = new Set([...runtimeReadPaths(), record.extensionPath, ...moduleFolders(record.extensionPath), ...moduleFolders(dirname(hostEntryPath))]);
-  const write = new Set<string>();
-  const fs = permissions.filesystem ?? 'none';
-  if (fs === 'read' || fs === 'write') read.add(record.storagePath);
-  if (fs === 'write') write.add(record.storagePath);
-  const flags = ['--experimental-permission', '--disable-warning=ExperimentalWarning'];
-  for (const p of read) flags.push(`--allow-fs-read=${p}`);
-  for (const p of write) flags.push(`--allow-fs-write=${p}`);
-  if (permissions.childProcess) flags.push('--allow-child-process');
-  return flags;
-}
-
 /** Only what a host needs; the kernel's environment (and its secrets) stays in the kernel. */
 function hostEnvironment(kind: HostKind): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { AION_HOST_KIND: kind };
@@ -101,11 +62,11 @@ function hostEnvironment(kind: HostKind): NodeJS.ProcessEnv {
 export class ChildProcessTransport implements HostTransport {
   constructor(readonly kind: 'shared' | 'dedicated') {}
 
-  async start({ extensions }: { key: string; extensions: ExtensionRecord[] }): Promise<StartedHost> {
-    const execArgv = ['--enable-source-maps'];
+  async start({ extensions, permissionFlags }: HostStartOptions): Promise<StartedHost> {
+    const execArgv = ['--enable-source-maps', ...permissionFlags];
+    // Folders must exist before the permission model resolves them.
+    for (const record of extensions) mkdirSync(record.storagePath, { recursive: true });
     if (this.kind === 'dedicated' && extensions[0]) {
-      mkdirSync(extensions[0].storagePath, { recursive: true });
-      execArgv.push(...permissionFlags(extensions[0]));
       const memory = extensions[0].manifest.aion?.resources?.memoryMb;
       if (memory) execArgv.push(`--max-old-space-size=${memory}`);
     }

@@ -1,6 +1,6 @@
 import { inject, injectable } from 'inversify';
-import { AionError, ErrorCodes, type CancellationToken, type HookKind } from '@aion/extension-api';
-import { HostProtocol, KernelProtocol } from '@aion/extension-api/protocol';
+import { AionError, ErrorCodes, type CancellationToken, type HookKind, type Principal } from '@aion/extension-api';
+import { HostProtocol, KernelProtocol, type ActingFor } from '@aion/extension-api/protocol';
 import { ActivationService } from '../activation/activationService.js';
 import { CommandRegistry } from '../commands/commandRegistry.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
@@ -9,6 +9,7 @@ import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { HookRegistry } from '../hooks/hookRegistry.js';
 import { RealtimeService } from '../http/realtimeService.js';
 import type { Logger } from '../logging.js';
+import { PermissionService } from '../permissions/permissionService.js';
 import { SecretsService } from '../secrets/secretsService.js';
 import { TYPES } from '../tokens.js';
 import { HostManager, type HostConnection } from './hostManager.js';
@@ -27,6 +28,7 @@ export class KernelEndpoint {
     @inject(EventBus) private readonly events: EventBus,
     @inject(SecretsService) private readonly secrets: SecretsService,
     @inject(RealtimeService) private readonly realtime: RealtimeService,
+    @inject(PermissionService) private readonly permissions: PermissionService,
   ) {
     hosts.onDidStartHost((host) => this.attach(host));
     hosts.onDidCrash(({ host }) => this.events.forgetHost(host));
@@ -61,7 +63,13 @@ export class KernelEndpoint {
     return this.hosts.hostFor(record);
   }
 
-  async executeCommand(command: string, args: unknown[], token?: CancellationToken): Promise<unknown> {
+  /**
+   * Runs a command. `callerId` is the extension asking (undefined: the kernel, e.g. the CLI); `actingFor`
+   * carries the credentials of a user it acts for, verified here before any check that relies on them.
+   */
+  async executeCommand(command: string, args: unknown[], token?: CancellationToken, callerId?: string, actingFor?: ActingFor): Promise<unknown> {
+    const principal = actingFor ? await this.authenticate(actingFor, command) : undefined;
+    this.permissions.assertMayExecuteCommand(callerId, command, principal);
     let owner = this.commands.ownerOf(command);
     if (!owner) {
       await this.activation.activateByEvent(`onCommand:${command}`);
@@ -69,7 +77,17 @@ export class KernelEndpoint {
     }
     if (!owner) throw new AionError(ErrorCodes.COMMAND_NOT_FOUND, `no extension provides command ${command}`);
     const host = await this.hostOf(owner, `onCommand:${command}`);
-    return host.request(HostProtocol.executeCommand, { command, args }, token);
+    return host.request(HostProtocol.executeCommand, { command, args, callerId, principal }, token);
+  }
+
+  /** The user behind credentials an extension passed on, through the same hook the HTTP edge uses. */
+  private async authenticate(actingFor: ActingFor, command: string): Promise<Principal> {
+    const headers: Record<string, string> = {};
+    if (typeof actingFor.authorization === 'string') headers.authorization = actingFor.authorization;
+    if (typeof actingFor.apiKey === 'string') headers['x-api-key'] = actingFor.apiKey;
+    const result = (await this.callHook('http.authenticate', { headers, method: 'COMMAND', path: command, ip: '' })) as { principal?: Principal; error?: { code: string; message: string } } | undefined;
+    if (!result?.principal) throw new AionError(ErrorCodes.UNAUTHENTICATED, `the credentials passed to run ${command} do not identify a user${result?.error ? `: ${result.error.message}` : ''}`);
+    return result.principal;
   }
 
   async resolveContribution(point: string, id: string): Promise<{ extensionId: string; methods: string[] }> {
@@ -112,15 +130,25 @@ export class KernelEndpoint {
       const target = extensionId ? log.child({ extension: extensionId }) : log;
       target[level in target ? level : 'info']({ ...data }, message);
     });
-    e.onNotification(KernelProtocol.registerCommand, ({ extensionId, command }) => owns(extensionId) && this.commands.register(command, extensionId));
+    e.onNotification(KernelProtocol.registerCommand, ({ extensionId, command }) => {
+      if (owns(extensionId) && !this.commands.register(command, extensionId)) {
+        log.error({ extension: extensionId, command }, `${extensionId} tried to register ${command}, which ${this.commands.ownerOf(command)} declares; refused`);
+      }
+    });
     e.onNotification(KernelProtocol.unregisterCommand, ({ extensionId, command }) => owns(extensionId) && this.commands.unregister(command, extensionId));
-    e.onRequest(KernelProtocol.executeCommand, ({ command, args }, token) => this.executeCommand(command, args, token));
-    e.onRequest(KernelProtocol.getApi, async ({ extensionId }) => {
+    e.onRequest(KernelProtocol.executeCommand, ({ command, args, callerId, actingFor }, token) => {
+      this.assertOwns(host, callerId);
+      return this.executeCommand(command, args, token, callerId, actingFor);
+    });
+    e.onRequest(KernelProtocol.getApi, async ({ callerId, extensionId }) => {
+      this.assertOwns(host, callerId);
+      this.permissions.assertMayCallApi(callerId, extensionId);
       const record = await this.activation.activate(extensionId, 'getApi');
       return { apiMethods: record.apiMethods ?? [] };
     });
     e.onRequest(KernelProtocol.invokeApi, async ({ extensionId, method, args, callerId }, token) => {
       this.assertOwns(host, callerId);
+      this.permissions.assertMayCallApi(callerId, extensionId, method);
       const target = await this.hostOf(extensionId, 'getApi');
       return target.request(HostProtocol.invokeApi, { extensionId, method, args, callerId }, token);
     });
@@ -134,11 +162,21 @@ export class KernelEndpoint {
       this.assertOwns(host, callerId);
       return this.invokeContribution(point, id, method, args, token, callerId);
     });
+    // Tap ids are the host's own; scoped by host here so one host can never name another's tap.
+    const kernelTapId = (tapId: string) => `${host.key}|${tapId}`;
     e.onNotification(KernelProtocol.tapHook, ({ extensionId, hook, tapId }) => {
       if (!owns(extensionId)) return;
-      this.hooks.tap(hook, tapId, extensionId, (payload) => host.request(HostProtocol.callHookTap, { tapId, payload }));
+      try {
+        this.permissions.assertMayTapHook(extensionId, hook, this.hooks.tapAccessOf(hook));
+      } catch (err) {
+        // A notification has no answer: the refusal is logged and recorded on the extension.
+        log.error({ extension: extensionId, hook, code: ErrorCodes.FORBIDDEN }, (err as Error).message);
+        this.registry.get(extensionId)?.warnings.push({ code: ErrorCodes.FORBIDDEN, message: (err as Error).message });
+        return;
+      }
+      this.hooks.tap(hook, kernelTapId(tapId), extensionId, (payload) => host.request(HostProtocol.callHookTap, { tapId, payload }));
     });
-    e.onNotification(KernelProtocol.untapHook, ({ tapId }) => this.hooks.untap(tapId));
+    e.onNotification(KernelProtocol.untapHook, ({ tapId }) => this.hooks.untap(kernelTapId(tapId)));
     e.sendNotification(HostProtocol.idleHooks, { hooks: this.idleHooks() });
     e.onRequest(KernelProtocol.callHook, ({ hook, payload }) => this.callHook(hook, payload));
     e.onRequest(KernelProtocol.getSecret, ({ extensionId, name }) => {
@@ -148,6 +186,5 @@ export class KernelEndpoint {
     e.onNotification(KernelProtocol.subscribeEvent, ({ event }) => this.events.subscribe(event, host));
     e.onNotification(KernelProtocol.emitEvent, ({ extensionId, event, data }) => owns(extensionId) && this.events.emit(event, data));
     e.onNotification(KernelProtocol.realtimePublish, ({ extensionId, room, event, data }) => owns(extensionId) && this.realtime.publish(room, event, data));
-    void this.registry;
   }
 }

@@ -10,7 +10,15 @@ export interface ExtensionRecord {
   extensionPath: string;
   /** Where it was found: the built-in folder, the data directory, or an `--extensions-dir`. */
   source: 'builtin' | 'data' | 'external';
+  /** Shipped with the kernel: its folder is in the kernel's built-in extensions folder, however it was found. */
+  builtin: boolean;
   hostKind: HostKind;
+  /** Extensions with the same key share one host process (see hosts/placement.ts). */
+  hostKey: string;
+  /** How the host enforces this extension's permissions. */
+  enforcement: 'trusted' | 'os' | 'advisory';
+  /** Why it runs in another host than its manifest asked for, if it does. */
+  placementReason?: string;
   state: ExtensionState;
   errors: ErrorPayload[];
   warnings: ErrorPayload[];

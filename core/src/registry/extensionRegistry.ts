@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { join, sep } from 'node:path';
 import { injectable } from 'inversify';
 import { AionError, ErrorCodes, type ErrorPayload, type HostKind } from '@aion/extension-api';
 import type { ExtensionRecord, RejectedExtension } from './extensionRecord.js';
@@ -25,7 +26,9 @@ export class ExtensionRegistry {
   }
 
   /** Turns scanned manifests into records; duplicates, missing dependencies and cycles are reported here. */
-  register(scanned: ScannedManifest[], options: { storageRoot: string; disabled: string[]; defaultHost?: HostKind }): void {
+  register(scanned: ScannedManifest[], options: { storageRoot: string; disabled: string[]; defaultHost?: HostKind; builtinDir?: string }): void {
+    const builtinRoot = options.builtinDir && existsSync(options.builtinDir) ? realpathSync(options.builtinDir) + sep : undefined;
+    const isBuiltin = (s: ScannedManifest) => s.source === 'builtin' || (builtinRoot !== undefined && realpathSync(s.extensionPath).startsWith(builtinRoot));
     for (const s of scanned) {
       if (!s.manifest || !s.id || s.errors.length > 0) {
         this.rejected.push({ manifestPath: s.manifestPath, id: s.id, errors: s.errors });
@@ -48,7 +51,10 @@ export class ExtensionRegistry {
         manifestPath: s.manifestPath,
         extensionPath: s.extensionPath,
         source: s.source,
+        builtin: isBuiltin(s),
         hostKind: m.aion?.host ?? options.defaultHost ?? 'shared',
+        hostKey: m.aion?.host ?? options.defaultHost ?? 'shared',
+        enforcement: 'os',
         state: options.disabled.includes(s.id) ? 'disabled' : 'inactive',
         errors: options.disabled.includes(s.id) ? [{ code: ErrorCodes.EXTENSION_DISABLED, message: `${s.id} is disabled by configuration (disabledExtensions)` }] : [],
         warnings: [],

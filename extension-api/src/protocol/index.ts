@@ -5,7 +5,7 @@
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import type { ExtensionManifest, HookKind, HostKind } from '../manifest.js';
-import type { HttpRequestData, HttpResponseData, LogLevel } from '../types.js';
+import type { HttpRequestData, HttpResponseData, LogLevel, Principal } from '../types.js';
 
 export interface ExtensionDescription {
   id: string;
@@ -29,7 +29,10 @@ export interface ActivateResult {
 /** `callerId` is the calling extension, verified by the kernel; absent for calls from the kernel itself. */
 export interface InvokeApiParams { extensionId: string; method: string; args: unknown[]; callerId?: string }
 export interface InvokeContributionParams { point: string; id: string; method: string; args: unknown[]; callerId?: string }
-export interface ExecuteCommandParams { command: string; args: unknown[] }
+/** Credentials of a signed-in user a caller acts for, as it received them (`commands.executeFor`). */
+export interface ActingFor { authorization?: string; apiKey?: string }
+/** `callerId`: the extension asking (verified by the kernel); `principal`: the user it acts for, verified by the kernel. */
+export interface ExecuteCommandParams { command: string; args: unknown[]; callerId?: string; actingFor?: ActingFor; principal?: Principal }
 export interface HandleRouteParams { extensionId: string; route: string; request: HttpRequestData }
 
 /** Requests and notifications a host sends; the kernel implements them. */
