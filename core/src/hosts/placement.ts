@@ -132,7 +132,7 @@ function moduleFolders(dir: string): string[] {
   const out: string[] = [];
   for (let d = resolve(dir); ; d = dirname(d)) {
     const nm = resolve(d, 'node_modules');
-    if (existsSync(nm)) out.push(nm, ...linkedPackages(nm));
+    if (existsSync(nm)) out.push(nm, realpathSync(nm), ...linkedPackages(nm));
     if (dirname(d) === d) return out;
   }
 }

@@ -28,7 +28,8 @@ describe('skills over HTTP', function () {
     await setup.stop();
     kernel = await startTestKernel({
       extensions: [skillsRoot, fixture('test-auth'), fixture('js-skills'), fixture('tool-user')],
-      config: { extensions: { 'aion.skills': skillsConfig } },
+      // tool-user runs tools for principals it names: the operator grants it the privileged skills API.
+      config: { extensions: { 'aion.skills': skillsConfig }, permissions: { grants: { 'fixtures.tool-user': { apis: ['aion.skills'] } } } },
     });
   });
 
