@@ -5,7 +5,7 @@ import type { AuthConfiguration } from './config.js';
 import { decoyHash, generatePassword, hashPassword, verifyPassword } from './passwords.js';
 import { rateLimitHeaders, retryAfterSeconds, type BucketDecision, type RateLimiter } from './rateLimits.js';
 import type { Revocations } from './revocations.js';
-import { AccessTokens, AuthErrorCodes, looksLikeApiKey, newApiKey, newRefreshToken, parseApiKey, parseRefreshToken, sameHash, type SubjectType } from './tokens.js';
+import { AccessTokens, AuthErrorCodes, looksLikeApiKey, type AccessClaims, newApiKey, newRefreshToken, parseApiKey, parseRefreshToken, sameHash, type SubjectType } from './tokens.js';
 
 /** Every row and token names a tenant; there is one until multi-tenancy arrives. */
 export const DEFAULT_TENANT = 'default';
@@ -120,7 +120,7 @@ export class AuthService {
       kind = looksLikeApiKey(credential) ? 'key' : 'jwt';
     }
     if (kind === 'key') return this.withApiKey(credential, ip);
-    let principal: Principal & { fam?: string };
+    let principal: Principal & AccessClaims;
     try {
       principal = await this.tokens.verify(credential);
     } catch (err) {
@@ -336,8 +336,9 @@ export class AuthService {
   }
 
   /**
-   * What a principal may hand on, as the database says now: a token's scopes can be stale (a device
-   * since revoked) and a principal passed to the command could claim anything.
+   * What a principal may hand on, as the database says now: a token's claims can be stale (its user
+   * disabled, its device revoked on an instance that shares no Redis) and a principal passed to the
+   * command could claim anything.
    */
   private async currentScopes(principal: Principal): Promise<string[]> {
     const stored = await this.storedScopes(principal);
