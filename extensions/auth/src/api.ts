@@ -33,8 +33,16 @@ export interface CreateUserResult {
   password?: string;
 }
 
-/** Error codes auth adds to the common ones (both answer 401). */
+/** Error codes auth adds to the common ones. */
 export const AuthErrorCodes = {
+  /** 401: an expired access token, refresh token or API key. */
   TOKEN_EXPIRED: 'TOKEN_EXPIRED',
+  /** 401: a valid access token of a sign-in that ended (logout, refresh-token reuse, revoked device, password change). */
+  TOKEN_REVOKED: 'TOKEN_REVOKED',
+  /** 401: a rotated refresh token presented again; its whole sign-in is revoked. */
   REFRESH_TOKEN_REUSED: 'REFRESH_TOKEN_REUSED',
+  /** 403: a user, device or API key would get scopes its creator does not hold (`details.scopes`). */
+  SCOPE_NOT_GRANTABLE: 'SCOPE_NOT_GRANTABLE',
+  /** 403: an API key or a device tried to create a user holding `*` or `users:write` (`details.scopes`). */
+  INTERACTIVE_SIGN_IN_REQUIRED: 'INTERACTIVE_SIGN_IN_REQUIRED',
 } as const;

@@ -4,7 +4,8 @@ import { type ApiKeyRow, type AuthStore, type DeviceRow, type UserRow } from './
 import type { AuthConfiguration } from './config.js';
 import { decoyHash, generatePassword, hashPassword, verifyPassword } from './passwords.js';
 import { rateLimitHeaders, retryAfterSeconds, type BucketDecision, type RateLimiter } from './rateLimits.js';
-import { AccessTokens, AuthErrorCodes, looksLikeApiKey, newApiKey, newRefreshToken, parseApiKey, parseRefreshToken, sameHash, type SubjectType } from './tokens.js';
+import type { Revocations } from './revocations.js';
+import { AccessTokens, AuthErrorCodes, looksLikeApiKey, type AccessClaims, newApiKey, newRefreshToken, parseApiKey, parseRefreshToken, sameHash, type SubjectType } from './tokens.js';
 
 /** Every row and token names a tenant; there is one until multi-tenancy arrives. */
 export const DEFAULT_TENANT = 'default';
@@ -51,11 +52,23 @@ export function validScopes(value: unknown, what: string): string[] {
   return [...new Set(value as string[])];
 }
 
+/** Scopes that let their holder create users, so creating a holder of one creates an administrator. */
+const ADMIN_SCOPES = ['*', 'users:write'];
+
 /** Scopes a holder can hand on: only its own, or any when it holds `*`. */
 function assertGrantable(holder: string[], requested: string[]): void {
   if (holder.includes('*')) return;
   const extra = requested.filter((s) => !holder.includes(s));
-  if (extra.length > 0) throw new AionError(ErrorCodes.FORBIDDEN, `you cannot grant scopes you do not hold: ${extra.join(', ')}`, { details: { scopes: extra } });
+  if (extra.length > 0) {
+    throw new AionError(AuthErrorCodes.SCOPE_NOT_GRANTABLE, `you cannot grant scopes you do not hold: ${extra.join(', ')}`, { status: 403, details: { scopes: extra } });
+  }
+}
+
+/** The scopes held under both lists (`*` holds everything). */
+function commonScopes(a: string[], b: string[]): string[] {
+  if (a.includes('*')) return b;
+  if (b.includes('*')) return a;
+  return a.filter((s) => b.includes(s));
 }
 
 export function userView(u: UserRow) {
@@ -79,6 +92,7 @@ export class AuthService {
     private readonly store: AuthStore,
     private readonly tokens: AccessTokens,
     private readonly limiter: RateLimiter | undefined,
+    private readonly revocations: Revocations,
     private readonly config: AuthConfiguration,
     private readonly logger: Logger,
   ) {}
@@ -106,15 +120,16 @@ export class AuthService {
       kind = looksLikeApiKey(credential) ? 'key' : 'jwt';
     }
     if (kind === 'key') return this.withApiKey(credential, ip);
-    let principal: Principal;
+    let principal: Principal & AccessClaims;
     try {
       principal = await this.tokens.verify(credential);
     } catch (err) {
       const e = err as AionError;
       return this.reject(ip, e.code, e.message);
     }
-    const decision = this.limiter ? await this.limiter.forIp(ip) : undefined;
-    if (decision && !decision.allowed) return this.rateLimited(decision, `too many requests from ${ip}`);
+    if (this.revocations.rejects(principal)) return this.reject(ip, AuthErrorCodes.TOKEN_REVOKED, 'this sign-in has ended (logout, a revoked device or refresh token, or a password change): sign in again');
+    const decision = this.limiter ? await this.limiter.forPrincipal(principal.sub) : undefined;
+    if (decision && !decision.allowed) return this.rateLimited(decision, `too many requests from this ${principal.type}`);
     return { principal, headers: decision ? rateLimitHeaders(decision) : undefined };
   }
 
@@ -233,6 +248,7 @@ export class AuthService {
     const subject = await this.currentSubject(row.tenant_id, row.subject_type, row.subject_id, row.owner_id);
     if (!subject) {
       await this.store.revokeFamily(row.family_id);
+      await this.revocations.revoke('family', [row.family_id]);
       throw new AionError(ErrorCodes.UNAUTHENTICATED, `the ${row.subject_type} behind this refresh token is disabled or revoked`);
     }
     const next = newRefreshToken();
@@ -256,6 +272,7 @@ export class AuthService {
 
   private async reused(row: { family_id: string; tenant_id: string; subject_id: string; owner_id: string; id: string }, ip: string): Promise<never> {
     const revoked = await this.store.revokeFamily(row.family_id);
+    await this.revocations.revoke('family', [row.family_id]);
     await this.store.audit({ tenant_id: row.tenant_id, event: 'refresh_reused', actor: row.owner_id, subject: row.subject_id, ip, details: { family_id: row.family_id, token_id: row.id, revoked } });
     this.logger.warn('a rotated refresh token was presented again: its family is revoked', { family: row.family_id, subject: row.subject_id, ip });
     throw new AionError(AuthErrorCodes.REFRESH_TOKEN_REUSED, 'this refresh token was already used: every token of its sign-in is now revoked; sign in again', { status: 401 });
@@ -280,6 +297,7 @@ export class AuthService {
     } else if (typeof principal?.fam === 'string') family = principal.fam;
     if (!family) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "refresh_token": "aionr_…" } or an access token from the sign-in to end');
     await this.store.revokeFamily(family);
+    await this.revocations.revoke('family', [family]);
     await this.store.audit({ tenant_id: principal?.tenant_id ?? DEFAULT_TENANT, event: 'logout', actor: principal?.sub ?? null, ip, details: { family_id: family } });
   }
 
@@ -292,12 +310,50 @@ export class AuthService {
     if (password !== undefined && (typeof password !== 'string' || password.length < this.config.passwordMinLength)) {
       throw new AionError(ErrorCodes.VALIDATION_FAILED, `a password has at least ${this.config.passwordMinLength} characters`);
     }
+    if (admin !== undefined && typeof admin !== 'boolean') throw new AionError(ErrorCodes.VALIDATION_FAILED, 'admin is true or false');
     const granted = admin === true ? ['*'] : scopes === undefined ? this.config.defaultUserScopes : validScopes(scopes, 'scopes');
-    if (actor) assertGrantable(actor.scopes, granted);
+    if (actor) await this.assertMayCreateUser(actor, granted);
     const generated = password === undefined ? generatePassword() : undefined;
     const user = await this.store.createUser({ tenant_id: actor?.tenant_id ?? DEFAULT_TENANT, username, password_hash: await hashPassword((password as string | undefined) ?? generated!, this.config.scryptCost), scopes: granted });
     await this.store.audit({ tenant_id: user.tenant_id, event: 'user_created', actor: actor?.sub ?? 'cli', subject: user.id, ip, details: { username, scopes: granted } });
     return generated ? { user: userView(user), password: generated } : { user: userView(user) };
+  }
+
+  /**
+   * A user is created within its creator's scopes; one who could create users in turn (an administrator)
+   * only by a signed-in person unless `adminCreation` is `any`, so a leaked key or device cannot make
+   * accounts that outlive it.
+   */
+  private async assertMayCreateUser(actor: Principal, granted: string[]): Promise<void> {
+    assertGrantable(await this.currentScopes(actor), granted);
+    const admin = granted.filter((s) => ADMIN_SCOPES.includes(s));
+    if (admin.length > 0 && actor.type !== 'user' && this.config.adminCreation === 'interactive') {
+      throw new AionError(AuthErrorCodes.INTERACTIVE_SIGN_IN_REQUIRED, `only a signed-in user can create a user holding ${admin.join(', ')}, not ${actor.type === 'service' ? 'an API key' : `a ${actor.type}`}: sign in with a password and retry`, {
+        status: 403,
+        details: { scopes: admin },
+      });
+    }
+  }
+
+  /**
+   * What a principal may hand on, as the database says now: a token's claims can be stale (its user
+   * disabled, its device revoked on an instance that shares no Redis) and a principal passed to the
+   * command could claim anything.
+   */
+  private async currentScopes(principal: Principal): Promise<string[]> {
+    const stored = await this.storedScopes(principal);
+    if (!stored || !Array.isArray(principal.scopes)) throw new AionError(ErrorCodes.UNAUTHENTICATED, `the ${principal.type} behind this request no longer exists, or is disabled or revoked`);
+    return commonScopes(stored, principal.scopes.map(String));
+  }
+
+  private async storedScopes(principal: Principal): Promise<string[] | undefined> {
+    if (principal.type === 'service') {
+      const key = await this.store.findApiKey(principal.tenant_id, principal.sub);
+      const live = key && key.revoked_at === null && !key.owner_disabled && (key.expires_at === null || key.expires_at > Date.now());
+      return live ? key.scopes : undefined;
+    }
+    if (principal.type !== 'user' && principal.type !== 'device') return undefined;
+    return (await this.currentSubject(principal.tenant_id, principal.type as SubjectType, principal.sub, String(principal.owner ?? principal.sub)))?.scopes;
   }
 
   async listUsers(principal: Principal) {
@@ -338,7 +394,10 @@ export class AuthService {
     const user = await this.store.findUser(principal.tenant_id, principal.sub);
     if (!user || !(await verifyPassword(current, user.password_hash))) throw new AionError(ErrorCodes.FORBIDDEN, 'the current password is wrong');
     await this.store.setPassword(user.tenant_id, user.id, await hashPassword(next, this.config.scryptCost));
-    await this.store.audit({ tenant_id: user.tenant_id, event: 'password_changed', actor: user.id, subject: user.id, ip });
+    // Whoever else knew the old password is signed out; this sign-in, devices and API keys stay.
+    const ended = await this.store.revokeOtherSignIns(user.tenant_id, user.id, typeof principal.fam === 'string' ? principal.fam : undefined);
+    await this.revocations.revoke('family', ended);
+    await this.store.audit({ tenant_id: user.tenant_id, event: 'password_changed', actor: user.id, subject: user.id, ip, details: { signins_ended: ended.length } });
   }
 
   /** Credentials are minted by people, not by other credentials. */
@@ -354,7 +413,7 @@ export class AuthService {
     if (typeof name !== 'string' || name.trim() === '' || name.length > 200) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'an API key needs a name (up to 200 characters)');
     if (expiresIn !== undefined && (!Number.isInteger(expiresIn) || (expiresIn as number) <= 0)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'expires_in_seconds is a positive integer');
     const granted = scopes === undefined ? this.config.defaultApiKeyScopes : validScopes(scopes, 'scopes');
-    assertGrantable(principal.scopes, granted);
+    assertGrantable(await this.currentScopes(principal), granted);
     const { key, prefix, hash } = newApiKey();
     const row = await this.store.createApiKey({
       tenant_id: principal.tenant_id,
@@ -385,7 +444,7 @@ export class AuthService {
     const { name, scopes } = (body ?? {}) as { name?: unknown; scopes?: unknown };
     if (typeof name !== 'string' || name.trim() === '' || name.length > 200) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a device needs a name (up to 200 characters)');
     const granted = scopes === undefined ? this.config.defaultDeviceScopes : validScopes(scopes, 'scopes');
-    assertGrantable(principal.scopes, granted);
+    assertGrantable(await this.currentScopes(principal), granted);
     const device = await this.store.createDevice({ tenant_id: principal.tenant_id, owner_id: principal.sub, name: name.trim(), scopes: granted });
     await this.store.audit({ tenant_id: principal.tenant_id, event: 'device_created', actor: principal.sub, subject: device.id, ip, details: { scopes: granted } });
     const tokens = await this.issue({ type: 'device', id: device.id, owner: principal.sub, scopes: granted }, principal.tenant_id);
@@ -417,6 +476,7 @@ export class AuthService {
   async revokeDevice(principal: Principal, id: string, ip: string): Promise<void> {
     const device = await this.ownDevice(principal, id);
     await this.store.revokeDevice(principal.tenant_id, device.owner_id, id);
+    await this.revocations.revoke('subject', [id]);
     await this.store.audit({ tenant_id: principal.tenant_id, event: 'device_revoked', actor: principal.sub, subject: id, ip });
   }
 

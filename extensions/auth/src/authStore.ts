@@ -76,6 +76,11 @@ export function migrations(p: string): MigrationStep[] {
           created_at BIGINT NOT NULL)`,
       ],
     },
+    {
+      // Every start reads the revocations of the last access-token lifetime.
+      name: '002-refresh-tokens-revoked-at',
+      up: [`CREATE INDEX ${p}refresh_tokens_revoked ON ${p}refresh_tokens (revoked_at)`],
+    },
   ];
 }
 
@@ -297,6 +302,13 @@ export class AuthStore {
     );
   }
 
+  async findApiKey(tenantId: string, id: string): Promise<(ApiKeyRow & { owner_disabled: number }) | undefined> {
+    return this.one<ApiKeyRow & { owner_disabled: number }>(
+      `SELECT k.*, COALESCE(u.disabled, 1) AS owner_disabled FROM ${this.p}api_keys k LEFT JOIN ${this.p}users u ON u.id = k.owner_id AND u.tenant_id = k.tenant_id WHERE k.tenant_id = ? AND k.id = ?`,
+      [tenantId, id],
+    );
+  }
+
   async revokeApiKey(tenantId: string, ownerId: string, id: string): Promise<boolean> {
     const { changes } = await this.db.execute(`UPDATE ${this.p}api_keys SET revoked_at = ? WHERE tenant_id = ? AND owner_id = ? AND id = ? AND revoked_at IS NULL`, [Date.now(), tenantId, ownerId, id]);
     return changes > 0;
@@ -341,6 +353,28 @@ export class AuthStore {
     return changes;
   }
 
+  /** Revokes every live sign-in of a user but one; answers the families it ended. */
+  async revokeOtherSignIns(tenantId: string, userId: string, keepFamily: string | undefined): Promise<string[]> {
+    const rows = await this.db.query<{ family_id: string }>(
+      `SELECT DISTINCT family_id FROM ${this.p}refresh_tokens WHERE tenant_id = ? AND subject_type = 'user' AND subject_id = ? AND revoked_at IS NULL AND family_id <> ?`,
+      [tenantId, userId, keepFamily ?? ''],
+    );
+    const families = rows.map((r) => r.family_id);
+    if (families.length === 0) return [];
+    await this.db.execute(`UPDATE ${this.p}refresh_tokens SET revoked_at = ? WHERE family_id IN (${families.map(() => '?').join(', ')}) AND revoked_at IS NULL`, [Date.now(), ...families]);
+    return families;
+  }
+
+  /** Sign-ins and devices revoked after `since`, with when. */
+  async revokedSince(since: number): Promise<{ families: Array<{ id: string; revoked_at: number }>; devices: Array<{ id: string; revoked_at: number }> }> {
+    const [families, devices] = await Promise.all([
+      this.db.query<{ id: string; revoked_at: SqlValue }>(`SELECT family_id AS id, MAX(revoked_at) AS revoked_at FROM ${this.p}refresh_tokens WHERE revoked_at > ? GROUP BY family_id`, [since]),
+      this.db.query<{ id: string; revoked_at: SqlValue }>(`SELECT id, revoked_at FROM ${this.p}devices WHERE revoked_at > ?`, [since]),
+    ]);
+    const withTime = (rows: Array<{ id: string; revoked_at: SqlValue }>) => rows.map((r) => ({ id: r.id, revoked_at: Number(r.revoked_at) }));
+    return { families: withTime(families), devices: withTime(devices) };
+  }
+
   // Audit
 
   async audit(event: AuditEvent): Promise<void> {
@@ -365,11 +399,11 @@ export class AuthStore {
     return rows.map((r) => ({ ...r, details: r.details ? JSON.parse(String(r.details)) : null }));
   }
 
-  /** Drops refresh tokens past their expiry and audit events past retention. */
-  async purge(auditRetentionMs: number): Promise<void> {
+  /** Drops refresh tokens once no access token of theirs can be valid, and audit events past retention. */
+  async purge(auditRetentionMs: number, accessTokenTtlMs: number): Promise<void> {
     const now = Date.now();
     await this.db.transaction([
-      { sql: `DELETE FROM ${this.p}refresh_tokens WHERE expires_at < ?`, params: [now] },
+      { sql: `DELETE FROM ${this.p}refresh_tokens WHERE expires_at < ?`, params: [now - accessTokenTtlMs] },
       { sql: `DELETE FROM ${this.p}audit_events WHERE at < ?`, params: [now - auditRetentionMs] },
     ]);
   }

@@ -22,11 +22,15 @@ export interface AuthConfiguration {
   defaultDeviceScopes: string[];
   defaultApiKeyScopes: string[];
   auditRetentionDays: number;
+  /** `interactive`: only a signed-in user may create a user holding `*` or `users:write`; `any`: API keys and devices may too. */
+  adminCreation: 'interactive' | 'any';
   redisUrl?: string;
+  revocations: { redisChannel: string };
   rateLimits: {
     enabled: boolean;
     redisKeyPrefix: string;
     perApiKey: BucketConfig;
+    perPrincipal: BucketConfig;
     perIp: BucketConfig;
     login: { perAccount: WindowConfig; perIp: WindowConfig };
   };

@@ -9,6 +9,7 @@ import { AuthService } from './authService.js';
 import { AuthStore } from './authStore.js';
 import type { AuthConfiguration } from './config.js';
 import { RateLimiter } from './rateLimits.js';
+import { Revocations } from './revocations.js';
 import { AccessTokens } from './tokens.js';
 
 const PURGE_INTERVAL_MS = 6 * 60 * 60 * 1000;
@@ -32,11 +33,21 @@ async function connectRedis(url: string, ctx: aion.ExtensionContext): Promise<Re
   redis.on('error', () => undefined);
   try {
     await redis.connect();
-    ctx.logger.info('rate limits are shared through Redis');
+    ctx.logger.info('rate limits and access-token revocations are shared through Redis');
   } catch (err) {
-    ctx.logger.warn(`Redis is unreachable (${(err as Error).message}); rate limits use this instance's memory until it answers`);
+    ctx.logger.warn(`Redis is unreachable (${(err as Error).message}); rate limits use this instance's memory and revocations are announced once it answers`);
   }
   return redis;
+}
+
+/** The principal `auth.createUser` acts for, when its caller passes one. */
+function commandPrincipal(value: unknown): Principal | undefined {
+  if (value === undefined || value === null) return undefined;
+  const p = value as Principal;
+  if (typeof p !== 'object' || typeof p.sub !== 'string' || typeof p.type !== 'string' || typeof p.tenant_id !== 'string' || !Array.isArray(p.scopes)) {
+    throw new AionError(ErrorCodes.VALIDATION_FAILED, 'the second argument of auth.createUser is the principal to act for: { sub, type, tenant_id, scopes, owner? }');
+  }
+  return p;
 }
 
 export async function activate(ctx: aion.ExtensionContext) {
@@ -46,11 +57,13 @@ export async function activate(ctx: aion.ExtensionContext) {
   const tokens = await AccessTokens.create(await signingKey(ctx, store), config.issuer, config.accessTokenTtlSeconds);
 
   const redisUrl = config.redisUrl || (await ctx.secrets.get('AION_REDIS_URL'));
-  const redis = config.rateLimits.enabled && redisUrl ? await connectRedis(redisUrl, ctx) : undefined;
+  const redis = redisUrl ? await connectRedis(redisUrl, ctx) : undefined;
+  const revocations = await Revocations.start({ store, accessTokenTtlSeconds: config.accessTokenTtlSeconds, logger: ctx.logger, redis, channel: config.revocations.redisChannel });
   let service!: AuthService;
   const limiter = config.rateLimits.enabled
     ? new RateLimiter({
         perApiKey: config.rateLimits.perApiKey,
+        perPrincipal: config.rateLimits.perPrincipal,
         perIp: config.rateLimits.perIp,
         login: config.rateLimits.login,
         redis,
@@ -58,7 +71,7 @@ export async function activate(ctx: aion.ExtensionContext) {
         onStoreError: (err) => service.warnStore(err),
       })
     : undefined;
-  service = new AuthService(store, tokens, limiter, config, ctx.logger);
+  service = new AuthService(store, tokens, limiter, revocations, config, ctx.logger);
 
   const admin = await service.ensureInitialAdmin();
   if (admin) {
@@ -69,7 +82,7 @@ export async function activate(ctx: aion.ExtensionContext) {
     );
   }
 
-  const purge = () => store.purge(config.auditRetentionDays * 86_400_000).catch((err) => ctx.logger.warn(`purging expired tokens and old audit events failed: ${(err as Error).message}`));
+  const purge = () => store.purge(config.auditRetentionDays * 86_400_000, config.accessTokenTtlSeconds * 1000).catch((err) => ctx.logger.warn(`purging expired tokens and old audit events failed: ${(err as Error).message}`));
   void purge();
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
@@ -106,12 +119,15 @@ export async function activate(ctx: aion.ExtensionContext) {
     handle('POST /v1/users', async (req) => ({ status: 201, body: await service.createUser(req.body, principalOf(req), req.ip) })),
     handle('GET /v1/auth/audit', async (req) => ({ body: await service.listAudit(principalOf(req), req.query) })),
     // `aion users create` runs this: { username, password?, scopes?, admin? } → { user, password? }.
-    aion.commands.register('auth.createUser', (options: Record<string, unknown> | undefined) => {
+    // Without a principal it acts for the operator at the console; with one, within that principal's rights.
+    // The host appends a cancellation token after the declared parameters, so it is declared to keep it out of `principal`.
+    aion.commands.register('auth.createUser', (options: Record<string, unknown> | undefined, principal: unknown, _token: aion.CancellationToken) => {
       // From `aion users create --scopes a,b` scopes arrive as one comma-separated string.
       const scopes = typeof options?.scopes === 'string' ? options.scopes.split(',').map((s) => s.trim()).filter(Boolean) : options?.scopes;
-      return service.createUser({ ...options, scopes });
+      return service.createUser({ ...options, scopes }, commandPrincipal(principal));
     }),
     { dispose: () => clearInterval(purgeTimer) },
+    revocations,
     { dispose: () => limiter?.dispose() },
     { dispose: () => void redis?.quit().catch(() => redis.disconnect()) },
   );

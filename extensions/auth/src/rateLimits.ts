@@ -91,6 +91,7 @@ class RedisBucketStore implements BucketStore {
 
 export interface RateLimiterOptions {
   perApiKey: BucketConfig;
+  perPrincipal: BucketConfig;
   perIp: BucketConfig;
   login: { perAccount: WindowConfig; perIp: WindowConfig };
   redis?: Redis;
@@ -120,7 +121,7 @@ export class RateLimiter {
     this.loginIp = window('login-ip', options.login.perIp);
   }
 
-  private async take(kind: 'key' | 'ip', id: string, config: BucketConfig): Promise<BucketDecision> {
+  private async take(kind: 'key' | 'principal' | 'ip', id: string, config: BucketConfig): Promise<BucketDecision> {
     const capacity = config.burst;
     const refillPerMs = config.perMinute / 60_000;
     const key = `${kind}:${id}`;
@@ -145,6 +146,12 @@ export class RateLimiter {
     return this.take('key', keyId, this.options.perApiKey);
   }
 
+  /** A signed-in user or device, wherever its requests come from. */
+  forPrincipal(subject: string): Promise<BucketDecision> {
+    return this.take('principal', subject, this.options.perPrincipal);
+  }
+
+  /** Requests without credentials or with bad ones. */
   forIp(ip: string): Promise<BucketDecision> {
     return this.take('ip', ip, this.options.perIp);
   }

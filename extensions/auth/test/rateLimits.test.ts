@@ -8,23 +8,7 @@ import { Redis } from 'ioredis';
 import { startTestKernel, type TestKernel } from '@aion/core';
 import { forEachDatabase, requireServer, STORAGE_EXTENSION_DIR } from '@aion/ext-storage/testing';
 import { AUTH_EXTENSION_DIR, call, createUser, signInAdmin } from '../src/testing.js';
-
-const REDIS_URL = process.env.AION_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-async function probeRedis(): Promise<string | undefined> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  let cause: Error | undefined;
-  redis.on('error', (err: Error) => (cause ??= err));
-  try {
-    await redis.connect();
-    await redis.ping();
-    return undefined;
-  } catch (err) {
-    return (cause ?? (err as Error)).message || String(err);
-  } finally {
-    redis.disconnect();
-  }
-}
+import { probeRedis, REDIS_URL } from './redis.js';
 
 /** Sends requests until one is refused; answers how many passed and the refusal. */
 async function untilRefused(send: () => Promise<Response>, max: number): Promise<{ passed: number; refused?: Response; elapsedMs: number; remaining: number[] }> {
@@ -79,6 +63,46 @@ forEachDatabase('aion.auth rate limits', (db) => {
     assert.equal(run.refused?.status, 429);
     assert.ok(Number(run.refused!.headers.get('retry-after')) >= 1);
     assert.equal(run.refused!.headers.get('ratelimit-limit'), '120');
+  });
+});
+
+forEachDatabase('aion.auth rate limits per principal', (db) => {
+  let kernel: TestKernel | undefined;
+
+  before(async () => {
+    // Refills of one token a minute cannot blur counts within a test.
+    kernel = await startTestKernel({
+      extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR],
+      config: { extensions: { 'aion.storage': db.storageConfig(), 'aion.auth': { scryptCost: 1024, rateLimits: { perIp: { perMinute: 1, burst: 3 }, perPrincipal: { perMinute: 1, burst: 5 } } } } },
+    });
+  });
+  after(async () => kernel?.stop());
+
+  it('charges signed-in requests to their user or device, not to the address every client behind a proxy shares', async () => {
+    const admin = await signInAdmin(kernel!);
+    const alice = await createUser(kernel!, admin.access_token, 'alice');
+    const bob = await createUser(kernel!, admin.access_token, 'bob');
+    const device = ((await (await call(kernel!, 'POST', '/v1/devices', { token: alice.access_token, body: { name: 'phone' } })).json()) as { access_token: string }).access_token;
+
+    const aliceRun = await untilRefused(() => call(kernel!, 'GET', '/v1/me', { token: alice.access_token }), 10);
+    assert.equal(aliceRun.passed, 4, 'five in all, one spent registering the device; more than the address’s three');
+    assert.deepEqual(aliceRun.remaining, [3, 2, 1, 0]);
+    const refused = aliceRun.refused!;
+    const body = (await refused.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'RATE_LIMITED');
+    assert.match(body.error.message, /this user/);
+    assert.ok(Number(refused.headers.get('retry-after')) >= 50, `one token a minute: Retry-After ${refused.headers.get('retry-after')}`);
+    assert.equal(refused.headers.get('ratelimit-limit'), '5');
+    assert.equal(refused.headers.get('ratelimit-policy'), '1;w=60;burst=5');
+
+    assert.equal((await untilRefused(() => call(kernel!, 'GET', '/v1/me', { token: bob.access_token }), 10)).passed, 5, 'bob, from the same address, has his own bucket');
+    assert.equal((await untilRefused(() => call(kernel!, 'GET', '/v1/me', { token: device }), 10)).passed, 5, 'so has alice’s device');
+
+    const anonymous = await untilRefused(() => kernel!.request('/v1/me'), 10);
+    assert.equal(anonymous.passed, 3, 'signed-in traffic spent none of the address’s bucket');
+    assert.equal(anonymous.refused!.headers.get('ratelimit-limit'), '3');
+    const guessing = await call(kernel!, 'GET', '/v1/me', { token: 'not-a-token' });
+    assert.equal(guessing.status, 429, 'bad credentials are charged to the address');
   });
 });
 
