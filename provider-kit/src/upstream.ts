@@ -1,5 +1,5 @@
 import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
 import type { ProviderErrorCode, ProviderErrorEvent, ProviderEvent } from './types.js';
 
 /** A failed upstream call; a chat turns it into its final `error` event, `listModels` into an AionError. */
@@ -111,11 +111,14 @@ function describe(err: unknown): string {
 }
 
 /**
- * Keep-alive connections per origin, shared by every call in the process. Its own timeouts are off:
- * an UpstreamCall times each wait itself, because undici's body timeout would also count the time a
- * slow consumer leaves the stream paused. Redirects are followed as `fetch` follows them.
+ * Keep-alive connections per origin, shared by every call in the process; redirects are followed as
+ * `fetch` follows them. In a host whose network is isolated the host's global dispatcher (through the
+ * kernel's egress proxy) is the only way out, so it is the base there.
  */
-const dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0 }).compose(interceptors.redirect({ maxRedirections: 20 }));
+const dispatcher = (process.env.AION_EGRESS_SOCKET ? getGlobalDispatcher() : new Agent()).compose(interceptors.redirect({ maxRedirections: 20 }));
+
+/** An UpstreamCall times each wait itself: undici's body timeout would also count the time a slow consumer leaves the stream paused. */
+const noUndiciTimeouts = { headersTimeout: 0, bodyTimeout: 0 };
 
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
@@ -162,7 +165,7 @@ export class UpstreamCall {
     const headers: Record<string, string> = { accept: 'application/json, text/event-stream, application/x-ndjson', 'user-agent': 'aion', ...upstream.headers };
     if (upstream.body !== undefined) headers['content-type'] = 'application/json';
     const { statusCode, headers: responseHeaders, body } = await this.guarded(
-      () => request(upstream.url, { method: upstream.method, headers, body: upstream.body === undefined ? undefined : JSON.stringify(upstream.body), signal: this.controller.signal, dispatcher }),
+      () => request(upstream.url, { method: upstream.method, headers, body: upstream.body === undefined ? undefined : JSON.stringify(upstream.body), signal: this.controller.signal, dispatcher, ...noUndiciTimeouts }),
       false,
     );
     const response: UpstreamResponse = { status: statusCode, headers: responseHeaders, body };
