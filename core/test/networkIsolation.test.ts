@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -29,11 +29,22 @@ async function target(host = '127.0.0.1'): Promise<Target> {
   return t;
 }
 
-/** A real extension folder: manifest, the probe as its main, and node_modules as an installed extension has them. */
-function probeExtension(root: string, name: string, aion: Record<string, unknown>): void {
+/**
+ * A real extension folder: manifest, the probe as its main, and node_modules as an installed extension
+ * has them. `bundled` copies provider-kit and undici in, as a published provider ships them: a
+ * dedicated host reads only its own folder and the host runtime.
+ */
+function probeExtension(root: string, name: string, aion: Record<string, unknown>, { bundled = false } = {}): void {
   const dir = writeExtension(root, name, base({ name, publisher: 'fixtures', type: 'module', main: 'probe.js', contributes: { routes: [{ method: 'GET', path: `/v1/net/${name}/try` }] }, aion: { host: 'dedicated', ...aion } }));
   copyFileSync(join(fixture('network'), 'probe.js'), join(dir, 'probe.js'));
-  symlinkSync(repoNodeModules, join(dir, 'node_modules'));
+  if (!bundled) return symlinkSync(repoNodeModules, join(dir, 'node_modules'));
+  const modules = join(dir, 'node_modules');
+  mkdirSync(join(modules, '@aion'), { recursive: true });
+  symlinkSync(join(repoNodeModules, '@aion', 'extension-api'), join(modules, '@aion', 'extension-api'));
+  const providerKit = join(repoNodeModules, '@aion', 'provider-kit');
+  for (const part of ['package.json', 'dist/src']) cpSync(join(providerKit, part), join(modules, '@aion', 'provider-kit', part), { recursive: true });
+  const undici = join(providerKit, 'node_modules', 'undici');
+  for (const part of ['package.json', 'index.js', 'lib']) cpSync(join(undici, part), join(modules, 'undici', part), { recursive: true });
 }
 
 interface Running {
@@ -100,7 +111,7 @@ describe('network isolation of dedicated hosts', function () {
     if (externalAddress) external = await target(externalAddress);
     root = tempDir('aion-netns-ext-');
     probeExtension(root, 'deny', { permissions: { network: 'deny' } });
-    probeExtension(root, 'listed', { permissions: { network: [`127.0.0.1:${allowed.port}`, 'example.invalid:443'] } });
+    probeExtension(root, 'listed', { permissions: { network: [`127.0.0.1:${allowed.port}`, 'example.invalid:443'] } }, { bundled: true });
     probeExtension(root, 'wild', { permissions: { network: [`*:${allowed.port}`] } });
     probeExtension(root, 'pinned', { permissions: { network: [`*:${allowed.port}`, `127.0.0.1:${allowed.port}`] } });
     probeExtension(root, 'granted', { permissions: { network: 'deny' } });
@@ -202,6 +213,18 @@ describe('network isolation of dedicated hosts', function () {
       const logged = running.logs.find((l) => l.code === 'NETWORK_DENIED' && l.extension === 'fixtures.listed' && l.target === `127.0.0.1:${other.port}`);
       assert.ok(logged, 'the refusal is logged with the extension id');
       assert.equal(logged.level, 40);
+    });
+
+    it('keeps a provider working: provider-kit\'s upstream calls take the proxy', async () => {
+      const before = allowed.hits;
+      const reached = await running.attempt('listed', 'provider', { url: at(allowed) });
+      assert.equal(reached.status, 200, JSON.stringify(reached));
+      assert.equal(JSON.parse(reached.body).hello, 'from the target');
+      assert.equal(allowed.hits, before + 1);
+      const refused = await running.attempt('listed', 'provider', { url: at(other) });
+      assert.equal(refused.failure, 'PROVIDER_AUTH_FAILED', 'the proxy\'s 403 reaches the provider as an answer');
+      assert.match(refused.message, /NETWORK_DENIED|may not connect/);
+      assert.equal(other.hits, 0);
     });
 
     it('cannot bypass the proxy with a raw socket or its own undici Agent', async () => {
