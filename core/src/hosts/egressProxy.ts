@@ -56,6 +56,8 @@ export class EgressProxy {
   private readonly server: Server;
   private readonly upstreamAgent: Agent;
   private readonly limits: EgressLimits;
+  /** Every connection on the socket, admitted or being refused. */
+  private readonly connections = new Set<Socket>();
   private readonly clients = new Set<Socket>();
   private readonly tunnels = new Set<Socket>();
 
@@ -84,7 +86,7 @@ export class EgressProxy {
 
   /** Stops listening, cuts every open connection and removes the socket. */
   async close(): Promise<void> {
-    for (const socket of [...this.clients, ...this.tunnels]) socket.destroy();
+    for (const socket of [...this.connections, ...this.tunnels]) socket.destroy();
     this.upstreamAgent.destroy();
     await new Promise<void>((resolve) => this.listener.close(() => resolve()));
     rmSync(this.directory, { recursive: true, force: true });
@@ -92,15 +94,19 @@ export class EgressProxy {
 
   private admit(socket: Socket): void {
     socket.on('error', () => socket.destroy());
-    if (this.clients.size >= this.limits.maxConnections) {
-      const error = new AionError(ErrorCodes.SERVICE_UNAVAILABLE, `${this.options.extensionId} holds ${this.clients.size} connections through the egress proxy, the most it may; close some and retry`);
-      this.options.logger.warn({ extension: this.options.extensionId, code: error.code }, error.message);
-      socket.end(rawResponse(503, 'Service Unavailable', error));
-      return;
+    this.connections.add(socket);
+    socket.once('close', () => this.connections.delete(socket));
+    if (this.clients.size < this.limits.maxConnections) {
+      this.clients.add(socket);
+      socket.once('close', () => this.clients.delete(socket));
+      return void this.server.emit('connection', socket);
     }
-    this.clients.add(socket);
-    socket.once('close', () => this.clients.delete(socket));
-    this.server.emit('connection', socket);
+    const error = new AionError(ErrorCodes.SERVICE_UNAVAILABLE, `${this.options.extensionId} holds ${this.limits.maxConnections} connections through the egress proxy, the most it may; close some and retry`);
+    this.options.logger.warn({ extension: this.options.extensionId, code: error.code }, error.message);
+    // Read and drop whatever the client sends until it has the answer and goes.
+    socket.resume();
+    socket.setTimeout(this.limits.connectTimeoutMs, () => socket.destroy());
+    socket.end(rawResponse(503, 'Service Unavailable', error));
   }
 
   private refusal(host: string, port: number, reason: string): AionError {
