@@ -11,8 +11,9 @@ export const EGRESS_SOCKET_ENV = 'AION_EGRESS_SOCKET';
  * this namespace's own loopback.
  */
 export async function useEgressProxy(socketPath: string): Promise<{ proxyUrl: string }> {
-  // The proxy is reached by its socket path; the URI only names it in errors and Host headers.
-  setGlobalDispatcher(new ProxyAgent({ uri: 'http://aion-egress.invalid', proxyTls: { socketPath }, proxyTunnel: false }));
+  // Reached by its socket path (the URI only names it). Every origin, http: too, gets a CONNECT tunnel:
+  // checked once per connection, then bytes only, which costs less per request than absolute-form.
+  setGlobalDispatcher(new ProxyAgent({ uri: 'http://aion-egress.invalid', proxyTls: { socketPath }, proxyTunnel: true }));
   const forwarder = createServer((client) => {
     const upstream = connect(socketPath);
     client.on('error', () => upstream.destroy());

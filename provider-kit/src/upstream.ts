@@ -104,6 +104,17 @@ function networkErrorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** In an isolated host, the kernel's egress proxy answered the tunnel with 403: the target is not on the allow-list. */
+function refusedByEgressProxy(err: unknown): boolean {
+  if (!process.env.AION_EGRESS_SOCKET) return false;
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    const candidate = e as { message?: unknown; cause?: unknown; errors?: unknown[] };
+    if (typeof candidate.message === 'string' && candidate.message.includes('Proxy response (403)')) return true;
+    e = candidate.cause ?? candidate.errors?.[0];
+  }
+  return false;
+}
+
 function describe(err: unknown): string {
   const code = networkErrorCode(err);
   const cause = (err as { cause?: { message?: string } })?.cause?.message;
@@ -290,6 +301,9 @@ export class UpstreamCall {
       return new ProviderFailure('PROVIDER_TIMEOUT', inBody ? `the provider's stream stalled for ${this.timeoutMs} ms` : `the provider did not answer within ${this.timeoutMs} ms`, { retryable: true });
     }
     const code = networkErrorCode(err);
+    if (!inBody && refusedByEgressProxy(err)) {
+      return new ProviderFailure('PROVIDER_UNREACHABLE', "the server's egress proxy refused the connection (NETWORK_DENIED): the provider's host:port is not on this extension's network allow-list (aion.permissions.network, or the operator's permissions.grants)");
+    }
     if (!inBody && code && unreachableCodes.has(code)) return new ProviderFailure('PROVIDER_UNREACHABLE', `could not connect to the provider (${code}); check baseUrl and that the server runs`, { retryable: true });
     if (!inBody) return new ProviderFailure('PROVIDER_UNAVAILABLE', `the connection to the provider failed before an answer (${describe(err)})`, { retryable: true });
     return new ProviderFailure('PROVIDER_STREAM_CUT', `the connection closed before the answer was complete (${describe(err)})`, { retryable: true });
