@@ -99,6 +99,7 @@ export interface HostLaunch {
 @injectable()
 export class NetworkIsolation {
   private readonly proxies = new Set<EgressProxy>();
+  private readonly closing = new Set<Promise<void>>();
 
   constructor(@inject(TYPES.KernelOptions) private readonly config: AionConfig, @inject(TYPES.Logger) private readonly logger: Logger) {}
 
@@ -141,16 +142,17 @@ export class NetworkIsolation {
       args: [...capability.prefix.slice(1), process.execPath, ...nodeArgs],
       env: { [EGRESS_SOCKET_ENV]: proxy.socketPath },
       release: () => {
-        this.proxies.delete(proxy);
-        void proxy.close();
+        if (!this.proxies.delete(proxy)) return;
+        const closed = proxy.close().finally(() => this.closing.delete(closed));
+        this.closing.add(closed);
       },
     };
   }
 
-  /** Closes every egress proxy still open (their hosts are gone or going). */
+  /** Closes every egress proxy still open (their hosts are gone or going), and waits for those closing. */
   async dispose(): Promise<void> {
     const open = [...this.proxies];
     this.proxies.clear();
-    await Promise.all(open.map((proxy) => proxy.close()));
+    await Promise.all([...open.map((proxy) => proxy.close()), ...this.closing]);
   }
 }
