@@ -1,17 +1,19 @@
 /**
  * Kernel benchmarks. Each figure is printed beside a baseline measured in the same run:
  * RPC echo against a raw `process.send` echo, a declared route against a plain koa handler,
+ * a dedicated host's `fetch` through the egress proxy against the same host without it,
  * boot to ready with and without 100 extra manifest-only extensions.
  */
 import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Koa from 'koa';
 import { HostProtocol } from '@aion/extension-api/protocol';
 import { ExtensionRegistry, HostManager, Kernel, createLogger, loadConfig } from '../src/index.js';
+import { networkIsolationCapability } from '../src/hosts/networkIsolation.js';
 
 const fixtures = fileURLToPath(new URL('../../bench/fixtures/', import.meta.url));
 const PAYLOAD = { text: 'x'.repeat(40), n: 1 }; // about 64 bytes of JSON
@@ -22,16 +24,16 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function measure(label: string, call: () => Promise<unknown>): Promise<{ label: string; p50: number; p99: number; perSecond: number }> {
+async function measure(label: string, call: () => Promise<unknown>, calls = SEQUENTIAL): Promise<{ label: string; p50: number; p99: number; perSecond: number }> {
   for (let i = 0; i < 500; i++) await call();
   const samples: number[] = [];
-  for (let i = 0; i < SEQUENTIAL; i++) {
+  for (let i = 0; i < calls; i++) {
     const t = process.hrtime.bigint();
     await call();
     samples.push(Number(process.hrtime.bigint() - t) / 1000);
   }
   samples.sort((a, b) => a - b);
-  const total = SEQUENTIAL;
+  const total = calls;
   let next = 0;
   const started = performance.now();
   await Promise.all(
@@ -110,6 +112,45 @@ async function plainKoa() {
   return result;
 }
 
+/** The same dedicated host twice, fetching from a local HTTP server: once in its own network namespace behind the egress proxy, once not. */
+async function egress(): Promise<void> {
+  const capability = networkIsolationCapability();
+  if (!capability.available) {
+    console.log(`egress proxy: skipped, this machine cannot create network namespaces (${capability.reason})\n`);
+    return;
+  }
+  const calls = Number(process.env.BENCH_EGRESS_CALLS ?? 3_000);
+  const target = createServer((_req, res) => res.end('{"ok":true}'));
+  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(target.address() as { port: number }).port}/`;
+  const root = mkdtempSync(join(tmpdir(), 'aion-bench-egress-'));
+  const variants = { 'egress-direct': {}, 'egress-proxied': { network: ['127.0.0.1:*'] } };
+  for (const [name, permissions] of Object.entries(variants)) {
+    mkdirSync(join(root, name));
+    writeFileSync(join(root, name, 'package.json'), JSON.stringify({ name, publisher: 'bench', version: '1.0.0', type: 'module', main: 'extension.js', engines: { aion: '^0.1.0' }, activationEvents: ['onStartup'], aion: { host: 'dedicated', permissions } }));
+    writeFileSync(join(root, name, 'extension.js'), 'export const activate = () => ({ get: async (url) => (await (await fetch(url)).text()).length });\n');
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), 'aion-bench-'));
+  const kernel = await startKernel(dataDir, [root], false);
+  try {
+    const results = [];
+    for (const [name, label] of [['egress-direct', 'dedicated host fetch, no isolation'], ['egress-proxied', 'dedicated host fetch, egress proxy']] as const) {
+      const record = kernel.get(ExtensionRegistry).require(`bench.${name}`);
+      const host = await kernel.get(HostManager).hostFor(record);
+      const params = { extensionId: record.id, method: 'get', args: [url] };
+      results.push(await measure(label, () => host.request(HostProtocol.invokeApi, params), calls));
+    }
+    const [direct, proxied] = results;
+    for (const r of results) console.log(fmt(r));
+    console.log(`egress proxy: p50 ${(proxied!.p50 / direct!.p50).toFixed(2)}× of the direct fetch, throughput ${(proxied!.perSecond / direct!.perSecond).toFixed(2)}× (${calls} calls each)\n`);
+  } finally {
+    await kernel.stop();
+    target.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 async function bootTimes(): Promise<{ builtins: number; withHundred: number }> {
   const runs = Number(process.env.BENCH_BOOTS ?? 5);
   const many = mkdtempSync(join(tmpdir(), 'aion-bench-many-'));
@@ -157,6 +198,7 @@ async function main() {
     await kernel.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+  await egress();
   const boot = await bootTimes();
   console.log(`boot to /readyz with the built-ins: ${boot.builtins.toFixed(0)} ms (target ≤ 1000 ms)`);
   console.log(`boot to /readyz with 100 more manifest-only extensions: ${boot.withHundred.toFixed(0)} ms (+${(boot.withHundred - boot.builtins).toFixed(0)} ms, target ≤ +250 ms)`);

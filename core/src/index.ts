@@ -6,5 +6,6 @@ export { ExtensionRegistry } from './registry/extensionRegistry.js';
 export { ActivationService } from './activation/activationService.js';
 export { HostManager } from './hosts/hostManager.js';
 export type { HostTransport, StartedHost } from './hosts/hostTransports.js';
+export { NetworkIsolation, type NetworkEnforcement } from './hosts/networkIsolation.js';
 export { HookRegistry } from './hooks/hookRegistry.js';
 export { findExtensionFolders, loadManifest } from './registry/manifestLoader.js';

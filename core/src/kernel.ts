@@ -17,6 +17,8 @@ import { HookRegistry } from './hooks/hookRegistry.js';
 import { HostManager } from './hosts/hostManager.js';
 import { placeExtension } from './hosts/placement.js';
 import { KernelEndpoint } from './hosts/kernelEndpoint.js';
+import { ChildProcessTransport } from './hosts/hostTransports.js';
+import { NetworkIsolation } from './hosts/networkIsolation.js';
 import { HttpEdge } from './http/httpEdge.js';
 import { RealtimeService } from './http/realtimeService.js';
 import { createLogger, type Logger } from './logging.js';
@@ -57,9 +59,11 @@ export class Kernel {
     const k = this.container;
     k.bind(TYPES.KernelOptions).toConstantValue(this.config);
     k.bind(TYPES.Logger).toConstantValue(this.logger);
-    for (const service of [ExtensionRegistry, ContributionRegistry, HookRegistry, CommandRegistry, EventBus, PermissionService, SecretsService, RealtimeService, HostManager, ActivationService, KernelEndpoint, HttpEdge]) {
+    for (const service of [ExtensionRegistry, ContributionRegistry, HookRegistry, CommandRegistry, EventBus, PermissionService, SecretsService, RealtimeService, HostManager, ActivationService, KernelEndpoint, HttpEdge, NetworkIsolation]) {
       k.bind(service as never).toSelf();
     }
+    // Dedicated hosts enforce network allow-lists with this configuration's grants and enforcement mode.
+    this.get(HostManager).registerTransport(new ChildProcessTransport('dedicated', this.get(NetworkIsolation)));
   }
 
   get<T>(service: new (...args: never[]) => T): T {
@@ -194,6 +198,7 @@ export class Kernel {
       record.state = 'inactive';
     }
     await hosts.shutdown();
+    await this.get(NetworkIsolation).dispose();
     await edge?.close();
     this.logger.info('Aion stopped');
   }

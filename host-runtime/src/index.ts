@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 export { ExtensionHost, normalizeRoute } from './extensionHost.js';
 export { BatchingIpcReader, BatchingIpcWriter, createInMemoryConnectionPair } from './transports.js';
 export { createRemoteProxy, callWithToken, methodNames } from './remoteProxy.js';
+export { EGRESS_SOCKET_ENV } from './networkIsolation.js';
 
 /** The file the kernel forks for `shared` and `dedicated` hosts. */
 export const hostEntryPath = fileURLToPath(new URL('./main.js', import.meta.url));

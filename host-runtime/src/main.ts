@@ -6,6 +6,7 @@ import { createMessageConnection } from 'vscode-jsonrpc/node';
 import { AionError, ErrorCodes, type HostKind } from '@aion/extension-api';
 import { KernelProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
 import { ExtensionHost } from './extensionHost.js';
+import { EGRESS_SOCKET_ENV, useEgressProxy } from './networkIsolation.js';
 import { BatchingIpcReader, BatchingIpcWriter } from './transports.js';
 
 if (!process.send) {
@@ -14,6 +15,9 @@ if (!process.send) {
 }
 
 const kind = (process.env.AION_HOST_KIND ?? 'shared') as HostKind;
+// Before any extension loads, so its first request already takes the way out; IPC messages wait meanwhile.
+const egressSocket = process.env[EGRESS_SOCKET_ENV];
+if (egressSocket) await useEgressProxy(egressSocket);
 const connection = createMessageConnection(new BatchingIpcReader(process), new BatchingIpcWriter(process));
 const endpoint = new RpcEndpoint(connection);
 new ExtensionHost(endpoint, kind);

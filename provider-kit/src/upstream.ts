@@ -1,5 +1,5 @@
 import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
 import type { ProviderErrorCode, ProviderErrorEvent, ProviderEvent } from './types.js';
 
 /** A failed upstream call; a chat turns it into its final `error` event, `listModels` into an AionError. */
@@ -104,6 +104,17 @@ function networkErrorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** In an isolated host, the kernel's egress proxy answered the tunnel with 403: the target is not on the allow-list. */
+function refusedByEgressProxy(err: unknown): boolean {
+  if (!process.env.AION_EGRESS_SOCKET) return false;
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    const candidate = e as { message?: unknown; cause?: unknown; errors?: unknown[] };
+    if (typeof candidate.message === 'string' && candidate.message.includes('Proxy response (403)')) return true;
+    e = candidate.cause ?? candidate.errors?.[0];
+  }
+  return false;
+}
+
 function describe(err: unknown): string {
   const code = networkErrorCode(err);
   const cause = (err as { cause?: { message?: string } })?.cause?.message;
@@ -111,11 +122,14 @@ function describe(err: unknown): string {
 }
 
 /**
- * Keep-alive connections per origin, shared by every call in the process. Its own timeouts are off:
- * an UpstreamCall times each wait itself, because undici's body timeout would also count the time a
- * slow consumer leaves the stream paused. Redirects are followed as `fetch` follows them.
+ * Keep-alive connections per origin, shared by every call in the process; redirects are followed as
+ * `fetch` follows them. In a host whose network is isolated the host's global dispatcher (through the
+ * kernel's egress proxy) is the only way out, so it is the base there.
  */
-const dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0 }).compose(interceptors.redirect({ maxRedirections: 20 }));
+const dispatcher = (process.env.AION_EGRESS_SOCKET ? getGlobalDispatcher() : new Agent()).compose(interceptors.redirect({ maxRedirections: 20 }));
+
+/** An UpstreamCall times each wait itself: undici's body timeout would also count the time a slow consumer leaves the stream paused. */
+const noUndiciTimeouts = { headersTimeout: 0, bodyTimeout: 0 };
 
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
@@ -162,7 +176,7 @@ export class UpstreamCall {
     const headers: Record<string, string> = { accept: 'application/json, text/event-stream, application/x-ndjson', 'user-agent': 'aion', ...upstream.headers };
     if (upstream.body !== undefined) headers['content-type'] = 'application/json';
     const { statusCode, headers: responseHeaders, body } = await this.guarded(
-      () => request(upstream.url, { method: upstream.method, headers, body: upstream.body === undefined ? undefined : JSON.stringify(upstream.body), signal: this.controller.signal, dispatcher }),
+      () => request(upstream.url, { method: upstream.method, headers, body: upstream.body === undefined ? undefined : JSON.stringify(upstream.body), signal: this.controller.signal, dispatcher, ...noUndiciTimeouts }),
       false,
     );
     const response: UpstreamResponse = { status: statusCode, headers: responseHeaders, body };
@@ -287,6 +301,9 @@ export class UpstreamCall {
       return new ProviderFailure('PROVIDER_TIMEOUT', inBody ? `the provider's stream stalled for ${this.timeoutMs} ms` : `the provider did not answer within ${this.timeoutMs} ms`, { retryable: true });
     }
     const code = networkErrorCode(err);
+    if (!inBody && refusedByEgressProxy(err)) {
+      return new ProviderFailure('PROVIDER_UNREACHABLE', "the server's egress proxy refused the connection (NETWORK_DENIED): the provider's host:port is not on this extension's network allow-list (aion.permissions.network, or the operator's permissions.grants)");
+    }
     if (!inBody && code && unreachableCodes.has(code)) return new ProviderFailure('PROVIDER_UNREACHABLE', `could not connect to the provider (${code}); check baseUrl and that the server runs`, { retryable: true });
     if (!inBody) return new ProviderFailure('PROVIDER_UNAVAILABLE', `the connection to the provider failed before an answer (${describe(err)})`, { retryable: true });
     return new ProviderFailure('PROVIDER_STREAM_CUT', `the connection closed before the answer was complete (${describe(err)})`, { retryable: true });

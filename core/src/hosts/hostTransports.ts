@@ -1,10 +1,13 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createMessageConnection, type MessageConnection } from 'vscode-jsonrpc/node';
 import { Emitter, type Event, type HostKind } from '@aion/extension-api';
 import { RpcEndpoint } from '@aion/extension-api/protocol';
 import { BatchingIpcReader, BatchingIpcWriter, createInMemoryConnectionPair, ExtensionHost, hostEntryPath } from '@aion/host-runtime';
+import { defaultConfig } from '../config/configuration.js';
+import { createLogger } from '../logging.js';
 import type { ExtensionRecord } from '../registry/extensionRecord.js';
+import { NetworkIsolation } from './networkIsolation.js';
 
 export interface StartedHost {
   connection: MessageConnection;
@@ -58,9 +61,13 @@ function hostEnvironment(kind: HostKind): NodeJS.ProcessEnv {
   return env;
 }
 
-/** `shared` and `dedicated`: a child process over Node IPC; `dedicated` adds permission flags. */
+/** `shared` and `dedicated`: a child process over Node IPC; `dedicated` adds permission flags and network isolation. */
 export class ChildProcessTransport implements HostTransport {
-  constructor(readonly kind: 'shared' | 'dedicated') {}
+  /** Without the kernel's NetworkIsolation, allow-lists are still enforced, only without the operator's grants. */
+  constructor(
+    readonly kind: 'shared' | 'dedicated',
+    private readonly network = new NetworkIsolation(defaultConfig(), createLogger()),
+  ) {}
 
   async start({ extensions, permissionFlags }: HostStartOptions): Promise<StartedHost> {
     const execArgv = ['--enable-source-maps', ...permissionFlags];
@@ -70,7 +77,8 @@ export class ChildProcessTransport implements HostTransport {
       const memory = extensions[0].manifest.aion?.resources?.memoryMb;
       if (memory) execArgv.push(`--max-old-space-size=${memory}`);
     }
-    const child: ChildProcess = fork(hostEntryPath, [], { execArgv, env: hostEnvironment(this.kind), stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
+    const launch = await this.network.launch(this.kind === 'dedicated' ? extensions[0] : undefined, [...execArgv, hostEntryPath]);
+    const child: ChildProcess = spawn(launch.command, launch.args, { env: { ...hostEnvironment(this.kind), ...launch.env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
     const exit = new Emitter<{ code: number | null; signal: string | null }>();
     const output = new Emitter<{ stream: 'stdout' | 'stderr'; line: string }>();
     for (const stream of ['stdout', 'stderr'] as const) {
@@ -87,11 +95,15 @@ export class ChildProcessTransport implements HostTransport {
     let exited = false;
     child.once('exit', (code, signal) => {
       exited = true;
+      launch.release();
       exit.fire({ code, signal });
     });
     await new Promise<void>((resolvePromise, reject) => {
       child.once('spawn', resolvePromise);
-      child.once('error', reject);
+      child.once('error', (err) => {
+        launch.release();
+        reject(err);
+      });
     });
     const connection = createMessageConnection(new BatchingIpcReader(child), new BatchingIpcWriter(child));
     return {
