@@ -124,7 +124,8 @@ export async function activate(ctx: aion.ExtensionContext) {
     aion.commands.register('auth.createUser', (options: Record<string, unknown> | undefined, principal: unknown, _token: aion.CancellationToken) => {
       // From `aion users create --scopes a,b` scopes arrive as one comma-separated string.
       const scopes = typeof options?.scopes === 'string' ? options.scopes.split(',').map((s) => s.trim()).filter(Boolean) : options?.scopes;
-      return service.createUser({ ...options, scopes }, commandPrincipal(principal));
+      // A user the kernel verified (commands.executeFor) comes first; a principal argument is checked against the database.
+      return service.createUser({ ...options, scopes }, aion.commands.principal() ?? commandPrincipal(principal));
     }),
     { dispose: () => clearInterval(purgeTimer) },
     revocations,
