@@ -104,12 +104,12 @@ function networkErrorCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** In an isolated host, the kernel's egress proxy answered the tunnel with 403: the target is not on the allow-list. */
-function refusedByEgressProxy(err: unknown): boolean {
+/** In an isolated host, the kernel's egress proxy answered the tunnel with `status`: 403 refused by the allow-list, 502 could not connect. */
+function answeredByEgressProxy(err: unknown, status: number): boolean {
   if (!process.env.AION_EGRESS_SOCKET) return false;
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
     const candidate = e as { message?: unknown; cause?: unknown; errors?: unknown[] };
-    if (typeof candidate.message === 'string' && candidate.message.includes('Proxy response (403)')) return true;
+    if (typeof candidate.message === 'string' && candidate.message.includes(`Proxy response (${status})`)) return true;
     e = candidate.cause ?? candidate.errors?.[0];
   }
   return false;
@@ -301,7 +301,8 @@ export class UpstreamCall {
       return new ProviderFailure('PROVIDER_TIMEOUT', inBody ? `the provider's stream stalled for ${this.timeoutMs} ms` : `the provider did not answer within ${this.timeoutMs} ms`, { retryable: true });
     }
     const code = networkErrorCode(err);
-    if (!inBody && refusedByEgressProxy(err)) {
+    if (!inBody && answeredByEgressProxy(err, 502)) return new ProviderFailure('PROVIDER_UNREACHABLE', `could not connect to the provider (the server's egress proxy found it unreachable); check baseUrl and that the server runs`, { retryable: true });
+    if (!inBody && answeredByEgressProxy(err, 403)) {
       return new ProviderFailure('PROVIDER_UNREACHABLE', "the server's egress proxy refused the connection (NETWORK_DENIED): the provider's host:port is not on this extension's network allow-list (aion.permissions.network, or the operator's permissions.grants)");
     }
     if (!inBody && code && unreachableCodes.has(code)) return new ProviderFailure('PROVIDER_UNREACHABLE', `could not connect to the provider (${code}); check baseUrl and that the server runs`, { retryable: true });
