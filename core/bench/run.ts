@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import Koa from 'koa';
 import { HostProtocol } from '@aion/extension-api/protocol';
 import { ExtensionRegistry, HostManager, Kernel, createLogger, loadConfig } from '../src/index.js';
+import { PermissionService } from '../src/permissions/permissionService.js';
 import { networkIsolationCapability } from '../src/hosts/networkIsolation.js';
 
 const fixtures = fileURLToPath(new URL('../../bench/fixtures/', import.meta.url));
@@ -69,7 +70,9 @@ async function rawEcho() {
 }
 
 async function startKernel(dataDir: string, extensionDirs: string[], builtins: boolean) {
-  const config = loadConfig({ env: {}, overrides: { dataDir, server: { port: 0 } } });
+  // The shared echo holds grants, so the checks take their longest path: a privileged command and API.
+  const permissions = { grants: { 'bench.echo-kernel': { kernelHost: true }, 'bench.echo-shared': { commands: ['bench.kernel.echo'], apis: ['bench.echo-kernel'] } } };
+  const config = loadConfig({ env: {}, overrides: { dataDir, server: { port: 0 }, permissions } });
   return Kernel.start({ config, extensionDirs, builtins, logger: createLogger({ level: 'silent' }) });
 }
 
@@ -84,6 +87,47 @@ async function rpcEcho(kernel: Kernel) {
     results.push(await measure(`RPC echo, ${kind} host`, () => host.request(HostProtocol.invokeApi, params)));
   }
   return results;
+}
+
+/**
+ * A call from an extension through the kernel to another extension, with the kernel's capability
+ * checks, then with them replaced by no-ops in the same kernel: the checks' cost.
+ */
+async function capabilityChecks(kernel: Kernel) {
+  const record = kernel.get(ExtensionRegistry).require('bench.echo-shared');
+  const host = await kernel.get(HostManager).hostFor(record);
+  const via = (method: string, target: string) => () => host.request(HostProtocol.invokeApi, { extensionId: record.id, method, args: [target, PAYLOAD] });
+  const checks = kernel.get(PermissionService);
+  const saved = { command: checks.assertMayExecuteCommand, api: checks.assertMayCallApi };
+  const setChecks = (on: boolean) => Object.assign(checks, on ? { assertMayExecuteCommand: saved.command, assertMayCallApi: saved.api } : { assertMayExecuteCommand: () => undefined, assertMayCallApi: () => undefined });
+  const calls = Math.min(SEQUENTIAL, 3_000);
+  // Interleaved rounds, best p50 of each: on a shared machine one unlucky round would decide otherwise.
+  const best = new Map<string, Awaited<ReturnType<typeof measure>>>();
+  for (let round = 0; round < 3; round++) {
+    for (const on of [false, true]) {
+      setChecks(on);
+      for (const [what, method, target] of [['command', 'viaCommand', 'bench.kernel.echo'], ['API', 'viaApi', 'bench.echo-kernel']] as const) {
+        const label = `${what} call, ${on ? 'checked' : 'no checks (baseline)'}`;
+        const r = await measure(label, via(method, target), calls);
+        if (!best.has(label) || r.p50 < best.get(label)!.p50) best.set(label, r);
+      }
+    }
+  }
+  setChecks(true);
+  for (const r of best.values()) console.log(fmt(r));
+  for (const what of ['command', 'API']) {
+    const off = best.get(`${what} call, no checks (baseline)`)!;
+    const on = best.get(`${what} call, checked`)!;
+    console.log(`capability checks on an extension's ${what} call: p50 ${(on.p50 - off.p50).toFixed(1)} µs (${((on.p50 / off.p50 - 1) * 100).toFixed(1)}%) added, throughput ${(on.perSecond / off.perSecond).toFixed(2)}× (target ≤ 5% added)`);
+  }
+  const n = 200_000;
+  let started = performance.now();
+  for (let i = 0; i < n; i++) saved.command.call(checks, 'bench.echo-shared', 'bench.kernel.echo');
+  const commandNs = ((performance.now() - started) / n) * 1e6;
+  started = performance.now();
+  for (let i = 0; i < n; i++) saved.api.call(checks, 'bench.echo-shared', 'bench.echo-kernel', 'echo');
+  const apiNs = ((performance.now() - started) / n) * 1e6;
+  console.log(`one check alone: command ${commandNs.toFixed(0)} ns, API ${apiNs.toFixed(0)} ns (${((commandNs / 1000 / best.get('command call, no checks (baseline)')!.p50) * 100).toFixed(2)}% of the call's p50)\n`);
 }
 
 function httpGetter(url: string) {
@@ -194,6 +238,7 @@ async function main() {
     const routeKernel = await measure('declared route, kernel host', httpGetter(`${kernel.url}/bench/kernel/echo`));
     for (const r of [koa, route, routeKernel]) console.log(fmt(r));
     console.log(`added p50 by a declared route on a shared host = ${(route.p50 - koa.p50).toFixed(1)} µs (target ≤ 150 µs); ratio ${(route.p50 / koa.p50).toFixed(2)}×\n`);
+    await capabilityChecks(kernel);
   } finally {
     await kernel.stop();
     rmSync(dataDir, { recursive: true, force: true });

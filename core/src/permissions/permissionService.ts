@@ -1,5 +1,5 @@
 import { inject, injectable } from 'inversify';
-import { AionError, ErrorCodes, type CallAccess, type Principal } from '@aion/extension-api';
+import { AionError, ErrorCodes, type CallAccess, type CommandContribution, type Principal } from '@aion/extension-api';
 import type { AionConfig, ExtensionGrant } from '../config/configuration.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { TYPES } from '../tokens.js';
@@ -63,12 +63,15 @@ export class PermissionService {
     });
   }
 
-  private commandDeclaration(command: string) {
-    for (const record of this.registry.all()) {
-      const found = record.manifest.contributes?.commands?.find((c) => c.command === command);
-      if (found) return found;
+  private declarations?: Map<string, CommandContribution>;
+
+  /** The manifest entry of a command, from an index built once: manifests do not change while the kernel runs. */
+  private commandDeclaration(command: string): CommandContribution | undefined {
+    if (!this.declarations) {
+      this.declarations = new Map();
+      for (const record of this.registry.all()) for (const c of record.manifest.contributes?.commands ?? []) if (!this.declarations.has(c.command)) this.declarations.set(c.command, c);
     }
-    return undefined;
+    return this.declarations.get(command);
   }
 
   private apiAccess(targetId: string, method?: string): CallAccess {
