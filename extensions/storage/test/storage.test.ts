@@ -59,7 +59,7 @@ forEachDatabase('aion.storage', (db) => {
     assert.deepEqual(a.result, { applied: ['001-notes'] });
     assert.equal(a.prefix, 'tests_probe_a__');
     const own = await rawRows(db, sqlitePath, 'SELECT name FROM aion_storage__migrations');
-    assert.deepEqual(own.map((r) => r.name), ['StorageInit1763769600000']);
+    assert.deepEqual(own.map((r) => r.name), ['StorageInit1763769600000', 'NamespaceRoles1796428800000']);
     const theirs = await rawRows(db, sqlitePath, 'SELECT name, timestamp FROM tests_probe_a__typeorm_migrations');
     assert.deepEqual(theirs.map((r) => [r.name, Number(r.timestamp)]), [['001-notes', 1]]);
     if (db.name === 'sqlite') {
@@ -158,7 +158,7 @@ forEachDatabase('aion.storage', (db) => {
     ]);
     assert.deepEqual((await probe(kernel, 'a', 'state', 'get', 'settings')).result, { theme: 'dark', n: 1 }, 'state survives a restart');
     const own = await rawRows(db, sqlitePath, 'SELECT name FROM aion_storage__migrations');
-    assert.equal(own.length, 1, 'storage’s own migration ran once');
+    assert.equal(own.length, 2, 'storage’s own migrations ran once');
   });
 });
 
