@@ -183,11 +183,11 @@ export class NamespaceRoles {
        FROM pg_roles r WHERE r.rolname = $1`,
       [grant.role],
     );
-    const verifier = pg.escapeLiteral(scramVerifier(grant.password));
+    const verifier = () => pg.escapeLiteral(scramVerifier(grant.password));
     const existing = rows[0] as { rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean; rolbypassrls: boolean; rolcanlogin: boolean; member_of: string[] } | undefined;
     if (!existing) {
       try {
-        await client.query(`CREATE ROLE ${ident(grant.role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD ${verifier}`);
+        await client.query(`CREATE ROLE ${ident(grant.role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD ${verifier()}`);
       } catch (err) {
         // Created meanwhile by a kernel of another database on this server: fall through to the checks.
         if ((err as { code?: string }).code !== '42710' && (err as { code?: string }).code !== '23505') throw err;
@@ -210,7 +210,7 @@ export class NamespaceRoles {
       unavailable(`the role ${grant.role} of the namespace ${grant.namespace} holds rights beyond its schema (${extra.join(', ')}); aion.storage will not run the extension's SQL as it until an operator removes them`);
     }
     if (!existing.rolcanlogin) await client.query(`ALTER ROLE ${ident(grant.role)} LOGIN`);
-    if (newPassword) await client.query(`ALTER ROLE ${ident(grant.role)} PASSWORD ${verifier}`);
+    if (newPassword) await client.query(`ALTER ROLE ${ident(grant.role)} PASSWORD ${verifier()}`);
   }
 
   private async ensureSchema(client: pg.PoolClient, grant: NamespaceGrant): Promise<void> {
