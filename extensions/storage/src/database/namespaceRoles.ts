@@ -22,6 +22,9 @@ const PROVISION_LOCK = 7302;
 /** pg_class kinds an extension can own, and the statement that moves each. */
 const RELATION_VERBS: Record<string, string> = { r: 'TABLE', p: 'TABLE', v: 'VIEW', m: 'MATERIALIZED VIEW', S: 'SEQUENCE', f: 'FOREIGN TABLE' };
 
+/** A sequence owned by a column moves and changes owner with its table, never alone. */
+const NOT_OWNED_SEQUENCE = `NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))`;
+
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const ident = (name: string) => pg.escapeIdentifier(name);
 
@@ -161,6 +164,7 @@ export class NamespaceRoles {
         await this.ensureRole(client, grant, recorded.db_password === null);
         await this.ensureSchema(client, grant);
         await this.moveLegacyRelations(client, grant, prefix);
+        await this.adoptRelations(client, grant);
         if (recorded.db_role === null || recorded.db_schema === null || recorded.db_password === null) {
           await client.query(`UPDATE ${table} SET db_schema = $2, db_role = $3, db_password = $4 WHERE namespace = $1`, [namespace, grant.schema, grant.role, grant.password]);
         }
@@ -225,6 +229,23 @@ export class NamespaceRoles {
   }
 
   /**
+   * Every table, view and sequence in the namespace's schema is its role's: one restored from a dump
+   * taken with --no-owner, or created there by hand, would otherwise be out of the extension's reach.
+   */
+  private async adoptRelations(client: pg.PoolClient, grant: NamespaceGrant): Promise<void> {
+    const { rows } = await client.query(
+      `SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relowner <> $2::regrole AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${NOT_OWNED_SEQUENCE}
+       ORDER BY c.relname`,
+      [grant.schema, grant.role],
+    );
+    for (const { relname, relkind } of rows as Array<{ relname: string; relkind: string }>) {
+      await client.query(`ALTER ${RELATION_VERBS[relkind]!} ${ident(grant.schema)}.${ident(relname)} OWNER TO ${ident(grant.role)}`);
+    }
+    if (rows.length > 0) this.log.warn(`gave ${rows.length} relation(s) in ${grant.schema} that another role owned back to ${grant.role}`);
+  }
+
+  /**
    * Tables, views and sequences named with the prefix in the base schema (where the previous release
    * kept them) move, with their indexes and owned sequences, into the namespace's schema and become
    * its role's, in one transaction.
@@ -233,8 +254,7 @@ export class NamespaceRoles {
     if (grant.schema === this.baseSchema) return;
     const { rows } = await client.query(
       `SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE n.nspname = $1 AND left(c.relname, length($2)) = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-         AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
+       WHERE n.nspname = $1 AND left(c.relname, length($2)) = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${NOT_OWNED_SEQUENCE}
        ORDER BY c.relname`,
       [this.baseSchema, prefix],
     );
