@@ -163,7 +163,8 @@ export class NamespaceRoles {
         };
         await this.ensureRole(client, grant, recorded.db_password === null);
         await this.ensureSchema(client, grant);
-        await this.moveLegacyRelations(client, grant, prefix);
+        // Only a namespace that never had a schema of its own can have tables beside storage's.
+        if (recorded.db_schema === null) await this.moveLegacyRelations(client, grant, prefix);
         await this.adoptRelations(client, grant);
         if (recorded.db_role === null || recorded.db_schema === null || recorded.db_password === null) {
           await client.query(`UPDATE ${table} SET db_schema = $2, db_role = $3, db_password = $4 WHERE namespace = $1`, [namespace, grant.schema, grant.role, grant.password]);
