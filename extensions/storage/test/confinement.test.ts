@@ -206,6 +206,17 @@ forEachDatabase(
       assert.deepEqual((await probe(kernel, 'b', 'query', 'SELECT id FROM {p}notes')).result, [{ id: 'b1' }]);
       assert.deepEqual(await catalog(), first, 'the same roles, passwords and schemas');
     });
+
+    it('will not run an extension’s SQL as a role that gained a right, and keeps serving the others', async () => {
+      await admin!.query(`ALTER ROLE ${ident(roleA)} CREATEDB`);
+      await kernel!.stop();
+      kernel = await start();
+      const res = await kernel.request('/v1/probe-a', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ op: 'namespace' }) });
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(res.status, 503, JSON.stringify(body));
+      assert.match(body.error.message, /the role \S+ of the namespace tests_probe_a holds rights beyond its schema \(CREATEDB\)/);
+      assert.deepEqual((await probe(kernel, 'b', 'query', 'SELECT id FROM {p}notes')).result, [{ id: 'b1' }]);
+    });
   },
   { only: ['postgres'] },
 );

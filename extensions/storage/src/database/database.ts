@@ -7,7 +7,7 @@ import { DataSource, IsNull, MigrationExecutor, Not } from 'typeorm';
 import { AionError } from '@aion/extension-api';
 import { StorageErrorCodes, type Confinement, type Dialect, type SqlValue, type StatementResult } from '../api.js';
 import { NamespaceEntry, StateEntry } from './entities.js';
-import { driverCodeOf } from './errors.js';
+import { driverCodeOf, toStorageError } from './errors.js';
 import { StorageInit1763769600000 } from './migrations/1763769600000-StorageInit.js';
 import { NamespaceRoles1796428800000 } from './migrations/1796428800000-NamespaceRoles.js';
 import { NamespaceDatabase, withMigrationLock } from './namespaceDatabase.js';
@@ -239,18 +239,26 @@ export class Database {
   }
 
   private async connectNamespace(namespace: string, prefix: string): Promise<NamespaceDatabase> {
-    if (!this.roles) return new NamespaceDatabase(this, { namespace, prefix, schema: this.baseSchema }, this.dataSource, false);
-    const grant = await this.roles.provision(namespace, prefix);
-    let dataSource: DataSource;
+    const roles = this.roles;
+    if (!roles) return new NamespaceDatabase(this, { namespace, prefix, schema: this.baseSchema }, this.dataSource, false);
     try {
-      dataSource = await this.openRoleDataSource(grant);
+      const grant = await roles.provision(namespace, prefix);
+      let dataSource: DataSource;
+      try {
+        dataSource = await this.openRoleDataSource(grant);
+      } catch (err) {
+        // A restored backup or a role recreated by hand: the recorded password is the one to use.
+        if (!['28P01', '28000'].includes(driverCodeOf(err) ?? '')) throw err;
+        await roles.resetPassword(grant);
+        dataSource = await this.openRoleDataSource(grant);
+      }
+      return new NamespaceDatabase(this, { namespace, prefix, schema: grant.schema, role: grant.role }, dataSource, true);
     } catch (err) {
-      // A restored backup or a role recreated by hand: the recorded password is the one to use.
-      if (!['28P01', '28000'].includes(driverCodeOf(err) ?? '')) throw err;
-      await this.roles.resetPassword(grant);
-      dataSource = await this.openRoleDataSource(grant);
+      if (err instanceof AionError) throw err;
+      const storageError = toStorageError(err, `could not open the namespace ${namespace}`);
+      if (storageError.code === StorageErrorCodes.DATABASE_UNAVAILABLE) throw storageError;
+      throw new AionError(StorageErrorCodes.CONFINEMENT_UNAVAILABLE, `could not give ${namespace} its database role and schema: ${(err as Error).message ?? String(err)}`, { status: 503 });
     }
-    return new NamespaceDatabase(this, { namespace, prefix, schema: grant.schema, role: grant.role }, dataSource, true);
   }
 
   private async openRoleDataSource(grant: NamespaceGrant): Promise<DataSource> {
