@@ -304,7 +304,7 @@ describe('aion.storage: the rights of the kernel’s PostgreSQL user', function 
   const urlAs = (user: string) => Object.assign(new URL(POSTGRES_TEST_URL), { username: user, password: '' }).toString();
   const start = (user: string, schema: string, extra: Record<string, unknown> = {}) =>
     startTestKernel({
-      extensions: [STORAGE_EXTENSION_DIR, join(FIXTURES, 'probe-a')],
+      extensions: [STORAGE_EXTENSION_DIR, join(FIXTURES, 'probe-a'), join(FIXTURES, 'probe-b')],
       config: { extensions: { 'aion.storage': { databaseUrl: urlAs(user), postgres: { schema, ...extra } } } },
     });
 
@@ -344,6 +344,11 @@ describe('aion.storage: the rights of the kernel’s PostgreSQL user', function 
     const info: NamespaceInfo = (await probe(kernel, 'a', 'namespace')).result;
     assert.deepEqual([info.confinement, info.schema], ['guard', plainSchema]);
     assert.deepEqual((await probe(kernel, 'a', 'query', 'SELECT current_user AS who')).result, [{ who: plain }], 'with guard, SQL runs as the kernel’s user');
+    // Both namespaces share the kernel's pool: their prepared statements must not take each other's names.
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual((await probe(kernel, 'b', 'query', 'SELECT COUNT(*) AS n FROM {p}notes')).result, [{ n: 0 }]);
+      assert.deepEqual((await probe(kernel, 'a', 'query', "SELECT 'a' AS who")).result, [{ who: 'a' }]);
+    }
   });
 
   it('gives roles with a user that may create roles without being a superuser', async () => {

@@ -76,6 +76,8 @@ export class Database {
   private checkpointer?: Worker;
   private readonly sqliteStatements = new Map<string, BetterSqlite3.Statement>();
   private readonly namespaces = new Map<string, Promise<NamespaceDatabase>>();
+  /** Statement names on the kernel's pool, which every namespace shares under `guard`. */
+  private readonly pgStatementNames = new Map<string, string>();
 
   private constructor(
     readonly dataSource: DataSource,
@@ -240,7 +242,7 @@ export class Database {
 
   private async connectNamespace(namespace: string, prefix: string): Promise<NamespaceDatabase> {
     const roles = this.roles;
-    if (!roles) return new NamespaceDatabase(this, { namespace, prefix, schema: this.baseSchema }, this.dataSource, false);
+    if (!roles) return new NamespaceDatabase(this, { namespace, prefix, schema: this.baseSchema }, this.dataSource, false, this.pgStatementNames);
     try {
       const grant = await roles.provision(namespace, prefix);
       let dataSource: DataSource;
@@ -252,7 +254,7 @@ export class Database {
         await roles.resetPassword(grant);
         dataSource = await this.openRoleDataSource(grant);
       }
-      return new NamespaceDatabase(this, { namespace, prefix, schema: grant.schema, role: grant.role }, dataSource, true);
+      return new NamespaceDatabase(this, { namespace, prefix, schema: grant.schema, role: grant.role }, dataSource, true, new Map());
     } catch (err) {
       if (err instanceof AionError) throw err;
       const storageError = toStorageError(err, `could not open the namespace ${namespace}`);

@@ -55,14 +55,14 @@ class NamespaceMigrationExecutor extends MigrationExecutor {
  * the kernel's connection and the guard is all there is.
  */
 export class NamespaceDatabase {
-  private readonly pgStatementNames = new Map<string, string>();
-
   constructor(
     private readonly db: Database,
     readonly scope: NamespaceScope,
     private readonly dataSource: DataSource,
     /** Its own pool (a role of its own), closed with it; otherwise the kernel's, closed by the Database. */
     private readonly ownsDataSource: boolean,
+    /** Prepared statement names, one map per pool: a name means one text on every connection of that pool. */
+    private readonly pgStatementNames: Map<string, string>,
   ) {}
 
   private get pool(): pg.Pool {
