@@ -185,7 +185,7 @@ forEachDatabase(
       assert.deepEqual((await probe(kernel!, 'b', 'query', 'SELECT id, body FROM {p}notes')).result, [{ id: 'b1', body: 'of b' }], 'b’s table is as b left it');
     });
 
-    it('creates each role and schema once, reuses them across restarts and takes back what another role owns in the schema', async () => {
+    it('creates each role and schema once, reuses them across restarts, and takes back at start what another role was given', async () => {
       const catalog = async () =>
         (
           await admin!.query(
@@ -201,7 +201,15 @@ forEachDatabase(
       await assert.rejects(start({ confinement: 'guard' }), /already live in schemas of their own roles .* set postgres\.confinement back to "role"/);
       // As a restore with --no-owner leaves it: a table of b's owned by someone else.
       await admin!.query(`ALTER TABLE ${ident(b.schema!)}.tests_probe_b__notes OWNER TO CURRENT_USER`);
+      // As a database older than PostgreSQL 15, or a careless grant, leaves it.
+      await admin!.query(`GRANT CREATE, USAGE ON SCHEMA ${ident(db.schema!)} TO PUBLIC`);
+      await admin!.query(`GRANT SELECT ON TABLE ${ident(db.schema!)}.aion_storage__state TO PUBLIC`);
       kernel = await start();
+      const opened = await admin!.query(
+        `SELECT has_schema_privilege('public', $1, 'CREATE') AS create_in_base, has_table_privilege('public', $2, 'SELECT') AS read_state`,
+        [db.schema, `${db.schema}.aion_storage__state`],
+      );
+      assert.deepEqual(opened.rows[0], { create_in_base: false, read_state: false }, 'storage took back what PUBLIC was given');
       assert.deepEqual((await probe(kernel, 'a', 'migrated')).result, { applied: [] });
       assert.deepEqual((await probe(kernel, 'b', 'query', 'SELECT id FROM {p}notes')).result, [{ id: 'b1' }]);
       assert.deepEqual(await catalog(), first, 'the same roles, passwords and schemas');

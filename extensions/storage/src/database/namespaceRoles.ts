@@ -134,14 +134,6 @@ export class NamespaceRoles {
     });
   }
 
-  /** The schemas a previous start recorded, which a `guard` start cannot serve. */
-  async recordedSchemas(): Promise<string[]> {
-    return this.withClient(async (client) => {
-      const { rows } = await client.query(`SELECT db_schema FROM ${ident(this.baseSchema)}.aion_storage__namespaces WHERE db_schema IS NOT NULL ORDER BY db_schema`);
-      return rows.map((r: { db_schema: string }) => r.db_schema);
-    });
-  }
-
   /**
    * Creates (once) the namespace's role and schema, records them in its `aion_storage__namespaces` row
    * (which must exist), and moves tables a previous release left in the base schema into the new one.
