@@ -9,6 +9,13 @@
 
 export type Dialect = 'sqlite' | 'postgres';
 
+/**
+ * How the database keeps namespaces apart: `role` (PostgreSQL) runs every statement as the
+ * namespace's own role, owner of its own schema; `guard` (SQLite, or PostgreSQL by choice) is the SQL
+ * guard alone.
+ */
+export type Confinement = 'role' | 'guard';
+
 /** A bound parameter. Booleans are stored as 0/1; binary data travels as base64 text. */
 export type SqlValue = string | number | boolean | null;
 
@@ -44,6 +51,9 @@ export interface NamespaceInfo {
   /** Every table, index, view and trigger of the extension is named with this prefix: `aion_sessions__`. */
   prefix: string;
   dialect: Dialect;
+  confinement: Confinement;
+  /** PostgreSQL: the schema the namespace's tables live in (its own under `role`). */
+  schema?: string;
 }
 
 export interface ObjectInfo {
@@ -97,4 +107,6 @@ export const StorageErrorCodes = {
   MIGRATION_FAILED: 'MIGRATION_FAILED',
   NAMESPACE_CONFLICT: 'NAMESPACE_CONFLICT',
   INVALID_OBJECT_KEY: 'INVALID_OBJECT_KEY',
+  /** PostgreSQL cannot give a namespace a role of its own (the kernel's user may not create roles, a role holds more rights). */
+  CONFINEMENT_UNAVAILABLE: 'CONFINEMENT_UNAVAILABLE',
 } as const;

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import type * as aion from '@aion/extension-api';
-import type { StorageApi } from './api.js';
+import type { Confinement, StorageApi } from './api.js';
 import { Database } from './database/database.js';
 import { FileSystemObjectStore } from './objects/objectStore.js';
 import { StorageService } from './storageService.js';
@@ -8,7 +8,7 @@ import { StorageService } from './storageService.js';
 interface StorageConfiguration {
   databaseUrl?: string;
   sqlite: { path?: string; busyTimeoutMs: number; checkpointIntervalMs: number };
-  postgres: { poolSize: number; connectTimeoutMs: number; schema?: string };
+  postgres: { poolSize: number; connectTimeoutMs: number; schema?: string; confinement: Confinement; namespacePoolSize: number };
   objects: { root?: string; maxBytes: number };
   stateMaxBytes: number;
 }
@@ -29,6 +29,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<StorageApi> 
     poolSize: config.postgres.poolSize,
     connectTimeoutMs: config.postgres.connectTimeoutMs,
     schema: config.postgres.schema,
+    confinement: config.postgres.confinement,
+    namespacePoolSize: config.postgres.namespacePoolSize,
+    log: ctx.logger,
   });
   ctx.subscriptions.push({ dispose: () => db.close() });
   const optimizer = setInterval(() => db.optimize(), 60 * 60 * 1000);
@@ -37,7 +40,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<StorageApi> 
   const applied = await db.migrateOwnTables();
   const objects = new FileSystemObjectStore(config.objects.root ? resolve(config.objects.root) : join(dataDir, 'objects'));
   const service = new StorageService(db, objects, { objectMaxBytes: config.objects.maxBytes, stateMaxBytes: config.stateMaxBytes });
-  ctx.logger.info(`storage is ready on ${db.dialect} (${db.description})`, { migrationsApplied: applied });
+  ctx.logger.info(`storage is ready on ${db.dialect} (${db.description}), namespaces confined by ${db.confinement === 'role' ? 'a database role each' : 'the SQL guard'}`, { migrationsApplied: applied });
   return service.api();
 }
 

@@ -7,8 +7,8 @@
  *   });
  *
  * PostgreSQL is `AION_TEST_DATABASE_URL` or postgres://postgres@127.0.0.1:5432/test; each suite gets a
- * fresh schema, dropped afterwards. When the server is unreachable the suite is skipped with a notice,
- * unless CI=true, where it fails.
+ * fresh base schema, dropped afterwards with the schema and role storage created for each extension.
+ * When the server is unreachable the suite is skipped with a notice, unless CI=true, where it fails.
  */
 import { randomBytes } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
@@ -29,7 +29,10 @@ export interface DatabaseTarget {
   storageConfig(extra?: Record<string, unknown>): Record<string, unknown>;
   /** PostgreSQL: the schema of this suite. */
   readonly schema?: string;
-  /** PostgreSQL: a client on this suite's schema, for assertions on the raw tables. */
+  /**
+   * PostgreSQL: a client (as the server's administrator) whose search path is this suite's schema and
+   * then each extension's own, so raw assertions name tables as the extensions do.
+   */
   connect(): Promise<pg.Client>;
 }
 
@@ -71,11 +74,7 @@ export function forEachDatabase(title: string, suite: (db: DatabaseTarget) => vo
           const postgres = { ...((extra.postgres as Record<string, unknown>) ?? {}), schema };
           return { databaseUrl: POSTGRES_TEST_URL, ...extra, postgres };
         },
-        connect: async () => {
-          const client = new pg.Client({ connectionString: POSTGRES_TEST_URL, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
-          await client.connect();
-          return client;
-        },
+        connect: () => connectToSchemas(POSTGRES_TEST_URL, schema),
       };
       if (name === 'postgres') {
         before(async function () {
@@ -115,8 +114,7 @@ export async function openRawConnection(target: { sqlitePath: string } | { postg
       close: async () => void db.close(),
     };
   }
-  const client = new pg.Client({ connectionString: target.postgresUrl ?? POSTGRES_TEST_URL, ...(target.schema ? { options: `-c search_path=${target.schema}` } : {}) });
-  await client.connect();
+  const client = await connectToSchemas(target.postgresUrl ?? POSTGRES_TEST_URL, target.schema);
   const names = new Map<string, string>();
   return {
     query: async (sql, params = []) => {
@@ -135,11 +133,37 @@ export function newSchemaName(): string {
   return `aion_test_${randomBytes(6).toString('hex')}`;
 }
 
+/** The schema and role storage created for each namespace of the installation whose base schema is `schema`. */
+async function namespaceObjects(client: pg.Client, schema: string): Promise<Array<{ schema: string; role: string }>> {
+  try {
+    const { rows } = await client.query(`SELECT db_schema, db_role FROM ${pg.escapeIdentifier(schema)}.aion_storage__namespaces WHERE db_schema IS NOT NULL ORDER BY db_schema`);
+    return rows.map((r: { db_schema: string; db_role: string }) => ({ schema: r.db_schema, role: r.db_role }));
+  } catch (err) {
+    // No such schema, table or column yet: storage never ran there, or ran without roles.
+    if (['3F000', '42P01', '42703'].includes((err as { code?: string }).code ?? '')) return [];
+    throw err;
+  }
+}
+
+async function connectToSchemas(url: string, schema: string | undefined): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  if (schema) {
+    const path = [schema, ...(await namespaceObjects(client, schema)).map((o) => o.schema)];
+    await client.query(`SET search_path TO ${path.map((s) => pg.escapeIdentifier(s)).join(', ')}`);
+  }
+  return client;
+}
+
+/** Drops the schema and everything in it, and the schema and role of each extension storage served from it. */
 export async function dropSchema(schema: string, url = POSTGRES_TEST_URL): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    const objects = await namespaceObjects(client, schema);
+    for (const o of objects) await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(o.schema)} CASCADE`);
+    await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+    for (const o of objects) await client.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(o.role)}`);
   } finally {
     await client.end();
   }

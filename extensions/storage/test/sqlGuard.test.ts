@@ -67,6 +67,16 @@ describe('SqlGuard', () => {
     rejects(postgres, 'SELECT * FROM aion_sessions__a WHERE id = $1', /use \?/);
   });
 
+  it('refuses statements that change the session’s role or settings, alone or after another', () => {
+    for (const sql of ['RESET ROLE', 'reset role', 'SET ROLE postgres', 'SET LOCAL ROLE postgres', 'SET SESSION AUTHORIZATION postgres', 'RESET SESSION AUTHORIZATION', 'RESET ALL', 'SET search_path = public', 'DISCARD ALL', 'GRANT SELECT ON aion_sessions__t TO PUBLIC']) {
+      rejects(postgres, sql, /statements are not allowed/);
+    }
+    rejects(postgres, 'SELECT 1; RESET ROLE', /one statement per call/);
+    rejects(postgres, 'SELECT 1 /* ; */ ; SET SESSION AUTHORIZATION postgres', /one statement per call/);
+    rejects(postgres, "SELECT set_config('role', 'postgres', false)", /not available/);
+    rejects(postgres, 'ALTER TABLE aion_sessions__t OWNER TO postgres', /OWNER is not allowed/);
+  });
+
   it('requires the prefix on everything created, altered or dropped', () => {
     assert.equal(sqlite.check('CREATE TABLE IF NOT EXISTS aion_sessions__t (id TEXT PRIMARY KEY)').kind, 'CREATE');
     assert.equal(postgres.check('CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS aion_sessions__t_x ON aion_sessions__t (x)').kind, 'CREATE');

@@ -5,16 +5,7 @@ import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { startTestKernel, type TestKernel } from '@aion/core';
 import { forEachDatabase, STORAGE_EXTENSION_DIR, type DatabaseTarget } from '../src/testing.js';
-
-const FIXTURES = join(STORAGE_EXTENSION_DIR, 'test', 'fixtures');
-
-type ProbeAnswer = { result?: any; error?: { code: string; message: string; details?: any }; prefix?: string };
-
-async function probe(kernel: TestKernel, which: 'a' | 'b' | 'c', op: string, ...args: unknown[]): Promise<ProbeAnswer> {
-  const res = await kernel.request(`/v1/probe-${which}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ op, args }) });
-  assert.equal(res.status, 200, await res.clone().text());
-  return (await res.json()) as ProbeAnswer;
-}
+import { FIXTURES, probe } from './probes.js';
 
 /** Rows of a table, read past the storage extension (to check what it wrote). */
 async function rawRows(db: DatabaseTarget, sqlitePath: string, sql: string): Promise<any[]> {
@@ -40,7 +31,7 @@ forEachDatabase('aion.storage', (db) => {
   let sqlitePath: string;
   const start = (withV2 = false) =>
     startTestKernel({
-      extensions: [STORAGE_EXTENSION_DIR, join(FIXTURES, 'probe-a'), join(FIXTURES, 'probe-b'), join(FIXTURES, 'probe-c')],
+      extensions: [STORAGE_EXTENSION_DIR, join(FIXTURES, 'probe-a'), join(FIXTURES, 'probe-b'), join(FIXTURES, 'probe-c'), join(FIXTURES, 'squatter')],
       config: { extensions: { 'aion.storage': db.storageConfig({ sqlite: { path: sqlitePath } }), 'tests.probe-a': { withV2 } } },
     });
 
@@ -59,7 +50,7 @@ forEachDatabase('aion.storage', (db) => {
     assert.deepEqual(a.result, { applied: ['001-notes'] });
     assert.equal(a.prefix, 'tests_probe_a__');
     const own = await rawRows(db, sqlitePath, 'SELECT name FROM aion_storage__migrations');
-    assert.deepEqual(own.map((r) => r.name), ['StorageInit1763769600000']);
+    assert.deepEqual(own.map((r) => r.name), ['StorageInit1763769600000', 'NamespaceRoles1796428800000']);
     const theirs = await rawRows(db, sqlitePath, 'SELECT name, timestamp FROM tests_probe_a__typeorm_migrations');
     assert.deepEqual(theirs.map((r) => [r.name, Number(r.timestamp)]), [['001-notes', 1]]);
     if (db.name === 'sqlite') {
@@ -124,6 +115,14 @@ forEachDatabase('aion.storage', (db) => {
     assert.deepEqual((await probe(kernel!, 'a', 'state', 'keys')).result, ['settings']);
   });
 
+  it('keeps storage’s own namespace from an extension whose id maps to it', async () => {
+    const res = await kernel!.request('/v1/squatter', { method: 'POST' });
+    const answer = (await res.json()) as { result?: unknown; error?: { code: string; message: string } };
+    assert.equal(answer.result, undefined, 'aion.storage- read the ctx.state of every extension');
+    assert.equal(answer.error?.code, 'NAMESPACE_CONFLICT');
+    assert.match(answer.error!.message, /holds aion\.storage's own tables; aion\.storage- cannot use it/);
+  });
+
   it('stores objects per extension with atomic writes and refuses keys that escape', async () => {
     const text = Buffer.from('hello objects').toString('base64');
     const put = await probe(kernel!, 'a', 'putObject', 'docs/readme.txt', text);
@@ -158,7 +157,7 @@ forEachDatabase('aion.storage', (db) => {
     ]);
     assert.deepEqual((await probe(kernel, 'a', 'state', 'get', 'settings')).result, { theme: 'dark', n: 1 }, 'state survives a restart');
     const own = await rawRows(db, sqlitePath, 'SELECT name FROM aion_storage__migrations');
-    assert.equal(own.length, 1, 'storage’s own migration ran once');
+    assert.equal(own.length, 2, 'storage’s own migrations ran once');
   });
 });
 

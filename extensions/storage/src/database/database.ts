@@ -3,12 +3,16 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { DataSource, Migration, MigrationExecutor, type MigrationInterface, type QueryRunner } from 'typeorm';
-import { AionError, ErrorCodes } from '@aion/extension-api';
-import { StorageErrorCodes, type Dialect, type MigrationStep, type SqlValue, type StatementResult } from '../api.js';
+import { DataSource, IsNull, MigrationExecutor, Not } from 'typeorm';
+import { AionError } from '@aion/extension-api';
+import { StorageErrorCodes, type Confinement, type Dialect, type SqlValue, type StatementResult } from '../api.js';
 import { NamespaceEntry, StateEntry } from './entities.js';
+import { driverCodeOf, toStorageError } from './errors.js';
 import { StorageInit1763769600000 } from './migrations/1763769600000-StorageInit.js';
-import type { CheckedSql, SqlGuard } from './sqlGuard.js';
+import { NamespaceRoles1796428800000 } from './migrations/1796428800000-NamespaceRoles.js';
+import { NamespaceDatabase, withMigrationLock } from './namespaceDatabase.js';
+import { NamespaceRoles, roleUrl, type ConfinementLog, type NamespaceGrant } from './namespaceRoles.js';
+import type { CheckedSql } from './sqlGuard.js';
 
 export interface DatabaseOptions {
   /** A postgres:// URL; SQLite when absent. */
@@ -20,7 +24,18 @@ export interface DatabaseOptions {
   poolSize: number;
   connectTimeoutMs: number;
   schema?: string;
+  /** PostgreSQL: a role and schema per namespace, or the SQL guard alone. SQLite always has the guard alone. */
+  confinement: Confinement;
+  /** PostgreSQL, `role`: connections in each namespace's own pool. */
+  namespacePoolSize: number;
+  log: ConfinementLog;
 }
+
+/** Storage's own tables carry this prefix and stay in the base schema. */
+export const OWN_TABLE_PREFIX = 'aion_storage__';
+const OWN_MIGRATIONS = [StorageInit1763769600000, NamespaceRoles1796428800000];
+/** An idle connection of a namespace's pool closes after this long, so quiet extensions hold none. */
+const NAMESPACE_IDLE_MS = 30_000;
 
 /** `postgres://aion:secret@db:5432/aion` → `postgres://aion:****@db:5432/aion`. */
 export function maskUrl(url: string): string {
@@ -47,64 +62,21 @@ function describeConnectError(err: unknown): string {
   return e.message || inner || e.code || String(err);
 }
 
-const CONSTRAINTS: Record<string, string> = {
-  '23505': 'unique',
-  '23503': 'foreign_key',
-  '23502': 'not_null',
-  '23514': 'check',
-  SQLITE_CONSTRAINT_UNIQUE: 'unique',
-  SQLITE_CONSTRAINT_PRIMARYKEY: 'unique',
-  SQLITE_CONSTRAINT_FOREIGNKEY: 'foreign_key',
-  SQLITE_CONSTRAINT_NOTNULL: 'not_null',
-  SQLITE_CONSTRAINT_CHECK: 'check',
-};
-/** The database cannot serve now (connection lost, server shutting down, SQLite locked past the busy timeout): 503. */
-const UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', 'SQLITE_BUSY']);
-
-/** Driver errors become values with a stable code; a constraint violation names its kind in `details.constraint`. */
-export function toStorageError(err: unknown, context: string): AionError {
-  if (err instanceof AionError) return err;
-  const e = err as { message?: string; code?: string; driverError?: { code?: string; message?: string } };
-  const code = e.driverError?.code ?? e.code;
-  const message = e.driverError?.message ?? e.message ?? String(err);
-  if ((code && UNAVAILABLE.has(code)) || /Connection terminated|timeout exceeded when trying to connect/i.test(message)) {
-    return new AionError(StorageErrorCodes.DATABASE_UNAVAILABLE, `the database is unavailable: ${message}`, { status: 503, details: { driverCode: code } });
-  }
-  const constraint = code ? CONSTRAINTS[code] : undefined;
-  return new AionError(StorageErrorCodes.SQL_FAILED, `${context}: ${message}`, { status: 500, details: constraint ? { driverCode: code, constraint } : { driverCode: code } });
-}
-
-/** typeorm's migration runner over a given list and bookkeeping table (one per namespace). */
-class NamespaceMigrationExecutor extends MigrationExecutor {
-  private readonly steps: Migration[];
-
-  constructor(dataSource: DataSource, queryRunner: QueryRunner, steps: Migration[], tableName: string) {
-    super(dataSource, queryRunner);
-    this.steps = steps;
-    const { schema } = dataSource.driver.options as { schema?: string };
-    const self = this as unknown as { migrationsTableName: string; migrationsTable: string };
-    self.migrationsTableName = tableName;
-    self.migrationsTable = dataSource.driver.buildTableName(tableName, schema, dataSource.driver.database);
-  }
-
-  protected override getMigrations(): Migration[] {
-    return this.steps;
-  }
-}
-
 function bind(params: SqlValue[]): SqlValue[] {
   return params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p));
 }
 
 /**
- * The one database of this kernel, on typeorm: SQLite (better-sqlite3, WAL) or PostgreSQL.
- * Storage's own tables and every namespace's migrations go through typeorm; extension statements
- * run on the driver typeorm opened (its prepared-statement cache, no ORM hydration on hot paths).
+ * The one database of this kernel, on typeorm: SQLite (better-sqlite3, WAL) or PostgreSQL. It holds
+ * storage's own tables and hands out a `NamespaceDatabase` per extension: on PostgreSQL with `role`
+ * confinement that one logs in as the namespace's own role; otherwise it shares this connection.
  */
 export class Database {
   private gate?: Promise<void>;
   private checkpointer?: Worker;
   private readonly sqliteStatements = new Map<string, BetterSqlite3.Statement>();
+  private readonly namespaces = new Map<string, Promise<NamespaceDatabase>>();
+  /** Statement names on the kernel's pool, which every namespace shares under `guard`. */
   private readonly pgStatementNames = new Map<string, string>();
 
   private constructor(
@@ -112,7 +84,20 @@ export class Database {
     readonly dialect: Dialect,
     /** Where the data is, safe to log: the masked URL or the SQLite file. */
     readonly description: string,
+    private readonly options: DatabaseOptions,
+    /** PostgreSQL with `role` confinement only. */
+    private readonly roles?: NamespaceRoles,
   ) {}
+
+  /** How namespaces are kept apart here: SQLite has the guard alone, whatever was configured. */
+  get confinement(): Confinement {
+    return this.roles ? 'role' : 'guard';
+  }
+
+  /** PostgreSQL: the schema of storage's own tables (and of every namespace under `guard`). */
+  get baseSchema(): string | undefined {
+    return this.dialect === 'postgres' ? (this.dataSource.driver as unknown as { schema: string }).schema : undefined;
+  }
 
   static async open(options: DatabaseOptions): Promise<Database> {
     if (options.url) {
@@ -125,8 +110,8 @@ export class Database {
         connectTimeoutMS: options.connectTimeoutMs,
         applicationName: 'aion',
         entities: [NamespaceEntry, StateEntry],
-        migrations: [StorageInit1763769600000],
-        migrationsTableName: 'aion_storage__migrations',
+        migrations: OWN_MIGRATIONS,
+        migrationsTableName: `${OWN_TABLE_PREFIX}migrations`,
         synchronize: false,
         logging: false,
         extra: { types: pgTypes, ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}) },
@@ -138,7 +123,20 @@ export class Database {
         await dataSource.destroy().catch(() => undefined);
         throw new AionError(StorageErrorCodes.DATABASE_UNAVAILABLE, `could not connect to the database at ${masked}: ${describeConnectError(err)}`, { status: 503 });
       }
-      return new Database(dataSource, 'postgres', masked);
+      let roles: NamespaceRoles | undefined;
+      if (options.confinement === 'role') {
+        const driver = dataSource.driver as unknown as { master: pg.Pool; database: string; schema: string };
+        roles = new NamespaceRoles(driver.master, driver.database, driver.schema, options.log);
+        await roles.prepare().catch(async (err) => {
+          await dataSource.destroy().catch(() => undefined);
+          throw err;
+        });
+      } else {
+        options.log.warn(
+          'PostgreSQL namespaces are confined by the SQL guard alone (postgres.confinement is "guard"): every extension\'s SQL runs as the kernel\'s database user, so a statement the guard misses reaches every table',
+        );
+      }
+      return new Database(dataSource, 'postgres', masked, options, roles);
     }
     const dataSource = new DataSource({
       type: 'better-sqlite3',
@@ -152,8 +150,8 @@ export class Database {
         db.pragma('wal_autocheckpoint = 0');
       },
       entities: [NamespaceEntry, StateEntry],
-      migrations: [StorageInit1763769600000],
-      migrationsTableName: 'aion_storage__migrations',
+      migrations: OWN_MIGRATIONS,
+      migrationsTableName: `${OWN_TABLE_PREFIX}migrations`,
       synchronize: false,
       logging: false,
     });
@@ -163,7 +161,7 @@ export class Database {
       await dataSource.destroy().catch(() => undefined);
       throw new AionError(StorageErrorCodes.DATABASE_UNAVAILABLE, `could not open the SQLite database at ${options.sqlitePath}: ${describeConnectError(err)}`, { status: 503 });
     }
-    const database = new Database(dataSource, 'sqlite', options.sqlitePath);
+    const database = new Database(dataSource, 'sqlite', options.sqlitePath, options);
     database.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), {
       workerData: { path: options.sqlitePath, intervalMs: options.checkpointIntervalMs, busyTimeoutMs: options.busyTimeoutMs },
     });
@@ -181,14 +179,10 @@ export class Database {
     return (this.dataSource.driver as unknown as { databaseConnection: BetterSqlite3.Database }).databaseConnection;
   }
 
-  private get pool(): pg.Pool {
-    return (this.dataSource.driver as unknown as { master: pg.Pool }).master;
-  }
-
-  /** Storage's own migrations (typeorm classes). */
+  /** Storage's own migrations (typeorm classes), then, on PostgreSQL, the checks that depend on them. */
   async migrateOwnTables(): Promise<string[]> {
-    return this.exclusive(async () => {
-      const done = await this.withMigrationLock('aion_storage', async (lockedRunner) => {
+    const applied = await this.exclusive(async () => {
+      const done = await withMigrationLock(this.dataSource, 'aion_storage', async (lockedRunner) => {
         if (!lockedRunner) return this.dataSource.runMigrations({ transaction: 'each' });
         const executor = new MigrationExecutor(this.dataSource, lockedRunner);
         executor.transaction = 'each';
@@ -196,10 +190,23 @@ export class Database {
       });
       return done.map((m) => m.name);
     });
+    if (this.roles) {
+      await this.roles.secureOwnTables(OWN_TABLE_PREFIX);
+    } else if (this.dialect === 'postgres') {
+      const recorded = await (await this.repository(NamespaceEntry)).find({ where: { dbSchema: Not(IsNull()) }, order: { namespace: 'ASC' } });
+      if (recorded.length > 0) {
+        throw new AionError(
+          StorageErrorCodes.CONFINEMENT_UNAVAILABLE,
+          `postgres.confinement is "guard", but the tables of ${recorded.map((r) => r.namespace).join(', ')} already live in schemas of their own roles (${recorded.map((r) => r.dbSchema).join(', ')}), which the guard cannot serve: set postgres.confinement back to "role"`,
+          { status: 503 },
+        );
+      }
+    }
+    return applied;
   }
 
   /** SQLite has one connection: while typeorm runs a migration on it, nothing else may. */
-  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     while (this.gate) await this.gate;
     let open!: () => void;
     this.gate = new Promise<void>((resolve) => (open = resolve));
@@ -215,126 +222,71 @@ export class Database {
     while (this.gate) await this.gate;
   }
 
-  /** Two kernels starting against one PostgreSQL database apply a namespace's migrations once. */
-  private async withMigrationLock<T>(namespace: string, fn: (queryRunner?: QueryRunner) => Promise<T>): Promise<T> {
-    if (this.dialect !== 'postgres') return fn();
-    const queryRunner = this.dataSource.createQueryRunner('master');
-    await queryRunner.connect();
+  get migrating(): boolean {
+    return this.gate !== undefined;
+  }
+
+  /**
+   * Where an extension's statements and migrations run. The namespace must be registered in
+   * `aion_storage__namespaces`. Opened once per namespace; closed with this database.
+   */
+  openNamespace(namespace: string, prefix: string): Promise<NamespaceDatabase> {
+    let pending = this.namespaces.get(namespace);
+    if (!pending) {
+      pending = this.connectNamespace(namespace, prefix);
+      pending.catch(() => this.namespaces.delete(namespace));
+      this.namespaces.set(namespace, pending);
+    }
+    return pending;
+  }
+
+  private async connectNamespace(namespace: string, prefix: string): Promise<NamespaceDatabase> {
+    const roles = this.roles;
+    if (!roles) return new NamespaceDatabase(this, { namespace, prefix, schema: this.baseSchema }, this.dataSource, false, this.pgStatementNames);
     try {
-      await queryRunner.query('SELECT pg_advisory_lock(7301, hashtext($1))', [namespace]);
+      const grant = await roles.provision(namespace, prefix);
+      let dataSource: DataSource;
       try {
-        return await fn(queryRunner);
-      } finally {
-        await queryRunner.query('SELECT pg_advisory_unlock(7301, hashtext($1))', [namespace]).catch(() => undefined);
+        dataSource = await this.openRoleDataSource(grant);
+      } catch (err) {
+        // A restored backup or a role recreated by hand: the recorded password is the one to use.
+        if (!['28P01', '28000'].includes(driverCodeOf(err) ?? '')) throw err;
+        await roles.resetPassword(grant);
+        dataSource = await this.openRoleDataSource(grant);
       }
-    } finally {
-      await queryRunner.release();
+      return new NamespaceDatabase(this, { namespace, prefix, schema: grant.schema, role: grant.role }, dataSource, true, new Map());
+    } catch (err) {
+      if (err instanceof AionError) throw err;
+      const storageError = toStorageError(err, `could not open the namespace ${namespace}`);
+      if (storageError.code === StorageErrorCodes.DATABASE_UNAVAILABLE) throw storageError;
+      throw new AionError(StorageErrorCodes.CONFINEMENT_UNAVAILABLE, `could not give ${namespace} its database role and schema: ${(err as Error).message ?? String(err)}`, { status: 503 });
     }
   }
 
-  /** Applies an extension's pending steps as typeorm migrations recorded in `${prefix}typeorm_migrations`. */
-  async migrate(namespace: string, prefix: string, steps: MigrationStep[], guard: SqlGuard): Promise<string[]> {
-    const pick = (list: MigrationStep['up'] | undefined): string[] => (list === undefined ? [] : Array.isArray(list) ? list : list[this.dialect]);
-    const seen = new Set<string>();
-    const migrations = steps.map((step, index) => {
-      if (typeof step?.name !== 'string' || !/^[A-Za-z0-9_.-]{1,200}$/.test(step.name)) {
-        throw new AionError(ErrorCodes.BAD_REQUEST, `migration ${index}: a name of letters, digits, _ . - is required`);
-      }
-      if (seen.has(step.name)) throw new AionError(ErrorCodes.BAD_REQUEST, `migration ${step.name} is listed twice`);
-      seen.add(step.name);
-      const up = pick(step.up);
-      if (!Array.isArray(up) || up.some((s) => typeof s !== 'string')) throw new AionError(ErrorCodes.BAD_REQUEST, `migration ${step.name}: up must be a list of SQL statements (for ${this.dialect})`);
-      const checkedUp = up.map((sql) => guard.check(sql));
-      const checkedDown = pick(step.down).map((sql) => guard.check(sql));
-      const run = async (queryRunner: QueryRunner, list: CheckedSql[]) => {
-        for (const statement of list) await queryRunner.query(statement.text);
-      };
-      const instance: MigrationInterface = {
-        name: step.name,
-        up: (queryRunner) => run(queryRunner, checkedUp),
-        down: (queryRunner) => run(queryRunner, checkedDown),
-      };
-      // The position is typeorm's timestamp: steps apply in array order.
-      return new Migration(undefined, index + 1, step.name, instance);
+  private async openRoleDataSource(grant: NamespaceGrant): Promise<DataSource> {
+    const dataSource = new DataSource({
+      type: 'postgres',
+      url: roleUrl(this.options.url!, grant),
+      schema: grant.schema,
+      poolSize: this.options.namespacePoolSize,
+      connectTimeoutMS: this.options.connectTimeoutMs,
+      applicationName: 'aion',
+      installExtensions: false,
+      synchronize: false,
+      logging: false,
+      extra: { types: pgTypes, options: `-c search_path=${grant.schema}`, idleTimeoutMillis: NAMESPACE_IDLE_MS },
     });
-    return this.exclusive(() =>
-      this.withMigrationLock(namespace, async (lockedRunner) => {
-        const queryRunner = lockedRunner ?? this.dataSource.createQueryRunner('master');
-        try {
-          const executor = new NamespaceMigrationExecutor(this.dataSource, queryRunner, migrations, `${prefix}typeorm_migrations`);
-          executor.transaction = 'each';
-          const applied = await executor.executePendingMigrations();
-          if (applied.length > 0 && this.dialect === 'sqlite') await queryRunner.query('PRAGMA optimize');
-          return applied.map((m) => m.name);
-        } catch (err) {
-          const e = err as { message?: string; driverError?: { message?: string } };
-          throw new AionError(StorageErrorCodes.MIGRATION_FAILED, `migrations of ${namespace} failed: ${e.driverError?.message ?? e.message ?? String(err)}`, { details: { namespace } });
-        } finally {
-          if (!lockedRunner) await queryRunner.release();
-        }
-      }),
-    );
-  }
-
-  /** One checked statement with its parameters. */
-  async run(statement: CheckedSql, params: SqlValue[] = []): Promise<StatementResult> {
-    checkParams(statement, params);
-    if (this.dialect === 'sqlite') {
-      if (this.gate) await this.whenOpen();
-      try {
-        return this.runSqlite(statement, params);
-      } catch (err) {
-        throw toStorageError(err, `${statement.kind} failed`);
-      }
-    }
     try {
-      return pgResult(await this.pool.query(this.pgQuery(statement, params)));
+      await dataSource.initialize();
+      return dataSource;
     } catch (err) {
-      throw toStorageError(err, `${statement.kind} failed`);
+      await dataSource.destroy().catch(() => undefined);
+      throw err;
     }
   }
 
-  /** Checked statements in one transaction. */
-  async batch(statements: Array<{ statement: CheckedSql; params: SqlValue[] }>): Promise<StatementResult[]> {
-    for (const s of statements) checkParams(s.statement, s.params);
-    if (this.dialect === 'sqlite') {
-      if (this.gate) await this.whenOpen();
-      let index = 0;
-      try {
-        // Synchronous from BEGIN to COMMIT: no other call can interleave on the one connection.
-        return this.sqlite.transaction(() => statements.map((s, i) => ((index = i), this.runSqlite(s.statement, s.params))))();
-      } catch (err) {
-        throw toStorageError(err, `statement ${index} (${statements[index]?.statement.kind}) of the transaction failed`);
-      }
-    }
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw toStorageError(err, 'could not start the transaction');
-    }
-    let index = -1;
-    // Under READ COMMITTED each statement takes its own snapshot inside a transaction too, so reads
-    // alone skip the two extra round trips of BEGIN and COMMIT.
-    const readOnly = statements.every((s) => s.statement.kind === 'SELECT');
-    try {
-      if (!readOnly) await client.query('BEGIN');
-      const results: StatementResult[] = [];
-      for (const s of statements) {
-        index++;
-        results.push(pgResult(await client.query(this.pgQuery(s.statement, s.params))));
-      }
-      if (!readOnly) await client.query('COMMIT');
-      return results;
-    } catch (err) {
-      if (!readOnly) await client.query('ROLLBACK').catch(() => undefined);
-      throw toStorageError(err, index >= 0 ? `statement ${index} (${statements[index]?.statement.kind}) of the transaction failed` : 'the transaction failed');
-    } finally {
-      client.release();
-    }
-  }
-
-  private runSqlite(statement: CheckedSql, params: SqlValue[]): StatementResult {
+  /** SQLite: one statement on the shared connection, prepared once per text. */
+  runSqlite(statement: CheckedSql, params: SqlValue[]): StatementResult {
     let prepared = this.sqliteStatements.get(statement.text);
     if (!prepared) {
       prepared = this.sqlite.prepare(statement.text);
@@ -348,14 +300,9 @@ export class Database {
     return { rows: [], changes: prepared.run(...bind(params)).changes };
   }
 
-  /** Named statements are parsed once per pooled connection. */
-  private pgQuery(statement: CheckedSql, params: SqlValue[]): pg.QueryConfig {
-    let name = this.pgStatementNames.get(statement.text);
-    if (!name && this.pgStatementNames.size < 5_000) {
-      name = `aion_${this.pgStatementNames.size + 1}`;
-      this.pgStatementNames.set(statement.text, name);
-    }
-    return name ? { name, text: statement.text, values: params } : { text: statement.text, values: params };
+  /** SQLite: `fn` inside one transaction; synchronous from BEGIN to COMMIT, so no other call interleaves. */
+  sqliteTransaction<T>(fn: () => T): T {
+    return this.sqlite.transaction(fn)();
   }
 
   /** Storage's own rows through typeorm repositories (SQLite waits while a migration holds the connection). */
@@ -370,6 +317,9 @@ export class Database {
   }
 
   async close(): Promise<void> {
+    const namespaces = [...this.namespaces.values()];
+    this.namespaces.clear();
+    await Promise.all(namespaces.map((pending) => pending.then((n) => n.close()).catch(() => undefined)));
     if (this.dataSource.isInitialized) this.optimize();
     const checkpointer = this.checkpointer;
     this.checkpointer = undefined;
@@ -383,27 +333,14 @@ export class Database {
   }
 }
 
-function checkParams(statement: CheckedSql, params: SqlValue[]): void {
-  if (!Array.isArray(params)) throw new AionError(ErrorCodes.BAD_REQUEST, 'params must be an array');
-  if (params.length !== statement.paramCount) {
-    throw new AionError(ErrorCodes.BAD_REQUEST, `the ${statement.kind} statement has ${statement.paramCount} ? placeholders but ${params.length} parameters were given`);
-  }
-  for (const p of params) {
-    if (p !== null && !['string', 'number', 'boolean'].includes(typeof p)) throw new AionError(ErrorCodes.BAD_REQUEST, `parameters are strings, numbers, booleans or null (got ${typeof p})`);
-  }
-}
-
-function pgResult(result: pg.QueryResult): StatementResult {
-  const changes = result.command === 'SELECT' ? 0 : result.rowCount ?? 0;
-  return { rows: result.rows ?? [], changes };
-}
-
 /** Creates the configured schema before the pool points its search_path at it. */
 async function ensureSchema(url: string, schema: string, connectTimeoutMs: number): Promise<void> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs });
   await client.connect();
   try {
-    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema.replace(/"/g, '')}"`);
+    // Looked up first: CREATE SCHEMA IF NOT EXISTS needs the right to create schemas even when it exists.
+    const { rowCount } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    if (!rowCount) await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`);
   } finally {
     await client.end();
   }

@@ -15,6 +15,18 @@ export class NamespaceEntry {
 
   @Column({ name: 'created_at', type: 'bigint', transformer: milliseconds })
   createdAt!: number;
+
+  /** PostgreSQL with `role` confinement: the schema that holds the namespace's tables. */
+  @Column({ name: 'db_schema', type: 'varchar', length: 63, nullable: true })
+  dbSchema?: string | null;
+
+  /** …and the login role that owns it, as which every statement of the namespace runs. */
+  @Column({ name: 'db_role', type: 'varchar', length: 63, nullable: true })
+  dbRole?: string | null;
+
+  /** The role's password, generated once; only the kernel's database user can read this table. */
+  @Column({ name: 'db_password', type: 'varchar', length: 64, nullable: true, select: false })
+  dbPassword?: string | null;
 }
 
 /** One key of one extension's `ctx.state`, as JSON text. */
