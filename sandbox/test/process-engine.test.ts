@@ -89,6 +89,18 @@ describe('ProcessEngine', () => {
     assert.match(err.stderr, /about to crash/);
   });
 
+  it('marks the kills a skill brings on itself as fatal: a timeout, death by a signal; not an exit, a cancellation or a full stdout', async () => {
+    const killed = await rejectsWith(engine.call({ skill, name: 'killed', limits }), 'SKILL_FAILED');
+    assert.match(killed.message, /was killed by SIGKILL/);
+    assert.equal(killed.fatal, true);
+    assert.equal((await rejectsWith(engine.call({ skill, name: 'hang', limits: { ...limits, timeoutMs: 200 } }), 'TIMEOUT')).fatal, true);
+    assert.equal((await rejectsWith(engine.call({ skill, name: 'crash', limits }), 'SKILL_FAILED')).fatal, false);
+    assert.equal((await rejectsWith(engine.call({ skill, name: 'flood', limits: { ...limits, maxOutputBytes: 100_000 } }), 'OUTPUT_TOO_LARGE')).fatal, false);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    assert.equal((await rejectsWith(engine.call({ skill, name: 'hang', limits, signal: controller.signal }), 'CANCELLED')).fatal, false);
+  });
+
   it('passes tool errors through and turns protocol errors into SKILL_FAILED', async () => {
     const result = await engine.call({ skill, name: 'fail', limits });
     assert.equal(result.isError, true);

@@ -173,7 +173,7 @@ export class ProcessEngine {
     let onAbort: (() => void) | undefined;
     const stopped = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const err = new SandboxError('TIMEOUT', `The skill did not finish within ${limits.timeoutMs} ms.`, { stderr: tail(proc.stderr) });
+        const err = new SandboxError('TIMEOUT', `The skill did not finish within ${limits.timeoutMs} ms.`, { stderr: tail(proc.stderr), fatal: true });
         void proc.kill(err);
         reject(err);
       }, limits.timeoutMs);
@@ -194,7 +194,7 @@ export class ProcessEngine {
       return { ...toolResult(result), stderr: proc.stderr, durationMs: performance.now() - started };
     } catch (err) {
       if (err instanceof SandboxError && err.code === 'SKILL_FAILED' && (await proc.oomKilled())) {
-        throw new SandboxError('MEMORY_LIMIT', `The skill went over its memory limit of ${request.limits.memoryBytes} bytes.`, { stderr: err.stderr });
+        throw new SandboxError('MEMORY_LIMIT', `The skill went over its memory limit of ${request.limits.memoryBytes} bytes.`, { stderr: err.stderr, fatal: true });
       }
       throw err;
     } finally {

@@ -120,7 +120,8 @@ export class SkillProcess {
     child.once('exit', (code, signal) => {
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       // Let stderr drain so the error carries its tail; a grandchild holding the pipes must not delay it long.
-      void Promise.race([this.exited, delay(100)]).then(() => this.end(new SandboxError('SKILL_FAILED', `The skill process ${how}.`, { stderr: tail(this.stderrText) })));
+      // Only a process that ended on its own gets here (a kill of ours ended it first): a signal means it crashed or was killed.
+      void Promise.race([this.exited, delay(100)]).then(() => this.end(new SandboxError('SKILL_FAILED', `The skill process ${how}.`, { stderr: tail(this.stderrText), fatal: signal !== null })));
     });
     child.stdin.on('error', () => {});
     child.stdout.on('data', (chunk: Buffer) => this.onStdout(chunk));
