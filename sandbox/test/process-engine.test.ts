@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { isSandboxError, ProcessEngine, type ProcessLimits, type ProcessSkill, type SandboxErrorCode } from '../src/index.js';
 import { paths } from './support/assemblyscript.js';
 
@@ -68,6 +69,19 @@ describe('ProcessEngine', () => {
     assert.notEqual(cwd, process.cwd());
     assert.deepEqual(files, ['scratch.txt']);
     assert.equal(existsSync(cwd), false);
+  });
+
+  it('makes the working directories under workDir when given one', async () => {
+    const workDir = mkdtempSync(join(tmpdir(), 'aion-workdir-'));
+    const scoped = new ProcessEngine({ workDir: join(workDir, 'tmp') });
+    try {
+      const { cwd } = (await scoped.call({ skill, name: 'cwd', limits })).structuredContent as { cwd: string };
+      assert.equal(dirname(cwd), join(workDir, 'tmp'));
+      assert.deepEqual(readdirSync(join(workDir, 'tmp')), []);
+    } finally {
+      await scoped.close();
+      rmSync(workDir, { recursive: true, force: true });
+    }
   });
 
   it('kills the whole process group on timeout, grandchildren included', async () => {

@@ -95,7 +95,8 @@ export class SkillsService {
     });
     this.usage = new UsageRecorder((err) => logger.warn('usage could not be saved', { error: String(err) }));
     this.wasm = new WasmRunner(config.wasm);
-    this.processes = new ProcessRunner((m) => logger.warn(m));
+    // Inside the extension's storage: its host may be allowed to write nowhere else.
+    this.processes = new ProcessRunner({ onNotice: (m) => logger.warn(m), workDir: host.storagePath ? join(host.storagePath, 'tmp') : undefined });
     this.mcpClients = new McpClients(config.mcpServers, { catalog: this.catalog, secret: (n) => this.secret(n), limits: config.limits.defaults, version: host.version, log: logger });
     const runners: Runners = {
       wasm: this.wasm,
