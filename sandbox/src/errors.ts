@@ -3,12 +3,15 @@ export const SandboxErrorCodes = {
   TIMEOUT: 'TIMEOUT',
   CANCELLED: 'CANCELLED',
   MEMORY_LIMIT: 'MEMORY_LIMIT',
+  STACK_OVERFLOW: 'STACK_OVERFLOW',
   OUTPUT_TOO_LARGE: 'OUTPUT_TOO_LARGE',
   SKILL_FAILED: 'SKILL_FAILED',
   INVALID_OUTPUT: 'INVALID_OUTPUT',
   INVALID_REQUEST: 'INVALID_REQUEST',
   MODULE_INVALID: 'MODULE_INVALID',
   MODULE_MEMORY_UNBOUNDED: 'MODULE_MEMORY_UNBOUNDED',
+  MODULE_TABLE_UNBOUNDED: 'MODULE_TABLE_UNBOUNDED',
+  MODULE_TOO_LARGE: 'MODULE_TOO_LARGE',
   PERMISSION_DENIED: 'PERMISSION_DENIED',
   ENGINE_CLOSED: 'ENGINE_CLOSED',
 } as const;
@@ -25,6 +28,8 @@ export interface SandboxErrorOptions {
   /** The tail of what the guest wrote to stderr before it failed. */
   stderr?: string;
   diagnostics?: readonly SandboxDiagnostic[];
+  /** The sandbox had to stop the guest by force for what it did: see `SandboxError.fatal`. */
+  fatal?: boolean;
 }
 
 /**
@@ -35,6 +40,12 @@ export class SandboxError extends Error {
   readonly code: SandboxErrorCode;
   readonly stderr: string;
   readonly diagnostics: readonly SandboxDiagnostic[];
+  /**
+   * True when the guest was killed for what it did: a timed-out or out-of-memory WASM worker
+   * terminated, a worker that crashed, a process killed on timeout or by a signal. A caller's
+   * cancellation or a closing engine is not fatal. Callers count these to quarantine a skill.
+   */
+  readonly fatal: boolean;
 
   constructor(code: SandboxErrorCode, message: string, options: SandboxErrorOptions = {}) {
     super(message);
@@ -42,6 +53,7 @@ export class SandboxError extends Error {
     this.code = code;
     this.stderr = options.stderr ?? '';
     this.diagnostics = options.diagnostics ?? [];
+    this.fatal = options.fatal ?? false;
   }
 
   toJSON(): { code: SandboxErrorCode; message: string; diagnostics?: readonly SandboxDiagnostic[] } {

@@ -7,9 +7,25 @@ export {
   type WasmRunResult,
   type CompiledModule,
 } from './wasm/wasm-engine.js';
-export { inspectModule, validateModule, moduleHash, WASM_PAGE_BYTES, type ModuleInfo, type ModuleMemory, type ModuleImport, type ModuleExport, type ValidateOptions } from './wasm/module-inspector.js';
+export {
+  inspectModule,
+  validateModule,
+  moduleHash,
+  WASM_PAGE_BYTES,
+  DEFAULT_MODULE_LIMITS,
+  MODULE_LIMIT_CEILINGS,
+  type ModuleInfo,
+  type ModuleMemory,
+  type ModuleTable,
+  type ModuleCounts,
+  type ModuleImport,
+  type ModuleExport,
+  type ModuleLimits,
+  type ValidateOptions,
+} from './wasm/module-inspector.js';
+export type { WorkerPoolStats as WasmEngineStats } from './wasm/worker-pool.js';
 export { NetworkPolicy, isPrivateAddress } from './wasm/network-policy.js';
-export { HostCallStatus } from './wasm/protocol.js';
+export { HostCallStatus, HOST_CALL_LIMITS } from './wasm/protocol.js';
 export type { GuestHttpRequest, GuestHttpResponse } from './wasm/guest-fetch.js';
 export {
   ProcessEngine,

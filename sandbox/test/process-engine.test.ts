@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { isSandboxError, ProcessEngine, type ProcessLimits, type ProcessSkill, type SandboxErrorCode } from '../src/index.js';
 import { paths } from './support/assemblyscript.js';
 
@@ -70,6 +71,19 @@ describe('ProcessEngine', () => {
     assert.equal(existsSync(cwd), false);
   });
 
+  it('makes the working directories under workDir when given one', async () => {
+    const workDir = mkdtempSync(join(tmpdir(), 'aion-workdir-'));
+    const scoped = new ProcessEngine({ workDir: join(workDir, 'tmp') });
+    try {
+      const { cwd } = (await scoped.call({ skill, name: 'cwd', limits })).structuredContent as { cwd: string };
+      assert.equal(dirname(cwd), join(workDir, 'tmp'));
+      assert.deepEqual(readdirSync(join(workDir, 'tmp')), []);
+    } finally {
+      await scoped.close();
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  });
+
   it('kills the whole process group on timeout, grandchildren included', async () => {
     const started = Date.now();
     const err = await rejectsWith(engine.call({ skill, name: 'orphan', limits: { ...limits, timeoutMs: 700 } }), 'TIMEOUT');
@@ -87,6 +101,18 @@ describe('ProcessEngine', () => {
     const err = await rejectsWith(engine.call({ skill, name: 'crash', limits }), 'SKILL_FAILED');
     assert.match(err.message, /exited with code 3/);
     assert.match(err.stderr, /about to crash/);
+  });
+
+  it('marks the kills a skill brings on itself as fatal: a timeout, death by a signal; not an exit, a cancellation or a full stdout', async () => {
+    const killed = await rejectsWith(engine.call({ skill, name: 'killed', limits }), 'SKILL_FAILED');
+    assert.match(killed.message, /was killed by SIGKILL/);
+    assert.equal(killed.fatal, true);
+    assert.equal((await rejectsWith(engine.call({ skill, name: 'hang', limits: { ...limits, timeoutMs: 200 } }), 'TIMEOUT')).fatal, true);
+    assert.equal((await rejectsWith(engine.call({ skill, name: 'crash', limits }), 'SKILL_FAILED')).fatal, false);
+    assert.equal((await rejectsWith(engine.call({ skill, name: 'flood', limits: { ...limits, maxOutputBytes: 100_000 } }), 'OUTPUT_TOO_LARGE')).fatal, false);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    assert.equal((await rejectsWith(engine.call({ skill, name: 'hang', limits, signal: controller.signal }), 'CANCELLED')).fatal, false);
   });
 
   it('passes tool errors through and turns protocol errors into SKILL_FAILED', async () => {

@@ -259,12 +259,12 @@ describe('WasmEngine', function () {
   it('fails calls with ENGINE_CLOSED once closed', async () => {
     const other = new WasmEngine({ workers: 1 });
     const { hash } = await other.compile(fixtures.probe);
-    const running = other.run({ hash, args: ['loop'], limits });
-    const queued = other.run({ hash, args: ['echo'], limits });
+    const running = rejectsWith(other.run({ hash, args: ['loop'], limits }), 'ENGINE_CLOSED');
+    const queued = rejectsWith(other.run({ hash, args: ['echo'], limits }), 'ENGINE_CLOSED');
     await new Promise((resolve) => setTimeout(resolve, 50));
     await other.close();
-    await rejectsWith(running, 'ENGINE_CLOSED');
-    await rejectsWith(queued, 'ENGINE_CLOSED');
+    await running;
+    await queued;
     await rejectsWith(other.run({ hash, args: ['echo'], limits }), 'ENGINE_CLOSED');
   });
 });

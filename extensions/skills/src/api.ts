@@ -3,6 +3,7 @@
  * Only data crosses: every argument and result below is JSON.
  */
 import type { Principal } from '@aion/extension-api';
+import type { QuarantineRecord } from './quarantine.js';
 import type { UsageRow } from './usage.js';
 
 /** An OpenAI-style tool definition for one skill. */
@@ -55,7 +56,11 @@ export interface SkillSummary {
   description: string;
   tags: string[];
   runtime: 'wasm' | 'js' | 'process' | 'mcp';
+  /** Callable: neither disabled nor quarantined. */
   enabled: boolean;
+  state: 'enabled' | 'disabled' | 'quarantined';
+  /** Why the skill is quarantined, when it is: lifted by `POST /v1/skills/:id/enable`. */
+  quarantine?: QuarantineRecord;
   source: Record<string, unknown>;
   score?: number;
   devices: Array<{ id: string; name: string; kind: string; local: boolean }>;

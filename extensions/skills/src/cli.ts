@@ -33,13 +33,18 @@ export function cliCommands(service: () => SkillsService) {
     async list(options: { json?: boolean }): Promise<string> {
       const s = service();
       const packs = await s.listPacks();
-      const skills = s.search({}).map((x) => ({ id: x.id, title: x.title, runtime: x.runtime, enabled: x.enabled, source: x.source }));
+      const summaries = s.search({});
+      const skills = summaries.map((x) => ({ id: x.id, title: x.title, runtime: x.runtime, enabled: x.enabled, state: x.state, source: x.source, ...(x.quarantine ? { quarantine: x.quarantine } : {}) }));
+      const stateOf = (id: string) => {
+        const summary = summaries.find((x) => x.id === id);
+        return summary?.quarantine ? ` (QUARANTINED: ${summary.quarantine.reason})` : summary?.state === 'disabled' ? ' (disabled)' : '';
+      };
       if (options.json) return JSON.stringify({ ...packs, skills, mcpServers: s.mcpClients.status() }, null, 2);
       const lines: string[] = ['Packs:'];
       if (!packs.installed.length) lines.push('  (none)');
       for (const p of packs.installed) {
         lines.push(`  ${p.name} ${p.version ?? ''} ${p.state === 'loaded' ? (p.signed ? `signed by ${p.signer}` : 'UNSIGNED') : `INVALID: ${p.error}`}`);
-        for (const id of p.skills) lines.push(`    ${id}`);
+        for (const id of p.skills) lines.push(`    ${id}${stateOf(id)}`);
       }
       lines.push('Quarantined:');
       if (!packs.quarantined.length) lines.push('  (none)');
@@ -47,7 +52,7 @@ export function cliCommands(service: () => SkillsService) {
       const other = skills.filter((x) => (x.source as { kind: string }).kind !== 'pack');
       if (other.length) {
         lines.push('Other skills:');
-        for (const x of other) lines.push(`  ${x.id} (${x.runtime}${x.enabled ? '' : ', disabled'})`);
+        for (const x of other) lines.push(`  ${x.id} (${x.runtime}${x.state === 'enabled' ? '' : `, ${x.state}`})`);
       }
       return lines.join('\n');
     },

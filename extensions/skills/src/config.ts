@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { McpServerConfig } from './mcp/client.js';
+import type { QuarantineOptions } from './quarantine.js';
 import type { RateLimitOptions } from './rateLimiter.js';
 import type { SkillLimits } from './types.js';
 
@@ -12,7 +13,8 @@ export interface SkillsConfig {
   maxInputBytes: number;
   limits: { defaults: SkillLimits; max: SkillLimits };
   rateLimit: RateLimitOptions;
-  wasm: { workers?: number; spareWorkers?: number };
+  wasm: { workers?: number; spareWorkers?: number; workerHeapMb?: number; workerStackMb?: number };
+  quarantine: QuarantineOptions;
   mcp: { allowedOrigins: string[]; sessionIdleMs: number; maxSessions: number };
   mcpServers: Record<string, McpServerConfig>;
   apiCallers: string[];
@@ -44,6 +46,7 @@ export function resolveConfig(raw: Record<string, any>, storagePath: string): Sk
     },
     rateLimit: { enabled: raw.rateLimit?.enabled ?? true, capacity: raw.rateLimit?.capacity ?? 120, refillPerSecond: raw.rateLimit?.refillPerSecond ?? 20 },
     wasm: { ...raw.wasm },
+    quarantine: { enabled: raw.quarantine?.enabled ?? true, maxFailures: raw.quarantine?.maxFailures ?? 3, windowMs: raw.quarantine?.windowMs ?? 300_000 },
     mcp: { allowedOrigins: raw.mcp?.allowedOrigins ?? [], sessionIdleMs: raw.mcp?.sessionIdleMs ?? 30 * 60_000, maxSessions: raw.mcp?.maxSessions ?? 1000 },
     mcpServers: raw.mcpServers ?? {},
     apiCallers: raw.apiCallers ?? ['aion.router'],

@@ -1,6 +1,8 @@
 import type { Principal } from '@aion/extension-api';
+import { isSandboxError } from '@aion/sandbox';
 import { schemaProblems, type SkillCatalog } from './catalog.js';
 import { skillError, toSkillError } from './errors.js';
+import type { SkillQuarantine } from './quarantine.js';
 import type { RateLimiter } from './rateLimiter.js';
 import type { Runners } from './runtimes.js';
 import { LOCAL_PRINCIPAL, type CallContext, type ExecuteResult, type Skill } from './types.js';
@@ -15,6 +17,13 @@ export interface GatekeeperLog {
 }
 
 export interface GatekeeperOptions {
+  catalog: SkillCatalog;
+  runners: Runners;
+  limiter: RateLimiter;
+  usage: UsageRecorder;
+  secrets: SecretResolver;
+  quarantine: SkillQuarantine;
+  log: GatekeeperLog;
   /** Largest arguments, as JSON bytes. */
   maxInputBytes: number;
   /** Skill log lines forwarded to the log per call; the rest are dropped. */
@@ -42,25 +51,34 @@ export function callerKey(principal: Principal, extension?: string): string {
 }
 
 /**
- * Every skill call passes here, whatever door it came through: the skill exists and is enabled,
- * the caller holds `skills:execute` and the skill's own scope, the caller is within its rate,
- * the arguments fit the size cap and the input schema, the result fits the output schema. Every
- * failure is an error with a stable code and a message free of host detail; the detail is logged.
+ * Every skill call passes here, whatever door it came through: the skill exists, is enabled and
+ * is not quarantined, the caller holds `skills:execute` and the skill's own scope, the caller is
+ * within its rate, the arguments fit the size cap and the input schema, the result fits the output
+ * schema; a failure the sandbox had to kill counts towards the skill's quarantine. Every failure is
+ * an error with a stable code and a message free of host detail; the detail is logged.
  */
 export class Gatekeeper {
-  constructor(
-    private readonly catalog: SkillCatalog,
-    private readonly runners: Runners,
-    private readonly limiter: RateLimiter,
-    private readonly usage: UsageRecorder,
-    private readonly secrets: SecretResolver,
-    private readonly log: GatekeeperLog,
-    private readonly options: GatekeeperOptions,
-  ) {}
+  private readonly catalog: SkillCatalog;
+  private readonly runners: Runners;
+  private readonly limiter: RateLimiter;
+  private readonly usage: UsageRecorder;
+  private readonly secrets: SecretResolver;
+  private readonly quarantine: SkillQuarantine;
+  private readonly log: GatekeeperLog;
+
+  constructor(private readonly options: GatekeeperOptions) {
+    this.catalog = options.catalog;
+    this.runners = options.runners;
+    this.limiter = options.limiter;
+    this.usage = options.usage;
+    this.secrets = options.secrets;
+    this.quarantine = options.quarantine;
+    this.log = options.log;
+  }
 
   /** Whether `principal` may call `skill` at all (used to filter listings). */
   mayCall(skill: Skill, principal: Principal): boolean {
-    return hasScope(principal, EXECUTE_SCOPE) && (!skill.scope || hasScope(principal, skill.scope)) && this.catalog.isEnabled(skill.id);
+    return hasScope(principal, EXECUTE_SCOPE) && (!skill.scope || hasScope(principal, skill.scope)) && this.catalog.isEnabled(skill.id) && !this.quarantine.get(skill.id);
   }
 
   async execute(id: string, args: unknown, call: CallContext): Promise<ExecuteResult> {
@@ -77,6 +95,13 @@ export class Gatekeeper {
       if (!entry) throw skillError('SKILL_NOT_FOUND', `No skill ${id} is installed.`);
       const skill = entry.skill;
       if (!this.catalog.isEnabled(id)) throw skillError('SKILL_DISABLED', `The skill ${id} is disabled.`);
+      const quarantined = this.quarantine.get(id);
+      if (quarantined) {
+        // The route goes in details: messages are stripped of anything that looks like a path.
+        throw skillError('SKILL_QUARANTINED', `The skill ${id} is quarantined. ${quarantined.reason} An operator lifts the quarantine by enabling the skill (details.enable).`, {
+          details: { quarantine: quarantined, enable: `POST /v1/skills/${id}/enable` },
+        });
+      }
       const missing = [EXECUTE_SCOPE, ...(skill.scope ? [skill.scope] : [])].filter((s) => !hasScope(principal, s));
       if (missing.length) throw skillError('FORBIDDEN', `Calling ${id} requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}.`, { details: { missingScopes: missing } });
 
@@ -100,6 +125,7 @@ export class Gatekeeper {
       try {
         result = await this.runners[skill.runtime].run(skill, input, { signal: call.signal ?? NEVER, secrets, onLog });
       } catch (err) {
+        if (isSandboxError(err) && err.fatal) this.countFatal(id, err.code, err.message);
         throw toSkillError(err, id, (detail) => this.log.warn(`skill ${id} failed`, { ...detail, caller, via: call.via, requestId: call.requestId }));
       }
       if (MAX_JS_OUTPUT_CHECK.includes(skill.runtime)) {
@@ -119,6 +145,11 @@ export class Gatekeeper {
     } finally {
       if (entry) this.usage.record(id, caller, performance.now() - started, failure);
     }
+  }
+
+  private countFatal(id: string, code: string, message: string): void {
+    const record = this.quarantine.recordFatal(id, code, message);
+    if (record) this.log.warn(`skill ${id} quarantined: ${record.reason}`, { skill: id, quarantine: record });
   }
 
   private async resolveSecrets(skill: Skill): Promise<Record<string, string>> {

@@ -53,8 +53,8 @@ export class WasmRunner implements SkillRunner {
 export class ProcessRunner implements SkillRunner {
   readonly engine: ProcessEngine;
 
-  constructor(onNotice: (message: string) => void) {
-    this.engine = new ProcessEngine({ onNotice });
+  constructor(options: { onNotice: (message: string) => void; workDir?: string }) {
+    this.engine = new ProcessEngine(options);
   }
 
   async run(skill: Skill, args: unknown, context: RunContext): Promise<unknown> {

@@ -13,6 +13,7 @@ import { publicMessage, skillError } from './errors.js';
 import { Gatekeeper, READ_SCOPE, hasScope } from './gatekeeper.js';
 import { McpClients } from './mcp/client.js';
 import { PackStore, type LoadedPack } from './packs/packStore.js';
+import { SkillQuarantine } from './quarantine.js';
 import { resolveInPack, trustedKeysFrom, type TrustedKey } from './packs/signing.js';
 import { RateLimiter } from './rateLimiter.js';
 import { JsRunner, ProcessRunner, WasmRunner, type JsSkillImplementation, type Runners } from './runtimes.js';
@@ -63,6 +64,7 @@ export class SkillsService {
   readonly processes: ProcessRunner;
   readonly mcpClients: McpClients;
   readonly usage: UsageRecorder;
+  readonly quarantine: SkillQuarantine;
   private readonly trusted: TrustedKey[];
   private readonly validateEntry: ValidateFunction;
   private readonly packStatus = new Map<string, PackStatus>();
@@ -75,6 +77,7 @@ export class SkillsService {
   private reloadAgain = false;
   private debounce?: NodeJS.Timeout;
   private changeTimer?: NodeJS.Timeout;
+  private quarantineSaves: Promise<void> = Promise.resolve();
   private disposed = false;
   /** Fires (debounced) when the set of skills, or whether one is enabled, changes. */
   readonly onDidChange: Event<void> = this.changed.event;
@@ -85,9 +88,15 @@ export class SkillsService {
     this.validateEntry = new Ajv2020({ allErrors: true, strict: false }).compile(host.pointSchema);
     this.catalog = new SkillCatalog(config.disabled);
     this.catalog.onDidChange(() => this.scheduleChange());
+    this.quarantine = new SkillQuarantine(config.quarantine);
+    this.quarantine.onDidChange(() => {
+      this.scheduleChange();
+      this.saveQuarantine();
+    });
     this.usage = new UsageRecorder((err) => logger.warn('usage could not be saved', { error: String(err) }));
     this.wasm = new WasmRunner(config.wasm);
-    this.processes = new ProcessRunner((m) => logger.warn(m));
+    // Inside the extension's storage: its host may be allowed to write nowhere else.
+    this.processes = new ProcessRunner({ onNotice: (m) => logger.warn(m), workDir: host.storagePath ? join(host.storagePath, 'tmp') : undefined });
     this.mcpClients = new McpClients(config.mcpServers, { catalog: this.catalog, secret: (n) => this.secret(n), limits: config.limits.defaults, version: host.version, log: logger });
     const runners: Runners = {
       wasm: this.wasm,
@@ -98,7 +107,16 @@ export class SkillsService {
       }),
       mcp: this.mcpClients,
     };
-    this.gatekeeper = new Gatekeeper(this.catalog, runners, new RateLimiter(config.rateLimit), this.usage, (name) => this.secret(`SKILL_${name}`), logger, { maxInputBytes: config.maxInputBytes });
+    this.gatekeeper = new Gatekeeper({
+      catalog: this.catalog,
+      runners,
+      limiter: new RateLimiter(config.rateLimit),
+      usage: this.usage,
+      secrets: (name) => this.secret(`SKILL_${name}`),
+      quarantine: this.quarantine,
+      log: logger,
+      maxInputBytes: config.maxInputBytes,
+    });
     this.packs = new PackStore({
       packsDir: config.packsDir,
       quarantineDir: config.quarantineDir,
@@ -324,13 +342,17 @@ export class SkillsService {
   }
 
   summary(skill: Skill, score?: number): SkillSummary {
+    const quarantine = this.quarantine.get(skill.id);
+    const enabled = this.catalog.isEnabled(skill.id);
     return {
       id: skill.id,
       title: skill.title,
       description: skill.description,
       tags: skill.tags,
       runtime: skill.runtime,
-      enabled: this.catalog.isEnabled(skill.id),
+      enabled: enabled && !quarantine,
+      state: quarantine ? 'quarantined' : enabled ? 'enabled' : 'disabled',
+      ...(quarantine ? { quarantine } : {}),
       source: skill.source as unknown as Record<string, unknown>,
       ...(score !== undefined ? { score } : {}),
       devices: [{ ...HUB_DEVICE }],
@@ -357,14 +379,23 @@ export class SkillsService {
     };
   }
 
+  /** Enabling also lifts a quarantine and forgets the skill's recent failures. */
   async setEnabled(id: string, enabled: boolean): Promise<{ id: string; enabled: boolean }> {
     if (!this.catalog.get(id)) throw skillError('SKILL_NOT_FOUND', `No skill ${id} is installed.`);
+    if (enabled && this.quarantine.release(id)) {
+      this.host.logger.info(`skill ${id} released from quarantine`, { skill: id });
+      await this.quarantineSaves;
+    }
     if (this.catalog.setEnabled(id, enabled)) await this.saveSwitches();
-    return { id, enabled: this.catalog.isEnabled(id) };
+    return { id, enabled: this.catalog.isEnabled(id) && !this.quarantine.get(id) };
   }
 
   private get switchesFile(): string | undefined {
     return this.host.storagePath ? join(this.host.storagePath, 'disabled-skills.json') : undefined;
+  }
+
+  private get quarantineFile(): string | undefined {
+    return this.host.storagePath ? join(this.host.storagePath, 'quarantined-skills.json') : undefined;
   }
 
   private async restoreSwitches(): Promise<void> {
@@ -373,6 +404,22 @@ export class SkillsService {
       .then((t) => JSON.parse(t) as string[])
       .catch(() => []);
     for (const id of ids) this.catalog.setEnabled(id, false);
+    this.quarantine.restore(await readFile(this.quarantineFile!, 'utf8').then((t) => JSON.parse(t) as unknown, () => undefined));
+  }
+
+  /** Quarantines outlive a restart: a skill that kept crashing its host must not come back by itself. */
+  private saveQuarantine(): void {
+    const file = this.quarantineFile;
+    if (!file) return;
+    const entries = this.quarantine.entries();
+    this.quarantineSaves = this.quarantineSaves
+      .then(async () => {
+        await mkdir(this.host.storagePath!, { recursive: true });
+        const tmp = `${file}.${process.pid}.tmp`;
+        await writeFile(tmp, JSON.stringify(entries));
+        await rename(tmp, file);
+      })
+      .catch((err) => this.host.logger.warn('the skill quarantine could not be saved', { error: String(err) }));
   }
 
   private async saveSwitches(): Promise<void> {
@@ -409,7 +456,7 @@ export class SkillsService {
       const wanted = filter.skills;
       skills = skills.filter((s) => wanted.some((w) => (w.endsWith('*') ? s.id.startsWith(w.slice(0, -1)) : w === s.id || w === this.toolName(s.id))));
     }
-    skills = skills.filter((s) => (filter.principal ? this.gatekeeper.mayCall(s, filter.principal) : this.catalog.isEnabled(s.id)));
+    skills = skills.filter((s) => (filter.principal ? this.gatekeeper.mayCall(s, filter.principal) : this.catalog.isEnabled(s.id) && !this.quarantine.get(s.id)));
     return skills.slice(0, filter.limit ?? 128).map((s) => {
       const { $schema: _dialect, $id: _id, ...parameters } = s.inputSchema;
       return { type: 'function', function: { name: this.toolName(s.id), description: s.title === s.description ? s.description : `${s.title}. ${s.description}`, parameters } };
@@ -460,11 +507,13 @@ export class SkillsService {
     clearInterval(this.poll);
     this.watcher?.close();
     await this.reloading?.catch(() => undefined);
+    await this.quarantineSaves;
     await this.usage.dispose();
     await this.mcpClients.close();
     await this.processes.close();
     await this.wasm.close();
     this.catalog.dispose();
+    this.quarantine.dispose();
     this.changed.dispose();
   }
 }

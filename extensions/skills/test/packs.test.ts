@@ -173,6 +173,28 @@ describe('skill packs', function () {
     assert.ok(!(await quarantinedIds()).includes('invalid'));
   });
 
+  it('refuses at install a module that could take its sandbox thread down, naming the cap', async () => {
+    const dir = join(work, 'oversized');
+    await mkdir(dir, { recursive: true });
+    const entry = (id: string, file: string, limits?: Record<string, number>) => ({ id: `oversized.${id}`, title: id, description: id, runtime: 'wasm', entry: file, inputSchema: { type: 'object' }, ...(limits ? { limits } : {}) });
+    await writeFile(join(dir, 'table.wasm'), guestModule({ table: { min: 1 } }));
+    await writeFile(join(dir, 'functions.wasm'), guestModule({ functions: 100_001 }));
+    await writeFile(join(dir, 'memory.wasm'), guestModule({ memoryMin: 65 }));
+    await writeFile(
+      join(dir, 'pack.json'),
+      JSON.stringify({ name: 'oversized', version: '1.0.0', skills: [entry('table', 'table.wasm'), entry('functions', 'functions.wasm'), entry('memory', 'memory.wasm', { memory_pages: 64 })] }),
+    );
+    await signPack(dir, author.privateKeyPem);
+    await assert.rejects(hub.service.installPack(dir), (err: { code: string; details: { problems: string[] } }) => {
+      assert.equal(err.code, 'PACK_INVALID');
+      const [table, functions, memory] = err.details.problems;
+      assert.match(table!, /oversized\.table.*a table without a maximum size/);
+      assert.match(functions!, /oversized\.functions.*100002 functions \(limit 100000\)/);
+      assert.match(memory!, /oversized\.memory.*needs 65 pages of memory to start; the limit is 64/);
+      return true;
+    });
+  });
+
   it('removes a pack and its skills without a restart', async () => {
     const dir = await signedHostilePack(join(work, 'gone'), author, { name: 'gone' });
     await hub.service.installPack(dir);
@@ -202,3 +224,24 @@ describe('skill packs', function () {
     }
   });
 });
+
+/** A WASI command importing `env.memory`, with a funcref table and extra empty functions if asked: bytes a compiler would not write. */
+function guestModule(spec: { table?: { min: number; max?: number }; functions?: number; memoryMin?: number }): Uint8Array {
+  const leb = (n: number): number[] => (n < 0x80 ? [n] : [(n & 0x7f) | 0x80, ...leb(n >>> 7)]);
+  const name = (text: string) => [...leb(text.length), ...Buffer.from(text)];
+  const section = (id: number, items: number[][]) => {
+    const body = [...leb(items.length), ...items.flat()];
+    return [id, ...leb(body.length), ...body];
+  };
+  const count = 1 + (spec.functions ?? 0);
+  const limits = (l: { min: number; max?: number }) => (l.max === undefined ? [0x00, ...leb(l.min)] : [0x01, ...leb(l.min), ...leb(l.max)]);
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, [[0x60, 0x00, 0x00]]),
+    ...section(2, [[...name('env'), ...name('memory'), 0x02, ...limits({ min: spec.memoryMin ?? 1 })]]),
+    ...section(3, Array.from({ length: count }, () => [0x00])),
+    ...(spec.table ? section(4, [[0x70, ...limits(spec.table)]]) : []),
+    ...section(7, [[...name('_start'), 0x00, 0x00]]),
+    ...section(10, Array.from({ length: count }, () => [0x02, 0x00, 0x0b])),
+  ]);
+}

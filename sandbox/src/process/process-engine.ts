@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { SandboxError, tail } from '../errors.js';
 import { detectCgroupSupport, SkillCgroup, type CgroupSupport } from './cgroup.js';
@@ -56,6 +57,11 @@ export interface ProcessEngineOptions {
   cgroupParent?: string | false;
   /** Told once when memory limits cannot be enforced on this host. Default: a process warning. */
   onNotice?: (message: string) => void;
+  /**
+   * Where each process gets its fresh working directory. Default: the system's temporary
+   * directory; a host that may write only to its own folders (Node's permission model) passes one of those.
+   */
+  workDir?: string;
 }
 
 interface WarmProcess {
@@ -159,7 +165,7 @@ export class ProcessEngine {
         (this.options.onNotice ?? ((m: string) => process.emitWarning(m, { code: 'AION_SANDBOX_NO_MEMORY_LIMIT' })))(notice);
       }
     }
-    const proc = await SkillProcess.start({ command: skill.command, args: skill.args ?? [], env: { ...(skill.secrets ?? {}) }, cgroup, maxStderrBytes: limits.maxStderrBytes ?? 64 * 1024 });
+    const proc = await SkillProcess.start({ command: skill.command, args: skill.args ?? [], env: { ...(skill.secrets ?? {}) }, cgroup, maxStderrBytes: limits.maxStderrBytes ?? 64 * 1024, workDir: this.options.workDir ?? tmpdir() });
     this.running.add(proc);
     return proc;
   }
@@ -173,7 +179,7 @@ export class ProcessEngine {
     let onAbort: (() => void) | undefined;
     const stopped = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const err = new SandboxError('TIMEOUT', `The skill did not finish within ${limits.timeoutMs} ms.`, { stderr: tail(proc.stderr) });
+        const err = new SandboxError('TIMEOUT', `The skill did not finish within ${limits.timeoutMs} ms.`, { stderr: tail(proc.stderr), fatal: true });
         void proc.kill(err);
         reject(err);
       }, limits.timeoutMs);
@@ -194,7 +200,7 @@ export class ProcessEngine {
       return { ...toolResult(result), stderr: proc.stderr, durationMs: performance.now() - started };
     } catch (err) {
       if (err instanceof SandboxError && err.code === 'SKILL_FAILED' && (await proc.oomKilled())) {
-        throw new SandboxError('MEMORY_LIMIT', `The skill went over its memory limit of ${request.limits.memoryBytes} bytes.`, { stderr: err.stderr });
+        throw new SandboxError('MEMORY_LIMIT', `The skill went over its memory limit of ${request.limits.memoryBytes} bytes.`, { stderr: err.stderr, fatal: true });
       }
       throw err;
     } finally {

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SandboxError, tail } from '../errors.js';
 import type { SkillCgroup } from './cgroup.js';
@@ -18,6 +17,8 @@ export interface SkillProcessOptions {
   env: Record<string, string>;
   cgroup: SkillCgroup | null;
   maxStderrBytes: number;
+  /** Where the process's own working directory is made. */
+  workDir: string;
 }
 
 /**
@@ -111,7 +112,8 @@ export class SkillProcess {
   }
 
   private async spawn(): Promise<void> {
-    this.cwd = await mkdtemp(join(tmpdir(), 'aion-skill-'));
+    await mkdir(this.options.workDir, { recursive: true });
+    this.cwd = await mkdtemp(join(this.options.workDir, 'aion-skill-'));
     const { command, args } = this.options.cgroup ? this.options.cgroup.wrap(this.options.command, this.options.args) : this.options;
     const child = spawn(command, [...args], { cwd: this.cwd, env: this.options.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
@@ -120,7 +122,8 @@ export class SkillProcess {
     child.once('exit', (code, signal) => {
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       // Let stderr drain so the error carries its tail; a grandchild holding the pipes must not delay it long.
-      void Promise.race([this.exited, delay(100)]).then(() => this.end(new SandboxError('SKILL_FAILED', `The skill process ${how}.`, { stderr: tail(this.stderrText) })));
+      // Only a process that ended on its own gets here (a kill of ours ended it first): a signal means it crashed or was killed.
+      void Promise.race([this.exited, delay(100)]).then(() => this.end(new SandboxError('SKILL_FAILED', `The skill process ${how}.`, { stderr: tail(this.stderrText), fatal: signal !== null })));
     });
     child.stdin.on('error', () => {});
     child.stdout.on('data', (chunk: Buffer) => this.onStdout(chunk));

@@ -33,6 +33,7 @@ export type GuestOutcome =
   | { kind: 'exit'; code: number }
   | { kind: 'output-too-large'; limit: number }
   | { kind: 'trap'; message: string; trapOffset: number | null; memoryPages: number }
+  | { kind: 'stack-overflow' }
   | { kind: 'instantiate-failed'; message: string };
 
 export interface DoneMessage {
@@ -82,4 +83,23 @@ export const HostCallStatus = {
   INVALID_REQUEST: -3,
   NETWORK_ERROR: -4,
   FAULT: -5,
+} as const;
+
+/**
+ * Caps on what one host call may make the worker allocate for the guest. Each stays far below
+ * the worker heap's headroom, because a single allocation larger than that aborts the process.
+ */
+export const HOST_CALL_LIMITS = {
+  /** `aion.secret_get` names; longer ones are refused like an undeclared name. */
+  secretNameBytes: 256,
+  /** `aion.http_fetch` request JSON; larger is `INVALID_REQUEST`. */
+  httpRequestBytes: 1024 * 1024,
+  /** Text of an AssemblyScript `abort` message kept for the log. */
+  abortMessageBytes: 4096,
+  /** Refusals kept for `diagnostics`; the rest are counted. */
+  denials: 16,
+  /** `iovs_len` of `fd_read`/`fd_write` (POSIX IOV_MAX). */
+  iovecs: 1024,
+  /** Largest `maxStderrBytes` a call may ask for: stderr is held as text in the worker. */
+  stderrBytes: 1024 * 1024,
 } as const;

@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import { HOST_CALL_LIMITS } from './protocol.js';
 
 /** WASI preview1 errno values the sandbox returns. */
 export const Errno = {
@@ -19,9 +20,16 @@ export class GuestExit {
   constructor(readonly code: number) {}
 }
 
+class TooManyIovecs {}
+
 /** Thrown through the guest's frames when its stdout passes `maxOutputBytes`. */
 export class OutputLimitReached {
   constructor(readonly limit: number) {}
+}
+
+/** V8 unwinds a guest that recursed past the worker's `stackSizeMb` with this RangeError; the thread lives on. */
+export function isStackOverflow(err: unknown): boolean {
+  return err instanceof RangeError && /Maximum call stack size exceeded/.test(err.message);
 }
 
 /** What one guest call can see and where its output goes. */
@@ -55,8 +63,9 @@ export function createWasiImports(current: () => WasiCall): Record<string, WasiF
       try {
         return fn(...args);
       } catch (err) {
-        if (err instanceof GuestExit || err instanceof OutputLimitReached) throw err;
+        if (err instanceof GuestExit || err instanceof OutputLimitReached || isStackOverflow(err)) throw err;
         if (err instanceof RangeError) return Errno.FAULT;
+        if (err instanceof TooManyIovecs) return Errno.INVAL;
         throw err;
       }
     };
@@ -83,7 +92,9 @@ export function createWasiImports(current: () => WasiCall): Record<string, WasiF
     return Errno.SUCCESS;
   };
 
+  // A guest-chosen count must not size a host array: POSIX's IOV_MAX bounds it.
   const iovecs = (iovsPtr: number, iovsLen: number): Array<[number, number]> => {
+    if (iovsLen > HOST_CALL_LIMITS.iovecs) throw new TooManyIovecs();
     const dv = view();
     const list: Array<[number, number]> = [];
     for (let i = 0; i < iovsLen; i++) {
@@ -173,12 +184,15 @@ export function createWasiImports(current: () => WasiCall): Record<string, WasiF
   };
 }
 
+/** One function for every unimplemented name, so a module importing many costs the worker no function each. */
+const notImplemented: WasiFunction = () => Errno.NOSYS;
+
 /** `wasi_snapshot_preview1` for one module: the implemented subset, ENOSYS for every other name it imports. */
 export function wasiImportsFor(moduleImports: readonly WebAssembly.ModuleImportDescriptor[], implemented: Record<string, WasiFunction>): Record<string, WasiFunction> {
   const result: Record<string, WasiFunction> = {};
   for (const { module, name } of moduleImports) {
     if (module !== 'wasi_snapshot_preview1') continue;
-    result[name] = Object.hasOwn(implemented, name) ? implemented[name]! : () => Errno.NOSYS;
+    result[name] = Object.hasOwn(implemented, name) ? implemented[name]! : notImplemented;
   }
   return result;
 }

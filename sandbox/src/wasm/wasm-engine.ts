@@ -1,10 +1,10 @@
 import { availableParallelism } from 'node:os';
 import { SandboxError, tail, type SandboxDiagnostic } from '../errors.js';
 import { fetchStatusCode, performGuestFetch } from './guest-fetch.js';
-import { checkModule, describeModule, moduleHash, wasmMessage, type ModuleInfo } from './module-inspector.js';
+import { checkModule, moduleHash, moduleLimitsWith, readModule, wasmMessage, withCompiledInterface, type ModuleInfo, type ModuleLimits } from './module-inspector.js';
 import { NetworkPolicy } from './network-policy.js';
-import { CONTROL_REASON_OFFSET, type DoneMessage, type FetchMessage, type FromWorker, type GuestOutcome } from './protocol.js';
-import { WorkerPool, type GuestWorker, type WorkerCrash } from './worker-pool.js';
+import { CONTROL_REASON_OFFSET, HOST_CALL_LIMITS, type DoneMessage, type FetchMessage, type FromWorker, type GuestOutcome } from './protocol.js';
+import { WorkerPool, type GuestWorker, type WorkerCrash, type WorkerPoolStats } from './worker-pool.js';
 
 export interface WasmLimits {
   /** Wall-clock time of one call, from the moment a worker takes it. */
@@ -13,7 +13,7 @@ export interface WasmLimits {
   memoryPages: number;
   /** Bytes the guest may write to stdout; one more aborts the call with `OUTPUT_TOO_LARGE`. */
   maxOutputBytes: number;
-  /** Bytes of stderr (and `aion.log`) kept; the rest is dropped. Default 64 KiB. */
+  /** Bytes of stderr (and `aion.log`) kept; the rest is dropped. Default 64 KiB, at most 1 MiB. */
   maxStderrBytes?: number;
   /** Largest body `aion.http_fetch` accepts. Default 1 MiB. */
   maxHttpResponseBytes?: number;
@@ -24,8 +24,16 @@ export interface WasmEngineOptions {
   workers?: number;
   /** Idle threads kept warm to replace one that was terminated. Default 1. */
   spareWorkers?: number;
-  /** V8 heap limit of each thread in MiB (host-side buffers, not guest memory). Default 128. */
+  /**
+   * V8 old-generation heap of each thread in MiB: what the worker allocates for the guest (tables,
+   * globals, host-call buffers), not the guest's linear memory. Past it the thread dies with
+   * `ERR_WORKER_OUT_OF_MEMORY`, the call fails with `MEMORY_LIMIT` and a spare takes over. Default 128, at least 16.
+   */
   workerHeapMb?: number;
+  /** Stack of each thread in MiB: deeper guest recursion ends in `STACK_OVERFLOW`. Default 4, 1–64. */
+  workerStackMb?: number;
+  /** Caps on a module's size and structure, checked before it is compiled. Default `DEFAULT_MODULE_LIMITS`. */
+  moduleLimits?: Partial<ModuleLimits>;
 }
 
 export interface WasmRunRequest {
@@ -56,6 +64,8 @@ export interface WasmRunResult {
   durationMs: number;
   /** Host calls the sandbox refused; the guest handled them and still succeeded. */
   diagnostics: SandboxDiagnostic[];
+  /** The worker thread (`worker.threadId`) that ran the call. */
+  threadId: number;
 }
 
 export interface CompiledModule {
@@ -81,6 +91,7 @@ const OUT_OF_MEMORY_TEXT = /out of memory|allocation too large|memory allocation
  */
 export class WasmEngine {
   private readonly pool: WorkerPool;
+  private readonly moduleLimits: ModuleLimits;
   private readonly modules = new Map<string, CacheEntry>();
   private readonly compiling = new Map<string, Promise<CacheEntry>>();
   private nextCallId = 1;
@@ -89,11 +100,23 @@ export class WasmEngine {
   constructor(options: WasmEngineOptions = {}) {
     const workers = options.workers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
     if (!Number.isInteger(workers) || workers < 1) throw new SandboxError('INVALID_REQUEST', 'workers must be a positive integer.');
-    this.pool = new WorkerPool({ size: workers, spares: options.spareWorkers ?? 1, heapMb: options.workerHeapMb ?? 128 });
+    const spares = options.spareWorkers ?? 1;
+    if (!Number.isInteger(spares) || spares < 0) throw new SandboxError('INVALID_REQUEST', 'spareWorkers must be a non-negative integer.');
+    const heapMb = options.workerHeapMb ?? 128;
+    if (!Number.isInteger(heapMb) || heapMb < 16) throw new SandboxError('INVALID_REQUEST', 'workerHeapMb must be an integer of at least 16.');
+    const stackMb = options.workerStackMb ?? 4;
+    if (!Number.isInteger(stackMb) || stackMb < 1 || stackMb > 64) throw new SandboxError('INVALID_REQUEST', 'workerStackMb must be an integer from 1 to 64.');
+    this.moduleLimits = moduleLimitsWith(options.moduleLimits);
+    this.pool = new WorkerPool({ size: workers, spares, heapMb, stackMb });
   }
 
   get workers(): number {
     return this.pool.size;
+  }
+
+  /** The threads right now: how many serve, which ids, how many were replaced. */
+  stats(): WorkerPoolStats {
+    return this.pool.stats();
   }
 
   /** Resolves when every worker (spares included) has loaded its script, so that the first call does not pay for it. */
@@ -103,7 +126,8 @@ export class WasmEngine {
 
   /**
    * Validates and compiles a module, or returns the cached one with the same hash. Throws
-   * `MODULE_INVALID` or `MODULE_MEMORY_UNBOUNDED`; the memory cap itself is checked per call.
+   * `MODULE_INVALID`, `MODULE_TOO_LARGE`, `MODULE_TABLE_UNBOUNDED` or `MODULE_MEMORY_UNBOUNDED`
+   * (size and structure are checked before V8 compiles anything); the memory cap itself is checked per call.
    */
   async compile(bytes: Uint8Array): Promise<CompiledModule> {
     const entry = await this.load(bytes);
@@ -169,15 +193,20 @@ export class WasmEngine {
   }
 
   private async load(bytes: Uint8Array): Promise<CacheEntry> {
+    if (bytes.length > this.moduleLimits.maxModuleBytes) {
+      throw new SandboxError('MODULE_TOO_LARGE', `The module is ${bytes.length} bytes; the limit is ${this.moduleLimits.maxModuleBytes}.`);
+    }
     const hash = moduleHash(bytes);
     const cached = this.modules.get(hash);
     if (cached) return cached;
     let pending = this.compiling.get(hash);
     if (!pending) {
       const copy = bytes.slice();
+      // Sized and counted before V8 compiles anything.
+      const layout = readModule(copy, this.moduleLimits);
       pending = WebAssembly.compile(copy).then(
         (module) => {
-          const entry = { module, bytes: copy, info: describeModule(copy, module) };
+          const entry = { module, bytes: copy, info: withCompiledInterface(layout, module) };
           checkModule(entry.info);
           this.modules.set(hash, entry);
           return entry;
@@ -202,11 +231,13 @@ function normaliseLimits(limits: WasmLimits | undefined): Required<WasmLimits> {
   };
   const memoryPages = positive('memoryPages', limits.memoryPages);
   if (!Number.isInteger(memoryPages) || memoryPages > 65536) throw new SandboxError('INVALID_REQUEST', 'limits.memoryPages must be an integer up to 65536.');
+  const maxStderrBytes = Math.floor(positive('maxStderrBytes', limits.maxStderrBytes, 64 * 1024));
+  if (maxStderrBytes > HOST_CALL_LIMITS.stderrBytes) throw new SandboxError('INVALID_REQUEST', `limits.maxStderrBytes must be at most ${HOST_CALL_LIMITS.stderrBytes}.`);
   return {
     timeoutMs: positive('timeoutMs', limits.timeoutMs),
     memoryPages,
     maxOutputBytes: Math.floor(positive('maxOutputBytes', limits.maxOutputBytes)),
-    maxStderrBytes: Math.floor(positive('maxStderrBytes', limits.maxStderrBytes, 64 * 1024)),
+    maxStderrBytes,
     maxHttpResponseBytes: Math.floor(positive('maxHttpResponseBytes', limits.maxHttpResponseBytes, 1024 * 1024)),
   };
 }
@@ -241,7 +272,7 @@ class GuestCallRun {
     const signal = this.request.signal;
     const onAbort = () => {
       cancel();
-      this.stop('CANCELLED', 'The call was cancelled.');
+      void this.stop('CANCELLED', 'The call was cancelled.');
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     void worker.then((w) => {
@@ -253,7 +284,7 @@ class GuestCallRun {
         w.modules.add(message.hash);
       }
       this.started = performance.now();
-      this.timer = setTimeout(() => this.stop('TIMEOUT', `The skill did not finish within ${this.limits.timeoutMs} ms.`), this.limits.timeoutMs);
+      this.timer = setTimeout(() => void this.stop('TIMEOUT', `The skill did not finish within ${this.limits.timeoutMs} ms.`), this.limits.timeoutMs);
       w.post(message);
     }, (err: unknown) => this.fail(err as SandboxError));
     return signal ? result.finally(() => signal.removeEventListener('abort', onAbort)) : result;
@@ -316,24 +347,33 @@ class GuestCallRun {
     return Math.min(this.limits.memoryPages, this.entry.info.memories[0]?.maximumPages ?? Infinity);
   }
 
+  /** The thread has exited (the pool has already put a spare in its place). */
   private onCrash(crash: WorkerCrash): void {
     if (this.settled) return;
     this.worker = null;
+    const diagnostics = this.diagnostics([]);
     if (crash.code === 'ENGINE_CLOSED') this.fail(new SandboxError('ENGINE_CLOSED', crash.message));
-    else if (crash.code === 'ERR_WORKER_OUT_OF_MEMORY') this.fail(new SandboxError('MEMORY_LIMIT', 'The skill exhausted the host memory of its worker.'));
-    else this.fail(new SandboxError('SKILL_FAILED', 'The sandbox worker running the skill stopped unexpectedly.'));
+    else if (crash.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+      this.fail(new SandboxError('MEMORY_LIMIT', `The skill made its sandbox worker run out of heap memory (limit ${this.pool.heapMb} MiB); the worker was replaced.`, { diagnostics, fatal: true }));
+    } else this.fail(new SandboxError('SKILL_FAILED', 'The sandbox worker running the skill stopped unexpectedly; it was replaced.', { diagnostics, fatal: true }));
   }
 
-  /** Ends a call that has not finished: its worker is terminated and a spare takes its place. */
-  private stop(code: 'TIMEOUT' | 'CANCELLED', message: string): void {
+  /**
+   * Ends a call that has not finished: a spare takes its worker's place, the worker is terminated,
+   * and the call answers once that thread has exited, so nothing of the guest runs after the answer.
+   */
+  private async stop(code: 'TIMEOUT' | 'CANCELLED', message: string): Promise<void> {
     if (this.settled) return;
+    this.settle();
     const worker = this.worker;
     this.worker = null;
-    if (worker) this.pool.discard(worker);
-    this.fail(new SandboxError(code, message, { diagnostics: this.diagnostics([]) }));
+    const error = new SandboxError(code, message, { diagnostics: this.diagnostics([]), fatal: code === 'TIMEOUT' });
+    if (worker) await this.pool.discard(worker);
+    this.reject(error);
   }
 
   private finish(done: DoneMessage): void {
+    const threadId = this.worker?.threadId ?? 0;
     const worker = this.worker;
     this.worker = null;
     if (worker) this.pool.release(worker);
@@ -347,6 +387,8 @@ class GuestCallRun {
         return error('OUTPUT_TOO_LARGE', `The skill wrote more than ${outcome.limit} bytes of output.`);
       case 'instantiate-failed':
         return error('MODULE_INVALID', `The module could not be instantiated: ${wasmMessage(outcome.message)}`);
+      case 'stack-overflow':
+        return error('STACK_OVERFLOW', `The skill overflowed its stack (${this.pool.stackMb} MiB): too deep a recursion.`);
       case 'trap':
         if (isOutOfMemory(outcome, this.memoryCap, this.entry.bytes, stderr)) return error('MEMORY_LIMIT', `The skill ran out of memory (limit ${this.memoryCap} pages of 64 KiB).`);
         return this.failed(error, `The skill trapped: ${wasmMessage(outcome.message)}.`, stderr, diagnostics);
@@ -363,7 +405,7 @@ class GuestCallRun {
       return error('INVALID_OUTPUT', `The skill's output is not JSON (${done.stdout.length} bytes).`);
     }
     this.settle();
-    this.resolve({ output, stderr, durationMs: performance.now() - this.started, diagnostics });
+    this.resolve({ output, stderr, durationMs: performance.now() - this.started, diagnostics, threadId });
   }
 
   /** A failure after a refused host call is most likely caused by it, so it is reported as such. */

@@ -1,12 +1,16 @@
 import { parentPort } from 'node:worker_threads';
-import { createWasiImports, GuestExit, OutputLimitReached, wasiImportsFor, type WasiCall, type WasiFunction } from './wasi.js';
-import { CONTROL_BYTES, CONTROL_REASON_OFFSET, HostCallStatus, type DoneMessage, type FromWorker, type GuestOutcome, type RunMessage, type ToWorker } from './protocol.js';
+import { createWasiImports, GuestExit, isStackOverflow, OutputLimitReached, wasiImportsFor, type WasiCall, type WasiFunction } from './wasi.js';
+import { CONTROL_BYTES, CONTROL_REASON_OFFSET, HOST_CALL_LIMITS, HostCallStatus, type DoneMessage, type FromWorker, type GuestOutcome, type RunMessage, type ToWorker } from './protocol.js';
 
 /** Runs guest modules for the engine, one call at a time, each in a fresh instance. */
 
 const port = parentPort!;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/** Stderr goes to the engine at most this often (and when this much is waiting), not once per write. */
+const LOG_FLUSH_MS = 2;
+const LOG_FLUSH_CHARS = 4096;
 
 class GuestCall implements WasiCall {
   memory!: WebAssembly.Memory;
@@ -15,11 +19,15 @@ class GuestCall implements WasiCall {
   readonly args: string[];
   readonly env: string[];
   readonly denials: string[] = [];
-  private readonly stdout: Uint8Array[] = [];
+  private deniedBeyondCap = 0;
+  /** One buffer grown by doubling: a guest writing a byte at a time must not cost an object per write. */
+  private stdout = new Uint8Array(0);
   private stdoutBytes = 0;
   private stderr = '';
   private stderrBytes = 0;
   private stderrDecoder: TextDecoder | null = null;
+  private unsentLog = '';
+  private lastLogPost = 0;
 
   constructor(readonly message: RunMessage) {
     this.stdin = message.stdin;
@@ -28,9 +36,21 @@ class GuestCall implements WasiCall {
   }
 
   writeStdout(bytes: Uint8Array): void {
-    if (this.stdoutBytes + bytes.length > this.message.maxOutputBytes) throw new OutputLimitReached(this.message.maxOutputBytes);
-    this.stdout.push(bytes.slice());
-    this.stdoutBytes += bytes.length;
+    const max = this.message.maxOutputBytes;
+    const needed = this.stdoutBytes + bytes.length;
+    if (needed > max) throw new OutputLimitReached(max);
+    if (needed > this.stdout.length) {
+      const grown = new Uint8Array(Math.min(max, Math.max(needed, this.stdout.length * 2, 4096)));
+      grown.set(this.stdout.subarray(0, this.stdoutBytes));
+      this.stdout = grown;
+    }
+    this.stdout.set(bytes, this.stdoutBytes);
+    this.stdoutBytes = needed;
+  }
+
+  /** Bytes of stderr still kept; a host call never decodes more than this. */
+  get stderrRoom(): number {
+    return Math.max(0, this.message.maxStderrBytes - this.stderrBytes);
   }
 
   writeStderr(bytes: Uint8Array): void {
@@ -39,10 +59,22 @@ class GuestCall implements WasiCall {
     const kept = bytes.length > room ? bytes.subarray(0, room) : bytes;
     this.stderrBytes += kept.length;
     this.stderrDecoder ??= new TextDecoder();
-    const text = this.stderrDecoder.decode(kept, { stream: true });
+    this.appendStderr(this.stderrDecoder.decode(kept, { stream: true }));
+  }
+
+  private appendStderr(text: string): void {
     if (!text) return;
     this.stderr += text;
-    post({ type: 'log', callId: this.message.callId, text });
+    this.unsentLog += text;
+    // A message per write would let a guest writing a byte at a time flood the engine's thread.
+    if (this.unsentLog.length >= LOG_FLUSH_CHARS || performance.now() - this.lastLogPost >= LOG_FLUSH_MS) this.flushLog();
+  }
+
+  private flushLog(): void {
+    if (!this.unsentLog) return;
+    post({ type: 'log', callId: this.message.callId, text: this.unsentLog });
+    this.unsentLog = '';
+    this.lastLogPost = performance.now();
   }
 
   log(text: string): void {
@@ -50,7 +82,8 @@ class GuestCall implements WasiCall {
   }
 
   deny(reason: string): void {
-    this.denials.push(reason);
+    if (this.denials.length < HOST_CALL_LIMITS.denials) this.denials.push(reason);
+    else this.deniedBeyondCap++;
     this.log(`sandbox: denied: ${reason}`);
   }
 
@@ -66,13 +99,10 @@ class GuestCall implements WasiCall {
   }
 
   done(outcome: GuestOutcome): DoneMessage {
-    const total = new Uint8Array(this.stdoutBytes);
-    let offset = 0;
-    for (const chunk of this.stdout) {
-      total.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return { type: 'done', callId: this.message.callId, outcome, stdout: total, stderr: this.stderrDecoder ? this.stderr + this.stderrDecoder.decode() : this.stderr, denials: this.denials };
+    const denials = this.deniedBeyondCap ? [...this.denials, `and ${this.deniedBeyondCap} more refused host calls`] : this.denials;
+    if (this.stderrDecoder) this.appendStderr(this.stderrDecoder.decode());
+    this.flushLog();
+    return { type: 'done', callId: this.message.callId, outcome, stdout: this.stdout.subarray(0, this.stdoutBytes), stderr: this.stderr, denials };
   }
 }
 
@@ -87,14 +117,18 @@ const wasi = createWasiImports(call);
 const aion: Record<string, WasiFunction> = {
   log: (ptr: number, len: number) => {
     const c = call();
-    const text = c.range(ptr, len);
-    if (text) c.log(decoder.decode(text));
+    const text = c.range(ptr, Math.min(len, c.stderrRoom));
+    if (text?.length) c.log(decoder.decode(text));
   },
 
   secret_get: (namePtr: number, nameLen: number, outPtr: number, outCap: number): number => {
     const c = call();
     const nameBytes = c.range(namePtr, nameLen);
     if (!nameBytes) return HostCallStatus.FAULT;
+    if (nameBytes.length > HOST_CALL_LIMITS.secretNameBytes) {
+      c.deny(`secret_get: a name of ${nameBytes.length} bytes (names are at most ${HOST_CALL_LIMITS.secretNameBytes})`);
+      return HostCallStatus.DENIED;
+    }
     const name = decoder.decode(nameBytes);
     if (!Object.hasOwn(c.message.secrets, name)) {
       c.deny(`secret_get("${name}"): the secret is not declared`);
@@ -117,6 +151,10 @@ const aion: Record<string, WasiFunction> = {
     if (!c.message.network) {
       c.deny('http_fetch: the skill declares no hosts');
       return HostCallStatus.DENIED;
+    }
+    if (request.length > HOST_CALL_LIMITS.httpRequestBytes) {
+      c.log(`sandbox: http_fetch: the request is ${request.length} bytes; the limit is ${HOST_CALL_LIMITS.httpRequestBytes}`);
+      return HostCallStatus.INVALID_REQUEST;
     }
     const control = new SharedArrayBuffer(CONTROL_BYTES);
     const data = new SharedArrayBuffer(Math.max(0, Math.min(outCap, c.message.maxHttpResponseBytes)));
@@ -156,7 +194,8 @@ function abort(messagePtr: number, filePtr: number, line: number, column: number
   const text = (ptr: number): string => {
     if (!ptr) return '';
     const mem = c.guestBytes();
-    const len = new DataView(mem.buffer).getUint32(ptr - 4, true);
+    if (ptr < 4 || ptr > mem.length) return '';
+    const len = Math.min(new DataView(mem.buffer).getUint32(ptr - 4, true), HOST_CALL_LIMITS.abortMessageBytes);
     return Buffer.from(mem.subarray(ptr, ptr + len)).toString('utf16le');
   };
   c.log(`abort: ${text(messagePtr)} in ${text(filePtr)}(${line}:${column})`);
@@ -190,6 +229,7 @@ function run(message: RunMessage): DoneMessage {
   } catch (err) {
     if (err instanceof GuestExit) return c.done({ kind: 'exit', code: err.code });
     if (err instanceof OutputLimitReached) return c.done({ kind: 'output-too-large', limit: err.limit });
+    if (isStackOverflow(err)) return c.done({ kind: 'stack-overflow' });
     const stack = err instanceof Error ? (err.stack ?? '') : '';
     const offset = WASM_FRAME.exec(stack)?.[1];
     const memory = c.memory as WebAssembly.Memory | undefined;

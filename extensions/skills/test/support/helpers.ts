@@ -91,7 +91,7 @@ export function hostileManifest(name = 'hostile') {
       wasm('fetch-private', ['fetch', 'http://169.254.169.254/latest/meta-data'], { permissions: { network: ['*.example.com'] } }),
       wasm('badout', ['badout'], { outputSchema: textOut }),
       wasm('fail', ['fail']),
-      { id: `${name}.native`, title: 'Native echo', description: 'A process skill that echoes text.', runtime: 'process', entry: 'bin/echo-skill.mjs', inputSchema: { type: 'object', properties: { text: { type: 'string' }, fail: { type: 'boolean' } } }, tags: ['process'] },
+      { id: `${name}.native`, title: 'Native echo', description: 'A process skill that echoes text.', runtime: 'process', entry: 'bin/echo-skill.mjs', inputSchema: { type: 'object', properties: { text: { type: 'string' }, fail: { type: 'boolean' }, die: { type: 'boolean' } } }, tags: ['process'] },
     ],
   };
 }
