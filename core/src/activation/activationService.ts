@@ -103,6 +103,51 @@ export class ActivationService {
     }
   }
 
+  /**
+   * The operator turns an extension off at runtime: it is deactivated in its host and refused until
+   * enabled again (`disabledExtensions` in the configuration does the same from start-up).
+   */
+  async disable(id: string, reason: string): Promise<ExtensionRecord> {
+    const record = this.registry.require(id);
+    if (record.state === 'skipped' || record.state === 'invalid') throw new AionError(ErrorCodes.CONFLICT, `${id} is ${record.state}: ${record.errors.at(-1)?.message ?? 'it cannot run'}`);
+    await this.inFlight.get(id)?.catch(() => undefined);
+    const host = this.hosts.find(this.hosts.keyFor(record));
+    if (record.state === 'active' && host) {
+      await host.request(HostProtocol.deactivate, { extensionId: id }).catch((err) => this.logger.warn({ extension: id, err: String(err) }, 'deactivate failed'));
+      host.extensions.delete(id);
+    }
+    this.inFlight.delete(id);
+    this.contributions.forgetExtension(id);
+    this.commands.forgetExtension(id);
+    this.hooks.forgetExtension(id);
+    record.state = 'disabled';
+    record.errors.push({ code: ErrorCodes.EXTENSION_DISABLED, message: reason });
+    this.logger.warn({ extension: id }, reason);
+    return record;
+  }
+
+  /**
+   * Brings back an extension that is disabled (by the operator or by the crash policy, which disables
+   * its whole host) or whose activation failed; `onStartup` extensions are activated again at once.
+   */
+  async enable(id: string): Promise<ExtensionRecord[]> {
+    const record = this.registry.require(id);
+    if (record.state !== 'disabled' && record.state !== 'failed') throw new AionError(ErrorCodes.CONFLICT, `${id} is ${record.state}; only a disabled or failed extension can be enabled`);
+    const key = this.hosts.keyFor(record);
+    const hostWasDisabled = this.hosts.enableHost(key);
+    // A host the crash policy disabled took all its extensions with it: they come back together.
+    const affected = hostWasDisabled ? this.registry.all().filter((r) => this.hosts.keyFor(r) === key && r.state === 'disabled') : [record];
+    for (const r of affected) {
+      r.state = 'inactive';
+      r.errors = r.errors.filter((e) => e.code !== ErrorCodes.EXTENSION_DISABLED);
+      this.inFlight.delete(r.id);
+    }
+    this.logger.info({ extensions: affected.map((r) => r.id) }, `enabled ${affected.map((r) => r.id).join(', ')}`);
+    const startup = new Set(this.extensionsFor('onStartup'));
+    await Promise.all(affected.filter((r) => startup.has(r.id)).map((r) => this.activate(r.id, 'enabled by the operator').catch(() => undefined)));
+    return affected;
+  }
+
   describe(record: ExtensionRecord): ExtensionDescription {
     mkdirSync(record.storagePath, { recursive: true });
     return {

@@ -121,6 +121,18 @@ export class HostManager {
     return this.disabled.get(this.keyFor(record));
   }
 
+  /** Hosts the crash policy disabled, with the reason. */
+  disabledHosts(): Array<{ key: string; reason: string }> {
+    return [...this.disabled].map(([key, reason]) => ({ key, reason }));
+  }
+
+  /** Lets a host the crash policy disabled start again, with a clean crash history. */
+  enableHost(key: string): boolean {
+    this.crashes.delete(key);
+    this.notBefore.delete(key);
+    return this.disabled.delete(key);
+  }
+
   /** The running host for `record`, started (after any restart backoff) when needed. */
   async hostFor(record: ExtensionRecord): Promise<HostConnection> {
     if (this.shuttingDown) throw new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down');
