@@ -105,6 +105,15 @@ describe('the HTTP edge against hostile clients', function () {
     });
   });
 
+  describe('malformed requests', () => {
+    it('answers 400 to a request target that cannot be parsed, over plain HTTP and as a WebSocket upgrade, and keeps running', async () => {
+      assertError(await rawRequest(port, 'GET http://[::1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'), 400, 'BAD_REQUEST');
+      const upgrade = 'GET http://[::1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+      assertError(await rawRequest(port, upgrade), 400, 'BAD_REQUEST');
+      assert.equal((await kernel.request('/healthz')).status, 200);
+    });
+  });
+
   describe('bodies', () => {
     const post = (body: string | Buffer, type = 'application/json') => rawRequest(port, httpText('POST', '/v1/edge/echo', { 'Content-Type': type }, body));
 

@@ -27,6 +27,15 @@ import { WebSocketBridge } from './webSocketBridge.js';
 
 export { sanitizeMessage } from './errorResponse.js';
 
+/** The request's path; a target koa cannot parse (`http://[::1`) is the client's error, not ours. */
+function pathOf(ctx: Koa.Context): string {
+  try {
+    return ctx.path;
+  } catch {
+    throw new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path');
+  }
+}
+
 /** One http.Server carrying koa (REST, SSE), WebSocket routes and socket.io; wires the edge's parts together. */
 @injectable()
 export class HttpEdge {
@@ -77,12 +86,14 @@ export class HttpEdge {
       ctx.state.clientIp = this.proxies.clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for']);
       ctx.set('X-Request-Id', requestId);
       const started = performance.now();
+      let path = ctx.url;
       try {
+        path = pathOf(ctx);
         await next();
       } catch (err) {
         this.writeError(ctx, err);
       } finally {
-        const entry = { requestId, ip: ctx.state.clientIp, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) };
+        const entry = { requestId, ip: ctx.state.clientIp, method: ctx.method, path, status: ctx.status, ms: Math.round(performance.now() - started) };
         if (ctx.status >= 500) this.logger.warn(entry, 'request failed');
         else this.logger.debug(entry, 'request');
       }

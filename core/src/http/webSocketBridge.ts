@@ -44,7 +44,9 @@ export class WebSocketBridge {
   attach(server: Server): void {
     if (!this.hasRoutes) return;
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.options.config.bodyLimit });
-    server.on('upgrade', (req, socket, head) => void this.handleUpgrade(req, socket, head));
+    server.on('upgrade', (req, socket, head) => {
+      this.handleUpgrade(req, socket, head).catch(() => socket.destroy());
+    });
   }
 
   /** Asks every client to go away (draining). */
@@ -58,11 +60,12 @@ export class WebSocketBridge {
   }
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname.startsWith('/socket.io/')) return;
+    if (req.url?.startsWith('/socket.io/')) return;
     const requestId = requestIdFrom(req.headers['x-request-id']);
     socket.on('error', () => undefined);
     const refuse = (error: AionError) => socket.end(rawErrorResponse(error, requestId));
+    const url = URL.parse(req.url ?? '/', 'http://localhost');
+    if (!url) return void refuse(new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path'));
     const layer = this.router.match(url.pathname, 'GET').pathAndMethod[0];
     const target = layer && this.routes.get(layer.path as string);
     if (!layer || !target) return void refuse(new AionError(ErrorCodes.NOT_FOUND, `no WebSocket route ${url.pathname}`));
