@@ -49,6 +49,7 @@ function fromRawBody(err: unknown, limit: number): unknown {
   if (type === 'entity.too.large') return new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `the request body is larger than the ${limit} bytes this route accepts`, { details: { limit } });
   if (type === 'request.size.invalid') return new AionError(ErrorCodes.BAD_REQUEST, 'the request body is not as long as its Content-Length says');
   if (type === 'request.aborted') return new AionError(ErrorCodes.BAD_REQUEST, 'the client stopped sending the request body');
+  if (type !== undefined) return new AionError(ErrorCodes.BAD_REQUEST, `the request body could not be read (${type})`);
   return err;
 }
 

@@ -25,8 +25,6 @@ import { RealtimeService } from './realtimeService.js';
 import { createLimitedServer } from './serverLimits.js';
 import { WebSocketBridge } from './webSocketBridge.js';
 
-export { sanitizeMessage } from './errorResponse.js';
-
 /** The request's path; a target koa cannot parse (`http://[::1`) is the client's error, not ours. */
 function pathOf(ctx: Koa.Context): string {
   try {
