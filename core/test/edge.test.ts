@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import type { Socket as TcpSocket } from 'node:net';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
+import { TrustedProxies } from '../src/http/clientAddress.js';
+import { MessageThrottle } from '../src/http/messageThrottle.js';
 import { startTestKernel, type TestKernel } from '../src/index.js';
 import { fixture, waitFor } from './helpers.js';
 import { httpText, openSocket, rawRequest, readResponse, type RawResponse } from './rawHttp.js';
@@ -297,5 +299,24 @@ describe('the HTTP edge: connections per client address', function () {
     } finally {
       socket.close();
     }
+  });
+});
+
+describe('the HTTP edge: its small parts', () => {
+  it('matches trusted proxies by address or CIDR, IPv4 (also IPv4-mapped) and IPv6', () => {
+    const proxies = new TrustedProxies(['10.0.0.0/8', '192.168.1.7', '::1', 'fd00::/8']);
+    for (const a of ['10.1.2.3', '::ffff:10.200.0.1', '192.168.1.7', '::1', 'fd12::5']) assert.ok(proxies.trusts(a), a);
+    for (const a of ['11.0.0.1', '192.168.1.8', '::2', 'fe80::1', 'garbage', '']) assert.ok(!proxies.trusts(a), a);
+    assert.equal(proxies.clientAddress('::ffff:10.0.0.9', '[2001:db8::7]:4711, 10.0.0.2'), '2001:db8::7');
+    assert.equal(proxies.clientAddress('10.0.0.9', '203.0.113.5:8080'), '203.0.113.5');
+    assert.equal(new TrustedProxies([]).clientAddress('10.0.0.9', '203.0.113.5'), '10.0.0.9', 'no proxies: the header is ignored');
+    for (const bad of ['10.0.0.0/33', '10.0.0.0/x', 'fd00::/129', 'example.org']) assert.throws(() => new TrustedProxies([bad]), /CIDR/);
+  });
+
+  it('lets a burst through, refuses past the rate, and disconnects a client that keeps going', () => {
+    const throttle = new MessageThrottle({ messagesPerSecond: 10, burst: 5, refusalsBeforeDisconnect: 3 }, 0);
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8, 9].map(() => throttle.check(0)), ['accept', 'accept', 'accept', 'accept', 'accept', 'refuse', 'refuse', 'refuse', 'disconnect']);
+    assert.equal(throttle.check(100), 'accept', 'a token comes back after 1/rate seconds');
+    assert.equal((throttle.refusal('refuse').details as { retryAfterMs: number }).retryAfterMs, 100, 'the next token, 1/rate seconds away');
   });
 });
