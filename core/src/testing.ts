@@ -2,7 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig } from './config/configuration.js';
+import { ContributionRegistry } from './contributions/contributionRegistry.js';
+import { HostManager } from './hosts/hostManager.js';
 import { KernelEndpoint } from './hosts/kernelEndpoint.js';
+import { describeExtensions } from './http/extensionsRoute.js';
+import { healthReport } from './http/health.js';
+import { ExtensionRegistry } from './registry/extensionRegistry.js';
 import { Kernel } from './kernel.js';
 import { createLogger } from './logging.js';
 
@@ -28,6 +33,10 @@ export interface TestKernel {
   request(path: string, init?: RequestInit): Promise<Response>;
   /** Runs a contributed command as the CLI does, activating its extension: `executeCommand('hello.greet', 'bob')`. */
   executeCommand<T = unknown>(command: string, ...args: unknown[]): Promise<T>;
+  /** What `GET /v1/extensions` shows an admin, read in process (the route itself needs an authenticated admin). */
+  extensions(): Array<Record<string, any>>;
+  /** What `/healthz` shows an admin: counts, and each host with its pid and extensions. */
+  health(): Record<string, any>;
   stop(): Promise<void>;
 }
 
@@ -46,6 +55,8 @@ export async function startTestKernel(options: TestKernelOptions = {}): Promise<
     dataDir,
     request: (path, init) => fetch(kernel.url + path, init),
     executeCommand: <T>(command: string, ...args: unknown[]) => kernel.get(KernelEndpoint).executeCommand(command, args) as Promise<T>,
+    extensions: () => describeExtensions(kernel.get(ExtensionRegistry), kernel.get(ContributionRegistry)),
+    health: () => healthReport({ hosts: kernel.get(HostManager), registry: kernel.get(ExtensionRegistry) }, true),
     stop: async () => {
       await kernel.stop();
       if (!options.keepDataDir) rmSync(dataDir, { recursive: true, force: true });

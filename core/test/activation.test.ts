@@ -5,7 +5,7 @@ import { startTestKernel, type TestKernel } from '../src/index.js';
 import { base, fixture, tempDir, writeExtension } from './helpers.js';
 
 type Ext = { id: string; state: string; activatedBy: string | null; activationMs: number | null; errors: Array<{ code: string; message: string }> };
-const extensions = async (k: TestKernel) => ((await (await k.request('/v1/extensions')).json()) as { extensions: Ext[] }).extensions;
+const extensions = async (k: TestKernel) => k.extensions() as Ext[];
 
 describe('activation', () => {
   let kernel: TestKernel;

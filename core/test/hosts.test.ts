@@ -39,11 +39,10 @@ describe('extension hosts', () => {
     it('detects a hanging host and names its extensions', async () => {
       void kernel.request('/v1/basic/hang?ms=2500').catch(() => undefined);
       const hung = await waitFor(async () => {
-        const health = await json(await kernel.request('/healthz'));
-        return health.hosts.find((h: { kind: string; state: string }) => h.kind === 'shared' && h.state === 'unresponsive');
+        return kernel.health().hosts.find((h: { kind: string; state: string }) => h.kind === 'shared' && h.state === 'unresponsive');
       }, 5000);
       assert.deepEqual(hung.extensions, ['fixtures.basic']);
-      await waitFor(async () => (await json(await kernel.request('/healthz'))).hosts.find((h: { kind: string; state: string }) => h.kind === 'shared' && h.state === 'running'), 8000);
+      await waitFor(async () => kernel.health().hosts.find((h: { kind: string; state: string }) => h.kind === 'shared' && h.state === 'running'), 8000);
     });
   });
 
@@ -59,14 +58,14 @@ describe('extension hosts', () => {
           return res.status === 200 ? json(res) : undefined;
         });
         process.kill(r.pid, 'SIGKILL');
-        await waitFor(async () => (await json(await kernel.request('/healthz'))).hosts.every((h: { pid: number }) => h.pid !== r.pid));
+        await waitFor(async () => kernel.health().hosts.every((h: { pid: number }) => h.pid !== r.pid));
       }
       const res = await kernel.request('/v1/basic/ping');
       assert.equal(res.status, 503);
       const body = await json(res);
       assert.equal(body.error.code, 'EXTENSION_DISABLED');
       assert.match(body.error.message, /crashed 3 times/);
-      const ext = (await json(await kernel.request('/v1/extensions'))).extensions[0];
+      const ext = kernel.extensions()[0]!;
       assert.equal(ext.state, 'disabled');
       assert.equal((await kernel.request('/healthz')).status, 200, 'the kernel keeps serving');
     });

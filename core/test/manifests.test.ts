@@ -6,8 +6,7 @@ import { base, fixture, tempDir, writeExtension } from './helpers.js';
 type Listed = { id: string | null; state: string; errors: Array<{ code: string; message: string }>; warnings?: Array<{ code: string; message: string }>; manifestPath?: string; activationEvents?: string[] };
 
 async function listing(kernel: TestKernel): Promise<Listed[]> {
-  const res = await kernel.request('/v1/extensions');
-  return ((await res.json()) as { extensions: Listed[] }).extensions;
+  return kernel.extensions() as Listed[];
 }
 
 describe('manifest loading and validation', () => {

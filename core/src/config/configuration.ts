@@ -17,6 +17,20 @@ export interface ServerConfig {
   /** How long SIGTERM waits for in-flight requests, then for deactivation. */
   drainTimeoutMs: number;
   deactivateTimeoutMs: number;
+  /** Request headers must arrive within this long, else 408 (Node's headersTimeout). */
+  headersTimeoutMs: number;
+  /** A whole request, headers and body, must arrive within this long, else 408 (Node's requestTimeout). */
+  receiveTimeoutMs: number;
+  /** A body delivering fewer than `minBytes` in an `intervalMs` is cut off with 408. */
+  bodyProgress: { minBytes: number; intervalMs: number };
+  /** Open connections one client address may hold (trusted proxies are exempt); 0 for no cap. */
+  maxConnectionsPerIp: number;
+  /** Deepest nesting of arrays and objects a JSON body may have. */
+  jsonMaxDepth: number;
+  /** Peers (addresses or CIDRs) whose X-Forwarded-For names the client. */
+  trustedProxies: string[];
+  /** Token bucket per socket.io or WebSocket connection; a client refused this many times in a minute is disconnected. */
+  realtime: { messagesPerSecond: number; burst: number; refusalsBeforeDisconnect: number };
 }
 
 export interface HostsConfig {
@@ -79,7 +93,9 @@ export interface AionConfig {
 export const defaultConfig = (): AionConfig => ({
   schemaVersion: CONFIG_SCHEMA_VERSION,
   dataDir: '.aion',
-  server: { host: '127.0.0.1', port: 8080, bodyLimit: 1024 * 1024, maxInFlight: 1024, requestTimeoutMs: 60_000, drainTimeoutMs: 10_000, deactivateTimeoutMs: 5_000 },
+  server: { host: '127.0.0.1', port: 8080, bodyLimit: 1024 * 1024, maxInFlight: 1024, requestTimeoutMs: 60_000, drainTimeoutMs: 10_000, deactivateTimeoutMs: 5_000,
+    headersTimeoutMs: 20_000, receiveTimeoutMs: 120_000, bodyProgress: { minBytes: 1024, intervalMs: 10_000 }, maxConnectionsPerIp: 256, jsonMaxDepth: 64, trustedProxies: [],
+    realtime: { messagesPerSecond: 50, burst: 100, refusalsBeforeDisconnect: 100 } },
   hosts: { pingIntervalMs: 1_000, unresponsiveAfterMs: 3_000, activationTimeoutMs: 30_000, restartBackoffMs: 200, maxRestartBackoffMs: 10_000, maxCrashes: 3, crashWindowMs: 5 * 60_000 },
   extensions: {},
   disabledExtensions: [],
@@ -108,6 +124,13 @@ const kernelConfigSchema = {
         requestTimeoutMs: { type: 'integer', minimum: 1 },
         drainTimeoutMs: { type: 'integer', minimum: 0 },
         deactivateTimeoutMs: { type: 'integer', minimum: 0 },
+        headersTimeoutMs: { type: 'integer', minimum: 1 },
+        receiveTimeoutMs: { type: 'integer', minimum: 1 },
+        bodyProgress: { type: 'object', properties: { minBytes: { type: 'integer', minimum: 1 }, intervalMs: { type: 'integer', minimum: 1 } }, additionalProperties: false },
+        maxConnectionsPerIp: { type: 'integer', minimum: 0 },
+        jsonMaxDepth: { type: 'integer', minimum: 1 },
+        trustedProxies: names,
+        realtime: { type: 'object', properties: { messagesPerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 }, refusalsBeforeDisconnect: { type: 'integer', minimum: 1 } }, additionalProperties: false },
       },
       additionalProperties: false,
     },

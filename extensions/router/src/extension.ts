@@ -130,9 +130,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
       await catalog.load();
       return { body: frontDoor.models() };
     }),
-    aion.http.handle('GET /v1/capabilities', async () => {
-      await catalog.load();
-      return { body: capabilities(ctx, catalog, config, store) };
+    aion.http.handle('GET /v1/capabilities', async (req) => {
+      if (req.principal) await catalog.load();
+      return { body: capabilities(ctx, catalog, config, store, req.principal) };
     }),
     aion.http.handle('GET /v1/usage', async (req) => {
       const caller = requireCaller(req.principal);
@@ -206,33 +206,35 @@ function frontDoorTask(s: FrontDoorSummary, engine: RouterEngine): TaskResult {
   };
 }
 
-function capabilities(ctx: aion.ExtensionContext, catalog: ProviderCatalog, config: RouterConfiguration, store: TaskStore): Record<string, unknown> {
-  return {
-    schema_version: '1.0',
-    server: { name: 'aion', extension: ctx.extension.id, version: ctx.extension.version },
-    api_versions: ['v1'],
-    task_schema_versions: ['1.0'],
-    features: {
-      tasks: { path: '/v1/tasks', async: true, wait: true, cancel: true, timeout: { default_ms: config.defaults.timeoutMs, max_ms: config.defaults.maxTimeoutMs }, idempotency: { header: 'Idempotency-Key', ttl_seconds: Math.round(config.idempotencyTtlMs / 1000) }, storage: store.kind },
-      streaming: {
-        sse: { path: '/v1/stream/{id}', events: ['token', 'partial', 'tool', 'step', 'done', 'error'], resume: 'Last-Event-ID' },
-        websocket: { path: '/v1/ws', protocol: 'jsonrpc-2.0', methods: ['tasks.submit', 'tasks.get', 'tasks.subscribe', 'tasks.unsubscribe', 'tasks.cancel'], notifications: ['tasks.event'] },
-      },
-      bulk: { path: '/v1/bulk', max_operations: MAX_BULK_OPERATIONS, execution: ['parallel', 'sequential'], depends_on: true, refs: true },
-      openai_compatible: { chat_completions: '/v1/chat/completions', models: '/v1/models', streaming: true, tools: true, aliases: Object.keys(ALIASES) },
-      routing: {
-        privacy_modes: ['local-only', 'allow-api', 'hybrid'],
-        default_privacy: config.defaults.privacy,
-        priorities: ['low', 'normal', 'high'],
-        chosen_by: ['ai-router', 'policy-override', 'preferred'],
-        explain_header: 'x-aion-route',
-        hooks: ['router.beforeRoute', 'router.afterTask'],
-        fallback: true,
-        circuit_breaker: true,
-      },
-      usage: { per_task: true, per_api_key: '/v1/usage' },
-      skills: { request_field: 'skills', chat_completions_field: 'aion.skills', tool_loop: true, max_steps: config.skills.maxSteps, max_tools: config.skills.maxTools, provider: 'aion.skills' },
+/** What the API can do; to an authenticated caller also what runs behind it: this extension, intents, providers, limits. */
+function capabilities(ctx: aion.ExtensionContext, catalog: ProviderCatalog, config: RouterConfiguration, store: TaskStore, caller: aion.Principal | undefined): Record<string, unknown> {
+  const features = {
+    tasks: { path: '/v1/tasks', async: true, wait: true, cancel: true, timeout: { default_ms: config.defaults.timeoutMs, max_ms: config.defaults.maxTimeoutMs }, idempotency: { header: 'Idempotency-Key', ttl_seconds: Math.round(config.idempotencyTtlMs / 1000) }, storage: store.kind },
+    streaming: {
+      sse: { path: '/v1/stream/{id}', events: ['token', 'partial', 'tool', 'step', 'done', 'error'], resume: 'Last-Event-ID' },
+      websocket: { path: '/v1/ws', protocol: 'jsonrpc-2.0', methods: ['tasks.submit', 'tasks.get', 'tasks.subscribe', 'tasks.unsubscribe', 'tasks.cancel'], notifications: ['tasks.event'] },
     },
+    bulk: { path: '/v1/bulk', max_operations: MAX_BULK_OPERATIONS, execution: ['parallel', 'sequential'], depends_on: true, refs: true },
+    openai_compatible: { chat_completions: '/v1/chat/completions', models: '/v1/models', streaming: true, tools: true, aliases: Object.keys(ALIASES) },
+    routing: {
+      privacy_modes: ['local-only', 'allow-api', 'hybrid'],
+      default_privacy: config.defaults.privacy,
+      priorities: ['low', 'normal', 'high'],
+      chosen_by: ['ai-router', 'policy-override', 'preferred'],
+      explain_header: 'x-aion-route',
+      hooks: ['router.beforeRoute', 'router.afterTask'],
+      fallback: true,
+      circuit_breaker: true,
+    },
+    usage: { per_task: true, per_api_key: '/v1/usage' },
+    skills: { request_field: 'skills', chat_completions_field: 'aion.skills', tool_loop: true, max_steps: config.skills.maxSteps, max_tools: config.skills.maxTools },
+  };
+  const overview = { schema_version: '1.0', api_versions: ['v1'], task_schema_versions: ['1.0'], features };
+  if (!caller) return overview;
+  return {
+    ...overview,
+    server: { name: 'aion', extension: ctx.extension.id, version: ctx.extension.version },
+    features: { ...features, skills: { ...features.skills, provider: 'aion.skills' } },
     intents: [...catalog.knownIntents].sort(),
     providers: catalog.providers.map((p) => ({
       id: p.id,

@@ -98,7 +98,7 @@ describe('router resilience', function () {
       });
       try {
         const api = client(kernel);
-        const caps = (await api.json(kernel.request('/v1/capabilities'))).body;
+        const caps = (await api.json(api.get('/v1/capabilities'))).body;
         const ollama = caps.providers.find((p: any) => p.id === 'ollama');
         assert.equal(ollama.available, false);
         assert.equal(ollama.availability, 'unavailable');
@@ -136,7 +136,7 @@ describe('router resilience', function () {
         const withoutKey = await start(false);
         try {
           const api = client(withoutKey);
-          const caps = (await api.json(withoutKey.request('/v1/capabilities'))).body;
+          const caps = (await api.json(api.get('/v1/capabilities'))).body;
           const p = caps.providers.find((x: any) => x.id === 'openai');
           assert.equal(p.available, false);
           assert.match(p.detail, /PROVIDER_AUTH_FAILED|401|key/i);
@@ -322,7 +322,7 @@ describe('router resilience', function () {
       let taskId: string;
       try {
         const api = client(kernel);
-        assert.equal((await api.json(kernel.request('/v1/capabilities'))).body.features.tasks.storage, 'storage');
+        assert.equal((await api.json(api.get('/v1/capabilities'))).body.features.tasks.storage, 'storage');
         const first = await api.json(api.post('/v1/tasks', { input: 'keep me', wait: true }, { 'idempotency-key': 'persist-1' }));
         assert.equal(first.body.status, 'OK');
         taskId = first.body.task_id;

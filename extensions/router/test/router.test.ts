@@ -429,12 +429,18 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       assert.equal(admin.body.tasks, mine.body.tasks);
     });
 
-    it('describes itself at /v1/capabilities without authentication', async () => {
-      const res = await kernel.request('/v1/capabilities');
+    it('describes its API at /v1/capabilities to anyone, and what runs behind it only to an authenticated caller', async () => {
+      const anonymous = await kernel.request('/v1/capabilities');
+      const open = (await anonymous.json()) as any;
+      assert.equal(anonymous.status, 200);
+      assert.deepEqual(open.api_versions, ['v1']);
+      assert.equal(open.features.bulk.max_operations, 20);
+      assert.deepEqual(Object.keys(open).sort(), ['api_versions', 'features', 'schema_version', 'task_schema_versions']);
+      assert.doesNotMatch(JSON.stringify(open), /aion\.router|"provider"|ollama|openai\/|"pid"/, 'no extension ids, providers or pids');
+      const res = await kernel.request('/v1/capabilities', { headers: { authorization: 'Bearer test-token' } });
       const body = (await res.json()) as any;
       assert.equal(res.status, 200);
-      assert.deepEqual(body.api_versions, ['v1']);
-      assert.equal(body.features.bulk.max_operations, 20);
+      assert.equal(body.server.extension, 'aion.router');
       assert.ok(body.intents.includes('chat'));
       assert.deepEqual(body.providers.map((p: any) => [p.id, p.route, p.available]).sort(), [['ollama', 'local', true], ['openai', 'api', true]]);
     });

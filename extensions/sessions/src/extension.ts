@@ -4,7 +4,7 @@ import { AionError, ErrorCodes, type HttpRequestData } from '@aion/extension-api
 import type { StorageApi } from '@aion/ext-storage';
 import { SessionStore, type MessageRow, type Owner } from './sessionStore.js';
 import { SyncService } from './sync.js';
-import { checkId, checkMessage, checkTitle, decodeCursor, deriveTitle, encodeCursor, messageView, sessionView, type SessionsConfiguration } from './validation.js';
+import { checkId, checkMessage, jsonObjectBody, checkTitle, decodeCursor, deriveTitle, encodeCursor, messageView, sessionView, type SessionsConfiguration } from './validation.js';
 
 /** A device or an API key acts for its owner; a user for itself. */
 function ownerOf(req: HttpRequestData): Owner {
@@ -64,7 +64,7 @@ export async function activate(ctx: aion.ExtensionContext) {
     { dispose: () => clearInterval(timer) },
     handle('POST /v1/sessions', async (req) => {
       const owner = ownerOf(req);
-      const body = (req.body ?? {}) as { id?: unknown; title?: unknown; metadata?: unknown };
+      const body = jsonObjectBody(req);
       const id = body.id === undefined ? randomUUID() : checkId(body.id, 'id');
       const title = body.title === undefined ? null : checkTitle(body.title);
       if (body.metadata !== undefined && body.metadata !== null && (typeof body.metadata !== 'object' || Array.isArray(body.metadata))) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'metadata is a JSON object');
@@ -85,7 +85,7 @@ export async function activate(ctx: aion.ExtensionContext) {
     handle('GET /v1/sessions/:id/messages', async (req) => ({ body: (await sessionWithPage(req)).page })),
     handle('PATCH /v1/sessions/:id', async (req) => {
       const id = req.params.id!;
-      const body = (req.body ?? {}) as { title?: unknown };
+      const body = jsonObjectBody(req);
       if (!('title' in body)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "title": "…" }');
       const session = await store.rename(ownerOf(req), id, checkTitle(body.title), Date.now());
       if (!session) throw notFound(id);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AionError, ErrorCodes } from '@aion/extension-api';
+import { AionError, ErrorCodes, type HttpRequestData } from '@aion/extension-api';
 import type { MessageRow, NewMessage, SessionRow } from './sessionStore.js';
 
 /** The `aion.sessions` configuration section, defaults applied by the kernel. */
@@ -15,6 +15,14 @@ export interface SessionsConfiguration {
 
 export const ROLES = new Set(['user', 'assistant', 'system', 'tool']);
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** A body that must be a JSON object; a request without a body reads as `{}`. Nothing else is guessed at. */
+export function jsonObjectBody(req: HttpRequestData): Record<string, unknown> {
+  if (req.rawBody !== undefined) throw new AionError(ErrorCodes.UNSUPPORTED_MEDIA_TYPE, 'send the body as a JSON object with Content-Type: application/json');
+  if (req.body === undefined) return {};
+  if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'the body is a JSON object, e.g. { "title": "plans" }');
+  return req.body as Record<string, unknown>;
+}
 
 export function checkId(value: unknown, what: string): string {
   if (typeof value !== 'string' || !ID.test(value)) throw new AionError(ErrorCodes.VALIDATION_FAILED, `${what} is 1-64 letters, digits, _ or - (a UUID fits)`);

@@ -22,6 +22,27 @@ forEachDatabase('aion.sessions', (db) => {
   });
   after(async () => kernel?.stop());
 
+  it('creates a session only from a JSON object: a number, array, string or text/plain body is refused and creates nothing', async () => {
+    const k = kernel!;
+    const count = async () => (await api(k, 'GET', '/v1/sessions?limit=200', bob.access_token)).body.sessions.length;
+    const before = await count();
+    const send = (body: string, type: string) => k.request('/v1/sessions', { method: 'POST', headers: { authorization: `Bearer ${bob.access_token}`, 'content-type': type }, body });
+    for (const body of ['5', '[]', '"title"', 'null']) {
+      const res = await send(body, 'application/json');
+      assert.equal(res.status, 400, body);
+      assert.equal(((await res.json()) as any).error.code, 'VALIDATION_FAILED');
+    }
+    const text = await send('{"title":"as text"}', 'text/plain');
+    assert.equal(text.status, 415);
+    assert.equal(((await text.json()) as any).error.code, 'UNSUPPORTED_MEDIA_TYPE');
+    const rename = await k.request('/v1/sessions/anything', { method: 'PATCH', headers: { authorization: `Bearer ${bob.access_token}`, 'content-type': 'application/json' }, body: '7' });
+    assert.equal(rename.status, 400, 'a bare number is refused on rename too, not a 500');
+    assert.equal(await count(), before, 'nothing was created');
+    const none = await k.request('/v1/sessions', { method: 'POST', headers: { authorization: `Bearer ${bob.access_token}` } });
+    assert.equal(none.status, 201, 'no body at all creates a session with defaults');
+    assert.equal(await count(), before + 1);
+  });
+
   it('creates, lists newest first by cursor, renames and soft-deletes sessions', async () => {
     const k = kernel!;
     const ids: string[] = [];

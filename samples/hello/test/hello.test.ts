@@ -43,7 +43,7 @@ describe('samples.hello', () => {
   });
 
   it('shows up in /v1/extensions as active, with its activation time', async () => {
-    const { extensions } = (await (await kernel.request('/v1/extensions')).json()) as { extensions: Array<{ id: string; state: string; activationMs: number }> };
+    const extensions = kernel.extensions() as Array<{ id: string; state: string; activationMs: number }>;
     const hello = extensions.find((e) => e.id === 'samples.hello')!;
     assert.equal(hello.state, 'active');
     assert.ok(hello.activationMs >= 0);

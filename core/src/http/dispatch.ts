@@ -1,0 +1,91 @@
+import type Koa from 'koa';
+import { AionError, CancellationTokenSource, ErrorCodes, isAionError, type HttpRequestData, type HttpResponseData, type RouteContribution } from '@aion/extension-api';
+import { HostProtocol } from '@aion/extension-api/protocol';
+import type { ServerConfig } from '../config/configuration.js';
+import type { KernelEndpoint } from '../hosts/kernelEndpoint.js';
+import type { Logger } from '../logging.js';
+import type { ExtensionRegistry } from '../registry/extensionRegistry.js';
+import type { Admission } from './admission.js';
+import type { EdgeAuthentication } from './authentication.js';
+import { readRequestBody } from './body.js';
+import { sanitizeMessage } from './errorResponse.js';
+import { writeSseStream } from './sse.js';
+
+export interface RouteDispatcherOptions {
+  config: ServerConfig;
+  logger: Logger;
+  registry: ExtensionRegistry;
+  kernel: KernelEndpoint;
+  authentication: EdgeAuthentication;
+  admission: Admission;
+}
+
+/** A declared route: authorise, read the body (no dispatch slot held yet), take a slot, call the owning extension over RPC. */
+export class RouteDispatcher {
+  constructor(private readonly options: RouteDispatcherOptions) {}
+
+  async dispatch(ctx: Koa.Context, extensionId: string, route: RouteContribution): Promise<void> {
+    const { config, authentication, admission } = this.options;
+    const ip = ctx.state.clientIp as string;
+    const principal = await authentication.authorize(route, { headers: ctx.headers, method: ctx.method, path: ctx.path, ip }, (k, v) => ctx.set(k, v));
+    const { body, rawBody } = await readRequestBody(ctx, { limit: route.bodyLimit ?? config.bodyLimit, maxDepth: config.jsonMaxDepth, progress: config.bodyProgress });
+    const request: HttpRequestData = {
+      method: ctx.method,
+      path: ctx.path,
+      route: route.path,
+      params: { ...(ctx as unknown as { params: Record<string, string> }).params },
+      query: ctx.query as Record<string, string | string[]>,
+      headers: ctx.headers as Record<string, string>,
+      body,
+      rawBody,
+      principal,
+      requestId: ctx.state.requestId as string,
+      ip,
+    };
+    await admission.run(() => this.callExtension(ctx, extensionId, route, request));
+  }
+
+  private async callExtension(ctx: Koa.Context, extensionId: string, route: RouteContribution, request: HttpRequestData): Promise<void> {
+    const routeKey = `${route.method} ${route.path}`;
+    const record = this.options.registry.require(extensionId);
+    const cancel = new CancellationTokenSource();
+    const onClose = () => {
+      if (!ctx.res.writableEnded) cancel.cancel();
+    };
+    ctx.res.once('close', onClose);
+    const timeoutMs = route.timeoutMs ?? record.manifest.aion?.resources?.requestTimeoutMs ?? this.options.config.requestTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const host = await this.options.kernel.hostOf(extensionId, `onRoute:${routeKey}`);
+      const call = host.request(HostProtocol.handleRoute, { extensionId, route: routeKey, request }, cancel.token);
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          cancel.cancel();
+          reject(new AionError(ErrorCodes.TIMEOUT, `${routeKey} did not answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+      });
+      const response = (await Promise.race([call, timeout])) as HttpResponseData;
+      clearTimeout(timer);
+      if (response?.stream) await writeSseStream(ctx, response);
+      else {
+        ctx.status = response?.status ?? (response?.body === undefined ? 204 : 200);
+        for (const [k, v] of Object.entries(response?.headers ?? {})) ctx.set(k, v);
+        if (response?.body !== undefined) ctx.body = response.body;
+      }
+    } catch (err) {
+      throw this.fromExtension(err, extensionId, request.requestId);
+    } finally {
+      clearTimeout(timer);
+      ctx.res.off('close', onClose);
+    }
+  }
+
+  /** Errors from extension code reach the client sanitized; the full text goes to the log. */
+  fromExtension(err: unknown, extensionId: string, requestId: string): AionError {
+    if (!isAionError(err) || err.code === ErrorCodes.INTERNAL) {
+      this.options.logger.error({ requestId, extension: extensionId, ...(isAionError(err) ? { message: err.message } : { err }) }, 'extension route failed');
+      return new AionError(ErrorCodes.INTERNAL, `the extension ${extensionId} failed to handle the request (request ${requestId})`);
+    }
+    return new AionError(err.code, sanitizeMessage(err.message), { details: err.details, status: err.status, headers: err.headers });
+  }
+}

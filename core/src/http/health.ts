@@ -1,0 +1,44 @@
+import type Router from '@koa/router';
+import { ErrorCodes } from '@aion/extension-api';
+import type { HostManager } from '../hosts/hostManager.js';
+import type { ExtensionRegistry } from '../registry/extensionRegistry.js';
+import { carriesCredentials, isAdmin, type EdgeAuthentication } from './authentication.js';
+import { errorBody } from './errorResponse.js';
+
+export interface HealthSources {
+  hosts: HostManager;
+  registry: ExtensionRegistry;
+  authentication: EdgeAuthentication;
+  readiness(): { ready: boolean; draining: boolean };
+}
+
+function countBy<T>(items: T[], key: (item: T) => string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
+  return counts;
+}
+
+/** Status and counts for anyone; with `details`, each host with its pid and extensions (admins only). */
+export function healthReport(sources: Pick<HealthSources, 'hosts' | 'registry'>, details: boolean): Record<string, unknown> {
+  const hosts = sources.hosts.all();
+  const report: Record<string, unknown> = {
+    status: 'ok',
+    counts: { hosts: countBy(hosts, (h) => h.state), extensions: countBy(sources.registry.all(), (r) => r.state) },
+  };
+  if (details) report.hosts = hosts.map((h) => ({ key: h.key, kind: h.kind, state: h.state, pid: h.pid, extensions: [...h.extensions] }));
+  return report;
+}
+
+/** `/healthz` (liveness) and `/readyz` (start-up activations done, not draining). Neither takes a dispatch slot. */
+export function healthRoutes(router: Router, sources: HealthSources): void {
+  router.get('/healthz', async (ctx) => {
+    // Probes carry no credentials, so they never cost an authentication call.
+    const principal = carriesCredentials(ctx.headers) ? (await sources.authentication.authenticate({ headers: ctx.headers, method: 'GET', path: ctx.path, ip: ctx.state.clientIp as string }))?.principal : undefined;
+    ctx.body = healthReport(sources, isAdmin(principal));
+  });
+  router.get('/readyz', (ctx) => {
+    const { ready, draining } = sources.readiness();
+    ctx.status = ready && !draining ? 200 : 503;
+    ctx.body = ready && !draining ? { status: 'ready' } : errorBody({ code: ErrorCodes.SERVICE_UNAVAILABLE, message: draining ? 'shutting down' : 'start-up activations are still running' });
+  });
+}

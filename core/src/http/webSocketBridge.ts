@@ -1,0 +1,133 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Router from '@koa/router';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { AionError, AsyncQueue, CancellationTokenSource, ErrorCodes, isAionError, type HttpRequestData, type HttpResponseData, type Principal, type RouteContribution } from '@aion/extension-api';
+import { HostProtocol } from '@aion/extension-api/protocol';
+import type { ServerConfig } from '../config/configuration.js';
+import type { KernelEndpoint } from '../hosts/kernelEndpoint.js';
+import type { Admission } from './admission.js';
+import type { EdgeAuthentication } from './authentication.js';
+import type { TrustedProxies } from './clientAddress.js';
+import { errorBody, rawErrorResponse, requestIdFrom } from './errorResponse.js';
+import { MessageThrottle } from './messageThrottle.js';
+
+export interface WebSocketBridgeOptions {
+  config: ServerConfig;
+  kernel: KernelEndpoint;
+  authentication: EdgeAuthentication;
+  admission: Admission;
+  proxies: TrustedProxies;
+  /** Extension errors as the client may see them. */
+  fromExtension(err: unknown, extensionId: string, requestId: string): AionError;
+}
+
+/** WebSocket routes (`websocket: true`): authorised like any route, then frames bridged to the extension as two streams, each connection rate-limited. */
+export class WebSocketBridge {
+  private readonly router = new Router();
+  private readonly routes = new Map<string, { extensionId: string; route: RouteContribution }>();
+  private readonly sockets = new Set<WebSocket>();
+  private wss?: WebSocketServer;
+
+  constructor(private readonly options: WebSocketBridgeOptions) {}
+
+  get hasRoutes(): boolean {
+    return this.routes.size > 0;
+  }
+
+  add(extensionId: string, route: RouteContribution): void {
+    this.router.get(route.path, () => undefined);
+    this.routes.set(route.path, { extensionId, route });
+  }
+
+  /** Takes over upgrades of the server, leaving socket.io's own to socket.io. */
+  attach(server: Server): void {
+    if (!this.hasRoutes) return;
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.options.config.bodyLimit });
+    server.on('upgrade', (req, socket, head) => {
+      this.handleUpgrade(req, socket, head).catch(() => socket.destroy());
+    });
+  }
+
+  /** Asks every client to go away (draining). */
+  closeAll(code: number, reason: string): void {
+    for (const ws of this.sockets) ws.close(code, reason);
+  }
+
+  terminate(): void {
+    for (const ws of this.sockets) ws.terminate();
+    this.wss?.close();
+  }
+
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    if (req.url?.startsWith('/socket.io/')) return;
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    socket.on('error', () => undefined);
+    const refuse = (error: AionError) => socket.end(rawErrorResponse(error, requestId));
+    const url = URL.parse(req.url ?? '/', 'http://localhost');
+    if (!url) return void refuse(new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path'));
+    const layer = this.router.match(url.pathname, 'GET').pathAndMethod[0];
+    const target = layer && this.routes.get(layer.path as string);
+    if (!layer || !target) return void refuse(new AionError(ErrorCodes.NOT_FOUND, `no WebSocket route ${url.pathname}`));
+    if (this.options.admission.isDraining) return void refuse(new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'));
+    const ip = this.options.proxies.clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for']);
+    let principal: Principal | undefined;
+    try {
+      principal = await this.options.authentication.authorize(target.route, { headers: req.headers, method: 'GET', path: url.pathname, ip }, () => undefined);
+    } catch (err) {
+      return void refuse(isAionError(err) ? err : new AionError(ErrorCodes.INTERNAL, 'authentication failed'));
+    }
+    this.wss!.handleUpgrade(req, socket, head, (ws) =>
+      void this.bridge(ws, target.extensionId, target.route, {
+        method: 'GET',
+        path: url.pathname,
+        route: target.route.path,
+        params: layer.params(url.pathname, layer.captures(url.pathname)) as Record<string, string>,
+        query: Object.fromEntries(url.searchParams),
+        headers: req.headers as Record<string, string>,
+        principal,
+        requestId,
+        ip,
+      }),
+    );
+  }
+
+  private async bridge(ws: WebSocket, extensionId: string, route: RouteContribution, request: HttpRequestData): Promise<void> {
+    this.sockets.add(ws);
+    const cancel = new CancellationTokenSource();
+    const messages = new AsyncQueue<string>();
+    const throttle = new MessageThrottle(this.options.config.realtime);
+    let outgoing: AsyncIterator<unknown> | undefined;
+    ws.on('message', (data, isBinary) => {
+      const verdict = throttle.check();
+      if (verdict === 'accept') return messages.push(isBinary ? Buffer.from(data as Buffer).toString('base64') : data.toString());
+      if (ws.readyState !== ws.OPEN) return;
+      const error = throttle.refusal(verdict);
+      ws.send(JSON.stringify(errorBody(error)));
+      if (verdict === 'disconnect') ws.close(1008, `${error.code}: too many messages`);
+    });
+    ws.on('close', () => {
+      this.sockets.delete(ws);
+      messages.end();
+      cancel.cancel();
+      void outgoing?.return?.();
+    });
+    ws.on('error', () => undefined);
+    try {
+      const host = await this.options.kernel.hostOf(extensionId, `onRoute:GET ${route.path}`);
+      const response = (await host.request(HostProtocol.handleRoute, { extensionId, route: `GET ${route.path}`, request: { ...request, messages } }, cancel.token)) as HttpResponseData;
+      if (!response?.stream) throw new AionError(ErrorCodes.INTERNAL, 'the WebSocket handler returned no stream');
+      outgoing = (response.stream as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+      for (;;) {
+        const next = await outgoing.next();
+        if (next.done || ws.readyState !== ws.OPEN) break;
+        const frame = typeof next.value === 'string' ? next.value : JSON.stringify(next.value);
+        await new Promise<void>((resolve, reject) => ws.send(frame, (err) => (err ? reject(err) : resolve())));
+      }
+      if (ws.readyState === ws.OPEN) ws.close(1000, 'done');
+    } catch (err) {
+      const error = this.options.fromExtension(err, extensionId, request.requestId);
+      if (ws.readyState === ws.OPEN) ws.close(1011, Buffer.from(`${error.code}: ${error.message}`).subarray(0, 120).toString());
+    }
+  }
+}
