@@ -5,6 +5,7 @@ import { loadConfig } from './config/configuration.js';
 import { ContributionRegistry } from './contributions/contributionRegistry.js';
 import { HostManager } from './hosts/hostManager.js';
 import { KernelEndpoint } from './hosts/kernelEndpoint.js';
+import { NetworkIsolation } from './hosts/networkIsolation.js';
 import { describeExtensions } from './http/extensionsRoute.js';
 import { healthReport } from './http/health.js';
 import { ExtensionRegistry } from './registry/extensionRegistry.js';
@@ -49,14 +50,15 @@ export async function startTestKernel(options: TestKernelOptions = {}): Promise<
   const config = loadConfig({ env: options.env ?? {}, overrides: { dataDir, ...given, server } });
   const logger = createLogger({ level: options.logLevel ?? process.env.AION_TEST_LOG_LEVEL ?? 'silent' });
   const kernel = await Kernel.start({ config, extensionDirs: (options.extensions ?? []).map((p) => resolve(p)), builtins: options.builtins ?? false, logger });
+  const statusSources = () => ({ config: kernel.config, registry: kernel.get(ExtensionRegistry), contributions: kernel.get(ContributionRegistry), hosts: kernel.get(HostManager), network: kernel.get(NetworkIsolation) });
   return {
     url: kernel.url,
     kernel,
     dataDir,
     request: (path, init) => fetch(kernel.url + path, init),
     executeCommand: <T>(command: string, ...args: unknown[]) => kernel.get(KernelEndpoint).executeCommand(command, args) as Promise<T>,
-    extensions: () => describeExtensions(kernel.get(ExtensionRegistry), kernel.get(ContributionRegistry)),
-    health: () => healthReport({ hosts: kernel.get(HostManager), registry: kernel.get(ExtensionRegistry) }, true),
+    extensions: () => describeExtensions(statusSources()),
+    health: () => healthReport(statusSources(), true),
     stop: async () => {
       await kernel.stop();
       if (!options.keepDataDir) rmSync(dataDir, { recursive: true, force: true });

@@ -48,8 +48,10 @@ describe('extension hosts', () => {
 
   describe('crash loop', () => {
     let kernel: TestKernel;
-    before(async () => (kernel = await startTestKernel({ extensions: [fixture('basic')], config: fastHosts })));
+    const withAuth = { ...fastHosts, permissions: { grants: { 'fixtures.test-auth': { kernelHost: true } } } };
+    before(async () => (kernel = await startTestKernel({ extensions: [fixture('basic'), fixture('test-auth')], config: withAuth })));
     after(() => kernel.stop());
+    const as = (token?: string): RequestInit => ({ method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : undefined });
 
     it('disables the extensions of a host that crashes 3 times within the window, and reports them', async () => {
       for (let i = 0; i < 3; i++) {
@@ -65,9 +67,44 @@ describe('extension hosts', () => {
       const body = await json(res);
       assert.equal(body.error.code, 'EXTENSION_DISABLED');
       assert.match(body.error.message, /crashed 3 times/);
-      const ext = kernel.extensions()[0]!;
+      const ext = kernel.extensions().find((e) => e.id === 'fixtures.basic')!;
       assert.equal(ext.state, 'disabled');
       assert.equal((await kernel.request('/healthz')).status, 200, 'the kernel keeps serving');
+    });
+
+    it('reports the server degraded, to anyone as a status and to an admin with the reason', async () => {
+      const anonymous = await json(await kernel.request('/healthz'));
+      assert.equal(anonymous.status, 'degraded');
+      assert.equal(anonymous.degraded, undefined, 'no details for anonymous callers');
+      const admin = await json(await kernel.request('/healthz', { headers: { authorization: 'Bearer admin' } }));
+      assert.ok(admin.degraded.some((d: { code: string; host?: string; reason: string }) => d.code === 'EXTENSION_DISABLED' && /crashed 3 times/.test(d.reason)));
+      const ready = await kernel.request('/readyz');
+      assert.equal(ready.status, 200);
+      assert.equal((await json(ready)).status, 'degraded');
+    });
+
+    it('lets an admin enable the extensions again, and refuses anyone else', async () => {
+      assert.equal((await kernel.request('/v1/extensions/fixtures.basic/enable', as())).status, 401);
+      const notAdmin = await kernel.request('/v1/extensions/fixtures.basic/enable', as('good'));
+      assert.equal(notAdmin.status, 403);
+      const enabled = await kernel.request('/v1/extensions/fixtures.basic/enable', as('admin'));
+      assert.equal(enabled.status, 200, await enabled.clone().text());
+      assert.equal((await json(enabled)).extensions.find((e: { id: string }) => e.id === 'fixtures.basic').state, 'inactive');
+      const ping = await kernel.request('/v1/basic/ping');
+      assert.equal(ping.status, 200);
+      assert.equal((await json(await kernel.request('/healthz'))).status, 'ok');
+    });
+
+    it('lets an admin disable an extension at runtime and enable it again', async () => {
+      const disabled = await kernel.request('/v1/extensions/fixtures.basic/disable', as('admin'));
+      assert.equal(disabled.status, 200, await disabled.clone().text());
+      const refused = await kernel.request('/v1/basic/ping');
+      assert.equal(refused.status, 503);
+      assert.equal((await json(refused)).error.code, 'EXTENSION_DISABLED');
+      assert.equal((await json(await kernel.request('/healthz'))).status, 'degraded');
+      assert.equal((await kernel.request('/v1/extensions/fixtures.nope/enable', as('admin'))).status, 404);
+      assert.equal((await kernel.request('/v1/extensions/fixtures.basic/enable', as('admin'))).status, 200);
+      assert.equal((await kernel.request('/v1/basic/ping')).status, 200);
     });
   });
 

@@ -1,13 +1,10 @@
 import type Router from '@koa/router';
 import { ErrorCodes } from '@aion/extension-api';
-import type { HostManager } from '../hosts/hostManager.js';
-import type { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { carriesCredentials, isAdmin, type EdgeAuthentication } from './authentication.js';
 import { errorBody } from './errorResponse.js';
+import { degradation, type ExtensionStatusSources } from './extensionsRoute.js';
 
-export interface HealthSources {
-  hosts: HostManager;
-  registry: ExtensionRegistry;
+export interface HealthSources extends ExtensionStatusSources {
   authentication: EdgeAuthentication;
   readiness(): { ready: boolean; draining: boolean };
 }
@@ -18,14 +15,21 @@ function countBy<T>(items: T[], key: (item: T) => string): Record<string, number
   return counts;
 }
 
-/** Status and counts for anyone; with `details`, each host with its pid and extensions (admins only). */
-export function healthReport(sources: Pick<HealthSources, 'hosts' | 'registry'>, details: boolean): Record<string, unknown> {
+/**
+ * Status (`ok` or `degraded`) and counts for anyone; with `details`, each host with its pid and
+ * extensions and what degrades the server (admins only).
+ */
+export function healthReport(sources: ExtensionStatusSources, details: boolean): Record<string, unknown> {
   const hosts = sources.hosts.all();
+  const degraded = degradation(sources);
   const report: Record<string, unknown> = {
-    status: 'ok',
-    counts: { hosts: countBy(hosts, (h) => h.state), extensions: countBy(sources.registry.all(), (r) => r.state) },
+    status: degraded.length > 0 ? 'degraded' : 'ok',
+    counts: { hosts: countBy(hosts, (h) => h.state), extensions: countBy(sources.registry.all(), (r) => r.state), degraded: degraded.length },
   };
-  if (details) report.hosts = hosts.map((h) => ({ key: h.key, kind: h.kind, state: h.state, pid: h.pid, extensions: [...h.extensions] }));
+  if (details) {
+    report.hosts = hosts.map((h) => ({ key: h.key, kind: h.kind, state: h.state, pid: h.pid, extensions: [...h.extensions] }));
+    report.degraded = degraded;
+  }
   return report;
 }
 
@@ -39,6 +43,8 @@ export function healthRoutes(router: Router, sources: HealthSources): void {
   router.get('/readyz', (ctx) => {
     const { ready, draining } = sources.readiness();
     ctx.status = ready && !draining ? 200 : 503;
-    ctx.body = ready && !draining ? { status: 'ready' } : errorBody({ code: ErrorCodes.SERVICE_UNAVAILABLE, message: draining ? 'shutting down' : 'start-up activations are still running' });
+    // Still ready when degraded: the rest of the server serves, and a load balancer should keep sending it traffic.
+    const degraded = degradation(sources).length;
+    ctx.body = ready && !draining ? (degraded > 0 ? { status: 'degraded', degraded } : { status: 'ready' }) : errorBody({ code: ErrorCodes.SERVICE_UNAVAILABLE, message: draining ? 'shutting down' : 'start-up activations are still running' });
   });
 }

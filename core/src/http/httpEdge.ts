@@ -20,6 +20,7 @@ import { TrustedProxies } from './clientAddress.js';
 import { RouteDispatcher } from './dispatch.js';
 import { errorBody, requestIdFrom } from './errorResponse.js';
 import { extensionsRoute } from './extensionsRoute.js';
+import { NetworkIsolation } from '../hosts/networkIsolation.js';
 import { healthRoutes } from './health.js';
 import { RealtimeService } from './realtimeService.js';
 import { createLimitedServer } from './serverLimits.js';
@@ -55,7 +56,8 @@ export class HttpEdge {
     @inject(HookRegistry) hooks: HookRegistry,
     @inject(HostManager) private readonly hosts: HostManager,
     @inject(KernelEndpoint) private readonly kernel: KernelEndpoint,
-    @inject(ActivationService) activation: ActivationService,
+    @inject(ActivationService) private readonly activation: ActivationService,
+    @inject(NetworkIsolation) private readonly network: NetworkIsolation,
     @inject(RealtimeService) private readonly realtime: RealtimeService,
   ) {
     const server = config.server;
@@ -101,8 +103,9 @@ export class HttpEdge {
       return next();
     });
     const router = new Router();
-    healthRoutes(router, { hosts: this.hosts, registry: this.registry, authentication: this.authentication, readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }) });
-    extensionsRoute(router, { registry: this.registry, contributions: this.contributions, authentication: this.authentication });
+    const status = { config: this.config, registry: this.registry, contributions: this.contributions, hosts: this.hosts, network: this.network };
+    healthRoutes(router, { ...status, authentication: this.authentication, readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }) });
+    extensionsRoute(router, { ...status, authentication: this.authentication, activation: this.activation });
     for (const record of this.registry.all()) {
       if (record.state === 'skipped') continue;
       for (const route of record.manifest.contributes?.routes ?? []) {
