@@ -105,11 +105,7 @@ export class ExtensionHost {
   }
 
   private log(extensionId: string | undefined, level: LogLevel, message: string, data?: Record<string, unknown>): void {
-    try {
-      this.endpoint.sendNotification(KernelProtocol.log, { extensionId, level, message, data });
-    } catch {
-      // The kernel is gone (the host is stopping): a late log line from a timer must not crash the process.
-    }
+    this.endpoint.sendNotification(KernelProtocol.log, { extensionId, level, message, data });
   }
 
   private async activate(description: ExtensionDescription): Promise<{ apiMethods: string[]; activationMs: number }> {

@@ -87,9 +87,14 @@ export class RpcEndpoint {
     }
   }
 
+  /** Fire and forget: after the connection is gone (disposed by the other side too) a notification is dropped, never thrown. */
   sendNotification<P>(type: NotificationType<P>, params: P): void {
     if (this.closedError) return;
-    void this.connection.sendNotification(type as AnyNotification, this.streams.serialize(params)).catch(() => undefined);
+    try {
+      void this.connection.sendNotification(type as AnyNotification, this.streams.serialize(params)).catch(() => undefined);
+    } catch {
+      // vscode-jsonrpc throws synchronously once disposed: a late log line from a timer must not crash a host.
+    }
   }
 
   /** Fails every pending request and open stream with `error`, then disposes the connection. */
