@@ -31,6 +31,7 @@ describe('the HTTP edge against hostile clients', function () {
     kernel = await startTestKernel({
       extensions: [fixture('edge'), fixture('edge-auth')],
       config: {
+        permissions: { grants: { 'fixtures.edge-auth': { kernelHost: true } } },
         server: {
           maxInFlight: 8,
           maxConnectionsPerIp: 1000,
