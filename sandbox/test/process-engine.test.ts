@@ -2,22 +2,13 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { isSandboxError, ProcessEngine, type ProcessLimits, type ProcessSkill, type SandboxErrorCode } from '../src/index.js';
+import { ProcessEngine, type ProcessLimits, type ProcessSkill } from '../src/index.js';
 import { paths } from './support/assemblyscript.js';
+import { rejectsWith } from './support/assertions.js';
 
 const skill: ProcessSkill = { id: 'test-skill', command: process.execPath, args: [join(paths.sandboxRoot, 'test/fixtures/process/mcp-skill.mjs')] };
 const limits: ProcessLimits = { timeoutMs: 5000, maxOutputBytes: 1024 * 1024 };
 
-async function rejectsWith(promise: Promise<unknown>, code: SandboxErrorCode) {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(isSandboxError(err), `expected a SandboxError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}, but the call succeeded`);
-}
 
 /** Gone, or a zombie waiting to be reaped: either way it runs no more. */
 function processGone(pid: number): boolean {

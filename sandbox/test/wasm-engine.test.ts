@@ -1,22 +1,13 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HostCallStatus, isSandboxError, validateModule, WasmEngine, type SandboxErrorCode, type WasmLimits } from '../src/index.js';
+import { HostCallStatus, isSandboxError, validateModule, WasmEngine, type WasmLimits } from '../src/index.js';
 import { buildFixtures, type Fixtures } from './support/assemblyscript.js';
 import { tinyModule } from './support/wasm-builder.js';
+import { rejectsWith } from './support/assertions.js';
 
 const limits: WasmLimits = { timeoutMs: 2000, memoryPages: 64, maxOutputBytes: 64 * 1024 };
 
-async function rejectsWith(promise: Promise<unknown>, code: SandboxErrorCode): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(isSandboxError(err), `expected a SandboxError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}, but the call succeeded`);
-}
 
 describe('WasmEngine', function () {
   let fixtures: Fixtures;

@@ -5,19 +5,10 @@ import { DEFAULT_MODULE_LIMITS, isSandboxError, validateModule, WasmEngine, type
 import type { CallOutcome } from './support/hostile-host.js';
 import { jsonGuest, loopGuest, recursionGuest, tableGrowGuest } from './support/hostile-guests.js';
 import { wasmModule } from './support/wasm-builder.js';
+import { rejectsWith } from './support/assertions.js';
 
 const limits: WasmLimits = { timeoutMs: 5000, memoryPages: 64, maxOutputBytes: 64 * 1024 };
 
-async function rejectsWith(promise: Promise<unknown>, code: SandboxErrorCode) {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(isSandboxError(err), `expected a SandboxError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}, but the call succeeded`);
-}
 
 /** CPU this process spent over `ms` of wall-clock time, in cores (1 = one core busy throughout). */
 async function coresBusy(ms: number): Promise<number> {
