@@ -107,9 +107,11 @@ export class ProviderCatalog implements Disposable {
   /** Asks the provider for its models; answering makes an auto-detected provider available. */
   async probe(p: CatalogProvider): Promise<void> {
     const source = new CancellationTokenSource();
-    const timer = setTimeout(() => source.cancel(), this.options.autoDetect.probeTimeoutMs);
+    let timer: NodeJS.Timeout | undefined;
     try {
+      // Starting the provider's host is bounded by the kernel's activation timeout; the probe times only the answer.
       const impl = await this.implementation(p.id);
+      timer = setTimeout(() => source.cancel(), this.options.autoDetect.probeTimeoutMs);
       const found = (await Promise.race([
         impl.listModels(source.token),
         new Promise<never>((_, reject) => source.token.onCancellationRequested(() => reject(new Error(`no answer within ${this.options.autoDetect.probeTimeoutMs} ms`)))),
