@@ -106,7 +106,9 @@ export class Kernel {
       }
     }
     for (const dir of findExtensionFolders(join(this.config.dataDir, 'extensions'))) scanned.push(loadManifest(dir, 'data'));
-    for (const root of this.options.extensionDirs ?? []) for (const dir of findExtensionFolders(root)) scanned.push(loadManifest(dir, 'external'));
+    // A folder named twice (a built-in passed with --extensions-dir too) is one extension, not a duplicate.
+    const seen = new Set(scanned.map((s) => s.manifestPath));
+    for (const root of this.options.extensionDirs ?? []) for (const dir of findExtensionFolders(root)) if (!seen.has(join(dir, 'package.json'))) scanned.push(loadManifest(dir, 'external'));
     return scanned;
   }
 

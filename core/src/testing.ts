@@ -1,6 +1,7 @@
+import { AionError } from '@aion/extension-api';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { loadConfig } from './config/configuration.js';
 import { ContributionRegistry } from './contributions/contributionRegistry.js';
 import { HostManager } from './hosts/hostManager.js';
@@ -21,6 +22,11 @@ export interface TestKernelOptions {
   builtins?: boolean | string[];
   /** Environment used for configuration overrides (defaults to none, so tests are hermetic). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Throw when an extension under test (in `extensions`) is invalid, skipped or failed to activate,
+   * naming the file and JSON pointer (default true). Tests of the failure paths themselves pass false.
+   */
+  strict?: boolean;
   /** Keep the temporary data directory after stop (for debugging). */
   keepDataDir?: boolean;
   logLevel?: string;
@@ -50,6 +56,20 @@ export async function startTestKernel(options: TestKernelOptions = {}): Promise<
   const config = loadConfig({ env: options.env ?? {}, overrides: { dataDir, ...given, server } });
   const logger = createLogger({ level: options.logLevel ?? process.env.AION_TEST_LOG_LEVEL ?? 'silent' });
   const kernel = await Kernel.start({ config, extensionDirs: (options.extensions ?? []).map((p) => resolve(p)), builtins: options.builtins ?? false, logger });
+  if (options.strict !== false) {
+    const roots = (options.extensions ?? []).map((p) => resolve(p));
+    const underTest = (path: string) => roots.some((root) => path === root || path.startsWith(root + sep));
+    const registry = kernel.get(ExtensionRegistry);
+    const problems = [
+      ...registry.rejected.filter((r) => underTest(r.manifestPath)).flatMap((r) => r.errors),
+      ...registry.all().filter((r) => underTest(r.extensionPath) && ['skipped', 'failed', 'invalid'].includes(r.state)).flatMap((r) => r.errors),
+    ];
+    if (problems.length > 0) {
+      await kernel.stop();
+      if (!options.keepDataDir) rmSync(dataDir, { recursive: true, force: true });
+      throw new AionError(problems[0]!.code, `the extension under test did not start: ${problems.map((p) => `${p.code}: ${p.message}`).join('; ')} (pass strict: false to startTestKernel to test such failures)`, { details: problems });
+    }
+  }
   const statusSources = () => ({ config: kernel.config, registry: kernel.get(ExtensionRegistry), contributions: kernel.get(ContributionRegistry), hosts: kernel.get(HostManager), network: kernel.get(NetworkIsolation) });
   return {
     url: kernel.url,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startTestKernel } from '../src/index.js';
+import { BUILTIN_EXTENSIONS_DIR } from '../src/kernel.js';
 import { base, fixture, tempDir, writeExtension } from './helpers.js';
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -32,6 +33,12 @@ describe('the aion CLI', () => {
     assert.equal(res.code, 1);
     assert.match(res.stdout, /MANIFEST_INVALID: .*bad\/package\.json: \/aion\/host: must be equal to one of the allowed values/);
     rmSync(root, { recursive: true, force: true });
+  });
+
+  it('validates an unmodified built-in as valid, not as defined twice', async () => {
+    const res = await aion(['extensions', 'validate', join(BUILTIN_EXTENSIONS_DIR, 'router')]);
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    assert.match(res.stdout, /aion\.router: valid/);
   });
 
   it('lists extensions with their problems', async () => {

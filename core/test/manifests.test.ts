@@ -33,7 +33,7 @@ describe('manifest loading and validation', () => {
     writeExtension(root, 'bad-widget', base({ name: 'bad-widget', contributes: { widgets: [{ id: 'w2', size: 'big' }] } }));
     writeExtension(root, 'unknown-point', base({ name: 'unknown-point', contributes: { gadgets: [{ id: 'g' }] } }));
     writeExtension(root, 'needs-bad', base({ name: 'needs-bad', extensionDependencies: ['t.bad-widget'] }));
-    kernel = await startTestKernel({ extensions: [root, fixture('cycle'), fixture('needs-missing')] });
+    kernel = await startTestKernel({ extensions: [root, fixture('cycle'), fixture('needs-missing')], strict: false });
     listed = await listing(kernel);
   });
   after(async () => {
@@ -138,3 +138,67 @@ describe('boot-failure policy', () => {
     rmSync(root, { recursive: true, force: true });
   });
 });
+
+describe('mistakes an author makes get an error, not silence', () => {
+  let root: string;
+  let kernel: TestKernel;
+  let listed: Listed[];
+  const find = (name: string) => listed.find((e) => e.manifestPath?.includes(`/${name}/`) || e.id === `t.${name}`)!;
+
+  before(async () => {
+    root = tempDir();
+    writeExtension(root, 'syntax', '{\n  "name": "syntax",\n  "publisher": "t",,\n}');
+    writeExtension(root, 'zero-version', base({ name: 'zero-version', version: '01.2.3' }));
+    writeExtension(root, 'huge-name', base({ name: 'huge-name', displayName: 'x'.repeat(5_000_000) }));
+    writeExtension(root, 'proto', '{"name":"proto","publisher":"t","version":"1.0.0","engines":{"aion":"^0.1.0"},"contributes":{"__proto__":{"polluted":true}}}');
+    writeExtension(root, 'typo-event', base({ name: 'typo-event', main: 'e.js', activationEvents: ['onComand:t.go'] }), { 'e.js': 'export function activate() {}' });
+    writeExtension(root, 'typo-point', base({ name: 'typo-point', contributes: { comands: [{ command: 't.go' }] } }));
+    writeExtension(root, 'undeclared-route', base({ name: 'undeclared-route', type: 'module', main: 'e.js', activationEvents: ['onStartup'] }), {
+      'e.js': 'import * as aion from "@aion/extension-api"; export function activate(ctx) { ctx.subscriptions.push(aion.http.handle("GET /v1/secret", () => ({ body: 1 }))); }',
+    });
+    // Module resolution of @aion/extension-api from a temporary folder goes through the repository's node_modules.
+    const { symlinkSync } = await import('node:fs');
+    const { resolve } = await import('node:path');
+    symlinkSync(resolve(fixture('.'), '..', '..', '..', 'node_modules'), `${root}/node_modules`);
+    kernel = await startTestKernel({ extensions: [root], strict: false });
+    listed = await listing(kernel);
+  });
+  after(async () => {
+    await kernel.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('points at the line and column of a JSON syntax error', () => {
+    assert.match(find('syntax').errors[0]!.message, /syntax\/package\.json:3:\d+: not valid JSON/);
+  });
+
+  it('refuses a version with leading zeros, an oversized displayName, and a __proto__ key', () => {
+    assert.match(find('zero-version').errors[0]!.message, /\/version: must match pattern/);
+    assert.match(find('huge-name').errors[0]!.message, /\/displayName: must NOT have more than 200 characters/);
+    assert.match(find('proto').errors[0]!.message, /\/contributes\/__proto__: the key "__proto__" is not allowed/);
+  });
+
+  it('refuses an unknown activation-event kind and suggests the right one', () => {
+    const typo = find('typo-event');
+    assert.equal(typo.state, 'skipped');
+    assert.match(typo.errors[0]!.message, /\/activationEvents\/0: "onComand" is not an activation event .* \(did you mean "onCommand"\?\)/);
+  });
+
+  it('warns about an unknown contribution point with a suggestion', () => {
+    assert.match(find('typo-point').warnings![0]!.message, /\/contributes\/comands: .* \(did you mean "commands"\?\)/);
+  });
+
+  it('fails the activation of a route handled in code but not declared, naming the manifest key to add', () => {
+    const undeclared = find('undeclared-route');
+    assert.equal(undeclared.state, 'failed');
+    assert.match(undeclared.errors.at(-1)!.message, /GET \/v1\/secret, which its manifest does not declare: add \{ "method": "GET", "path": "\/v1\/secret" \} to contributes\.routes/);
+  });
+
+  it('makes startTestKernel throw for an extension under test that does not start, naming file and pointer', async () => {
+    const only = tempDir();
+    writeExtension(only, 'zero', base({ name: 'zero', version: '01.0.0' }));
+    await assert.rejects(startTestKernel({ extensions: [only] }), (err: Error & { code?: string }) => err.code === 'MANIFEST_INVALID' && /zero\/package\.json: \/version/.test(err.message) && /strict: false/.test(err.message));
+    rmSync(only, { recursive: true, force: true });
+  });
+});
+

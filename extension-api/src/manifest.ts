@@ -158,9 +158,10 @@ export const manifestSchema = {
   properties: {
     name: { type: 'string', pattern: '^(@[a-z0-9][a-z0-9-._~]*/)?[a-z0-9][a-z0-9-._~]*$', maxLength: 214 },
     publisher: { type: 'string', pattern: identifier, maxLength: 64 },
-    version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$' },
-    displayName: { type: 'string' },
-    description: { type: 'string' },
+    // Semver: no leading zeros ("01.2.3" is not a version).
+    version: { type: 'string', pattern: '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?$', maxLength: 256 },
+    displayName: { type: 'string', maxLength: 200 },
+    description: { type: 'string', maxLength: 4000 },
     main: { type: 'string', minLength: 1 },
     engines: {
       type: 'object',

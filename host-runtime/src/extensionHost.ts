@@ -125,7 +125,7 @@ export class ExtensionHost {
       description,
       module,
       api: undefined,
-      binding: this.createBinding(description.id, registrations),
+      binding: this.createBinding(description.id, registrations, new Set((description.manifest.contributes?.routes ?? []).map((r) => normalizeRoute(`${r.method} ${r.path}`)))),
       subscriptions: [],
       registrations,
     };
@@ -210,7 +210,7 @@ export class ExtensionHost {
     };
   }
 
-  private createBinding(extensionId: string, registrations: DisposableStore): ExtensionApiBinding {
+  private createBinding(extensionId: string, registrations: DisposableStore, declaredRoutes: Set<string>): ExtensionApiBinding {
     const endpoint = this.endpoint;
     const register = (dispose: () => void): Disposable => {
       const d = toDisposable(() => {
@@ -223,7 +223,13 @@ export class ExtensionHost {
       extensionId,
       http: {
         handle: (route, handler) => {
-          const key = `${extensionId} ${normalizeRoute(route)}`;
+          const normalized = normalizeRoute(route);
+          // The kernel mounts only declared routes: a handler for any other would never be called.
+          if (!declaredRoutes.has(normalized)) {
+            const [method, path] = normalized.split(' ');
+            throw new AionError(ErrorCodes.ROUTE_NOT_DECLARED, `${extensionId} handles ${normalized}, which its manifest does not declare: add { "method": "${method}", "path": "${path}" } to contributes.routes in its package.json`);
+          }
+          const key = `${extensionId} ${normalized}`;
           this.routes.set(key, { extensionId, handler });
           return register(() => this.routes.delete(key));
         },

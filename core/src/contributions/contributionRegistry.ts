@@ -4,6 +4,31 @@ import { ErrorCodes } from '@aion/extension-api';
 import { formatAjvErrors } from '../config/configuration.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 
+/** Activation-event kinds the kernel itself raises; points add their own prefixes. */
+const KERNEL_EVENT_KINDS = ['onStartup', 'onCommand', 'onRoute', 'onHook'];
+
+/** Edit distance, for "did you mean" on names a person typed; names are short, so the plain table is enough. */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+/** ` (did you mean "x"?)` when one candidate is within two edits of `name`, else nothing. */
+export function didYouMean(name: string, candidates: Iterable<string>): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = distance(name.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best ? ` (did you mean "${best}"?)` : '';
+}
+
 /** Points the kernel itself understands; every other point is declared by an extension. */
 export const KERNEL_POINTS = ['contributionPoints', 'configuration', 'routes', 'commands', 'hooks', 'secrets'] as const;
 
@@ -62,11 +87,18 @@ export class ContributionRegistry {
       for (const route of contributes.routes ?? []) events.add(`onRoute:${route.method} ${route.path}`);
       for (const command of contributes.commands ?? []) events.add(`onCommand:${command.command}`);
       let invalid = false;
+      const kinds = new Set([...KERNEL_EVENT_KINDS, ...[...this.points.values()].flatMap((p) => (p.activationEventPrefix ? [p.activationEventPrefix] : []))]);
+      (record.manifest.activationEvents ?? []).forEach((event, index) => {
+        const kind = event.split(':')[0]!;
+        if (event === '*' || kinds.has(kind)) return;
+        invalid = true;
+        record.errors.push({ code: ErrorCodes.MANIFEST_INVALID, message: `${record.manifestPath}: /activationEvents/${index}: "${kind}" is not an activation event of the kernel or of any installed contribution point${didYouMean(kind, kinds)}` });
+      });
       for (const [pointName, value] of Object.entries(contributes)) {
         if ((KERNEL_POINTS as readonly string[]).includes(pointName)) continue;
         const point = this.points.get(pointName);
         if (!point) {
-          record.warnings.push({ code: ErrorCodes.CONTRIBUTION_POINT_UNKNOWN, message: `${record.manifestPath}: /contributes/${pointName}: no installed extension declares the contribution point "${pointName}"` });
+          record.warnings.push({ code: ErrorCodes.CONTRIBUTION_POINT_UNKNOWN, message: `${record.manifestPath}: /contributes/${pointName}: no installed extension declares the contribution point "${pointName}"${didYouMean(pointName, [...KERNEL_POINTS, ...this.points.keys()])}` });
           continue;
         }
         const items = Array.isArray(value) ? value : [value];

@@ -50,15 +50,43 @@ function safeJson(file: string): unknown {
 
 const err = (code: string, message: string, details?: unknown): ErrorPayload => (details === undefined ? { code, message } : { code, message, details });
 
+/** `line:column` of a JSON syntax error, from the position Node's parser reports. */
+function syntaxErrorAt(text: string, error: Error): string {
+  const position = Number(/position (\d+)/.exec(error.message)?.[1]);
+  if (!Number.isFinite(position)) return '';
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  return `:${line}:${position - before.lastIndexOf('\n')}`;
+}
+
+/** The first `__proto__` key anywhere in a parsed manifest: JSON.parse keeps it as data, code reading it would not. */
+function protoKeyAt(value: unknown, pointer = ''): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const key of Object.keys(value)) {
+    const at = `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+    if (key === '__proto__') return at;
+    const inner = protoKeyAt((value as Record<string, unknown>)[key], at);
+    if (inner) return inner;
+  }
+  return undefined;
+}
+
 /** Reads and validates one manifest; every error names the file, the JSON pointer and what was expected. */
 export function loadManifest(extensionPath: string, source: ScannedManifest['source']): ScannedManifest {
   const manifestPath = join(extensionPath, 'package.json');
   const result: ScannedManifest = { manifestPath, extensionPath, source, errors: [] };
   let raw: unknown;
+  let text = '';
   try {
-    raw = JSON.parse(readFileSync(manifestPath, 'utf8'));
+    text = readFileSync(manifestPath, 'utf8');
+    raw = JSON.parse(text);
   } catch (e) {
-    result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: not valid JSON (${(e as Error).message})`));
+    result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}${syntaxErrorAt(text, e as Error)}: not valid JSON (${(e as Error).message})`));
+    return result;
+  }
+  const proto = protoKeyAt(raw);
+  if (proto) {
+    result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: ${proto}: the key "__proto__" is not allowed`));
     return result;
   }
   if (!validateManifest(raw)) {
