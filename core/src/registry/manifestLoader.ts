@@ -59,14 +59,20 @@ function syntaxErrorAt(text: string, error: Error): string {
   return `:${line}:${position - before.lastIndexOf('\n')}`;
 }
 
-/** The first `__proto__` key anywhere in a parsed manifest: JSON.parse keeps it as data, code reading it would not. */
-function protoKeyAt(value: unknown, pointer = ''): string | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  for (const key of Object.keys(value)) {
-    const at = `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-    if (key === '__proto__') return at;
-    const inner = protoKeyAt((value as Record<string, unknown>)[key], at);
-    if (inner) return inner;
+/**
+ * The first `__proto__` key anywhere in a parsed manifest: JSON.parse keeps it as data, code reading it
+ * would not. Walked with a stack, not recursion, so a deeply nested manifest cannot overflow it.
+ */
+function protoKeyAt(root: unknown): string | undefined {
+  const stack: Array<[unknown, string]> = [[root, '']];
+  while (stack.length > 0) {
+    const [value, pointer] = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    for (const key of Object.keys(value)) {
+      const at = `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      if (key === '__proto__') return at;
+      stack.push([(value as Record<string, unknown>)[key], at]);
+    }
   }
   return undefined;
 }
