@@ -35,6 +35,39 @@ describe('the aion CLI', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
+  it('describes a command with --help and never runs it', async () => {
+    const dataDir = tempDir();
+    const served = await aion(['serve', '--help', '--data-dir', dataDir]);
+    assert.equal(served.code, 0);
+    assert.match(served.stdout, /aion serve \[--port N\]/);
+    const keys = tempDir();
+    const generated = await aion(['keys', 'generate', '--help', '--out', keys, '--data-dir', dataDir]);
+    assert.equal(generated.code, 0, generated.stderr);
+    assert.match(generated.stdout, /aion keys generate/);
+    assert.match(generated.stdout, /--out <value>/);
+    assert.ok(!existsSync(join(keys, 'aion-signing.key')), '--help wrote no key');
+    assert.ok(!existsSync(join(dataDir, 'storage')), '--help started no kernel');
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(keys, { recursive: true, force: true });
+  });
+
+  it('answers an unknown option and a busy port with a sentence, not a stack trace', async () => {
+    const unknown = await aion(['serve', '--bogus']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /aion: Unknown option '--bogus'/);
+    assert.doesNotMatch(unknown.stderr, /\n\s+at /);
+    const { createServer } = await import('node:net');
+    const taken = createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => taken.once('listening', r));
+    const port = (taken.address() as { port: number }).port;
+    const dataDir = tempDir();
+    const busy = await aion(['serve', '--port', String(port), '--data-dir', dataDir, '--builtins', 'none']);
+    taken.close();
+    assert.equal(busy.code, 1);
+    assert.match(busy.stderr, new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
   it('validates an unmodified built-in as valid, not as defined twice', async () => {
     const res = await aion(['extensions', 'validate', join(BUILTIN_EXTENSIONS_DIR, 'router')]);
     assert.equal(res.code, 0, res.stdout + res.stderr);

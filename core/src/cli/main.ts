@@ -24,6 +24,15 @@ Usage:
   aion <words> [--options]                a command an extension exposes (see: aion help)
 `;
 
+/** What `aion <command> --help` prints: it never runs the command. */
+const HELP: Record<string, string> = {
+  serve: 'aion serve [--port N] [--host H] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id]\n  Starts the server and keeps it running until SIGTERM or SIGINT, which drain it first.\n',
+  'extensions list': 'aion extensions list [--json] [--config FILE] [--extensions-dir DIR]... [--builtins …]\n  Installed extensions with their state, host and problems; exits 1 when one is invalid or skipped.\n',
+  'extensions validate': 'aion extensions validate <dir> [--json] [--builtins …]\n  Checks a manifest and its contributions without running any code; exits 1 on errors.\n',
+  'extensions new': 'aion extensions new <name> [--dir DIR] [--publisher P]\n  Scaffolds a working extension with a test.\n',
+  health: 'aion health [--url URL] [--json]\n  Asks a running server whether it is healthy and ready; exits 1 when it is not.\n',
+};
+
 const common = {
   config: { type: 'string' },
   'data-dir': { type: 'string' },
@@ -145,6 +154,11 @@ async function extensionCommand(words: string[], argv: string[]): Promise<number
     .all()
     .flatMap((r) => (r.manifest.contributes?.commands ?? []).filter((c) => c.cli).map((c) => ({ command: c.command, cli: c.cli as CommandCli })));
   const match = candidates.filter((c) => words.join(' ').startsWith(c.cli.name)).sort((a, b) => b.cli.name.length - a.cli.name.length)[0];
+  if (match && (argv.includes('--help') || argv.includes('-h'))) {
+    const options = Object.entries(match.cli.options ?? {}).map(([name, o]) => `  --${name}${o.short ? `, -${o.short}` : ''}${o.type === 'string' ? ' <value>' : ''}${o.required ? ' (required)' : ''}  ${o.description ?? ''}`);
+    process.stdout.write(`aion ${match.cli.name}${(match.cli.positionals ?? []).map((p) => ` <${p}>`).join('')} [--options]\n  ${match.cli.description ?? ''}\n${options.join('\n')}\n`);
+    return 0;
+  }
   if (words[0] === 'help' || !match) {
     if (words[0] !== 'help') return undefined;
     process.stdout.write(USAGE + '\nCommands from extensions:\n');
@@ -183,13 +197,38 @@ async function extensionCommand(words: string[], argv: string[]): Promise<number
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<number | 'serving'> {
+  try {
+    return await run(argv);
+  } catch (err) {
+    // parseArgs' own errors (unknown option, missing value): a sentence and the usage, never a stack.
+    if (typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`aion: ${(err as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      const { address, port } = err as NodeJS.ErrnoException & { address?: string; port?: number };
+      process.stderr.write(`aion: ${address ?? 'the address'}:${port ?? ''} is already in use: stop the other server or choose another with --port\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function run(argv: string[]): Promise<number | 'serving'> {
   const words: string[] = [];
   while (argv[0] && !argv[0].startsWith('-')) words.push(argv.shift()!);
   const parsed = () => parseArgs({ args: argv, options: common, allowPositionals: true, strict: true });
   const [cmd, sub, arg] = words;
-  if (!cmd || cmd === '--help') {
+  if (!cmd) {
+    const help = argv.includes('--help') || argv.includes('-h');
     process.stdout.write(USAGE);
-    return cmd ? 0 : 2;
+    return help ? 0 : 2;
+  }
+  // `--help` describes a command and never runs it.
+  const builtIn = HELP[`${cmd} ${sub ?? ''}`.trim()] ?? HELP[cmd];
+  if (builtIn && (argv.includes('--help') || argv.includes('-h'))) {
+    process.stdout.write(builtIn);
+    return 0;
   }
   if (cmd === 'serve') {
     await serve(parsed().values);
