@@ -202,14 +202,15 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
   );
 
   const caller = () => aion.extensions.caller();
+  // Each method names the trailing cancellation token the host appends, so an omitted argument stays undefined.
   return {
-    enqueue: (queue, payload, options) => service.enqueue(caller(), queue, payload, options),
+    enqueue: (queue, payload, options, _token?: unknown) => service.enqueue(caller(), queue, payload, options),
     get: async (id) => (await service.get(caller(), id)) ?? null,
     cancel: async (id) => (await service.cancel(caller(), id)) ?? null,
-    progress: (id, fraction, stage) => service.progress(caller(), id, fraction, stage),
+    progress: (id, fraction, stage, _token?: unknown) => service.progress(caller(), id, fraction, stage),
     log: (id, line) => service.log(caller(), id, line),
     logs: (id) => service.logs(caller(), id),
-    list: (filter = {}) => service.list(filter),
+    list: (filter = {}, _token?: unknown) => service.list(filter),
     health: () => service.health(),
     scale: async (workers) => {
       if (!Number.isInteger(workers) || workers < 0 || workers > 1024) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'workers is an integer from 0 to 1024');
