@@ -330,7 +330,7 @@ export class BullmqBackend implements JobBackend {
           active--;
         }
       },
-      { connection: this.connection(), prefix: this.prefix, concurrency, lockDuration: this.settings.leaseMs(), name: workerId },
+      { connection: this.connection(), prefix: this.prefix, concurrency, lockDuration: this.settings.leaseMs(), stalledInterval: this.settings.leaseMs(), name: workerId },
     );
     worker.on('error', () => undefined);
     this.workers.add(worker);
