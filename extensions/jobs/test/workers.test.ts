@@ -91,6 +91,17 @@ forEachBackend('aion worker processes', (backend) => {
     assert.equal((await health()).workers.some((w) => w.id === 'w2'), false);
   });
 
+  it('runs cleanup queues in one worker of the installation at a time', async () => {
+    startWorker('c1', 'cleanup');
+    startWorker('c2', 'cleanup');
+    const holders = await waitFor('both cleanup workers to heartbeat', async () => {
+      const workers = (await health()).workers.filter((w) => w.id === 'c1' || w.id === 'c2');
+      return workers.length === 2 && workers;
+    }, 60_000);
+    assert.equal(holders.filter((w) => w.queues.includes('cleanup')).length, 1);
+    for (const c of children.slice(-2)) c.kill('SIGTERM');
+  });
+
   it('refuses a GPU queue on a cpu worker, with a message that says how', async () => {
     const { exited } = startWorker('w3', 'gpu_ai_jobs');
     const { code, output } = await exited;
