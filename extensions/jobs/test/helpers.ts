@@ -51,6 +51,8 @@ export interface BackendTarget {
 export function forEachBackend(title: string, suite: (target: BackendTarget) => void): void {
   for (const name of ['embedded', 'bullmq'] as const) {
     describe(`${title} [${name}]`, function () {
+      // Worker processes start real kernels; a shared 2-core machine needs room.
+      this.timeout(120_000);
       const prefix = `aion-test-${randomBytes(4).toString('hex')}`;
       if (name === 'bullmq') {
         before(async function () {

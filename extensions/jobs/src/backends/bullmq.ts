@@ -110,7 +110,7 @@ export class BullmqBackend implements JobBackend {
   }
 
   private async enqueueNow(job: NewJob, maxSize: number): Promise<EnqueueOutcome> {
-    const existing = await this.get(job.id);
+    const existing = (await this.redis.hexists(this.key('index'), job.id)) ? await this.get(job.id) : undefined;
     if (existing) return existing.queue === job.queue && existing.enqueued_by === job.enqueuedBy ? { kind: 'existing', job: existing } : { kind: 'conflict', job: existing };
     const q = this.queue(job.queue);
     const counts = await q.getJobCounts(...WAITING, 'active');
@@ -130,7 +130,15 @@ export class BullmqBackend implements JobBackend {
       removeOnComplete: { age: retentionS },
       removeOnFail: { age: retentionS },
     });
-    return { kind: 'created', job: (await this.get(job.id))! };
+    const created = iso(job.createdAt)!;
+    return {
+      kind: 'created',
+      job: {
+        id: job.id, queue: job.queue, status: 'queued', progress: 0, stage: null, payload: job.payload, result: null, error: null, priority: job.priority,
+        attempts: { made: 0, max: job.maxAttempts }, tags: job.tags, enqueued_by: job.enqueuedBy, owner: job.owner, worker: null, timeout_ms: job.timeoutMs,
+        created_at: created, started_at: null, finished_at: null, updated_at: created,
+      },
+    };
   }
 
   private async viewOf(job: Job, queue: string): Promise<JobView> {
