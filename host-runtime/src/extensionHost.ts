@@ -68,8 +68,9 @@ export class ExtensionHost {
       if (typeof fn !== 'function') throw new AionError(ErrorCodes.API_METHOD_NOT_FOUND, `${extensionId} has no API method ${method}`);
       return this.inContext(extensionId, () => runAsCaller(callerId, () => callWithToken(ext.api as object, fn as Fn, args, token)));
     });
-    endpoint.onRequest(HostProtocol.invokeContribution, ({ point, id, method, args, callerId }, token) => {
-      const entry = this.contributions.get(`${point}/${id}`);
+    endpoint.onRequest(HostProtocol.invokeContribution, ({ point, id, method, args, callerId, extensionId }, token) => {
+      // Keyed by extension too: two extensions in one host never replace each other's implementation.
+      const entry = this.contributions.get(`${extensionId} ${point}/${id}`);
       const fn = entry?.impl[method];
       if (!entry || typeof fn !== 'function') throw new AionError(ErrorCodes.CONTRIBUTION_NOT_FOUND, `${point} entry ${id} has no method ${method}`);
       return this.inContext(entry.extensionId, () => runAsCaller(callerId, () => callWithToken(entry.impl, fn, args, token)));
@@ -263,7 +264,7 @@ export class ExtensionHost {
       },
       contributions: {
         register: (point, id, implementation) => {
-          const key = `${point}/${id}`;
+          const key = `${extensionId} ${point}/${id}`;
           this.contributions.set(key, { extensionId, impl: implementation as Record<string, Fn> });
           endpoint.sendNotification(KernelProtocol.registerContribution, { extensionId, point, id, methods: methodNames(implementation) });
           return register(() => {

@@ -149,7 +149,7 @@ export class ContributionRegistry {
 
   /** The extension whose manifest contributes entry `id` to `point`. */
   ownerOf(point: string, id: string): string | undefined {
-    return this.implementations.get(`${point}/${id}`)?.extensionId ?? this.entries.get(point)?.find((c) => c.entry.id === id)?.extensionId;
+    return this.entries.get(point)?.find((c) => c.entry.id === id)?.extensionId ?? this.implementations.get(`${point}/${id}`)?.extensionId;
   }
 
   activationEventFor(point: string, id: string): string | undefined {
@@ -157,8 +157,12 @@ export class ContributionRegistry {
     return prefix ? `${prefix}:${id}` : undefined;
   }
 
-  setImplementation(point: string, id: string, impl: RuntimeImplementation): void {
+  /** False when `id` belongs to another extension: its manifest entry, or an implementation registered first. */
+  setImplementation(point: string, id: string, impl: RuntimeImplementation): boolean {
+    const owner = this.ownerOf(point, id);
+    if (owner !== undefined && owner !== impl.extensionId) return false;
     this.implementations.set(`${point}/${id}`, impl);
+    return true;
   }
 
   removeImplementation(point: string, id: string, extensionId: string): void {

@@ -105,7 +105,7 @@ export class KernelEndpoint {
   async invokeContribution(point: string, id: string, method: string, args: unknown[], token?: CancellationToken, callerId?: string): Promise<unknown> {
     const { extensionId } = await this.resolveContribution(point, id);
     const host = await this.hostOf(extensionId, `${point}:${id}`);
-    return host.request(HostProtocol.invokeContribution, { point, id, method, args, callerId }, token);
+    return host.request(HostProtocol.invokeContribution, { point, id, method, args, callerId, extensionId }, token);
   }
 
   async callHook(hook: string, payload: unknown): Promise<unknown> {
@@ -153,7 +153,9 @@ export class KernelEndpoint {
       return target.request(HostProtocol.invokeApi, { extensionId, method, args, callerId }, token);
     });
     e.onNotification(KernelProtocol.registerContribution, ({ extensionId, point, id, methods }) => {
-      if (owns(extensionId)) this.contributions.setImplementation(point, id, { extensionId, methods });
+      if (owns(extensionId) && !this.contributions.setImplementation(point, id, { extensionId, methods })) {
+        log.error({ extension: extensionId, point, id }, `${extensionId} tried to implement ${point} entry ${id}, which ${this.contributions.ownerOf(point, id)} contributes; refused`);
+      }
     });
     e.onNotification(KernelProtocol.unregisterContribution, ({ extensionId, point, id }) => owns(extensionId) && this.contributions.removeImplementation(point, id, extensionId));
     e.onRequest(KernelProtocol.resolveContribution, async ({ point, id }) => ({ methods: (await this.resolveContribution(point, id)).methods }));

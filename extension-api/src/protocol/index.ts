@@ -28,7 +28,8 @@ export interface ActivateResult {
 
 /** `callerId` is the calling extension, verified by the kernel; absent for calls from the kernel itself. */
 export interface InvokeApiParams { extensionId: string; method: string; args: unknown[]; callerId?: string }
-export interface InvokeContributionParams { point: string; id: string; method: string; args: unknown[]; callerId?: string }
+/** `extensionId` (kernel to host): whose implementation runs, as the kernel resolved it. */
+export interface InvokeContributionParams { point: string; id: string; method: string; args: unknown[]; callerId?: string; extensionId?: string }
 /** Credentials of a signed-in user a caller acts for, as it received them (`commands.executeFor`). */
 export interface ActingFor { authorization?: string; apiKey?: string }
 /** `callerId`: the extension asking (verified by the kernel); `principal`: the user it acts for, verified by the kernel. */
