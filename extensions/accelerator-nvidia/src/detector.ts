@@ -49,9 +49,9 @@ export class NvidiaDetector implements AcceleratorDetector {
 
   private async readVersions(): Promise<NvidiaVersions> {
     const { command, timeoutMs } = this.options;
-    const fromVersion = await runTool(command, VERSION_ARGS, { timeoutMs }).then(
+    const fromVersion: NvidiaVersions = await runTool(command, VERSION_ARGS, { timeoutMs }).then(
       (run) => (run ? parseVersion(run.stdout) : {}),
-      (err: unknown) => {
+      (err: unknown): NvidiaVersions => {
         // Drivers before 525 have no --version; the header below has the same facts.
         if (isAionError(err) && err.code === 'ACCELERATOR_TOOL_FAILED') return {};
         throw err;

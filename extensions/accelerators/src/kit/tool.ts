@@ -80,7 +80,9 @@ export function runTool(command: string, args: readonly string[], options: ToolR
       if (code !== null && accepted.includes(code)) finish(() => resolve(run));
       else {
         const how = signal ? `was ended by ${signal}` : `exited with code ${code}`;
-        finish(() => reject(new AionError(DetectorErrorCodes.TOOL_FAILED, `${command} ${how}${stderr.trim() ? `: ${firstLine(stderr)}` : ''}`, { details: { tool: command, exitCode: code, signal, stderr: stderr.trim() } })));
+        // Some tools (nvidia-smi) print their errors on stdout.
+        const said = firstLine(stderr) || firstLine(run.stdout);
+        finish(() => reject(new AionError(DetectorErrorCodes.TOOL_FAILED, `${command} ${how}${said ? `: ${said}` : ''}`, { details: { tool: command, exitCode: code, signal, output: said } })));
       }
     });
   });
