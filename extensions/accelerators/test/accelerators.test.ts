@@ -136,7 +136,8 @@ describe('aion.accelerators with hostile detectors', () => {
     kernel = await startTestKernel({
       builtins: ['aion.accelerator-cpu'],
       extensions: [fixture('test-auth'), fixture('hostile-detectors')],
-      config: { extensions: { 'aion.accelerators': { refreshIntervalMs: 0, detectorTimeoutMs: 500 } } },
+      // Generous, so the well-behaved CPU detector answers in time on a loaded machine; the hanging one never does.
+      config: { extensions: { 'aion.accelerators': { refreshIntervalMs: 0, detectorTimeoutMs: 5000 } } },
     });
   });
   after(() => kernel?.stop());
