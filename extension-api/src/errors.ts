@@ -47,6 +47,7 @@ export const ErrorCodes = {
   CONFIG_INVALID: 'CONFIG_INVALID',
   STREAM_ERROR: 'STREAM_ERROR',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
+  NO_ACCELERATOR: 'NO_ACCELERATOR',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes] | (string & {});
@@ -89,6 +90,7 @@ export const HttpStatusByCode: Record<string, number> = {
   DEPENDENCY_FAILED: 503,
   UPGRADE_REQUIRED: 426,
   SHUTTING_DOWN: 503,
+  NO_ACCELERATOR: 503,
   TIMEOUT: 504,
 };
 

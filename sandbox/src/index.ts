@@ -37,3 +37,4 @@ export {
   type ToolContent,
 } from './process/process-engine.js';
 export { detectCgroupSupport, type CgroupSupport } from './process/cgroup.js';
+export { visibleDeviceEnvironment, type AcceleratorSelection } from './process/visible-devices.js';

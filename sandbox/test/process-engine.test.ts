@@ -54,6 +54,19 @@ describe('ProcessEngine', () => {
     }
   });
 
+  it('passes the device the skill was placed on in the vendor runtime\'s variable', async () => {
+    const nvidia = await engine.call({ skill, name: 'env', limits, accelerator: { vendor: 'nvidia', index: 1, uuid: 'GPU-01060625-fc54-8566-0829-91dbf3a104a7' } });
+    assert.deepEqual(nvidia.structuredContent, { env: { CUDA_VISIBLE_DEVICES: 'GPU-01060625-fc54-8566-0829-91dbf3a104a7' } });
+    const amd = await engine.call({ skill, name: 'env', limits, accelerator: { vendor: 'amd', index: 2 } });
+    assert.deepEqual(amd.structuredContent, { env: { HIP_VISIBLE_DEVICES: '2' } });
+    const intel = await engine.call({ skill: { ...skill, keepAlive: true }, name: 'env', limits, accelerator: { vendor: 'intel', index: 0 } });
+    assert.deepEqual(intel.structuredContent, { env: { ONEAPI_DEVICE_SELECTOR: 'level_zero:0' } });
+    // A warm process placed on one device is not reused for a call placed on another.
+    const other = await engine.call({ skill: { ...skill, keepAlive: true }, name: 'env', limits, accelerator: { vendor: 'intel', index: 1 } });
+    assert.deepEqual(other.structuredContent, { env: { ONEAPI_DEVICE_SELECTOR: 'level_zero:1' } });
+    await rejectsWith(engine.call({ skill, name: 'env', limits, accelerator: { vendor: 'acme', index: 0 } }), 'INVALID_REQUEST');
+  });
+
   it('runs the skill in a fresh temporary directory that is removed afterwards', async () => {
     const result = await engine.call({ skill, name: 'cwd', limits });
     const { cwd, files } = result.structuredContent as { cwd: string; files: string[] };

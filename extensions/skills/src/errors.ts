@@ -19,6 +19,7 @@ export const SkillErrorStatus = {
   SKILL_FAILED: 502,
   PERMISSION_DENIED: 403,
   SKILL_UNAVAILABLE: 503,
+  NO_ACCELERATOR: 503,
   INTERNAL: 500,
 } as const;
 

@@ -24,6 +24,11 @@ function signalOf(token: aion.CancellationToken | undefined): AbortSignal | unde
   return controller.signal;
 }
 
+/** The part of aion.accelerators' API the gatekeeper uses (its types stay in that extension). */
+interface AcceleratorFinder {
+  find(requirement: { vendor?: string; memoryMiB?: number }): Promise<{ vendor: string; index: number; uuid?: string }>;
+}
+
 export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<SkillsApi> | object> {
   const config = resolveConfig(ctx.configuration.get<Record<string, unknown>>() ?? {}, ctx.storagePath);
   const pointSchema = ctx.extension.manifest.contributes?.contributionPoints?.skills?.schema as JsonSchema;
@@ -46,6 +51,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
     listContributed: () => aion.contributions.list('skills'),
     state: ctx.state,
     storagePath: ctx.storagePath,
+    findAccelerator: async (requirement) => (await aion.extensions.getApi<AcceleratorFinder>('aion.accelerators')).find(requirement),
   });
   ctx.subscriptions.push({ dispose: () => service.dispose() });
 

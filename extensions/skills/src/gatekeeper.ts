@@ -1,5 +1,5 @@
-import type { Principal } from '@aion/extension-api';
-import { isSandboxError } from '@aion/sandbox';
+import { isAionError, type Principal } from '@aion/extension-api';
+import { isSandboxError, type AcceleratorSelection } from '@aion/sandbox';
 import { schemaProblems, type SkillCatalog } from './catalog.js';
 import { skillError, toSkillError } from './errors.js';
 import type { SkillQuarantine } from './quarantine.js';
@@ -28,7 +28,11 @@ export interface GatekeeperOptions {
   maxInputBytes: number;
   /** Skill log lines forwarded to the log per call; the rest are dropped. */
   maxLogLines?: number;
+  findAccelerator?: FindAccelerator;
 }
+
+/** `aion.accelerators` `find()`: the device for a requirement, or NO_ACCELERATOR. */
+export type FindAccelerator = (requirement: { vendor?: string; memoryMiB?: number }) => Promise<AcceleratorSelection>;
 
 /** A secret's value for a name a skill declared, or undefined when it is not set. */
 export type SecretResolver = (name: string) => Promise<string | undefined>;
@@ -115,6 +119,7 @@ export class Gatekeeper {
         throw skillError('VALIDATION_FAILED', `The arguments do not match the input schema of ${id}: ${describeProblems(problems)}.`, { details: { errors: problems } });
       }
 
+      const accelerator = skill.resources?.gpu ? await this.placeOnGpu(skill) : undefined;
       const secrets = skill.permissions.secrets.length ? await this.resolveSecrets(skill) : {};
       let logged = 0;
       const maxLines = this.options.maxLogLines ?? 20;
@@ -123,7 +128,7 @@ export class Gatekeeper {
       };
       let result: unknown;
       try {
-        result = await this.runners[skill.runtime].run(skill, input, { signal: call.signal ?? NEVER, secrets, onLog });
+        result = await this.runners[skill.runtime].run(skill, input, { signal: call.signal ?? NEVER, secrets, onLog, ...(accelerator ? { accelerator } : {}) });
       } catch (err) {
         if (isSandboxError(err) && err.fatal) this.countFatal(id, err.code, err.message);
         throw toSkillError(err, id, (detail) => this.log.warn(`skill ${id} failed`, { ...detail, caller, via: call.via, requestId: call.requestId }));
@@ -144,6 +149,25 @@ export class Gatekeeper {
       throw error;
     } finally {
       if (entry) this.usage.record(id, caller, performance.now() - started, failure);
+    }
+  }
+
+  /** A GPU for `resources.gpu`; a required one that is absent refuses the call, an optional one falls back to CPU. */
+  private async placeOnGpu(skill: Skill): Promise<AcceleratorSelection | undefined> {
+    const { required, vendor, memoryMiB } = skill.resources!.gpu!;
+    const requirement = { ...(vendor ? { vendor } : {}), ...(memoryMiB ? { memoryMiB } : {}) };
+    try {
+      if (!this.options.findAccelerator) throw skillError('NO_ACCELERATOR', 'No accelerator registry is connected.');
+      const device = await this.options.findAccelerator(requirement);
+      return { vendor: device.vendor, index: device.index, ...(device.uuid ? { uuid: device.uuid } : {}) };
+    } catch (err) {
+      const code = isAionError(err) ? err.code : undefined;
+      if (!required) {
+        this.log.debug(`skill ${skill.id} runs on CPU: ${err instanceof Error ? err.message : String(err)}`, { skill: skill.id });
+        return undefined;
+      }
+      if (code === 'NO_ACCELERATOR') throw skillError('NO_ACCELERATOR', `${skill.id}: ${(err as Error).message}`, { details: (err as { details?: unknown }).details });
+      throw skillError('NO_ACCELERATOR', `${skill.id} requires a GPU and none can be found: aion.accelerators is not available (${code ?? 'error'}: ${err instanceof Error ? err.message : String(err)}). Install or enable it with a detector for your GPU.`, { details: { required: requirement } });
     }
   }
 

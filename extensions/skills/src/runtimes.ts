@@ -1,6 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { CancellationTokenSource, type CancellationToken } from '@aion/extension-api';
-import { ProcessEngine, WasmEngine, type WasmEngineOptions } from '@aion/sandbox';
+import { ProcessEngine, WasmEngine, type AcceleratorSelection, type WasmEngineOptions } from '@aion/sandbox';
 import { publicMessage, skillError } from './errors.js';
 import type { Skill, SkillRuntime } from './types.js';
 
@@ -9,6 +9,8 @@ export interface RunContext {
   /** The skill's declared secrets that are set, by their declared names. */
   secrets: Record<string, string>;
   onLog: (line: string) => void;
+  /** The GPU the gatekeeper placed the call on (`resources.gpu`); process skills get it in the vendor's variable. */
+  accelerator?: AcceleratorSelection;
 }
 
 /** Runs one kind of skill. Failures are thrown as sandbox errors or skill errors; the gatekeeper maps them. */
@@ -67,6 +69,7 @@ export class ProcessRunner implements SkillRunner {
       limits: { timeoutMs: skill.limits.timeout_ms, maxOutputBytes: skill.limits.max_output_bytes, memoryBytes: skill.limits.memory_bytes },
       signal: context.signal,
       onLog: context.onLog,
+      ...(context.accelerator ? { accelerator: context.accelerator } : {}),
     });
     return toolOutput(result.content, result.structuredContent, result.isError, skill.id);
   }

@@ -10,7 +10,7 @@ import { toolNameOf } from './api.js';
 import { schemaProblems, SkillCatalog } from './catalog.js';
 import { effectiveLimits, type SkillsConfig } from './config.js';
 import { publicMessage, skillError } from './errors.js';
-import { Gatekeeper, READ_SCOPE, hasScope } from './gatekeeper.js';
+import { Gatekeeper, READ_SCOPE, hasScope, type FindAccelerator } from './gatekeeper.js';
 import { McpClients } from './mcp/client.js';
 import { PackStore, type LoadedPack } from './packs/packStore.js';
 import { SkillQuarantine } from './quarantine.js';
@@ -37,6 +37,8 @@ export interface ServiceHost {
   state?: Memento;
   /** Where run-time switches (skills enabled or disabled) are kept. */
   storagePath?: string;
+  /** A GPU that meets a skill's `resources.gpu`, from aion.accelerators; throws NO_ACCELERATOR when none does. */
+  findAccelerator?: FindAccelerator;
 }
 
 interface PackStatus {
@@ -116,6 +118,7 @@ export class SkillsService {
       quarantine: this.quarantine,
       log: logger,
       maxInputBytes: config.maxInputBytes,
+      findAccelerator: host.findAccelerator,
     });
     this.packs = new PackStore({
       packsDir: config.packsDir,
@@ -225,6 +228,7 @@ export class SkillsService {
       limits,
       tags: entry.tags ?? [],
       source: { kind: 'pack', pack: pack.name, version: pack.version, signed: pack.signed, ...(pack.keyId ? { keyId: pack.keyId, signer: pack.signer } : {}) },
+      ...(entry.resources ? { resources: entry.resources } : {}),
     };
     const file = resolveInPack(pack.dir, entry.entry!);
     if (entry.runtime === 'wasm') {
@@ -312,6 +316,7 @@ export class SkillsService {
         limits: effectiveLimits(e.limits, this.host.config.limits),
         tags: e.tags ?? [],
         source: { kind: 'extension', extensionId },
+        ...(e.resources ? { resources: e.resources } : {}),
       });
     }
     const { refused } = this.catalog.replaceSource('extensions', skills);

@@ -28,6 +28,12 @@ export interface SkillEntry {
   limits?: Partial<SkillLimits>;
   tags?: string[];
   keepAlive?: boolean;
+  resources?: SkillResources;
+}
+
+/** `resources.gpu`: a GPU the skill needs (`required`) or uses when present. */
+export interface SkillResources {
+  gpu?: { required: boolean; vendor?: string; memoryMiB?: number };
 }
 
 export type SkillSource =
@@ -48,6 +54,7 @@ export interface Skill {
   limits: SkillLimits;
   tags: string[];
   source: SkillSource;
+  resources?: SkillResources;
   /** wasm: the compiled module's hash in the engine and argv after it. */
   wasm?: { hash: string; args: string[] };
   /** process: an absolute command and its arguments. */

@@ -4,6 +4,7 @@ import { isAbsolute } from 'node:path';
 import { SandboxError, tail } from '../errors.js';
 import { detectCgroupSupport, SkillCgroup, type CgroupSupport } from './cgroup.js';
 import { SkillProcess } from './skill-process.js';
+import { visibleDeviceEnvironment, type AcceleratorSelection } from './visible-devices.js';
 
 /** A native skill: an executable that speaks MCP-style JSON-RPC 2.0, one JSON message per line, on stdio. */
 export interface ProcessSkill {
@@ -38,6 +39,8 @@ export interface ProcessCallRequest {
   /** Stderr lines and `notifications/message` payloads, as they arrive. */
   onLog?: (line: string) => void;
   signal?: AbortSignal;
+  /** The device the skill was placed on: passed as CUDA_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES or ONEAPI_DEVICE_SELECTOR. */
+  accelerator?: AcceleratorSelection;
 }
 
 export type ToolContent = { type: 'text'; text: string } | { type: string; [key: string]: unknown };
@@ -97,8 +100,9 @@ export class ProcessEngine {
     const { skill, limits } = request;
     if (!isAbsolute(skill.command)) throw new SandboxError('INVALID_REQUEST', 'The skill command must be an absolute path.');
     if (!(limits?.timeoutMs > 0) || !(limits.maxOutputBytes > 0)) throw new SandboxError('INVALID_REQUEST', 'limits.timeoutMs and limits.maxOutputBytes must be positive.');
+    const deviceEnv = request.accelerator ? visibleDeviceEnvironment(request.accelerator) : {};
     if (!skill.keepAlive) {
-      const proc = await this.start(skill, limits);
+      const proc = await this.start(skill, limits, deviceEnv);
       try {
         return await this.callOn(proc, request);
       } finally {
@@ -106,10 +110,10 @@ export class ProcessEngine {
         this.running.delete(proc);
       }
     }
-    const key = warmKey(skill, limits);
+    const key = warmKey(skill, limits, deviceEnv);
     let warm = this.warm.get(key);
     if (!warm) {
-      warm = { key, process: this.start(skill, limits), queue: Promise.resolve() };
+      warm = { key, process: this.start(skill, limits, deviceEnv), queue: Promise.resolve() };
       warm.process.catch(() => this.warm.delete(key));
       this.warm.set(key, warm);
     }
@@ -148,7 +152,7 @@ export class ProcessEngine {
     return this.close();
   }
 
-  private async start(skill: ProcessSkill, limits: ProcessLimits): Promise<SkillProcess> {
+  private async start(skill: ProcessSkill, limits: ProcessLimits, deviceEnv: Record<string, string>): Promise<SkillProcess> {
     let cgroup: SkillCgroup | null = null;
     if (limits.memoryBytes !== undefined) {
       const support = await this.memoryLimitSupport();
@@ -165,7 +169,7 @@ export class ProcessEngine {
         (this.options.onNotice ?? ((m: string) => process.emitWarning(m, { code: 'AION_SANDBOX_NO_MEMORY_LIMIT' })))(notice);
       }
     }
-    const proc = await SkillProcess.start({ command: skill.command, args: skill.args ?? [], env: { ...(skill.secrets ?? {}) }, cgroup, maxStderrBytes: limits.maxStderrBytes ?? 64 * 1024, workDir: this.options.workDir ?? tmpdir() });
+    const proc = await SkillProcess.start({ command: skill.command, args: skill.args ?? [], env: { ...(skill.secrets ?? {}), ...deviceEnv }, cgroup, maxStderrBytes: limits.maxStderrBytes ?? 64 * 1024, workDir: this.options.workDir ?? tmpdir() });
     this.running.add(proc);
     return proc;
   }
@@ -226,9 +230,9 @@ export class ProcessEngine {
   }
 }
 
-function warmKey(skill: ProcessSkill, limits: ProcessLimits): string {
+function warmKey(skill: ProcessSkill, limits: ProcessLimits, deviceEnv: Record<string, string>): string {
   return createHash('sha256')
-    .update(JSON.stringify([skill.id, skill.command, skill.args ?? [], Object.entries(skill.secrets ?? {}).sort(), limits.memoryBytes ?? null]))
+    .update(JSON.stringify([skill.id, skill.command, skill.args ?? [], Object.entries(skill.secrets ?? {}).sort(), limits.memoryBytes ?? null, Object.entries(deviceEnv)]))
     .digest('hex');
 }
 
