@@ -1,2 +1,2 @@
 export type * from './types.js';
-export { ProviderFailure, UpstreamCall, upstreamEvents, failureForStatus, retryAfterMs, vendorMessage, type ResponseHeaders, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
+export { PROVIDER_ERROR_STATUS, ProviderFailure, UpstreamCall, upstreamEvents, failureForStatus, retryAfterMs, vendorMessage, type ResponseHeaders, type UpstreamRequest, type UpstreamResponse } from './upstream.js';

@@ -27,17 +27,18 @@ export class ProviderFailure extends Error {
   toAionError(): AionError {
     const headers = this.retryAfterMs === undefined ? undefined : { 'retry-after': String(Math.ceil(this.retryAfterMs / 1000)) };
     return new AionError(this.code, this.message, {
-      status: edgeStatus[this.code],
+      status: PROVIDER_ERROR_STATUS[this.code],
       headers,
       details: { retryable: this.retryable, status: this.status, retryAfterMs: this.retryAfterMs },
     });
   }
 }
 
-/** The status an upstream failure maps to when it reaches Aion's own HTTP edge. */
-const edgeStatus: Record<ProviderErrorCode, number> = {
+/** The HTTP status each provider failure answers when it reaches a client: the one table, the router uses it too. */
+export const PROVIDER_ERROR_STATUS: Record<ProviderErrorCode, number> = {
   PROVIDER_RATE_LIMITED: 429,
-  PROVIDER_UNAVAILABLE: 502,
+  // Retryable and temporary, like the upstream's own 503: clients back off and retry.
+  PROVIDER_UNAVAILABLE: 503,
   PROVIDER_TIMEOUT: 504,
   PROVIDER_STREAM_CUT: 502,
   PROVIDER_BAD_RESPONSE: 502,

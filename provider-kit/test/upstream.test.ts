@@ -410,7 +410,7 @@ describe('upstream helpers', () => {
     const edge = (code: ProviderErrorCode) => new ProviderFailure(code, code).toAionError().status;
     assert.deepEqual(
       (['PROVIDER_UNAVAILABLE', 'PROVIDER_TIMEOUT', 'PROVIDER_BAD_REQUEST', 'PROVIDER_UNREACHABLE', 'CANCELLED'] as const).map(edge),
-      [502, 504, 400, 502, 499],
+      [503, 504, 400, 502, 499],
     );
   });
 });

@@ -5,6 +5,7 @@ import { decide, estimateInputTokens, noRouteError, type ScoringWeights } from '
 import type { HealthBook } from './health.js';
 import type { ConcurrencyLimiter } from './limiter.js';
 import type { PolicyStore } from './policy.js';
+import { PROVIDER_ERROR_STATUS as PROVIDER_KIT_STATUS } from '@aion/provider-kit';
 import type { ChatRequest, FinishReason, ProviderErrorCode, ProviderEvent, ToolCall } from './providerTypes.js';
 import type { Attempt, Candidate, ChosenBy, Decision, EngineInfo, RouteRequest } from './types.js';
 
@@ -40,20 +41,8 @@ export interface ExecutionResult {
   attempts: Attempt[];
 }
 
-/** HTTP status of a provider failure that reaches a client. */
-export const PROVIDER_ERROR_STATUS: Record<string, number> = {
-  PROVIDER_RATE_LIMITED: 429,
-  PROVIDER_UNAVAILABLE: 503,
-  PROVIDER_TIMEOUT: 504,
-  PROVIDER_STREAM_CUT: 502,
-  PROVIDER_BAD_RESPONSE: 502,
-  PROVIDER_AUTH_FAILED: 502,
-  PROVIDER_BAD_REQUEST: 400,
-  PROVIDER_UNREACHABLE: 502,
-  SATURATED: 503,
-  CANCELLED: 499,
-  TIMEOUT: 504,
-};
+/** HTTP status of a failure that reaches a client: provider-kit's table for provider failures, plus the router's own. */
+export const PROVIDER_ERROR_STATUS: Record<string, number> = { ...PROVIDER_KIT_STATUS, SATURATED: 503, TIMEOUT: 504 };
 
 /** Failures that say nothing about the upstream's health. */
 const NOT_UPSTREAM_FAULTS = new Set<string>(['PROVIDER_BAD_REQUEST', 'CANCELLED']);
