@@ -68,6 +68,23 @@ describe('the aion CLI', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
+  it('prints the effective configuration with secrets masked', async () => {
+    const root = tempDir();
+    const file = join(root, 'aion.config.json');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(file, JSON.stringify({ server: { port: 9999 }, extensions: { 'acme.db': { url: 'postgres://app:hunter2@db.internal/app', apiKey: 'sk-live-123', region: 'eu' } } }));
+    const res = await aion(['config', 'print', '--config', file], { AION_CONFIG__SERVER__MAX_IN_FLIGHT: '64' });
+    assert.equal(res.code, 0, res.stderr);
+    const printed = JSON.parse(res.stdout);
+    assert.equal(printed.server.port, 9999);
+    assert.equal(printed.server.maxInFlight, 64);
+    assert.equal(printed.extensions['acme.db'].region, 'eu');
+    assert.equal(printed.extensions['acme.db'].apiKey, '********');
+    assert.equal(printed.extensions['acme.db'].url, 'postgres://app:********@db.internal/app');
+    assert.doesNotMatch(res.stdout, /hunter2|sk-live-123/);
+    rmSync(root, { recursive: true, force: true });
+  });
+
   it('validates an unmodified built-in as valid, not as defined twice', async () => {
     const res = await aion(['extensions', 'validate', join(BUILTIN_EXTENSIONS_DIR, 'router')]);
     assert.equal(res.code, 0, res.stdout + res.stderr);

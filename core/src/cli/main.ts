@@ -21,6 +21,7 @@ Usage:
   aion extensions validate <dir>          check a manifest without running it
   aion extensions new <name> [--dir D]    scaffold a working extension with a test
   aion health [--url URL] [--json]        ask a running server whether it is healthy and ready
+  aion config print [--config FILE]       the effective configuration, secrets masked
   aion <words> [--options]                a command an extension exposes (see: aion help)
 `;
 
@@ -31,6 +32,7 @@ const HELP: Record<string, string> = {
   'extensions validate': 'aion extensions validate <dir> [--json] [--builtins …]\n  Checks a manifest and its contributions without running any code; exits 1 on errors.\n',
   'extensions new': 'aion extensions new <name> [--dir DIR] [--publisher P]\n  Scaffolds a working extension with a test.\n',
   health: 'aion health [--url URL] [--json]\n  Asks a running server whether it is healthy and ready; exits 1 when it is not.\n',
+  'config print': 'aion config print [--config FILE] [--data-dir DIR] [--port N] [--host H]\n  The effective configuration (defaults, file, AION_* variables, flags) as JSON, with secrets masked.\n',
 };
 
 const common = {
@@ -121,6 +123,24 @@ function validateExtension(dir: string | undefined, values: Record<string, unkno
   else if (problems.length === 0) process.stdout.write(`${scanned.id}: valid\n`);
   else for (const p of problems) process.stdout.write(`${p}\n`);
   return problems.some((p) => !p.startsWith('warning')) ? 1 : 0;
+}
+
+const SECRET_KEY = /(secret|password|passwd|token|apikey|api_key|credential|private)/i;
+
+/** A copy of `value` fit to print: secret-looking keys and the password part of URLs masked. */
+export function maskSecrets(value: unknown, key = ''): unknown {
+  if (typeof value === 'string') {
+    if (SECRET_KEY.test(key) && value.length > 0) return '********';
+    return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@/\s]+@/i, '$1:********@');
+  }
+  if (Array.isArray(value)) return value.map((v) => maskSecrets(v, key));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskSecrets(v, k)]));
+  return value;
+}
+
+function printConfig(values: Record<string, unknown>): number {
+  process.stdout.write(JSON.stringify(maskSecrets(configFrom(values)), null, 2) + '\n');
+  return 0;
 }
 
 async function health(values: Record<string, unknown>): Promise<number> {
@@ -247,6 +267,7 @@ async function run(argv: string[]): Promise<number | 'serving'> {
     return 0;
   }
   if (cmd === 'health') return health(parsed().values);
+  if (cmd === 'config' && sub === 'print') return printConfig(parsed().values);
   const result = await extensionCommand(words, argv);
   if (result !== undefined) return result;
   process.stderr.write(`aion: unknown command "${words.join(' ')}"\n\n${USAGE}`);
