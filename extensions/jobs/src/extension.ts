@@ -33,6 +33,17 @@ async function openBackend(ctx: aion.ExtensionContext, config: JobsConfiguration
   return backend;
 }
 
+/** A GPU worker starts only where aion.accelerators finds a GPU, never silently on the CPU. */
+async function requireGpu(): Promise<void> {
+  let accelerators: { find(requirement: Record<string, unknown>): unknown };
+  try {
+    accelerators = await aion.extensions.getApi<{ find(requirement: Record<string, unknown>): unknown }>('aion.accelerators');
+  } catch {
+    throw new AionError('NO_ACCELERATOR', 'a gpu worker needs a GPU, and aion.accelerators (which finds them) is not installed in this server', { status: 503 });
+  }
+  await accelerators.find({});
+}
+
 export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
   const config = readConfiguration(ctx.configuration.get<Record<string, unknown>>());
   const log = (level: 'info' | 'warn', message: string) => ctx.logger[level](message);
@@ -175,8 +186,14 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
       await Promise.allSettled([...pools].map(stopPool));
       const type = (args.type ?? 'cpu') as WorkerType;
       if (!['cpu', 'gpu', 'cleanup'].includes(type)) throw new AionError(ErrorCodes.VALIDATION_FAILED, '--type is cpu, gpu or cleanup');
-      const concurrency = args.concurrency === undefined ? undefined : Number(args.concurrency);
+      let concurrency = args.concurrency === undefined ? undefined : Number(args.concurrency);
       if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024)) throw new AionError(ErrorCodes.VALIDATION_FAILED, '--concurrency is an integer from 1 to 1024');
+      if (type === 'gpu') {
+        await requireGpu();
+        // One job at a time holds the whole device: two would fight over its memory.
+        if (concurrency !== undefined && concurrency > 1) log('warn', `a gpu worker runs one job at a time; --concurrency ${concurrency} is ignored`);
+        concurrency = 1;
+      }
       const queues = args.queues?.split(',').map((s) => s.trim()).filter(Boolean);
       const pool = await startPool({ id: args.id ?? defaultWorkerId(type), type, queues, concurrency });
       log('info', `worker ${pool.id} serves ${(queues ?? [`every ${type} queue`]).join(', ')}`);

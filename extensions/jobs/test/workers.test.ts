@@ -1,3 +1,4 @@
+import { FakeTools } from '@aion/ext-accelerators/testing';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -18,10 +19,10 @@ forEachBackend('aion worker processes', (backend) => {
   const health = async () => (await (await kernel.request('/v1/jobs/health', { headers: ADMIN })).json()) as JobsHealth;
 
   /** `aion worker` as an operator runs it, sharing the hub's data directory and configuration. */
-  const startWorker = (id: string, queues = 'slow') => {
-    const child = spawn(process.execPath, [CLI, 'worker', '--queues', queues, '--concurrency', '1', '--id', id, '--config', configFile, '--data-dir', kernel.dataDir, '--builtins', 'aion.storage,aion.jobs', '--extensions-dir', resolve(FIXTURES, 'reports')], {
+  const startWorker = (id: string, queues = 'slow', extra: string[] = [], env: NodeJS.ProcessEnv = {}) => {
+    const child = spawn(process.execPath, [CLI, 'worker', '--queues', queues, '--concurrency', '1', '--id', id, '--config', configFile, '--data-dir', kernel.dataDir, '--builtins', 'aion.storage,aion.jobs', '--extensions-dir', resolve(FIXTURES, 'reports'), ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, AION_LOG_LEVEL: 'error' },
+      env: { ...process.env, AION_LOG_LEVEL: 'error', ...env },
     });
     let output = '';
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -107,5 +108,24 @@ forEachBackend('aion worker processes', (backend) => {
     const { code, output } = await exited;
     assert.equal(code, 1);
     assert.match(output, /VALIDATION_FAILED: queue gpu_ai_jobs needs a GPU: serve it with --type gpu/);
+  });
+
+  it('refuses a gpu worker where no GPU can be found, naming what is missing', async () => {
+    const { exited } = startWorker('g1', 'gpu_ai_jobs', ['--type', 'gpu']);
+    const { code, output } = await exited;
+    assert.equal(code, 1);
+    assert.match(output, /NO_ACCELERATOR: a gpu worker needs a GPU, and aion\.accelerators .* is not installed/);
+  });
+
+  it('runs a gpu worker where a GPU is found, one job at a time', async () => {
+    const tools = new FakeTools();
+    // nvidia-smi as an H200 answers the detector's query (see accelerator-nvidia's fixtures).
+    tools.write('nvidia-smi', 'case "$*" in *--query-gpu*) echo "0, NVIDIA H200, GPU-01060625-fc54-8566-0829-91dbf3a104a7, 143771, 0, 143156, 0, 35, 580.159.04, 9.0";; *--version*) echo "CUDA Version        : 13.0";; esac');
+    const builtins = ['--builtins', 'aion.storage,aion.jobs,aion.accelerators,aion.accelerator-nvidia', '--type', 'gpu', '--concurrency', '4'];
+    const { child } = startWorker('g2', 'slow', builtins, { PATH: `${tools.dir}:${process.env.PATH}` });
+    const worker = await waitFor('the gpu worker to heartbeat', async () => (await health()).workers.find((w) => w.id === 'g2'), 60_000);
+    assert.equal(worker.type, 'gpu');
+    assert.equal(worker.concurrency, 1);
+    child.kill('SIGTERM');
   });
 });
