@@ -25,6 +25,11 @@ import { healthRoutes } from './health.js';
 import { RealtimeService } from './realtimeService.js';
 import { createLimitedServer } from './serverLimits.js';
 import { WebSocketBridge } from './webSocketBridge.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import { REQUEST_ID_KEY } from '@aion/host-runtime';
+
+const tracer = () => trace.getTracer('aion.kernel');
 
 /** The request's path; a target koa cannot parse (`http://[::1`) is the client's error, not ours. */
 function pathOf(ctx: Koa.Context): string {
@@ -59,6 +64,7 @@ export class HttpEdge {
     @inject(ActivationService) private readonly activation: ActivationService,
     @inject(NetworkIsolation) private readonly network: NetworkIsolation,
     @inject(RealtimeService) private readonly realtime: RealtimeService,
+    @inject(Telemetry) private readonly telemetry: Telemetry,
   ) {
     const server = config.server;
     this.admission = new Admission(server.maxInFlight);
@@ -86,16 +92,31 @@ export class HttpEdge {
       ctx.state.clientIp = this.proxies.clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for']);
       ctx.set('X-Request-Id', requestId);
       const started = performance.now();
+      // The request id and (when a tracer is installed) the request's span follow every call it makes.
+      const span = tracer().startSpan(`${ctx.method}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': ctx.method, 'aion.request_id': requestId } }, propagation.extract(ROOT_CONTEXT, ctx.headers));
+      const recording = span.isRecording();
+      let active = ROOT_CONTEXT.setValue(REQUEST_ID_KEY, requestId);
+      if (recording) active = trace.setSpan(active, span);
       let path = ctx.url;
+      let errorCode: string | undefined;
       try {
         path = pathOf(ctx);
-        await next();
+        await context.with(active, next);
       } catch (err) {
-        this.writeError(ctx, err);
+        errorCode = this.writeError(ctx, err);
       } finally {
-        const entry = { requestId, ip: ctx.state.clientIp, method: ctx.method, path, status: ctx.status, ms: Math.round(performance.now() - started) };
+        const ms = performance.now() - started;
+        const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
+        const entry = { requestId, ip: ctx.state.clientIp, method: ctx.method, path, route, status: ctx.status, ms: Math.round(ms) };
         if (ctx.status >= 500) this.logger.warn(entry, 'request failed');
         else this.logger.debug(entry, 'request');
+        this.telemetry.recordHttp(ctx.method, route ?? 'unmatched', ctx.status, ms, errorCode);
+        if (recording) {
+          if (route) span.updateName(`${ctx.method} ${route}`);
+          span.setAttributes({ 'http.route': route ?? 'unmatched', 'http.response.status_code': ctx.status, ...(errorCode ? { 'aion.error.code': errorCode } : {}) });
+          if (ctx.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: errorCode });
+        }
+        span.end();
       }
     });
     app.use((_ctx, next) => {
@@ -126,7 +147,8 @@ export class HttpEdge {
     });
   }
 
-  private writeError(ctx: Koa.Context, err: unknown): void {
+  /** Answers with the error's status and JSON shape; returns its stable code. */
+  private writeError(ctx: Koa.Context, err: unknown): string {
     const requestId = ctx.state.requestId as string;
     let error: AionError;
     if (isAionError(err)) error = err;
@@ -134,12 +156,13 @@ export class HttpEdge {
       this.logger.error({ requestId, err }, 'unexpected error');
       error = new AionError(ErrorCodes.INTERNAL, `internal error (request ${requestId})`);
     }
-    if (ctx.headerSent || !ctx.writable) return;
+    if (ctx.headerSent || !ctx.writable) return error.code;
     ctx.status = error.httpStatus;
     for (const [k, v] of Object.entries(error.headers ?? {})) ctx.set(k, v);
     // A body left unread would keep the connection busy after the answer: close it instead.
     if (!ctx.req.complete) ctx.set('Connection', 'close');
     ctx.body = errorBody(error);
+    return error.code;
   }
 
   async listen(): Promise<{ url: string; port: number }> {
