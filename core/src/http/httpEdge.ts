@@ -4,7 +4,7 @@ import { inject, injectable } from 'inversify';
 import Koa from 'koa';
 import Router from '@koa/router';
 import { Server as SocketServer } from 'socket.io';
-import { AionError, ErrorCodes, isAionError } from '@aion/extension-api';
+import { AionError, ErrorCodes, isAionError, type RouteContribution } from '@aion/extension-api';
 import { ActivationService } from '../activation/activationService.js';
 import type { AionConfig } from '../config/configuration.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
@@ -19,7 +19,8 @@ import { EdgeAuthentication } from './authentication.js';
 import { TrustedProxies } from './clientAddress.js';
 import { RouteDispatcher } from './dispatch.js';
 import { errorBody, requestIdFrom } from './errorResponse.js';
-import { extensionsRoute } from './extensionsRoute.js';
+import { EXTENSIONS_WRITE_SCOPE, extensionsRoute } from './extensionsRoute.js';
+import { EXTENSIONS_READ_SCOPE } from './authentication.js';
 import { NetworkIsolation } from '../hosts/networkIsolation.js';
 import { healthRoutes } from './health.js';
 import { RealtimeService } from './realtimeService.js';
@@ -39,6 +40,15 @@ function pathOf(ctx: Koa.Context): string {
     throw new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path');
   }
 }
+
+/** What the kernel's own routes require, as an extension would declare them (they are listed in the API document). */
+const KERNEL_ROUTES: RouteContribution[] = [
+  { method: 'GET', path: '/healthz', auth: 'optional', description: 'Liveness: ok or degraded with counts; an admin also sees each host and what degrades the server.', responseSchema: { type: 'object', required: ['status'], properties: { status: { enum: ['ok', 'degraded'] }, counts: { type: 'object' } } } },
+  { method: 'GET', path: '/readyz', auth: 'none', description: 'Readiness: 200 once start-up activations are done and while not draining, 503 otherwise.', responseSchema: { type: 'object', required: ['status'], properties: { status: { enum: ['ready', 'degraded'] }, degraded: { type: 'integer' } } } },
+  { method: 'GET', path: '/v1/extensions', scopes: [EXTENSIONS_READ_SCOPE], description: 'Every extension with its state, host, placement, permissions, activation and contributions.', responseSchema: { type: 'object', required: ['extensions'], properties: { extensions: { type: 'array', items: { type: 'object' } } } } },
+  { method: 'POST', path: '/v1/extensions/:id/enable', scopes: [EXTENSIONS_WRITE_SCOPE], description: 'Enables an extension (and a host the crash policy disabled).' },
+  { method: 'POST', path: '/v1/extensions/:id/disable', scopes: [EXTENSIONS_WRITE_SCOPE], description: 'Disables an extension until it is enabled again.' },
+];
 
 /** One http.Server carrying koa (REST, SSE), WebSocket routes and socket.io; wires the edge's parts together. */
 @injectable()
@@ -125,6 +135,7 @@ export class HttpEdge {
     });
     const router = new Router();
     const status = { config: this.config, registry: this.registry, contributions: this.contributions, hosts: this.hosts, network: this.network };
+    this.contributions.addKernelRoutes(KERNEL_ROUTES);
     healthRoutes(router, { ...status, authentication: this.authentication, readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }) });
     extensionsRoute(router, { ...status, authentication: this.authentication, activation: this.activation });
     for (const record of this.registry.all()) {

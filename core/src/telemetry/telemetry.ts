@@ -1,49 +1,12 @@
 import { inject, injectable } from 'inversify';
+import { TELEMETRY_EVENT, type HostSnapshot, type HttpRequestSamples, type RpcCallSamples, type TelemetryBatch } from '@aion/extension-api';
+
+export { TELEMETRY_EVENT };
 import { EventBus } from '../events/eventBus.js';
 import { HostManager, type HostConnection } from '../hosts/hostManager.js';
 
-/** The event the kernel emits once per flush interval, only while something listens to it. */
-export const TELEMETRY_EVENT = 'kernel.telemetry';
 /** How often aggregated samples leave the kernel. */
 export const TELEMETRY_FLUSH_MS = 1_000;
-
-/** Finished HTTP requests of one route template, method, status and error code, with their durations. */
-export interface HttpRequestSamples {
-  method: string;
-  /** The declared route template (`/v1/sessions/:id`), or `unmatched`: never a raw path. */
-  route: string;
-  status: number;
-  /** The stable error code of an error answer. */
-  code?: string;
-  durationsMs: number[];
-}
-
-/** Kernel → host requests of one host and protocol method, with their durations. */
-export interface RpcCallSamples {
-  host: string;
-  method: string;
-  failed: boolean;
-  durationsMs: number[];
-}
-
-export interface HostSnapshot {
-  key: string;
-  kind: string;
-  state: 'running' | 'unresponsive' | 'exited' | 'disabled';
-  pid?: number;
-  extensions: string[];
-  starts: number;
-  crashes: number;
-}
-
-/** What `kernel.telemetry` carries: everything since the previous flush, plus the state right now. */
-export interface TelemetryBatch {
-  intervalMs: number;
-  http: HttpRequestSamples[];
-  rpc: RpcCallSamples[];
-  hosts: HostSnapshot[];
-  inFlightRequests: number;
-}
 
 /**
  * Aggregates what the edge and the host manager observe and emits it as one `kernel.telemetry` event

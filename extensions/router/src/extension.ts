@@ -18,6 +18,7 @@ import { openTaskStore } from './storage.js';
 import { TaskService, type TaskSettings } from './tasks.js';
 import { FINAL_STATUSES, type TaskResult, type TaskStore } from './taskStore.js';
 import type { LoopResult } from './toolLoop.js';
+import { RouterTelemetry } from './telemetry.js';
 
 export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
   const config = readConfiguration(ctx.configuration.get<Record<string, unknown>>());
@@ -34,7 +35,10 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
   void catalog.load().catch((err) => log('error', `listing providers failed: ${(err as Error).message}`));
 
   const limiter = new ConcurrencyLimiter();
+  const telemetry = new RouterTelemetry(health);
+  ctx.subscriptions.push(telemetry);
   const engine = new RouterEngine({
+    telemetry,
     catalog,
     policies,
     health,
