@@ -2,7 +2,7 @@ import { inject, injectable } from 'inversify';
 import { AionError, Emitter, ErrorCodes, type CancellationToken, type HostKind } from '@aion/extension-api';
 import { HostProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
 import type { RequestType } from 'vscode-jsonrpc';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, trace } from '@opentelemetry/api';
 import { currentCallContext } from '@aion/host-runtime';
 import type { AionConfig } from '../config/configuration.js';
 import type { ExtensionRecord } from '../registry/extensionRecord.js';
@@ -44,8 +44,9 @@ export class HostConnection {
     if (!CARRIES_CONTEXT.has(type.method)) return observe ? this.timed(type, params, token, observe) : this.endpoint.sendRequest(type, params, token);
     const active = context.active();
     if (active === ROOT_CONTEXT) return observe ? this.timed(type, params, token, observe) : this.endpoint.sendRequest(type, params, token);
-    const parent = trace.getSpan(active);
-    if (!parent?.isRecording()) {
+    // A sampled parent, local or carried back from a host, makes this call a span of the trace.
+    const parent = trace.getSpanContext(active);
+    if (!parent || (parent.traceFlags & TraceFlags.SAMPLED) === 0) {
       const withContext = { ...params, context: currentCallContext(active) } as P;
       return observe ? this.timed(type, withContext, token, observe) : this.endpoint.sendRequest(type, withContext, token);
     }
