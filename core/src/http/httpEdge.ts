@@ -136,7 +136,7 @@ export class HttpEdge {
     const router = new Router();
     const status = { config: this.config, registry: this.registry, contributions: this.contributions, hosts: this.hosts, network: this.network };
     this.contributions.addKernelRoutes(KERNEL_ROUTES);
-    healthRoutes(router, { ...status, authentication: this.authentication, readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }) });
+    healthRoutes(router, { ...status, authentication: this.authentication, readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }), callHook: (hook, payload) => this.kernel.callHook(hook, payload) });
     extensionsRoute(router, { ...status, authentication: this.authentication, activation: this.activation });
     for (const record of this.registry.all()) {
       if (record.state === 'skipped') continue;
