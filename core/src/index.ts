@@ -1,7 +1,8 @@
 export { Kernel, BUILTIN_EXTENSIONS_DIR, type KernelOptions } from './kernel.js';
 export { startTestKernel, type TestKernel, type TestKernelOptions } from './testing.js';
 export { loadConfig, defaultConfig, CONFIG_SCHEMA_VERSION, type AionConfig } from './config/configuration.js';
-export { createLogger } from './logging.js';
+export { createLogger, logLevelFromEnvironment, logRedactor } from './logging.js';
+export { ContributionRegistry } from './contributions/contributionRegistry.js';
 export { ExtensionRegistry } from './registry/extensionRegistry.js';
 export { ActivationService } from './activation/activationService.js';
 export { HostManager } from './hosts/hostManager.js';

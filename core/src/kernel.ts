@@ -25,6 +25,8 @@ import { createLogger, type Logger } from './logging.js';
 import { PermissionService } from './permissions/permissionService.js';
 import { SecretsService } from './secrets/secretsService.js';
 import { TYPES } from './tokens.js';
+import { Telemetry } from './telemetry/telemetry.js';
+import { enableCallContext } from '@aion/host-runtime';
 
 /** The folder of built-in extensions in this repository. */
 export const BUILTIN_EXTENSIONS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'extensions');
@@ -56,10 +58,11 @@ export class Kernel {
     const c = options.config;
     this.config = c && 'server' in c ? (c as AionConfig) : loadConfig(c as LoadConfigOptions | undefined);
     this.logger = options.logger ?? createLogger();
+    enableCallContext();
     const k = this.container;
     k.bind(TYPES.KernelOptions).toConstantValue(this.config);
     k.bind(TYPES.Logger).toConstantValue(this.logger);
-    for (const service of [ExtensionRegistry, ContributionRegistry, HookRegistry, CommandRegistry, EventBus, PermissionService, SecretsService, RealtimeService, HostManager, ActivationService, KernelEndpoint, HttpEdge, NetworkIsolation]) {
+    for (const service of [ExtensionRegistry, ContributionRegistry, HookRegistry, CommandRegistry, EventBus, PermissionService, SecretsService, RealtimeService, HostManager, ActivationService, KernelEndpoint, HttpEdge, NetworkIsolation, Telemetry]) {
       k.bind(service as never).toSelf();
     }
     // Dedicated hosts enforce network allow-lists with this configuration's grants and enforcement mode.
@@ -168,6 +171,7 @@ export class Kernel {
     const { url, port } = await edge.listen();
     this.url = url;
     this.port = port;
+    this.get(Telemetry).start(() => edge.inFlightRequests);
     await this.get(ActivationService).activateByEvent('onStartup');
     this.abortIfRequired('start-up activation');
     edge.markReady();
@@ -199,6 +203,7 @@ export class Kernel {
       await Promise.race([host.request(HostProtocol.deactivate, { extensionId: id }).catch((err) => this.logger.warn({ extension: id, err: String(err) }, 'deactivate failed')), new Promise((r) => setTimeout(r, left))]);
       record.state = 'inactive';
     }
+    if (this.container.isBound(Telemetry)) this.get(Telemetry).stop();
     await hosts.shutdown();
     await this.get(NetworkIsolation).dispose();
     await edge?.close();

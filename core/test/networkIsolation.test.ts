@@ -45,6 +45,9 @@ function probeExtension(root: string, name: string, aion: Record<string, unknown
   for (const part of ['package.json', 'dist/src']) cpSync(join(providerKit, part), join(modules, '@aion', 'provider-kit', part), { recursive: true });
   const undici = join(providerKit, 'node_modules', 'undici');
   for (const part of ['package.json', 'index.js', 'lib']) cpSync(join(undici, part), join(modules, 'undici', part), { recursive: true });
+  // provider-kit propagates trace context with the OpenTelemetry API.
+  const otelApi = join(repoNodeModules, '@opentelemetry', 'api');
+  for (const part of ['package.json', 'build']) cpSync(join(otelApi, part), join(modules, '@opentelemetry', 'api', part), { recursive: true });
 }
 
 interface Running {

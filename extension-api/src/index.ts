@@ -8,3 +8,4 @@ export * from './api.js';
 export * from './asyncQueue.js';
 /** Engine version: the value extensions put in `engines.aion`. */
 export const API_VERSION = '0.1.0';
+export * from './telemetry.js';

@@ -21,6 +21,10 @@ export interface RouteContribution {
   /** Per-request timeout in milliseconds (not applied to streams after their first event). */
   timeoutMs?: number;
   description?: string;
+  /** JSON schema of the request body, published in the OpenAPI document (the handler still validates). */
+  requestSchema?: Record<string, unknown>;
+  /** JSON schema of a successful answer's body, published in the OpenAPI document. */
+  responseSchema?: Record<string, unknown>;
 }
 
 export interface CliOption {
@@ -210,6 +214,8 @@ export const manifestSchema = {
               bodyLimit: { type: 'integer', minimum: 0 },
               timeoutMs: { type: 'integer', minimum: 1 },
               description: { type: 'string' },
+              requestSchema: { type: 'object' },
+              responseSchema: { type: 'object' },
             },
             additionalProperties: false,
           },

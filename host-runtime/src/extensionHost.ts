@@ -18,7 +18,9 @@ import {
   type Remote,
 } from '@aion/extension-api';
 import { HostProtocol, KernelProtocol, type ExtensionDescription, type RpcEndpoint } from '@aion/extension-api/protocol';
+import { REQUEST_ID_KEY, currentCallContext, enableCallContext, runInCallContext } from './callContext.js';
 import { callWithToken, createRemoteProxy, methodNames } from './remoteProxy.js';
+import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 
 interface ActiveExtension {
   description: ExtensionDescription;
@@ -48,37 +50,38 @@ export class ExtensionHost {
   private idleHooks = new Map<string, string>();
 
   constructor(private readonly endpoint: RpcEndpoint, private readonly kind: HostKind) {
+    enableCallContext();
     endpoint.onRequest(HostProtocol.ping, (p) => p);
     endpoint.onRequest(HostProtocol.activate, ({ extension }) => this.activate(extension));
     endpoint.onRequest(HostProtocol.deactivate, ({ extensionId }) => this.deactivate(extensionId));
-    endpoint.onRequest(HostProtocol.handleRoute, ({ extensionId, route, request }, token) => {
+    endpoint.onRequest(HostProtocol.handleRoute, ({ extensionId, route, request, context }, token) => {
       const entry = this.routes.get(`${extensionId} ${route}`);
       if (!entry) throw new AionError(ErrorCodes.ROUTE_HANDLER_MISSING, `${extensionId} declares ${route} but registered no handler for it with http.handle()`);
-      return this.inContext(extensionId, () => entry.handler(request, token));
+      return runInCallContext(context, () => this.inContext(extensionId, () => entry.handler(request, token)));
     });
-    endpoint.onRequest(HostProtocol.executeCommand, ({ command, args, callerId, principal }, token) => {
+    endpoint.onRequest(HostProtocol.executeCommand, ({ command, args, callerId, principal, context }, token) => {
       const entry = this.commands.get(command);
       if (!entry) throw new AionError(ErrorCodes.COMMAND_NOT_FOUND, `no handler is registered for command ${command}`);
-      return this.inContext(entry.extensionId, () => runAsCaller(callerId, () => callWithToken(undefined as never, entry.fn, args, token), principal));
+      return runInCallContext(context, () => this.inContext(entry.extensionId, () => runAsCaller(callerId, () => callWithToken(undefined as never, entry.fn, args, token), principal)));
     });
-    endpoint.onRequest(HostProtocol.invokeApi, ({ extensionId, method, args, callerId }, token) => {
+    endpoint.onRequest(HostProtocol.invokeApi, ({ extensionId, method, args, callerId, context }, token) => {
       const ext = this.active.get(extensionId);
       if (!ext) throw new AionError(ErrorCodes.EXTENSION_NOT_FOUND, `${extensionId} is not active in this host`);
       const fn = (ext.api as Record<string, unknown> | undefined)?.[method];
       if (typeof fn !== 'function') throw new AionError(ErrorCodes.API_METHOD_NOT_FOUND, `${extensionId} has no API method ${method}`);
-      return this.inContext(extensionId, () => runAsCaller(callerId, () => callWithToken(ext.api as object, fn as Fn, args, token)));
+      return runInCallContext(context, () => this.inContext(extensionId, () => runAsCaller(callerId, () => callWithToken(ext.api as object, fn as Fn, args, token))));
     });
-    endpoint.onRequest(HostProtocol.invokeContribution, ({ point, id, method, args, callerId, extensionId }, token) => {
+    endpoint.onRequest(HostProtocol.invokeContribution, ({ point, id, method, args, callerId, extensionId, context }, token) => {
       // Keyed by extension too: two extensions in one host never replace each other's implementation.
       const entry = this.contributions.get(`${extensionId} ${point}/${id}`);
       const fn = entry?.impl[method];
       if (!entry || typeof fn !== 'function') throw new AionError(ErrorCodes.CONTRIBUTION_NOT_FOUND, `${point} entry ${id} has no method ${method}`);
-      return this.inContext(entry.extensionId, () => runAsCaller(callerId, () => callWithToken(entry.impl, fn, args, token)));
+      return runInCallContext(context, () => this.inContext(entry.extensionId, () => runAsCaller(callerId, () => callWithToken(entry.impl, fn, args, token))));
     });
-    endpoint.onRequest(HostProtocol.callHookTap, ({ tapId, payload }, token) => {
+    endpoint.onRequest(HostProtocol.callHookTap, ({ tapId, payload, context }, token) => {
       const tap = this.hookTaps.get(tapId);
       if (!tap) throw new AionError(ErrorCodes.HOOK_NOT_FOUND, `hook tap ${tapId} is gone`);
-      return this.inContext(tap.extensionId, () => tap.fn(payload, token));
+      return runInCallContext(context, () => this.inContext(tap.extensionId, () => tap.fn(payload, token)));
     });
     endpoint.onNotification(HostProtocol.idleHooks, ({ hooks }) => (this.idleHooks = new Map(Object.entries(hooks))));
     endpoint.onNotification(HostProtocol.event, ({ event, data }) => {
@@ -101,11 +104,17 @@ export class ExtensionHost {
     const ext = this.active.get(extensionId);
     if (!ext) return fn();
     const result = runInExtensionContext(ext.binding, fn);
-    if (result instanceof Promise) return result.then((value) => bindStreams(value, ext.binding)) as T;
-    return bindStreams(result, ext.binding) as T;
+    // Streams are pulled later, by the RPC layer: each pull runs in this call's context as well.
+    const captured = otelContext.active();
+    const run: Runner = captured === ROOT_CONTEXT ? (f) => runInExtensionContext(ext.binding, f) : (f) => otelContext.with(captured, () => runInExtensionContext(ext.binding, f));
+    if (result instanceof Promise) return result.then((value) => bindStreams(value, run)) as T;
+    return bindStreams(result, run) as T;
   }
 
   private log(extensionId: string | undefined, level: LogLevel, message: string, data?: Record<string, unknown>): void {
+    // The request this line was written for, so the kernel's log shows it beside the extension id.
+    const requestId = otelContext.active().getValue(REQUEST_ID_KEY);
+    if (typeof requestId === 'string' && data?.requestId === undefined) data = { ...data, requestId };
     this.endpoint.sendNotification(KernelProtocol.log, { extensionId, level, message, data });
   }
 
@@ -246,19 +255,19 @@ export class ExtensionHost {
         },
         execute: <T>(command: string, ...args: unknown[]) => {
           const token = args.length && isToken(args[args.length - 1]) ? (args.pop() as CancellationToken) : undefined;
-          return endpoint.sendRequest(KernelProtocol.executeCommand, { command, args, callerId: extensionId }, token) as Promise<T>;
+          return endpoint.sendRequest(KernelProtocol.executeCommand, { command, args, callerId: extensionId, context: currentCallContext() }, token) as Promise<T>;
         },
         executeFor: <T>(credentials: { authorization?: string; apiKey?: string }, command: string, ...args: unknown[]) => {
           const token = args.length && isToken(args[args.length - 1]) ? (args.pop() as CancellationToken) : undefined;
           const actingFor = { authorization: credentials?.authorization, apiKey: credentials?.apiKey };
-          return endpoint.sendRequest(KernelProtocol.executeCommand, { command, args, callerId: extensionId, actingFor }, token) as Promise<T>;
+          return endpoint.sendRequest(KernelProtocol.executeCommand, { command, args, callerId: extensionId, actingFor, context: currentCallContext() }, token) as Promise<T>;
         },
         principal: () => undefined,
       },
       extensions: {
         getApi: async (id) => {
           const { apiMethods } = await endpoint.sendRequest(KernelProtocol.getApi, { callerId: extensionId, extensionId: id });
-          return createRemoteProxy(apiMethods, (method, args, token) => endpoint.sendRequest(KernelProtocol.invokeApi, { extensionId: id, method, args, callerId: extensionId }, token));
+          return createRemoteProxy(apiMethods, (method, args, token) => endpoint.sendRequest(KernelProtocol.invokeApi, { extensionId: id, method, args, callerId: extensionId, context: currentCallContext() }, token));
         },
         caller: () => undefined,
       },
@@ -274,7 +283,7 @@ export class ExtensionHost {
         },
         get: async (point, id) => {
           const { methods } = await endpoint.sendRequest(KernelProtocol.resolveContribution, { point, id });
-          return createRemoteProxy(methods, (method, args, token) => endpoint.sendRequest(KernelProtocol.invokeContribution, { point, id, method, args, callerId: extensionId }, token));
+          return createRemoteProxy(methods, (method, args, token) => endpoint.sendRequest(KernelProtocol.invokeContribution, { point, id, method, args, callerId: extensionId, context: currentCallContext() }, token));
         },
         list: (point) => endpoint.sendRequest(KernelProtocol.listContributions, { point }),
       },
@@ -295,7 +304,7 @@ export class ExtensionHost {
           // What the kernel would answer for a hook nobody taps, without the round trip.
           const idle = this.idleHooks.get(hook);
           if (idle !== undefined) return Promise.resolve((idle === 'waterfall' ? payload : undefined) as T);
-          return endpoint.sendRequest(KernelProtocol.callHook, { hook, payload }) as Promise<T>;
+          return endpoint.sendRequest(KernelProtocol.callHook, { hook, payload, context: currentCallContext() }) as Promise<T>;
         },
       },
       events: {
@@ -326,15 +335,17 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
  * A stream is pulled by the RPC layer, outside any extension's async context; each pull of a stream
  * an extension returned runs in that extension's context, so its generator can call the API.
  */
-function bindStreams(value: unknown, binding: ExtensionApiBinding): unknown {
+type Runner = <R>(fn: () => R) => R;
+
+function bindStreams(value: unknown, run: Runner): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (isAsyncIterable(value)) {
     let iterator: AsyncIterator<unknown> | undefined;
-    const it = () => (iterator ??= runInExtensionContext(binding, () => value[Symbol.asyncIterator]()));
+    const it = () => (iterator ??= run(() => value[Symbol.asyncIterator]()));
     const bound: AsyncIterableIterator<unknown> = {
-      next: (v?: unknown) => runInExtensionContext(binding, () => it().next(v)),
-      return: (v?: unknown) => runInExtensionContext(binding, () => it().return?.(v) ?? Promise.resolve({ done: true as const, value: v })),
-      throw: (e?: unknown) => runInExtensionContext(binding, () => it().throw?.(e) ?? Promise.reject(e)),
+      next: (v?: unknown) => run(() => it().next(v)),
+      return: (v?: unknown) => run(() => it().return?.(v) ?? Promise.resolve({ done: true as const, value: v })),
+      throw: (e?: unknown) => run(() => it().throw?.(e) ?? Promise.reject(e)),
       [Symbol.asyncIterator]: () => bound,
     };
     return bound;
@@ -342,7 +353,7 @@ function bindStreams(value: unknown, binding: ExtensionApiBinding): unknown {
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     value.forEach((item, i) => {
-      const next = bindStreams(item, binding);
+      const next = bindStreams(item, run);
       if (next !== item) (copy ??= value.slice())[i] = next;
     });
     return copy ?? value;
@@ -352,7 +363,7 @@ function bindStreams(value: unknown, binding: ExtensionApiBinding): unknown {
   for (const key in value) {
     const item = (value as Record<string, unknown>)[key];
     if (typeof item !== 'object' || item === null) continue;
-    const next = bindStreams(item, binding);
+    const next = bindStreams(item, run);
     if (next !== item) (copy ??= { ...(value as Record<string, unknown>) })[key] = next;
   }
   return copy ?? value;

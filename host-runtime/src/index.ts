@@ -7,3 +7,4 @@ export { EGRESS_SOCKET_ENV } from './networkIsolation.js';
 
 /** The file the kernel forks for `shared` and `dedicated` hosts. */
 export const hostEntryPath = fileURLToPath(new URL('./main.js', import.meta.url));
+export { REQUEST_ID_KEY, enableCallContext, currentCallContext, contextFrom, runInCallContext } from './callContext.js';

@@ -1,3 +1,4 @@
+import { context, propagation } from '@opentelemetry/api';
 import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
 import { Agent, getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
 import type { ProviderErrorCode, ProviderErrorEvent, ProviderEvent } from './types.js';
@@ -176,6 +177,8 @@ export class UpstreamCall {
     this.bodyEnded = false;
     const headers: Record<string, string> = { accept: 'application/json, text/event-stream, application/x-ndjson', 'user-agent': 'aion', ...upstream.headers };
     if (upstream.body !== undefined) headers['content-type'] = 'application/json';
+    // The trace this call belongs to (W3C traceparent), so the upstream's spans join it.
+    propagation.inject(context.active(), headers);
     const { statusCode, headers: responseHeaders, body } = await this.guarded(
       () => request(upstream.url, { method: upstream.method, headers, body: upstream.body === undefined ? undefined : JSON.stringify(upstream.body), signal: this.controller.signal, dispatcher, ...noUndiciTimeouts }),
       false,

@@ -1,26 +1,28 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
 import { createInterface } from 'node:readline';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs, styleText, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
-import { isAionError, type CommandCli } from '@aion/extension-api';
+import { AionError, ErrorCodes, isAionError, type CommandCli } from '@aion/extension-api';
 import { loadConfig, type AionConfig } from '../config/configuration.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { loadManifest } from '../registry/manifestLoader.js';
 import { KernelEndpoint } from '../hosts/kernelEndpoint.js';
 import { Kernel } from '../kernel.js';
-import { createLogger } from '../logging.js';
+import { createLogger, logLevelFromEnvironment } from '../logging.js';
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 import { scaffoldExtension } from './scaffold.js';
 
 const USAGE = `aion — a self-hosted AI host
 
 Usage:
-  aion serve [--port N] [--host H] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id]
+  aion serve [--port N] [--host H] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id] [--log-level LEVEL]
   aion extensions list [--json]           installed extensions and their state
   aion extensions validate <dir>          check a manifest without running it
   aion extensions new <name> [--dir D]    scaffold a working extension with a test
-  aion health [--url URL] [--json]        ask a running server whether it is healthy and ready
+  aion health [--url URL] [--json] [--token T]  database, Redis, hosts, providers: exit 0 only when all is well
   aion config print [--config FILE]       the effective configuration, secrets masked
   aion <words> [--options]                a command an extension exposes (see: aion help)
 `;
@@ -31,7 +33,7 @@ const HELP: Record<string, string> = {
   'extensions list': 'aion extensions list [--json] [--config FILE] [--extensions-dir DIR]... [--builtins …]\n  Installed extensions with their state, host and problems; exits 1 when one is invalid or skipped.\n',
   'extensions validate': 'aion extensions validate <dir> [--json] [--builtins …]\n  Checks a manifest and its contributions without running any code; exits 1 on errors.\n',
   'extensions new': 'aion extensions new <name> [--dir DIR] [--publisher P]\n  Scaffolds a working extension with a test.\n',
-  health: 'aion health [--url URL] [--json]\n  Asks a running server whether it is healthy and ready; exits 1 when it is not.\n',
+  health: 'aion health [--url URL] [--json] [--token T]\n  Asks a running server whether it is healthy and ready; with an admin token also hosts and every dependency check; exits 1 when anything is not well.\n',
   'config print': 'aion config print [--config FILE] [--data-dir DIR] [--port N] [--host H]\n  The effective configuration (defaults, file, AION_* variables, flags) as JSON, with secrets masked.\n',
 };
 
@@ -46,6 +48,8 @@ const common = {
   url: { type: 'string' },
   publisher: { type: 'string' },
   builtins: { type: 'string' },
+  'log-level': { type: 'string' },
+  token: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -60,7 +64,9 @@ function configFrom(values: Record<string, unknown>): AionConfig {
 }
 
 async function serve(values: Record<string, unknown>): Promise<void> {
-  const kernel = await Kernel.start({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: (values['extensions-dir'] as string[] | undefined)?.map((d) => resolve(d)) });
+  const level = (values['log-level'] as string | undefined) ?? logLevelFromEnvironment() ?? 'info';
+  if (!LOG_LEVELS.includes(level)) throw new AionError(ErrorCodes.CONFIG_INVALID, `--log-level must be one of ${LOG_LEVELS.join(', ')}, not "${level}"`);
+  const kernel = await Kernel.start({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: (values['extensions-dir'] as string[] | undefined)?.map((d) => resolve(d)), logger: createLogger({ level }) });
   process.stdout.write(`Aion is listening on ${kernel.url}\n`);
   let stopping = false;
   const stop = async (signal: string) => {
@@ -143,21 +149,41 @@ function printConfig(values: Record<string, unknown>): number {
   return 0;
 }
 
+/** `aion health`: liveness, readiness and, with an admin token, hosts and every dependency check; 0 only when all is well. */
 async function health(values: Record<string, unknown>): Promise<number> {
   let url = values.url as string | undefined;
   if (!url) {
     const config = configFrom(values);
-    url = `http://${config.server.host}:${config.server.port}`;
+    url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`;
   }
+  const token = (values.token as string | undefined) ?? process.env.AION_TOKEN;
+  const headers: Record<string, string> = token ? (token.startsWith('aion_') ? { 'x-api-key': token } : { authorization: `Bearer ${token}` }) : {};
+  const paint = process.stdout.isTTY && !process.env.NO_COLOR ? (color: Parameters<typeof styleText>[0], text: string) => styleText(color, text) : (_c: unknown, text: string) => text;
+  const mark = (status: string) => (status === 'ok' || status === 'ready' ? paint('green', '✔') : status === 'unavailable' ? paint('yellow', '–') : status === 'degraded' ? paint('yellow', '!') : paint('red', '✖'));
   try {
-    const [h, r] = await Promise.all([fetch(`${url}/healthz`), fetch(`${url}/readyz`)]);
-    const body = { url, healthy: h.ok, ready: r.ok, health: await h.json(), readiness: await r.json() };
-    if (values.json) process.stdout.write(JSON.stringify(body, null, 2) + '\n');
-    else process.stdout.write(`${url}: ${h.ok ? 'healthy' : 'unhealthy'}, ${r.ok ? 'ready' : 'not ready'}\n`);
-    return h.ok && r.ok ? 0 : 1;
+    const [h, r] = await Promise.all([fetch(`${url}/healthz`, { headers, signal: AbortSignal.timeout(10_000) }), fetch(`${url}/readyz`, { signal: AbortSignal.timeout(10_000) })]);
+    const healthBody = (await h.json()) as { status?: string; hosts?: Array<{ key: string; state: string; pid?: number; extensions: string[] }>; checks?: Array<{ name: string; status: string; detail?: string; ms?: number }>; degraded?: Array<{ reason: string }> };
+    const readiness = (await r.json()) as Record<string, unknown>;
+    const checks = healthBody.checks ?? [];
+    const failing = checks.filter((c) => c.status === 'failed' || c.status === 'degraded');
+    const healthy = h.ok && healthBody.status === 'ok';
+    const ok = healthy && r.ok && failing.length === 0;
+    if (values.json) {
+      process.stdout.write(JSON.stringify({ url, ok, healthy: h.ok, ready: r.ok, status: healthBody.status, health: healthBody, readiness, checks }, null, 2) + '\n');
+      return ok ? 0 : 1;
+    }
+    const lines = [`Aion at ${url}: ${ok ? paint('green', 'healthy') : paint('red', 'not healthy')}`];
+    lines.push(`  ${mark(healthBody.status ?? 'failed')} status ${healthBody.status ?? `HTTP ${h.status}`}`);
+    lines.push(`  ${mark(r.ok ? 'ready' : 'failed')} ${r.ok ? 'ready' : `not ready (${(readiness as { error?: { message?: string } }).error?.message ?? r.status})`}`);
+    for (const host of healthBody.hosts ?? []) lines.push(`  ${mark(host.state === 'running' ? 'ok' : 'failed')} host ${host.key} ${host.state}${host.pid ? ` (pid ${host.pid})` : ''}: ${host.extensions.join(', ') || 'no extensions'}`);
+    for (const c of checks) lines.push(`  ${mark(c.status)} ${c.name.padEnd(22)} ${c.status}${c.detail ? `  ${paint('gray', c.detail)}` : ''}${c.ms !== undefined ? paint('gray', ` ${c.ms} ms`) : ''}`);
+    for (const d of healthBody.degraded ?? []) lines.push(`  ${mark('degraded')} ${d.reason}`);
+    if (!healthBody.hosts) lines.push(paint('gray', '  (pass --token with an admin token or API key for hosts, database, Redis and providers)'));
+    process.stdout.write(lines.join('\n') + '\n');
+    return ok ? 0 : 1;
   } catch (err) {
-    if (values.json) process.stdout.write(JSON.stringify({ url, healthy: false, ready: false, error: (err as Error).message }) + '\n');
-    else process.stdout.write(`${url}: unreachable (${(err as Error).message})\n`);
+    if (values.json) process.stdout.write(JSON.stringify({ url, ok: false, healthy: false, ready: false, error: (err as Error).message }) + '\n');
+    else process.stdout.write(`Aion at ${url}: ${paint('red', 'unreachable')} (${(err as Error).message})\n`);
     return 1;
   }
 }
@@ -199,7 +225,7 @@ async function extensionCommand(words: string[], argv: string[]): Promise<number
     }
   }
   // The command runs inside a real kernel on an ephemeral loopback port, so extensions behave as when serving.
-  const kernel = await Kernel.start({ config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1' } }, builtins, extensionDirs, logger: createLogger({ level: process.env.AION_LOG_LEVEL ?? 'warn' }) });
+  const kernel = await Kernel.start({ config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1' } }, builtins, extensionDirs, logger: createLogger({ level: (pre.values['log-level'] as string | undefined) ?? logLevelFromEnvironment() ?? 'warn' }) });
   try {
     const endpoint = kernel.get(KernelEndpoint);
     if (match.cli.stdio) {

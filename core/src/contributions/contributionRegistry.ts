@@ -1,6 +1,6 @@
 import { injectable, inject } from 'inversify';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import { ErrorCodes } from '@aion/extension-api';
+import { ErrorCodes, type RouteContribution } from '@aion/extension-api';
 import { formatAjvErrors } from '../config/configuration.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 
@@ -56,6 +56,7 @@ export class ContributionRegistry {
   private readonly points = new Map<string, PointInfo>();
   private readonly entries = new Map<string, StaticContribution[]>();
   private readonly implementations = new Map<string, RuntimeImplementation>();
+  private readonly kernelRoutes: RouteContribution[] = [];
   private readonly ajv = new Ajv2020({ allErrors: true, strict: false });
 
   constructor(@inject(ExtensionRegistry) private readonly registry: ExtensionRegistry) {}
@@ -138,7 +139,23 @@ export class ContributionRegistry {
     return p && { name: p.name, owner: p.owner, activationEventPrefix: p.activationEventPrefix, description: p.description };
   }
 
+  /** Every route served: the kernel's (extension id `kernel`), then those of extensions that were not skipped. */
+  private routes(): StaticContribution[] {
+    const kernel = this.kernelRoutes.map((route) => ({ extensionId: 'kernel', entry: { ...route } as Record<string, unknown> }));
+    const contributed = this.registry
+      .all()
+      .filter((r) => r.state !== 'skipped')
+      .flatMap((r) => (r.manifest.contributes?.routes ?? []).map((route) => ({ extensionId: r.id, entry: { ...route } as Record<string, unknown> })));
+    return [...kernel, ...contributed];
+  }
+
+  /** Routes the kernel itself serves (`/healthz`, `/v1/extensions`), listed with the contributed ones. */
+  addKernelRoutes(routes: RouteContribution[]): void {
+    this.kernelRoutes.push(...routes);
+  }
+
   list(point: string): StaticContribution[] {
+    if (point === 'routes') return this.routes();
     const listed = this.entries.get(point) ?? [];
     const runtimeOnly = [...this.implementations.entries()]
       .filter(([key]) => key.startsWith(`${point}/`))

@@ -25,6 +25,11 @@ export class EventBus {
     return emitter.event(listener);
   }
 
+  /** Whether any host or in-kernel listener would receive `event`: emitters skip building data nobody reads. */
+  hasListeners(event: string): boolean {
+    return (this.subscribers.get(event)?.size ?? 0) > 0 || (this.local.get(event)?.hasListeners ?? false);
+  }
+
   emit(event: string, data: unknown): void {
     this.local.get(event)?.fire(data);
     for (const host of this.subscribers.get(event) ?? []) {

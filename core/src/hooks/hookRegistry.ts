@@ -18,6 +18,7 @@ export const KERNEL_HOOKS: Array<{ name: string; kind: HookKind; tap: CallAccess
   // Privileged: a tap sees every credential and decides who is signed in.
   { name: 'http.authenticate', kind: 'bail', tap: 'privileged', description: 'Given { headers, method, path, ip }, returns { principal } or { error: { code, message } }; the first answer wins.' },
   { name: 'extension.activated', kind: 'series', tap: 'public', description: 'Called with { id, activationMs } after each activation.' },
+  { name: 'health.check', kind: 'waterfall', tap: 'public', description: 'Given { checks: [] }, appends { name, status: ok|degraded|failed|unavailable, detail, ms } for what the extension depends on (database, Redis, providers); bounded by each tap. Called for admins\' /healthz.' },
   { name: 'realtime.authorize', kind: 'bail', tap: 'privileged', description: 'Given { principal, room }, returns true or false for a socket.io client joining a room.' },
 ];
 

@@ -2,6 +2,8 @@ import { inject, injectable } from 'inversify';
 import { AionError, Emitter, ErrorCodes, type CancellationToken, type HostKind } from '@aion/extension-api';
 import { HostProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
 import type { RequestType } from 'vscode-jsonrpc';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, trace } from '@opentelemetry/api';
+import { currentCallContext } from '@aion/host-runtime';
 import type { AionConfig } from '../config/configuration.js';
 import type { ExtensionRecord } from '../registry/extensionRecord.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
@@ -11,6 +13,10 @@ import { TYPES } from '../tokens.js';
 import { ChildProcessTransport, InProcessTransport, type HostTransport, type StartedHost } from './hostTransports.js';
 
 export type HostState = 'running' | 'unresponsive' | 'exited';
+
+/** Kernel → host requests that run extension code, and so carry the call context. */
+const CARRIES_CONTEXT = new Set([HostProtocol.handleRoute, HostProtocol.invokeApi, HostProtocol.invokeContribution, HostProtocol.executeCommand, HostProtocol.callHookTap].map((t) => t.method));
+const tracer = () => trace.getTracer('aion.kernel');
 
 /** The kernel's side of one running extension host. */
 export class HostConnection {
@@ -25,9 +31,49 @@ export class HostConnection {
     return this.started.pid;
   }
 
+  /** Set by telemetry: called with each request's protocol method, duration and outcome. */
+  onRequestDone?: (method: string, ms: number, failed: boolean) => void;
+
+  /**
+   * A request to the host, carrying the active call context (request id, trace parent) for calls that
+   * run extension code; inside a recorded trace, the call is a span of its own.
+   */
   request<P, R>(type: RequestType<P, R, any>, params: P, token?: CancellationToken): Promise<R> {
     if (this.state === 'exited') return Promise.reject(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, `extension host ${this.key} is not running`));
-    return this.endpoint.sendRequest(type, params, token);
+    const observe = this.onRequestDone;
+    if (!CARRIES_CONTEXT.has(type.method)) return observe ? this.timed(type, params, token, observe) : this.endpoint.sendRequest(type, params, token);
+    const active = context.active();
+    if (active === ROOT_CONTEXT) return observe ? this.timed(type, params, token, observe) : this.endpoint.sendRequest(type, params, token);
+    // A sampled parent, local or carried back from a host, makes this call a span of the trace.
+    const parent = trace.getSpanContext(active);
+    if (!parent || (parent.traceFlags & TraceFlags.SAMPLED) === 0) {
+      const withContext = { ...params, context: currentCallContext(active) } as P;
+      return observe ? this.timed(type, withContext, token, observe) : this.endpoint.sendRequest(type, withContext, token);
+    }
+    const target = (params as { extensionId?: string; point?: string; id?: string; command?: string }) ?? {};
+    const name = `${type.method.slice(1)} ${target.extensionId ?? target.command ?? (target.point ? `${target.point}/${target.id}` : this.key)}`;
+    const span = tracer().startSpan(name, { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': type.method, 'aion.host': this.key } }, active);
+    const withContext = { ...params, context: currentCallContext(trace.setSpan(active, span)) } as P;
+    const sent = observe ? this.timed(type, withContext, token, observe) : this.endpoint.sendRequest(type, withContext, token);
+    sent.then(
+      () => span.end(),
+      (err) => {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
+        span.setAttribute('aion.error.code', (err as { code?: string })?.code ?? 'INTERNAL');
+        span.end();
+      },
+    );
+    return sent;
+  }
+
+  private timed<P, R>(type: RequestType<P, R, any>, params: P, token: CancellationToken | undefined, observe: (method: string, ms: number, failed: boolean) => void): Promise<R> {
+    const started = performance.now();
+    const sent = this.endpoint.sendRequest(type, params, token);
+    sent.then(
+      () => observe(type.method, performance.now() - started, false),
+      () => observe(type.method, performance.now() - started, true),
+    );
+    return sent;
   }
 
   startHeartbeat(intervalMs: number, unresponsiveAfterMs: number, onUnresponsive: () => void, onRecovered: () => void): void {

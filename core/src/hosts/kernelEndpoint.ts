@@ -1,6 +1,7 @@
 import { inject, injectable } from 'inversify';
 import { AionError, ErrorCodes, type CancellationToken, type HookKind, type Principal } from '@aion/extension-api';
 import { HostProtocol, KernelProtocol, type ActingFor } from '@aion/extension-api/protocol';
+import { runInCallContext } from '@aion/host-runtime';
 import { ActivationService } from '../activation/activationService.js';
 import { CommandRegistry } from '../commands/commandRegistry.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
@@ -136,9 +137,10 @@ export class KernelEndpoint {
       }
     });
     e.onNotification(KernelProtocol.unregisterCommand, ({ extensionId, command }) => owns(extensionId) && this.commands.unregister(command, extensionId));
-    e.onRequest(KernelProtocol.executeCommand, ({ command, args, callerId, actingFor }, token) => {
+    // Calls from a host run in the context they carry, so the kernel's next hop and log lines stay linked to the request.
+    e.onRequest(KernelProtocol.executeCommand, ({ command, args, callerId, actingFor, context }, token) => {
       this.assertOwns(host, callerId);
-      return this.executeCommand(command, args, token, callerId, actingFor);
+      return runInCallContext(context, () => this.executeCommand(command, args, token, callerId, actingFor));
     });
     e.onRequest(KernelProtocol.getApi, async ({ callerId, extensionId }) => {
       this.assertOwns(host, callerId);
@@ -146,11 +148,13 @@ export class KernelEndpoint {
       const record = await this.activation.activate(extensionId, 'getApi');
       return { apiMethods: record.apiMethods ?? [] };
     });
-    e.onRequest(KernelProtocol.invokeApi, async ({ extensionId, method, args, callerId }, token) => {
+    e.onRequest(KernelProtocol.invokeApi, async ({ extensionId, method, args, callerId, context }, token) => {
       this.assertOwns(host, callerId);
       this.permissions.assertMayCallApi(callerId, extensionId, method);
-      const target = await this.hostOf(extensionId, 'getApi');
-      return target.request(HostProtocol.invokeApi, { extensionId, method, args, callerId }, token);
+      return runInCallContext(context, async () => {
+        const target = await this.hostOf(extensionId, 'getApi');
+        return target.request(HostProtocol.invokeApi, { extensionId, method, args, callerId }, token);
+      });
     });
     e.onNotification(KernelProtocol.registerContribution, ({ extensionId, point, id, methods }) => {
       if (owns(extensionId) && !this.contributions.setImplementation(point, id, { extensionId, methods })) {
@@ -160,9 +164,9 @@ export class KernelEndpoint {
     e.onNotification(KernelProtocol.unregisterContribution, ({ extensionId, point, id }) => owns(extensionId) && this.contributions.removeImplementation(point, id, extensionId));
     e.onRequest(KernelProtocol.resolveContribution, async ({ point, id }) => ({ methods: (await this.resolveContribution(point, id)).methods }));
     e.onRequest(KernelProtocol.listContributions, ({ point }) => this.contributions.list(point));
-    e.onRequest(KernelProtocol.invokeContribution, ({ point, id, method, args, callerId }, token) => {
+    e.onRequest(KernelProtocol.invokeContribution, ({ point, id, method, args, callerId, context }, token) => {
       this.assertOwns(host, callerId);
-      return this.invokeContribution(point, id, method, args, token, callerId);
+      return runInCallContext(context, () => this.invokeContribution(point, id, method, args, token, callerId));
     });
     // Tap ids are the host's own; scoped by host here so one host can never name another's tap.
     const kernelTapId = (tapId: string) => `${host.key}|${tapId}`;
@@ -180,7 +184,7 @@ export class KernelEndpoint {
     });
     e.onNotification(KernelProtocol.untapHook, ({ tapId }) => this.hooks.untap(kernelTapId(tapId)));
     e.sendNotification(HostProtocol.idleHooks, { hooks: this.idleHooks() });
-    e.onRequest(KernelProtocol.callHook, ({ hook, payload }) => this.callHook(hook, payload));
+    e.onRequest(KernelProtocol.callHook, ({ hook, payload, context }) => runInCallContext(context, () => this.callHook(hook, payload)));
     e.onRequest(KernelProtocol.getSecret, ({ extensionId, name }) => {
       this.assertOwns(host, extensionId);
       return this.secrets.get(extensionId, name) ?? null;

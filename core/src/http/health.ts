@@ -33,12 +33,44 @@ export function healthReport(sources: ExtensionStatusSources, details: boolean):
   return report;
 }
 
+export interface HealthCheck {
+  name: string;
+  /** `unavailable`: not set up here (a provider without credentials), which is not a fault. */
+  status: 'ok' | 'degraded' | 'failed' | 'unavailable';
+  detail?: string;
+  ms?: number;
+}
+
+const CHECKS_TIMEOUT_MS = 5_000;
+
+/** What extensions report through `health.check` (database, Redis, providers), bounded as a whole. */
+export async function runHealthChecks(callHook: (hook: string, payload: unknown) => Promise<unknown>): Promise<HealthCheck[]> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const answer = (await Promise.race([callHook('health.check', { checks: [] }), new Promise((resolve) => (timer = setTimeout(() => resolve('timeout'), CHECKS_TIMEOUT_MS)))])) as { checks?: HealthCheck[] } | 'timeout';
+    if (answer === 'timeout') return [{ name: 'health.check', status: 'failed', detail: `the checks did not finish within ${CHECKS_TIMEOUT_MS} ms` }];
+    return Array.isArray(answer?.checks) ? answer.checks : [];
+  } catch (err) {
+    return [{ name: 'health.check', status: 'failed', detail: (err as Error).message }];
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** `/healthz` (liveness) and `/readyz` (start-up activations done, not draining). Neither takes a dispatch slot. */
-export function healthRoutes(router: Router, sources: HealthSources): void {
+export function healthRoutes(router: Router, sources: HealthSources & { callHook(hook: string, payload: unknown): Promise<unknown> }): void {
   router.get('/healthz', async (ctx) => {
     // Probes carry no credentials, so they never cost an authentication call.
     const principal = carriesCredentials(ctx.headers) ? (await sources.authentication.authenticate({ headers: ctx.headers, method: 'GET', path: ctx.path, ip: ctx.state.clientIp as string }))?.principal : undefined;
-    ctx.body = healthReport(sources, isAdmin(principal));
+    const admin = isAdmin(principal);
+    const report = healthReport(sources, admin);
+    // Dependencies are checked for admins only: an anonymous probe never costs a database round trip.
+    if (admin) {
+      const checks = await runHealthChecks(sources.callHook);
+      report.checks = checks;
+      if (checks.some((c) => c.status === 'failed' || c.status === 'degraded')) report.status = 'degraded';
+    }
+    ctx.body = report;
   });
   router.get('/readyz', (ctx) => {
     const { ready, draining } = sources.readiness();

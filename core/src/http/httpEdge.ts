@@ -4,7 +4,7 @@ import { inject, injectable } from 'inversify';
 import Koa from 'koa';
 import Router from '@koa/router';
 import { Server as SocketServer } from 'socket.io';
-import { AionError, ErrorCodes, isAionError } from '@aion/extension-api';
+import { AionError, ErrorCodes, isAionError, type RouteContribution } from '@aion/extension-api';
 import { ActivationService } from '../activation/activationService.js';
 import type { AionConfig } from '../config/configuration.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
@@ -19,12 +19,18 @@ import { EdgeAuthentication } from './authentication.js';
 import { TrustedProxies } from './clientAddress.js';
 import { RouteDispatcher } from './dispatch.js';
 import { errorBody, requestIdFrom } from './errorResponse.js';
-import { extensionsRoute } from './extensionsRoute.js';
+import { EXTENSIONS_WRITE_SCOPE, extensionsRoute } from './extensionsRoute.js';
+import { EXTENSIONS_READ_SCOPE } from './authentication.js';
 import { NetworkIsolation } from '../hosts/networkIsolation.js';
 import { healthRoutes } from './health.js';
 import { RealtimeService } from './realtimeService.js';
 import { createLimitedServer } from './serverLimits.js';
 import { WebSocketBridge } from './webSocketBridge.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import { REQUEST_ID_KEY } from '@aion/host-runtime';
+
+const tracer = () => trace.getTracer('aion.kernel');
 
 /** The request's path; a target koa cannot parse (`http://[::1`) is the client's error, not ours. */
 function pathOf(ctx: Koa.Context): string {
@@ -34,6 +40,15 @@ function pathOf(ctx: Koa.Context): string {
     throw new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path');
   }
 }
+
+/** What the kernel's own routes require, as an extension would declare them (they are listed in the API document). */
+const KERNEL_ROUTES: RouteContribution[] = [
+  { method: 'GET', path: '/healthz', auth: 'optional', description: 'Liveness: ok or degraded with counts; an admin also sees each host and what degrades the server.', responseSchema: { type: 'object', required: ['status'], properties: { status: { enum: ['ok', 'degraded'] }, counts: { type: 'object' } } } },
+  { method: 'GET', path: '/readyz', auth: 'none', description: 'Readiness: 200 once start-up activations are done and while not draining, 503 otherwise.', responseSchema: { type: 'object', required: ['status'], properties: { status: { enum: ['ready', 'degraded'] }, degraded: { type: 'integer' } } } },
+  { method: 'GET', path: '/v1/extensions', scopes: [EXTENSIONS_READ_SCOPE], description: 'Every extension with its state, host, placement, permissions, activation and contributions.', responseSchema: { type: 'object', required: ['extensions'], properties: { extensions: { type: 'array', items: { type: 'object' } } } } },
+  { method: 'POST', path: '/v1/extensions/:id/enable', scopes: [EXTENSIONS_WRITE_SCOPE], description: 'Enables an extension (and a host the crash policy disabled).' },
+  { method: 'POST', path: '/v1/extensions/:id/disable', scopes: [EXTENSIONS_WRITE_SCOPE], description: 'Disables an extension until it is enabled again.' },
+];
 
 /** One http.Server carrying koa (REST, SSE), WebSocket routes and socket.io; wires the edge's parts together. */
 @injectable()
@@ -59,6 +74,7 @@ export class HttpEdge {
     @inject(ActivationService) private readonly activation: ActivationService,
     @inject(NetworkIsolation) private readonly network: NetworkIsolation,
     @inject(RealtimeService) private readonly realtime: RealtimeService,
+    @inject(Telemetry) private readonly telemetry: Telemetry,
   ) {
     const server = config.server;
     this.admission = new Admission(server.maxInFlight);
@@ -86,16 +102,31 @@ export class HttpEdge {
       ctx.state.clientIp = this.proxies.clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for']);
       ctx.set('X-Request-Id', requestId);
       const started = performance.now();
+      // The request id and (when a tracer is installed) the request's span follow every call it makes.
+      const span = tracer().startSpan(`${ctx.method}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': ctx.method, 'aion.request_id': requestId } }, propagation.extract(ROOT_CONTEXT, ctx.headers));
+      const recording = span.isRecording();
+      let active = ROOT_CONTEXT.setValue(REQUEST_ID_KEY, requestId);
+      if (recording) active = trace.setSpan(active, span);
       let path = ctx.url;
+      let errorCode: string | undefined;
       try {
         path = pathOf(ctx);
-        await next();
+        await context.with(active, next);
       } catch (err) {
-        this.writeError(ctx, err);
+        errorCode = this.writeError(ctx, err);
       } finally {
-        const entry = { requestId, ip: ctx.state.clientIp, method: ctx.method, path, status: ctx.status, ms: Math.round(performance.now() - started) };
+        const ms = performance.now() - started;
+        const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
+        const entry = { requestId, ip: ctx.state.clientIp, method: ctx.method, path, route, status: ctx.status, ms: Math.round(ms) };
         if (ctx.status >= 500) this.logger.warn(entry, 'request failed');
         else this.logger.debug(entry, 'request');
+        this.telemetry.recordHttp(ctx.method, route ?? 'unmatched', ctx.status, ms, errorCode);
+        if (recording) {
+          if (route) span.updateName(`${ctx.method} ${route}`);
+          span.setAttributes({ 'http.route': route ?? 'unmatched', 'http.response.status_code': ctx.status, ...(errorCode ? { 'aion.error.code': errorCode } : {}) });
+          if (ctx.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: errorCode });
+        }
+        span.end();
       }
     });
     app.use((_ctx, next) => {
@@ -104,7 +135,8 @@ export class HttpEdge {
     });
     const router = new Router();
     const status = { config: this.config, registry: this.registry, contributions: this.contributions, hosts: this.hosts, network: this.network };
-    healthRoutes(router, { ...status, authentication: this.authentication, readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }) });
+    this.contributions.addKernelRoutes(KERNEL_ROUTES);
+    healthRoutes(router, { ...status, authentication: this.authentication, readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }), callHook: (hook, payload) => this.kernel.callHook(hook, payload) });
     extensionsRoute(router, { ...status, authentication: this.authentication, activation: this.activation });
     for (const record of this.registry.all()) {
       if (record.state === 'skipped') continue;
@@ -126,7 +158,8 @@ export class HttpEdge {
     });
   }
 
-  private writeError(ctx: Koa.Context, err: unknown): void {
+  /** Answers with the error's status and JSON shape; returns its stable code. */
+  private writeError(ctx: Koa.Context, err: unknown): string {
     const requestId = ctx.state.requestId as string;
     let error: AionError;
     if (isAionError(err)) error = err;
@@ -134,12 +167,13 @@ export class HttpEdge {
       this.logger.error({ requestId, err }, 'unexpected error');
       error = new AionError(ErrorCodes.INTERNAL, `internal error (request ${requestId})`);
     }
-    if (ctx.headerSent || !ctx.writable) return;
+    if (ctx.headerSent || !ctx.writable) return error.code;
     ctx.status = error.httpStatus;
     for (const [k, v] of Object.entries(error.headers ?? {})) ctx.set(k, v);
     // A body left unread would keep the connection busy after the answer: close it instead.
     if (!ctx.req.complete) ctx.set('Connection', 'close');
     ctx.body = errorBody(error);
+    return error.code;
   }
 
   async listen(): Promise<{ url: string; port: number }> {

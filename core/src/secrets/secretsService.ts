@@ -6,6 +6,12 @@ import type { AionConfig } from '../config/configuration.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import type { ExtensionRecord } from '../registry/extensionRecord.js';
 import { TYPES } from '../tokens.js';
+import { logRedactor } from '../logging.js';
+
+function redacted(value: string | undefined): string | undefined {
+  logRedactor.addSecret(value);
+  return value;
+}
 
 const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The kernel's own secrets (signing key, database and Redis URLs): only built-in owners ever read these. */
@@ -40,6 +46,7 @@ export class SecretsService {
         throw new AionError(ErrorCodes.CONFIG_INVALID, `secrets file ${path} is not valid JSON: ${(err as Error).message}`);
       }
     }
+    for (const value of this.knownValues()) logRedactor.addSecret(value);
   }
 
   /** Who owns each declared name; a later claim on an owned name is reported on the claimant and ignored. */
@@ -87,10 +94,11 @@ export class SecretsService {
     }
     const fromSection = (id: string) => this.file[id]?.[name] ?? env[`AION_SECRET_${envIdOf(id)}__${name}`];
     const value = fromSection(extensionId) ?? (owner && owner.id !== extensionId ? fromSection(owner.id) : undefined);
-    if (value !== undefined) return value;
+    // A value handed out may be logged by mistake: every logger in this process scrubs it from then on.
+    if (value !== undefined) return redacted(value);
     // The bare name only for the owner (or a grantee) and only where the operator allows it.
     const fromEnvironment = isKernelSecret || this.config.permissions.environmentSecrets.includes(name);
-    return fromEnvironment && (owner || granted.some((g) => matches(g, name))) ? env[name] : undefined;
+    return fromEnvironment && (owner || granted.some((g) => matches(g, name))) ? redacted(env[name]) : undefined;
   }
 
   /** Every secret value currently known, so logs can be scrubbed of them. */

@@ -26,15 +26,22 @@ export interface ActivateResult {
   activationMs: number;
 }
 
+/**
+ * What ties a call to the HTTP request it serves: W3C trace context (`traceparent`, `tracestate`) and the
+ * edge's request id. Optional on every message that carries a call; absent when nothing is being traced
+ * or served, so a host that ignores it loses nothing but the link.
+ */
+export interface CallContext { traceparent?: string; tracestate?: string; requestId?: string }
+
 /** `callerId` is the calling extension, verified by the kernel; absent for calls from the kernel itself. */
-export interface InvokeApiParams { extensionId: string; method: string; args: unknown[]; callerId?: string }
+export interface InvokeApiParams { extensionId: string; method: string; args: unknown[]; callerId?: string; context?: CallContext }
 /** `extensionId` (kernel to host): whose implementation runs, as the kernel resolved it. */
-export interface InvokeContributionParams { point: string; id: string; method: string; args: unknown[]; callerId?: string; extensionId?: string }
+export interface InvokeContributionParams { point: string; id: string; method: string; args: unknown[]; callerId?: string; extensionId?: string; context?: CallContext }
 /** Credentials of a signed-in user a caller acts for, as it received them (`commands.executeFor`). */
 export interface ActingFor { authorization?: string; apiKey?: string }
 /** `callerId`: the extension asking (verified by the kernel); `principal`: the user it acts for, verified by the kernel. */
-export interface ExecuteCommandParams { command: string; args: unknown[]; callerId?: string; actingFor?: ActingFor; principal?: Principal }
-export interface HandleRouteParams { extensionId: string; route: string; request: HttpRequestData }
+export interface ExecuteCommandParams { command: string; args: unknown[]; callerId?: string; actingFor?: ActingFor; principal?: Principal; context?: CallContext }
+export interface HandleRouteParams { extensionId: string; route: string; request: HttpRequestData; context?: CallContext }
 
 /** Requests and notifications a host sends; the kernel implements them. */
 export const KernelProtocol = {
@@ -42,7 +49,7 @@ export const KernelProtocol = {
   registerCommand: new NotificationType<{ extensionId: string; command: string }>('$registerCommand'),
   unregisterCommand: new NotificationType<{ extensionId: string; command: string }>('$unregisterCommand'),
   executeCommand: new RequestType<ExecuteCommandParams, unknown, void>('$executeCommand'),
-  getApi: new RequestType<{ callerId: string; extensionId: string }, { apiMethods: string[] }, void>('$getApi'),
+  getApi: new RequestType<{ callerId: string; extensionId: string; context?: CallContext }, { apiMethods: string[] }, void>('$getApi'),
   invokeApi: new RequestType<InvokeApiParams, unknown, void>('$invokeApi'),
   registerContribution: new NotificationType<{ extensionId: string; point: string; id: string; methods: string[] }>('$registerContribution'),
   unregisterContribution: new NotificationType<{ extensionId: string; point: string; id: string }>('$unregisterContribution'),
@@ -51,7 +58,7 @@ export const KernelProtocol = {
   invokeContribution: new RequestType<InvokeContributionParams, unknown, void>('$invokeContribution'),
   tapHook: new NotificationType<{ extensionId: string; hook: string; tapId: string }>('$tapHook'),
   untapHook: new NotificationType<{ tapId: string }>('$untapHook'),
-  callHook: new RequestType<{ hook: string; payload: unknown }, unknown, void>('$callHook'),
+  callHook: new RequestType<{ hook: string; payload: unknown; context?: CallContext }, unknown, void>('$callHook'),
   getSecret: new RequestType<{ extensionId: string; name: string }, string | null, void>('$getSecret'),
   subscribeEvent: new NotificationType<{ event: string }>('$subscribeEvent'),
   emitEvent: new NotificationType<{ extensionId: string; event: string; data: unknown }>('$emitEvent'),
@@ -67,7 +74,7 @@ export const HostProtocol = {
   executeCommand: new RequestType<ExecuteCommandParams, unknown, void>('$executeCommand'),
   invokeApi: new RequestType<InvokeApiParams, unknown, void>('$invokeApi'),
   invokeContribution: new RequestType<InvokeContributionParams, unknown, void>('$invokeContribution'),
-  callHookTap: new RequestType<{ tapId: string; payload: unknown }, unknown, void>('$callHookTap'),
+  callHookTap: new RequestType<{ tapId: string; payload: unknown; context?: CallContext }, unknown, void>('$callHookTap'),
   event: new NotificationType<{ event: string; data: unknown }>('$event'),
   /**
    * Declared hooks that nobody taps and nothing activates on, with their kind: a host answers calls

@@ -88,6 +88,7 @@ export async function activate(ctx: aion.ExtensionContext) {
   purgeTimer.unref();
 
   const handle = aion.http.handle;
+  if (redis) ctx.subscriptions.push(aion.hooks.tap('health.check', (payload: HealthPayload) => checkRedis(payload, redis)));
   ctx.subscriptions.push(
     aion.hooks.tap('http.authenticate', (payload) => service.authenticate(payload)),
     handle('POST /v1/auth/login', async (req) => ({ body: await service.login(req.body, req.ip) })),
@@ -135,3 +136,20 @@ export async function activate(ctx: aion.ExtensionContext) {
 }
 
 export function deactivate() {}
+
+type HealthPayload = { checks: Array<Record<string, unknown>> };
+
+/** `health.check`: Redis (rate limits, revocations) answers PING within 2 s. */
+async function checkRedis(payload: HealthPayload, redis: Redis): Promise<HealthPayload> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([redis.ping(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 2000 ms')), 2_000)))]);
+    payload.checks.push({ name: 'redis', status: 'ok', detail: 'rate limits and revocations', ms: Math.round(performance.now() - started) });
+  } catch (err) {
+    payload.checks.push({ name: 'redis', status: 'failed', detail: (err as Error).message, ms: Math.round(performance.now() - started) });
+  } finally {
+    clearTimeout(timer);
+  }
+  return payload;
+}

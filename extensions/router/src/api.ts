@@ -33,3 +33,4 @@ export interface RouterApi {
   /** Reloads the policy file; rejects with POLICY_INVALID (the previous policies stay) when it is bad. */
   reloadPolicies(): Promise<{ source: string; loaded_at: string }>;
 }
+export type { RouterTelemetryBatch, ProviderCallSamples } from './telemetry.js';

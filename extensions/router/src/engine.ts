@@ -1,3 +1,4 @@
+import type { RouterTelemetry } from './telemetry.js';
 import * as aion from '@aion/extension-api';
 import { AionError, isAionError, type CancellationToken } from '@aion/extension-api';
 import type { ProviderCatalog } from './catalog.js';
@@ -67,6 +68,8 @@ export interface EngineOptions {
   weights: () => ScoringWeights;
   outputTokens: () => number;
   retryAfterSeconds: () => number;
+  /** Decisions, provider calls, tokens and cost, for `router.telemetry`. */
+  telemetry?: RouterTelemetry;
 }
 
 interface HookCandidate {
@@ -94,6 +97,8 @@ export class RouterEngine {
       knownIntents: this.o.catalog.knownIntents,
     });
     decision = await this.applyHook(request, decision, who);
+    const reason = decision.deny ? 'denied' : decision.candidates.length === 0 ? 'no-route' : decision.chosenBy;
+    this.o.telemetry?.decision(decision.candidates[0]?.route ?? 'none', reason);
     if (decision.deny) throw new AionError(decision.deny.code ?? 'ROUTE_DENIED', decision.deny.message, { status: 403 });
     if (decision.candidates.length === 0) throw noRouteError(decision, providers);
     return decision;
@@ -217,18 +222,21 @@ export class RouterEngine {
         health.latency.add(latency);
         if (result.firstTokenMs !== undefined) health.firstToken.add(result.firstTokenMs);
         result.attempts.push({ engine: c.engine, outcome: 'ok', latency_ms: latency });
+        this.o.telemetry?.call(c.engine, 'ok', latency);
         result.status = 'OK';
         break;
       }
       if (outcome.code === 'CANCELLED' && abort.token.isCancellationRequested) {
         health.breaker.release();
         result.attempts.push({ engine: c.engine, outcome: 'failed', code: 'CANCELLED', latency_ms: latency });
+        this.o.telemetry?.call(c.engine, 'cancelled', latency, 'CANCELLED');
         break;
       }
       if (NOT_UPSTREAM_FAULTS.has(outcome.code ?? '')) health.breaker.release();
       else health.breaker.failure(outcome.retryAfterMs);
       previous = { engine: c.engine, outcome: 'failed', code: outcome.code, message: outcome.message, latency_ms: latency };
       result.attempts.push(previous);
+      this.o.telemetry?.call(c.engine, 'error', latency, outcome.code ?? 'PROVIDER_UNAVAILABLE');
       failures.push(outcome);
       if (!outcome.fallback || outcome.afterFirstToken) break;
     }
@@ -238,6 +246,7 @@ export class RouterEngine {
       if (result.inputTokens === 0) result.inputTokens = estimateInputTokens(request.messages, request.tools);
       if (result.outputTokens === 0) result.outputTokens = Math.ceil((result.text.length + result.toolCalls.reduce((n, t) => n + t.arguments.length, 0)) / 4);
       result.costUsd = Math.round(((result.inputTokens / 1000) * c.costPer1kInput + (result.outputTokens / 1000) * c.costPer1kOutput) * 1e8) / 1e8;
+      this.o.telemetry?.usage(c.engine, result.inputTokens, result.outputTokens, result.costUsd);
       return result;
     }
     if (abort.token.isCancellationRequested) {

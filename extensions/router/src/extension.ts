@@ -18,6 +18,7 @@ import { openTaskStore } from './storage.js';
 import { TaskService, type TaskSettings } from './tasks.js';
 import { FINAL_STATUSES, type TaskResult, type TaskStore } from './taskStore.js';
 import type { LoopResult } from './toolLoop.js';
+import { RouterTelemetry } from './telemetry.js';
 
 export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
   const config = readConfiguration(ctx.configuration.get<Record<string, unknown>>());
@@ -34,7 +35,10 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
   void catalog.load().catch((err) => log('error', `listing providers failed: ${(err as Error).message}`));
 
   const limiter = new ConcurrencyLimiter();
+  const telemetry = new RouterTelemetry(health);
+  ctx.subscriptions.push(telemetry);
   const engine = new RouterEngine({
+    telemetry,
     catalog,
     policies,
     health,
@@ -71,6 +75,22 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     defaults: () => config.defaults,
     onFinished: (s, caller) => afterTask(frontDoorTask(s, engine), caller, s.result.candidate?.engine),
   });
+
+  // Each provider the router knows: reachable (configured or detected), or why not; disabled ones are intended.
+  ctx.subscriptions.push(
+    aion.hooks.tap('health.check', (payload: { checks: Array<Record<string, unknown>> }) => {
+      const circuits = health.snapshot();
+      for (const p of catalog.providers) {
+        if (p.availability === 'disabled') continue;
+        const open = Object.entries(circuits).filter(([engine, h]) => engine.startsWith(`${p.id}/`) && h.circuit === 'open').map(([engine]) => engine);
+        const reachable = p.availability === 'configured' || p.availability === 'detected';
+        // A provider nobody set up is not a fault; one that stopped answering is.
+        const status = open.length > 0 ? 'degraded' : reachable || p.availability === 'probing' ? 'ok' : 'unavailable';
+        payload.checks.push({ name: `provider:${p.id}`, status, detail: `${p.availability}${p.detail ? ` (${p.detail})` : ''}${open.length ? `; circuit open: ${open.join(', ')}` : ''}` });
+      }
+      return payload;
+    }),
+  );
 
   const reload = async () => {
     await policies.reload();

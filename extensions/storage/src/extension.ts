@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import type * as aion from '@aion/extension-api';
+import * as aion from '@aion/extension-api';
 import type { Confinement, StorageApi } from './api.js';
 import { Database } from './database/database.js';
 import { FileSystemObjectStore } from './objects/objectStore.js';
@@ -40,8 +40,26 @@ export async function activate(ctx: aion.ExtensionContext): Promise<StorageApi> 
   const applied = await db.migrateOwnTables();
   const objects = new FileSystemObjectStore(config.objects.root ? resolve(config.objects.root) : join(dataDir, 'objects'));
   const service = new StorageService(db, objects, { objectMaxBytes: config.objects.maxBytes, stateMaxBytes: config.stateMaxBytes });
+  ctx.subscriptions.push(aion.hooks.tap('health.check', (payload: HealthPayload) => check(payload, 'database', `${db.dialect} (${db.description})`, () => db.ping())));
   ctx.logger.info(`storage is ready on ${db.dialect} (${db.description}), namespaces confined by ${db.confinement === 'role' ? 'a database role each' : 'the SQL guard'}`, { migrationsApplied: applied });
   return service.api();
 }
 
 export function deactivate() {}
+
+type HealthPayload = { checks: Array<Record<string, unknown>> };
+
+/** Adds one bounded check to the `health.check` answer. */
+async function check(payload: HealthPayload, name: string, detail: string, probe: () => Promise<void>): Promise<HealthPayload> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 2000 ms')), 2_000)))]);
+    payload.checks.push({ name, status: 'ok', detail, ms: Math.round(performance.now() - started) });
+  } catch (err) {
+    payload.checks.push({ name, status: 'failed', detail: `${detail}: ${(err as Error).message}`, ms: Math.round(performance.now() - started) });
+  } finally {
+    clearTimeout(timer);
+  }
+  return payload;
+}

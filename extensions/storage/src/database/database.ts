@@ -316,6 +316,11 @@ export class Database {
     if (this.dialect === 'sqlite' && !this.gate) this.sqlite.pragma('optimize');
   }
 
+  /** Round-trips `SELECT 1`; for health checks. */
+  async ping(): Promise<void> {
+    await this.dataSource.query('SELECT 1');
+  }
+
   async close(): Promise<void> {
     const namespaces = [...this.namespaces.values()];
     this.namespaces.clear();
