@@ -51,7 +51,8 @@ export class HostConnection {
       return observe ? this.timed(type, withContext, token, observe) : this.endpoint.sendRequest(type, withContext, token);
     }
     const target = (params as { extensionId?: string; point?: string; id?: string; command?: string }) ?? {};
-    const name = `${type.method.slice(1)} ${target.extensionId ?? target.command ?? (target.point ? `${target.point}/${target.id}` : this.key)}`;
+    // A contribution is named by its point and id (its extension rides along in the params too).
+    const name = `${type.method.slice(1)} ${target.point ? `${target.point}/${target.id}` : (target.extensionId ?? target.command ?? this.key)}`;
     const span = tracer().startSpan(name, { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': type.method, 'aion.host': this.key } }, active);
     const withContext = { ...params, context: currentCallContext(trace.setSpan(active, span)) } as P;
     const sent = observe ? this.timed(type, withContext, token, observe) : this.endpoint.sendRequest(type, withContext, token);

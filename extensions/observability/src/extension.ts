@@ -2,7 +2,7 @@ import * as aion from '@aion/extension-api';
 import { AionError, ErrorCodes, TELEMETRY_EVENT, type RouteContribution, type TelemetryBatch } from '@aion/extension-api';
 import type { RouterTelemetryBatch } from '@aion/ext-router';
 import { DocsSite } from './docs.js';
-import { AionMetrics } from './metrics.js';
+import { AionMetrics, type GaugeFamily } from './metrics.js';
 import { startMetricsListener } from './metricsListener.js';
 import { buildOpenApi } from './openapi.js';
 import { startTracing, tracingSettings, type TracingSettings } from './tracing.js';
@@ -26,6 +26,12 @@ export async function activate(ctx: aion.ExtensionContext) {
 
   if (config.metrics.enabled) {
     const metrics = new AionMetrics({ defaultMetrics: config.metrics.defaultMetrics });
+    // GPU gauges when aion.accelerators is installed; a server without it just has none.
+    let accelerators: Promise<{ readings(): Promise<GaugeFamily[]> } | undefined> | undefined;
+    metrics.addSource(async () => {
+      accelerators ??= aion.extensions.getApi<{ readings(): Promise<GaugeFamily[]> }>('aion.accelerators').catch(() => undefined);
+      return (await (await accelerators)?.readings()) ?? [];
+    });
     ctx.subscriptions.push(aion.events.on(TELEMETRY_EVENT, (batch: TelemetryBatch) => metrics.applyKernel(batch)));
     ctx.subscriptions.push(aion.events.on('router.telemetry', (batch: RouterTelemetryBatch) => metrics.applyRouter(batch)));
     ctx.subscriptions.push(

@@ -92,7 +92,40 @@ export class AionMetrics {
     return this.registry.contentType;
   }
 
-  metrics(): Promise<string> {
-    return this.registry.metrics();
+  /** Gauges other extensions read at scrape time (GPU readings from aion.accelerators), in prom-client's JSON shape. */
+  private readonly sources: Array<() => Promise<GaugeFamily[]>> = [];
+
+  addSource(source: () => Promise<GaugeFamily[]>): void {
+    this.sources.push(source);
   }
+
+  async metrics(): Promise<string> {
+    const own = await this.registry.metrics();
+    const extra = (await Promise.all(this.sources.map((s) => s().catch(() => [] as GaugeFamily[])))).flat();
+    return extra.length === 0 ? own : `${own}${extra.map(renderGauge).join('')}`;
+  }
+}
+
+/** One gauge family as another extension reports it (the shape of prom-client's `getMetricsAsJSON()`). */
+export interface GaugeFamily {
+  name: string;
+  help: string;
+  type: 'gauge';
+  values: Array<{ labels: Record<string, string>; value: number }>;
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+/** Prometheus text exposition of a family; names that are not valid metric or label names are dropped, not passed on. */
+function renderGauge(family: GaugeFamily): string {
+  if (!METRIC_NAME.test(family.name)) return '';
+  const lines = [`# HELP ${family.name} ${family.help.replace(/\n/g, ' ')}`, `# TYPE ${family.name} gauge`];
+  for (const { labels, value } of family.values) {
+    if (typeof value !== 'number') continue;
+    const pairs = Object.entries(labels).filter(([k]) => LABEL_NAME.test(k)).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`);
+    lines.push(`${family.name}${pairs.length ? `{${pairs.join(',')}}` : ''} ${value}`);
+  }
+  return lines.join('\n') + '\n';
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { startTestKernel, type TestKernel } from '@aion/core';
 import { startFakeOpenAI, type FakeOpenAI } from '@aion/ext-provider-openai/testing';
+import { FakeTools } from '@aion/ext-accelerators/testing';
 import { OBSERVABILITY_EXTENSION_DIR, sample } from '../src/testing.js';
 import { bearer, chat, OPENAI_DIR, PROBE_FIXTURE, ROUTER_DIR, TEST_AUTH, TOKENS, until } from './helpers.js';
 
@@ -158,3 +159,34 @@ describe('aion.observability configuration', function () {
     }
   });
 });
+
+describe('aion.observability GPU gauges', function () {
+  this.timeout(60_000);
+
+  it('exports aion.accelerators readings by device, and none where it is not installed', async () => {
+    const tools = new FakeTools();
+    // nvidia-smi as an H200 answers (the detector's own fixtures hold the real capture).
+    tools.write('nvidia-smi', 'case "$*" in *--query-gpu*) echo "0, NVIDIA H200, GPU-01060625-fc54-8566-0829-91dbf3a104a7, 143771, 2048, 141723, 37, 35, 580.159.04, 9.0";; *--version*) echo "CUDA Version        : 13.0";; esac');
+    const saved = process.env.PATH;
+    process.env.PATH = `${tools.dir}:${saved}`;
+    let kernel: TestKernel | undefined;
+    try {
+      kernel = await startTestKernel({ extensions: [OBSERVABILITY_EXTENSION_DIR, TEST_AUTH], builtins: ['aion.accelerators', 'aion.accelerator-nvidia'], config: { extensions: { 'routertest.test-auth': { tokens: TOKENS } } } });
+      const text = await (await kernel.request('/metrics', { headers: bearer('scraper') })).text();
+      assert.match(text, /# TYPE aion_gpu_utilization_ratio gauge/);
+      assert.match(text, /aion_gpu_utilization_ratio\{[^}]*GPU-01060625[^}]*\} 0\.37/);
+      assert.match(text, /aion_gpu_memory_used_bytes\{[^}]*\} 2147483648/);
+    } finally {
+      process.env.PATH = saved;
+      await kernel?.stop();
+    }
+    const without = await startTestKernel({ extensions: [OBSERVABILITY_EXTENSION_DIR, TEST_AUTH], config: { extensions: { 'routertest.test-auth': { tokens: TOKENS } } } });
+    try {
+      const text = await (await without.request('/metrics', { headers: bearer('scraper') })).text();
+      assert.doesNotMatch(text, /aion_gpu_/);
+    } finally {
+      await without.stop();
+    }
+  });
+});
+
