@@ -55,6 +55,8 @@ export class LocalModelService {
   private llama?: Promise<Llama>;
   private readonly slots = new Map<string, Slot>();
   private disposed = false;
+  /** llama.cpp reports why a load failed only in its log. */
+  private lastNativeError?: string;
 
   constructor(private readonly config: ResolvedConfiguration, private readonly log: (level: 'info' | 'warn', message: string) => void = () => {}) {
     for (const spec of config.models) {
@@ -70,7 +72,7 @@ export class LocalModelService {
 
   /** Models whose files are present and readable GGUF; rejects with the first problem when none is. */
   async listModels(): Promise<ModelInfo[]> {
-    this.assertEnabled();
+    if (!this.config.enabled) throw disabled().toAionError();
     const found: ModelInfo[] = [];
     let firstProblem: ProviderFailure | undefined;
     for (const slot of this.slots.values()) {
@@ -157,10 +159,11 @@ export class LocalModelService {
       const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(loaded.model.tokenizer).length;
       const room = loaded.contextSize - promptTokens;
       if (room <= 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', `the prompt is ${promptTokens} tokens; the local model ${slot.spec.id} has a context of ${loaded.contextSize} (contextSize): shorten the conversation`, { status: 400 });
-      if (request.maxTokens !== undefined && promptTokens + request.maxTokens > loaded.contextSize) {
-        throw new ProviderFailure('PROVIDER_BAD_REQUEST', `the prompt (${promptTokens} tokens) plus max_tokens ${request.maxTokens} exceeds the context of ${loaded.contextSize} tokens of the local model ${slot.spec.id}: ask for at most ${room}`, { status: 400 });
+      const asked = request.maxTokens === undefined ? undefined : Math.min(request.maxTokens, this.config.maxTokens);
+      if (asked !== undefined && promptTokens + asked > loaded.contextSize) {
+        throw new ProviderFailure('PROVIDER_BAD_REQUEST', `the prompt (${promptTokens} tokens) plus max_tokens ${asked} exceeds the context of ${loaded.contextSize} tokens of the local model ${slot.spec.id}: ask for at most ${room}`, { status: 400 });
       }
-      const maxTokens = Math.min(request.maxTokens ?? this.config.maxTokens, this.config.maxTokens, room);
+      const maxTokens = Math.min(asked ?? this.config.maxTokens, room);
       let outputTokens = 0;
       armWatchdog();
       generation = chat
@@ -212,7 +215,9 @@ export class LocalModelService {
       progressLogs: false,
       logLevel: LlamaLogLevel.error,
       logger: (level, message) => {
-        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) this.log('warn', `llama.cpp: ${message.trim()}`);
+        if (level !== LlamaLogLevel.error && level !== LlamaLogLevel.fatal) return;
+        this.lastNativeError = message.trim();
+        this.log('warn', `llama.cpp: ${this.lastNativeError}`);
       },
       ...(this.config.threads > 0 ? { maxThreads: this.config.threads } : {}),
     });
@@ -244,10 +249,15 @@ export class LocalModelService {
     const gpuLayers = llama.gpu === false ? 0 : spec.gpuLayers;
     if (llama.gpu === false && spec.gpuLayers !== 'auto' && spec.gpuLayers !== 0) this.log('warn', `local model ${spec.id}: gpuLayers ${spec.gpuLayers} asked, but llama.cpp found no usable GPU (gpu: ${this.config.gpu}); running on the CPU`);
     let model: LlamaModel;
+    this.lastNativeError = undefined;
     try {
       model = await llama.loadModel({ modelPath: spec.path, gpuLayers });
     } catch (err) {
-      throw new ProviderFailure('LOCAL_MODEL_INVALID', `llama.cpp could not load ${spec.path} (${spec.id}): ${(err as Error).message}`, { status: 503 });
+      // The native log lines are delivered on a later turn of the event loop.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const nativeError = this.lastNativeError as string | undefined;
+      const reason = nativeError?.includes('error loading model') ? nativeError : (err as Error).message;
+      throw new ProviderFailure('LOCAL_MODEL_INVALID', `llama.cpp could not load ${spec.path} (${spec.id}): ${reason}`, { status: 503 });
     }
     const contextSize = Math.min(spec.contextSize, model.trainContextSize);
     const parallel = this.config.parallel;
@@ -263,7 +273,7 @@ export class LocalModelService {
   }
 
   private assertEnabled(): void {
-    if (!this.config.enabled) throw new ProviderFailure('PROVIDER_UNAVAILABLE', 'the local model is off: set LOCAL_AI_ENABLED=true (or extensions["aion.provider-llamacpp"].enabled) and LOCAL_AI_MODEL_PATH');
+    if (!this.config.enabled) throw disabled();
   }
 
   async dispose(): Promise<void> {
@@ -295,6 +305,8 @@ async function inspectFile(path: string, id: string): Promise<{ sizeBytes: numbe
     throw new ProviderFailure('LOCAL_MODEL_INVALID', `${path} (${id}) is not a GGUF model file llama.cpp can read: ${(err as Error).message}`, { status: 503 });
   }
 }
+
+const disabled = () => new ProviderFailure('PROVIDER_UNAVAILABLE', 'the local model is off: set LOCAL_AI_ENABLED=true (or extensions["aion.provider-llamacpp"].enabled) and LOCAL_AI_MODEL_PATH');
 
 function asFailure(err: unknown, spec: LocalModelSpec): ProviderFailure {
   return err instanceof ProviderFailure ? err : new ProviderFailure('LOCAL_MODEL_INVALID', `the local model ${spec.id} failed to load: ${(err as Error).message}`, { status: 503 });
