@@ -206,21 +206,13 @@ export class LocalModelService {
     }
   }
 
-  private async runtime(): Promise<Llama> {
-    this.llama ??= getLlama({
-      gpu: this.config.gpu === 'cpu' ? false : this.config.gpu,
-      // Nothing is built or downloaded at run time: only the prebuilt binaries installed with the package.
-      build: 'never',
-      skipDownload: true,
-      progressLogs: false,
-      logLevel: LlamaLogLevel.error,
-      logger: (level, message) => {
-        if (level !== LlamaLogLevel.error && level !== LlamaLogLevel.fatal) return;
-        this.lastNativeError = message.trim();
-        this.log('warn', `llama.cpp: ${this.lastNativeError}`);
-      },
-      ...(this.config.threads > 0 ? { maxThreads: this.config.threads } : {}),
-    });
+  private readonly onNativeError = (message: string) => {
+    this.lastNativeError = message;
+    this.log('warn', `llama.cpp: ${message}`);
+  };
+
+  private runtime(): Promise<Llama> {
+    this.llama ??= sharedRuntime(this.config, this.onNativeError);
     return this.llama;
   }
 
@@ -278,13 +270,44 @@ export class LocalModelService {
 
   async dispose(): Promise<void> {
     this.disposed = true;
+    nativeErrorListeners.delete(this.onNativeError);
     for (const slot of this.slots.values()) {
       const loaded = slot.loaded ?? (await slot.loading?.catch(() => undefined));
       loaded?.pool.rejectAll(new ProviderFailure('PROVIDER_UNAVAILABLE', 'the provider is shutting down', { retryable: true }));
       await loaded?.model.dispose();
     }
-    await (await this.llama?.catch(() => undefined))?.dispose();
   }
+}
+
+const runtimes = new Map<string, Promise<Llama>>();
+const nativeErrorListeners = new Set<(message: string) => void>();
+
+/**
+ * One llama.cpp runtime per process and backend setting, shared by every service: the native backend
+ * is process-wide, and disposing one runtime while another loads models has hung llama.cpp.
+ */
+function sharedRuntime(config: ResolvedConfiguration, onNativeError: (message: string) => void): Promise<Llama> {
+  nativeErrorListeners.add(onNativeError);
+  const key = JSON.stringify([config.gpu, config.threads]);
+  let runtime = runtimes.get(key);
+  if (!runtime) {
+    runtime = getLlama({
+      gpu: config.gpu === 'cpu' ? false : config.gpu,
+      // Nothing is built or downloaded at run time: only the prebuilt binaries installed with the package.
+      build: 'never',
+      skipDownload: true,
+      progressLogs: false,
+      logLevel: LlamaLogLevel.error,
+      logger: (level, message) => {
+        if (level !== LlamaLogLevel.error && level !== LlamaLogLevel.fatal) return;
+        for (const listener of nativeErrorListeners) listener(message.trim());
+      },
+      ...(config.threads > 0 ? { maxThreads: config.threads } : {}),
+    });
+    runtimes.set(key, runtime);
+    runtime.catch(() => runtimes.delete(key));
+  }
+  return runtime;
 }
 
 /** Size, quantization and architecture from the file's GGUF header; the typed failure when it is missing or not GGUF. */

@@ -104,9 +104,9 @@ describe('provider-llamacpp: a real GGUF model through node-llama-cpp', function
   it('queues concurrent chats per model and refuses past maxQueued', async () => {
     const local = service({ parallel: 1, maxQueued: 1 });
     await collect(local.chat(hello({ maxTokens: 1 })));
-    const first = collect(local.chat(hello({ maxTokens: 40 })));
-    const second = collect(local.chat(hello({ maxTokens: 40 })));
-    await sleep(20);
+    const first = collect(local.chat(hello({ maxTokens: 400 })));
+    const second = collect(local.chat(hello({ maxTokens: 400 })));
+    await sleep(5);
     const [busy] = await local.status();
     assert.equal(busy!.running, 1);
     assert.equal(busy!.queued, 1);
