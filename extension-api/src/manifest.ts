@@ -109,6 +109,8 @@ export interface ExtensionPermissions {
   secrets?: string[];
   /** Child processes escape Node's permission model, so one not built in gets this only by an operator grant. */
   childProcess?: boolean;
+  /** Native addons (`.node` files) run outside Node's permission model, so one not built in gets this only by an operator grant. */
+  addons?: boolean;
 }
 
 export interface ExtensionResources {
@@ -299,6 +301,7 @@ export const manifestSchema = {
             filesystem: { enum: ['none', 'read', 'write', 'all'] },
             secrets: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*\\*?$' } },
             childProcess: { type: 'boolean' },
+            addons: { type: 'boolean' },
           },
           additionalProperties: false,
         },

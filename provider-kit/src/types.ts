@@ -139,6 +139,10 @@ export type ProviderErrorCode =
   | 'PROVIDER_BAD_REQUEST'
   /** No connection could be made (refused, unknown host, network down). */
   | 'PROVIDER_UNREACHABLE'
+  /** A local model's file does not exist or cannot be read. */
+  | 'LOCAL_MODEL_NOT_FOUND'
+  /** A local model's file is not a model the runtime can load (not GGUF, truncated, unsupported). */
+  | 'LOCAL_MODEL_INVALID'
   /** The caller cancelled; the upstream request was aborted. */
   | 'CANCELLED';
 

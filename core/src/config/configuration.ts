@@ -63,6 +63,8 @@ export interface ExtensionGrant {
   childProcess?: boolean;
   /** Lets an extension that is not built in declare `filesystem: "all"`. */
   filesystem?: 'all';
+  /** Lets an extension that is not built in load native addons (they are not bound by Node's permission model). */
+  addons?: boolean;
 }
 
 export interface PermissionsConfig {
@@ -149,7 +151,7 @@ const kernelConfigSchema = {
           type: 'object',
           additionalProperties: {
             type: 'object',
-            properties: { commands: names, apis: names, hooks: names, secrets: names, network: names, kernelHost: { type: 'boolean' }, childProcess: { type: 'boolean' }, filesystem: { const: 'all' } },
+            properties: { commands: names, apis: names, hooks: names, secrets: names, network: names, kernelHost: { type: 'boolean' }, childProcess: { type: 'boolean' }, filesystem: { const: 'all' }, addons: { type: 'boolean' } },
             additionalProperties: false,
           },
         },
@@ -196,7 +198,7 @@ function parseEnvValue(value: string): unknown {
 }
 
 /**
- * `AION_PORT`, `AION_HOST`, `AION_DATA_DIR` are shortcuts; any other key is
+ * `AION_PORT`, `AION_HOST`, `AION_DATA_DIR`, `LOCAL_AI_ENABLED`, `LOCAL_AI_MODEL_PATH` are shortcuts; any other key is
  * `AION_CONFIG__<path>` with `__` between segments, e.g. `AION_CONFIG__EXTENSIONS__AION_HELLO__GREETING`.
  * Segments match existing or declared keys case-insensitively with `.` and `-` read as `_`.
  */
@@ -210,6 +212,9 @@ export function environmentOverrides(env: NodeJS.ProcessEnv, knownKeys: (path: s
   if (env.AION_PORT) set(['server', 'port'], parseEnvValue(env.AION_PORT));
   if (env.AION_HOST) set(['server', 'host'], env.AION_HOST);
   if (env.AION_DATA_DIR) set(['dataDir'], env.AION_DATA_DIR);
+  // The local model's documented names, shared with other self-hosted AI stacks.
+  if (env.LOCAL_AI_ENABLED) set(['extensions', 'aion.provider-llamacpp', 'enabled'], /^(1|true|yes|on)$/i.test(env.LOCAL_AI_ENABLED.trim()));
+  if (env.LOCAL_AI_MODEL_PATH) set(['extensions', 'aion.provider-llamacpp', 'modelPath'], env.LOCAL_AI_MODEL_PATH);
   const norm = (s: string) => s.toUpperCase().replace(/[^A-Z0-9]/g, '');
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('AION_CONFIG__') || value === undefined) continue;

@@ -63,7 +63,7 @@ export function placeExtension(record: ExtensionRecord, config: AionConfig): Pla
   const filesystem = permissions.filesystem ?? 'none';
   const grant = config.permissions.grants[record.id] ?? {};
   if (!record.builtin) {
-    const needs = [permissions.childProcess && !grant.childProcess ? `childProcess (grant: permissions.grants["${record.id}"].childProcess: true)` : '', filesystem === 'all' && grant.filesystem !== 'all' ? `filesystem "all" (grant: permissions.grants["${record.id}"].filesystem: "all")` : ''].filter(Boolean);
+    const needs = [permissions.childProcess && !grant.childProcess ? `childProcess (grant: permissions.grants["${record.id}"].childProcess: true)` : '', filesystem === 'all' && grant.filesystem !== 'all' ? `filesystem "all" (grant: permissions.grants["${record.id}"].filesystem: "all")` : '', permissions.addons && !grant.addons ? `addons (grant: permissions.grants["${record.id}"].addons: true)` : ''].filter(Boolean);
     if (needs.length > 0) {
       return { hostKind: asked, hostKey: asked, enforcement: 'os', refused: `${record.id} declares ${needs.join(' and ')}, which reach the kernel's own data; it starts only when the operator grants that` };
     }
@@ -75,7 +75,7 @@ export function placeExtension(record: ExtensionRecord, config: AionConfig): Pla
   const hasGrants = Object.keys(config.permissions.grants[record.id] ?? {}).length > 0;
   const ownsSecrets = (record.manifest.contributes?.secrets ?? []).length > 0;
   const trust = record.builtin ? 'builtin' : `publisher:${record.manifest.publisher}`;
-  const profile = JSON.stringify({ trust, childProcess: permissions.childProcess === true, own: hasGrants || (ownsSecrets && !record.builtin) ? record.id : undefined });
+  const profile = JSON.stringify({ trust, childProcess: permissions.childProcess === true, addons: permissions.addons === true ? true : undefined, own: hasGrants || (ownsSecrets && !record.builtin) ? record.id : undefined });
   const defaultProfile = JSON.stringify({ trust: 'builtin', childProcess: false });
   const hostKey = profile === defaultProfile ? 'shared' : `shared:${createHash('sha256').update(profile).digest('hex').slice(0, 10)}`;
   return { hostKind: 'shared', hostKey, enforcement: 'os' };
@@ -146,6 +146,7 @@ export function permissionFlags(records: ExtensionRecord[], config: AionConfig):
   const read = new Set([...runtimeReadPaths(), ...moduleFolders(dirname(hostEntryPath))]);
   const write = new Set<string>();
   let childProcess = false;
+  let addons = false;
   for (const record of records) {
     const permissions = effectivePermissions(record, config);
     read.add(record.extensionPath);
@@ -155,10 +156,12 @@ export function permissionFlags(records: ExtensionRecord[], config: AionConfig):
     if (fs === 'write') write.add(record.storagePath);
     if (fs === 'all') read.add('*'), write.add('*');
     childProcess ||= permissions.childProcess === true;
+    addons ||= permissions.addons === true;
   }
   const flags = ['--experimental-permission', '--disable-warning=ExperimentalWarning', '--allow-worker'];
   for (const p of read) flags.push(`--allow-fs-read=${p}`);
   for (const p of write) flags.push(`--allow-fs-write=${p}`);
   if (childProcess) flags.push('--allow-child-process');
+  if (addons) flags.push('--allow-addons');
   return flags;
 }

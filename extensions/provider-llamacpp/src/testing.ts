@@ -1,0 +1,1 @@
+export { writeTinyLlamaGguf, type TinyLlamaOptions } from './testing/ggufWriter.js';
