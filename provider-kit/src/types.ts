@@ -56,9 +56,11 @@ export interface ProviderContribution {
   residency: ProviderResidency;
   /** Defaults shipped with the extension; an operator overrides them with the `models` configuration key. */
   models: ProviderModel[];
-  /** Configuration keys of the provider, with their default values. */
-  configuration: {
-    baseUrl: string;
+  /** A provider that needs a GPU (placed by aion.accelerators); `fallback: "cpu"` runs it on the CPU when none fits. */
+  resources?: { gpu?: { required?: boolean; vendor?: 'nvidia' | 'amd' | 'intel'; memoryMiB?: number; fallback?: 'cpu' } };
+  /** Configuration keys of the provider, with their default values; a provider with no upstream has none. */
+  configuration?: {
+    baseUrl?: string;
     /** Name of the secret holding the API key; absent when the endpoint needs none. */
     apiKeySecret?: string;
   };

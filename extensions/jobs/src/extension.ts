@@ -34,14 +34,14 @@ async function openBackend(ctx: aion.ExtensionContext, config: JobsConfiguration
 }
 
 /** A GPU worker starts only where aion.accelerators finds a GPU, never silently on the CPU. */
-async function requireGpu(): Promise<void> {
+async function requireGpu(requirement: { vendor?: string; memoryMiB?: number }): Promise<void> {
   let accelerators: { find(requirement: Record<string, unknown>): unknown };
   try {
     accelerators = await aion.extensions.getApi<{ find(requirement: Record<string, unknown>): unknown }>('aion.accelerators');
   } catch {
     throw new AionError('NO_ACCELERATOR', 'a gpu worker needs a GPU, and aion.accelerators (which finds them) is not installed in this server', { status: 503 });
   }
-  await accelerators.find({});
+  await accelerators.find(requirement);
 }
 
 export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
@@ -189,7 +189,11 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
       let concurrency = args.concurrency === undefined ? undefined : Number(args.concurrency);
       if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024)) throw new AionError(ErrorCodes.VALIDATION_FAILED, '--concurrency is an integer from 1 to 1024');
       if (type === 'gpu') {
-        await requireGpu();
+        // The strictest device any queue this worker serves asks for.
+        const named = args.queues?.split(',').map((s) => s.trim()).filter(Boolean);
+        const wanted = catalog.select('gpu', named).map((q) => q.gpu ?? {});
+        const memoryMiB = Math.max(0, ...wanted.map((g) => g.memoryMiB ?? 0));
+        await requireGpu({ vendor: wanted.find((g) => g.vendor)?.vendor, ...(memoryMiB > 0 ? { memoryMiB } : {}) });
         // One job at a time holds the whole device: two would fight over its memory.
         if (concurrency !== undefined && concurrency > 1) log('warn', `a gpu worker runs one job at a time; --concurrency ${concurrency} is ignored`);
         concurrency = 1;

@@ -12,6 +12,8 @@ export interface QueueSettings {
   timeoutMs: number | null;
   workerType: WorkerType;
   enqueue: 'public' | 'privileged';
+  /** What a gpu worker's device must offer (`resources.gpu` of the queue's entry). */
+  gpu?: { vendor?: string; memoryMiB?: number };
 }
 
 /** A job about to be stored, every default applied. */

@@ -30,6 +30,8 @@ interface QueueEntry {
   backoff?: BackoffPolicy;
   timeoutMs?: number;
   gpu?: boolean;
+  /** `resources.gpu`, as skills and providers declare it: a required GPU makes this a gpu queue. */
+  resources?: { gpu?: { required?: boolean; vendor?: string; memoryMiB?: number } };
   workerType?: WorkerType;
   enqueue?: 'public' | 'privileged';
 }
@@ -76,8 +78,9 @@ export class QueueCatalog {
       attempts: merged.attempts ?? DEFAULTS.attempts,
       backoff: merged.backoff ?? DEFAULTS.backoff,
       timeoutMs: merged.timeoutMs ?? null,
-      workerType: merged.workerType ?? (e.gpu ? 'gpu' : 'cpu'),
+      workerType: merged.workerType ?? (e.gpu || e.resources?.gpu?.required ? 'gpu' : 'cpu'),
       enqueue: e.enqueue ?? 'privileged',
+      ...(e.resources?.gpu ? { gpu: { vendor: e.resources.gpu.vendor, memoryMiB: e.resources.gpu.memoryMiB } } : {}),
     };
   }
 

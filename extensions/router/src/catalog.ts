@@ -87,6 +87,7 @@ export class ProviderCatalog implements Disposable {
         maxConcurrency: settings.maxConcurrency ?? this.options.providerConcurrency,
       });
     }
+    await Promise.all(contributed.filter(({ entry }) => isProviderEntry(entry)).map(({ entry }) => this.placeOnGpu(entry as unknown as ProviderContribution, next.find((p) => p.id === entry.id))));
     this.list = next;
     this.refreshIntents();
     await Promise.all(next.filter((p) => p.availability === 'probing' || (p.availability === 'configured' && p.route === 'local')).map((p) => this.probe(p)));
@@ -104,8 +105,25 @@ export class ProviderCatalog implements Disposable {
     this.intents = intents;
   }
 
+  /** A provider that requires a GPU is unavailable with NO_ACCELERATOR where none fits, never run silently on the CPU. */
+  private async placeOnGpu(entry: ProviderContribution, p: CatalogProvider | undefined): Promise<void> {
+    const gpu = entry.resources?.gpu;
+    if (!p || !gpu?.required || gpu.fallback === 'cpu') return;
+    try {
+      const accelerators = await aion.extensions.getApi<{ find(requirement: { vendor?: string; memoryMiB?: number }): Promise<unknown> }>('aion.accelerators');
+      await accelerators.find({ vendor: gpu.vendor, memoryMiB: gpu.memoryMiB });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const reason = code === 'NO_ACCELERATOR' ? (err as Error).message : `aion.accelerators, which finds GPUs, is not installed in this server`;
+      p.noAccelerator = `NO_ACCELERATOR: ${p.id} needs a GPU${gpu.vendor ? ` (${gpu.vendor})` : ''}${gpu.memoryMiB ? ` with ${gpu.memoryMiB} MiB free` : ''}: ${reason}`;
+      p.availability = 'unavailable';
+      p.detail = p.noAccelerator;
+    }
+  }
+
   /** Asks the provider for its models; answering makes an auto-detected provider available. */
   async probe(p: CatalogProvider): Promise<void> {
+    if (p.noAccelerator) return;
     const source = new CancellationTokenSource();
     let timer: NodeJS.Timeout | undefined;
     try {

@@ -36,6 +36,8 @@ export interface CatalogProvider {
   availability: 'configured' | 'detected' | 'unavailable' | 'disabled' | 'probing';
   detail?: string;
   maxConcurrency: number;
+  /** Set when the provider needs a GPU this server does not have: it stays unavailable, whatever its probe says. */
+  noAccelerator?: string;
 }
 
 export type FilterName = 'policy' | 'residency' | 'availability' | 'capability' | 'tools' | 'context' | 'budget' | 'circuit';
