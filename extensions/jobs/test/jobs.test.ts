@@ -177,7 +177,7 @@ forEachBackend('aion.jobs', (backend) => {
     await kernel.executeCommand('reports.cancel', victim.id);
     await attack('hijack');
     const after = await final((await enqueue('reports', { value: 'mine' })).id);
-    assert.deepEqual(after.result, { echo: 'mine' }, 'the owner\'s handler ran, not the intruder\'s');
+    assert.deepEqual(after.result, { echo: 'mine' }, `the owner's handler ran, not the intruder's: ${JSON.stringify(after)}`);
   });
 
   it('limits HTTP readers: owners read their jobs, listing needs jobs:admin, bad filters are 400', async () => {

@@ -142,8 +142,10 @@ export class BullmqBackend implements JobBackend {
   }
 
   private async viewOf(job: Job, queue: string): Promise<JobView> {
-    const data = job.data as JobData;
     const state = await job.getState();
+    // The job was read before its state: one that completed in between is read again, with its result.
+    if ((state === 'completed' || state === 'failed') && job.finishedOn === undefined) job = (await Job.fromId(this.queue(queue), job.id!)) ?? job;
+    const data = job.data as JobData;
     const canceled = await this.redis.hexists(this.key('canceled'), job.id!);
     const error = parseReason(job.failedReason);
     let status: JobStatus = state === 'active' ? 'running' : state === 'completed' ? 'success' : state === 'failed' ? 'failed' : 'queued';
