@@ -205,7 +205,8 @@ export class HostManager {
     const found = this.registry.all().filter((r) => r.hostKey === key);
     const members = found.length ? found : [record];
     const isolated = record.hostKind === 'shared' || record.hostKind === 'dedicated';
-    const started = await transport.start({ key, extensions: members, permissionFlags: isolated ? permissionFlags(members, this.config) : [] });
+    const flags = isolated ? permissionFlags(members, this.config) : [];
+    const started = await transport.start({ key, extensions: members, permissionFlags: flags });
     const endpoint = new RpcEndpoint(started.connection);
     const host = new HostConnection(key, record.hostKind, endpoint, started);
     const log = this.logger.child({ host: key, pid: started.pid });
@@ -224,6 +225,8 @@ export class HostManager {
       );
     }
     log.info({ kind: record.hostKind }, `extension host ${key} started`);
+    const escapes = ['--allow-child-process', '--allow-addons'].filter((f) => flags.includes(f));
+    if (escapes.length > 0) log.warn({ flags: escapes }, `extension host ${key} runs with ${escapes.join(' and ')}: what those processes or addons do is not bound by Node's permission model (docs/security-model.md)`);
     return host;
   }
 

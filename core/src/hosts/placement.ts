@@ -158,7 +158,8 @@ export function permissionFlags(records: ExtensionRecord[], config: AionConfig):
     childProcess ||= permissions.childProcess === true;
     addons ||= permissions.addons === true;
   }
-  const flags = ['--experimental-permission', '--disable-warning=ExperimentalWarning', '--allow-worker'];
+  // Node repeats a SecurityWarning for every allow flag in every host; the kernel says it once, with the reason, when the host starts.
+  const flags = ['--experimental-permission', '--disable-warning=ExperimentalWarning', '--disable-warning=SecurityWarning', '--allow-worker'];
   for (const p of read) flags.push(`--allow-fs-read=${p}`);
   for (const p of write) flags.push(`--allow-fs-write=${p}`);
   if (childProcess) flags.push('--allow-child-process');
