@@ -141,7 +141,7 @@ export class Kernel {
           registry.skip(record.id, { code: ErrorCodes.MANIFEST_INVALID, message: `${record.manifestPath}: /contributes/hooks: ${(err as Error).message}` });
         }
       }
-      for (const command of record.manifest.contributes?.commands ?? []) commands.declare(command.command, record.id);
+      for (const command of record.manifest.contributes?.commands ?? []) commands.declare(command, record.id);
     }
     for (const rejected of registry.rejected) for (const e of rejected.errors) this.logger.error({ code: e.code }, e.message);
     for (const record of registry.all()) {

@@ -1,13 +1,22 @@
 import { injectable } from 'inversify';
+import type { CommandContribution } from '@aion/extension-api';
 
 /** Which extension owns each command: declared in manifests, or registered at runtime. */
 @injectable()
 export class CommandRegistry {
   private readonly declared = new Map<string, string>();
+  private readonly declarations = new Map<string, CommandContribution>();
   private readonly runtime = new Map<string, string>();
 
-  declare(command: string, extensionId: string): void {
-    if (!this.declared.has(command)) this.declared.set(command, extensionId);
+  /** The first extension to declare a command owns it; its manifest entry says who may call it. */
+  declare(declaration: CommandContribution, extensionId: string): void {
+    if (this.declared.has(declaration.command)) return;
+    this.declared.set(declaration.command, extensionId);
+    this.declarations.set(declaration.command, declaration);
+  }
+
+  declarationOf(command: string): CommandContribution | undefined {
+    return this.declarations.get(command);
   }
 
   /** A command declared in a manifest is registered only by the extension that declares it. */

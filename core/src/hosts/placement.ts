@@ -6,6 +6,7 @@ import { hostEntryPath } from '@aion/host-runtime';
 import type { ExtensionPermissions, HostKind } from '@aion/extension-api';
 import type { AionConfig } from '../config/configuration.js';
 import type { ExtensionRecord } from '../registry/extensionRecord.js';
+import { networkPolicy } from './egressPolicy.js';
 
 /**
  * How a host enforces its extensions' permissions: `trusted` — the kernel host, inside the kernel's
@@ -27,18 +28,13 @@ export interface Placement {
   refused?: string;
 }
 
-/** The network part of a permission set is unrestricted when absent or when it allows `*:*`. */
-export function networkIsUnrestricted(permissions: ExtensionPermissions): boolean {
-  return permissions.network === undefined || (Array.isArray(permissions.network) && permissions.network.includes('*:*'));
-}
-
-/** The manifest's permissions with the operator's grants merged in. */
+/** The manifest's permissions with the operator's grants merged in; the network list is the one the egress proxy enforces. */
 export function effectivePermissions(record: ExtensionRecord, config: AionConfig): ExtensionPermissions {
   const declared = record.manifest.aion?.permissions ?? {};
   const extraNetwork = config.permissions.grants[record.id]?.network ?? [];
-  if (extraNetwork.length === 0) return declared;
-  const network = declared.network === 'deny' || declared.network === undefined ? (declared.network === undefined ? undefined : extraNetwork) : [...declared.network, ...extraNetwork];
-  return { ...declared, network };
+  if (extraNetwork.length === 0 || declared.network === undefined) return declared;
+  const { entries } = networkPolicy(declared.network, extraNetwork);
+  return { ...declared, network: entries.length > 0 ? entries : 'deny' };
 }
 
 /**
@@ -68,7 +64,8 @@ export function placeExtension(record: ExtensionRecord, config: AionConfig): Pla
       return { hostKind: asked, hostKey: asked, enforcement: 'os', refused: `${record.id} declares ${needs.join(' and ')}, which reach the kernel's own data; it starts only when the operator grants that` };
     }
   }
-  const alone = asked === 'dedicated' ? undefined : filesystem !== 'none' ? `it may ${filesystem} its own folders` : !networkIsUnrestricted(permissions) ? 'its network is restricted' : undefined;
+  const restricted = !networkPolicy(permissions.network).unrestricted;
+  const alone = asked === 'dedicated' ? undefined : filesystem !== 'none' ? `it may ${filesystem} its own folders` : restricted ? 'its network is restricted' : undefined;
   if (asked === 'dedicated' || alone) {
     return { hostKind: 'dedicated', hostKey: `dedicated:${record.id}`, enforcement: 'os', reason: alone ? `runs in a dedicated host because ${alone}` : undefined };
   }
@@ -128,11 +125,14 @@ function linkedPackages(nodeModules: string): string[] {
 }
 
 /** Every node_modules folder module resolution may visit from `dir` upwards, and what they link to: code, never data. */
-function moduleFolders(dir: string): string[] {
+function moduleFolders(dir: string, scanned = new Map<string, string[]>()): string[] {
   const out: string[] = [];
   for (let d = resolve(dir); ; d = dirname(d)) {
     const nm = resolve(d, 'node_modules');
-    if (existsSync(nm)) out.push(nm, realpathSync(nm), ...linkedPackages(nm));
+    // Extensions of one host share their ancestors' node_modules: each folder is listed once per host start.
+    let found = scanned.get(nm);
+    if (!found) scanned.set(nm, (found = existsSync(nm) ? [nm, realpathSync(nm), ...linkedPackages(nm)] : []));
+    out.push(...found);
     if (dirname(d) === d) return out;
   }
 }
@@ -143,14 +143,15 @@ function moduleFolders(dir: string): string[] {
  * child processes only when granted. Workers inherit the same restrictions, so they are allowed.
  */
 export function permissionFlags(records: ExtensionRecord[], config: AionConfig): string[] {
-  const read = new Set([...runtimeReadPaths(), ...moduleFolders(dirname(hostEntryPath))]);
+  const scanned = new Map<string, string[]>();
+  const read = new Set([...runtimeReadPaths(), ...moduleFolders(dirname(hostEntryPath), scanned)]);
   const write = new Set<string>();
   let childProcess = false;
   let addons = false;
   for (const record of records) {
     const permissions = effectivePermissions(record, config);
     read.add(record.extensionPath);
-    for (const folder of moduleFolders(record.extensionPath)) read.add(folder);
+    for (const folder of moduleFolders(record.extensionPath, scanned)) read.add(folder);
     const fs = permissions.filesystem ?? 'none';
     if (fs === 'read' || fs === 'write') read.add(record.storagePath);
     if (fs === 'write') write.add(record.storagePath);

@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import { AionError, ErrorCodes, type Principal } from '@aion/extension-api';
+import { AionError, ErrorCodes } from '@aion/extension-api';
 import type { ActivationService } from '../activation/activationService.js';
 import type { AionConfig } from '../config/configuration.js';
 import type { ContributionRegistry } from '../contributions/contributionRegistry.js';
@@ -73,8 +73,6 @@ export function degradation(sources: ExtensionStatusSources): Array<{ code: stri
   return out;
 }
 
-const holds = (principal: Principal | undefined, scope: string) => !!principal && (principal.scopes.includes('*') || principal.scopes.includes(scope));
-
 /**
  * `GET /v1/extensions` for principals holding `*` or `extensions:read`: it names every extension,
  * event and path. `POST /v1/extensions/:id/enable|disable` for `*` or `extensions:write`.
@@ -88,8 +86,8 @@ export function extensionsRoute(router: Router, sources: ExtensionStatusSources 
   for (const action of ['enable', 'disable'] as const) {
     const route = { method: 'POST' as const, path: `/v1/extensions/:id/${action}`, scopes: [EXTENSIONS_WRITE_SCOPE] };
     router.post(route.path, async (ctx) => {
+      // authorize() refuses a caller without extensions:write (or *) with 401 or 403.
       const principal = await sources.authentication.authorize(route, { headers: ctx.headers, method: ctx.method, path: ctx.path, ip: ctx.state.clientIp as string }, (k, v) => ctx.set(k, v));
-      if (!holds(principal, EXTENSIONS_WRITE_SCOPE)) throw new AionError(ErrorCodes.FORBIDDEN, `this route requires the scope ${EXTENSIONS_WRITE_SCOPE}`);
       const id = (ctx as unknown as { params: { id: string } }).params.id;
       if (!sources.registry.get(id)) throw new AionError(ErrorCodes.EXTENSION_NOT_FOUND, `no extension ${id} is installed`);
       if (action === 'enable') await sources.activation.enable(id);

@@ -1,5 +1,6 @@
 import { inject, injectable } from 'inversify';
-import { AionError, ErrorCodes, type CallAccess, type CommandContribution, type Principal } from '@aion/extension-api';
+import { AionError, ErrorCodes, type CallAccess, type Principal } from '@aion/extension-api';
+import { CommandRegistry } from '../commands/commandRegistry.js';
 import type { AionConfig, ExtensionGrant } from '../config/configuration.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { TYPES } from '../tokens.js';
@@ -16,6 +17,7 @@ export class PermissionService {
   constructor(
     @inject(TYPES.KernelOptions) private readonly config: AionConfig,
     @inject(ExtensionRegistry) private readonly registry: ExtensionRegistry,
+    @inject(CommandRegistry) private readonly commands: CommandRegistry,
   ) {}
 
   grantOf(extensionId: string): ExtensionGrant {
@@ -29,7 +31,7 @@ export class PermissionService {
 
   /** Throws FORBIDDEN unless `callerId` may run `command`; `principal` is a user the caller acts for, verified by the kernel. */
   assertMayExecuteCommand(callerId: string | undefined, command: string, principal?: Principal): void {
-    const declaration = this.commandDeclaration(command);
+    const declaration = this.commands.declarationOf(command);
     if ((declaration?.access ?? 'public') === 'public' || this.isTrusted(callerId)) return;
     if (this.grantOf(callerId!).commands?.includes(command)) return;
     const scopes = declaration?.scopes ?? [];
@@ -61,17 +63,6 @@ export class PermissionService {
     throw new AionError(ErrorCodes.FORBIDDEN, `${callerId} may not tap the privileged hook ${hook}: ${grantHint(callerId, 'hooks', hook)}`, {
       details: { caller: callerId, hook, missingPermission: `hooks:${hook}` },
     });
-  }
-
-  private declarations?: Map<string, CommandContribution>;
-
-  /** The manifest entry of a command, from an index built once: manifests do not change while the kernel runs. */
-  private commandDeclaration(command: string): CommandContribution | undefined {
-    if (!this.declarations) {
-      this.declarations = new Map();
-      for (const record of this.registry.all()) for (const c of record.manifest.contributes?.commands ?? []) if (!this.declarations.has(c.command)) this.declarations.set(c.command, c);
-    }
-    return this.declarations.get(command);
   }
 
   private apiAccess(targetId: string, method?: string): CallAccess {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 
 /** The folder of this extension, for `startTestKernel({ extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR, …] })`. */
 export const AUTH_EXTENSION_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -56,4 +57,23 @@ export async function createUser(kernel: KernelLike, adminToken: string, usernam
   assert.equal(res.status, 201, `create ${username}: ${await res.clone().text()}`);
   const { user } = (await res.json()) as { user: { id: string } };
   return { ...(await login(kernel, username, password)), id: user.id, password };
+}
+
+/** The Redis the tests of rate limits, revocations and queues use (`AION_TEST_REDIS_URL` overrides it). */
+export const REDIS_URL = process.env.AION_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Why Redis cannot be reached, or undefined when it answers. */
+export async function probeRedis(): Promise<string | undefined> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  let cause: Error | undefined;
+  redis.on('error', (err: Error) => (cause ??= err));
+  try {
+    await redis.connect();
+    await redis.ping();
+    return undefined;
+  } catch (err) {
+    return (cause ?? (err as Error)).message || String(err);
+  } finally {
+    redis.disconnect();
+  }
 }

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { startTestKernel, type TestKernel } from '@aion/core';
 import { forEachDatabase, requireServer, STORAGE_EXTENSION_DIR } from '@aion/ext-storage/testing';
 import { AUTH_EXTENSION_DIR, call, createUser, signInAdmin } from '../src/testing.js';
-import { probeRedis, REDIS_URL } from './redis.js';
+import { probeRedis, REDIS_URL } from '../src/testing.js';
 
 /** Sends requests until one is refused; answers how many passed and the refusal. */
 async function untilRefused(send: () => Promise<Response>, max: number): Promise<{ passed: number; refused?: Response; elapsedMs: number; remaining: number[] }> {

@@ -8,7 +8,7 @@ import { startTestKernel, type TestKernel } from '@aion/core';
 import { forEachDatabase, requireServer, STORAGE_EXTENSION_DIR } from '@aion/ext-storage/testing';
 import { RevocationList } from '../src/revocations.js';
 import { AUTH_EXTENSION_DIR, call, createUser, login, signInAdmin, type Tokens } from '../src/testing.js';
-import { probeRedis, REDIS_URL } from './redis.js';
+import { probeRedis, REDIS_URL } from '../src/testing.js';
 
 async function me(kernel: TestKernel, token: string): Promise<{ status: number; code?: string }> {
   const res = await call(kernel, 'GET', '/v1/me', { token });

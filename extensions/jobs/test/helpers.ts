@@ -3,28 +3,14 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { requireServer } from '@aion/ext-storage/testing';
+import { probeRedis, REDIS_URL } from '@aion/ext-auth/testing';
+
+export { probeRedis, REDIS_URL };
 
 export const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures');
-export const REDIS_URL = process.env.AION_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const CLI = resolve(FIXTURES, '..', '..', '..', '..', 'core', 'dist', 'src', 'cli', 'main.js');
 
 export type BackendName = 'embedded' | 'bullmq';
-
-/** Why Redis cannot be reached, or undefined when it answers. */
-export async function probeRedis(): Promise<string | undefined> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  let cause: Error | undefined;
-  redis.on('error', (err: Error) => (cause ??= err));
-  try {
-    await redis.connect();
-    await redis.ping();
-    return undefined;
-  } catch (err) {
-    return (cause ?? (err as Error)).message || String(err);
-  } finally {
-    redis.disconnect();
-  }
-}
 
 /** Removes every key under a test's prefix. */
 export async function dropPrefix(prefix: string): Promise<void> {
