@@ -39,6 +39,10 @@ interface Subject {
 const USERNAME = /^[a-z0-9][a-z0-9._@-]{0,127}$/;
 const SCOPE = /^(\*|[a-z][a-z0-9._-]*(:[a-z0-9._*-]+)*)$/;
 const API_KEY_TOUCH_MS = 60_000;
+// Bounds the verified-key cache's memory; past it the oldest entry goes (keys are few, callers many).
+const API_KEY_CACHE_MAX = 10_000;
+
+type ApiKeyWithOwner = ApiKeyRow & { owner_disabled: number };
 
 function header(headers: AuthenticatePayload['headers'], name: string): string | undefined {
   const value = headers?.[name];
@@ -86,6 +90,8 @@ export function apiKeyView(k: ApiKeyRow) {
 /** Users, devices, API keys and tokens; the answer to `http.authenticate`. */
 export class AuthService {
   private readonly keyTouchedAt = new Map<string, number>();
+  /** API key rows by prefix, read from the database at `readAt`: the hot path skips the query while fresh. */
+  private readonly keyCache = new Map<string, { row: ApiKeyWithOwner; readAt: number }>();
   private lastStoreWarning = 0;
 
   constructor(
@@ -163,10 +169,11 @@ export class AuthService {
 
   private async withApiKey(key: string, ip: string): Promise<AuthResult> {
     const parsed = parseApiKey(key);
-    const row = parsed ? await this.store.findApiKeyByPrefix(parsed.prefix) : undefined;
     const now = Date.now();
+    const row = parsed ? await this.apiKeyRow(parsed.prefix, now) : undefined;
     if (!parsed || !row || !sameHash(row.key_hash, parsed.hash)) return this.reject(ip, ErrorCodes.UNAUTHENTICATED, 'the API key is not valid');
-    if (row.revoked_at !== null) return this.reject(ip, ErrorCodes.UNAUTHENTICATED, 'the API key was revoked');
+    // A key revoked here or announced by another instance is refused even while its row is cached.
+    if (row.revoked_at !== null || this.revocations.rejects({ sub: row.id })) return this.reject(ip, ErrorCodes.UNAUTHENTICATED, 'the API key was revoked');
     if (row.expires_at !== null && row.expires_at <= now) return this.reject(ip, AuthErrorCodes.TOKEN_EXPIRED, 'the API key has expired');
     if (row.owner_disabled) return this.reject(ip, ErrorCodes.UNAUTHENTICATED, 'the owner of this API key is disabled');
     const decision = this.limiter ? await this.limiter.forApiKey(row.id) : undefined;
@@ -177,6 +184,20 @@ export class AuthService {
     }
     const principal: Principal = { sub: row.id, type: 'service', scopes: row.scopes, tenant_id: row.tenant_id, owner: row.owner_id, key_id: row.id };
     return { principal, headers: decision ? rateLimitHeaders(decision) : undefined };
+  }
+
+  /** The key's row, from memory while it was read less than `apiKeyCacheSeconds` ago; only keys that exist are kept. */
+  private async apiKeyRow(prefix: string, now: number): Promise<ApiKeyWithOwner | undefined> {
+    const ttlMs = this.config.apiKeyCacheSeconds * 1000;
+    const cached = this.keyCache.get(prefix);
+    if (cached && now - cached.readAt < ttlMs) return cached.row;
+    const row = await this.store.findApiKeyByPrefix(prefix);
+    this.keyCache.delete(prefix);
+    if (row && ttlMs > 0) {
+      if (this.keyCache.size >= API_KEY_CACHE_MAX) this.keyCache.delete(this.keyCache.keys().next().value!);
+      this.keyCache.set(prefix, { row, readAt: now });
+    }
+    return row;
   }
 
   // Tokens
@@ -434,6 +455,9 @@ export class AuthService {
 
   async revokeApiKey(principal: Principal, id: string, ip: string): Promise<void> {
     if (!(await this.store.revokeApiKey(principal.tenant_id, String(principal.owner ?? principal.sub), id))) throw new AionError(ErrorCodes.NOT_FOUND, `no API key ${id}`);
+    for (const [prefix, entry] of this.keyCache) if (entry.row.id === id) this.keyCache.delete(prefix);
+    // Instances holding the key in their cache hear it through Redis (the key id is its principal's subject).
+    await this.revocations.revoke('subject', [id]);
     await this.store.audit({ tenant_id: principal.tenant_id, event: 'key_revoked', actor: principal.sub, subject: id, ip });
   }
 

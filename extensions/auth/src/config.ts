@@ -21,6 +21,8 @@ export interface AuthConfiguration {
   defaultUserScopes: string[];
   defaultDeviceScopes: string[];
   defaultApiKeyScopes: string[];
+  /** Seconds a verified API key row is served from memory (0: read per request). */
+  apiKeyCacheSeconds: number;
   auditRetentionDays: number;
   /** `interactive`: only a signed-in user may create a user holding `*` or `users:write`; `any`: API keys and devices may too. */
   adminCreation: 'interactive' | 'any';

@@ -140,7 +140,8 @@ forEachDatabase('aion.auth revocation shared through Redis', (db) => {
     dir = mkdtempSync(join(tmpdir(), 'aion-auth-revocation-redis-'));
     const config = {
       'aion.storage': db.storageConfig({ sqlite: { path: join(dir, 'shared.db') } }),
-      'aion.auth': { scryptCost: 1024, redisUrl: REDIS_URL, revocations: { redisChannel: `aion-test-${randomBytes(4).toString('hex')}:revocations` }, rateLimits: { enabled: false } },
+      // A long key cache: only the announcement through Redis can make the other kernel refuse a revoked key in time.
+      'aion.auth': { scryptCost: 1024, redisUrl: REDIS_URL, apiKeyCacheSeconds: 300, revocations: { redisChannel: `aion-test-${randomBytes(4).toString('hex')}:revocations` }, rateLimits: { enabled: false } },
     };
     a = await startTestKernel({ extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR], config: { extensions: config } });
     b = await startTestKernel({ extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR], config: { extensions: config } });
@@ -164,5 +165,23 @@ forEachDatabase('aion.auth revocation shared through Redis', (db) => {
     assert.deepEqual(await me(b!, device.access_token), ACCEPTED);
     assert.equal((await call(b!, 'DELETE', `/v1/devices/${device.device.id}`, { token: alice.access_token })).status, 204);
     assert.deepEqual(await meOnceChanged(a!, device.access_token, ACCEPTED), REFUSED);
+  });
+
+  it('an API key revoked on one kernel is refused at once by both, although the other holds it in its cache', async () => {
+    const created = await call(a!, 'POST', '/v1/api-keys', { token: alice.access_token, body: { name: 'ci', scopes: ['keys:read'] } });
+    assert.equal(created.status, 201);
+    const key = (await created.json()) as { id: string; key: string };
+    const listKeys = async (kernel: TestKernel) => (await call(kernel, 'GET', '/v1/api-keys', { apiKey: key.key })).status;
+    assert.equal(await listKeys(a!), 200);
+    assert.equal(await listKeys(b!), 200, 'kernel B has read the key and caches it');
+    assert.equal((await call(a!, 'DELETE', `/v1/api-keys/${key.id}`, { token: alice.access_token })).status, 204);
+    assert.equal(await listKeys(a!), 401, 'the revoking kernel refuses it with its next request');
+    const until = Date.now() + 5_000;
+    let status = await listKeys(b!);
+    while (status === 200 && Date.now() < until) {
+      await sleep(20);
+      status = await listKeys(b!);
+    }
+    assert.equal(status, 401, 'kernel B refuses it well within the cache lifetime of 300 s');
   });
 });
