@@ -5,7 +5,10 @@
  * directly and through Aion's `/v1/chat/completions`, at fixed rates, streaming and not; then a
  * closed loop finds the maximum throughput of each. Figures are what Aion adds to the direct call.
  *
- *   node dist/bench/run.js [--placements kernel/shared,shared/shared] [--seconds 10] [--rates 200,500] [--json out.json]
+ * The Portkey gateway (installed on demand into a cache, see portkey.ts) runs beside them against the
+ * same upstream, interleaved with the other two, unless `--portkey off`.
+ *
+ *   node dist/bench/run.js [--placements kernel/shared,shared/shared] [--seconds 10] [--rates 200,500] [--portkey on|off] [--json out.json]
  *
  * A placement is `<router host>/<provider host>`; `kernel/shared` is what the manifests ask for.
  */
@@ -13,6 +16,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { installPortkey, portkeyHeaders, PORTKEY_VERSION, startPortkey } from './portkey.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
@@ -21,6 +25,7 @@ const RATES = (args.get('rates') ?? '200,500').split(',').map(Number);
 const PLACEMENTS = (args.get('placements') ?? 'kernel/shared,shared/shared').split(',').map((p) => p.split('/') as ['kernel' | 'shared', 'kernel' | 'shared']);
 const THROUGHPUT_SECONDS = Number(args.get('throughput-seconds') ?? 5);
 const CONCURRENCY = Number(args.get('concurrency') ?? 64);
+const WITH_PORTKEY = args.get('portkey') !== 'off';
 /** Hard bound on any one phase, whatever happens. */
 const PHASE_LIMIT_MS = (SECONDS + 30) * 1000;
 
@@ -128,12 +133,15 @@ const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 
 async function main(): Promise<void> {
   const upstream = await start('./upstream.js', []);
+  const portkeyEntry = WITH_PORTKEY ? installPortkey() : undefined;
+  const portkey = portkeyEntry ? await startPortkey(portkeyEntry) : undefined;
   const results: Record<string, unknown>[] = [];
   const lines: string[] = [];
   const print = (line: string) => {
     lines.push(line);
     console.log(line);
   };
+  if (portkey) console.log(`peer: the Portkey gateway ${PORTKEY_VERSION} at ${portkey.url}`);
   print(`router benchmark: ${SECONDS} s per phase at ${RATES.join(' and ')} req/s, open loop; max throughput with ${CONCURRENCY} in flight for ${THROUGHPUT_SECONDS} s`);
   try {
     for (const [routerHost, providerHost] of PLACEMENTS) {
@@ -142,8 +150,9 @@ async function main(): Promise<void> {
       try {
         const direct: Target = { label: 'direct', url: new URL(`${upstream.url}/chat/completions`), headers: {}, body: (s) => body(s, 'gpt-4o-mini') };
         const through: Target = { label: 'aion', url: new URL(`${aion.url}/v1/chat/completions`), headers: { authorization: 'Bearer bench-token' }, body: (s) => body(s, 'openai/gpt-4o-mini') };
-        // Warm both paths: connections, JIT, the router's activation and the provider's.
-        for (const t of [direct, through]) for (const s of [false, true]) await openLoop(t, s, 100, 2);
+        const peer: Target | undefined = portkey && { label: 'portkey', url: new URL(`${portkey.url}/v1/chat/completions`), headers: portkeyHeaders(upstream.url), body: (s) => body(s, 'gpt-4o-mini') };
+        // Warm every path: connections, JIT, the router's activation and the provider's.
+        for (const t of [direct, through, ...(peer ? [peer] : [])]) for (const s of [false, true]) await openLoop(t, s, 100, 2);
         print(`\nrouter in the ${routerHost} host, provider in the ${providerHost} host`);
         print('mode       rate   path     p50 ms  p99 ms  first-byte p50  p99   errors   added p50  added p99  added first-byte p50');
         for (const stream of [false, true]) {
@@ -152,10 +161,13 @@ async function main(): Promise<void> {
             await sleep(500);
             const a = summarise(await openLoop(through, stream, rate, SECONDS));
             await sleep(500);
+            const p = peer ? summarise(await openLoop(peer, stream, rate, SECONDS)) : undefined;
+            if (peer) await sleep(500);
             const mode = stream ? 'stream' : 'json';
             print(`${mode.padEnd(8)} ${String(rate).padStart(6)}   direct  ${ms(d.p50)} ${ms(d.p99)}  ${ms(d.firstP50)}  ${ms(d.firstP99)}  ${String(d.errors).padStart(5)}`);
+            if (p) print(`${mode.padEnd(8)} ${String(rate).padStart(6)}   portkey ${ms(p.p50)} ${ms(p.p99)}  ${ms(p.firstP50)}  ${ms(p.firstP99)}  ${String(p.errors).padStart(5)}   ${ms(p.p50 - d.p50)}    ${ms(p.p99 - d.p99)}    ${ms(p.firstP50 - d.firstP50)}${p.errors ? `   failed: ${JSON.stringify(p.statuses)}` : ''}`);
             print(`${mode.padEnd(8)} ${String(rate).padStart(6)}   aion    ${ms(a.p50)} ${ms(a.p99)}  ${ms(a.firstP50)}  ${ms(a.firstP99)}  ${String(a.errors).padStart(5)}   ${ms(a.p50 - d.p50)}    ${ms(a.p99 - d.p99)}    ${ms(a.firstP50 - d.firstP50)}${a.errors ? `   failed: ${JSON.stringify(a.statuses)}` : ''}`);
-            results.push({ host, stream, rate, direct: d, aion: a, added: { p50: a.p50 - d.p50, p99: a.p99 - d.p99, firstByteP50: a.firstP50 - d.firstP50, firstByteP99: a.firstP99 - d.firstP99 } });
+            results.push({ host, stream, rate, direct: d, aion: a, portkey: p, added: { p50: a.p50 - d.p50, p99: a.p99 - d.p99, firstByteP50: a.firstP50 - d.firstP50, firstByteP99: a.firstP99 - d.firstP99 } });
           }
         }
         for (const stream of [false, true]) {
@@ -163,9 +175,12 @@ async function main(): Promise<void> {
           await sleep(500);
           const a = await closedLoop(through, stream, THROUGHPUT_SECONDS, CONCURRENCY);
           await sleep(500);
+          const p = peer ? await closedLoop(peer, stream, THROUGHPUT_SECONDS, CONCURRENCY) : undefined;
+          if (peer) await sleep(500);
           const ratio = a.perSecond / d.perSecond;
-          print(`max throughput (${stream ? 'stream' : 'json'}): direct ${Math.round(d.perSecond)}/s, aion ${Math.round(a.perSecond)}/s = ${(ratio * 100).toFixed(1)}% of direct (errors ${d.errors}/${a.errors})`);
-          results.push({ host, stream, throughput: { direct: d.perSecond, aion: a.perSecond, ratio, errors: { direct: d.errors, aion: a.errors } } });
+          const versus = p ? `; portkey ${Math.round(p.perSecond)}/s (errors ${p.errors}): aion = ${(a.perSecond / p.perSecond).toFixed(2)}× portkey` : '';
+          print(`max throughput (${stream ? 'stream' : 'json'}): direct ${Math.round(d.perSecond)}/s, aion ${Math.round(a.perSecond)}/s = ${(ratio * 100).toFixed(1)}% of direct (errors ${d.errors}/${a.errors})${versus}`);
+          results.push({ host, stream, throughput: { direct: d.perSecond, aion: a.perSecond, portkey: p?.perSecond, ratio, versusPortkey: p ? a.perSecond / p.perSecond : undefined, errors: { direct: d.errors, aion: a.errors, portkey: p?.errors } } });
         }
       } finally {
         aion.child.disconnect();
@@ -174,6 +189,7 @@ async function main(): Promise<void> {
     }
   } finally {
     upstream.child.kill();
+    portkey?.child.kill();
     agent.destroy();
   }
   const out = args.get('json');
