@@ -49,7 +49,7 @@ export class ExtensionHost {
   /** Hooks the kernel reports idle (no taps, nothing activates on them): calls are answered here. */
   private idleHooks = new Map<string, string>();
 
-  constructor(private readonly endpoint: RpcEndpoint, private readonly kind: HostKind) {
+  constructor(private readonly endpoint: RpcEndpoint, readonly kind: HostKind) {
     enableCallContext();
     endpoint.onRequest(HostProtocol.ping, (p) => p);
     endpoint.onRequest(HostProtocol.activate, ({ extension }) => this.activate(extension));

@@ -25,7 +25,7 @@ export function applyExtensionConfiguration(config: AionConfig, registry: Extens
     }
     const schema = record.manifest.contributes?.configuration;
     if (schema) {
-      let validate;
+      let validate: ReturnType<typeof ajv.compile>;
       try {
         validate = ajv.compile({ type: 'object', ...schema });
       } catch (err) {

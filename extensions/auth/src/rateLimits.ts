@@ -125,7 +125,7 @@ export class RateLimiter {
     const capacity = config.burst;
     const refillPerMs = config.perMinute / 60_000;
     const key = `${kind}:${id}`;
-    let result;
+    let result: Awaited<ReturnType<typeof this.memory.take>>;
     try {
       result = this.shared ? await this.shared.take(key, capacity, refillPerMs) : await this.memory.take(key, capacity, refillPerMs);
     } catch (err) {

@@ -64,7 +64,7 @@ describe('logs', function () {
     const tty = capture();
     (tty.stream as unknown as { isTTY: boolean }).isTTY = true;
     createLogger({ destination: tty.stream }).info({ extension: 'aion.demo' }, `hello with Bearer ${BEARER}`);
-    assert.match(tty.text(), /\x1b\[\d+m/, 'ANSI colors');
+    assert.ok(tty.text().includes('\u001b['), 'ANSI colors');
     assert.match(tty.text(), /INFO/);
     assert.ok(!tty.text().trimStart().startsWith('{'), 'not JSON');
     assert.ok(!tty.text().includes(BEARER));

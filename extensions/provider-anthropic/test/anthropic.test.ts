@@ -308,7 +308,7 @@ describe('provider-anthropic extension', () => {
     fake = await startFakeAnthropic({ apiKey: 'sk-ant-secret', models: ['claude-sonnet-4-5'] });
     const { point, id, implementation } = activateWith({ baseUrl: fake.url }, { ANTHROPIC_API_KEY: 'sk-ant-secret' });
     assert.equal(point, 'providers');
-    assert.deepEqual((manifest.contributes?.providers as Array<{ id: string }>).map((p) => p.id), [id]);
+    assert.deepEqual((manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id), [id]);
     assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'listModels']);
     const token = new CancellationTokenSource().token;
     assert.equal(last(await collect(implementation.chat(hello, token))).type, 'done');

@@ -65,7 +65,7 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
   sendJson(res, status, body, { 'content-type': 'application/json; charset=utf-8', ...headers });
 }
 
-async function answer(exchange: FakeExchange<FakeOllamaReply>, reply: FakeOllamaReply, options: FakeOllamaOptions): Promise<void> {
+async function answer(exchange: FakeExchange<FakeOllamaReply>, reply: FakeOllamaReply, _options: FakeOllamaOptions): Promise<void> {
   const { request, res } = exchange;
   if (reply.kind === 'hang') return;
   if (reply.kind === 'status') return json(res, reply.status, reply.body ?? { error: `fake error ${reply.status}` }, reply.headers);

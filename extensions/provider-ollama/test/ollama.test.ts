@@ -270,7 +270,7 @@ describe('provider-ollama extension', () => {
     fake = await startFakeOllama({ models: ['llama3.1:latest'] });
     const { point, id, implementation } = activateWith({ baseUrl: fake.url }, {});
     assert.equal(point, 'providers');
-    assert.deepEqual((manifest.contributes?.providers as Array<{ id: string }>).map((p) => p.id), [id]);
+    assert.deepEqual((manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id), [id]);
     assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'listModels']);
     const token = new CancellationTokenSource().token;
     assert.equal((await implementation.listModels(token))[0]!.contextWindow, 8192);

@@ -380,7 +380,7 @@ describe('provider-openai extension', () => {
   it('registers the providers entry its manifest declares', () => {
     const { point, id, implementation } = activateWith({}, {});
     assert.equal(point, 'providers');
-    assert.deepEqual((manifest.contributes?.providers as Array<{ id: string }>).map((p) => p.id), [id]);
+    assert.deepEqual((manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id), [id]);
     assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'listModels']);
   });
 

@@ -8,7 +8,7 @@ import { PROVIDER_ERROR_STATUS, type Abort, type ExecutionResult, type RouterEng
 import { jsonPath, toTools, toToolChoice, type RouteDefaults } from './input.js';
 import type { ConcurrencyLimiter } from './limiter.js';
 import type { ChatMessage, ToolCall } from './providerTypes.js';
-import { mergeTools, skillSelectionSchema, type SkillSelection, type SkillSet, type SkillTools } from './skillTools.js';
+import { mergeTools, skillSelectionSchema, type SkillSelection, type SkillTools } from './skillTools.js';
 import { runToolLoop, type LoopObserver, type LoopResult } from './toolLoop.js';
 import type { Decision, Priority, Privacy, RouteRequest } from './types.js';
 

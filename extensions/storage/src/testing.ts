@@ -61,7 +61,7 @@ export function requireServer(context: Mocha.Context, what: string, problem: str
 
 export function forEachDatabase(title: string, suite: (db: DatabaseTarget) => void, options: { only?: DatabaseName[] } = {}): void {
   for (const name of options.only ?? (['sqlite', 'postgres'] as const)) {
-    describe(`${title} [${name}]`, function () {
+    describe(`${title} [${name}]`, () => {
       let schema: string | undefined;
       const target: DatabaseTarget = {
         name,

@@ -404,7 +404,7 @@ export function checkModule(info: ModuleInfo, options: ValidateOptions = {}): vo
   const refused = info.imports.filter((i) => {
     if (i.module === 'wasi_snapshot_preview1') return i.kind !== 'function';
     const names = HOST_IMPORTS[i.module];
-    if (!names || !names.includes(i.name)) return true;
+    if (!names?.includes(i.name)) return true;
     return i.name === 'memory' ? i.kind !== 'memory' : i.kind !== 'function';
   });
   if (refused.length) {

@@ -43,7 +43,7 @@ export interface WasiCall {
   writeStderr(bytes: Uint8Array): void;
 }
 
-export type WasiFunction = (...args: never[]) => number | void;
+export type WasiFunction = (...args: never[]) => number | undefined;
 
 /**
  * The WASI preview1 subset the sandbox implements in JS: stdio from buffers, args, declared env,

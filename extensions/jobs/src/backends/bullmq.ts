@@ -53,7 +53,7 @@ export class BullmqBackend implements JobBackend {
   private readonly enqueueChains = new Map<string, Promise<unknown>>();
 
   constructor(
-    private readonly url: string,
+    url: string,
     private readonly prefix: string,
     private readonly settings: { leaseMs: () => number; retentionMs: () => number },
   ) {
@@ -181,7 +181,7 @@ export class BullmqBackend implements JobBackend {
     const job = await Job.fromId(this.queue(queue), id);
     if (job) return this.viewOf(job, queue);
     const snapshot = await this.redis.hget(this.key('canceled'), id);
-    return snapshot && snapshot.startsWith('{') ? (JSON.parse(snapshot) as JobView) : undefined;
+    return snapshot?.startsWith('{') ? (JSON.parse(snapshot) as JobView) : undefined;
   }
 
   async list(filter: { queues: string[]; status?: JobStatus; limit: number }): Promise<JobView[]> {

@@ -70,7 +70,7 @@ export async function writeTinyLlamaGguf(path: string, options: TinyLlamaOptions
     tokens.push(word);
     types.push(1);
   }
-  const scores = tokens.map((token, i) => (types[i] === 1 ? -i / 10 : 0));
+  const scores = tokens.map((_token, i) => (types[i] === 1 ? -i / 10 : 0));
   const nVocab = tokens.length;
   const nEmbdKv = (nEmbd / nHead) * nHeadKv;
 

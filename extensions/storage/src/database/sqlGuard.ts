@@ -263,7 +263,7 @@ export class SqlGuard {
       if (t.type === 'param') paramCount++;
       if (t.type === 'word' && t.value === 'INTO') {
         const before = tokens[i - 1];
-        if (!before || before.type !== 'word' || !['INSERT', 'REPLACE', 'IGNORE', 'ABORT', 'FAIL', 'ROLLBACK'].includes(before.value)) reject('INTO is only allowed in INSERT INTO');
+        if (before?.type !== 'word' || !['INSERT', 'REPLACE', 'IGNORE', 'ABORT', 'FAIL', 'ROLLBACK'].includes(before.value)) reject('INTO is only allowed in INSERT INTO');
       }
       const name = identifierOf(t);
       if (name !== undefined) this.checkIdentifier(name);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { AionError } from '@aion/extension-api';
 import { StorageErrorCodes, type ObjectInfo } from '../api.js';
@@ -28,6 +29,7 @@ export function validateObjectKey(key: unknown): string {
   if (k.startsWith('/') || /^[A-Za-z]:/.test(k)) bad('absolute paths are not allowed');
   if (k.includes('\\')) bad('use / between segments');
   // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(k)) bad('control characters are not allowed');
   for (const segment of k.split('/')) {
     if (segment === '') bad('empty segments (// or a trailing /) are not allowed');
@@ -106,7 +108,7 @@ export class FileSystemObjectStore implements ObjectStore {
     const base = resolve(this.root, namespace);
     const out: ObjectInfo[] = [];
     const walk = async (dir: string): Promise<void> => {
-      let entries;
+      let entries: Dirent[];
       try {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (err) {
@@ -136,7 +138,7 @@ function isMissing(err: unknown): boolean {
 
 /** Makes the rename itself durable; some platforms cannot open a directory, which is fine to skip. */
 async function syncDirectory(dir: string): Promise<void> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(dir, 'r');
     await handle.sync();
