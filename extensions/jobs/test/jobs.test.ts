@@ -136,10 +136,14 @@ forEachBackend('aion.jobs', (backend) => {
   });
 
   it('treats jobId as an idempotency key, and refuses it across extensions with CONFLICT', async () => {
-    const a = await enqueue('inbox', { value: 1 }, { jobId: `inbox-${backend.name}-1` });
+    const a = await enqueue('inbox', { value: 1, when: new Date(0), gone: undefined }, { jobId: `inbox-${backend.name}-1` });
+    const stored = await get(a.id);
+    const fixed = (j: JobView) => ({ ...j, status: 'queued', progress: 0, stage: null, result: null, error: null, worker: null, started_at: null, finished_at: null, updated_at: null, attempts: { ...j.attempts, made: 0 } });
+    assert.deepEqual(fixed(a), fixed(stored), 'enqueue answers the job as stored (a worker may have taken it since)');
+    assert.equal(a.status, 'queued');
     const b = await enqueue('inbox', { value: 2 }, { jobId: `inbox-${backend.name}-1` });
     assert.equal(b.id, a.id);
-    assert.deepEqual(b.payload, { value: 1 });
+    assert.deepEqual(b.payload, { value: 1, when: '1970-01-01T00:00:00.000Z' });
     const bad = await kernel.executeCommand<JobView>('reports.enqueue', 'inbox', {}, { jobId: '../etc' }).catch((e) => e);
     assert.equal(bad.code, 'VALIDATION_FAILED');
   });
