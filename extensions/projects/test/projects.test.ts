@@ -95,6 +95,17 @@ forEachDatabase('aion.projects', (db) => {
     assert.equal((await api(k, 'GET', `/v1/projects/${id}`, admin.access_token)).status, 200);
   });
 
+  it('needs projects:write to register and delete, projects:read to list', async () => {
+    const k = kernel!;
+    const reader = await createUser(k, admin.access_token, `reader-${Date.now()}`, { scopes: ['projects:read'] });
+    const nobody = await createUser(k, admin.access_token, `nobody-${Date.now()}`, { scopes: ['sessions:read'] });
+    assert.equal((await api(k, 'POST', '/v1/projects', reader.access_token, { name: 'x', repository: repo.path })).status, 403);
+    assert.equal((await api(k, 'GET', '/v1/projects', reader.access_token)).status, 200);
+    assert.equal((await api(k, 'GET', '/v1/projects', nobody.access_token)).status, 403);
+    const res = await k.request('/v1/projects', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', repository: repo.path }) });
+    assert.equal(res.status, 401, 'no credentials');
+  });
+
   it('registers a plain folder (no git) as a local project', async () => {
     const folder = mkdtempSync(join(openRoot, 'plain-'));
     writeFileSync(join(folder, 'notes.md'), 'plain\n');
