@@ -3,6 +3,7 @@ import { AionError, ErrorCodes, type HttpRequestData, type Principal } from '@ai
 import { processQueue, jobsApi } from '@aion/ext-jobs/client';
 import type { JobView } from '@aion/ext-jobs';
 import type { ProjectsApi, ProjectUser } from '@aion/ext-projects';
+import { checkRelativePath } from '@aion/ext-projects/paths';
 import type { RouterApi } from '@aion/ext-router';
 import { AiDocsErrorCodes, type AiDocsKind } from './api.js';
 import { checkRequest } from './request.js';
@@ -23,13 +24,6 @@ function userOf(req: HttpRequestData): ProjectUser {
   return { sub: p.sub, tenant_id: p.tenant_id, scopes: p.scopes, ...(typeof p.owner === 'string' ? { owner: p.owner } : {}) };
 }
 
-/** A path the worker would refuse anyway, refused before a job is made. */
-function checkPathShape(path: string): void {
-  if (path.startsWith('/') || path.startsWith('\\') || /^[A-Za-z]:/.test(path) || path.split(/[\\/]+/).includes('..') || path.includes('\0')) {
-    throw new AionError('PATH_OUTSIDE_PROJECT', `"${path}" is not a path inside the project: give it relative to the project's root, without ".."`, { status: 400 });
-  }
-}
-
 export async function activate(ctx: aion.ExtensionContext) {
   const config = ctx.configuration.get<AiDocsConfiguration>();
   const projects = await aion.extensions.getApi<ProjectsApi>('aion.projects');
@@ -39,7 +33,8 @@ export async function activate(ctx: aion.ExtensionContext) {
   const submit = async (kind: AiDocsKind, req: HttpRequestData) => {
     const user = userOf(req);
     const request = checkRequest(req.body);
-    checkPathShape(request.path);
+    // A path the worker would refuse anyway is refused before a job exists.
+    checkRelativePath(request.path);
     // Fails now with PROJECT_NOT_FOUND when the project is not the caller's, before a job exists.
     await projects.get(request.project_id, { for: user });
     const payload: AiDocsPayload = { kind, request, user };

@@ -3,22 +3,8 @@ import { open, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProjectFile } from './api.js';
 import { projectsError } from './errors.js';
+import { checkRelativePath } from './paths.js';
 import { isInside } from './repository.js';
-
-/**
- * Checks a path a caller gave inside a project, before touching the disk: relative, no `..` and no
- * `.git` segment (a clone's `.git/config` may hold credentials). Returns the normalized segments.
- */
-export function checkRelativePath(relPath: unknown): string[] {
-  if (typeof relPath !== 'string' || relPath === '') throw projectsError('PATH_OUTSIDE_PROJECT', 'path is required: a file inside the project, e.g. src/index.ts');
-  if (relPath.includes('\0')) throw projectsError('PATH_OUTSIDE_PROJECT', 'path may not contain NUL');
-  if (relPath.startsWith('/') || relPath.startsWith('\\') || /^[A-Za-z]:/.test(relPath)) throw projectsError('PATH_OUTSIDE_PROJECT', `"${relPath}" is absolute; give a path relative to the project's root`);
-  const segments = relPath.split(/[\\/]+/).filter((s) => s !== '' && s !== '.');
-  if (segments.includes('..')) throw projectsError('PATH_OUTSIDE_PROJECT', `"${relPath}" contains "..": give a path inside the project`);
-  if (segments[0] === '.git') throw projectsError('PATH_OUTSIDE_PROJECT', `"${relPath}" is inside .git, which is not part of the project's files`);
-  if (segments.length === 0) throw projectsError('PATH_OUTSIDE_PROJECT', `"${relPath}" is the project's root, not a file`);
-  return segments;
-}
 
 /**
  * Reads a file of the project at `root` (a real path). Symlinks are followed only while they stay in
@@ -39,7 +25,7 @@ export async function readProjectFile(root: string, relPath: string, options: { 
   }
   if (!isInside(root, real)) throw projectsError('PATH_OUTSIDE_PROJECT', `${shown} leads outside the project (a symlink); only files inside it are read`);
   const relReal = real.slice(root.length).split(/[\\/]+/).filter(Boolean);
-  if (relReal[0] === '.git') throw projectsError('PATH_OUTSIDE_PROJECT', `${shown} leads into .git, which is not part of the project's files`);
+  if (relReal.includes('.git')) throw projectsError('PATH_OUTSIDE_PROJECT', `${shown} leads into .git, which is not part of the project's files`);
   let handle;
   try {
     handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);

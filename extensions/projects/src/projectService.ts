@@ -12,6 +12,7 @@ export interface ProjectsConfiguration {
   maxFileBytes: number;
   localRoots: string[];
   protocols: string[];
+  cloneHosts: string[];
   pageSize: number;
 }
 
@@ -71,6 +72,7 @@ export class ProjectService {
       }
       const scheme = /^([a-z]+):\/\//.exec(source.url)?.[1] ?? 'ssh';
       if (!this.config.protocols.includes(scheme)) throw projectsError('INVALID_PROJECT', `${scheme} repositories are not allowed here; allowed: ${this.config.protocols.join(', ')} (configuration protocols)`);
+      this.checkCloneHost(source.url);
       const dest = join(this.reposDir, id);
       await cloneRepository(source.url, dest, { timeoutMs: this.config.cloneTimeoutMs, protocols: this.config.protocols });
       path = await realpath(dest);
@@ -83,6 +85,17 @@ export class ProjectService {
       throw err;
     }
     return project;
+  }
+
+  /** With `cloneHosts` set, the server fetches only from those hosts (`host` or `*.domain`). */
+  private checkCloneHost(url: string): void {
+    if (this.config.cloneHosts.length === 0 || url.startsWith('file:')) return;
+    const host = (/^[^@/:]+@([^:/]+):/.exec(url)?.[1] ?? new URL(url).hostname).toLowerCase();
+    const allowed = this.config.cloneHosts.some((h) => {
+      const pattern = h.toLowerCase();
+      return pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) : host === pattern;
+    });
+    if (!allowed) throw projectsError('INVALID_PROJECT', `cloning from ${host} is not allowed here; allowed hosts: ${this.config.cloneHosts.join(', ')} (configuration cloneHosts)`);
   }
 
   private async checkLocalAccess(user: ProjectUser, real: string, given: string): Promise<void> {

@@ -51,7 +51,7 @@ forEachDatabase('aion.projects', (db) => {
         extensions: {
           'aion.storage': db.storageConfig(),
           'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false } },
-          'aion.projects': { localRoots: [openRoot], maxFileBytes: 4096, cloneTimeoutMs: 60000 },
+          'aion.projects': { localRoots: [openRoot], maxFileBytes: 4096, cloneTimeoutMs: 60000, cloneHosts: ['127.0.0.1', '*.example.com'] },
         },
       },
     });
@@ -131,6 +131,9 @@ forEachDatabase('aion.projects', (db) => {
       [{ name: 'n', repository: 'ext::sh -c touch% /tmp/pwned' }, /neither an absolute path nor a URL|not ext/],
       [{ name: 'n', repository: '--upload-pack=touch /tmp/pwned' }, /may not start with "-"/],
       [{ name: 'n', repository: 42 }, /repository is required/],
+      [{ name: 'n', repository: 'https://169.254.169.254/latest/meta-data.git' }, /not allowed here.*cloneHosts/],
+      [{ name: 'n', repository: 'git@internal.corp:team/repo.git' }, /cloning from internal.corp is not allowed/],
+      [{ name: 'n', repository: 'https://example.com.evil.net/repo.git' }, /not allowed here/],
       [[1, 2], /JSON object/],
     ];
     for (const [body, message] of cases) {
@@ -206,6 +209,7 @@ forEachDatabase('aion.projects', (db) => {
       ['leak.txt', 'PATH_OUTSIDE_PROJECT'],
       ['leakdir/secret.txt', 'PATH_OUTSIDE_PROJECT'],
       ['.git/config', 'PATH_OUTSIDE_PROJECT'],
+      ['src/.git/config', 'PATH_OUTSIDE_PROJECT'],
       ['', 'PATH_OUTSIDE_PROJECT'],
       ['missing.ts', 'FILE_NOT_FOUND'],
       ['src', 'FILE_NOT_FOUND'],
