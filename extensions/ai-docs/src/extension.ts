@@ -65,7 +65,7 @@ export async function activate(ctx: aion.ExtensionContext) {
       if (job.error) body.error = job.error;
       return { body };
     }),
-    processQueue(QUEUE, (job, { progress }) => runAiDocsJob(job.payload as AiDocsPayload, { projects, router, config, progress })),
+    processQueue(QUEUE, (job, { progress, token }) => runAiDocsJob(job.payload as AiDocsPayload, { projects, router, config, progress, token })),
   );
 }
 

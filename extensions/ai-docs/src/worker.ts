@@ -1,6 +1,6 @@
-import { AionError, type Remote } from '@aion/extension-api';
+import { AionError, type CancellationToken, type Remote } from '@aion/extension-api';
 import type { ProjectsApi, ProjectUser } from '@aion/ext-projects';
-import type { RouterApi, TaskResult } from '@aion/ext-router';
+import type { RouterApi, TaskInput, TaskResult } from '@aion/ext-router';
 import { AiDocsErrorCodes, type AiDocsJobResult, type AiDocsKind, type AiDocsRequest } from './api.js';
 import { buildMessages, INTENT_OF, numberedExcerpt } from './prompts.js';
 import { parseAnswer } from './schemas.js';
@@ -24,6 +24,28 @@ export interface WorkerDeps {
   router: Remote<RouterApi>;
   config: AiDocsConfiguration;
   progress(fraction: number, stage: string): Promise<void>;
+  /** Cancelled when the job is canceled or times out: the running model task is canceled too. */
+  token?: CancellationToken;
+}
+
+const FINAL = new Set(['OK', 'ERROR', 'TIMEOUT', 'CANCELED']);
+
+/** Submits a task and waits for its end by following its events, canceling it when `token` is. */
+async function runTask(router: Remote<RouterApi>, input: TaskInput, token: CancellationToken | undefined): Promise<TaskResult> {
+  const submitted = await router.submitTask(input);
+  if (FINAL.has(submitted.status)) return submitted;
+  const cancel = () => void router.cancelTask(submitted.task_id).catch(() => undefined);
+  const listener = token?.onCancellationRequested(cancel);
+  try {
+    if (token?.isCancellationRequested) cancel();
+    for await (const e of await router.taskEvents(submitted.task_id)) {
+      if (e.event === 'done') return e.data as TaskResult;
+      if (e.event === 'error') return ((e.data as { task?: TaskResult }).task ?? (await router.getTask(submitted.task_id)));
+    }
+    return router.getTask(submitted.task_id);
+  } finally {
+    listener?.dispose();
+  }
 }
 
 /** A task that did not end OK becomes the job's error, with the router's code and explanation. */
@@ -52,7 +74,7 @@ export async function runAiDocsJob(payload: AiDocsPayload, deps: WorkerDeps): Pr
   let tasks = 0;
   for (let attempt = 0; attempt <= deps.config.resultRetries; attempt++) {
     await deps.progress(0.3 + (0.6 * attempt) / (deps.config.resultRetries + 1), attempt === 0 ? 'asking the model' : 'asking again');
-    const task = await deps.router.complete({
+    const task = await runTask(deps.router, {
       intent: INTENT_OF[kind],
       messages: buildMessages(kind, promptFile, note),
       max_tokens: deps.config.maxTokens,
@@ -61,7 +83,7 @@ export async function runAiDocsJob(payload: AiDocsPayload, deps: WorkerDeps): Pr
       ...(request.privacy ? { privacy: request.privacy } : {}),
       // Policies can match these; the task itself belongs to this extension.
       metadata: { source: 'aion.ai-docs', kind, project_id: request.project_id, tenant_id: user.tenant_id, user: typeof user.owner === 'string' ? user.owner : user.sub },
-    });
+    }, deps.token);
     tasks++;
     if (task.status !== 'OK') throw taskError(task);
     usage.latency_ms += task.usage.latency_ms;

@@ -11,7 +11,7 @@ import { startFakeOpenAI, type FakeOpenAI } from '@aion/ext-provider-openai/test
 import { api, modelAnswer, promptOf, result, startAiDocsKernel } from './helpers.js';
 
 type User = Tokens & { id: string };
-const AI_USER_SCOPES = ['projects:read', 'projects:write', 'ai:read', 'ai:write'];
+const AI_USER_SCOPES = ['projects:read', 'projects:write', 'ai:read', 'ai:write', 'jobs:read', 'jobs:write'];
 
 const SOURCE = ['export function add(a: number, b: number) {', '  return a + b;', '}', '', 'export const answer = add(40, 2);', ''].join('\n');
 
@@ -34,7 +34,7 @@ async function startUpstreams(withOllama: boolean) {
     ? await startFakeOllama({
         reply: (r) => {
           const a = modelAnswer(promptOf(r), 'ollama');
-          return a.status ? { kind: 'status', status: a.status } : { kind: 'answer', text: a.text, promptEvalCount: 100, evalCount: 20 };
+          return a.hang ? { kind: 'hang' } : a.status ? { kind: 'status', status: a.status } : { kind: 'answer', text: a.text, promptEvalCount: 100, evalCount: 20 };
         },
       })
     : undefined;
@@ -66,6 +66,7 @@ describe('aion.ai-docs with a local model, against fake vendor servers', functio
         'src/garbage.ts': `// [ai:garbage]\n${SOURCE}`,
         'src/fixable.ts': `// [ai:fixable]\n${SOURCE}`,
         'src/big.ts': `// ${'x'.repeat(4000)}\n`,
+        'src/hang.ts': `// [ollama:hang]\n${SOURCE}`,
       },
       { parent: root },
     );
@@ -144,6 +145,23 @@ describe('aion.ai-docs with a local model, against fake vendor servers', functio
     const done = await run('inline-comment', { path: 'src/math.ts', privacy: 'local-only' });
     assert.equal(done.status, 'success', JSON.stringify(done.error));
     assert.equal(done.engine.route, 'local');
+  });
+
+  it('canceling the job cancels its model call: the upstream request is closed', async () => {
+    const before = ollama!.requests.length;
+    const accepted = await submit('file-summary', { project_id: projectId, path: 'src/hang.ts' });
+    assert.equal(accepted.status, 202);
+    const end = Date.now() + 10_000;
+    while (!ollama!.requests.slice(before).some((r) => r.method === 'POST')) {
+      assert.ok(Date.now() < end, 'the model was asked');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const call = ollama!.requests.slice(before).find((r) => r.method === 'POST')!;
+    const canceled = await api(kernel, 'POST', `/v1/jobs/${accepted.body.job_id}/cancel`, alice.access_token);
+    assert.equal(canceled.status, 200, JSON.stringify(canceled.body));
+    const done = await result(kernel, alice.access_token, accepted.body.job_id);
+    assert.equal(done.status, 'canceled');
+    await Promise.race([call.disconnected, new Promise((_, reject) => setTimeout(() => reject(new Error('the upstream call was not closed within 3 s')), 3000))]);
   });
 
   it('an answer that is not valid JSON is asked again, then the job fails with AI_RESULT_INVALID', async () => {

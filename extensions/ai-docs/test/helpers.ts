@@ -83,10 +83,11 @@ export function promptOf(request: RecordedRequest): string {
 
 /**
  * What a well-behaved model answers to the prompt, by the task it names; markers in the file steer a
- * vendor: `[openai:500]` fails that vendor, `[ai:garbage]` makes every vendor answer prose,
+ * vendor: `[openai:500]` fails that vendor, `[ollama:hang]` makes it never answer, `[ai:garbage]` makes every vendor answer prose,
  * `[ai:fixable]` answers prose until the prompt says the previous answer was refused.
  */
-export function modelAnswer(prompt: string, vendor: string): { status?: number; text?: string } {
+export function modelAnswer(prompt: string, vendor: string): { status?: number; text?: string; hang?: boolean } {
+  if (prompt.includes(`[${vendor}:hang]`)) return { hang: true };
   if (new RegExp(`\\[${vendor}:(\\d{3})\\]`).test(prompt)) return { status: Number(new RegExp(`\\[${vendor}:(\\d{3})\\]`).exec(prompt)![1]) };
   const refusedBefore = prompt.includes('Your previous answer was refused');
   if (prompt.includes('[ai:garbage]') || (prompt.includes('[ai:fixable]') && !refusedBefore)) return { text: `Sure! This file is great (${vendor}).` };
