@@ -54,3 +54,10 @@ export const AiDocsErrorCodes = {
   AI_JOB_NOT_FOUND: 'AI_JOB_NOT_FOUND',
   INVALID_AI_REQUEST: 'INVALID_AI_REQUEST',
 } as const;
+
+/** The HTTP status of each code. */
+export const AiDocsErrorStatus: Record<keyof typeof AiDocsErrorCodes, number> = {
+  AI_RESULT_INVALID: 502,
+  AI_JOB_NOT_FOUND: 404,
+  INVALID_AI_REQUEST: 400,
+};

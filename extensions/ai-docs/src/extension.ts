@@ -5,7 +5,8 @@ import type { JobView } from '@aion/ext-jobs';
 import type { ProjectsApi, ProjectUser } from '@aion/ext-projects';
 import { checkRelativePath } from '@aion/ext-projects/paths';
 import type { RouterApi } from '@aion/ext-router';
-import { AiDocsErrorCodes, type AiDocsKind } from './api.js';
+import type { AiDocsKind } from './api.js';
+import { aiDocsError } from './errors.js';
 import { checkRequest } from './request.js';
 import { runAiDocsJob, type AiDocsConfiguration, type AiDocsPayload } from './worker.js';
 
@@ -48,7 +49,7 @@ export async function activate(ctx: aion.ExtensionContext) {
     const job = await jobs.get(id);
     const owner = ownerOf(req.principal!);
     if (!job || job.queue !== QUEUE || !job.owner || job.owner.sub !== owner.sub || job.owner.tenant_id !== owner.tenant_id) {
-      throw new AionError(AiDocsErrorCodes.AI_JOB_NOT_FOUND, `there is no documentation job ${id}`, { status: 404 });
+      throw aiDocsError('AI_JOB_NOT_FOUND', `there is no documentation job ${id}`);
     }
     return job;
   };

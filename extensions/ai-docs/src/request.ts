@@ -1,7 +1,7 @@
-import { AionError } from '@aion/extension-api';
-import { AiDocsErrorCodes, type AiDocsRequest, type LineRange } from './api.js';
+import type { AiDocsRequest, LineRange } from './api.js';
+import { aiDocsError } from './errors.js';
 
-const invalid = (message: string) => new AionError(AiDocsErrorCodes.INVALID_AI_REQUEST, message, { status: 400 });
+const invalid = (message: string) => aiDocsError('INVALID_AI_REQUEST', message);
 const PRIVACY = new Set(['local-only', 'allow-api', 'hybrid']);
 
 /** Reads `{ project_id, path, range?, symbol?, privacy? }`; every problem is INVALID_AI_REQUEST naming the field. */

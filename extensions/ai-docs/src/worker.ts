@@ -1,7 +1,8 @@
 import { AionError, type CancellationToken, type Remote } from '@aion/extension-api';
 import type { ProjectsApi, ProjectUser } from '@aion/ext-projects';
 import type { RouterApi, TaskInput, TaskResult } from '@aion/ext-router';
-import { AiDocsErrorCodes, type AiDocsJobResult, type AiDocsKind, type AiDocsRequest } from './api.js';
+import type { AiDocsJobResult, AiDocsKind, AiDocsRequest } from './api.js';
+import { aiDocsError } from './errors.js';
 import { buildMessages, INTENT_OF, numberedExcerpt } from './prompts.js';
 import { parseAnswer } from './schemas.js';
 
@@ -66,7 +67,7 @@ export async function runAiDocsJob(payload: AiDocsPayload, deps: WorkerDeps): Pr
   const range = request.range ?? null;
   const bounds = numberedExcerpt(file.content, range);
   if (range && range.start_line > bounds.last) {
-    throw new AionError(AiDocsErrorCodes.INVALID_AI_REQUEST, `range starts at line ${range.start_line}, but ${file.path} has ${bounds.last} lines`, { status: 400 });
+    throw aiDocsError('INVALID_AI_REQUEST', `range starts at line ${range.start_line}, but ${file.path} has ${bounds.last} lines`);
   }
   const promptFile = { path: file.path, content: file.content, range, symbol: request.symbol ?? null };
   const usage = { latency_ms: 0, tokens: { input: 0, output: 0, total: 0 }, cost_usd: 0 };
@@ -97,5 +98,5 @@ export async function runAiDocsJob(payload: AiDocsPayload, deps: WorkerDeps): Pr
     }
     note = parsed.problem;
   }
-  throw new AionError(AiDocsErrorCodes.AI_RESULT_INVALID, `the model's answer was not valid after ${tasks} ${tasks === 1 ? 'try' : 'tries'}: ${note}`, { status: 502, details: { tasks } });
+  throw aiDocsError('AI_RESULT_INVALID', `the model's answer was not valid after ${tasks} ${tasks === 1 ? 'try' : 'tries'}: ${note}`, { tasks });
 }
