@@ -42,6 +42,8 @@ async function startUpstreams(withOllama: boolean) {
 }
 
 describe('aion.ai-docs with a local model, against fake vendor servers', function () {
+  // Starting a kernel with nine extensions and four hosts takes longer than the suite's default on a loaded machine.
+  this.timeout(120_000);
   let kernel: TestKernel;
   let openai: FakeOpenAI;
   let anthropic: FakeAnthropic;
@@ -234,6 +236,7 @@ describe('aion.ai-docs with a local model, against fake vendor servers', functio
 });
 
 describe('aion.ai-docs without a local model', function () {
+  this.timeout(120_000);
   let kernel: TestKernel;
   let upstreams: Awaited<ReturnType<typeof startUpstreams>>;
   let root: string;

@@ -30,7 +30,8 @@ forEachDatabase('aion.projects', (db) => {
   const principal = (u: User, scopes = ['projects:read', 'projects:write']) => ({ sub: u.id, tenant_id: 'default', scopes });
   const fromExtension = (method: string, ...args: unknown[]) => kernel!.executeCommand<{ ok: boolean; value?: any; code?: string; message?: string }>('projectstest.call', method, ...args);
 
-  before(async () => {
+  before(async function () {
+    this.timeout(120_000);
     openRoot = realpathSync(mkdtempSync(join(tmpdir(), 'aion-projects-open-')));
     outside = realpathSync(mkdtempSync(join(tmpdir(), 'aion-projects-outside-')));
     writeFileSync(join(outside, 'secret.txt'), 'top secret\n');
