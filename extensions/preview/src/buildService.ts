@@ -11,7 +11,7 @@ import type { PreviewConfiguration } from './config.js';
 import { restoreDependencies } from './dependencies.js';
 import { previewError } from './errors.js';
 import type { PreviewMetrics } from './metrics.js';
-import type { ProjectsLookup } from './projects.js';
+import type { ProjectsApi } from '@aion/ext-projects';
 import { bundleKey, type BundleStore } from './storage/bundleStore.js';
 
 /** What `POST /v1/preview/build` puts on the `preview_build` queue. */
@@ -41,7 +41,7 @@ export interface BuildServiceOptions {
   dataDir: string;
   config: () => PreviewConfiguration;
   store: () => BundleStore;
-  projects: () => Promise<ProjectsLookup>;
+  projects: () => Promise<aion.Remote<ProjectsApi>>;
   builtins: ReadonlyMap<string, PreviewBuilder>;
   metrics: PreviewMetrics;
 }
@@ -102,10 +102,11 @@ export class BuildService {
 
       await context.progress(STAGES.dependencies, 'dependencies');
       const { entry, builder, builtin } = await this.chooseBuilder(source, payload.platform);
-      await context.log(`builder: ${entry.id}`);
+      const note = async (line: string) => (await context.log(line), await writeFile(logFile, `${line}\n`, { flag: 'a' }));
+      await note(`builder: ${entry.id}`);
       if (entry.needsDependencies) {
         const restored = await restoreDependencies({ projectDir: source, cacheDir: join(dataDir, 'cache', 'preview_deps'), npm: config.npmPath, run });
-        await context.log(`dependencies: ${restored.source}`);
+        await note(`dependencies: ${restored.source}${restored.key ? ` (${restored.key.slice(0, 12)})` : ''}`);
       }
 
       await context.progress(STAGES.build, 'build');

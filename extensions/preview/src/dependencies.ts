@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { cp, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PreviewErrorCodes } from './api.js';
-import { exists } from './builders/files.js';
+import { exists, readJson } from './builders/files.js';
 import { previewError } from './errors.js';
 import { runProcess, type RunOptions } from './process.js';
 
@@ -43,7 +43,10 @@ export interface RestoreResult {
  */
 export async function restoreDependencies(options: { projectDir: string; cacheDir: string; npm: string; run: Omit<RunOptions, 'cwd'> }): Promise<RestoreResult> {
   const { projectDir, cacheDir, npm, run } = options;
-  if (!(await exists(join(projectDir, 'package.json')))) return { source: 'none', key: null };
+  const pkg = await readJson(join(projectDir, 'package.json'));
+  if (!pkg) return { source: 'none', key: null };
+  const declared = { ...pkg.dependencies, ...pkg.devDependencies, ...pkg.optionalDependencies };
+  if (Object.keys(declared).length === 0) return { source: 'none', key: null };
   const key = await dependencyCacheKey(projectDir);
   const target = join(projectDir, 'node_modules');
   await rm(target, { recursive: true, force: true });
@@ -55,7 +58,7 @@ export async function restoreDependencies(options: { projectDir: string; cacheDi
   const args = key ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'];
   const code = await runProcess(npm, args, { ...run, cwd: projectDir });
   if (code !== 0) throw previewError(PreviewErrorCodes.MISSING_DEPENDENCIES, `npm ${args[0]} exited with code ${code}: the project's dependencies could not be installed; see the build log`);
-  if (key && cached && (await exists(target))) {
+  if (key && cached) {
     // Filled under a temporary name and renamed: two builds never see a half-written cache entry.
     const staging = join(cacheDir, `.staging-${randomUUID()}`);
     await mkdir(staging, { recursive: true });

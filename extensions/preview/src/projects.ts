@@ -1,21 +1,7 @@
 import * as aion from '@aion/extension-api';
+import type { ProjectsApi } from '@aion/ext-projects';
 
-/** What this extension reads of `aion.projects` (its API: `get(id, { for })`). */
-export interface PreviewProject {
-  id: string;
-  name: string;
-  repository: string;
-  /** The working folder on disk: a local folder used in place, or the registry's clone. */
-  path: string;
-  ownerId: string;
-  tenantId: string;
-}
-
-export interface ProjectsLookup {
-  /** Throws PROJECT_NOT_FOUND when there is none, or `for` may not use it. */
-  get(id: string, options?: { for?: aion.Principal }): Promise<PreviewProject>;
-}
-
-export function projectsApi(): Promise<ProjectsLookup> {
-  return aion.extensions.getApi<ProjectsLookup>('aion.projects') as unknown as Promise<ProjectsLookup>;
+/** `aion.projects`: `get(id, { for })` gives a project's working folder (`path`), owner and tenant. */
+export function projectsApi(): Promise<aion.Remote<ProjectsApi>> {
+  return aion.extensions.getApi<ProjectsApi>('aion.projects');
 }
