@@ -22,13 +22,14 @@ export interface PreviewKernel {
 }
 
 /** A kernel with storage, auth, jobs, projects and preview, and two users who may register projects and ask for previews. */
-export async function startPreviewKernel(options: { preview?: Record<string, unknown>; extensions?: string[]; grants?: Record<string, unknown> } = {}): Promise<PreviewKernel> {
+export async function startPreviewKernel(options: { preview?: Record<string, unknown>; extensions?: string[]; grants?: Record<string, unknown>; secretsFile?: string } = {}): Promise<PreviewKernel> {
   const projectsRoot = realpathSync(mkdtempSync(join(tmpdir(), 'aion-preview-projects-')));
   const kernel = await startTestKernel({
     builtins: BUILTINS,
     extensions: [PREVIEW_DIR, ...(options.extensions ?? [])],
     config: {
       permissions: { grants: options.grants ?? {} },
+      ...(options.secretsFile ? { secretsFile: options.secretsFile } : {}),
       extensions: {
         'aion.jobs': { inProcessWorkers: { startDelayMs: 0 }, pollIntervalMs: 20, heartbeatIntervalMs: 500 },
         'aion.auth': { rateLimits: { enabled: false } },

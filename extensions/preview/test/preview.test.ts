@@ -258,9 +258,18 @@ describe('aion.preview timeout', function () {
   this.timeout(120_000);
   let k: PreviewKernel;
   before(async () => {
-    k = await startPreviewKernel({ preview: { maxTimeoutMs: 4000 } });
+    k = await startPreviewKernel({ preview: { maxTimeoutMs: 4000, tokenTtlSeconds: 10 } });
   });
   after(async () => k?.stop());
+
+  it('refuses an expired preview token over HTTP with 401 PREVIEW_TOKEN_EXPIRED', async () => {
+    const dir = writeProject(k.projectsRoot, 'site', { 'index.html': 'x' });
+    const token = await previewToken(k, k.alice.access_token, await registerProject(k, k.alice.access_token, dir, 'site'), 'web');
+    await new Promise((r) => setTimeout(r, 10_500));
+    const res = await call(k.kernel, 'POST', '/v1/preview/build', { body: { token } });
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'PREVIEW_TOKEN_EXPIRED');
+  });
 
   it('kills the builder\'s whole process group past the limit, fails with PREVIEW_TIMEOUT and records timeout: true', async () => {
     const pidFile = join(k.projectsRoot, 'grandchild.pid');

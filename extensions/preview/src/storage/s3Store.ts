@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { PreviewErrorCodes } from '../api.js';
 import { previewError } from '../errors.js';
@@ -42,18 +41,23 @@ export class S3BundleStore implements BundleStore {
       forcePathStyle: settings.forcePathStyle,
       // This store retries itself, so that it knows which failures were transient and counts its tries.
       maxAttempts: 1,
+      // S3-compatible servers (MinIO, s3rver) do not all read aws-chunked bodies with trailing checksums.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
       ...(settings.accessKeyId && settings.secretAccessKey ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } } : {}),
     });
   }
 
   async put(key: string, file: string): Promise<StoredBundle> {
-    const { size } = await stat(file);
+    // A bundle is read once into memory: a buffer can be sent again on each try (a stream cannot).
+    const body = await readFile(file);
+    const size = body.length;
     let lastError: unknown;
     for (let attempt = 0; attempt <= this.settings.retries; attempt++) {
       if (attempt > 0) await sleep(this.settings.retryDelayMs * 2 ** (attempt - 1));
       try {
-        // A single PUT with its length: S3 stores all of it or nothing, and a fresh stream per try.
-        await this.client.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: createReadStream(file), ContentLength: size, ContentType: 'application/zip' }));
+        // A single PUT: S3 stores all of it or nothing.
+        await this.client.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentLength: size, ContentType: 'application/zip' }));
         return { key, size, modifiedAt: Date.now() };
       } catch (err) {
         lastError = err;
