@@ -84,8 +84,14 @@ export interface PreviewMetricsSnapshot {
   build_success_total: number;
   build_failures_total: Record<string, number>;
   upload_failures_total: number;
-  /** Build durations in seconds (sum and count, for `preview_build_time_seconds`). */
-  build_time_seconds: { sum: number; count: number; buckets: Record<string, number> };
+  /** Build durations in seconds (`preview_build_time_seconds` has the histogram). */
+  build_time_seconds: { sum: number; count: number };
+}
+
+/** The `preview.telemetry` event (aion.observability exports it as `aion_preview_*`): what happened since the last one. */
+export interface PreviewTelemetry {
+  builds: Array<{ seconds: number; outcome: 'success' | 'failure'; code: string | null }>;
+  uploadFailures: number;
 }
 
 export const PreviewErrorCodes = {

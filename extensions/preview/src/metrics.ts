@@ -1,7 +1,4 @@
-import type { PreviewMetricsSnapshot } from './api.js';
-
-/** Seconds; a static site takes one, a React Native bundle minutes. */
-export const BUILD_TIME_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800];
+import type { PreviewMetricsSnapshot, PreviewTelemetry } from './api.js';
 
 /**
  * The counters behind `preview_build_time_seconds`, `preview_build_failures_total{code}`,
@@ -13,7 +10,7 @@ export class PreviewMetrics {
     build_success_total: 0,
     build_failures_total: {},
     upload_failures_total: 0,
-    build_time_seconds: { sum: 0, count: 0, buckets: Object.fromEntries(BUILD_TIME_BUCKETS.map((b) => [String(b), 0])) },
+    build_time_seconds: { sum: 0, count: 0 },
   };
 
   constructor(private readonly emit: (delta: PreviewTelemetry) => void = () => undefined) {}
@@ -22,7 +19,6 @@ export class PreviewMetrics {
     const t = this.state.build_time_seconds;
     t.sum += seconds;
     t.count++;
-    for (const b of BUILD_TIME_BUCKETS) if (seconds <= b) t.buckets[String(b)]!++;
     if (failureCode === null) this.state.build_success_total++;
     else this.state.build_failures_total[failureCode] = (this.state.build_failures_total[failureCode] ?? 0) + 1;
     this.emit({ builds: [{ seconds, outcome: failureCode === null ? 'success' : 'failure', code: failureCode }], uploadFailures: 0 });
@@ -36,10 +32,4 @@ export class PreviewMetrics {
   snapshot(): PreviewMetricsSnapshot {
     return structuredClone(this.state);
   }
-}
-
-/** The `preview.telemetry` event: what happened since the last one. */
-export interface PreviewTelemetry {
-  builds: Array<{ seconds: number; outcome: 'success' | 'failure'; code: string | null }>;
-  uploadFailures: number;
 }

@@ -16,16 +16,17 @@ export interface PreviewKernel {
   kernel: TestKernel;
   /** Where test projects live (a local root of aion.projects). */
   projectsRoot: string;
+  admin: { access_token: string };
   alice: { access_token: string; id: string };
   bob: { access_token: string; id: string };
   stop(): Promise<void>;
 }
 
 /** A kernel with storage, auth, jobs, projects and preview, and two users who may register projects and ask for previews. */
-export async function startPreviewKernel(options: { preview?: Record<string, unknown>; extensions?: string[]; grants?: Record<string, unknown>; secretsFile?: string } = {}): Promise<PreviewKernel> {
+export async function startPreviewKernel(options: { preview?: Record<string, unknown>; extensions?: string[]; grants?: Record<string, unknown>; secretsFile?: string; builtins?: string[] } = {}): Promise<PreviewKernel> {
   const projectsRoot = realpathSync(mkdtempSync(join(tmpdir(), 'aion-preview-projects-')));
   const kernel = await startTestKernel({
-    builtins: BUILTINS,
+    builtins: [...BUILTINS, ...(options.builtins ?? [])],
     extensions: [PREVIEW_DIR, ...(options.extensions ?? [])],
     config: {
       permissions: { grants: options.grants ?? {} },
@@ -45,6 +46,7 @@ export async function startPreviewKernel(options: { preview?: Record<string, unk
   return {
     kernel,
     projectsRoot,
+    admin,
     alice,
     bob,
     stop: async () => {

@@ -132,7 +132,7 @@ describe('aion.preview S3 bundle store (against s3rver)', function () {
   it('serves a whole preview build from S3: upload, status, ranged download; a failing store fails the build', async () => {
     const secretsFile = join(dir, 'secrets.json');
     writeFileSync(secretsFile, JSON.stringify({ 'aion.preview': { PREVIEW_S3_ACCESS_KEY_ID: 'S3RVER', PREVIEW_S3_SECRET_ACCESS_KEY: 'S3RVER' } }));
-    const k = await startPreviewKernel({ secretsFile, preview: { storage: { backend: 's3', s3: { bucket: BUCKET, endpoint: `http://127.0.0.1:${proxy.port}`, retries: 1, retryDelayMs: 10 } } } });
+    const k = await startPreviewKernel({ secretsFile, builtins: ['aion.observability'], preview: { storage: { backend: 's3', s3: { bucket: BUCKET, endpoint: `http://127.0.0.1:${proxy.port}`, retries: 1, retryDelayMs: 10 } } } });
     try {
       const project = join(k.projectsRoot, 'site');
       mkdirSync(project);
@@ -160,6 +160,12 @@ describe('aion.preview S3 bundle store (against s3rver)', function () {
       proxy.state.failPuts = 0;
       assert.equal(failed.status, 'failed');
       assert.equal(failed.error?.code, 'STORAGE_UPLOAD_FAILED');
+      // The counters reach /metrics through aion.observability.
+      const metrics = await (await call(k.kernel, 'GET', '/metrics', { token: k.admin.access_token })).text();
+      assert.match(metrics, /^aion_preview_build_success_total 1$/m);
+      assert.match(metrics, /^aion_preview_build_failures_total\{code="STORAGE_UPLOAD_FAILED"\} 1$/m);
+      assert.match(metrics, /^aion_preview_upload_failures_total 1$/m);
+      assert.match(metrics, /^aion_preview_build_time_seconds_count\{outcome="success"\} 1$/m);
     } finally {
       await k.stop();
     }
