@@ -55,9 +55,20 @@ export interface PreviewStatus {
   progress: number;
   error: { code: string; message: string } | null;
   builder: string | null;
-  bundle: { size: number; sha256: string } | null;
+  bundle: { size: number; sha256: string; files: number } | null;
+  /** Milliseconds per stage of a successful build. */
+  timings: BuildTimings | null;
   created_at: string;
   finished_at: string | null;
+}
+
+export interface BuildTimings {
+  checkout_ms: number;
+  dependencies_ms: number;
+  build_ms: number;
+  zip_ms: number;
+  upload_ms: number;
+  total_ms: number;
 }
 
 /** `metadata.json` inside every bundle. */

@@ -4,7 +4,7 @@ import * as aion from '@aion/extension-api';
 import { isAionError } from '@aion/extension-api';
 import type { JobContext } from '@aion/ext-jobs/client';
 import type { JobRun } from '@aion/ext-jobs';
-import { PreviewErrorCodes, type BuilderEntry, type BundleMetadata, type PreviewBuilder, type PreviewPlatform } from './api.js';
+import { PreviewErrorCodes, type BuilderEntry, type BuildTimings, type BundleMetadata, type PreviewBuilder, type PreviewPlatform } from './api.js';
 import { writeBundle } from './bundle.js';
 import { checkout } from './checkout.js';
 import type { PreviewConfiguration } from './config.js';
@@ -31,9 +31,11 @@ export interface PreviewJobResult {
   size: number;
   sha256: string;
   files: number;
-  zip_ms: number;
   timeout: boolean;
+  /** Milliseconds per stage, and in all. */
+  timings: BuildTimings;
 }
+
 
 export const STAGES = { checkout: 0.1, dependencies: 0.25, build: 0.5, bundle: 0.8, done: 1 } as const;
 
@@ -89,6 +91,13 @@ export class BuildService {
     const cancel = context.token.onCancellationRequested(() => abort.abort());
     const run = { logFile, deadline, signal: abort.signal };
     let failure: string | null = null;
+    const timings: BuildTimings = { checkout_ms: 0, dependencies_ms: 0, build_ms: 0, zip_ms: 0, upload_ms: 0, total_ms: 0 };
+    let mark = Date.now();
+    const lap = (stage: 'checkout' | 'dependencies' | 'build' | 'zip' | 'upload') => {
+      const now = Date.now();
+      timings[`${stage}_ms`] = now - mark;
+      mark = now;
+    };
     try {
       await rm(temp, { recursive: true, force: true });
       await mkdir(join(temp, 'out'), { recursive: true });
@@ -100,6 +109,7 @@ export class BuildService {
       const project = await (await this.options.projects()).get(payload.project_id);
       const { commit } = await checkout({ repository: project.path, ref: payload.git_ref ?? undefined, target: source, git: config.gitPath, run });
 
+      lap('checkout');
       await context.progress(STAGES.dependencies, 'dependencies');
       const { entry, builder, builtin } = await this.chooseBuilder(source, payload.platform);
       const note = async (line: string) => (await context.log(line), await writeFile(logFile, `${line}\n`, { flag: 'a' }));
@@ -109,6 +119,7 @@ export class BuildService {
         await note(`dependencies: ${restored.source}${restored.key ? ` (${restored.key.slice(0, 12)})` : ''}`);
       }
 
+      lap('dependencies');
       await context.progress(STAGES.build, 'build');
       let timedOut = false;
       try {
@@ -122,6 +133,7 @@ export class BuildService {
         timedOut = true;
       }
 
+      lap('build');
       await context.progress(STAGES.bundle, 'bundle');
       const metadata: BundleMetadata = {
         job_id: job.id,
@@ -135,9 +147,8 @@ export class BuildService {
         commit,
       };
       if (timedOut) await writeFile(logFile, `\nPREVIEW_TIMEOUT: the build ran past ${config.maxTimeoutMs} ms; its process group was killed\n`, { flag: 'a' });
-      const zipStarted = Date.now();
       const zip = await writeBundle({ zipPath: join(temp, 'bundle.zip'), artifactsDir: join(temp, 'out'), metadata, logFile });
-      const zipMs = Date.now() - zipStarted;
+      lap('zip');
       const key = bundleKey(payload.project_id, job.id);
       try {
         await this.options.store().put(key, zip.path);
@@ -145,9 +156,11 @@ export class BuildService {
         metrics.uploadFailed();
         throw isAionError(err) ? err : previewError(PreviewErrorCodes.STORAGE_UPLOAD_FAILED, `the bundle could not be stored: ${(err as Error).message}`);
       }
+      lap('upload');
       if (timedOut) throw previewError(PreviewErrorCodes.PREVIEW_TIMEOUT, `the preview build ran past ${config.maxTimeoutMs} ms (PREVIEW_MAX_TIMEOUT_MS); its processes were killed. The bundle holds the log and metadata with timeout: true`);
       await context.progress(STAGES.done, 'done');
-      return { builder: entry.id, bundle_key: key, size: zip.size, sha256: zip.sha256, files: zip.files, zip_ms: zipMs, timeout: false };
+      timings.total_ms = Date.now() - started;
+      return { builder: entry.id, bundle_key: key, size: zip.size, sha256: zip.sha256, files: zip.files, timeout: false, timings };
     } catch (err) {
       const error = isAionError(err) ? err : previewError(PreviewErrorCodes.PREVIEW_BUILD_FAILED, `the preview build failed: ${(err as Error).message}`);
       failure = String(error.code);

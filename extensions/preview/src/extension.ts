@@ -134,7 +134,8 @@ export async function activate(ctx: aion.ExtensionContext): Promise<PreviewApi> 
       progress: job.progress,
       error: job.error,
       builder: result?.builder ?? null,
-      bundle: result ? { size: result.size, sha256: result.sha256 } : null,
+      bundle: result ? { size: result.size, sha256: result.sha256, files: result.files } : null,
+      timings: result?.timings ?? null,
       created_at: job.created_at,
       finished_at: job.finished_at,
     };
