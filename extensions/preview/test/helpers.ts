@@ -40,7 +40,7 @@ export async function startPreviewKernel(options: { preview?: Record<string, unk
     },
   });
   const admin = await signInAdmin(kernel);
-  const scopes = ['projects:read', 'projects:write', 'preview:write'];
+  const scopes = ['projects:read', 'projects:write', 'preview:write', 'jobs:read', 'jobs:write'];
   const alice = await createUser(kernel, admin.access_token, 'alice', { scopes });
   const bob = await createUser(kernel, admin.access_token, 'bob', { scopes });
   return {
