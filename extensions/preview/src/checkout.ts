@@ -1,8 +1,8 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PreviewErrorCodes } from './api.js';
 import { copyTree, exists } from './builders/files.js';
 import { previewError } from './errors.js';
-import { runProcess, type RunOptions } from './process.js';
+import { buildEnvironment, runProcess, type RunOptions } from './process.js';
 
 /** Branch, tag or commit names git accepts, never an option (`-…`) or a range/revision expression. */
 const GIT_REF = /^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,199}$/;
@@ -33,8 +33,9 @@ export async function checkout(options: { repository: string; ref: string | unde
   validateGitRef(ref);
   if (!(await exists(join(repository, '.git')))) throw previewError(PreviewErrorCodes.INVALID_PROJECT_STRUCTURE, `git_ref needs a git repository, and ${repository} is not one`);
   const run = (args: string[], cwd: string) => runProcess(git, args, { ...options.run, cwd });
-  const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' };
-  const clone = await runProcess(git, ['clone', '--quiet', '--shared', '--no-checkout', '--', repository, target], { ...options.run, cwd: repository, env });
+  const env = buildEnvironment({ GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' });
+  // Run from the temp folder, not the repository: git then reads none of the repository's own configuration.
+  const clone = await runProcess(git, ['clone', '--quiet', '--shared', '--no-checkout', '--', repository, target], { ...options.run, cwd: dirname(target), env });
   if (clone !== 0) throw previewError(PreviewErrorCodes.PREVIEW_BUILD_FAILED, `git could not read ${repository}; see the build log`);
   // --end-of-options: the ref is never read as an option, whatever it looks like.
   const resolved = await run(['rev-parse', '--quiet', '--verify', '--end-of-options', `${ref}^{commit}`], target);

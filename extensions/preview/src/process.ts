@@ -3,6 +3,16 @@ import { open } from 'node:fs/promises';
 import { PreviewErrorCodes } from './api.js';
 import { previewError } from './errors.js';
 
+/** Variables a build may see: what tools need to run, never the kernel's secrets or configuration. */
+const PASSED_VARIABLES = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'TERM', 'SHELL', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy', 'npm_config_cache', 'npm_config_registry'];
+
+/** The environment of a build's processes: the kernel's own is not passed on (it may hold AION_* secrets). */
+export function buildEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of PASSED_VARIABLES) if (process.env[name] !== undefined) env[name] = process.env[name];
+  return { ...env, ...extra };
+}
+
 export interface RunOptions {
   cwd: string;
   /** Appended to, stdout and stderr together. */
@@ -34,7 +44,7 @@ export async function runProcess(command: string, args: string[], options: RunOp
   const log = await open(options.logFile, 'a');
   try {
     await log.write(`$ ${[command, ...args].join(' ')}\n`);
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, detached: true, stdio: ['ignore', log.fd, log.fd] });
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? buildEnvironment(), detached: true, stdio: ['ignore', log.fd, log.fd] });
     let timedOut = false;
     let aborted = false;
     const timer = setTimeout(() => {

@@ -197,7 +197,9 @@ describe('aion.preview builds', function () {
   });
 
   it('runs the npm build script, restores dependencies from the lockfile cache the second time', async () => {
-    const dir = writeProject(k.projectsRoot, 'npm', NPM_PROJECT);
+    // A hostile build script reads its environment: the kernel's secrets must not be in it.
+    process.env.AION_PREVIEW_TEST_CANARY = 'kernel-secret-value';
+    const dir = writeProject(k.projectsRoot, 'npm', { ...NPM_PROJECT, 'build.js': NPM_PROJECT['build.js'] + "fs.writeFileSync('dist/env.json', JSON.stringify(process.env));\n" });
     const id = await registerProject(k, k.alice.access_token, dir, 'npm');
     const token = await previewToken(k, k.alice.access_token, id, 'web');
     const first = await finalStatus(k, k.alice.access_token, await startBuild(k, token));
@@ -205,6 +207,13 @@ describe('aion.preview builds', function () {
     assert.equal(first.builder, 'npm-script');
     const cache = join(k.kernel.dataDir, 'cache', 'preview_deps');
     assert.equal(readdirSync(cache).filter((n) => !n.startsWith('.')).length, 1);
+    const firstZip = join(k.kernel.dataDir, 'npm.zip');
+    writeFileSync(firstZip, Buffer.from(await (await download(first.job_id)).arrayBuffer()));
+    assert.equal(unzipFile(firstZip, 'artifacts/index.html'), '<h1>built</h1>');
+    const env = JSON.parse(unzipFile(firstZip, 'artifacts/env.json')) as Record<string, string>;
+    delete process.env.AION_PREVIEW_TEST_CANARY;
+    assert.equal(env.AION_PREVIEW_TEST_CANARY, undefined);
+    assert.ok(env.PATH);
     const secondJob = await startBuild(k, token);
     const second = await finalStatus(k, k.alice.access_token, secondJob);
     assert.equal(second.status, 'success');

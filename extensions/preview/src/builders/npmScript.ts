@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { PreviewErrorCodes, type BuildRequest, type PreviewBuilder } from '../api.js';
 import { previewError } from '../errors.js';
-import { runProcess, signalOf } from '../process.js';
+import { buildEnvironment, runProcess, signalOf } from '../process.js';
 import { copyTree, isDirectory, isEmptyDirectory, readJson } from './files.js';
 import { projectSubdir } from './static.js';
 
@@ -17,7 +17,7 @@ export function npmScriptBuilder(npm: () => string): PreviewBuilder {
     async build(request: BuildRequest, token?: unknown) {
       const pkg = await readJson(join(request.projectDir, 'package.json'));
       if (typeof pkg?.scripts?.build !== 'string') throw previewError(PreviewErrorCodes.INVALID_PROJECT_STRUCTURE, 'the project has no package.json with a "build" script');
-      const code = await runProcess(npm(), ['run', 'build'], { cwd: request.projectDir, logFile: request.logFile, deadline: request.deadline, signal: signalOf(token), env: { ...process.env, CI: 'true' } });
+      const code = await runProcess(npm(), ['run', 'build'], { cwd: request.projectDir, logFile: request.logFile, deadline: request.deadline, signal: signalOf(token), env: buildEnvironment({ CI: 'true' }) });
       if (code !== 0) throw previewError(PreviewErrorCodes.PREVIEW_BUILD_FAILED, `npm run build exited with code ${code}; see the build log`);
       const configured = request.options.outputDir;
       let output: string | undefined;

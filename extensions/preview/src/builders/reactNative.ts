@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PreviewErrorCodes, type BuildRequest, type PreviewBuilder } from '../api.js';
 import { previewError } from '../errors.js';
-import { runProcess, signalOf } from '../process.js';
+import { buildEnvironment, runProcess, signalOf } from '../process.js';
 import { exists, readJson } from './files.js';
 import { projectSubdir } from './static.js';
 
@@ -36,7 +36,7 @@ export function reactNativeBuilder(node: () => string): PreviewBuilder {
       const assets = join(request.outputDir, 'assets');
       await mkdir(assets, { recursive: true });
       const args = [cli, 'bundle', '--platform', request.platform, '--dev', 'false', '--minify', 'true', '--entry-file', entry, '--bundle-output', join(request.outputDir, `index.${request.platform}.bundle`), '--assets-dest', assets, '--reset-cache'];
-      const code = await runProcess(node(), args, { cwd: request.projectDir, logFile: request.logFile, deadline: request.deadline, signal: signalOf(token), env: { ...process.env, CI: 'true', NODE_ENV: 'production' } });
+      const code = await runProcess(node(), args, { cwd: request.projectDir, logFile: request.logFile, deadline: request.deadline, signal: signalOf(token), env: buildEnvironment({ CI: 'true', NODE_ENV: 'production' }) });
       if (code !== 0) throw previewError(PreviewErrorCodes.PREVIEW_BUILD_FAILED, `react-native bundle exited with code ${code}; see the build log`);
     },
   };
