@@ -26,7 +26,7 @@ export function npmScriptBuilder(npm: () => string): PreviewBuilder {
       if (!output || !(await isDirectory(output)) || (await isEmptyDirectory(output))) {
         throw previewError(PreviewErrorCodes.INVALID_PROJECT_STRUCTURE, `the build script wrote no output in ${configured ?? OUTPUT_CANDIDATES.join('/, ') + '/'}; set builders.npm-script.outputDir`);
       }
-      await copyTree(output, request.outputDir);
+      await copyTree(output, request.outputDir, { link: true });
     },
   };
 }

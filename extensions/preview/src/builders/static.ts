@@ -30,6 +30,7 @@ export const staticBuilder: PreviewBuilder = {
     if (!dir || !(await isDirectory(dir))) {
       throw previewError(PreviewErrorCodes.INVALID_PROJECT_STRUCTURE, 'a static preview needs an index.html at the project root or in public/ (or builders.static.dir naming the folder)');
     }
-    await copyTree(dir, request.outputDir);
+    // The checkout is this build's own copy: links are enough.
+    await copyTree(dir, request.outputDir, { link: true });
   },
 };
