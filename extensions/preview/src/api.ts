@@ -76,7 +76,8 @@ export interface BundleMetadata {
   job_id: string;
   project_id: string;
   platform: PreviewPlatform;
-  builder: string;
+  /** null when the build timed out before a builder was chosen. */
+  builder: string | null;
   built_at: string;
   token_version: number;
   timeout: boolean;

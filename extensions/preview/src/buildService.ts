@@ -105,29 +105,30 @@ export class BuildService {
       await writeFile(logFile, `preview build ${job.id}: project ${payload.project_id}, ${payload.platform}${payload.git_ref ? `, ${payload.git_ref}` : ''}\n`, { mode: 0o600 });
       const source = join(temp, 'src');
 
-      await context.progress(STAGES.checkout, 'checkout');
-      const project = await (await this.options.projects()).get(payload.project_id);
-      const { commit } = await checkout({ repository: project.path, ref: payload.git_ref ?? undefined, target: source, git: config.gitPath, run });
-
-      lap('checkout');
-      await context.progress(STAGES.dependencies, 'dependencies');
-      const { entry, builder, builtin } = await this.chooseBuilder(source, payload.platform);
-      const note = async (line: string) => (await context.log(line), await writeFile(logFile, `${line}\n`, { flag: 'a' }));
-      await note(`builder: ${entry.id}`);
-      if (entry.needsDependencies) {
-        const restored = await restoreDependencies({ projectDir: source, cacheDir: join(dataDir, 'cache', 'preview_deps'), npm: config.npmPath, run });
-        await note(`dependencies: ${restored.source}${restored.key ? ` (${restored.key.slice(0, 12)})` : ''}`);
-      }
-
-      lap('dependencies');
-      await context.progress(STAGES.build, 'build');
+      // A timeout in any stage still produces a bundle: the log and metadata with timeout: true.
       let timedOut = false;
+      let builderId: string | null = null;
+      let commit: string | null = null;
       try {
-        await withDeadline(
-          Promise.resolve(builder.build({ jobId: job.id, projectId: payload.project_id, projectDir: source, outputDir: join(temp, 'out'), platform: payload.platform, options: config.builders[entry.id] ?? {}, deadline, logFile }, builtin ? { signal: abort.signal } : undefined)),
-          deadline,
-          abort,
-        );
+        await context.progress(STAGES.checkout, 'checkout');
+        const project = await (await this.options.projects()).get(payload.project_id);
+        ({ commit } = await checkout({ repository: project.path, ref: payload.git_ref ?? undefined, target: source, git: config.gitPath, run }));
+
+        lap('checkout');
+        await context.progress(STAGES.dependencies, 'dependencies');
+        const { entry, builder, builtin } = await this.chooseBuilder(source, payload.platform);
+        builderId = entry.id;
+        const note = async (line: string) => (await context.log(line), await writeFile(logFile, `${line}\n`, { flag: 'a' }));
+        await note(`builder: ${entry.id}`);
+        if (entry.needsDependencies) {
+          const restored = await restoreDependencies({ projectDir: source, cacheDir: join(dataDir, 'cache', 'preview_deps'), npm: config.npmPath, run });
+          await note(`dependencies: ${restored.source}${restored.key ? ` (${restored.key.slice(0, 12)})` : ''}`);
+        }
+
+        lap('dependencies');
+        await context.progress(STAGES.build, 'build');
+        const request = { jobId: job.id, projectId: payload.project_id, projectDir: source, outputDir: join(temp, 'out'), platform: payload.platform, options: config.builders[entry.id] ?? {}, deadline, logFile };
+        await withDeadline(Promise.resolve(builder.build(request, builtin ? { signal: abort.signal } : undefined)), deadline, abort);
       } catch (err) {
         if (!(isAionError(err) && err.code === PreviewErrorCodes.PREVIEW_TIMEOUT)) throw err;
         timedOut = true;
@@ -139,7 +140,7 @@ export class BuildService {
         job_id: job.id,
         project_id: payload.project_id,
         platform: payload.platform,
-        builder: entry.id,
+        builder: builderId,
         built_at: new Date().toISOString(),
         token_version: payload.token_version,
         timeout: timedOut,
@@ -160,7 +161,7 @@ export class BuildService {
       if (timedOut) throw previewError(PreviewErrorCodes.PREVIEW_TIMEOUT, `the preview build ran past ${config.maxTimeoutMs} ms (PREVIEW_MAX_TIMEOUT_MS); its processes were killed. The bundle holds the log and metadata with timeout: true`);
       await context.progress(STAGES.done, 'done');
       timings.total_ms = Date.now() - started;
-      return { builder: entry.id, bundle_key: key, size: zip.size, sha256: zip.sha256, files: zip.files, timeout: false, timings };
+      return { builder: builderId!, bundle_key: key, size: zip.size, sha256: zip.sha256, files: zip.files, timeout: false, timings };
     } catch (err) {
       const error = isAionError(err) ? err : previewError(PreviewErrorCodes.PREVIEW_BUILD_FAILED, `the preview build failed: ${(err as Error).message}`);
       failure = String(error.code);
@@ -175,7 +176,7 @@ export class BuildService {
   }
 }
 
-/** A plug-in builder runs elsewhere: the deadline still ends the build here, and cancels it there. */
+/** A plug-in builder may run in another host and cannot be killed from here: the deadline still ends the build. */
 function withDeadline<T>(work: Promise<T>, deadline: number, abort: AbortController): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
