@@ -128,4 +128,13 @@ describe('RPC endpoints and the stream bridge', () => {
     callee.connection.dispose();
     assert.doesNotThrow(() => callee.sendNotification(KernelProtocol.log, { level: 'info', message: 'after the end' }));
   });
+
+  it('leaves class instances alone when replacing stream markers (a Buffer handed over in process)', () => {
+    const body = Buffer.from('zip bytes');
+    const value = { status: 200, body, nested: [{ data: body }] };
+    const out = callee.streams.deserialize(value) as typeof value;
+    assert.equal(out.body, body);
+    assert.equal(out.nested[0]!.data, body);
+    assert.equal(out.body.toString(), 'zip bytes');
+  });
 });

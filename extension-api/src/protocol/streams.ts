@@ -167,6 +167,8 @@ export class StreamBridge {
       for (let i = 0; i < value.length; i++) if (typeof value[i] === 'object') value[i] = this.deserialize(value[i]);
       return value;
     }
+    // As in serialize: class instances (a Buffer through the in-memory `kernel` transport) pass untouched.
+    if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return value;
     for (const key in value) {
       const item = (value as Record<string, unknown>)[key];
       if (typeof item === 'object' && item !== null) (value as Record<string, unknown>)[key] = this.deserialize(item);

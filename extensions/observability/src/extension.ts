@@ -1,6 +1,7 @@
 import * as aion from '@aion/extension-api';
 import { AionError, ErrorCodes, TELEMETRY_EVENT, type RouteContribution, type TelemetryBatch } from '@aion/extension-api';
 import type { RouterTelemetryBatch } from '@aion/ext-router';
+import type { PreviewTelemetry } from '@aion/ext-preview';
 import { DocsSite } from './docs.js';
 import { AionMetrics, type GaugeFamily } from './metrics.js';
 import { startMetricsListener } from './metricsListener.js';
@@ -34,6 +35,7 @@ export async function activate(ctx: aion.ExtensionContext) {
     });
     ctx.subscriptions.push(aion.events.on(TELEMETRY_EVENT, (batch: TelemetryBatch) => metrics.applyKernel(batch)));
     ctx.subscriptions.push(aion.events.on('router.telemetry', (batch: RouterTelemetryBatch) => metrics.applyRouter(batch)));
+    ctx.subscriptions.push(aion.events.on('preview.telemetry', (batch: PreviewTelemetry) => metrics.applyPreview(batch)));
     ctx.subscriptions.push(
       aion.http.handle('GET /metrics', async () => ({ status: 200, headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' }, body: await metrics.metrics() })),
     );

@@ -1,10 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { TelemetryBatch } from '@aion/extension-api';
 import type { RouterTelemetryBatch } from '@aion/ext-router';
+import type { PreviewTelemetry } from '@aion/ext-preview';
 
 /** Seconds; from a cache hit to a slow model call. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const RPC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
+/** Seconds; a static site takes one, a React Native bundle minutes. */
+const BUILD_TIME_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800];
 const HOST_STATES = ['running', 'unresponsive', 'exited', 'disabled'] as const;
 const CIRCUIT_STATES = ['closed', 'half-open', 'open'] as const;
 
@@ -29,6 +32,10 @@ export class AionMetrics {
   private readonly routerDecisions: Counter<'route' | 'reason'>;
   private readonly circuitState: Gauge<'provider' | 'model' | 'state'>;
   private readonly restartsSeen = new Map<string, number>();
+  private readonly previewBuildTime: Histogram<'outcome'>;
+  private readonly previewFailures: Counter<'code'>;
+  private readonly previewSuccesses: Counter;
+  private readonly previewUploadFailures: Counter;
 
   constructor(options: { defaultMetrics: boolean; prefix?: string }) {
     const r = this.registry;
@@ -47,6 +54,10 @@ export class AionMetrics {
     this.providerTokens = new Counter({ name: `${p}provider_tokens_total`, help: 'Tokens of successful calls, by provider, model and direction (input, output).', labelNames: ['provider', 'model', 'direction'], registers: [r] });
     this.providerCost = new Counter({ name: `${p}provider_cost_usd_total`, help: 'Estimated cost of successful calls in US dollars, by provider and model.', labelNames: ['provider', 'model'], registers: [r] });
     this.routerDecisions = new Counter({ name: `${p}router_decisions_total`, help: 'Routing decisions, by the chosen route (local, api, none) and reason (ai-router, preferred, policy-override, denied, no-route).', labelNames: ['route', 'reason'], registers: [r] });
+    this.previewBuildTime = new Histogram({ name: `${p}preview_build_time_seconds`, help: 'Preview builds from start to end, by outcome (success, failure).', labelNames: ['outcome'], buckets: BUILD_TIME_BUCKETS, registers: [r] });
+    this.previewFailures = new Counter({ name: `${p}preview_build_failures_total`, help: 'Failed preview builds, by error code (PREVIEW_TIMEOUT, PREVIEW_BUILD_FAILED, …).', labelNames: ['code'], registers: [r] });
+    this.previewSuccesses = new Counter({ name: `${p}preview_build_success_total`, help: 'Preview builds that produced a bundle.', registers: [r] });
+    this.previewUploadFailures = new Counter({ name: `${p}preview_upload_failures_total`, help: 'Preview bundles the bundle store refused (after its retries).', registers: [r] });
     this.circuitState = new Gauge({ name: `${p}circuit_state`, help: 'Each provider/model circuit breaker: 1 for its current state (closed, half-open, open), 0 for the others.', labelNames: ['provider', 'model', 'state'], registers: [r] });
   }
 
@@ -86,6 +97,15 @@ export class AionMetrics {
     }
     for (const d of batch.decisions) this.routerDecisions.inc({ route: d.route, reason: d.reason }, d.count);
     for (const c of batch.circuits) for (const state of CIRCUIT_STATES) this.circuitState.set({ provider: c.provider, model: c.model, state }, c.state === state ? 1 : 0);
+  }
+
+  applyPreview(batch: PreviewTelemetry): void {
+    for (const b of batch.builds) {
+      this.previewBuildTime.observe({ outcome: b.outcome }, b.seconds);
+      if (b.outcome === 'success') this.previewSuccesses.inc();
+      else this.previewFailures.inc({ code: b.code ?? 'UNKNOWN' });
+    }
+    if (batch.uploadFailures > 0) this.previewUploadFailures.inc(batch.uploadFailures);
   }
 
   get contentType(): string {
