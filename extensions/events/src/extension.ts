@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import * as aion from '@aion/extension-api';
+import { AionError, ErrorCodes } from '@aion/extension-api';
 import { EventsErrorCodes, type EventSinkImplementation, type EventsApi } from './api.js';
 import { EventTypeCatalog } from './catalog.js';
 import { readConfiguration, type SinkConfiguration } from './config.js';
@@ -77,6 +78,11 @@ export async function activate(ctx: aion.ExtensionContext): Promise<EventsApi> {
     aion.http.handle('GET /v1/events', async (req) => {
       const events = await service.list({ after: req.query.after, type: req.query.type, limit: req.query.limit });
       return { body: { events, next: events.at(-1)?.id ?? null } };
+    }),
+    aion.commands.register('events.purge', async (args: { before?: string } = {}) => {
+      const before = args?.before === undefined ? Date.now() - config.retentionMs : Date.parse(args.before);
+      if (!Number.isFinite(before)) throw new AionError(ErrorCodes.VALIDATION_FAILED, `--before is an ISO 8601 time, such as ${new Date().toISOString()}`);
+      return { removed: await outbox.purge(before), before: new Date(before).toISOString() };
     }),
     aion.http.handle('GET /v1/events/sinks', async () => ({ body: { sinks: await service.sinks() } })),
     // Router tasks flow as events; a failed publish is logged, never fails the task.

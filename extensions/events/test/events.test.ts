@@ -192,6 +192,22 @@ forEachDatabase('aion.events', (db) => {
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'VALIDATION_FAILED');
     }
   });
+
+  it('removes settled events on purge, never one a sink still waits for', async () => {
+    await receiver.close();
+    const pending = await publish(kernel, 'fixture.open', { late: true });
+    await waitFor('the hook to fail on it', async () => (await sinkStatus(kernel, 'hook')).attempts > 0);
+    const bad = await kernel.executeCommand<unknown>('events.purge', { before: 'yesterday' }).catch((err: { code: string }) => err.code);
+    assert.equal(bad, 'VALIDATION_FAILED');
+    const kept = await kernel.executeCommand<{ removed: number }>('events.purge', {});
+    assert.equal(kept.removed, 0, 'nothing is older than retentionMs');
+    const purged = await kernel.executeCommand<{ removed: number }>('events.purge', { before: new Date(Date.now() + 60_000).toISOString() });
+    assert.equal(purged.removed, 21);
+    const res = await kernel.request('/v1/events?limit=500', { headers: ADMIN });
+    const { events } = (await res.json()) as { events: StoredEvent[] };
+    assert.deepEqual(events.map((e) => e.id), [pending]);
+    assert.deepEqual(events[0]!.deliveries.map((d) => [d.sink, d.status]), [['hook', 'pending']]);
+  });
 });
 
 describe('aion.events durability and dead letters', function () {
