@@ -246,6 +246,34 @@ describe('aion.events durability and dead letters', function () {
     }
   });
 
+  it('lets one of two kernels sharing a database dispatch a sink at a time: each event is delivered once', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'aion-events-shared-'));
+    const receiver = new WebhookReceiver();
+    const port = await receiver.listen();
+    const events = { leaseMs: 1000, sinks: { hook: { type: 'webhook', url: `http://127.0.0.1:${port}/`, secret: SECRET, timeoutMs: 1000 } } };
+    const a = await startEventsKernel(events, { dataDir });
+    const b = await startEventsKernel(events, { dataDir });
+    try {
+      const fromA: string[] = [];
+      const fromB: string[] = [];
+      for (let n = 0; n < 10; n++) {
+        fromA.push(await publish(a, 'fixture.thing', { n }));
+        fromB.push(await publish(b, 'fixture.thing', { n }));
+      }
+      await waitFor('20 events at the receiver', async () => receiver.accepted().length >= 20);
+      await new Promise((r) => setTimeout(r, 300));
+      const got = receiver.accepted().map((e) => e.id);
+      assert.equal(got.length, 20, 'no event twice');
+      assert.deepEqual(got.filter((id) => fromA.includes(id)), fromA);
+      assert.deepEqual(got.filter((id) => fromB.includes(id)), fromB);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await receiver.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('sets an event aside as dead after the configured tries, only when configured, and delivers the rest', async () => {
     const kernel = await startEventsKernel({ deadLetterAfterAttempts: 3, sinks: { memory: { type: 'memory', options: { rejectPoison: true } } } });
     try {
