@@ -150,10 +150,13 @@ forEachDatabase('aion.events', (db) => {
     assert.match(forged.message!, /belongs to fixtures\.publisher/);
     const kernelType = await kernel.executeCommand<Outcome>('intruder.publish', 'task.finished', { task_id: 't', intent: 'chat', status: 'OK' });
     assert.equal(kernelType.code, 'EVENT_PUBLISH_DENIED');
-    const audit = await kernel.executeCommand<Outcome>('intruder.publish', 'audit.entry', { action: 'login' });
+    const audit = await kernel.executeCommand<Outcome>('intruder.publish', 'audit.entry', { event: 'login_succeeded' });
     assert.equal(audit.code, 'EVENT_PUBLISH_DENIED', 'only aion.auth publishes audit entries');
     const undeclared = await kernel.executeCommand<Outcome>('intruder.publish', 'evil.things', {});
     assert.equal(undeclared.code, 'EVENT_TYPE_UNKNOWN');
+    const types = (await kernel.executeCommand<Outcome>('intruder.types')).value as Array<{ id: string; owner: string; public: boolean; publishers: string[] }>;
+    assert.deepEqual(types.find((t) => t.id === 'fixture.open'), { ...types.find((t) => t.id === 'fixture.open'), owner: 'fixtures.publisher', public: true });
+    assert.deepEqual(types.find((t) => t.id === 'audit.entry')!.publishers, ['aion.auth']);
     const read = await kernel.executeCommand<Outcome>('intruder.read');
     assert.equal(read.ok, false);
     assert.equal(read.code, 'FORBIDDEN', 'reading the outbox is privileged');
