@@ -281,6 +281,26 @@ describe('aion.events durability and dead letters', function () {
     }
   });
 
+  it('gives up on a receiver that does not answer within timeoutMs and tries again', async () => {
+    const receiver = new WebhookReceiver();
+    let calls = 0;
+    receiver.status = () => (calls++ === 0 ? 0 : 200);
+    const port = await receiver.listen();
+    const kernel = await startEventsKernel({ sinks: { hook: { type: 'webhook', url: `http://127.0.0.1:${port}/`, secret: SECRET, timeoutMs: 300 } } });
+    try {
+      const id = await publish(kernel, 'fixture.thing', { n: 1 });
+      await waitFor('the retry to be answered', async () => receiver.accepted().length === 1);
+      assert.equal(receiver.requests.length, 2);
+      assert.deepEqual(receiver.requests.map((r) => JSON.parse(r.body).id), [id, id]);
+      const status = await sinkStatus(kernel, 'hook');
+      assert.match(status.last_error!, /did not answer within 300 ms/);
+      assert.equal(status.delivered, 1);
+    } finally {
+      await kernel.stop();
+      await receiver.close();
+    }
+  });
+
   it('sets an event aside as dead after the configured tries, only when configured, and delivers the rest', async () => {
     const kernel = await startEventsKernel({ deadLetterAfterAttempts: 3, sinks: { memory: { type: 'memory', options: { rejectPoison: true } } } });
     try {

@@ -33,7 +33,7 @@ export interface ReceivedRequest {
   status: number;
 }
 
-/** A real webhook receiver on 127.0.0.1: answers `status()` to each POST and records everything. */
+/** A real webhook receiver on 127.0.0.1: answers `status()` to each POST (0: hangs) and records everything. */
 export class WebhookReceiver {
   readonly requests: ReceivedRequest[] = [];
   private server: Server | undefined;
@@ -47,6 +47,8 @@ export class WebhookReceiver {
         const request = { headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
         const status = this.status(request);
         this.requests.push({ ...request, status });
+        // 0: never answer (a hung receiver); the sender's timeout has to give up.
+        if (status === 0) return;
         res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'receiver is failing on purpose');
       });
     });
@@ -56,7 +58,7 @@ export class WebhookReceiver {
 
   /** The events answered 2xx, in arrival order. */
   accepted(): Array<{ id: string; type: string; tenant_id: string; data: any }> {
-    return this.requests.filter((r) => r.status < 300).map((r) => JSON.parse(r.body));
+    return this.requests.filter((r) => r.status >= 200 && r.status < 300).map((r) => JSON.parse(r.body));
   }
 
   async close(): Promise<void> {
