@@ -160,6 +160,8 @@ describe('aion.events', function () {
       const types = (await kernel.executeCommand<Outcome>('intruder.types')).value as Array<{ id: string; owner: string; public: boolean; publishers: string[] }>;
       assert.deepEqual(types.find((t) => t.id === 'fixture.open'), { ...types.find((t) => t.id === 'fixture.open'), owner: 'fixtures.publisher', public: true });
       assert.deepEqual(types.find((t) => t.id === 'audit.entry')!.publishers, ['aion.auth']);
+      assert.equal(types.find((t) => t.id === 'task.finished')!.owner, 'aion.events', 'a second contributor of a type does not take it over');
+      assert.equal(types.find((t) => t.id === 'task.finished')!.public, false);
       const read = await kernel.executeCommand<Outcome>('intruder.read');
       assert.equal(read.ok, false);
       assert.equal(read.code, 'FORBIDDEN', 'reading the outbox is privileged');
