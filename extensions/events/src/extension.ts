@@ -98,7 +98,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<EventsApi> {
   return {
     publish: (type, payload, options, _token?: unknown) => service.publish(caller(), type, payload, options ?? {}),
     types: async () => catalog.all(),
-    list: (filter = {}, _token?: unknown) => service.list(filter),
+    list: (filter, _token?: unknown) => service.list(filter ?? {}),
     sinks: () => service.sinks(),
   };
 }
