@@ -8,6 +8,11 @@ import { startFakeOpenAI, type FakeOpenAI } from '@aion/ext-provider-openai/test
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ARTIFACTS_DIR, assertConsoleBuilt, CONSOLE_BUILTINS } from './helpers.js';
 
+// The page's globals, for the functions the tests run inside it (this package compiles without the DOM library).
+declare const document: { getElementById(id: string): { textContent: string | null } | null; querySelector(selector: string): { textContent: string | null } | null };
+declare const sessionStorage: { length: number };
+declare const window: { notReloaded?: boolean };
+
 /** Debian's Chromium; `.ci/run` installs it (packages `chromium` and `chromium-driver`). */
 const CHROMIUM = process.env.AION_TEST_CHROMIUM ?? '/usr/bin/chromium';
 /** A fresh profile each run, and nothing that reaches outside this machine. */
@@ -43,7 +48,7 @@ describe('admin console in a real browser (Chromium)', function () {
     context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1280, height: 800 } });
     page = context.pages()[0] ?? (await context.newPage());
     // A CSP violation or a script error would show here: the console must run under its own policy.
-    page.on('console', (msg) => msg.type() === 'error' && !/status of 40[13]/.test(msg.text()) && pageProblems.push(msg.text()));
+    page.on('console', (msg) => msg.type() === 'error' && !/status of 40[134] /.test(msg.text()) && pageProblems.push(msg.text()));
     page.on('pageerror', (err) => pageProblems.push(String(err)));
   });
   after(async () => {
@@ -94,7 +99,7 @@ describe('admin console in a real browser (Chromium)', function () {
   });
 
   it('disables and re-enables an extension from the table, the state changing live without a reload', async () => {
-    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+    await page.evaluate(() => (window.notReloaded = true));
     await page.click('tr[data-extension-id="aion.observability"] button[data-action="disable"]');
     await page.waitForSelector('tr[data-extension-id="aion.observability"] [data-state="disabled"]');
     assert.match((await page.locator('tr[data-extension-id="aion.observability"] .errors-cell').textContent())!, /EXTENSION_DISABLED: aion.observability was disabled by/);
@@ -103,7 +108,7 @@ describe('admin console in a real browser (Chromium)', function () {
     await page.click('tr[data-extension-id="aion.observability"] button[data-action="enable"]');
     await page.waitForSelector('tr[data-extension-id="aion.observability"] [data-state="active"]');
     assert.equal((await kernel.request('/v1/openapi.json')).status, 200);
-    assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'the page was not reloaded');
+    assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
   });
 
   it('shows a change made elsewhere (another operator, the API) as it happens', async () => {
@@ -111,7 +116,7 @@ describe('admin console in a real browser (Chromium)', function () {
     await page.waitForSelector('tr[data-extension-id="aion.sessions"] [data-state="disabled"]', { timeout: 10_000 });
     assert.equal((await call(kernel, 'POST', '/v1/extensions/aion.sessions/enable', { token: adminToken })).status, 200);
     await page.waitForSelector('tr[data-extension-id="aion.sessions"] [data-state="active"]', { timeout: 10_000 });
-    assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true);
+    assert.equal(await page.evaluate(() => window.notReloaded), true);
   });
 
   it('shows hosts with pid, memory and restarts', async () => {
