@@ -116,7 +116,12 @@ export class Overview {
   }
 
   hostViews(): HostView[] {
-    return this.hosts.map((h) => ({ ...h, rssBytes: h.state === 'running' || h.state === 'unresponsive' ? residentBytes(h.kind === 'kernel' ? process.pid : h.pid) : null, restarts: Math.max(0, h.starts - 1) }));
+    return this.hosts.map((h) => {
+      // The kernel host is this process; its snapshot has no pid of its own.
+      const pid = h.kind === 'kernel' ? process.pid : h.pid;
+      const alive = h.state === 'running' || h.state === 'unresponsive';
+      return { ...h, ...(pid !== undefined ? { pid } : {}), rssBytes: alive ? residentBytes(pid) : null, restarts: Math.max(0, h.starts - 1) };
+    });
   }
 
   /** Providers the router lists (when it runs), merged with what its telemetry reported. */

@@ -119,15 +119,6 @@ describe('admin console in a real browser (Chromium)', function () {
     assert.equal(await page.evaluate(() => window.notReloaded), true);
   });
 
-  it('shows hosts with pid, memory and restarts', async () => {
-    await page.click('#nav-hosts');
-    await page.waitForSelector('#hosts-table tr[data-host="kernel"]');
-    const row = (await page.locator('#hosts-table tr[data-host="kernel"]').textContent())!;
-    assert.match(row, /running/);
-    assert.match(row, /\d+(\.\d)? MiB/);
-    await shot('hosts');
-  });
-
   it('shows providers and a finished task with its routing explanation, pushed live', async () => {
     await page.click('#nav-tasks');
     await page.waitForSelector('#tasks-table, p#tasks-table');
@@ -147,6 +138,23 @@ describe('admin console in a real browser (Chromium)', function () {
     await page.waitForFunction(() => /closed/.test(document.querySelector('#providers-table tr[data-provider="openai"]')?.textContent ?? ''), undefined, { timeout: 10_000 });
     assert.match((await page.locator('#providers-table tr[data-provider="openai"]').textContent())!, /configured/);
     await shot('providers');
+  });
+
+  it('shows hosts with pid, memory and restarts', async () => {
+    await page.click('#nav-hosts');
+    await page.waitForSelector('#hosts-table tr[data-host="kernel"]');
+    const cells = async (host: string) => (await page.locator(`#hosts-table tr[data-host="${host}"] td`).allTextContents()).map((t) => t.trim());
+    const [, kind, state, pid, memory, restarts] = await cells('kernel');
+    assert.deepEqual([kind, state, pid, restarts], ['kernel', 'running', String(process.pid), '0'], 'the kernel host is this process');
+    assert.match(memory!, /^\d+(\.\d)? MiB$/);
+    // The provider's own process, started for the task above.
+    await page.waitForSelector('#hosts-table tr[data-host="dedicated:aion.provider-openai"]', { timeout: 10_000 });
+    const provider = await cells('dedicated:aion.provider-openai');
+    assert.equal(provider[2], 'running');
+    assert.match(provider[3]!, /^\d+$/);
+    assert.notEqual(provider[3], String(process.pid));
+    assert.match(provider[4]!, /^\d+(\.\d)? MiB$/);
+    await shot('hosts');
   });
 
   it('shows counts of sessions and users, never their content', async () => {
