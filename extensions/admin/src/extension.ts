@@ -44,9 +44,14 @@ export async function activate(ctx: aion.ExtensionContext): Promise<void> {
     aion.events.on('router.telemetry', (batch: RouterTelemetryBatch) => {
       overview.applyRouter(batch);
       publish('providers', overview.providerViews(undefined));
-    }),
-    aion.hooks.tap('router.afterTask', ({ task, principal }: { task: TaskResult; principal?: { sub?: string } }) => {
-      publish('task', overview.addTask(task, principal?.sub));
-    }),
-  );
+    }),  );
+  // Only where the router is installed: tapping a hook nobody declares would be logged as a mistake.
+  const declaredHooks = new Set((await aion.contributions.list('hooks')).map(({ entry }) => entry.name));
+  if (declaredHooks.has('router.afterTask')) {
+    ctx.subscriptions.push(
+      aion.hooks.tap('router.afterTask', ({ task, principal }: { task: TaskResult; principal?: { sub?: string } }) => {
+        publish('task', overview.addTask(task, principal?.sub));
+      }),
+    );
+  }
 }
