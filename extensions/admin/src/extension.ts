@@ -45,9 +45,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<void> {
       overview.applyRouter(batch);
       publish('providers', overview.providerViews(undefined));
     }),  );
-  // Only where the router is installed: tapping a hook nobody declares would be logged as a mistake.
-  const declaredHooks = new Set((await aion.contributions.list('hooks')).map(({ entry }) => entry.name));
-  if (declaredHooks.has('router.afterTask')) {
+  // Only where the router (which declares the hook) is installed: tapping an undeclared hook is logged as a mistake.
+  const routerInstalled = (await aion.contributions.list('routes')).some(({ extensionId }) => extensionId === 'aion.router');
+  if (routerInstalled) {
     ctx.subscriptions.push(
       aion.hooks.tap('router.afterTask', ({ task, principal }: { task: TaskResult; principal?: { sub?: string } }) => {
         publish('task', overview.addTask(task, principal?.sub));
