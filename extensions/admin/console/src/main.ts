@@ -299,12 +299,13 @@ const card = (label: string, value: string, id: string) => h('div', { class: 'ca
 
 async function renderPeople(main: HTMLElement): Promise<void> {
   replace(main, h('h2', {}, TITLES.people), h('p', { class: 'muted' }, 'Loading…'));
-  const [users, sessions] = await Promise.all([optional<{ users: unknown[] }>('/v1/users'), optional<Record<string, number>>('/v1/sessions/counts')]);
+  // Counts only: the console never asks who the users are or what the sessions say.
+  const [users, sessions] = await Promise.all([optional<{ users: number; disabled: number }>('/v1/users/counts'), optional<Record<string, number>>('/v1/sessions/counts')]);
   if (page() !== 'people') return;
   const cards = h('div', { class: 'cards' });
-  // Counts only: the console never shows who the users are or what the sessions say.
-  if (users.data) cards.append(card('Users', String(users.data.users.length), 'count-users'));
-  if (sessions.data) for (const [k, v] of Object.entries(sessions.data)) cards.append(card(k.replace(/_/g, ' '), String(v), `count-${k}`));
+  if (users.data) cards.append(card('Users', String(users.data.users), 'count-users'), card('Disabled users', String(users.data.disabled), 'count-disabled-users'));
+  const labels: Record<string, string> = { sessions: 'Live sessions', messages: 'Messages', users_with_sessions: 'Users with sessions' };
+  if (sessions.data) for (const [k, v] of Object.entries(sessions.data)) cards.append(card(labels[k] ?? k.replace(/_/g, ' '), String(v), `count-${k}`));
   replace(main, h('h2', {}, TITLES.people), cards, ...[users.note, sessions.note].filter(Boolean).map((n) => h('p', { class: 'muted' }, n!)));
 }
 
