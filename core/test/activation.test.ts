@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestKernel, type TestKernel } from '../src/index.js';
+import { EXTENSION_STATE_EVENT, type ExtensionStateChange } from '@aion/extension-api';
+import { EventBus } from '../src/events/eventBus.js';
+import { ActivationService, startTestKernel, type TestKernel } from '../src/index.js';
 import { base, fixture, tempDir, writeExtension } from './helpers.js';
 
 type Ext = { id: string; state: string; activatedBy: string | null; activationMs: number | null; errors: Array<{ code: string; message: string }> };
@@ -71,6 +73,25 @@ describe('activation', () => {
     assert.equal(list.find((e) => e.id === 't.after-fails')!.state, 'failed');
     const again = await kernel.request('/v1/fails');
     assert.equal(again.status, 503, 'a failed extension stays failed');
+  });
+
+  it('tells kernel.extensionState listeners of every runtime change: disable, enable, activation', async () => {
+    const changes: ExtensionStateChange[] = [];
+    const listening = kernel.kernel.get(EventBus).on(EXTENSION_STATE_EVENT, (c) => changes.push(c as ExtensionStateChange));
+    try {
+      const activation = kernel.kernel.get(ActivationService);
+      await activation.activate('fixtures.basic');
+      await activation.disable('fixtures.basic', 'fixtures.basic was disabled by a test');
+      await activation.enable('fixtures.basic');
+      await activation.activate('fixtures.basic');
+      const basic = changes.filter((c) => c.id === 'fixtures.basic').map((c) => `${c.previous}>${c.state}`);
+      assert.deepEqual(basic, ['active>disabled', 'disabled>inactive', 'inactive>activating', 'activating>active']);
+      const disabled = changes.find((c) => c.state === 'disabled')!;
+      assert.deepEqual(disabled.error, { code: 'EXTENSION_DISABLED', message: 'fixtures.basic was disabled by a test' });
+      assert.equal(typeof changes.at(-1)!.activationMs, 'number');
+    } finally {
+      listening.dispose();
+    }
   });
 });
 

@@ -45,3 +45,16 @@ export interface TelemetryBatch {
   inFlightRequests: number;
 }
 
+
+/** The event the kernel emits each time an extension's state changes at runtime (activation, disable, enable, host crash). */
+export const EXTENSION_STATE_EVENT = 'kernel.extensionState';
+
+/** What `kernel.extensionState` carries: the extension, its new and previous state, and the error that caused it, if any. */
+export interface ExtensionStateChange {
+  id: string;
+  state: 'invalid' | 'skipped' | 'inactive' | 'activating' | 'active' | 'failed' | 'disabled';
+  previous: ExtensionStateChange['state'];
+  hostKey: string;
+  activationMs: number | null;
+  error: { code: string; message: string } | null;
+}

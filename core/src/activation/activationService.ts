@@ -1,13 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { inject, injectable } from 'inversify';
-import { AionError, ErrorCodes, isAionError } from '@aion/extension-api';
+import { AionError, ErrorCodes, EXTENSION_STATE_EVENT, isAionError, type ExtensionStateChange } from '@aion/extension-api';
 import { HostProtocol, type ExtensionDescription } from '@aion/extension-api/protocol';
 import type { AionConfig } from '../config/configuration.js';
+import { EventBus } from '../events/eventBus.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
 import { CommandRegistry } from '../commands/commandRegistry.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
-import type { ExtensionRecord } from '../registry/extensionRecord.js';
+import type { ExtensionRecord, ExtensionState } from '../registry/extensionRecord.js';
 import { HookRegistry } from '../hooks/hookRegistry.js';
 import { HostManager, type HostConnection, type HostCrash } from '../hosts/hostManager.js';
 import type { Logger } from '../logging.js';
@@ -27,6 +28,7 @@ export class ActivationService {
     @inject(CommandRegistry) private readonly commands: CommandRegistry,
     @inject(HookRegistry) private readonly hooks: HookRegistry,
     @inject(HostManager) private readonly hosts: HostManager,
+    @inject(EventBus) private readonly events: EventBus,
   ) {
     hosts.onDidCrash((crash) => this.handleCrash(crash));
   }
@@ -66,7 +68,7 @@ export class ActivationService {
   }
 
   private async doActivate(record: ExtensionRecord, reason: string): Promise<ExtensionRecord> {
-    record.state = 'activating';
+    this.transition(record, 'activating');
     let host: HostConnection | undefined;
     try {
       for (const dep of record.manifest.extensionDependencies ?? []) {
@@ -84,10 +86,10 @@ export class ActivationService {
       });
       host.extensions.add(record.id);
       const result = await Promise.race([host.request(HostProtocol.activate, { extension: this.describe(record), hostKind: record.hostKind }), timeout]).finally(() => clearTimeout(timer));
-      record.state = 'active';
       record.activationMs = Math.round(result.activationMs * 100) / 100;
       record.activatedBy = reason;
       record.apiMethods = result.apiMethods;
+      this.transition(record, 'active');
       this.logger.info({ extension: record.id, activationMs: record.activationMs, reason }, `activated ${record.id}`);
       void this.hooks.call('extension.activated', { id: record.id, activationMs: record.activationMs }).catch(() => undefined);
       return record;
@@ -96,8 +98,8 @@ export class ActivationService {
       host?.extensions.delete(record.id);
       const error = isAionError(err) ? err : new AionError(ErrorCodes.ACTIVATION_FAILED, String(err));
       if (error.code === ErrorCodes.EXTENSION_HOST_CRASHED && this.inFlight.get(record.id) === undefined) throw error;
-      record.state = error.code === ErrorCodes.EXTENSION_DISABLED ? 'disabled' : 'failed';
       record.errors.push(error.toJSON());
+      this.transition(record, error.code === ErrorCodes.EXTENSION_DISABLED ? 'disabled' : 'failed');
       this.logger.error({ extension: record.id, code: error.code }, `activation of ${record.id} failed: ${error.message}`);
       throw error;
     }
@@ -120,8 +122,8 @@ export class ActivationService {
     this.contributions.forgetExtension(id);
     this.commands.forgetExtension(id);
     this.hooks.forgetExtension(id);
-    record.state = 'disabled';
     record.errors.push({ code: ErrorCodes.EXTENSION_DISABLED, message: reason });
+    this.transition(record, 'disabled');
     this.logger.warn({ extension: id }, reason);
     return record;
   }
@@ -138,8 +140,8 @@ export class ActivationService {
     // A host the crash policy disabled took all its extensions with it: they come back together.
     const affected = hostWasDisabled ? this.registry.all().filter((r) => this.hosts.keyFor(r) === key && r.state === 'disabled') : [record];
     for (const r of affected) {
-      r.state = 'inactive';
       r.errors = r.errors.filter((e) => e.code !== ErrorCodes.EXTENSION_DISABLED);
+      this.transition(r, 'inactive');
       this.inFlight.delete(r.id);
     }
     this.logger.info({ extensions: affected.map((r) => r.id) }, `enabled ${affected.map((r) => r.id).join(', ')}`);
@@ -160,6 +162,16 @@ export class ActivationService {
     };
   }
 
+  /** Sets an extension's state and tells listeners of `kernel.extensionState` (the admin console) when it changed. */
+  private transition(record: ExtensionRecord, state: ExtensionState): void {
+    const previous = record.state;
+    record.state = state;
+    if (previous === state || !this.events.hasListeners(EXTENSION_STATE_EVENT)) return;
+    const last = state === 'disabled' || state === 'failed' ? record.errors.at(-1) : undefined;
+    const change: ExtensionStateChange = { id: record.id, state, previous, hostKey: record.hostKey, activationMs: record.activationMs ?? null, error: last ? { code: last.code, message: last.message } : null };
+    this.events.emit(EXTENSION_STATE_EVENT, change);
+  }
+
   private handleCrash(crash: HostCrash): void {
     const previouslyActive: string[] = [];
     for (const record of this.registry.all()) {
@@ -167,15 +179,15 @@ export class ActivationService {
       if (record.state === 'active') previouslyActive.push(record.id);
       if (record.state === 'active' || record.state === 'activating') {
         this.inFlight.delete(record.id);
-        record.state = crash.disabledReason ? 'disabled' : 'inactive';
         if (crash.disabledReason) record.errors.push({ code: ErrorCodes.EXTENSION_DISABLED, message: crash.disabledReason });
+        this.transition(record, crash.disabledReason ? 'disabled' : 'inactive');
       }
       this.contributions.forgetExtension(record.id);
       this.commands.forgetExtension(record.id);
       this.hooks.forgetExtension(record.id);
     }
     if (crash.disabledReason) {
-      for (const record of this.registry.all()) if (this.hosts.keyFor(record) === crash.host.key) record.state = 'disabled';
+      for (const record of this.registry.all()) if (this.hosts.keyFor(record) === crash.host.key) this.transition(record, 'disabled');
       return;
     }
     // Bring back what was running, after the backoff, so hooks and startup work resume by themselves.

@@ -377,6 +377,10 @@ export class AuthService {
     return (await this.currentSubject(principal.tenant_id, principal.type as SubjectType, principal.sub, String(principal.owner ?? principal.sub)))?.scopes;
   }
 
+  userCounts(principal: Principal) {
+    return this.store.userCounts(principal.tenant_id);
+  }
+
   async listUsers(principal: Principal) {
     return (await this.store.listUsers(principal.tenant_id)).map(userView);
   }

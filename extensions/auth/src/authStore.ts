@@ -184,6 +184,12 @@ export class AuthStore {
     return Number(row?.n ?? 0);
   }
 
+  /** How many users the tenant has, and how many of them are disabled: numbers, never names. */
+  async userCounts(tenantId: string): Promise<{ users: number; disabled: number }> {
+    const [row] = await this.db.query<{ n: number; d: number | null }>(`SELECT COUNT(*) AS n, SUM(disabled) AS d FROM ${this.p}users WHERE tenant_id = ?`, [tenantId]);
+    return { users: Number(row?.n ?? 0), disabled: Number(row?.d ?? 0) };
+  }
+
   async createUser(user: { tenant_id: string; username: string; password_hash: string; scopes: string[] }): Promise<UserRow> {
     const now = Date.now();
     const row = { id: randomUUID(), ...user, disabled: false, created_at: now, updated_at: now };

@@ -117,6 +117,7 @@ export async function activate(ctx: aion.ExtensionContext) {
       return { status: 204 };
     }),
     handle('GET /v1/users', async (req) => ({ body: { users: await service.listUsers(principalOf(req)) } })),
+    handle('GET /v1/users/counts', async (req) => ({ headers: { 'cache-control': 'no-store' }, body: await service.userCounts(principalOf(req)) })),
     handle('POST /v1/users', async (req) => ({ status: 201, body: await service.createUser(req.body, principalOf(req), req.ip) })),
     handle('GET /v1/auth/audit', async (req) => ({ body: await service.listAudit(principalOf(req), req.query) })),
     // `aion users create` runs this: { username, password?, scopes?, admin? } → { user, password? }.

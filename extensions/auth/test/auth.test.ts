@@ -227,4 +227,16 @@ forEachDatabase('aion.auth', (db) => {
     const users = (await json(await call(kernel, 'GET', '/v1/users', { token: admin.access_token }))).users;
     assert.deepEqual(users.map((u: any) => u.username), ['admin', 'alice', 'bob', 'carol', 'dave', 'reader']);
   });
+
+  it('counts users for admins, with numbers and no names', async () => {
+    const counts = await call(kernel!, 'GET', '/v1/users/counts', { token: admin.access_token });
+    assert.equal(counts.status, 200);
+    const body = await json(counts);
+    assert.deepEqual(Object.keys(body).sort(), ['disabled', 'users']);
+    assert.equal(body.users, 6);
+    assert.equal(typeof body.disabled, 'number');
+    const plain = await createUser(kernel!, admin.access_token, 'plain', { scopes: ['sessions:read'] });
+    assert.equal((await call(kernel!, 'GET', '/v1/users/counts', { token: plain.access_token })).status, 403, 'a user without users:read');
+    assert.equal((await json(await call(kernel!, 'GET', '/v1/users/counts', { token: admin.access_token }))).users, 7);
+  });
 });

@@ -73,6 +73,7 @@ export async function activate(ctx: aion.ExtensionContext) {
       if (session.deleted_at !== null) throw new AionError(ErrorCodes.CONFLICT, `session ${id} was deleted`);
       return { status: created ? 201 : 200, body: sessionView(session) };
     }),
+    handle('GET /v1/sessions/counts', async (req) => ({ headers: { 'cache-control': 'no-store' }, body: await store.counts(req.principal!.tenant_id, Date.now()) })),
     handle('GET /v1/sessions', async (req) => {
       const limit = pageSize(req.query.limit);
       const rows = await store.list(ownerOf(req), limit, decodeCursor(req.query.cursor), Date.now());

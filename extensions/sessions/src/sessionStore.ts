@@ -138,6 +138,15 @@ export class SessionStore {
     return { session: results[2]!.rows[0] as unknown as SessionRow, created: results[1]!.changes === 1 };
   }
 
+  /** How many live sessions and messages the tenant holds, and how many users own them: numbers, never content. */
+  async counts(tenant: string, now: number): Promise<{ sessions: number; messages: number; users_with_sessions: number }> {
+    const [row] = await this.db.query(
+      `SELECT COUNT(*) AS sessions, COALESCE(SUM(message_count), 0) AS messages, COUNT(DISTINCT owner_id) AS users FROM ${this.p}sessions WHERE tenant_id = ? AND deleted_at IS NULL AND expires_at > ?`,
+      [tenant, now],
+    );
+    return { sessions: Number(row?.sessions ?? 0), messages: Number(row?.messages ?? 0), users_with_sessions: Number(row?.users ?? 0) };
+  }
+
   private alive(): string {
     return `tenant_id = ? AND owner_id = ? AND deleted_at IS NULL AND expires_at > ?`;
   }

@@ -13,10 +13,11 @@ forEachDatabase('aion.sessions', (db) => {
   let kernel: TestKernel | undefined;
   let alice: User;
   let bob: User;
+  let admin: Tokens;
 
   before(async () => {
     kernel = await startSessionsKernel(db);
-    const admin = await signInAdmin(kernel);
+    admin = await signInAdmin(kernel);
     alice = await createUser(kernel, admin.access_token, 'alice');
     bob = await createUser(kernel, admin.access_token, 'bob');
   });
@@ -123,6 +124,22 @@ forEachDatabase('aion.sessions', (db) => {
     const listed = (await api(k, 'GET', '/v1/sessions?limit=1', alice.access_token)).body.sessions[0];
     assert.equal(listed.id, session.id);
     assert.equal(listed.message_count, 4, 'listing carries counts without loading messages');
+  });
+
+  it('counts sessions, messages and their owners for admins only, with numbers and no content', async () => {
+    const k = kernel!;
+    const before = await api(k, 'GET', '/v1/sessions/counts', admin.access_token);
+    assert.equal(before.status, 200, JSON.stringify(before.body));
+    const { body: session } = await api(k, 'POST', '/v1/sessions', bob.access_token, { title: 'counted title' });
+    await api(k, 'POST', `/v1/sessions/${session.id}/messages`, bob.access_token, { role: 'user', content: 'counted content' });
+    const after = await api(k, 'GET', '/v1/sessions/counts', admin.access_token);
+    assert.deepEqual(Object.keys(after.body).sort(), ['messages', 'sessions', 'users_with_sessions']);
+    assert.equal(after.body.sessions, before.body.sessions + 1);
+    assert.equal(after.body.messages, before.body.messages + 1);
+    assert.ok(after.body.users_with_sessions >= 1);
+    const refused = await api(k, 'GET', '/v1/sessions/counts', alice.access_token);
+    assert.equal(refused.status, 403, 'a user without sessions:admin');
+    assert.equal(refused.body.error.code, 'FORBIDDEN');
   });
 
   it('answers 404 to another user for every route of a session', async () => {
