@@ -89,8 +89,13 @@ export class EmbeddingRouter {
     // Local before cloud (in every privacy mode: nothing leaves the machine when it need not), then the cheapest.
     survivors.sort((a, b) => (a.route === b.route ? 0 : a.route === 'local' ? -1 : 1) || a.estimatedCostUsd - b.estimatedCostUsd || (a.engine < b.engine ? -1 : 1));
     const decision: Decision = { candidates: survivors, filtered, chosenBy: 'ai-router', reason: '', privacy };
+    const override = policy.override ? survivors.find((c) => matchesEngine(policy.override!.engine, c.engine)) : undefined;
     const preferred = request.preferredEngine ? survivors.find((c) => matchesEngine(request.preferredEngine!, c.engine)) : undefined;
-    if (preferred) {
+    if (override) {
+      decision.candidates = policy.override!.fallback === false ? [override] : [override, ...survivors.filter((c) => c !== override)];
+      decision.chosenBy = 'policy-override';
+      decision.reason = `policy override${policy.override!.name ? ` ${policy.override!.name}` : ''} puts ${override.engine} first${policy.override!.reason ? `: ${policy.override!.reason}` : ''}`;
+    } else if (preferred) {
       decision.candidates = [preferred, ...survivors.filter((c) => c !== preferred)];
       decision.chosenBy = 'preferred';
       decision.reason = `preferred engine ${preferred.engine} passed every filter`;
