@@ -156,6 +156,10 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
       await catalog.load();
       return { body: frontDoor.model(req.params.id!) };
     }),
+    aion.http.handle('GET /v1/models/:provider/:model', async (req) => {
+      await catalog.load();
+      return { body: frontDoor.model(`${req.params.provider}/${req.params.model}`) };
+    }),
     aion.http.handle('POST /v1/embeddings', (req, token) => frontDoor.embeddings(req, token, requireCaller(req.principal))),
     aion.http.handle('POST /v1/responses', (req, token) => frontDoor.responses(req, token, requireCaller(req.principal))),
     aion.http.handle('GET /v1/capabilities', async (req) => {

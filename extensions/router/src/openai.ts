@@ -565,7 +565,7 @@ export class FrontDoor {
       onFinished({ id, intent: request.intent, decision, result }, caller);
       if (result.status !== 'OK') {
         const e = failure(result);
-        yield { data: { error: { code: e.code, message: e.message, type: 'server_error' } } };
+        yield { data: { error: { code: e.code, message: e.message, type: 'server_error', param: null } } };
         return;
       }
       const transcript = (result as Partial<LoopResult>).transcript;

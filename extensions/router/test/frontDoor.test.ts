@@ -83,6 +83,8 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
       assert.equal(m.owned_by, 'openai');
       assert.equal((m as any).aion.context_window, 32000);
       assert.equal((await oa.models.retrieve('llama3.1')).id, 'ollama/llama3.1:latest');
+      const plain = await client(kernel).json(client(kernel).get('/v1/models/openai/house-model'));
+      assert.equal(plain.body.id, 'openai/house-model', 'an unencoded provider/model path works too');
       assert.equal((await oa.models.retrieve('aion/local')).owned_by, 'aion');
       const embedder = await oa.models.retrieve('ollama/nomic-embed-text:latest');
       assert.equal((embedder as any).aion.embed, true);
