@@ -30,6 +30,8 @@ export interface TestKernelOptions {
   /** Keep the temporary data directory after stop (for debugging). */
   keepDataDir?: boolean;
   logLevel?: string;
+  /** Where the kernel's log lines go (default stderr), e.g. a stream a test reads. */
+  logDestination?: NodeJS.WritableStream;
 }
 
 export interface TestKernel {
@@ -54,7 +56,7 @@ export async function startTestKernel(options: TestKernelOptions = {}): Promise<
   // Port 0 and loopback unless the test says otherwise, even when it sets other server options.
   const server = { port: 0, host: '127.0.0.1', ...(given.server as Record<string, unknown> | undefined) };
   const config = loadConfig({ env: options.env ?? {}, overrides: { dataDir, ...given, server } });
-  const logger = createLogger({ level: options.logLevel ?? process.env.AION_TEST_LOG_LEVEL ?? 'silent' });
+  const logger = createLogger({ level: options.logLevel ?? process.env.AION_TEST_LOG_LEVEL ?? 'silent', destination: options.logDestination });
   const kernel = await Kernel.start({ config, extensionDirs: (options.extensions ?? []).map((p) => resolve(p)), builtins: options.builtins ?? false, logger });
   if (options.strict !== false) {
     const roots = (options.extensions ?? []).map((p) => resolve(p));

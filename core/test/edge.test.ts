@@ -3,6 +3,7 @@ import type { Socket as TcpSocket } from 'node:net';
 import { io as connectSocket, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { TrustedProxies } from '../src/http/clientAddress.js';
+import { errorBody, sanitizeMessage } from '../src/http/errorResponse.js';
 import { MessageThrottle } from '../src/http/messageThrottle.js';
 import { startTestKernel, type TestKernel } from '../src/index.js';
 import { fixture, waitFor } from './helpers.js';
@@ -319,5 +320,28 @@ describe('the HTTP edge: its small parts', () => {
     assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8, 9].map(() => throttle.check(0)), ['accept', 'accept', 'accept', 'accept', 'accept', 'refuse', 'refuse', 'refuse', 'disconnect']);
     assert.equal(throttle.check(100), 'accept', 'a token comes back after 1/rate seconds');
     assert.equal((throttle.refusal('refuse').details as { retryAfterMs: number }).retryAfterMs, 100, 'the next token, 1/rate seconds away');
+  });
+
+  it('scrubs host filesystem paths from client messages and keeps API paths and URLs', () => {
+    const cases: Array<[string, string]> = [
+      ['the model x is not served here (GET /v1/models lists them)', 'the model x is not served here (GET /v1/models lists them)'],
+      ['POST /v1/chat/completions requires authentication', 'POST /v1/chat/completions requires authentication'],
+      ['already exists at /srv/aion/data/x.db', 'already exists at [path]'],
+      ["ENOENT: open '/home/ada/.aion/aion.db'", "ENOENT: open '[path]'"],
+      ['cannot read C:\\Users\\ada\\key.pem or D:/keys/k.pem', 'cannot read [path] or [path]'],
+      ['see file:///usr/lib/node/x.js and ~/secrets/key', 'see [path] and [path]'],
+      ['fetch http://127.0.0.1:11434/api/chat failed', 'fetch http://127.0.0.1:11434/api/chat failed'],
+      ['first line\n    at /tmp/x.js:1:1', 'first line'],
+    ];
+    for (const [message, expected] of cases) assert.equal(sanitizeMessage(message), expected, message);
+  });
+
+  it('adds OpenAI\'s type and param to the error shape only for routes that ask for it', () => {
+    const payload = { code: 'MODEL_NOT_FOUND', message: 'no such model', details: { param: 'model' } };
+    assert.deepEqual(errorBody(payload), { error: payload });
+    assert.deepEqual(errorBody(payload, 'openai', 404), { error: { ...payload, type: 'not_found_error', param: 'model' } });
+    const types = [400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503].map((status) => errorBody({ code: 'X', message: 'm' }, 'openai', status).error.type);
+    assert.deepEqual(types, ['invalid_request_error', 'authentication_error', 'permission_error', 'not_found_error', 'invalid_request_error', 'invalid_request_error', 'invalid_request_error', 'rate_limit_error', 'server_error', 'api_error', 'api_error']);
+    assert.equal(errorBody({ code: 'X', message: 'm', details: ['a'] }, 'openai', 400).error.param, null);
   });
 });

@@ -25,6 +25,11 @@ export interface RouteContribution {
   requestSchema?: Record<string, unknown>;
   /** JSON schema of a successful answer's body, published in the OpenAPI document. */
   responseSchema?: Record<string, unknown>;
+  /**
+   * `openai`: error bodies also carry OpenAI's `type` and `param`, so OpenAI client libraries map them
+   * to their error classes (for routes that speak the OpenAI API). Default `aion`: `{ code, message, details }`.
+   */
+  errorFormat?: 'aion' | 'openai';
 }
 
 export interface CliOption {
@@ -218,6 +223,7 @@ export const manifestSchema = {
               description: { type: 'string' },
               requestSchema: { type: 'object' },
               responseSchema: { type: 'object' },
+              errorFormat: { enum: ['aion', 'openai'] },
             },
             additionalProperties: false,
           },

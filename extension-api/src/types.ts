@@ -96,7 +96,8 @@ export interface ExtensionModule {
 /** Turns every method of an API into its async, over-RPC form. */
 export type Remote<T> = {
   // A method that already returns a promise keeps its signature, generics included.
-  [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (R extends Promise<unknown> ? T[K] : (...args: A) => Promise<Awaited<R>>) : never;
+  // An optional method stays optional: the remote object has it only when the implementation does.
+  [K in keyof T]: NonNullable<T[K]> extends (...args: infer A) => infer R ? (R extends Promise<unknown> ? NonNullable<T[K]> : (...args: A) => Promise<Awaited<R>>) : never;
 };
 
 export interface ApiEvents {

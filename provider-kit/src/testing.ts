@@ -185,3 +185,24 @@ export function pieces(text: string, count: number): string[] {
   for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
   return out.length ? out : [''];
 }
+
+/**
+ * A deterministic embedding of `text` with `dimensions` numbers (default 4), so tests can check which
+ * input landed where: the first is the text's length, the rest its character codes folded in.
+ */
+export function fakeEmbedding(text: string, dimensions = 4): number[] {
+  const vector = new Array<number>(dimensions).fill(0);
+  vector[0] = text.length;
+  for (let i = 0; i < text.length; i++) vector[1 + (i % Math.max(1, dimensions - 1))]! += text.charCodeAt(i) / 1000;
+  return vector.map((x) => Math.round(x * 1000) / 1000);
+}
+
+/** `[vendor:NNN]` in any input asks a fake server to answer the embedding request with that status. */
+export function embeddingFailure(inputs: unknown, vendor: string): number | undefined {
+  const re = new RegExp(`\\[${vendor}:(\\d{3})\\]`);
+  for (const text of Array.isArray(inputs) ? inputs : [inputs]) {
+    const found = typeof text === 'string' ? re.exec(text) : null;
+    if (found) return Number(found[1]);
+  }
+  return undefined;
+}

@@ -44,6 +44,8 @@ export interface ProviderModel {
   tools: boolean;
   /** Streams tokens as they are produced. */
   streaming: boolean;
+  /** An embedding model: it answers `embed` (priced by `costPer1kInput`) and is never a chat candidate. */
+  embed?: boolean;
 }
 
 /** One entry of `contributes.providers` in a provider's manifest. */
@@ -180,10 +182,38 @@ export interface ProviderErrorEvent {
   afterFirstToken: boolean;
 }
 
+export interface EmbedRequest {
+  /** An embedding model of this provider (`embed: true`). */
+  model: string;
+  /** The texts to embed, answered in the same order. */
+  input: string[];
+  /** Output dimensions, for models that can shorten their vectors. */
+  dimensions?: number;
+  /** Longest wait for the vendor; overrides the provider's configured `timeoutMs`. */
+  timeoutMs?: number;
+}
+
+export interface EmbedResult {
+  /** One vector per input, in input order. */
+  embeddings: number[][];
+  /** Prompt tokens the vendor counted (0 when it does not say). */
+  inputTokens: number;
+}
+
 /** The runtime half of a `providers` entry, registered with `contributions.register('providers', id, impl)`. */
 export interface ProviderImplementation {
   /** Streams one completion. Cancelling `token` (or stopping iteration) aborts the upstream request at once. */
   chat(request: ChatRequest, token: CancellationToken): AsyncIterable<ProviderEvent>;
   /** The vendor's models, with the configured metadata attached where ids match. Rejects with an AionError whose code is a ProviderErrorCode. */
   listModels(token: CancellationToken): Promise<ModelInfo[]>;
+  /**
+   * Embeddings, for providers with embedding models (`embed: true` on a model). Rejects with an
+   * AionError whose code is a ProviderErrorCode, as `listModels` does.
+   */
+  embed?(request: EmbedRequest, token: CancellationToken): Promise<EmbedResult>;
+  /**
+   * The operator's `models` setting of this provider, which replaces the contributed defaults in the
+   * router's catalog (`/v1/models`, routing); undefined when the operator set none.
+   */
+  configuredModels?(): ModelInfo[] | undefined;
 }

@@ -27,7 +27,10 @@ export class RouteDispatcher {
   async dispatch(ctx: Koa.Context, extensionId: string, route: RouteContribution): Promise<void> {
     const { config, authentication, admission } = this.options;
     const ip = ctx.state.clientIp as string;
+    // Set first, so an authentication failure is answered in the route's error format too.
+    if (route.errorFormat) ctx.state.errorFormat = route.errorFormat;
     const principal = await authentication.authorize(route, { headers: ctx.headers, method: ctx.method, path: ctx.path, ip }, (k, v) => ctx.set(k, v));
+    ctx.state.principal = principal;
     const { body, rawBody } = await readRequestBody(ctx, { limit: route.bodyLimit ?? config.bodyLimit, maxDepth: config.jsonMaxDepth, progress: config.bodyProgress });
     const request: HttpRequestData = {
       method: ctx.method,

@@ -18,7 +18,7 @@ import { Admission } from './admission.js';
 import { EdgeAuthentication } from './authentication.js';
 import { TrustedProxies } from './clientAddress.js';
 import { RouteDispatcher } from './dispatch.js';
-import { errorBody, requestIdFrom } from './errorResponse.js';
+import { errorBody, requestIdFrom, type ErrorFormat } from './errorResponse.js';
 import { EXTENSIONS_WRITE_SCOPE, extensionsRoute } from './extensionsRoute.js';
 import { EXTENSIONS_READ_SCOPE } from './authentication.js';
 import { NetworkIsolation } from '../hosts/networkIsolation.js';
@@ -107,19 +107,23 @@ export class HttpEdge {
       const recording = span.isRecording();
       let active = ROOT_CONTEXT.setValue(REQUEST_ID_KEY, requestId);
       if (recording) active = trace.setSpan(active, span);
-      let path = ctx.url;
-      let errorCode: string | undefined;
+      // Without the query string: it may carry a token.
+      let path = ctx.url.split('?')[0]!;
+      let failure: { code: string; cause: string } | undefined;
       try {
         path = pathOf(ctx);
         await context.with(active, next);
       } catch (err) {
-        errorCode = this.writeError(ctx, err);
+        failure = this.writeError(ctx, err);
       } finally {
         const ms = performance.now() - started;
         const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
-        const entry = { requestId, ip: ctx.state.clientIp, method: ctx.method, path, route, status: ctx.status, ms: Math.round(ms) };
+        const errorCode = failure?.code;
+        // One access line per request; a failed one also says why.
+        const principal = (ctx.state.principal as { sub?: string } | undefined)?.sub ?? null;
+        const entry = { requestId, ip: ctx.state.clientIp, method: ctx.method, path, route: route ?? null, status: ctx.status, ms: Math.round(ms * 10) / 10, principal, ...(failure ? { code: failure.code, cause: failure.cause } : {}) };
         if (ctx.status >= 500) this.logger.warn(entry, 'request failed');
-        else this.logger.debug(entry, 'request');
+        else this.logger.info(entry, 'request');
         this.telemetry.recordHttp(ctx.method, route ?? 'unmatched', ctx.status, ms, errorCode);
         if (recording) {
           if (route) span.updateName(`${ctx.method} ${route}`);
@@ -158,8 +162,8 @@ export class HttpEdge {
     });
   }
 
-  /** Answers with the error's status and JSON shape; returns its stable code. */
-  private writeError(ctx: Koa.Context, err: unknown): string {
+  /** Answers with the error's status and JSON shape (the route's error format); returns its stable code and message for the access log. */
+  private writeError(ctx: Koa.Context, err: unknown): { code: string; cause: string } {
     const requestId = ctx.state.requestId as string;
     let error: AionError;
     if (isAionError(err)) error = err;
@@ -167,13 +171,14 @@ export class HttpEdge {
       this.logger.error({ requestId, err }, 'unexpected error');
       error = new AionError(ErrorCodes.INTERNAL, `internal error (request ${requestId})`);
     }
-    if (ctx.headerSent || !ctx.writable) return error.code;
+    const failure = { code: error.code, cause: error.message };
+    if (ctx.headerSent || !ctx.writable) return failure;
     ctx.status = error.httpStatus;
     for (const [k, v] of Object.entries(error.headers ?? {})) ctx.set(k, v);
     // A body left unread would keep the connection busy after the answer: close it instead.
     if (!ctx.req.complete) ctx.set('Connection', 'close');
-    ctx.body = errorBody(error);
-    return error.code;
+    ctx.body = errorBody(error, ctx.state.errorFormat as ErrorFormat | undefined, ctx.status);
+    return failure;
   }
 
   async listen(): Promise<{ url: string; port: number }> {

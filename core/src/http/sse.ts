@@ -1,6 +1,6 @@
 import type Koa from 'koa';
 import { AionError, ErrorCodes, isAionError, type HttpResponseData, type ServerSentEvent } from '@aion/extension-api';
-import { sanitizeMessage } from './errorResponse.js';
+import { errorBody, sanitizeMessage } from './errorResponse.js';
 
 function frameOf(e: ServerSentEvent): string {
   let frame = '';
@@ -40,7 +40,9 @@ export async function writeSseStream(ctx: Koa.Context, response: HttpResponseDat
     }
   } catch (err) {
     const error = isAionError(err) ? err : new AionError(ErrorCodes.STREAM_ERROR, 'the stream failed');
-    if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ code: error.code, message: sanitizeMessage(error.message) })}\n\n`);
+    const payload = { code: error.code, message: sanitizeMessage(error.message) };
+    // OpenAI clients read an error mid-stream from a data line holding `error`.
+    if (!closed) res.write(ctx.state.errorFormat === 'openai' ? `data: ${JSON.stringify(errorBody(payload, 'openai', 500))}\n\n` : `event: error\ndata: ${JSON.stringify(payload)}\n\n`);
   } finally {
     res.off('close', onClose);
     if (!closed) res.end();

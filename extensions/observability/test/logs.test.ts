@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -95,8 +96,14 @@ describe('logs', function () {
         child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
       });
       await fetch(`${url}/healthz`);
-      const line = await until(async () => stderr.split('\n').find((l) => l.includes('"path":"/healthz"')), 'a debug request line');
-      assert.equal(JSON.parse(line).level, 20);
+      const line = await until(async () => stderr.split('\n').find((l) => l.includes('"path":"/healthz"')), 'the access line');
+      assert.equal(JSON.parse(line).level, 30, 'the access line is info');
+      // A request that is not HTTP is logged at debug only.
+      const socket = connect(Number(new URL(url).port), new URL(url).hostname);
+      socket.on('error', () => undefined);
+      socket.end('NOT HTTP\r\n\r\n');
+      const debug = await until(async () => stderr.split('\n').find((l) => l.includes('"msg":"client error"')), 'a debug line');
+      assert.equal(JSON.parse(debug).level, 20);
     } finally {
       child.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });

@@ -29,10 +29,11 @@ export function activate(ctx: aion.ExtensionContext): void {
     defaultMaxTokens: config.defaultMaxTokens,
     models: config.models ?? manifestModels(ctx),
   });
-  // A plain object, so only these two methods can be called over RPC.
+  // A plain object, so only these methods can be called over RPC.
   const implementation: ProviderImplementation = {
     chat: (request, token) => client.chat(request, token),
     listModels: (token) => client.listModels(token),
+    configuredModels: () => config.models,
   };
   ctx.subscriptions.push(aion.contributions.register('providers', PROVIDER_ID, implementation));
 }

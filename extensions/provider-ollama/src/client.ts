@@ -1,5 +1,5 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { ProviderFailure, UpstreamCall, upstreamEvents, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type UpstreamResponse } from '@aion/provider-kit';
+import { ProviderFailure, UpstreamCall, upstreamEvents, type ChatMessage, type ChatRequest, type EmbedRequest, type EmbedResult, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type UpstreamResponse } from '@aion/provider-kit';
 
 export interface OllamaClientOptions {
   /** The server's root, `http://127.0.0.1:11434` by default (no `/api` suffix). */
@@ -61,6 +61,29 @@ export class OllamaClient implements ProviderImplementation {
         // `llama3.1` and `llama3.1:latest` are the same model to Ollama.
         return [{ ...(configured.get(name) ?? configured.get(name.replace(/:latest$/, ''))), id: name }];
       });
+    } catch (err) {
+      throw call.asFailure(err).toAionError();
+    } finally {
+      await call.release();
+    }
+  }
+
+  /** `POST /api/embed` with every input at once; vectors come back in input order. */
+  async embed(request: EmbedRequest, token?: CancellationToken): Promise<EmbedResult> {
+    const call = new UpstreamCall(request.timeoutMs ?? this.timeoutMs, token);
+    try {
+      if (!Array.isArray(request?.input) || request.input.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no input to embed');
+      const body: Record<string, unknown> = { model: request.model, input: request.input };
+      if (request.dimensions !== undefined) body.dimensions = request.dimensions;
+      const response = await call.send({ method: 'POST', url: `${this.baseUrl}/api/embed`, headers: await this.authHeaders(), body });
+      const answer = (await call.json(response)) as { embeddings?: unknown; prompt_eval_count?: number; error?: string };
+      call.markComplete();
+      if (typeof answer?.error === 'string') throw new ProviderFailure('PROVIDER_UNAVAILABLE', `the provider reported: ${answer.error}`, { retryable: true });
+      const embeddings = answer?.embeddings;
+      if (!Array.isArray(embeddings) || embeddings.length !== request.input.length || !embeddings.every((e) => Array.isArray(e) && e.every((x) => typeof x === 'number'))) {
+        throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the answer does not hold ${request.input.length} embeddings of numbers`);
+      }
+      return { embeddings: embeddings as number[][], inputTokens: answer.prompt_eval_count ?? 0 };
     } catch (err) {
       throw call.asFailure(err).toAionError();
     } finally {

@@ -23,10 +23,12 @@ export function activate(ctx: aion.ExtensionContext): void {
     timeoutMs: config.timeoutMs,
     models: config.models ?? manifestModels(ctx),
   });
-  // A plain object, so only these two methods can be called over RPC.
+  // A plain object, so only these methods can be called over RPC.
   const implementation: ProviderImplementation = {
     chat: (request, token) => client.chat(request, token),
     listModels: (token) => client.listModels(token),
+    embed: (request, token) => client.embed(request, token),
+    configuredModels: () => config.models,
   };
   ctx.subscriptions.push(aion.contributions.register('providers', PROVIDER_ID, implementation));
 }

@@ -5,7 +5,7 @@
  * Import it as `@aion/ext-provider-ollama/testing`.
  */
 import type { ServerResponse } from 'node:http';
-import { sendJson, startFakeServer, type CommonFakeReply, type FakeExchange, type FakeServer, type FakeServerOptions } from '@aion/provider-kit/testing';
+import { embeddingFailure, fakeEmbedding, sendJson, startFakeServer, type CommonFakeReply, type FakeExchange, type FakeServer, type FakeServerOptions } from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
 
@@ -56,6 +56,7 @@ async function handle(exchange: FakeExchange<FakeOllamaReply>, options: FakeOlla
     }));
     return json(res, 200, { models });
   }
+  if (request.method === 'POST' && request.path === '/api/embed') return embed(exchange);
   if (request.method !== 'POST' || request.path !== '/api/chat') return json(res, 404, { error: 'not found' }, { 'content-type': 'text/plain' });
   if (typeof request.body !== 'object' || request.body === null) return json(res, 400, { error: 'invalid character looking for beginning of value' });
   await answer(exchange, exchange.nextReply(), options);
@@ -125,4 +126,16 @@ async function answer(exchange: FakeExchange<FakeOllamaReply>, reply: FakeOllama
   if (wireCalls.length) await send({ model, created_at: createdAt(), message: { role: 'assistant', content: '', tool_calls: wireCalls }, done: false });
   await send({ model, created_at: createdAt(), message: { role: 'assistant', content: '' }, ...final });
   stream.end();
+}
+
+/** `POST /api/embed`: one `fakeEmbedding` per input, or the status an input asks for (`[ollama:500]`). */
+function embed(exchange: FakeExchange<FakeOllamaReply>): void {
+  const { request, res } = exchange;
+  const body = request.body as { model?: unknown; input?: unknown; dimensions?: number } | null;
+  if (typeof body?.model !== 'string' || (typeof body.input !== 'string' && !Array.isArray(body.input))) return json(res, 400, { error: 'model and input are required' });
+  const inputs = (Array.isArray(body.input) ? body.input : [body.input]) as string[];
+  const status = embeddingFailure(inputs, 'ollama');
+  if (status) return json(res, status, { error: `fake error ${status}` });
+  const tokens = inputs.reduce((n, t) => n + Math.ceil(String(t).length / 4), 0);
+  return json(res, 200, { model: body.model, embeddings: inputs.map((t) => fakeEmbedding(String(t), body.dimensions)), total_duration: 1000, load_duration: 10, prompt_eval_count: tokens });
 }

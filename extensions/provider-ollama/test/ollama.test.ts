@@ -6,6 +6,7 @@ import type { ChatRequest, ProviderEvent, ProviderImplementation } from '@aion/p
 import { OllamaClient } from '../src/client.js';
 import { activate } from '../src/extension.js';
 import { startFakeOllama, type FakeOllama } from '../src/testing.js';
+import { fakeEmbedding } from '@aion/provider-kit/testing';
 
 const hello: ChatRequest = { model: 'llama3.1', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] };
 
@@ -28,6 +29,16 @@ describe('provider-ollama client', () => {
   afterEach(async () => {
     await fake?.close();
     fake = undefined;
+  });
+
+  it('embeds every input in one POST /api/embed, in order, with the prompt token count; a server error rejects with its code', async () => {
+    fake = await startFakeOllama();
+    const client = new OllamaClient({ baseUrl: fake.url });
+    const answer = await client.embed({ model: 'nomic-embed-text', input: ['a', 'bcd'] });
+    assert.deepEqual(answer.embeddings, [fakeEmbedding('a'), fakeEmbedding('bcd')]);
+    assert.equal(answer.inputTokens, 2);
+    assert.deepEqual(fake.requests[0]!.body, { model: 'nomic-embed-text', input: ['a', 'bcd'] });
+    await assert.rejects(client.embed({ model: 'nomic-embed-text', input: ['[ollama:500]'] }), (e: unknown) => e instanceof AionError && e.code === 'PROVIDER_UNAVAILABLE');
   });
 
   it('streams NDJSON tokens in order, then usage from the final line, then done', async () => {
@@ -272,6 +283,8 @@ describe('provider-ollama extension', () => {
     assert.equal(point, 'providers');
     assert.deepEqual((manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id), [id]);
     assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'listModels']);
+    assert.deepEqual((manifest.contributes?.providers as Array<{ id: string }>).map((p) => p.id), [id]);
+    assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'configuredModels', 'embed', 'listModels']);
     const token = new CancellationTokenSource().token;
     assert.equal((await implementation.listModels(token))[0]!.contextWindow, 8192);
     assert.equal(last(await collect(implementation.chat(hello, token))).type, 'done');

@@ -1,5 +1,5 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { ProviderFailure, UpstreamCall, upstreamEvents, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type ToolCall, type UpstreamResponse } from '@aion/provider-kit';
+import { ProviderFailure, UpstreamCall, upstreamEvents, type ChatMessage, type ChatRequest, type EmbedRequest, type EmbedResult, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type ToolCall, type UpstreamResponse } from '@aion/provider-kit';
 
 export interface AzureOptions {
   /** The deployment to call; absent: the request's model names the deployment. */
@@ -65,7 +65,7 @@ export class OpenAIClient implements ProviderImplementation {
     yield* upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, async (call) => {
       checkRequest(request);
       const stream = request.stream !== false;
-      const response = await call.send({ method: 'POST', url: this.chatUrl(request.model), headers: await this.authHeaders(), body: this.body(request, stream) });
+      const response = await call.send({ method: 'POST', url: this.apiUrl('chat/completions', request.model), headers: await this.authHeaders(), body: this.body(request, stream) });
       return stream ? this.streamEvents(call, response) : this.wholeEvents(call, response);
     });
   }
@@ -90,11 +90,37 @@ export class OpenAIClient implements ProviderImplementation {
     }
   }
 
-  private chatUrl(model: string): string {
+  /** `POST /embeddings` (Azure: the deployment named by the model); vectors come back in input order. */
+  async embed(request: EmbedRequest, token?: CancellationToken): Promise<EmbedResult> {
+    const call = new UpstreamCall(request.timeoutMs ?? this.timeoutMs, token);
+    try {
+      if (!Array.isArray(request?.input) || request.input.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no input to embed');
+      const body: Record<string, unknown> = { model: request.model, input: request.input, encoding_format: 'float' };
+      if (request.dimensions !== undefined) body.dimensions = request.dimensions;
+      const response = await call.send({ method: 'POST', url: this.apiUrl('embeddings', request.model), headers: await this.authHeaders(), body });
+      const answer = (await call.json(response)) as { data?: Array<{ index?: number; embedding?: unknown }>; usage?: { prompt_tokens?: number } };
+      call.markComplete();
+      const data = answer?.data;
+      if (!Array.isArray(data) || data.length !== request.input.length) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the answer holds ${Array.isArray(data) ? data.length : 'no'} embeddings for ${request.input.length} inputs`);
+      const embeddings: number[][] = new Array(data.length);
+      data.forEach((d, i) => {
+        const at = typeof d?.index === 'number' ? d.index : i;
+        if (!Array.isArray(d?.embedding) || !d.embedding.every((x) => typeof x === 'number') || at < 0 || at >= data.length) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `embedding ${i} is not an array of numbers`);
+        embeddings[at] = d.embedding as number[];
+      });
+      return { embeddings, inputTokens: answer.usage?.prompt_tokens ?? 0 };
+    } catch (err) {
+      throw call.asFailure(err).toAionError();
+    } finally {
+      await call.release();
+    }
+  }
+
+  private apiUrl(endpoint: 'chat/completions' | 'embeddings', model: string): string {
     const azure = this.options.azure;
-    if (!azure) return `${this.baseUrl}/chat/completions`;
-    const deployment = encodeURIComponent(azure.deployment ?? model);
-    return `${this.baseUrl}/openai/deployments/${deployment}/chat/completions?api-version=${encodeURIComponent(azure.apiVersion ?? DEFAULT_AZURE_API_VERSION)}`;
+    if (!azure) return `${this.baseUrl}/${endpoint}`;
+    const deployment = encodeURIComponent((endpoint === 'chat/completions' ? azure.deployment : undefined) ?? model);
+    return `${this.baseUrl}/openai/deployments/${deployment}/${endpoint}?api-version=${encodeURIComponent(azure.apiVersion ?? DEFAULT_AZURE_API_VERSION)}`;
   }
 
   private async authHeaders(): Promise<Record<string, string>> {

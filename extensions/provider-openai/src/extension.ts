@@ -29,10 +29,12 @@ export function activate(ctx: aion.ExtensionContext): void {
     models: config.models ?? manifestModels(ctx),
     maxTokensParameter: config.maxTokensParameter,
   });
-  // A plain object, so only these two methods can be called over RPC.
+  // A plain object, so only these methods can be called over RPC.
   const implementation: ProviderImplementation = {
     chat: (request, token) => client.chat(request, token),
     listModels: (token) => client.listModels(token),
+    embed: (request, token) => client.embed(request, token),
+    configuredModels: () => config.models,
   };
   ctx.subscriptions.push(aion.contributions.register('providers', PROVIDER_ID, implementation));
 }

@@ -4,7 +4,7 @@
  * call deltas, error bodies, the Azure deployment paths) and can misbehave on purpose. Import it as
  * `@aion/ext-provider-openai/testing`.
  */
-import { pieces, sendJson as json, startFakeServer, type CommonFakeReply, type FakeExchange, type FakeServer, type FakeServerOptions } from '@aion/provider-kit/testing';
+import { embeddingFailure, fakeEmbedding, pieces, sendJson as json, startFakeServer, type CommonFakeReply, type FakeExchange, type FakeServer, type FakeServerOptions } from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
 
@@ -53,6 +53,7 @@ async function handle(exchange: FakeExchange<FakeOpenAIReply>, options: FakeOpen
   if (request.method === 'GET' && request.path.endsWith('/models')) {
     return json(res, 200, { object: 'list', data: (options.models ?? ['gpt-4o-mini']).map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'system' })) });
   }
+  if (request.method === 'POST' && request.path === '/v1/embeddings' && !azure) return embeddings(exchange);
   const chatPath = azure ? `/openai/deployments/${azure.deployment}/chat/completions` : '/v1/chat/completions';
   if (request.method !== 'POST' || request.path !== chatPath || (azure && request.query['api-version'] !== azure.apiVersion)) {
     return json(res, 404, { error: { code: azure ? 'DeploymentNotFound' : 'unknown_url', message: `Unknown request URL: ${request.method} ${request.url}` } });
@@ -128,4 +129,22 @@ async function answer(exchange: FakeExchange<FakeOpenAIReply>, reply: FakeOpenAI
   if (body.stream_options?.include_usage) await send({ ...base, object: 'chat.completion.chunk', choices: [], usage });
   await send('[DONE]');
   stream.end();
+}
+
+/** `POST /v1/embeddings`: one `fakeEmbedding` per input (float arrays; base64 when asked), usage, or the status an input asks for. */
+function embeddings(exchange: FakeExchange<FakeOpenAIReply>): void {
+  const { request, res } = exchange;
+  const body = request.body as { model?: unknown; input?: unknown; dimensions?: number; encoding_format?: string } | null;
+  if (typeof body?.model !== 'string' || (typeof body.input !== 'string' && !Array.isArray(body.input))) {
+    return json(res, 400, { error: { message: "'model' and 'input' are required properties.", type: 'invalid_request_error', param: null, code: null } });
+  }
+  const inputs = (Array.isArray(body.input) ? body.input : [body.input]) as string[];
+  const status = embeddingFailure(inputs, 'openai');
+  if (status) return json(res, status, { error: { message: `fake error ${status}`, type: status === 429 ? 'rate_limit_exceeded' : 'server_error', param: null, code: null } }, status === 429 ? { 'retry-after': '2' } : {});
+  const data = inputs.map((text, index) => {
+    const vector = fakeEmbedding(String(text), body.dimensions);
+    return { object: 'embedding', index, embedding: body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector };
+  });
+  const tokens = inputs.reduce((n, t) => n + Math.ceil(String(t).length / 4), 0);
+  return json(res, 200, { object: 'list', data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
 }

@@ -6,6 +6,7 @@ import { retryAfterMs, type ChatRequest, type ProviderEvent, type ProviderImplem
 import { OpenAIClient } from '../src/client.js';
 import { activate } from '../src/extension.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../src/testing.js';
+import { fakeEmbedding } from '@aion/provider-kit/testing';
 
 const hello: ChatRequest = { model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] };
 
@@ -52,6 +53,17 @@ describe('provider-openai client', () => {
       max_tokens: 50,
       stop: ['\n\n'],
     });
+  });
+
+  it('embeds inputs in order (POST /embeddings, floats), with dimensions and usage; a 429 rejects with PROVIDER_RATE_LIMITED', async () => {
+    fake = await startFakeOpenAI({ apiKey: 'sk-test' });
+    const client = new OpenAIClient({ baseUrl: fake.url, apiKey: 'sk-test' });
+    const answer = await client.embed({ model: 'text-embedding-3-small', input: ['one', 'three'], dimensions: 3 });
+    assert.deepEqual(answer, { embeddings: [fakeEmbedding('one', 3), fakeEmbedding('three', 3)], inputTokens: 3 });
+    assert.deepEqual(fake.requests[0]!.body, { model: 'text-embedding-3-small', input: ['one', 'three'], encoding_format: 'float', dimensions: 3 });
+    assert.equal(fake.requests[0]!.path, '/v1/embeddings');
+    await assert.rejects(client.embed({ model: 'text-embedding-3-small', input: ['[openai:429]'] }), (e: unknown) => e instanceof AionError && e.code === 'PROVIDER_RATE_LIMITED' && e.httpStatus === 429);
+    await assert.rejects(client.embed({ model: 'text-embedding-3-small', input: [] }), (e: unknown) => e instanceof AionError && e.code === 'PROVIDER_BAD_REQUEST');
   });
 
   it('calls the non-streaming endpoint when stream is false and yields the same events', async () => {
@@ -382,6 +394,8 @@ describe('provider-openai extension', () => {
     assert.equal(point, 'providers');
     assert.deepEqual((manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id), [id]);
     assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'listModels']);
+    assert.deepEqual((manifest.contributes?.providers as Array<{ id: string }>).map((p) => p.id), [id]);
+    assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'configuredModels', 'embed', 'listModels']);
   });
 
   it('reads the API key from the configured secret on each call', async () => {

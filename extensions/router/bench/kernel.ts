@@ -31,7 +31,8 @@ const where = mkdtempSync(join(tmpdir(), 'aion-bench-ext-'));
 const kernel = await startTestKernel({
   extensions: [placed(routerDir, where, routerHost), placed(openaiDir, where, providerHost), join(routerDir, 'test', 'fixtures', 'test-auth')],
   config: {
-    server: { maxInFlight: 10_000 },
+    // The load generator opens up to 1024 connections from one address: the per-address cap would refuse them.
+    server: { maxInFlight: 10_000, maxConnectionsPerIp: 0 },
     extensions: {
       'aion.router': { providers: { openai: { enabled: true, maxConcurrency: 10_000 } }, limits: { maxRunningTasks: 10_000 } },
       'aion.provider-openai': { baseUrl: upstream, apiKeySecret: '' },

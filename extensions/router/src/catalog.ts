@@ -27,6 +27,7 @@ function completeModel(partial: Partial<ProviderModel> & { id: string }, templat
     capabilities: partial.capabilities ?? template?.capabilities ?? { chat: 0.5 },
     tools: partial.tools ?? template?.tools ?? false,
     streaming: partial.streaming ?? template?.streaming ?? true,
+    embed: partial.embed ?? template?.embed ?? false,
   };
 }
 
@@ -90,6 +91,8 @@ export class ProviderCatalog implements Disposable {
     await Promise.all(contributed.filter(({ entry }) => isProviderEntry(entry)).map(({ entry }) => this.placeOnGpu(entry as unknown as ProviderContribution, next.find((p) => p.id === entry.id))));
     this.list = next;
     this.refreshIntents();
+    // A configured api provider is not probed, but its own `models` setting still replaces the defaults.
+    await Promise.all(next.filter((p) => p.availability === 'configured' && p.route !== 'local').map((p) => this.adoptConfiguredModels(p)));
     await Promise.all(next.filter((p) => p.availability === 'probing' || (p.availability === 'configured' && p.route === 'local')).map((p) => this.probe(p)));
     if (this.options.autoDetect.reprobeMs > 0 && !this.disposed) {
       this.reprobeTimer = setInterval(() => {
@@ -121,6 +124,25 @@ export class ProviderCatalog implements Disposable {
     }
   }
 
+  /**
+   * The provider's own `models` setting (its `configuredModels`) replaces the contributed defaults,
+   * unless the router's `providers.<id>.models` already did. A provider without the method keeps them.
+   */
+  private async adoptConfiguredModels(p: CatalogProvider, impl?: Remote<ProviderImplementation>): Promise<void> {
+    if (this.options.providers[p.id]?.models || p.noAccelerator) return;
+    try {
+      impl ??= await this.implementation(p.id);
+      const configured = (await impl.configuredModels?.()) as ModelInfo[] | undefined | null;
+      if (!Array.isArray(configured) || configured.length === 0) return;
+      const defaults = p.models;
+      p.models = configured.filter((m) => typeof m?.id === 'string' && m.id !== '').map((m) => completeModel(m, defaults.find((c) => c.id === m.id) ?? defaults.find((c) => !c.embed)));
+      this.refreshIntents();
+    } catch (err) {
+      // Providers built before configuredModels existed answer that the method is unknown: their defaults stand.
+      if ((err as { code?: unknown }).code !== 'CONTRIBUTION_NOT_FOUND') this.options.log('info', `provider ${p.id} did not report its configured models: ${(err as Error).message}`);
+    }
+  }
+
   /** Asks the provider for its models; answering makes an auto-detected provider available. */
   async probe(p: CatalogProvider): Promise<void> {
     if (p.noAccelerator) return;
@@ -129,6 +151,7 @@ export class ProviderCatalog implements Disposable {
     try {
       // Starting the provider's host is bounded by the kernel's activation timeout; the probe times only the answer.
       const impl = await this.implementation(p.id);
+      if (p.route !== 'local') await this.adoptConfiguredModels(p, impl);
       timer = setTimeout(() => source.cancel(), this.options.autoDetect.probeTimeoutMs);
       const found = (await Promise.race([
         impl.listModels(source.token),

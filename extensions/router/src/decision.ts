@@ -82,6 +82,8 @@ export function decide(request: RouteRequest, ctx: DecisionContext): Decision {
   const limits: FilterLimits = { policy, privacy, intent, inputTokens, outputTokens, budget, health: ctx.health, requestIntent: request.intent, needsTools: !!request.tools?.length };
   for (const p of ctx.providers) {
     for (const m of p.models) {
+      // Embedding models answer /v1/embeddings only.
+      if (m.embed) continue;
       const engine = `${p.id}/${m.id}`;
       const cost = estimateCostUsd(m, inputTokens, outputTokens);
       const why = firstFilter(p, m, engine, cost, limits);

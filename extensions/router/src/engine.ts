@@ -152,7 +152,7 @@ export class RouterEngine {
     const slash = engine.indexOf('/');
     const p = this.o.catalog.get(engine.slice(0, slash));
     const m = p?.models.find((x) => x.id === engine.slice(slash + 1));
-    if (!p || !m) return undefined;
+    if (!p || !m || m.embed) return undefined;
     const input = estimateInputTokens(request.messages, request.tools);
     const output = request.maxTokens ?? this.o.outputTokens();
     return {

@@ -5,6 +5,7 @@ import { BulkService, MAX_BULK_OPERATIONS } from './bulk.js';
 import { requireCaller, type Caller } from './caller.js';
 import { ProviderCatalog } from './catalog.js';
 import { readConfiguration, type RouterConfiguration } from './config.js';
+import { EmbeddingRouter } from './embeddings.js';
 import { RouterEngine, type ExecutionResult } from './engine.js';
 import type { TaskEvent } from './eventLog.js';
 import { HealthBook } from './health.js';
@@ -71,6 +72,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     engine,
     catalog,
     skills,
+    embeddings: new EmbeddingRouter({ catalog, policies, health, limiter, telemetry }),
     keyLimit: () => ({ limiter, limit: config.limits.keyConcurrency, retryAfterSeconds: config.limits.retryAfterSeconds }),
     defaults: () => config.defaults,
     onFinished: (s, caller) => afterTask(frontDoorTask(s, engine), caller, s.result.candidate?.engine),
@@ -150,6 +152,16 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
       await catalog.load();
       return { body: frontDoor.models() };
     }),
+    aion.http.handle('GET /v1/models/:id', async (req) => {
+      await catalog.load();
+      return { body: frontDoor.model(req.params.id!) };
+    }),
+    aion.http.handle('GET /v1/models/:provider/:model', async (req) => {
+      await catalog.load();
+      return { body: frontDoor.model(`${req.params.provider}/${req.params.model}`) };
+    }),
+    aion.http.handle('POST /v1/embeddings', (req, token) => frontDoor.embeddings(req, token, requireCaller(req.principal))),
+    aion.http.handle('POST /v1/responses', (req, token) => frontDoor.responses(req, token, requireCaller(req.principal))),
     aion.http.handle('GET /v1/capabilities', async (req) => {
       if (req.principal) await catalog.load();
       return { body: capabilities(ctx, catalog, config, store, req.principal) };
@@ -235,7 +247,7 @@ function capabilities(ctx: aion.ExtensionContext, catalog: ProviderCatalog, conf
       websocket: { path: '/v1/ws', protocol: 'jsonrpc-2.0', methods: ['tasks.submit', 'tasks.get', 'tasks.subscribe', 'tasks.unsubscribe', 'tasks.cancel'], notifications: ['tasks.event'] },
     },
     bulk: { path: '/v1/bulk', max_operations: MAX_BULK_OPERATIONS, execution: ['parallel', 'sequential'], depends_on: true, refs: true },
-    openai_compatible: { chat_completions: '/v1/chat/completions', models: '/v1/models', streaming: true, tools: true, aliases: Object.keys(ALIASES) },
+    openai_compatible: { chat_completions: '/v1/chat/completions', models: '/v1/models', model: '/v1/models/{id}', embeddings: '/v1/embeddings', responses: { path: '/v1/responses', input: 'text', streaming: true }, streaming: true, tools: true, aliases: Object.keys(ALIASES) },
     routing: {
       privacy_modes: ['local-only', 'allow-api', 'hybrid'],
       default_privacy: config.defaults.privacy,

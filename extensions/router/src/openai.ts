@@ -10,6 +10,7 @@ import type { ConcurrencyLimiter } from './limiter.js';
 import type { ChatMessage, ToolCall } from './providerTypes.js';
 import { mergeTools, skillSelectionSchema, type SkillSelection, type SkillTools } from './skillTools.js';
 import { runToolLoop, type LoopObserver, type LoopResult } from './toolLoop.js';
+import { base64Embedding, EMBED_INTENT, type EmbeddingRouter } from './embeddings.js';
 import type { Decision, Priority, Privacy, RouteRequest } from './types.js';
 
 type Run = (observer: LoopObserver, stream: boolean) => Promise<ExecutionResult>;
@@ -92,12 +93,72 @@ const bodySchema = {
   },
 };
 
+const aionSchema = bodySchema.properties.aion;
+
+/** Most inputs one embeddings request may carry, as OpenAI's API allows. */
+export const MAX_EMBEDDING_INPUTS = 2048;
+
+const embeddingsSchema = {
+  type: 'object',
+  required: ['model', 'input'],
+  properties: {
+    model: { type: 'string', minLength: 1 },
+    input: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, maxItems: MAX_EMBEDDING_INPUTS, items: { type: 'string', minLength: 1 } }] },
+    encoding_format: { enum: ['float', 'base64'] },
+    dimensions: { type: 'integer', minimum: 1 },
+    user: { type: 'string' },
+    aion: { type: 'object', properties: { privacy: aionSchema.properties.privacy, metadata: { type: 'object' } }, additionalProperties: false },
+  },
+};
+
+const inputText = { type: 'object', required: ['type'], properties: { type: { enum: ['input_text', 'output_text'] }, text: { type: 'string' } } };
+const responsesSchema = {
+  type: 'object',
+  required: ['model', 'input'],
+  properties: {
+    model: { type: 'string', minLength: 1 },
+    instructions: { type: ['string', 'null'] },
+    input: {
+      anyOf: [
+        { type: 'string', minLength: 1 },
+        {
+          type: 'array',
+          minItems: 1,
+          items: {
+            type: 'object',
+            required: ['role', 'content'],
+            properties: { type: { const: 'message' }, role: { enum: ['system', 'developer', 'user', 'assistant'] }, content: { anyOf: [{ type: 'string' }, { type: 'array', items: inputText }] } },
+          },
+        },
+      ],
+    },
+    stream: { type: ['boolean', 'null'] },
+    temperature: { type: ['number', 'null'], minimum: 0, maximum: 2 },
+    max_output_tokens: { type: ['integer', 'null'], minimum: 1 },
+    metadata: { type: ['object', 'null'] },
+    aion: aionSchema,
+  },
+};
+
 let validateBody: ReturnType<Ajv['compile']> | undefined;
+let validateEmbeddings: ReturnType<Ajv['compile']> | undefined;
+let validateResponses: ReturnType<Ajv['compile']> | undefined;
+
+/** Refuses a body its schema does not accept, naming the first field at fault as OpenAI's `param`. */
+function check(validate: ReturnType<Ajv['compile']>, body: unknown, what: string): void {
+  if (validate(body)) return;
+  const errors = validate.errors ?? [];
+  const problems = errors.map((e) => `${jsonPath(e.instancePath)} ${e.message}`);
+  const first = errors[0];
+  const param = first ? (first.instancePath.split('/').filter(Boolean)[0] ?? (first.params as { missingProperty?: string }).missingProperty ?? null) : null;
+  throw new AionError(ErrorCodes.VALIDATION_FAILED, `invalid ${what}: ${problems.join('; ')}`, { details: { param, problems } });
+}
 
 export interface FrontDoorOptions {
   engine: RouterEngine;
   catalog: ProviderCatalog;
   skills: SkillTools;
+  embeddings: EmbeddingRouter;
   /** Calls in flight per API key (0: unlimited), as for tasks. */
   keyLimit: () => { limiter: ConcurrencyLimiter; limit: number; retryAfterSeconds: number };
   defaults: () => RouteDefaults & { timeoutMs: number };
@@ -123,6 +184,12 @@ function text(content: OpenAIMessage['content']): string | null {
   return parts.join('');
 }
 
+/** The engine id of a chat model; an embedding model named for chat is the client's mistake. */
+function chatModel(provider: string, m: { id: string; embed?: boolean }): string {
+  if (m.embed) throw new AionError(ErrorCodes.VALIDATION_FAILED, `${provider}/${m.id} is an embedding model: call POST /v1/embeddings with it, or name a chat model (GET /v1/models)`, { details: { param: 'model' } });
+  return `${provider}/${m.id}`;
+}
+
 function header(req: HttpRequestData, name: string): string | undefined {
   const v = req.headers[name];
   return typeof v === 'string' && v ? v : undefined;
@@ -143,15 +210,31 @@ export class FrontDoor {
       const id = model.slice(slash + 1);
       if (p) {
         const m = p.models.find((x) => sameModel(x.id, id));
-        if (m) return { preferred: `${p.id}/${m.id}` };
-        throw new AionError('MODEL_NOT_FOUND', `provider ${p.id} has no model ${id}; it serves ${p.models.map((x) => x.id).join(', ') || 'none'} (GET /v1/models)`, { status: 404 });
+        if (m) return { preferred: chatModel(p.id, m) };
+        throw new AionError('MODEL_NOT_FOUND', `provider ${p.id} has no model ${id}; it serves ${p.models.map((x) => x.id).join(', ') || 'none'} (GET /v1/models)`, { status: 404, details: { param: 'model' } });
       }
     }
-    for (const p of providers) {
-      const m = p.models.find((x) => sameModel(x.id, model));
-      if (m) return { preferred: `${p.id}/${m.id}` };
-    }
-    throw new AionError('MODEL_NOT_FOUND', `the model ${model} is not served here; use provider/model, aion/auto or aion/local (GET /v1/models lists them)`, { status: 404 });
+    // A bare id: a chat model first, so an id that is also an embedding model elsewhere still chats.
+    const matches = providers.flatMap((p) => p.models.filter((x) => sameModel(x.id, model)).map((m) => ({ p, m })));
+    const found = matches.find(({ m }) => !m.embed) ?? matches[0];
+    if (found) return { preferred: chatModel(found.p.id, found.m) };
+    throw new AionError('MODEL_NOT_FOUND', `the model ${model} is not served here; use provider/model, aion/auto or aion/local (GET /v1/models lists them)`, { status: 404, details: { param: 'model' } });
+  }
+
+  /** `GET /v1/models/{id}`: a listed id, a bare model id or an alias; 404 (OpenAI's `model_not_found`) otherwise. */
+  model(id: string): Record<string, unknown> {
+    const list = this.models().data as Array<Record<string, unknown>>;
+    const exact = list.find((m) => m.id === id);
+    if (exact) return exact;
+    const slash = id.indexOf('/');
+    const found = list.find((m) => {
+      const listed = String(m.id);
+      const at = listed.indexOf('/');
+      if (m.owned_by === 'aion') return false;
+      return slash > 0 ? listed.slice(0, at) === id.slice(0, slash) && sameModel(listed.slice(at + 1), id.slice(slash + 1)) : sameModel(listed.slice(at + 1), id);
+    });
+    if (found) return found;
+    throw new AionError('MODEL_NOT_FOUND', `the model ${id} is not served here; GET /v1/models lists the ids (provider/model, URL-encoded in this path: openai%2Fgpt-4o-mini)`, { status: 404, details: { param: 'model' } });
   }
 
   toRouteRequest(req: HttpRequestData, body: ChatCompletionBody, caller: Caller): RouteRequest {
@@ -195,34 +278,7 @@ export class FrontDoor {
       const problems = (validateBody.errors ?? []).map((e) => `${jsonPath(e.instancePath)} ${e.message}`);
       throw new AionError(ErrorCodes.VALIDATION_FAILED, `invalid chat completion request: ${problems.join('; ')}`, { details: problems });
     }
-    await this.o.catalog.load();
-    const request = this.toRouteRequest(req, body, caller);
-    const skills = body.aion?.skills ? await this.o.skills.resolve(body.aion.skills, caller.principal, body.aion.max_steps) : undefined;
-    if (skills) request.tools = mergeTools(request.tools, skills);
-    const decision = await this.o.engine.route(request, { sub: caller.sub, tenant_id: caller.tenant });
-    const { limiter, limit, retryAfterSeconds } = this.o.keyLimit();
-    const keySlot = `key:${caller.apiKey}`;
-    if (limit > 0 && !limiter.tryAcquire(keySlot, limit)) {
-      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${limit} calls in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(retryAfterSeconds) } });
-    }
-    const source = new CancellationTokenSource();
-    const abort: Abort = { token: source.token };
-    const link = token.onCancellationRequested(() => {
-      abort.reason ??= 'disconnect';
-      source.cancel();
-    });
-    const timer = setTimeout(() => {
-      abort.reason ??= 'timeout';
-      source.cancel();
-    }, this.o.defaults().timeoutMs);
-    const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
-    const created = Math.floor(Date.now() / 1000);
-    const cleanup = () => {
-      clearTimeout(timer);
-      link.dispose();
-      if (limit > 0) limiter.release(keySlot);
-    };
-    const run: Run = (observer, stream) => (skills ? runToolLoop({ engine: this.o.engine, skills: this.o.skills, set: skills, requestId: id, decision, request, abort, observer, stream }) : this.o.engine.execute(decision, request, abort, observer, stream));
+    const { id, created, request, decision, run, abort, source, cleanup } = await this.begin(req, body, token, caller, 'chatcmpl-');
     if (!body.stream) {
       let result: ExecutionResult;
       try {
@@ -251,6 +307,185 @@ export class FrontDoor {
       };
     }
     return this.stream(id, created, body, request, decision, run, abort, source, cleanup, caller);
+  }
+
+  /** `POST /v1/embeddings`: an embedding model chosen under the residency rules, with fallback. */
+  async embeddings(req: HttpRequestData, token: CancellationToken, caller: Caller): Promise<HttpResponseData> {
+    validateEmbeddings ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(embeddingsSchema);
+    check(validateEmbeddings, req.body, 'embeddings request');
+    const body = req.body as { model: string; input: string | string[]; encoding_format?: 'float' | 'base64'; dimensions?: number; aion?: { privacy?: Privacy; metadata?: Record<string, unknown> } };
+    await this.o.catalog.load();
+    const { preferred, privacy: forced } = this.o.embeddings.resolveModel(body.model);
+    const privacyHeader = header(req, 'x-aion-privacy');
+    if (privacyHeader && !['local-only', 'allow-api', 'hybrid'].includes(privacyHeader)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'x-aion-privacy must be local-only, allow-api or hybrid');
+    const request = {
+      input: typeof body.input === 'string' ? [body.input] : body.input,
+      dimensions: body.dimensions,
+      privacy: forced ?? body.aion?.privacy ?? (privacyHeader as Privacy | undefined) ?? this.o.defaults().privacy,
+      preferredEngine: preferred,
+      tenantId: caller.tenant,
+      metadata: body.aion?.metadata ?? {},
+    };
+    const decision = this.o.embeddings.decide(request);
+    const { limiter, limit, retryAfterSeconds } = this.o.keyLimit();
+    const keySlot = `key:${caller.apiKey}`;
+    if (limit > 0 && !limiter.tryAcquire(keySlot, limit)) {
+      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${limit} calls in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(retryAfterSeconds) } });
+    }
+    let result;
+    try {
+      result = await this.o.embeddings.execute(decision, request, token);
+    } finally {
+      if (limit > 0) limiter.release(keySlot);
+    }
+    const id = `embd-${randomUUID().replace(/-/g, '')}`;
+    this.o.onFinished({ id, intent: EMBED_INTENT, decision, result }, caller);
+    const route = routeHeader(decision, result.attempts);
+    if (result.status !== 'OK') throw this.failure(result, route);
+    const base64 = body.encoding_format === 'base64';
+    return {
+      headers: { 'x-aion-route': route },
+      body: {
+        object: 'list',
+        data: result.embeddings.map((embedding, index) => ({ object: 'embedding', index, embedding: base64 ? base64Embedding(embedding) : embedding })),
+        model: result.candidate!.engine,
+        usage: { prompt_tokens: result.inputTokens, total_tokens: result.inputTokens },
+        aion: { engine: this.o.engine.engineInfo(decision, result), latency_ms: result.latencyMs, cost_usd: result.costUsd },
+      },
+    };
+  }
+
+  /**
+   * `POST /v1/responses`, text only: `instructions` and `input` become chat messages on the chat path;
+   * the answer is one output message, or with `stream` the Responses API's events.
+   */
+  async responses(req: HttpRequestData, token: CancellationToken, caller: Caller): Promise<HttpResponseData> {
+    validateResponses ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(responsesSchema);
+    check(validateResponses, req.body, 'responses request (text input only: a string, or messages whose content is a string or input_text parts)');
+    const body = req.body as { model: string; instructions?: string | null; input: string | Array<{ role: string; content: string | Array<{ type: string; text?: string }> }>; stream?: boolean | null; temperature?: number | null; max_output_tokens?: number | null; metadata?: Record<string, unknown> | null; aion?: ChatCompletionBody['aion'] };
+    const messages: OpenAIMessage[] = [];
+    if (body.instructions) messages.push({ role: 'system', content: body.instructions });
+    if (typeof body.input === 'string') messages.push({ role: 'user', content: body.input });
+    else for (const m of body.input) messages.push({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((c) => c.text ?? '').join('') });
+    const chat: ChatCompletionBody = { model: body.model, messages, temperature: body.temperature ?? undefined, max_tokens: body.max_output_tokens ?? undefined, metadata: body.metadata ?? undefined, aion: body.aion };
+    const { id, request, decision, run, abort, source, cleanup } = await this.begin(req, chat, token, caller, 'resp_');
+    const created = Math.floor(Date.now() / 1000);
+    const messageId = `msg_${id.slice(5)}`;
+    const envelope = (status: string, engine: string, text: string, result?: ExecutionResult) => ({
+      id,
+      object: 'response',
+      created_at: created,
+      status,
+      model: engine,
+      instructions: body.instructions ?? null,
+      output: text === '' && status !== 'completed' ? [] : [{ type: 'message', id: messageId, status: status === 'completed' ? 'completed' : 'in_progress', role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] }],
+      usage: result ? { input_tokens: result.inputTokens, input_tokens_details: { cached_tokens: 0 }, output_tokens: result.outputTokens, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: result.inputTokens + result.outputTokens } : null,
+      error: null,
+      incomplete_details: result?.finishReason === 'length' ? { reason: 'max_output_tokens' } : null,
+      max_output_tokens: body.max_output_tokens ?? null,
+      temperature: body.temperature ?? null,
+      metadata: body.metadata ?? {},
+      parallel_tool_calls: false,
+      tool_choice: 'auto',
+      tools: [],
+      ...(result ? { aion: { engine: this.o.engine.engineInfo(decision, result), latency_ms: result.latencyMs, cost_usd: result.costUsd } } : {}),
+    });
+    const statusOf = (r: ExecutionResult) => (r.finishReason === 'length' ? 'incomplete' : 'completed');
+    if (!body.stream) {
+      let result: ExecutionResult;
+      try {
+        result = await run({}, false);
+      } finally {
+        cleanup();
+      }
+      this.o.onFinished({ id, intent: request.intent, decision, result }, caller);
+      const route = routeHeader(decision, result.attempts);
+      if (result.status !== 'OK') throw this.failure(result, route);
+      return { headers: { 'x-aion-route': route }, body: envelope(statusOf(result), result.candidate!.engine, result.text, result) };
+    }
+    const queue = new AsyncQueue<string>({
+      onReturn: () => {
+        abort.reason ??= 'disconnect';
+        source.cancel();
+      },
+    });
+    let engine = decision.candidates[0]!.engine;
+    let final: ExecutionResult | undefined;
+    let firstOutput!: () => void;
+    const started = new Promise<void>((resolve) => (firstOutput = resolve));
+    const execution = run({ attempt: (c) => (engine = c.engine), token: (t) => (queue.push(t), firstOutput()) }, true)
+      .then((r) => (final = r))
+      .finally(() => {
+        cleanup();
+        queue.end();
+        firstOutput();
+      });
+    await started;
+    if (final && final.status !== 'OK' && final.text === '') {
+      this.o.onFinished({ id, intent: request.intent, decision, result: final }, caller);
+      throw this.failure(final, routeHeader(decision, final.attempts));
+    }
+    const onFinished = this.o.onFinished;
+    const failure = (r: ExecutionResult) => this.failure(r, '');
+    async function* events(): AsyncGenerator<ServerSentEvent> {
+      let sequence = 0;
+      const event = (type: string, data: Record<string, unknown>): ServerSentEvent => ({ event: type, data: { type, sequence_number: sequence++, ...data } });
+      const part = (text: string) => ({ type: 'output_text', text, annotations: [] });
+      yield event('response.created', { response: envelope('in_progress', engine, '') });
+      yield event('response.in_progress', { response: envelope('in_progress', engine, '') });
+      yield event('response.output_item.added', { output_index: 0, item: { type: 'message', id: messageId, status: 'in_progress', role: 'assistant', content: [] } });
+      yield event('response.content_part.added', { item_id: messageId, output_index: 0, content_index: 0, part: part('') });
+      let text = '';
+      for await (const delta of queue) {
+        text += delta;
+        yield event('response.output_text.delta', { item_id: messageId, output_index: 0, content_index: 0, delta, logprobs: [] });
+      }
+      const result = await execution;
+      onFinished({ id, intent: request.intent, decision, result }, caller);
+      if (result.status !== 'OK') {
+        const e = failure(result);
+        yield event('response.failed', { response: { ...envelope('failed', engine, text, result), error: { code: e.code, message: e.message } } });
+        return;
+      }
+      yield event('response.output_text.done', { item_id: messageId, output_index: 0, content_index: 0, text, logprobs: [] });
+      yield event('response.content_part.done', { item_id: messageId, output_index: 0, content_index: 0, part: part(text) });
+      yield event('response.output_item.done', { output_index: 0, item: { type: 'message', id: messageId, status: 'completed', role: 'assistant', content: [part(text)] } });
+      yield event(statusOf(result) === 'completed' ? 'response.completed' : 'response.incomplete', { response: envelope(statusOf(result), engine, text, result) });
+    }
+    return { headers: { 'x-aion-route': routeHeader(decision, final?.attempts) }, stream: events() };
+  }
+
+  /** Routes a chat body and prepares its run: the key's slot, the timeout, cancellation by the client. */
+  private async begin(req: HttpRequestData, body: ChatCompletionBody, token: CancellationToken, caller: Caller, idPrefix: string) {
+    await this.o.catalog.load();
+    const request = this.toRouteRequest(req, body, caller);
+    const skills = body.aion?.skills ? await this.o.skills.resolve(body.aion.skills, caller.principal, body.aion.max_steps) : undefined;
+    if (skills) request.tools = mergeTools(request.tools, skills);
+    const decision = await this.o.engine.route(request, { sub: caller.sub, tenant_id: caller.tenant });
+    const { limiter, limit, retryAfterSeconds } = this.o.keyLimit();
+    const keySlot = `key:${caller.apiKey}`;
+    if (limit > 0 && !limiter.tryAcquire(keySlot, limit)) {
+      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${limit} calls in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(retryAfterSeconds) } });
+    }
+    const source = new CancellationTokenSource();
+    const abort: Abort = { token: source.token };
+    const link = token.onCancellationRequested(() => {
+      abort.reason ??= 'disconnect';
+      source.cancel();
+    });
+    const timer = setTimeout(() => {
+      abort.reason ??= 'timeout';
+      source.cancel();
+    }, this.o.defaults().timeoutMs);
+    const id = `${idPrefix}${randomUUID().replace(/-/g, '')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const cleanup = () => {
+      clearTimeout(timer);
+      link.dispose();
+      if (limit > 0) limiter.release(keySlot);
+    };
+    const run: Run = (observer, stream) => (skills ? runToolLoop({ engine: this.o.engine, skills: this.o.skills, set: skills, requestId: id, decision, request, abort, observer, stream }) : this.o.engine.execute(decision, request, abort, observer, stream));
+    return { id, created, request, decision, run, abort, source, cleanup };
   }
 
   private failure(result: ExecutionResult, route: string): AionError {
@@ -330,7 +565,7 @@ export class FrontDoor {
       onFinished({ id, intent: request.intent, decision, result }, caller);
       if (result.status !== 'OK') {
         const e = failure(result);
-        yield { data: { error: { code: e.code, message: e.message, type: 'server_error' } } };
+        yield { data: { error: { code: e.code, message: e.message, type: 'server_error', param: null } } };
         return;
       }
       const transcript = (result as Partial<LoopResult>).transcript;
@@ -352,7 +587,7 @@ export class FrontDoor {
           object: 'model',
           created: 0,
           owned_by: p.id,
-          aion: { route: p.route, tier: p.tier, residency: p.residency, context_window: m.contextWindow, cost_per_1k_input: m.costPer1kInput, cost_per_1k_output: m.costPer1kOutput, capabilities: m.capabilities, tools: m.tools, streaming: m.streaming },
+          aion: { route: p.route, tier: p.tier, residency: p.residency, context_window: m.contextWindow, cost_per_1k_input: m.costPer1kInput, cost_per_1k_output: m.costPer1kOutput, capabilities: m.capabilities, tools: m.tools, streaming: m.streaming, embed: m.embed === true },
         });
       }
     }

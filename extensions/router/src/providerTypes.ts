@@ -7,6 +7,8 @@ export type {
   ChatMessage,
   ChatRequest,
   ChatRole,
+  EmbedRequest,
+  EmbedResult,
   FinishReason,
   ModelInfo,
   ProviderContribution,
