@@ -127,6 +127,8 @@ export class HostManager {
   private readonly crashes = new Map<string, number[]>();
   private readonly notBefore = new Map<string, number>();
   private readonly disabled = new Map<string, string>();
+  /** Hosts stopped on purpose (a reload): their exit is not a crash. */
+  private readonly stoppedOnPurpose = new WeakSet<HostConnection>();
   private shuttingDown = false;
 
   private readonly didStart = new Emitter<HostConnection>();
@@ -237,7 +239,7 @@ export class HostManager {
     const message = `extension host ${host.key} exited (${signal ?? `code ${code}`}) while serving ${extensions.join(', ') || 'no extensions'}`;
     host.endpoint.close(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, message, { details: { host: host.key, extensions } }));
     if (this.hosts.get(host.key) === host) this.hosts.delete(host.key);
-    if (this.shuttingDown) return;
+    if (this.shuttingDown || this.stoppedOnPurpose.has(host)) return;
     const now = Date.now();
     const { crashWindowMs, maxCrashes, restartBackoffMs, maxRestartBackoffMs } = this.config.hosts;
     const history = (this.crashes.get(host.key) ?? []).filter((t) => now - t < crashWindowMs);
@@ -254,25 +256,33 @@ export class HostManager {
     this.didCrash.fire({ host, extensions, disabledReason, restartInMs });
   }
 
+  /** Stops one host on purpose, so the next `hostFor` starts a fresh one (no crash count, no backoff). */
+  async stopHost(key: string): Promise<void> {
+    const host = this.hosts.get(key);
+    if (!host || host.state === 'exited') return;
+    this.stoppedOnPurpose.add(host);
+    await this.kill(host, new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, `extension host ${key} is restarting`));
+    if (this.hosts.get(key) === host) this.hosts.delete(key);
+  }
+
+  private kill(host: HostConnection, reason: AionError): Promise<void> {
+    return new Promise<void>((resolve) => {
+      host.stopHeartbeat();
+      if (host.state === 'exited') return resolve();
+      const timer = setTimeout(resolve, 2_000);
+      host.started.onExit(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      host.endpoint.close(reason);
+      host.started.kill();
+    });
+  }
+
   /** Stops every host; children that do not exit promptly are killed. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
-    await Promise.all(
-      this.all().map(
-        (host) =>
-          new Promise<void>((resolve) => {
-            host.stopHeartbeat();
-            if (host.state === 'exited') return resolve();
-            const timer = setTimeout(resolve, 2_000);
-            host.started.onExit(() => {
-              clearTimeout(timer);
-              resolve();
-            });
-            host.endpoint.close(new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'));
-            host.started.kill();
-          }),
-      ),
-    );
+    await Promise.all(this.all().map((host) => this.kill(host, new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'))));
     this.hosts.clear();
   }
 }
