@@ -106,7 +106,8 @@ async function removeStaleSocket(path: string): Promise<void> {
     return;
   }
   if (!stats.isSocket()) throw new AionError(ControlErrorCodes.UNSAFE, `${path} exists and is not a socket: move it away`);
-  assertPrivate(path, 'the control socket');
+  const uid = process.getuid?.();
+  if (uid !== undefined && stats.uid !== uid) throw new AionError(ControlErrorCodes.UNSAFE, `the control socket ${path} belongs to uid ${stats.uid}, not to you (uid ${uid}): refusing to replace it`);
   const live = await new Promise<boolean>((resolve) => {
     const probe = createConnection(path);
     probe.once('connect', () => {
