@@ -399,13 +399,13 @@ export async function main(argv = process.argv.slice(2)): Promise<number | 'serv
     let result: Promise<number | 'serving'> | undefined;
     const program = buildProgram((r) => (result = r), needsExtensions ? extensionCommands(argv) : []);
     if (argv.length === 0) {
-      process.stdout.write(program.helpInformation());
+      program.outputHelp();
       return ExitCodes.USAGE;
     }
     await program.parseAsync(argv, { from: 'user' });
     if (!result) {
       // A group named without a verb (`aion extensions`): its help, as a usage error.
-      process.stdout.write(commandAt(program, argv.filter((a) => !a.startsWith('-'))).helpInformation());
+      commandAt(program, argv.filter((a) => !a.startsWith('-'))).outputHelp();
       return ExitCodes.USAGE;
     }
     return await result;
