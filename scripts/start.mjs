@@ -12,9 +12,39 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const started = performance.now();
 const log = (line) => process.stderr.write(`[start] ${line}\n`);
 
-const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], { cwd: root, stdio: 'inherit' });
-if (tsc.status !== 0) process.exit(tsc.status ?? 1);
-log(`tsc -b: ${Math.round(performance.now() - started)} ms`);
+/** Newest modification time of a project's inputs (TypeScript sources and tsconfig files), skipping outputs. */
+function newestInput(dir) {
+  let newest = 0;
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.name === 'node_modules' || e.name === 'dist' || e.name.startsWith('.')) continue;
+      const path = join(d, e.name);
+      if (e.isDirectory()) walk(path);
+      else if (/\.(ts|tsx|mts|cts)$|^tsconfig.*\.json$/.test(e.name)) newest = Math.max(newest, statSync(path).mtimeMs);
+    }
+  };
+  walk(dir);
+  return newest;
+}
+
+/** True when every project's build info is newer than all its inputs: `tsc -b` would do nothing, so skip loading it. */
+function upToDate() {
+  const shared = statSync(join(root, 'tsconfig.base.json')).mtimeMs;
+  const { references } = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8'));
+  return references.every(({ path }) => {
+    const info = join(root, path, 'dist', 'tsconfig.tsbuildinfo');
+    if (!existsSync(info)) return false;
+    const built = statSync(info).mtimeMs;
+    return built >= shared && built >= newestInput(join(root, path));
+  });
+}
+
+if (upToDate()) log(`sources unchanged since the last build: tsc -b skipped (${Math.round(performance.now() - started)} ms to check)`);
+else {
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], { cwd: root, stdio: 'inherit' });
+  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+  log(`tsc -b: ${Math.round(performance.now() - started)} ms`);
+}
 
 /** A hash of the sample skills' sources and build script: the WASM is rebuilt only when it changes. */
 function wasmInputsHash(sample) {
