@@ -235,6 +235,28 @@ describe('the aion CLI', () => {
     }
   });
 
+  it('scaffolds each kind with a README of next steps and a test that passes', async function () {
+    this.timeout(300_000);
+    const dir = repoTemp('tmp-kinds-');
+    try {
+      for (const kind of ['provider', 'skill-pack', 'accelerator']) {
+        const res = await aion(['extensions', 'new', `my-${kind}`, '--kind', kind, '--dir', dir, '--publisher', 'acme']);
+        assert.equal(res.code, 0, res.stderr);
+        const ext = join(dir, `my-${kind}`);
+        assert.match((await import('node:fs')).readFileSync(join(ext, 'README.md'), 'utf8'), /## Next steps\n\n- /);
+        await run(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', ext]);
+        const tested = await run(process.execPath, [join(repoRoot, 'node_modules', 'mocha', 'bin', 'mocha.js'), '--no-config', '--spec', 'dist/test/**/*.test.js', '--timeout', '60000', '--exit'], { cwd: ext });
+        assert.match(tested.stdout, /2 passing/, `${kind}: ${tested.stdout}`);
+        assert.doesNotMatch(tested.stdout, /pending|skipped/, `${kind} ran its kernel test here`);
+      }
+      const wrong = await aion(['extensions', 'new', 'x', '--kind', 'widget', '--dir', dir]);
+      assert.equal(wrong.code, 2);
+      assert.match(wrong.stderr, /Allowed choices are route, provider, skill-pack, accelerator/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('serve prints its URL, and SIGTERM drains an in-flight request then exits 0', async function () {
     this.timeout(30_000);
     const dataDir = tempDir();

@@ -3,12 +3,12 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AionError, API_VERSION, ErrorCodes } from '@aion/extension-api';
-import { scaffoldFiles, SCAFFOLD_KINDS, type ScaffoldKind } from './scaffoldKinds.js';
+import { KIND_PACKAGES, scaffoldFiles, SCAFFOLD_KINDS, type ScaffoldKind } from './scaffoldKinds.js';
 
 export { SCAFFOLD_KINDS, type ScaffoldKind };
 
 /** The Aion packages a scaffolded extension installs. */
-const AION_PACKAGES = ['@aion/extension-api', '@aion/host-runtime', '@aion/core'] as const;
+const AION_PACKAGES = ['@aion/extension-api', '@aion/host-runtime', '@aion/core', '@aion/provider-kit'] as const;
 
 /** Third-party tools a scaffolded extension builds and tests with (pinned like the repository's). */
 const DEV_TOOLS = { typescript: '6.0.3', mocha: '^12.0.3', '@types/mocha': '^10.0.10', '@types/node': '^20.19.0' };
@@ -68,7 +68,7 @@ export function scaffoldExtension(name: string, options: { dir?: string; publish
   const pkg = {
     ...rest,
     scripts: { build: 'tsc -p .', test: "tsc -p . && mocha --spec 'dist/test/**/*.test.js' --timeout 30000 --exit", start: 'aion serve --extensions-dir .', dev: 'aion dev --extensions-dir .' },
-    dependencies: { '@aion/extension-api': aion.specs['@aion/extension-api'], ...dependencies },
+    dependencies: { '@aion/extension-api': aion.specs['@aion/extension-api'], ...Object.fromEntries(KIND_PACKAGES[kind].map((p) => [p, aion.specs[p]!])), ...dependencies },
     // host-runtime is listed so npm takes it from the same place as core (core depends on it).
     devDependencies: { '@aion/core': aion.specs['@aion/core'], '@aion/host-runtime': aion.specs['@aion/host-runtime'], ...DEV_TOOLS, ...devDependencies },
   };
