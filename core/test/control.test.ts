@@ -7,7 +7,7 @@ import { startTestKernel, type TestKernel } from '../src/index.js';
 import { connectControl } from '../src/control/controlClient.js';
 import { ControlErrorCodes, controlSecretPath, controlSocketPath } from '../src/control/controlProtocol.js';
 import { ControlServer, ensureControlSecret } from '../src/control/controlServer.js';
-import { tempDir, writeVersioned } from './helpers.js';
+import { tempDir, waitFor, writeVersioned } from './helpers.js';
 
 const NOBODY = 65534;
 
@@ -186,5 +186,23 @@ describe('the local control channel', () => {
       client.close();
     }
     assert.equal(kernel.health().counts.hosts.exited, undefined, 'no host is left exited');
+  });
+
+  it('a spare host process prepared ahead (as aion dev does) is the one the reload switches to', async () => {
+    const children = () => new Set(readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+    const before = children();
+    const { ExtensionRegistry, HostManager } = await import('../src/index.js');
+    kernel.kernel.get(HostManager).prepareStandby(kernel.kernel.get(ExtensionRegistry).require('t.versioned'));
+    const spare = await waitFor(() => [...children()].find((pid) => !before.has(pid)));
+    writeVersioned(root, 3);
+    const client = await connectControl(kernel.dataDir);
+    try {
+      await client.call('reload', { extension: 't.versioned' });
+    } finally {
+      client.close();
+    }
+    const after = (await (await kernel.request('/v1/versioned')).json()) as { version: number; pid: number };
+    assert.equal(after.version, 3, 'the spare imported the extension only when activated, so it runs the new code');
+    assert.equal(after.pid, spare);
   });
 });

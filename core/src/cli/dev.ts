@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { join, relative, resolve, sep } from 'node:path';
 import { CommanderError } from 'commander';
 import { ActivationService } from '../activation/activationService.js';
+import { HostManager } from '../hosts/hostManager.js';
 import type { ControlServer } from '../control/controlServer.js';
 import type { Kernel } from '../kernel.js';
 import { findExtensionFolders } from '../registry/manifestLoader.js';
@@ -56,6 +57,12 @@ export async function developExtensions(values: Record<string, unknown>, startSe
   const registry = kernel.get(ExtensionRegistry);
   const folders = roots.flatMap((root) => findExtensionFolders(root)).sort((a, b) => b.length - a.length);
   const idOf = (dir: string) => registry.all().find((r) => resolve(r.extensionPath) === dir)?.id;
+  // A spare process per watched host, so a reload does not wait for a process to start.
+  const warmStandby = (dir: string) => {
+    const record = registry.all().find((r) => resolve(r.extensionPath) === dir);
+    if (record && record.hostKind !== 'kernel' && record.state !== 'skipped' && record.state !== 'invalid') kernel.get(HostManager).prepareStandby(record);
+  };
+  folders.forEach(warmStandby);
   const timers = new Map<string, NodeJS.Timeout>();
   const manifestChanged = new Set<string>();
   let queue = Promise.resolve();
@@ -72,6 +79,7 @@ export async function developExtensions(values: Record<string, unknown>, startSe
       } catch (err) {
         print(`${id}: reload failed: ${(err as Error).message}`);
       }
+      warmStandby(dir);
     });
   };
   for (const root of roots) {

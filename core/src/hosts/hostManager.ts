@@ -127,6 +127,8 @@ export class HostManager {
   private readonly crashes = new Map<string, number[]>();
   private readonly notBefore = new Map<string, number>();
   private readonly disabled = new Map<string, string>();
+  /** Spare host processes started ahead of a reload (`aion dev`), by host key. */
+  private readonly standby = new Map<string, Promise<StartedHost>>();
   /** Hosts stopped on purpose (a reload): their exit is not a crash. */
   private readonly stoppedOnPurpose = new WeakSet<HostConnection>();
   private shuttingDown = false;
@@ -198,17 +200,40 @@ export class HostManager {
     return pending;
   }
 
-  private async start(key: string, record: ExtensionRecord): Promise<HostConnection> {
-    const wait = (this.notBefore.get(key) ?? 0) - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  /** What starting `record`'s host takes: its transport, every extension placed in it, and their permission flags. */
+  private launchPlan(key: string, record: ExtensionRecord): { transport: HostTransport; members: ExtensionRecord[]; flags: string[] } {
     const transport = this.transports.get(record.hostKind);
     if (!transport) throw new AionError(ErrorCodes.EXTENSION_DISABLED, `no transport for host kind "${record.hostKind}" is available in this kernel`);
     // Every extension placed in this host, so its permission flags cover all of them from the start.
     const found = this.registry.all().filter((r) => r.hostKey === key);
     const members = found.length ? found : [record];
     const isolated = record.hostKind === 'shared' || record.hostKind === 'dedicated';
-    const flags = isolated ? permissionFlags(members, this.config) : [];
-    const started = await transport.start({ key, extensions: members, permissionFlags: flags });
+    return { transport, members, flags: isolated ? permissionFlags(members, this.config) : [] };
+  }
+
+  /**
+   * For development (`aion dev`): starts a spare process for `record`'s host, so the next restart of
+   * that host (a reload) skips process start-up. A spare that exits is forgotten.
+   */
+  prepareStandby(record: ExtensionRecord): void {
+    const key = this.keyFor(record);
+    if (this.shuttingDown || this.standby.has(key) || record.hostKind === 'kernel' || this.disabled.has(key)) return;
+    const { transport, members, flags } = this.launchPlan(key, record);
+    const spare = transport.start({ key, extensions: members, permissionFlags: flags });
+    this.standby.set(key, spare);
+    spare.then(
+      (started) => started.onExit(() => this.standby.get(key) === spare && this.standby.delete(key)),
+      () => this.standby.get(key) === spare && this.standby.delete(key),
+    );
+  }
+
+  private async start(key: string, record: ExtensionRecord): Promise<HostConnection> {
+    const wait = (this.notBefore.get(key) ?? 0) - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const { transport, members, flags } = this.launchPlan(key, record);
+    const spare = this.standby.get(key);
+    this.standby.delete(key);
+    const started = (spare && (await spare.catch(() => undefined))) || (await transport.start({ key, extensions: members, permissionFlags: flags }));
     const endpoint = new RpcEndpoint(started.connection);
     const host = new HostConnection(key, record.hostKind, endpoint, started);
     const log = this.logger.child({ host: key, pid: started.pid });
@@ -282,6 +307,8 @@ export class HostManager {
   /** Stops every host; children that do not exit promptly are killed. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
+    for (const spare of this.standby.values()) void spare.then((started) => started.kill(), () => undefined);
+    this.standby.clear();
     await Promise.all(this.all().map((host) => this.kill(host, new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'))));
     this.hosts.clear();
   }
