@@ -415,7 +415,12 @@ export async function main(argv = process.argv.slice(2)): Promise<number | 'serv
       if (err.code === 'commander.help') return ExitCodes.USAGE;
       // Unknown options, missing values, unknown commands: a sentence and a pointer to help, never a stack.
       const said = err.message.replace(/^error: /, '');
-      const message = err.code === 'commander.unknownCommand' ? `unknown command "${/'([^']*)'/.exec(said)?.[1] ?? argv.join(' ')}"` : said.charAt(0).toUpperCase() + said.slice(1);
+      const message =
+        err.code === 'commander.unknownCommand'
+          ? `unknown command "${/'([^']*)'/.exec(said)?.[1] ?? argv.join(' ')}"`
+          : err.code === 'commander.missingMandatoryOptionValue'
+            ? `${/(--[\w-]+)/.exec(said)?.[1] ?? 'an option'} is required`
+            : said.charAt(0).toUpperCase() + said.slice(1);
       process.stderr.write(`aion: ${message}\n(run aion --help, or aion <command> --help)\n`);
       return ExitCodes.USAGE;
     }
