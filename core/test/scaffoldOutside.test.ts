@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +51,11 @@ describe('an extension scaffolded outside the repository', () => {
         assert.deepEqual(await res.json(), { message: 'hello ada' });
         const health = await run(join(dir, 'node_modules', '.bin', 'aion'), ['health', '--data-dir', join(parent, 'data')], { cwd: dir, env });
         assert.match(health.stdout, /healthy/);
+        // The installed aion is not a checkout: what it scaffolds depends on the published version range.
+        await run(join(dir, 'node_modules', '.bin', 'aion'), ['extensions', 'new', 'second', '--dir', parent], { cwd: dir, env });
+        const second = JSON.parse(readFileSync(join(parent, 'second', 'package.json'), 'utf8'));
+        assert.match(second.dependencies['@aion/extension-api'], /^\^\d+\.\d+\.\d+$/);
+        assert.match(second.devDependencies['@aion/core'], /^\^\d+\.\d+\.\d+$/);
       } finally {
         const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
         server.kill('SIGTERM');
@@ -58,6 +63,20 @@ describe('an extension scaffolded outside the repository', () => {
       }
     } finally {
       rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('installs globally from a checkout as an aion on the PATH', async function () {
+    this.timeout(120_000);
+    const prefix = mkdtempSync(join(tmpdir(), 'aion-global-'));
+    try {
+      await run('npm', ['install', '--global', '--prefix', prefix, '--no-audit', '--no-fund', join(repoRoot, 'core')], { env: cleanEnv() });
+      const version = await run(join(prefix, 'bin', 'aion'), ['--version'], { cwd: prefix, env: cleanEnv() });
+      assert.equal(version.stdout.trim(), JSON.parse(readFileSync(join(repoRoot, 'core', 'package.json'), 'utf8')).version);
+      const help = await run(join(prefix, 'bin', 'aion'), ['extensions', 'new', '--help'], { cwd: prefix, env: cleanEnv() });
+      assert.match(help.stdout, /--kind <kind>/);
+    } finally {
+      rmSync(prefix, { recursive: true, force: true });
     }
   });
 });

@@ -62,19 +62,22 @@ export class ControlServer {
     const version = kernelVersion();
     const server = createServer((socket) => serveConnection(socket, { kernel, secret, burst, ratePerSecond, authTimeoutMs, version }));
     server.maxConnections = maxConnections;
-    // The socket is created 0600 (no window in which another user could connect), then checked.
+    // The socket is created 0600 (no window in which another user could connect). Node binds a path
+    // synchronously inside listen(), so the umask is restored before anything else can run.
+    const listening = new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.once('listening', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
     const umask = process.umask(0o177);
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(socketPath, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      server.listen(socketPath);
     } finally {
       process.umask(umask);
     }
+    await listening;
     chmodSync(socketPath, 0o600);
     return new ControlServer(server, socketPath);
   }
