@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startTestKernel } from '../src/index.js';
 import { BUILTIN_EXTENSIONS_DIR } from '../src/kernel.js';
-import { base, fixture, tempDir, writeExtension } from './helpers.js';
+import { base, fixture, tempDir, writeExtension, writeVersioned } from './helpers.js';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -22,7 +23,120 @@ async function aion(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code
   }
 }
 
+/** Starts `aion <args>` and resolves once its stdout matched every pattern in turn. */
+function startAion(args: string[]): { child: ChildProcessWithoutNullStreams; output: () => string; waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray> } {
+  const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, AION_LOG_LEVEL: 'silent' } });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  return {
+    child,
+    output: () => out,
+    waitFor: (pattern, timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        const deadline = Date.now() + timeoutMs;
+        const check = () => {
+          const m = pattern.exec(out);
+          if (m) return resolve(m);
+          if (child.exitCode !== null || Date.now() > deadline) return reject(new Error(`no ${pattern} in: ${out}`));
+          setTimeout(check, 50);
+        };
+        check();
+      }),
+  };
+}
+
+const repoTemp = (prefix: string) => mkdtempSync(join(fileURLToPath(new URL('.', import.meta.url)), prefix));
+
 describe('the aion CLI', () => {
+  it('prints its version, and exits 2 with usage when given nothing', async () => {
+    const version = await aion(['--version']);
+    assert.equal(version.code, 0);
+    const { version: expected } = JSON.parse((await import('node:fs')).readFileSync(join(repoRoot, 'core', 'package.json'), 'utf8'));
+    assert.equal(version.stdout.trim(), expected);
+    const bare = await aion([]);
+    assert.equal(bare.code, 2);
+    assert.match(bare.stdout, /Usage: aion/);
+    assert.match(bare.stdout, /Exit codes: 0 success, 1 .* 2 usage error/);
+  });
+
+  it('prints bash and zsh completion that list the verbs and extension commands', async () => {
+    const bash = await aion(['completion', 'bash']);
+    assert.equal(bash.code, 0, bash.stderr);
+    assert.match(bash.stdout, /complete -o default -F _aion_complete aion/);
+    assert.match(bash.stdout, /""\) words="serve dev extensions health reload config completion [^"]*skills/);
+    assert.match(bash.stdout, /"extensions"\) words="list validate new/);
+    assert.match(bash.stdout, /"extensions list"\) words="--running [^"]*--json/);
+    const zsh = await aion(['completion', 'zsh']);
+    assert.match(zsh.stdout, /bashcompinit/);
+    const fish = await aion(['completion', 'fish']);
+    assert.equal(fish.code, 2);
+    assert.match(fish.stderr, /bash and zsh, not "fish"/);
+  });
+
+  it('talks to a running server over its control socket: list --running, health, reload', async function () {
+    this.timeout(90_000);
+    const root = repoTemp('tmp-cli-');
+    const dataDir = tempDir();
+    writeVersioned(root, 1);
+    const server = startAion(['serve', '--port', '0', '--builtins', 'none', '--data-dir', dataDir, '--extensions-dir', root]);
+    try {
+      const [, url] = await server.waitFor(/listening on (http:\/\/\S+)/);
+      const listed = await aion(['extensions', 'list', '--running', '--json', '--data-dir', dataDir]);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.equal(JSON.parse(listed.stdout).find((r: { id: string }) => r.id === 't.versioned').state, 'active');
+      const health = await aion(['health', '--json', '--data-dir', dataDir]);
+      assert.equal(health.code, 0, health.stdout + health.stderr);
+      const report = JSON.parse(health.stdout);
+      assert.equal(report.url, url);
+      assert.ok(report.health.hosts.some((h: { extensions: string[] }) => h.extensions.includes('t.versioned')), 'hosts without a token: the socket is the credential');
+      writeVersioned(root, 2);
+      const reloaded = await aion(['reload', 't.versioned', '--data-dir', dataDir]);
+      assert.equal(reloaded.code, 0, reloaded.stderr);
+      assert.match(reloaded.stdout, /reloaded t\.versioned \(host shared\S*\) in \d+ ms/);
+      assert.equal(((await (await fetch(`${url}/v1/versioned`)).json()) as { version: number }).version, 2);
+      const missing = await aion(['reload', 'nobody.here', '--data-dir', dataDir]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /EXTENSION_NOT_FOUND/);
+    } finally {
+      server.child.kill('SIGTERM');
+      await new Promise((r) => server.child.once('exit', r));
+    }
+    const gone = await aion(['extensions', 'list', '--running', '--data-dir', dataDir]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /CONTROL_UNAVAILABLE: no Aion server is running/);
+    assert.doesNotMatch(gone.stderr, /\n\s+at /);
+    rmSync(root, { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('dev rebuilds a changed extension and reloads its host without restarting the kernel', async function () {
+    this.timeout(90_000);
+    const root = repoTemp('tmp-dev-');
+    const dataDir = tempDir();
+    writeVersioned(root, 1);
+    const dev = startAion(['dev', '--port', '0', '--builtins', 'none', '--data-dir', dataDir, '--extensions-dir', root]);
+    try {
+      const [, url] = await dev.waitFor(/listening on (http:\/\/\S+)/);
+      await dev.waitFor(/watching 1 extension folder/);
+      const first = (await (await fetch(`${url}/v1/versioned`)).json()) as { version: number; pid: number };
+      writeVersioned(root, 2);
+      const [line] = await dev.waitFor(/reloaded t\.versioned \(host shared\S*\) in (\d+) ms; build \d+ ms/);
+      const second = (await (await fetch(`${url}/v1/versioned`)).json()) as { version: number; pid: number };
+      assert.equal(second.version, 2);
+      assert.notEqual(second.pid, first.pid);
+      process.stdout.write(`      (${line})\n`);
+      const again = await aion(['dev', '--builtins', 'none', '--data-dir', tempDir()]);
+      assert.equal(again.code, 2);
+      assert.match(again.stderr, /needs --extensions-dir/);
+    } finally {
+      dev.child.kill('SIGTERM');
+      await new Promise((r) => dev.child.once('exit', r));
+      rmSync(root, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('validates a manifest without running it', async () => {
     const ok = await aion(['extensions', 'validate', fixture('basic'), '--builtins', 'none']);
     assert.equal(ok.code, 0);
@@ -116,6 +230,28 @@ describe('the aion CLI', () => {
         await kernel.stop();
       }
       assert.equal((await aion(['extensions', 'new', 'greeter', '--dir', dir])).code, 1, 'refuses to overwrite');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('scaffolds each kind with a README of next steps and a test that passes', async function () {
+    this.timeout(300_000);
+    const dir = repoTemp('tmp-kinds-');
+    try {
+      for (const kind of ['provider', 'skill-pack', 'accelerator']) {
+        const res = await aion(['extensions', 'new', `my-${kind}`, '--kind', kind, '--dir', dir, '--publisher', 'acme']);
+        assert.equal(res.code, 0, res.stderr);
+        const ext = join(dir, `my-${kind}`);
+        assert.match((await import('node:fs')).readFileSync(join(ext, 'README.md'), 'utf8'), /## Next steps\n\n- /);
+        await run(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', ext]);
+        const tested = await run(process.execPath, [join(repoRoot, 'node_modules', 'mocha', 'bin', 'mocha.js'), '--no-config', '--spec', 'dist/test/**/*.test.js', '--timeout', '60000', '--exit'], { cwd: ext });
+        assert.match(tested.stdout, /2 passing/, `${kind}: ${tested.stdout}`);
+        assert.doesNotMatch(tested.stdout, /pending|skipped/, `${kind} ran its kernel test here`);
+      }
+      const wrong = await aion(['extensions', 'new', 'x', '--kind', 'widget', '--dir', dir]);
+      assert.equal(wrong.code, 2);
+      assert.match(wrong.stderr, /Allowed choices are route, provider, skill-pack, accelerator/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -150,6 +150,44 @@ export class ActivationService {
     return affected;
   }
 
+  /**
+   * For development: deactivates every active extension in `id`'s host, restarts that host so changed
+   * code is imported afresh, and activates them again (and `id`, even if it was not active yet).
+   */
+  async reload(id: string): Promise<{ host: string; extensions: string[]; ms: number }> {
+    const started = performance.now();
+    const record = this.registry.require(id);
+    if (record.state === 'skipped' || record.state === 'invalid' || record.state === 'disabled') throw new AionError(ErrorCodes.CONFLICT, `${id} is ${record.state}: ${record.errors.at(-1)?.message ?? 'it cannot run'}`);
+    // Modules imported into the kernel's own process stay cached: only a host process can load new code.
+    if (record.hostKind === 'kernel') throw new AionError(ErrorCodes.CONFLICT, `${id} runs in the kernel host, whose modules cannot be reloaded: restart the server, or give it "aion.host": "shared" while developing`);
+    const key = this.hosts.keyFor(record);
+    const members = this.registry.all().filter((r) => this.hosts.keyFor(r) === key);
+    await Promise.all(members.map((r) => this.inFlight.get(r.id)?.catch(() => undefined)));
+    const wasActive = new Set(members.filter((r) => r.state === 'active').map((r) => r.id));
+    const host = this.hosts.find(key);
+    for (const activeId of this.registry.topologicalOrder().reverse()) {
+      if (!wasActive.has(activeId) || !host) continue;
+      await host.request(HostProtocol.deactivate, { extensionId: activeId }).catch((err) => this.logger.warn({ extension: activeId, err: String(err) }, 'deactivate failed'));
+    }
+    for (const r of members) {
+      if (r.state !== 'active' && r.state !== 'failed' && r.state !== 'activating') continue;
+      this.inFlight.delete(r.id);
+      this.contributions.forgetExtension(r.id);
+      this.commands.forgetExtension(r.id);
+      this.hooks.forgetExtension(r.id);
+      if (r.state === 'failed') r.errors = [];
+      r.state = 'inactive';
+    }
+    await this.hosts.stopHost(key);
+    const again = [...new Set([...wasActive, id])];
+    const results = await Promise.allSettled(again.map((x) => this.activate(x, 'reload')));
+    const mine = results[again.indexOf(id)];
+    if (mine?.status === 'rejected') throw mine.reason;
+    const ms = Math.round(performance.now() - started);
+    this.logger.info({ host: key, extensions: again, ms }, `reloaded ${again.join(', ')} in ${ms} ms`);
+    return { host: key, extensions: again, ms };
+  }
+
   describe(record: ExtensionRecord): ExtensionDescription {
     mkdirSync(record.storagePath, { recursive: true });
     return {

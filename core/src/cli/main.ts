@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { parseArgs, styleText, type ParseArgsConfig } from 'node:util';
+import { parseArgs, styleText } from 'node:util';
 import { resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
 import { AionError, ErrorCodes, isAionError, type CommandCli } from '@aion/extension-api';
+import { connectControl, hasControlSocket } from '../control/controlClient.js';
+import { ControlServer } from '../control/controlServer.js';
 import { loadConfig, type AionConfig } from '../config/configuration.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
@@ -11,47 +16,11 @@ import { loadManifest } from '../registry/manifestLoader.js';
 import { KernelEndpoint } from '../hosts/kernelEndpoint.js';
 import { Kernel } from '../kernel.js';
 import { createLogger, logLevelFromEnvironment } from '../logging.js';
+import { completionScript } from './completion.js';
+import { developExtensions } from './dev.js';
+import { SCAFFOLD_KINDS, scaffoldExtension, type ScaffoldKind } from './scaffold.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-import { scaffoldExtension } from './scaffold.js';
-
-const USAGE = `aion — a self-hosted AI host
-
-Usage:
-  aion serve [--port N] [--host H] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id] [--log-level LEVEL]
-  aion extensions list [--json]           installed extensions and their state
-  aion extensions validate <dir>          check a manifest without running it
-  aion extensions new <name> [--dir D]    scaffold a working extension with a test
-  aion health [--url URL] [--json] [--token T]  database, Redis, hosts, providers: exit 0 only when all is well
-  aion config print [--config FILE]       the effective configuration, secrets masked
-  aion <words> [--options]                a command an extension exposes (see: aion help)
-`;
-
-/** What `aion <command> --help` prints: it never runs the command. */
-const HELP: Record<string, string> = {
-  serve: 'aion serve [--port N] [--host H] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id]\n  Starts the server and keeps it running until SIGTERM or SIGINT, which drain it first.\n',
-  'extensions list': 'aion extensions list [--json] [--config FILE] [--extensions-dir DIR]... [--builtins …]\n  Installed extensions with their state, host and problems; exits 1 when one is invalid or skipped.\n',
-  'extensions validate': 'aion extensions validate <dir> [--json] [--builtins …]\n  Checks a manifest and its contributions without running any code; exits 1 on errors.\n',
-  'extensions new': 'aion extensions new <name> [--dir DIR] [--publisher P]\n  Scaffolds a working extension with a test.\n',
-  health: 'aion health [--url URL] [--json] [--token T]\n  Asks a running server whether it is healthy and ready; with an admin token also hosts and every dependency check; exits 1 when anything is not well.\n',
-  'config print': 'aion config print [--config FILE] [--data-dir DIR] [--port N] [--host H]\n  The effective configuration (defaults, file, AION_* variables, flags) as JSON, with secrets masked.\n',
-};
-
-const common = {
-  config: { type: 'string' },
-  'data-dir': { type: 'string' },
-  'extensions-dir': { type: 'string', multiple: true },
-  port: { type: 'string' },
-  host: { type: 'string' },
-  json: { type: 'boolean' },
-  dir: { type: 'string' },
-  url: { type: 'string' },
-  publisher: { type: 'string' },
-  builtins: { type: 'string' },
-  'log-level': { type: 'string' },
-  token: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
 
 function configFrom(values: Record<string, unknown>): AionConfig {
   const overrides: Record<string, unknown> = {};
@@ -63,21 +32,48 @@ function configFrom(values: Record<string, unknown>): AionConfig {
   return loadConfig({ configPath: values.config as string | undefined, overrides });
 }
 
-async function serve(values: Record<string, unknown>): Promise<void> {
-  const level = (values['log-level'] as string | undefined) ?? logLevelFromEnvironment() ?? 'info';
+/** The version of this package (and so of the CLI and kernel). */
+export const AION_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Documented exit codes: scripts rely on them. */
+export const ExitCodes = { OK: 0, FAILED: 1, USAGE: 2 } as const;
+
+function logLevelOf(values: Record<string, unknown>, fallback: string): string {
+  const level = (values['log-level'] as string | undefined) ?? logLevelFromEnvironment() ?? fallback;
   if (!LOG_LEVELS.includes(level)) throw new AionError(ErrorCodes.CONFIG_INVALID, `--log-level must be one of ${LOG_LEVELS.join(', ')}, not "${level}"`);
-  const kernel = await Kernel.start({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: (values['extensions-dir'] as string[] | undefined)?.map((d) => resolve(d)), logger: createLogger({ level }) });
+  return level;
+}
+
+const extensionDirsFrom = (values: Record<string, unknown>) => (values['extensions-dir'] as string[] | undefined)?.map((d) => resolve(d));
+
+/** Starts a kernel with its local control channel; SIGTERM and SIGINT drain it and exit 0. */
+export async function startServer(values: Record<string, unknown>, onStop?: () => Promise<void> | void): Promise<{ kernel: Kernel; control?: ControlServer }> {
+  const kernel = await Kernel.start({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: extensionDirsFrom(values), logger: createLogger({ level: logLevelOf(values, 'info') }) });
+  let control: ControlServer | undefined;
+  try {
+    control = await ControlServer.start(kernel);
+  } catch (err) {
+    // A socket or secret someone else could read is a reason to stop; a file system without sockets is not.
+    if (isAionError(err)) {
+      await kernel.stop();
+      throw err;
+    }
+    kernel.logger.warn({ err: String(err) }, 'the local control channel is unavailable: aion health, reload and extensions list --running will use HTTP or fail');
+  }
   process.stdout.write(`Aion is listening on ${kernel.url}\n`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     kernel.logger.info(`${signal} received: draining`);
+    await onStop?.();
+    await control?.close();
     await kernel.stop();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  return { kernel, control };
 }
 
 /** `--builtins all|none|id,id`: which built-in extensions load. */
@@ -89,10 +85,24 @@ function builtinsFrom(values: Record<string, unknown>): boolean | string[] {
 }
 
 function quietKernel(values: Record<string, unknown>): Kernel {
-  return Kernel.load({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: (values['extensions-dir'] as string[] | undefined)?.map((d) => resolve(d)), logger: createLogger({ level: 'silent' }) });
+  return Kernel.load({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: extensionDirsFrom(values), logger: createLogger({ level: 'silent' }) });
 }
 
-function listExtensions(values: Record<string, unknown>): number {
+/** `aion extensions list --running`: what the server on this data directory has, asked over the control channel. */
+async function listRunning(values: Record<string, unknown>): Promise<number> {
+  const client = await connectControl(configFrom(values).dataDir);
+  try {
+    const rows = await client.call<Array<{ id: string; version: string; state: string; host: string; hostKey: string; activationMs: number | null; errors?: Array<{ message: string }> }>>('extensions.list');
+    if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+    else for (const r of rows) process.stdout.write(`${r.id.padEnd(32)} ${String(r.version).padEnd(8)} ${r.state.padEnd(10)} ${r.hostKey.padEnd(20)} ${r.activationMs !== null ? `${r.activationMs} ms` : ''}\n`);
+    return rows.some((r) => r.state === 'failed') ? 1 : 0;
+  } finally {
+    client.close();
+  }
+}
+
+async function listExtensions(values: Record<string, unknown>): Promise<number> {
+  if (values.running) return listRunning(values);
   const kernel = quietKernel(values);
   const registry = kernel.get(ExtensionRegistry);
   const rows = [
@@ -149,159 +159,294 @@ function printConfig(values: Record<string, unknown>): number {
   return 0;
 }
 
-/** `aion health`: liveness, readiness and, with an admin token, hosts and every dependency check; 0 only when all is well. */
+type HealthBody = { status?: string; hosts?: Array<{ key: string; state: string; pid?: number; extensions: string[] }>; checks?: Array<{ name: string; status: string; detail?: string; ms?: number }>; degraded?: Array<{ reason: string }> };
+
+/**
+ * `aion health`: liveness, readiness, hosts and every dependency check; 0 only when all is well.
+ * Asks the server on this data directory over the control channel, or `--url` over HTTP (an admin
+ * token then adds hosts and checks).
+ */
 async function health(values: Record<string, unknown>): Promise<number> {
   let url = values.url as string | undefined;
-  if (!url) {
-    const config = configFrom(values);
-    url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${config.server.port}`;
-  }
-  const token = (values.token as string | undefined) ?? process.env.AION_TOKEN;
-  const headers: Record<string, string> = token ? (token.startsWith('aion_') ? { 'x-api-key': token } : { authorization: `Bearer ${token}` }) : {};
   const paint = process.stdout.isTTY && !process.env.NO_COLOR ? (color: Parameters<typeof styleText>[0], text: string) => styleText(color, text) : (_c: unknown, text: string) => text;
   const mark = (status: string) => (status === 'ok' || status === 'ready' ? paint('green', '✔') : status === 'unavailable' ? paint('yellow', '–') : status === 'degraded' ? paint('yellow', '!') : paint('red', '✖'));
+  let answer: { url: string; healthy: boolean; ready: boolean; healthBody: HealthBody; readiness: Record<string, unknown>; httpStatus: number };
   try {
-    const [h, r] = await Promise.all([fetch(`${url}/healthz`, { headers, signal: AbortSignal.timeout(10_000) }), fetch(`${url}/readyz`, { signal: AbortSignal.timeout(10_000) })]);
-    const healthBody = (await h.json()) as { status?: string; hosts?: Array<{ key: string; state: string; pid?: number; extensions: string[] }>; checks?: Array<{ name: string; status: string; detail?: string; ms?: number }>; degraded?: Array<{ reason: string }> };
-    const readiness = (await r.json()) as Record<string, unknown>;
-    const checks = healthBody.checks ?? [];
-    const failing = checks.filter((c) => c.status === 'failed' || c.status === 'degraded');
-    const healthy = h.ok && healthBody.status === 'ok';
-    const ok = healthy && r.ok && failing.length === 0;
-    if (values.json) {
-      process.stdout.write(JSON.stringify({ url, ok, healthy: h.ok, ready: r.ok, status: healthBody.status, health: healthBody, readiness, checks }, null, 2) + '\n');
-      return ok ? 0 : 1;
+    const config = url ? undefined : configFrom(values);
+    if (config && hasControlSocket(config.dataDir)) {
+      const client = await connectControl(config.dataDir);
+      try {
+        const r = await client.call<{ url: string; health: HealthBody; readiness: { ready: boolean; draining: boolean } }>('health');
+        const ready = r.readiness.ready && !r.readiness.draining;
+        answer = { url: r.url, healthy: true, ready, healthBody: r.health, readiness: ready ? { status: 'ready' } : { error: { message: r.readiness.draining ? 'shutting down' : 'start-up activations are still running' } }, httpStatus: 200 };
+      } finally {
+        client.close();
+      }
+    } else {
+      url ??= `http://${config!.server.host.includes(':') ? `[${config!.server.host}]` : config!.server.host}:${config!.server.port}`;
+      const token = (values.token as string | undefined) ?? process.env.AION_TOKEN;
+      const headers: Record<string, string> = token ? (token.startsWith('aion_') ? { 'x-api-key': token } : { authorization: `Bearer ${token}` }) : {};
+      const [h, r] = await Promise.all([fetch(`${url}/healthz`, { headers, signal: AbortSignal.timeout(10_000) }), fetch(`${url}/readyz`, { signal: AbortSignal.timeout(10_000) })]);
+      answer = { url, healthy: h.ok, ready: r.ok, healthBody: (await h.json()) as HealthBody, readiness: (await r.json()) as Record<string, unknown>, httpStatus: h.status };
     }
-    const lines = [`Aion at ${url}: ${ok ? paint('green', 'healthy') : paint('red', 'not healthy')}`];
-    lines.push(`  ${mark(healthBody.status ?? 'failed')} status ${healthBody.status ?? `HTTP ${h.status}`}`);
-    lines.push(`  ${mark(r.ok ? 'ready' : 'failed')} ${r.ok ? 'ready' : `not ready (${(readiness as { error?: { message?: string } }).error?.message ?? r.status})`}`);
-    for (const host of healthBody.hosts ?? []) lines.push(`  ${mark(host.state === 'running' ? 'ok' : 'failed')} host ${host.key} ${host.state}${host.pid ? ` (pid ${host.pid})` : ''}: ${host.extensions.join(', ') || 'no extensions'}`);
-    for (const c of checks) lines.push(`  ${mark(c.status)} ${c.name.padEnd(22)} ${c.status}${c.detail ? `  ${paint('gray', c.detail)}` : ''}${c.ms !== undefined ? paint('gray', ` ${c.ms} ms`) : ''}`);
-    for (const d of healthBody.degraded ?? []) lines.push(`  ${mark('degraded')} ${d.reason}`);
-    if (!healthBody.hosts) lines.push(paint('gray', '  (pass --token with an admin token or API key for hosts, database, Redis and providers)'));
-    process.stdout.write(lines.join('\n') + '\n');
-    return ok ? 0 : 1;
   } catch (err) {
-    if (values.json) process.stdout.write(JSON.stringify({ url, ok: false, healthy: false, ready: false, error: (err as Error).message }) + '\n');
-    else process.stdout.write(`Aion at ${url}: ${paint('red', 'unreachable')} (${(err as Error).message})\n`);
-    return 1;
+    const where = url ?? 'the local server';
+    if (values.json) process.stdout.write(JSON.stringify({ url: where, ok: false, healthy: false, ready: false, error: (err as Error).message }) + '\n');
+    else process.stdout.write(`Aion at ${where}: ${paint('red', 'unreachable')} (${(err as Error).message})\n`);
+    return ExitCodes.FAILED;
+  }
+  const { healthBody, readiness } = answer;
+  const checks = healthBody.checks ?? [];
+  const failing = checks.filter((c) => c.status === 'failed' || c.status === 'degraded');
+  const healthy = answer.healthy && healthBody.status === 'ok';
+  const ok = healthy && answer.ready && failing.length === 0;
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ url: answer.url, ok, healthy: answer.healthy, ready: answer.ready, status: healthBody.status, health: healthBody, readiness, checks }, null, 2) + '\n');
+    return ok ? ExitCodes.OK : ExitCodes.FAILED;
+  }
+  const lines = [`Aion at ${answer.url}: ${ok ? paint('green', 'healthy') : paint('red', 'not healthy')}`];
+  lines.push(`  ${mark(healthBody.status ?? 'failed')} status ${healthBody.status ?? `HTTP ${answer.httpStatus}`}`);
+  lines.push(`  ${mark(answer.ready ? 'ready' : 'failed')} ${answer.ready ? 'ready' : `not ready (${(readiness as { error?: { message?: string } }).error?.message ?? 'unknown'})`}`);
+  for (const host of healthBody.hosts ?? []) lines.push(`  ${mark(host.state === 'running' ? 'ok' : 'failed')} host ${host.key} ${host.state}${host.pid ? ` (pid ${host.pid})` : ''}: ${host.extensions.join(', ') || 'no extensions'}`);
+  for (const c of checks) lines.push(`  ${mark(c.status)} ${c.name.padEnd(22)} ${c.status}${c.detail ? `  ${paint('gray', c.detail)}` : ''}${c.ms !== undefined ? paint('gray', ` ${c.ms} ms`) : ''}`);
+  for (const d of healthBody.degraded ?? []) lines.push(`  ${mark('degraded')} ${d.reason}`);
+  if (!healthBody.hosts) lines.push(paint('gray', '  (pass --token with an admin token or API key for hosts, database, Redis and providers)'));
+  process.stdout.write(lines.join('\n') + '\n');
+  return ok ? ExitCodes.OK : ExitCodes.FAILED;
+}
+
+/** `aion reload <extension>`: the running server restarts that extension's host and activates it again. */
+async function reload(extension: string, values: Record<string, unknown>): Promise<number> {
+  const client = await connectControl(configFrom(values).dataDir);
+  try {
+    const r = await client.call<{ host: string; extensions: string[]; ms: number }>('reload', { extension });
+    process.stdout.write(`reloaded ${r.extensions.join(', ')} (host ${r.host}) in ${r.ms} ms\n`);
+    return ExitCodes.OK;
+  } finally {
+    client.close();
   }
 }
 
 /** Runs a command an extension exposes through `contributes.commands[].cli`, in a kernel of its own. */
-async function extensionCommand(words: string[], argv: string[]): Promise<number | undefined> {
-  const pre = parseArgs({ args: argv, options: common, strict: false, allowPositionals: true });
-  const config = configFrom(pre.values);
-  const builtins = builtinsFrom(pre.values);
-  const extensionDirs = (pre.values['extensions-dir'] as string[] | undefined)?.map((d) => resolve(d));
-  const probe = Kernel.load({ config, builtins, extensionDirs, logger: createLogger({ level: 'silent' }) });
-  const candidates = probe
-    .get(ExtensionRegistry)
-    .all()
-    .flatMap((r) => (r.manifest.contributes?.commands ?? []).filter((c) => c.cli).map((c) => ({ command: c.command, cli: c.cli as CommandCli })));
-  const match = candidates.filter((c) => words.join(' ').startsWith(c.cli.name)).sort((a, b) => b.cli.name.length - a.cli.name.length)[0];
-  if (match && (argv.includes('--help') || argv.includes('-h'))) {
-    const options = Object.entries(match.cli.options ?? {}).map(([name, o]) => `  --${name}${o.short ? `, -${o.short}` : ''}${o.type === 'string' ? ' <value>' : ''}${o.required ? ' (required)' : ''}  ${o.description ?? ''}`);
-    process.stdout.write(`aion ${match.cli.name}${(match.cli.positionals ?? []).map((p) => ` <${p}>`).join('')} [--options]\n  ${match.cli.description ?? ''}\n${options.join('\n')}\n`);
-    return 0;
-  }
-  if (words[0] === 'help' || !match) {
-    if (words[0] !== 'help') return undefined;
-    process.stdout.write(USAGE + '\nCommands from extensions:\n');
-    for (const c of candidates) process.stdout.write(`  aion ${c.cli.name.padEnd(28)} ${c.cli.description ?? ''}\n`);
-    return 0;
-  }
-  const nameWords = match.cli.name.split(' ').length;
-  const options: ParseArgsConfig['options'] = { ...common };
-  for (const [name, o] of Object.entries(match.cli.options ?? {})) options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}) };
-  const parsed = parseArgs({ args: [...words.slice(nameWords), ...argv], options, allowPositionals: true, strict: true });
-  const args: Record<string, unknown> = {};
-  for (const name of Object.keys(match.cli.options ?? {})) if (parsed.values[name] !== undefined) args[name] = parsed.values[name];
-  (match.cli.positionals ?? []).forEach((name, i) => parsed.positionals[i] !== undefined && (args[name] = parsed.positionals[i]));
-  for (const [name, o] of Object.entries(match.cli.options ?? {})) {
-    if (o.required && args[name] === undefined) {
-      process.stderr.write(`aion ${match.cli.name}: --${name} is required\n`);
-      return 2;
-    }
-  }
+async function runExtensionCommand(command: string, cli: CommandCli, args: Record<string, unknown>, values: Record<string, unknown>): Promise<number> {
+  const config = configFrom(values);
   // The command runs inside a real kernel on an ephemeral loopback port, so extensions behave as when serving.
-  const kernel = await Kernel.start({ config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1' } }, builtins, extensionDirs, logger: createLogger({ level: (pre.values['log-level'] as string | undefined) ?? logLevelFromEnvironment() ?? 'warn' }) });
+  const kernel = await Kernel.start({ config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1' } }, builtins: builtinsFrom(values), extensionDirs: extensionDirsFrom(values), logger: createLogger({ level: logLevelOf(values, 'warn') }) });
   try {
     const endpoint = kernel.get(KernelEndpoint);
-    if (match.cli.stdio) {
+    if (cli.stdio) {
       const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-      const out = (await endpoint.executeCommand(match.command, [args, lines])) as AsyncIterable<string>;
+      const out = (await endpoint.executeCommand(command, [args, lines])) as AsyncIterable<string>;
       for await (const line of out) process.stdout.write(line.endsWith('\n') ? line : line + '\n');
     } else {
-      const result = await endpoint.executeCommand(match.command, [args]);
+      const result = await endpoint.executeCommand(command, [args]);
       if (result !== undefined && result !== null) process.stdout.write((typeof result === 'string' ? result : JSON.stringify(result, null, 2)) + '\n');
     }
-    return 0;
+    return ExitCodes.OK;
   } finally {
     await kernel.stop();
   }
 }
 
+/** The options every built-in verb accepts (so scripts may pass them anywhere); each verb shows the ones it uses. */
+const COMMON_OPTIONS: Record<string, () => Option> = {
+  config: () => new Option('--config <file>', 'configuration file (default: aion.config.json, or AION_CONFIG)'),
+  'data-dir': () => new Option('--data-dir <dir>', 'data directory (default: ./.aion)'),
+  'extensions-dir': () => new Option('--extensions-dir <dir>', 'a folder of extensions, or one extension; repeatable').argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]),
+  builtins: () => new Option('--builtins <which>', 'built-in extensions to load: all, none, or id,id'),
+  port: () => new Option('--port <n>', 'port to listen on'),
+  host: () => new Option('--host <h>', 'address to listen on'),
+  'log-level': () => new Option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`),
+  json: () => new Option('--json', 'machine-readable output'),
+  dir: () => new Option('--dir <dir>', 'parent folder of the new extension (default: .)'),
+  url: () => new Option('--url <url>', 'ask this server over HTTP instead of the local control channel'),
+  token: () => new Option('--token <t>', 'admin token or API key for --url (default: AION_TOKEN)'),
+  publisher: () => new Option('--publisher <p>', 'publisher part of the extension id (default: me)'),
+};
+const KERNEL_OPTIONS = ['config', 'data-dir', 'extensions-dir', 'builtins', 'log-level'];
+
+/** Adds every common option (hidden unless `shown`) except those the command defines itself. */
+function withCommonOptions(command: Command, shown: string[]): Command {
+  const own = new Set(command.options.map((o) => o.long));
+  for (const [name, make] of Object.entries(COMMON_OPTIONS)) {
+    if (own.has(`--${name}`)) continue;
+    command.addOption(make().hideHelp(!shown.includes(name)));
+  }
+  return command;
+}
+
+/** The command's options keyed by their flag names (`data-dir`, not commander's `dataDir`). */
+function valuesOf(command: Command): Record<string, unknown> {
+  const opts = command.opts();
+  const values: Record<string, unknown> = {};
+  for (const option of command.options) {
+    const value = opts[option.attributeName()];
+    if (value !== undefined) values[option.long!.replace(/^--/, '')] = value;
+  }
+  return values;
+}
+
+/** A built-in top-level verb: extension manifests are only read for the others. */
+const BUILT_IN_VERBS = new Set(['serve', 'dev', 'extensions', 'health', 'reload', 'config', 'completion']);
+
+interface ExtensionCli {
+  command: string;
+  cli: CommandCli;
+}
+
+/** Commands extensions contribute, found without running any extension code. */
+function extensionCommands(argv: string[]): ExtensionCli[] {
+  const pre = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, 'extensions-dir': { type: 'string', multiple: true }, builtins: { type: 'string' } }, strict: false, allowPositionals: true });
+  const probe = Kernel.load({ config: configFrom(pre.values), builtins: builtinsFrom(pre.values), extensionDirs: extensionDirsFrom(pre.values), logger: createLogger({ level: 'silent' }) });
+  return probe
+    .get(ExtensionRegistry)
+    .all()
+    .flatMap((r) => (r.manifest.contributes?.commands ?? []).filter((c) => c.cli && !BUILT_IN_VERBS.has(c.cli.name.split(' ')[0]!)).map((c) => ({ command: c.command, cli: c.cli as CommandCli })));
+}
+
+/** `words` under `parent`, creating the intermediate commands (`skills` for `skills install`). */
+function commandAt(parent: Command, words: string[]): Command {
+  let current = parent;
+  for (const word of words) current = current.commands.find((c) => c.name() === word) ?? current.command(word);
+  return current;
+}
+
+function addExtensionCommand(program: Command, { command, cli }: ExtensionCli, done: (code: Promise<number>) => void): void {
+  const words = cli.name.split(' ').filter(Boolean);
+  const target = commandAt(program, words);
+  if (target.description()) return;
+  target.description(cli.description ?? `runs the ${command} command`).allowExcessArguments(true);
+  for (const p of cli.positionals ?? []) target.argument(`[${p}]`);
+  const names = new Map<string, string>();
+  for (const [name, o] of Object.entries(cli.options ?? {})) {
+    const flags = `${o.short && o.short !== 'h' && o.short !== 'V' ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ' <value>' : ''}`;
+    const option = new Option(flags, o.description ?? '');
+    if (o.required) option.makeOptionMandatory();
+    target.addOption(option);
+    names.set(option.attributeName(), name);
+  }
+  withCommonOptions(target, KERNEL_OPTIONS);
+  target.action((...received: unknown[]) => {
+    const me = received.at(-1) as Command;
+    const opts = me.opts();
+    const args: Record<string, unknown> = {};
+    for (const [attribute, name] of names) if (opts[attribute] !== undefined) args[name] = opts[attribute];
+    (cli.positionals ?? []).forEach((name, i) => me.args[i] !== undefined && (args[name] = me.args[i]));
+    done(runExtensionCommand(command, cli, args, valuesOf(me)));
+  });
+}
+
+/** The whole command tree: built-in verbs, and extension commands when `withExtensions`. */
+export function buildProgram(done: (result: Promise<number | 'serving'>) => void, contributed: ExtensionCli[] = []): Command {
+  const program = new Command('aion')
+    .description('Aion — a self-hosted AI host whose every feature is an extension')
+    .version(AION_VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'describe a command (never runs it)')
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined })
+    .addHelpText('after', '\nExit codes: 0 success, 1 the command failed (or the server is not healthy), 2 usage error.');
+  program.command('serve').description('start the server; SIGTERM or SIGINT drain it first').usage('[--port N] [--host H] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id] [--log-level LEVEL]');
+  withCommonOptions(program.commands.at(-1)!, [...KERNEL_OPTIONS, 'port', 'host']).action((_o, me: Command) => done(startServer(valuesOf(me)).then(() => 'serving' as const)));
+
+  const dev = program.command('dev').description('serve, rebuild extensions under --extensions-dir on change and reload their host without restarting the kernel');
+  withCommonOptions(dev, [...KERNEL_OPTIONS, 'port', 'host']).action((_o, me: Command) => done(developExtensions(valuesOf(me), startServer).then(() => 'serving' as const)));
+
+  const extensions = program.command('extensions').description('installed extensions: list, validate, scaffold');
+  const list = extensions.command('list').description('installed extensions and their state; exits 1 when one is invalid or skipped').option('--running', 'ask the running server (over the local control channel) what it runs');
+  withCommonOptions(list, [...KERNEL_OPTIONS, 'json']).action((_o, me: Command) => done(listExtensions(valuesOf(me))));
+  const validate = extensions.command('validate').description('check a manifest and its contributions without running any code; exits 1 on errors').argument('<dir>', 'the extension folder');
+  withCommonOptions(validate, ['json', 'builtins', 'config']).action((dir: string, _o, me: Command) => done(Promise.resolve(validateExtension(dir, valuesOf(me)))));
+  const scaffold = extensions
+    .command('new')
+    .description('scaffold a working extension with a test and a README')
+    .argument('<name>', 'lower-case letters, digits and dashes')
+    .addOption(new Option('--kind <kind>', 'what it contributes').choices([...SCAFFOLD_KINDS]).default('route'));
+  withCommonOptions(scaffold, ['dir', 'publisher']).action((name: string, _o, me: Command) => {
+    const values = valuesOf(me);
+    const created = scaffoldExtension(name, { dir: values.dir as string | undefined, publisher: values.publisher as string | undefined, kind: values.kind as ScaffoldKind });
+    process.stdout.write(`created ${created.dir} (${created.kind})\n${created.dependencies === 'tarballs' ? `@aion/* packages: the tarballs of this checkout (${created.tarballDir})\n` : ''}next: cd ${created.dir} && npm install && npm test\n`);
+    done(Promise.resolve(ExitCodes.OK));
+  });
+
+  const healthCommand = program.command('health').description('database, Redis, hosts, providers of the running server: exits 0 only when all is well');
+  withCommonOptions(healthCommand, ['url', 'json', 'token', 'data-dir', 'config']).action((_o, me: Command) => done(health(valuesOf(me))));
+  const reloadCommand = program.command('reload').description("restart an extension's host in the running server and activate it again").argument('<extension>', 'extension id, e.g. me.greeter');
+  withCommonOptions(reloadCommand, ['data-dir', 'config']).action((id: string, _o, me: Command) => done(reload(id, valuesOf(me))));
+  const config = program.command('config').description('configuration');
+  withCommonOptions(config.command('print').description('the effective configuration (defaults, file, AION_* variables, flags) as JSON, secrets masked'), ['config', 'data-dir', 'port', 'host']).action((_o, me: Command) => done(Promise.resolve(printConfig(valuesOf(me)))));
+  program
+    .command('completion')
+    .description('print a shell completion script: eval "$(aion completion bash)"')
+    .argument('<shell>', 'bash or zsh')
+    .action((shell: string) => {
+      if (shell !== 'bash' && shell !== 'zsh') throw new CommanderError(ExitCodes.USAGE, 'aion.badShell', `completion is available for bash and zsh, not "${shell}"`);
+      process.stdout.write(completionScript(program, shell));
+      done(Promise.resolve(ExitCodes.OK));
+    });
+  for (const e of contributed) addExtensionCommand(program, e, done);
+  const describeGroups = (command: Command) => command.commands.forEach((c) => {
+    if (!c.description() && c.commands.length > 0) c.description(`${c.commands.map((s) => s.name()).join(', ')} (from extensions)`);
+    describeGroups(c);
+  });
+  describeGroups(program);
+  return program;
+}
+
 export async function main(argv = process.argv.slice(2)): Promise<number | 'serving'> {
   try {
-    return await run(argv);
+    const first = argv.find((a) => !a.startsWith('-'));
+    const needsExtensions = first === undefined || !BUILT_IN_VERBS.has(first) || (first === 'completion');
+    let result: Promise<number | 'serving'> | undefined;
+    const program = buildProgram((r) => (result = r), needsExtensions ? extensionCommands(argv) : []);
+    if (argv.length === 0) {
+      program.outputHelp();
+      return ExitCodes.USAGE;
+    }
+    await program.parseAsync(argv, { from: 'user' });
+    if (!result) {
+      // A group named without a verb (`aion extensions`): its help, as a usage error.
+      commandAt(program, argv.filter((a) => !a.startsWith('-'))).outputHelp();
+      return ExitCodes.USAGE;
+    }
+    return await result;
   } catch (err) {
-    // parseArgs' own errors (unknown option, missing value): a sentence and the usage, never a stack.
-    if (typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`aion: ${(err as Error).message}\n\n${USAGE}`);
-      return 2;
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return ExitCodes.OK;
+      if (err.code === 'commander.help') return ExitCodes.USAGE;
+      // Unknown options, missing values, unknown commands: a sentence and a pointer to help, never a stack.
+      const said = err.message.replace(/^error: /, '');
+      const message =
+        err.code === 'commander.unknownCommand'
+          ? `unknown command "${/'([^']*)'/.exec(said)?.[1] ?? argv.join(' ')}"`
+          : err.code === 'commander.missingMandatoryOptionValue'
+            ? `${/(--[\w-]+)/.exec(said)?.[1] ?? 'an option'} is required`
+            : said.charAt(0).toUpperCase() + said.slice(1);
+      process.stderr.write(`aion: ${message}\n(run aion --help, or aion <command> --help)\n`);
+      return ExitCodes.USAGE;
     }
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       const { address, port } = err as NodeJS.ErrnoException & { address?: string; port?: number };
       process.stderr.write(`aion: ${address ?? 'the address'}:${port ?? ''} is already in use: stop the other server or choose another with --port\n`);
-      return 1;
+      return ExitCodes.FAILED;
+    }
+    if (isAionError(err)) {
+      process.stderr.write(`aion: ${err.code}: ${err.message}\n`);
+      return ExitCodes.FAILED;
     }
     throw err;
   }
 }
 
-async function run(argv: string[]): Promise<number | 'serving'> {
-  const words: string[] = [];
-  while (argv[0] && !argv[0].startsWith('-')) words.push(argv.shift()!);
-  const parsed = () => parseArgs({ args: argv, options: common, allowPositionals: true, strict: true });
-  const [cmd, sub, arg] = words;
-  if (!cmd) {
-    const help = argv.includes('--help') || argv.includes('-h');
-    process.stdout.write(USAGE);
-    return help ? 0 : 2;
+/** True when node runs this file, directly or through a bin link (`npm install -g`, `npx aion`). */
+function invokedDirectly(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
   }
-  // `--help` describes a command and never runs it.
-  const builtIn = HELP[`${cmd} ${sub ?? ''}`.trim()] ?? HELP[cmd];
-  if (builtIn && (argv.includes('--help') || argv.includes('-h'))) {
-    process.stdout.write(builtIn);
-    return 0;
-  }
-  if (cmd === 'serve') {
-    await serve(parsed().values);
-    return 'serving';
-  }
-  if (cmd === 'extensions' && sub === 'list') return listExtensions(parsed().values);
-  if (cmd === 'extensions' && sub === 'validate') return validateExtension(arg, parsed().values);
-  if (cmd === 'extensions' && sub === 'new') {
-    if (!arg) {
-      process.stderr.write('usage: aion extensions new <name> [--dir DIR] [--publisher P]\n');
-      return 2;
-    }
-    const values = parsed().values;
-    const dir = scaffoldExtension(arg, { dir: values.dir as string | undefined, publisher: values.publisher as string | undefined });
-    process.stdout.write(`created ${dir}\nnext: cd ${dir} && npm install && npm test\n`);
-    return 0;
-  }
-  if (cmd === 'health') return health(parsed().values);
-  if (cmd === 'config' && sub === 'print') return printConfig(parsed().values);
-  const result = await extensionCommand(words, argv);
-  if (result !== undefined) return result;
-  process.stderr.write(`aion: unknown command "${words.join(' ')}"\n\n${USAGE}`);
-  return 2;
 }
-
-const invokedDirectly = process.argv[1] && resolve(process.argv[1]).replace(/\.js$/, '') === new URL(import.meta.url).pathname.replace(/\.js$/, '');
-if (invokedDirectly || process.argv[1]?.endsWith('/aion')) {
+if (invokedDirectly()) {
   main().then(
     (code) => {
       if (code !== 'serving') process.exit(code);

@@ -127,6 +127,10 @@ export class HostManager {
   private readonly crashes = new Map<string, number[]>();
   private readonly notBefore = new Map<string, number>();
   private readonly disabled = new Map<string, string>();
+  /** Spare host processes started ahead of a reload (`aion dev`), by host key. */
+  private readonly standby = new Map<string, Promise<StartedHost>>();
+  /** Hosts stopped on purpose (a reload): their exit is not a crash. */
+  private readonly stoppedOnPurpose = new WeakSet<HostConnection>();
   private shuttingDown = false;
 
   private readonly didStart = new Emitter<HostConnection>();
@@ -196,17 +200,40 @@ export class HostManager {
     return pending;
   }
 
-  private async start(key: string, record: ExtensionRecord): Promise<HostConnection> {
-    const wait = (this.notBefore.get(key) ?? 0) - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  /** What starting `record`'s host takes: its transport, every extension placed in it, and their permission flags. */
+  private launchPlan(key: string, record: ExtensionRecord): { transport: HostTransport; members: ExtensionRecord[]; flags: string[] } {
     const transport = this.transports.get(record.hostKind);
     if (!transport) throw new AionError(ErrorCodes.EXTENSION_DISABLED, `no transport for host kind "${record.hostKind}" is available in this kernel`);
     // Every extension placed in this host, so its permission flags cover all of them from the start.
     const found = this.registry.all().filter((r) => r.hostKey === key);
     const members = found.length ? found : [record];
     const isolated = record.hostKind === 'shared' || record.hostKind === 'dedicated';
-    const flags = isolated ? permissionFlags(members, this.config) : [];
-    const started = await transport.start({ key, extensions: members, permissionFlags: flags });
+    return { transport, members, flags: isolated ? permissionFlags(members, this.config) : [] };
+  }
+
+  /**
+   * For development (`aion dev`): starts a spare process for `record`'s host, so the next restart of
+   * that host (a reload) skips process start-up. A spare that exits is forgotten.
+   */
+  prepareStandby(record: ExtensionRecord): void {
+    const key = this.keyFor(record);
+    if (this.shuttingDown || this.standby.has(key) || record.hostKind === 'kernel' || this.disabled.has(key)) return;
+    const { transport, members, flags } = this.launchPlan(key, record);
+    const spare = transport.start({ key, extensions: members, permissionFlags: flags });
+    this.standby.set(key, spare);
+    spare.then(
+      (started) => started.onExit(() => this.standby.get(key) === spare && this.standby.delete(key)),
+      () => this.standby.get(key) === spare && this.standby.delete(key),
+    );
+  }
+
+  private async start(key: string, record: ExtensionRecord): Promise<HostConnection> {
+    const wait = (this.notBefore.get(key) ?? 0) - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const { transport, members, flags } = this.launchPlan(key, record);
+    const spare = this.standby.get(key);
+    this.standby.delete(key);
+    const started = (spare && (await spare.catch(() => undefined))) || (await transport.start({ key, extensions: members, permissionFlags: flags }));
     const endpoint = new RpcEndpoint(started.connection);
     const host = new HostConnection(key, record.hostKind, endpoint, started);
     const log = this.logger.child({ host: key, pid: started.pid });
@@ -237,7 +264,7 @@ export class HostManager {
     const message = `extension host ${host.key} exited (${signal ?? `code ${code}`}) while serving ${extensions.join(', ') || 'no extensions'}`;
     host.endpoint.close(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, message, { details: { host: host.key, extensions } }));
     if (this.hosts.get(host.key) === host) this.hosts.delete(host.key);
-    if (this.shuttingDown) return;
+    if (this.shuttingDown || this.stoppedOnPurpose.has(host)) return;
     const now = Date.now();
     const { crashWindowMs, maxCrashes, restartBackoffMs, maxRestartBackoffMs } = this.config.hosts;
     const history = (this.crashes.get(host.key) ?? []).filter((t) => now - t < crashWindowMs);
@@ -254,25 +281,35 @@ export class HostManager {
     this.didCrash.fire({ host, extensions, disabledReason, restartInMs });
   }
 
+  /** Stops one host on purpose, so the next `hostFor` starts a fresh one (no crash count, no backoff). */
+  async stopHost(key: string): Promise<void> {
+    const host = this.hosts.get(key);
+    if (!host || host.state === 'exited') return;
+    this.stoppedOnPurpose.add(host);
+    await this.kill(host, new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, `extension host ${key} is restarting`));
+    if (this.hosts.get(key) === host) this.hosts.delete(key);
+  }
+
+  private kill(host: HostConnection, reason: AionError): Promise<void> {
+    return new Promise<void>((resolve) => {
+      host.stopHeartbeat();
+      if (host.state === 'exited') return resolve();
+      const timer = setTimeout(resolve, 2_000);
+      host.started.onExit(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      host.endpoint.close(reason);
+      host.started.kill();
+    });
+  }
+
   /** Stops every host; children that do not exit promptly are killed. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
-    await Promise.all(
-      this.all().map(
-        (host) =>
-          new Promise<void>((resolve) => {
-            host.stopHeartbeat();
-            if (host.state === 'exited') return resolve();
-            const timer = setTimeout(resolve, 2_000);
-            host.started.onExit(() => {
-              clearTimeout(timer);
-              resolve();
-            });
-            host.endpoint.close(new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'));
-            host.started.kill();
-          }),
-      ),
-    );
+    for (const spare of this.standby.values()) void spare.then((started) => started.kill(), () => undefined);
+    this.standby.clear();
+    await Promise.all(this.all().map((host) => this.kill(host, new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'))));
     this.hosts.clear();
   }
 }

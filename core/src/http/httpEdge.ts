@@ -88,6 +88,11 @@ export class HttpEdge {
     return this.admission.count;
   }
 
+  /** What `/readyz` answers: start-up activations done, and not draining. */
+  get readiness(): { ready: boolean; draining: boolean } {
+    return { ready: this.ready, draining: this.admission.isDraining };
+  }
+
   markReady(): void {
     this.ready = true;
   }
