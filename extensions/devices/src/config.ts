@@ -9,6 +9,7 @@ export interface DevicesConfiguration {
   retryAfterSeconds: number;
   timeouts: { sandboxMs: number; localSkillMs: number; remoteSkillMs: number; uiResponseMs: number };
   expose: { skills: string[] };
+  cluster: { redisUrl?: string; redisPrefix: string; presenceTtlMs: number };
 }
 
 /**

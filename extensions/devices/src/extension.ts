@@ -1,6 +1,7 @@
 import * as aion from '@aion/extension-api';
 import { AionError, ErrorCodes, type HttpRequestData, type Principal } from '@aion/extension-api';
 import type { StorageApi } from '@aion/ext-storage';
+import { HubCluster } from './cluster.js';
 import { validateConfiguration, type DevicesConfiguration } from './config.js';
 import { DeviceErrorCodes, isDeviceName, normalizeDeviceName, uniqueDeviceName, type ExposedSkill } from './contract.js';
 import { DeviceStore } from './deviceStore.js';
@@ -46,6 +47,14 @@ export async function activate(ctx: aion.ExtensionContext) {
   const store = await DeviceStore.open(storage);
   const tokens = await DeviceTokens.create((await ctx.secrets.get('AION_DEVICE_TOKEN_SECRET')) ?? (await store.signingSecret()));
   const hub = new DeviceHub(config, store, tokens, ctx.logger);
+  const redisUrl = config.cluster.redisUrl;
+  let cluster: HubCluster | undefined;
+  if (redisUrl) {
+    // Answers for other hubs must come back before the caller's own deadline would have passed.
+    cluster = await HubCluster.connect({ url: redisUrl, prefix: config.cluster.redisPrefix, presenceTtlMs: config.cluster.presenceTtlMs, requestsTimeoutMs: config.timeouts.remoteSkillMs + 1_000, logger: ctx.logger });
+    hub.joinCluster(cluster);
+    ctx.logger.info(`device presence and routing shared through Redis as hub ${cluster.hubId}`);
+  }
 
   /** Registers a device; the token is in this answer only. */
   async function addDevice(input: { name?: unknown; scopes?: unknown; user?: unknown }, owner: { user_id: string; tenant_id: string }) {
@@ -100,9 +109,9 @@ export async function activate(ctx: aion.ExtensionContext) {
       await revokeDevice(p.tenant_id, req.params.name!, p);
       return { status: 204 };
     }),
-    aion.http.handle('GET /v1/hub/skills', (req) => {
+    aion.http.handle('GET /v1/hub/skills', async (req) => {
       const q = typeof req.query.q === 'string' ? req.query.q : undefined;
-      const skills = hub.skills(principalOf(req), q);
+      const skills = await hub.skills(principalOf(req), q);
       return { body: { skills, total: skills.length } };
     }),
     aion.http.handle('POST /v1/skills/:device/:skill/execute', async (req) => {
@@ -140,6 +149,7 @@ export async function activate(ctx: aion.ExtensionContext) {
     }),
     { dispose: () => clearInterval(sweep) },
     { dispose: () => hub.closeAll() },
+    { dispose: () => cluster?.close() },
     { dispose: () => spoke?.stop() },
   );
 
@@ -153,7 +163,7 @@ export async function activate(ctx: aion.ExtensionContext) {
       return described.map((d) => ({ id: d.id, title: d.title, description: d.description, tags: d.tags ?? [], inputSchema: d.inputSchema, ...(d.outputSchema ? { outputSchema: d.outputSchema } : {}), ...(d.scope ? { scope: d.scope } : {}) }));
     };
     const s = new Spoke({
-      hubUrl,
+      hubUrls: hubUrl.split(',').map((u) => u.trim()).filter(Boolean),
       token,
       device: tokenName(token),
       skills: exposed,

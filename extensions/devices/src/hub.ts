@@ -3,6 +3,7 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { AionError, AsyncQueue, CancellationTokenSource, ErrorCodes, API_VERSION, type HttpRequestData, type HttpResponseData, type Logger, type Principal } from '@aion/extension-api';
 import { RpcEndpoint } from '@aion/extension-api/protocol';
 import { createFrameConnection, type FrameError } from '@aion/host-runtime';
+import type { HubCluster, Presence } from './cluster.js';
 import type { DevicesConfiguration } from './config.js';
 import { DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, normalizeDeviceName, skillPath, type ExposedSkill, type ForwardedCaller, type HandshakeAnswer, type HelloFrame } from './contract.js';
 import type { DeviceRow, DeviceStore } from './deviceStore.js';
@@ -94,6 +95,15 @@ export interface DeviceStatus {
   address: string | null;
   scopes: string[];
   created_at: number;
+  /** The hub holding the connection, when several share a Redis. */
+  hub?: string;
+}
+
+type SkillSummary = Pick<ExposedSkill, 'id' | 'title' | 'description' | 'tags' | 'scope'>;
+
+export interface DeviceSkillGroup extends SkillSummary {
+  devices: Array<{ name: string; path: string; last_seen_at: number }>;
+  device_count: number;
 }
 
 /**
@@ -103,6 +113,7 @@ export interface DeviceStatus {
 export class DeviceHub {
   private readonly online = new Map<string, DeviceConnection>();
   private readonly ajv = new Ajv2020({ allErrors: true, strict: false });
+  private cluster?: HubCluster;
 
   constructor(
     private readonly config: DevicesConfiguration,
@@ -110,6 +121,26 @@ export class DeviceHub {
     private readonly tokens: DeviceTokens,
     private readonly logger: Logger,
   ) {}
+
+  /** Joins the hubs sharing a Redis: presence there, and calls for devices held here answered for them. */
+  joinCluster(cluster: HubCluster): void {
+    this.cluster = cluster;
+    cluster.serve(async (call) => {
+      if (!this.connectionOf(call.tenant, call.device)) return undefined;
+      const { result, durationMs } = await this.execute(call.device, call.skill, call.args, call.principal, { timeoutMs: call.timeoutMs, requestId: call.requestId, localOnly: true });
+      return { result, durationMs };
+    });
+  }
+
+  private presenceOf(c: DeviceConnection): Presence {
+    return {
+      hub: this.cluster!.hubId,
+      user_id: c.claims.user_id,
+      at: c.lastSeenAt,
+      protocol_version: c.hello.protocolVersion,
+      skills: [...c.skills.values()].map((s) => ({ id: s.id, title: s.title, description: s.description, tags: s.tags, ...(s.scope ? { scope: s.scope } : {}) })),
+    };
+  }
 
   private key(tenant: string, name: string): string {
     return `${tenant}/${name}`;
@@ -184,7 +215,10 @@ export class DeviceHub {
     const endpoint = new RpcEndpoint(frames.connection);
     const key = this.key(claims.tenant_id, claims.name);
     connection = new DeviceConnection(claims, hello, req.ip, endpoint, () => {
-      if (this.online.get(key) === connection) this.online.delete(key);
+      if (this.online.get(key) === connection) {
+        this.online.delete(key);
+        void this.cluster?.withdraw(claims.tenant_id, claims.name);
+      }
       outgoing.end();
       this.logger.info(`device ${claims.name} disconnected`);
     });
@@ -194,6 +228,7 @@ export class DeviceHub {
     // One connection per device: a reconnect replaces a half-open predecessor.
     this.online.get(key)?.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${claims.name} reconnected`));
     this.online.set(key, connection);
+    await this.cluster?.announce(claims.tenant_id, claims.name, () => this.presenceOf(connection));
     const welcome: HandshakeAnswer = { type: 'welcome', protocolVersion: PROTOCOL_VERSION, aionVersion: API_VERSION, device: claims.name, pingIntervalMs: this.config.pingIntervalMs, pingTimeoutMs: this.config.pingTimeoutMs };
     outgoing.push(JSON.stringify(welcome));
     frames.connection.listen();
@@ -241,9 +276,18 @@ export class DeviceHub {
    * Runs `skill` on device `name` for `principal`: the hub checks ownership, scopes and the input
    * schema, then forwards with a correlation id and a deadline; the device's errors come back sanitized.
    */
-  async execute(name: string, skillId: string, args: unknown, principal: Principal, options: { timeoutMs?: number; requestId?: string } = {}): Promise<{ result: unknown; durationMs: number; device: string }> {
+  async execute(name: string, skillId: string, args: unknown, principal: Principal, options: { timeoutMs?: number; requestId?: string; localOnly?: boolean } = {}): Promise<{ result: unknown; durationMs: number; device: string }> {
+    const timeoutMs = options.timeoutMs ?? this.config.timeouts.remoteSkillMs;
     const connection = this.connectionOf(principal.tenant_id, name);
     if (!connection) {
+      if (this.cluster && !options.localOnly) {
+        const presence = await this.cluster.presence(principal.tenant_id, name);
+        if (presence && presence.hub !== this.cluster.hubId) {
+          if (!this.mayUse(principal, presence.user_id)) throw deviceError(DeviceErrorCodes.DEVICE_NOT_FOUND, `no device ${name}`);
+          const answer = await this.cluster.forward({ tenant: principal.tenant_id, device: name, skill: skillId, args, principal, timeoutMs, requestId: options.requestId });
+          return { ...answer, device: name };
+        }
+      }
       const known = await this.store.findLive(principal.tenant_id, name);
       if (!known || !this.mayUse(principal, known.user_id)) throw deviceError(DeviceErrorCodes.DEVICE_NOT_FOUND, `no device ${name}`);
       throw deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${name} is offline`, { 'Retry-After': String(this.config.retryAfterSeconds) });
@@ -261,7 +305,6 @@ export class DeviceHub {
     if (connection.inFlight >= this.config.maxInFlightPerDevice) {
       throw deviceError(DeviceErrorCodes.DEVICE_BUSY, `device ${name} already runs ${connection.inFlight} calls: try again shortly`, { 'Retry-After': String(this.config.retryAfterSeconds) });
     }
-    const timeoutMs = options.timeoutMs ?? this.config.timeouts.remoteSkillMs;
     const caller: ForwardedCaller = {
       sub: principal.sub,
       type: principal.type,
@@ -299,19 +342,26 @@ export class DeviceHub {
   }
 
   /** Skills of online devices the principal may use, grouped by skill id. */
-  skills(principal: Principal, q?: string): Array<ExposedSkill & { devices: Array<{ name: string; path: string; last_seen_at: number }>; device_count: number }> {
-    const bySkill = new Map<string, ExposedSkill & { devices: Array<{ name: string; path: string; last_seen_at: number }>; device_count: number }>();
+  async skills(principal: Principal, q?: string): Promise<DeviceSkillGroup[]> {
+    const bySkill = new Map<string, DeviceSkillGroup>();
     const needle = q?.toLowerCase();
-    for (const c of this.connections()) {
-      if (c.claims.tenant_id !== principal.tenant_id || !this.mayUse(principal, c.claims.user_id)) continue;
-      for (const skill of c.skills.values()) {
-        if (needle && !`${skill.id} ${skill.title} ${skill.description} ${skill.tags.join(' ')}`.toLowerCase().includes(needle)) continue;
+    const add = (device: string, userId: string, lastSeenAt: number, skills: Iterable<SkillSummary>) => {
+      if (!this.mayUse(principal, userId)) return;
+      for (const skill of skills) {
+        if (needle && !`${skill.id} ${skill.title} ${skill.description} ${(skill.tags ?? []).join(' ')}`.toLowerCase().includes(needle)) continue;
         let entry = bySkill.get(skill.id);
-        if (!entry) bySkill.set(skill.id, (entry = { ...skill, devices: [], device_count: 0 }));
-        entry.devices.push({ name: c.name, path: skillPath(c.name, skill.id), last_seen_at: c.lastSeenAt });
+        if (!entry) bySkill.set(skill.id, (entry = { id: skill.id, title: skill.title, description: skill.description, tags: skill.tags ?? [], ...(skill.scope ? { scope: skill.scope } : {}), devices: [], device_count: 0 }));
+        entry.devices.push({ name: device, path: skillPath(device, skill.id), last_seen_at: lastSeenAt });
         entry.device_count++;
       }
+    };
+    const seen = new Set<string>();
+    for (const c of this.connections()) {
+      if (c.claims.tenant_id !== principal.tenant_id) continue;
+      seen.add(c.name);
+      add(c.name, c.claims.user_id, c.lastSeenAt, c.skills.values());
     }
+    if (this.cluster) for (const [name, p] of await this.cluster.presences(principal.tenant_id)) if (!seen.has(name)) add(name, p.user_id, p.at, p.skills);
     const out = [...bySkill.values()];
     // Most recently seen device first: the one an unqualified call would pick.
     for (const e of out) e.devices.sort((a, b) => b.last_seen_at - a.last_seen_at);
@@ -322,11 +372,15 @@ export class DeviceHub {
   async list(principal: Principal): Promise<DeviceStatus[]> {
     const admin = principal.scopes.includes('*') || principal.scopes.includes('devices:admin');
     const rows = await this.store.list(principal.tenant_id, admin ? undefined : String(principal.owner ?? principal.sub));
-    return rows.map((row) => this.status(row));
+    const elsewhere = this.cluster ? await this.cluster.presences(principal.tenant_id) : undefined;
+    return rows.map((row) => this.status(row, elsewhere?.get(row.name)));
   }
 
-  status(row: DeviceRow): DeviceStatus {
+  status(row: DeviceRow, elsewhere?: Presence): DeviceStatus {
     const live = this.connectionOf(row.tenant_id, row.name);
+    if (!live && elsewhere) {
+      return { name: row.name, display_name: row.display_name, user_id: row.user_id, status: 'online', last_seen_at: elsewhere.at, skills_count: elsewhere.skills.length, protocol_version: elsewhere.protocol_version, aion_version: null, address: row.address, scopes: row.scopes, created_at: row.created_at, hub: elsewhere.hub };
+    }
     return {
       name: row.name,
       display_name: row.display_name,
@@ -339,6 +393,7 @@ export class DeviceHub {
       address: live ? live.address : row.address,
       scopes: row.scopes,
       created_at: row.created_at,
+      ...(live && this.cluster ? { hub: this.cluster.hubId } : {}),
     };
   }
 

@@ -5,7 +5,8 @@ import { WebSocket } from 'ws';
 import { CONNECT_PATH, DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, type ExecuteSkillParams, type ExposedSkill, type HandshakeAnswer, type HelloFrame } from './contract.js';
 
 export interface SpokeOptions {
-  hubUrl: string;
+  /** Hubs to try, in order; a failed attempt moves on to the next (several hubs sharing a Redis). */
+  hubUrls: string[];
   token: string;
   /** The name the spoke claims; the hub checks it against the token. */
   device: string;
@@ -35,6 +36,7 @@ export class Spoke {
   private socket?: WebSocket;
   private endpoint?: RpcEndpoint;
   private attempt = 0;
+  private hubIndex = 0;
   private stopped = false;
   private retryTimer?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
@@ -64,7 +66,7 @@ export class Spoke {
   waitOnline(timeoutMs = 30_000): Promise<void> {
     if (this.state === 'online') return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => (off(), reject(new AionError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `not connected to ${this.options.hubUrl} within ${timeoutMs} ms`))), timeoutMs);
+      const timer = setTimeout(() => (off(), reject(new AionError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `not connected to ${this.options.hubUrls.join(' or ')} within ${timeoutMs} ms`))), timeoutMs);
       const off = this.onState((s) => {
         if (s === 'online') (clearTimeout(timer), off(), resolve());
         if (s === 'refused') (clearTimeout(timer), off(), reject(new AionError(this.refusal!.code, this.refusal!.message)));
@@ -84,7 +86,7 @@ export class Spoke {
   private connect(): void {
     if (this.stopped) return;
     this.set('connecting');
-    const url = new URL(CONNECT_PATH, this.options.hubUrl.replace(/^http/, 'ws'));
+    const url = new URL(CONNECT_PATH, this.hubUrl.replace(/^http/, 'ws'));
     const max = this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     // The socket's own cap sits above the frame cap, so an oversized frame reaches the reader and gets a typed error.
     const socket = new WebSocket(url, { headers: { authorization: `Bearer ${this.options.token}` }, maxPayload: max * 2, handshakeTimeout: 10_000 });
@@ -139,6 +141,8 @@ export class Spoke {
       this.endpoint?.close(new AionError(DeviceErrorCodes.DEVICE_UNAVAILABLE, 'the hub connection closed'));
       this.endpoint = undefined;
       if (this.stopped) return;
+      // A hub that could not be reached or refused us: try the next one.
+      if (!welcomed) this.hubIndex = (this.hubIndex + 1) % this.options.hubUrls.length;
       this.set('offline');
       this.scheduleReconnect();
     });
@@ -187,7 +191,11 @@ export class Spoke {
     this.retryTimer.unref();
   }
 
-  /** Lets tests and the CLI hold a request without keeping the process alive. */
+  /** The hub this spoke connects (or is connected) to. */
+  get hubUrl(): string {
+    return this.options.hubUrls[this.hubIndex]!;
+  }
+
   get isOnline(): boolean {
     return this.state === 'online';
   }

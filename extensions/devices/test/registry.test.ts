@@ -15,6 +15,7 @@ const defaults: DevicesConfiguration = {
   retryAfterSeconds: 1,
   timeouts: { sandboxMs: 5000, localSkillMs: 10000, remoteSkillMs: 30000, uiResponseMs: 60000 },
   expose: { skills: ['*'] },
+  cluster: { redisPrefix: 'aion', presenceTtlMs: 15000 },
 };
 
 describe('devices: the shared contract', () => {

@@ -95,3 +95,42 @@ export async function rawDevice(hubUrl: string, token: string | undefined): Prom
   await new Promise<void>((r, j) => (ws.once('open', () => r()), ws.once('error', j)));
   return { ws, frames, closed, next: () => (frames.length ? Promise.resolve(frames.shift()!) : new Promise((r) => waiters.push(r))) };
 }
+
+export interface HubProcess {
+  child: ChildProcess;
+  url: string;
+  dataDir: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** `aion serve` in a child process on a free loopback port, with the given configuration file contents. */
+export async function startHubProcess(config: Record<string, unknown>, builtins = 'aion.storage,aion.auth,aion.devices'): Promise<HubProcess> {
+  const dataDir = tempDir('aion-hub-');
+  const configFile = join(dataDir, 'config.json');
+  writeFileSync(configFile, JSON.stringify(config));
+  const child = spawn(process.execPath, [cliPath, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', configFile, '--builtins', builtins, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c));
+  child.stderr!.on('data', (c: Buffer) => (out += c));
+  const url = await waitFor('the hub process to listen', () => /Aion is listening on (http:\/\/\S+)/.exec(out)?.[1], 60_000).catch((err) => {
+    child.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\n${out}`);
+  });
+  return {
+    child,
+    url,
+    dataDir,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await new Promise<void>((r) => {
+          const t = setTimeout(() => (child.kill('SIGKILL'), r()), 10_000);
+          child.once('exit', () => (clearTimeout(t), r()));
+        });
+      }
+      removeDir(dataDir);
+    },
+  };
+}
