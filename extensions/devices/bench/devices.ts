@@ -14,6 +14,8 @@ const [hubUrl, tokensFile] = process.argv.slice(2) as [string, string];
 const tokens = JSON.parse(readFileSync(tokensFile, 'utf8')) as Array<{ name: string; token: string }>;
 const skill = { id: 'bench.echo', title: 'Echo', description: 'Answers with its input', tags: ['bench'], inputSchema: { type: 'object' } };
 let closing = false;
+// The benchmark went away: so do the devices.
+process.stdout.on('error', () => process.exit(0));
 let online = 0;
 
 const echo = new WebSocketServer({ host: '127.0.0.1', port: 0 });

@@ -55,7 +55,8 @@ const dataDir = mkdtempSync(join(tmpdir(), 'aion-devices-bench-'));
 const port = await freePort();
 const config = {
   dataDir,
-  server: { port, bodyLimit: 4 * 1024 * 1024, realtime: { messagesPerSecond: 100000, burst: 100000, refusalsBeforeDisconnect: 100 } },
+  // Every simulated device comes from 127.0.0.1: the per-address connection cap (256) would refuse most.
+  server: { port, maxConnectionsPerIp: 0, bodyLimit: 4 * 1024 * 1024, realtime: { messagesPerSecond: 100000, burst: 100000, refusalsBeforeDisconnect: 100 } },
   extensions: { 'aion.devices': { maxInFlightPerDevice: 1024 }, 'aion.auth': { rateLimits: { enabled: false } } },
 };
 const startHub = () => startTestKernel({ builtins: ['aion.storage', 'aion.auth', 'aion.devices'], config, keepDataDir: true });

@@ -10,6 +10,7 @@ export interface DevicesConfiguration {
   timeouts: { sandboxMs: number; localSkillMs: number; remoteSkillMs: number; uiResponseMs: number };
   expose: { skills: string[] };
   cluster: { redisUrl?: string; redisPrefix: string; presenceTtlMs: number };
+  sync: { enabled: boolean; intervalMs: number; localUser?: string };
 }
 
 /**

@@ -131,10 +131,51 @@ export interface ExecuteSkillParams {
   deadline: number;
 }
 
-/** Messages of the `remote` host: the hub asks, the spoke answers. */
+export interface SyncedSession {
+  id: string;
+  title?: string | null;
+  title_updated_at?: number;
+  created_at?: number;
+  metadata?: Record<string, unknown> | null;
+  deleted_at?: number | null;
+  seq?: number;
+}
+
+export interface SyncedMessage {
+  id: string;
+  session_id: string;
+  role: string;
+  content: string;
+  metadata?: Record<string, unknown> | null;
+  created_at?: number;
+  seq?: number;
+}
+
+export interface SessionsSyncRequest {
+  cursor?: number;
+  limit?: number;
+  sessions?: SyncedSession[];
+  messages?: SyncedMessage[];
+  tombstones?: Array<{ id: string }>;
+}
+
+export interface SessionsSyncAnswer {
+  cursor: number;
+  has_more: boolean;
+  pushed: { sessions: { created: number; updated: number; ignored: number }; messages: { created: number; duplicates: number; ignored: number }; tombstones: { applied: number } };
+  rejected: Array<{ type: string; id: string; code: string; message: string }>;
+  changes: { sessions: SyncedSession[]; messages: SyncedMessage[] };
+}
+
+/** Messages of the `remote` host: mostly the hub asks and the spoke answers; sessions sync goes the other way. */
 export const DeviceProtocol = {
   ping: new RequestType<{ sentAt: number }, { sentAt: number }, void>('$devicePing'),
   executeSkill: new RequestType<ExecuteSkillParams, { result: unknown; durationMs: number }, void>('$deviceExecuteSkill'),
+  /**
+   * Spoke → hub: one exchange of `POST /v1/sessions/sync` for the device's user (needs `sessions:sync`):
+   * the spoke pushes what changed locally and pulls what changed on the hub since its cursor.
+   */
+  syncSessions: new RequestType<SessionsSyncRequest, SessionsSyncAnswer, void>('$deviceSyncSessions'),
   /** The spoke's skill list changed (a pack installed or removed). */
   skillsChanged: new NotificationType<{ skills: ExposedSkill[] }>('$deviceSkillsChanged'),
 };

@@ -3,10 +3,11 @@ import { AionError, ErrorCodes, type HttpRequestData, type Principal } from '@ai
 import type { StorageApi } from '@aion/ext-storage';
 import { HubCluster } from './cluster.js';
 import { validateConfiguration, type DevicesConfiguration } from './config.js';
-import { DeviceErrorCodes, isDeviceName, normalizeDeviceName, uniqueDeviceName, type ExposedSkill } from './contract.js';
+import { DeviceErrorCodes, isDeviceName, normalizeDeviceName, uniqueDeviceName, type ExposedSkill, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';
 import { DeviceStore } from './deviceStore.js';
 import { DEFAULT_DEVICE_SCOPES, DEVICE_SCOPES, DeviceTokens } from './deviceTokens.js';
 import { DeviceHub, deviceError } from './hub.js';
+import { SessionSync } from './sessionSync.js';
 import { Spoke } from './spoke.js';
 
 /** The slice of aion.skills a spoke uses to list and run the skills it exposes. */
@@ -18,6 +19,20 @@ interface LocalSkills {
 }
 
 const DEFAULT_TENANT = 'default';
+
+/** The slice of aion.sessions both sides use: one sync exchange for a named user. */
+interface SessionsSync {
+  syncFor(owner: { tenant_id: string; user_id: string }, body: SessionsSyncRequest): SessionsSyncAnswer;
+}
+
+/** aion.sessions when it is installed (it is optional on hub and spoke). */
+async function sessionsApi(): Promise<aion.Remote<SessionsSync> | undefined> {
+  try {
+    return await aion.extensions.getApi<SessionsSync>('aion.sessions');
+  } catch {
+    return undefined;
+  }
+}
 /** How often a hub looks for devices revoked elsewhere (the CLI, another hub) and drops them. */
 const REVOCATION_SWEEP_MS = 2_000;
 
@@ -30,16 +45,18 @@ function matches(patterns: string[], id: string): boolean {
   return patterns.some((p) => p === '*' || p === id || (p.endsWith('.*') && id.startsWith(p.slice(0, -1))));
 }
 
-/** The claims of a token read without checking it: the spoke only needs its own name from it. */
-function tokenName(token: string): string {
+/** A claim of a token read without checking it: the spoke only needs its own name and user from it. */
+function tokenClaim(token: string, claim: 'name' | 'user_id'): string {
   try {
-    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { name?: unknown };
-    if (typeof payload.name === 'string') return payload.name;
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+    if (typeof payload[claim] === 'string') return payload[claim] as string;
   } catch {
     // Falls through to the error below.
   }
   throw new AionError(DeviceErrorCodes.DEVICE_TOKEN_INVALID, 'the --token is not a device token: copy the one "aion devices add <name>" printed');
 }
+const tokenName = (token: string) => tokenClaim(token, 'name');
+const tokenUser = (token: string) => tokenClaim(token, 'user_id');
 
 export async function activate(ctx: aion.ExtensionContext) {
   const config = validateConfiguration(ctx.configuration.get<DevicesConfiguration>());
@@ -95,6 +112,12 @@ export async function activate(ctx: aion.ExtensionContext) {
   sweep.unref();
 
   let spoke: Spoke | undefined;
+  let sessions: Promise<aion.Remote<SessionsSync> | undefined> | undefined;
+  hub.syncSessions = async (owner, body) => {
+    const api = await (sessions ??= sessionsApi());
+    if (!api) throw new AionError(ErrorCodes.NOT_IMPLEMENTED, 'this hub has no aion.sessions to sync with');
+    return api.syncFor(owner, body);
+  };
 
   ctx.subscriptions.push(
     aion.http.handle('GET /v1/devices/connect', (req) => hub.connect(req)),
@@ -153,6 +176,36 @@ export async function activate(ctx: aion.ExtensionContext) {
     { dispose: () => spoke?.stop() },
   );
 
+  /** Syncs the spoke's sessions with the hub on every connect and every `sync.intervalMs` while online. */
+  function startSessionSync(s: Spoke, tokenUserId: string): void {
+    const owner = { tenant_id: DEFAULT_TENANT, user_id: config.sync.localUser ?? tokenUserId };
+    const key = 'sessionSync.cursors';
+    const sync = new SessionSync({
+      local: async (body) => {
+        const api = await (sessions ??= sessionsApi());
+        if (!api) throw new AionError(ErrorCodes.NOT_IMPLEMENTED, 'this spoke has no aion.sessions to sync');
+        return api.syncFor(owner, body);
+      },
+      hub: (body) => s.syncSessions(body),
+      cursors: {
+        get: async () => (await ctx.state.get<{ local: number; hub: number }>(key)) ?? { local: 0, hub: 0 },
+        set: (cursors) => ctx.state.update(key, cursors),
+      },
+      logger: ctx.logger,
+    });
+    const runSync = () => {
+      if (!s.isOnline) return;
+      sync.run().then(
+        (r) => (r.pushed || r.pulled) && ctx.logger.info(`sessions synced with the hub: ${r.pushed} pushed, ${r.pulled} applied here`),
+        (err) => ctx.logger.warn(`sessions sync with the hub failed (retried): ${(err as Error).message}`),
+      );
+    };
+    s.onState((state) => state === 'online' && runSync());
+    const timer = setInterval(runSync, config.sync.intervalMs);
+    timer.unref();
+    ctx.subscriptions.push({ dispose: () => clearInterval(timer) });
+  }
+
   function startSpoke(hubUrl: string, token: string): Spoke {
     let skillsApi: Promise<aion.Remote<LocalSkills>> | undefined;
     const skills = () => (skillsApi ??= aion.extensions.getApi<LocalSkills>('aion.skills'));
@@ -178,6 +231,7 @@ export async function activate(ctx: aion.ExtensionContext) {
       },
     });
     s.onState((state) => ctx.logger.info(`spoke: ${state}`));
+    if (config.sync.enabled) startSessionSync(s, tokenUser(token));
     return s;
   }
 

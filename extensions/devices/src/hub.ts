@@ -5,7 +5,7 @@ import { RpcEndpoint } from '@aion/extension-api/protocol';
 import { createFrameConnection, type FrameError } from '@aion/host-runtime';
 import type { HubCluster, Presence } from './cluster.js';
 import type { DevicesConfiguration } from './config.js';
-import { DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, normalizeDeviceName, skillPath, type ExposedSkill, type ForwardedCaller, type HandshakeAnswer, type HelloFrame } from './contract.js';
+import { DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, normalizeDeviceName, skillPath, type ExposedSkill, type ForwardedCaller, type HandshakeAnswer, type HelloFrame, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';
 import type { DeviceRow, DeviceStore } from './deviceStore.js';
 import type { DeviceClaims, DeviceTokens } from './deviceTokens.js';
 import { sanitizeDeviceError, statusOfDeviceCode } from './sanitize.js';
@@ -114,6 +114,8 @@ export class DeviceHub {
   private readonly online = new Map<string, DeviceConnection>();
   private readonly ajv = new Ajv2020({ allErrors: true, strict: false });
   private cluster?: HubCluster;
+  /** The hub's sessions sync for a user (`aion.sessions` syncFor), when sessions are installed. */
+  syncSessions?: (owner: { tenant_id: string; user_id: string }, body: SessionsSyncRequest) => Promise<SessionsSyncAnswer>;
 
   constructor(
     private readonly config: DevicesConfiguration,
@@ -221,6 +223,12 @@ export class DeviceHub {
       }
       outgoing.end();
       this.logger.info(`device ${claims.name} disconnected`);
+    });
+    endpoint.onRequest(DeviceProtocol.syncSessions, (body) => {
+      // A device syncs its own user's sessions and nobody else's.
+      if (!claims.scopes.includes('sessions:sync')) throw new AionError(ErrorCodes.FORBIDDEN, `device ${claims.name} may not sync sessions: its token lacks the sessions:sync scope`);
+      if (!this.syncSessions) throw new AionError(ErrorCodes.NOT_IMPLEMENTED, 'this hub has no sessions extension to sync with');
+      return this.syncSessions({ tenant_id: claims.tenant_id, user_id: claims.user_id }, body);
     });
     endpoint.onNotification(DeviceProtocol.skillsChanged, ({ skills }) => {
       if (Array.isArray(skills)) connection.replaceSkills(skills.filter(isExposedSkill));

@@ -2,7 +2,7 @@ import { AionError, API_VERSION, ErrorCodes, type CancellationToken, type Logger
 import { RpcEndpoint } from '@aion/extension-api/protocol';
 import { createFrameConnection, DEFAULT_MAX_FRAME_BYTES } from '@aion/host-runtime';
 import { WebSocket } from 'ws';
-import { CONNECT_PATH, DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, type ExecuteSkillParams, type ExposedSkill, type HandshakeAnswer, type HelloFrame } from './contract.js';
+import { CONNECT_PATH, DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, type ExecuteSkillParams, type ExposedSkill, type HandshakeAnswer, type HelloFrame, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';
 
 export interface SpokeOptions {
   /** Hubs to try, in order; a failed attempt moves on to the next (several hubs sharing a Redis). */
@@ -175,6 +175,12 @@ export class Spoke {
     this.watchdog.unref();
     this.set('online');
     return frames;
+  }
+
+  /** One sessions sync exchange with the hub; DEVICE_UNAVAILABLE while offline. */
+  syncSessions(body: SessionsSyncRequest): Promise<SessionsSyncAnswer> {
+    if (!this.endpoint) return Promise.reject(new AionError(DeviceErrorCodes.DEVICE_UNAVAILABLE, 'not connected to the hub'));
+    return this.endpoint.sendRequest(DeviceProtocol.syncSessions, body);
   }
 
   /** Tells the hub the exposed skills changed. */

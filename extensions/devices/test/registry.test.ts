@@ -16,6 +16,7 @@ const defaults: DevicesConfiguration = {
   timeouts: { sandboxMs: 5000, localSkillMs: 10000, remoteSkillMs: 30000, uiResponseMs: 60000 },
   expose: { skills: ['*'] },
   cluster: { redisPrefix: 'aion', presenceTtlMs: 15000 },
+  sync: { enabled: true, intervalMs: 5000 },
 };
 
 describe('devices: the shared contract', () => {

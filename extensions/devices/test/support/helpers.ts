@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -10,6 +10,15 @@ export const devicesRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../
 export const repoRoot = resolve(devicesRoot, '../..');
 export const cliPath = join(repoRoot, 'core/dist/src/cli/main.js');
 export const spokeSkills = join(devicesRoot, 'test/fixtures/spoke-skills');
+export const spokeAuth = join(devicesRoot, 'test/fixtures/spoke-auth');
+
+/** The loopback address a process listens on (the spoke's own kernel picks a free port). */
+export function listeningUrl(pid: number): string | undefined {
+  const out = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' });
+  const line = out.split('\n').find((l) => l.includes(`pid=${pid},`) && l.includes('127.0.0.1:'));
+  const port = line && /127\.0\.0\.1:(\d+)/.exec(line)?.[1];
+  return port ? `http://127.0.0.1:${port}` : undefined;
+}
 
 export function tempDir(prefix = 'aion-devices-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -36,13 +45,14 @@ export interface SpokeProcess {
   child: ChildProcess;
   dataDir: string;
   output(): string;
-  stop(): Promise<void>;
+  stop(keepData?: boolean): Promise<void>;
 }
 
 /** `aion spoke` in a child process with the demo skills, on its own data directory. */
-export function startSpoke(hubUrl: string, token: string, options: { config?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}): SpokeProcess {
-  const dataDir = tempDir('aion-spoke-');
-  const args = [cliPath, 'spoke', '--hub', hubUrl, '--token', token, '--data-dir', dataDir, '--builtins', 'aion.storage,aion.skills,aion.devices', '--extensions-dir', spokeSkills, '--log-level', 'info'];
+export function startSpoke(hubUrl: string, token: string, options: { config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; builtins?: string; extensionDirs?: string[]; dataDir?: string } = {}): SpokeProcess {
+  const dataDir = options.dataDir ?? tempDir('aion-spoke-');
+  const dirs = options.extensionDirs ?? [spokeSkills];
+  const args = [cliPath, 'spoke', '--hub', hubUrl, '--token', token, '--data-dir', dataDir, '--builtins', options.builtins ?? 'aion.storage,aion.skills,aion.devices', ...dirs.flatMap((d) => ['--extensions-dir', d]), '--log-level', 'info'];
   const configFile = join(dataDir, 'config.json');
   if (options.config) {
     writeFileSync(configFile, JSON.stringify(options.config));
@@ -56,7 +66,7 @@ export function startSpoke(hubUrl: string, token: string, options: { config?: Re
     child,
     dataDir,
     output: () => out,
-    stop: async () => {
+    stop: async (keepData = false) => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGCONT');
         child.kill('SIGTERM');
@@ -65,7 +75,7 @@ export function startSpoke(hubUrl: string, token: string, options: { config?: Re
           child.once('exit', () => (clearTimeout(t), r()));
         });
       }
-      removeDir(dataDir);
+      if (!keepData) removeDir(dataDir);
     },
   };
 }
