@@ -23,6 +23,7 @@ function migrations(p: string): MigrationStep[] {
           address VARCHAR(128),
           skills_count INTEGER NOT NULL DEFAULT 0)`,
         `CREATE INDEX ${p}devices_name ON ${p}devices (tenant_id, name)`,
+        `CREATE INDEX ${p}devices_revoked ON ${p}devices (revoked_at)`,
         `CREATE TABLE ${p}settings (
           name VARCHAR(64) PRIMARY KEY,
           value TEXT NOT NULL,
@@ -126,6 +127,12 @@ export class DeviceStore {
   async revoke(id: string): Promise<boolean> {
     const { changes } = (await this.db.execute(`UPDATE ${this.p}devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, [Date.now(), id])) as { changes?: number };
     return (changes ?? 0) > 0;
+  }
+
+  /** Ids of devices revoked at or after `since`: one indexed query however many devices are connected. */
+  async revokedSince(since: number): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(`SELECT id FROM ${this.p}devices WHERE revoked_at >= ?`, [since]);
+    return rows.map((r) => String(r.id));
   }
 
   async seen(id: string, details: { protocol_version: number; address: string; skills_count: number }): Promise<void> {

@@ -99,15 +99,19 @@ export async function activate(ctx: aion.ExtensionContext) {
   }
 
   // Revocations made by the CLI or another hub reach this one's connections within the sweep interval.
+  let sweptAt = Date.now() - REVOCATION_SWEEP_MS;
   const sweep = setInterval(() => {
-    const live = hub.connections();
-    if (live.length === 0) return;
-    void Promise.all(
-      live.map(async (c) => {
-        const row = await store.findById(c.claims.sub);
-        if (!row || row.revoked_at !== null || row.token_id !== c.claims.jti) c.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${c.name} was revoked`));
-      }),
-    ).catch(() => undefined);
+    if (hub.connections().length === 0) return;
+    // A little overlap, so a revocation committed while the last sweep ran is not missed.
+    const since = sweptAt - REVOCATION_SWEEP_MS;
+    sweptAt = Date.now();
+    void store
+      .revokedSince(since)
+      .then((ids) => {
+        const revoked = new Set(ids);
+        for (const c of hub.connections()) if (revoked.has(c.claims.sub)) c.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${c.name} was revoked`));
+      })
+      .catch(() => undefined);
   }, REVOCATION_SWEEP_MS);
   sweep.unref();
 

@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import { startTestKernel, type TestKernel } from '@aion/core';
 import { call, createUser, signInAdmin, type Tokens } from '@aion/ext-auth/testing';
 import { validateConfiguration, type DevicesConfiguration } from '../src/config.js';
-import { deviceToolName, isDeviceName, normalizeDeviceName, parseSkillPath, skillPath, uniqueDeviceName } from '../src/contract.js';
+import { PROTOCOL_VERSION, deviceToolName, isDeviceName, normalizeDeviceName, parseSkillPath, skillPath, uniqueDeviceName } from '../src/contract.js';
 import { aion, rawDevice } from './support/helpers.js';
 
 const defaults: DevicesConfiguration = {
@@ -132,9 +132,16 @@ describe('devices: registry, tokens, HTTP and CLI', function () {
     assert.match(out.token, /^ey/);
     const listed = await aion(['devices', 'list', ...common]);
     assert.ok(JSON.parse(listed.stdout).some((d: any) => d.name === 'work-station' && d.status === 'offline'));
+    // Connected to the running server while the shell revokes it: the server drops it within seconds.
+    const connected = await rawDevice(kernel.url, out.token);
+    connected.ws.send(JSON.stringify({ type: 'hello', protocolVersion: PROTOCOL_VERSION, aionVersion: '0.1.0', device: 'work-station', manifests: [], skills: [] }));
+    assert.equal(JSON.parse(await connected.next()).type, 'welcome');
     const revoked = await aion(['devices', 'revoke', 'work station', ...common]);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.match(revoked.stdout, /work-station revoked/);
+    const revokedAt = Date.now();
+    await connected.closed;
+    assert.ok(Date.now() - revokedAt < 10_000, 'dropped within seconds of the revocation');
     const unknown = await aion(['devices', 'revoke', 'nothing-here', ...common]);
     assert.notEqual(unknown.code, 0);
     assert.match(unknown.stderr, /DEVICE_NOT_FOUND|no device/);
