@@ -42,6 +42,19 @@ export async function activate(ctx: aion.ExtensionContext) {
     return { session: found.session, page: { messages: found.messages.map(messageView), next_cursor: found.messages.length === limit && edge ? edge.seq : null } };
   };
 
+  /** One sync exchange for `owner`, as `POST /v1/sessions/sync` answers it. */
+  const syncFor = async (owner: Owner, body: unknown) => {
+    const result = await sync.sync(owner, body, Date.now());
+    for (const m of result.created) publishMessage(m);
+    return {
+      cursor: result.cursor,
+      has_more: result.has_more,
+      pushed: result.pushed,
+      rejected: result.rejected,
+      changes: { sessions: result.changes.sessions.map(sessionView), messages: result.changes.messages.map(messageView) },
+    };
+  };
+
   const sweep = async () => {
     const now = Date.now();
     let expired = 0;
@@ -111,19 +124,7 @@ export async function activate(ctx: aion.ExtensionContext) {
       if (outcome.kind === 'created') publishMessage(outcome.message);
       return { status: outcome.kind === 'created' ? 201 : 200, body: messageView(outcome.message) };
     }),
-    handle('POST /v1/sessions/sync', async (req) => {
-      const result = await sync.sync(ownerOf(req), req.body, Date.now());
-      for (const m of result.created) publishMessage(m);
-      return {
-        body: {
-          cursor: result.cursor,
-          has_more: result.has_more,
-          pushed: result.pushed,
-          rejected: result.rejected,
-          changes: { sessions: result.changes.sessions.map(sessionView), messages: result.changes.messages.map(messageView) },
-        },
-      };
-    }),
+    handle('POST /v1/sessions/sync', async (req) => ({ body: await syncFor(ownerOf(req), req.body) })),
     // Socket.io rooms `session:<id>`: only the session's owner (or its devices and keys) may join.
     aion.hooks.tap('realtime.authorize', async ({ principal, room: name }: { principal?: aion.Principal | null; room?: string }) => {
       if (typeof name !== 'string' || !name.startsWith('session:')) return undefined;
@@ -133,6 +134,17 @@ export async function activate(ctx: aion.ExtensionContext) {
     }),
     aion.commands.register('sessions.sweep', () => sweep()),
   );
+
+  return {
+    /**
+     * The sync of `POST /v1/sessions/sync` for a user named by the caller: how `aion.devices` syncs a
+     * spoke's sessions through its device connection. Privileged: the caller vouches for the user.
+     */
+    syncFor: (owner: { tenant_id: string; user_id: string }, body: unknown) => {
+      if (typeof owner?.tenant_id !== 'string' || typeof owner?.user_id !== 'string') throw new AionError(ErrorCodes.VALIDATION_FAILED, 'syncFor needs { tenant_id, user_id }');
+      return syncFor({ tenant: owner.tenant_id, id: owner.user_id }, body);
+    },
+  };
 }
 
 export function deactivate() {}

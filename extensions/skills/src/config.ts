@@ -49,7 +49,7 @@ export function resolveConfig(raw: Record<string, any>, storagePath: string): Sk
     quarantine: { enabled: raw.quarantine?.enabled ?? true, maxFailures: raw.quarantine?.maxFailures ?? 3, windowMs: raw.quarantine?.windowMs ?? 300_000 },
     mcp: { allowedOrigins: raw.mcp?.allowedOrigins ?? [], sessionIdleMs: raw.mcp?.sessionIdleMs ?? 30 * 60_000, maxSessions: raw.mcp?.maxSessions ?? 1000 },
     mcpServers: raw.mcpServers ?? {},
-    apiCallers: raw.apiCallers ?? ['aion.router'],
+    apiCallers: raw.apiCallers ?? ['aion.router', 'aion.devices'],
   };
 }
 

@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { Redis } from 'ioredis';
+import { Server } from 'socket.io';
+import { AionError, type Logger, type Principal } from '@aion/extension-api';
+import { DeviceErrorCodes, type ExposedSkill } from './contract.js';
+
+/** A call one hub hands to the hub that holds the device's connection. */
+export interface ForwardedCall {
+  tenant: string;
+  device: string;
+  skill: string;
+  args: unknown;
+  principal: Principal;
+  timeoutMs: number;
+  requestId?: string;
+}
+
+type CallAnswer = { ok: true; result: unknown; durationMs: number } | { ok: false; code: string; message: string; status?: number; headers?: Record<string, string> } | null;
+
+/** What Redis says about a device another hub holds. */
+export interface Presence {
+  hub: string;
+  user_id: string;
+  at: number;
+  protocol_version: number;
+  skills: Array<Pick<ExposedSkill, 'id' | 'title' | 'description' | 'tags' | 'scope'>>;
+}
+
+const CALL_EVENT = 'aion:device-call';
+
+/**
+ * Several hubs on one Redis: device presence as keys with an expiry (a crashed hub's devices fall
+ * offline on their own), and calls to a device held by another hub carried by socket.io's Redis
+ * adapter (`serverSideEmit` with acknowledgements), never a home-made channel.
+ */
+export class HubCluster {
+  readonly hubId = randomUUID();
+  private readonly io: Server;
+  private readonly refresh: NodeJS.Timeout;
+  private readonly local = new Map<string, () => Presence>();
+
+  private constructor(
+    private readonly redis: Redis,
+    private readonly subscriber: Redis,
+    private readonly prefix: string,
+    private readonly ttlMs: number,
+    requestsTimeoutMs: number,
+    private readonly logger: Logger,
+  ) {
+    this.io = new Server({ serveClient: false });
+    this.io.adapter(createAdapter(redis, subscriber, { key: `${prefix}:devices:io`, requestsTimeout: requestsTimeoutMs }));
+    // Presence is refreshed well inside its expiry; a hub that stops refreshing (crash) loses its devices.
+    this.refresh = setInterval(() => void this.refreshAll(), Math.max(50, Math.floor(ttlMs / 3)));
+    this.refresh.unref();
+  }
+
+  static async connect(options: { url: string; prefix: string; presenceTtlMs: number; requestsTimeoutMs: number; logger: Logger }): Promise<HubCluster> {
+    const redis = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 2 });
+    const subscriber = redis.duplicate();
+    redis.on('error', () => undefined);
+    subscriber.on('error', () => undefined);
+    await Promise.all([redis.connect(), subscriber.connect()]);
+    return new HubCluster(redis, subscriber, options.prefix, options.presenceTtlMs, options.requestsTimeoutMs, options.logger);
+  }
+
+  private presenceKey(tenant: string, device: string): string {
+    return `${this.prefix}:devices:presence:${tenant}/${device}`;
+  }
+
+  /** Answers calls other hubs forward to devices connected here. */
+  serve(handler: (call: ForwardedCall) => Promise<{ result: unknown; durationMs: number } | undefined>): void {
+    this.io.on(CALL_EVENT as never, (call: ForwardedCall, ack: (answer: CallAnswer) => void) => {
+      handler(call).then(
+        (answer) => ack(answer ? { ok: true, ...answer } : null),
+        (err: AionError) => ack({ ok: false, code: err.code ?? 'INTERNAL', message: err.message, status: err.status, headers: err.headers }),
+      );
+    });
+  }
+
+  async announce(tenant: string, device: string, presence: () => Presence): Promise<void> {
+    this.local.set(`${tenant}/${device}`, presence);
+    await this.redis.set(this.presenceKey(tenant, device), JSON.stringify(presence()), 'PX', this.ttlMs).catch((err) => this.logger.warn(`device presence not written to Redis: ${(err as Error).message}`));
+  }
+
+  async withdraw(tenant: string, device: string): Promise<void> {
+    this.local.delete(`${tenant}/${device}`);
+    const key = this.presenceKey(tenant, device);
+    // Only this hub's own entry: the device may already be connected to another hub.
+    await this.redis.eval(`if redis.call('GET', KEYS[1]) and cjson.decode(redis.call('GET', KEYS[1])).hub == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1, key, this.hubId).catch(() => undefined);
+  }
+
+  private async refreshAll(): Promise<void> {
+    if (this.local.size === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const [key, presence] of this.local) {
+      const [tenant, ...rest] = key.split('/');
+      pipeline.set(this.presenceKey(tenant!, rest.join('/')), JSON.stringify(presence()), 'PX', this.ttlMs);
+    }
+    await pipeline.exec().catch(() => undefined);
+  }
+
+  async presence(tenant: string, device: string): Promise<Presence | undefined> {
+    const raw = await this.redis.get(this.presenceKey(tenant, device)).catch(() => null);
+    return raw ? (JSON.parse(raw) as Presence) : undefined;
+  }
+
+  /** Every device of the tenant online on any hub. */
+  async presences(tenant: string): Promise<Map<string, Presence>> {
+    const out = new Map<string, Presence>();
+    const match = `${this.prefix}:devices:presence:${tenant}/*`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const values = await this.redis.mget(...keys);
+      keys.forEach((key, i) => values[i] && out.set(key.slice(key.lastIndexOf('/') + 1), JSON.parse(values[i]!) as Presence));
+    } while (cursor !== '0');
+    return out;
+  }
+
+  /** Runs the call on whichever hub holds the device; DEVICE_UNAVAILABLE when none does. */
+  async forward(call: ForwardedCall): Promise<{ result: unknown; durationMs: number }> {
+    let responses: CallAnswer[];
+    try {
+      responses = (await this.io.serverSideEmitWithAck(CALL_EVENT as never, call as never)) as CallAnswer[];
+    } catch (err) {
+      // A hub that died mid-call never acknowledges; the adapter gives up after its request timeout.
+      throw new AionError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${call.device} did not answer through its hub: ${(err as Error).message}`, { status: 503 });
+    }
+    const answer = responses.find((r) => r !== null && r !== undefined);
+    if (!answer) throw new AionError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${call.device} is offline`, { status: 503 });
+    if (!answer.ok) throw new AionError(answer.code, answer.message, { status: answer.status, headers: answer.headers });
+    return { result: answer.result, durationMs: answer.durationMs };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.refresh);
+    for (const key of [...this.local.keys()]) {
+      const [tenant, ...rest] = key.split('/');
+      await this.withdraw(tenant!, rest.join('/'));
+    }
+    // No HTTP server is attached (devices reach hubs through the kernel's edge): only the adapter needs closing.
+    await Promise.resolve((this.io.of('/').adapter as unknown as { close?: () => unknown }).close?.()).catch(() => undefined);
+    this.redis.disconnect();
+    this.subscriber.disconnect();
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * What hub and spoke agree on, in one module both import: device names, skill paths, the protocol
+ * version, the handshake frames, the RPC messages and the error codes.
+ */
+import { NotificationType, RequestType } from 'vscode-jsonrpc';
+
+/** Bumped on any incompatible change to the messages below; hub and spoke must match exactly. */
+export const PROTOCOL_VERSION = 1;
+
+/** The WebSocket route a spoke connects to. */
+export const CONNECT_PATH = '/v1/devices/connect';
+
+export const DeviceErrorCodes = {
+  /** 503: the device is offline, dropped mid-call, or answered nothing within its liveness timeout. */
+  DEVICE_UNAVAILABLE: 'DEVICE_UNAVAILABLE',
+  /** The spoke speaks another protocol version; the message names both. */
+  DEVICE_PROTOCOL_MISMATCH: 'DEVICE_PROTOCOL_MISMATCH',
+  /** A frame over the cap (default 1 MiB). */
+  FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
+  /** A frame that is not JSON-RPC 2.0, or a handshake that is not one. */
+  MALFORMED_FRAME: 'MALFORMED_FRAME',
+  /** 401: a device token that is forged, malformed or revoked. */
+  DEVICE_TOKEN_INVALID: 'DEVICE_TOKEN_INVALID',
+  /** 403: a spoke claims a device name its token does not carry. */
+  DEVICE_NAME_MISMATCH: 'DEVICE_NAME_MISMATCH',
+  /** 409: the name, once normalized, belongs to another live device. */
+  DEVICE_NAME_TAKEN: 'DEVICE_NAME_TAKEN',
+  /** 404: no such device, or no such skill on it. */
+  DEVICE_NOT_FOUND: 'DEVICE_NOT_FOUND',
+  /** 429: too many calls queued for one device; `Retry-After` says when to try again. */
+  DEVICE_BUSY: 'DEVICE_BUSY',
+  /** 504: the device did not answer before the call's deadline. */
+  DEVICE_TIMEOUT: 'DEVICE_TIMEOUT',
+} as const;
+
+const MAX_NAME_LENGTH = 63;
+
+/**
+ * The one spelling of a device name: Unicode NFKC, case folded, accents dropped, runs of anything
+ * but letters and digits made one `-`. `"  Grace’s  MacBook Pro "` → `grace-s-macbook-pro`.
+ */
+export function normalizeDeviceName(input: string): string {
+  const folded = input
+    .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
+    .normalize('NFKC')
+    .toLowerCase();
+  const name = folded
+    .replace(/[^\p{L}\p{N}]+/gu, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, MAX_NAME_LENGTH)
+    .replace(/-+$/g, '');
+  return name;
+}
+
+/** A device name as stored and routed: normalized, non-empty, no `/`. */
+export function isDeviceName(name: string): boolean {
+  return name.length > 0 && name.length <= MAX_NAME_LENGTH && normalizeDeviceName(name) === name;
+}
+
+/** `name`, or `name-2`, `name-3`, … : the first that `taken` does not hold. */
+export function uniqueDeviceName(wanted: string, taken: (name: string) => boolean): string {
+  if (!taken(wanted)) return wanted;
+  for (let n = 2; ; n++) {
+    const suffix = `-${n}`;
+    const candidate = `${wanted.slice(0, MAX_NAME_LENGTH - suffix.length).replace(/-+$/, '')}${suffix}`;
+    if (!taken(candidate)) return candidate;
+  }
+}
+
+/** `<device>/<skill id>`: how a skill on a device is named in routes, search results and logs. */
+export function skillPath(device: string, skill: string): string {
+  return `${device}/${skill}`;
+}
+
+export function parseSkillPath(path: string): { device?: string; skill: string } {
+  const slash = path.indexOf('/');
+  return slash < 0 ? { skill: path } : { device: path.slice(0, slash), skill: path.slice(slash + 1) };
+}
+
+/** The tool name a device's skill is offered under in chat and MCP: `device.skill`, dots of the id kept. */
+export function deviceToolName(device: string, skill: string): string {
+  return `${device}.${skill}`;
+}
+
+/** A skill as a spoke announces it: enough for the hub to list it and check calls before forwarding them. */
+export interface ExposedSkill {
+  id: string;
+  title: string;
+  description: string;
+  tags: string[];
+  inputSchema: Record<string, unknown>;
+  outputSchema?: Record<string, unknown>;
+  /** The scope a caller needs besides `skills:execute`. */
+  scope?: string;
+}
+
+/** The first frame a spoke sends, before any JSON-RPC. */
+export interface HelloFrame {
+  type: 'hello';
+  protocolVersion: number;
+  aionVersion: string;
+  /** The name the spoke believes it has; must be its token's. */
+  device: string;
+  /** The extensions it exposes, by id and version. */
+  manifests: Array<{ id: string; version: string }>;
+  skills: ExposedSkill[];
+}
+
+/** The hub's answer: welcome (then JSON-RPC), or a refusal naming the reason, then close. */
+export type HandshakeAnswer =
+  | { type: 'welcome'; protocolVersion: number; aionVersion: string; device: string; pingIntervalMs: number; pingTimeoutMs: number }
+  | { type: 'refused'; code: string; message: string };
+
+/** The principal a call runs as on the spoke: the hub's caller, within the device's scopes. */
+export interface ForwardedCaller {
+  sub: string;
+  type: string;
+  tenant_id: string;
+  owner: string;
+  scopes: string[];
+}
+
+export interface ExecuteSkillParams {
+  skill: string;
+  args: unknown;
+  caller: ForwardedCaller;
+  /** Correlates the call with the hub's request in both logs. */
+  correlationId: string;
+  /** Epoch milliseconds after which the spoke stops and the hub has already failed the call. */
+  deadline: number;
+}
+
+export interface SyncedSession {
+  id: string;
+  title?: string | null;
+  title_updated_at?: number;
+  created_at?: number;
+  metadata?: Record<string, unknown> | null;
+  deleted_at?: number | null;
+  seq?: number;
+}
+
+export interface SyncedMessage {
+  id: string;
+  session_id: string;
+  role: string;
+  content: string;
+  metadata?: Record<string, unknown> | null;
+  created_at?: number;
+  seq?: number;
+}
+
+export interface SessionsSyncRequest {
+  cursor?: number;
+  limit?: number;
+  sessions?: SyncedSession[];
+  messages?: SyncedMessage[];
+  tombstones?: Array<{ id: string }>;
+}
+
+export interface SessionsSyncAnswer {
+  cursor: number;
+  has_more: boolean;
+  pushed: { sessions: { created: number; updated: number; ignored: number }; messages: { created: number; duplicates: number; ignored: number }; tombstones: { applied: number } };
+  rejected: Array<{ type: string; id: string; code: string; message: string }>;
+  changes: { sessions: SyncedSession[]; messages: SyncedMessage[] };
+}
+
+/** Messages of the `remote` host: mostly the hub asks and the spoke answers; sessions sync goes the other way. */
+export const DeviceProtocol = {
+  ping: new RequestType<{ sentAt: number }, { sentAt: number }, void>('$devicePing'),
+  executeSkill: new RequestType<ExecuteSkillParams, { result: unknown; durationMs: number }, void>('$deviceExecuteSkill'),
+  /**
+   * Spoke → hub: one exchange of `POST /v1/sessions/sync` for the device's user (needs `sessions:sync`):
+   * the spoke pushes what changed locally and pulls what changed on the hub since its cursor.
+   */
+  syncSessions: new RequestType<SessionsSyncRequest, SessionsSyncAnswer, void>('$deviceSyncSessions'),
+  /** The spoke's skill list changed (a pack installed or removed). */
+  skillsChanged: new NotificationType<{ skills: ExposedSkill[] }>('$deviceSkillsChanged'),
+};
