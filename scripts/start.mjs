@@ -71,6 +71,19 @@ if (existsSync(join(sample, 'build.mjs'))) {
   }
 }
 
+// The admin console's bundle: rebuilt when any of its sources is newer than the bundle.
+const admin = join(root, 'extensions', 'admin');
+if (existsSync(join(admin, 'build.mjs'))) {
+  const bundle = join(admin, 'dist', 'console', 'app.js');
+  if (existsSync(bundle) && statSync(bundle).mtimeMs >= newestInput(join(admin, 'console'))) log('admin console unchanged: not rebuilt');
+  else {
+    const t = performance.now();
+    const built = spawnSync(process.execPath, [join(admin, 'build.mjs')], { cwd: admin, stdio: 'inherit' });
+    if (built.status !== 0) process.exit(built.status ?? 1);
+    log(`admin console built in ${Math.round(performance.now() - t)} ms`);
+  }
+}
+
 const server = spawn(process.execPath, [join(root, 'core', 'dist', 'src', 'cli', 'main.js'), 'serve', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => server.kill(signal));
 server.once('exit', (code, signal) => process.exit(code ?? (signal ? 128 + ({ SIGINT: 2, SIGTERM: 15, SIGHUP: 1, SIGKILL: 9 }[signal] ?? 1) : 1)));

@@ -8,4 +8,5 @@ export { EGRESS_SOCKET_ENV } from './networkIsolation.js';
 /** The file the kernel forks for `shared` and `dedicated` hosts. */
 export const hostEntryPath = fileURLToPath(new URL('./main.js', import.meta.url));
 export { REQUEST_ID_KEY, enableCallContext, currentCallContext, contextFrom, runInCallContext } from './callContext.js';
-export { createFrameConnection, DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader, FrameWriter, type FrameChannel, type FrameConnection } from './remote/frameTransport.js';
+// The frame transport a remote host speaks lives with the protocol, in @aion/extension-api/protocol.
+export { createFrameConnection, DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader, FrameWriter, type FrameChannel, type FrameConnection } from '@aion/extension-api/protocol';

@@ -102,7 +102,7 @@ function kernelVersion(): string {
 
 /** A socket left by a server that died is removed; one a live server answers on, or another user's, is not. */
 async function removeStaleSocket(path: string): Promise<void> {
-  let stats;
+  let stats: ReturnType<typeof lstatSync>;
   try {
     stats = lstatSync(path);
   } catch {

@@ -98,3 +98,4 @@ export const AION_RPC_ERROR = -32050;
 
 export { StreamBridge, isStreamMarker, type StreamMarker } from './streams.js';
 export { RpcEndpoint, toResponseError, fromRpcError } from './endpoint.js';
+export * from './frameTransport.js';

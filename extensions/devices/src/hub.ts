@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { AionError, AsyncQueue, CancellationTokenSource, ErrorCodes, API_VERSION, type HttpRequestData, type HttpResponseData, type Logger, type Principal } from '@aion/extension-api';
 import { RpcEndpoint } from '@aion/extension-api/protocol';
-import { createFrameConnection, type FrameError } from '@aion/host-runtime';
+import { createFrameConnection, type FrameError } from '@aion/extension-api/protocol';
 import type { HubCluster, Presence } from './cluster.js';
 import type { DevicesConfiguration } from './config.js';
 import { DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, normalizeDeviceName, skillPath, type ExposedSkill, type ForwardedCaller, type HandshakeAnswer, type HelloFrame, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';

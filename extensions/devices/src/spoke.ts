@@ -1,6 +1,6 @@
 import { AionError, API_VERSION, ErrorCodes, type CancellationToken, type Logger } from '@aion/extension-api';
 import { RpcEndpoint } from '@aion/extension-api/protocol';
-import { createFrameConnection, DEFAULT_MAX_FRAME_BYTES } from '@aion/host-runtime';
+import { createFrameConnection, DEFAULT_MAX_FRAME_BYTES } from '@aion/extension-api/protocol';
 import { WebSocket } from 'ws';
 import { CONNECT_PATH, DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, type ExecuteSkillParams, type ExposedSkill, type HandshakeAnswer, type HelloFrame, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';
 

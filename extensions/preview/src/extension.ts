@@ -111,7 +111,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<PreviewApi> 
     const principal = req.principal;
     if (raw === undefined && !principal) throw new AionError(ErrorCodes.UNAUTHENTICATED, 'sign in, or send the preview token as X-Preview-Token');
     const claims: PreviewClaims | undefined = raw !== undefined ? tokens.verify(raw) : undefined;
-    if (!job || job.queue !== 'preview_build') throw notFound();
+    if (job?.queue !== 'preview_build') throw notFound();
     const payload = job.payload as PreviewJobPayload;
     if (claims) {
       if (claims.project_id !== payload.project_id || claims.user_id !== payload.user_id || claims.tenant_id !== payload.tenant_id || claims.platform !== payload.platform) {

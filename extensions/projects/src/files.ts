@@ -26,7 +26,7 @@ export async function readProjectFile(root: string, relPath: string, options: { 
   if (!isInside(root, real)) throw projectsError('PATH_OUTSIDE_PROJECT', `${shown} leads outside the project (a symlink); only files inside it are read`);
   const relReal = real.slice(root.length).split(/[\\/]+/).filter(Boolean);
   if (relReal.includes('.git')) throw projectsError('PATH_OUTSIDE_PROJECT', `${shown} leads into .git, which is not part of the project's files`);
-  let handle;
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
     handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {

@@ -332,7 +332,7 @@ export class FrontDoor {
     if (limit > 0 && !limiter.tryAcquire(keySlot, limit)) {
       throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${limit} calls in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(retryAfterSeconds) } });
     }
-    let result;
+    let result: Awaited<ReturnType<typeof this.o.embeddings.execute>>;
     try {
       result = await this.o.embeddings.execute(decision, request, token);
     } finally {

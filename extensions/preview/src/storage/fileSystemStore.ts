@@ -67,7 +67,7 @@ export class FileSystemBundleStore implements BundleStore {
     const root = join(this.dataDir, 'previews');
     const out: StoredBundle[] = [];
     const walk = async (dir: string): Promise<void> => {
-      let entries;
+      let entries: import('node:fs').Dirent[];
       try {
         entries = await readdir(dir, { withFileTypes: true });
       } catch {

@@ -29,7 +29,6 @@ export function validateObjectKey(key: unknown): string {
   if (k.startsWith('/') || /^[A-Za-z]:/.test(k)) bad('absolute paths are not allowed');
   if (k.includes('\\')) bad('use / between segments');
   // eslint-disable-next-line no-control-regex
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(k)) bad('control characters are not allowed');
   for (const segment of k.split('/')) {
     if (segment === '') bad('empty segments (// or a trailing /) are not allowed');
