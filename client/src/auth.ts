@@ -44,6 +44,17 @@ export interface ApiKey {
   [key: string]: unknown;
 }
 
+export interface Me {
+  sub: string;
+  type: 'user' | 'device' | 'service';
+  scopes: string[];
+  tenant_id: string;
+  owner: string;
+  user: { id: string; username: string; [key: string]: unknown };
+  device?: Record<string, unknown>;
+  api_key?: { id: string };
+}
+
 /** Refresh this long before the access token expires, so a request never carries a stale one. */
 const REFRESH_MARGIN_MS = 30_000;
 
@@ -134,7 +145,8 @@ export class AuthApi {
     return this.credentials.current();
   }
 
-  me(options: { signal?: AbortSignal } = {}): Promise<{ principal: { sub: string; type: string; scopes: string[]; tenant_id?: string }; user?: Record<string, unknown> }> {
+  /** Who the credentials are: a user, a device (`device`) or an API key (`api_key`), with its scopes and user. */
+  me(options: { signal?: AbortSignal } = {}): Promise<Me> {
     return this.transport.json('GET', '/v1/me', undefined, options);
   }
 
