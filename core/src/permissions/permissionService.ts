@@ -32,10 +32,16 @@ export class PermissionService {
   /** Throws FORBIDDEN unless `callerId` may run `command`; `principal` is a user the caller acts for, verified by the kernel. */
   assertMayExecuteCommand(callerId: string | undefined, command: string, principal?: Principal): void {
     const declaration = this.commands.declarationOf(command);
+    const scopes = declaration?.scopes ?? [];
+    const holds = (p: Principal) => scopes.every((s) => p.scopes.includes(s) || p.scopes.includes('*'));
+    // A user a caller acts for must hold the command's scopes, however trusted the caller that relays it.
+    if (principal && scopes.length > 0 && !holds(principal)) {
+      const missingScopes = scopes.filter((s) => !principal.scopes.includes(s) && !principal.scopes.includes('*'));
+      throw new AionError(ErrorCodes.FORBIDDEN, `${principal.sub} lacks ${missingScopes.join(', ')} to run ${command}`, { details: { command, missingScopes } });
+    }
     if ((declaration?.access ?? 'public') === 'public' || this.isTrusted(callerId)) return;
     if (this.grantOf(callerId!).commands?.includes(command)) return;
-    const scopes = declaration?.scopes ?? [];
-    if (principal && scopes.length > 0 && scopes.every((s) => principal.scopes.includes(s) || principal.scopes.includes('*'))) return;
+    if (principal && scopes.length > 0) return;
     const forUser = scopes.length > 0 ? `, or it runs the command for a signed-in user holding ${scopes.join(', ')} with commands.executeFor()` : '';
     throw new AionError(ErrorCodes.FORBIDDEN, `${callerId} may not run the privileged command ${command}: ${grantHint(callerId!, 'commands', command)}${forUser}`, {
       details: { caller: callerId, command, missingPermission: `commands:${command}`, ...(principal && scopes.length ? { missingScopes: scopes.filter((s) => !principal.scopes.includes(s)) } : {}) },

@@ -178,6 +178,22 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     })),
     aion.http.handle('POST /v1/router/policies/reload', async () => ({ body: await reload() })),
     aion.commands.register('router.reloadPolicies', reload),
+    // For other entry points (gRPC): they pass the user's credentials with commands.executeFor, the kernel verifies them.
+    // `idempotencyBody`: what the client sent, when the body was derived from it (a gRPC deadline becomes timeout_ms).
+    aion.commands.register('router.tasks.submit', async (body: unknown, options: { idempotencyKey?: string; idempotencyBody?: unknown; waitMs?: number } | undefined, token: aion.CancellationToken) => {
+      const idempotencyKey = typeof options?.idempotencyKey === 'string' && options.idempotencyKey ? options.idempotencyKey : undefined;
+      const submitted = await tasks.submit(validateTaskInput(body), actingUser(), { idempotencyKey, body: options?.idempotencyBody ?? body });
+      const waitMs = Math.min(typeof options?.waitMs === 'number' && options.waitMs > 0 ? options.waitMs : 0, config.defaults.maxWaitMs);
+      const task = waitMs > 0 ? await tasks.wait(submitted.task.task_id, waitMs, token) : submitted.task;
+      return { task, replayed: submitted.replayed };
+    }),
+    aion.commands.register('router.tasks.get', (taskId: string) => tasks.get(String(taskId), actingUser())),
+    aion.commands.register('router.tasks.cancel', (taskId: string) => tasks.cancel(String(taskId), actingUser())),
+    aion.commands.register('router.tasks.events', async (taskId: string, afterId: unknown) => {
+      const after = afterId === undefined || afterId === null ? 0 : Number(afterId);
+      if (!Number.isInteger(after) || after < 0) throw new AionError(ErrorCodes.BAD_REQUEST, 'the last event id must be an event id this task sent');
+      return tasks.events(String(taskId), actingUser(), after);
+    }),
   );
 
   const own = (): Caller => {
@@ -197,6 +213,13 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     providers: () => catalog.providers.map((p) => ({ ...p })),
     reloadPolicies: reload,
   };
+}
+
+/** The user a `router.tasks.*` command runs for, as the kernel verified it; without one (the CLI) there is nobody to own the task. */
+function actingUser(): Caller {
+  const principal = aion.commands.principal();
+  if (!principal) throw new AionError(ErrorCodes.UNAUTHENTICATED, 'router.tasks commands run for a signed-in user: call them with commands.executeFor(credentials, …)');
+  return requireCaller(principal);
 }
 
 /** `wait: true` waits up to the server's maximum; `Prefer: wait=N` (seconds) works too. */

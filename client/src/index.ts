@@ -1,0 +1,8 @@
+export { AionClient, type AionClientOptions } from './client.js';
+export { AionApiError, ClientErrorCodes, isAionApiError } from './errors.js';
+export { MemoryTokenStore, type ApiKey, type Me, type StoredTokens, type TokenPair, type TokenStore } from './auth.js';
+export { MemorySessionStore, type LocalSessionStore, type SyncAnswer, type SyncPush } from './sessions.js';
+export type { SubmitOptions, StreamOptions } from './tasks.js';
+export type { RetryOptions } from './transport.js';
+export type { HealthReport } from './resources.js';
+export type * from './types.js';
