@@ -21,7 +21,7 @@ export interface Hub {
 }
 
 /** `[hang]` in a message: the upstream never answers; otherwise it streams "Hello from the hub". */
-export async function startHub(options: { chunkDelayMs?: number } = {}): Promise<Hub> {
+export async function startHub(options: { chunkDelayMs?: number; extensions?: Record<string, Record<string, unknown>> } = {}): Promise<Hub> {
   const openai = await startFakeOpenAI({
     chunkDelayMs: options.chunkDelayMs,
     reply: (request) => (JSON.stringify(request.body?.messages ?? []).includes('[hang]') ? { kind: 'hang' } : { kind: 'answer', text: ['Hello', ' from', ' the', ' hub'], usage: { prompt_tokens: 5, completion_tokens: 4 } }),
@@ -32,6 +32,7 @@ export async function startHub(options: { chunkDelayMs?: number } = {}): Promise
       extensions: {
         'aion.router': { providers: { openai: { enabled: true } }, defaults: { privacy: 'allow-api' } },
         'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 30_000 },
+        ...options.extensions,
       },
     },
   });

@@ -26,7 +26,7 @@ export interface Hub {
  * A real hub: storage on SQLite, auth, the router with the OpenAI provider pointed at a fake
  * upstream, and aion.grpc on a free port. `[hang]` in a message makes the upstream never answer.
  */
-export async function startHub(options: { grpc?: Record<string, unknown>; router?: Record<string, unknown>; chunkDelayMs?: number } = {}): Promise<Hub> {
+export async function startHub(options: { grpc?: Record<string, unknown>; router?: Record<string, unknown>; auth?: Record<string, unknown>; chunkDelayMs?: number } = {}): Promise<Hub> {
   const openai = await startFakeOpenAI({
     chunkDelayMs: options.chunkDelayMs,
     reply: (request) => {
@@ -43,6 +43,7 @@ export async function startHub(options: { grpc?: Record<string, unknown>; router
         'aion.router': { providers: { openai: { enabled: true } }, defaults: { privacy: 'allow-api' }, ...options.router },
         'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 30_000 },
         'aion.grpc': { port: 0, ...options.grpc },
+        ...(options.auth ? { 'aion.auth': options.auth } : {}),
       },
     },
   });
