@@ -1,16 +1,8 @@
 import type { DeliveryState, EventEnvelope, SinkStatus, StoredEvent } from './api.js';
+import type { SqlValue, StorageApi } from '@aion/ext-storage';
 
-type SqlValue = string | number | boolean | null;
-type Sql = string | { sqlite: string; postgres: string };
-
-/** The part of `aion.storage`'s API the outbox uses (declared here, so events builds without it). */
-export interface StorageSql {
-  namespace(): Promise<{ prefix: string; dialect: 'sqlite' | 'postgres' }>;
-  migrate(steps: Array<{ name: string; up: string[] | { sqlite: string[]; postgres: string[] } }>): Promise<{ applied: string[] }>;
-  query<R = Record<string, unknown>>(sql: Sql, params?: SqlValue[]): Promise<R[]>;
-  execute<R = Record<string, unknown>>(sql: Sql, params?: SqlValue[]): Promise<{ rows: R[]; changes: number }>;
-  transaction(statements: Array<{ sql: Sql; params?: SqlValue[] }>): Promise<Array<{ rows: Record<string, unknown>[]; changes: number }>>;
-}
+/** The part of `aion.storage`'s API the outbox uses. */
+export type StorageSql = Pick<StorageApi, 'namespace' | 'migrate' | 'query' | 'execute' | 'transaction'>;
 
 interface EventRow {
   id: string;

@@ -3,18 +3,10 @@ import type { JobLogLine, JobStatus, JobView } from '../api.js';
 import { JobsErrorCodes } from '../api.js';
 import { backoffDelay, iso, jobErrorOf, type NewJob, type QueueSettings } from '../model.js';
 import type { Consumer, EnqueueOutcome, JobBackend, JobExecutor, QueueStats, StoredHeartbeat } from './backend.js';
+import type { SqlValue, StorageApi } from '@aion/ext-storage';
 
-type SqlValue = string | number | boolean | null;
-type Sql = string | { sqlite: string; postgres: string };
-
-/** The part of `aion.storage`'s API this backend uses (declared here, so jobs builds without it). */
-export interface StorageSql {
-  namespace(): Promise<{ prefix: string; dialect: 'sqlite' | 'postgres' }>;
-  migrate(steps: Array<{ name: string; up: string[] | { sqlite: string[]; postgres: string[] } }>): Promise<{ applied: string[] }>;
-  query<R = Record<string, unknown>>(sql: Sql, params?: SqlValue[]): Promise<R[]>;
-  execute<R = Record<string, unknown>>(sql: Sql, params?: SqlValue[]): Promise<{ rows: R[]; changes: number }>;
-  transaction(statements: Array<{ sql: Sql; params?: SqlValue[] }>): Promise<Array<{ rows: Record<string, unknown>[]; changes: number }>>;
-}
+/** The part of `aion.storage`'s API this backend uses. */
+export type StorageSql = Pick<StorageApi, 'namespace' | 'migrate' | 'query' | 'execute' | 'transaction'>;
 
 interface JobRow {
   id: string;
