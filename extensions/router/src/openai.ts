@@ -278,17 +278,10 @@ export class FrontDoor {
       const problems = (validateBody.errors ?? []).map((e) => `${jsonPath(e.instancePath)} ${e.message}`);
       throw new AionError(ErrorCodes.VALIDATION_FAILED, `invalid chat completion request: ${problems.join('; ')}`, { details: problems });
     }
-    const { id, created, request, decision, run, abort, source, cleanup } = await this.begin(req, body, token, caller, 'chatcmpl-');
+    const call = await this.begin(req, body, token, caller, 'chatcmpl-');
+    const { id, created, request, decision, run, abort, source, cleanup } = call;
     if (!body.stream) {
-      let result: ExecutionResult;
-      try {
-        result = await run({}, false);
-      } finally {
-        cleanup();
-      }
-      this.o.onFinished({ id, intent: request.intent, decision, result }, caller);
-      const route = routeHeader(decision, result.attempts);
-      if (result.status !== 'OK') throw this.failure(result, route);
+      const { result, route } = await this.runWhole(call, caller);
       const c = result.candidate!;
       const message: Record<string, unknown> = { role: 'assistant', content: result.toolCalls.length && !result.text ? null : result.text, refusal: null };
       if (result.toolCalls.length) message.tool_calls = result.toolCalls.map((t) => ({ id: t.id, type: 'function', function: { name: t.name, arguments: t.arguments } }));
@@ -327,16 +320,12 @@ export class FrontDoor {
       metadata: body.aion?.metadata ?? {},
     };
     const decision = this.o.embeddings.decide(request);
-    const { limiter, limit, retryAfterSeconds } = this.o.keyLimit();
-    const keySlot = `key:${caller.apiKey}`;
-    if (limit > 0 && !limiter.tryAcquire(keySlot, limit)) {
-      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${limit} calls in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(retryAfterSeconds) } });
-    }
+    const releaseKeySlot = this.acquireKeySlot(caller);
     let result: Awaited<ReturnType<typeof this.o.embeddings.execute>>;
     try {
       result = await this.o.embeddings.execute(decision, request, token);
     } finally {
-      if (limit > 0) limiter.release(keySlot);
+      releaseKeySlot();
     }
     const id = `embd-${randomUUID().replace(/-/g, '')}`;
     this.o.onFinished({ id, intent: EMBED_INTENT, decision, result }, caller);
@@ -368,7 +357,8 @@ export class FrontDoor {
     if (typeof body.input === 'string') messages.push({ role: 'user', content: body.input });
     else for (const m of body.input) messages.push({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((c) => c.text ?? '').join('') });
     const chat: ChatCompletionBody = { model: body.model, messages, temperature: body.temperature ?? undefined, max_tokens: body.max_output_tokens ?? undefined, metadata: body.metadata ?? undefined, aion: body.aion };
-    const { id, request, decision, run, abort, source, cleanup } = await this.begin(req, chat, token, caller, 'resp_');
+    const call = await this.begin(req, chat, token, caller, 'resp_');
+    const { id, request, decision, run, abort, source, cleanup } = call;
     const created = Math.floor(Date.now() / 1000);
     const messageId = `msg_${id.slice(5)}`;
     const envelope = (status: string, engine: string, text: string, result?: ExecutionResult) => ({
@@ -392,15 +382,7 @@ export class FrontDoor {
     });
     const statusOf = (r: ExecutionResult) => (r.finishReason === 'length' ? 'incomplete' : 'completed');
     if (!body.stream) {
-      let result: ExecutionResult;
-      try {
-        result = await run({}, false);
-      } finally {
-        cleanup();
-      }
-      this.o.onFinished({ id, intent: request.intent, decision, result }, caller);
-      const route = routeHeader(decision, result.attempts);
-      if (result.status !== 'OK') throw this.failure(result, route);
+      const { result, route } = await this.runWhole(call, caller);
       return { headers: { 'x-aion-route': route }, body: envelope(statusOf(result), result.candidate!.engine, result.text, result) };
     }
     const queue = new AsyncQueue<string>({
@@ -462,11 +444,7 @@ export class FrontDoor {
     const skills = body.aion?.skills ? await this.o.skills.resolve(body.aion.skills, caller.principal, body.aion.max_steps) : undefined;
     if (skills) request.tools = mergeTools(request.tools, skills);
     const decision = await this.o.engine.route(request, { sub: caller.sub, tenant_id: caller.tenant });
-    const { limiter, limit, retryAfterSeconds } = this.o.keyLimit();
-    const keySlot = `key:${caller.apiKey}`;
-    if (limit > 0 && !limiter.tryAcquire(keySlot, limit)) {
-      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${limit} calls in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(retryAfterSeconds) } });
-    }
+    const releaseKeySlot = this.acquireKeySlot(caller);
     const source = new CancellationTokenSource();
     const abort: Abort = { token: source.token };
     const link = token.onCancellationRequested(() => {
@@ -482,10 +460,35 @@ export class FrontDoor {
     const cleanup = () => {
       clearTimeout(timer);
       link.dispose();
-      if (limit > 0) limiter.release(keySlot);
+      releaseKeySlot();
     };
     const run: Run = (observer, stream) => (skills ? runToolLoop({ engine: this.o.engine, skills: this.o.skills, set: skills, requestId: id, decision, request, abort, observer, stream }) : this.o.engine.execute(decision, request, abort, observer, stream));
     return { id, created, request, decision, run, abort, source, cleanup };
+  }
+
+  /** Takes one of the caller's API-key slots (RATE_LIMITED when all are in flight); the answer gives it back. */
+  private acquireKeySlot(caller: Caller): () => void {
+    const { limiter, limit, retryAfterSeconds } = this.o.keyLimit();
+    if (limit <= 0) return () => undefined;
+    const keySlot = `key:${caller.apiKey}`;
+    if (!limiter.tryAcquire(keySlot, limit)) {
+      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${limit} calls in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(retryAfterSeconds) } });
+    }
+    return () => limiter.release(keySlot);
+  }
+
+  /** Runs a begun call to its whole (non-streamed) answer, records it, and throws a failure as its HTTP error. */
+  private async runWhole(call: { id: string; request: RouteRequest; decision: Decision; run: Run; cleanup: () => void }, caller: Caller): Promise<{ result: ExecutionResult; route: string }> {
+    let result: ExecutionResult;
+    try {
+      result = await call.run({}, false);
+    } finally {
+      call.cleanup();
+    }
+    this.o.onFinished({ id: call.id, intent: call.request.intent, decision: call.decision, result }, caller);
+    const route = routeHeader(call.decision, result.attempts);
+    if (result.status !== 'OK') throw this.failure(result, route);
+    return { result, route };
   }
 
   private failure(result: ExecutionResult, route: string): AionError {
