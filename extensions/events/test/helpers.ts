@@ -2,21 +2,16 @@ import { createServer as createHttpServer, type IncomingHttpHeaders, type Server
 import { connect as tcpConnect, createServer as createTcpServer, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitFor as waitForCondition } from '@aion/core';
 
 export const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures');
 export const EVENTS_DIR = resolve(FIXTURES, '..', '..');
 export const NATS_URL = process.env.AION_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 export const SECRET = 'a-test-secret-of-32-characters!!';
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** The test kit's waitFor with this suite's defaults. */
+export const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 25) =>
+  waitForCondition<T>(what, probe, timeoutMs, everyMs);
 
 /** A port nothing listens on (it was free a moment ago): a sink pointed at it is down. */
 export async function closedPort(): Promise<number> {

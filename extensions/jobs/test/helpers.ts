@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { requireServer } from '@aion/ext-storage/testing';
 import { probeRedis, REDIS_URL } from '@aion/ext-auth/testing';
+import { waitFor as waitForCondition } from '@aion/core';
 
 export { probeRedis, REDIS_URL };
 
@@ -56,12 +57,6 @@ export function forEachBackend(title: string, suite: (target: BackendTarget) => 
   }
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** The test kit's waitFor with this suite's defaults. */
+export const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, everyMs = 25) =>
+  waitForCondition<T>(what, probe, timeoutMs, everyMs);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
+import { waitFor as waitForCondition } from '@aion/core';
 
 /** The extension's folder (this file runs from dist/test/support). */
 export const devicesRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -80,15 +81,9 @@ export function startSpoke(hubUrl: string, token: string, options: { config?: Re
   };
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 50): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** The test kit's waitFor with this suite's defaults. */
+export const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 50) =>
+  waitForCondition<T>(what, probe, timeoutMs, everyMs);
 
 /** A hand-made device client, for the hostile cases: raw frames in, raw frames out. */
 export async function rawDevice(hubUrl: string, token: string | undefined): Promise<{ ws: WebSocket; frames: string[]; next(): Promise<string>; closed: Promise<number> }> {
