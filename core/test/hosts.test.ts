@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startTestKernel, type TestKernel } from '../src/index.js';
+import { ExtensionRegistry, startTestKernel, type TestKernel } from '../src/index.js';
 import { fixture, tempDir, waitFor } from './helpers.js';
 
 const json = async (res: Response) => (await res.json()) as any;
@@ -139,6 +139,36 @@ describe('extension hosts', () => {
 
     it('cannot start child processes unless it declares childProcess', async () => {
       assert.equal((await json(await kernel.request('/v1/dedicated/spawn'))).code, 'ERR_ACCESS_DENIED');
+    });
+  });
+  describe("the operator's placement", () => {
+    it('moves an extension out of the host its manifest asks for', async () => {
+      const kernel = await startTestKernel({ extensions: [fixture('basic')], config: { placement: { 'fixtures.basic': 'dedicated' } } });
+      try {
+        const { pid } = await json(await kernel.request('/v1/basic/pid'));
+        assert.notEqual(pid, process.pid);
+        const host = kernel.health().hosts.find((h: { extensions: string[] }) => h.extensions.includes('fixtures.basic'));
+        assert.equal(host.kind, 'dedicated');
+      } finally {
+        await kernel.stop();
+      }
+    });
+
+    it('cannot move an extension that is not built in into the kernel host without the kernelHost grant', async () => {
+      const kernel = await startTestKernel({ extensions: [fixture('basic')], config: { placement: { 'fixtures.basic': 'kernel' } }, strict: false });
+      try {
+        assert.equal((await kernel.request('/v1/basic/pid')).status, 404, 'the refused extension serves nothing');
+        const record = kernel.kernel.get(ExtensionRegistry).get('fixtures.basic')!;
+        assert.equal(record.state, 'skipped');
+        assert.equal(record.errors[0]?.code, 'PERMISSION_DENIED');
+        assert.match(record.errors[0]!.message, /kernelHost/);
+      } finally {
+        await kernel.stop();
+      }
+    });
+
+    it('rejects an unknown host kind at config load, naming the key', async () => {
+      await assert.rejects(startTestKernel({ extensions: [fixture('basic')], config: { placement: { 'fixtures.basic': 'elsewhere' } } }), /placement\/fixtures\.basic/);
     });
   });
 });

@@ -88,6 +88,11 @@ export interface AionConfig {
   extensions: Record<string, Record<string, unknown>>;
   /** Extension ids that are not loaded. */
   disabledExtensions: string[];
+  /**
+   * Host kind per extension id, in place of its manifest's `aion.host` — e.g. a built-in provider moved
+   * from the kernel host to `dedicated`, where its network allow-list is enforced by the operating system.
+   */
+  placement: Record<string, 'kernel' | 'shared' | 'dedicated'>;
   secretsFile?: string;
   permissions: PermissionsConfig;
 }
@@ -101,6 +106,7 @@ export const defaultConfig = (): AionConfig => ({
   hosts: { pingIntervalMs: 1_000, unresponsiveAfterMs: 3_000, activationTimeoutMs: 30_000, restartBackoffMs: 200, maxRestartBackoffMs: 10_000, maxCrashes: 3, crashWindowMs: 5 * 60_000 },
   extensions: {},
   disabledExtensions: [],
+  placement: {},
   permissions: {
     enforcement: 'enforce',
     grants: {},
@@ -143,6 +149,7 @@ const kernelConfigSchema = {
     },
     extensions: { type: 'object', additionalProperties: { type: 'object' } },
     disabledExtensions: { type: 'array', items: { type: 'string' } },
+    placement: { type: 'object', additionalProperties: { enum: ['kernel', 'shared', 'dedicated'] } },
     permissions: {
       type: 'object',
       properties: {

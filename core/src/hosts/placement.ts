@@ -44,7 +44,9 @@ export function effectivePermissions(record: ExtensionRecord, config: AionConfig
  * never matches another's: such extensions, and those with a restricted network, run alone.
  */
 export function placeExtension(record: ExtensionRecord, config: AionConfig): Placement {
-  const asked = record.manifest.aion?.host ?? 'shared';
+  // The operator's placement wins over the manifest's; a remote extension stays where its device is.
+  const declared = record.manifest.aion?.host ?? 'shared';
+  const asked = declared === 'remote' ? declared : (config.placement[record.id] ?? declared);
   if (asked === 'remote') return { hostKind: 'remote', hostKey: `remote:${record.id}`, enforcement: 'os' };
   if (asked === 'kernel') {
     if (record.builtin || config.permissions.grants[record.id]?.kernelHost) return { hostKind: 'kernel', hostKey: 'kernel', enforcement: 'trusted' };

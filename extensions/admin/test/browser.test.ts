@@ -39,7 +39,11 @@ describe('admin console in a real browser (Chromium)', function () {
     openai = await startFakeOpenAI();
     kernel = await startTestKernel({
       builtins: [...CONSOLE_BUILTINS, 'aion.router', 'aion.provider-openai'],
-      config: { extensions: { 'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 20_000 }, 'aion.router': { providers: { openai: { enabled: true } } } } },
+      config: {
+        extensions: { 'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 20_000 }, 'aion.router': { providers: { openai: { enabled: true } } } },
+        // Built-in providers run in the kernel host by default; the operator's placement gives this one its own process.
+        placement: { 'aion.provider-openai': 'dedicated' },
+      },
     });
     admin = initialAdmin(kernel);
     adminToken = (await signInAdmin(kernel)).access_token;

@@ -33,6 +33,8 @@ const kernel = await startTestKernel({
   config: {
     // The load generator opens up to 1024 connections from one address: the per-address cap would refuse them.
     server: { maxInFlight: 10_000, maxConnectionsPerIp: 0 },
+    // The manifest copies above are not where built-ins live, so the kernel host needs the operator's grant.
+    permissions: { grants: { 'aion.router': { kernelHost: true }, 'aion.provider-openai': { kernelHost: true } } },
     extensions: {
       'aion.router': { providers: { openai: { enabled: true, maxConcurrency: 10_000 } }, limits: { maxRunningTasks: 10_000 } },
       'aion.provider-openai': { baseUrl: upstream, apiKeySecret: '' },

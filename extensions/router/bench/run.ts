@@ -8,9 +8,11 @@
  * The Portkey gateway (installed on demand into a cache, see portkey.ts) runs beside them against the
  * same upstream, interleaved with the other two, unless `--portkey off`.
  *
- *   node dist/bench/run.js [--placements kernel/shared,shared/shared] [--seconds 10] [--rates 200,500] [--portkey on|off] [--json out.json]
+ *   node dist/bench/run.js [--placements kernel/kernel,kernel/shared] [--seconds 10] [--rates 200,500] [--portkey on|off] [--json out.json]
  *
- * A placement is `<router host>/<provider host>`; `kernel/shared` is what the manifests ask for.
+ * A placement is `<router host>/<provider host>`; `kernel/kernel` is what the manifests ask for. A provider
+ * asked into `shared` runs in a host process of its own (its network is restricted), as an operator's
+ * `placement: dedicated` would place it.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -22,7 +24,7 @@ const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const SECONDS = Number(args.get('seconds') ?? 10);
 const RATES = (args.get('rates') ?? '200,500').split(',').map(Number);
-const PLACEMENTS = (args.get('placements') ?? 'kernel/shared,shared/shared').split(',').map((p) => p.split('/') as ['kernel' | 'shared', 'kernel' | 'shared']);
+const PLACEMENTS = (args.get('placements') ?? 'kernel/kernel,kernel/shared').split(',').map((p) => p.split('/') as ['kernel' | 'shared', 'kernel' | 'shared']);
 const THROUGHPUT_SECONDS = Number(args.get('throughput-seconds') ?? 5);
 const CONCURRENCY = Number(args.get('concurrency') ?? 64);
 const WITH_PORTKEY = args.get('portkey') !== 'off';
@@ -121,7 +123,9 @@ function summarise(samples: Sample[]) {
 }
 
 function start(script: string, argv: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = fork(fileURLToPath(new URL(script, import.meta.url)), argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // AION_BENCH_PROFILE=<dir> writes a CPU profile of the Aion kernel process there, to see where its time goes.
+  const profile = script === './kernel.js' && process.env.AION_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.AION_BENCH_PROFILE}`] : [];
+  const child = fork(fileURLToPath(new URL(script, import.meta.url)), argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, ...profile] });
   return new Promise((resolve, reject) => {
     child.once('message', (m: { url: string }) => resolve({ child, url: m.url }));
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
