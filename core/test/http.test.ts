@@ -41,6 +41,16 @@ describe('the HTTP edge', () => {
     assert.match(generated.headers.get('x-request-id')!, /^[0-9a-f-]{36}$/);
   });
 
+  it("says the kernel's own time in Server-Timing, on answers and on errors", async () => {
+    const ok = await kernel.request('/v1/basic/slow?ms=50');
+    const dur = Number(/^app;dur=(\d+\.\d{2})$/.exec(ok.headers.get('server-timing') ?? '')?.[1]);
+    assert.ok(dur >= 50, `app;dur covers the route's own 50 ms: ${ok.headers.get('server-timing')}`);
+    await ok.text();
+    const missing = await kernel.request('/v1/nope');
+    assert.equal(missing.status, 404);
+    assert.match(missing.headers.get('server-timing') ?? '', /^app;dur=\d+\.\d{2}$/);
+  });
+
   it('enforces declared scopes after http.authenticate: 401 without credentials, 401 expired, 403 missing scope', async () => {
     await expectError(await kernel.request('/v1/basic/secure'), 401, 'UNAUTHENTICATED');
     await expectError(await kernel.request('/v1/basic/secure', { headers: { authorization: 'Bearer nonsense' } }), 401, 'UNAUTHENTICATED');

@@ -122,6 +122,8 @@ export class HttpEdge {
         failure = this.writeError(ctx, err);
       } finally {
         const ms = performance.now() - started;
+        // The kernel's own time, so a client can tell it from the network's and its own (W3C Server-Timing).
+        if (!ctx.headerSent) ctx.set('Server-Timing', `app;dur=${ms.toFixed(2)}`);
         const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
         const errorCode = failure?.code;
         // One access line per request; a failed one also says why.
