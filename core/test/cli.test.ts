@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -288,6 +289,43 @@ describe('the aion CLI', () => {
       child.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+
+  it('serve --workers 2 runs two kernels on one port, reaches both, and drains both on SIGTERM', async function () {
+    this.timeout(60_000);
+    const dataDir = tempDir();
+    const server = startAion(['serve', '--workers', '2', '--port', '0', '--builtins', 'none', '--data-dir', dataDir, '--extensions-dir', fixture('basic')]);
+    try {
+      const [, url] = await server.waitFor(/listening on (http:\/\/\S+) \(2 workers\)/, 45_000);
+      // A new connection per request, so the primary spreads them over the workers.
+      const pidOf = () =>
+        new Promise<number>((resolve, reject) => {
+          get(`${url}/v1/basic/pid`, { agent: false }, (res) => {
+            let body = '';
+            res.on('data', (d) => (body += d));
+            res.on('end', () => resolve((JSON.parse(body) as { pid: number }).pid));
+          }).on('error', reject);
+        });
+      const pids = new Set<number>();
+      for (let i = 0; i < 20 && pids.size < 2; i++) pids.add(await pidOf());
+      assert.equal(pids.size, 2, 'two workers, each with its own extension host, answer on the one port');
+      // The first worker owns the local control channel.
+      const health = await aion(['health', '--data-dir', dataDir, '--json']);
+      assert.equal(health.code, 0, health.stderr);
+      const exited = new Promise<number | null>((resolve) => server.child.once('exit', resolve));
+      server.child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, 'no host process outlives the server');
+    } finally {
+      server.child.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a --workers value that is not a count', async () => {
+    const res = await aion(['serve', '--workers', 'many', '--builtins', 'none']);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /--workers must be "auto" or a whole number from 1 to 256, not "many"/);
   });
 
   it('prints usage and fails on an unknown command', async () => {

@@ -19,6 +19,7 @@ import { createLogger, logLevelFromEnvironment } from '../logging.js';
 import { completionScript } from './completion.js';
 import { developExtensions } from './dev.js';
 import { SCAFFOLD_KINDS, scaffoldExtension, type ScaffoldKind } from './scaffold.js';
+import { superviseWorkers, workerCount, workerIndex } from './workers.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -50,8 +51,10 @@ const extensionDirsFrom = (values: Record<string, unknown>) => (values['extensio
 export async function startServer(values: Record<string, unknown>, onStop?: () => Promise<void> | void): Promise<{ kernel: Kernel; control?: ControlServer }> {
   const kernel = await Kernel.start({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: extensionDirsFrom(values), logger: createLogger({ level: logLevelOf(values, 'info') }) });
   let control: ControlServer | undefined;
+  // Of several workers, the first owns the local control channel (one socket per data directory).
+  const worker = workerIndex();
   try {
-    control = await ControlServer.start(kernel);
+    if (worker === undefined || worker === 0) control = await ControlServer.start(kernel);
   } catch (err) {
     // A socket or secret someone else could read is a reason to stop; a file system without sockets is not.
     if (isAionError(err)) {
@@ -60,7 +63,8 @@ export async function startServer(values: Record<string, unknown>, onStop?: () =
     }
     kernel.logger.warn({ err: String(err) }, 'the local control channel is unavailable: aion health, reload and extensions list --running will use HTTP or fail');
   }
-  process.stdout.write(`Aion is listening on ${kernel.url}\n`);
+  // A worker's primary says where the server listens, once all of them do.
+  if (worker === undefined) process.stdout.write(`Aion is listening on ${kernel.url}\n`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -74,6 +78,19 @@ export async function startServer(values: Record<string, unknown>, onStop?: () =
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   return { kernel, control };
+}
+
+/** `aion serve`: one kernel, or with `--workers N` a primary that runs N of them on one port. */
+async function serve(values: Record<string, unknown>): Promise<'serving'> {
+  const count = workerIndex() === undefined ? workerCount(values.workers) : 1;
+  if (count === 1) {
+    await startServer(values);
+    return 'serving';
+  }
+  configFrom(values); // a bad configuration is one error here, not one per worker
+  const logger = createLogger({ level: logLevelOf(values, 'info') }).child({ service: 'aion-primary' });
+  await superviseWorkers(count, logger, (url) => process.stdout.write(`Aion is listening on ${url} (${count} workers)\n`));
+  return 'serving';
 }
 
 /** `--builtins all|none|id,id`: which built-in extensions load. */
@@ -345,8 +362,12 @@ export function buildProgram(done: (result: Promise<number | 'serving'>) => void
     .exitOverride()
     .configureOutput({ outputError: () => undefined })
     .addHelpText('after', '\nExit codes: 0 success, 1 the command failed (or the server is not healthy), 2 usage error.');
-  program.command('serve').description('start the server; SIGTERM or SIGINT drain it first').usage('[--port N] [--host H] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id] [--log-level LEVEL]');
-  withCommonOptions(program.commands.at(-1)!, [...KERNEL_OPTIONS, 'port', 'host']).action((_o, me: Command) => done(startServer(valuesOf(me)).then(() => 'serving' as const)));
+  program
+    .command('serve')
+    .description('start the server; SIGTERM or SIGINT drain it first')
+    .usage('[--port N] [--host H] [--workers N|auto] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id] [--log-level LEVEL]')
+    .addOption(new Option('--workers <n>', 'kernel processes serving the port: a number or auto (every CPU); default 1, auto when NODE_ENV=production'));
+  withCommonOptions(program.commands.at(-1)!, [...KERNEL_OPTIONS, 'port', 'host']).action((_o, me: Command) => done(serve(valuesOf(me))));
 
   const dev = program.command('dev').description('serve, rebuild extensions under --extensions-dir on change and reload their host without restarting the kernel');
   withCommonOptions(dev, [...KERNEL_OPTIONS, 'port', 'host']).action((_o, me: Command) => done(developExtensions(valuesOf(me), startServer).then(() => 'serving' as const)));
