@@ -72,30 +72,37 @@ export interface ExtensionApiBinding {
   readonly realtime: RealtimeNamespace;
 }
 
-const RUNTIME = Symbol.for('aion.extension-api.runtime');
-type Runtime = { context: AsyncLocalStorage<ExtensionApiBinding>; caller: AsyncLocalStorage<string | undefined>; principal?: AsyncLocalStorage<Principal | undefined> };
+/** What code runs as: the extension whose API it calls, the extension that called it, and for whom. */
+interface CallFrame {
+  readonly binding?: ExtensionApiBinding;
+  readonly caller?: string;
+  readonly principal?: Principal;
+}
 
+// One AsyncLocalStorage, not one per field: each store costs a propagation on every promise created.
 // Shared through globalThis so an extension with its own copy of this package still finds its host.
-function runtime(): Runtime {
-  const g = globalThis as unknown as Record<symbol, Runtime | undefined>;
-  const r = (g[RUNTIME] ??= { context: new AsyncLocalStorage<ExtensionApiBinding>(), caller: new AsyncLocalStorage<string | undefined>() });
-  r.principal ??= new AsyncLocalStorage<Principal | undefined>();
-  return r;
+const RUNTIME = Symbol.for('aion.extension-api.frames');
+
+function frames(): AsyncLocalStorage<CallFrame> {
+  const g = globalThis as unknown as Record<symbol, AsyncLocalStorage<CallFrame> | undefined>;
+  return (g[RUNTIME] ??= new AsyncLocalStorage<CallFrame>());
 }
 
 /** For hosts: runs `fn` as code of the extension that `binding` belongs to. */
 export function runInExtensionContext<T>(binding: ExtensionApiBinding, fn: () => T): T {
-  return runtime().context.run(binding, fn);
+  const store = frames();
+  const frame = store.getStore();
+  return store.run({ binding, caller: frame?.caller, principal: frame?.principal }, fn);
 }
 
 /** For hosts: runs `fn` as a call made by `callerId`, for the kernel-verified `principal` when there is one. */
 export function runAsCaller<T>(callerId: string | undefined, fn: () => T, principal?: Principal): T {
-  const r = runtime();
-  return r.caller.run(callerId, () => r.principal!.run(principal, fn));
+  const store = frames();
+  return store.run({ binding: store.getStore()?.binding, caller: callerId, principal }, fn);
 }
 
 function current(): ExtensionApiBinding {
-  const binding = runtime().context.getStore();
+  const binding = frames().getStore()?.binding;
   if (!binding) {
     throw new AionError('NO_EXTENSION_CONTEXT', 'The Aion API was called outside an extension: call it from activate() or from code activate() started.');
   }
@@ -108,12 +115,12 @@ export const commands: CommandsNamespace = {
   register: (command, fn) => current().commands.register(command, fn),
   execute: (command, ...args) => current().commands.execute(command, ...args),
   executeFor: (credentials, command, ...args) => current().commands.executeFor(credentials, command, ...args),
-  principal: () => runtime().principal!.getStore(),
+  principal: () => frames().getStore()?.principal,
 };
 
 export const extensions: ExtensionsNamespace = {
   getApi: (id) => current().extensions.getApi(id),
-  caller: () => runtime().caller.getStore(),
+  caller: () => frames().getStore()?.caller,
 };
 
 export const contributions: ContributionsNamespace = {
