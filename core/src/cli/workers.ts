@@ -39,8 +39,9 @@ function sharingNotice(count: number, env: NodeJS.ProcessEnv): string {
     'MCP sessions',
     "devices' connections",
   ];
-  if (!env.AION_REDIS_URL) perWorker.unshift('rate limits and access-token revocations (set AION_REDIS_URL to share them)');
-  return `${count} workers serve one port, each with its own extension hosts; they share the database${env.AION_REDIS_URL ? ' and Redis' : ''}. Kept per worker: ${perWorker.join('; ')}`;
+  if (!env.AION_REDIS_URL) perWorker.unshift('rate limits, access-token revocations and socket.io publications (set AION_REDIS_URL to share them)');
+  const shared = env.AION_REDIS_URL ? 'the database, and through Redis rate limits, access-token revocations and socket.io publications' : 'the database';
+  return `${count} workers serve one port, each with its own extension hosts; they share ${shared}. Kept per worker: ${perWorker.join('; ')}`;
 }
 
 /**

@@ -31,6 +31,11 @@ export interface ServerConfig {
   trustedProxies: string[];
   /** Token bucket per socket.io or WebSocket connection; a client refused this many times in a minute is disconnected. */
   realtime: { messagesPerSecond: number; burst: number; refusalsBeforeDisconnect: number };
+  /**
+   * Redis shared by several kernels (`--workers`, or several machines): socket.io publications reach
+   * clients connected to any of them. `AION_REDIS_URL` sets it. Without it, each kernel's are its own.
+   */
+  redisUrl?: string;
 }
 
 export interface HostsConfig {
@@ -138,6 +143,7 @@ const kernelConfigSchema = {
         maxConnectionsPerIp: { type: 'integer', minimum: 0 },
         jsonMaxDepth: { type: 'integer', minimum: 1 },
         trustedProxies: names,
+        redisUrl: { type: 'string', pattern: '^rediss?://' },
         realtime: { type: 'object', properties: { messagesPerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 }, refusalsBeforeDisconnect: { type: 'integer', minimum: 1 } }, additionalProperties: false },
       },
       additionalProperties: false,
@@ -219,6 +225,7 @@ export function environmentOverrides(env: NodeJS.ProcessEnv, knownKeys: (path: s
   if (env.AION_PORT) set(['server', 'port'], parseEnvValue(env.AION_PORT));
   if (env.AION_HOST) set(['server', 'host'], env.AION_HOST);
   if (env.AION_DATA_DIR) set(['dataDir'], env.AION_DATA_DIR);
+  if (env.AION_REDIS_URL) set(['server', 'redisUrl'], env.AION_REDIS_URL);
   // The local model's documented names, shared with other self-hosted AI stacks.
   if (env.LOCAL_AI_ENABLED) set(['extensions', 'aion.provider-llamacpp', 'enabled'], /^(1|true|yes|on)$/i.test(env.LOCAL_AI_ENABLED.trim()));
   if (env.LOCAL_AI_MODEL_PATH) set(['extensions', 'aion.provider-llamacpp', 'modelPath'], env.LOCAL_AI_MODEL_PATH);

@@ -4,6 +4,7 @@ import { inject, injectable } from 'inversify';
 import Koa from 'koa';
 import Router from '@koa/router';
 import { Server as SocketServer } from 'socket.io';
+import { joinRealtimeCluster } from './realtimeCluster.js';
 import { AionError, ErrorCodes, isAionError, type RouteContribution } from '@aion/extension-api';
 import { ActivationService } from '../activation/activationService.js';
 import type { AionConfig } from '../config/configuration.js';
@@ -56,6 +57,7 @@ export class HttpEdge {
   readonly app = new Koa();
   server?: Server;
   io?: SocketServer;
+  private realtimeCluster?: { close(): Promise<void> };
   private ready = false;
   private readonly admission: Admission;
   private readonly proxies: TrustedProxies;
@@ -192,6 +194,7 @@ export class HttpEdge {
     const server = createLimitedServer(this.app.callback(), { config: this.config.server, proxies: this.proxies, logger: this.logger });
     this.server = server;
     this.io = new SocketServer(server, { serveClient: false, cors: { origin: false }, destroyUpgrade: false });
+    if (this.config.server.redisUrl) this.realtimeCluster = await joinRealtimeCluster(this.io, this.config.server.redisUrl, this.logger);
     this.realtime.attach(this.io, {
       authenticate: (request) => this.authentication.authenticate(request),
       authenticationInstalled: () => this.authentication.installed,
@@ -223,6 +226,7 @@ export class HttpEdge {
   async close(): Promise<void> {
     this.webSockets.terminate();
     this.io?.close();
+    await this.realtimeCluster?.close();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
