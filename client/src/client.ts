@@ -3,6 +3,7 @@ import { LiveConnection } from './live.js';
 import { HealthApi, JobsApi, SkillsApi } from './resources.js';
 import { SessionsApi } from './sessions.js';
 import { TasksApi } from './tasks.js';
+import { AiDocsApi, PreviewApi, ProjectsApi } from './workspace.js';
 import { Transport, type RetryOptions } from './transport.js';
 
 export interface AionClientOptions {
@@ -22,7 +23,7 @@ export interface AionClientOptions {
 
 /**
  * A typed client for an Aion hub. Each area is a property: `auth`, `tasks`, `sessions`, `skills`,
- * `jobs`, `health`. Errors are `AionApiError` with the server's stable `code`.
+ * `jobs`, `health`, `projects`, `preview`, `aiDocs`. Errors are `AionApiError` with the server's stable `code`.
  */
 export class AionClient {
   readonly auth: AuthApi;
@@ -31,6 +32,9 @@ export class AionClient {
   readonly skills: SkillsApi;
   readonly jobs: JobsApi;
   readonly health: HealthApi;
+  readonly projects: ProjectsApi;
+  readonly preview: PreviewApi;
+  readonly aiDocs: AiDocsApi;
   private liveConnection?: LiveConnection;
   private readonly credentials: SessionCredentials;
   private readonly transport: Transport;
@@ -48,6 +52,9 @@ export class AionClient {
     this.skills = new SkillsApi(this.transport);
     this.jobs = new JobsApi(this.transport);
     this.health = new HealthApi(this.transport);
+    this.projects = new ProjectsApi(this.transport);
+    this.preview = new PreviewApi(this.transport);
+    this.aiDocs = new AiDocsApi(this.transport);
   }
 
   get baseUrl(): string {

@@ -5,4 +5,5 @@ export { MemorySessionStore, type LocalSessionStore, type SyncAnswer, type SyncP
 export type { SubmitOptions, StreamOptions } from './tasks.js';
 export type { RetryOptions } from './transport.js';
 export type { HealthReport } from './resources.js';
+export type { AiDocsJob, AiDocsKind, AiDocsRequest, AiDocsResults, PreviewPlatform, PreviewStatus, Project, WaitOptions } from './workspace.js';
 export type * from './types.js';

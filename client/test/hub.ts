@@ -20,18 +20,40 @@ export interface Hub {
   stop(): Promise<void>;
 }
 
-/** `[hang]` in a message: the upstream never answers; otherwise it streams "Hello from the hub". */
-export async function startHub(options: { chunkDelayMs?: number; extensions?: Record<string, Record<string, unknown>> } = {}): Promise<Hub> {
+/** What the fake model answers an AI-documentation prompt (`Task: <kind>` and `File: <path>` in it), as JSON. */
+function aiDocsAnswer(prompt: string): string | undefined {
+  const kind = /Task: ([a-z-]+)/.exec(prompt)?.[1];
+  const path = /File: (\S+)/.exec(prompt)?.[1] ?? '?';
+  if (kind === 'file-summary') return JSON.stringify({ summary: `summary of ${path}`, key_points: ['adds numbers'], language: 'typescript' });
+  if (kind === 'inline-comment') return JSON.stringify({ comments: [{ line: 1, comment: 'declares add' }] });
+  if (kind === 'rename-suggestions') return JSON.stringify({ suggestions: [{ from: 'add', to: 'sum', reason: 'clearer' }] });
+  return undefined;
+}
+
+/**
+ * `[hang]` in a message: the upstream never answers; an AI-documentation prompt gets its JSON;
+ * otherwise it streams "Hello from the hub". `workspace` adds projects (folders under `localRoots`),
+ * preview builds and AI documentation.
+ */
+export async function startHub(options: { chunkDelayMs?: number; extensions?: Record<string, Record<string, unknown>>; workspace?: { localRoots: string[] } } = {}): Promise<Hub> {
   const openai = await startFakeOpenAI({
     chunkDelayMs: options.chunkDelayMs,
-    reply: (request) => (JSON.stringify(request.body?.messages ?? []).includes('[hang]') ? { kind: 'hang' } : { kind: 'answer', text: ['Hello', ' from', ' the', ' hub'], usage: { prompt_tokens: 5, completion_tokens: 4 } }),
+    reply: (request) => {
+      const prompt = JSON.stringify(request.body?.messages ?? []);
+      if (prompt.includes('[hang]')) return { kind: 'hang' };
+      const json = aiDocsAnswer(JSON.parse(prompt).map((m: { content?: unknown }) => (typeof m.content === 'string' ? m.content : '')).join('\n'));
+      if (json) return { kind: 'answer', text: json, usage: { prompt_tokens: 50, completion_tokens: 20 } };
+      return { kind: 'answer', text: ['Hello', ' from', ' the', ' hub'], usage: { prompt_tokens: 5, completion_tokens: 4 } };
+    },
   });
+  const workspace = options.workspace ? [dir('@aion/ext-projects'), dir('@aion/ext-preview'), dir('@aion/ext-ai-docs')] : [];
   const kernel = await startTestKernel({
-    extensions: [dir('@aion/ext-storage'), AUTH_EXTENSION_DIR, dir('@aion/ext-router'), dir('@aion/ext-provider-openai'), dir('@aion/ext-sessions'), dir('@aion/ext-skills'), TEXT_PACK_DIR, dir('@aion/ext-jobs')],
+    extensions: [dir('@aion/ext-storage'), AUTH_EXTENSION_DIR, dir('@aion/ext-router'), dir('@aion/ext-provider-openai'), dir('@aion/ext-sessions'), dir('@aion/ext-skills'), TEXT_PACK_DIR, dir('@aion/ext-jobs'), ...workspace],
     config: {
       extensions: {
         'aion.router': { providers: { openai: { enabled: true } }, defaults: { privacy: 'allow-api' } },
         'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 30_000 },
+        ...(options.workspace ? { 'aion.projects': { localRoots: options.workspace.localRoots }, 'aion.jobs': { inProcessWorkers: { startDelayMs: 0 }, pollIntervalMs: 20 } } : {}),
         ...options.extensions,
       },
     },
