@@ -3,6 +3,7 @@ import { LiveConnection } from './live.js';
 import { HealthApi, JobsApi, SkillsApi } from './resources.js';
 import { SessionsApi } from './sessions.js';
 import { TasksApi } from './tasks.js';
+import { DevicesApi } from './device.js';
 import { AiDocsApi, PreviewApi, ProjectsApi } from './workspace.js';
 import { Transport, type RetryOptions } from './transport.js';
 
@@ -23,7 +24,7 @@ export interface AionClientOptions {
 
 /**
  * A typed client for an Aion hub. Each area is a property: `auth`, `tasks`, `sessions`, `skills`,
- * `jobs`, `health`, `projects`, `preview`, `aiDocs`. Errors are `AionApiError` with the server's stable `code`.
+ * `jobs`, `health`, `projects`, `preview`, `aiDocs`, `devices`. Errors are `AionApiError` with the server's stable `code`.
  */
 export class AionClient {
   readonly auth: AuthApi;
@@ -35,6 +36,7 @@ export class AionClient {
   readonly projects: ProjectsApi;
   readonly preview: PreviewApi;
   readonly aiDocs: AiDocsApi;
+  readonly devices: DevicesApi;
   private liveConnection?: LiveConnection;
   private readonly credentials: SessionCredentials;
   private readonly transport: Transport;
@@ -55,6 +57,7 @@ export class AionClient {
     this.projects = new ProjectsApi(this.transport);
     this.preview = new PreviewApi(this.transport);
     this.aiDocs = new AiDocsApi(this.transport);
+    this.devices = new DevicesApi(this.transport);
   }
 
   get baseUrl(): string {

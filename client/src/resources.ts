@@ -18,9 +18,9 @@ export class SkillsApi {
     return this.transport.json('GET', `/v1/skills/${encodeURIComponent(id)}`, undefined, options);
   }
 
-  /** Runs a skill once (never retried: a skill may have effects). */
-  execute<T = unknown>(id: string, args: Record<string, unknown>, options: Signal = {}): Promise<{ result: T; duration_ms: number }> {
-    return this.transport.json('POST', `/v1/skills/${encodeURIComponent(id)}/execute`, { args }, options);
+  /** Runs a skill once (never retried: a skill may have effects); `<device>/<skill id>` runs it on that device. */
+  execute<T = unknown>(id: string, args: Record<string, unknown>, options: Signal = {}): Promise<{ result: T; duration_ms: number; device?: string }> {
+    return this.transport.json('POST', `/v1/skills/${id.split('/').map(encodeURIComponent).join('/')}/execute`, { args }, options);
   }
 }
 

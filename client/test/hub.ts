@@ -33,9 +33,9 @@ function aiDocsAnswer(prompt: string): string | undefined {
 /**
  * `[hang]` in a message: the upstream never answers; an AI-documentation prompt gets its JSON;
  * otherwise it streams "Hello from the hub". `workspace` adds projects (folders under `localRoots`),
- * preview builds and AI documentation.
+ * preview builds and AI documentation; `devices` the hub side of devices.
  */
-export async function startHub(options: { chunkDelayMs?: number; extensions?: Record<string, Record<string, unknown>>; workspace?: { localRoots: string[] } } = {}): Promise<Hub> {
+export async function startHub(options: { chunkDelayMs?: number; extensions?: Record<string, Record<string, unknown>>; workspace?: { localRoots: string[] }; devices?: boolean } = {}): Promise<Hub> {
   const openai = await startFakeOpenAI({
     chunkDelayMs: options.chunkDelayMs,
     reply: (request) => {
@@ -47,6 +47,7 @@ export async function startHub(options: { chunkDelayMs?: number; extensions?: Re
     },
   });
   const workspace = options.workspace ? [dir('@aion/ext-projects'), dir('@aion/ext-preview'), dir('@aion/ext-ai-docs')] : [];
+  if (options.devices) workspace.push(dir('@aion/ext-devices'));
   const kernel = await startTestKernel({
     extensions: [dir('@aion/ext-storage'), AUTH_EXTENSION_DIR, dir('@aion/ext-router'), dir('@aion/ext-provider-openai'), dir('@aion/ext-sessions'), dir('@aion/ext-skills'), TEXT_PACK_DIR, dir('@aion/ext-jobs'), ...workspace],
     config: {
