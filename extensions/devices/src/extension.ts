@@ -239,7 +239,29 @@ export async function activate(ctx: aion.ExtensionContext) {
     return s;
   }
 
+  // These act for a principal the caller hands in, so only the extensions that verified it may call them.
+  const assertTrustedCaller = (what: string) => {
+    const caller = aion.extensions.caller();
+    if (caller && DEVICE_API_CALLERS.has(caller)) return;
+    throw new AionError(ErrorCodes.FORBIDDEN, `${caller ?? 'this caller'} may not ${what}: only ${[...DEVICE_API_CALLERS].join(', ')} act for users on devices`);
+  };
+
   return {
+    /** Skills of online devices the principal may use, grouped by id (for aion.skills' search). */
+    remoteSkills: (principal: Principal, q?: string) => {
+      assertTrustedCaller('search device skills for a principal');
+      return hub.skills(principal, q);
+    },
+    /** The same skills as tools named `<device>.<skill id>` (for chat and MCP). */
+    remoteTools: (principal: Principal) => {
+      assertTrustedCaller('list device tools for a principal');
+      return hub.tools(principal);
+    },
+    /** Runs `<device>/<skill id>`, or a bare skill id on the most recently seen device that has it. */
+    executeRemote: (target: string, args: unknown, principal: Principal, options?: { requestId?: string }) => {
+      assertTrustedCaller('run device skills for a principal');
+      return hub.executeAnywhere(target, args, principal, options ?? {});
+    },
     /** Online devices, for other extensions (chat tools, MCP). */
     onlineDevices: () => hub.connections().map((c) => ({ name: c.name, tenant_id: c.claims.tenant_id, user_id: c.claims.user_id, skills: [...c.skills.keys()] })),
     spokeState: () => spoke?.state ?? 'stopped',
@@ -247,3 +269,6 @@ export async function activate(ctx: aion.ExtensionContext) {
 }
 
 export function deactivate() {}
+
+/** Extensions that reach devices for a user: aion.skills (search, execute, MCP and the router's tools go through it). */
+const DEVICE_API_CALLERS = new Set(['aion.skills']);

@@ -5,7 +5,7 @@ import { RpcEndpoint } from '@aion/extension-api/protocol';
 import { createFrameConnection, type FrameError } from '@aion/extension-api/protocol';
 import type { HubCluster, Presence } from './cluster.js';
 import type { DevicesConfiguration } from './config.js';
-import { DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, normalizeDeviceName, skillPath, type ExposedSkill, type ForwardedCaller, type HandshakeAnswer, type HelloFrame, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';
+import { DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, deviceToolName, normalizeDeviceName, parseSkillPath, skillPath, type ExposedSkill, type ForwardedCaller, type HandshakeAnswer, type HelloFrame, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';
 import type { DeviceRow, DeviceStore } from './deviceStore.js';
 import type { DeviceClaims, DeviceTokens } from './deviceTokens.js';
 import { sanitizeDeviceError, statusOfDeviceCode } from './sanitize.js';
@@ -100,6 +100,19 @@ export interface DeviceStatus {
 }
 
 type SkillSummary = Pick<ExposedSkill, 'id' | 'title' | 'description' | 'tags' | 'scope'>;
+
+/** A device's skill offered to a model or an MCP client. */
+export interface DeviceTool {
+  /** `<device>.<skill id>` */
+  name: string;
+  /** `<device>/<skill id>` */
+  path: string;
+  device: string;
+  skill: string;
+  title: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
+}
 
 export interface DeviceSkillGroup extends SkillSummary {
   devices: Array<{ name: string; path: string; last_seen_at: number }>;
@@ -374,6 +387,40 @@ export class DeviceHub {
     // Most recently seen device first: the one an unqualified call would pick.
     for (const e of out) e.devices.sort((a, b) => b.last_seen_at - a.last_seen_at);
     return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /**
+   * Skills of online devices the principal may use, as tools named `<device>.<skill id>`. Devices on
+   * another hub are included with the schema it announced, or `{ type: "object" }` when it did not.
+   */
+  async tools(principal: Principal): Promise<DeviceTool[]> {
+    const out: DeviceTool[] = [];
+    const seen = new Set<string>();
+    for (const c of this.connections()) {
+      if (c.claims.tenant_id !== principal.tenant_id || !this.mayUse(principal, c.claims.user_id)) continue;
+      seen.add(c.name);
+      for (const skill of c.skills.values()) out.push({ name: deviceToolName(c.name, skill.id), path: skillPath(c.name, skill.id), device: c.name, skill: skill.id, title: skill.title, description: skill.description, inputSchema: skill.inputSchema });
+    }
+    if (this.cluster) {
+      for (const [name, p] of await this.cluster.presences(principal.tenant_id)) {
+        if (seen.has(name) || !this.mayUse(principal, p.user_id)) continue;
+        for (const skill of p.skills) out.push({ name: deviceToolName(name, skill.id), path: skillPath(name, skill.id), device: name, skill: skill.id, title: skill.title, description: skill.description, inputSchema: (skill as { inputSchema?: Record<string, unknown> }).inputSchema ?? { type: 'object' } });
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Runs `target` — `<device>/<skill id>`, or a bare skill id, which goes to the most recently seen
+   * online device that has it — for `principal`.
+   */
+  async executeAnywhere(target: string, args: unknown, principal: Principal, options: { requestId?: string } = {}): Promise<{ result: unknown; durationMs: number; device: string }> {
+    const { device, skill } = parseSkillPath(target);
+    if (device) return this.execute(device, skill, args, principal, options);
+    const group = (await this.skills(principal)).find((g) => g.id === skill);
+    const chosen = group?.devices[0];
+    if (!chosen) throw deviceError(DeviceErrorCodes.DEVICE_NOT_FOUND, `no online device exposes a skill ${skill}`);
+    return this.execute(chosen.name, skill, args, principal, options);
   }
 
   /** The devices of the principal (every device of the tenant for admins), with live status. */

@@ -55,7 +55,8 @@ export interface SkillSummary {
   title: string;
   description: string;
   tags: string[];
-  runtime: 'wasm' | 'js' | 'process' | 'mcp';
+  /** `device`: a skill only online devices have (see `devices`). */
+  runtime: 'wasm' | 'js' | 'process' | 'mcp' | 'device';
   /** Callable: neither disabled nor quarantined. */
   enabled: boolean;
   state: 'enabled' | 'disabled' | 'quarantined';
@@ -63,7 +64,8 @@ export interface SkillSummary {
   quarantine?: QuarantineRecord;
   source: Record<string, unknown>;
   score?: number;
-  devices: Array<{ id: string; name: string; kind: string; local: boolean }>;
+  /** Where the skill runs: the hub (`local: true`), then online devices (most recently seen first) with their `path`. */
+  devices: Array<{ id: string; name: string; kind: string; local: boolean; path?: string; last_seen_at?: number }>;
   device_count: number;
 }
 

@@ -5,6 +5,7 @@ import { cliCommands } from './cli.js';
 import { resolveConfig } from './config.js';
 import type { McpHttpEndpoint } from './mcp/http.js';
 import type { JsSkillImplementation } from './runtimes.js';
+import { RemoteSkills } from './remoteSkills.js';
 import { SkillsService } from './service.js';
 import { LOCAL_PRINCIPAL, type JsonSchema } from './types.js';
 
@@ -55,12 +56,35 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
   });
   ctx.subscriptions.push({ dispose: () => service.dispose() });
 
+  const remote = new RemoteSkills();
+  /** The hub's skill first; an id it does not have goes to the most recently seen online device that has it. */
+  const executeAnywhere = async (id: string, args: unknown, call: Parameters<SkillsService['execute']>[2]): Promise<{ result: unknown; durationMs: number; device?: string }> => {
+    try {
+      return await service.execute(id, args, call);
+    } catch (err) {
+      if (!aion.isAionError(err) || err.code !== 'SKILL_NOT_FOUND') throw err;
+      const answer = await remote.execute(id, args, call.principal, { requestId: call.requestId }).catch((e: unknown) => {
+        throw aion.isAionError(e) && e.code === 'DEVICE_NOT_FOUND' ? err : e;
+      });
+      if (!answer) throw err;
+      return answer;
+    }
+  };
+
   // The MCP server side (the SDK and its schemas) loads on the first /mcp request or `aion mcp`.
   const principalOf = (extra: Record<string, unknown> | undefined) => extra?.principal as aion.Principal | undefined;
+  const mcpSource = {
+    get version() {
+      return service.version;
+    },
+    visibleSkills: (principal: aion.Principal) => service.visibleSkills(principal),
+    execute: executeAnywhere,
+    remoteTools: (principal: aion.Principal) => remote.mcpTools(principal),
+  };
   let mcp: Promise<{ http: McpHttpEndpoint; server: typeof import('./mcp/server.js'); stdio: typeof import('./mcp/stdio.js') }> | undefined;
   const loadMcp = () =>
     (mcp ??= Promise.all([import('./mcp/http.js'), import('./mcp/server.js'), import('./mcp/stdio.js')]).then(([http, server, stdio]) => ({
-      http: new http.McpHttpEndpoint(() => server.createMcpServer(service, principalOf, 'mcp'), config.mcp),
+      http: new http.McpHttpEndpoint(() => server.createMcpServer(mcpSource, principalOf, 'mcp'), config.mcp),
       server,
       stdio,
     })));
@@ -82,8 +106,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
   };
 
   ctx.subscriptions.push(
-    aion.http.handle('GET /v1/skills', (req) => {
-      const hits = service.search({ q: first(req.query.q), tags: all(req.query.tag), principal: req.principal });
+    aion.http.handle('GET /v1/skills', async (req) => {
+      const query = { q: first(req.query.q), tags: all(req.query.tag) };
+      const hits = await remote.mergeSearch(service.search({ ...query, principal: req.principal }), req.principal, query);
       const offset = limited(first(req.query.offset), 0, Number.MAX_SAFE_INTEGER);
       const limit = limited(first(req.query.limit), 50, 500);
       return { body: { skills: hits.slice(offset, offset + limit), total: hits.length } };
@@ -92,8 +117,8 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
     aion.http.handle('POST /v1/skills/:id/execute', async (req, token) => {
       const body = req.body;
       if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) throw new aion.AionError('BAD_REQUEST', 'the body must be a JSON object: { "args": { ... } }');
-      const { result, durationMs } = await service.execute(req.params.id!, (body as { args?: unknown } | undefined)?.args, { principal: req.principal, via: 'http', requestId: req.requestId, signal: signalOf(token) });
-      return { body: { result, duration_ms: Math.round(durationMs * 1000) / 1000 } };
+      const { result, durationMs, device } = await executeAnywhere(req.params.id!, (body as { args?: unknown } | undefined)?.args, { principal: req.principal, via: 'http', requestId: req.requestId, signal: signalOf(token) });
+      return { body: { result, duration_ms: Math.round(durationMs * 1000) / 1000, ...(device ? { device } : {}) } };
     }),
     aion.http.handle('POST /v1/skills/:id/enable', async (req) => ({ body: await service.setEnabled(req.params.id!, true) })),
     aion.http.handle('POST /v1/skills/:id/disable', async (req) => ({ body: await service.setEnabled(req.params.id!, false) })),
@@ -115,7 +140,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
     aion.commands.register('skills.mcp', async (_options: unknown, lines: AsyncIterable<string>) => {
       const m = await loadMcp();
       const transport = new m.stdio.LineTransport(lines);
-      const server = m.server.createMcpServer(service, () => LOCAL_PRINCIPAL, 'stdio');
+      const server = m.server.createMcpServer(mcpSource, () => LOCAL_PRINCIPAL, 'stdio');
       stdioServers.add(server);
       server.onclose = () => stdioServers.delete(server);
       await server.connect(transport);
@@ -131,16 +156,34 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
   };
 
   const api = {
-    listTools: (filter: ToolFilter | undefined) => service.listTools(filter ?? {}),
-    executeTool: (name: string, args: unknown, principal: aion.Principal, options: ToolCallOptions | undefined, token: aion.CancellationToken | undefined) => {
+    listTools: async (filter: ToolFilter | undefined) => {
+      const f = filter ?? {};
+      const local = service.listTools(f);
+      const limit = f.limit ?? 128;
+      if (local.length >= limit || !f.principal) return local;
+      // Online devices' skills follow the hub's own, for the signed-in caller they belong to.
+      const { tools, paths } = await remote.tools(f.principal);
+      const needle = f.q?.toLowerCase();
+      const extra = tools.filter((t) => {
+        const path = paths.get(t.function.name)!;
+        const [device, ...rest] = path.split('/');
+        if (!RemoteSkills.admits(f.skills, { name: `${device}.${rest.join('/')}`, path }, t.function.name)) return false;
+        return !needle || `${t.function.name} ${t.function.description}`.toLowerCase().includes(needle);
+      });
+      return [...local, ...extra].slice(0, limit);
+    },
+    executeTool: async (name: string, args: unknown, principal: aion.Principal, options: ToolCallOptions | undefined, token: aion.CancellationToken | undefined) => {
       const extension = assertTrustedCaller('run tools for a principal');
-      return service.executeTool(name, args, principal, { ...options, extension, signal: signalOf(token) });
+      const local = await service.executeTool(name, args, principal, { ...options, extension, signal: signalOf(token) });
+      if (local.ok || local.error?.code !== 'SKILL_NOT_FOUND') return local;
+      const path = (await remote.tools(principal)).paths.get(name);
+      return path ? remote.executeTool(name, path, args, principal, { requestId: options?.requestId }) : local;
     },
     search: (query: { q?: string; tags?: string[]; principal?: aion.Principal } | undefined) => service.search(query ?? {}),
     describe: (id: string) => service.describe(id),
     execute: (id: string, args: unknown, principal: aion.Principal, token: aion.CancellationToken | undefined) => {
       const extension = assertTrustedCaller('run skills for a principal');
-      return service.execute(id, args, { principal, via: 'api', extension, signal: signalOf(token) });
+      return executeAnywhere(id, args, { principal, via: 'api', extension, signal: signalOf(token) });
     },
     listPacks: () => service.listPacks(),
     installPack: (path: string, options: { allowUnsigned?: boolean } | undefined) => {

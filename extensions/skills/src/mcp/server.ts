@@ -9,6 +9,8 @@ export interface McpSkillSource {
   /** Enabled skills `principal` may call. */
   visibleSkills(principal: Principal): Skill[];
   execute(id: string, args: unknown, call: CallContext): Promise<ExecuteResult>;
+  /** Skills of online devices `principal` may call, as tools named `<device>.<skill id>`. */
+  remoteTools?(principal: Principal): Promise<Array<{ name: string; title: string; description: string; inputSchema: Record<string, unknown>; path: string }>>;
   readonly version: string;
 }
 
@@ -44,7 +46,10 @@ export function createMcpServer(source: McpSkillSource, principalOf: (authExtra:
   );
   server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => {
     const principal = principalOf(extra.authInfo?.extra);
-    return { tools: principal ? source.visibleSkills(principal).map(toMcpTool) : [] };
+    if (!principal) return { tools: [] };
+    const devices = (await source.remoteTools?.(principal)) ?? [];
+    const onDevices: Tool[] = devices.map((t) => ({ name: t.name, title: t.title, description: t.description, inputSchema: t.inputSchema as Tool['inputSchema'], annotations: { title: t.title, openWorldHint: true }, _meta: { 'aion/device': t.path } }));
+    return { tools: [...source.visibleSkills(principal).map(toMcpTool), ...onDevices] };
   });
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const principal = principalOf(extra.authInfo?.extra);
