@@ -206,3 +206,4 @@ export function embeddingFailure(inputs: unknown, vendor: string): number | unde
   }
   return undefined;
 }
+export { describeProviderConformance, type ConformanceReply, type ConformanceSubject } from './conformance.js';
