@@ -1,3 +1,4 @@
+import { createParser } from 'eventsource-parser';
 import { context, propagation } from '@opentelemetry/api';
 import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
 import { Agent, getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
@@ -233,10 +234,19 @@ export class UpstreamCall {
     if (keepUnterminated && buffer.trim()) yield buffer;
   }
 
-  /** The payload of each `data:` line of a server-sent-event stream; event names travel inside the payloads. */
+  /**
+   * The data of each event of a server-sent-event stream (eventsource-parser: multi-line data joined,
+   * comments and retry fields skipped); event names travel inside the vendors' payloads. An event the
+   * stream ends in the middle of is never yielded: it is a cut answer, not a short one.
+   */
   async *eventData(response: UpstreamResponse): AsyncGenerator<string> {
-    for await (const line of this.lines(response)) {
-      if (line.startsWith('data:')) yield line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
+    const ready: string[] = [];
+    const parser = createParser({ onEvent: (event) => ready.push(event.data) });
+    const decoder = new TextDecoder();
+    for (let chunk = await this.read(response); chunk; chunk = await this.read(response)) {
+      parser.feed(decoder.decode(chunk, { stream: true }));
+      for (let i = 0; i < ready.length; i++) yield ready[i]!;
+      ready.length = 0;
     }
   }
 

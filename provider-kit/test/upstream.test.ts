@@ -90,6 +90,22 @@ describe('UpstreamCall', () => {
       assert.deepEqual(data, ['{"x":1}', '[DONE]']);
     });
 
+    it('joins multi-line data, accepts CRLF and events split across chunks, and drops an event the stream cuts', async () => {
+      server = await serve(({ stream }) => {
+        const s = stream({ 'content-type': 'text/event-stream' });
+        void (async () => {
+          await s.write('data: line one\r\ndata: line two\r\n\r\ndata: {"sp');
+          await s.write('lit":true}\n\nretry: 100\ndata: cut in half');
+          s.end();
+        })();
+      });
+      const call = new UpstreamCall(1_000);
+      const data: string[] = [];
+      for await (const payload of call.eventData(await call.send({ method: 'GET', url: server.url, headers: {} }))) data.push(payload);
+      await call.release();
+      assert.deepEqual(data, ['line one\nline two', '{"split":true}']);
+    });
+
     it('follows redirects', async () => {
       server = await serve(({ request, res }) => {
         if (request.path === '/old') {
