@@ -8,16 +8,16 @@
  *
  * Tasks submitted this way belong to the calling extension (`ext:<id>`), in the default tenant.
  */
-import type { TaskEvent } from './eventLog.js';
-import type { TaskInput } from './input.js';
-import type { TaskResult } from './taskStore.js';
+import type { TaskEvent } from './tasks/eventLog.js';
+import type { TaskInput } from './frontDoor/input.js';
+import type { TaskResult } from './tasks/taskStore.js';
 import type { CatalogProvider } from './types.js';
 
-export type { TaskEvent } from './eventLog.js';
-export type { TaskInput } from './input.js';
-export type { TaskResult, TaskStatus } from './taskStore.js';
+export type { TaskEvent } from './tasks/eventLog.js';
+export type { TaskInput } from './frontDoor/input.js';
+export type { TaskResult, TaskStatus } from './tasks/taskStore.js';
 export type { CatalogProvider, EngineInfo, Privacy, Priority, ChosenBy } from './types.js';
-export type * from './providerTypes.js';
+export type * from './providers/providerTypes.js';
 
 export interface RouterApi {
   /** Accepts a task and returns at once (status QUEUED or RUNNING). */

@@ -1,6 +1,6 @@
-import type { ProviderSettings } from './catalog.js';
-import type { CircuitOptions } from './health.js';
-import type { ScoringWeights } from './decision.js';
+import type { ProviderSettings } from './providers/catalog.js';
+import type { CircuitOptions } from './providers/health.js';
+import type { ScoringWeights } from './decision/decision.js';
 import type { Priority, Privacy } from './types.js';
 
 /** `extensions["aion.router"]`, with every default filled in. */

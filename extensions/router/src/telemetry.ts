@@ -1,6 +1,6 @@
 import * as aion from '@aion/extension-api';
-import type { HealthBook } from './health.js';
-import type { CircuitState } from './health.js';
+import type { HealthBook } from './providers/health.js';
+import type { CircuitState } from './providers/health.js';
 
 /** The event the router emits about once a second while it has something to report. */
 export const ROUTER_TELEMETRY_EVENT = 'router.telemetry';

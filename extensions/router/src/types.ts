@@ -1,4 +1,4 @@
-import type { ChatMessage, ProviderModel, ProviderResidency, ProviderRoute, ProviderTier, ToolChoice, ToolDefinition } from './providerTypes.js';
+import type { ChatMessage, ProviderModel, ProviderResidency, ProviderRoute, ProviderTier, ToolChoice, ToolDefinition } from './providers/providerTypes.js';
 
 export type Privacy = 'local-only' | 'allow-api' | 'hybrid';
 export type Priority = 'low' | 'normal' | 'high';

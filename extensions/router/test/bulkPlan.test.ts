@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { planBulk } from '../src/bulk.js';
+import { planBulk } from '../src/bulk/bulk.js';
 
 const op = (id: string, extra: Record<string, unknown> = {}) => ({ id, input: `do ${id}`, ...extra });
 const code = (expected: string, pattern?: RegExp) => (e: Error & { code?: string; details?: unknown }) => {

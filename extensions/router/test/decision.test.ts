@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { decide, noRouteError, routeHeader, type DecisionContext } from '../src/decision.js';
-import { HealthBook } from '../src/health.js';
-import type { PolicyDocument } from '../src/policy.js';
-import type { ProviderModel } from '../src/providerTypes.js';
+import { decide, noRouteError, routeHeader, type DecisionContext } from '../src/decision/decision.js';
+import { HealthBook } from '../src/providers/health.js';
+import type { PolicyDocument } from '../src/policies/policy.js';
+import type { ProviderModel } from '../src/providers/providerTypes.js';
 import type { CatalogProvider, RouteRequest } from '../src/types.js';
 
 const model = (id: string, over: Partial<ProviderModel> = {}): ProviderModel => ({

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { CircuitBreaker, LatencyWindow } from '../src/health.js';
+import { CircuitBreaker, LatencyWindow } from '../src/providers/health.js';
 
 describe('circuit breaker', () => {
   let now = 0;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { effectivePolicy, parsePolicies, PolicyStore } from '../src/policy.js';
+import { effectivePolicy, parsePolicies, PolicyStore } from '../src/policies/policy.js';
 
 const until = async (check: () => boolean, ms = 3000) => {
   const end = Date.now() + ms;

@@ -3,9 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { AionError, Emitter, type Disposable } from '@aion/extension-api';
-import type { ProviderResidency, ProviderRoute, ProviderTier } from './providerTypes.js';
-import type { Privacy } from './types.js';
-import { jsonPath } from './input.js';
+import type { ProviderResidency, ProviderRoute, ProviderTier } from '../providers/providerTypes.js';
+import type { Privacy } from '../types.js';
+import { jsonPath } from '../frontDoor/input.js';
 
 /** Rules for one intent, or the defaults every intent starts from. */
 export interface IntentPolicy {

@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import * as aion from '@aion/extension-api';
 import { AionError, CancellationTokenSource, ErrorCodes, type Disposable } from '@aion/extension-api';
-import type { Caller } from './caller.js';
-import { routeHeader } from './decision.js';
+import type { Caller } from '../caller.js';
+import { routeHeader } from '../decision/decision.js';
 import type { Abort, ExecutionResult, RouterEngine } from './engine.js';
 import { EventLog, type TaskEvent } from './eventLog.js';
-import { hashBody, toRouteRequest, type RouteDefaults, type TaskInput } from './input.js';
-import type { ConcurrencyLimiter } from './limiter.js';
-import { mergeTools, type SkillSet, type SkillTools } from './skillTools.js';
+import { hashBody, toRouteRequest, type RouteDefaults, type TaskInput } from '../frontDoor/input.js';
+import type { ConcurrencyLimiter } from '../decision/limiter.js';
+import { mergeTools, type SkillSet, type SkillTools } from '../tools/skillTools.js';
 import { FINAL_STATUSES, type StoredTask, type TaskResult, type TaskStore } from './taskStore.js';
-import { runToolLoop, type LoopResult } from './toolLoop.js';
-import type { ToolCall } from './providerTypes.js';
-import type { Attempt, Candidate, Decision, Priority, RouteRequest } from './types.js';
+import { runToolLoop, type LoopResult } from '../tools/toolLoop.js';
+import type { ToolCall } from '../providers/providerTypes.js';
+import type { Attempt, Candidate, Decision, Priority, RouteRequest } from '../types.js';
 
 export interface TaskSettings {
   defaults: RouteDefaults & { timeoutMs: number; maxTimeoutMs: number; maxWaitMs: number };

@@ -1,6 +1,6 @@
 import * as aion from '@aion/extension-api';
 import { AionError, ErrorCodes, isAionError, type CancellationToken, type Principal } from '@aion/extension-api';
-import type { ToolDefinition } from './providerTypes.js';
+import type { ToolDefinition } from '../providers/providerTypes.js';
 
 /** Which skills a request offers the model: ids (or `prefix.*`), every skill, or a search. */
 export type SkillSelection = string[] | '*' | { q?: string; tags?: string[]; limit?: number };

@@ -1,7 +1,7 @@
 import { AionError, AsyncQueue, ErrorCodes, isAionError } from '@aion/extension-api';
-import type { Caller } from './caller.js';
+import type { Caller } from '../caller.js';
 import { validateTaskInput } from './input.js';
-import type { TaskService } from './tasks.js';
+import type { TaskService } from '../tasks/tasks.js';
 
 interface JsonRpcRequest {
   jsonrpc?: string;

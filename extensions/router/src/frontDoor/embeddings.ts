@@ -1,13 +1,13 @@
 import { AionError, ErrorCodes, isAionError, type CancellationToken } from '@aion/extension-api';
-import type { ProviderCatalog } from './catalog.js';
-import { matchesEngine, noRouteError, sameModel } from './decision.js';
-import type { ExecutionResult } from './engine.js';
-import type { HealthBook } from './health.js';
-import type { ConcurrencyLimiter } from './limiter.js';
-import { effectivePolicy, engineMatches, stricterPrivacy, type PolicyStore } from './policy.js';
-import type { EmbedResult } from './providerTypes.js';
-import type { RouterTelemetry } from './telemetry.js';
-import type { Candidate, Decision, Filtered, Privacy } from './types.js';
+import type { ProviderCatalog } from '../providers/catalog.js';
+import { matchesEngine, noRouteError, sameModel } from '../decision/decision.js';
+import type { ExecutionResult } from '../tasks/engine.js';
+import type { HealthBook } from '../providers/health.js';
+import type { ConcurrencyLimiter } from '../decision/limiter.js';
+import { effectivePolicy, engineMatches, stricterPrivacy, type PolicyStore } from '../policies/policy.js';
+import type { EmbedResult } from '../providers/providerTypes.js';
+import type { RouterTelemetry } from '../telemetry.js';
+import type { Candidate, Decision, Filtered, Privacy } from '../types.js';
 
 /** The intent embeddings are routed under: policies name it (`intents.embed`) like any other. */
 export const EMBED_INTENT = 'embed';

@@ -1,5 +1,5 @@
-import type { LoopStep, TranscriptMessage } from './toolLoop.js';
-import type { Attempt, EngineInfo, Filtered } from './types.js';
+import type { LoopStep, TranscriptMessage } from '../tools/toolLoop.js';
+import type { Attempt, EngineInfo, Filtered } from '../types.js';
 
 export type TaskStatus = 'QUEUED' | 'RUNNING' | 'OK' | 'ERROR' | 'TIMEOUT' | 'CANCELED';
 

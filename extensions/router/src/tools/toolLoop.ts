@@ -1,7 +1,7 @@
-import type { Abort, ExecutionObserver, ExecutionResult, RouterEngine } from './engine.js';
-import type { ChatMessage, ToolCall } from './providerTypes.js';
+import type { Abort, ExecutionObserver, ExecutionResult, RouterEngine } from '../tasks/engine.js';
+import type { ChatMessage, ToolCall } from '../providers/providerTypes.js';
 import type { SkillSet, SkillTools, ToolCallResult } from './skillTools.js';
-import type { Attempt, Decision, EngineInfo, RouteRequest } from './types.js';
+import type { Attempt, Decision, EngineInfo, RouteRequest } from '../types.js';
 
 /** One model call of the loop, as the task record shows it. */
 export interface ModelStep {

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { AionError, ErrorCodes, type Disposable } from '@aion/extension-api';
-import type { Caller } from './caller.js';
-import { EventLog, type TaskEvent } from './eventLog.js';
-import { validateTaskInput, type TaskInput } from './input.js';
-import type { TaskService } from './tasks.js';
-import type { TaskResult } from './taskStore.js';
+import type { Caller } from '../caller.js';
+import { EventLog, type TaskEvent } from '../tasks/eventLog.js';
+import { validateTaskInput, type TaskInput } from '../frontDoor/input.js';
+import type { TaskService } from '../tasks/tasks.js';
+import type { TaskResult } from '../tasks/taskStore.js';
 
 export const MAX_BULK_OPERATIONS = 20;
 

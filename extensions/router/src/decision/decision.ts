@@ -1,8 +1,8 @@
 import { AionError } from '@aion/extension-api';
-import type { HealthBook } from './health.js';
-import { effectivePolicy, engineMatches, stricterPrivacy, type EffectivePolicy, type PolicyDocument } from './policy.js';
-import type { ChatMessage, ProviderModel, ProviderTier } from './providerTypes.js';
-import type { Candidate, CatalogProvider, Decision, Filtered, Privacy, RouteRequest, Scores } from './types.js';
+import type { HealthBook } from '../providers/health.js';
+import { effectivePolicy, engineMatches, stricterPrivacy, type EffectivePolicy, type PolicyDocument } from '../policies/policy.js';
+import type { ChatMessage, ProviderModel, ProviderTier } from '../providers/providerTypes.js';
+import type { Candidate, CatalogProvider, Decision, Filtered, Privacy, RouteRequest, Scores } from '../types.js';
 
 export interface ScoringWeights {
   capability: number;

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { AionError, ErrorCodes } from '@aion/extension-api';
-import type { ChatMessage, ToolChoice, ToolDefinition } from './providerTypes.js';
-import { skillSelectionSchema, type SkillSelection } from './skillTools.js';
-import type { Priority, Privacy, RouteRequest } from './types.js';
+import type { ChatMessage, ToolChoice, ToolDefinition } from '../providers/providerTypes.js';
+import { skillSelectionSchema, type SkillSelection } from '../tools/skillTools.js';
+import type { Priority, Privacy, RouteRequest } from '../types.js';
 
 /** The body of `POST /v1/tasks` (and of one bulk operation, and of `tasks.submit`). */
 export interface TaskInput {

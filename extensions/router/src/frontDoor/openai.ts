@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { AionError, AsyncQueue, CancellationTokenSource, ErrorCodes, type CancellationToken, type HttpRequestData, type HttpResponseData, type ServerSentEvent } from '@aion/extension-api';
-import type { ProviderCatalog } from './catalog.js';
-import type { Caller } from './caller.js';
-import { routeHeader, sameModel } from './decision.js';
-import { PROVIDER_ERROR_STATUS, type Abort, type ExecutionResult, type RouterEngine } from './engine.js';
+import type { ProviderCatalog } from '../providers/catalog.js';
+import type { Caller } from '../caller.js';
+import { routeHeader, sameModel } from '../decision/decision.js';
+import { PROVIDER_ERROR_STATUS, type Abort, type ExecutionResult, type RouterEngine } from '../tasks/engine.js';
 import { jsonPath, toTools, toToolChoice, type RouteDefaults } from './input.js';
-import type { ConcurrencyLimiter } from './limiter.js';
-import type { ChatMessage, ToolCall } from './providerTypes.js';
-import { mergeTools, skillSelectionSchema, type SkillSelection, type SkillTools } from './skillTools.js';
-import { runToolLoop, type LoopObserver, type LoopResult } from './toolLoop.js';
+import type { ConcurrencyLimiter } from '../decision/limiter.js';
+import type { ChatMessage, ToolCall } from '../providers/providerTypes.js';
+import { mergeTools, skillSelectionSchema, type SkillSelection, type SkillTools } from '../tools/skillTools.js';
+import { runToolLoop, type LoopObserver, type LoopResult } from '../tools/toolLoop.js';
 import { base64Embedding, EMBED_INTENT, type EmbeddingRouter } from './embeddings.js';
-import type { Decision, Priority, Privacy, RouteRequest } from './types.js';
+import type { Decision, Priority, Privacy, RouteRequest } from '../types.js';
 
 type Run = (observer: LoopObserver, stream: boolean) => Promise<ExecutionResult>;
 

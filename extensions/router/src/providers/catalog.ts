@@ -1,7 +1,7 @@
 import * as aion from '@aion/extension-api';
 import { CancellationTokenSource, type Disposable, type Remote } from '@aion/extension-api';
 import type { ModelInfo, ProviderContribution, ProviderImplementation, ProviderModel } from './providerTypes.js';
-import type { CatalogProvider } from './types.js';
+import type { CatalogProvider } from '../types.js';
 
 export interface ProviderSettings {
   enabled?: boolean;

@@ -1,14 +1,14 @@
-import type { RouterTelemetry } from './telemetry.js';
+import type { RouterTelemetry } from '../telemetry.js';
 import * as aion from '@aion/extension-api';
 import { AionError, isAionError, type CancellationToken } from '@aion/extension-api';
-import type { ProviderCatalog } from './catalog.js';
-import { decide, estimateInputTokens, noRouteError, type ScoringWeights } from './decision.js';
-import type { HealthBook } from './health.js';
-import type { ConcurrencyLimiter } from './limiter.js';
-import type { PolicyStore } from './policy.js';
+import type { ProviderCatalog } from '../providers/catalog.js';
+import { decide, estimateInputTokens, noRouteError, type ScoringWeights } from '../decision/decision.js';
+import type { HealthBook } from '../providers/health.js';
+import type { ConcurrencyLimiter } from '../decision/limiter.js';
+import type { PolicyStore } from '../policies/policy.js';
 import { PROVIDER_ERROR_STATUS as PROVIDER_KIT_STATUS } from '@aion/provider-kit';
-import type { ChatRequest, FinishReason, ProviderErrorCode, ProviderEvent, ToolCall } from './providerTypes.js';
-import type { Attempt, Candidate, ChosenBy, Decision, EngineInfo, RouteRequest } from './types.js';
+import type { ChatRequest, FinishReason, ProviderErrorCode, ProviderEvent, ToolCall } from '../providers/providerTypes.js';
+import type { Attempt, Candidate, ChosenBy, Decision, EngineInfo, RouteRequest } from '../types.js';
 
 /** Why an execution was stopped from outside. */
 export interface Abort {
