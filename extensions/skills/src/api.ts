@@ -2,7 +2,7 @@
  * The public API of `aion.skills`, reached with `aion.extensions.getApi<SkillsApi>('aion.skills')`.
  * Only data crosses: every argument and result below is JSON.
  */
-import type { Principal } from '@aion/extension-api';
+import type { CancellationToken, Principal } from '@aion/extension-api';
 import type { QuarantineRecord } from './quarantine.js';
 import type { UsageRow } from './usage.js';
 
@@ -85,8 +85,8 @@ export interface PackListing {
 export interface SkillsApi {
   /** Tool definitions for the skills matching `filter`, for a model's `tools`. */
   listTools(filter?: ToolFilter): ToolDefinition[];
-  /** Runs the skill behind a tool name (or a skill id) through the gatekeeper as `principal`; `args` may be a JSON string. */
-  executeTool(name: string, args: unknown, principal: Principal, options?: ToolCallOptions): ToolCallResult;
+  /** Runs the skill behind a tool name (or a skill id) through the gatekeeper as `principal`; `args` may be a JSON string. Cancelling `token` stops the skill. */
+  executeTool(name: string, args: unknown, principal: Principal, options?: ToolCallOptions, token?: CancellationToken): ToolCallResult;
   search(query?: { q?: string; tags?: string[]; principal?: Principal }): SkillSummary[];
   describe(id: string): SkillDescription;
   /** Runs a skill by id; throws the skill error (stable code) on failure. */

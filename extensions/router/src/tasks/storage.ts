@@ -1,23 +1,17 @@
 import * as aion from '@aion/extension-api';
 import { isAionError } from '@aion/extension-api';
+// Types only: the router runs without aion.storage installed (tasks are then kept in memory).
+import type { StorageApi } from '@aion/ext-storage';
 import { addToUsage, emptyUsage, MemoryTaskStore, type IdempotencyRecord, type StoredTask, type TaskStore, type UsageTotals } from './taskStore.js';
 
-/** The part of `aion.storage`'s API the router uses (declared here, so the router builds without it). */
-interface StorageApi {
-  namespace(): Promise<{ prefix: string; dialect: 'sqlite' | 'postgres' }>;
-  migrate(steps: Array<{ name: string; up: string[] | { sqlite: string[]; postgres: string[] } }>): Promise<{ applied: string[] }>;
-  query<R = Record<string, unknown>>(sql: string, params?: Array<string | number | boolean | null>): Promise<R[]>;
-  execute<R = Record<string, unknown>>(sql: string, params?: Array<string | number | boolean | null>): Promise<{ rows: R[]; changes: number }>;
-  transaction(statements: Array<{ sql: string; params?: Array<string | number | boolean | null> }>): Promise<unknown>;
-}
 
 type Log = (level: 'info' | 'warn', message: string) => void;
 
 /** The task store: the `aion.storage` extension when it is installed, else this process's memory. */
 export async function openTaskStore(log: Log): Promise<TaskStore> {
-  let api: StorageApi;
+  let api: aion.Remote<StorageApi>;
   try {
-    api = (await aion.extensions.getApi<StorageApi>('aion.storage')) as unknown as StorageApi;
+    api = await aion.extensions.getApi<StorageApi>('aion.storage');
   } catch (err) {
     if (isAionError(err) && err.code === 'EXTENSION_NOT_FOUND') {
       log('info', 'aion.storage is not installed: tasks, idempotency keys and usage are kept in memory, lost on restart and not shared between instances');

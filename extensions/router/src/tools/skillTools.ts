@@ -1,5 +1,7 @@
 import * as aion from '@aion/extension-api';
 import { AionError, ErrorCodes, isAionError, type CancellationToken, type Principal } from '@aion/extension-api';
+// Types only: the router runs without aion.skills installed (a request that enables skills is then refused).
+import type { SkillsApi, ToolCallResult } from '@aion/ext-skills';
 import type { ToolDefinition } from '../providers/providerTypes.js';
 
 /** Which skills a request offers the model: ids (or `prefix.*`), every skill, or a search. */
@@ -18,22 +20,8 @@ export const skillSelectionSchema = {
 } as const;
 
 /** What `executeTool` answers; failures are values. */
-export interface ToolCallResult {
-  ok: boolean;
-  skill: string;
-  name: string;
-  result?: unknown;
-  error?: { code: string; message: string; details?: unknown };
-  /** The text for the `tool` message. */
-  content: string;
-  durationMs: number;
-}
+export type { ToolCallResult } from '@aion/ext-skills';
 
-/** The part of `aion.skills`' API the router uses (declared here, so the router builds without it). */
-interface SkillsApi {
-  listTools(filter: { skills?: string[]; q?: string; tags?: string[]; principal?: Principal; limit?: number }): Promise<Array<{ type: 'function'; function: { name: string; description: string; parameters: object } }>>;
-  executeTool(name: string, args: unknown, principal: Principal, options: { requestId?: string }, token?: CancellationToken): Promise<ToolCallResult>;
-}
 
 /** The skills one request offers, as tools, and who they run as. */
 export interface SkillSet {
@@ -48,12 +36,12 @@ const EXECUTE_SCOPE = 'skills:execute';
 
 /** Reaches `aion.skills`: turns a request's skill selection into tools, and runs the calls the model makes. */
 export class SkillTools {
-  private api?: Promise<SkillsApi>;
+  private api?: Promise<aion.Remote<SkillsApi>>;
 
   constructor(private readonly limits: () => { maxSteps: number; maxTools: number }) {}
 
-  private async skills(): Promise<SkillsApi> {
-    this.api ??= aion.extensions.getApi<SkillsApi>('aion.skills') as Promise<SkillsApi>;
+  private async skills(): Promise<aion.Remote<SkillsApi>> {
+    this.api ??= aion.extensions.getApi<SkillsApi>('aion.skills');
     try {
       return await this.api;
     } catch (err) {
