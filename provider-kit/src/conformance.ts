@@ -29,14 +29,16 @@ export interface ConformanceSubject {
   client(options: { baseUrl: string; apiKey?: string; timeoutMs?: number }): { chat(request: ChatRequest, token?: CancellationToken): AsyncIterable<ProviderEvent> };
 }
 
-async function collect(events: AsyncIterable<ProviderEvent>): Promise<ProviderEvent[]> {
+/** Every event of a chat, in order. */
+export async function collect(events: AsyncIterable<ProviderEvent>): Promise<ProviderEvent[]> {
   const out: ProviderEvent[] = [];
   for await (const event of events) out.push(event);
   return out;
 }
 
-const tokens = (events: ProviderEvent[]) => events.flatMap((e) => (e.type === 'token' ? [e.text] : []));
-const last = (events: ProviderEvent[]) => events[events.length - 1]!;
+/** The text of the `token` events. */
+export const tokens = (events: ProviderEvent[]) => events.flatMap((e) => (e.type === 'token' ? [e.text] : []));
+export const last = (events: ProviderEvent[]) => events[events.length - 1]!;
 const errorOf = (events: ProviderEvent[]) => {
   const event = last(events);
   assert.equal(event.type, 'error', `the last event is an error: ${JSON.stringify(events)}`);

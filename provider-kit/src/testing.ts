@@ -206,4 +206,4 @@ export function embeddingFailure(inputs: unknown, vendor: string): number | unde
   }
   return undefined;
 }
-export { describeProviderConformance, type ConformanceReply, type ConformanceSubject } from './conformance.js';
+export { collect, describeProviderConformance, last, tokens, type ConformanceReply, type ConformanceSubject } from './conformance.js';

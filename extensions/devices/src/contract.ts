@@ -2,13 +2,17 @@
  * What hub and spoke agree on, in one module both import: device names, skill paths, the protocol
  * version, the handshake frames, the RPC messages and the error codes.
  */
+import { DEVICE_CONNECT_PATH, DEVICE_PROTOCOL_VERSION, type DeviceCall, type DeviceCaller, type DeviceSkill } from '@aion/client';
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 
+// The device's side of the protocol is @aion/client's (an IDE is a device too): the version, the path
+// and the shapes a device sends and receives are defined there once, and the hub uses the same.
+
 /** Bumped on any incompatible change to the messages below; hub and spoke must match exactly. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = DEVICE_PROTOCOL_VERSION;
 
 /** The WebSocket route a spoke connects to. */
-export const CONNECT_PATH = '/v1/devices/connect';
+export const CONNECT_PATH = DEVICE_CONNECT_PATH;
 
 export const DeviceErrorCodes = {
   /** 503: the device is offline, dropped mid-call, or answered nothing within its liveness timeout. */
@@ -84,16 +88,7 @@ export function deviceToolName(device: string, skill: string): string {
 }
 
 /** A skill as a spoke announces it: enough for the hub to list it and check calls before forwarding them. */
-export interface ExposedSkill {
-  id: string;
-  title: string;
-  description: string;
-  tags: string[];
-  inputSchema: Record<string, unknown>;
-  outputSchema?: Record<string, unknown>;
-  /** The scope a caller needs besides `skills:execute`. */
-  scope?: string;
-}
+export type ExposedSkill = DeviceSkill;
 
 /** The first frame a spoke sends, before any JSON-RPC. */
 export interface HelloFrame {
@@ -113,23 +108,10 @@ export type HandshakeAnswer =
   | { type: 'refused'; code: string; message: string };
 
 /** The principal a call runs as on the spoke: the hub's caller, within the device's scopes. */
-export interface ForwardedCaller {
-  sub: string;
-  type: string;
-  tenant_id: string;
-  owner: string;
-  scopes: string[];
-}
+export type ForwardedCaller = DeviceCaller;
 
-export interface ExecuteSkillParams {
-  skill: string;
-  args: unknown;
-  caller: ForwardedCaller;
-  /** Correlates the call with the hub's request in both logs. */
-  correlationId: string;
-  /** Epoch milliseconds after which the spoke stops and the hub has already failed the call. */
-  deadline: number;
-}
+/** A skill call the hub forwards, with its correlation id and deadline. */
+export type ExecuteSkillParams = DeviceCall;
 
 export interface SyncedSession {
   id: string;

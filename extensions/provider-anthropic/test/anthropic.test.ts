@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { collect, last, tokens } from '@aion/provider-kit/testing';
 import { readFileSync } from 'node:fs';
 import { AionError, CancellationTokenSource, runInExtensionContext, type ExtensionApiBinding, type ExtensionContext, type ExtensionManifest } from '@aion/extension-api';
 import type { ChatRequest, ProviderEvent, ProviderImplementation } from '@aion/provider-kit';
@@ -8,14 +9,6 @@ import { startFakeAnthropic, type FakeAnthropic } from '../src/testing.js';
 
 const hello: ChatRequest = { model: 'claude-sonnet-4-5', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] };
 
-async function collect(events: AsyncIterable<ProviderEvent>): Promise<ProviderEvent[]> {
-  const out: ProviderEvent[] = [];
-  for await (const event of events) out.push(event);
-  return out;
-}
-
-const tokens = (events: ProviderEvent[]) => events.flatMap((e) => (e.type === 'token' ? [e.text] : []));
-const last = (events: ProviderEvent[]) => events[events.length - 1]!;
 const withoutMessage = (event: ProviderEvent | undefined) => ({ ...event, message: undefined });
 
 describe('provider-anthropic client', () => {

@@ -5,18 +5,10 @@ import type { ChatRequest, ProviderEvent, ProviderImplementation } from '@aion/p
 import { OllamaClient } from '../src/client.js';
 import { activate } from '../src/extension.js';
 import { startFakeOllama, type FakeOllama } from '../src/testing.js';
-import { fakeEmbedding } from '@aion/provider-kit/testing';
+import { collect, fakeEmbedding, last, tokens } from '@aion/provider-kit/testing';
 
 const hello: ChatRequest = { model: 'llama3.1', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] };
 
-async function collect(events: AsyncIterable<ProviderEvent>): Promise<ProviderEvent[]> {
-  const out: ProviderEvent[] = [];
-  for await (const event of events) out.push(event);
-  return out;
-}
-
-const tokens = (events: ProviderEvent[]) => events.flatMap((e) => (e.type === 'token' ? [e.text] : []));
-const last = (events: ProviderEvent[]) => events[events.length - 1]!;
 const withoutMessage = (event: ProviderEvent | undefined) => ({ ...event, message: undefined });
 
 describe('provider-ollama client', () => {

@@ -5,18 +5,10 @@ import { retryAfterMs, type ChatRequest, type ProviderEvent, type ProviderImplem
 import { OpenAIClient } from '../src/client.js';
 import { activate } from '../src/extension.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../src/testing.js';
-import { fakeEmbedding } from '@aion/provider-kit/testing';
+import { collect, fakeEmbedding, last, tokens } from '@aion/provider-kit/testing';
 
 const hello: ChatRequest = { model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] };
 
-async function collect(events: AsyncIterable<ProviderEvent>): Promise<ProviderEvent[]> {
-  const out: ProviderEvent[] = [];
-  for await (const event of events) out.push(event);
-  return out;
-}
-
-const tokens = (events: ProviderEvent[]) => events.flatMap((e) => (e.type === 'token' ? [e.text] : []));
-const last = (events: ProviderEvent[]) => events[events.length - 1]!;
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms))]);

@@ -43,6 +43,23 @@ export function estimateCostUsd(model: Pick<ProviderModel, 'costPer1kInput' | 'c
   return (inputTokens / 1000) * model.costPer1kInput + (outputTokens / 1000) * model.costPer1kOutput;
 }
 
+/** A provider's model as a candidate of one decision, before scoring: the one place a candidate is built. */
+export function candidateOf(p: { id: string; route: Candidate['route']; tier: Candidate['tier']; residency: Candidate['residency'] }, m: ProviderModel, intent: string, estimatedCostUsd: number): Candidate {
+  return {
+    engine: `${p.id}/${m.id}`,
+    provider: p.id,
+    model: m.id,
+    route: p.route,
+    tier: p.tier,
+    residency: p.residency,
+    estimatedCostUsd,
+    costPer1kInput: m.costPer1kInput,
+    costPer1kOutput: m.costPer1kOutput,
+    score: 0,
+    scores: { capability: m.capabilities[intent] ?? 0, cost: 0, latency: 0, tier: 0 },
+  };
+}
+
 const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 /** `ollama/llama3.1` names `ollama/llama3.1:latest` too. */
@@ -91,19 +108,7 @@ export function decide(request: RouteRequest, ctx: DecisionContext): Decision {
         filtered.push({ engine, ...why });
         continue;
       }
-      survivors.push({
-        engine,
-        provider: p.id,
-        model: m.id,
-        route: p.route,
-        tier: p.tier,
-        residency: p.residency,
-        estimatedCostUsd: cost,
-        costPer1kInput: m.costPer1kInput,
-        costPer1kOutput: m.costPer1kOutput,
-        score: 0,
-        scores: { capability: m.capabilities[intent] ?? 0, cost: 0, latency: 0, tier: 0 },
-      });
+      survivors.push(candidateOf(p, m, intent, cost));
     }
   }
 

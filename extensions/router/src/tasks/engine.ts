@@ -2,7 +2,7 @@ import type { RouterTelemetry } from '../telemetry.js';
 import * as aion from '@aion/extension-api';
 import { AionError, isAionError, type CancellationToken } from '@aion/extension-api';
 import type { ProviderCatalog } from '../providers/catalog.js';
-import { decide, estimateInputTokens, noRouteError, type ScoringWeights } from '../decision/decision.js';
+import { candidateOf, decide, estimateCostUsd, estimateInputTokens, noRouteError, type ScoringWeights } from '../decision/decision.js';
 import type { HealthBook } from '../providers/health.js';
 import type { ConcurrencyLimiter } from '../decision/limiter.js';
 import type { PolicyStore } from '../policies/policy.js';
@@ -155,19 +155,7 @@ export class RouterEngine {
     if (!p || !m || m.embed) return undefined;
     const input = estimateInputTokens(request.messages, request.tools);
     const output = request.maxTokens ?? this.o.outputTokens();
-    return {
-      engine,
-      provider: p.id,
-      model: m.id,
-      route: p.route,
-      tier: p.tier,
-      residency: p.residency,
-      estimatedCostUsd: (input / 1000) * m.costPer1kInput + (output / 1000) * m.costPer1kOutput,
-      costPer1kInput: m.costPer1kInput,
-      costPer1kOutput: m.costPer1kOutput,
-      score: 0,
-      scores: { capability: m.capabilities[request.intent] ?? 0, cost: 0, latency: 0, tier: 0 },
-    };
+    return candidateOf(p, m, request.intent, estimateCostUsd(m, input, output));
   }
 
   /** Runs the candidates in order until one answers; retryable failures before the first token fall back. */
