@@ -53,3 +53,21 @@ export class DisposableStore implements Disposable {
     if (errors.length > 1) throw new AggregateError(errors, 'several disposables failed');
   }
 }
+
+/**
+ * Resolves with the signal's name when the process is told to stop (SIGTERM or SIGINT), for a
+ * command that serves until then (a worker, a spoke); the listeners are removed either way.
+ */
+export function untilStopSignal(): Promise<'SIGTERM' | 'SIGINT'> {
+  return new Promise((resolve) => {
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    const stop = (signal: 'SIGTERM' | 'SIGINT') => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      resolve(signal);
+    };
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onInt);
+  });
+}

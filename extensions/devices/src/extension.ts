@@ -162,15 +162,7 @@ export async function activate(ctx: aion.ExtensionContext) {
       spoke = startSpoke(options.hub, options.token);
       spoke.start();
       // Serves until the process is told to stop; offline the local kernel keeps serving its own user.
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGTERM', stop);
-          process.off('SIGINT', stop);
-          resolve();
-        };
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
-      });
+      await aion.untilStopSignal();
       spoke.stop();
       return undefined;
     }),

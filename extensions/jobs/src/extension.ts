@@ -202,15 +202,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
       const pool = await startPool({ id: args.id ?? defaultWorkerId(type), type, queues, concurrency });
       log('info', `worker ${pool.id} serves ${(queues ?? [`every ${type} queue`]).join(', ')}`);
       // The worker runs until the process is told to stop; jobs in flight finish first.
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGTERM', stop);
-          process.off('SIGINT', stop);
-          resolve();
-        };
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
-      });
+      await aion.untilStopSignal();
       await stopPool(pool);
       return `worker ${pool.id} stopped`;
     }),
