@@ -11,7 +11,12 @@ interface Bucket {
   at: number;
 }
 
-/** A token bucket per caller. Full buckets are forgotten, so idle callers cost nothing. */
+/**
+ * A token bucket per caller. Full buckets are forgotten, so idle callers cost nothing. Hand-written on
+ * purpose: rate-limiter-flexible's memory limiter counts fixed windows, which lets a caller burst twice
+ * its capacity across a window edge, and answers asynchronously on the gatekeeper's per-call path; this
+ * bucket is exact (never more than `capacity` at once) and synchronous.
+ */
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private sweeps = 0;

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { watch, type FSWatcher } from 'chokidar';
 import { AionError, Emitter, isAionError, type Event, type Logger, type Memento, type Principal } from '@aion/extension-api';
 import { validateModule } from '@aion/sandbox';
 import type { PackListing, SkillDescription, SkillSummary, ToolCallOptions, ToolCallResult, ToolDefinition, ToolFilter } from './api.js';
@@ -277,12 +277,9 @@ export class SkillsService {
       clearTimeout(this.debounce);
       this.debounce = setTimeout(() => void this.reloadPacks().catch((err) => this.host.logger.warn('reloading packs failed', { error: String(err) })), 150);
     };
-    try {
-      this.watcher = watch(this.host.config.packsDir, { persistent: false }, trigger);
-      this.watcher.on('error', () => undefined);
-    } catch (err) {
-      this.host.logger.warn('cannot watch the packs folder; polling it instead', { error: String(err) });
-    }
+    // chokidar: a pack folder copied in file by file, or renamed into place, is one burst of events.
+    this.watcher = watch(this.host.config.packsDir, { ignoreInitial: true, persistent: false, depth: 3 }).on('all', trigger);
+    this.watcher.on('error', (err) => this.host.logger.warn('watching the packs folder failed; polling it instead', { error: String(err) }));
     // A safety net for file systems that do not report changes.
     this.poll = setInterval(trigger, 5_000);
     this.poll.unref();
@@ -510,7 +507,7 @@ export class SkillsService {
     clearTimeout(this.debounce);
     clearTimeout(this.changeTimer);
     clearInterval(this.poll);
-    this.watcher?.close();
+    void this.watcher?.close();
     await this.reloading?.catch(() => undefined);
     await this.quarantineSaves;
     await this.usage.dispose();

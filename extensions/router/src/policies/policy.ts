@@ -1,7 +1,8 @@
-import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Ajv } from 'ajv';
+import { watch, type FSWatcher } from 'chokidar';
+import picomatch from 'picomatch';
 import { AionError, Emitter, type Disposable } from '@aion/extension-api';
 import type { ProviderResidency, ProviderRoute, ProviderTier } from '../providers/providerTypes.js';
 import type { Privacy } from '../types.js';
@@ -9,7 +10,7 @@ import { jsonPath } from '../frontDoor/input.js';
 
 /** Rules for one intent, or the defaults every intent starts from. */
 export interface IntentPolicy {
-  /** Engines allowed (`provider`, `provider/model`, globs with `*`, `route:local`, `tier:cloud-premium`, `vendor:openai`); absent: all. */
+  /** Engines allowed (`provider`, `provider/model`, picomatch globs, `route:local`, `tier:cloud-premium`, `vendor:openai`); absent: all. */
   allow?: string[];
   /** Engines refused; the defaults' and the intent's lists both apply. */
   deny?: string[];
@@ -134,14 +135,16 @@ export interface EngineFacts {
   residency: ProviderResidency;
 }
 
-const globCache = new Map<string, RegExp>();
-function glob(pattern: string): RegExp {
-  let re = globCache.get(pattern);
-  if (!re) {
-    re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-    globCache.set(pattern, re);
+// Matchers are compiled once per pattern: policies are matched against every candidate of every request.
+const globCache = new Map<string, { test(value: string): boolean }>();
+function glob(pattern: string): { test(value: string): boolean } {
+  let matcher = globCache.get(pattern);
+  if (!matcher) {
+    const isMatch = picomatch(pattern, { dot: true });
+    matcher = { test: (value) => isMatch(value) };
+    globCache.set(pattern, matcher);
   }
-  return re;
+  return matcher;
 }
 
 /** `openai`, `openai/*`, `ollama/llama3*`, `route:api`, `tier:cloud-premium`, `vendor:openai`, `*`. */
@@ -233,13 +236,14 @@ export class PolicyStore implements Disposable {
     if (!this.file) return;
     await this.reload();
     try {
-      const name = basename(this.file);
-      this.watcher = watch(dirname(this.file), (_event, changed) => {
-        if (changed && changed.toString() !== name) return;
+      // chokidar follows the file through editors that write a new file and rename it over the old one.
+      this.watcher = watch(this.file, { ignoreInitial: true }).on('all', () => {
         clearTimeout(this.debounce);
         this.debounce = setTimeout(() => void this.reload().catch(() => undefined), 50);
       });
-      this.watcher.on('error', () => undefined);
+      this.watcher.on('error', (err) => this.log('error', `watching ${this.file} failed (${(err as Error).message}); reload with POST /v1/router/policies/reload`));
+      // Changes are seen once the watcher is ready: start() does not return before.
+      await new Promise<void>((ready) => this.watcher!.once('ready', () => ready()));
     } catch (err) {
       this.log('error', `cannot watch ${this.file} for changes (${(err as Error).message}); reload with POST /v1/router/policies/reload`);
     }
@@ -276,7 +280,7 @@ export class PolicyStore implements Disposable {
 
   dispose(): void {
     clearTimeout(this.debounce);
-    this.watcher?.close();
+    void this.watcher?.close();
     this.changed.dispose();
   }
 }
