@@ -15,6 +15,10 @@ export type CircuitState = 'closed' | 'open' | 'half-open';
  * Closed: calls pass, consecutive failures are counted. Open: calls are refused until `openMs` has
  * passed. Half-open: one probe call passes; success closes the circuit, failure opens it again for
  * twice as long (up to `maxOpenMs`).
+ *
+ * Hand-written rather than cockatiel's breaker, which guards calls it executes: the decision reads every
+ * candidate's state without calling it (`admits`, `retryInMs` for a 503's Retry-After), and an
+ * upstream's own Retry-After sets how long the circuit stays open.
  */
 export class CircuitBreaker {
   private failures = 0;

@@ -192,6 +192,8 @@ export class TaskService implements Disposable {
       this.running++;
       return Promise.resolve();
     }
+    // Hand-written rather than p-queue, which runs functions to completion: a slot here is held for a
+    // task's whole life, streams included, released by the task itself, and a cancelled task leaves the queue at once.
     return new Promise<void>((resolve) => {
       const priority = live.request.priority;
       const start = () => {
