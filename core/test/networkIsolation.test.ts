@@ -48,6 +48,9 @@ function probeExtension(root: string, name: string, aion: Record<string, unknown
   // provider-kit propagates trace context with the OpenTelemetry API.
   const otelApi = join(repoNodeModules, '@opentelemetry', 'api');
   for (const part of ['package.json', 'build']) cpSync(join(otelApi, part), join(modules, '@opentelemetry', 'api', part), { recursive: true });
+  // ...and parses server-sent events with eventsource-parser.
+  const sse = join(repoNodeModules, 'eventsource-parser');
+  for (const part of ['package.json', 'dist']) cpSync(join(sse, part), join(modules, 'eventsource-parser', part), { recursive: true });
 }
 
 interface Running {

@@ -1,23 +1,23 @@
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import { watch, type FSWatcher } from 'chokidar';
-import { AionError, Emitter, isAionError, type Event, type Logger, type Memento, type Principal } from '@aion/extension-api';
+import { AionError, Emitter, isAionError, type Disposable, type Event, type Logger, type Memento, type Principal } from '@aion/extension-api';
 import { validateModule } from '@aion/sandbox';
 import type { PackListing, SkillDescription, SkillSummary, ToolCallOptions, ToolCallResult, ToolDefinition, ToolFilter } from './api.js';
-import { toolNameOf } from './api.js';
 import { schemaProblems, SkillCatalog } from './catalog.js';
 import { effectiveLimits, type SkillsConfig } from './config.js';
-import { publicMessage, skillError } from './errors.js';
+import { skillError } from './errors.js';
 import { Gatekeeper, READ_SCOPE, hasScope, type FindAccelerator } from './gatekeeper.js';
 import { McpClients } from './mcp/client.js';
 import { PackStore, type LoadedPack } from './packs/packStore.js';
 import { SkillQuarantine } from './quarantine.js';
 import { resolveInPack, trustedKeysFrom, type TrustedKey } from './packs/signing.js';
+import { watchPacks } from './packWatcher.js';
 import { RateLimiter } from './rateLimiter.js';
 import { JsRunner, ProcessRunner, WasmRunner, type JsSkillImplementation, type Runners } from './runtimes.js';
 import { searchSkills } from './search.js';
+import { SkillSwitches } from './switches.js';
+import { SkillTools } from './tools.js';
 import { HUB_DEVICE, type CallContext, type ExecuteResult, type JsonSchema, type Skill, type SkillEntry } from './types.js';
 import { UsageRecorder } from './usage.js';
 
@@ -67,19 +67,17 @@ export class SkillsService {
   readonly mcpClients: McpClients;
   readonly usage: UsageRecorder;
   readonly quarantine: SkillQuarantine;
+  readonly tools: SkillTools;
+  private readonly switches: SkillSwitches;
   private readonly trusted: TrustedKey[];
   private readonly validateEntry: ValidateFunction;
   private readonly packStatus = new Map<string, PackStatus>();
   private readonly secretCache = new Map<string, { value: string | undefined; at: number }>();
-  private readonly toolNames = new Map<string, string>();
   private readonly changed = new Emitter<void>();
-  private watcher?: FSWatcher;
-  private poll?: NodeJS.Timeout;
+  private packWatcher?: Disposable;
   private reloading?: Promise<void>;
   private reloadAgain = false;
-  private debounce?: NodeJS.Timeout;
   private changeTimer?: NodeJS.Timeout;
-  private quarantineSaves: Promise<void> = Promise.resolve();
   private disposed = false;
   /** Fires (debounced) when the set of skills, or whether one is enabled, changes. */
   readonly onDidChange: Event<void> = this.changed.event;
@@ -91,9 +89,10 @@ export class SkillsService {
     this.catalog = new SkillCatalog(config.disabled);
     this.catalog.onDidChange(() => this.scheduleChange());
     this.quarantine = new SkillQuarantine(config.quarantine);
+    this.switches = new SkillSwitches(host.storagePath, this.catalog, this.quarantine, logger);
     this.quarantine.onDidChange(() => {
       this.scheduleChange();
-      this.saveQuarantine();
+      this.switches.saveQuarantine();
     });
     this.usage = new UsageRecorder((err) => logger.warn('usage could not be saved', { error: String(err) }));
     this.wasm = new WasmRunner(config.wasm);
@@ -120,6 +119,7 @@ export class SkillsService {
       maxInputBytes: config.maxInputBytes,
       findAccelerator: host.findAccelerator,
     });
+    this.tools = new SkillTools(this.catalog, this.gatekeeper, this.quarantine);
     this.packs = new PackStore({
       packsDir: config.packsDir,
       quarantineDir: config.quarantineDir,
@@ -133,13 +133,13 @@ export class SkillsService {
   static async start(host: ServiceHost): Promise<SkillsService> {
     const service = new SkillsService(host);
     await service.packs.init();
-    await service.restoreSwitches();
+    await service.switches.restore();
     void service.wasm.wasm.ready().catch((err) => host.logger.warn('the WASM engine did not start', { error: String(err) }));
     await service.reloadPacks();
     await service.loadContributed();
     service.mcpClients.start();
     if (host.state) void service.usage.persistTo(host.state);
-    if (host.config.watch) service.watch();
+    if (host.config.watch) service.packWatcher = watchPacks(host.config.packsDir, () => service.reloadPacks(), host.logger);
     return service;
   }
 
@@ -272,19 +272,6 @@ export class SkillsService {
     };
   }
 
-  private watch(): void {
-    const trigger = () => {
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => void this.reloadPacks().catch((err) => this.host.logger.warn('reloading packs failed', { error: String(err) })), 150);
-    };
-    // chokidar: a pack folder copied in file by file, or renamed into place, is one burst of events.
-    this.watcher = watch(this.host.config.packsDir, { ignoreInitial: true, persistent: false, depth: 3 }).on('all', trigger);
-    this.watcher.on('error', (err) => this.host.logger.warn('watching the packs folder failed; polling it instead', { error: String(err) }));
-    // A safety net for file systems that do not report changes.
-    this.poll = setInterval(trigger, 5_000);
-    this.poll.unref();
-  }
-
   // ---- extension-contributed skills ----
 
   async loadContributed(): Promise<void> {
@@ -386,107 +373,24 @@ export class SkillsService {
     if (!this.catalog.get(id)) throw skillError('SKILL_NOT_FOUND', `No skill ${id} is installed.`);
     if (enabled && this.quarantine.release(id)) {
       this.host.logger.info(`skill ${id} released from quarantine`, { skill: id });
-      await this.quarantineSaves;
+      await this.switches.settled();
     }
-    if (this.catalog.setEnabled(id, enabled)) await this.saveSwitches();
+    if (this.catalog.setEnabled(id, enabled)) await this.switches.saveSwitches();
     return { id, enabled: this.catalog.isEnabled(id) && !this.quarantine.get(id) };
   }
 
-  private get switchesFile(): string | undefined {
-    return this.host.storagePath ? join(this.host.storagePath, 'disabled-skills.json') : undefined;
-  }
+  // ---- tools for models (src/tools.ts) ----
 
-  private get quarantineFile(): string | undefined {
-    return this.host.storagePath ? join(this.host.storagePath, 'quarantined-skills.json') : undefined;
-  }
-
-  private async restoreSwitches(): Promise<void> {
-    if (!this.switchesFile) return;
-    const ids = await readFile(this.switchesFile, 'utf8')
-      .then((t) => JSON.parse(t) as string[])
-      .catch(() => []);
-    for (const id of ids) this.catalog.setEnabled(id, false);
-    this.quarantine.restore(await readFile(this.quarantineFile!, 'utf8').then((t) => JSON.parse(t) as unknown, () => undefined));
-  }
-
-  /** Quarantines outlive a restart: a skill that kept crashing its host must not come back by itself. */
-  private saveQuarantine(): void {
-    const file = this.quarantineFile;
-    if (!file) return;
-    const entries = this.quarantine.entries();
-    this.quarantineSaves = this.quarantineSaves
-      .then(async () => {
-        await mkdir(this.host.storagePath!, { recursive: true });
-        const tmp = `${file}.${process.pid}.tmp`;
-        await writeFile(tmp, JSON.stringify(entries));
-        await rename(tmp, file);
-      })
-      .catch((err) => this.host.logger.warn('the skill quarantine could not be saved', { error: String(err) }));
-  }
-
-  private async saveSwitches(): Promise<void> {
-    if (!this.switchesFile) return;
-    await mkdir(this.host.storagePath!, { recursive: true });
-    const tmp = `${this.switchesFile}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(this.catalog.disabledAtRunTime()));
-    await rename(tmp, this.switchesFile);
-  }
-
-  // ---- tools for models ----
-
-  /** The tool name of a skill: `.` as `__`, made unique and at most 64 characters. */
   toolName(id: string): string {
-    const base = toolNameOf(id);
-    let name = base.length <= 64 && /^[A-Za-z0-9_-]+$/.test(base) ? base : `${base.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 55)}_${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
-    const holder = this.toolNames.get(name);
-    if (holder && holder !== id) name = `${name.slice(0, 55)}_${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
-    this.toolNames.set(name, id);
-    return name;
-  }
-
-  private skillForTool(name: string): string | undefined {
-    if (this.catalog.get(name)) return name;
-    const mapped = this.toolNames.get(name);
-    if (mapped) return mapped;
-    for (const skill of this.catalog.all()) if (this.toolName(skill.id) === name) return skill.id;
-    return undefined;
+    return this.tools.toolName(id);
   }
 
   listTools(filter: ToolFilter = {}): ToolDefinition[] {
-    let skills = filter.q || filter.tags?.length ? searchSkills(this.catalog.all(), filter.q, filter.tags ?? []).map((h) => h.skill) : this.catalog.all().sort((a, b) => a.id.localeCompare(b.id));
-    if (filter.skills?.length) {
-      const wanted = filter.skills;
-      skills = skills.filter((s) => wanted.some((w) => (w.endsWith('*') ? s.id.startsWith(w.slice(0, -1)) : w === s.id || w === this.toolName(s.id))));
-    }
-    skills = skills.filter((s) => (filter.principal ? this.gatekeeper.mayCall(s, filter.principal) : this.catalog.isEnabled(s.id) && !this.quarantine.get(s.id)));
-    return skills.slice(0, filter.limit ?? 128).map((s) => {
-      const { $schema: _dialect, $id: _id, ...parameters } = s.inputSchema;
-      return { type: 'function', function: { name: this.toolName(s.id), description: s.title === s.description ? s.description : `${s.title}. ${s.description}`, parameters } };
-    });
+    return this.tools.list(filter);
   }
 
-  async executeTool(name: string, args: unknown, principal: Principal, options: ToolCallOptions & { extension?: string; signal?: AbortSignal } = {}): Promise<ToolCallResult> {
-    const started = performance.now();
-    const id = this.skillForTool(name) ?? name;
-    const fail = (code: string, message: string, details?: unknown): ToolCallResult => {
-      const error = { code, message: publicMessage(message), ...(details !== undefined ? { details } : {}) };
-      return { ok: false, skill: id, name, error, content: JSON.stringify({ error: { code: error.code, message: error.message, ...(details !== undefined ? { details } : {}) } }), durationMs: performance.now() - started };
-    };
-    let input = args;
-    if (typeof args === 'string') {
-      try {
-        input = args.trim() ? JSON.parse(args) : {};
-      } catch (err) {
-        return fail('VALIDATION_FAILED', `The arguments are not valid JSON: ${(err as Error).message}`);
-      }
-    }
-    try {
-      const { result, durationMs } = await this.gatekeeper.execute(id, input, { principal, via: 'api', extension: options.extension, requestId: options.requestId, signal: options.signal });
-      return { ok: true, skill: id, name, result, content: JSON.stringify(result) ?? 'null', durationMs };
-    } catch (err) {
-      if (isAionError(err)) return fail(err.code, err.message, err.details);
-      return fail('SKILL_FAILED', err instanceof Error ? err.message : String(err));
-    }
+  executeTool(name: string, args: unknown, principal: Principal, options: ToolCallOptions & { extension?: string; signal?: AbortSignal } = {}): Promise<ToolCallResult> {
+    return this.tools.execute(name, args, principal, options);
   }
 
   /** Whether `principal` may read the catalog (the routes check this too). */
@@ -504,12 +408,10 @@ export class SkillsService {
 
   async dispose(): Promise<void> {
     this.disposed = true;
-    clearTimeout(this.debounce);
     clearTimeout(this.changeTimer);
-    clearInterval(this.poll);
-    void this.watcher?.close();
+    this.packWatcher?.dispose();
     await this.reloading?.catch(() => undefined);
-    await this.quarantineSaves;
+    await this.switches.settled();
     await this.usage.dispose();
     await this.mcpClients.close();
     await this.processes.close();
