@@ -14,5 +14,11 @@ const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], { cwd: root, stdio: 'inherit' });
 mkdirSync(out, { recursive: true });
 for (const old of readdirSync(out).filter((f) => f.endsWith('.tgz'))) rmSync(join(out, old));
-const packed = JSON.parse(execFileSync(npm, ['pack', '--json', '--pack-destination', out, ...PACKED_WORKSPACES.flatMap((w) => ['-w', w])], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
+const packed = JSON.parse(
+  execFileSync(npm, ['pack', '--json', '--pack-destination', out, ...PACKED_WORKSPACES.flatMap((w) => ['-w', w])], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }),
+);
 for (const p of packed) process.stdout.write(`${join('dist-packages', p.filename)}  ${p.entryCount} files, ${(p.size / 1024).toFixed(0)} KiB\n`);

@@ -49,7 +49,10 @@ else {
 /** A hash of the sample skills' sources and build script: the WASM is rebuilt only when it changes. */
 function wasmInputsHash(sample) {
   const hash = createHash('sha256');
-  const walk = (dir) => readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name)).forEach((e) => (e.isDirectory() ? walk(join(dir, e.name)) : hash.update(relative(sample, join(dir, e.name))).update(readFileSync(join(dir, e.name)))));
+  const walk = (dir) =>
+    readdirSync(dir, { withFileTypes: true })
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .forEach((e) => (e.isDirectory() ? walk(join(dir, e.name)) : hash.update(relative(sample, join(dir, e.name))).update(readFileSync(join(dir, e.name)))));
   walk(join(sample, 'assembly'));
   hash.update(readFileSync(join(sample, 'build.mjs')));
   return hash.digest('hex');
@@ -84,6 +87,9 @@ if (existsSync(join(admin, 'build.mjs'))) {
   }
 }
 
-const server = spawn(process.execPath, [join(root, 'core', 'dist', 'src', 'cli', 'main.js'), 'serve', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
+const server = spawn(process.execPath, [join(root, 'core', 'dist', 'src', 'cli', 'main.js'), 'serve', ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: 'inherit',
+});
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => server.kill(signal));
 server.once('exit', (code, signal) => process.exit(code ?? (signal ? 128 + ({ SIGINT: 2, SIGTERM: 15, SIGHUP: 1, SIGKILL: 9 }[signal] ?? 1) : 1)));

@@ -37,7 +37,10 @@ async function viaClient(): Promise<void> {
 const samples: Record<'fetch' | 'client', number[]> = { fetch: [], client: [] };
 for (let i = 0; i < 40; i++) await (i % 2 ? viaClient() : viaFetch()); // warm-up
 for (let done = 0; done < N; done += BLOCK) {
-  for (const [name, fn] of [['fetch', viaFetch], ['client', viaClient]] as const) {
+  for (const [name, fn] of [
+    ['fetch', viaFetch],
+    ['client', viaClient],
+  ] as const) {
     for (let i = 0; i < BLOCK; i++) {
       const started = performance.now();
       await fn();
@@ -53,6 +56,8 @@ console.log(`\n@aion/client vs bare fetch: task submit (wait) + get, ${N} pairs 
 console.log('| path | n | p50 | p99 | mean |\n|---|---|---|---|---|');
 console.log(row('bare fetch (baseline)', samples.fetch));
 console.log(row('@aion/client', samples.client));
-console.log(`\nratio client/fetch: p50 ${(pct(samples.client, 50) / pct(samples.fetch, 50)).toFixed(3)}×, mean ${(mean(samples.client) / mean(samples.fetch)).toFixed(3)}× (target ≤ 1.1×)`);
+console.log(
+  `\nratio client/fetch: p50 ${(pct(samples.client, 50) / pct(samples.fetch, 50)).toFixed(3)}×, mean ${(mean(samples.client) / mean(samples.fetch)).toFixed(3)}× (target ≤ 1.1×)`,
+);
 client.close();
 await hub.stop();

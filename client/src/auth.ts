@@ -151,10 +151,14 @@ export class AuthApi {
   }
 
   readonly apiKeys = {
-    list: async (options: { signal?: AbortSignal } = {}): Promise<ApiKey[]> => (await this.transport.json<{ api_keys: ApiKey[] }>('GET', '/v1/api-keys', undefined, options)).api_keys,
+    list: async (options: { signal?: AbortSignal } = {}): Promise<ApiKey[]> =>
+      (await this.transport.json<{ api_keys: ApiKey[] }>('GET', '/v1/api-keys', undefined, options)).api_keys,
     /** The key itself is in this answer only. */
-    create: (body: { name: string; scopes?: string[]; expires_in_seconds?: number }, options: { signal?: AbortSignal } = {}): Promise<ApiKey & { key: string }> =>
-      this.transport.json('POST', '/v1/api-keys', body, options),
-    revoke: (id: string, options: { signal?: AbortSignal } = {}): Promise<void> => this.transport.json('DELETE', `/v1/api-keys/${encodeURIComponent(id)}`, undefined, { ...options, idempotent: true }),
+    create: (
+      body: { name: string; scopes?: string[]; expires_in_seconds?: number },
+      options: { signal?: AbortSignal } = {},
+    ): Promise<ApiKey & { key: string }> => this.transport.json('POST', '/v1/api-keys', body, options),
+    revoke: (id: string, options: { signal?: AbortSignal } = {}): Promise<void> =>
+      this.transport.json('DELETE', `/v1/api-keys/${encodeURIComponent(id)}`, undefined, { ...options, idempotent: true }),
   };
 }

@@ -29,7 +29,12 @@ export const DeviceErrorCodes = {
 } as const;
 
 /** Refusals no retry can fix: the connection stops and says why. */
-const FATAL = new Set<string>([DeviceErrorCodes.DEVICE_PROTOCOL_MISMATCH, DeviceErrorCodes.DEVICE_TOKEN_INVALID, DeviceErrorCodes.DEVICE_NAME_MISMATCH, DeviceErrorCodes.FORBIDDEN]);
+const FATAL = new Set<string>([
+  DeviceErrorCodes.DEVICE_PROTOCOL_MISMATCH,
+  DeviceErrorCodes.DEVICE_TOKEN_INVALID,
+  DeviceErrorCodes.DEVICE_NAME_MISMATCH,
+  DeviceErrorCodes.FORBIDDEN,
+]);
 
 /** A skill as the device announces it: enough for the hub to list it and check calls before forwarding them. */
 export interface DeviceSkill {
@@ -164,10 +169,13 @@ export class DeviceConnection {
     if (this.state === 'online') return Promise.resolve();
     if (this.state === 'refused') return Promise.reject(errorOf(this.refusal!.code, this.refusal!.message));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => (off(), reject(errorOf(DeviceErrorCodes.DEVICE_UNAVAILABLE, `not connected to ${this.options.hubUrls.join(' or ')} within ${timeoutMs} ms`))), timeoutMs);
+      const timer = setTimeout(
+        () => (off(), reject(errorOf(DeviceErrorCodes.DEVICE_UNAVAILABLE, `not connected to ${this.options.hubUrls.join(' or ')} within ${timeoutMs} ms`))),
+        timeoutMs,
+      );
       const off = this.onState((s) => {
-        if (s === 'online') (clearTimeout(timer), off(), resolve());
-        if (s === 'refused') (clearTimeout(timer), off(), reject(errorOf(this.refusal!.code, this.refusal!.message)));
+        if (s === 'online') clearTimeout(timer), off(), resolve();
+        if (s === 'refused') clearTimeout(timer), off(), reject(errorOf(this.refusal!.code, this.refusal!.message));
       });
     });
   }
@@ -236,7 +244,16 @@ export class DeviceConnection {
       void (async () => {
         try {
           const skills = await this.options.skills();
-          socket.send(JSON.stringify({ type: 'hello', protocolVersion: this.options.protocolVersion ?? DEVICE_PROTOCOL_VERSION, aionVersion: this.options.aionVersion ?? '0.1.0', device: this.options.device, manifests: this.options.manifests ?? [], skills }));
+          socket.send(
+            JSON.stringify({
+              type: 'hello',
+              protocolVersion: this.options.protocolVersion ?? DEVICE_PROTOCOL_VERSION,
+              aionVersion: this.options.aionVersion ?? '0.1.0',
+              device: this.options.device,
+              manifests: this.options.manifests ?? [],
+              skills,
+            }),
+          );
         } catch (err) {
           this.options.logger?.warn(`could not list the skills to expose: ${(err as Error).message}`);
           this.drop(socket);
@@ -286,18 +303,22 @@ export class DeviceConnection {
     this.connects++;
     this.lastHeardAt = Date.now();
     // A hub that stops pinging is as gone as a closed socket (a half-open TCP connection looks like this).
-    this.watchdog = setInterval(() => {
-      if (Date.now() - this.lastHeardAt > pingTimeoutMs) {
-        this.options.logger?.warn(`the hub sent nothing for ${pingTimeoutMs} ms; reconnecting`);
-        this.drop(socket);
-      }
-    }, Math.max(50, Math.floor(pingTimeoutMs / 4)));
+    this.watchdog = setInterval(
+      () => {
+        if (Date.now() - this.lastHeardAt > pingTimeoutMs) {
+          this.options.logger?.warn(`the hub sent nothing for ${pingTimeoutMs} ms; reconnecting`);
+          this.drop(socket);
+        }
+      },
+      Math.max(50, Math.floor(pingTimeoutMs / 4)),
+    );
     (this.watchdog as { unref?: () => void }).unref?.();
     this.set('online');
   }
 
   private receive(frame: string): void {
-    if (byteLength(frame, this.maxFrameBytes) > this.maxFrameBytes) return this.options.logger?.warn(`the hub sent a frame over the ${this.maxFrameBytes}-byte limit; dropped`);
+    if (byteLength(frame, this.maxFrameBytes) > this.maxFrameBytes)
+      return this.options.logger?.warn(`the hub sent a frame over the ${this.maxFrameBytes}-byte limit; dropped`);
     let message: RpcMessage;
     try {
       message = JSON.parse(frame);
@@ -324,7 +345,8 @@ export class DeviceConnection {
 
   private async answer(id: string | number, method: string, params: any): Promise<void> {
     if (method === '$devicePing') return void this.write({ jsonrpc: '2.0', id, result: params });
-    if (method !== '$deviceExecuteSkill') return void this.write({ jsonrpc: '2.0', id, error: { code: METHOD_NOT_FOUND, message: `this device does not answer ${method}` } });
+    if (method !== '$deviceExecuteSkill')
+      return void this.write({ jsonrpc: '2.0', id, error: { code: METHOD_NOT_FOUND, message: `this device does not answer ${method}` } });
     const call = params as DeviceCall;
     const controller = new AbortController();
     this.running.set(id, controller);
@@ -334,12 +356,24 @@ export class DeviceConnection {
       const { result, durationMs } = await this.options.execute(call, controller.signal);
       const answer = { jsonrpc: '2.0' as const, id, result: { result, durationMs: durationMs ?? performance.now() - started } };
       if (!this.write(answer)) {
-        this.write({ jsonrpc: '2.0', id, error: { code: AION_RPC_ERROR, message: `the answer exceeds the ${this.maxFrameBytes}-byte frame limit`, data: { code: DeviceErrorCodes.FRAME_TOO_LARGE } } });
+        this.write({
+          jsonrpc: '2.0',
+          id,
+          error: {
+            code: AION_RPC_ERROR,
+            message: `the answer exceeds the ${this.maxFrameBytes}-byte frame limit`,
+            data: { code: DeviceErrorCodes.FRAME_TOO_LARGE },
+          },
+        });
       }
     } catch (err) {
       const e = err as { code?: unknown; message?: string; status?: unknown };
       const code = typeof e.code === 'string' ? e.code : 'INTERNAL';
-      this.write({ jsonrpc: '2.0', id, error: { code: AION_RPC_ERROR, message: e.message ?? String(err), data: { code, ...(typeof e.status === 'number' ? { status: e.status } : {}) } } });
+      this.write({
+        jsonrpc: '2.0',
+        id,
+        error: { code: AION_RPC_ERROR, message: e.message ?? String(err), data: { code, ...(typeof e.status === 'number' ? { status: e.status } : {}) } },
+      });
     } finally {
       this.running.delete(id);
     }
@@ -387,14 +421,25 @@ export interface HubDevice {
   hub?: string | null;
 }
 
-type Transportish = { baseUrl: string; json<T>(method: string, path: string, body?: unknown, options?: { signal?: AbortSignal; query?: Record<string, string | number | boolean | undefined> }): Promise<T> };
+type Transportish = {
+  baseUrl: string;
+  json<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options?: { signal?: AbortSignal; query?: Record<string, string | number | boolean | undefined> },
+  ): Promise<T>;
+};
 
 /** Devices of the signed-in user on the hub, and connecting this process as one. */
 export class DevicesApi {
   constructor(private readonly transport: Transportish) {}
 
   /** Registers a device; the answer carries its token, shown once. */
-  add(body: { name: string; scopes?: string[] }, options: { signal?: AbortSignal } = {}): Promise<{ device: HubDevice & { renamed_from?: string }; token: string }> {
+  add(
+    body: { name: string; scopes?: string[] },
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ device: HubDevice & { renamed_from?: string }; token: string }> {
     return this.transport.json('POST', '/v1/hub/devices', body, options);
   }
 
@@ -408,7 +453,10 @@ export class DevicesApi {
   }
 
   /** Skills of online devices, grouped by skill id with the devices that have it. */
-  skills(options: { q?: string; signal?: AbortSignal } = {}): Promise<{ skills: Array<{ id: string; devices: Array<{ name: string; path: string; last_seen_at: number }>; device_count: number; [key: string]: unknown }>; total: number }> {
+  skills(options: { q?: string; signal?: AbortSignal } = {}): Promise<{
+    skills: Array<{ id: string; devices: Array<{ name: string; path: string; last_seen_at: number }>; device_count: number; [key: string]: unknown }>;
+    total: number;
+  }> {
     return this.transport.json('GET', '/v1/hub/skills', undefined, { signal: options.signal, query: { q: options.q } });
   }
 

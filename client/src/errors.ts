@@ -49,6 +49,7 @@ export async function errorFromResponse(res: Response): Promise<AionApiError> {
     body = undefined;
   }
   const e = body?.error;
-  if (e && typeof e.code === 'string') return new AionApiError(e.code, typeof e.message === 'string' ? e.message : e.code, { status: res.status, details: e.details, retryAfter });
+  if (e && typeof e.code === 'string')
+    return new AionApiError(e.code, typeof e.message === 'string' ? e.message : e.code, { status: res.status, details: e.details, retryAfter });
   return new AionApiError(res.status === 404 ? 'NOT_FOUND' : 'BAD_RESPONSE', `HTTP ${res.status} ${res.statusText}`.trim(), { status: res.status, retryAfter });
 }

@@ -7,4 +7,18 @@ export type { RetryOptions } from './transport.js';
 export type { HealthReport } from './resources.js';
 export type { AiDocsJob, AiDocsKind, AiDocsRequest, AiDocsResults, PreviewPlatform, PreviewStatus, Project, WaitOptions } from './workspace.js';
 export type * from './types.js';
-export { DeviceConnection, DevicesApi, DeviceErrorCodes, DEVICE_CONNECT_PATH, DEVICE_PROTOCOL_VERSION, type DeviceCall, type DeviceCaller, type DeviceConnectionOptions, type DeviceLogger, type DeviceSkill, type DeviceSocket, type DeviceState, type HubDevice } from './device.js';
+export {
+  DeviceConnection,
+  DevicesApi,
+  DeviceErrorCodes,
+  DEVICE_CONNECT_PATH,
+  DEVICE_PROTOCOL_VERSION,
+  type DeviceCall,
+  type DeviceCaller,
+  type DeviceConnectionOptions,
+  type DeviceLogger,
+  type DeviceSkill,
+  type DeviceSocket,
+  type DeviceState,
+  type HubDevice,
+} from './device.js';

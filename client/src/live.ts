@@ -20,7 +20,11 @@ export class LiveConnection {
     const socket = io(url.origin, {
       path: `${url.pathname.replace(/\/$/, '')}/socket.io`,
       transports: ['websocket', 'polling'],
-      auth: (cb) => void this.bearer().then((token) => cb(token ? { token } : {}), () => cb({})),
+      auth: (cb) =>
+        void this.bearer().then(
+          (token) => cb(token ? { token } : {}),
+          () => cb({}),
+        ),
     });
     socket.on('connect', () => {
       for (const room of this.rooms.keys()) socket.emit('subscribe', { room }, () => undefined);
@@ -33,7 +37,8 @@ export class LiveConnection {
   async subscribe(room: string, listeners: Record<string, Listener>): Promise<() => void> {
     const socket = this.connect();
     const reply = await new Promise<{ ok: boolean; error?: { code: string; message: string } }>((resolve, reject) => {
-      const fail = (err: Error) => reject(new AionApiError((err as { data?: { code?: string } }).data?.code ?? 'UNAUTHENTICATED', `live updates refused: ${err.message}`));
+      const fail = (err: Error) =>
+        reject(new AionApiError((err as { data?: { code?: string } }).data?.code ?? 'UNAUTHENTICATED', `live updates refused: ${err.message}`));
       socket.once('connect_error', fail);
       socket.emit('subscribe', { room }, (answer: { ok: boolean; error?: { code: string; message: string } }) => {
         socket.off('connect_error', fail);

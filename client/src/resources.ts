@@ -41,7 +41,10 @@ export class JobsApi {
 
   /** `progress` events on every change, then `done`. */
   async *events(id: string, options: Signal = {}): AsyncGenerator<{ event: string; data: Job }> {
-    const res = await this.transport.send('GET', `/v1/jobs/${encodeURIComponent(id)}/events`, undefined, { headers: { accept: 'text/event-stream' }, signal: options.signal });
+    const res = await this.transport.send('GET', `/v1/jobs/${encodeURIComponent(id)}/events`, undefined, {
+      headers: { accept: 'text/event-stream' },
+      signal: options.signal,
+    });
     for await (const message of readEvents(res, options.signal)) {
       const event = { event: message.event ?? 'message', data: JSON.parse(message.data) as Job };
       yield event;

@@ -94,8 +94,14 @@ export class SessionsApi {
     return this.transport.json('POST', '/v1/sessions', body, { signal: options.signal, idempotent: body.id !== undefined });
   }
 
-  get(id: string, options: { after?: number; before?: number; limit?: number } & Signal = {}): Promise<Session & { messages: SessionMessage[]; next_cursor: number | null }> {
-    return this.transport.json('GET', `/v1/sessions/${encodeURIComponent(id)}`, undefined, { signal: options.signal, query: { after: options.after, before: options.before, limit: options.limit } });
+  get(
+    id: string,
+    options: { after?: number; before?: number; limit?: number } & Signal = {},
+  ): Promise<Session & { messages: SessionMessage[]; next_cursor: number | null }> {
+    return this.transport.json('GET', `/v1/sessions/${encodeURIComponent(id)}`, undefined, {
+      signal: options.signal,
+      query: { after: options.after, before: options.before, limit: options.limit },
+    });
   }
 
   rename(id: string, title: string | null, options: Signal = {}): Promise<Session> {
@@ -107,15 +113,25 @@ export class SessionsApi {
   }
 
   /** Appends a message; with a client-chosen `id` a repeat answers the stored one, so it is retried safely. */
-  append(sessionId: string, message: { id?: string; role: SessionMessage['role']; content: unknown; metadata?: Record<string, unknown>; created_at?: string }, options: Signal = {}): Promise<SessionMessage> {
-    return this.transport.json('POST', `/v1/sessions/${encodeURIComponent(sessionId)}/messages`, message, { signal: options.signal, idempotent: message.id !== undefined });
+  append(
+    sessionId: string,
+    message: { id?: string; role: SessionMessage['role']; content: unknown; metadata?: Record<string, unknown>; created_at?: string },
+    options: Signal = {},
+  ): Promise<SessionMessage> {
+    return this.transport.json('POST', `/v1/sessions/${encodeURIComponent(sessionId)}/messages`, message, {
+      signal: options.signal,
+      idempotent: message.id !== undefined,
+    });
   }
 
   /**
    * Live updates of one session: `onMessage` for every message appended (by anyone, REST or sync),
    * `onSession` for a rename or deletion. Resolves once subscribed; call the answer to stop.
    */
-  subscribe(sessionId: string, handlers: { onMessage?: (m: SessionMessage) => void; onSession?: (s: Partial<Session> & { id: string }) => void }): Promise<() => void> {
+  subscribe(
+    sessionId: string,
+    handlers: { onMessage?: (m: SessionMessage) => void; onSession?: (s: Partial<Session> & { id: string }) => void },
+  ): Promise<() => void> {
     return this.live().subscribe(`session:${sessionId}`, {
       message: (m) => {
         if ((m as SessionMessage).session_id === sessionId) handlers.onMessage?.(m as SessionMessage);
@@ -130,7 +146,10 @@ export class SessionsApi {
    * Offline sync: pushes what `store` wrote while away and pulls what changed on the hub since its
    * cursor, page by page. Idempotent on the hub, so a lost answer is retried safely.
    */
-  async sync(store: LocalSessionStore, options: { limit?: number } & Signal = {}): Promise<{ cursor: number; pages: number; rejected: SyncAnswer['rejected'] }> {
+  async sync(
+    store: LocalSessionStore,
+    options: { limit?: number } & Signal = {},
+  ): Promise<{ cursor: number; pages: number; rejected: SyncAnswer['rejected'] }> {
     let push = await store.pending();
     const rejected: SyncAnswer['rejected'] = [];
     for (let pages = 1; ; pages++) {

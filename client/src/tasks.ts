@@ -53,7 +53,11 @@ export class TasksApi {
       if (lastEventId > 0) headers['last-event-id'] = String(lastEventId);
       let ended = false;
       try {
-        const res = await this.transport.send('GET', `/v1/stream/${encodeURIComponent(taskId)}`, undefined, { headers, signal: options.signal, idempotent: true });
+        const res = await this.transport.send('GET', `/v1/stream/${encodeURIComponent(taskId)}`, undefined, {
+          headers,
+          signal: options.signal,
+          idempotent: true,
+        });
         for await (const message of readEvents(res, options.signal)) {
           const event = { id: message.id ? Number(message.id) : 0, event: message.event ?? 'message', data: parse(message.data) } as TaskEvent;
           if (event.id) lastEventId = event.id;
@@ -66,7 +70,10 @@ export class TasksApi {
       } catch (err) {
         if (options.signal?.aborted) throw abortError(options.signal, err);
         if (err instanceof AionApiError && err.status !== 0) throw err;
-        if (reconnects-- <= 0) throw err instanceof AionApiError ? err : new AionApiError(ClientErrorCodes.NETWORK_ERROR, `the stream of ${taskId} broke: ${(err as Error).message}`, { cause: err });
+        if (reconnects-- <= 0)
+          throw err instanceof AionApiError
+            ? err
+            : new AionApiError(ClientErrorCodes.NETWORK_ERROR, `the stream of ${taskId} broke: ${(err as Error).message}`, { cause: err });
         await this.transport.backoff(attempt, undefined, options.signal);
         continue;
       }
@@ -81,7 +88,10 @@ export class TasksApi {
    * Submits a task and follows it to the end: `onToken` gets the text as it arrives. Aborting the
    * signal cancels the task, since this call started it.
    */
-  async run(request: TaskRequest, options: { signal?: AbortSignal; idempotencyKey?: string; onEvent?: (event: TaskEvent) => void; onToken?: (text: string) => void } = {}): Promise<TaskResult> {
+  async run(
+    request: TaskRequest,
+    options: { signal?: AbortSignal; idempotencyKey?: string; onEvent?: (event: TaskEvent) => void; onToken?: (text: string) => void } = {},
+  ): Promise<TaskResult> {
     const task = await this.submit(request, { idempotencyKey: options.idempotencyKey, signal: options.signal });
     if (FINAL.has(task.status)) return task;
     try {

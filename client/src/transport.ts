@@ -54,7 +54,10 @@ export class Transport {
     try {
       return (text ? JSON.parse(text) : undefined) as T;
     } catch (err) {
-      throw new AionApiError(ClientErrorCodes.BAD_RESPONSE, `${method} ${path} answered ${res.status} with a body that is not JSON`, { status: res.status, cause: err });
+      throw new AionApiError(ClientErrorCodes.BAD_RESPONSE, `${method} ${path} answered ${res.status} with a body that is not JSON`, {
+        status: res.status,
+        cause: err,
+      });
     }
   }
 
@@ -65,7 +68,12 @@ export class Transport {
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       try {
-        res = await this.fetchImpl(this.url(path, options.query), { method, headers: await this.headers(body, options), body: body === undefined ? undefined : JSON.stringify(body), signal: options.signal });
+        res = await this.fetchImpl(this.url(path, options.query), {
+          method,
+          headers: await this.headers(body, options),
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: options.signal,
+        });
       } catch (err) {
         if (options.signal?.aborted) throw abortError(options.signal, err);
         const failure = new AionApiError(ClientErrorCodes.NETWORK_ERROR, `${method} ${path} failed: ${(err as Error).message}`, { cause: err });
@@ -123,5 +131,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export function abortError(signal: AbortSignal, cause?: unknown): AionApiError {
   const reason = signal.reason;
   if (reason instanceof AionApiError) return reason;
-  return new AionApiError(ClientErrorCodes.ABORTED, `the request was aborted${reason instanceof Error ? `: ${reason.message}` : ''}`, { cause: cause ?? reason });
+  return new AionApiError(ClientErrorCodes.ABORTED, `the request was aborted${reason instanceof Error ? `: ${reason.message}` : ''}`, {
+    cause: cause ?? reason,
+  });
 }

@@ -63,7 +63,11 @@ export interface WaitOptions<T> extends Signal {
 const FINISHED = new Set(['success', 'failed', 'canceled']);
 
 /** Polls `read` until the job finishes, reporting each change; a failed or canceled job throws its own code. */
-async function waitForJob<T extends { status: string; progress?: number; stage?: string; error?: { code: string; message: string } }>(read: () => Promise<T>, what: string, options: WaitOptions<T>): Promise<T> {
+async function waitForJob<T extends { status: string; progress?: number; stage?: string; error?: { code: string; message: string } }>(
+  read: () => Promise<T>,
+  what: string,
+  options: WaitOptions<T>,
+): Promise<T> {
   let last = '';
   for (;;) {
     const status = await read();
@@ -105,7 +109,10 @@ export class PreviewApi {
   }
 
   /** token → build → wait: the whole flow of a "build preview" button. */
-  async buildProject(body: { project_id: string; platform: PreviewPlatform; git_ref?: string }, options: WaitOptions<PreviewStatus> = {}): Promise<PreviewStatus & { token: string; download_url: string }> {
+  async buildProject(
+    body: { project_id: string; platform: PreviewPlatform; git_ref?: string },
+    options: WaitOptions<PreviewStatus> = {},
+  ): Promise<PreviewStatus & { token: string; download_url: string }> {
     const { token } = await this.token({ project_id: body.project_id, platform: body.platform }, options);
     const { job_id } = await this.build({ token, git_ref: body.git_ref }, options);
     const done = await this.wait(job_id, { ...options, token });
@@ -113,17 +120,27 @@ export class PreviewApi {
   }
 
   /** The bundle (a zip), or a part of it with `range` (`{ start, end }`, inclusive). */
-  async download(jobId: string, options: { token?: string; range?: { start: number; end?: number } } & Signal = {}): Promise<{ bytes: Uint8Array; contentRange?: string; status: number }> {
+  async download(
+    jobId: string,
+    options: { token?: string; range?: { start: number; end?: number } } & Signal = {},
+  ): Promise<{ bytes: Uint8Array; contentRange?: string; status: number }> {
     const headers: Record<string, string> = { accept: 'application/zip' };
     if (options.token) headers['x-preview-token'] = options.token;
     if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end ?? ''}`;
-    const res = await this.transport.send('GET', `/v1/preview/download/${encodeURIComponent(jobId)}`, undefined, { signal: options.signal, headers, anonymous: options.token !== undefined });
+    const res = await this.transport.send('GET', `/v1/preview/download/${encodeURIComponent(jobId)}`, undefined, {
+      signal: options.signal,
+      headers,
+      anonymous: options.token !== undefined,
+    });
     return { bytes: new Uint8Array(await res.arrayBuffer()), contentRange: res.headers.get('content-range') ?? undefined, status: res.status };
   }
 
   /** The build log as text, also while the build runs. */
   async logs(jobId: string, options: { token?: string } & Signal = {}): Promise<string> {
-    const res = await this.transport.send('GET', `/v1/preview/logs/${encodeURIComponent(jobId)}`, undefined, { signal: options.signal, ...tokenHeader(options.token, 'text/plain') });
+    const res = await this.transport.send('GET', `/v1/preview/logs/${encodeURIComponent(jobId)}`, undefined, {
+      signal: options.signal,
+      ...tokenHeader(options.token, 'text/plain'),
+    });
     return res.text();
   }
 }

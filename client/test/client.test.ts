@@ -52,9 +52,15 @@ describe('@aion/client against a real hub (SQLite, auth, router with a fake Open
       assert.notEqual(after.refreshToken, before.refreshToken);
       assert.notEqual(after.accessToken, before.accessToken);
       assert.ok((await c.auth.me()).sub);
-      const replay = await rejects(fetch(`${hub.url}/v1/auth/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: before.refreshToken }) }).then(async (r) => {
-        if (!r.ok) throw new AionApiError(((await r.json()) as any).error.code, 'refused', { status: r.status });
-      }));
+      const replay = await rejects(
+        fetch(`${hub.url}/v1/auth/refresh`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ refresh_token: before.refreshToken }),
+        }).then(async (r) => {
+          if (!r.ok) throw new AionApiError(((await r.json()) as any).error.code, 'refused', { status: r.status });
+        }),
+      );
       assert.equal(replay.code, 'REFRESH_TOKEN_REUSED');
       // The family is revoked: this client's own refresh now fails and it forgets the sign-in.
       const ended = await rejects(c.auth.refresh());
@@ -108,12 +114,18 @@ describe('@aion/client against a real hub (SQLite, auth, router with a fake Open
       const task = await aion.tasks.submit(ask('stream'));
       const events: TaskEvent[] = [];
       for await (const e of aion.tasks.stream(task.task_id)) events.push(e);
-      assert.deepEqual(events.filter((e) => e.event === 'token').map((e) => (e.data as { text: string }).text), ['Hello', ' from', ' the', ' hub']);
+      assert.deepEqual(
+        events.filter((e) => e.event === 'token').map((e) => (e.data as { text: string }).text),
+        ['Hello', ' from', ' the', ' hub'],
+      );
       assert.equal(events.at(-1)!.event, 'done');
       const firstToken = events.find((e) => e.event === 'token')!;
       const resumed: TaskEvent[] = [];
       for await (const e of aion.tasks.stream(task.task_id, { lastEventId: firstToken.id })) resumed.push(e);
-      assert.deepEqual(resumed.map((e) => e.id), events.map((e) => e.id).filter((id) => id > firstToken.id));
+      assert.deepEqual(
+        resumed.map((e) => e.id),
+        events.map((e) => e.id).filter((id) => id > firstToken.id),
+      );
     });
 
     it('reconnects a cut stream with Last-Event-ID: every event once, in order', async () => {
@@ -124,12 +136,25 @@ describe('@aion/client against a real hub (SQLite, auth, router with a fake Open
         const events: TaskEvent[] = [];
         for await (const e of c.tasks.stream(task.task_id, { reconnects: 20 })) events.push(e);
         const ids = events.map((e) => e.id);
-        assert.deepEqual(ids, [...new Set(ids)].sort((x, y) => x - y), 'no event repeated, none out of order');
+        assert.deepEqual(
+          ids,
+          [...new Set(ids)].sort((x, y) => x - y),
+          'no event repeated, none out of order',
+        );
         assert.equal(events.at(-1)!.event, 'done');
-        assert.equal(events.filter((e) => e.event === 'token').map((e) => (e.data as { text: string }).text).join(''), 'Hello from the hub');
+        assert.equal(
+          events
+            .filter((e) => e.event === 'token')
+            .map((e) => (e.data as { text: string }).text)
+            .join(''),
+          'Hello from the hub',
+        );
         const resumes = proxy.seen.filter((s) => s.startsWith('GET /v1/stream/'));
         assert.ok(resumes.length > 1);
-        assert.ok(resumes.slice(1).every((s) => /\d+$/.test(s)), `resumed with Last-Event-ID: ${resumes.join(' | ')}`);
+        assert.ok(
+          resumes.slice(1).every((s) => /\d+$/.test(s)),
+          `resumed with Last-Event-ID: ${resumes.join(' | ')}`,
+        );
       } finally {
         await proxy.close();
       }
@@ -163,7 +188,9 @@ describe('@aion/client against a real hub (SQLite, auth, router with a fake Open
 
   describe('retries', () => {
     it('retries idempotent calls through 503 with Retry-After, and never a call that could run twice', async () => {
-      const proxy = await startProxy(hub.url, (_req, n) => (n <= 2 ? { status: 503, headers: { 'retry-after': '0' }, body: { error: { code: 'SATURATED', message: 'busy' } } } : 'pass'));
+      const proxy = await startProxy(hub.url, (_req, n) =>
+        n <= 2 ? { status: 503, headers: { 'retry-after': '0' }, body: { error: { code: 'SATURATED', message: 'busy' } } } : 'pass',
+      );
       try {
         const c = new AionClient({ baseUrl: proxy.url, accessToken: (await aion.auth.tokens())!.accessToken, retry: { minDelayMs: 5 } });
         const task = await c.tasks.submit(ask('retried'), { wait: true });
@@ -194,7 +221,10 @@ describe('@aion/client against a real hub (SQLite, auth, router with a fake Open
       assert.equal(again.id, 'sdk-m1');
       const got = await aion.sessions.get('sdk-s1');
       assert.equal(got.message_count, 1);
-      assert.deepEqual(got.messages.map((m) => m.content), ['hi']);
+      assert.deepEqual(
+        got.messages.map((m) => m.content),
+        ['hi'],
+      );
       const ids: string[] = [];
       for await (const session of aion.sessions.all({ pageSize: 1 })) ids.push(session.id);
       assert.ok(ids.includes('sdk-s1'));

@@ -42,7 +42,10 @@ describe('@aion/client: a device connected to a real hub', function () {
     });
 
   before(async () => {
-    hub = await startHub({ devices: true, extensions: { 'aion.devices': { timeouts: { sandboxMs: 500, localSkillMs: 1000, remoteSkillMs: 1500, uiResponseMs: 3000 } } } });
+    hub = await startHub({
+      devices: true,
+      extensions: { 'aion.devices': { timeouts: { sandboxMs: 500, localSkillMs: 1000, remoteSkillMs: 1500, uiResponseMs: 3000 } } },
+    });
     admin = new AionClient({ baseUrl: hub.url });
     await admin.auth.login(hub.admin.username, hub.admin.password);
     const added = await admin.devices.add({ name: 'IDE laptop' });
@@ -62,7 +65,10 @@ describe('@aion/client: a device connected to a real hub', function () {
     const [listed] = await admin.devices.list();
     assert.deepEqual([listed!.name, listed!.status, listed!.skills_count], ['ide-laptop', 'online', 2]);
     const grouped = await admin.devices.skills({ q: 'read' });
-    assert.deepEqual(grouped.skills.map((s) => [s.id, s.devices.map((d) => d.path), s.device_count]), [['workspace.read', ['ide-laptop/workspace.read'], 1]]);
+    assert.deepEqual(
+      grouped.skills.map((s) => [s.id, s.devices.map((d) => d.path), s.device_count]),
+      [['workspace.read', ['ide-laptop/workspace.read'], 1]],
+    );
     const answer = await admin.skills.execute<{ path: string; text: string }>('ide-laptop/workspace.read', { path: 'src/app.ts' });
     assert.deepEqual(answer.result, { path: 'src/app.ts', text: 'contents of src/app.ts' });
     assert.equal(calls.at(-1)!.caller.type, 'user', 'the hub forwards who is calling');

@@ -35,13 +35,19 @@ function aiDocsAnswer(prompt: string): string | undefined {
  * otherwise it streams "Hello from the hub". `workspace` adds projects (folders under `localRoots`),
  * preview builds and AI documentation; `devices` the hub side of devices.
  */
-export async function startHub(options: { chunkDelayMs?: number; extensions?: Record<string, Record<string, unknown>>; workspace?: { localRoots: string[] }; devices?: boolean } = {}): Promise<Hub> {
+export async function startHub(
+  options: { chunkDelayMs?: number; extensions?: Record<string, Record<string, unknown>>; workspace?: { localRoots: string[] }; devices?: boolean } = {},
+): Promise<Hub> {
   const openai = await startFakeOpenAI({
     chunkDelayMs: options.chunkDelayMs,
     reply: (request) => {
       const prompt = JSON.stringify(request.body?.messages ?? []);
       if (prompt.includes('[hang]')) return { kind: 'hang' };
-      const json = aiDocsAnswer(JSON.parse(prompt).map((m: { content?: unknown }) => (typeof m.content === 'string' ? m.content : '')).join('\n'));
+      const json = aiDocsAnswer(
+        JSON.parse(prompt)
+          .map((m: { content?: unknown }) => (typeof m.content === 'string' ? m.content : ''))
+          .join('\n'),
+      );
       if (json) return { kind: 'answer', text: json, usage: { prompt_tokens: 50, completion_tokens: 20 } };
       return { kind: 'answer', text: ['Hello', ' from', ' the', ' hub'], usage: { prompt_tokens: 5, completion_tokens: 4 } };
     },
@@ -49,12 +55,24 @@ export async function startHub(options: { chunkDelayMs?: number; extensions?: Re
   const workspace = options.workspace ? [dir('@aion/ext-projects'), dir('@aion/ext-preview'), dir('@aion/ext-ai-docs')] : [];
   if (options.devices) workspace.push(dir('@aion/ext-devices'));
   const kernel = await startTestKernel({
-    extensions: [dir('@aion/ext-storage'), AUTH_EXTENSION_DIR, dir('@aion/ext-router'), dir('@aion/ext-provider-openai'), dir('@aion/ext-sessions'), dir('@aion/ext-skills'), TEXT_PACK_DIR, dir('@aion/ext-jobs'), ...workspace],
+    extensions: [
+      dir('@aion/ext-storage'),
+      AUTH_EXTENSION_DIR,
+      dir('@aion/ext-router'),
+      dir('@aion/ext-provider-openai'),
+      dir('@aion/ext-sessions'),
+      dir('@aion/ext-skills'),
+      TEXT_PACK_DIR,
+      dir('@aion/ext-jobs'),
+      ...workspace,
+    ],
     config: {
       extensions: {
         'aion.router': { providers: { openai: { enabled: true } }, defaults: { privacy: 'allow-api' } },
         'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 30_000 },
-        ...(options.workspace ? { 'aion.projects': { localRoots: options.workspace.localRoots }, 'aion.jobs': { inProcessWorkers: { startDelayMs: 0 }, pollIntervalMs: 20 } } : {}),
+        ...(options.workspace
+          ? { 'aion.projects': { localRoots: options.workspace.localRoots }, 'aion.jobs': { inProcessWorkers: { startDelayMs: 0 }, pollIntervalMs: 20 } }
+          : {}),
         ...options.extensions,
       },
     },
@@ -71,7 +89,10 @@ export async function startHub(options: { chunkDelayMs?: number; extensions?: Re
   };
 }
 
-export type ProxyPlan = (req: IncomingMessage, n: number) => 'pass' | 'cut-after-first-event' | { status: number; headers?: Record<string, string>; body?: unknown };
+export type ProxyPlan = (
+  req: IncomingMessage,
+  n: number,
+) => 'pass' | 'cut-after-first-event' | { status: number; headers?: Record<string, string>; body?: unknown };
 
 /** A real HTTP hop in front of the hub that misbehaves on purpose: fails requests, or cuts streams. */
 export async function startProxy(target: string, plan: ProxyPlan): Promise<{ url: string; seen: string[]; close(): Promise<void> }> {
@@ -106,5 +127,13 @@ export async function startProxy(target: string, plan: ProxyPlan): Promise<{ url
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, seen, close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }

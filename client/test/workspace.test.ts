@@ -43,7 +43,10 @@ describe('@aion/client: projects, preview builds and AI documentation against a 
 
   it('registers, lists and reads projects; another id is NOT_FOUND', async () => {
     const { projects } = await aion.projects.list();
-    assert.deepEqual(projects.map((p) => p.name), ['site']);
+    assert.deepEqual(
+      projects.map((p) => p.name),
+      ['site'],
+    );
     assert.equal((await aion.projects.get(projectId)).kind, 'local');
     assert.equal((await rejects(aion.projects.get('no-such-project'))).status, 404);
   });
@@ -76,7 +79,10 @@ describe('@aion/client: projects, preview builds and AI documentation against a 
 
   it('summarizes a file, comments lines and suggests renames, reporting progress', async () => {
     const stages: string[] = [];
-    const summary = await aion.aiDocs.summarizeFile({ project_id: projectId, path: 'src/math.ts' }, { onProgress: (j) => stages.push(j.status), intervalMs: 50 });
+    const summary = await aion.aiDocs.summarizeFile(
+      { project_id: projectId, path: 'src/math.ts' },
+      { onProgress: (j) => stages.push(j.status), intervalMs: 50 },
+    );
     assert.equal(summary.status, 'success');
     assert.equal(summary.result!.summary, 'summary of src/math.ts');
     assert.equal(summary.engine!.provider, 'openai');

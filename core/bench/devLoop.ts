@@ -18,7 +18,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function reloadVersusRestart(): Promise<void> {
   const root = mkdtempSync(join(fileURLToPath(new URL('.', import.meta.url)), 'tmp-bench-'));
   writeVersioned(root, 1);
-  const options = () => ({ config: loadConfig({ env: {}, overrides: { dataDir: mkdtempSync(join(tmpdir(), 'aion-bench-')), server: { port: 0, host: '127.0.0.1' } } }), builtins: false, extensionDirs: [root], logger: createLogger({ level: 'silent' }) });
+  const options = () => ({
+    config: loadConfig({ env: {}, overrides: { dataDir: mkdtempSync(join(tmpdir(), 'aion-bench-')), server: { port: 0, host: '127.0.0.1' } } }),
+    builtins: false,
+    extensionDirs: [root],
+    logger: createLogger({ level: 'silent' }),
+  });
   const reloads: number[] = [];
   const warmReloads: number[] = [];
   const restarts: number[] = [];
@@ -52,7 +57,9 @@ async function reloadVersusRestart(): Promise<void> {
   }
   console.log(`reload with a spare host process (aion dev)  median ${median(warmReloads).toFixed(0)} ms`);
   console.log(`reload, starting a host process (aion reload) median ${median(reloads).toFixed(0)} ms`);
-  console.log(`  baseline: stop and start the kernel          median ${median(restarts).toFixed(0)} ms  (${(median(restarts) / median(warmReloads)).toFixed(1)}× the spare-process reload)`);
+  console.log(
+    `  baseline: stop and start the kernel          median ${median(restarts).toFixed(0)} ms  (${(median(restarts) / median(warmReloads)).toFixed(1)}× the spare-process reload)`,
+  );
 }
 
 /** Runs a start command until the server says it listens, then stops it; the time to that line. */
@@ -83,8 +90,17 @@ async function startUnchanged(): Promise<void> {
   const now: number[] = [];
   const before: number[] = [];
   const rounds = Math.max(1, Math.min(ROUNDS, 3));
-  for (let i = 0; i < rounds; i++) now.push(await timeToListening(process.execPath, [join(repoRoot, 'scripts', 'start.mjs'), ...serveArgs, '--data-dir', mkdtempSync(join(tmpdir(), 'aion-bench-'))]));
-  for (let i = 0; i < rounds; i++) before.push(await timeToListening('sh', ['-c', `npm run build --silent >/dev/null 2>&1 && exec node core/dist/src/cli/main.js serve ${serveArgs.join(' ')} --data-dir ${mkdtempSync(join(tmpdir(), 'aion-bench-'))}`]));
+  for (let i = 0; i < rounds; i++)
+    now.push(
+      await timeToListening(process.execPath, [join(repoRoot, 'scripts', 'start.mjs'), ...serveArgs, '--data-dir', mkdtempSync(join(tmpdir(), 'aion-bench-'))]),
+    );
+  for (let i = 0; i < rounds; i++)
+    before.push(
+      await timeToListening('sh', [
+        '-c',
+        `npm run build --silent >/dev/null 2>&1 && exec node core/dist/src/cli/main.js serve ${serveArgs.join(' ')} --data-dir ${mkdtempSync(join(tmpdir(), 'aion-bench-'))}`,
+      ]),
+    );
   console.log(`npm start on an unchanged tree, to listening  median ${median(now).toFixed(0)} ms`);
   console.log(`  baseline: npm run build && aion serve        median ${median(before).toFixed(0)} ms  (${(median(before) / median(now)).toFixed(1)}×)`);
 }

@@ -25,7 +25,11 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function measure(label: string, call: () => Promise<unknown>, calls = SEQUENTIAL): Promise<{ label: string; p50: number; p99: number; perSecond: number }> {
+async function measure(
+  label: string,
+  call: () => Promise<unknown>,
+  calls = SEQUENTIAL,
+): Promise<{ label: string; p50: number; p99: number; perSecond: number }> {
   for (let i = 0; i < 500; i++) await call();
   const samples: number[] = [];
   for (let i = 0; i < calls; i++) {
@@ -71,7 +75,9 @@ async function rawEcho() {
 
 async function startKernel(dataDir: string, extensionDirs: string[], builtins: boolean) {
   // The shared echo holds grants, so the checks take their longest path: a privileged command and API.
-  const permissions = { grants: { 'bench.echo-kernel': { kernelHost: true }, 'bench.echo-shared': { commands: ['bench.kernel.echo'], apis: ['bench.echo-kernel'] } } };
+  const permissions = {
+    grants: { 'bench.echo-kernel': { kernelHost: true }, 'bench.echo-shared': { commands: ['bench.kernel.echo'], apis: ['bench.echo-kernel'] } },
+  };
   const config = loadConfig({ env: {}, overrides: { dataDir, server: { port: 0 }, permissions } });
   return Kernel.start({ config, extensionDirs, builtins, logger: createLogger({ level: 'silent' }) });
 }
@@ -99,14 +105,23 @@ async function capabilityChecks(kernel: Kernel) {
   const via = (method: string, target: string) => () => host.request(HostProtocol.invokeApi, { extensionId: record.id, method, args: [target, PAYLOAD] });
   const checks = kernel.get(PermissionService);
   const saved = { command: checks.assertMayExecuteCommand, api: checks.assertMayCallApi };
-  const setChecks = (on: boolean) => Object.assign(checks, on ? { assertMayExecuteCommand: saved.command, assertMayCallApi: saved.api } : { assertMayExecuteCommand: () => undefined, assertMayCallApi: () => undefined });
+  const setChecks = (on: boolean) =>
+    Object.assign(
+      checks,
+      on
+        ? { assertMayExecuteCommand: saved.command, assertMayCallApi: saved.api }
+        : { assertMayExecuteCommand: () => undefined, assertMayCallApi: () => undefined },
+    );
   const calls = Math.min(SEQUENTIAL, 3_000);
   // Interleaved rounds, best p50 of each: on a shared machine one unlucky round would decide otherwise.
   const best = new Map<string, Awaited<ReturnType<typeof measure>>>();
   for (let round = 0; round < 3; round++) {
     for (const on of [false, true]) {
       setChecks(on);
-      for (const [what, method, target] of [['command', 'viaCommand', 'bench.kernel.echo'], ['API', 'viaApi', 'bench.echo-kernel']] as const) {
+      for (const [what, method, target] of [
+        ['command', 'viaCommand', 'bench.kernel.echo'],
+        ['API', 'viaApi', 'bench.echo-kernel'],
+      ] as const) {
         const label = `${what} call, ${on ? 'checked' : 'no checks (baseline)'}`;
         const r = await measure(label, via(method, target), calls);
         if (!best.has(label) || r.p50 < best.get(label)!.p50) best.set(label, r);
@@ -118,7 +133,9 @@ async function capabilityChecks(kernel: Kernel) {
   for (const what of ['command', 'API']) {
     const off = best.get(`${what} call, no checks (baseline)`)!;
     const on = best.get(`${what} call, checked`)!;
-    console.log(`capability checks on an extension's ${what} call: p50 ${(on.p50 - off.p50).toFixed(1)} µs (${((on.p50 / off.p50 - 1) * 100).toFixed(1)}%) added, throughput ${(on.perSecond / off.perSecond).toFixed(2)}× (target ≤ 5% added)`);
+    console.log(
+      `capability checks on an extension's ${what} call: p50 ${(on.p50 - off.p50).toFixed(1)} µs (${((on.p50 / off.p50 - 1) * 100).toFixed(1)}%) added, throughput ${(on.perSecond / off.perSecond).toFixed(2)}× (target ≤ 5% added)`,
+    );
   }
   const n = 200_000;
   let started = performance.now();
@@ -127,7 +144,9 @@ async function capabilityChecks(kernel: Kernel) {
   started = performance.now();
   for (let i = 0; i < n; i++) saved.api.call(checks, 'bench.echo-shared', 'bench.echo-kernel', 'echo');
   const apiNs = ((performance.now() - started) / n) * 1e6;
-  console.log(`one check alone: command ${commandNs.toFixed(0)} ns, API ${apiNs.toFixed(0)} ns (${((commandNs / 1000 / best.get('command call, no checks (baseline)')!.p50) * 100).toFixed(2)}% of the call's p50)\n`);
+  console.log(
+    `one check alone: command ${commandNs.toFixed(0)} ns, API ${apiNs.toFixed(0)} ns (${((commandNs / 1000 / best.get('command call, no checks (baseline)')!.p50) * 100).toFixed(2)}% of the call's p50)\n`,
+  );
 }
 
 function httpGetter(url: string) {
@@ -171,14 +190,29 @@ async function egress(): Promise<void> {
   const variants = { 'egress-direct': {}, 'egress-proxied': { network: ['127.0.0.1:*'] } };
   for (const [name, permissions] of Object.entries(variants)) {
     mkdirSync(join(root, name));
-    writeFileSync(join(root, name, 'package.json'), JSON.stringify({ name, publisher: 'bench', version: '1.0.0', type: 'module', main: 'extension.js', engines: { aion: '^0.1.0' }, activationEvents: ['onStartup'], aion: { host: 'dedicated', permissions } }));
+    writeFileSync(
+      join(root, name, 'package.json'),
+      JSON.stringify({
+        name,
+        publisher: 'bench',
+        version: '1.0.0',
+        type: 'module',
+        main: 'extension.js',
+        engines: { aion: '^0.1.0' },
+        activationEvents: ['onStartup'],
+        aion: { host: 'dedicated', permissions },
+      }),
+    );
     writeFileSync(join(root, name, 'extension.js'), 'export const activate = () => ({ get: async (url) => (await (await fetch(url)).text()).length });\n');
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'aion-bench-'));
   const kernel = await startKernel(dataDir, [root], false);
   try {
     const results = [];
-    for (const [name, label] of [['egress-direct', 'dedicated host fetch, no isolation'], ['egress-proxied', 'dedicated host fetch, egress proxy']] as const) {
+    for (const [name, label] of [
+      ['egress-direct', 'dedicated host fetch, no isolation'],
+      ['egress-proxied', 'dedicated host fetch, egress proxy'],
+    ] as const) {
       const record = kernel.get(ExtensionRegistry).require(`bench.${name}`);
       const host = await kernel.get(HostManager).hostFor(record);
       const params = { extensionId: record.id, method: 'get', args: [url] };
@@ -186,7 +220,9 @@ async function egress(): Promise<void> {
     }
     const [direct, proxied] = results;
     for (const r of results) console.log(fmt(r));
-    console.log(`egress proxy: p50 ${(proxied!.p50 / direct!.p50).toFixed(2)}× of the direct fetch, throughput ${(proxied!.perSecond / direct!.perSecond).toFixed(2)}× (${calls} calls each)\n`);
+    console.log(
+      `egress proxy: p50 ${(proxied!.p50 / direct!.p50).toFixed(2)}× of the direct fetch, throughput ${(proxied!.perSecond / direct!.perSecond).toFixed(2)}× (${calls} calls each)\n`,
+    );
   } finally {
     await kernel.stop();
     target.close();
@@ -201,7 +237,17 @@ async function bootTimes(): Promise<{ builtins: number; withHundred: number }> {
   for (let i = 0; i < 100; i++) {
     const dir = join(many, `generated-${i}`);
     mkdirSync(dir);
-    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `generated-${i}`, publisher: 'bench', version: '1.0.0', engines: { aion: '^0.1.0' }, contributes: { commands: [] }, activationEvents: [`onCommand:generated.${i}`] }));
+    writeFileSync(
+      join(dir, 'package.json'),
+      JSON.stringify({
+        name: `generated-${i}`,
+        publisher: 'bench',
+        version: '1.0.0',
+        engines: { aion: '^0.1.0' },
+        contributes: { commands: [] },
+        activationEvents: [`onCommand:generated.${i}`],
+      }),
+    );
   }
   const median = async (extensionDirs: string[]) => {
     const times: number[] = [];
@@ -237,7 +283,9 @@ async function main() {
     const route = await measure('declared route, shared host', httpGetter(`${kernel.url}/bench/shared/echo`));
     const routeKernel = await measure('declared route, kernel host', httpGetter(`${kernel.url}/bench/kernel/echo`));
     for (const r of [koa, route, routeKernel]) console.log(fmt(r));
-    console.log(`added p50 by a declared route on a shared host = ${(route.p50 - koa.p50).toFixed(1)} µs (target ≤ 150 µs); ratio ${(route.p50 / koa.p50).toFixed(2)}×\n`);
+    console.log(
+      `added p50 by a declared route on a shared host = ${(route.p50 - koa.p50).toFixed(1)} µs (target ≤ 150 µs); ratio ${(route.p50 / koa.p50).toFixed(2)}×\n`,
+    );
     await capabilityChecks(kernel);
   } finally {
     await kernel.stop();
@@ -246,7 +294,9 @@ async function main() {
   await egress();
   const boot = await bootTimes();
   console.log(`boot to /readyz with the built-ins: ${boot.builtins.toFixed(0)} ms (target ≤ 1000 ms)`);
-  console.log(`boot to /readyz with 100 more manifest-only extensions: ${boot.withHundred.toFixed(0)} ms (+${(boot.withHundred - boot.builtins).toFixed(0)} ms, target ≤ +250 ms)`);
+  console.log(
+    `boot to /readyz with 100 more manifest-only extensions: ${boot.withHundred.toFixed(0)} ms (+${(boot.withHundred - boot.builtins).toFixed(0)} ms, target ≤ +250 ms)`,
+  );
 }
 
 main().then(

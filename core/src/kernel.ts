@@ -62,7 +62,22 @@ export class Kernel {
     const k = this.container;
     k.bind(TYPES.KernelOptions).toConstantValue(this.config);
     k.bind(TYPES.Logger).toConstantValue(this.logger);
-    for (const service of [ExtensionRegistry, ContributionRegistry, HookRegistry, CommandRegistry, EventBus, PermissionService, SecretsService, RealtimeService, HostManager, ActivationService, KernelEndpoint, HttpEdge, NetworkIsolation, Telemetry]) {
+    for (const service of [
+      ExtensionRegistry,
+      ContributionRegistry,
+      HookRegistry,
+      CommandRegistry,
+      EventBus,
+      PermissionService,
+      SecretsService,
+      RealtimeService,
+      HostManager,
+      ActivationService,
+      KernelEndpoint,
+      HttpEdge,
+      NetworkIsolation,
+      Telemetry,
+    ]) {
       k.bind(service as never).toSelf();
     }
     // Dedicated hosts enforce network allow-lists with this configuration's grants and enforcement mode.
@@ -111,13 +126,18 @@ export class Kernel {
     for (const dir of findExtensionFolders(join(this.config.dataDir, 'extensions'))) scanned.push(loadManifest(dir, 'data'));
     // A folder named twice (a built-in passed with --extensions-dir too) is one extension, not a duplicate.
     const seen = new Set(scanned.map((s) => s.manifestPath));
-    for (const root of this.options.extensionDirs ?? []) for (const dir of findExtensionFolders(root)) if (!seen.has(join(dir, 'package.json'))) scanned.push(loadManifest(dir, 'external'));
+    for (const root of this.options.extensionDirs ?? [])
+      for (const dir of findExtensionFolders(root)) if (!seen.has(join(dir, 'package.json'))) scanned.push(loadManifest(dir, 'external'));
     return scanned;
   }
 
   private loadExtensions(): void {
     const registry = this.get(ExtensionRegistry);
-    registry.register(this.scan(), { storageRoot: join(this.config.dataDir, 'storage'), disabled: this.config.disabledExtensions, builtinDir: this.options.builtinDir ?? BUILTIN_EXTENSIONS_DIR });
+    registry.register(this.scan(), {
+      storageRoot: join(this.config.dataDir, 'storage'),
+      disabled: this.config.disabledExtensions,
+      builtinDir: this.options.builtinDir ?? BUILTIN_EXTENSIONS_DIR,
+    });
     this.get(ContributionRegistry).load();
     const hooks = this.get(HookRegistry);
     const commands = this.get(CommandRegistry);
@@ -129,9 +149,17 @@ export class Kernel {
         registry.skip(record.id, { code: ErrorCodes.PERMISSION_DENIED, message: placement.refused });
         continue;
       }
-      Object.assign(record, { hostKind: placement.hostKind, hostKey: placement.hostKey, enforcement: placement.enforcement, placementReason: placement.reason });
+      Object.assign(record, {
+        hostKind: placement.hostKind,
+        hostKey: placement.hostKey,
+        enforcement: placement.enforcement,
+        placementReason: placement.reason,
+      });
       if (!hosts.hasTransport(record.hostKind)) {
-        registry.skip(record.id, { code: ErrorCodes.EXTENSION_DISABLED, message: `${record.id} asks for a "${record.hostKind}" host, which this kernel cannot start` });
+        registry.skip(record.id, {
+          code: ErrorCodes.EXTENSION_DISABLED,
+          message: `${record.id} asks for a "${record.hostKind}" host, which this kernel cannot start`,
+        });
         continue;
       }
       for (const hook of record.manifest.contributes?.hooks ?? []) {
@@ -154,7 +182,10 @@ export class Kernel {
     const registry = this.get(ExtensionRegistry);
     const fatal = registry.all().filter((r) => r.manifest.aion?.bootFailure === 'abort' && (r.state === 'skipped' || r.state === 'failed'));
     if (fatal.length > 0) {
-      throw new AionError(ErrorCodes.ACTIVATION_FAILED, `start-up aborted during ${phase}: ${fatal.map((r) => `${r.id} (${r.errors.map((e) => e.message).join('; ')})`).join(', ')}`);
+      throw new AionError(
+        ErrorCodes.ACTIVATION_FAILED,
+        `start-up aborted during ${phase}: ${fatal.map((r) => `${r.id} (${r.errors.map((e) => e.message).join('; ')})`).join(', ')}`,
+      );
     }
   }
 
@@ -200,7 +231,10 @@ export class Kernel {
       const host = hosts.find(hosts.keyFor(record));
       const left = deadline - Date.now();
       if (!host || left <= 0) continue;
-      await Promise.race([host.request(HostProtocol.deactivate, { extensionId: id }).catch((err) => this.logger.warn({ extension: id, err: String(err) }, 'deactivate failed')), new Promise((r) => setTimeout(r, left))]);
+      await Promise.race([
+        host.request(HostProtocol.deactivate, { extensionId: id }).catch((err) => this.logger.warn({ extension: id, err: String(err) }, 'deactivate failed')),
+        new Promise((r) => setTimeout(r, left)),
+      ]);
       record.state = 'inactive';
     }
     if (this.container.isBound(Telemetry)) this.get(Telemetry).stop();

@@ -22,7 +22,13 @@ export class LogRedactor {
   addSecret(value: string | undefined): void {
     if (typeof value !== 'string' || value.length < 6 || this.values.has(value)) return;
     this.values.add(value);
-    const escaped = [...this.values].sort((a, b) => b.length - a.length).map((v) => JSON.stringify(v).slice(1, -1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const escaped = [...this.values]
+      .sort((a, b) => b.length - a.length)
+      .map((v) =>
+        JSON.stringify(v)
+          .slice(1, -1)
+          .replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+      );
     this.pattern = new RegExp(escaped.join('|'), 'g');
   }
 
@@ -56,12 +62,29 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? logLevelFromEnvironment() ?? 'info';
   const destination = options.destination ?? process.stderr;
   const pretty = options.pretty ?? (destination as NodeJS.WriteStream).isTTY === true;
-  const stream = pretty ? pinoPretty({ colorize: true, destination: destination as never, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }) : destination;
+  const stream = pretty
+    ? pinoPretty({ colorize: true, destination: destination as never, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    : destination;
   return pino(
     {
       level,
       base: { service: options.service ?? 'aion' },
-      redact: { paths: ['*.password', '*.secret', '*.token', '*.authorization', '*.apiKey', '*.api_key', 'headers.authorization', 'headers["x-api-key"]', 'headers.cookie', '*.headers.authorization', '*.headers["x-api-key"]'], censor: CENSOR },
+      redact: {
+        paths: [
+          '*.password',
+          '*.secret',
+          '*.token',
+          '*.authorization',
+          '*.apiKey',
+          '*.api_key',
+          'headers.authorization',
+          'headers["x-api-key"]',
+          'headers.cookie',
+          '*.headers.authorization',
+          '*.headers["x-api-key"]',
+        ],
+        censor: CENSOR,
+      },
       // The request a line was written for, when it was written inside one.
       mixin: () => {
         const requestId = context.active().getValue(REQUEST_ID_KEY);

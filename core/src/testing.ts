@@ -64,15 +64,28 @@ export async function startTestKernel(options: TestKernelOptions = {}): Promise<
     const registry = kernel.get(ExtensionRegistry);
     const problems = [
       ...registry.rejected.filter((r) => underTest(r.manifestPath)).flatMap((r) => r.errors),
-      ...registry.all().filter((r) => underTest(r.extensionPath) && ['skipped', 'failed', 'invalid'].includes(r.state)).flatMap((r) => r.errors),
+      ...registry
+        .all()
+        .filter((r) => underTest(r.extensionPath) && ['skipped', 'failed', 'invalid'].includes(r.state))
+        .flatMap((r) => r.errors),
     ];
     if (problems.length > 0) {
       await kernel.stop();
       if (!options.keepDataDir) rmSync(dataDir, { recursive: true, force: true });
-      throw new AionError(problems[0]!.code, `the extension under test did not start: ${problems.map((p) => `${p.code}: ${p.message}`).join('; ')} (pass strict: false to startTestKernel to test such failures)`, { details: problems });
+      throw new AionError(
+        problems[0]!.code,
+        `the extension under test did not start: ${problems.map((p) => `${p.code}: ${p.message}`).join('; ')} (pass strict: false to startTestKernel to test such failures)`,
+        { details: problems },
+      );
     }
   }
-  const statusSources = () => ({ config: kernel.config, registry: kernel.get(ExtensionRegistry), contributions: kernel.get(ContributionRegistry), hosts: kernel.get(HostManager), network: kernel.get(NetworkIsolation) });
+  const statusSources = () => ({
+    config: kernel.config,
+    registry: kernel.get(ExtensionRegistry),
+    contributions: kernel.get(ContributionRegistry),
+    hosts: kernel.get(HostManager),
+    network: kernel.get(NetworkIsolation),
+  });
   return {
     url: kernel.url,
     kernel,
@@ -89,7 +102,12 @@ export async function startTestKernel(options: TestKernelOptions = {}): Promise<
 }
 
 /** Asks `probe` every `everyMs` until it answers something other than undefined or false; fails naming `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, everyMs = 25): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+  everyMs = 25,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

@@ -15,11 +15,34 @@ describe('activation', () => {
 
   before(async () => {
     root = tempDir();
-    writeExtension(root, 'fails', base({ name: 'fails', type: 'module', main: 'e.js', contributes: { routes: [{ method: 'GET', path: '/v1/fails' }] }, aion: { host: 'kernel' } }), { 'e.js': 'export function activate() { throw new Error("cannot start"); }' });
-    writeExtension(root, 'after-fails', base({ name: 'after-fails', type: 'module', main: 'e.js', extensionDependencies: ['t.fails'], contributes: { routes: [{ method: 'GET', path: '/v1/after-fails' }] }, aion: { host: 'kernel' } }), { 'e.js': 'export function activate() {}' });
+    writeExtension(
+      root,
+      'fails',
+      base({ name: 'fails', type: 'module', main: 'e.js', contributes: { routes: [{ method: 'GET', path: '/v1/fails' }] }, aion: { host: 'kernel' } }),
+      { 'e.js': 'export function activate() { throw new Error("cannot start"); }' },
+    );
+    writeExtension(
+      root,
+      'after-fails',
+      base({
+        name: 'after-fails',
+        type: 'module',
+        main: 'e.js',
+        extensionDependencies: ['t.fails'],
+        contributes: { routes: [{ method: 'GET', path: '/v1/after-fails' }] },
+        aion: { host: 'kernel' },
+      }),
+      { 'e.js': 'export function activate() {}' },
+    );
     const secrets = join(root, 'secrets.json');
     writeFileSync(secrets, JSON.stringify({ 'fixtures.basic': { BASIC_TOKEN: 's3cr3t-value' } }));
-    kernel = await startTestKernel({ extensions: [fixture('basic'), fixture('dependent'), root], config: { secretsFile: secrets, permissions: { grants: { 'fixtures.dependent': { kernelHost: true }, 't.fails': { kernelHost: true }, 't.after-fails': { kernelHost: true } } } } });
+    kernel = await startTestKernel({
+      extensions: [fixture('basic'), fixture('dependent'), root],
+      config: {
+        secretsFile: secrets,
+        permissions: { grants: { 'fixtures.dependent': { kernelHost: true }, 't.fails': { kernelHost: true }, 't.after-fails': { kernelHost: true } } },
+      },
+    });
   });
   after(async () => {
     await kernel.stop();
@@ -102,7 +125,9 @@ describe('lazy activation', () => {
 
   it('does not activate before the first trigger, then activates exactly once under concurrent triggers', async () => {
     assert.equal((await extensions(kernel))[0]!.state, 'inactive');
-    const answers = await Promise.all(Array.from({ length: 25 }, () => kernel.request('/v1/basic/ping').then((r) => r.json() as Promise<{ activations: number }>)));
+    const answers = await Promise.all(
+      Array.from({ length: 25 }, () => kernel.request('/v1/basic/ping').then((r) => r.json() as Promise<{ activations: number }>)),
+    );
     assert.deepEqual(new Set(answers.map((a) => a.activations)), new Set([1]));
     const ext = (await extensions(kernel))[0]!;
     assert.equal(ext.state, 'active');

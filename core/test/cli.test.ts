@@ -25,7 +25,11 @@ async function aion(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code
 }
 
 /** Starts `aion <args>` and resolves once its stdout matched every pattern in turn. */
-function startAion(args: string[]): { child: ChildProcessWithoutNullStreams; output: () => string; waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray> } {
+function startAion(args: string[]): {
+  child: ChildProcessWithoutNullStreams;
+  output: () => string;
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+} {
   const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, AION_LOG_LEVEL: 'silent' } });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -90,7 +94,10 @@ describe('the aion CLI', () => {
       assert.equal(health.code, 0, health.stdout + health.stderr);
       const report = JSON.parse(health.stdout);
       assert.equal(report.url, url);
-      assert.ok(report.health.hosts.some((h: { extensions: string[] }) => h.extensions.includes('t.versioned')), 'hosts without a token: the socket is the credential');
+      assert.ok(
+        report.health.hosts.some((h: { extensions: string[] }) => h.extensions.includes('t.versioned')),
+        'hosts without a token: the socket is the credential',
+      );
       writeVersioned(root, 2);
       const reloaded = await aion(['reload', 't.versioned', '--data-dir', dataDir]);
       assert.equal(reloaded.code, 0, reloaded.stderr);
@@ -187,7 +194,13 @@ describe('the aion CLI', () => {
     const root = tempDir();
     const file = join(root, 'aion.config.json');
     const { writeFileSync } = await import('node:fs');
-    writeFileSync(file, JSON.stringify({ server: { port: 9999 }, extensions: { 'acme.db': { url: 'postgres://app:hunter2@db.internal/app', apiKey: 'sk-live-123', region: 'eu' } } }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        server: { port: 9999 },
+        extensions: { 'acme.db': { url: 'postgres://app:hunter2@db.internal/app', apiKey: 'sk-live-123', region: 'eu' } },
+      }),
+    );
     const res = await aion(['config', 'print', '--config', file], { AION_CONFIG__SERVER__MAX_IN_FLIGHT: '64' });
     assert.equal(res.code, 0, res.stderr);
     const printed = JSON.parse(res.stdout);
@@ -246,7 +259,11 @@ describe('the aion CLI', () => {
         const ext = join(dir, `my-${kind}`);
         assert.match((await import('node:fs')).readFileSync(join(ext, 'README.md'), 'utf8'), /## Next steps\n\n- /);
         await run(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', ext]);
-        const tested = await run(process.execPath, [join(repoRoot, 'node_modules', 'mocha', 'bin', 'mocha.js'), '--no-config', '--spec', 'dist/test/**/*.test.js', '--timeout', '60000', '--exit'], { cwd: ext });
+        const tested = await run(
+          process.execPath,
+          [join(repoRoot, 'node_modules', 'mocha', 'bin', 'mocha.js'), '--no-config', '--spec', 'dist/test/**/*.test.js', '--timeout', '60000', '--exit'],
+          { cwd: ext },
+        );
         assert.match(tested.stdout, /2 passing/, `${kind}: ${tested.stdout}`);
         assert.doesNotMatch(tested.stdout, /pending|skipped/, `${kind} ran its kernel test here`);
       }
@@ -261,7 +278,9 @@ describe('the aion CLI', () => {
   it('serve prints its URL, and SIGTERM drains an in-flight request then exits 0', async function () {
     this.timeout(30_000);
     const dataDir = tempDir();
-    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--builtins', 'none', '--data-dir', dataDir, '--extensions-dir', fixture('basic')], { env: { ...process.env, AION_LOG_LEVEL: 'silent' } });
+    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--builtins', 'none', '--data-dir', dataDir, '--extensions-dir', fixture('basic')], {
+      env: { ...process.env, AION_LOG_LEVEL: 'silent' },
+    });
     try {
       const url = await new Promise<string>((resolve, reject) => {
         let out = '';

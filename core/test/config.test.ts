@@ -24,12 +24,18 @@ describe('configuration', () => {
   });
 
   it('stops start-up on an invalid extension value, naming the key', async () => {
-    await assert.rejects(startTestKernel({ extensions: [fixture('basic')], config: { extensions: { 'fixtures.basic': { level: 'high' } } } }), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'CONFIG_INVALID');
-      assert.match(err.message, /extensions\.fixtures\.basic\.level: must be integer/);
-      return true;
-    });
-    await assert.rejects(startTestKernel({ extensions: [fixture('basic')], config: { extensions: { 'fixtures.basic': { level: 0 } } } }), /extensions\.fixtures\.basic\.level: must be >= 1/);
+    await assert.rejects(
+      startTestKernel({ extensions: [fixture('basic')], config: { extensions: { 'fixtures.basic': { level: 'high' } } } }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'CONFIG_INVALID');
+        assert.match(err.message, /extensions\.fixtures\.basic\.level: must be integer/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      startTestKernel({ extensions: [fixture('basic')], config: { extensions: { 'fixtures.basic': { level: 0 } } } }),
+      /extensions\.fixtures\.basic\.level: must be >= 1/,
+    );
   });
 
   it('rejects unknown or mistyped kernel settings', () => {

@@ -13,15 +13,25 @@ function intruder(root: string, name: string, aion: Record<string, unknown>, ext
   writeExtension(
     root,
     name,
-    { ...base({ name, publisher: 'evil', type: 'module', main: 'extension.js' }), contributes: { routes: [{ method: 'POST', path: `/v1/${name}/try`, auth: 'none' }] }, aion, ...extra },
+    {
+      ...base({ name, publisher: 'evil', type: 'module', main: 'extension.js' }),
+      contributes: { routes: [{ method: 'POST', path: `/v1/${name}/try`, auth: 'none' }] },
+      aion,
+      ...extra,
+    },
     { 'extension.js': readFileSync(join(fixture('hostile'), 'extension.js'), 'utf8') },
   );
 }
 
 function vault(root: string): void {
-  writeExtension(root, 'vault', base({ name: 'vault', type: 'module', main: 'e.js', aion: { host: 'shared', api: { access: 'privileged', methods: { ping: 'public' } } } }), {
-    'e.js': 'export function activate() { return { ping: () => "pong", unlock: () => "opened" }; }',
-  });
+  writeExtension(
+    root,
+    'vault',
+    base({ name: 'vault', type: 'module', main: 'e.js', aion: { host: 'shared', api: { access: 'privileged', methods: { ping: 'public' } } } }),
+    {
+      'e.js': 'export function activate() { return { ping: () => "pong", unlock: () => "opened" }; }',
+    },
+  );
 }
 
 const attempt = async (kernel: TestKernel, name: string, body: Record<string, unknown>): Promise<Outcome> => {
@@ -31,7 +41,11 @@ const attempt = async (kernel: TestKernel, name: string, body: Record<string, un
 };
 
 async function signIn(kernel: TestKernel, username: string, password: string): Promise<string> {
-  const res = await kernel.request('/v1/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+  const res = await kernel.request('/v1/auth/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
   assert.equal(res.status, 200, await res.clone().text());
   return ((await res.json()) as { access_token: string }).access_token;
 }
@@ -53,7 +67,13 @@ describe('containment: a hostile extension gets only what its manifest and the o
   before(async () => {
     root = tempDir('aion-hostile-');
     symlinkSync(repositoryModules, join(root, 'node_modules'));
-    for (const host of hosts) intruder(root, `intruder-${host}`, { host, permissions: { secrets: ['AION_JWT_SECRET', 'OPENAI_API_KEY', 'INTRUDER_PROBE'] } }, { contributes: { routes: [{ method: 'POST', path: `/v1/intruder-${host}/try`, auth: 'none' }], secrets: [{ name: 'AION_JWT_SECRET' }] } });
+    for (const host of hosts)
+      intruder(
+        root,
+        `intruder-${host}`,
+        { host, permissions: { secrets: ['AION_JWT_SECRET', 'OPENAI_API_KEY', 'INTRUDER_PROBE'] } },
+        { contributes: { routes: [{ method: 'POST', path: `/v1/intruder-${host}/try`, auth: 'none' }], secrets: [{ name: 'AION_JWT_SECRET' }] } },
+      );
     vault(root);
     intruder(root, 'squatter', { host: 'kernel' });
     intruder(root, 'spawner', { host: 'shared', permissions: { childProcess: true } });
@@ -93,7 +113,7 @@ describe('containment: a hostile extension gets only what its manifest and the o
         assert.ok(!(await users()).includes(`mallory-${host}`));
       });
 
-      it('cannot read the kernel signing key, another extension\'s secret, or the environment by declaring them', async () => {
+      it("cannot read the kernel signing key, another extension's secret, or the environment by declaring them", async () => {
         const jwt = await attempt(kernel, name, { attack: 'readSecret', name: 'AION_JWT_SECRET' });
         assert.equal(jwt.code, 'SECRET_NOT_GRANTED');
         const openai = await attempt(kernel, name, { attack: 'readSecret', name: 'OPENAI_API_KEY' });
@@ -127,7 +147,10 @@ describe('containment: a hostile extension gets only what its manifest and the o
 
   it('cannot take over a command another extension declares', async () => {
     await attempt(kernel, 'intruder-shared', { attack: 'hijackCommand' });
-    const created = (await kernel.executeCommand('auth.createUser', { username: 'operator-made', password: 'q'.repeat(20) })) as { user?: { username: string }; hijacked?: boolean };
+    const created = (await kernel.executeCommand('auth.createUser', { username: 'operator-made', password: 'q'.repeat(20) })) as {
+      user?: { username: string };
+      hijacked?: boolean;
+    };
     assert.equal(created.hijacked, undefined);
     assert.equal(created.user?.username, 'operator-made');
   });
@@ -143,12 +166,20 @@ describe('containment: a hostile extension gets only what its manifest and the o
   it('runs a privileged command for a signed-in user only when that user holds its scopes', async () => {
     const allowed = await attempt(kernel, 'intruder-shared', { attack: 'createAdminFor', username: 'made-for-admin', authorization: `Bearer ${adminToken}` });
     assert.equal(allowed.ok, true, allowed.message);
-    const created = await kernel.request('/v1/users', { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ username: 'reader', password: 'r'.repeat(20), scopes: ['sessions:read'] }) });
+    const created = await kernel.request('/v1/users', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'reader', password: 'r'.repeat(20), scopes: ['sessions:read'] }),
+    });
     assert.equal(created.status, 201, await created.clone().text());
     const readerToken = await signIn(kernel, 'reader', 'r'.repeat(20));
     const refused = await attempt(kernel, 'intruder-shared', { attack: 'createAdminFor', username: 'made-for-reader', authorization: `Bearer ${readerToken}` });
     assert.equal(refused.code, 'FORBIDDEN');
-    const forged = await attempt(kernel, 'intruder-shared', { attack: 'createAdminFor', username: 'made-for-nobody', authorization: 'Bearer forged.token.value' });
+    const forged = await attempt(kernel, 'intruder-shared', {
+      attack: 'createAdminFor',
+      username: 'made-for-nobody',
+      authorization: 'Bearer forged.token.value',
+    });
     assert.equal(forged.code, 'UNAUTHENTICATED');
     const names = await users();
     assert.ok(names.includes('made-for-admin'));

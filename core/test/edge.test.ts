@@ -65,7 +65,11 @@ describe('the HTTP edge against hostile clients', function () {
         await new Promise((r) => setTimeout(r, 500));
         const health = await kernel.request('/healthz');
         assert.equal(health.status, 200, 'slow bodies hold no dispatch slot, so the kernel is not saturated');
-        const authed = await kernel.request('/v1/edge/private', { method: 'POST', headers: { ...bearer('user'), 'content-type': 'application/json' }, body: '{"x":1}' });
+        const authed = await kernel.request('/v1/edge/private', {
+          method: 'POST',
+          headers: { ...bearer('user'), 'content-type': 'application/json' },
+          body: '{"x":1}',
+        });
         assert.equal(authed.status, 200);
         assert.deepEqual(await authed.json(), { ok: true, sub: 'ada' });
         const settled = await Promise.all(answers);
@@ -73,7 +77,9 @@ describe('the HTTP edge against hostile clients', function () {
         assert.equal(timedOut.length, settled.length, `every trickling client gets 408 (statuses: ${[...new Set(settled.map((r) => r.status))].join(', ')})`);
         assertError(timedOut[0]!, 408, 'REQUEST_TIMEOUT');
         assert.match(timedOut[0]!.json.error.message, /under 64 bytes in 3000 ms/);
-        console.log(`      measured: 300 trickling clients cut off after ${Math.min(...timedOut.map((r) => r.ms))}–${Math.max(...timedOut.map((r) => r.ms))} ms`);
+        console.log(
+          `      measured: 300 trickling clients cut off after ${Math.min(...timedOut.map((r) => r.ms))}–${Math.max(...timedOut.map((r) => r.ms))} ms`,
+        );
       } finally {
         trickles.forEach(clearInterval);
         flood.forEach((s) => s.destroy());
@@ -96,7 +102,7 @@ describe('the HTTP edge against hostile clients', function () {
       }
     });
 
-    it('answers 431 in the error shape to headers over Node\'s limit, and keeps serving', async () => {
+    it("answers 431 in the error shape to headers over Node's limit, and keeps serving", async () => {
       const res = await rawRequest(port, httpText('GET', '/healthz', { 'X-Big': 'a'.repeat(20_000) }));
       const error = assertError(res, 431, 'HEADERS_TOO_LARGE');
       assert.match(error.message, /16384 bytes/);
@@ -112,7 +118,8 @@ describe('the HTTP edge against hostile clients', function () {
   describe('malformed requests', () => {
     it('answers 400 to a request target that cannot be parsed, over plain HTTP and as a WebSocket upgrade, and keeps running', async () => {
       assertError(await rawRequest(port, 'GET http://[::1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'), 400, 'BAD_REQUEST');
-      const upgrade = 'GET http://[::1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+      const upgrade =
+        'GET http://[::1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
       assertError(await rawRequest(port, upgrade), 400, 'BAD_REQUEST');
       assert.equal((await kernel.request('/healthz')).status, 200);
     });
@@ -146,7 +153,8 @@ describe('the HTTP edge against hostile clients', function () {
   });
 
   describe('client addresses', () => {
-    const whoami = (from: string, forwardedFor?: string) => rawRequest(port, httpText('GET', '/v1/edge/whoami', forwardedFor ? { 'X-Forwarded-For': forwardedFor } : {}), { localAddress: from });
+    const whoami = (from: string, forwardedFor?: string) =>
+      rawRequest(port, httpText('GET', '/v1/edge/whoami', forwardedFor ? { 'X-Forwarded-For': forwardedFor } : {}), { localAddress: from });
 
     it('believes X-Forwarded-For only from a trusted proxy, and gives http.authenticate and the route the resolved address', async () => {
       const viaProxy = await whoami('127.0.0.2', '203.0.113.9');
@@ -233,8 +241,14 @@ describe('the HTTP edge against hostile clients', function () {
       assert.ok(errors.length >= 1);
       assert.equal(errors[0]!.code, 'RATE_LIMITED');
       assert.equal(typeof errors[0]!.details.retryAfterMs, 'number');
-      assert.ok(acks.some((a) => (a as { error?: { code: string } }).error?.code === 'RATE_LIMITED'), 'acknowledged events are answered with the error too');
-      assert.ok(acks.filter((a) => (a as { ok: boolean }).ok).length <= 25, `at most the burst got through (${acks.filter((a) => (a as { ok: boolean }).ok).length})`);
+      assert.ok(
+        acks.some((a) => (a as { error?: { code: string } }).error?.code === 'RATE_LIMITED'),
+        'acknowledged events are answered with the error too',
+      );
+      assert.ok(
+        acks.filter((a) => (a as { ok: boolean }).ok).length <= 25,
+        `at most the burst got through (${acks.filter((a) => (a as { ok: boolean }).ok).length})`,
+      );
       assert.deepEqual(await other.emitWithAck('subscribe', { room: 'user:ada' }), { ok: true, room: 'user:ada' });
     });
 
@@ -247,7 +261,9 @@ describe('the HTTP edge against hostile clients', function () {
       const flooder = await open('admin');
       const frames: any[] = [];
       flooder.on('message', (m) => frames.push(JSON.parse(m.toString())));
-      const closed = new Promise<{ code: number; reason: string }>((resolve) => flooder.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+      const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+        flooder.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+      );
       for (let i = 0; i < 500; i++) flooder.send(`m${i}`);
       const { code, reason } = await closed;
       assert.equal(code, 1008);
@@ -317,7 +333,10 @@ describe('the HTTP edge: its small parts', () => {
 
   it('lets a burst through, refuses past the rate, and disconnects a client that keeps going', () => {
     const throttle = new MessageThrottle({ messagesPerSecond: 10, burst: 5, refusalsBeforeDisconnect: 3 }, 0);
-    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8, 9].map(() => throttle.check(0)), ['accept', 'accept', 'accept', 'accept', 'accept', 'refuse', 'refuse', 'refuse', 'disconnect']);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7, 8, 9].map(() => throttle.check(0)),
+      ['accept', 'accept', 'accept', 'accept', 'accept', 'refuse', 'refuse', 'refuse', 'disconnect'],
+    );
     assert.equal(throttle.check(100), 'accept', 'a token comes back after 1/rate seconds');
     assert.equal((throttle.refusal('refuse').details as { retryAfterMs: number }).retryAfterMs, 100, 'the next token, 1/rate seconds away');
   });
@@ -336,12 +355,24 @@ describe('the HTTP edge: its small parts', () => {
     for (const [message, expected] of cases) assert.equal(sanitizeMessage(message), expected, message);
   });
 
-  it('adds OpenAI\'s type and param to the error shape only for routes that ask for it', () => {
+  it("adds OpenAI's type and param to the error shape only for routes that ask for it", () => {
     const payload = { code: 'MODEL_NOT_FOUND', message: 'no such model', details: { param: 'model' } };
     assert.deepEqual(errorBody(payload), { error: payload });
     assert.deepEqual(errorBody(payload, 'openai', 404), { error: { ...payload, type: 'not_found_error', param: 'model' } });
     const types = [400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503].map((status) => errorBody({ code: 'X', message: 'm' }, 'openai', status).error.type);
-    assert.deepEqual(types, ['invalid_request_error', 'authentication_error', 'permission_error', 'not_found_error', 'invalid_request_error', 'invalid_request_error', 'invalid_request_error', 'rate_limit_error', 'server_error', 'api_error', 'api_error']);
+    assert.deepEqual(types, [
+      'invalid_request_error',
+      'authentication_error',
+      'permission_error',
+      'not_found_error',
+      'invalid_request_error',
+      'invalid_request_error',
+      'invalid_request_error',
+      'rate_limit_error',
+      'server_error',
+      'api_error',
+      'api_error',
+    ]);
     assert.equal(errorBody({ code: 'X', message: 'm', details: ['a'] }, 'openai', 400).error.param, null);
   });
 });

@@ -48,7 +48,21 @@ describe('egress policy', () => {
   });
 
   it('classifies loopback, private, link-local, unique-local and mapped addresses as non-public', () => {
-    for (const a of ['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fd00::2', 'fe80::1', '::ffff:7f00:1', '64:ff9b::a00:1']) {
+    for (const a of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.20.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::1',
+      '::',
+      'fd00::2',
+      'fe80::1',
+      '::ffff:7f00:1',
+      '64:ff9b::a00:1',
+    ]) {
       assert.equal(isNonPublicAddress(a), true, a);
     }
     for (const a of ['8.8.8.8', '203.0.113.7', '2606:4700:4700::1111']) assert.equal(isNonPublicAddress(a), false, a);
@@ -59,8 +73,15 @@ describe('egress policy', () => {
     const refused = await decideEgress(networkPolicy(['internal.example:80', '*:80']), 'internal.example', 80, resolve);
     assert.equal(refused.allowed, false);
     assert.match((refused as { reason: string }).reason, /10\.0\.0\.5.*private/);
-    assert.deepEqual(await decideEgress(networkPolicy(['internal.example:80', '10.0.0.5:80']), 'internal.example', 80, resolve), { allowed: true, addresses: ['10.0.0.5'] });
-    assert.deepEqual(await decideEgress(networkPolicy(['mixed.example:80']), 'mixed.example', 80, resolve), { allowed: true, addresses: ['203.0.113.9'] }, 'only the public address is dialled');
+    assert.deepEqual(await decideEgress(networkPolicy(['internal.example:80', '10.0.0.5:80']), 'internal.example', 80, resolve), {
+      allowed: true,
+      addresses: ['10.0.0.5'],
+    });
+    assert.deepEqual(
+      await decideEgress(networkPolicy(['mixed.example:80']), 'mixed.example', 80, resolve),
+      { allowed: true, addresses: ['203.0.113.9'] },
+      'only the public address is dialled',
+    );
     assert.equal((await decideEgress(networkPolicy(['*:80']), 'localhost', 80, resolve)).allowed, false);
     assert.deepEqual(await decideEgress(networkPolicy(['localhost:80']), 'localhost', 80, resolve), { allowed: true, addresses: ['127.0.0.1', '::1'] });
     assert.equal((await decideEgress(networkPolicy(['*:80']), '10.0.0.5', 80, resolve)).allowed, false, 'a wildcard never covers a private literal');
@@ -91,7 +112,9 @@ describe('egress proxy', function () {
   });
 
   before(async () => {
-    upstream = createServer((req, res) => res.end(JSON.stringify({ path: req.url, host: req.headers.host, proxyAuth: req.headers['proxy-authorization'] ?? null })));
+    upstream = createServer((req, res) =>
+      res.end(JSON.stringify({ path: req.url, host: req.headers.host, proxyAuth: req.headers['proxy-authorization'] ?? null })),
+    );
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     port = (upstream.address() as { port: number }).port;
     silent = createTcpServer(() => undefined);
@@ -121,7 +144,10 @@ describe('egress proxy', function () {
     new Promise<{ status: number; body: string }>((resolve, reject) => {
       request({ socketPath, path, headers }, (res) => {
         let body = '';
-        res.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => resolve({ status: res.statusCode!, body }));
+        res
+          .setEncoding('utf8')
+          .on('data', (c) => (body += c))
+          .on('end', () => resolve({ status: res.statusCode!, body }));
       })
         .on('error', reject)
         .end();
@@ -137,7 +163,10 @@ describe('egress proxy', function () {
 
   it('dials the address it checked, resolving each name once, and drops the proxy credentials', async () => {
     await withProxy(['service.test:*', '127.0.0.1:*'], async (proxy, resolverCalls) => {
-      const res = await viaProxy(proxy.socketPath, `http://service.test:${port}/hello?x=1`, { host: `service.test:${port}`, 'proxy-authorization': 'Basic c2VjcmV0' });
+      const res = await viaProxy(proxy.socketPath, `http://service.test:${port}/hello?x=1`, {
+        host: `service.test:${port}`,
+        'proxy-authorization': 'Basic c2VjcmV0',
+      });
       assert.equal(res.status, 200, res.body);
       assert.deepEqual(JSON.parse(res.body), { path: '/hello?x=1', host: `service.test:${port}`, proxyAuth: null });
       assert.deepEqual(resolverCalls, ['service.test'], 'the system resolver does not know service.test: the proxy connected to what it checked');
@@ -182,32 +211,40 @@ describe('egress proxy', function () {
   });
 
   it('holds at most maxConnections per host and answers the next one 503', async () => {
-    await withProxy([`127.0.0.1:*`], async (proxy) => {
-      const open: Socket[] = [];
-      for (let i = 0; i < 2; i++) {
-        const s = connect(proxy.socketPath);
-        await new Promise((resolve) => s.once('connect', resolve));
-        open.push(s);
-      }
-      const third = await viaProxy(proxy.socketPath, `http://127.0.0.1:${port}/`);
-      assert.equal(third.status, 503);
-      assert.equal(JSON.parse(third.body).error.code, 'SERVICE_UNAVAILABLE');
-      open.pop()!.destroy();
-      const again = await waitFor(async () => {
-        const res = await viaProxy(proxy.socketPath, `http://127.0.0.1:${port}/`);
-        return res.status === 200 && res;
-      });
-      assert.equal(again.status, 200);
-      for (const s of open) s.destroy();
-    }, { maxConnections: 2 });
+    await withProxy(
+      [`127.0.0.1:*`],
+      async (proxy) => {
+        const open: Socket[] = [];
+        for (let i = 0; i < 2; i++) {
+          const s = connect(proxy.socketPath);
+          await new Promise((resolve) => s.once('connect', resolve));
+          open.push(s);
+        }
+        const third = await viaProxy(proxy.socketPath, `http://127.0.0.1:${port}/`);
+        assert.equal(third.status, 503);
+        assert.equal(JSON.parse(third.body).error.code, 'SERVICE_UNAVAILABLE');
+        open.pop()!.destroy();
+        const again = await waitFor(async () => {
+          const res = await viaProxy(proxy.socketPath, `http://127.0.0.1:${port}/`);
+          return res.status === 200 && res;
+        });
+        assert.equal(again.status, 200);
+        for (const s of open) s.destroy();
+      },
+      { maxConnections: 2 },
+    );
   });
 
   it('closes a tunnel that stays idle', async () => {
-    await withProxy([`127.0.0.1:${silentPort}`], async (proxy) => {
-      const { status, socket } = await tunnel(proxy.socketPath, `127.0.0.1:${silentPort}`);
-      assert.equal(status, 200);
-      await new Promise((resolve) => socket.once('close', resolve));
-    }, { idleTimeoutMs: 200 });
+    await withProxy(
+      [`127.0.0.1:${silentPort}`],
+      async (proxy) => {
+        const { status, socket } = await tunnel(proxy.socketPath, `127.0.0.1:${silentPort}`);
+        assert.equal(status, 200);
+        await new Promise((resolve) => socket.once('close', resolve));
+      },
+      { idleTimeoutMs: 200 },
+    );
   });
 
   it('logs each refusal with the extension id and removes its socket when closed', async () => {

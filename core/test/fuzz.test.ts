@@ -19,7 +19,8 @@ function generator(seed: number) {
   };
   const int = (max: number) => Math.floor(next() * max);
   const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
-  const text = (length: number, alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~!$') => Array.from({ length }, () => alphabet[int(alphabet.length)]).join('');
+  const text = (length: number, alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~!$') =>
+    Array.from({ length }, () => alphabet[int(alphabet.length)]).join('');
   return { next, int, pick, text };
 }
 
@@ -82,7 +83,11 @@ function bodyCase(token: string, session: string): FuzzCase {
   switch (rng.int(8)) {
     case 0: {
       const depth = rng.pick([65, 100, 1_000, 10_000, 100_000]);
-      const [open, close, inner] = rng.pick([['[', ']', ''], ['{"a":', '}', '0'], ['[{"k":', '}]', 'null']] as const);
+      const [open, close, inner] = rng.pick([
+        ['[', ']', ''],
+        ['{"a":', '}', '0'],
+        ['[{"k":', '}]', 'null'],
+      ] as const);
       const deep = open.repeat(depth) + inner + close.repeat(depth);
       const wrapped = rng.next() < 0.5 ? deep : JSON.stringify({ ...target.body, [rng.pick(Object.keys(target.body))]: '@' }).replace('"@"', deep);
       return { kind: 'deep JSON', describe: `${at} nested ${depth}`, payload: request(wrapped), expect: { statuses: [400], code: 'BAD_REQUEST' } };
@@ -98,26 +103,45 @@ function bodyCase(token: string, session: string): FuzzCase {
       const json = Buffer.from(JSON.stringify({ ...target.body, note: '@' }));
       const split = json.indexOf('@');
       const body = Buffer.concat([json.subarray(0, split), Buffer.from(bad), json.subarray(split + 1)]);
-      return { kind: 'invalid UTF-8', describe: `${at} bytes ${bad.map((b) => b.toString(16)).join(' ')}`, payload: request(body), expect: { statuses: [400], code: 'BAD_REQUEST' } };
+      return {
+        kind: 'invalid UTF-8',
+        describe: `${at} bytes ${bad.map((b) => b.toString(16)).join(' ')}`,
+        payload: request(body),
+        expect: { statuses: [400], code: 'BAD_REQUEST' },
+      };
     }
     case 3: {
       const key = rng.pick(Object.keys(target.body));
       const value = rng.pick(oddValues());
       const whole = rng.next() < 0.3;
-      const body = whole ? JSON.stringify(value) ?? 'null' : JSON.stringify({ ...target.body, [key]: value });
+      const body = whole ? (JSON.stringify(value) ?? 'null') : JSON.stringify({ ...target.body, [key]: value });
       return { kind: 'wrong type', describe: `${at} ${whole ? 'body' : key} = ${JSON.stringify(value)?.slice(0, 40)}`, payload: request(body), expect: {} };
     }
     case 4: {
       const json = JSON.stringify(target.body);
       const cut = 1 + rng.int(json.length - 1);
-      return { kind: 'truncated JSON', describe: `${at} cut at ${cut}`, payload: request(json.slice(0, cut)), expect: { statuses: [400], code: 'BAD_REQUEST' } };
+      return {
+        kind: 'truncated JSON',
+        describe: `${at} cut at ${cut}`,
+        payload: request(json.slice(0, cut)),
+        expect: { statuses: [400], code: 'BAD_REQUEST' },
+      };
     }
     case 5: {
       const bytes = Buffer.from(Array.from({ length: 1 + rng.int(512) }, () => rng.int(256)));
       return { kind: 'random bytes', describe: `${at} ${bytes.length} random bytes`, payload: request(bytes), expect: {} };
     }
     case 6: {
-      const type = rng.pick(['text/plain', 'application/xml', 'multipart/form-data; boundary=', 'application/json; charset=latin1', 'application/x-www-form-urlencoded', ';;;', 'application/octet-stream', '*/*']);
+      const type = rng.pick([
+        'text/plain',
+        'application/xml',
+        'multipart/form-data; boundary=',
+        'application/json; charset=latin1',
+        'application/x-www-form-urlencoded',
+        ';;;',
+        'application/octet-stream',
+        '*/*',
+      ]);
       return { kind: 'bad content-type', describe: `${at} as ${type}`, payload: request(JSON.stringify(target.body), { 'Content-Type': type }), expect: {} };
     }
     default: {
@@ -133,7 +157,12 @@ function bodyCase(token: string, session: string): FuzzCase {
       ];
       const [length, expect] = lengths[variant]!;
       const extra: Record<string, string> = variant === 5 ? { 'Content-Length': length, 'Transfer-Encoding': 'chunked' } : { 'Content-Length': length };
-      return { kind: 'bad content-length', describe: `${at} Content-Length: ${length}${variant === 5 ? ' with chunked' : ''}`, payload: request(body, extra), expect: variant === 5 ? { statuses: [400], code: 'BAD_REQUEST' } : expect };
+      return {
+        kind: 'bad content-length',
+        describe: `${at} Content-Length: ${length}${variant === 5 ? ' with chunked' : ''}`,
+        payload: request(body, extra),
+        expect: variant === 5 ? { statuses: [400], code: 'BAD_REQUEST' } : expect,
+      };
     }
   }
 }
@@ -144,12 +173,24 @@ function headerCase(token: string): FuzzCase {
     case 0: {
       const size = 17_000 + rng.int(40_000);
       const many = rng.next() < 0.5;
-      const headers: Record<string, string> = many ? Object.fromEntries(Array.from({ length: Math.ceil(size / 100) }, (_, i) => [`X-Fuzz-${i}`, 'v'.repeat(90)])) : { 'X-Fuzz': 'v'.repeat(size) };
-      return { kind: 'oversized headers', describe: `GET ${path} with ${size} bytes of headers${many ? ' in many fields' : ''}`, payload: httpText('GET', path, { Authorization: `Bearer ${token}`, ...headers }), expect: { statuses: [431], code: 'HEADERS_TOO_LARGE' } };
+      const headers: Record<string, string> = many
+        ? Object.fromEntries(Array.from({ length: Math.ceil(size / 100) }, (_, i) => [`X-Fuzz-${i}`, 'v'.repeat(90)]))
+        : { 'X-Fuzz': 'v'.repeat(size) };
+      return {
+        kind: 'oversized headers',
+        describe: `GET ${path} with ${size} bytes of headers${many ? ' in many fields' : ''}`,
+        payload: httpText('GET', path, { Authorization: `Bearer ${token}`, ...headers }),
+        expect: { statuses: [431], code: 'HEADERS_TOO_LARGE' },
+      };
     }
     case 1: {
       const raw = rng.pick(['X-Bad: a\u0000b', 'X-Bad a', ' X-Folded: a', 'X-Bad:\u007fa', 'Host: a\r\nHost: b', 'X-Bad: \u00ff']);
-      return { kind: 'malformed header', describe: `GET ${path} with ${JSON.stringify(raw)}`, payload: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${raw}\r\n\r\n`, 'latin1'), expect: {} };
+      return {
+        kind: 'malformed header',
+        describe: `GET ${path} with ${JSON.stringify(raw)}`,
+        payload: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${raw}\r\n\r\n`, 'latin1'),
+        expect: {},
+      };
     }
     case 2: {
       const target = rng.pick(['http://[::1', '/v1/nowhere', '//', '/socket.io/?EIO=9&transport=websocket', '/%', `/${rng.text(30)}`]);
@@ -157,8 +198,20 @@ function headerCase(token: string): FuzzCase {
       return { kind: 'odd upgrade', describe: `upgrade to ${JSON.stringify(target)}`, payload: Buffer.from(upgrade, 'latin1'), expect: {} };
     }
     default: {
-      const line = rng.pick([`GET ${path} HTTP/9.9`, `GET ${path}`, `FETCH ${path} HTTP/1.1`, `GET ${'/'.repeat(20_000)} HTTP/1.1`, `GET http://[::1 HTTP/1.1`, `\u0001\u0002 / HTTP/1.1`]);
-      return { kind: 'malformed request line', describe: JSON.stringify(line.slice(0, 60)), payload: Buffer.from(`${line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`, 'latin1'), expect: {} };
+      const line = rng.pick([
+        `GET ${path} HTTP/9.9`,
+        `GET ${path}`,
+        `FETCH ${path} HTTP/1.1`,
+        `GET ${'/'.repeat(20_000)} HTTP/1.1`,
+        `GET http://[::1 HTTP/1.1`,
+        `\u0001\u0002 / HTTP/1.1`,
+      ]);
+      return {
+        kind: 'malformed request line',
+        describe: JSON.stringify(line.slice(0, 60)),
+        payload: Buffer.from(`${line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`, 'latin1'),
+        expect: {},
+      };
     }
   }
 }
@@ -204,11 +257,13 @@ function credentialCase(token: string, apiKey: string): FuzzCase {
 function check(c: FuzzCase, res: RawResponse): string | undefined {
   const error = res.json?.error;
   if (res.status >= 400) {
-    if (!res.json || Object.keys(res.json).join() !== 'error' || typeof error?.code !== 'string' || typeof error?.message !== 'string') return `answered ${res.status} without the error shape: ${res.body.slice(0, 200)}`;
+    if (!res.json || Object.keys(res.json).join() !== 'error' || typeof error?.code !== 'string' || typeof error?.message !== 'string')
+      return `answered ${res.status} without the error shape: ${res.body.slice(0, 200)}`;
   }
   if (res.status === 500 || error?.code === 'INTERNAL') return `answered ${res.status} ${error?.code}: ${error?.message}`;
   if (res.status > 503 || (res.status >= 500 && res.status !== 503)) return `answered ${res.status} ${error?.code}`;
-  if (c.expect.statuses && !c.expect.statuses.includes(res.status)) return `expected ${c.expect.statuses.join(' or ')}, answered ${res.status} ${error?.code ?? ''}: ${error?.message ?? res.body.slice(0, 120)}`;
+  if (c.expect.statuses && !c.expect.statuses.includes(res.status))
+    return `expected ${c.expect.statuses.join(' or ')}, answered ${res.status} ${error?.code ?? ''}: ${error?.message ?? res.body.slice(0, 120)}`;
   if (c.expect.code && error?.code !== c.expect.code) return `expected ${c.expect.code}, answered ${error?.code}`;
   return undefined;
 }
@@ -233,7 +288,11 @@ describe('the edge of a kernel with the built-in extensions (auth, sessions, ski
     });
     port = Number(new URL(kernel.url).port);
     const initial = readFileSync(join(kernel.dataDir, 'storage', 'aion.auth', 'initial-admin.txt'), 'utf8');
-    const login = await kernel.request('/v1/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: /username: (.+)/.exec(initial)![1], password: /password: (.+)/.exec(initial)![1] }) });
+    const login = await kernel.request('/v1/auth/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: /username: (.+)/.exec(initial)![1], password: /password: (.+)/.exec(initial)![1] }),
+    });
     token = ((await login.json()) as { access_token: string }).access_token;
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     apiKey = ((await (await kernel.request('/v1/api-keys', { method: 'POST', headers: auth, body: '{"name":"fuzz"}' })).json()) as { key: string }).key;
@@ -257,7 +316,15 @@ describe('the edge of a kernel with the built-in extensions (auth, sessions, ski
       }
     }
     console.log(`      measured (depth: answer time): ${times.join(', ')}`);
-    const ok = await rawRequest(port, httpText('POST', '/v1/skills/edge.echo/execute', { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, `{"args":{"nested":${deep(60)}}}`));
+    const ok = await rawRequest(
+      port,
+      httpText(
+        'POST',
+        '/v1/skills/edge.echo/execute',
+        { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        `{"args":{"nested":${deep(60)}}}`,
+      ),
+    );
     assert.equal(ok.status, 200, 'within the limit the skill runs');
   });
 
@@ -274,7 +341,8 @@ describe('the edge of a kernel with the built-in extensions (auth, sessions, ski
     const frames: any[] = [];
     ws.on('message', (m) => frames.push(JSON.parse(m.toString())));
     const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
-    for (let id = 1; id <= 5_000 && ws.readyState === ws.OPEN; id++) ws.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'tasks.get', params: { task_id: 'task_none' } }));
+    for (let id = 1; id <= 5_000 && ws.readyState === ws.OPEN; id++)
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'tasks.get', params: { task_id: 'task_none' } }));
     assert.equal(await closed, 1008);
     const refusals = frames.filter((f) => f.error?.code === 'RATE_LIMITED');
     const answered = frames.filter((f) => f.jsonrpc === '2.0');
@@ -332,9 +400,21 @@ describe('fuzzing manifests loaded by a real kernel', function () {
     ['activationEvents a string', (m) => ({ ...m, activationEvents: 'onStartup' }), '/activationEvents'],
     ['activation event malformed', (m) => ({ ...m, activationEvents: [rng.text(8, 'xyz ')] }), '/activationEvents/0'],
     ['dependency not an id', (m) => ({ ...m, extensionDependencies: ['NotAnId'] }), '/extensionDependencies/0'],
-    ['route method unknown', (m) => ({ ...m, main: 'e.js', contributes: { routes: [{ method: rng.pick(['FETCH', 'get', 'TRACE', 'CONNECT']), path: '/x' }] } }), '/contributes/routes/0/method'],
-    ['route path relative', (m) => ({ ...m, main: 'e.js', contributes: { routes: [{ method: 'GET', path: rng.text(5, 'abc') }] } }), '/contributes/routes/0/path'],
-    ['route auth unknown', (m) => ({ ...m, main: 'e.js', contributes: { routes: [{ method: 'GET', path: '/x', auth: 'maybe' }] } }), '/contributes/routes/0/auth'],
+    [
+      'route method unknown',
+      (m) => ({ ...m, main: 'e.js', contributes: { routes: [{ method: rng.pick(['FETCH', 'get', 'TRACE', 'CONNECT']), path: '/x' }] } }),
+      '/contributes/routes/0/method',
+    ],
+    [
+      'route path relative',
+      (m) => ({ ...m, main: 'e.js', contributes: { routes: [{ method: 'GET', path: rng.text(5, 'abc') }] } }),
+      '/contributes/routes/0/path',
+    ],
+    [
+      'route auth unknown',
+      (m) => ({ ...m, main: 'e.js', contributes: { routes: [{ method: 'GET', path: '/x', auth: 'maybe' }] } }),
+      '/contributes/routes/0/auth',
+    ],
     ['routes an object', (m) => ({ ...m, main: 'e.js', contributes: { routes: { method: 'GET' } } }), '/contributes/routes'],
     ['host unknown', (m) => ({ ...m, aion: { host: rng.pick(['moon', 'cloud', '', 'KERNEL']) } }), '/aion/host'],
     ['filesystem unknown', (m) => ({ ...m, aion: { permissions: { filesystem: 'everything' } } }), '/aion/permissions/filesystem'],

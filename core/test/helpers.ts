@@ -31,8 +31,19 @@ export const base = (extra: object = {}) => ({ publisher: 't', version: '1.0.0',
 
 /** An extension whose route answers the version its code was written with. */
 export function writeVersioned(root: string, version: number): string {
-  return writeExtension(root, 'versioned', base({ name: 'versioned', main: 'extension.js', type: 'module', activationEvents: ['onStartup'], contributes: { routes: [{ method: 'GET', path: '/v1/versioned' }] }, aion: { host: 'shared' } }), {
-    'extension.js': `import * as aion from '@aion/extension-api';\nexport function activate(ctx) { ctx.subscriptions.push(aion.http.handle('GET /v1/versioned', () => ({ body: { version: ${version}, pid: process.pid } }))); }\n`,
-  });
+  return writeExtension(
+    root,
+    'versioned',
+    base({
+      name: 'versioned',
+      main: 'extension.js',
+      type: 'module',
+      activationEvents: ['onStartup'],
+      contributes: { routes: [{ method: 'GET', path: '/v1/versioned' }] },
+      aion: { host: 'shared' },
+    }),
+    {
+      'extension.js': `import * as aion from '@aion/extension-api';\nexport function activate(ctx) { ctx.subscriptions.push(aion.http.handle('GET /v1/versioned', () => ({ body: { version: ${version}, pid: process.pid } }))); }\n`,
+    },
+  );
 }
-

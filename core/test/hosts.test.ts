@@ -77,7 +77,9 @@ describe('extension hosts', () => {
       assert.equal(anonymous.status, 'degraded');
       assert.equal(anonymous.degraded, undefined, 'no details for anonymous callers');
       const admin = await json(await kernel.request('/healthz', { headers: { authorization: 'Bearer admin' } }));
-      assert.ok(admin.degraded.some((d: { code: string; host?: string; reason: string }) => d.code === 'EXTENSION_DISABLED' && /crashed 3 times/.test(d.reason)));
+      assert.ok(
+        admin.degraded.some((d: { code: string; host?: string; reason: string }) => d.code === 'EXTENSION_DISABLED' && /crashed 3 times/.test(d.reason)),
+      );
       const ready = await kernel.request('/readyz');
       assert.equal(ready.status, 200);
       assert.equal((await json(ready)).status, 'degraded');
@@ -168,7 +170,10 @@ describe('extension hosts', () => {
     });
 
     it('rejects an unknown host kind at config load, naming the key', async () => {
-      await assert.rejects(startTestKernel({ extensions: [fixture('basic')], config: { placement: { 'fixtures.basic': 'elsewhere' } } }), /placement\/fixtures\.basic/);
+      await assert.rejects(
+        startTestKernel({ extensions: [fixture('basic')], config: { placement: { 'fixtures.basic': 'elsewhere' } } }),
+        /placement\/fixtures\.basic/,
+      );
     });
   });
 });

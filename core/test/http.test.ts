@@ -9,7 +9,13 @@ const json = async (res: Response) => (await res.json()) as any;
 
 describe('the HTTP edge', () => {
   let kernel: TestKernel;
-  before(async () => (kernel = await startTestKernel({ extensions: [fixture('basic'), fixture('test-auth')], config: { server: { maxInFlight: 4 }, permissions: { grants: { 'fixtures.test-auth': { kernelHost: true } } } } })));
+  before(
+    async () =>
+      (kernel = await startTestKernel({
+        extensions: [fixture('basic'), fixture('test-auth')],
+        config: { server: { maxInFlight: 4 }, permissions: { grants: { 'fixtures.test-auth': { kernelHost: true } } } },
+      })),
+  );
   after(() => kernel.stop());
 
   const expectError = async (res: Response, status: number, code: string) => {
@@ -27,14 +33,30 @@ describe('the HTTP edge', () => {
   });
 
   it('rejects a malformed JSON body with 400 and an oversized one with 413', async () => {
-    await expectError(await kernel.request('/v1/basic/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' }), 400, 'BAD_REQUEST');
-    await expectError(await kernel.request('/v1/basic/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ big: 'x'.repeat(4096) }) }), 413, 'PAYLOAD_TOO_LARGE');
+    await expectError(
+      await kernel.request('/v1/basic/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' }),
+      400,
+      'BAD_REQUEST',
+    );
+    await expectError(
+      await kernel.request('/v1/basic/echo', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ big: 'x'.repeat(4096) }),
+      }),
+      413,
+      'PAYLOAD_TOO_LARGE',
+    );
     const ok = await json(await kernel.request('/v1/basic/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' }));
     assert.deepEqual(ok.echo, { a: 1 });
   });
 
   it('carries X-Request-Id from the client, or generates one', async () => {
-    const given = await kernel.request('/v1/basic/echo', { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'req-123' }, body: '{}' });
+    const given = await kernel.request('/v1/basic/echo', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-123' },
+      body: '{}',
+    });
     assert.equal(given.headers.get('x-request-id'), 'req-123');
     assert.equal((await json(given)).requestId, 'req-123');
     const generated = await kernel.request('/v1/basic/ping');
@@ -138,7 +160,10 @@ describe('the HTTP edge', () => {
       req.end();
     });
     assert.equal(received.length, count);
-    assert.ok(received.every((v, i) => v === i), 'events arrive in order');
+    assert.ok(
+      received.every((v, i) => v === i),
+      'events arrive in order',
+    );
     assert.ok(producedWhilePaused < count / 2, `the producer was held back (${producedWhilePaused} of ${count} produced while the client paused)`);
   });
 
@@ -167,7 +192,11 @@ describe('the HTTP edge', () => {
       const allowed = await socket.emitWithAck('subscribe', { room: 'user:ada' });
       assert.deepEqual(allowed, { ok: true, room: 'user:ada' });
       const got = new Promise((resolve) => socket.on('note', resolve));
-      await kernel.request('/v1/basic/publish', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room: 'user:ada', data: { hello: 1 } }) });
+      await kernel.request('/v1/basic/publish', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ room: 'user:ada', data: { hello: 1 } }),
+      });
       assert.deepEqual(await got, { hello: 1 });
     } finally {
       socket.close();

@@ -3,7 +3,14 @@ import { rmSync } from 'node:fs';
 import { startTestKernel, type TestKernel } from '../src/index.js';
 import { base, fixture, tempDir, writeExtension } from './helpers.js';
 
-type Listed = { id: string | null; state: string; errors: Array<{ code: string; message: string }>; warnings?: Array<{ code: string; message: string }>; manifestPath?: string; activationEvents?: string[] };
+type Listed = {
+  id: string | null;
+  state: string;
+  errors: Array<{ code: string; message: string }>;
+  warnings?: Array<{ code: string; message: string }>;
+  manifestPath?: string;
+  activationEvents?: string[];
+};
 
 async function listing(kernel: TestKernel): Promise<Listed[]> {
   return kernel.extensions() as Listed[];
@@ -28,7 +35,21 @@ describe('manifest loading and validation', () => {
     writeExtension(root, 'bad-route', base({ name: 'bad-route', main: 'e.js', contributes: { routes: [{ method: 'FETCH', path: 'x' }] } }), { 'e.js': '' });
     writeExtension(root, 'dup-one', base({ name: 'dup' }));
     writeExtension(root, 'dup-two', base({ name: 'dup' }));
-    writeExtension(root, 'point-owner', base({ name: 'point-owner', contributes: { contributionPoints: { widgets: { schema: { type: 'object', required: ['id', 'size'], properties: { id: { type: 'string' }, size: { type: 'integer' } } }, activationEventPrefix: 'onWidget' } } } }));
+    writeExtension(
+      root,
+      'point-owner',
+      base({
+        name: 'point-owner',
+        contributes: {
+          contributionPoints: {
+            widgets: {
+              schema: { type: 'object', required: ['id', 'size'], properties: { id: { type: 'string' }, size: { type: 'integer' } } },
+              activationEventPrefix: 'onWidget',
+            },
+          },
+        },
+      }),
+    );
     writeExtension(root, 'good-widget', base({ name: 'good-widget', contributes: { widgets: [{ id: 'w1', size: 3 }] } }));
     writeExtension(root, 'bad-widget', base({ name: 'bad-widget', contributes: { widgets: [{ id: 'w2', size: 'big' }] } }));
     writeExtension(root, 'unknown-point', base({ name: 'unknown-point', contributes: { gadgets: [{ id: 'g' }] } }));
@@ -54,10 +75,20 @@ describe('manifest loading and validation', () => {
   });
 
   it('names the JSON pointer and what was expected for schema errors', () => {
-    assert.match(errorOf('no-engines').errors.map((x) => x.message).join('\n'), /package\.json: \/: must have required property 'engines'/);
+    assert.match(
+      errorOf('no-engines')
+        .errors.map((x) => x.message)
+        .join('\n'),
+      /package\.json: \/: must have required property 'engines'/,
+    );
     assert.match(errorOf('bad-host').errors[0]!.message, /\/aion\/host: must be equal to one of the allowed values \(kernel, shared, dedicated, remote\)/);
     assert.match(errorOf('bad-version').errors[0]!.message, /\/version: must match pattern/);
-    assert.match(errorOf('bad-route').errors.map((x) => x.message).join('\n'), /\/contributes\/routes\/0\/method/);
+    assert.match(
+      errorOf('bad-route')
+        .errors.map((x) => x.message)
+        .join('\n'),
+      /\/contributes\/routes\/0\/method/,
+    );
   });
 
   it('checks engines.aion with semver', () => {
@@ -133,8 +164,16 @@ describe('boot-failure policy', () => {
 
   it('aborts start-up when such an extension fails to activate', async () => {
     const root = tempDir();
-    writeExtension(root, 'explodes', base({ name: 'explodes', type: 'module', main: 'e.js', activationEvents: ['onStartup'], aion: { bootFailure: 'abort', host: 'kernel' } }), { 'e.js': 'export function activate() { throw new Error("no database"); }' });
-    await assert.rejects(startTestKernel({ extensions: [root], config: { permissions: { grants: { 't.explodes': { kernelHost: true } } } } }), /start-up aborted during start-up activation: t\.explodes \(.*no database/);
+    writeExtension(
+      root,
+      'explodes',
+      base({ name: 'explodes', type: 'module', main: 'e.js', activationEvents: ['onStartup'], aion: { bootFailure: 'abort', host: 'kernel' } }),
+      { 'e.js': 'export function activate() { throw new Error("no database"); }' },
+    );
+    await assert.rejects(
+      startTestKernel({ extensions: [root], config: { permissions: { grants: { 't.explodes': { kernelHost: true } } } } }),
+      /start-up aborted during start-up activation: t\.explodes \(.*no database/,
+    );
     rmSync(root, { recursive: true, force: true });
   });
 });
@@ -150,11 +189,18 @@ describe('mistakes an author makes get an error, not silence', () => {
     writeExtension(root, 'syntax', '{\n  "name": "syntax",\n  "publisher": "t",,\n}');
     writeExtension(root, 'zero-version', base({ name: 'zero-version', version: '01.2.3' }));
     writeExtension(root, 'huge-name', base({ name: 'huge-name', displayName: 'x'.repeat(5_000_000) }));
-    writeExtension(root, 'proto', '{"name":"proto","publisher":"t","version":"1.0.0","engines":{"aion":"^0.1.0"},"contributes":{"__proto__":{"polluted":true}}}');
-    writeExtension(root, 'typo-event', base({ name: 'typo-event', main: 'e.js', activationEvents: ['onComand:t.go'] }), { 'e.js': 'export function activate() {}' });
+    writeExtension(
+      root,
+      'proto',
+      '{"name":"proto","publisher":"t","version":"1.0.0","engines":{"aion":"^0.1.0"},"contributes":{"__proto__":{"polluted":true}}}',
+    );
+    writeExtension(root, 'typo-event', base({ name: 'typo-event', main: 'e.js', activationEvents: ['onComand:t.go'] }), {
+      'e.js': 'export function activate() {}',
+    });
     writeExtension(root, 'typo-point', base({ name: 'typo-point', contributes: { comands: [{ command: 't.go' }] } }));
     writeExtension(root, 'undeclared-route', base({ name: 'undeclared-route', type: 'module', main: 'e.js', activationEvents: ['onStartup'] }), {
-      'e.js': 'import * as aion from "@aion/extension-api"; export function activate(ctx) { ctx.subscriptions.push(aion.http.handle("GET /v1/secret", () => ({ body: 1 }))); }',
+      'e.js':
+        'import * as aion from "@aion/extension-api"; export function activate(ctx) { ctx.subscriptions.push(aion.http.handle("GET /v1/secret", () => ({ body: 1 }))); }',
     });
     // Module resolution of @aion/extension-api from a temporary folder goes through the repository's node_modules.
     const { symlinkSync } = await import('node:fs');
@@ -191,14 +237,20 @@ describe('mistakes an author makes get an error, not silence', () => {
   it('fails the activation of a route handled in code but not declared, naming the manifest key to add', () => {
     const undeclared = find('undeclared-route');
     assert.equal(undeclared.state, 'failed');
-    assert.match(undeclared.errors.at(-1)!.message, /GET \/v1\/secret, which its manifest does not declare: add \{ "method": "GET", "path": "\/v1\/secret" \} to contributes\.routes/);
+    assert.match(
+      undeclared.errors.at(-1)!.message,
+      /GET \/v1\/secret, which its manifest does not declare: add \{ "method": "GET", "path": "\/v1\/secret" \} to contributes\.routes/,
+    );
   });
 
   it('makes startTestKernel throw for an extension under test that does not start, naming file and pointer', async () => {
     const only = tempDir();
     writeExtension(only, 'zero', base({ name: 'zero', version: '01.0.0' }));
-    await assert.rejects(startTestKernel({ extensions: [only] }), (err: Error & { code?: string }) => err.code === 'MANIFEST_INVALID' && /zero\/package\.json: \/version/.test(err.message) && /strict: false/.test(err.message));
+    await assert.rejects(
+      startTestKernel({ extensions: [only] }),
+      (err: Error & { code?: string }) =>
+        err.code === 'MANIFEST_INVALID' && /zero\/package\.json: \/version/.test(err.message) && /strict: false/.test(err.message),
+    );
     rmSync(only, { recursive: true, force: true });
   });
 });
-

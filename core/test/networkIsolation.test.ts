@@ -35,7 +35,18 @@ async function target(host = '127.0.0.1'): Promise<Target> {
  * dedicated host reads only its own folder and the host runtime.
  */
 function probeExtension(root: string, name: string, aion: Record<string, unknown>, { bundled = false } = {}): void {
-  const dir = writeExtension(root, name, base({ name, publisher: 'fixtures', type: 'module', main: 'probe.js', contributes: { routes: [{ method: 'GET', path: `/v1/net/${name}/try` }] }, aion: { host: 'dedicated', ...aion } }));
+  const dir = writeExtension(
+    root,
+    name,
+    base({
+      name,
+      publisher: 'fixtures',
+      type: 'module',
+      main: 'probe.js',
+      contributes: { routes: [{ method: 'GET', path: `/v1/net/${name}/try` }] },
+      aion: { host: 'dedicated', ...aion },
+    }),
+  );
   copyFileSync(join(fixture('network'), 'probe.js'), join(dir, 'probe.js'));
   if (!bundled) return symlinkSync(repoNodeModules, join(dir, 'node_modules'));
   const modules = join(dir, 'node_modules');
@@ -227,7 +238,7 @@ describe('network isolation of dedicated hosts', function () {
       assert.equal(logged.level, 40);
     });
 
-    it('keeps a provider working: provider-kit\'s upstream calls take the proxy', async () => {
+    it("keeps a provider working: provider-kit's upstream calls take the proxy", async () => {
       const before = allowed.hits;
       const reached = await running.attempt('listed', 'provider', { url: at(allowed) });
       assert.equal(reached.status, 200, JSON.stringify(reached));
@@ -267,7 +278,7 @@ describe('network isolation of dedicated hosts', function () {
   });
 
   describe('an extension with unrestricted network', () => {
-    it('connects directly, in the kernel\'s network namespace, with no proxy', async () => {
+    it("connects directly, in the kernel's network namespace, with no proxy", async () => {
       const self = await running.attempt('open', 'self');
       assert.equal(self.httpProxy, null);
       assert.equal(readlinkSync(`/proc/${self.pid}/ns/net`), readlinkSync('/proc/self/ns/net'));

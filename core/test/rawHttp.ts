@@ -111,5 +111,8 @@ export function httpText(method: string, path: string, headers: Record<string, s
   const all = { ...headers };
   if (body !== undefined && !Object.keys(all).some((k) => k.toLowerCase() === 'content-length')) all['Content-Length'] = String(Buffer.byteLength(body));
   for (const [k, v] of Object.entries(all)) lines.push(`${k}: ${v}`);
-  return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(body)]);
+  return Buffer.concat([
+    Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'),
+    body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(body),
+  ]);
 }

@@ -47,7 +47,11 @@ describe('socket.io across kernels on one Redis', function () {
       await new Promise<void>((resolve, reject) => socket.on('connect', resolve).on('connect_error', reject));
       assert.deepEqual(await socket.emitWithAck('subscribe', { room: 'user:ada' }), { ok: true, room: 'user:ada' });
       const got = new Promise((resolve) => socket.on('note', resolve));
-      const res = await a.request('/v1/basic/publish', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ room: 'user:ada', data: { from: 'a' } }) });
+      const res = await a.request('/v1/basic/publish', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ room: 'user:ada', data: { from: 'a' } }),
+      });
       assert.equal(res.status, 202);
       assert.deepEqual(await got, { from: 'a' });
     } finally {

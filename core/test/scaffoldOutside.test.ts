@@ -30,9 +30,14 @@ describe('an extension scaffolded outside the repository', () => {
       const installedMs = performance.now() - started;
       const tested = await run('npm', ['test'], { cwd: dir, env });
       assert.match(tested.stdout, /2 passing/);
-      process.stdout.write(`      (new → install ${(installedMs / 1000).toFixed(1)} s → passing test ${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
+      process.stdout.write(
+        `      (new → install ${(installedMs / 1000).toFixed(1)} s → passing test ${((performance.now() - started) / 1000).toFixed(1)} s)\n`,
+      );
 
-      const server = spawn(join(dir, 'node_modules', '.bin', 'aion'), ['serve', '--extensions-dir', '.', '--port', '0', '--data-dir', join(parent, 'data')], { cwd: dir, env: { ...env, AION_LOG_LEVEL: 'silent' } });
+      const server = spawn(join(dir, 'node_modules', '.bin', 'aion'), ['serve', '--extensions-dir', '.', '--port', '0', '--data-dir', join(parent, 'data')], {
+        cwd: dir,
+        env: { ...env, AION_LOG_LEVEL: 'silent' },
+      });
       let out = '';
       server.stdout.on('data', (d) => (out += d));
       server.stderr.on('data', (d) => (out += d));

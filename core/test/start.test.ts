@@ -19,7 +19,10 @@ const alive = (pid: number) => {
 /** Runs `npm start`'s script once; resolves with its output, the server's pid and the time to ready. */
 async function startOnce(dataDir: string): Promise<{ script: ReturnType<typeof spawn>; serverPid: number; output: () => string; readyMs: number }> {
   const started = performance.now();
-  const script = spawn(process.execPath, [join(repoRoot, 'scripts', 'start.mjs'), '--port', '0', '--builtins', 'none', '--data-dir', dataDir], { cwd: repoRoot, env: { ...process.env, AION_LOG_LEVEL: 'silent' } });
+  const script = spawn(process.execPath, [join(repoRoot, 'scripts', 'start.mjs'), '--port', '0', '--builtins', 'none', '--data-dir', dataDir], {
+    cwd: repoRoot,
+    env: { ...process.env, AION_LOG_LEVEL: 'silent' },
+  });
   let out = '';
   script.stdout!.on('data', (d) => (out += d));
   script.stderr!.on('data', (d) => (out += d));

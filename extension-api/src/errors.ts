@@ -127,5 +127,11 @@ export class AionError extends Error {
 }
 
 export function isAionError(value: unknown): value is AionError {
-  return value instanceof AionError || (typeof value === 'object' && value !== null && (value as { name?: unknown }).name === 'AionError' && typeof (value as { code?: unknown }).code === 'string');
+  return (
+    value instanceof AionError ||
+    (typeof value === 'object' &&
+      value !== null &&
+      (value as { name?: unknown }).name === 'AionError' &&
+      typeof (value as { code?: unknown }).code === 'string')
+  );
 }

@@ -247,7 +247,12 @@ export const manifestSchema = {
                     additionalProperties: {
                       type: 'object',
                       required: ['type'],
-                      properties: { type: { enum: ['string', 'boolean'] }, short: { type: 'string', pattern: '^[A-Za-z]$' }, description: { type: 'string' }, required: { type: 'boolean' } },
+                      properties: {
+                        type: { enum: ['string', 'boolean'] },
+                        short: { type: 'string', pattern: '^[A-Za-z]$' },
+                        description: { type: 'string' },
+                        required: { type: 'boolean' },
+                      },
                       additionalProperties: false,
                     },
                   },
@@ -299,10 +304,7 @@ export const manifestSchema = {
           type: 'object',
           properties: {
             network: {
-              oneOf: [
-                { const: 'deny' },
-                { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9.*\\-\\[\\]:]+:(\\d+|\\*)$' } },
-              ],
+              oneOf: [{ const: 'deny' }, { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9.*\\-\\[\\]:]+:(\\d+|\\*)$' } }],
             },
             filesystem: { enum: ['none', 'read', 'write', 'all'] },
             secrets: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*\\*?$' } },

@@ -45,7 +45,6 @@ export interface TelemetryBatch {
   inFlightRequests: number;
 }
 
-
 /** The event the kernel emits each time an extension's state changes at runtime (activation, disable, enable, host crash). */
 export const EXTENSION_STATE_EVENT = 'kernel.extensionState';
 

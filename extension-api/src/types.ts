@@ -97,7 +97,11 @@ export interface ExtensionModule {
 export type Remote<T> = {
   // A method that already returns a promise keeps its signature, generics included.
   // An optional method stays optional: the remote object has it only when the implementation does.
-  [K in keyof T]: NonNullable<T[K]> extends (...args: infer A) => infer R ? (R extends Promise<unknown> ? NonNullable<T[K]> : (...args: A) => Promise<Awaited<R>>) : never;
+  [K in keyof T]: NonNullable<T[K]> extends (...args: infer A) => infer R
+    ? R extends Promise<unknown>
+      ? NonNullable<T[K]>
+      : (...args: A) => Promise<Awaited<R>>
+    : never;
 };
 
 export interface ApiEvents {

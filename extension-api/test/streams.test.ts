@@ -44,14 +44,18 @@ describe('RPC endpoints and the stream bridge', () => {
       }
       return { values: values() };
     });
-    callee.onRequest(Wait, ({ ms }, token) => new Promise<string>((resolve) => {
-      const timer = setTimeout(() => resolve('waited'), ms);
-      token.onCancellationRequested(() => {
-        cancelledHandlers++;
-        clearTimeout(timer);
-        resolve('cancelled');
-      });
-    }));
+    callee.onRequest(
+      Wait,
+      ({ ms }, token) =>
+        new Promise<string>((resolve) => {
+          const timer = setTimeout(() => resolve('waited'), ms);
+          token.onCancellationRequested(() => {
+            cancelledHandlers++;
+            clearTimeout(timer);
+            resolve('cancelled');
+          });
+        }),
+    );
   });
   afterEach(() => {
     caller.close(new AionError(ErrorCodes.SHUTTING_DOWN, 'test over'));
@@ -62,7 +66,10 @@ describe('RPC endpoints and the stream bridge', () => {
     const { values } = await caller.sendRequest(Produce, { count: 1000 });
     const got: number[] = [];
     for await (const v of values) got.push(v);
-    assert.deepEqual(got, Array.from({ length: 1000 }, (_, i) => i));
+    assert.deepEqual(
+      got,
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
     assert.equal(finished, 1);
   });
 
@@ -89,7 +96,7 @@ describe('RPC endpoints and the stream bridge', () => {
     assert.ok(produced < 100, `the producer stopped early (produced ${produced})`);
   });
 
-  it('ends a stream with the producer\'s error, code and details intact', async () => {
+  it("ends a stream with the producer's error, code and details intact", async () => {
     const { values } = await caller.sendRequest(Produce, { count: 10, failAt: 3 });
     const got: number[] = [];
     await assert.rejects(

@@ -49,7 +49,10 @@ export class ExtensionHost {
   /** Hooks the kernel reports idle (no taps, nothing activates on them): calls are answered here. */
   private idleHooks = new Map<string, string>();
 
-  constructor(private readonly endpoint: RpcEndpoint, readonly kind: HostKind) {
+  constructor(
+    private readonly endpoint: RpcEndpoint,
+    readonly kind: HostKind,
+  ) {
     enableCallContext();
     endpoint.onRequest(HostProtocol.ping, (p) => p);
     endpoint.onRequest(HostProtocol.activate, ({ extension }) => this.activate(extension));
@@ -62,14 +65,18 @@ export class ExtensionHost {
     endpoint.onRequest(HostProtocol.executeCommand, ({ command, args, callerId, principal, context }, token) => {
       const entry = this.commands.get(command);
       if (!entry) throw new AionError(ErrorCodes.COMMAND_NOT_FOUND, `no handler is registered for command ${command}`);
-      return runInCallContext(context, () => this.inContext(entry.extensionId, () => runAsCaller(callerId, () => callWithToken(undefined as never, entry.fn, args, token), principal)));
+      return runInCallContext(context, () =>
+        this.inContext(entry.extensionId, () => runAsCaller(callerId, () => callWithToken(undefined as never, entry.fn, args, token), principal)),
+      );
     });
     endpoint.onRequest(HostProtocol.invokeApi, ({ extensionId, method, args, callerId, context }, token) => {
       const ext = this.active.get(extensionId);
       if (!ext) throw new AionError(ErrorCodes.EXTENSION_NOT_FOUND, `${extensionId} is not active in this host`);
       const fn = (ext.api as Record<string, unknown> | undefined)?.[method];
       if (typeof fn !== 'function') throw new AionError(ErrorCodes.API_METHOD_NOT_FOUND, `${extensionId} has no API method ${method}`);
-      return runInCallContext(context, () => this.inContext(extensionId, () => runAsCaller(callerId, () => callWithToken(ext.api as object, fn as Fn, args, token))));
+      return runInCallContext(context, () =>
+        this.inContext(extensionId, () => runAsCaller(callerId, () => callWithToken(ext.api as object, fn as Fn, args, token))),
+      );
     });
     endpoint.onRequest(HostProtocol.invokeContribution, ({ point, id, method, args, callerId, extensionId, context }, token) => {
       // Keyed by extension too: two extensions in one host never replace each other's implementation.
@@ -106,7 +113,8 @@ export class ExtensionHost {
     const result = runInExtensionContext(ext.binding, fn);
     // Streams are pulled later, by the RPC layer: each pull runs in this call's context as well.
     const captured = otelContext.active();
-    const run: Runner = captured === ROOT_CONTEXT ? (f) => runInExtensionContext(ext.binding, f) : (f) => otelContext.with(captured, () => runInExtensionContext(ext.binding, f));
+    const run: Runner =
+      captured === ROOT_CONTEXT ? (f) => runInExtensionContext(ext.binding, f) : (f) => otelContext.with(captured, () => runInExtensionContext(ext.binding, f));
     if (result instanceof Promise) return result.then((value) => bindStreams(value, run)) as T;
     return bindStreams(result, run) as T;
   }
@@ -127,7 +135,10 @@ export class ExtensionHost {
       try {
         module = (await import(pathToFileURL(description.mainPath).href)) as ExtensionModule;
       } catch (err) {
-        throw new AionError(ErrorCodes.ACTIVATION_FAILED, `could not load ${description.id} from its main module: ${err instanceof Error ? err.message : String(err)}`);
+        throw new AionError(
+          ErrorCodes.ACTIVATION_FAILED,
+          `could not load ${description.id} from its main module: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
     }
     const registrations = new DisposableStore();
@@ -135,7 +146,11 @@ export class ExtensionHost {
       description,
       module,
       api: undefined,
-      binding: this.createBinding(description.id, registrations, new Set((description.manifest.contributes?.routes ?? []).map((r) => normalizeRoute(`${r.method} ${r.path}`)))),
+      binding: this.createBinding(
+        description.id,
+        registrations,
+        new Set((description.manifest.contributes?.routes ?? []).map((r) => normalizeRoute(`${r.method} ${r.path}`))),
+      ),
       subscriptions: [],
       registrations,
     };
@@ -178,7 +193,10 @@ export class ExtensionHost {
   private createContext(ext: ActiveExtension): ExtensionContext {
     const d = ext.description;
     const logger = Object.fromEntries(
-      (['trace', 'debug', 'info', 'warn', 'error'] as const).map((level) => [level, (message: string, data?: Record<string, unknown>) => this.log(d.id, level, message, data)]),
+      (['trace', 'debug', 'info', 'warn', 'error'] as const).map((level) => [
+        level,
+        (message: string, data?: Record<string, unknown>) => this.log(d.id, level, message, data),
+      ]),
     ) as unknown as Logger;
     return {
       extension: { id: d.id, version: d.manifest.version, manifest: d.manifest },
@@ -237,7 +255,10 @@ export class ExtensionHost {
           // The kernel mounts only declared routes: a handler for any other would never be called.
           if (!declaredRoutes.has(normalized)) {
             const [method, path] = normalized.split(' ');
-            throw new AionError(ErrorCodes.ROUTE_NOT_DECLARED, `${extensionId} handles ${normalized}, which its manifest does not declare: add { "method": "${method}", "path": "${path}" } to contributes.routes in its package.json`);
+            throw new AionError(
+              ErrorCodes.ROUTE_NOT_DECLARED,
+              `${extensionId} handles ${normalized}, which its manifest does not declare: add { "method": "${method}", "path": "${path}" } to contributes.routes in its package.json`,
+            );
           }
           const key = `${extensionId} ${normalized}`;
           this.routes.set(key, { extensionId, handler });
@@ -255,19 +276,29 @@ export class ExtensionHost {
         },
         execute: <T>(command: string, ...args: unknown[]) => {
           const token = args.length && isToken(args[args.length - 1]) ? (args.pop() as CancellationToken) : undefined;
-          return endpoint.sendRequest(KernelProtocol.executeCommand, { command, args, callerId: extensionId, context: currentCallContext() }, token) as Promise<T>;
+          return endpoint.sendRequest(
+            KernelProtocol.executeCommand,
+            { command, args, callerId: extensionId, context: currentCallContext() },
+            token,
+          ) as Promise<T>;
         },
         executeFor: <T>(credentials: { authorization?: string; apiKey?: string }, command: string, ...args: unknown[]) => {
           const token = args.length && isToken(args[args.length - 1]) ? (args.pop() as CancellationToken) : undefined;
           const actingFor = { authorization: credentials?.authorization, apiKey: credentials?.apiKey };
-          return endpoint.sendRequest(KernelProtocol.executeCommand, { command, args, callerId: extensionId, actingFor, context: currentCallContext() }, token) as Promise<T>;
+          return endpoint.sendRequest(
+            KernelProtocol.executeCommand,
+            { command, args, callerId: extensionId, actingFor, context: currentCallContext() },
+            token,
+          ) as Promise<T>;
         },
         principal: () => undefined,
       },
       extensions: {
         getApi: async (id) => {
           const { apiMethods } = await endpoint.sendRequest(KernelProtocol.getApi, { callerId: extensionId, extensionId: id });
-          return createRemoteProxy(apiMethods, (method, args, token) => endpoint.sendRequest(KernelProtocol.invokeApi, { extensionId: id, method, args, callerId: extensionId, context: currentCallContext() }, token));
+          return createRemoteProxy(apiMethods, (method, args, token) =>
+            endpoint.sendRequest(KernelProtocol.invokeApi, { extensionId: id, method, args, callerId: extensionId, context: currentCallContext() }, token),
+          );
         },
         caller: () => undefined,
       },
@@ -283,7 +314,9 @@ export class ExtensionHost {
         },
         get: async (point, id) => {
           const { methods } = await endpoint.sendRequest(KernelProtocol.resolveContribution, { point, id });
-          return createRemoteProxy(methods, (method, args, token) => endpoint.sendRequest(KernelProtocol.invokeContribution, { point, id, method, args, callerId: extensionId, context: currentCallContext() }, token));
+          return createRemoteProxy(methods, (method, args, token) =>
+            endpoint.sendRequest(KernelProtocol.invokeContribution, { point, id, method, args, callerId: extensionId, context: currentCallContext() }, token),
+          );
         },
         list: (point) => endpoint.sendRequest(KernelProtocol.listContributions, { point }),
       },
@@ -370,7 +403,12 @@ function bindStreams(value: unknown, run: Runner): unknown {
 }
 
 function isToken(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && typeof (value as CancellationToken).onCancellationRequested === 'function' && 'isCancellationRequested' in value;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as CancellationToken).onCancellationRequested === 'function' &&
+    'isCancellationRequested' in value
+  );
 }
 
 /** `get  /v1/x` → `GET /v1/x`: the same key the kernel uses for declared routes. */

@@ -9,4 +9,12 @@ export { EGRESS_SOCKET_ENV } from './networkIsolation.js';
 export const hostEntryPath = fileURLToPath(new URL('./main.js', import.meta.url));
 export { REQUEST_ID_KEY, enableCallContext, currentCallContext, contextFrom, runInCallContext } from './callContext.js';
 // The frame transport a remote host speaks lives with the protocol, in @aion/extension-api/protocol.
-export { createFrameConnection, DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader, FrameWriter, type FrameChannel, type FrameConnection } from '@aion/extension-api/protocol';
+export {
+  createFrameConnection,
+  DEFAULT_MAX_FRAME_BYTES,
+  FrameError,
+  FrameReader,
+  FrameWriter,
+  type FrameChannel,
+  type FrameConnection,
+} from '@aion/extension-api/protocol';

@@ -28,6 +28,10 @@ connection.onClose(() => {
 process.on('disconnect', () => process.exit(0));
 process.on('unhandledRejection', (reason) => {
   // One extension's forgotten promise must not take down the others sharing this host.
-  endpoint.sendNotification(KernelProtocol.log, { level: 'error', message: 'unhandled promise rejection in extension host', data: { error: reason instanceof Error ? reason.stack : String(reason) } });
+  endpoint.sendNotification(KernelProtocol.log, {
+    level: 'error',
+    message: 'unhandled promise rejection in extension host',
+    data: { error: reason instanceof Error ? reason.stack : String(reason) },
+  });
 });
 connection.listen();

@@ -1,7 +1,10 @@
 import { CancellationToken, type Remote } from '@aion/extension-api';
 
 /** Builds an object whose methods forward over RPC; a trailing CancellationToken becomes the call's token. */
-export function createRemoteProxy<T extends object>(methods: string[], call: (method: string, args: unknown[], token?: CancellationToken) => Promise<unknown>): Remote<T> {
+export function createRemoteProxy<T extends object>(
+  methods: string[],
+  call: (method: string, args: unknown[], token?: CancellationToken) => Promise<unknown>,
+): Remote<T> {
   const proxy: Record<string, unknown> = {};
   for (const method of methods) {
     proxy[method] = (...args: unknown[]) => {

@@ -24,7 +24,14 @@ describe('the extension host', () => {
     kernelSide.listen();
     const manifest = { name: 'probe', publisher: 'test', version: '1.0.0', engines: { aion: '*' }, main: 'extension.js' };
     await kernel.sendRequest(HostProtocol.activate, {
-      extension: { id: 'test.probe', manifest, extensionPath: probe, mainPath: join(probe, 'extension.js'), storagePath: mkdtempSync(join(tmpdir(), 'aion-host-')), configuration: {} },
+      extension: {
+        id: 'test.probe',
+        manifest,
+        extensionPath: probe,
+        mainPath: join(probe, 'extension.js'),
+        storagePath: mkdtempSync(join(tmpdir(), 'aion-host-')),
+        configuration: {},
+      },
       hostKind: 'kernel',
     });
   });
@@ -42,15 +49,29 @@ describe('the extension host', () => {
     assert.deepEqual(fromKernel, { extension: 'test.probe', caller: null, principal: null });
   });
 
-  it('keeps each concurrent API call\'s caller apart across awaits', async () => {
-    const calls = ['test.a', 'test.b', 'test.c', undefined].map((callerId) => kernel.sendRequest(HostProtocol.invokeApi, { extensionId: 'test.probe', method: 'slowly', args: [], callerId }));
+  it("keeps each concurrent API call's caller apart across awaits", async () => {
+    const calls = ['test.a', 'test.b', 'test.c', undefined].map((callerId) =>
+      kernel.sendRequest(HostProtocol.invokeApi, { extensionId: 'test.probe', method: 'slowly', args: [], callerId }),
+    );
     const answers = (await Promise.all(calls)) as Array<{ caller: string | null }>;
-    assert.deepEqual(answers.map((a) => a.caller), ['test.a', 'test.b', 'test.c', null]);
+    assert.deepEqual(
+      answers.map((a) => a.caller),
+      ['test.a', 'test.b', 'test.c', null],
+    );
   });
 
   it('answers an unknown command, API method or extension with its stable code', async () => {
-    await assert.rejects(kernel.sendRequest(HostProtocol.executeCommand, { command: 'probe.nope', args: [] }), (e: AionError) => e.code === ErrorCodes.COMMAND_NOT_FOUND);
-    await assert.rejects(kernel.sendRequest(HostProtocol.invokeApi, { extensionId: 'test.probe', method: 'nope', args: [] }), (e: AionError) => e.code === ErrorCodes.API_METHOD_NOT_FOUND);
-    await assert.rejects(kernel.sendRequest(HostProtocol.invokeApi, { extensionId: 'test.absent', method: 'who', args: [] }), (e: AionError) => e.code === ErrorCodes.EXTENSION_NOT_FOUND);
+    await assert.rejects(
+      kernel.sendRequest(HostProtocol.executeCommand, { command: 'probe.nope', args: [] }),
+      (e: AionError) => e.code === ErrorCodes.COMMAND_NOT_FOUND,
+    );
+    await assert.rejects(
+      kernel.sendRequest(HostProtocol.invokeApi, { extensionId: 'test.probe', method: 'nope', args: [] }),
+      (e: AionError) => e.code === ErrorCodes.API_METHOD_NOT_FOUND,
+    );
+    await assert.rejects(
+      kernel.sendRequest(HostProtocol.invokeApi, { extensionId: 'test.absent', method: 'who', args: [] }),
+      (e: AionError) => e.code === ErrorCodes.EXTENSION_NOT_FOUND,
+    );
   });
 });

@@ -26,7 +26,9 @@ export interface ConformanceSubject {
   /** Starts the vendor's fake server answering `replies` in order (the last one repeats). */
   start(replies: ConformanceReply[], options?: { apiKey?: string; chunkDelayMs?: number }): Promise<FakeServer>;
   /** The provider's client against `baseUrl` (the fake's `url`). */
-  client(options: { baseUrl: string; apiKey?: string; timeoutMs?: number }): { chat(request: ChatRequest, token?: CancellationToken): AsyncIterable<ProviderEvent> };
+  client(options: { baseUrl: string; apiKey?: string; timeoutMs?: number }): {
+    chat(request: ChatRequest, token?: CancellationToken): AsyncIterable<ProviderEvent>;
+  };
 }
 
 /** Every event of a chat, in order. */
@@ -77,7 +79,9 @@ export function describeProviderConformance(subject: ConformanceSubject): void {
 
     it('yields a tool call with complete JSON arguments, and finishes with tool_calls', async () => {
       const server = await start([{ kind: 'toolCall', id: 'call_1', name: 'lookup', arguments: { id: 7 } }]);
-      const events = await collect(subject.client({ baseUrl: server.url }).chat(hello({ tools: [{ name: 'lookup', description: 'Looks up', parameters: { type: 'object' } }] })));
+      const events = await collect(
+        subject.client({ baseUrl: server.url }).chat(hello({ tools: [{ name: 'lookup', description: 'Looks up', parameters: { type: 'object' } }] })),
+      );
       const call = events.find((e) => e.type === 'tool_call') as Extract<ProviderEvent, { type: 'tool_call' }> | undefined;
       assert.ok(call, `a tool_call event: ${JSON.stringify(events)}`);
       assert.equal(call.call.name, 'lookup');
@@ -147,7 +151,10 @@ export function describeProviderConformance(subject: ConformanceSubject): void {
       const source = new CancellationTokenSource();
       setTimeout(() => source.cancel(), 100);
       const events = await collect(subject.client({ baseUrl: server.url }).chat(hello(), source.token));
-      assert.deepEqual(events.map((e) => e.type === 'error' && [e.code, e.afterFirstToken]), [['CANCELLED', false]]);
+      assert.deepEqual(
+        events.map((e) => e.type === 'error' && [e.code, e.afterFirstToken]),
+        [['CANCELLED', false]],
+      );
       await within(server.requests[0]!.disconnected, 1_000, 'the server seeing the connection close');
     });
 

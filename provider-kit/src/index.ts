@@ -1,3 +1,14 @@
 export type * from './types.js';
-export { PROVIDER_ERROR_STATUS, ProviderFailure, UpstreamCall, upstreamEvents, failureForStatus, retryAfterMs, vendorMessage, type ResponseHeaders, type UpstreamRequest, type UpstreamResponse } from './upstream.js';
+export {
+  PROVIDER_ERROR_STATUS,
+  ProviderFailure,
+  UpstreamCall,
+  upstreamEvents,
+  failureForStatus,
+  retryAfterMs,
+  vendorMessage,
+  type ResponseHeaders,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from './upstream.js';
 export { manifestModels, registerProvider, type ProviderClient, type ProviderConfiguration, type ProviderRegistration } from './registerProvider.js';

@@ -10,7 +10,11 @@ export class ProviderFailure extends Error {
   readonly status?: number;
   readonly retryAfterMs?: number;
 
-  constructor(readonly code: ProviderErrorCode, message: string, options: { retryable?: boolean; status?: number; retryAfterMs?: number } = {}) {
+  constructor(
+    readonly code: ProviderErrorCode,
+    message: string,
+    options: { retryable?: boolean; status?: number; retryAfterMs?: number } = {},
+  ) {
     super(message);
     this.name = 'ProviderFailure';
     this.retryable = options.retryable ?? false;
@@ -89,7 +93,8 @@ export function vendorMessage(body: string): string {
   try {
     const parsed = JSON.parse(text) as { error?: unknown; message?: unknown };
     const error = parsed.error as { message?: unknown } | string | undefined;
-    const found = typeof error === 'string' ? error : typeof error?.message === 'string' ? error.message : typeof parsed.message === 'string' ? parsed.message : undefined;
+    const found =
+      typeof error === 'string' ? error : typeof error?.message === 'string' ? error.message : typeof parsed.message === 'string' ? parsed.message : undefined;
     if (found !== undefined) text = found;
   } catch {
     // Not JSON: the text itself is the best description.
@@ -165,7 +170,10 @@ export class UpstreamCall {
   private bodyEnded = false;
   private answerComplete = false;
 
-  constructor(private readonly timeoutMs: number, token?: CancellationToken) {
+  constructor(
+    private readonly timeoutMs: number,
+    token?: CancellationToken,
+  ) {
     if (token?.isCancellationRequested) this.abort('cancelled');
     else this.cancellation = token?.onCancellationRequested(() => this.abort('cancelled'));
   }
@@ -182,8 +190,20 @@ export class UpstreamCall {
     if (upstream.body !== undefined) headers['content-type'] = 'application/json';
     // The trace this call belongs to (W3C traceparent), so the upstream's spans join it.
     propagation.inject(context.active(), headers);
-    const { statusCode, headers: responseHeaders, body } = await this.guarded(
-      () => request(upstream.url, { method: upstream.method, headers, body: upstream.body === undefined ? undefined : JSON.stringify(upstream.body), signal: this.controller.signal, dispatcher, ...noUndiciTimeouts }),
+    const {
+      statusCode,
+      headers: responseHeaders,
+      body,
+    } = await this.guarded(
+      () =>
+        request(upstream.url, {
+          method: upstream.method,
+          headers,
+          body: upstream.body === undefined ? undefined : JSON.stringify(upstream.body),
+          signal: this.controller.signal,
+          dispatcher,
+          ...noUndiciTimeouts,
+        }),
       false,
     );
     const response: UpstreamResponse = { status: statusCode, headers: responseHeaders, body };
@@ -314,15 +334,31 @@ export class UpstreamCall {
     if (err instanceof ProviderFailure) return err;
     if (this.abortReason === 'cancelled') return new ProviderFailure('CANCELLED', 'the request was cancelled');
     if (this.abortReason === 'timeout') {
-      return new ProviderFailure('PROVIDER_TIMEOUT', inBody ? `the provider's stream stalled for ${this.timeoutMs} ms` : `the provider did not answer within ${this.timeoutMs} ms`, { retryable: true });
+      return new ProviderFailure(
+        'PROVIDER_TIMEOUT',
+        inBody ? `the provider's stream stalled for ${this.timeoutMs} ms` : `the provider did not answer within ${this.timeoutMs} ms`,
+        { retryable: true },
+      );
     }
     const code = networkErrorCode(err);
-    if (!inBody && answeredByEgressProxy(err, 502)) return new ProviderFailure('PROVIDER_UNREACHABLE', `could not connect to the provider (the server's egress proxy found it unreachable); check baseUrl and that the server runs`, { retryable: true });
+    if (!inBody && answeredByEgressProxy(err, 502))
+      return new ProviderFailure(
+        'PROVIDER_UNREACHABLE',
+        `could not connect to the provider (the server's egress proxy found it unreachable); check baseUrl and that the server runs`,
+        { retryable: true },
+      );
     if (!inBody && answeredByEgressProxy(err, 403)) {
-      return new ProviderFailure('PROVIDER_UNREACHABLE', "the server's egress proxy refused the connection (NETWORK_DENIED): the provider's host:port is not on this extension's network allow-list (aion.permissions.network, or the operator's permissions.grants)");
+      return new ProviderFailure(
+        'PROVIDER_UNREACHABLE',
+        "the server's egress proxy refused the connection (NETWORK_DENIED): the provider's host:port is not on this extension's network allow-list (aion.permissions.network, or the operator's permissions.grants)",
+      );
     }
-    if (!inBody && code && unreachableCodes.has(code)) return new ProviderFailure('PROVIDER_UNREACHABLE', `could not connect to the provider (${code}); check baseUrl and that the server runs`, { retryable: true });
-    if (!inBody) return new ProviderFailure('PROVIDER_UNAVAILABLE', `the connection to the provider failed before an answer (${describe(err)})`, { retryable: true });
+    if (!inBody && code && unreachableCodes.has(code))
+      return new ProviderFailure('PROVIDER_UNREACHABLE', `could not connect to the provider (${code}); check baseUrl and that the server runs`, {
+        retryable: true,
+      });
+    if (!inBody)
+      return new ProviderFailure('PROVIDER_UNAVAILABLE', `the connection to the provider failed before an answer (${describe(err)})`, { retryable: true });
     return new ProviderFailure('PROVIDER_STREAM_CUT', `the connection closed before the answer was complete (${describe(err)})`, { retryable: true });
   }
 }
@@ -331,7 +367,11 @@ export class UpstreamCall {
  * The envelope of every provider's `chat`: runs one upstream call, passes its events on, and turns any
  * failure into the stream's last `error` event (never a throw), marking whether a token had gone out.
  */
-export async function* upstreamEvents(timeoutMs: number, token: CancellationToken | undefined, start: (call: UpstreamCall) => Promise<AsyncIterable<ProviderEvent>>): AsyncGenerator<ProviderEvent> {
+export async function* upstreamEvents(
+  timeoutMs: number,
+  token: CancellationToken | undefined,
+  start: (call: UpstreamCall) => Promise<AsyncIterable<ProviderEvent>>,
+): AsyncGenerator<ProviderEvent> {
   const call = new UpstreamCall(timeoutMs, token);
   let afterFirstToken = false;
   try {

@@ -414,8 +414,24 @@ describe('upstream helpers', () => {
 
   it('turns a failure into the final error event, never retryable after output', () => {
     const failure = new ProviderFailure('PROVIDER_RATE_LIMITED', 'slow down', { retryable: true, status: 429, retryAfterMs: 1500 });
-    assert.deepEqual(failure.toEvent(false), { type: 'error', code: 'PROVIDER_RATE_LIMITED', message: 'slow down', retryable: true, afterFirstToken: false, status: 429, retryAfterMs: 1500 });
-    assert.deepEqual(failure.toEvent(true), { type: 'error', code: 'PROVIDER_RATE_LIMITED', message: 'slow down', retryable: false, afterFirstToken: true, status: 429, retryAfterMs: 1500 });
+    assert.deepEqual(failure.toEvent(false), {
+      type: 'error',
+      code: 'PROVIDER_RATE_LIMITED',
+      message: 'slow down',
+      retryable: true,
+      afterFirstToken: false,
+      status: 429,
+      retryAfterMs: 1500,
+    });
+    assert.deepEqual(failure.toEvent(true), {
+      type: 'error',
+      code: 'PROVIDER_RATE_LIMITED',
+      message: 'slow down',
+      retryable: false,
+      afterFirstToken: true,
+      status: 429,
+      retryAfterMs: 1500,
+    });
   });
 
   it('turns a failure into an AionError with the edge status and retry-after', () => {

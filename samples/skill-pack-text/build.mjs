@@ -24,7 +24,8 @@ function wasiShimArgs() {
 }
 
 function newestSource() {
-  const walk = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [statSync(join(dir, e.name)).mtimeMs]));
+  const walk = (dir) =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [statSync(join(dir, e.name)).mtimeMs]));
   return Math.max(...walk(join(root, 'assembly')), statSync(fileURLToPath(import.meta.url)).mtimeMs);
 }
 
@@ -39,16 +40,19 @@ export async function buildSkills({ onlyStale = false, log = () => {} } = {}) {
     if (onlyStale && existsSync(outFile) && statSync(outFile).mtimeMs >= newest) continue;
     const started = Date.now();
     // Paths relative to the package root, so the module (and its hash) does not depend on the working directory.
-    const result = await asc.main([`assembly/skills/${name}.ts`, '--baseDir', root, ...wasiShimArgs(), '--runtime', 'incremental', '-O3', '--importMemory', '--outFile', outFile], {
-      // asc's default lister joins an absolute library path onto its base directory; list it as given.
-      listFiles: (dir, baseDir) => {
-        try {
-          return readdirSync(resolve(baseDir, dir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
-        } catch {
-          return null;
-        }
+    const result = await asc.main(
+      [`assembly/skills/${name}.ts`, '--baseDir', root, ...wasiShimArgs(), '--runtime', 'incremental', '-O3', '--importMemory', '--outFile', outFile],
+      {
+        // asc's default lister joins an absolute library path onto its base directory; list it as given.
+        listFiles: (dir, baseDir) => {
+          try {
+            return readdirSync(resolve(baseDir, dir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
+          } catch {
+            return null;
+          }
+        },
       },
-    });
+    );
     if (result.error) throw new Error(`${name}: ${result.error.message}\n${result.stderr.toString()}`);
     built.push(name);
     log(`${name}.wasm ${statSync(outFile).size} bytes in ${Date.now() - started} ms`);

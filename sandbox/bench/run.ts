@@ -78,14 +78,20 @@ async function concurrent(engine: WasmEngine, hash: string, calls: number, inFli
 }
 
 async function main(): Promise<void> {
-  const build = (await import(pathToFileURL(join(packRoot, 'build.mjs')).href)) as { buildSkills(o: { onlyStale: boolean }): Promise<string[]>; skillNames(): string[]; skillsDir: string };
+  const build = (await import(pathToFileURL(join(packRoot, 'build.mjs')).href)) as {
+    buildSkills(o: { onlyStale: boolean }): Promise<string[]>;
+    skillNames(): string[];
+    skillsDir: string;
+  };
   await build.buildSkills({ onlyStale: true });
   const modules = new Map<string, Uint8Array>();
   for (const name of build.skillNames()) modules.set(name, new Uint8Array(await readFile(join(build.skillsDir, `${name}.wasm`))));
   const guest = modules.get('text-stats')!;
   const stdin = new TextEncoder().encode(JSON.stringify(input));
 
-  console.log(`node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown'}), ${CALLS} calls, guest text-stats.wasm ${guest.length} bytes`);
+  console.log(
+    `node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown'}), ${CALLS} calls, guest text-stats.wasm ${guest.length} bytes`,
+  );
 
   const module = await WebAssembly.compile(guest as Uint8Array<ArrayBuffer>);
   baseline(module, stdin, 200); // warm-up: V8 tiers the guest and the shim
@@ -98,7 +104,18 @@ async function main(): Promise<void> {
   for (const [name, bytes] of modules) {
     const { hash } = await engine.compile(bytes);
     const t = performance.now();
-    await engine.run({ hash, input: name === 'text-stats' ? input : name === 'json-query' ? { data: input, path: 'top' } : name === 'line-diff' ? { before: 'a', after: 'b' } : { text: input.text }, limits });
+    await engine.run({
+      hash,
+      input:
+        name === 'text-stats'
+          ? input
+          : name === 'json-query'
+            ? { data: input, path: 'top' }
+            : name === 'line-diff'
+              ? { before: 'a', after: 'b' }
+              : { text: input.text },
+      limits,
+    });
     firstCalls.push(performance.now() - t);
   }
   const { hash } = await engine.compile(guest);
@@ -138,18 +155,33 @@ async function main(): Promise<void> {
   const firstSorted = [...firstCalls].sort((a, b) => a - b);
   const rows: Array<[string, string, string, string, string]> = [
     ['baseline: instantiate + run on the main thread', ms(base.p50), ms(base.p99), base.perSecond.toFixed(0), '1.0×'],
-    [`WasmEngine warm call (${engine.workers} workers, sequential)`, ms(warm.p50), ms(warm.p99), warm.perSecond.toFixed(0), `${(warm.p50 / base.p50).toFixed(1)}×`],
+    [
+      `WasmEngine warm call (${engine.workers} workers, sequential)`,
+      ms(warm.p50),
+      ms(warm.p99),
+      warm.perSecond.toFixed(0),
+      `${(warm.p50 / base.p50).toFixed(1)}×`,
+    ],
     [`WasmEngine throughput, ${engine.workers * 4} in flight`, '', '', throughput.toFixed(0), ''],
     [`WasmEngine warm call, echo guest (${echoBytes.length} bytes)`, ms(echoWarm.p50), ms(echoWarm.p99), echoWarm.perSecond.toFixed(0), ''],
-    [`WasmEngine first call after compile (${firstCalls.length} modules)`, ms(firstSorted[Math.floor(firstSorted.length / 2)]!), `max ${ms(firstSorted[firstSorted.length - 1]!)}`, '', `${(firstSorted[Math.floor(firstSorted.length / 2)]! / base.p50).toFixed(0)}×`],
+    [
+      `WasmEngine first call after compile (${firstCalls.length} modules)`,
+      ms(firstSorted[Math.floor(firstSorted.length / 2)]!),
+      `max ${ms(firstSorted[firstSorted.length - 1]!)}`,
+      '',
+      `${(firstSorted[Math.floor(firstSorted.length / 2)]! / base.p50).toFixed(0)}×`,
+    ],
     ['ProcessEngine, one process per call (node skill)', ms(cold.p50), ms(cold.p99), cold.perSecond.toFixed(0), `${(cold.p50 / base.p50).toFixed(0)}×`],
     ['ProcessEngine, keepAlive (node skill)', ms(kept.p50), ms(kept.p99), kept.perSecond.toFixed(0), `${(kept.p50 / base.p50).toFixed(0)}×`],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));
   console.log(`${'case'.padEnd(width)}  ${'p50'.padStart(10)}  ${'p99'.padStart(14)}  ${'calls/s'.padStart(8)}  vs baseline p50`);
-  for (const [name, p50, p99, rate, ratio] of rows) console.log(`${name.padEnd(width)}  ${p50.padStart(10)}  ${p99.padStart(14)}  ${rate.padStart(8)}  ${ratio}`);
+  for (const [name, p50, p99, rate, ratio] of rows)
+    console.log(`${name.padEnd(width)}  ${p50.padStart(10)}  ${p99.padStart(14)}  ${rate.padStart(8)}  ${ratio}`);
   const targets = { warmP50: warm.p50 <= 0.3, warmP99: warm.p99 <= 2, firstCall: firstSorted[firstSorted.length - 1]! <= 30 };
-  console.log(`targets: warm p50 ≤ 0.3 ms ${targets.warmP50 ? 'met' : 'MISSED'}; warm p99 ≤ 2 ms ${targets.warmP99 ? 'met' : 'MISSED'}; first call ≤ 30 ms ${targets.firstCall ? 'met' : 'MISSED'}`);
+  console.log(
+    `targets: warm p50 ≤ 0.3 ms ${targets.warmP50 ? 'met' : 'MISSED'}; warm p99 ≤ 2 ms ${targets.warmP99 ? 'met' : 'MISSED'}; first call ≤ 30 ms ${targets.firstCall ? 'met' : 'MISSED'}`,
+  );
   console.log(JSON.stringify({ baseline: base, warm, throughput, echoWarm, firstCalls, processPerCall: cold, processKeepAlive: kept, targets }));
 }
 

@@ -67,7 +67,7 @@ async function measure(runtime: Runtime, initMs: number, rssBefore: number): Pro
     cpuAfterTimeout: Math.max(0, after - idle),
     callAfterTimeout: next.ok && next.stdout === '"after"',
     grownMiB: grown.ok ? (JSON.parse(grown.stdout) as { grownMiB: number }).grownMiB : NaN,
-    hostFile: file.ok ? (JSON.parse(file.stdout) as { content: string | null }).content === null ? 'not reachable' : 'READ' : 'call failed',
+    hostFile: file.ok ? ((JSON.parse(file.stdout) as { content: string | null }).content === null ? 'not reachable' : 'READ') : 'call failed',
   };
 }
 
@@ -79,7 +79,12 @@ async function wasmEngineRuntime(bytes: Uint8Array): Promise<Runtime> {
     name: 'WasmEngine (V8, worker threads)',
     async run(args, stdin, { timeoutMs }) {
       try {
-        const result = await engine.run({ hash, args, input: stdin ? JSON.parse(stdin) : null, limits: { timeoutMs, memoryPages: CAP_MIB * 16, maxOutputBytes: 1 << 20 } });
+        const result = await engine.run({
+          hash,
+          args,
+          input: stdin ? JSON.parse(stdin) : null,
+          limits: { timeoutMs, memoryPages: CAP_MIB * 16, maxOutputBytes: 1 << 20 },
+        });
         return { ok: true, stdout: JSON.stringify(result.output), timedOut: false };
       } catch (err) {
         return { ok: false, stdout: '', timedOut: (err as { code?: string }).code === 'TIMEOUT' };

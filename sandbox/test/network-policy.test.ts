@@ -4,7 +4,23 @@ import { guardedLookup, PolicyDenied } from '../src/wasm/guest-fetch.js';
 
 describe('NetworkPolicy', () => {
   it('treats loopback, private, link-local and unique-local ranges as private', () => {
-    for (const address of ['10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '127.0.0.1', '127.8.8.8', '169.254.169.254', '0.0.0.0', '::1', '::', 'fc00::1', 'fd12:3456::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1']) {
+    for (const address of [
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '127.0.0.1',
+      '127.8.8.8',
+      '169.254.169.254',
+      '0.0.0.0',
+      '::1',
+      '::',
+      'fc00::1',
+      'fd12:3456::1',
+      'fe80::1',
+      '::ffff:127.0.0.1',
+      '::ffff:10.0.0.1',
+    ]) {
       assert.ok(isPrivateAddress(address), address);
     }
     for (const address of ['8.8.8.8', '172.32.0.1', '192.169.0.1', '2606:4700::1111', 'example.com']) {

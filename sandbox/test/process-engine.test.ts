@@ -9,7 +9,6 @@ import { rejectsWith } from './support/assertions.js';
 const skill: ProcessSkill = { id: 'test-skill', command: process.execPath, args: [join(paths.sandboxRoot, 'test/fixtures/process/mcp-skill.mjs')] };
 const limits: ProcessLimits = { timeoutMs: 5000, maxOutputBytes: 1024 * 1024 };
 
-
 /** Gone, or a zombie waiting to be reaped: either way it runs no more. */
 function processGone(pid: number): boolean {
   try {
@@ -54,8 +53,13 @@ describe('ProcessEngine', () => {
     }
   });
 
-  it('passes the device the skill was placed on in the vendor runtime\'s variable', async () => {
-    const nvidia = await engine.call({ skill, name: 'env', limits, accelerator: { vendor: 'nvidia', index: 1, uuid: 'GPU-01060625-fc54-8566-0829-91dbf3a104a7' } });
+  it("passes the device the skill was placed on in the vendor runtime's variable", async () => {
+    const nvidia = await engine.call({
+      skill,
+      name: 'env',
+      limits,
+      accelerator: { vendor: 'nvidia', index: 1, uuid: 'GPU-01060625-fc54-8566-0829-91dbf3a104a7' },
+    });
     assert.deepEqual(nvidia.structuredContent, { env: { CUDA_VISIBLE_DEVICES: 'GPU-01060625-fc54-8566-0829-91dbf3a104a7' } });
     const amd = await engine.call({ skill, name: 'env', limits, accelerator: { vendor: 'amd', index: 2 } });
     assert.deepEqual(amd.structuredContent, { env: { HIP_VISIBLE_DEVICES: '2' } });
@@ -160,7 +164,10 @@ describe('ProcessEngine', () => {
       assert.match(notices[0]!, /without a memory limit/);
       this.skip();
     }
-    await rejectsWith(engine.call({ skill, name: 'allocate', arguments: { megabytes: 512 }, limits: { ...limits, timeoutMs: 10_000, memoryBytes: 128 * 1024 * 1024 } }), 'MEMORY_LIMIT');
+    await rejectsWith(
+      engine.call({ skill, name: 'allocate', arguments: { megabytes: 512 }, limits: { ...limits, timeoutMs: 10_000, memoryBytes: 128 * 1024 * 1024 } }),
+      'MEMORY_LIMIT',
+    );
     const small = await engine.call({ skill, name: 'allocate', arguments: { megabytes: 8 }, limits: { ...limits, memoryBytes: 128 * 1024 * 1024 } });
     assert.deepEqual(small.structuredContent, { allocated: 8 });
   });

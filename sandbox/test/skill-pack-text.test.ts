@@ -73,7 +73,8 @@ describe('samples/skill-pack-text through the WasmEngine', function () {
   });
 
   it('extract finds e-mails, URLs, numbers, hashtags and mentions', async () => {
-    const text = 'Write to Ana.Lopez@example.com or ops@mail.example.org. See https://example.com/docs?q=1 (and http://test.io/a_(b)). Cost: -12.50 EUR, 3 items, v2 #release @maria and @bob_1. Again ana.lopez@example.com.';
+    const text =
+      'Write to Ana.Lopez@example.com or ops@mail.example.org. See https://example.com/docs?q=1 (and http://test.io/a_(b)). Cost: -12.50 EUR, 3 items, v2 #release @maria and @bob_1. Again ana.lopez@example.com.';
     assert.deepEqual(await run('extract', { text }), {
       emails: ['Ana.Lopez@example.com', 'ops@mail.example.org'],
       urls: ['https://example.com/docs?q=1', 'http://test.io/a_(b)'],
@@ -82,11 +83,20 @@ describe('samples/skill-pack-text through the WasmEngine', function () {
       mentions: ['@maria', '@bob_1'],
     });
     assert.deepEqual(await run('extract', { text: 'a@b.io, a@b.io', kinds: ['emails'], unique: false }), { emails: ['a@b.io', 'a@b.io'] });
-    await assert.rejects(run('extract', { text: 'x', kinds: ['phones'] }), (err: Error & { code?: string }) => err.code === 'SKILL_FAILED' && /unknown kind/.test(err.message));
+    await assert.rejects(
+      run('extract', { text: 'x', kinds: ['phones'] }),
+      (err: Error & { code?: string }) => err.code === 'SKILL_FAILED' && /unknown kind/.test(err.message),
+    );
   });
 
   it('json-query reads values by dotted path, index and wildcard', async () => {
-    const data = { users: [{ name: 'Ana', age: 31, tags: ['a', 'b'] }, { name: 'Bo "B" é', age: 27 }], meta: { ratio: 0.125, big: 12345678901234, neg: -1e-7, none: null } };
+    const data = {
+      users: [
+        { name: 'Ana', age: 31, tags: ['a', 'b'] },
+        { name: 'Bo "B" é', age: 27 },
+      ],
+      meta: { ratio: 0.125, big: 12345678901234, neg: -1e-7, none: null },
+    };
     assert.deepEqual(await run('json-query', { data, path: 'users.1.name' }), { path: 'users.1.name', found: true, value: 'Bo "B" é' });
     assert.deepEqual(await run('json-query', { data, path: 'users[0].tags' }), { path: 'users.0.tags', found: true, value: ['a', 'b'] });
     assert.deepEqual(await run('json-query', { data, path: 'users.*.age' }), { path: 'users.*.age', found: true, value: [31, 27] });
@@ -99,7 +109,12 @@ describe('samples/skill-pack-text through the WasmEngine', function () {
   it('line-diff answers changes that turn the old text into the new one, and a unified diff', async () => {
     const before = 'a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\n';
     const after = 'a\nB\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl\n';
-    const output = (await run('line-diff', { before, after, context: 1 })) as { added: number; removed: number; changes: Array<{ op: string; oldLine?: number; newLine?: number; text: string }>; unified: string };
+    const output = (await run('line-diff', { before, after, context: 1 })) as {
+      added: number;
+      removed: number;
+      changes: Array<{ op: string; oldLine?: number; newLine?: number; text: string }>;
+      unified: string;
+    };
     assert.equal(output.added, 2);
     assert.equal(output.removed, 1);
     assert.equal(output.unified, '--- before\n+++ after\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n@@ -11,1 +11,2 @@\n k\n+l\n');
@@ -107,24 +122,43 @@ describe('samples/skill-pack-text through the WasmEngine', function () {
     const rebuilt = oldLines.filter((_, i) => !output.changes.some((c) => c.op === 'delete' && c.oldLine === i + 1));
     for (const change of output.changes.filter((c) => c.op === 'insert')) rebuilt.splice(change.newLine! - 1, 0, change.text);
     assert.equal(`${rebuilt.join('\n')}\n`, after);
-    assert.deepEqual(await run('line-diff', { before: 'same\n', after: 'same\n' }), { identical: true, added: 0, removed: 0, unchanged: 1, changes: [], unified: '' });
+    assert.deepEqual(await run('line-diff', { before: 'same\n', after: 'same\n' }), {
+      identical: true,
+      added: 0,
+      removed: 0,
+      unchanged: 1,
+      changes: [],
+      unified: '',
+    });
   });
 
   it('hash computes SHA-256 and FNV-1a of the UTF-8 bytes', async () => {
     for (const text of ['', 'héllo wörld', 'a'.repeat(119), '🙂 emoji']) {
-      assert.deepEqual(await run('hash', { text }), { algorithm: 'sha256', hex: createHash('sha256').update(text).digest('hex'), bytes: Buffer.byteLength(text) });
+      assert.deepEqual(await run('hash', { text }), {
+        algorithm: 'sha256',
+        hex: createHash('sha256').update(text).digest('hex'),
+        bytes: Buffer.byteLength(text),
+      });
       assert.equal(((await run('hash', { text, algorithm: 'fnv1a32' })) as { hex: string }).hex, fnv1a32(text));
       assert.equal(((await run('hash', { text, algorithm: 'fnv1a64' })) as { hex: string }).hex, fnv1a64(text));
     }
   });
 
   it('slugify folds accents and joins words', async () => {
-    assert.deepEqual(await run('slugify', { text: "  Ça va? Crème brûlée & Straße — Œuvres complètes (2024) don't Łódź  " }), { slug: 'ca-va-creme-brulee-strasse-oeuvres-completes-2024-dont-lodz' });
+    assert.deepEqual(await run('slugify', { text: "  Ça va? Crème brûlée & Straße — Œuvres complètes (2024) don't Łódź  " }), {
+      slug: 'ca-va-creme-brulee-strasse-oeuvres-completes-2024-dont-lodz',
+    });
     assert.deepEqual(await run('slugify', { text: 'Hello, World: A Very Long Title Indeed', maxLength: 20, separator: '_' }), { slug: 'hello_world_a_very' });
   });
 
   it('fails with SKILL_FAILED and a reason on bad input', async () => {
-    await assert.rejects(run('hash', { text: 42 }), (err: Error & { code?: string }) => err.code === 'SKILL_FAILED' && /"text" must be a string/.test(err.message));
-    await assert.rejects(run('json-query', { path: 'a' }), (err: Error & { code?: string }) => err.code === 'SKILL_FAILED' && /"data" is required/.test(err.message));
+    await assert.rejects(
+      run('hash', { text: 42 }),
+      (err: Error & { code?: string }) => err.code === 'SKILL_FAILED' && /"text" must be a string/.test(err.message),
+    );
+    await assert.rejects(
+      run('json-query', { path: 'a' }),
+      (err: Error & { code?: string }) => err.code === 'SKILL_FAILED' && /"data" is required/.test(err.message),
+    );
   });
 });

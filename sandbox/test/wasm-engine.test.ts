@@ -8,7 +8,6 @@ import { rejectsWith } from './support/assertions.js';
 
 const limits: WasmLimits = { timeoutMs: 2000, memoryPages: 64, maxOutputBytes: 64 * 1024 };
 
-
 describe('WasmEngine', function () {
   let fixtures: Fixtures;
   let engine: WasmEngine;
@@ -90,10 +89,19 @@ describe('WasmEngine', function () {
 
   it('refuses a module that defines memory without a maximum', async () => {
     await rejectsWith(engine.compile(fixtures.probeUnbounded), 'MODULE_MEMORY_UNBOUNDED');
-    assert.throws(() => validateModule(tinyModule({ definedMemory: { min: 1 } })), (err) => isSandboxError(err, 'MODULE_MEMORY_UNBOUNDED'));
-    assert.throws(() => validateModule(tinyModule({ definedMemory: { min: 1, max: 100 } }), { memoryPages: 64 }), (err) => isSandboxError(err, 'MODULE_MEMORY_UNBOUNDED'));
+    assert.throws(
+      () => validateModule(tinyModule({ definedMemory: { min: 1 } })),
+      (err) => isSandboxError(err, 'MODULE_MEMORY_UNBOUNDED'),
+    );
+    assert.throws(
+      () => validateModule(tinyModule({ definedMemory: { min: 1, max: 100 } }), { memoryPages: 64 }),
+      (err) => isSandboxError(err, 'MODULE_MEMORY_UNBOUNDED'),
+    );
     const info = validateModule(tinyModule({ definedMemory: { min: 1, max: 16 } }), { memoryPages: 64 });
-    assert.deepEqual(info.memories.map((m) => [m.source, m.minimumPages, m.maximumPages]), [['defined', 1, 16]]);
+    assert.deepEqual(
+      info.memories.map((m) => [m.source, m.minimumPages, m.maximumPages]),
+      [['defined', 1, 16]],
+    );
   });
 
   it('runs a module with its own bounded memory, capped by the smaller of its maximum and the limit', async () => {
@@ -230,7 +238,10 @@ describe('WasmEngine', function () {
       await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
       const slowPort = (slow.address() as AddressInfo).port;
       try {
-        await rejectsWith(run(['fetch', `http://127.0.0.1:${slowPort}/`], { allowedHosts: [`127.0.0.1:${slowPort}`], limits: { ...limits, timeoutMs: 300 } }), 'TIMEOUT');
+        await rejectsWith(
+          run(['fetch', `http://127.0.0.1:${slowPort}/`], { allowedHosts: [`127.0.0.1:${slowPort}`], limits: { ...limits, timeoutMs: 300 } }),
+          'TIMEOUT',
+        );
         assert.equal((await run(['echo'], { input: 'ok' })).output, 'ok');
       } finally {
         slow.closeAllConnections();

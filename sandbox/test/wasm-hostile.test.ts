@@ -1,14 +1,21 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MODULE_LIMITS, isSandboxError, validateModule, WasmEngine, type SandboxErrorCode, type WasmEngineStats, type WasmLimits } from '../src/index.js';
+import {
+  DEFAULT_MODULE_LIMITS,
+  isSandboxError,
+  validateModule,
+  WasmEngine,
+  type SandboxErrorCode,
+  type WasmEngineStats,
+  type WasmLimits,
+} from '../src/index.js';
 import type { CallOutcome } from './support/hostile-host.js';
 import { jsonGuest, loopGuest, recursionGuest, tableGrowGuest } from './support/hostile-guests.js';
 import { wasmModule } from './support/wasm-builder.js';
 import { rejectsWith } from './support/assertions.js';
 
 const limits: WasmLimits = { timeoutMs: 5000, memoryPages: 64, maxOutputBytes: 64 * 1024 };
-
 
 /** CPU this process spent over `ms` of wall-clock time, in cores (1 = one core busy throughout). */
 async function coresBusy(ms: number): Promise<number> {
@@ -108,14 +115,27 @@ describe('WasmEngine against hostile guests', function () {
     after(() => engine.close());
 
     const refused = async (bytes: Uint8Array, code: SandboxErrorCode, message: RegExp, options: Parameters<typeof validateModule>[1] = {}) => {
-      assert.throws(() => validateModule(bytes, options), (err) => isSandboxError(err, code) && message.test(err.message));
+      assert.throws(
+        () => validateModule(bytes, options),
+        (err) => isSandboxError(err, code) && message.test(err.message),
+      );
       if (!options.moduleLimits && options.memoryPages === undefined) assert.match((await rejectsWith(engine.compile(bytes), code)).message, message);
     };
 
     it('refuses tables without a maximum or over the cap, at install and at compile; table.grow stops at the maximum', async () => {
       await refused(tableGrowGuest({ min: 1 }), 'MODULE_TABLE_UNBOUNDED', /without a maximum/);
-      await refused(tableGrowGuest({ min: 1, max: DEFAULT_MODULE_LIMITS.maxTableElements + 1 }), 'MODULE_TABLE_UNBOUNDED', /may grow to 65537 elements; the limit is 65536/);
-      const twoTables = wasmModule({ importedMemory: { min: 1 }, tables: [{ min: 0, max: 40_000 }, { min: 0, max: 40_000 }] });
+      await refused(
+        tableGrowGuest({ min: 1, max: DEFAULT_MODULE_LIMITS.maxTableElements + 1 }),
+        'MODULE_TABLE_UNBOUNDED',
+        /may grow to 65537 elements; the limit is 65536/,
+      );
+      const twoTables = wasmModule({
+        importedMemory: { min: 1 },
+        tables: [
+          { min: 0, max: 40_000 },
+          { min: 0, max: 40_000 },
+        ],
+      });
       await refused(twoTables, 'MODULE_TABLE_UNBOUNDED', /80000 elements/);
       assert.deepEqual(validateModule(tableGrowGuest({ min: 1, max: 100 })).tables, [{ source: 'defined', minimumElements: 1, maximumElements: 100 }]);
       // Within the cap, table.grow past the declared maximum fails (−1) and the guest goes on.
@@ -125,10 +145,18 @@ describe('WasmEngine against hostile guests', function () {
 
     it('refuses modules over the structure caps before compiling them', async () => {
       const over = DEFAULT_MODULE_LIMITS;
-      await refused(wasmModule({ importedMemory: { min: 1 }, functions: Array.from({ length: over.maxFunctions + 1 }, () => ({ body: [] })) }), 'MODULE_TOO_LARGE', /100001 functions \(limit 100000\)/);
+      await refused(
+        wasmModule({ importedMemory: { min: 1 }, functions: Array.from({ length: over.maxFunctions + 1 }, () => ({ body: [] })) }),
+        'MODULE_TOO_LARGE',
+        /100001 functions \(limit 100000\)/,
+      );
       await refused(wasmModule({ importedMemory: { min: 1 }, globals: over.maxGlobals + 1 }), 'MODULE_TOO_LARGE', /10001 globals/);
       await refused(wasmModule({ importedMemory: { min: 1 }, dataSegments: over.maxDataSegments + 1 }), 'MODULE_TOO_LARGE', /10001 data segments/);
-      await refused(wasmModule({ importedMemory: { min: 1 }, tables: [{ min: 1, max: 1 }], elementSegments: over.maxElementSegments + 1 }), 'MODULE_TOO_LARGE', /10001 element segments/);
+      await refused(
+        wasmModule({ importedMemory: { min: 1 }, tables: [{ min: 1, max: 1 }], elementSegments: over.maxElementSegments + 1 }),
+        'MODULE_TOO_LARGE',
+        /10001 element segments/,
+      );
       const imports = Array.from({ length: over.maxImports + 1 }, (_, i): [string, string] => ['wasi_snapshot_preview1', `made_up_${i}`]);
       await refused(wasmModule({ importedMemory: { min: 1 }, functionImports: imports }), 'MODULE_TOO_LARGE', /1002 imports \(limit 1000\)/);
       await refused(json, 'MODULE_TOO_LARGE', /is \d+ bytes; the limit is 100/, { moduleLimits: { maxModuleBytes: 100 } });
@@ -147,8 +175,18 @@ describe('WasmEngine against hostile guests', function () {
     });
 
     it('refuses engine settings outside what keeps an out-of-memory inside the worker', () => {
-      for (const options of [{ workerHeapMb: 8 }, { workerStackMb: 0 }, { workerStackMb: 65 }, { moduleLimits: { maxTableElements: 2_000_000 } }, { spareWorkers: -1 }]) {
-        assert.throws(() => new WasmEngine(options), (err) => isSandboxError(err, 'INVALID_REQUEST'), JSON.stringify(options));
+      for (const options of [
+        { workerHeapMb: 8 },
+        { workerStackMb: 0 },
+        { workerStackMb: 65 },
+        { moduleLimits: { maxTableElements: 2_000_000 } },
+        { spareWorkers: -1 },
+      ]) {
+        assert.throws(
+          () => new WasmEngine(options),
+          (err) => isSandboxError(err, 'INVALID_REQUEST'),
+          JSON.stringify(options),
+        );
       }
     });
 
@@ -165,13 +203,17 @@ describe('WasmEngine against hostile guests', function () {
     const inHost = <T>(scenario: string) =>
       new Promise<T>((resolve, reject) => {
         execFile(process.execPath, [harness, scenario], { timeout: 150_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-          if (err) return reject(new Error(`the host process did not survive ${scenario} (${err.signal ?? `exit ${String(err.code)}`}): ${stderr.slice(-1500)}`));
+          if (err)
+            return reject(new Error(`the host process did not survive ${scenario} (${err.signal ?? `exit ${String(err.code)}`}): ${stderr.slice(-1500)}`));
           resolve(JSON.parse(stdout) as T);
         });
       });
 
     it('survives guests that take memory and worker heap to their caps, round after round, with RSS bounded', async () => {
-      const { rounds, after } = await inHost<{ rounds: Array<{ memory: CallOutcome; heap: CallOutcome; rssMb: number; stats: WasmEngineStats }>; after: CallOutcome }>('allocate-until-cap');
+      const { rounds, after } = await inHost<{
+        rounds: Array<{ memory: CallOutcome; heap: CallOutcome; rssMb: number; stats: WasmEngineStats }>;
+        after: CallOutcome;
+      }>('allocate-until-cap');
       rounds.forEach(({ memory, heap, stats }, i) => {
         assert.equal(memory.code, 'MEMORY_LIMIT', `round ${i}: ${memory.message}`);
         assert.equal(memory.fatal, false, 'linear memory at its cap is a trap, not a kill');
@@ -188,7 +230,12 @@ describe('WasmEngine against hostile guests', function () {
     });
 
     it('gives a guest no host call that makes the worker allocate without bound', async () => {
-      const { before, results, after, stats } = await inHost<{ before: CallOutcome; results: Record<string, CallOutcome>; after: CallOutcome; stats: WasmEngineStats }>('host-call-flood');
+      const { before, results, after, stats } = await inHost<{
+        before: CallOutcome;
+        results: Record<string, CallOutcome>;
+        after: CallOutcome;
+        stats: WasmEngineStats;
+      }>('host-call-flood');
       for (const flood of ['secret-names', 'log-lines', 'fetch-requests', 'iovecs']) {
         assert.equal(results[flood]!.code, 'OK', `${flood}: ${results[flood]!.message}`);
         assert.equal(results[flood]!.threadId, before.threadId, `${flood} ran on another thread`);

@@ -85,7 +85,10 @@ export class ActivationService {
         timer = setTimeout(() => reject(new AionError(ErrorCodes.TIMEOUT, `${record.id} did not finish activating within ${timeoutMs} ms`)), timeoutMs);
       });
       host.extensions.add(record.id);
-      const result = await Promise.race([host.request(HostProtocol.activate, { extension: this.describe(record), hostKind: record.hostKind }), timeout]).finally(() => clearTimeout(timer));
+      const result = await Promise.race([
+        host.request(HostProtocol.activate, { extension: this.describe(record), hostKind: record.hostKind }),
+        timeout,
+      ]).finally(() => clearTimeout(timer));
       record.activationMs = Math.round(result.activationMs * 100) / 100;
       record.activatedBy = reason;
       record.apiMethods = result.apiMethods;
@@ -111,11 +114,14 @@ export class ActivationService {
    */
   async disable(id: string, reason: string): Promise<ExtensionRecord> {
     const record = this.registry.require(id);
-    if (record.state === 'skipped' || record.state === 'invalid') throw new AionError(ErrorCodes.CONFLICT, `${id} is ${record.state}: ${record.errors.at(-1)?.message ?? 'it cannot run'}`);
+    if (record.state === 'skipped' || record.state === 'invalid')
+      throw new AionError(ErrorCodes.CONFLICT, `${id} is ${record.state}: ${record.errors.at(-1)?.message ?? 'it cannot run'}`);
     await this.inFlight.get(id)?.catch(() => undefined);
     const host = this.hosts.find(this.hosts.keyFor(record));
     if (record.state === 'active' && host) {
-      await host.request(HostProtocol.deactivate, { extensionId: id }).catch((err) => this.logger.warn({ extension: id, err: String(err) }, 'deactivate failed'));
+      await host
+        .request(HostProtocol.deactivate, { extensionId: id })
+        .catch((err) => this.logger.warn({ extension: id, err: String(err) }, 'deactivate failed'));
       host.extensions.delete(id);
     }
     this.inFlight.delete(id);
@@ -134,7 +140,8 @@ export class ActivationService {
    */
   async enable(id: string): Promise<ExtensionRecord[]> {
     const record = this.registry.require(id);
-    if (record.state !== 'disabled' && record.state !== 'failed') throw new AionError(ErrorCodes.CONFLICT, `${id} is ${record.state}; only a disabled or failed extension can be enabled`);
+    if (record.state !== 'disabled' && record.state !== 'failed')
+      throw new AionError(ErrorCodes.CONFLICT, `${id} is ${record.state}; only a disabled or failed extension can be enabled`);
     const key = this.hosts.keyFor(record);
     const hostWasDisabled = this.hosts.enableHost(key);
     // A host the crash policy disabled took all its extensions with it: they come back together.
@@ -157,9 +164,14 @@ export class ActivationService {
   async reload(id: string): Promise<{ host: string; extensions: string[]; ms: number }> {
     const started = performance.now();
     const record = this.registry.require(id);
-    if (record.state === 'skipped' || record.state === 'invalid' || record.state === 'disabled') throw new AionError(ErrorCodes.CONFLICT, `${id} is ${record.state}: ${record.errors.at(-1)?.message ?? 'it cannot run'}`);
+    if (record.state === 'skipped' || record.state === 'invalid' || record.state === 'disabled')
+      throw new AionError(ErrorCodes.CONFLICT, `${id} is ${record.state}: ${record.errors.at(-1)?.message ?? 'it cannot run'}`);
     // Modules imported into the kernel's own process stay cached: only a host process can load new code.
-    if (record.hostKind === 'kernel') throw new AionError(ErrorCodes.CONFLICT, `${id} runs in the kernel host, whose modules cannot be reloaded: restart the server, or give it "aion.host": "shared" while developing`);
+    if (record.hostKind === 'kernel')
+      throw new AionError(
+        ErrorCodes.CONFLICT,
+        `${id} runs in the kernel host, whose modules cannot be reloaded: restart the server, or give it "aion.host": "shared" while developing`,
+      );
     const key = this.hosts.keyFor(record);
     const members = this.registry.all().filter((r) => this.hosts.keyFor(r) === key);
     await Promise.all(members.map((r) => this.inFlight.get(r.id)?.catch(() => undefined)));
@@ -167,7 +179,9 @@ export class ActivationService {
     const host = this.hosts.find(key);
     for (const activeId of this.registry.topologicalOrder().reverse()) {
       if (!wasActive.has(activeId) || !host) continue;
-      await host.request(HostProtocol.deactivate, { extensionId: activeId }).catch((err) => this.logger.warn({ extension: activeId, err: String(err) }, 'deactivate failed'));
+      await host
+        .request(HostProtocol.deactivate, { extensionId: activeId })
+        .catch((err) => this.logger.warn({ extension: activeId, err: String(err) }, 'deactivate failed'));
     }
     for (const r of members) {
       if (r.state !== 'active' && r.state !== 'failed' && r.state !== 'activating') continue;
@@ -206,7 +220,14 @@ export class ActivationService {
     record.state = state;
     if (previous === state || !this.events.hasListeners(EXTENSION_STATE_EVENT)) return;
     const last = state === 'disabled' || state === 'failed' ? record.errors.at(-1) : undefined;
-    const change: ExtensionStateChange = { id: record.id, state, previous, hostKey: record.hostKey, activationMs: record.activationMs ?? null, error: last ? { code: last.code, message: last.message } : null };
+    const change: ExtensionStateChange = {
+      id: record.id,
+      state,
+      previous,
+      hostKey: record.hostKey,
+      activationMs: record.activationMs ?? null,
+      error: last ? { code: last.code, message: last.message } : null,
+    };
     this.events.emit(EXTENSION_STATE_EVENT, change);
   }
 

@@ -2,7 +2,14 @@ import type { Command } from 'commander';
 
 /** Every command path (`''`, `extensions`, `extensions list`) with the words that may follow it. */
 function candidates(command: Command, path: string[] = [], out = new Map<string, string[]>()): Map<string, string[]> {
-  const words = [...command.commands.map((c) => c.name()), ...command.options.filter((o) => !(o as { hidden?: boolean }).hidden).map((o) => o.long!).filter(Boolean), '--help'];
+  const words = [
+    ...command.commands.map((c) => c.name()),
+    ...command.options
+      .filter((o) => !(o as { hidden?: boolean }).hidden)
+      .map((o) => o.long!)
+      .filter(Boolean),
+    '--help',
+  ];
   out.set(path.join(' '), words);
   for (const sub of command.commands) candidates(sub, [...path, sub.name()], out);
   return out;

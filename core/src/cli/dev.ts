@@ -48,7 +48,11 @@ export function buildExtension(dir: string): Promise<{ ok: boolean; output: stri
  * `aion dev`: serves like `aion serve`, watches each `--extensions-dir`, and on a change rebuilds that
  * extension and reloads its host (deactivate, restart, activate) without restarting the kernel.
  */
-export async function developExtensions(values: Record<string, unknown>, startServer: StartServer, print: (line: string) => void = (l) => process.stdout.write(l + '\n')): Promise<{ kernel: Kernel; close(): void }> {
+export async function developExtensions(
+  values: Record<string, unknown>,
+  startServer: StartServer,
+  print: (line: string) => void = (l) => process.stdout.write(l + '\n'),
+): Promise<{ kernel: Kernel; close(): void }> {
   const roots = ((values['extensions-dir'] as string[] | undefined) ?? []).map((d) => resolve(d));
   if (roots.length === 0) throw new CommanderError(2, 'aion.dev', 'aion dev needs --extensions-dir <dir>: the extensions to watch');
   const watchers: FSWatcher[] = [];
@@ -70,7 +74,8 @@ export async function developExtensions(values: Record<string, unknown>, startSe
     queue = queue.then(async () => {
       const id = idOf(dir);
       if (!id) return print(`${relative(process.cwd(), dir) || dir} changed, but it is not a loaded extension (see aion extensions validate ${dir})`);
-      if (manifestChanged.delete(dir)) print(`${id}: package.json changed; code reloads now, manifest changes (routes, settings, contributions) need a restart`);
+      if (manifestChanged.delete(dir))
+        print(`${id}: package.json changed; code reloads now, manifest changes (routes, settings, contributions) need a restart`);
       const build = await buildExtension(dir);
       if (!build.ok) return print(`${id}: build failed in ${build.ms} ms, not reloaded\n${build.output.trimEnd()}`);
       try {
@@ -93,7 +98,10 @@ export async function developExtensions(values: Record<string, unknown>, startSe
         if (path === join(dir, 'package.json')) manifestChanged.add(dir);
         clearTimeout(timers.get(dir));
         // Editors write in bursts: one rebuild per burst.
-        timers.set(dir, setTimeout(() => rebuild(dir), 150));
+        timers.set(
+          dir,
+          setTimeout(() => rebuild(dir), 150),
+        );
       }),
     );
   }

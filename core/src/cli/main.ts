@@ -49,7 +49,12 @@ const extensionDirsFrom = (values: Record<string, unknown>) => (values['extensio
 
 /** Starts a kernel with its local control channel; SIGTERM and SIGINT drain it and exit 0. */
 export async function startServer(values: Record<string, unknown>, onStop?: () => Promise<void> | void): Promise<{ kernel: Kernel; control?: ControlServer }> {
-  const kernel = await Kernel.start({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: extensionDirsFrom(values), logger: createLogger({ level: logLevelOf(values, 'info') }) });
+  const kernel = await Kernel.start({
+    config: configFrom(values),
+    builtins: builtinsFrom(values),
+    extensionDirs: extensionDirsFrom(values),
+    logger: createLogger({ level: logLevelOf(values, 'info') }),
+  });
   let control: ControlServer | undefined;
   // Of several workers, the first owns the local control channel (one socket per data directory).
   const worker = workerIndex();
@@ -61,7 +66,10 @@ export async function startServer(values: Record<string, unknown>, onStop?: () =
       await kernel.stop();
       throw err;
     }
-    kernel.logger.warn({ err: String(err) }, 'the local control channel is unavailable: aion health, reload and extensions list --running will use HTTP or fail');
+    kernel.logger.warn(
+      { err: String(err) },
+      'the local control channel is unavailable: aion health, reload and extensions list --running will use HTTP or fail',
+    );
   }
   // A worker's primary says where the server listens, once all of them do.
   if (worker === undefined) process.stdout.write(`Aion is listening on ${kernel.url}\n`);
@@ -98,20 +106,35 @@ function builtinsFrom(values: Record<string, unknown>): boolean | string[] {
   const v = values.builtins as string | undefined;
   if (v === undefined || v === 'all') return true;
   if (v === 'none') return false;
-  return v.split(',').map((s) => s.trim()).filter(Boolean);
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function quietKernel(values: Record<string, unknown>): Kernel {
-  return Kernel.load({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: extensionDirsFrom(values), logger: createLogger({ level: 'silent' }) });
+  return Kernel.load({
+    config: configFrom(values),
+    builtins: builtinsFrom(values),
+    extensionDirs: extensionDirsFrom(values),
+    logger: createLogger({ level: 'silent' }),
+  });
 }
 
 /** `aion extensions list --running`: what the server on this data directory has, asked over the control channel. */
 async function listRunning(values: Record<string, unknown>): Promise<number> {
   const client = await connectControl(configFrom(values).dataDir);
   try {
-    const rows = await client.call<Array<{ id: string; version: string; state: string; host: string; hostKey: string; activationMs: number | null; errors?: Array<{ message: string }> }>>('extensions.list');
+    const rows =
+      await client.call<
+        Array<{ id: string; version: string; state: string; host: string; hostKey: string; activationMs: number | null; errors?: Array<{ message: string }> }>
+      >('extensions.list');
     if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-    else for (const r of rows) process.stdout.write(`${r.id.padEnd(32)} ${String(r.version).padEnd(8)} ${r.state.padEnd(10)} ${r.hostKey.padEnd(20)} ${r.activationMs !== null ? `${r.activationMs} ms` : ''}\n`);
+    else
+      for (const r of rows)
+        process.stdout.write(
+          `${r.id.padEnd(32)} ${String(r.version).padEnd(8)} ${r.state.padEnd(10)} ${r.hostKey.padEnd(20)} ${r.activationMs !== null ? `${r.activationMs} ms` : ''}\n`,
+        );
     return rows.some((r) => r.state === 'failed') ? 1 : 0;
   } finally {
     client.close();
@@ -123,8 +146,22 @@ async function listExtensions(values: Record<string, unknown>): Promise<number> 
   const kernel = quietKernel(values);
   const registry = kernel.get(ExtensionRegistry);
   const rows = [
-    ...registry.all().map((r) => ({ id: r.id, version: r.manifest.version, state: r.state === 'inactive' ? 'ok' : r.state, host: r.hostKind, source: r.source, problems: [...r.errors, ...r.warnings].map((e) => e.message) })),
-    ...registry.rejected.map((r) => ({ id: r.id ?? '?', version: '', state: 'invalid', host: '', source: r.manifestPath, problems: r.errors.map((e) => e.message) })),
+    ...registry.all().map((r) => ({
+      id: r.id,
+      version: r.manifest.version,
+      state: r.state === 'inactive' ? 'ok' : r.state,
+      host: r.hostKind,
+      source: r.source,
+      problems: [...r.errors, ...r.warnings].map((e) => e.message),
+    })),
+    ...registry.rejected.map((r) => ({
+      id: r.id ?? '?',
+      version: '',
+      state: 'invalid',
+      host: '',
+      source: r.manifestPath,
+      problems: r.errors.map((e) => e.message),
+    })),
   ];
   if (values.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
   else {
@@ -145,10 +182,19 @@ function validateExtension(dir: string | undefined, values: Record<string, unkno
   const problems = scanned.errors.map((e) => `${e.code}: ${e.message}`);
   if (scanned.manifest) {
     // Check contributions against the points the installed extensions declare, without running anything.
-    const kernel = Kernel.load({ config: configFrom(values), builtins: builtinsFrom(values), extensionDirs: [resolve(dir)], logger: createLogger({ level: 'silent' }) });
-    const record = kernel.get(ExtensionRegistry).all().find((r) => r.manifestPath === scanned.manifestPath);
+    const kernel = Kernel.load({
+      config: configFrom(values),
+      builtins: builtinsFrom(values),
+      extensionDirs: [resolve(dir)],
+      logger: createLogger({ level: 'silent' }),
+    });
+    const record = kernel
+      .get(ExtensionRegistry)
+      .all()
+      .find((r) => r.manifestPath === scanned.manifestPath);
     const rejected = kernel.get(ExtensionRegistry).rejected.find((r) => r.manifestPath === scanned.manifestPath);
-    for (const e of [...(record?.errors ?? []), ...(rejected?.errors ?? [])]) if (!problems.includes(`${e.code}: ${e.message}`)) problems.push(`${e.code}: ${e.message}`);
+    for (const e of [...(record?.errors ?? []), ...(rejected?.errors ?? [])])
+      if (!problems.includes(`${e.code}: ${e.message}`)) problems.push(`${e.code}: ${e.message}`);
     for (const w of record?.warnings ?? []) problems.push(`warning ${w.code}: ${w.message}`);
     void kernel.get(ContributionRegistry);
   }
@@ -176,7 +222,12 @@ function printConfig(values: Record<string, unknown>): number {
   return 0;
 }
 
-type HealthBody = { status?: string; hosts?: Array<{ key: string; state: string; pid?: number; extensions: string[] }>; checks?: Array<{ name: string; status: string; detail?: string; ms?: number }>; degraded?: Array<{ reason: string }> };
+type HealthBody = {
+  status?: string;
+  hosts?: Array<{ key: string; state: string; pid?: number; extensions: string[] }>;
+  checks?: Array<{ name: string; status: string; detail?: string; ms?: number }>;
+  degraded?: Array<{ reason: string }>;
+};
 
 /**
  * `aion health`: liveness, readiness, hosts and every dependency check; 0 only when all is well.
@@ -185,8 +236,18 @@ type HealthBody = { status?: string; hosts?: Array<{ key: string; state: string;
  */
 async function health(values: Record<string, unknown>): Promise<number> {
   let url = values.url as string | undefined;
-  const paint = process.stdout.isTTY && !process.env.NO_COLOR ? (color: Parameters<typeof styleText>[0], text: string) => styleText(color, text) : (_c: unknown, text: string) => text;
-  const mark = (status: string) => (status === 'ok' || status === 'ready' ? paint('green', '✔') : status === 'unavailable' ? paint('yellow', '–') : status === 'degraded' ? paint('yellow', '!') : paint('red', '✖'));
+  const paint =
+    process.stdout.isTTY && !process.env.NO_COLOR
+      ? (color: Parameters<typeof styleText>[0], text: string) => styleText(color, text)
+      : (_c: unknown, text: string) => text;
+  const mark = (status: string) =>
+    status === 'ok' || status === 'ready'
+      ? paint('green', '✔')
+      : status === 'unavailable'
+        ? paint('yellow', '–')
+        : status === 'degraded'
+          ? paint('yellow', '!')
+          : paint('red', '✖');
   let answer: { url: string; healthy: boolean; ready: boolean; healthBody: HealthBody; readiness: Record<string, unknown>; httpStatus: number };
   try {
     const config = url ? undefined : configFrom(values);
@@ -195,7 +256,14 @@ async function health(values: Record<string, unknown>): Promise<number> {
       try {
         const r = await client.call<{ url: string; health: HealthBody; readiness: { ready: boolean; draining: boolean } }>('health');
         const ready = r.readiness.ready && !r.readiness.draining;
-        answer = { url: r.url, healthy: true, ready, healthBody: r.health, readiness: ready ? { status: 'ready' } : { error: { message: r.readiness.draining ? 'shutting down' : 'start-up activations are still running' } }, httpStatus: 200 };
+        answer = {
+          url: r.url,
+          healthy: true,
+          ready,
+          healthBody: r.health,
+          readiness: ready ? { status: 'ready' } : { error: { message: r.readiness.draining ? 'shutting down' : 'start-up activations are still running' } },
+          httpStatus: 200,
+        };
       } finally {
         client.close();
       }
@@ -203,8 +271,18 @@ async function health(values: Record<string, unknown>): Promise<number> {
       url ??= `http://${config!.server.host.includes(':') ? `[${config!.server.host}]` : config!.server.host}:${config!.server.port}`;
       const token = (values.token as string | undefined) ?? process.env.AION_TOKEN;
       const headers: Record<string, string> = token ? (token.startsWith('aion_') ? { 'x-api-key': token } : { authorization: `Bearer ${token}` }) : {};
-      const [h, r] = await Promise.all([fetch(`${url}/healthz`, { headers, signal: AbortSignal.timeout(10_000) }), fetch(`${url}/readyz`, { signal: AbortSignal.timeout(10_000) })]);
-      answer = { url, healthy: h.ok, ready: r.ok, healthBody: (await h.json()) as HealthBody, readiness: (await r.json()) as Record<string, unknown>, httpStatus: h.status };
+      const [h, r] = await Promise.all([
+        fetch(`${url}/healthz`, { headers, signal: AbortSignal.timeout(10_000) }),
+        fetch(`${url}/readyz`, { signal: AbortSignal.timeout(10_000) }),
+      ]);
+      answer = {
+        url,
+        healthy: h.ok,
+        ready: r.ok,
+        healthBody: (await h.json()) as HealthBody,
+        readiness: (await r.json()) as Record<string, unknown>,
+        httpStatus: h.status,
+      };
     }
   } catch (err) {
     const where = url ?? 'the local server';
@@ -218,14 +296,28 @@ async function health(values: Record<string, unknown>): Promise<number> {
   const healthy = answer.healthy && healthBody.status === 'ok';
   const ok = healthy && answer.ready && failing.length === 0;
   if (values.json) {
-    process.stdout.write(JSON.stringify({ url: answer.url, ok, healthy: answer.healthy, ready: answer.ready, status: healthBody.status, health: healthBody, readiness, checks }, null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify(
+        { url: answer.url, ok, healthy: answer.healthy, ready: answer.ready, status: healthBody.status, health: healthBody, readiness, checks },
+        null,
+        2,
+      ) + '\n',
+    );
     return ok ? ExitCodes.OK : ExitCodes.FAILED;
   }
   const lines = [`Aion at ${answer.url}: ${ok ? paint('green', 'healthy') : paint('red', 'not healthy')}`];
   lines.push(`  ${mark(healthBody.status ?? 'failed')} status ${healthBody.status ?? `HTTP ${answer.httpStatus}`}`);
-  lines.push(`  ${mark(answer.ready ? 'ready' : 'failed')} ${answer.ready ? 'ready' : `not ready (${(readiness as { error?: { message?: string } }).error?.message ?? 'unknown'})`}`);
-  for (const host of healthBody.hosts ?? []) lines.push(`  ${mark(host.state === 'running' ? 'ok' : 'failed')} host ${host.key} ${host.state}${host.pid ? ` (pid ${host.pid})` : ''}: ${host.extensions.join(', ') || 'no extensions'}`);
-  for (const c of checks) lines.push(`  ${mark(c.status)} ${c.name.padEnd(22)} ${c.status}${c.detail ? `  ${paint('gray', c.detail)}` : ''}${c.ms !== undefined ? paint('gray', ` ${c.ms} ms`) : ''}`);
+  lines.push(
+    `  ${mark(answer.ready ? 'ready' : 'failed')} ${answer.ready ? 'ready' : `not ready (${(readiness as { error?: { message?: string } }).error?.message ?? 'unknown'})`}`,
+  );
+  for (const host of healthBody.hosts ?? [])
+    lines.push(
+      `  ${mark(host.state === 'running' ? 'ok' : 'failed')} host ${host.key} ${host.state}${host.pid ? ` (pid ${host.pid})` : ''}: ${host.extensions.join(', ') || 'no extensions'}`,
+    );
+  for (const c of checks)
+    lines.push(
+      `  ${mark(c.status)} ${c.name.padEnd(22)} ${c.status}${c.detail ? `  ${paint('gray', c.detail)}` : ''}${c.ms !== undefined ? paint('gray', ` ${c.ms} ms`) : ''}`,
+    );
   for (const d of healthBody.degraded ?? []) lines.push(`  ${mark('degraded')} ${d.reason}`);
   if (!healthBody.hosts) lines.push(paint('gray', '  (pass --token with an admin token or API key for hosts, database, Redis and providers)'));
   process.stdout.write(lines.join('\n') + '\n');
@@ -248,7 +340,12 @@ async function reload(extension: string, values: Record<string, unknown>): Promi
 async function runExtensionCommand(command: string, cli: CommandCli, args: Record<string, unknown>, values: Record<string, unknown>): Promise<number> {
   const config = configFrom(values);
   // The command runs inside a real kernel on an ephemeral loopback port, so extensions behave as when serving.
-  const kernel = await Kernel.start({ config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1' } }, builtins: builtinsFrom(values), extensionDirs: extensionDirsFrom(values), logger: createLogger({ level: logLevelOf(values, 'warn') }) });
+  const kernel = await Kernel.start({
+    config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1' } },
+    builtins: builtinsFrom(values),
+    extensionDirs: extensionDirsFrom(values),
+    logger: createLogger({ level: logLevelOf(values, 'warn') }),
+  });
   try {
     const endpoint = kernel.get(KernelEndpoint);
     if (cli.stdio) {
@@ -269,7 +366,11 @@ async function runExtensionCommand(command: string, cli: CommandCli, args: Recor
 const COMMON_OPTIONS: Record<string, () => Option> = {
   config: () => new Option('--config <file>', 'configuration file (default: aion.config.json, or AION_CONFIG)'),
   'data-dir': () => new Option('--data-dir <dir>', 'data directory (default: ./.aion)'),
-  'extensions-dir': () => new Option('--extensions-dir <dir>', 'a folder of extensions, or one extension; repeatable').argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]),
+  'extensions-dir': () =>
+    new Option('--extensions-dir <dir>', 'a folder of extensions, or one extension; repeatable').argParser((v: string, previous: string[] | undefined) => [
+      ...(previous ?? []),
+      v,
+    ]),
   builtins: () => new Option('--builtins <which>', 'built-in extensions to load: all, none, or id,id'),
   port: () => new Option('--port <n>', 'port to listen on'),
   host: () => new Option('--host <h>', 'address to listen on'),
@@ -313,12 +414,26 @@ interface ExtensionCli {
 
 /** Commands extensions contribute, found without running any extension code. */
 function extensionCommands(argv: string[]): ExtensionCli[] {
-  const pre = parseArgs({ args: argv, options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, 'extensions-dir': { type: 'string', multiple: true }, builtins: { type: 'string' } }, strict: false, allowPositionals: true });
-  const probe = Kernel.load({ config: configFrom(pre.values), builtins: builtinsFrom(pre.values), extensionDirs: extensionDirsFrom(pre.values), logger: createLogger({ level: 'silent' }) });
+  const pre = parseArgs({
+    args: argv,
+    options: { config: { type: 'string' }, 'data-dir': { type: 'string' }, 'extensions-dir': { type: 'string', multiple: true }, builtins: { type: 'string' } },
+    strict: false,
+    allowPositionals: true,
+  });
+  const probe = Kernel.load({
+    config: configFrom(pre.values),
+    builtins: builtinsFrom(pre.values),
+    extensionDirs: extensionDirsFrom(pre.values),
+    logger: createLogger({ level: 'silent' }),
+  });
   return probe
     .get(ExtensionRegistry)
     .all()
-    .flatMap((r) => (r.manifest.contributes?.commands ?? []).filter((c) => c.cli && !BUILT_IN_VERBS.has(c.cli.name.split(' ')[0]!)).map((c) => ({ command: c.command, cli: c.cli as CommandCli })));
+    .flatMap((r) =>
+      (r.manifest.contributes?.commands ?? [])
+        .filter((c) => c.cli && !BUILT_IN_VERBS.has(c.cli.name.split(' ')[0]!))
+        .map((c) => ({ command: c.command, cli: c.cli as CommandCli })),
+    );
 }
 
 /** `words` under `parent`, creating the intermediate commands (`skills` for `skills install`). */
@@ -365,18 +480,32 @@ export function buildProgram(done: (result: Promise<number | 'serving'>) => void
   program
     .command('serve')
     .description('start the server; SIGTERM or SIGINT drain it first')
-    .usage('[--port N] [--host H] [--workers N|auto] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id] [--log-level LEVEL]')
+    .usage(
+      '[--port N] [--host H] [--workers N|auto] [--config FILE] [--data-dir DIR] [--extensions-dir DIR]... [--builtins all|none|id,id] [--log-level LEVEL]',
+    )
     .addOption(new Option('--workers <n>', 'kernel processes serving the port: a number or auto (every CPU); default 1, auto when NODE_ENV=production'));
   withCommonOptions(program.commands.at(-1)!, [...KERNEL_OPTIONS, 'port', 'host']).action((_o, me: Command) => done(serve(valuesOf(me))));
 
-  const dev = program.command('dev').description('serve, rebuild extensions under --extensions-dir on change and reload their host without restarting the kernel');
-  withCommonOptions(dev, [...KERNEL_OPTIONS, 'port', 'host']).action((_o, me: Command) => done(developExtensions(valuesOf(me), startServer).then(() => 'serving' as const)));
+  const dev = program
+    .command('dev')
+    .description('serve, rebuild extensions under --extensions-dir on change and reload their host without restarting the kernel');
+  withCommonOptions(dev, [...KERNEL_OPTIONS, 'port', 'host']).action((_o, me: Command) =>
+    done(developExtensions(valuesOf(me), startServer).then(() => 'serving' as const)),
+  );
 
   const extensions = program.command('extensions').description('installed extensions: list, validate, scaffold');
-  const list = extensions.command('list').description('installed extensions and their state; exits 1 when one is invalid or skipped').option('--running', 'ask the running server (over the local control channel) what it runs');
+  const list = extensions
+    .command('list')
+    .description('installed extensions and their state; exits 1 when one is invalid or skipped')
+    .option('--running', 'ask the running server (over the local control channel) what it runs');
   withCommonOptions(list, [...KERNEL_OPTIONS, 'json']).action((_o, me: Command) => done(listExtensions(valuesOf(me))));
-  const validate = extensions.command('validate').description('check a manifest and its contributions without running any code; exits 1 on errors').argument('<dir>', 'the extension folder');
-  withCommonOptions(validate, ['json', 'builtins', 'config']).action((dir: string, _o, me: Command) => done(Promise.resolve(validateExtension(dir, valuesOf(me)))));
+  const validate = extensions
+    .command('validate')
+    .description('check a manifest and its contributions without running any code; exits 1 on errors')
+    .argument('<dir>', 'the extension folder');
+  withCommonOptions(validate, ['json', 'builtins', 'config']).action((dir: string, _o, me: Command) =>
+    done(Promise.resolve(validateExtension(dir, valuesOf(me)))),
+  );
   const scaffold = extensions
     .command('new')
     .description('scaffold a working extension with a test and a README')
@@ -384,31 +513,47 @@ export function buildProgram(done: (result: Promise<number | 'serving'>) => void
     .addOption(new Option('--kind <kind>', 'what it contributes').choices([...SCAFFOLD_KINDS]).default('route'));
   withCommonOptions(scaffold, ['dir', 'publisher']).action((name: string, _o, me: Command) => {
     const values = valuesOf(me);
-    const created = scaffoldExtension(name, { dir: values.dir as string | undefined, publisher: values.publisher as string | undefined, kind: values.kind as ScaffoldKind });
-    process.stdout.write(`created ${created.dir} (${created.kind})\n${created.dependencies === 'tarballs' ? `@aion/* packages: the tarballs of this checkout (${created.tarballDir})\n` : ''}next: cd ${created.dir} && npm install && npm test\n`);
+    const created = scaffoldExtension(name, {
+      dir: values.dir as string | undefined,
+      publisher: values.publisher as string | undefined,
+      kind: values.kind as ScaffoldKind,
+    });
+    process.stdout.write(
+      `created ${created.dir} (${created.kind})\n${created.dependencies === 'tarballs' ? `@aion/* packages: the tarballs of this checkout (${created.tarballDir})\n` : ''}next: cd ${created.dir} && npm install && npm test\n`,
+    );
     done(Promise.resolve(ExitCodes.OK));
   });
 
   const healthCommand = program.command('health').description('database, Redis, hosts, providers of the running server: exits 0 only when all is well');
   withCommonOptions(healthCommand, ['url', 'json', 'token', 'data-dir', 'config']).action((_o, me: Command) => done(health(valuesOf(me))));
-  const reloadCommand = program.command('reload').description("restart an extension's host in the running server and activate it again").argument('<extension>', 'extension id, e.g. me.greeter');
+  const reloadCommand = program
+    .command('reload')
+    .description("restart an extension's host in the running server and activate it again")
+    .argument('<extension>', 'extension id, e.g. me.greeter');
   withCommonOptions(reloadCommand, ['data-dir', 'config']).action((id: string, _o, me: Command) => done(reload(id, valuesOf(me))));
   const config = program.command('config').description('configuration');
-  withCommonOptions(config.command('print').description('the effective configuration (defaults, file, AION_* variables, flags) as JSON, secrets masked'), ['config', 'data-dir', 'port', 'host']).action((_o, me: Command) => done(Promise.resolve(printConfig(valuesOf(me)))));
+  withCommonOptions(config.command('print').description('the effective configuration (defaults, file, AION_* variables, flags) as JSON, secrets masked'), [
+    'config',
+    'data-dir',
+    'port',
+    'host',
+  ]).action((_o, me: Command) => done(Promise.resolve(printConfig(valuesOf(me)))));
   program
     .command('completion')
     .description('print a shell completion script: eval "$(aion completion bash)"')
     .argument('<shell>', 'bash or zsh')
     .action((shell: string) => {
-      if (shell !== 'bash' && shell !== 'zsh') throw new CommanderError(ExitCodes.USAGE, 'aion.badShell', `completion is available for bash and zsh, not "${shell}"`);
+      if (shell !== 'bash' && shell !== 'zsh')
+        throw new CommanderError(ExitCodes.USAGE, 'aion.badShell', `completion is available for bash and zsh, not "${shell}"`);
       process.stdout.write(completionScript(program, shell));
       done(Promise.resolve(ExitCodes.OK));
     });
   for (const e of contributed) addExtensionCommand(program, e, done);
-  const describeGroups = (command: Command) => command.commands.forEach((c) => {
-    if (!c.description() && c.commands.length > 0) c.description(`${c.commands.map((s) => s.name()).join(', ')} (from extensions)`);
-    describeGroups(c);
-  });
+  const describeGroups = (command: Command) =>
+    command.commands.forEach((c) => {
+      if (!c.description() && c.commands.length > 0) c.description(`${c.commands.map((s) => s.name()).join(', ')} (from extensions)`);
+      describeGroups(c);
+    });
   describeGroups(program);
   return program;
 }
@@ -416,7 +561,7 @@ export function buildProgram(done: (result: Promise<number | 'serving'>) => void
 export async function main(argv = process.argv.slice(2)): Promise<number | 'serving'> {
   try {
     const first = argv.find((a) => !a.startsWith('-'));
-    const needsExtensions = first === undefined || !BUILT_IN_VERBS.has(first) || (first === 'completion');
+    const needsExtensions = first === undefined || !BUILT_IN_VERBS.has(first) || first === 'completion';
     let result: Promise<number | 'serving'> | undefined;
     const program = buildProgram((r) => (result = r), needsExtensions ? extensionCommands(argv) : []);
     if (argv.length === 0) {
@@ -426,7 +571,10 @@ export async function main(argv = process.argv.slice(2)): Promise<number | 'serv
     await program.parseAsync(argv, { from: 'user' });
     if (!result) {
       // A group named without a verb (`aion extensions`): its help, as a usage error.
-      commandAt(program, argv.filter((a) => !a.startsWith('-'))).outputHelp();
+      commandAt(
+        program,
+        argv.filter((a) => !a.startsWith('-')),
+      ).outputHelp();
       return ExitCodes.USAGE;
     }
     return await result;

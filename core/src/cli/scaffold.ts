@@ -55,11 +55,13 @@ export interface ScaffoldResult {
 
 /** Writes a working extension of `kind` (package.json, tsconfig, source, test, README) into `<dir>/<name>`, like `yo code`. */
 export function scaffoldExtension(name: string, options: { dir?: string; publisher?: string; kind?: ScaffoldKind } = {}): ScaffoldResult {
-  if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new AionError(ErrorCodes.BAD_REQUEST, `"${name}" is not a valid extension name: use lower-case letters, digits and dashes, starting with a letter`);
+  if (!/^[a-z][a-z0-9-]*$/.test(name))
+    throw new AionError(ErrorCodes.BAD_REQUEST, `"${name}" is not a valid extension name: use lower-case letters, digits and dashes, starting with a letter`);
   const kind = options.kind ?? 'route';
   if (!SCAFFOLD_KINDS.includes(kind)) throw new AionError(ErrorCodes.BAD_REQUEST, `--kind must be one of ${SCAFFOLD_KINDS.join(', ')}, not "${kind}"`);
   const publisher = options.publisher ?? 'me';
-  if (!/^[a-z][a-z0-9-]*$/.test(publisher)) throw new AionError(ErrorCodes.BAD_REQUEST, `"${publisher}" is not a valid publisher: use lower-case letters, digits and dashes`);
+  if (!/^[a-z][a-z0-9-]*$/.test(publisher))
+    throw new AionError(ErrorCodes.BAD_REQUEST, `"${publisher}" is not a valid publisher: use lower-case letters, digits and dashes`);
   const target = resolve(options.dir ?? '.', name);
   if (existsSync(target) && readdirSync(target).length > 0) throw new AionError(ErrorCodes.CONFLICT, `${target} already exists`);
   const aion = aionDependencies();
@@ -67,15 +69,41 @@ export function scaffoldExtension(name: string, options: { dir?: string; publish
   const { dependencies = {}, devDependencies = {}, ...rest } = manifest as { dependencies?: Record<string, string>; devDependencies?: Record<string, string> };
   const pkg = {
     ...rest,
-    scripts: { build: 'tsc -p .', test: "tsc -p . && mocha --spec 'dist/test/**/*.test.js' --timeout 30000 --exit", start: 'aion serve --extensions-dir .', dev: 'aion dev --extensions-dir .' },
-    dependencies: { '@aion/extension-api': aion.specs['@aion/extension-api'], ...Object.fromEntries(KIND_PACKAGES[kind].map((p) => [p, aion.specs[p]!])), ...dependencies },
+    scripts: {
+      build: 'tsc -p .',
+      test: "tsc -p . && mocha --spec 'dist/test/**/*.test.js' --timeout 30000 --exit",
+      start: 'aion serve --extensions-dir .',
+      dev: 'aion dev --extensions-dir .',
+    },
+    dependencies: {
+      '@aion/extension-api': aion.specs['@aion/extension-api'],
+      ...Object.fromEntries(KIND_PACKAGES[kind].map((p) => [p, aion.specs[p]!])),
+      ...dependencies,
+    },
     // host-runtime is listed so npm takes it from the same place as core (core depends on it).
     devDependencies: { '@aion/core': aion.specs['@aion/core'], '@aion/host-runtime': aion.specs['@aion/host-runtime'], ...DEV_TOOLS, ...devDependencies },
   };
   const all: Record<string, string> = {
     'package.json': JSON.stringify(pkg, null, 2) + '\n',
     'tsconfig.json':
-      JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, rootDir: '.', outDir: 'dist', skipLibCheck: true, sourceMap: true, types: ['node', 'mocha'] }, include: ['src', 'test'] }, null, 2) + '\n',
+      JSON.stringify(
+        {
+          compilerOptions: {
+            target: 'ES2022',
+            module: 'nodenext',
+            moduleResolution: 'nodenext',
+            strict: true,
+            rootDir: '.',
+            outDir: 'dist',
+            skipLibCheck: true,
+            sourceMap: true,
+            types: ['node', 'mocha'],
+          },
+          include: ['src', 'test'],
+        },
+        null,
+        2,
+      ) + '\n',
     '.gitignore': 'node_modules/\ndist/\n.aion/\n',
     ...files,
   };

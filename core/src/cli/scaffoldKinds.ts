@@ -96,14 +96,18 @@ describe('${id}', () => {
   });
 });
 `,
-      'README.md': readme(input, `An Aion extension with a route, a command and a setting.
+      'README.md': readme(
+        input,
+        `An Aion extension with a route, a command and a setting.
 
 - Route: \`GET ${path}?name=\` → \`{ "message": "<greeting> <name>" }\`
 - Command: \`${name}.greet\`
-- Setting: \`greeting\` (default \`hello\`) in \`aion.config.json\` under \`extensions["${id}"]\``, [
-        `Add a route: declare it in \`contributes.routes\`, implement it with \`aion.http.handle('GET /v1/...', fn)\`.`,
-        'Routes are public unless declared with `"auth": "required"` and `"scopes"`; the built-in auth extension signs callers in.',
-      ]),
+- Setting: \`greeting\` (default \`hello\`) in \`aion.config.json\` under \`extensions["${id}"]\``,
+        [
+          `Add a route: declare it in \`contributes.routes\`, implement it with \`aion.http.handle('GET /v1/...', fn)\`.`,
+          'Routes are public unless declared with `"auth": "required"` and `"scopes"`; the built-in auth extension signs callers in.',
+        ],
+      ),
     },
   };
 }
@@ -130,7 +134,11 @@ function provider(input: ScaffoldInput): ScaffoldTemplate {
       ...common(input, `A model provider for Aion: ${name}.`),
       activationEvents: [`onProvider:${providerId}`],
       contributes: {
-        configuration: { type: 'object', properties: { prefix: { type: 'string', default: 'echo: ', description: 'What the echo model puts before the last user message' } }, additionalProperties: false },
+        configuration: {
+          type: 'object',
+          properties: { prefix: { type: 'string', default: 'echo: ', description: 'What the echo model puts before the last user message' } },
+          additionalProperties: false,
+        },
         providers: [
           {
             id: providerId,
@@ -138,7 +146,17 @@ function provider(input: ScaffoldInput): ScaffoldTemplate {
             route: 'local',
             tier: 'local',
             residency: { scope: 'process' },
-            models: [{ id: `${providerId}-echo`, contextWindow: 4096, costPer1kInput: 0, costPer1kOutput: 0, capabilities: { chat: 0.1 }, tools: false, streaming: true }],
+            models: [
+              {
+                id: `${providerId}-echo`,
+                contextWindow: 4096,
+                costPer1kInput: 0,
+                costPer1kOutput: 0,
+                capabilities: { chat: 0.1 },
+                tools: false,
+                streaming: true,
+              },
+            ],
           },
         ],
       },
@@ -207,13 +225,17 @@ describe('${id}', () => {
   });
 });
 `,
-      'README.md': readme(input, `An Aion model provider. Its manifest entry (\`contributes.providers\`) tells the router its models,
+      'README.md': readme(
+        input,
+        `An Aion model provider. Its manifest entry (\`contributes.providers\`) tells the router its models,
 costs, capabilities and residency before any code runs; \`src/provider.ts\` answers \`chat\` and \`listModels\`.
-It starts as an echo model.`, [
-        'Replace the echo in `src/provider.ts` with calls to your model; `@aion/provider-kit` has `UpstreamCall` (HTTP with cancellation, timeouts and vendor error mapping) and `startFakeServer` in `@aion/provider-kit/testing` for tests.',
-        'List your real models in `contributes.providers[0].models` (context window, costs, capabilities 0–1).',
-        'Declare the hosts you call in `aion.permissions.network` and API keys in `contributes.secrets`.',
-      ]),
+It starts as an echo model.`,
+        [
+          'Replace the echo in `src/provider.ts` with calls to your model; `@aion/provider-kit` has `UpstreamCall` (HTTP with cancellation, timeouts and vendor error mapping) and `startFakeServer` in `@aion/provider-kit/testing` for tests.',
+          'List your real models in `contributes.providers[0].models` (context window, costs, capabilities 0–1).',
+          'Declare the hosts you call in `aion.permissions.network` and API keys in `contributes.secrets`.',
+        ],
+      ),
     },
   };
 }
@@ -281,13 +303,17 @@ describe('${id}', () => {
   });
 });
 `,
-      'README.md': readme(input, `Skills for Aion: \`${skillId}\`, a \`js\` skill this extension contributes (\`contributes.skills\`).
+      'README.md': readme(
+        input,
+        `Skills for Aion: \`${skillId}\`, a \`js\` skill this extension contributes (\`contributes.skills\`).
 People, models and MCP clients call skills through the skills gatekeeper, which checks input and output
-against the schemas in the manifest.`, [
-        'Add a skill: an entry in `contributes.skills` (id, schemas) and `aion.contributions.register(\'skills\', id, { run })`.',
-        'Try it on a running server: `npx aion skills run ' + skillId + ` --args '{"text":"a b"}'\`.`,
-        'WASM or process skills ship as a signed pack instead (a `pack.json` and modules): sign one with `aion keys generate` and `aion skills sign <dir> --key <key>`, install it with `aion skills install`.',
-      ]),
+against the schemas in the manifest.`,
+        [
+          "Add a skill: an entry in `contributes.skills` (id, schemas) and `aion.contributions.register('skills', id, { run })`.",
+          'Try it on a running server: `npx aion skills run ' + skillId + ` --args '{"text":"a b"}'\`.`,
+          'WASM or process skills ship as a signed pack instead (a `pack.json` and modules): sign one with `aion keys generate` and `aion skills sign <dir> --key <key>`, install it with `aion skills install`.',
+        ],
+      ),
     },
   };
 }
@@ -300,10 +326,26 @@ function accelerator(input: ScaffoldInput): ScaffoldTemplate {
       ...common(input, `An accelerator detector for Aion: ${name}.`),
       extensionDependencies: ['aion.accelerators'],
       contributes: {
-        accelerators: [{ id: detectorId, vendor: detectorId, kind: 'gpu', title: name, description: 'Reports the devices listed in its configuration; replace with your vendor tool.', reports: ['index', 'name', 'memoryTotal'] }],
+        accelerators: [
+          {
+            id: detectorId,
+            vendor: detectorId,
+            kind: 'gpu',
+            title: name,
+            description: 'Reports the devices listed in its configuration; replace with your vendor tool.',
+            reports: ['index', 'name', 'memoryTotal'],
+          },
+        ],
         configuration: {
           type: 'object',
-          properties: { devices: { type: 'array', default: [], items: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, memoryTotalMiB: { type: 'number', minimum: 0 } } }, description: 'Devices to report (stands in for a vendor tool)' } },
+          properties: {
+            devices: {
+              type: 'array',
+              default: [],
+              items: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, memoryTotalMiB: { type: 'number', minimum: 0 } } },
+              description: 'Devices to report (stands in for a vendor tool)',
+            },
+          },
           additionalProperties: false,
         },
       },
@@ -358,13 +400,17 @@ describe('${id}', () => {
   });
 });
 `,
-      'README.md': readme(input, `An accelerator detector for Aion. The accelerators extension asks each detector for its devices;
+      'README.md': readme(
+        input,
+        `An accelerator detector for Aion. The accelerators extension asks each detector for its devices;
 \`resources.gpu\` in other extensions' manifests is placed on what detectors report. This one reports
-the devices in its configuration.`, [
-        "Replace `detect()` in `src/detector.ts` with your vendor tool's output (see the built-in `accelerator-nvidia` for a tool run with a timeout and a parser with tests).",
-        'Declare the tool in `contributes.accelerators[0].tools` and allow `aion.permissions.childProcess`.',
-        'See the devices on a running server: `npx aion accelerators`.',
-      ]),
+the devices in its configuration.`,
+        [
+          "Replace `detect()` in `src/detector.ts` with your vendor tool's output (see the built-in `accelerator-nvidia` for a tool run with a timeout and a parser with tests).",
+          'Declare the tool in `contributes.accelerators[0].tools` and allow `aion.permissions.childProcess`.',
+          'See the devices on a running server: `npx aion accelerators`.',
+        ],
+      ),
     },
   };
 }

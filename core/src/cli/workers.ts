@@ -20,7 +20,8 @@ export function workerCount(value: unknown, env: NodeJS.ProcessEnv = process.env
   const asked = value ?? (env.NODE_ENV === 'production' ? 'auto' : '1');
   if (asked === 'auto') return availableParallelism();
   const n = Number(asked);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) throw new AionError(ErrorCodes.CONFIG_INVALID, `--workers must be "auto" or a whole number from 1 to ${MAX_WORKERS}, not "${String(asked)}"`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS)
+    throw new AionError(ErrorCodes.CONFIG_INVALID, `--workers must be "auto" or a whole number from 1 to ${MAX_WORKERS}, not "${String(asked)}"`);
   return n;
 }
 
@@ -84,11 +85,14 @@ export async function superviseWorkers(count: number, logger: Logger, announce: 
     if (stopping) return;
     stopping = true;
     logger.info(`${why}: draining ${slots.size} workers`);
-    const exits = [...slots.keys()].map((worker) => new Promise<void>((resolve) => {
-      if (worker.isDead()) return resolve();
-      worker.once('exit', () => resolve());
-      worker.process.kill('SIGTERM');
-    }));
+    const exits = [...slots.keys()].map(
+      (worker) =>
+        new Promise<void>((resolve) => {
+          if (worker.isDead()) return resolve();
+          worker.once('exit', () => resolve());
+          worker.process.kill('SIGTERM');
+        }),
+    );
     await Promise.all(exits);
     process.exit(exitCode);
   };

@@ -105,10 +105,31 @@ export interface AionConfig {
 export const defaultConfig = (): AionConfig => ({
   schemaVersion: CONFIG_SCHEMA_VERSION,
   dataDir: '.aion',
-  server: { host: '127.0.0.1', port: 8080, bodyLimit: 1024 * 1024, maxInFlight: 1024, requestTimeoutMs: 60_000, drainTimeoutMs: 10_000, deactivateTimeoutMs: 5_000,
-    headersTimeoutMs: 20_000, receiveTimeoutMs: 120_000, bodyProgress: { minBytes: 1024, intervalMs: 10_000 }, maxConnectionsPerIp: 256, jsonMaxDepth: 64, trustedProxies: [],
-    realtime: { messagesPerSecond: 50, burst: 100, refusalsBeforeDisconnect: 100 } },
-  hosts: { pingIntervalMs: 1_000, unresponsiveAfterMs: 3_000, activationTimeoutMs: 30_000, restartBackoffMs: 200, maxRestartBackoffMs: 10_000, maxCrashes: 3, crashWindowMs: 5 * 60_000 },
+  server: {
+    host: '127.0.0.1',
+    port: 8080,
+    bodyLimit: 1024 * 1024,
+    maxInFlight: 1024,
+    requestTimeoutMs: 60_000,
+    drainTimeoutMs: 10_000,
+    deactivateTimeoutMs: 5_000,
+    headersTimeoutMs: 20_000,
+    receiveTimeoutMs: 120_000,
+    bodyProgress: { minBytes: 1024, intervalMs: 10_000 },
+    maxConnectionsPerIp: 256,
+    jsonMaxDepth: 64,
+    trustedProxies: [],
+    realtime: { messagesPerSecond: 50, burst: 100, refusalsBeforeDisconnect: 100 },
+  },
+  hosts: {
+    pingIntervalMs: 1_000,
+    unresponsiveAfterMs: 3_000,
+    activationTimeoutMs: 30_000,
+    restartBackoffMs: 200,
+    maxRestartBackoffMs: 10_000,
+    maxCrashes: 3,
+    crashWindowMs: 5 * 60_000,
+  },
   extensions: {},
   disabledExtensions: [],
   placement: {},
@@ -139,12 +160,24 @@ const kernelConfigSchema = {
         deactivateTimeoutMs: { type: 'integer', minimum: 0 },
         headersTimeoutMs: { type: 'integer', minimum: 1 },
         receiveTimeoutMs: { type: 'integer', minimum: 1 },
-        bodyProgress: { type: 'object', properties: { minBytes: { type: 'integer', minimum: 1 }, intervalMs: { type: 'integer', minimum: 1 } }, additionalProperties: false },
+        bodyProgress: {
+          type: 'object',
+          properties: { minBytes: { type: 'integer', minimum: 1 }, intervalMs: { type: 'integer', minimum: 1 } },
+          additionalProperties: false,
+        },
         maxConnectionsPerIp: { type: 'integer', minimum: 0 },
         jsonMaxDepth: { type: 'integer', minimum: 1 },
         trustedProxies: names,
         redisUrl: { type: 'string', pattern: '^rediss?://' },
-        realtime: { type: 'object', properties: { messagesPerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 }, refusalsBeforeDisconnect: { type: 'integer', minimum: 1 } }, additionalProperties: false },
+        realtime: {
+          type: 'object',
+          properties: {
+            messagesPerSecond: { type: 'number', exclusiveMinimum: 0 },
+            burst: { type: 'integer', minimum: 1 },
+            refusalsBeforeDisconnect: { type: 'integer', minimum: 1 },
+          },
+          additionalProperties: false,
+        },
       },
       additionalProperties: false,
     },
@@ -164,7 +197,17 @@ const kernelConfigSchema = {
           type: 'object',
           additionalProperties: {
             type: 'object',
-            properties: { commands: names, apis: names, hooks: names, secrets: names, network: names, kernelHost: { type: 'boolean' }, childProcess: { type: 'boolean' }, filesystem: { const: 'all' }, addons: { type: 'boolean' } },
+            properties: {
+              commands: names,
+              apis: names,
+              hooks: names,
+              secrets: names,
+              network: names,
+              kernelHost: { type: 'boolean' },
+              childProcess: { type: 'boolean' },
+              filesystem: { const: 'all' },
+              addons: { type: 'boolean' },
+            },
             additionalProperties: false,
           },
         },
@@ -246,7 +289,12 @@ export function environmentOverrides(env: NodeJS.ProcessEnv, knownKeys: (path: s
 export function formatAjvErrors(errors: ErrorObject[] | null | undefined, prefix = ''): string[] {
   return (errors ?? []).map((e) => {
     const where = `${prefix}${e.instancePath || ''}` || '/';
-    const extra = e.keyword === 'additionalProperties' ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : e.keyword === 'enum' ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : '';
+    const extra =
+      e.keyword === 'additionalProperties'
+        ? ` (${(e.params as { additionalProperty: string }).additionalProperty})`
+        : e.keyword === 'enum'
+          ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})`
+          : '';
     return `${where}: ${e.message ?? 'is invalid'}${extra}`;
   });
 }
@@ -271,9 +319,14 @@ export function loadConfig(options: LoadConfigOptions = {}): AionConfig {
     } catch (err) {
       throw new AionError(ErrorCodes.CONFIG_INVALID, `configuration file ${file} is not valid JSON: ${(err as Error).message}`);
     }
-    if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) throw new AionError(ErrorCodes.CONFIG_INVALID, `configuration file ${file} must hold a JSON object`);
+    if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile))
+      throw new AionError(ErrorCodes.CONFIG_INVALID, `configuration file ${file} must hold a JSON object`);
     const version = (fromFile.schemaVersion as number | undefined) ?? 1;
-    if (version > CONFIG_SCHEMA_VERSION) throw new AionError(ErrorCodes.CONFIG_INVALID, `configuration file ${file} has schemaVersion ${version}; this Aion understands up to ${CONFIG_SCHEMA_VERSION}`);
+    if (version > CONFIG_SCHEMA_VERSION)
+      throw new AionError(
+        ErrorCodes.CONFIG_INVALID,
+        `configuration file ${file} has schemaVersion ${version}; this Aion understands up to ${CONFIG_SCHEMA_VERSION}`,
+      );
     if (version < 2) fromFile = upgradeFromV1(fromFile);
   }
   const merged = deepMerge(defaultConfig() as unknown as Record<string, unknown>, fromFile);
@@ -286,7 +339,9 @@ export function loadConfig(options: LoadConfigOptions = {}): AionConfig {
   if (options.overrides) deepMerge(merged, options.overrides);
   const ajv = new Ajv({ allErrors: true });
   if (!ajv.validate(kernelConfigSchema, merged)) {
-    throw new AionError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${formatAjvErrors(ajv.errors).join('; ')}`, { details: formatAjvErrors(ajv.errors) });
+    throw new AionError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${formatAjvErrors(ajv.errors).join('; ')}`, {
+      details: formatAjvErrors(ajv.errors),
+    });
   }
   const config = merged as unknown as AionConfig;
   config.dataDir = resolve(config.dataDir);

@@ -29,7 +29,10 @@ export function applyExtensionConfiguration(config: AionConfig, registry: Extens
       try {
         validate = ajv.compile({ type: 'object', ...schema });
       } catch (err) {
-        registry.skip(record.id, { code: ErrorCodes.MANIFEST_INVALID, message: `${record.manifestPath}: /contributes/configuration: not a valid JSON schema (${(err as Error).message})` });
+        registry.skip(record.id, {
+          code: ErrorCodes.MANIFEST_INVALID,
+          message: `${record.manifestPath}: /contributes/configuration: not a valid JSON schema (${(err as Error).message})`,
+        });
         continue;
       }
       if (!validate(value)) {

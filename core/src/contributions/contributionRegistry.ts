@@ -68,14 +68,20 @@ export class ContributionRegistry {
       for (const [name, decl] of Object.entries(record.manifest.contributes?.contributionPoints ?? {})) {
         const existing = this.points.get(name);
         if ((KERNEL_POINTS as readonly string[]).includes(name) || existing) {
-          this.registry.skip(record.id, { code: ErrorCodes.MANIFEST_INVALID, message: `${record.manifestPath}: /contributes/contributionPoints/${name}: point ${name} is already declared by ${existing?.owner ?? 'the kernel'}` });
+          this.registry.skip(record.id, {
+            code: ErrorCodes.MANIFEST_INVALID,
+            message: `${record.manifestPath}: /contributes/contributionPoints/${name}: point ${name} is already declared by ${existing?.owner ?? 'the kernel'}`,
+          });
           continue;
         }
         let validate: ValidateFunction;
         try {
           validate = this.ajv.compile(decl.schema);
         } catch (e) {
-          this.registry.skip(record.id, { code: ErrorCodes.MANIFEST_INVALID, message: `${record.manifestPath}: /contributes/contributionPoints/${name}/schema: not a valid JSON schema (${(e as Error).message})` });
+          this.registry.skip(record.id, {
+            code: ErrorCodes.MANIFEST_INVALID,
+            message: `${record.manifestPath}: /contributes/contributionPoints/${name}/schema: not a valid JSON schema (${(e as Error).message})`,
+          });
           continue;
         }
         this.points.set(name, { name, owner: record.id, activationEventPrefix: decl.activationEventPrefix, description: decl.description, validate });
@@ -93,13 +99,19 @@ export class ContributionRegistry {
         const kind = event.split(':')[0]!;
         if (event === '*' || kinds.has(kind)) return;
         invalid = true;
-        record.errors.push({ code: ErrorCodes.MANIFEST_INVALID, message: `${record.manifestPath}: /activationEvents/${index}: "${kind}" is not an activation event of the kernel or of any installed contribution point${didYouMean(kind, kinds)}` });
+        record.errors.push({
+          code: ErrorCodes.MANIFEST_INVALID,
+          message: `${record.manifestPath}: /activationEvents/${index}: "${kind}" is not an activation event of the kernel or of any installed contribution point${didYouMean(kind, kinds)}`,
+        });
       });
       for (const [pointName, value] of Object.entries(contributes)) {
         if ((KERNEL_POINTS as readonly string[]).includes(pointName)) continue;
         const point = this.points.get(pointName);
         if (!point) {
-          record.warnings.push({ code: ErrorCodes.CONTRIBUTION_POINT_UNKNOWN, message: `${record.manifestPath}: /contributes/${pointName}: no installed extension declares the contribution point "${pointName}"${didYouMean(pointName, [...KERNEL_POINTS, ...this.points.keys()])}` });
+          record.warnings.push({
+            code: ErrorCodes.CONTRIBUTION_POINT_UNKNOWN,
+            message: `${record.manifestPath}: /contributes/${pointName}: no installed extension declares the contribution point "${pointName}"${didYouMean(pointName, [...KERNEL_POINTS, ...this.points.keys()])}`,
+          });
           continue;
         }
         const items = Array.isArray(value) ? value : [value];
@@ -107,7 +119,10 @@ export class ContributionRegistry {
           if (!point.validate(entry)) {
             invalid = true;
             for (const line of formatAjvErrors(point.validate.errors, `/contributes/${pointName}/${index}`)) {
-              record.errors.push({ code: ErrorCodes.CONTRIBUTION_INVALID, message: `${record.manifestPath}: ${line} (schema of point ${pointName} from ${point.owner})` });
+              record.errors.push({
+                code: ErrorCodes.CONTRIBUTION_INVALID,
+                message: `${record.manifestPath}: ${line} (schema of point ${pointName} from ${point.owner})`,
+              });
             }
             return;
           }
@@ -122,12 +137,19 @@ export class ContributionRegistry {
       if (invalid) {
         record.state = 'skipped';
         for (const dependent of this.registry.dependentsOf(record.id)) {
-          this.registry.skip(dependent.id, { code: ErrorCodes.DEPENDENCY_FAILED, message: `${dependent.id} depends on ${record.id}, whose contributions are invalid` });
+          this.registry.skip(dependent.id, {
+            code: ErrorCodes.DEPENDENCY_FAILED,
+            message: `${dependent.id} depends on ${record.id}, whose contributions are invalid`,
+          });
         }
       }
     }
     // Entries from extensions skipped after validation must not be listed.
-    for (const [name, list] of this.entries) this.entries.set(name, list.filter((c) => this.registry.get(c.extensionId)?.state !== 'skipped'));
+    for (const [name, list] of this.entries)
+      this.entries.set(
+        name,
+        list.filter((c) => this.registry.get(c.extensionId)?.state !== 'skipped'),
+      );
   }
 
   pointNames(): string[] {

@@ -26,7 +26,8 @@ export const hasControlSocket = (dataDir: string) => existsSync(controlSocketPat
  */
 export async function connectControl(dataDir: string, options: ConnectOptions = {}): Promise<ControlClient> {
   const socketPath = controlSocketPath(dataDir);
-  if (!existsSync(socketPath)) throw new AionError(ControlErrorCodes.UNAVAILABLE, `no Aion server is running on ${dataDir} (no ${socketPath}): start one with aion serve`);
+  if (!existsSync(socketPath))
+    throw new AionError(ControlErrorCodes.UNAVAILABLE, `no Aion server is running on ${dataDir} (no ${socketPath}): start one with aion serve`);
   assertPrivate(socketPath, 'the control socket');
   const secret = options.secret ?? (assertPrivate(controlSecretPath(dataDir), 'the control secret'), readFileSync(controlSecretPath(dataDir), 'utf8').trim());
   const protocol = options.protocol ?? CONTROL_PROTOCOL_VERSION;
@@ -47,8 +48,18 @@ export async function connectControl(dataDir: string, options: ConnectOptions = 
       pending.clear();
       socket.destroy();
     };
-    const timer = setTimeout(() => fail(new AionError(ControlErrorCodes.UNAVAILABLE, `the server on ${socketPath} did not answer within ${options.timeoutMs ?? 5_000} ms`)), options.timeoutMs ?? 5_000);
-    socket.once('error', (err) => fail(new AionError(ControlErrorCodes.UNAVAILABLE, `no Aion server answers on ${socketPath} (${(err as NodeJS.ErrnoException).code ?? err.message}): start one with aion serve`)));
+    const timer = setTimeout(
+      () => fail(new AionError(ControlErrorCodes.UNAVAILABLE, `the server on ${socketPath} did not answer within ${options.timeoutMs ?? 5_000} ms`)),
+      options.timeoutMs ?? 5_000,
+    );
+    socket.once('error', (err) =>
+      fail(
+        new AionError(
+          ControlErrorCodes.UNAVAILABLE,
+          `no Aion server answers on ${socketPath} (${(err as NodeJS.ErrnoException).code ?? err.message}): start one with aion serve`,
+        ),
+      ),
+    );
     socket.once('close', () => fail(closedError ?? new AionError(ControlErrorCodes.UNAVAILABLE, 'the server closed the control connection')));
     readMessages(
       socket,
@@ -56,7 +67,13 @@ export async function connectControl(dataDir: string, options: ConnectOptions = 
         if (message.type === 'hello') {
           capabilities = Array.isArray(message.capabilities) ? (message.capabilities as string[]) : [];
           // Never half-work against a server of another protocol, and never hand it the secret.
-          if (message.protocol !== CONTROL_PROTOCOL_VERSION && options.protocol === undefined) return fail(new AionError(ControlErrorCodes.PROTOCOL_MISMATCH, `the server speaks control protocol ${JSON.stringify(message.protocol)}, this aion CLI speaks ${CONTROL_PROTOCOL_VERSION}: use the aion CLI that came with the server`));
+          if (message.protocol !== CONTROL_PROTOCOL_VERSION && options.protocol === undefined)
+            return fail(
+              new AionError(
+                ControlErrorCodes.PROTOCOL_MISMATCH,
+                `the server speaks control protocol ${JSON.stringify(message.protocol)}, this aion CLI speaks ${CONTROL_PROTOCOL_VERSION}: use the aion CLI that came with the server`,
+              ),
+            );
           socket.write(JSON.stringify({ type: 'auth', protocol, secret }) + '\n');
           return;
         }

@@ -43,8 +43,10 @@ export function assertPrivate(path: string, what: string): Stats {
   const stats = lstatSync(path);
   if (stats.isSymbolicLink()) throw new AionError(ControlErrorCodes.UNSAFE, `${what} ${path} is a symbolic link: refusing to use it`);
   const uid = process.getuid?.();
-  if (uid !== undefined && stats.uid !== uid) throw new AionError(ControlErrorCodes.UNSAFE, `${what} ${path} belongs to uid ${stats.uid}, not to you (uid ${uid}): refusing to use it`);
-  if ((stats.mode & 0o077) !== 0) throw new AionError(ControlErrorCodes.UNSAFE, `${what} ${path} has mode ${(stats.mode & 0o777).toString(8)}; it must be 600 (chmod 600 ${path})`);
+  if (uid !== undefined && stats.uid !== uid)
+    throw new AionError(ControlErrorCodes.UNSAFE, `${what} ${path} belongs to uid ${stats.uid}, not to you (uid ${uid}): refusing to use it`);
+  if ((stats.mode & 0o077) !== 0)
+    throw new AionError(ControlErrorCodes.UNSAFE, `${what} ${path} has mode ${(stats.mode & 0o777).toString(8)}; it must be 600 (chmod 600 ${path})`);
   return stats;
 }
 

@@ -12,7 +12,16 @@ import { healthReport, runHealthChecks } from '../http/health.js';
 import { HttpEdge } from '../http/httpEdge.js';
 import type { Kernel } from '../kernel.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
-import { assertPrivate, CONTROL_METHODS, CONTROL_PROTOCOL_VERSION, ControlErrorCodes, controlSecretPath, controlSocketPath, readMessages, type ServerMessage } from './controlProtocol.js';
+import {
+  assertPrivate,
+  CONTROL_METHODS,
+  CONTROL_PROTOCOL_VERSION,
+  ControlErrorCodes,
+  controlSecretPath,
+  controlSocketPath,
+  readMessages,
+  type ServerMessage,
+} from './controlProtocol.js';
 
 export interface ControlServerOptions {
   /** Requests a connection may make in a burst, refilled at `ratePerSecond` (default 20 and 10). */
@@ -35,7 +44,8 @@ export function ensureControlSecret(dataDir: string): string {
   }
   assertPrivate(path, 'the control secret');
   const secret = readFileSync(path, 'utf8').trim();
-  if (!/^[0-9a-f]{64}$/.test(secret)) throw new AionError(ControlErrorCodes.UNSAFE, `${path} does not hold a 256-bit hex secret: delete it and start the server again`);
+  if (!/^[0-9a-f]{64}$/.test(secret))
+    throw new AionError(ControlErrorCodes.UNSAFE, `${path} does not hold a 256-bit hex secret: delete it and start the server again`);
   return secret;
 }
 
@@ -110,7 +120,8 @@ async function removeStaleSocket(path: string): Promise<void> {
   }
   if (!stats.isSocket()) throw new AionError(ControlErrorCodes.UNSAFE, `${path} exists and is not a socket: move it away`);
   const uid = process.getuid?.();
-  if (uid !== undefined && stats.uid !== uid) throw new AionError(ControlErrorCodes.UNSAFE, `the control socket ${path} belongs to uid ${stats.uid}, not to you (uid ${uid}): refusing to replace it`);
+  if (uid !== undefined && stats.uid !== uid)
+    throw new AionError(ControlErrorCodes.UNSAFE, `the control socket ${path} belongs to uid ${stats.uid}, not to you (uid ${uid}): refusing to replace it`);
   const live = await new Promise<boolean>((resolve) => {
     const probe = createConnection(path);
     probe.once('connect', () => {
@@ -161,16 +172,25 @@ function serveConnection(socket: Socket, { kernel, secret, burst, ratePerSecond,
       if (!authenticated) {
         clearTimeout(authTimer);
         if (message.type !== 'auth') return refuse(ErrorCodes.UNAUTHENTICATED, 'the first message must be { "type": "auth", "protocol", "secret" }');
-        if (message.protocol !== CONTROL_PROTOCOL_VERSION) return refuse(ControlErrorCodes.PROTOCOL_MISMATCH, `this server speaks control protocol ${CONTROL_PROTOCOL_VERSION}, the client ${JSON.stringify(message.protocol)}: use the aion CLI of the server's version (${version})`);
+        if (message.protocol !== CONTROL_PROTOCOL_VERSION)
+          return refuse(
+            ControlErrorCodes.PROTOCOL_MISMATCH,
+            `this server speaks control protocol ${CONTROL_PROTOCOL_VERSION}, the client ${JSON.stringify(message.protocol)}: use the aion CLI of the server's version (${version})`,
+          );
         if (!secretMatches(message.secret, secret)) return refuse(ErrorCodes.UNAUTHENTICATED, 'wrong control secret');
         authenticated = true;
         return void send({ type: 'ready', server: { version, pid: process.pid, url: kernel.url } });
       }
       const id = typeof message.id === 'number' ? message.id : 0;
-      if (!take()) return void send({ id, error: { code: ErrorCodes.RATE_LIMITED, message: `more than ${ratePerSecond} requests a second on one connection: slow down` } });
+      if (!take())
+        return void send({
+          id,
+          error: { code: ErrorCodes.RATE_LIMITED, message: `more than ${ratePerSecond} requests a second on one connection: slow down` },
+        });
       answer(kernel, String(message.method), (message.params ?? {}) as Record<string, unknown>).then(
         (result) => send({ id, result }),
-        (err) => send({ id, error: isAionError(err) ? { code: err.code, message: err.message } : { code: ErrorCodes.INTERNAL, message: (err as Error).message } }),
+        (err) =>
+          send({ id, error: isAionError(err) ? { code: err.code, message: err.message } : { code: ErrorCodes.INTERNAL, message: (err as Error).message } }),
       );
     },
     (reason) => refuse(ErrorCodes.BAD_REQUEST, reason),
@@ -178,7 +198,13 @@ function serveConnection(socket: Socket, { kernel, secret, burst, ratePerSecond,
 }
 
 function statusSources(kernel: Kernel): ExtensionStatusSources {
-  return { config: kernel.config, registry: kernel.get(ExtensionRegistry), contributions: kernel.get(ContributionRegistry), hosts: kernel.get(HostManager), network: kernel.get(NetworkIsolation) };
+  return {
+    config: kernel.config,
+    registry: kernel.get(ExtensionRegistry),
+    contributions: kernel.get(ContributionRegistry),
+    hosts: kernel.get(HostManager),
+    network: kernel.get(NetworkIsolation),
+  };
 }
 
 async function answer(kernel: Kernel, method: string, params: Record<string, unknown>): Promise<unknown> {

@@ -16,10 +16,26 @@ type AnyHook = {
 /** Hooks the kernel itself calls. */
 export const KERNEL_HOOKS: Array<{ name: string; kind: HookKind; tap: CallAccess; description: string }> = [
   // Privileged: a tap sees every credential and decides who is signed in.
-  { name: 'http.authenticate', kind: 'bail', tap: 'privileged', description: 'Given { headers, method, path, ip }, returns { principal } or { error: { code, message } }; the first answer wins.' },
+  {
+    name: 'http.authenticate',
+    kind: 'bail',
+    tap: 'privileged',
+    description: 'Given { headers, method, path, ip }, returns { principal } or { error: { code, message } }; the first answer wins.',
+  },
   { name: 'extension.activated', kind: 'series', tap: 'public', description: 'Called with { id, activationMs } after each activation.' },
-  { name: 'health.check', kind: 'waterfall', tap: 'public', description: 'Given { checks: [] }, appends { name, status: ok|degraded|failed|unavailable, detail, ms } for what the extension depends on (database, Redis, providers); bounded by each tap. Called for admins\' /healthz.' },
-  { name: 'realtime.authorize', kind: 'bail', tap: 'privileged', description: 'Given { principal, room }, returns true or false for a socket.io client joining a room.' },
+  {
+    name: 'health.check',
+    kind: 'waterfall',
+    tap: 'public',
+    description:
+      "Given { checks: [] }, appends { name, status: ok|degraded|failed|unavailable, detail, ms } for what the extension depends on (database, Redis, providers); bounded by each tap. Called for admins' /healthz.",
+  },
+  {
+    name: 'realtime.authorize',
+    kind: 'bail',
+    tap: 'privileged',
+    description: 'Given { principal, room }, returns true or false for a socket.io client joining a room.',
+  },
 ];
 
 interface HookEntry {
@@ -49,7 +65,13 @@ export class HookRegistry {
 
   declare(name: string, kind: HookKind, owner: string, tapAccess: CallAccess = 'public'): void {
     if (this.hooks.has(name)) throw new AionError(ErrorCodes.MANIFEST_INVALID, `hook ${name} is declared by ${this.hooks.get(name)!.owner} and ${owner}`);
-    const hook = (kind === 'series' ? new AsyncSeriesHook(['payload']) : kind === 'parallel' ? new AsyncParallelHook(['payload']) : kind === 'waterfall' ? new AsyncSeriesWaterfallHook(['payload']) : new AsyncSeriesBailHook(['payload'])) as unknown as AnyHook;
+    const hook = (kind === 'series'
+      ? new AsyncSeriesHook(['payload'])
+      : kind === 'parallel'
+        ? new AsyncParallelHook(['payload'])
+        : kind === 'waterfall'
+          ? new AsyncSeriesWaterfallHook(['payload'])
+          : new AsyncSeriesBailHook(['payload'])) as unknown as AnyHook;
     this.hooks.set(name, { kind, owner, tapAccess, hook, tapOwners: new Map() });
   }
 

@@ -54,7 +54,11 @@ function parseEntry(text: string): AllowEntry | undefined {
   if (port !== '*' && !(Number.isInteger(port) && port > 0 && port < 65536)) return undefined;
   const rawHost = text.slice(0, colon).toLowerCase();
   if (rawHost.includes('*')) {
-    const source = rawHost.replace(/^\[(.*)\]$/, '$1').split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.+');
+    const source = rawHost
+      .replace(/^\[(.*)\]$/, '$1')
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.+');
     return { text, host: rawHost, pattern: new RegExp(`^${source}$`), port };
   }
   const host = canonicalHost(rawHost);
@@ -62,12 +66,31 @@ function parseEntry(text: string): AllowEntry | undefined {
 }
 
 const nonPublicV4 = new BlockList();
-for (const [net, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) {
+for (const [net, prefix] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const) {
   nonPublicV4.addSubnet(net, prefix, 'ipv4');
 }
 const nonPublicV6 = new BlockList();
 // IPv4-mapped, IPv4-compatible and NAT64 addresses embed an IPv4 address: refused like the private ones.
-for (const [net, prefix] of [['::', 96], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) {
+for (const [net, prefix] of [
+  ['::', 96],
+  ['::ffff:0:0', 96],
+  ['64:ff9b::', 96],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+] as const) {
   nonPublicV6.addSubnet(net, prefix, 'ipv6');
 }
 
@@ -98,8 +121,13 @@ export async function decideEgress(policy: NetworkPolicy, rawHost: string, port:
   const candidates = policy.allow.filter((e) => e.port === '*' || e.port === port);
   const listedLiterally = (address: string) => candidates.some((e) => !e.pattern && e.host === address);
   if (isIP(host)) {
-    if (isNonPublicAddress(host)) return listedLiterally(host) ? { allowed: true, addresses: [host] } : { allowed: false, reason: `${host} is a private or loopback address, reachable only when the allow-list names it literally` };
-    return candidates.some((e) => (e.pattern ? e.pattern.test(host) : e.host === host)) ? { allowed: true, addresses: [host] } : { allowed: false, reason: 'it is not on the allow-list' };
+    if (isNonPublicAddress(host))
+      return listedLiterally(host)
+        ? { allowed: true, addresses: [host] }
+        : { allowed: false, reason: `${host} is a private or loopback address, reachable only when the allow-list names it literally` };
+    return candidates.some((e) => (e.pattern ? e.pattern.test(host) : e.host === host))
+      ? { allowed: true, addresses: [host] }
+      : { allowed: false, reason: 'it is not on the allow-list' };
   }
   if (!candidates.some((e) => (e.pattern ? e.pattern.test(host) : e.host === host))) return { allowed: false, reason: 'it is not on the allow-list' };
   let addresses: string[];
@@ -110,7 +138,11 @@ export async function decideEgress(policy: NetworkPolicy, rawHost: string, port:
   }
   const localhostListed = host === 'localhost' && listedLiterally('localhost');
   const permitted = addresses.filter((a) => !isNonPublicAddress(a) || listedLiterally(canonicalHost(a) ?? a) || localhostListed);
-  if (permitted.length === 0) return { allowed: false, reason: `it resolves to ${addresses.join(', ')}, a private or loopback address, reachable only when the allow-list names that address literally` };
+  if (permitted.length === 0)
+    return {
+      allowed: false,
+      reason: `it resolves to ${addresses.join(', ')}, a private or loopback address, reachable only when the allow-list names that address literally`,
+    };
   return { allowed: true, addresses: permitted };
 }
 

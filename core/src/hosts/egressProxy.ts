@@ -101,7 +101,10 @@ export class EgressProxy {
       socket.once('close', () => this.clients.delete(socket));
       return void this.server.emit('connection', socket);
     }
-    const error = new AionError(ErrorCodes.SERVICE_UNAVAILABLE, `${this.options.extensionId} holds ${this.limits.maxConnections} connections through the egress proxy, the most it may; close some and retry`);
+    const error = new AionError(
+      ErrorCodes.SERVICE_UNAVAILABLE,
+      `${this.options.extensionId} holds ${this.limits.maxConnections} connections through the egress proxy, the most it may; close some and retry`,
+    );
     this.options.logger.warn({ extension: this.options.extensionId, code: error.code }, error.message);
     // Read and drop whatever the client sends until it has the answer and goes.
     socket.resume();
@@ -112,9 +115,13 @@ export class EgressProxy {
   private refusal(host: string, port: number, reason: string): AionError {
     const target = `${host}:${port}`;
     const { extensionId } = this.options;
-    const error = new AionError(ErrorCodes.NETWORK_DENIED, `${extensionId} may not connect to ${target}: ${reason}. Add it to aion.permissions.network in the extension's manifest, or grant it with permissions.grants["${extensionId}"].network in the server configuration`, {
-      details: { extension: extensionId, host, port },
-    });
+    const error = new AionError(
+      ErrorCodes.NETWORK_DENIED,
+      `${extensionId} may not connect to ${target}: ${reason}. Add it to aion.permissions.network in the extension's manifest, or grant it with permissions.grants["${extensionId}"].network in the server configuration`,
+      {
+        details: { extension: extensionId, host, port },
+      },
+    );
     this.options.logger.warn({ extension: extensionId, code: error.code, target }, `egress refused: ${error.message}`);
     return error;
   }
@@ -130,7 +137,11 @@ export class EgressProxy {
         lastError = err as Error;
       }
     }
-    return new AionError(ErrorCodes.NETWORK_UNREACHABLE, `could not connect to ${host}:${port} (${(lastError as NodeJS.ErrnoException | undefined)?.code ?? lastError?.message ?? 'no address'})`, { details: { host, port } });
+    return new AionError(
+      ErrorCodes.NETWORK_UNREACHABLE,
+      `could not connect to ${host}:${port} (${(lastError as NodeJS.ErrnoException | undefined)?.code ?? lastError?.message ?? 'no address'})`,
+      { details: { host, port } },
+    );
   }
 
   private connectTo(address: string, port: number): Promise<Socket> {
@@ -189,7 +200,8 @@ export class EgressProxy {
     } catch {
       return sendError(res, new AionError(ErrorCodes.BAD_REQUEST, `the egress proxy takes absolute-form http:// requests and CONNECT, not "${req.url}"`));
     }
-    if (url.protocol !== 'http:') return sendError(res, new AionError(ErrorCodes.BAD_REQUEST, `the egress proxy forwards plain http:// requests; use CONNECT for ${url.protocol}`));
+    if (url.protocol !== 'http:')
+      return sendError(res, new AionError(ErrorCodes.BAD_REQUEST, `the egress proxy forwards plain http:// requests; use CONNECT for ${url.protocol}`));
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = Number(url.port || 80);
     const decision = await decideEgress(this.options.policy, host, port, this.options.resolve);
@@ -202,14 +214,19 @@ export class EgressProxy {
       headers: forwardedHeaders(req.headers),
       agent: this.upstreamAgent,
     });
-    upstream.setTimeout(this.limits.idleTimeoutMs, () => upstream.destroy(Object.assign(new Error(`no traffic for ${this.limits.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    upstream.setTimeout(this.limits.idleTimeoutMs, () =>
+      upstream.destroy(Object.assign(new Error(`no traffic for ${this.limits.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' })),
+    );
     upstream.on('response', (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, forwardedHeaders(answer.headers));
       answer.pipe(res);
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       if (res.headersSent) return void res.destroy();
-      sendError(res, new AionError(ErrorCodes.NETWORK_UNREACHABLE, `could not reach ${host}:${port} (${err.code ?? err.message})`, { details: { host, port } }));
+      sendError(
+        res,
+        new AionError(ErrorCodes.NETWORK_UNREACHABLE, `could not reach ${host}:${port} (${err.code ?? err.message})`, { details: { host, port } }),
+      );
     });
     res.once('close', () => {
       if (!res.writableFinished) upstream.destroy();

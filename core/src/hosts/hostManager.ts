@@ -15,7 +15,11 @@ import { ChildProcessTransport, InProcessTransport, type HostTransport, type Sta
 export type HostState = 'running' | 'unresponsive' | 'exited';
 
 /** Kernel → host requests that run extension code, and so carry the call context. */
-const CARRIES_CONTEXT = new Set([HostProtocol.handleRoute, HostProtocol.invokeApi, HostProtocol.invokeContribution, HostProtocol.executeCommand, HostProtocol.callHookTap].map((t) => t.method));
+const CARRIES_CONTEXT = new Set(
+  [HostProtocol.handleRoute, HostProtocol.invokeApi, HostProtocol.invokeContribution, HostProtocol.executeCommand, HostProtocol.callHookTap].map(
+    (t) => t.method,
+  ),
+);
 const tracer = () => trace.getTracer('aion.kernel');
 
 /** The kernel's side of one running extension host. */
@@ -25,7 +29,12 @@ export class HostConnection {
   lastPongAt = Date.now();
   private pingTimer?: NodeJS.Timeout;
 
-  constructor(readonly key: string, readonly kind: HostKind, readonly endpoint: RpcEndpoint, readonly started: StartedHost) {}
+  constructor(
+    readonly key: string,
+    readonly kind: HostKind,
+    readonly endpoint: RpcEndpoint,
+    readonly started: StartedHost,
+  ) {}
 
   get pid(): number | undefined {
     return this.started.pid;
@@ -53,7 +62,11 @@ export class HostConnection {
     const target = (params as { extensionId?: string; point?: string; id?: string; command?: string }) ?? {};
     // A contribution is named by its point and id (its extension rides along in the params too).
     const name = `${type.method.slice(1)} ${target.point ? `${target.point}/${target.id}` : (target.extensionId ?? target.command ?? this.key)}`;
-    const span = tracer().startSpan(name, { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': type.method, 'aion.host': this.key } }, active);
+    const span = tracer().startSpan(
+      name,
+      { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': type.method, 'aion.host': this.key } },
+      active,
+    );
     const withContext = { ...params, context: currentCallContext(trace.setSpan(active, span)) } as P;
     const sent = observe ? this.timed(type, withContext, token, observe) : this.endpoint.sendRequest(type, withContext, token);
     sent.then(
@@ -67,7 +80,12 @@ export class HostConnection {
     return sent;
   }
 
-  private timed<P, R>(type: RequestType<P, R, any>, params: P, token: CancellationToken | undefined, observe: (method: string, ms: number, failed: boolean) => void): Promise<R> {
+  private timed<P, R>(
+    type: RequestType<P, R, any>,
+    params: P,
+    token: CancellationToken | undefined,
+    observe: (method: string, ms: number, failed: boolean) => void,
+  ): Promise<R> {
     const started = performance.now();
     const sent = this.endpoint.sendRequest(type, params, token);
     sent.then(
@@ -247,13 +265,21 @@ export class HostManager {
       host.startHeartbeat(
         pingIntervalMs,
         unresponsiveAfterMs,
-        () => log.error({ extensions: [...host.extensions] }, `extension host ${key} is unresponsive (no answer for ${unresponsiveAfterMs} ms); extensions: ${[...host.extensions].join(', ') || 'none'}`),
+        () =>
+          log.error(
+            { extensions: [...host.extensions] },
+            `extension host ${key} is unresponsive (no answer for ${unresponsiveAfterMs} ms); extensions: ${[...host.extensions].join(', ') || 'none'}`,
+          ),
         () => log.info(`extension host ${key} answers again`),
       );
     }
     log.info({ kind: record.hostKind }, `extension host ${key} started`);
     const escapes = ['--allow-child-process', '--allow-addons'].filter((f) => flags.includes(f));
-    if (escapes.length > 0) log.warn({ flags: escapes }, `extension host ${key} runs with ${escapes.join(' and ')}: what those processes or addons do is not bound by Node's permission model (docs/security-model.md)`);
+    if (escapes.length > 0)
+      log.warn(
+        { flags: escapes },
+        `extension host ${key} runs with ${escapes.join(' and ')}: what those processes or addons do is not bound by Node's permission model (docs/security-model.md)`,
+      );
     return host;
   }
 
@@ -307,7 +333,11 @@ export class HostManager {
   /** Stops every host; children that do not exit promptly are killed. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
-    for (const spare of this.standby.values()) void spare.then((started) => started.kill(), () => undefined);
+    for (const spare of this.standby.values())
+      void spare.then(
+        (started) => started.kill(),
+        () => undefined,
+      );
     this.standby.clear();
     await Promise.all(this.all().map((host) => this.kill(host, new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'))));
     this.hosts.clear();

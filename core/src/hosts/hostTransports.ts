@@ -78,7 +78,11 @@ export class ChildProcessTransport implements HostTransport {
       if (memory) execArgv.push(`--max-old-space-size=${memory}`);
     }
     const launch = await this.network.launch(this.kind === 'dedicated' ? extensions[0] : undefined, [...execArgv, hostEntryPath]);
-    const child: ChildProcess = spawn(launch.command, launch.args, { env: { ...hostEnvironment(this.kind), ...launch.env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
+    const child: ChildProcess = spawn(launch.command, launch.args, {
+      env: { ...hostEnvironment(this.kind), ...launch.env },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'json',
+    });
     const exit = new Emitter<{ code: number | null; signal: string | null }>();
     const output = new Emitter<{ stream: 'stdout' | 'stderr'; line: string }>();
     for (const stream of ['stdout', 'stderr'] as const) {

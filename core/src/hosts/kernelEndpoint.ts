@@ -86,8 +86,14 @@ export class KernelEndpoint {
     const headers: Record<string, string> = {};
     if (typeof actingFor.authorization === 'string') headers.authorization = actingFor.authorization;
     if (typeof actingFor.apiKey === 'string') headers['x-api-key'] = actingFor.apiKey;
-    const result = (await this.callHook('http.authenticate', { headers, method: 'COMMAND', path: command, ip: '' })) as { principal?: Principal; error?: { code: string; message: string } } | undefined;
-    if (!result?.principal) throw new AionError(ErrorCodes.UNAUTHENTICATED, `the credentials passed to run ${command} do not identify a user${result?.error ? `: ${result.error.message}` : ''}`);
+    const result = (await this.callHook('http.authenticate', { headers, method: 'COMMAND', path: command, ip: '' })) as
+      | { principal?: Principal; error?: { code: string; message: string } }
+      | undefined;
+    if (!result?.principal)
+      throw new AionError(
+        ErrorCodes.UNAUTHENTICATED,
+        `the credentials passed to run ${command} do not identify a user${result?.error ? `: ${result.error.message}` : ''}`,
+      );
     return result.principal;
   }
 
@@ -98,7 +104,11 @@ export class KernelEndpoint {
       if (!owner) throw new AionError(ErrorCodes.CONTRIBUTION_NOT_FOUND, `nothing is contributed to ${point} with id ${id}`);
       await this.activation.activate(owner, this.contributions.activationEventFor(point, id) ?? `${point}:${id}`);
       impl = this.contributions.implementation(point, id);
-      if (!impl) throw new AionError(ErrorCodes.CONTRIBUTION_NOT_FOUND, `${owner} contributes ${point} entry ${id} but registered no implementation for it with contributions.register()`);
+      if (!impl)
+        throw new AionError(
+          ErrorCodes.CONTRIBUTION_NOT_FOUND,
+          `${owner} contributes ${point} entry ${id} but registered no implementation for it with contributions.register()`,
+        );
     }
     return { extensionId: impl.extensionId, methods: impl.methods };
   }
@@ -133,7 +143,10 @@ export class KernelEndpoint {
     });
     e.onNotification(KernelProtocol.registerCommand, ({ extensionId, command }) => {
       if (owns(extensionId) && !this.commands.register(command, extensionId)) {
-        log.error({ extension: extensionId, command }, `${extensionId} tried to register ${command}, which ${this.commands.ownerOf(command)} declares; refused`);
+        log.error(
+          { extension: extensionId, command },
+          `${extensionId} tried to register ${command}, which ${this.commands.ownerOf(command)} declares; refused`,
+        );
       }
     });
     e.onNotification(KernelProtocol.unregisterCommand, ({ extensionId, command }) => owns(extensionId) && this.commands.unregister(command, extensionId));
@@ -158,10 +171,16 @@ export class KernelEndpoint {
     });
     e.onNotification(KernelProtocol.registerContribution, ({ extensionId, point, id, methods }) => {
       if (owns(extensionId) && !this.contributions.setImplementation(point, id, { extensionId, methods })) {
-        log.error({ extension: extensionId, point, id }, `${extensionId} tried to implement ${point} entry ${id}, which ${this.contributions.ownerOf(point, id)} contributes; refused`);
+        log.error(
+          { extension: extensionId, point, id },
+          `${extensionId} tried to implement ${point} entry ${id}, which ${this.contributions.ownerOf(point, id)} contributes; refused`,
+        );
       }
     });
-    e.onNotification(KernelProtocol.unregisterContribution, ({ extensionId, point, id }) => owns(extensionId) && this.contributions.removeImplementation(point, id, extensionId));
+    e.onNotification(
+      KernelProtocol.unregisterContribution,
+      ({ extensionId, point, id }) => owns(extensionId) && this.contributions.removeImplementation(point, id, extensionId),
+    );
     e.onRequest(KernelProtocol.resolveContribution, async ({ point, id }) => ({ methods: (await this.resolveContribution(point, id)).methods }));
     e.onRequest(KernelProtocol.listContributions, ({ point }) => this.contributions.list(point));
     e.onRequest(KernelProtocol.invokeContribution, ({ point, id, method, args, callerId, context }, token) => {

@@ -58,7 +58,11 @@ export function probeNetworkIsolation(): IsolationCapability {
   if (!sh) return { available: false, reason: 'no sh was found' };
   const failures: string[] = [];
   for (const flags of [['--net'], ['--user', '--map-root-user', '--net']]) {
-    const result = spawnSync(unshare, [...flags, '--', ip, 'link', 'set', 'lo', 'up'], { timeout: 5_000, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    const result = spawnSync(unshare, [...flags, '--', ip, 'link', 'set', 'lo', 'up'], {
+      timeout: 5_000,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+    });
     if (result.status === 0) {
       // exec keeps the pid (and the inherited IPC fd) through unshare and sh: a kill reaches node itself.
       return { available: true, prefix: [unshare, ...flags, '--', sh, '-c', `${shellQuote(ip)} link set lo up && exec "$@"`, 'aion-host'] };
@@ -101,7 +105,10 @@ export class NetworkIsolation {
   private readonly proxies = new Set<EgressProxy>();
   private readonly closing = new Set<Promise<void>>();
 
-  constructor(@inject(TYPES.KernelOptions) private readonly config: AionConfig, @inject(TYPES.Logger) private readonly logger: Logger) {}
+  constructor(
+    @inject(TYPES.KernelOptions) private readonly config: AionConfig,
+    @inject(TYPES.Logger) private readonly logger: Logger,
+  ) {}
 
   policy(record: ExtensionRecord): NetworkPolicy {
     return networkPolicy(record.manifest.aion?.permissions?.network, this.config.permissions.grants[record.id]?.network);
@@ -120,7 +127,8 @@ export class NetworkIsolation {
     if (!record) return direct;
     const policy = this.policy(record);
     if (policy.unrestricted) return direct;
-    for (const entry of policy.invalid) this.logger.warn({ extension: record.id, entry }, `network allow-list entry "${entry}" of ${record.id} is not host:port and is ignored`);
+    for (const entry of policy.invalid)
+      this.logger.warn({ extension: record.id, entry }, `network allow-list entry "${entry}" of ${record.id} is not host:port and is ignored`);
     const capability = networkIsolationCapability();
     if (!capability.available || !capability.prefix) {
       const why = `this machine cannot give its host a network namespace of its own (${capability.reason})`;
@@ -131,12 +139,18 @@ export class NetworkIsolation {
           { details: { extension: record.id } },
         );
       }
-      this.logger.error({ extension: record.id, code: ErrorCodes.NETWORK_ISOLATION_UNAVAILABLE, enforcement: 'advisory' }, `NETWORK NOT ENFORCED: ${record.id} starts with unrestricted network access although its manifest restricts it, because ${why} and permissions.enforcement is "advisory"`);
+      this.logger.error(
+        { extension: record.id, code: ErrorCodes.NETWORK_ISOLATION_UNAVAILABLE, enforcement: 'advisory' },
+        `NETWORK NOT ENFORCED: ${record.id} starts with unrestricted network access although its manifest restricts it, because ${why} and permissions.enforcement is "advisory"`,
+      );
       return direct;
     }
     const proxy = await EgressProxy.start({ extensionId: record.id, policy, logger: this.logger });
     this.proxies.add(proxy);
-    this.logger.info({ extension: record.id, allow: policy.entries }, `${record.id} runs in a network namespace of its own; it reaches ${policy.entries.join(', ') || 'nothing'} through the egress proxy`);
+    this.logger.info(
+      { extension: record.id, allow: policy.entries },
+      `${record.id} runs in a network namespace of its own; it reaches ${policy.entries.join(', ') || 'nothing'} through the egress proxy`,
+    );
     return {
       command: capability.prefix[0]!,
       args: [...capability.prefix.slice(1), process.execPath, ...nodeArgs],

@@ -61,20 +61,40 @@ export function placeExtension(record: ExtensionRecord, config: AionConfig): Pla
   const filesystem = permissions.filesystem ?? 'none';
   const grant = config.permissions.grants[record.id] ?? {};
   if (!record.builtin) {
-    const needs = [permissions.childProcess && !grant.childProcess ? `childProcess (grant: permissions.grants["${record.id}"].childProcess: true)` : '', filesystem === 'all' && grant.filesystem !== 'all' ? `filesystem "all" (grant: permissions.grants["${record.id}"].filesystem: "all")` : '', permissions.addons && !grant.addons ? `addons (grant: permissions.grants["${record.id}"].addons: true)` : ''].filter(Boolean);
+    const needs = [
+      permissions.childProcess && !grant.childProcess ? `childProcess (grant: permissions.grants["${record.id}"].childProcess: true)` : '',
+      filesystem === 'all' && grant.filesystem !== 'all' ? `filesystem "all" (grant: permissions.grants["${record.id}"].filesystem: "all")` : '',
+      permissions.addons && !grant.addons ? `addons (grant: permissions.grants["${record.id}"].addons: true)` : '',
+    ].filter(Boolean);
     if (needs.length > 0) {
-      return { hostKind: asked, hostKey: asked, enforcement: 'os', refused: `${record.id} declares ${needs.join(' and ')}, which reach the kernel's own data; it starts only when the operator grants that` };
+      return {
+        hostKind: asked,
+        hostKey: asked,
+        enforcement: 'os',
+        refused: `${record.id} declares ${needs.join(' and ')}, which reach the kernel's own data; it starts only when the operator grants that`,
+      };
     }
   }
   const restricted = !networkPolicy(permissions.network).unrestricted;
-  const alone = asked === 'dedicated' ? undefined : filesystem !== 'none' ? `it may ${filesystem} its own folders` : restricted ? 'its network is restricted' : undefined;
+  const alone =
+    asked === 'dedicated' ? undefined : filesystem !== 'none' ? `it may ${filesystem} its own folders` : restricted ? 'its network is restricted' : undefined;
   if (asked === 'dedicated' || alone) {
-    return { hostKind: 'dedicated', hostKey: `dedicated:${record.id}`, enforcement: 'os', reason: alone ? `runs in a dedicated host because ${alone}` : undefined };
+    return {
+      hostKind: 'dedicated',
+      hostKey: `dedicated:${record.id}`,
+      enforcement: 'os',
+      reason: alone ? `runs in a dedicated host because ${alone}` : undefined,
+    };
   }
   const hasGrants = Object.keys(config.permissions.grants[record.id] ?? {}).length > 0;
   const ownsSecrets = (record.manifest.contributes?.secrets ?? []).length > 0;
   const trust = record.builtin ? 'builtin' : `publisher:${record.manifest.publisher}`;
-  const profile = JSON.stringify({ trust, childProcess: permissions.childProcess === true, addons: permissions.addons === true ? true : undefined, own: hasGrants || (ownsSecrets && !record.builtin) ? record.id : undefined });
+  const profile = JSON.stringify({
+    trust,
+    childProcess: permissions.childProcess === true,
+    addons: permissions.addons === true ? true : undefined,
+    own: hasGrants || (ownsSecrets && !record.builtin) ? record.id : undefined,
+  });
   const defaultProfile = JSON.stringify({ trust: 'builtin', childProcess: false });
   const hostKey = profile === defaultProfile ? 'shared' : `shared:${createHash('sha256').update(profile).digest('hex').slice(0, 10)}`;
   return { hostKind: 'shared', hostKey, enforcement: 'os' };

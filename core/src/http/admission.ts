@@ -20,13 +20,18 @@ export class Admission {
   }
 
   refuseIfDraining(): void {
-    if (this.draining) throw new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down; retry against another instance', { headers: { 'Retry-After': '1', Connection: 'close' } });
+    if (this.draining)
+      throw new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down; retry against another instance', {
+        headers: { 'Retry-After': '1', Connection: 'close' },
+      });
   }
 
   async run<T>(work: () => Promise<T>): Promise<T> {
     this.refuseIfDraining();
     if (this.inFlight >= this.maxInFlight) {
-      throw new AionError(ErrorCodes.SERVICE_UNAVAILABLE, `the server is saturated (${this.inFlight} requests in flight); retry shortly`, { headers: { 'Retry-After': '1' } });
+      throw new AionError(ErrorCodes.SERVICE_UNAVAILABLE, `the server is saturated (${this.inFlight} requests in flight); retry shortly`, {
+        headers: { 'Retry-After': '1' },
+      });
     }
     this.inFlight++;
     try {

@@ -4,7 +4,9 @@ import type { HookRegistry } from '../hooks/hookRegistry.js';
 import type { KernelEndpoint } from '../hosts/kernelEndpoint.js';
 
 /** What a `http.authenticate` tap answers; `headers` (e.g. RateLimit-*) are added to the response. */
-export type AuthResult = { principal?: Principal; headers?: Record<string, string>; error?: ErrorPayload & { status?: number; headers?: Record<string, string> } } | undefined;
+export type AuthResult =
+  | { principal?: Principal; headers?: Record<string, string>; error?: ErrorPayload & { status?: number; headers?: Record<string, string> } }
+  | undefined;
 
 /** What `http.authenticate` is given; `ip` is the client as `server.trustedProxies` resolves it. */
 export interface AuthenticationRequest {
@@ -39,12 +41,17 @@ export class EdgeAuthentication {
   }
 
   /** `http.authenticate`, then the route's declared auth mode and scopes. Throws the error to send. */
-  async authorize(route: Pick<RouteContribution, 'method' | 'path' | 'auth' | 'scopes'>, request: AuthenticationRequest, setHeader: (k: string, v: string) => void): Promise<Principal | undefined> {
+  async authorize(
+    route: Pick<RouteContribution, 'method' | 'path' | 'auth' | 'scopes'>,
+    request: AuthenticationRequest,
+    setHeader: (k: string, v: string) => void,
+  ): Promise<Principal | undefined> {
     const mode = route.auth ?? (route.scopes?.length ? 'required' : 'optional');
     if (mode === 'none') return undefined;
     const auth = await this.authenticate(request);
     for (const [k, v] of Object.entries(auth?.headers ?? {})) setHeader(k, v);
-    if (auth?.error) throw new AionError(auth.error.code, auth.error.message, { status: auth.error.status ?? 401, headers: auth.error.headers, details: auth.error.details });
+    if (auth?.error)
+      throw new AionError(auth.error.code, auth.error.message, { status: auth.error.status ?? 401, headers: auth.error.headers, details: auth.error.details });
     const principal = auth?.principal;
     if (!principal && mode === 'required') {
       const how = this.installed ? 'send Authorization: Bearer <token> or X-API-Key' : 'no authentication extension is installed, so this route cannot be used';
@@ -52,7 +59,9 @@ export class EdgeAuthentication {
     }
     const missing = (route.scopes ?? []).filter((s) => !principal?.scopes.includes(s) && !principal?.scopes.includes('*'));
     if (principal && missing.length > 0) {
-      throw new AionError(ErrorCodes.FORBIDDEN, `this route requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, { details: { missingScopes: missing } });
+      throw new AionError(ErrorCodes.FORBIDDEN, `this route requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, {
+        details: { missingScopes: missing },
+      });
     }
     return principal;
   }

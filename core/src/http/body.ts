@@ -46,7 +46,8 @@ export function nestsDeeperThan(text: string, max: number): boolean {
 /** raw-body's errors as the edge's codes. */
 function fromRawBody(err: unknown, limit: number): unknown {
   const type = (err as { type?: string }).type;
-  if (type === 'entity.too.large') return new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `the request body is larger than the ${limit} bytes this route accepts`, { details: { limit } });
+  if (type === 'entity.too.large')
+    return new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `the request body is larger than the ${limit} bytes this route accepts`, { details: { limit } });
   if (type === 'request.size.invalid') return new AionError(ErrorCodes.BAD_REQUEST, 'the request body is not as long as its Content-Length says');
   if (type === 'request.aborted') return new AionError(ErrorCodes.BAD_REQUEST, 'the client stopped sending the request body');
   if (type !== undefined) return new AionError(ErrorCodes.BAD_REQUEST, `the request body could not be read (${type})`);
@@ -62,7 +63,13 @@ async function readWithProgress(req: IncomingMessage, length: number | undefined
   const stalled = new Promise<never>((_, reject) => {
     timer = setInterval(() => {
       if (received - atLastCheck < progress.minBytes) {
-        reject(new AionError(ErrorCodes.REQUEST_TIMEOUT, `the request body arrived too slowly (under ${progress.minBytes} bytes in ${progress.intervalMs} ms); send it in one go`, { headers: { Connection: 'close' } }));
+        reject(
+          new AionError(
+            ErrorCodes.REQUEST_TIMEOUT,
+            `the request body arrived too slowly (under ${progress.minBytes} bytes in ${progress.intervalMs} ms); send it in one go`,
+            { headers: { Connection: 'close' } },
+          ),
+        );
       }
       atLastCheck = received;
     }, progress.intervalMs);
@@ -90,7 +97,9 @@ export async function readRequestBody(ctx: Koa.Context, limits: BodyLimits): Pro
       throw new AionError(ErrorCodes.BAD_REQUEST, 'the request body is not valid UTF-8');
     }
     if (nestsDeeperThan(text, limits.maxDepth)) {
-      throw new AionError(ErrorCodes.BAD_REQUEST, `the JSON body nests arrays and objects deeper than ${limits.maxDepth} levels (server.jsonMaxDepth)`, { details: { maxDepth: limits.maxDepth } });
+      throw new AionError(ErrorCodes.BAD_REQUEST, `the JSON body nests arrays and objects deeper than ${limits.maxDepth} levels (server.jsonMaxDepth)`, {
+        details: { maxDepth: limits.maxDepth },
+      });
     }
     try {
       return { body: JSON.parse(text) };

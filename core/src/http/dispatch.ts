@@ -1,5 +1,13 @@
 import type Koa from 'koa';
-import { AionError, CancellationTokenSource, ErrorCodes, isAionError, type HttpRequestData, type HttpResponseData, type RouteContribution } from '@aion/extension-api';
+import {
+  AionError,
+  CancellationTokenSource,
+  ErrorCodes,
+  isAionError,
+  type HttpRequestData,
+  type HttpResponseData,
+  type RouteContribution,
+} from '@aion/extension-api';
 import { HostProtocol } from '@aion/extension-api/protocol';
 import type { ServerConfig } from '../config/configuration.js';
 import type { KernelEndpoint } from '../hosts/kernelEndpoint.js';
@@ -31,7 +39,11 @@ export class RouteDispatcher {
     if (route.errorFormat) ctx.state.errorFormat = route.errorFormat;
     const principal = await authentication.authorize(route, { headers: ctx.headers, method: ctx.method, path: ctx.path, ip }, (k, v) => ctx.set(k, v));
     ctx.state.principal = principal;
-    const { body, rawBody } = await readRequestBody(ctx, { limit: route.bodyLimit ?? config.bodyLimit, maxDepth: config.jsonMaxDepth, progress: config.bodyProgress });
+    const { body, rawBody } = await readRequestBody(ctx, {
+      limit: route.bodyLimit ?? config.bodyLimit,
+      maxDepth: config.jsonMaxDepth,
+      progress: config.bodyProgress,
+    });
     const request: HttpRequestData = {
       method: ctx.method,
       path: ctx.path,

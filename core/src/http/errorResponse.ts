@@ -27,7 +27,11 @@ export function openAIErrorType(status: number): string {
  * that speak the OpenAI API (`errorFormat: "openai"`) add OpenAI's `type` and `param` to it, so OpenAI
  * clients read the same body as their own error kinds.
  */
-export function errorBody(error: AionError | ErrorPayload, format: ErrorFormat = 'aion', status?: number): { error: ErrorPayload & { type?: string; param?: string | null } } {
+export function errorBody(
+  error: AionError | ErrorPayload,
+  format: ErrorFormat = 'aion',
+  status?: number,
+): { error: ErrorPayload & { type?: string; param?: string | null } } {
   const e: ErrorPayload & { type?: string; param?: string | null } = { code: error.code, message: error.message };
   if (error.details !== undefined) e.details = error.details;
   if (format === 'openai') {
@@ -39,7 +43,37 @@ export function errorBody(error: AionError | ErrorPayload, format: ErrorFormat =
 }
 
 /** Top-level folders of host filesystems (Linux, macOS) and of this host: a path under one is a file path, not an API path. */
-const FILESYSTEM_ROOTS = new Set(['Applications', 'Library', 'System', 'Users', 'Volumes', 'bin', 'boot', 'dev', 'etc', 'home', 'lib', 'lib64', 'media', 'mnt', 'nix', 'opt', 'private', 'proc', 'root', 'run', 'sbin', 'snap', 'srv', 'sys', 'tmp', 'usr', 'var', 'work', 'workspace']);
+const FILESYSTEM_ROOTS = new Set([
+  'Applications',
+  'Library',
+  'System',
+  'Users',
+  'Volumes',
+  'bin',
+  'boot',
+  'dev',
+  'etc',
+  'home',
+  'lib',
+  'lib64',
+  'media',
+  'mnt',
+  'nix',
+  'opt',
+  'private',
+  'proc',
+  'root',
+  'run',
+  'sbin',
+  'snap',
+  'srv',
+  'sys',
+  'tmp',
+  'usr',
+  'var',
+  'work',
+  'workspace',
+]);
 try {
   for (const entry of readdirSync('/')) FILESYSTEM_ROOTS.add(entry);
 } catch {
@@ -61,7 +95,13 @@ export function sanitizeMessage(message: string): string {
 export function rawErrorResponse(error: AionError, requestId: string = randomUUID()): string {
   const status = error.httpStatus;
   const body = JSON.stringify(errorBody(error, 'aion', status));
-  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`, 'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`, `X-Request-Id: ${requestId}`, 'Connection: close'];
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    `X-Request-Id: ${requestId}`,
+    'Connection: close',
+  ];
   for (const [k, v] of Object.entries(error.headers ?? {})) if (k.toLowerCase() !== 'connection') lines.push(`${k}: ${v}`);
   return `${lines.join('\r\n')}\r\n\r\n${body}`;
 }

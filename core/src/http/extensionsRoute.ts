@@ -67,8 +67,14 @@ export function degradation(sources: ExtensionStatusSources): Array<{ code: stri
   for (const r of sources.registry.all()) {
     const last = r.errors.at(-1);
     if (r.state === 'failed') out.push({ code: last?.code ?? ErrorCodes.ACTIVATION_FAILED, extension: r.id, reason: last?.message ?? 'activation failed' });
-    else if (r.state === 'disabled' && !sources.config.disabledExtensions.includes(r.id) && !sources.hosts.disabledReason(r)) out.push({ code: ErrorCodes.EXTENSION_DISABLED, extension: r.id, reason: last?.message ?? 'disabled' });
-    if (r.state !== 'skipped' && enforcementOf(r, sources.network) === 'advisory') out.push({ code: ErrorCodes.NETWORK_ISOLATION_UNAVAILABLE, extension: r.id, reason: `${r.id}'s network allow-list is not enforced on this machine (permissions.enforcement is "advisory")` });
+    else if (r.state === 'disabled' && !sources.config.disabledExtensions.includes(r.id) && !sources.hosts.disabledReason(r))
+      out.push({ code: ErrorCodes.EXTENSION_DISABLED, extension: r.id, reason: last?.message ?? 'disabled' });
+    if (r.state !== 'skipped' && enforcementOf(r, sources.network) === 'advisory')
+      out.push({
+        code: ErrorCodes.NETWORK_ISOLATION_UNAVAILABLE,
+        extension: r.id,
+        reason: `${r.id}'s network allow-list is not enforced on this machine (permissions.enforcement is "advisory")`,
+      });
   }
   return out;
 }
@@ -80,14 +86,20 @@ export function degradation(sources: ExtensionStatusSources): Array<{ code: stri
 export function extensionsRoute(router: Router, sources: ExtensionStatusSources & { authentication: EdgeAuthentication; activation: ActivationService }): void {
   const list = { method: 'GET' as const, path: '/v1/extensions', scopes: [EXTENSIONS_READ_SCOPE] };
   router.get(list.path, async (ctx) => {
-    await sources.authentication.authorize(list, { headers: ctx.headers, method: ctx.method, path: ctx.path, ip: ctx.state.clientIp as string }, (k, v) => ctx.set(k, v));
+    await sources.authentication.authorize(list, { headers: ctx.headers, method: ctx.method, path: ctx.path, ip: ctx.state.clientIp as string }, (k, v) =>
+      ctx.set(k, v),
+    );
     ctx.body = { extensions: describeExtensions(sources) };
   });
   for (const action of ['enable', 'disable'] as const) {
     const route = { method: 'POST' as const, path: `/v1/extensions/:id/${action}`, scopes: [EXTENSIONS_WRITE_SCOPE] };
     router.post(route.path, async (ctx) => {
       // authorize() refuses a caller without extensions:write (or *) with 401 or 403.
-      const principal = await sources.authentication.authorize(route, { headers: ctx.headers, method: ctx.method, path: ctx.path, ip: ctx.state.clientIp as string }, (k, v) => ctx.set(k, v));
+      const principal = await sources.authentication.authorize(
+        route,
+        { headers: ctx.headers, method: ctx.method, path: ctx.path, ip: ctx.state.clientIp as string },
+        (k, v) => ctx.set(k, v),
+      );
       const id = (ctx as unknown as { params: { id: string } }).params.id;
       if (!sources.registry.get(id)) throw new AionError(ErrorCodes.EXTENSION_NOT_FOUND, `no extension ${id} is installed`);
       if (action === 'enable') await sources.activation.enable(id);

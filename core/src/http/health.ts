@@ -47,7 +47,10 @@ const CHECKS_TIMEOUT_MS = 5_000;
 export async function runHealthChecks(callHook: (hook: string, payload: unknown) => Promise<unknown>): Promise<HealthCheck[]> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    const answer = (await Promise.race([callHook('health.check', { checks: [] }), new Promise((resolve) => (timer = setTimeout(() => resolve('timeout'), CHECKS_TIMEOUT_MS)))])) as { checks?: HealthCheck[] } | 'timeout';
+    const answer = (await Promise.race([
+      callHook('health.check', { checks: [] }),
+      new Promise((resolve) => (timer = setTimeout(() => resolve('timeout'), CHECKS_TIMEOUT_MS))),
+    ])) as { checks?: HealthCheck[] } | 'timeout';
     if (answer === 'timeout') return [{ name: 'health.check', status: 'failed', detail: `the checks did not finish within ${CHECKS_TIMEOUT_MS} ms` }];
     return Array.isArray(answer?.checks) ? answer.checks : [];
   } catch (err) {
@@ -61,7 +64,9 @@ export async function runHealthChecks(callHook: (hook: string, payload: unknown)
 export function healthRoutes(router: Router, sources: HealthSources & { callHook(hook: string, payload: unknown): Promise<unknown> }): void {
   router.get('/healthz', async (ctx) => {
     // Probes carry no credentials, so they never cost an authentication call.
-    const principal = carriesCredentials(ctx.headers) ? (await sources.authentication.authenticate({ headers: ctx.headers, method: 'GET', path: ctx.path, ip: ctx.state.clientIp as string }))?.principal : undefined;
+    const principal = carriesCredentials(ctx.headers)
+      ? (await sources.authentication.authenticate({ headers: ctx.headers, method: 'GET', path: ctx.path, ip: ctx.state.clientIp as string }))?.principal
+      : undefined;
     const admin = isAdmin(principal);
     const report = healthReport(sources, admin);
     // Dependencies are checked for admins only: an anonymous probe never costs a database round trip.
@@ -77,6 +82,11 @@ export function healthRoutes(router: Router, sources: HealthSources & { callHook
     ctx.status = ready && !draining ? 200 : 503;
     // Still ready when degraded: the rest of the server serves, and a load balancer should keep sending it traffic.
     const degraded = degradation(sources).length;
-    ctx.body = ready && !draining ? (degraded > 0 ? { status: 'degraded', degraded } : { status: 'ready' }) : errorBody({ code: ErrorCodes.SERVICE_UNAVAILABLE, message: draining ? 'shutting down' : 'start-up activations are still running' });
+    ctx.body =
+      ready && !draining
+        ? degraded > 0
+          ? { status: 'degraded', degraded }
+          : { status: 'ready' }
+        : errorBody({ code: ErrorCodes.SERVICE_UNAVAILABLE, message: draining ? 'shutting down' : 'start-up activations are still running' });
   });
 }

@@ -44,10 +44,33 @@ function pathOf(ctx: Koa.Context): string {
 
 /** What the kernel's own routes require, as an extension would declare them (they are listed in the API document). */
 const KERNEL_ROUTES: RouteContribution[] = [
-  { method: 'GET', path: '/healthz', auth: 'optional', description: 'Liveness: ok or degraded with counts; an admin also sees each host and what degrades the server.', responseSchema: { type: 'object', required: ['status'], properties: { status: { enum: ['ok', 'degraded'] }, counts: { type: 'object' } } } },
-  { method: 'GET', path: '/readyz', auth: 'none', description: 'Readiness: 200 once start-up activations are done and while not draining, 503 otherwise.', responseSchema: { type: 'object', required: ['status'], properties: { status: { enum: ['ready', 'degraded'] }, degraded: { type: 'integer' } } } },
-  { method: 'GET', path: '/v1/extensions', scopes: [EXTENSIONS_READ_SCOPE], description: 'Every extension with its state, host, placement, permissions, activation and contributions.', responseSchema: { type: 'object', required: ['extensions'], properties: { extensions: { type: 'array', items: { type: 'object' } } } } },
-  { method: 'POST', path: '/v1/extensions/:id/enable', scopes: [EXTENSIONS_WRITE_SCOPE], description: 'Enables an extension (and a host the crash policy disabled).' },
+  {
+    method: 'GET',
+    path: '/healthz',
+    auth: 'optional',
+    description: 'Liveness: ok or degraded with counts; an admin also sees each host and what degrades the server.',
+    responseSchema: { type: 'object', required: ['status'], properties: { status: { enum: ['ok', 'degraded'] }, counts: { type: 'object' } } },
+  },
+  {
+    method: 'GET',
+    path: '/readyz',
+    auth: 'none',
+    description: 'Readiness: 200 once start-up activations are done and while not draining, 503 otherwise.',
+    responseSchema: { type: 'object', required: ['status'], properties: { status: { enum: ['ready', 'degraded'] }, degraded: { type: 'integer' } } },
+  },
+  {
+    method: 'GET',
+    path: '/v1/extensions',
+    scopes: [EXTENSIONS_READ_SCOPE],
+    description: 'Every extension with its state, host, placement, permissions, activation and contributions.',
+    responseSchema: { type: 'object', required: ['extensions'], properties: { extensions: { type: 'array', items: { type: 'object' } } } },
+  },
+  {
+    method: 'POST',
+    path: '/v1/extensions/:id/enable',
+    scopes: [EXTENSIONS_WRITE_SCOPE],
+    description: 'Enables an extension (and a host the crash policy disabled).',
+  },
   { method: 'POST', path: '/v1/extensions/:id/disable', scopes: [EXTENSIONS_WRITE_SCOPE], description: 'Disables an extension until it is enabled again.' },
 ];
 
@@ -83,7 +106,14 @@ export class HttpEdge {
     this.proxies = new TrustedProxies(server.trustedProxies);
     this.authentication = new EdgeAuthentication({ kernel, hooks, activation });
     this.dispatcher = new RouteDispatcher({ config: server, logger, registry, kernel, authentication: this.authentication, admission: this.admission });
-    this.webSockets = new WebSocketBridge({ config: server, kernel, authentication: this.authentication, admission: this.admission, proxies: this.proxies, fromExtension: (err, id, requestId) => this.dispatcher.fromExtension(err, id, requestId) });
+    this.webSockets = new WebSocketBridge({
+      config: server,
+      kernel,
+      authentication: this.authentication,
+      admission: this.admission,
+      proxies: this.proxies,
+      fromExtension: (err, id, requestId) => this.dispatcher.fromExtension(err, id, requestId),
+    });
   }
 
   get inFlightRequests(): number {
@@ -110,7 +140,11 @@ export class HttpEdge {
       ctx.set('X-Request-Id', requestId);
       const started = performance.now();
       // The request id and (when a tracer is installed) the request's span follow every call it makes.
-      const span = tracer().startSpan(`${ctx.method}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': ctx.method, 'aion.request_id': requestId } }, propagation.extract(ROOT_CONTEXT, ctx.headers));
+      const span = tracer().startSpan(
+        `${ctx.method}`,
+        { kind: SpanKind.SERVER, attributes: { 'http.request.method': ctx.method, 'aion.request_id': requestId } },
+        propagation.extract(ROOT_CONTEXT, ctx.headers),
+      );
       const recording = span.isRecording();
       let active = ROOT_CONTEXT.setValue(REQUEST_ID_KEY, requestId);
       if (recording) active = trace.setSpan(active, span);
@@ -130,13 +164,27 @@ export class HttpEdge {
         const errorCode = failure?.code;
         // One access line per request; a failed one also says why.
         const principal = (ctx.state.principal as { sub?: string } | undefined)?.sub ?? null;
-        const entry = { requestId, ip: ctx.state.clientIp, method: ctx.method, path, route: route ?? null, status: ctx.status, ms: Math.round(ms * 10) / 10, principal, ...(failure ? { code: failure.code, cause: failure.cause } : {}) };
+        const entry = {
+          requestId,
+          ip: ctx.state.clientIp,
+          method: ctx.method,
+          path,
+          route: route ?? null,
+          status: ctx.status,
+          ms: Math.round(ms * 10) / 10,
+          principal,
+          ...(failure ? { code: failure.code, cause: failure.cause } : {}),
+        };
         if (ctx.status >= 500) this.logger.warn(entry, 'request failed');
         else this.logger.info(entry, 'request');
         this.telemetry.recordHttp(ctx.method, route ?? 'unmatched', ctx.status, ms, errorCode);
         if (recording) {
           if (route) span.updateName(`${ctx.method} ${route}`);
-          span.setAttributes({ 'http.route': route ?? 'unmatched', 'http.response.status_code': ctx.status, ...(errorCode ? { 'aion.error.code': errorCode } : {}) });
+          span.setAttributes({
+            'http.route': route ?? 'unmatched',
+            'http.response.status_code': ctx.status,
+            ...(errorCode ? { 'aion.error.code': errorCode } : {}),
+          });
           if (ctx.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: errorCode });
         }
         span.end();
@@ -149,7 +197,12 @@ export class HttpEdge {
     const router = new Router();
     const status = { config: this.config, registry: this.registry, contributions: this.contributions, hosts: this.hosts, network: this.network };
     this.contributions.addKernelRoutes(KERNEL_ROUTES);
-    healthRoutes(router, { ...status, authentication: this.authentication, readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }), callHook: (hook, payload) => this.kernel.callHook(hook, payload) });
+    healthRoutes(router, {
+      ...status,
+      authentication: this.authentication,
+      readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }),
+      callHook: (hook, payload) => this.kernel.callHook(hook, payload),
+    });
     extensionsRoute(router, { ...status, authentication: this.authentication, activation: this.activation });
     for (const record of this.registry.all()) {
       if (record.state === 'skipped') continue;
@@ -158,7 +211,10 @@ export class HttpEdge {
         if (route.websocket) {
           this.webSockets.add(record.id, route);
           router.get(route.path, () => {
-            throw new AionError('UPGRADE_REQUIRED', `${route.path} is a WebSocket endpoint: connect with a WebSocket client`, { status: 426, headers: { Upgrade: 'websocket' } });
+            throw new AionError('UPGRADE_REQUIRED', `${route.path} is a WebSocket endpoint: connect with a WebSocket client`, {
+              status: 426,
+              headers: { Upgrade: 'websocket' },
+            });
           });
         } else router[method](route.path, (ctx) => this.dispatcher.dispatch(ctx, record.id, route));
       }
@@ -203,7 +259,8 @@ export class HttpEdge {
       limits: this.config.server.realtime,
       logger: this.logger,
     });
-    if (!this.authentication.installed) this.logger.warn('no authentication extension is installed: socket.io accepts anonymous clients, and routes that require authentication answer 401');
+    if (!this.authentication.installed)
+      this.logger.warn('no authentication extension is installed: socket.io accepts anonymous clients, and routes that require authentication answer 401');
     this.webSockets.attach(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

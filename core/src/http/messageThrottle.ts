@@ -6,7 +6,11 @@ class TokenBucket {
   private tokens: number;
   private last: number;
 
-  constructor(private readonly rate: number, private readonly capacity: number, now: number) {
+  constructor(
+    private readonly rate: number,
+    private readonly capacity: number,
+    now: number,
+  ) {
     this.tokens = capacity;
     this.last = now;
   }
@@ -34,7 +38,10 @@ export class MessageThrottle {
   private readonly messages: TokenBucket;
   private readonly tolerance: TokenBucket;
 
-  constructor(private readonly limits: ServerConfig['realtime'], now = performance.now()) {
+  constructor(
+    private readonly limits: ServerConfig['realtime'],
+    now = performance.now(),
+  ) {
     this.messages = new TokenBucket(limits.messagesPerSecond, limits.burst, now);
     this.tolerance = new TokenBucket(limits.refusalsBeforeDisconnect / 60, limits.refusalsBeforeDisconnect, now);
   }
@@ -50,6 +57,8 @@ export class MessageThrottle {
       verdict === 'disconnect'
         ? `too many messages: more than ${this.limits.messagesPerSecond} a second, refused ${this.limits.refusalsBeforeDisconnect} times; disconnecting`
         : `too many messages: this connection may send ${this.limits.messagesPerSecond} a second (bursts of ${this.limits.burst}); retry in ${retryAfterMs} ms`;
-    return new AionError(ErrorCodes.RATE_LIMITED, message, { details: { retryAfterMs, messagesPerSecond: this.limits.messagesPerSecond, burst: this.limits.burst } });
+    return new AionError(ErrorCodes.RATE_LIMITED, message, {
+      details: { retryAfterMs, messagesPerSecond: this.limits.messagesPerSecond, burst: this.limits.burst },
+    });
   }
 }

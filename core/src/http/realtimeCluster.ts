@@ -26,13 +26,18 @@ export async function joinRealtimeCluster(io: SocketServer, url: string, logger:
   const masked = maskRedisUrl(url);
   const pub = new Redis(url, { lazyConnect: true, connectTimeout: CONNECT_TIMEOUT_MS, maxRetriesPerRequest: 2 });
   const sub = pub.duplicate();
-  for (const client of [pub, sub]) client.on('error', (err: Error) => logger.warn({ err: err.message, redis: masked }, 'realtime Redis connection error; retrying'));
+  for (const client of [pub, sub])
+    client.on('error', (err: Error) => logger.warn({ err: err.message, redis: masked }, 'realtime Redis connection error; retrying'));
   try {
     await Promise.all([pub.connect(), sub.connect()]);
   } catch (err) {
     pub.disconnect();
     sub.disconnect();
-    throw new AionError(ErrorCodes.CONFIG_INVALID, `server.redisUrl ${masked} does not answer (${(err as Error).message}): start Redis or remove the setting (AION_REDIS_URL)`, { status: 503 });
+    throw new AionError(
+      ErrorCodes.CONFIG_INVALID,
+      `server.redisUrl ${masked} does not answer (${(err as Error).message}): start Redis or remove the setting (AION_REDIS_URL)`,
+      { status: 503 },
+    );
   }
   io.adapter(createAdapter(pub, sub, { key: 'aion:realtime' }));
   logger.info({ redis: masked }, 'socket.io publications are shared through Redis');

@@ -57,7 +57,10 @@ export class RealtimeService {
       const result = await access.authenticate({ headers, method: 'GET', path: '/socket.io', ip });
       if (result?.error) return refusal(result.error);
       if (!result?.principal && access.authenticationInstalled()) {
-        return refusal({ code: ErrorCodes.UNAUTHENTICATED, message: 'socket.io clients must authenticate: connect with { auth: { token } } or an Authorization header' });
+        return refusal({
+          code: ErrorCodes.UNAUTHENTICATED,
+          message: 'socket.io clients must authenticate: connect with { auth: { token } } or an Authorization header',
+        });
       }
       socket.data.principal = result?.principal;
       return undefined;

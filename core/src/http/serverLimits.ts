@@ -17,9 +17,16 @@ export interface ServerLimitsOptions {
 function clientErrorFor(err: NodeJS.ErrnoException, config: ServerConfig): AionError {
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return new AionError(ErrorCodes.HEADERS_TOO_LARGE, `the request headers are larger than the ${maxHeaderSize} bytes this server accepts; send fewer or shorter headers`, { details: { maxHeaderSize } });
+      return new AionError(
+        ErrorCodes.HEADERS_TOO_LARGE,
+        `the request headers are larger than the ${maxHeaderSize} bytes this server accepts; send fewer or shorter headers`,
+        { details: { maxHeaderSize } },
+      );
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return new AionError(ErrorCodes.REQUEST_TIMEOUT, `the request did not arrive in time: headers within ${config.headersTimeoutMs} ms, the whole request within ${config.receiveTimeoutMs} ms`);
+      return new AionError(
+        ErrorCodes.REQUEST_TIMEOUT,
+        `the request did not arrive in time: headers within ${config.headersTimeoutMs} ms, the whole request within ${config.receiveTimeoutMs} ms`,
+      );
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, 'the chunk extensions of the request are too large');
     default:
@@ -34,7 +41,10 @@ function clientErrorFor(err: NodeJS.ErrnoException, config: ServerConfig): AionE
  */
 export function createLimitedServer(listener: RequestListener, { config, proxies, logger }: ServerLimitsOptions): Server {
   if (config.headersTimeoutMs > config.receiveTimeoutMs) {
-    throw new AionError(ErrorCodes.CONFIG_INVALID, `server.headersTimeoutMs (${config.headersTimeoutMs}) must not exceed server.receiveTimeoutMs (${config.receiveTimeoutMs})`);
+    throw new AionError(
+      ErrorCodes.CONFIG_INVALID,
+      `server.headersTimeoutMs (${config.headersTimeoutMs}) must not exceed server.receiveTimeoutMs (${config.receiveTimeoutMs})`,
+    );
   }
   // Node checks its clocks only this often; a quarter of the shorter one keeps them close to what is configured.
   const connectionsCheckingInterval = Math.max(100, Math.min(5_000, Math.floor(config.headersTimeoutMs / 4)));
@@ -83,6 +93,9 @@ function refuseConnection(socket: Socket, address: string, cap: number, logger: 
   // Read and drop what the client sends, so closing does not reset the answer away before it is read.
   socket.resume();
   setTimeout(() => socket.destroy(), 1_000).unref();
-  const error = new AionError(ErrorCodes.RATE_LIMITED, `too many open connections from ${address} (at most ${cap}); close idle connections and retry`, { headers: { 'Retry-After': '1' }, details: { maxConnectionsPerIp: cap } });
+  const error = new AionError(ErrorCodes.RATE_LIMITED, `too many open connections from ${address} (at most ${cap}); close idle connections and retry`, {
+    headers: { 'Retry-After': '1' },
+    details: { maxConnectionsPerIp: cap },
+  });
   socket.end(rawErrorResponse(error));
 }

@@ -42,7 +42,12 @@ export async function writeSseStream(ctx: Koa.Context, response: HttpResponseDat
     const error = isAionError(err) ? err : new AionError(ErrorCodes.STREAM_ERROR, 'the stream failed');
     const payload = { code: error.code, message: sanitizeMessage(error.message) };
     // OpenAI clients read an error mid-stream from a data line holding `error`.
-    if (!closed) res.write(ctx.state.errorFormat === 'openai' ? `data: ${JSON.stringify(errorBody(payload, 'openai', 500))}\n\n` : `event: error\ndata: ${JSON.stringify(payload)}\n\n`);
+    if (!closed)
+      res.write(
+        ctx.state.errorFormat === 'openai'
+          ? `data: ${JSON.stringify(errorBody(payload, 'openai', 500))}\n\n`
+          : `event: error\ndata: ${JSON.stringify(payload)}\n\n`,
+      );
   } finally {
     res.off('close', onClose);
     if (!closed) res.end();

@@ -2,7 +2,17 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Router from '@koa/router';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AionError, AsyncQueue, CancellationTokenSource, ErrorCodes, isAionError, type HttpRequestData, type HttpResponseData, type Principal, type RouteContribution } from '@aion/extension-api';
+import {
+  AionError,
+  AsyncQueue,
+  CancellationTokenSource,
+  ErrorCodes,
+  isAionError,
+  type HttpRequestData,
+  type HttpResponseData,
+  type Principal,
+  type RouteContribution,
+} from '@aion/extension-api';
 import { HostProtocol } from '@aion/extension-api/protocol';
 import type { ServerConfig } from '../config/configuration.js';
 import type { KernelEndpoint } from '../hosts/kernelEndpoint.js';
@@ -77,18 +87,22 @@ export class WebSocketBridge {
     } catch (err) {
       return void refuse(isAionError(err) ? err : new AionError(ErrorCodes.INTERNAL, 'authentication failed'));
     }
-    this.wss!.handleUpgrade(req, socket, head, (ws) =>
-      void this.bridge(ws, target.extensionId, target.route, {
-        method: 'GET',
-        path: url.pathname,
-        route: target.route.path,
-        params: layer.params(url.pathname, layer.captures(url.pathname)) as Record<string, string>,
-        query: Object.fromEntries(url.searchParams),
-        headers: req.headers as Record<string, string>,
-        principal,
-        requestId,
-        ip,
-      }),
+    this.wss!.handleUpgrade(
+      req,
+      socket,
+      head,
+      (ws) =>
+        void this.bridge(ws, target.extensionId, target.route, {
+          method: 'GET',
+          path: url.pathname,
+          route: target.route.path,
+          params: layer.params(url.pathname, layer.captures(url.pathname)) as Record<string, string>,
+          query: Object.fromEntries(url.searchParams),
+          headers: req.headers as Record<string, string>,
+          principal,
+          requestId,
+          ip,
+        }),
     );
   }
 
@@ -115,7 +129,11 @@ export class WebSocketBridge {
     ws.on('error', () => undefined);
     try {
       const host = await this.options.kernel.hostOf(extensionId, `onRoute:GET ${route.path}`);
-      const response = (await host.request(HostProtocol.handleRoute, { extensionId, route: `GET ${route.path}`, request: { ...request, messages } }, cancel.token)) as HttpResponseData;
+      const response = (await host.request(
+        HostProtocol.handleRoute,
+        { extensionId, route: `GET ${route.path}`, request: { ...request, messages } },
+        cancel.token,
+      )) as HttpResponseData;
       if (!response?.stream) throw new AionError(ErrorCodes.INTERNAL, 'the WebSocket handler returned no stream');
       outgoing = (response.stream as AsyncIterable<unknown>)[Symbol.asyncIterator]();
       for (;;) {

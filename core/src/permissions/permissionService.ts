@@ -5,7 +5,8 @@ import type { AionConfig, ExtensionGrant } from '../config/configuration.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { TYPES } from '../tokens.js';
 
-const grantHint = (callerId: string, kind: string, name: string) => `the operator grants it with permissions.grants["${callerId}"].${kind}: ["${name}"] in the configuration`;
+const grantHint = (callerId: string, kind: string, name: string) =>
+  `the operator grants it with permissions.grants["${callerId}"].${kind}: ["${name}"] in the configuration`;
 
 /**
  * Who may call what. The kernel (callerId undefined) and extensions in the kernel host — which run
@@ -37,15 +38,26 @@ export class PermissionService {
     // A user a caller acts for must hold the command's scopes, however trusted the caller that relays it.
     if (principal && scopes.length > 0 && !holds(principal)) {
       const missingScopes = scopes.filter((s) => !principal.scopes.includes(s) && !principal.scopes.includes('*'));
-      throw new AionError(ErrorCodes.FORBIDDEN, `${principal.sub} lacks ${missingScopes.join(', ')} to run ${command}`, { details: { command, missingScopes } });
+      throw new AionError(ErrorCodes.FORBIDDEN, `${principal.sub} lacks ${missingScopes.join(', ')} to run ${command}`, {
+        details: { command, missingScopes },
+      });
     }
     if ((declaration?.access ?? 'public') === 'public' || this.isTrusted(callerId)) return;
     if (this.grantOf(callerId!).commands?.includes(command)) return;
     if (principal && scopes.length > 0) return;
     const forUser = scopes.length > 0 ? `, or it runs the command for a signed-in user holding ${scopes.join(', ')} with commands.executeFor()` : '';
-    throw new AionError(ErrorCodes.FORBIDDEN, `${callerId} may not run the privileged command ${command}: ${grantHint(callerId!, 'commands', command)}${forUser}`, {
-      details: { caller: callerId, command, missingPermission: `commands:${command}`, ...(principal && scopes.length ? { missingScopes: scopes.filter((s) => !principal.scopes.includes(s)) } : {}) },
-    });
+    throw new AionError(
+      ErrorCodes.FORBIDDEN,
+      `${callerId} may not run the privileged command ${command}: ${grantHint(callerId!, 'commands', command)}${forUser}`,
+      {
+        details: {
+          caller: callerId,
+          command,
+          missingPermission: `commands:${command}`,
+          ...(principal && scopes.length ? { missingScopes: scopes.filter((s) => !principal.scopes.includes(s)) } : {}),
+        },
+      },
+    );
   }
 
   /** Throws FORBIDDEN unless `callerId` may call `method` (or, without a method, reach the API at all). */

@@ -39,7 +39,13 @@ export class ExtensionRegistry {
         this.rejected.push({
           manifestPath: s.manifestPath,
           id: s.id,
-          errors: [{ code: ErrorCodes.DUPLICATE_EXTENSION, message: `extension ${s.id} is defined twice: ${existing.manifestPath} (loaded) and ${s.manifestPath} (skipped)`, details: { paths: [existing.manifestPath, s.manifestPath] } }],
+          errors: [
+            {
+              code: ErrorCodes.DUPLICATE_EXTENSION,
+              message: `extension ${s.id} is defined twice: ${existing.manifestPath} (loaded) and ${s.manifestPath} (skipped)`,
+              details: { paths: [existing.manifestPath, s.manifestPath] },
+            },
+          ],
         });
         existing.warnings.push({ code: ErrorCodes.DUPLICATE_EXTENSION, message: `another copy at ${s.manifestPath} was skipped` });
         continue;
@@ -56,7 +62,9 @@ export class ExtensionRegistry {
         hostKey: m.aion?.host ?? options.defaultHost ?? 'shared',
         enforcement: 'os',
         state: options.disabled.includes(s.id) ? 'disabled' : 'inactive',
-        errors: options.disabled.includes(s.id) ? [{ code: ErrorCodes.EXTENSION_DISABLED, message: `${s.id} is disabled by configuration (disabledExtensions)` }] : [],
+        errors: options.disabled.includes(s.id)
+          ? [{ code: ErrorCodes.EXTENSION_DISABLED, message: `${s.id} is disabled by configuration (disabledExtensions)` }]
+          : [],
         warnings: [],
         activationEvents: [],
         configuration: {},
@@ -85,7 +93,11 @@ export class ExtensionRegistry {
     for (const record of this.all()) {
       for (const dep of record.manifest.extensionDependencies ?? []) {
         if (!this.records.has(dep)) {
-          this.skip(record.id, { code: ErrorCodes.DEPENDENCY_MISSING, message: `${record.id} depends on ${dep}, which is not installed`, details: { dependency: dep } });
+          this.skip(record.id, {
+            code: ErrorCodes.DEPENDENCY_MISSING,
+            message: `${record.id} depends on ${dep}, which is not installed`,
+            details: { dependency: dep },
+          });
         }
       }
     }

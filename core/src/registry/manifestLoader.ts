@@ -105,9 +105,13 @@ export function loadManifest(extensionPath: string, source: ScannedManifest['sou
   result.manifest = manifest;
   result.id = extensionIdOf(manifest);
   if (!semver.validRange(manifest.engines.aion)) {
-    result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: /engines/aion: "${manifest.engines.aion}" is not a semver range (e.g. "^${API_VERSION}")`));
+    result.errors.push(
+      err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: /engines/aion: "${manifest.engines.aion}" is not a semver range (e.g. "^${API_VERSION}")`),
+    );
   } else if (!semver.satisfies(API_VERSION, manifest.engines.aion, { includePrerelease: true })) {
-    result.errors.push(err(ErrorCodes.ENGINE_MISMATCH, `${manifestPath}: /engines/aion: requires Aion ${manifest.engines.aion}, this kernel provides API ${API_VERSION}`));
+    result.errors.push(
+      err(ErrorCodes.ENGINE_MISMATCH, `${manifestPath}: /engines/aion: requires Aion ${manifest.engines.aion}, this kernel provides API ${API_VERSION}`),
+    );
   }
   const contributes = manifest.contributes ?? {};
   const needsCode = (contributes.routes?.length ?? 0) > 0 || (contributes.commands?.length ?? 0) > 0;

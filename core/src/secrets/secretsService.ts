@@ -57,11 +57,17 @@ export class SecretsService {
       for (const { name } of record.manifest.contributes?.secrets ?? []) {
         const taken = owners.find((o) => o.pattern === name || matches(o.pattern, name.replace(/\*$/, '')));
         if (taken && taken.owner.id !== record.id) {
-          record.warnings.push({ code: ErrorCodes.SECRET_NOT_GRANTED, message: `${record.manifestPath}: /contributes/secrets: ${name} is owned by ${taken.owner.id}; this extension reads it only if the operator grants it` });
+          record.warnings.push({
+            code: ErrorCodes.SECRET_NOT_GRANTED,
+            message: `${record.manifestPath}: /contributes/secrets: ${name} is owned by ${taken.owner.id}; this extension reads it only if the operator grants it`,
+          });
           continue;
         }
         if (KERNEL_SECRET.test(name) && !record.builtin) {
-          record.warnings.push({ code: ErrorCodes.SECRET_NOT_GRANTED, message: `${record.manifestPath}: /contributes/secrets: ${name} is reserved for the kernel's own extensions` });
+          record.warnings.push({
+            code: ErrorCodes.SECRET_NOT_GRANTED,
+            message: `${record.manifestPath}: /contributes/secrets: ${name} is reserved for the kernel's own extensions`,
+          });
           continue;
         }
         owners.push({ pattern: name, owner: record });
@@ -80,17 +86,28 @@ export class SecretsService {
     const asked = [...(record?.manifest.contributes?.secrets ?? []).map((s) => s.name), ...(record?.manifest.aion?.permissions?.secrets ?? [])];
     const granted = this.config.permissions.grants[extensionId]?.secrets ?? [];
     if (!SECRET_NAME.test(name) || !record || ![...asked, ...granted].some((d) => matches(d, name))) {
-      throw new AionError(ErrorCodes.SECRET_NOT_DECLARED, `${extensionId} asked for secret ${name} but does not declare it in contributes.secrets or aion.permissions.secrets`);
+      throw new AionError(
+        ErrorCodes.SECRET_NOT_DECLARED,
+        `${extensionId} asked for secret ${name} but does not declare it in contributes.secrets or aion.permissions.secrets`,
+      );
     }
     const owner = this.ownerOf(name);
     const isKernelSecret = KERNEL_SECRET.test(name);
     if (isKernelSecret && !record.builtin) {
-      throw new AionError(ErrorCodes.SECRET_NOT_GRANTED, `${name} is a kernel secret: only the kernel's built-in extensions can read it, and no grant changes that`, { details: { secret: name } });
+      throw new AionError(
+        ErrorCodes.SECRET_NOT_GRANTED,
+        `${name} is a kernel secret: only the kernel's built-in extensions can read it, and no grant changes that`,
+        { details: { secret: name } },
+      );
     }
     if (owner && owner.id !== extensionId && !granted.some((g) => matches(g, name))) {
-      throw new AionError(ErrorCodes.SECRET_NOT_GRANTED, `${extensionId} asked for secret ${name}, which belongs to ${owner.id}: the operator grants it with permissions.grants["${extensionId}"].secrets: ["${name}"]`, {
-        details: { secret: name, owner: owner.id },
-      });
+      throw new AionError(
+        ErrorCodes.SECRET_NOT_GRANTED,
+        `${extensionId} asked for secret ${name}, which belongs to ${owner.id}: the operator grants it with permissions.grants["${extensionId}"].secrets: ["${name}"]`,
+        {
+          details: { secret: name, owner: owner.id },
+        },
+      );
     }
     const fromSection = (id: string) => this.file[id]?.[name] ?? env[`AION_SECRET_${envIdOf(id)}__${name}`];
     const value = fromSection(extensionId) ?? (owner && owner.id !== extensionId ? fromSection(owner.id) : undefined);
@@ -103,6 +120,8 @@ export class SecretsService {
 
   /** Every secret value currently known, so logs can be scrubbed of them. */
   knownValues(): string[] {
-    return Object.values(this.file).flatMap((s) => Object.values(s)).filter((v) => typeof v === 'string' && v.length >= 6);
+    return Object.values(this.file)
+      .flatMap((s) => Object.values(s))
+      .filter((v) => typeof v === 'string' && v.length >= 6);
   }
 }

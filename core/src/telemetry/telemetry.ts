@@ -74,7 +74,13 @@ export class Telemetry {
     this.http = new Map();
     this.rpc = new Map();
     if (!this.enabled) return;
-    this.events.emit(TELEMETRY_EVENT, { intervalMs: TELEMETRY_FLUSH_MS, http, rpc, hosts: this.snapshotHosts(), inFlightRequests: this.inFlight() } satisfies TelemetryBatch);
+    this.events.emit(TELEMETRY_EVENT, {
+      intervalMs: TELEMETRY_FLUSH_MS,
+      http,
+      rpc,
+      hosts: this.snapshotHosts(),
+      inFlightRequests: this.inFlight(),
+    } satisfies TelemetryBatch);
   }
 
   snapshotHosts(): HostSnapshot[] {

@@ -1,4 +1,12 @@
-import { AbstractMessageReader, AbstractMessageWriter, createMessageConnection, type DataCallback, type Disposable, type Message, type MessageConnection } from 'vscode-jsonrpc';
+import {
+  AbstractMessageReader,
+  AbstractMessageWriter,
+  createMessageConnection,
+  type DataCallback,
+  type Disposable,
+  type Message,
+  type MessageConnection,
+} from 'vscode-jsonrpc';
 
 /** Default cap on one frame of the `remote` transport. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
@@ -15,7 +23,10 @@ export interface FrameChannel {
 
 /** A frame that broke the transport's rules: too large, not JSON, not JSON-RPC. */
 export class FrameError extends Error {
-  constructor(readonly code: 'FRAME_TOO_LARGE' | 'MALFORMED_FRAME', message: string) {
+  constructor(
+    readonly code: 'FRAME_TOO_LARGE' | 'MALFORMED_FRAME',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -29,7 +40,10 @@ export class FrameReader extends AbstractMessageReader {
   private callback?: DataCallback;
   private readonly backlog: Message[] = [];
 
-  constructor(private readonly maxFrameBytes: number, private readonly onViolation: (error: FrameError) => void) {
+  constructor(
+    private readonly maxFrameBytes: number,
+    private readonly onViolation: (error: FrameError) => void,
+  ) {
     super();
   }
 
@@ -41,7 +55,8 @@ export class FrameReader extends AbstractMessageReader {
 
   /** Feeds one received frame in; a bad frame is reported and dropped, the connection stays usable. */
   receive(frame: string): void {
-    if (Buffer.byteLength(frame) > this.maxFrameBytes) return this.onViolation(new FrameError('FRAME_TOO_LARGE', `a frame of ${Buffer.byteLength(frame)} bytes exceeds the ${this.maxFrameBytes}-byte limit`));
+    if (Buffer.byteLength(frame) > this.maxFrameBytes)
+      return this.onViolation(new FrameError('FRAME_TOO_LARGE', `a frame of ${Buffer.byteLength(frame)} bytes exceeds the ${this.maxFrameBytes}-byte limit`));
     let message: unknown;
     try {
       message = JSON.parse(frame);
@@ -67,7 +82,11 @@ export class FrameReader extends AbstractMessageReader {
 
 /** Frames out: a message over the cap is never sent; the sender's request fails with FRAME_TOO_LARGE instead. */
 export class FrameWriter extends AbstractMessageWriter {
-  constructor(private readonly channel: FrameChannel, private readonly maxFrameBytes: number, private readonly onOversize: (message: Message, bytes: number) => void) {
+  constructor(
+    private readonly channel: FrameChannel,
+    private readonly maxFrameBytes: number,
+    private readonly onOversize: (message: Message, bytes: number) => void,
+  ) {
     super();
   }
 
@@ -107,11 +126,19 @@ export function createFrameConnection(channel: FrameChannel, options: { maxFrame
     const isResponse = id !== undefined && !('method' in message);
     if (isResponse) {
       // The answer is too large for a frame: answer the request with a typed error instead.
-      void writer.write({ jsonrpc: '2.0', id, error: { code: -32050, message: `the answer of ${bytes} bytes exceeds the ${max}-byte frame limit`, data: { code: 'FRAME_TOO_LARGE' } } } as Message);
+      void writer.write({
+        jsonrpc: '2.0',
+        id,
+        error: { code: -32050, message: `the answer of ${bytes} bytes exceeds the ${max}-byte frame limit`, data: { code: 'FRAME_TOO_LARGE' } },
+      } as Message);
     } else if (id !== undefined) {
       // A request too large to send: fail it locally, as if the peer had refused it.
       // Later, so the connection has registered the request it is answering.
-      const answer = JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32050, message: `the request of ${bytes} bytes exceeds the ${max}-byte frame limit`, data: { code: 'FRAME_TOO_LARGE' } } });
+      const answer = JSON.stringify({
+        jsonrpc: '2.0',
+        id,
+        error: { code: -32050, message: `the request of ${bytes} bytes exceeds the ${max}-byte frame limit`, data: { code: 'FRAME_TOO_LARGE' } },
+      });
       setImmediate(() => reader.deliverLocal(answer));
     }
   });

@@ -31,17 +31,50 @@ export interface ActivateResult {
  * edge's request id. Optional on every message that carries a call; absent when nothing is being traced
  * or served, so a host that ignores it loses nothing but the link.
  */
-export interface CallContext { traceparent?: string; tracestate?: string; requestId?: string }
+export interface CallContext {
+  traceparent?: string;
+  tracestate?: string;
+  requestId?: string;
+}
 
 /** `callerId` is the calling extension, verified by the kernel; absent for calls from the kernel itself. */
-export interface InvokeApiParams { extensionId: string; method: string; args: unknown[]; callerId?: string; context?: CallContext }
+export interface InvokeApiParams {
+  extensionId: string;
+  method: string;
+  args: unknown[];
+  callerId?: string;
+  context?: CallContext;
+}
 /** `extensionId` (kernel to host): whose implementation runs, as the kernel resolved it. */
-export interface InvokeContributionParams { point: string; id: string; method: string; args: unknown[]; callerId?: string; extensionId?: string; context?: CallContext }
+export interface InvokeContributionParams {
+  point: string;
+  id: string;
+  method: string;
+  args: unknown[];
+  callerId?: string;
+  extensionId?: string;
+  context?: CallContext;
+}
 /** Credentials of a signed-in user a caller acts for, as it received them (`commands.executeFor`). */
-export interface ActingFor { authorization?: string; apiKey?: string }
+export interface ActingFor {
+  authorization?: string;
+  apiKey?: string;
+}
 /** `callerId`: the extension asking (verified by the kernel); `principal`: the user it acts for, verified by the kernel. */
-export interface ExecuteCommandParams { command: string; args: unknown[]; callerId?: string; actingFor?: ActingFor; principal?: Principal; context?: CallContext }
-export interface HandleRouteParams { extensionId: string; route: string; request: HttpRequestData; context?: CallContext }
+export interface ExecuteCommandParams {
+  command: string;
+  args: unknown[];
+  callerId?: string;
+  actingFor?: ActingFor;
+  principal?: Principal;
+  context?: CallContext;
+}
+export interface HandleRouteParams {
+  extensionId: string;
+  route: string;
+  request: HttpRequestData;
+  context?: CallContext;
+}
 
 /** Requests and notifications a host sends; the kernel implements them. */
 export const KernelProtocol = {

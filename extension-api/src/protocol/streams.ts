@@ -3,7 +3,9 @@ import { AionError, ErrorCodes, isAionError } from '../errors.js';
 import { StreamProtocol } from './index.js';
 
 /** How a stream crosses the wire: its values travel as chunk notifications under this id. */
-export interface StreamMarker { $aionStream: string }
+export interface StreamMarker {
+  $aionStream: string;
+}
 
 export function isStreamMarker(value: unknown): value is StreamMarker {
   return typeof value === 'object' && value !== null && typeof (value as StreamMarker).$aionStream === 'string';
@@ -20,7 +22,14 @@ const CREDIT_WAIT_MS = 60_000;
 
 type StreamEvent = { kind: 'chunk'; data: unknown } | { kind: 'end' } | { kind: 'error'; error: AionError };
 
-interface Outgoing { iterator: AsyncIterator<unknown>; credit: number; wake?: () => void; cancelled: boolean; stopped?: boolean; onCancel?: () => void }
+interface Outgoing {
+  iterator: AsyncIterator<unknown>;
+  credit: number;
+  wake?: () => void;
+  cancelled: boolean;
+  stopped?: boolean;
+  onCancel?: () => void;
+}
 
 class Incoming implements AsyncIterableIterator<unknown> {
   private readonly queue: unknown[] = [];
@@ -29,7 +38,10 @@ class Incoming implements AsyncIterableIterator<unknown> {
   private failure?: unknown;
   private consumedSinceGrant = 0;
 
-  constructor(private readonly id: string, private readonly bridge: StreamBridge) {}
+  constructor(
+    private readonly id: string,
+    private readonly bridge: StreamBridge,
+  ) {}
 
   push(value: unknown): void {
     if (this.waiting) {
@@ -100,7 +112,9 @@ export class StreamBridge {
   constructor(private readonly connection: MessageConnection) {
     connection.onNotification(StreamProtocol.chunk, ({ streamId, data }) => this.deliver(streamId, { kind: 'chunk', data }));
     connection.onNotification(StreamProtocol.end, ({ streamId }) => this.deliver(streamId, { kind: 'end' }));
-    connection.onNotification(StreamProtocol.error, ({ streamId, error }) => this.deliver(streamId, { kind: 'error', error: new AionError(error.code, error.message, { details: error.details }) }));
+    connection.onNotification(StreamProtocol.error, ({ streamId, error }) =>
+      this.deliver(streamId, { kind: 'error', error: new AionError(error.code, error.message, { details: error.details }) }),
+    );
     connection.onNotification(StreamProtocol.credit, ({ streamId, credit }) => {
       const out = this.outgoing.get(streamId);
       if (!out) return;

@@ -21,7 +21,9 @@ export class AmdDetector implements AcceleratorDetector {
     if (absent && !run.stdout.includes('{')) return notPresent(absent, { name: 'rocm-smi' });
     if (run.exitCode !== 0 && !run.stdout.includes('{')) {
       const said = (run.stderr || run.stdout).trim().split('\n')[0] ?? '';
-      throw new AionError(DetectorErrorCodes.TOOL_FAILED, `${command} exited with code ${run.exitCode}${said ? `: ${said}` : ''}`, { details: { tool: command, exitCode: run.exitCode } });
+      throw new AionError(DetectorErrorCodes.TOOL_FAILED, `${command} exited with code ${run.exitCode}${said ? `: ${said}` : ''}`, {
+        details: { tool: command, exitCode: run.exitCode },
+      });
     }
     const devices = parseRocmSmi(run.stdout);
     if (devices.length === 0) return notPresent('rocm-smi listed no GPUs', { name: 'rocm-smi' });

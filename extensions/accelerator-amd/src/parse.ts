@@ -1,7 +1,16 @@
 import { defined, outputInvalid, readNumber, type DetectedDevice } from '@aion/ext-accelerators/kit';
 
 /** `rocm-smi --showproductname --showmeminfo vram --json`, plus utilization, temperature, unique id and driver version. */
-export const ROCM_SMI_ARGS = ['--showproductname', '--showmeminfo', 'vram', '--showuse', '--showtemp', '--showuniqueid', '--showdriverversion', '--json'] as const;
+export const ROCM_SMI_ARGS = [
+  '--showproductname',
+  '--showmeminfo',
+  'vram',
+  '--showuse',
+  '--showtemp',
+  '--showuniqueid',
+  '--showdriverversion',
+  '--json',
+] as const;
 
 const MIB = 1024 * 1024;
 

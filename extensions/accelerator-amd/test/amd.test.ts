@@ -53,7 +53,10 @@ describe('accelerator-amd', () => {
       tools.printing('rocm-smi', ROCM_6);
       const result = await detect();
       assert.equal(result.present, true);
-      assert.deepEqual(result.devices.map((d) => d.name), ['AMD Instinct MI210', 'AMD Instinct MI210']);
+      assert.deepEqual(
+        result.devices.map((d) => d.name),
+        ['AMD Instinct MI210', 'AMD Instinct MI210'],
+      );
     });
 
     it('reports "not present" without rocm-smi, or without the amdgpu driver', async () => {

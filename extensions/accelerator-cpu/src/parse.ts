@@ -3,7 +3,8 @@ import { outputInvalid } from '@aion/ext-accelerators/kit';
 export const LSCPU_ARGS = ['--json'] as const;
 
 /** SIMD and matrix extensions, as Linux names them in the CPU flags (x86 and Arm). */
-const SIMD = /^(mmx|sse|sse2|pni|ssse3|sse4_1|sse4_2|sse4a|avx|avx2|avx512\w*|avx_vnni\w*|avx10\w*|fma|fma4|f16c|amx_\w+|asimd\w*|fphp|sve\w*|sme\w*|i8mm|bf16)$/;
+const SIMD =
+  /^(mmx|sse|sse2|pni|ssse3|sse4_1|sse4_2|sse4a|avx|avx2|avx512\w*|avx_vnni\w*|avx10\w*|fma|fma4|f16c|amx_\w+|asimd\w*|fphp|sve\w*|sme\w*|i8mm|bf16)$/;
 
 export interface LscpuFacts {
   model?: string;

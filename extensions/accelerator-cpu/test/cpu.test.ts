@@ -11,18 +11,53 @@ const LSCPU = JSON.stringify({
     { field: 'CPU(s):', data: '2' },
     { field: 'Vendor ID:', data: 'AuthenticAMD' },
     { field: 'Model name:', data: 'AMD EPYC' },
-    { field: 'Flags:', data: 'fpu vme de pse tsc msr mmx fxsr sse sse2 ht syscall pni pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 popcnt aes avx f16c avx2 bmi2 avx512f avx512dq avx512bw avx512vl avx_vnni avx512_bf16' },
+    {
+      field: 'Flags:',
+      data: 'fpu vme de pse tsc msr mmx fxsr sse sse2 ht syscall pni pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 popcnt aes avx f16c avx2 bmi2 avx512f avx512dq avx512bw avx512vl avx_vnni avx512_bf16',
+    },
   ],
 });
 // lscpu 2.39 nests rows under `children`; on Arm the SIMD flags are asimd and sve.
-const LSCPU_NESTED = JSON.stringify({ lscpu: [{ field: 'Architecture:', data: 'aarch64', children: [{ field: 'Model name:', data: 'Neoverse-V2', children: [{ field: 'Flags:', data: 'fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp sve sve2 i8mm bf16' }] }] }] });
+const LSCPU_NESTED = JSON.stringify({
+  lscpu: [
+    {
+      field: 'Architecture:',
+      data: 'aarch64',
+      children: [
+        {
+          field: 'Model name:',
+          data: 'Neoverse-V2',
+          children: [{ field: 'Flags:', data: 'fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp sve sve2 i8mm bf16' }],
+        },
+      ],
+    },
+  ],
+});
 
 describe('accelerator-cpu', () => {
   it('reads model, architecture and SIMD features from lscpu --json', () => {
     const facts = parseLscpu(LSCPU);
     assert.equal(facts.model, 'AMD EPYC');
     assert.equal(facts.architecture, 'x86_64');
-    assert.deepEqual(facts.features, ['mmx', 'sse', 'sse2', 'sse3', 'ssse3', 'fma', 'sse4_1', 'sse4_2', 'avx', 'f16c', 'avx2', 'avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx_vnni', 'avx512_bf16']);
+    assert.deepEqual(facts.features, [
+      'mmx',
+      'sse',
+      'sse2',
+      'sse3',
+      'ssse3',
+      'fma',
+      'sse4_1',
+      'sse4_2',
+      'avx',
+      'f16c',
+      'avx2',
+      'avx512f',
+      'avx512dq',
+      'avx512bw',
+      'avx512vl',
+      'avx_vnni',
+      'avx512_bf16',
+    ]);
     assert.deepEqual(parseLscpu(LSCPU_NESTED).features, ['asimd', 'fphp', 'asimdhp', 'sve', 'sve2', 'i8mm', 'bf16']);
     assert.throws(() => parseLscpu('Architecture: x86_64'), { code: 'ACCELERATOR_OUTPUT_INVALID' });
   });

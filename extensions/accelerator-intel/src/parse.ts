@@ -37,7 +37,9 @@ export function parseDiscovery(stdout: string): DetectedDevice[] {
   if (data.error !== undefined) throw outputInvalid('xpu-smi', `it reports an error: ${String(data.error)}`, stdout);
   const list = data.device_list;
   if (!Array.isArray(list)) throw outputInvalid('xpu-smi', 'there is no device_list array', stdout);
-  return list.filter((d) => typeof d === 'object' && d !== null && (d as Record<string, unknown>).device_type !== 'Unknown').map((d) => deviceFrom(d as Record<string, unknown>, stdout));
+  return list
+    .filter((d) => typeof d === 'object' && d !== null && (d as Record<string, unknown>).device_type !== 'Unknown')
+    .map((d) => deviceFrom(d as Record<string, unknown>, stdout));
 }
 
 /** One xpu-smi device object (from the listing, or the details of one device). */
@@ -73,7 +75,10 @@ export function parseDeviceDetails(stdout: string, listed: DetectedDevice): Dete
  */
 export function parseSyclLs(stdout: string): DetectedDevice[] {
   const devices: DetectedDevice[] = [];
-  for (const line of stdout.split(/\r?\n/).map((l) => l.trim()).filter(Boolean)) {
+  for (const line of stdout
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     if (!line.startsWith('[')) continue;
     if (!/^\[(ext_oneapi_)?level_zero:gpu/.test(line)) continue;
     const m = line.match(/^\[(?:ext_oneapi_)?level_zero:gpu(?::(\d+))?\](?:\[level_zero:(\d+)\])?\s+[^,]+,\s+(.+?)\s+(\d[\w.]*)\s+\[([^\]]+)\]$/);

@@ -1,7 +1,18 @@
 import { defined, outputInvalid, readNumber, type DetectedDevice } from '@aion/ext-accelerators/kit';
 
 /** The fields asked of `nvidia-smi --query-gpu`, in the order it prints them. */
-export const QUERY_FIELDS = ['index', 'name', 'uuid', 'memory.total', 'memory.used', 'memory.free', 'utilization.gpu', 'temperature.gpu', 'driver_version', 'compute_cap'] as const;
+export const QUERY_FIELDS = [
+  'index',
+  'name',
+  'uuid',
+  'memory.total',
+  'memory.used',
+  'memory.free',
+  'utilization.gpu',
+  'temperature.gpu',
+  'driver_version',
+  'compute_cap',
+] as const;
 
 export const QUERY_ARGS = [`--query-gpu=${QUERY_FIELDS.join(',')}`, '--format=csv,noheader,nounits'] as const;
 
@@ -29,11 +40,26 @@ export function absentReason(output: string): string | undefined {
  * fields separated by ", ", unavailable values printed as `[N/A]` or `[Not Supported]`.
  */
 export function parseQuery(stdout: string): DetectedDevice[] {
-  const lines = stdout.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const lines = stdout
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines.map((line) => {
     const cells = line.split(/,\s*/);
-    if (cells.length !== QUERY_FIELDS.length) throw outputInvalid('nvidia-smi', `a line has ${cells.length} fields where ${QUERY_FIELDS.length} were asked for (${QUERY_FIELDS.join(',')})`, line);
-    const [index, name, uuid, total, used, free, utilization, temperature, driver, computeCap] = cells as [string, string, string, string, string, string, string, string, string, string];
+    if (cells.length !== QUERY_FIELDS.length)
+      throw outputInvalid('nvidia-smi', `a line has ${cells.length} fields where ${QUERY_FIELDS.length} were asked for (${QUERY_FIELDS.join(',')})`, line);
+    const [index, name, uuid, total, used, free, utilization, temperature, driver, computeCap] = cells as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const n = (label: string, value: string) => {
       const parsed = readNumber(value);
       if (Number.isNaN(parsed)) throw outputInvalid('nvidia-smi', `${label} is "${value}", not a number`, line);

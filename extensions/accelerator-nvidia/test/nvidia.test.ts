@@ -71,7 +71,10 @@ describe('accelerator-nvidia: parsing nvidia-smi', () => {
 
   it('refuses malformed output with ACCELERATOR_OUTPUT_INVALID', () => {
     assert.throws(() => parseQuery('0, NVIDIA H200, GPU-x, 143771\n'), { code: 'ACCELERATOR_OUTPUT_INVALID' });
-    assert.throws(() => parseQuery('0, NVIDIA H200, GPU-x, lots, 0, 1, 0, 35, 580.159.04, 9.0\n'), { code: 'ACCELERATOR_OUTPUT_INVALID', message: /memory\.total is "lots"/ });
+    assert.throws(() => parseQuery('0, NVIDIA H200, GPU-x, lots, 0, 1, 0, 35, 580.159.04, 9.0\n'), {
+      code: 'ACCELERATOR_OUTPUT_INVALID',
+      message: /memory\.total is "lots"/,
+    });
     assert.throws(() => parseQuery('x, NVIDIA H200, GPU-x, 1, 0, 1, 0, 35, 580.159.04, 9.0\n'), { code: 'ACCELERATOR_OUTPUT_INVALID' });
     assert.throws(() => parseQuery('<html>oops</html>\n'), { code: 'ACCELERATOR_OUTPUT_INVALID' });
   });
@@ -128,7 +131,11 @@ describe('accelerator-nvidia: running nvidia-smi from PATH', () => {
   });
 
   it('reports "not present" when nvidia-smi cannot reach a driver', async () => {
-    tools.printing('nvidia-smi', "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.", 9);
+    tools.printing(
+      'nvidia-smi',
+      "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.",
+      9,
+    );
     const result = await tools.onPath(() => detector().detect());
     assert.equal(result.present, false);
     assert.match(result.reason!, /cannot reach the NVIDIA driver/);
@@ -136,20 +143,29 @@ describe('accelerator-nvidia: running nvidia-smi from PATH', () => {
 
   it("fails with ACCELERATOR_TOOL_FAILED and nvidia-smi's own words when it refuses the query", async () => {
     tools.printing('nvidia-smi', heredoc(h200('badfield.stdout')), 2);
-    const err = await rejectsWithCode(tools.onPath(() => detector().detect()), 'ACCELERATOR_TOOL_FAILED');
+    const err = await rejectsWithCode(
+      tools.onPath(() => detector().detect()),
+      'ACCELERATOR_TOOL_FAILED',
+    );
     assert.match(err.message, /is not a valid field to query/);
   });
 
   it('fails with ACCELERATOR_OUTPUT_INVALID on output it cannot read', async () => {
     tools.printing('nvidia-smi', '0, NVIDIA H200, GPU-1, 143771, 0');
-    await rejectsWithCode(tools.onPath(() => detector().detect()), 'ACCELERATOR_OUTPUT_INVALID');
+    await rejectsWithCode(
+      tools.onPath(() => detector().detect()),
+      'ACCELERATOR_OUTPUT_INVALID',
+    );
   });
 
   it('kills a hanging nvidia-smi, and what it started, after the timeout', async () => {
     const pidFile = join(tools.dir, 'child.pid');
     tools.write('nvidia-smi', `# hangs the way nvidia-smi does when a GPU has fallen off the bus\n/bin/sleep 600 &\necho $! > ${pidFile}\nwait`);
     const started = performance.now();
-    const err = await rejectsWithCode(tools.onPath(() => detector(300).detect()), 'ACCELERATOR_TOOL_TIMEOUT');
+    const err = await rejectsWithCode(
+      tools.onPath(() => detector(300).detect()),
+      'ACCELERATOR_TOOL_TIMEOUT',
+    );
     assert.match(err.message, /300 ms/);
     assert.ok(performance.now() - started < 10_000, 'the detector answers once the timeout has passed');
     assert.ok(await processGone(Number(readFileSync(pidFile, 'utf8'))), 'the sleep the tool started is killed with it');

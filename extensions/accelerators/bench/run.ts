@@ -11,15 +11,22 @@ const fixtures: Record<string, Record<string, string>> = {
   nvidia: {
     'nvidia-smi': `case "$1" in\n  --query-gpu=*) echo '0, NVIDIA H200, GPU-01060625-fc54-8566-0829-91dbf3a104a7, 143771, 0, 143156, 0, 35, 580.159.04, 9.0' ;;\n  --version) printf 'NVIDIA-SMI version  : 580.159.04\\nCUDA Version        : 13.0\\n' ;;\nesac`,
   },
-  amd: { 'rocm-smi': `echo '{"card0": {"Card Series": "AMD Instinct MI210", "VRAM Total Memory (B)": "68702699520", "VRAM Total Used Memory (B)": "10960896", "GPU use (%)": "3"}, "system": {"Driver version": "6.3.6"}}'` },
-  intel: { 'xpu-smi': `if [ "$2" = "-d" ]; then echo '{"device_id": 0, "device_name": "Intel(R) Data Center GPU Max 1550", "memory_physical_size_byte": "137438953472", "memory_free_size_byte": "134217728000"}'; else echo '{"device_list": [{"device_id": 0, "device_name": "Intel(R) Data Center GPU Max 1550", "device_type": "GPU"}]}'; fi` },
+  amd: {
+    'rocm-smi': `echo '{"card0": {"Card Series": "AMD Instinct MI210", "VRAM Total Memory (B)": "68702699520", "VRAM Total Used Memory (B)": "10960896", "GPU use (%)": "3"}, "system": {"Driver version": "6.3.6"}}'`,
+  },
+  intel: {
+    'xpu-smi': `if [ "$2" = "-d" ]; then echo '{"device_id": 0, "device_name": "Intel(R) Data Center GPU Max 1550", "memory_physical_size_byte": "137438953472", "memory_free_size_byte": "134217728000"}'; else echo '{"device_list": [{"device_id": 0, "device_name": "Intel(R) Data Center GPU Max 1550", "device_type": "GPU"}]}'; fi`,
+  },
   cpu: { lscpu: `echo '{"lscpu": [{"field": "Model name:", "data": "AMD EPYC"}, {"field": "Flags:", "data": "sse sse2 avx avx2"}]}'` },
 };
 
 const detectors: Array<{ vendor: string; make: () => Promise<AcceleratorDetector> }> = [
   { vendor: 'nvidia', make: async () => new (await load('@aion/ext-accelerator-nvidia')).NvidiaDetector!({ command: 'nvidia-smi', timeoutMs: 5000 }) },
   { vendor: 'amd', make: async () => new (await load('@aion/ext-accelerator-amd')).AmdDetector!({ command: 'rocm-smi', timeoutMs: 5000 }) },
-  { vendor: 'intel', make: async () => new (await load('@aion/ext-accelerator-intel')).IntelDetector!({ xpuSmi: 'xpu-smi', syclLs: 'sycl-ls', timeoutMs: 5000 }) },
+  {
+    vendor: 'intel',
+    make: async () => new (await load('@aion/ext-accelerator-intel')).IntelDetector!({ xpuSmi: 'xpu-smi', syclLs: 'sycl-ls', timeoutMs: 5000 }),
+  },
   { vendor: 'cpu', make: async () => new (await load('@aion/ext-accelerator-cpu')).CpuDetector!({ lscpu: 'lscpu', timeoutMs: 5000 }) },
 ];
 

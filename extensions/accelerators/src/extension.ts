@@ -47,8 +47,10 @@ function checkedRequirement(value: unknown): GpuRequirement {
   const { vendor, memoryMiB, ...rest } = value as Record<string, unknown>;
   const unknown = Object.keys(rest).filter((k) => k !== 'required');
   if (unknown.length) throw new aion.AionError('BAD_REQUEST', `find() does not know ${unknown.join(', ')}; it takes { vendor?, memoryMiB? }.`);
-  if (vendor !== undefined && (typeof vendor !== 'string' || !/^[a-z0-9-]{1,32}$/.test(vendor))) throw new aion.AionError('BAD_REQUEST', 'vendor must be a vendor id such as nvidia, amd or intel.');
-  if (memoryMiB !== undefined && (typeof memoryMiB !== 'number' || !Number.isFinite(memoryMiB) || memoryMiB < 0)) throw new aion.AionError('BAD_REQUEST', 'memoryMiB must be a non-negative number of MiB.');
+  if (vendor !== undefined && (typeof vendor !== 'string' || !/^[a-z0-9-]{1,32}$/.test(vendor)))
+    throw new aion.AionError('BAD_REQUEST', 'vendor must be a vendor id such as nvidia, amd or intel.');
+  if (memoryMiB !== undefined && (typeof memoryMiB !== 'number' || !Number.isFinite(memoryMiB) || memoryMiB < 0))
+    throw new aion.AionError('BAD_REQUEST', 'memoryMiB must be a non-negative number of MiB.');
   return { ...(vendor !== undefined ? { vendor: vendor as string } : {}), ...(memoryMiB !== undefined ? { memoryMiB: memoryMiB as number } : {}) };
 }
 

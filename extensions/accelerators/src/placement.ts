@@ -32,13 +32,24 @@ export function findDevice(snapshot: AcceleratorSnapshot, requirement: GpuRequir
   if (fitting.length > 0) return fitting.sort((a, b) => (b.memoryFreeMiB ?? -1) - (a.memoryFreeMiB ?? -1) || a.id.localeCompare(b.id))[0]!;
   const gpus = snapshot.devices.filter((d) => d.kind === 'gpu');
   const seen = gpus.length ? `present: ${gpus.map((d) => `${describeDevice(d)}: ${misfit(d, requirement)}`).join('; ')}` : 'no GPU is present';
-  const silent = snapshot.detectors.filter((d) => d.kind === 'gpu' && d.state !== 'present').map((d) => `${d.id}: ${d.state === 'error' ? `${d.error?.code} ${d.error?.message}` : d.reason ?? 'not present'}`);
-  throw new AionError(NO_ACCELERATOR, `This work requires ${describeRequirement(requirement)} and none is available on ${snapshot.node} (${seen}${silent.length ? `; ${silent.join('; ')}` : ''}).`, {
-    details: {
-      required: requirement,
-      node: snapshot.node,
-      devices: gpus.map((d) => ({ id: d.id, vendor: d.vendor, name: d.name, memoryFreeMiB: d.memoryFreeMiB, misfit: misfit(d, requirement) })),
-      detectors: snapshot.detectors.map((d) => ({ id: d.id, state: d.state, ...(d.reason ? { reason: d.reason } : {}), ...(d.error ? { error: d.error } : {}) })),
+  const silent = snapshot.detectors
+    .filter((d) => d.kind === 'gpu' && d.state !== 'present')
+    .map((d) => `${d.id}: ${d.state === 'error' ? `${d.error?.code} ${d.error?.message}` : (d.reason ?? 'not present')}`);
+  throw new AionError(
+    NO_ACCELERATOR,
+    `This work requires ${describeRequirement(requirement)} and none is available on ${snapshot.node} (${seen}${silent.length ? `; ${silent.join('; ')}` : ''}).`,
+    {
+      details: {
+        required: requirement,
+        node: snapshot.node,
+        devices: gpus.map((d) => ({ id: d.id, vendor: d.vendor, name: d.name, memoryFreeMiB: d.memoryFreeMiB, misfit: misfit(d, requirement) })),
+        detectors: snapshot.detectors.map((d) => ({
+          id: d.id,
+          state: d.state,
+          ...(d.reason ? { reason: d.reason } : {}),
+          ...(d.error ? { error: d.error } : {}),
+        })),
+      },
     },
-  });
+  );
 }

@@ -16,7 +16,9 @@ export function gauges(snapshot: AcceleratorSnapshot): MetricFamily[] {
     }),
   });
   return [
-    family('aion_gpu_utilization_ratio', 'Share of time the GPU was busy over the vendor tool\'s sample period (0 to 1).', (d) => (d.utilizationPercent === undefined ? undefined : d.utilizationPercent / 100)),
+    family('aion_gpu_utilization_ratio', "Share of time the GPU was busy over the vendor tool's sample period (0 to 1).", (d) =>
+      d.utilizationPercent === undefined ? undefined : d.utilizationPercent / 100,
+    ),
     family('aion_gpu_memory_used_bytes', 'GPU memory in use, in bytes.', (d) => (d.memoryUsedMiB === undefined ? undefined : d.memoryUsedMiB * MIB)),
     family('aion_gpu_memory_total_bytes', 'GPU memory in all, in bytes.', (d) => (d.memoryTotalMiB === undefined ? undefined : d.memoryTotalMiB * MIB)),
   ];

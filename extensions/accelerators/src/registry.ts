@@ -54,7 +54,10 @@ export class AcceleratorRegistry {
     this.first = this.refresh();
     this.first.catch(() => undefined);
     if (this.options.refreshIntervalMs > 0) {
-      this.timer = setInterval(() => void this.refresh().catch((err) => this.options.logger.warn('reading accelerators failed', { error: String(err) })), this.options.refreshIntervalMs);
+      this.timer = setInterval(
+        () => void this.refresh().catch((err) => this.options.logger.warn('reading accelerators failed', { error: String(err) })),
+        this.options.refreshIntervalMs,
+      );
       this.timer.unref();
     }
   }
@@ -107,18 +110,45 @@ export class AcceleratorRegistry {
     };
     let result: DetectionResult;
     try {
-      result = await this.withTimeout(entry.id, this.options.detector(entry.id).then((d) => d.detect()));
+      result = await this.withTimeout(
+        entry.id,
+        this.options.detector(entry.id).then((d) => d.detect()),
+      );
     } catch (err) {
-      const error = isAionError(err) ? { code: String(err.code), message: err.message } : { code: RegistryErrorCodes.DETECTOR_FAILED, message: err instanceof Error ? err.message : String(err) };
+      const error = isAionError(err)
+        ? { code: String(err.code), message: err.message }
+        : { code: RegistryErrorCodes.DETECTOR_FAILED, message: err instanceof Error ? err.message : String(err) };
       return { status: done({ state: 'error', error, devices: 0 }), devices: [] };
     }
     if (!this.validate(result)) {
-      const problems = (this.validate.errors ?? []).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
-      return { status: done({ state: 'error', error: { code: RegistryErrorCodes.DETECTOR_RESULT_INVALID, message: `The detector ${entry.id} answered something that is not a detection result: ${problems}.` }, devices: 0 }), devices: [] };
+      const problems = (this.validate.errors ?? [])
+        .slice(0, 5)
+        .map((e) => `${e.instancePath || '/'} ${e.message}`)
+        .join('; ');
+      return {
+        status: done({
+          state: 'error',
+          error: {
+            code: RegistryErrorCodes.DETECTOR_RESULT_INVALID,
+            message: `The detector ${entry.id} answered something that is not a detection result: ${problems}.`,
+          },
+          devices: 0,
+        }),
+        devices: [],
+      };
     }
     const readAt = new Date().toISOString();
     const devices: AcceleratorDevice[] = result.present
-      ? result.devices.map((d) => ({ ...d, id: `${entry.id}:${d.index}`, node: this.options.node, vendor: entry.vendor, kind, detector: entry.id, extensionId, readAt }))
+      ? result.devices.map((d) => ({
+          ...d,
+          id: `${entry.id}:${d.index}`,
+          node: this.options.node,
+          vendor: entry.vendor,
+          kind,
+          detector: entry.id,
+          extensionId,
+          readAt,
+        }))
       : [];
     const unique = devices.filter((d, i) => devices.findIndex((o) => o.id === d.id) === i);
     const state = result.present && unique.length > 0 ? 'present' : 'absent';
@@ -129,7 +159,16 @@ export class AcceleratorRegistry {
   private withTimeout<T>(id: string, work: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AionError(RegistryErrorCodes.DETECTOR_TIMEOUT, `The detector ${id} did not answer within ${this.options.detectorTimeoutMs} ms; its devices are left out until it does.`)), this.options.detectorTimeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new AionError(
+              RegistryErrorCodes.DETECTOR_TIMEOUT,
+              `The detector ${id} did not answer within ${this.options.detectorTimeoutMs} ms; its devices are left out until it does.`,
+            ),
+          ),
+        this.options.detectorTimeoutMs,
+      );
     });
     work.catch(() => undefined);
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
@@ -140,7 +179,11 @@ export class AcceleratorRegistry {
     const key = `${status.state}:${status.error?.code ?? ''}:${status.devices}`;
     if (this.loggedStates.get(status.id) === key) return;
     this.loggedStates.set(status.id, key);
-    if (status.state === 'error') this.options.logger.warn(`accelerator detector ${status.id} failed: ${status.error?.code} ${status.error?.message}`, { detector: status.id });
-    else this.options.logger.debug(`accelerator detector ${status.id}: ${status.state}${status.reason ? ` (${status.reason})` : ''}, ${status.devices} devices`, { detector: status.id });
+    if (status.state === 'error')
+      this.options.logger.warn(`accelerator detector ${status.id} failed: ${status.error?.code} ${status.error?.message}`, { detector: status.id });
+    else
+      this.options.logger.debug(`accelerator detector ${status.id}: ${status.state}${status.reason ? ` (${status.reason})` : ''}, ${status.devices} devices`, {
+        detector: status.id,
+      });
   }
 }

@@ -23,12 +23,21 @@ export function renderTable(snapshot: AcceleratorSnapshot): string {
     d.computeCapability ?? (d.features?.length ? simdSummary(d.features) : dash),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const out = [line(header), ...rows.map(line)];
   if (rows.length === 0) out.push('(no devices)');
   out.push('', 'Detectors:');
   for (const s of snapshot.detectors) {
-    const what = s.state === 'present' ? `${s.devices} device${s.devices === 1 ? '' : 's'}` : s.state === 'absent' ? `not present: ${s.reason}` : `ERROR ${s.error?.code}: ${s.error?.message}`;
+    const what =
+      s.state === 'present'
+        ? `${s.devices} device${s.devices === 1 ? '' : 's'}`
+        : s.state === 'absent'
+          ? `not present: ${s.reason}`
+          : `ERROR ${s.error?.code}: ${s.error?.message}`;
     out.push(`  ${s.id.padEnd(10)} ${s.extensionId.padEnd(28)} ${what}${s.tool ? ` [${s.tool.name}${s.tool.version ? ` ${s.tool.version}` : ''}]` : ''}`);
   }
   return out.join('\n');

@@ -16,12 +16,16 @@ const DETECTORS = ['aion.accelerator-nvidia', 'aion.accelerator-amd', 'aion.acce
 // nvidia-smi 580.159.04 (CUDA 13.0) on an H200, as captured by accelerator-nvidia/scripts/capture-fixture.sh;
 // the query answer is read from a file so a test can change the reading between refreshes.
 const H200_VERSION = 'NVIDIA-SMI version  : 580.159.04\nNVML version        : 580.159\nDRIVER version      : 580.159.04\nCUDA Version        : 13.0';
-const h200Query = (usedMiB: number, utilization: number) => `0, NVIDIA H200, GPU-01060625-fc54-8566-0829-91dbf3a104a7, 143771, ${usedMiB}, ${143156 - usedMiB}, ${utilization}, 35, 580.159.04, 9.0\n`;
+const h200Query = (usedMiB: number, utilization: number) =>
+  `0, NVIDIA H200, GPU-01060625-fc54-8566-0829-91dbf3a104a7, 143771, ${usedMiB}, ${143156 - usedMiB}, ${utilization}, 35, 580.159.04, 9.0\n`;
 
 function fakeH200(tools: FakeTools): string {
   const state = join(tools.dir, 'query.csv');
   writeFileSync(state, h200Query(0, 0));
-  tools.write('nvidia-smi', `case "$1" in\n  --query-gpu=*) exec /bin/cat ${state} ;;\n  --version) /bin/cat <<'EOF'\n${H200_VERSION}\nEOF\n  ;;\n  *) exit 2 ;;\nesac`);
+  tools.write(
+    'nvidia-smi',
+    `case "$1" in\n  --query-gpu=*) exec /bin/cat ${state} ;;\n  --version) /bin/cat <<'EOF'\n${H200_VERSION}\nEOF\n  ;;\n  *) exit 2 ;;\nesac`,
+  );
   return state;
 }
 
@@ -154,7 +158,10 @@ describe('aion.accelerators with hostile detectors', () => {
       assert.equal(byId.floods!.error!.code, 'ACCELERATOR_DETECTOR_RESULT_INVALID');
       assert.equal(byId.throws!.error!.code, 'ACCELERATOR_TOOL_FAILED');
       assert.equal(byId.cpu!.state, 'present');
-      assert.deepEqual(body.devices.map((d) => d.id), ['cpu:0']);
+      assert.deepEqual(
+        body.devices.map((d) => d.id),
+        ['cpu:0'],
+      );
     }
   });
 });
@@ -174,11 +181,23 @@ describe('aion accelerators (CLI)', () => {
 
   const aion = (args: string[]) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
-      const child = spawn(process.execPath, [join(repo, 'core/dist/src/cli/main.js'), 'accelerators', ...args, '--builtins', 'aion.accelerator-nvidia,aion.accelerator-amd,aion.accelerator-cpu', '--data-dir', join(cwd, 'data')], {
-        cwd,
-        env: { PATH: tools.dir, HOME: cwd, AION_LOG_LEVEL: 'error' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [
+          join(repo, 'core/dist/src/cli/main.js'),
+          'accelerators',
+          ...args,
+          '--builtins',
+          'aion.accelerator-nvidia,aion.accelerator-amd,aion.accelerator-cpu',
+          '--data-dir',
+          join(cwd, 'data'),
+        ],
+        {
+          cwd,
+          env: { PATH: tools.dir, HOME: cwd, AION_LOG_LEVEL: 'error' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c));

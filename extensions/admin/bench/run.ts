@@ -63,7 +63,11 @@ async function main(): Promise<void> {
     for (const c of cases) {
       const s = samples.get(c.name)!.sort((a, b) => a - b);
       const mean = s.reduce((a, b) => a + b, 0) / s.length;
-      console.log(`${c.name.padEnd(48)} ${pct(s, 0.5).toFixed(3).padStart(8)} ${pct(s, 0.99).toFixed(3).padStart(8)} ${Math.round(1000 / mean).toString().padStart(8)} ${(pct(s, 0.5) / pct(base, 0.5)).toFixed(2).padStart(15)}×`);
+      console.log(
+        `${c.name.padEnd(48)} ${pct(s, 0.5).toFixed(3).padStart(8)} ${pct(s, 0.99).toFixed(3).padStart(8)} ${Math.round(1000 / mean)
+          .toString()
+          .padStart(8)} ${(pct(s, 0.5) / pct(base, 0.5)).toFixed(2).padStart(15)}×`,
+      );
     }
   } finally {
     agent.destroy();

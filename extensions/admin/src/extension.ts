@@ -35,7 +35,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<void> {
       headers: { 'cache-control': 'no-store' },
       body: { hosts: overview.hostViews(), providers: overview.providerViews(await routerProviders()), tasks: overview.taskViews() },
     })),
-    aion.hooks.tap('realtime.authorize', ({ principal, room }: { principal?: Principal | null; room?: string }) => (room === ADMIN_ROOM ? isAdmin(principal) : undefined)),
+    aion.hooks.tap('realtime.authorize', ({ principal, room }: { principal?: Principal | null; room?: string }) =>
+      room === ADMIN_ROOM ? isAdmin(principal) : undefined,
+    ),
     aion.events.on(EXTENSION_STATE_EVENT, (change: ExtensionStateChange) => publish('extension', change)),
     aion.events.on(TELEMETRY_EVENT, (batch: TelemetryBatch) => {
       overview.applyKernel(batch);
@@ -44,7 +46,8 @@ export async function activate(ctx: aion.ExtensionContext): Promise<void> {
     aion.events.on('router.telemetry', (batch: RouterTelemetryBatch) => {
       overview.applyRouter(batch);
       publish('providers', overview.providerViews(undefined));
-    }),  );
+    }),
+  );
   // Only where the router (which declares the hook) is installed: tapping an undeclared hook is logged as a mistake.
   const routerInstalled = (await aion.contributions.list('routes')).some(({ extensionId }) => extensionId === 'aion.router');
   if (routerInstalled) {

@@ -9,7 +9,10 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ARTIFACTS_DIR, assertConsoleBuilt, CONSOLE_BUILTINS } from './helpers.js';
 
 // The page's globals, for the functions the tests run inside it (this package compiles without the DOM library).
-declare const document: { getElementById(id: string): { textContent: string | null } | null; querySelector(selector: string): { textContent: string | null } | null };
+declare const document: {
+  getElementById(id: string): { textContent: string | null } | null;
+  querySelector(selector: string): { textContent: string | null } | null;
+};
 declare const sessionStorage: { length: number };
 declare const window: { notReloaded?: boolean };
 
@@ -40,7 +43,10 @@ describe('admin console in a real browser (Chromium)', function () {
     kernel = await startTestKernel({
       builtins: [...CONSOLE_BUILTINS, 'aion.router', 'aion.provider-openai'],
       config: {
-        extensions: { 'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 20_000 }, 'aion.router': { providers: { openai: { enabled: true } } } },
+        extensions: {
+          'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 20_000 },
+          'aion.router': { providers: { openai: { enabled: true } } },
+        },
         // Built-in providers run in the kernel host by default; the operator's placement gives this one its own process.
         placement: { 'aion.provider-openai': 'dedicated' },
       },
@@ -49,7 +55,12 @@ describe('admin console in a real browser (Chromium)', function () {
     adminToken = (await signInAdmin(kernel)).access_token;
     mkdirSync(ARTIFACTS_DIR, { recursive: true });
     profile = mkdtempSync(join(tmpdir(), 'aion-admin-chromium-'));
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1280, height: 800 } });
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      viewport: { width: 1280, height: 800 },
+    });
     page = context.pages()[0] ?? (await context.newPage());
     // A CSP violation or a script error would show here: the console must run under its own policy.
     page.on('console', (msg) => msg.type() === 'error' && !/status of 40[134] /.test(msg.text()) && pageProblems.push(msg.text()));
@@ -86,7 +97,10 @@ describe('admin console in a real browser (Chromium)', function () {
     const alice = await createUser(kernel, adminToken, 'alice', { scopes: ['sessions:read', 'sessions:write'] });
     await signIn('alice', alice.password);
     await page.waitForFunction(() => /not an administrator/.test(document.getElementById('login-error')?.textContent ?? ''));
-    assert.match((await page.locator('#login-error').textContent())!, /alice is not an administrator: the console needs an account holding the \* or admin:read scope/);
+    assert.match(
+      (await page.locator('#login-error').textContent())!,
+      /alice is not an administrator: the console needs an account holding the \* or admin:read scope/,
+    );
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'no tokens are kept for a refused account');
   });
 
@@ -94,7 +108,8 @@ describe('admin console in a real browser (Chromium)', function () {
     await signIn(admin.username, admin.password);
     await page.waitForSelector('#extensions-table');
     await page.waitForSelector('#live-status[data-live="live"]');
-    for (const id of ['aion.auth', 'aion.storage', 'aion.admin', 'aion.observability']) assert.equal(await page.locator(`tr[data-extension-id="${id}"]`).count(), 1, id);
+    for (const id of ['aion.auth', 'aion.storage', 'aion.admin', 'aion.observability'])
+      assert.equal(await page.locator(`tr[data-extension-id="${id}"]`).count(), 1, id);
     assert.equal(await stateOf('aion.observability').getAttribute('data-state'), 'active');
     const row = await page.locator('tr[data-extension-id="aion.observability"]').textContent();
     assert.match(row!, /kernel/);
@@ -106,7 +121,10 @@ describe('admin console in a real browser (Chromium)', function () {
     await page.evaluate(() => (window.notReloaded = true));
     await page.click('tr[data-extension-id="aion.observability"] button[data-action="disable"]');
     await page.waitForSelector('tr[data-extension-id="aion.observability"] [data-state="disabled"]');
-    assert.match((await page.locator('tr[data-extension-id="aion.observability"] .errors-cell').textContent())!, /EXTENSION_DISABLED: aion.observability was disabled by/);
+    assert.match(
+      (await page.locator('tr[data-extension-id="aion.observability"] .errors-cell').textContent())!,
+      /EXTENSION_DISABLED: aion.observability was disabled by/,
+    );
     assert.equal((await kernel.request('/v1/openapi.json')).status, 503, 'the disabled extension really stopped serving');
     await shot('extensions-disabled');
     await page.click('tr[data-extension-id="aion.observability"] button[data-action="enable"]');
@@ -126,7 +144,10 @@ describe('admin console in a real browser (Chromium)', function () {
   it('shows providers and a finished task with its routing explanation, pushed live', async () => {
     await page.click('#nav-tasks');
     await page.waitForSelector('#tasks-table, p#tasks-table');
-    const submitted = await call(kernel, 'POST', '/v1/tasks', { token: adminToken, body: { intent: 'chat', messages: [{ role: 'user', content: 'a secret prompt' }], wait: true } });
+    const submitted = await call(kernel, 'POST', '/v1/tasks', {
+      token: adminToken,
+      body: { intent: 'chat', messages: [{ role: 'user', content: 'a secret prompt' }], wait: true },
+    });
     assert.equal(submitted.status, 200, await submitted.clone().text());
     const task = (await submitted.json()) as { task_id: string };
     await page.waitForSelector(`#tasks-table tr[data-task="${task.task_id}"]`, { timeout: 10_000 });
@@ -139,7 +160,9 @@ describe('admin console in a real browser (Chromium)', function () {
     await shot('tasks');
     await page.click('#nav-providers');
     await page.waitForSelector('#providers-table tr[data-provider="openai"]');
-    await page.waitForFunction(() => /closed/.test(document.querySelector('#providers-table tr[data-provider="openai"]')?.textContent ?? ''), undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => /closed/.test(document.querySelector('#providers-table tr[data-provider="openai"]')?.textContent ?? ''), undefined, {
+      timeout: 10_000,
+    });
     assert.match((await page.locator('#providers-table tr[data-provider="openai"]').textContent())!, /configured/);
     await shot('providers');
   });

@@ -16,7 +16,11 @@ export function assertConsoleBuilt(): void {
 }
 
 /** A GET with the path sent exactly as written (fetch would resolve `..` before sending it). */
-export function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+export function rawGet(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const url = new URL(base);
   return new Promise((resolvePromise, reject) => {
     const req = httpRequest({ host: url.hostname, port: url.port, method: 'GET', path, headers }, (res) => {

@@ -34,7 +34,11 @@ describe('admin console: static files and admin routes', function () {
   });
 
   it('serves each asset with its content type and the same security headers', async () => {
-    for (const [file, type] of [['app.js', 'text/javascript; charset=utf-8'], ['console.css', 'text/css; charset=utf-8'], ['app.js.map', 'application/json; charset=utf-8']] as const) {
+    for (const [file, type] of [
+      ['app.js', 'text/javascript; charset=utf-8'],
+      ['console.css', 'text/css; charset=utf-8'],
+      ['app.js.map', 'application/json; charset=utf-8'],
+    ] as const) {
       const res = await kernel.request(`/admin/${file}`);
       assert.equal(res.status, 200, file);
       assert.equal(res.headers.get('content-type'), type, file);
@@ -98,7 +102,8 @@ describe('admin console: static files and admin routes', function () {
       sockets.push(socket);
       return socket;
     };
-    const subscribe = (socket: Socket) => new Promise<{ ok: boolean; error?: { code: string } }>((resolve) => socket.emit('subscribe', { room: 'admin' }, resolve));
+    const subscribe = (socket: Socket) =>
+      new Promise<{ ok: boolean; error?: { code: string } }>((resolve) => socket.emit('subscribe', { room: 'admin' }, resolve));
     after(() => sockets.forEach((s) => s.disconnect()));
 
     it('lets an admin join the admin room and pushes extension state changes to it', async () => {

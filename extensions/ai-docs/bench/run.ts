@@ -21,11 +21,16 @@ const { values } = parseArgs({ options: { requests: { type: 'string', default: '
 const requests = Number(values.requests);
 const SOURCE = 'export function add(a: number, b: number) {\n  return a + b;\n}\n'.repeat(20);
 
-const openai = await startFakeOpenAI({ reply: (r) => ({ kind: 'answer', text: modelAnswer(promptOf(r), 'openai').text, usage: { prompt_tokens: 100, completion_tokens: 20 } }) });
+const openai = await startFakeOpenAI({
+  reply: (r) => ({ kind: 'answer', text: modelAnswer(promptOf(r), 'openai').text, usage: { prompt_tokens: 100, completion_tokens: 20 } }),
+});
 const anthropic = await startFakeAnthropic({ replies: [{ kind: 'status', status: 500 }] });
 const root = realpathSync(mkdtempSync(join(tmpdir(), 'aion-ai-docs-bench-')));
 const repo = await createGitRepo({ 'src/math.ts': SOURCE }, { parent: root });
-const kernel = await startAiDocsKernel({ openai: openai.url, anthropic: anthropic.url }, { localRoots: [root], router: { providers: { anthropic: { enabled: false } } } });
+const kernel = await startAiDocsKernel(
+  { openai: openai.url, anthropic: anthropic.url },
+  { localRoots: [root], router: { providers: { anthropic: { enabled: false } } } },
+);
 try {
   const token = (await signInAdmin(kernel)).access_token;
   const projectId = (await api(kernel, 'POST', '/v1/projects', token, { name: 'bench', repository: repo.path })).body.id;
@@ -47,7 +52,15 @@ try {
   const times = { direct: [] as number[], job: [] as number[] };
   for (let i = 0; i < 5; i++) await Promise.all([direct(), job()]);
   for (let i = 0; i < requests; i++) {
-    for (const [name, fn] of (i % 2 === 0 ? [['direct', direct], ['job', job]] : [['job', job], ['direct', direct]]) as Array<['direct' | 'job', () => Promise<void>]>) {
+    for (const [name, fn] of (i % 2 === 0
+      ? [
+          ['direct', direct],
+          ['job', job],
+        ]
+      : [
+          ['job', job],
+          ['direct', direct],
+        ]) as Array<['direct' | 'job', () => Promise<void>]>) {
       const t = performance.now();
       await fn();
       times[name].push(performance.now() - t);
@@ -57,8 +70,12 @@ try {
   console.log(`${requests} sequential requests each, alternating; fake OpenAI upstream; a 1.3 KB file`);
   console.log('| path | p50 ms | p90 ms | max ms |');
   console.log('|---|---|---|---|');
-  console.log(`| POST /v1/tasks wait:true (baseline) | ${q(times.direct, 0.5).toFixed(1)} | ${q(times.direct, 0.9).toFixed(1)} | ${Math.max(...times.direct).toFixed(1)} |`);
-  console.log(`| POST /v1/ai/file-summary → result (poll 5 ms) | ${q(times.job, 0.5).toFixed(1)} | ${q(times.job, 0.9).toFixed(1)} | ${Math.max(...times.job).toFixed(1)} |`);
+  console.log(
+    `| POST /v1/tasks wait:true (baseline) | ${q(times.direct, 0.5).toFixed(1)} | ${q(times.direct, 0.9).toFixed(1)} | ${Math.max(...times.direct).toFixed(1)} |`,
+  );
+  console.log(
+    `| POST /v1/ai/file-summary → result (poll 5 ms) | ${q(times.job, 0.5).toFixed(1)} | ${q(times.job, 0.9).toFixed(1)} | ${Math.max(...times.job).toFixed(1)} |`,
+  );
   console.log(`job p50 / baseline p50: ${(q(times.job, 0.5) / q(times.direct, 0.5)).toFixed(2)}`);
 } finally {
   await kernel.stop();

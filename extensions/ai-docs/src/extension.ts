@@ -58,7 +58,13 @@ export async function activate(ctx: aion.ExtensionContext) {
     ...KINDS.map((kind) => aion.http.handle(`POST /v1/ai/${kind}`, (req) => submit(kind, req))),
     aion.http.handle('GET /v1/ai/result/:job', async (req) => {
       const job = await ownJob(req);
-      const body: Record<string, unknown> = { job_id: job.id, kind: (job.payload as AiDocsPayload | null)?.kind ?? null, status: job.status, progress: job.progress, stage: job.stage };
+      const body: Record<string, unknown> = {
+        job_id: job.id,
+        kind: (job.payload as AiDocsPayload | null)?.kind ?? null,
+        status: job.status,
+        progress: job.progress,
+        stage: job.stage,
+      };
       if (job.status === 'success' && job.result) {
         const r = job.result as Awaited<ReturnType<typeof runAiDocsJob>>;
         Object.assign(body, { result: r.output, engine: r.engine, usage: r.usage, task_id: r.task_id, tasks: r.tasks, file: r.file });

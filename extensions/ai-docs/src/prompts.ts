@@ -10,8 +10,10 @@ export const INTENT_OF: Record<AiDocsKind, string> = {
 
 const TASK_OF: Record<AiDocsKind, string> = {
   'file-summary': 'Summarize what this source file does for a developer who has not read it: its purpose, main parts and how they fit together.',
-  'inline-comment': 'Write inline comments for the lines that most need explaining. Each comment says why the code does what it does, in one or two sentences, and names the line (the number at the start of the line) it belongs above.',
-  'rename-suggestions': 'Suggest clearer names for identifiers whose names do not say what they are. Keep the language\'s naming conventions; give a short reason for each.',
+  'inline-comment':
+    'Write inline comments for the lines that most need explaining. Each comment says why the code does what it does, in one or two sentences, and names the line (the number at the start of the line) it belongs above.',
+  'rename-suggestions':
+    "Suggest clearer names for identifiers whose names do not say what they are. Keep the language's naming conventions; give a short reason for each.",
 };
 
 export interface PromptFile {

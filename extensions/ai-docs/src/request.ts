@@ -11,12 +11,14 @@ export function checkRequest(body: unknown): AiDocsRequest {
   const known = new Set(['project_id', 'path', 'range', 'symbol', 'privacy']);
   const unknown = Object.keys(b).filter((k) => !known.has(k));
   if (unknown.length) throw invalid(`unknown field ${unknown.join(', ')}; the fields are project_id, path, range, symbol, privacy`);
-  if (typeof b.project_id !== 'string' || b.project_id === '' || b.project_id.length > 64) throw invalid('project_id is required: the id POST /v1/projects answered');
+  if (typeof b.project_id !== 'string' || b.project_id === '' || b.project_id.length > 64)
+    throw invalid('project_id is required: the id POST /v1/projects answered');
   if (typeof b.path !== 'string' || b.path === '' || b.path.length > 1024) throw invalid('path is required: a file inside the project, e.g. src/index.ts');
   const request: AiDocsRequest = { project_id: b.project_id, path: b.path };
   if (b.range !== undefined) request.range = checkRange(b.range);
   if (b.symbol !== undefined) {
-    if (typeof b.symbol !== 'string' || b.symbol.trim() === '' || b.symbol.length > 200 || /[\u0000-\u001f]/.test(b.symbol)) throw invalid('symbol is an identifier of the file, at most 200 characters');
+    if (typeof b.symbol !== 'string' || b.symbol.trim() === '' || b.symbol.length > 200 || /[\u0000-\u001f]/.test(b.symbol))
+      throw invalid('symbol is an identifier of the file, at most 200 characters');
     request.symbol = b.symbol.trim();
   }
   if (b.privacy !== undefined) {

@@ -23,7 +23,12 @@ export const RESULT_SCHEMAS: Record<AiDocsKind, Record<string, unknown>> = {
       comments: {
         type: 'array',
         maxItems: 200,
-        items: { type: 'object', required: ['line', 'comment'], properties: { line: { type: 'integer', minimum: 1 }, comment: text(1000) }, additionalProperties: false },
+        items: {
+          type: 'object',
+          required: ['line', 'comment'],
+          properties: { line: { type: 'integer', minimum: 1 }, comment: text(1000) },
+          additionalProperties: false,
+        },
       },
     },
     additionalProperties: false,
@@ -43,7 +48,10 @@ export const RESULT_SCHEMAS: Record<AiDocsKind, Record<string, unknown>> = {
 };
 
 const ajv = new Ajv({ allErrors: true, strict: true });
-const validators = Object.fromEntries(Object.entries(RESULT_SCHEMAS).map(([kind, schema]) => [kind, ajv.compile(schema)])) as Record<AiDocsKind, ValidateFunction>;
+const validators = Object.fromEntries(Object.entries(RESULT_SCHEMAS).map(([kind, schema]) => [kind, ajv.compile(schema)])) as Record<
+  AiDocsKind,
+  ValidateFunction
+>;
 
 export type ParsedAnswer = { ok: true; value: any } | { ok: false; problem: string };
 
@@ -63,7 +71,11 @@ export function extractJson(answer: string): unknown {
   return undefined;
 }
 
-const describe = (errors: ErrorObject[] | null | undefined) => (errors ?? []).slice(0, 5).map((e) => `${e.instancePath || '(root)'} ${e.message}`).join('; ');
+const describe = (errors: ErrorObject[] | null | undefined) =>
+  (errors ?? [])
+    .slice(0, 5)
+    .map((e) => `${e.instancePath || '(root)'} ${e.message}`)
+    .join('; ');
 
 /** Parses and validates a model's answer for `kind`; `lines` bounds the line numbers of inline comments. */
 export function parseAnswer(kind: AiDocsKind, answer: string, lines: { first: number; last: number }): ParsedAnswer {

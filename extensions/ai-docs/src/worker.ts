@@ -41,7 +41,7 @@ async function runTask(router: Remote<RouterApi>, input: TaskInput, token: Cance
     if (token?.isCancellationRequested) cancel();
     for await (const e of await router.taskEvents(submitted.task_id)) {
       if (e.event === 'done') return e.data as TaskResult;
-      if (e.event === 'error') return ((e.data as { task?: TaskResult }).task ?? (await router.getTask(submitted.task_id)));
+      if (e.event === 'error') return (e.data as { task?: TaskResult }).task ?? (await router.getTask(submitted.task_id));
     }
     return router.getTask(submitted.task_id);
   } finally {
@@ -75,16 +75,26 @@ export async function runAiDocsJob(payload: AiDocsPayload, deps: WorkerDeps): Pr
   let tasks = 0;
   for (let attempt = 0; attempt <= deps.config.resultRetries; attempt++) {
     await deps.progress(0.3 + (0.6 * attempt) / (deps.config.resultRetries + 1), attempt === 0 ? 'asking the model' : 'asking again');
-    const task = await runTask(deps.router, {
-      intent: INTENT_OF[kind],
-      messages: buildMessages(kind, promptFile, note),
-      max_tokens: deps.config.maxTokens,
-      temperature: 0,
-      timeout_ms: deps.config.taskTimeoutMs,
-      ...(request.privacy ? { privacy: request.privacy } : {}),
-      // Policies can match these; the task itself belongs to this extension.
-      metadata: { source: 'aion.ai-docs', kind, project_id: request.project_id, tenant_id: user.tenant_id, user: typeof user.owner === 'string' ? user.owner : user.sub },
-    }, deps.token);
+    const task = await runTask(
+      deps.router,
+      {
+        intent: INTENT_OF[kind],
+        messages: buildMessages(kind, promptFile, note),
+        max_tokens: deps.config.maxTokens,
+        temperature: 0,
+        timeout_ms: deps.config.taskTimeoutMs,
+        ...(request.privacy ? { privacy: request.privacy } : {}),
+        // Policies can match these; the task itself belongs to this extension.
+        metadata: {
+          source: 'aion.ai-docs',
+          kind,
+          project_id: request.project_id,
+          tenant_id: user.tenant_id,
+          user: typeof user.owner === 'string' ? user.owner : user.sub,
+        },
+      },
+      deps.token,
+    );
     tasks++;
     if (task.status !== 'OK') throw taskError(task);
     usage.latency_ms += task.usage.latency_ms;

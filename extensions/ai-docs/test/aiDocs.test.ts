@@ -34,7 +34,11 @@ async function startUpstreams(withOllama: boolean) {
     ? await startFakeOllama({
         reply: (r) => {
           const a = modelAnswer(promptOf(r), 'ollama');
-          return a.hang ? { kind: 'hang' } : a.status ? { kind: 'status', status: a.status } : { kind: 'answer', text: a.text, promptEvalCount: 100, evalCount: 20 };
+          return a.hang
+            ? { kind: 'hang' }
+            : a.status
+              ? { kind: 'status', status: a.status }
+              : { kind: 'answer', text: a.text, promptEvalCount: 100, evalCount: 20 };
         },
       })
     : undefined;
@@ -163,7 +167,10 @@ describe('aion.ai-docs with a local model, against fake vendor servers', functio
     assert.equal(canceled.status, 200, JSON.stringify(canceled.body));
     const done = await result(kernel, alice.access_token, accepted.body.job_id);
     assert.equal(done.status, 'canceled');
-    await Promise.race([call.disconnected, new Promise((_, reject) => setTimeout(() => reject(new Error('the upstream call was not closed within 3 s')), 3000))]);
+    await Promise.race([
+      call.disconnected,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the upstream call was not closed within 3 s')), 3000)),
+    ]);
   });
 
   it('an answer that is not valid JSON is asked again, then the job fails with AI_RESULT_INVALID', async () => {
@@ -192,7 +199,11 @@ describe('aion.ai-docs with a local model, against fake vendor servers', functio
       assert.equal(done.status, 'failed', path);
       assert.equal(done.error.code, code, `${path}: ${done.error.message}`);
     }
-    assert.deepEqual([openai, anthropic, ollama!].map((s) => s.requests.length), before, 'no model saw any of it');
+    assert.deepEqual(
+      [openai, anthropic, ollama!].map((s) => s.requests.length),
+      before,
+      'no model saw any of it',
+    );
   });
 
   it("refuses another user's project, and shows a job's result only to its owner", async () => {
@@ -248,7 +259,10 @@ describe('aion.ai-docs without a local model', function () {
     root = realpathSync(mkdtempSync(join(tmpdir(), 'aion-ai-docs-root-')));
     const repo = await createGitRepo({ 'src/math.ts': SOURCE }, { parent: root });
     // The policy makes every summary local-only; other intents stay hybrid.
-    kernel = await startAiDocsKernel({ openai: upstreams.openai.url, anthropic: upstreams.anthropic.url }, { localRoots: [root], router: { policies: { intents: { summarize: { privacy: 'local-only' } } } } });
+    kernel = await startAiDocsKernel(
+      { openai: upstreams.openai.url, anthropic: upstreams.anthropic.url },
+      { localRoots: [root], router: { policies: { intents: { summarize: { privacy: 'local-only' } } } } },
+    );
     const admin = await signInAdmin(kernel);
     alice = await createUser(kernel, admin.access_token, 'alice', { scopes: AI_USER_SCOPES });
     projectId = (await api(kernel, 'POST', '/v1/projects', alice.access_token, { name: 'demo', repository: repo.path })).body.id;
@@ -268,14 +282,22 @@ describe('aion.ai-docs without a local model', function () {
     assert.equal(done.error.code, 'NO_ROUTE', done.error.message);
     assert.match(done.error.message, /privacy local-only/);
     assert.match(done.error.message, /residency/);
-    const byRequest = await api(kernel, 'POST', '/v1/ai/rename-suggestions', alice.access_token, { project_id: projectId, path: 'src/math.ts', privacy: 'local-only' });
+    const byRequest = await api(kernel, 'POST', '/v1/ai/rename-suggestions', alice.access_token, {
+      project_id: projectId,
+      path: 'src/math.ts',
+      privacy: 'local-only',
+    });
     const refused = await result(kernel, alice.access_token, byRequest.body.job_id);
     assert.equal(refused.error?.code, 'NO_ROUTE');
     assert.equal(chats(), before, 'no vendor was asked');
   });
 
   it('without local-only, the primary provider answers', async () => {
-    const accepted = await api(kernel, 'POST', '/v1/ai/rename-suggestions', alice.access_token, { project_id: projectId, path: 'src/math.ts', symbol: 'answer' });
+    const accepted = await api(kernel, 'POST', '/v1/ai/rename-suggestions', alice.access_token, {
+      project_id: projectId,
+      path: 'src/math.ts',
+      symbol: 'answer',
+    });
     const done = await result(kernel, alice.access_token, accepted.body.job_id);
     assert.equal(done.status, 'success', JSON.stringify(done.error));
     assert.equal(done.engine.route, 'api');

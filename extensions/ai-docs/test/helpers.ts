@@ -27,9 +27,15 @@ export interface Upstreams {
 }
 
 /** storage, auth, jobs, router with the OpenAI and Anthropic providers (and Ollama when given), projects and ai-docs. */
-export function startAiDocsKernel(upstreams: Upstreams, options: { localRoots: string[]; router?: Record<string, unknown>; aiDocs?: Record<string, unknown> }): Promise<TestKernel> {
+export function startAiDocsKernel(
+  upstreams: Upstreams,
+  options: { localRoots: string[]; router?: Record<string, unknown>; aiDocs?: Record<string, unknown> },
+): Promise<TestKernel> {
   const secretsFile = join(mkdtempSync(join(tmpdir(), 'aion-ai-docs-secrets-')), 'secrets.json');
-  writeFileSync(secretsFile, JSON.stringify({ 'aion.provider-anthropic': { ANTHROPIC_API_KEY: 'sk-ant-test' }, 'aion.provider-openai': { OPENAI_API_KEY: 'sk-test' } }));
+  writeFileSync(
+    secretsFile,
+    JSON.stringify({ 'aion.provider-anthropic': { ANTHROPIC_API_KEY: 'sk-ant-test' }, 'aion.provider-openai': { OPENAI_API_KEY: 'sk-test' } }),
+  );
   const extensions = [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR, JOBS_DIR, ROUTER_DIR, OPENAI_DIR, ANTHROPIC_DIR, PROJECTS_EXTENSION_DIR, AI_DOCS_DIR];
   if (upstreams.ollama) extensions.push(OLLAMA_DIR);
   return startTestKernel({
@@ -93,7 +99,8 @@ export function modelAnswer(prompt: string, vendor: string): { status?: number; 
   if (prompt.includes('[ai:garbage]') || (prompt.includes('[ai:fixable]') && !refusedBefore)) return { text: `Sure! This file is great (${vendor}).` };
   const kind = /Task: ([a-z-]+)/.exec(prompt)?.[1];
   const path = /File: (\S+)/.exec(prompt)?.[1] ?? '?';
-  if (kind === 'file-summary') return { text: JSON.stringify({ summary: `${vendor} summary of ${path}`, key_points: ['exports answer'], language: 'typescript' }) };
+  if (kind === 'file-summary')
+    return { text: JSON.stringify({ summary: `${vendor} summary of ${path}`, key_points: ['exports answer'], language: 'typescript' }) };
   if (kind === 'inline-comment') {
     const first = Number(/^\s*(\d+) \| /m.exec(prompt.slice(prompt.indexOf('<<<FILE')))?.[1] ?? 1);
     return { text: '```json\n' + JSON.stringify({ comments: [{ line: first, comment: `${vendor} explains line ${first}` }] }) + '\n```' };

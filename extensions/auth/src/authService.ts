@@ -5,13 +5,26 @@ import type { AuthConfiguration } from './config.js';
 import { decoyHash, generatePassword, hashPassword, verifyPassword } from './passwords.js';
 import { rateLimitHeaders, retryAfterSeconds, type BucketDecision, type RateLimiter } from './rateLimits.js';
 import type { Revocations } from './revocations.js';
-import { AccessTokens, AuthErrorCodes, looksLikeApiKey, type AccessClaims, newApiKey, newRefreshToken, parseApiKey, parseRefreshToken, sameHash, type SubjectType } from './tokens.js';
+import {
+  AccessTokens,
+  AuthErrorCodes,
+  looksLikeApiKey,
+  type AccessClaims,
+  newApiKey,
+  newRefreshToken,
+  parseApiKey,
+  parseRefreshToken,
+  sameHash,
+  type SubjectType,
+} from './tokens.js';
 
 /** Every row and token names a tenant; there is one until multi-tenancy arrives. */
 export const DEFAULT_TENANT = 'default';
 
 /** What the kernel's `http.authenticate` hook expects back. */
-export type AuthResult = { principal?: Principal; headers?: Record<string, string>; error?: ErrorPayload & { status?: number; headers?: Record<string, string> } } | undefined;
+export type AuthResult =
+  | { principal?: Principal; headers?: Record<string, string>; error?: ErrorPayload & { status?: number; headers?: Record<string, string> } }
+  | undefined;
 
 export interface AuthenticatePayload {
   headers?: Record<string, string | string[] | undefined>;
@@ -64,7 +77,10 @@ function assertGrantable(holder: string[], requested: string[]): void {
   if (holder.includes('*')) return;
   const extra = requested.filter((s) => !holder.includes(s));
   if (extra.length > 0) {
-    throw new AionError(AuthErrorCodes.SCOPE_NOT_GRANTABLE, `you cannot grant scopes you do not hold: ${extra.join(', ')}`, { status: 403, details: { scopes: extra } });
+    throw new AionError(AuthErrorCodes.SCOPE_NOT_GRANTABLE, `you cannot grant scopes you do not hold: ${extra.join(', ')}`, {
+      status: 403,
+      details: { scopes: extra },
+    });
   }
 }
 
@@ -133,7 +149,12 @@ export class AuthService {
       const e = err as AionError;
       return this.reject(ip, e.code, e.message);
     }
-    if (this.revocations.rejects(principal)) return this.reject(ip, AuthErrorCodes.TOKEN_REVOKED, 'this sign-in has ended (logout, a revoked device or refresh token, or a password change): sign in again');
+    if (this.revocations.rejects(principal))
+      return this.reject(
+        ip,
+        AuthErrorCodes.TOKEN_REVOKED,
+        'this sign-in has ended (logout, a revoked device or refresh token, or a password change): sign in again',
+      );
     const decision = this.limiter ? await this.limiter.forPrincipal(principal.sub) : undefined;
     if (decision && !decision.allowed) return this.rateLimited(decision, `too many requests from this ${principal.type}`);
     return { principal, headers: decision ? rateLimitHeaders(decision) : undefined };
@@ -151,7 +172,14 @@ export class AuthService {
     const decision = this.limiter ? await this.limiter.forIp(ip) : undefined;
     if (decision && !decision.allowed) return this.rateLimited(decision, `too many requests from ${ip}`);
     const error = code === AuthErrorCodes.TOKEN_EXPIRED ? 'invalid_token", error_description="expired' : 'invalid_token';
-    return { error: { code, message, status: 401, headers: { 'WWW-Authenticate': `Bearer realm="aion", error="${error}"`, ...(decision ? rateLimitHeaders(decision) : {}) } } };
+    return {
+      error: {
+        code,
+        message,
+        status: 401,
+        headers: { 'WWW-Authenticate': `Bearer realm="aion", error="${error}"`, ...(decision ? rateLimitHeaders(decision) : {}) },
+      },
+    };
   }
 
   private rateLimited(decision: BucketDecision, message: string): AuthResult {
@@ -221,7 +249,14 @@ export class AuthService {
   }
 
   private async pair(subject: Subject, tenantId: string, familyId: string, refreshToken: string): Promise<TokenPair> {
-    const access = await this.tokens.issue({ sub: subject.id, type: subject.type, scopes: subject.scopes, tenant_id: tenantId, owner: subject.owner, fam: familyId });
+    const access = await this.tokens.issue({
+      sub: subject.id,
+      type: subject.type,
+      scopes: subject.scopes,
+      tenant_id: tenantId,
+      owner: subject.owner,
+      fam: familyId,
+    });
     return {
       access_token: access,
       token_type: 'Bearer',
@@ -234,7 +269,8 @@ export class AuthService {
 
   async login(body: unknown, ip: string): Promise<TokenPair> {
     const { username: rawName, password } = (body ?? {}) as { username?: unknown; password?: unknown };
-    if (typeof rawName !== 'string' || typeof password !== 'string') throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "username": "…", "password": "…" }');
+    if (typeof rawName !== 'string' || typeof password !== 'string')
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "username": "…", "password": "…" }');
     const username = rawName.trim().toLowerCase();
     const account = `${DEFAULT_TENANT}:${username}`;
     if (this.limiter) {
@@ -242,14 +278,25 @@ export class AuthService {
       if (waitMs > 0) {
         await this.store.audit({ tenant_id: DEFAULT_TENANT, event: 'login_throttled', subject: username, ip });
         const retryAfter = retryAfterSeconds(waitMs);
-        throw new AionError(ErrorCodes.RATE_LIMITED, `too many failed logins for this account or address: retry in ${retryAfter} s`, { headers: { 'Retry-After': retryAfter }, details: { retryAfterSeconds: Number(retryAfter) } });
+        throw new AionError(ErrorCodes.RATE_LIMITED, `too many failed logins for this account or address: retry in ${retryAfter} s`, {
+          headers: { 'Retry-After': retryAfter },
+          details: { retryAfterSeconds: Number(retryAfter) },
+        });
       }
     }
     const user = await this.store.findUserByName(DEFAULT_TENANT, username);
-    const valid = user ? await verifyPassword(password, user.password_hash) : await verifyPassword(password, await decoyHash(this.config.scryptCost)).then(() => false);
+    const valid = user
+      ? await verifyPassword(password, user.password_hash)
+      : await verifyPassword(password, await decoyHash(this.config.scryptCost)).then(() => false);
     if (!user || !valid || user.disabled) {
       await this.limiter?.loginFailed(account, ip);
-      await this.store.audit({ tenant_id: DEFAULT_TENANT, event: 'login_failed', subject: username, ip, details: { reason: !user ? 'unknown_user' : !valid ? 'wrong_password' : 'disabled' } });
+      await this.store.audit({
+        tenant_id: DEFAULT_TENANT,
+        event: 'login_failed',
+        subject: username,
+        ip,
+        details: { reason: !user ? 'unknown_user' : !valid ? 'wrong_password' : 'disabled' },
+      });
       throw new AionError(ErrorCodes.UNAUTHENTICATED, 'wrong username or password');
     }
     await this.limiter?.loginSucceeded(account);
@@ -294,9 +341,18 @@ export class AuthService {
   private async reused(row: { family_id: string; tenant_id: string; subject_id: string; owner_id: string; id: string }, ip: string): Promise<never> {
     const revoked = await this.store.revokeFamily(row.family_id);
     await this.revocations.revoke('family', [row.family_id]);
-    await this.store.audit({ tenant_id: row.tenant_id, event: 'refresh_reused', actor: row.owner_id, subject: row.subject_id, ip, details: { family_id: row.family_id, token_id: row.id, revoked } });
+    await this.store.audit({
+      tenant_id: row.tenant_id,
+      event: 'refresh_reused',
+      actor: row.owner_id,
+      subject: row.subject_id,
+      ip,
+      details: { family_id: row.family_id, token_id: row.id, revoked },
+    });
     this.logger.warn('a rotated refresh token was presented again: its family is revoked', { family: row.family_id, subject: row.subject_id, ip });
-    throw new AionError(AuthErrorCodes.REFRESH_TOKEN_REUSED, 'this refresh token was already used: every token of its sign-in is now revoked; sign in again', { status: 401 });
+    throw new AionError(AuthErrorCodes.REFRESH_TOKEN_REUSED, 'this refresh token was already used: every token of its sign-in is now revoked; sign in again', {
+      status: 401,
+    });
   }
 
   /** The subject as it is now: scopes from its row, and nothing when it is disabled or revoked. */
@@ -319,7 +375,13 @@ export class AuthService {
     if (!family) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "refresh_token": "aionr_…" } or an access token from the sign-in to end');
     await this.store.revokeFamily(family);
     await this.revocations.revoke('family', [family]);
-    await this.store.audit({ tenant_id: principal?.tenant_id ?? DEFAULT_TENANT, event: 'logout', actor: principal?.sub ?? null, ip, details: { family_id: family } });
+    await this.store.audit({
+      tenant_id: principal?.tenant_id ?? DEFAULT_TENANT,
+      event: 'logout',
+      actor: principal?.sub ?? null,
+      ip,
+      details: { family_id: family },
+    });
   }
 
   // Users
@@ -335,8 +397,20 @@ export class AuthService {
     const granted = admin === true ? ['*'] : scopes === undefined ? this.config.defaultUserScopes : validScopes(scopes, 'scopes');
     if (actor) await this.assertMayCreateUser(actor, granted);
     const generated = password === undefined ? generatePassword() : undefined;
-    const user = await this.store.createUser({ tenant_id: actor?.tenant_id ?? DEFAULT_TENANT, username, password_hash: await hashPassword((password as string | undefined) ?? generated!, this.config.scryptCost), scopes: granted });
-    await this.store.audit({ tenant_id: user.tenant_id, event: 'user_created', actor: actor?.sub ?? 'cli', subject: user.id, ip, details: { username, scopes: granted } });
+    const user = await this.store.createUser({
+      tenant_id: actor?.tenant_id ?? DEFAULT_TENANT,
+      username,
+      password_hash: await hashPassword((password as string | undefined) ?? generated!, this.config.scryptCost),
+      scopes: granted,
+    });
+    await this.store.audit({
+      tenant_id: user.tenant_id,
+      event: 'user_created',
+      actor: actor?.sub ?? 'cli',
+      subject: user.id,
+      ip,
+      details: { username, scopes: granted },
+    });
     return generated ? { user: userView(user), password: generated } : { user: userView(user) };
   }
 
@@ -349,10 +423,14 @@ export class AuthService {
     assertGrantable(await this.currentScopes(actor), granted);
     const admin = granted.filter((s) => ADMIN_SCOPES.includes(s));
     if (admin.length > 0 && actor.type !== 'user' && this.config.adminCreation === 'interactive') {
-      throw new AionError(AuthErrorCodes.INTERACTIVE_SIGN_IN_REQUIRED, `only a signed-in user can create a user holding ${admin.join(', ')}, not ${actor.type === 'service' ? 'an API key' : `a ${actor.type}`}: sign in with a password and retry`, {
-        status: 403,
-        details: { scopes: admin },
-      });
+      throw new AionError(
+        AuthErrorCodes.INTERACTIVE_SIGN_IN_REQUIRED,
+        `only a signed-in user can create a user holding ${admin.join(', ')}, not ${actor.type === 'service' ? 'an API key' : `a ${actor.type}`}: sign in with a password and retry`,
+        {
+          status: 403,
+          details: { scopes: admin },
+        },
+      );
     }
   }
 
@@ -363,7 +441,8 @@ export class AuthService {
    */
   private async currentScopes(principal: Principal): Promise<string[]> {
     const stored = await this.storedScopes(principal);
-    if (!stored || !Array.isArray(principal.scopes)) throw new AionError(ErrorCodes.UNAUTHENTICATED, `the ${principal.type} behind this request no longer exists, or is disabled or revoked`);
+    if (!stored || !Array.isArray(principal.scopes))
+      throw new AionError(ErrorCodes.UNAUTHENTICATED, `the ${principal.type} behind this request no longer exists, or is disabled or revoked`);
     return commonScopes(stored, principal.scopes.map(String));
   }
 
@@ -402,7 +481,14 @@ export class AuthService {
     const owner = String(principal.owner ?? principal.sub);
     const user = await this.store.findUser(principal.tenant_id, owner);
     if (!user) throw new AionError(ErrorCodes.UNAUTHENTICATED, 'the account behind this credential no longer exists');
-    const out: Record<string, unknown> = { sub: principal.sub, type: principal.type, scopes: principal.scopes, tenant_id: principal.tenant_id, owner, user: userView(user) };
+    const out: Record<string, unknown> = {
+      sub: principal.sub,
+      type: principal.type,
+      scopes: principal.scopes,
+      tenant_id: principal.tenant_id,
+      owner,
+      user: userView(user),
+    };
     if (principal.type === 'device') {
       const device = await this.store.findDevice(principal.tenant_id, principal.sub);
       if (device) out.device = deviceView(device);
@@ -414,15 +500,24 @@ export class AuthService {
   async changePassword(principal: Principal, body: unknown, ip: string): Promise<void> {
     this.requireUser(principal, 'change a password');
     const { current_password: current, new_password: next } = (body ?? {}) as { current_password?: unknown; new_password?: unknown };
-    if (typeof current !== 'string' || typeof next !== 'string') throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "current_password": "…", "new_password": "…" }');
-    if (next.length < this.config.passwordMinLength) throw new AionError(ErrorCodes.VALIDATION_FAILED, `a password has at least ${this.config.passwordMinLength} characters`);
+    if (typeof current !== 'string' || typeof next !== 'string')
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "current_password": "…", "new_password": "…" }');
+    if (next.length < this.config.passwordMinLength)
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, `a password has at least ${this.config.passwordMinLength} characters`);
     const user = await this.store.findUser(principal.tenant_id, principal.sub);
     if (!user || !(await verifyPassword(current, user.password_hash))) throw new AionError(ErrorCodes.FORBIDDEN, 'the current password is wrong');
     await this.store.setPassword(user.tenant_id, user.id, await hashPassword(next, this.config.scryptCost));
     // Whoever else knew the old password is signed out; this sign-in, devices and API keys stay.
     const ended = await this.store.revokeOtherSignIns(user.tenant_id, user.id, typeof principal.fam === 'string' ? principal.fam : undefined);
     await this.revocations.revoke('family', ended);
-    await this.store.audit({ tenant_id: user.tenant_id, event: 'password_changed', actor: user.id, subject: user.id, ip, details: { signins_ended: ended.length } });
+    await this.store.audit({
+      tenant_id: user.tenant_id,
+      event: 'password_changed',
+      actor: user.id,
+      subject: user.id,
+      ip,
+      details: { signins_ended: ended.length },
+    });
   }
 
   /** Credentials are minted by people, not by other credentials. */
@@ -435,8 +530,10 @@ export class AuthService {
   async createApiKey(principal: Principal, body: unknown, ip: string) {
     this.requireUser(principal, 'create API keys');
     const { name, scopes, expires_in_seconds: expiresIn } = (body ?? {}) as { name?: unknown; scopes?: unknown; expires_in_seconds?: unknown };
-    if (typeof name !== 'string' || name.trim() === '' || name.length > 200) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'an API key needs a name (up to 200 characters)');
-    if (expiresIn !== undefined && (!Number.isInteger(expiresIn) || (expiresIn as number) <= 0)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'expires_in_seconds is a positive integer');
+    if (typeof name !== 'string' || name.trim() === '' || name.length > 200)
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'an API key needs a name (up to 200 characters)');
+    if (expiresIn !== undefined && (!Number.isInteger(expiresIn) || (expiresIn as number) <= 0))
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'expires_in_seconds is a positive integer');
     const granted = scopes === undefined ? this.config.defaultApiKeyScopes : validScopes(scopes, 'scopes');
     assertGrantable(await this.currentScopes(principal), granted);
     const { key, prefix, hash } = newApiKey();
@@ -449,7 +546,14 @@ export class AuthService {
       scopes: granted,
       expires_at: expiresIn === undefined ? null : Date.now() + (expiresIn as number) * 1000,
     });
-    await this.store.audit({ tenant_id: principal.tenant_id, event: 'key_created', actor: principal.sub, subject: row.id, ip, details: { prefix, scopes: granted } });
+    await this.store.audit({
+      tenant_id: principal.tenant_id,
+      event: 'key_created',
+      actor: principal.sub,
+      subject: row.id,
+      ip,
+      details: { prefix, scopes: granted },
+    });
     return { ...apiKeyView(row), key };
   }
 
@@ -458,7 +562,8 @@ export class AuthService {
   }
 
   async revokeApiKey(principal: Principal, id: string, ip: string): Promise<void> {
-    if (!(await this.store.revokeApiKey(principal.tenant_id, String(principal.owner ?? principal.sub), id))) throw new AionError(ErrorCodes.NOT_FOUND, `no API key ${id}`);
+    if (!(await this.store.revokeApiKey(principal.tenant_id, String(principal.owner ?? principal.sub), id)))
+      throw new AionError(ErrorCodes.NOT_FOUND, `no API key ${id}`);
     for (const [prefix, entry] of this.keyCache) if (entry.row.id === id) this.keyCache.delete(prefix);
     // Instances holding the key in their cache hear it through Redis (the key id is its principal's subject).
     await this.revocations.revoke('subject', [id]);
@@ -470,11 +575,19 @@ export class AuthService {
   async createDevice(principal: Principal, body: unknown, ip: string) {
     this.requireUser(principal, 'register devices');
     const { name, scopes } = (body ?? {}) as { name?: unknown; scopes?: unknown };
-    if (typeof name !== 'string' || name.trim() === '' || name.length > 200) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a device needs a name (up to 200 characters)');
+    if (typeof name !== 'string' || name.trim() === '' || name.length > 200)
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a device needs a name (up to 200 characters)');
     const granted = scopes === undefined ? this.config.defaultDeviceScopes : validScopes(scopes, 'scopes');
     assertGrantable(await this.currentScopes(principal), granted);
     const device = await this.store.createDevice({ tenant_id: principal.tenant_id, owner_id: principal.sub, name: name.trim(), scopes: granted });
-    await this.store.audit({ tenant_id: principal.tenant_id, event: 'device_created', actor: principal.sub, subject: device.id, ip, details: { scopes: granted } });
+    await this.store.audit({
+      tenant_id: principal.tenant_id,
+      event: 'device_created',
+      actor: principal.sub,
+      subject: device.id,
+      ip,
+      details: { scopes: granted },
+    });
     const tokens = await this.issue({ type: 'device', id: device.id, owner: principal.sub, scopes: granted }, principal.tenant_id);
     return { device: deviceView(device), ...tokens };
   }
@@ -485,7 +598,8 @@ export class AuthService {
 
   private async ownDevice(principal: Principal, id: string): Promise<DeviceRow> {
     const device = await this.store.findDevice(principal.tenant_id, id);
-    if (!device || device.revoked_at !== null || device.owner_id !== String(principal.owner ?? principal.sub)) throw new AionError(ErrorCodes.NOT_FOUND, `no device ${id}`);
+    if (!device || device.revoked_at !== null || device.owner_id !== String(principal.owner ?? principal.sub))
+      throw new AionError(ErrorCodes.NOT_FOUND, `no device ${id}`);
     return device;
   }
 
@@ -495,7 +609,8 @@ export class AuthService {
 
   async renameDevice(principal: Principal, id: string, body: unknown) {
     const name = (body as { name?: unknown } | undefined)?.name;
-    if (typeof name !== 'string' || name.trim() === '' || name.length > 200) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "name": "…" } (up to 200 characters)');
+    if (typeof name !== 'string' || name.trim() === '' || name.length > 200)
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "name": "…" } (up to 200 characters)');
     const device = await this.ownDevice(principal, id);
     await this.store.renameDevice(principal.tenant_id, device.owner_id, id, name.trim());
     return deviceView({ ...device, name: name.trim() });

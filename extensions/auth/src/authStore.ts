@@ -172,7 +172,11 @@ export class AuthStore {
 
   /** A setting written once by whichever instance gets there first. */
   async settingOrCreate(name: string, create: () => string): Promise<string> {
-    await this.db.execute(`INSERT INTO ${this.p}settings (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`, [name, create(), Date.now()]);
+    await this.db.execute(`INSERT INTO ${this.p}settings (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`, [
+      name,
+      create(),
+      Date.now(),
+    ]);
     const [row] = await this.db.query<{ value: string }>(`SELECT value FROM ${this.p}settings WHERE name = ?`, [name]);
     return row!.value;
   }
@@ -186,7 +190,9 @@ export class AuthStore {
 
   /** How many users the tenant has, and how many of them are disabled: numbers, never names. */
   async userCounts(tenantId: string): Promise<{ users: number; disabled: number }> {
-    const [row] = await this.db.query<{ n: number; d: number | null }>(`SELECT COUNT(*) AS n, SUM(disabled) AS d FROM ${this.p}users WHERE tenant_id = ?`, [tenantId]);
+    const [row] = await this.db.query<{ n: number; d: number | null }>(`SELECT COUNT(*) AS n, SUM(disabled) AS d FROM ${this.p}users WHERE tenant_id = ?`, [
+      tenantId,
+    ]);
     return { users: Number(row?.n ?? 0), disabled: Number(row?.d ?? 0) };
   }
 
@@ -194,15 +200,10 @@ export class AuthStore {
     const now = Date.now();
     const row = { id: randomUUID(), ...user, disabled: false, created_at: now, updated_at: now };
     try {
-      await this.db.execute(`INSERT INTO ${this.p}users (id, tenant_id, username, password_hash, scopes, disabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)`, [
-        row.id,
-        row.tenant_id,
-        row.username,
-        row.password_hash,
-        JSON.stringify(row.scopes),
-        now,
-        now,
-      ]);
+      await this.db.execute(
+        `INSERT INTO ${this.p}users (id, tenant_id, username, password_hash, scopes, disabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)`,
+        [row.id, row.tenant_id, row.username, row.password_hash, JSON.stringify(row.scopes), now, now],
+      );
     } catch (err) {
       if (isUniqueViolation(err)) throw new AionError(ErrorCodes.CONFLICT, `a user named ${user.username} already exists`);
       throw err;
@@ -228,7 +229,12 @@ export class AuthStore {
   }
 
   async setPassword(tenantId: string, id: string, passwordHash: string): Promise<void> {
-    await this.db.execute(`UPDATE ${this.p}users SET password_hash = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`, [passwordHash, Date.now(), tenantId, id]);
+    await this.db.execute(`UPDATE ${this.p}users SET password_hash = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`, [
+      passwordHash,
+      Date.now(),
+      tenantId,
+      id,
+    ]);
   }
 
   // Devices
@@ -247,7 +253,10 @@ export class AuthStore {
   }
 
   async listDevices(tenantId: string, ownerId: string): Promise<DeviceRow[]> {
-    const rows = await this.db.query<Raw>(`SELECT * FROM ${this.p}devices WHERE tenant_id = ? AND owner_id = ? AND revoked_at IS NULL ORDER BY created_at, id`, [tenantId, ownerId]);
+    const rows = await this.db.query<Raw>(
+      `SELECT * FROM ${this.p}devices WHERE tenant_id = ? AND owner_id = ? AND revoked_at IS NULL ORDER BY created_at, id`,
+      [tenantId, ownerId],
+    );
     return rows.map((r) => withScopes<DeviceRow>(r)!);
   }
 
@@ -256,7 +265,12 @@ export class AuthStore {
   }
 
   async renameDevice(tenantId: string, ownerId: string, id: string, name: string): Promise<boolean> {
-    const { changes } = await this.db.execute(`UPDATE ${this.p}devices SET name = ? WHERE tenant_id = ? AND owner_id = ? AND id = ? AND revoked_at IS NULL`, [name, tenantId, ownerId, id]);
+    const { changes } = await this.db.execute(`UPDATE ${this.p}devices SET name = ? WHERE tenant_id = ? AND owner_id = ? AND id = ? AND revoked_at IS NULL`, [
+      name,
+      tenantId,
+      ownerId,
+      id,
+    ]);
     return changes > 0;
   }
 
@@ -264,7 +278,10 @@ export class AuthStore {
   async revokeDevice(tenantId: string, ownerId: string, id: string): Promise<boolean> {
     const now = Date.now();
     const [device] = await this.db.transaction([
-      { sql: `UPDATE ${this.p}devices SET revoked_at = ? WHERE tenant_id = ? AND owner_id = ? AND id = ? AND revoked_at IS NULL`, params: [now, tenantId, ownerId, id] },
+      {
+        sql: `UPDATE ${this.p}devices SET revoked_at = ? WHERE tenant_id = ? AND owner_id = ? AND id = ? AND revoked_at IS NULL`,
+        params: [now, tenantId, ownerId, id],
+      },
       {
         sql: `UPDATE ${this.p}refresh_tokens SET revoked_at = ? WHERE tenant_id = ? AND subject_type = 'device' AND subject_id = ? AND owner_id = ? AND revoked_at IS NULL`,
         params: [now, tenantId, id, ownerId],
@@ -279,24 +296,28 @@ export class AuthStore {
 
   // API keys
 
-  async createApiKey(key: { tenant_id: string; owner_id: string; name: string; prefix: string; key_hash: string; scopes: string[]; expires_at: number | null }): Promise<ApiKeyRow> {
+  async createApiKey(key: {
+    tenant_id: string;
+    owner_id: string;
+    name: string;
+    prefix: string;
+    key_hash: string;
+    scopes: string[];
+    expires_at: number | null;
+  }): Promise<ApiKeyRow> {
     const row: ApiKeyRow = { id: randomUUID(), ...key, created_at: Date.now(), last_used_at: null, revoked_at: null };
-    await this.db.execute(`INSERT INTO ${this.p}api_keys (id, tenant_id, owner_id, name, prefix, key_hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
-      row.id,
-      row.tenant_id,
-      row.owner_id,
-      row.name,
-      row.prefix,
-      row.key_hash,
-      JSON.stringify(row.scopes),
-      row.created_at,
-      row.expires_at,
-    ]);
+    await this.db.execute(
+      `INSERT INTO ${this.p}api_keys (id, tenant_id, owner_id, name, prefix, key_hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [row.id, row.tenant_id, row.owner_id, row.name, row.prefix, row.key_hash, JSON.stringify(row.scopes), row.created_at, row.expires_at],
+    );
     return row;
   }
 
   async listApiKeys(tenantId: string, ownerId: string): Promise<ApiKeyRow[]> {
-    const rows = await this.db.query<Raw>(`SELECT * FROM ${this.p}api_keys WHERE tenant_id = ? AND owner_id = ? AND revoked_at IS NULL ORDER BY created_at, id`, [tenantId, ownerId]);
+    const rows = await this.db.query<Raw>(
+      `SELECT * FROM ${this.p}api_keys WHERE tenant_id = ? AND owner_id = ? AND revoked_at IS NULL ORDER BY created_at, id`,
+      [tenantId, ownerId],
+    );
     return rows.map((r) => withScopes<ApiKeyRow>(r)!);
   }
 
@@ -316,7 +337,10 @@ export class AuthStore {
   }
 
   async revokeApiKey(tenantId: string, ownerId: string, id: string): Promise<boolean> {
-    const { changes } = await this.db.execute(`UPDATE ${this.p}api_keys SET revoked_at = ? WHERE tenant_id = ? AND owner_id = ? AND id = ? AND revoked_at IS NULL`, [Date.now(), tenantId, ownerId, id]);
+    const { changes } = await this.db.execute(
+      `UPDATE ${this.p}api_keys SET revoked_at = ? WHERE tenant_id = ? AND owner_id = ? AND id = ? AND revoked_at IS NULL`,
+      [Date.now(), tenantId, ownerId, id],
+    );
     return changes > 0;
   }
 
@@ -329,7 +353,18 @@ export class AuthStore {
   async insertRefresh(row: Omit<RefreshRow, 'used_at' | 'replaced_by' | 'revoked_at'>): Promise<void> {
     await this.db.execute(
       `INSERT INTO ${this.p}refresh_tokens (id, family_id, tenant_id, subject_type, subject_id, owner_id, scopes, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [row.id, row.family_id, row.tenant_id, row.subject_type, row.subject_id, row.owner_id, JSON.stringify(row.scopes), row.token_hash, row.created_at, row.expires_at],
+      [
+        row.id,
+        row.family_id,
+        row.tenant_id,
+        row.subject_type,
+        row.subject_id,
+        row.owner_id,
+        JSON.stringify(row.scopes),
+        row.token_hash,
+        row.created_at,
+        row.expires_at,
+      ],
     );
   }
 
@@ -344,18 +379,37 @@ export class AuthStore {
   async rotateRefresh(oldId: string, next: Omit<RefreshRow, 'used_at' | 'replaced_by' | 'revoked_at'>): Promise<boolean> {
     const now = Date.now();
     const [marked] = await this.db.transaction([
-      { sql: `UPDATE ${this.p}refresh_tokens SET used_at = ?, replaced_by = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL`, params: [now, next.id, oldId] },
+      {
+        sql: `UPDATE ${this.p}refresh_tokens SET used_at = ?, replaced_by = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL`,
+        params: [now, next.id, oldId],
+      },
       {
         sql: `INSERT INTO ${this.p}refresh_tokens (id, family_id, tenant_id, subject_type, subject_id, owner_id, scopes, token_hash, created_at, expires_at)
               SELECT ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT) WHERE EXISTS (SELECT 1 FROM ${this.p}refresh_tokens WHERE id = ? AND replaced_by = ?)`,
-        params: [next.id, next.family_id, next.tenant_id, next.subject_type, next.subject_id, next.owner_id, JSON.stringify(next.scopes), next.token_hash, next.created_at, next.expires_at, oldId, next.id],
+        params: [
+          next.id,
+          next.family_id,
+          next.tenant_id,
+          next.subject_type,
+          next.subject_id,
+          next.owner_id,
+          JSON.stringify(next.scopes),
+          next.token_hash,
+          next.created_at,
+          next.expires_at,
+          oldId,
+          next.id,
+        ],
       },
     ]);
     return marked!.changes === 1;
   }
 
   async revokeFamily(familyId: string): Promise<number> {
-    const { changes } = await this.db.execute(`UPDATE ${this.p}refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, [Date.now(), familyId]);
+    const { changes } = await this.db.execute(`UPDATE ${this.p}refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`, [
+      Date.now(),
+      familyId,
+    ]);
     return changes;
   }
 
@@ -367,14 +421,20 @@ export class AuthStore {
     );
     const families = rows.map((r) => r.family_id);
     if (families.length === 0) return [];
-    await this.db.execute(`UPDATE ${this.p}refresh_tokens SET revoked_at = ? WHERE family_id IN (${families.map(() => '?').join(', ')}) AND revoked_at IS NULL`, [Date.now(), ...families]);
+    await this.db.execute(
+      `UPDATE ${this.p}refresh_tokens SET revoked_at = ? WHERE family_id IN (${families.map(() => '?').join(', ')}) AND revoked_at IS NULL`,
+      [Date.now(), ...families],
+    );
     return families;
   }
 
   /** Sign-ins and devices revoked after `since`, with when. */
   async revokedSince(since: number): Promise<{ families: Array<{ id: string; revoked_at: number }>; devices: Array<{ id: string; revoked_at: number }> }> {
     const [families, devices] = await Promise.all([
-      this.db.query<{ id: string; revoked_at: SqlValue }>(`SELECT family_id AS id, MAX(revoked_at) AS revoked_at FROM ${this.p}refresh_tokens WHERE revoked_at > ? GROUP BY family_id`, [since]),
+      this.db.query<{ id: string; revoked_at: SqlValue }>(
+        `SELECT family_id AS id, MAX(revoked_at) AS revoked_at FROM ${this.p}refresh_tokens WHERE revoked_at > ? GROUP BY family_id`,
+        [since],
+      ),
       this.db.query<{ id: string; revoked_at: SqlValue }>(`SELECT id, revoked_at FROM ${this.p}devices WHERE revoked_at > ?`, [since]),
     ]);
     const withTime = (rows: Array<{ id: string; revoked_at: SqlValue }>) => rows.map((r) => ({ id: r.id, revoked_at: Number(r.revoked_at) }));

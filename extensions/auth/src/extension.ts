@@ -45,7 +45,10 @@ function commandPrincipal(value: unknown): Principal | undefined {
   if (value === undefined || value === null) return undefined;
   const p = value as Principal;
   if (typeof p !== 'object' || typeof p.sub !== 'string' || typeof p.type !== 'string' || typeof p.tenant_id !== 'string' || !Array.isArray(p.scopes)) {
-    throw new AionError(ErrorCodes.VALIDATION_FAILED, 'the second argument of auth.createUser is the principal to act for: { sub, type, tenant_id, scopes, owner? }');
+    throw new AionError(
+      ErrorCodes.VALIDATION_FAILED,
+      'the second argument of auth.createUser is the principal to act for: { sub, type, tenant_id, scopes, owner? }',
+    );
   }
   return p;
 }
@@ -58,7 +61,13 @@ export async function activate(ctx: aion.ExtensionContext) {
 
   const redisUrl = config.redisUrl || (await ctx.secrets.get('AION_REDIS_URL'));
   const redis = redisUrl ? await connectRedis(redisUrl, ctx) : undefined;
-  const revocations = await Revocations.start({ store, accessTokenTtlSeconds: config.accessTokenTtlSeconds, logger: ctx.logger, redis, channel: config.revocations.redisChannel });
+  const revocations = await Revocations.start({
+    store,
+    accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+    logger: ctx.logger,
+    redis,
+    channel: config.revocations.redisChannel,
+  });
   let service!: AuthService;
   const limiter = config.rateLimits.enabled
     ? new RateLimiter({
@@ -82,7 +91,10 @@ export async function activate(ctx: aion.ExtensionContext) {
     );
   }
 
-  const purge = () => store.purge(config.auditRetentionDays * 86_400_000, config.accessTokenTtlSeconds * 1000).catch((err) => ctx.logger.warn(`purging expired tokens and old audit events failed: ${(err as Error).message}`));
+  const purge = () =>
+    store
+      .purge(config.auditRetentionDays * 86_400_000, config.accessTokenTtlSeconds * 1000)
+      .catch((err) => ctx.logger.warn(`purging expired tokens and old audit events failed: ${(err as Error).message}`));
   void purge();
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
@@ -125,7 +137,13 @@ export async function activate(ctx: aion.ExtensionContext) {
     // The host appends a cancellation token after the declared parameters, so it is declared to keep it out of `principal`.
     aion.commands.register('auth.createUser', (options: Record<string, unknown> | undefined, principal: unknown, _token: aion.CancellationToken) => {
       // From `aion users create --scopes a,b` scopes arrive as one comma-separated string.
-      const scopes = typeof options?.scopes === 'string' ? options.scopes.split(',').map((s) => s.trim()).filter(Boolean) : options?.scopes;
+      const scopes =
+        typeof options?.scopes === 'string'
+          ? options.scopes
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : options?.scopes;
       // A user the kernel verified (commands.executeFor) comes first; a principal argument is checked against the database.
       return service.createUser({ ...options, scopes }, aion.commands.principal() ?? commandPrincipal(principal));
     }),

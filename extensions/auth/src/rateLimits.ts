@@ -80,11 +80,9 @@ class RedisBucketStore implements BucketStore {
   }
 
   async take(key: string, capacity: number, refillPerMs: number) {
-    const [allowed, tokens, retry] = (await (this.redis as unknown as { aionTakeToken(k: string, c: number, r: string): Promise<[number, string, number]> }).aionTakeToken(
-      this.prefix + key,
-      capacity,
-      String(refillPerMs),
-    )) as [number, string, number];
+    const [allowed, tokens, retry] = (await (
+      this.redis as unknown as { aionTakeToken(k: string, c: number, r: string): Promise<[number, string, number]> }
+    ).aionTakeToken(this.prefix + key, capacity, String(refillPerMs))) as [number, string, number];
     return { allowed: allowed === 1, tokens: Number(tokens), retryAfterMs: Number(retry) };
   }
 }

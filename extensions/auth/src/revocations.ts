@@ -82,7 +82,11 @@ export class Revocations {
   static async start(options: RevocationsOptions): Promise<Revocations> {
     const revocations = new Revocations(options);
     await revocations.catchUp();
-    revocations.subscriber?.connect().catch((err: Error) => options.logger.warn(`Redis is unreachable (${err.message}); revoked access tokens are refused on other instances once it answers`));
+    revocations.subscriber
+      ?.connect()
+      .catch((err: Error) =>
+        options.logger.warn(`Redis is unreachable (${err.message}); revoked access tokens are refused on other instances once it answers`),
+      );
     return revocations;
   }
 

@@ -25,7 +25,12 @@ export interface Tokens {
   scope: string;
 }
 
-export async function call(kernel: KernelLike, method: string, path: string, options: { token?: string; apiKey?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Response> {
+export async function call(
+  kernel: KernelLike,
+  method: string,
+  path: string,
+  options: { token?: string; apiKey?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Response> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.apiKey) headers['x-api-key'] = options.apiKey;
@@ -51,7 +56,12 @@ export async function signInAdmin(kernel: KernelLike): Promise<Tokens> {
 }
 
 /** Creates a user through the admin route and signs it in. */
-export async function createUser(kernel: KernelLike, adminToken: string, username: string, options: { scopes?: string[]; password?: string } = {}): Promise<Tokens & { id: string; password: string }> {
+export async function createUser(
+  kernel: KernelLike,
+  adminToken: string,
+  username: string,
+  options: { scopes?: string[]; password?: string } = {},
+): Promise<Tokens & { id: string; password: string }> {
   const password = options.password ?? `pw-${username}-0123456789`;
   const res = await call(kernel, 'POST', '/v1/users', { token: adminToken, body: { username, password, scopes: options.scopes } });
   assert.equal(res.status, 201, `create ${username}: ${await res.clone().text()}`);

@@ -70,7 +70,13 @@ export class AccessTokens {
     try {
       const { payload } = await jwtVerify(token, this.key, { issuer: this.issuer, audience: AUDIENCE, algorithms: ['HS256'], typ: 'JWT' });
       const { sub, type, scopes, tenant_id, owner, fam } = payload as Record<string, unknown>;
-      if (typeof sub !== 'string' || !['user', 'device', 'service'].includes(type as string) || !Array.isArray(scopes) || typeof tenant_id !== 'string' || typeof owner !== 'string') {
+      if (
+        typeof sub !== 'string' ||
+        !['user', 'device', 'service'].includes(type as string) ||
+        !Array.isArray(scopes) ||
+        typeof tenant_id !== 'string' ||
+        typeof owner !== 'string'
+      ) {
         throw new AionError(ErrorCodes.UNAUTHENTICATED, 'the access token is missing required claims');
       }
       const principal: Principal & AccessClaims = { sub, type: type as SubjectType, scopes: scopes.map(String), tenant_id, owner };

@@ -126,7 +126,10 @@ forEachDatabase('aion.auth', (db) => {
     assert.match(key.key, /^aion_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}$/);
     assert.equal(key.prefix, key.key.slice(0, 17));
     const listed = (await json(await call(kernel!, 'GET', '/v1/api-keys', { token: alice.access_token }))).api_keys;
-    assert.deepEqual(listed.map((k: any) => [k.id, k.prefix, k.key]), [[key.id, key.prefix, undefined]]);
+    assert.deepEqual(
+      listed.map((k: any) => [k.id, k.prefix, k.key]),
+      [[key.id, key.prefix, undefined]],
+    );
 
     for (const auth of [{ apiKey: key.key }, { token: key.key }]) {
       const me = await json(await call(kernel!, 'GET', '/v1/me', auth));
@@ -145,8 +148,14 @@ forEachDatabase('aion.auth', (db) => {
     const revoked = await call(kernel!, 'GET', '/v1/me', { apiKey: key.key });
     assert.equal(revoked.status, 401);
     assert.match((await json(revoked)).error.message, /revoked/);
-    assert.deepEqual((await audit(kernel!, admin.access_token, 'key_created')).map((e) => e.subject), [key.id]);
-    assert.deepEqual((await audit(kernel!, admin.access_token, 'key_revoked')).map((e) => e.subject), [key.id]);
+    assert.deepEqual(
+      (await audit(kernel!, admin.access_token, 'key_created')).map((e) => e.subject),
+      [key.id],
+    );
+    assert.deepEqual(
+      (await audit(kernel!, admin.access_token, 'key_revoked')).map((e) => e.subject),
+      [key.id],
+    );
   });
 
   it('rotates refresh tokens, and a reused one revokes its whole family', async () => {
@@ -187,12 +196,23 @@ forEachDatabase('aion.auth', (db) => {
     assert.equal(me.sub, device.device.id);
     assert.equal(me.owner, bob.id);
     assert.equal(me.device.name, 'laptop');
-    assert.equal((await call(kernel!, 'POST', '/v1/devices', { token: device.access_token, body: { name: 'child' } })).status, 403, 'a device cannot register devices');
+    assert.equal(
+      (await call(kernel!, 'POST', '/v1/devices', { token: device.access_token, body: { name: 'child' } })).status,
+      403,
+      'a device cannot register devices',
+    );
 
     const renamed = await json(await call(kernel!, 'PATCH', `/v1/devices/${device.device.id}`, { token: bob.access_token, body: { name: 'work laptop' } }));
     assert.equal(renamed.name, 'work laptop');
-    assert.deepEqual((await json(await call(kernel!, 'GET', '/v1/devices', { token: bob.access_token }))).devices.map((d: any) => d.name), ['work laptop']);
-    assert.equal((await call(kernel!, 'GET', `/v1/devices/${device.device.id}`, { token: admin.access_token })).status, 404, 'another user’s device is not found');
+    assert.deepEqual(
+      (await json(await call(kernel!, 'GET', '/v1/devices', { token: bob.access_token }))).devices.map((d: any) => d.name),
+      ['work laptop'],
+    );
+    assert.equal(
+      (await call(kernel!, 'GET', `/v1/devices/${device.device.id}`, { token: admin.access_token })).status,
+      404,
+      'another user’s device is not found',
+    );
 
     const refreshed = await json(await call(kernel!, 'POST', '/v1/auth/refresh', { body: { refresh_token: device.refresh_token } }));
     assert.ok(refreshed.access_token);
@@ -225,7 +245,10 @@ forEachDatabase('aion.auth', (db) => {
     assert.equal(existsSync(join(kernel.dataDir, 'storage', 'aion.auth', 'initial-admin.txt')), false);
     assert.equal((await call(kernel, 'GET', '/v1/me', { token: admin.access_token })).status, 200, 'tokens survive a restart');
     const users = (await json(await call(kernel, 'GET', '/v1/users', { token: admin.access_token }))).users;
-    assert.deepEqual(users.map((u: any) => u.username), ['admin', 'alice', 'bob', 'carol', 'dave', 'reader']);
+    assert.deepEqual(
+      users.map((u: any) => u.username),
+      ['admin', 'alice', 'bob', 'carol', 'dave', 'reader'],
+    );
   });
 
   it('counts users for admins, with numbers and no names', async () => {

@@ -14,7 +14,9 @@ const run = promisify(execFile);
 
 async function aion(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { env: { ...process.env, AION_LOG_LEVEL: 'silent', AION_JWT_SECRET: 'cli-test-secret-0123456789-abcdefghijklmnop' } });
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], {
+      env: { ...process.env, AION_LOG_LEVEL: 'silent', AION_JWT_SECRET: 'cli-test-secret-0123456789-abcdefghijklmnop' },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -31,7 +33,17 @@ describe('aion users create', function () {
   const common = () => ['--data-dir', dataDir, '--builtins', 'aion.auth'];
 
   it('creates a user that can then log in, and prints a generated password once', async () => {
-    const res = await aion(['users', 'create', '--username', 'grace', '--password', 'correct horse battery', '--scopes', 'sessions:read,sessions:write', ...common()]);
+    const res = await aion([
+      'users',
+      'create',
+      '--username',
+      'grace',
+      '--password',
+      'correct horse battery',
+      '--scopes',
+      'sessions:read,sessions:write',
+      ...common(),
+    ]);
     assert.equal(res.code, 0, res.stderr);
     const created = JSON.parse(res.stdout);
     assert.equal(created.user.username, 'grace');
@@ -42,7 +54,11 @@ describe('aion users create', function () {
 
     const kernel = await startTestKernel({ extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR], config: { dataDir, server: { port: 0 } }, env: {} });
     try {
-      const login = await kernel.request('/v1/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'grace', password: 'correct horse battery' }) });
+      const login = await kernel.request('/v1/auth/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'grace', password: 'correct horse battery' }),
+      });
       assert.equal(login.status, 200);
     } finally {
       await kernel.stop();

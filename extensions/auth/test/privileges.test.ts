@@ -41,7 +41,12 @@ forEachDatabase('aion.auth privileges', (db) => {
   const startKernel = (auth: Record<string, unknown> = {}) =>
     startTestKernel({
       extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR],
-      config: { extensions: { 'aion.storage': db.storageConfig({ sqlite: { path: join(dir, 'aion.db') } }), 'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false }, ...auth } } },
+      config: {
+        extensions: {
+          'aion.storage': db.storageConfig({ sqlite: { path: join(dir, 'aion.db') } }),
+          'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false }, ...auth },
+        },
+      },
     });
 
   before(async () => {
@@ -79,8 +84,15 @@ forEachDatabase('aion.auth privileges', (db) => {
     assert.equal(broader.code, 'SCOPE_NOT_GRANTABLE');
     assert.deepEqual(broader.details, { scopes: ['sessions:write', 'audit:read'] });
     assert.match(broader.message, /sessions:write, audit:read/);
-    assert.equal((await refusal(await createAs({ apiKey: recruiter }, { username: 'eve' }), 403)).code, 'SCOPE_NOT_GRANTABLE', 'the default user scopes are more than the key holds');
-    assert.equal((await refusal(await createAs({ apiKey: recruiter }, { username: 'eve', scopes: ['users:write'] }), 403)).code, 'INTERACTIVE_SIGN_IN_REQUIRED');
+    assert.equal(
+      (await refusal(await createAs({ apiKey: recruiter }, { username: 'eve' }), 403)).code,
+      'SCOPE_NOT_GRANTABLE',
+      'the default user scopes are more than the key holds',
+    );
+    assert.equal(
+      (await refusal(await createAs({ apiKey: recruiter }, { username: 'eve', scopes: ['users:write'] }), 403)).code,
+      'INTERACTIVE_SIGN_IN_REQUIRED',
+    );
     assert.equal((await createAs({ apiKey: recruiter }, { username: 'reader', scopes: ['sessions:read'] })).status, 201);
   });
 
@@ -101,23 +113,36 @@ forEachDatabase('aion.auth privileges', (db) => {
     assert.equal(asAdmin.code, 'SCOPE_NOT_GRANTABLE');
     assert.deepEqual(asAdmin.details, { scopes: ['*'] });
     assert.equal((await refusal(await createAs({ token: ops.access_token }, { username: 'root2', admin: 'yes' }), 400)).code, 'VALIDATION_FAILED');
-    assert.equal((await createAs({ token: ops.access_token }, { username: 'ops2', scopes: ['users:write', 'sessions:read'] })).status, 201, 'a person may make another operator within their own scopes');
+    assert.equal(
+      (await createAs({ token: ops.access_token }, { username: 'ops2', scopes: ['users:write', 'sessions:read'] })).status,
+      201,
+      'a person may make another operator within their own scopes',
+    );
 
-    const key = await refusal(await call(kernel!, 'POST', '/v1/api-keys', { token: ops.access_token, body: { name: 'wide', scopes: ['sessions:read', 'audit:read'] } }), 403);
+    const key = await refusal(
+      await call(kernel!, 'POST', '/v1/api-keys', { token: ops.access_token, body: { name: 'wide', scopes: ['sessions:read', 'audit:read'] } }),
+      403,
+    );
     assert.equal(key.code, 'SCOPE_NOT_GRANTABLE');
     assert.deepEqual(key.details, { scopes: ['audit:read'] });
     const device = await refusal(await call(kernel!, 'POST', '/v1/devices', { token: ops.access_token, body: { name: 'wide', scopes: ['*'] } }), 403);
     assert.equal(device.code, 'SCOPE_NOT_GRANTABLE');
     assert.deepEqual(device.details, { scopes: ['*'] });
     const everything = await apiKey(kernel!, admin.access_token, ['*']);
-    assert.equal((await call(kernel!, 'POST', '/v1/api-keys', { apiKey: everything, body: { name: 'copy', scopes: ['*'] } })).status, 403, 'a key never mints keys');
+    assert.equal(
+      (await call(kernel!, 'POST', '/v1/api-keys', { apiKey: everything, body: { name: 'copy', scopes: ['*'] } })).status,
+      403,
+      'a key never mints keys',
+    );
   });
 
   it('auth.createUser with a principal acts within what the database says that principal holds; without one, for the operator', async () => {
     const alice = await createUser(kernel!, admin.access_token, 'alice');
     const keyPrincipal = await principalOf(kernel!, { apiKey: await apiKey(kernel!, admin.access_token, ['*']) });
     assert.equal(keyPrincipal.type, 'service');
-    await assert.rejects(kernel!.executeCommand('auth.createUser', { username: 'mallory', admin: true }, keyPrincipal), { code: 'INTERACTIVE_SIGN_IN_REQUIRED' });
+    await assert.rejects(kernel!.executeCommand('auth.createUser', { username: 'mallory', admin: true }, keyPrincipal), {
+      code: 'INTERACTIVE_SIGN_IN_REQUIRED',
+    });
 
     const claimsEverything = { ...(await principalOf(kernel!, { token: alice.access_token })), scopes: ['*'] };
     await assert.rejects(kernel!.executeCommand('auth.createUser', { username: 'mallory', scopes: ['users:write'] }, claimsEverything), (err: any) => {
@@ -125,10 +150,21 @@ forEachDatabase('aion.auth privileges', (db) => {
       assert.deepEqual(err.details, { scopes: ['users:write'] });
       return true;
     });
-    await assert.rejects(kernel!.executeCommand('auth.createUser', { username: 'mallory' }, { ...claimsEverything, sub: '00000000-0000-4000-8000-000000000000', owner: undefined }), { code: 'UNAUTHENTICATED' });
+    await assert.rejects(
+      kernel!.executeCommand(
+        'auth.createUser',
+        { username: 'mallory' },
+        { ...claimsEverything, sub: '00000000-0000-4000-8000-000000000000', owner: undefined },
+      ),
+      { code: 'UNAUTHENTICATED' },
+    );
     await assert.rejects(kernel!.executeCommand('auth.createUser', { username: 'mallory' }, 'root'), { code: 'VALIDATION_FAILED' });
 
-    const byAdmin = await kernel!.executeCommand<{ user: { scopes: string[] } }>('auth.createUser', { username: 'root2', admin: true, password: PASSWORD }, await principalOf(kernel!, { token: admin.access_token }));
+    const byAdmin = await kernel!.executeCommand<{ user: { scopes: string[] } }>(
+      'auth.createUser',
+      { username: 'root2', admin: true, password: PASSWORD },
+      await principalOf(kernel!, { token: admin.access_token }),
+    );
     assert.deepEqual(byAdmin.user.scopes, ['*']);
     const byOperator = await kernel!.executeCommand<{ user: { scopes: string[] } }>('auth.createUser', { username: 'root3', admin: true, password: PASSWORD });
     assert.deepEqual(byOperator.user.scopes, ['*'], 'the console needs no principal');
@@ -139,8 +175,14 @@ forEachDatabase('aion.auth privileges', (db) => {
     const lenient = await startKernel({ adminCreation: 'any' });
     try {
       const recruiter = await apiKey(lenient, admin.access_token, ['users:write', 'sessions:read']);
-      assert.equal((await call(lenient, 'POST', '/v1/users', { apiKey: recruiter, body: { username: 'deputy', password: PASSWORD, scopes: ['users:write'] } })).status, 201);
-      const error = await refusal(await call(lenient, 'POST', '/v1/users', { apiKey: recruiter, body: { username: 'boss', password: PASSWORD, admin: true } }), 403);
+      assert.equal(
+        (await call(lenient, 'POST', '/v1/users', { apiKey: recruiter, body: { username: 'deputy', password: PASSWORD, scopes: ['users:write'] } })).status,
+        201,
+      );
+      const error = await refusal(
+        await call(lenient, 'POST', '/v1/users', { apiKey: recruiter, body: { username: 'boss', password: PASSWORD, admin: true } }),
+        403,
+      );
       assert.equal(error.code, 'SCOPE_NOT_GRANTABLE');
     } finally {
       await lenient.stop();

@@ -11,7 +11,10 @@ import { AUTH_EXTENSION_DIR, call, createUser, signInAdmin } from '../src/testin
 import { probeRedis, REDIS_URL } from '../src/testing.js';
 
 /** Sends requests until one is refused; answers how many passed and the refusal. */
-async function untilRefused(send: () => Promise<Response>, max: number): Promise<{ passed: number; refused?: Response; elapsedMs: number; remaining: number[] }> {
+async function untilRefused(
+  send: () => Promise<Response>,
+  max: number,
+): Promise<{ passed: number; refused?: Response; elapsedMs: number; remaining: number[] }> {
   const started = performance.now();
   const remaining: number[] = [];
   for (let i = 0; i < max; i++) {
@@ -73,7 +76,12 @@ forEachDatabase('aion.auth rate limits per principal', (db) => {
     // Refills of one token a minute cannot blur counts within a test.
     kernel = await startTestKernel({
       extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR],
-      config: { extensions: { 'aion.storage': db.storageConfig(), 'aion.auth': { scryptCost: 1024, rateLimits: { perIp: { perMinute: 1, burst: 3 }, perPrincipal: { perMinute: 1, burst: 5 } } } } },
+      config: {
+        extensions: {
+          'aion.storage': db.storageConfig(),
+          'aion.auth': { scryptCost: 1024, rateLimits: { perIp: { perMinute: 1, burst: 3 }, perPrincipal: { perMinute: 1, burst: 5 } } },
+        },
+      },
     });
   });
   after(async () => kernel?.stop());
@@ -82,7 +90,9 @@ forEachDatabase('aion.auth rate limits per principal', (db) => {
     const admin = await signInAdmin(kernel!);
     const alice = await createUser(kernel!, admin.access_token, 'alice');
     const bob = await createUser(kernel!, admin.access_token, 'bob');
-    const device = ((await (await call(kernel!, 'POST', '/v1/devices', { token: alice.access_token, body: { name: 'phone' } })).json()) as { access_token: string }).access_token;
+    const device = (
+      (await (await call(kernel!, 'POST', '/v1/devices', { token: alice.access_token, body: { name: 'phone' } })).json()) as { access_token: string }
+    ).access_token;
 
     const aliceRun = await untilRefused(() => call(kernel!, 'GET', '/v1/me', { token: alice.access_token }), 10);
     assert.equal(aliceRun.passed, 4, 'five in all, one spent registering the device; more than the address’s three');
@@ -95,7 +105,11 @@ forEachDatabase('aion.auth rate limits per principal', (db) => {
     assert.equal(refused.headers.get('ratelimit-limit'), '5');
     assert.equal(refused.headers.get('ratelimit-policy'), '1;w=60;burst=5');
 
-    assert.equal((await untilRefused(() => call(kernel!, 'GET', '/v1/me', { token: bob.access_token }), 10)).passed, 5, 'bob, from the same address, has his own bucket');
+    assert.equal(
+      (await untilRefused(() => call(kernel!, 'GET', '/v1/me', { token: bob.access_token }), 10)).passed,
+      5,
+      'bob, from the same address, has his own bucket',
+    );
     assert.equal((await untilRefused(() => call(kernel!, 'GET', '/v1/me', { token: device }), 10)).passed, 5, 'so has alice’s device');
 
     const anonymous = await untilRefused(() => kernel!.request('/v1/me'), 10);

@@ -59,7 +59,12 @@ forEachDatabase('aion.auth revocation of access tokens', (db) => {
   const start = () =>
     startTestKernel({
       extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR],
-      config: { extensions: { 'aion.storage': db.storageConfig({ sqlite: { path: join(dir, 'aion.db') } }), 'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false } } } },
+      config: {
+        extensions: {
+          'aion.storage': db.storageConfig({ sqlite: { path: join(dir, 'aion.db') } }),
+          'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false } },
+        },
+      },
     });
 
   before(async () => {
@@ -110,7 +115,10 @@ forEachDatabase('aion.auth revocation of access tokens', (db) => {
     const here = await login(kernel!, 'alice', alice.password);
     const elsewhere = await login(kernel!, 'alice', alice.password);
     const next = 'a brand new password';
-    assert.equal((await call(kernel!, 'POST', '/v1/me/password', { token: here.access_token, body: { current_password: alice.password, new_password: next } })).status, 204);
+    assert.equal(
+      (await call(kernel!, 'POST', '/v1/me/password', { token: here.access_token, body: { current_password: alice.password, new_password: next } })).status,
+      204,
+    );
     alice.password = next;
     assert.deepEqual(await me(kernel!, elsewhere.access_token), REFUSED);
     assert.equal((await call(kernel!, 'POST', '/v1/auth/refresh', { body: { refresh_token: elsewhere.refresh_token } })).status, 401);
@@ -141,7 +149,13 @@ forEachDatabase('aion.auth revocation shared through Redis', (db) => {
     const config = {
       'aion.storage': db.storageConfig({ sqlite: { path: join(dir, 'shared.db') } }),
       // A long key cache: only the announcement through Redis can make the other kernel refuse a revoked key in time.
-      'aion.auth': { scryptCost: 1024, redisUrl: REDIS_URL, apiKeyCacheSeconds: 300, revocations: { redisChannel: `aion-test-${randomBytes(4).toString('hex')}:revocations` }, rateLimits: { enabled: false } },
+      'aion.auth': {
+        scryptCost: 1024,
+        redisUrl: REDIS_URL,
+        apiKeyCacheSeconds: 300,
+        revocations: { redisChannel: `aion-test-${randomBytes(4).toString('hex')}:revocations` },
+        rateLimits: { enabled: false },
+      },
     };
     a = await startTestKernel({ extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR], config: { extensions: config } });
     b = await startTestKernel({ extensions: [STORAGE_EXTENSION_DIR, AUTH_EXTENSION_DIR], config: { extensions: config } });
@@ -160,7 +174,9 @@ forEachDatabase('aion.auth revocation shared through Redis', (db) => {
   });
 
   it('a device revoked on one kernel is refused by the other', async () => {
-    const device = (await (await call(b!, 'POST', '/v1/devices', { token: alice.access_token, body: { name: 'tablet' } })).json()) as Tokens & { device: { id: string } };
+    const device = (await (await call(b!, 'POST', '/v1/devices', { token: alice.access_token, body: { name: 'tablet' } })).json()) as Tokens & {
+      device: { id: string };
+    };
     assert.deepEqual(await me(a!, device.access_token), ACCEPTED);
     assert.deepEqual(await me(b!, device.access_token), ACCEPTED);
     assert.equal((await call(b!, 'DELETE', `/v1/devices/${device.device.id}`, { token: alice.access_token })).status, 204);

@@ -29,7 +29,9 @@ function connect(device: { name: string; token: string }, attempt = 0): void {
   const ws = new WebSocket(new URL('/v1/devices/connect', hubUrl.replace(/^http/, 'ws')), { headers: { authorization: `Bearer ${device.token}` } });
   sockets.add(ws);
   let welcomed = false;
-  ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', protocolVersion: PROTOCOL_VERSION, aionVersion: '0.1.0', device: device.name, manifests: [], skills: [skill] })));
+  ws.on('open', () =>
+    ws.send(JSON.stringify({ type: 'hello', protocolVersion: PROTOCOL_VERSION, aionVersion: '0.1.0', device: device.name, manifests: [], skills: [skill] })),
+  );
   ws.on('message', (data) => {
     const msg = JSON.parse(data.toString()) as { type?: string; id?: number | string; method?: string; params?: { args?: unknown } };
     if (!welcomed) {

@@ -148,11 +148,17 @@ console.log(`aion.devices: ${COUNT} simulated devices, ${CALLS} sequential calls
 console.log(`raw WebSocket echo, same two processes   p50 ${ms(pct(echoTimes, 50))}  p99 ${ms(pct(echoTimes, 99))}`);
 console.log(`remote skill call through the hub (HTTP) p50 ${ms(pct(routed, 50))}  p99 ${ms(pct(routed, 99))}  failures ${failures}`);
 console.log(`  HTTP floor (GET /v1/me, same client)    p50 ${ms(pct(floor, 50))}  p99 ${ms(pct(floor, 99))}`);
-console.log(`  ratio to the raw echo at p50: ${(pct(routed, 50) / pct(echoTimes, 50)).toFixed(2)}×; without the HTTP floor: ${((pct(routed, 50) - pct(floor, 50)) / pct(echoTimes, 50)).toFixed(2)}×`);
+console.log(
+  `  ratio to the raw echo at p50: ${(pct(routed, 50) / pct(echoTimes, 50)).toFixed(2)}×; without the HTTP floor: ${((pct(routed, 50) - pct(floor, 50)) / pct(echoTimes, 50)).toFixed(2)}×`,
+);
 console.log(`connect ${COUNT} devices: ${connectMs} ms`);
 console.log(`hub RSS idle ${mb(idle)}, with ${COUNT} devices ${mb(loaded)}: ${((loaded - idle) / COUNT / 1024).toFixed(1)} KB per device`);
-console.log(`reconnect storm after a hub restart: all ${COUNT} back ${stormMs} ms after the new hub started (${Date.now() - stoppedAt} ms since the old one stopped); a call afterwards: ${check.status}`);
-console.log(`hub RSS ${SETTLE_MS / 1000} s after every device left: ${mb(settled)} (${(((settled - idle) / idle) * 100).toFixed(1)}% against idle, same kernel)`);
+console.log(
+  `reconnect storm after a hub restart: all ${COUNT} back ${stormMs} ms after the new hub started (${Date.now() - stoppedAt} ms since the old one stopped); a call afterwards: ${check.status}`,
+);
+console.log(
+  `hub RSS ${SETTLE_MS / 1000} s after every device left: ${mb(settled)} (${(((settled - idle) / idle) * 100).toFixed(1)}% against idle, same kernel)`,
+);
 
 await hub.stop();
 rmSync(dataDir, { recursive: true, force: true });

@@ -16,7 +16,10 @@ export interface ForwardedCall {
   requestId?: string;
 }
 
-type CallAnswer = { ok: true; result: unknown; durationMs: number } | { ok: false; code: string; message: string; status?: number; headers?: Record<string, string> } | null;
+type CallAnswer =
+  | { ok: true; result: unknown; durationMs: number }
+  | { ok: false; code: string; message: string; status?: number; headers?: Record<string, string> }
+  | null;
 
 /** What Redis says about a device another hub holds. */
 export interface Presence {
@@ -80,14 +83,23 @@ export class HubCluster {
 
   async announce(tenant: string, device: string, presence: () => Presence): Promise<void> {
     this.local.set(`${tenant}/${device}`, presence);
-    await this.redis.set(this.presenceKey(tenant, device), JSON.stringify(presence()), 'PX', this.ttlMs).catch((err) => this.logger.warn(`device presence not written to Redis: ${(err as Error).message}`));
+    await this.redis
+      .set(this.presenceKey(tenant, device), JSON.stringify(presence()), 'PX', this.ttlMs)
+      .catch((err) => this.logger.warn(`device presence not written to Redis: ${(err as Error).message}`));
   }
 
   async withdraw(tenant: string, device: string): Promise<void> {
     this.local.delete(`${tenant}/${device}`);
     const key = this.presenceKey(tenant, device);
     // Only this hub's own entry: the device may already be connected to another hub.
-    await this.redis.eval(`if redis.call('GET', KEYS[1]) and cjson.decode(redis.call('GET', KEYS[1])).hub == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1, key, this.hubId).catch(() => undefined);
+    await this.redis
+      .eval(
+        `if redis.call('GET', KEYS[1]) and cjson.decode(redis.call('GET', KEYS[1])).hub == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
+        1,
+        key,
+        this.hubId,
+      )
+      .catch(() => undefined);
   }
 
   private async refreshAll(): Promise<void> {
@@ -127,7 +139,9 @@ export class HubCluster {
       responses = (await this.io.serverSideEmitWithAck(CALL_EVENT as never, call as never)) as CallAnswer[];
     } catch (err) {
       // A hub that died mid-call never acknowledges; the adapter gives up after its request timeout.
-      throw new AionError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${call.device} did not answer through its hub: ${(err as Error).message}`, { status: 503 });
+      throw new AionError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${call.device} did not answer through its hub: ${(err as Error).message}`, {
+        status: 503,
+      });
     }
     const answer = responses.find((r) => r !== null && r !== undefined);
     if (!answer) throw new AionError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${call.device} is offline`, { status: 503 });

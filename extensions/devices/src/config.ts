@@ -19,7 +19,10 @@ export interface DevicesConfiguration {
  */
 export function validateConfiguration(config: DevicesConfiguration): DevicesConfiguration {
   if (config.pingTimeoutMs <= config.pingIntervalMs) {
-    throw new AionError(ErrorCodes.CONFIG_INVALID, `extensions["aion.devices"].pingTimeoutMs (${config.pingTimeoutMs}) must be longer than pingIntervalMs (${config.pingIntervalMs}), or a live device would be dropped between two pings`);
+    throw new AionError(
+      ErrorCodes.CONFIG_INVALID,
+      `extensions["aion.devices"].pingTimeoutMs (${config.pingTimeoutMs}) must be longer than pingIntervalMs (${config.pingIntervalMs}), or a live device would be dropped between two pings`,
+    );
   }
   const t = config.timeouts;
   const order: Array<[string, number]> = [
@@ -31,7 +34,11 @@ export function validateConfiguration(config: DevicesConfiguration): DevicesConf
   for (let i = 1; i < order.length; i++) {
     const [prevName, prev] = order[i - 1]!;
     const [name, value] = order[i]!;
-    if (value <= prev) throw new AionError(ErrorCodes.CONFIG_INVALID, `extensions["aion.devices"].timeouts.${name} (${value} ms) must be longer than timeouts.${prevName} (${prev} ms): sandbox < local skill < remote skill < UI response`);
+    if (value <= prev)
+      throw new AionError(
+        ErrorCodes.CONFIG_INVALID,
+        `extensions["aion.devices"].timeouts.${name} (${value} ms) must be longer than timeouts.${prevName} (${prev} ms): sandbox < local skill < remote skill < UI response`,
+      );
   }
   return config;
 }

@@ -144,7 +144,11 @@ export interface SessionsSyncRequest {
 export interface SessionsSyncAnswer {
   cursor: number;
   has_more: boolean;
-  pushed: { sessions: { created: number; updated: number; ignored: number }; messages: { created: number; duplicates: number; ignored: number }; tombstones: { applied: number } };
+  pushed: {
+    sessions: { created: number; updated: number; ignored: number };
+    messages: { created: number; duplicates: number; ignored: number };
+    tombstones: { applied: number };
+  };
   rejected: Array<{ type: string; id: string; code: string; message: string }>;
   changes: { sessions: SyncedSession[]; messages: SyncedMessage[] };
 }

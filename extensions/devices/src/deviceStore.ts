@@ -72,7 +72,10 @@ function toRow(r: Raw): DeviceRow {
 
 /** Devices as the database knows them: who owns each, its scopes, its token, when it was last seen. */
 export class DeviceStore {
-  private constructor(private readonly db: Remote<StorageApi>, private readonly p: string) {}
+  private constructor(
+    private readonly db: Remote<StorageApi>,
+    private readonly p: string,
+  ) {}
 
   static async open(db: Remote<StorageApi>): Promise<DeviceStore> {
     const { prefix } = await db.namespace();
@@ -82,7 +85,11 @@ export class DeviceStore {
 
   /** The token signing key: created once, shared by every hub on the same database. */
   async signingSecret(): Promise<string> {
-    await this.db.execute(`INSERT INTO ${this.p}settings (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`, ['token_secret', randomBytes(32).toString('base64url'), Date.now()]);
+    await this.db.execute(`INSERT INTO ${this.p}settings (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`, [
+      'token_secret',
+      randomBytes(32).toString('base64url'),
+      Date.now(),
+    ]);
     const [row] = await this.db.query<{ value: string }>(`SELECT value FROM ${this.p}settings WHERE name = ?`, ['token_secret']);
     return row!.value;
   }
@@ -93,17 +100,21 @@ export class DeviceStore {
   }
 
   async create(device: { tenant_id: string; user_id: string; name: string; display_name: string; scopes: string[] }): Promise<DeviceRow> {
-    const row: DeviceRow = { id: randomUUID(), token_id: randomUUID(), ...device, created_at: Date.now(), revoked_at: null, last_seen_at: null, protocol_version: null, address: null, skills_count: 0 };
-    await this.db.execute(`INSERT INTO ${this.p}devices (id, tenant_id, user_id, name, display_name, scopes, token_id, created_at, skills_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`, [
-      row.id,
-      row.tenant_id,
-      row.user_id,
-      row.name,
-      row.display_name,
-      JSON.stringify(row.scopes),
-      row.token_id,
-      row.created_at,
-    ]);
+    const row: DeviceRow = {
+      id: randomUUID(),
+      token_id: randomUUID(),
+      ...device,
+      created_at: Date.now(),
+      revoked_at: null,
+      last_seen_at: null,
+      protocol_version: null,
+      address: null,
+      skills_count: 0,
+    };
+    await this.db.execute(
+      `INSERT INTO ${this.p}devices (id, tenant_id, user_id, name, display_name, scopes, token_id, created_at, skills_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+      [row.id, row.tenant_id, row.user_id, row.name, row.display_name, JSON.stringify(row.scopes), row.token_id, row.created_at],
+    );
     return row;
   }
 
@@ -125,7 +136,9 @@ export class DeviceStore {
   }
 
   async revoke(id: string): Promise<boolean> {
-    const { changes } = (await this.db.execute(`UPDATE ${this.p}devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, [Date.now(), id])) as { changes?: number };
+    const { changes } = (await this.db.execute(`UPDATE ${this.p}devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, [Date.now(), id])) as {
+      changes?: number;
+    };
     return (changes ?? 0) > 0;
   }
 
@@ -136,7 +149,13 @@ export class DeviceStore {
   }
 
   async seen(id: string, details: { protocol_version: number; address: string; skills_count: number }): Promise<void> {
-    await this.db.execute(`UPDATE ${this.p}devices SET last_seen_at = ?, protocol_version = ?, address = ?, skills_count = ? WHERE id = ?`, [Date.now(), details.protocol_version, details.address, details.skills_count, id]);
+    await this.db.execute(`UPDATE ${this.p}devices SET last_seen_at = ?, protocol_version = ?, address = ?, skills_count = ? WHERE id = ?`, [
+      Date.now(),
+      details.protocol_version,
+      details.address,
+      details.skills_count,
+      id,
+    ]);
   }
 
   async touch(ids: string[]): Promise<void> {

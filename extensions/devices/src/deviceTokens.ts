@@ -35,12 +35,20 @@ export class DeviceTokens {
 
   issue(claims: Omit<DeviceClaims, 'type'>): Promise<string> {
     const { sub, jti, ...rest } = claims;
-    return new SignJWT({ ...rest, type: 'device' }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(sub).setJti(jti).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().sign(this.key);
+    return new SignJWT({ ...rest, type: 'device' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(sub)
+      .setJti(jti)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .sign(this.key);
   }
 
   /** The claims of a token this hub (or one sharing its database) signed; DEVICE_TOKEN_INVALID otherwise. */
   async verify(token: string): Promise<DeviceClaims> {
-    const invalid = (why: string) => new AionError(DeviceErrorCodes.DEVICE_TOKEN_INVALID, `the device token is not valid: ${why}; create one with "aion devices add <name>"`, { status: 401 });
+    const invalid = (why: string) =>
+      new AionError(DeviceErrorCodes.DEVICE_TOKEN_INVALID, `the device token is not valid: ${why}; create one with "aion devices add <name>"`, { status: 401 });
     let payload: Record<string, unknown>;
     try {
       payload = (await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] })).payload as Record<string, unknown>;
@@ -48,7 +56,16 @@ export class DeviceTokens {
       throw invalid('its signature, issuer or format is wrong');
     }
     const { sub, name, user_id, tenant_id, scopes, jti, type } = payload;
-    if (type !== 'device' || typeof sub !== 'string' || typeof name !== 'string' || typeof user_id !== 'string' || typeof tenant_id !== 'string' || typeof jti !== 'string' || !Array.isArray(scopes)) throw invalid('claims are missing');
+    if (
+      type !== 'device' ||
+      typeof sub !== 'string' ||
+      typeof name !== 'string' ||
+      typeof user_id !== 'string' ||
+      typeof tenant_id !== 'string' ||
+      typeof jti !== 'string' ||
+      !Array.isArray(scopes)
+    )
+      throw invalid('claims are missing');
     return { type: 'device', sub, name, user_id, tenant_id, scopes: scopes.map(String), jti };
   }
 }

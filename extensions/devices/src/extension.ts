@@ -3,7 +3,15 @@ import { AionError, ErrorCodes, type HttpRequestData, type Principal } from '@ai
 import type { StorageApi } from '@aion/ext-storage';
 import { HubCluster } from './cluster.js';
 import { validateConfiguration, type DevicesConfiguration } from './config.js';
-import { DeviceErrorCodes, isDeviceName, normalizeDeviceName, uniqueDeviceName, type ExposedSkill, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';
+import {
+  DeviceErrorCodes,
+  isDeviceName,
+  normalizeDeviceName,
+  uniqueDeviceName,
+  type ExposedSkill,
+  type SessionsSyncAnswer,
+  type SessionsSyncRequest,
+} from './contract.js';
 import { DeviceStore } from './deviceStore.js';
 import { DEFAULT_DEVICE_SCOPES, DEVICE_SCOPES, DeviceTokens } from './deviceTokens.js';
 import { DeviceHub, deviceError } from './hub.js';
@@ -13,7 +21,15 @@ import { Spoke } from './spoke.js';
 /** The slice of aion.skills a spoke uses to list and run the skills it exposes. */
 interface LocalSkills {
   search(query?: { q?: string }): Array<{ id: string; enabled: boolean }>;
-  describe(id: string): { id: string; title: string; description: string; tags: string[]; inputSchema: Record<string, unknown>; outputSchema?: Record<string, unknown>; scope?: string };
+  describe(id: string): {
+    id: string;
+    title: string;
+    description: string;
+    tags: string[];
+    inputSchema: Record<string, unknown>;
+    outputSchema?: Record<string, unknown>;
+    scope?: string;
+  };
   /** The hub's cancellation crosses as the trailing token. */
   execute(id: string, args: unknown, principal: Principal, token?: aion.CancellationToken): { result: unknown; durationMs: number };
 }
@@ -68,23 +84,44 @@ export async function activate(ctx: aion.ExtensionContext) {
   let cluster: HubCluster | undefined;
   if (redisUrl) {
     // Answers for other hubs must come back before the caller's own deadline would have passed.
-    cluster = await HubCluster.connect({ url: redisUrl, prefix: config.cluster.redisPrefix, presenceTtlMs: config.cluster.presenceTtlMs, requestsTimeoutMs: config.timeouts.remoteSkillMs + 1_000, logger: ctx.logger });
+    cluster = await HubCluster.connect({
+      url: redisUrl,
+      prefix: config.cluster.redisPrefix,
+      presenceTtlMs: config.cluster.presenceTtlMs,
+      requestsTimeoutMs: config.timeouts.remoteSkillMs + 1_000,
+      logger: ctx.logger,
+    });
     hub.joinCluster(cluster);
     ctx.logger.info(`device presence and routing shared through Redis as hub ${cluster.hubId}`);
   }
 
   /** Registers a device; the token is in this answer only. */
   async function addDevice(input: { name?: unknown; scopes?: unknown; user?: unknown }, owner: { user_id: string; tenant_id: string }) {
-    if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > 200) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a device needs a name (up to 200 characters)');
+    if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > 200)
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a device needs a name (up to 200 characters)');
     const wanted = normalizeDeviceName(input.name);
     if (!wanted) throw new AionError(ErrorCodes.VALIDATION_FAILED, `${JSON.stringify(input.name)} has no letters or digits to make a device name of`);
-    const scopes = input.scopes === undefined ? DEFAULT_DEVICE_SCOPES : typeof input.scopes === 'string' ? input.scopes.split(',').map((s) => s.trim()).filter(Boolean) : input.scopes;
+    const scopes =
+      input.scopes === undefined
+        ? DEFAULT_DEVICE_SCOPES
+        : typeof input.scopes === 'string'
+          ? input.scopes
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : input.scopes;
     if (!Array.isArray(scopes) || scopes.some((s) => !(DEVICE_SCOPES as readonly string[]).includes(s))) {
       throw new AionError(ErrorCodes.VALIDATION_FAILED, `a device may hold only ${DEVICE_SCOPES.join(', ')}`, { details: { allowed: DEVICE_SCOPES } });
     }
     const taken = await store.liveNames(owner.tenant_id);
     const name = uniqueDeviceName(wanted, (n) => taken.has(n));
-    const row = await store.create({ tenant_id: owner.tenant_id, user_id: owner.user_id, name, display_name: input.name.trim(), scopes: [...new Set(scopes as string[])] });
+    const row = await store.create({
+      tenant_id: owner.tenant_id,
+      user_id: owner.user_id,
+      name,
+      display_name: input.name.trim(),
+      scopes: [...new Set(scopes as string[])],
+    });
     const token = await tokens.issue({ sub: row.id, name, user_id: row.user_id, tenant_id: row.tenant_id, scopes: row.scopes, jti: row.token_id });
     ctx.logger.info(`device ${name} added for user ${row.user_id}`);
     return { device: hub.status(row), token, ...(name !== wanted ? { renamed_from: wanted } : {}) };
@@ -109,7 +146,8 @@ export async function activate(ctx: aion.ExtensionContext) {
       .revokedSince(since)
       .then((ids) => {
         const revoked = new Set(ids);
-        for (const c of hub.connections()) if (revoked.has(c.claims.sub)) c.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${c.name} was revoked`));
+        for (const c of hub.connections())
+          if (revoked.has(c.claims.sub)) c.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${c.name} was revoked`));
       })
       .catch(() => undefined);
   }, REVOCATION_SWEEP_MS);
@@ -143,14 +181,23 @@ export async function activate(ctx: aion.ExtensionContext) {
     }),
     aion.http.handle('POST /v1/skills/:device/:skill/execute', async (req) => {
       const body = req.body;
-      if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) throw new AionError(ErrorCodes.BAD_REQUEST, 'the body must be a JSON object: { "args": { ... } }');
-      const { result, durationMs, device } = await hub.execute(req.params.device!, req.params.skill!, (body as { args?: unknown } | undefined)?.args, principalOf(req), { requestId: req.requestId });
+      if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body)))
+        throw new AionError(ErrorCodes.BAD_REQUEST, 'the body must be a JSON object: { "args": { ... } }');
+      const { result, durationMs, device } = await hub.execute(
+        req.params.device!,
+        req.params.skill!,
+        (body as { args?: unknown } | undefined)?.args,
+        principalOf(req),
+        { requestId: req.requestId },
+      );
       return { body: { result, device, duration_ms: Math.round(durationMs * 1000) / 1000 } };
     }),
     aion.commands.register('devices.add', (options: { name?: string; scopes?: string; user?: string; tenant?: string } = {}) =>
       addDevice(options, { user_id: options.user ?? 'operator', tenant_id: options.tenant ?? DEFAULT_TENANT }),
     ),
-    aion.commands.register('devices.list', async (options: { tenant?: string } = {}) => (await store.list(options.tenant ?? DEFAULT_TENANT)).map((row) => hub.status(row))),
+    aion.commands.register('devices.list', async (options: { tenant?: string } = {}) =>
+      (await store.list(options.tenant ?? DEFAULT_TENANT)).map((row) => hub.status(row)),
+    ),
     aion.commands.register('devices.revoke', async (options: { name?: string; tenant?: string } = {}) => {
       if (!options.name) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'name the device to revoke: aion devices revoke <name>');
       await revokeDevice(options.tenant ?? DEFAULT_TENANT, options.name);
@@ -209,10 +256,21 @@ export async function activate(ctx: aion.ExtensionContext) {
       const api = await skills();
       const listed = (await api.search({})).filter((s) => s.enabled && matches(config.expose.skills, s.id));
       const described = await Promise.all(listed.map((s) => api.describe(s.id)));
-      return described.map((d) => ({ id: d.id, title: d.title, description: d.description, tags: d.tags ?? [], inputSchema: d.inputSchema, ...(d.outputSchema ? { outputSchema: d.outputSchema } : {}), ...(d.scope ? { scope: d.scope } : {}) }));
+      return described.map((d) => ({
+        id: d.id,
+        title: d.title,
+        description: d.description,
+        tags: d.tags ?? [],
+        inputSchema: d.inputSchema,
+        ...(d.outputSchema ? { outputSchema: d.outputSchema } : {}),
+        ...(d.scope ? { scope: d.scope } : {}),
+      }));
     };
     const s = new Spoke({
-      hubUrls: hubUrl.split(',').map((u) => u.trim()).filter(Boolean),
+      hubUrls: hubUrl
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean),
       token,
       device: tokenName(token),
       skills: exposed,
@@ -235,7 +293,10 @@ export async function activate(ctx: aion.ExtensionContext) {
   const assertTrustedCaller = (what: string) => {
     const caller = aion.extensions.caller();
     if (caller && DEVICE_API_CALLERS.has(caller)) return;
-    throw new AionError(ErrorCodes.FORBIDDEN, `${caller ?? 'this caller'} may not ${what}: only ${[...DEVICE_API_CALLERS].join(', ')} act for users on devices`);
+    throw new AionError(
+      ErrorCodes.FORBIDDEN,
+      `${caller ?? 'this caller'} may not ${what}: only ${[...DEVICE_API_CALLERS].join(', ')} act for users on devices`,
+    );
   };
 
   return {
@@ -255,7 +316,8 @@ export async function activate(ctx: aion.ExtensionContext) {
       return hub.executeAnywhere(target, args, principal, options ?? {});
     },
     /** Online devices, for other extensions (chat tools, MCP). */
-    onlineDevices: () => hub.connections().map((c) => ({ name: c.name, tenant_id: c.claims.tenant_id, user_id: c.claims.user_id, skills: [...c.skills.keys()] })),
+    onlineDevices: () =>
+      hub.connections().map((c) => ({ name: c.name, tenant_id: c.claims.tenant_id, user_id: c.claims.user_id, skills: [...c.skills.keys()] })),
     spokeState: () => spoke?.state ?? 'stopped',
   };
 }

@@ -1,11 +1,35 @@
 import { randomUUID } from 'node:crypto';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import { AionError, AsyncQueue, CancellationTokenSource, ErrorCodes, API_VERSION, type HttpRequestData, type HttpResponseData, type Logger, type Principal } from '@aion/extension-api';
+import {
+  AionError,
+  AsyncQueue,
+  CancellationTokenSource,
+  ErrorCodes,
+  API_VERSION,
+  type HttpRequestData,
+  type HttpResponseData,
+  type Logger,
+  type Principal,
+} from '@aion/extension-api';
 import { RpcEndpoint } from '@aion/extension-api/protocol';
 import { createFrameConnection, type FrameError } from '@aion/extension-api/protocol';
 import type { HubCluster, Presence } from './cluster.js';
 import type { DevicesConfiguration } from './config.js';
-import { DeviceErrorCodes, DeviceProtocol, PROTOCOL_VERSION, deviceToolName, normalizeDeviceName, parseSkillPath, skillPath, type ExposedSkill, type ForwardedCaller, type HandshakeAnswer, type HelloFrame, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';
+import {
+  DeviceErrorCodes,
+  DeviceProtocol,
+  PROTOCOL_VERSION,
+  deviceToolName,
+  normalizeDeviceName,
+  parseSkillPath,
+  skillPath,
+  type ExposedSkill,
+  type ForwardedCaller,
+  type HandshakeAnswer,
+  type HelloFrame,
+  type SessionsSyncAnswer,
+  type SessionsSyncRequest,
+} from './contract.js';
 import type { DeviceRow, DeviceStore } from './deviceStore.js';
 import type { DeviceClaims, DeviceTokens } from './deviceTokens.js';
 import { sanitizeDeviceError, statusOfDeviceCode } from './sanitize.js';
@@ -62,7 +86,10 @@ export class DeviceConnection {
   startLiveness(intervalMs: number, timeoutMs: number): void {
     let waiting = false;
     this.pingTimer = setInterval(() => {
-      if (Date.now() - this.lastSeenAt > timeoutMs) return this.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${this.name} answered no ping for ${timeoutMs} ms and is treated as offline`));
+      if (Date.now() - this.lastSeenAt > timeoutMs)
+        return this.close(
+          deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${this.name} answered no ping for ${timeoutMs} ms and is treated as offline`),
+        );
       if (waiting) return;
       waiting = true;
       this.endpoint
@@ -142,7 +169,11 @@ export class DeviceHub {
     this.cluster = cluster;
     cluster.serve(async (call) => {
       if (!this.connectionOf(call.tenant, call.device)) return undefined;
-      const { result, durationMs } = await this.execute(call.device, call.skill, call.args, call.principal, { timeoutMs: call.timeoutMs, requestId: call.requestId, localOnly: true });
+      const { result, durationMs } = await this.execute(call.device, call.skill, call.args, call.principal, {
+        timeoutMs: call.timeoutMs,
+        requestId: call.requestId,
+        localOnly: true,
+      });
       return { result, durationMs };
     });
   }
@@ -153,7 +184,13 @@ export class DeviceHub {
       user_id: c.claims.user_id,
       at: c.lastSeenAt,
       protocol_version: c.hello.protocolVersion,
-      skills: [...c.skills.values()].map((s) => ({ id: s.id, title: s.title, description: s.description, tags: s.tags, ...(s.scope ? { scope: s.scope } : {}) })),
+      skills: [...c.skills.values()].map((s) => ({
+        id: s.id,
+        title: s.title,
+        description: s.description,
+        tags: s.tags,
+        ...(s.scope ? { scope: s.scope } : {}),
+      })),
     };
   }
 
@@ -192,10 +229,15 @@ export class DeviceHub {
     let claims: DeviceClaims;
     let row: DeviceRow | undefined;
     try {
-      if (!bearer) throw deviceError(DeviceErrorCodes.DEVICE_TOKEN_INVALID, 'connect with Authorization: Bearer <device token> (from "aion devices add <name>")');
+      if (!bearer)
+        throw deviceError(DeviceErrorCodes.DEVICE_TOKEN_INVALID, 'connect with Authorization: Bearer <device token> (from "aion devices add <name>")');
       claims = await this.tokens.verify(bearer[1]!);
       row = await this.store.findById(claims.sub);
-      if (!row || row.revoked_at !== null || row.token_id !== claims.jti) throw deviceError(DeviceErrorCodes.DEVICE_TOKEN_INVALID, `the device token of ${claims.name} was revoked or replaced: create a new one with "aion devices add"`);
+      if (!row || row.revoked_at !== null || row.token_id !== claims.jti)
+        throw deviceError(
+          DeviceErrorCodes.DEVICE_TOKEN_INVALID,
+          `the device token of ${claims.name} was revoked or replaced: create a new one with "aion devices add"`,
+        );
     } catch (err) {
       return this.refuse(outgoing, err as AionError);
     }
@@ -204,11 +246,17 @@ export class DeviceHub {
     if (hello.protocolVersion !== PROTOCOL_VERSION) {
       return this.refuse(
         outgoing,
-        deviceError(DeviceErrorCodes.DEVICE_PROTOCOL_MISMATCH, `the spoke speaks device protocol ${hello.protocolVersion} (Aion ${hello.aionVersion}); this hub speaks protocol ${PROTOCOL_VERSION} (Aion ${API_VERSION}): run the same Aion version on both`),
+        deviceError(
+          DeviceErrorCodes.DEVICE_PROTOCOL_MISMATCH,
+          `the spoke speaks device protocol ${hello.protocolVersion} (Aion ${hello.aionVersion}); this hub speaks protocol ${PROTOCOL_VERSION} (Aion ${API_VERSION}): run the same Aion version on both`,
+        ),
       );
     }
     if (normalizeDeviceName(hello.device) !== claims.name) {
-      return this.refuse(outgoing, deviceError(DeviceErrorCodes.DEVICE_NAME_MISMATCH, `this token belongs to device ${claims.name}, not ${JSON.stringify(hello.device)}`));
+      return this.refuse(
+        outgoing,
+        deviceError(DeviceErrorCodes.DEVICE_NAME_MISMATCH, `this token belongs to device ${claims.name}, not ${JSON.stringify(hello.device)}`),
+      );
     }
     if (!claims.scopes.includes('skills:expose') && hello.skills.length > 0) {
       return this.refuse(outgoing, deviceError(ErrorCodes.FORBIDDEN, `device ${claims.name} may not expose skills: its token lacks the skills:expose scope`));
@@ -223,7 +271,8 @@ export class DeviceHub {
         onViolation: (error: FrameError) => {
           // The sender hears what was wrong; other calls on the connection go on.
           outgoing.push(JSON.stringify({ jsonrpc: '2.0', method: NOTICE, params: { code: error.code, message: error.message } }));
-          if (++violations >= MAX_VIOLATIONS) connection.close(deviceError(error.code, `device ${claims.name} sent ${violations} bad frames and was disconnected`));
+          if (++violations >= MAX_VIOLATIONS)
+            connection.close(deviceError(error.code, `device ${claims.name} sent ${violations} bad frames and was disconnected`));
         },
       },
     );
@@ -239,7 +288,8 @@ export class DeviceHub {
     });
     endpoint.onRequest(DeviceProtocol.syncSessions, (body) => {
       // A device syncs its own user's sessions and nobody else's.
-      if (!claims.scopes.includes('sessions:sync')) throw new AionError(ErrorCodes.FORBIDDEN, `device ${claims.name} may not sync sessions: its token lacks the sessions:sync scope`);
+      if (!claims.scopes.includes('sessions:sync'))
+        throw new AionError(ErrorCodes.FORBIDDEN, `device ${claims.name} may not sync sessions: its token lacks the sessions:sync scope`);
       if (!this.syncSessions) throw new AionError(ErrorCodes.NOT_IMPLEMENTED, 'this hub has no sessions extension to sync with');
       return this.syncSessions({ tenant_id: claims.tenant_id, user_id: claims.user_id }, body);
     });
@@ -250,7 +300,14 @@ export class DeviceHub {
     this.online.get(key)?.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${claims.name} reconnected`));
     this.online.set(key, connection);
     await this.cluster?.announce(claims.tenant_id, claims.name, () => this.presenceOf(connection));
-    const welcome: HandshakeAnswer = { type: 'welcome', protocolVersion: PROTOCOL_VERSION, aionVersion: API_VERSION, device: claims.name, pingIntervalMs: this.config.pingIntervalMs, pingTimeoutMs: this.config.pingTimeoutMs };
+    const welcome: HandshakeAnswer = {
+      type: 'welcome',
+      protocolVersion: PROTOCOL_VERSION,
+      aionVersion: API_VERSION,
+      device: claims.name,
+      pingIntervalMs: this.config.pingIntervalMs,
+      pingTimeoutMs: this.config.pingTimeoutMs,
+    };
     outgoing.push(JSON.stringify(welcome));
     frames.connection.listen();
     connection.startLiveness(this.config.pingIntervalMs, this.config.pingTimeoutMs);
@@ -276,15 +333,25 @@ export class DeviceHub {
       const first = await Promise.race([incoming.next(), timeout]);
       if (first === 'timeout') return deviceError(DeviceErrorCodes.MALFORMED_FRAME, `no hello frame within ${this.config.handshakeTimeoutMs} ms`);
       if (first.done) return deviceError(DeviceErrorCodes.MALFORMED_FRAME, 'the connection closed before the hello frame');
-      if (Buffer.byteLength(first.value) > this.config.maxFrameBytes) return deviceError(DeviceErrorCodes.FRAME_TOO_LARGE, `the hello frame exceeds the ${this.config.maxFrameBytes}-byte frame limit`);
+      if (Buffer.byteLength(first.value) > this.config.maxFrameBytes)
+        return deviceError(DeviceErrorCodes.FRAME_TOO_LARGE, `the hello frame exceeds the ${this.config.maxFrameBytes}-byte frame limit`);
       let hello: HelloFrame;
       try {
         hello = JSON.parse(first.value) as HelloFrame;
       } catch {
         return deviceError(DeviceErrorCodes.MALFORMED_FRAME, 'the hello frame is not JSON');
       }
-      if (hello?.type !== 'hello' || typeof hello.protocolVersion !== 'number' || typeof hello.device !== 'string' || typeof hello.aionVersion !== 'string' || !Array.isArray(hello.skills)) {
-        return deviceError(DeviceErrorCodes.MALFORMED_FRAME, 'the first frame must be { type: "hello", protocolVersion, aionVersion, device, manifests, skills }');
+      if (
+        hello?.type !== 'hello' ||
+        typeof hello.protocolVersion !== 'number' ||
+        typeof hello.device !== 'string' ||
+        typeof hello.aionVersion !== 'string' ||
+        !Array.isArray(hello.skills)
+      ) {
+        return deviceError(
+          DeviceErrorCodes.MALFORMED_FRAME,
+          'the first frame must be { type: "hello", protocolVersion, aionVersion, device, manifests, skills }',
+        );
       }
       hello.skills = hello.skills.filter(isExposedSkill);
       return hello;
@@ -297,7 +364,13 @@ export class DeviceHub {
    * Runs `skill` on device `name` for `principal`: the hub checks ownership, scopes and the input
    * schema, then forwards with a correlation id and a deadline; the device's errors come back sanitized.
    */
-  async execute(name: string, skillId: string, args: unknown, principal: Principal, options: { timeoutMs?: number; requestId?: string; localOnly?: boolean } = {}): Promise<{ result: unknown; durationMs: number; device: string }> {
+  async execute(
+    name: string,
+    skillId: string,
+    args: unknown,
+    principal: Principal,
+    options: { timeoutMs?: number; requestId?: string; localOnly?: boolean } = {},
+  ): Promise<{ result: unknown; durationMs: number; device: string }> {
     const timeoutMs = options.timeoutMs ?? this.config.timeouts.remoteSkillMs;
     const connection = this.connectionOf(principal.tenant_id, name);
     if (!connection) {
@@ -305,7 +378,15 @@ export class DeviceHub {
         const presence = await this.cluster.presence(principal.tenant_id, name);
         if (presence && presence.hub !== this.cluster.hubId) {
           if (!this.mayUse(principal, presence.user_id)) throw deviceError(DeviceErrorCodes.DEVICE_NOT_FOUND, `no device ${name}`);
-          const answer = await this.cluster.forward({ tenant: principal.tenant_id, device: name, skill: skillId, args, principal, timeoutMs, requestId: options.requestId });
+          const answer = await this.cluster.forward({
+            tenant: principal.tenant_id,
+            device: name,
+            skill: skillId,
+            args,
+            principal,
+            timeoutMs,
+            requestId: options.requestId,
+          });
           return { ...answer, device: name };
         }
       }
@@ -318,13 +399,24 @@ export class DeviceHub {
     if (!skill) throw deviceError(DeviceErrorCodes.DEVICE_NOT_FOUND, `device ${name} exposes no skill ${skillId}`);
     const needed = ['skills:execute', ...(skill.scope ? [skill.scope] : [])];
     const missing = needed.filter((s) => !principal.scopes.includes(s) && !principal.scopes.includes('*'));
-    if (missing.length) throw new AionError(ErrorCodes.FORBIDDEN, `running ${skillPath(name, skillId)} requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, { details: { missingScopes: missing } });
+    if (missing.length)
+      throw new AionError(
+        ErrorCodes.FORBIDDEN,
+        `running ${skillPath(name, skillId)} requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`,
+        { details: { missingScopes: missing } },
+      );
     const validate = connection.validator(skill, this.ajv);
     if (!validate(args ?? {})) {
-      throw new AionError(ErrorCodes.VALIDATION_FAILED, `the input of ${skillPath(name, skillId)} does not match its schema: ${this.ajv.errorsText(validate.errors)}`, { details: { errors: validate.errors } });
+      throw new AionError(
+        ErrorCodes.VALIDATION_FAILED,
+        `the input of ${skillPath(name, skillId)} does not match its schema: ${this.ajv.errorsText(validate.errors)}`,
+        { details: { errors: validate.errors } },
+      );
     }
     if (connection.inFlight >= this.config.maxInFlightPerDevice) {
-      throw deviceError(DeviceErrorCodes.DEVICE_BUSY, `device ${name} already runs ${connection.inFlight} calls: try again shortly`, { 'Retry-After': String(this.config.retryAfterSeconds) });
+      throw deviceError(DeviceErrorCodes.DEVICE_BUSY, `device ${name} already runs ${connection.inFlight} calls: try again shortly`, {
+        'Retry-After': String(this.config.retryAfterSeconds),
+      });
     }
     const caller: ForwardedCaller = {
       sub: principal.sub,
@@ -345,7 +437,14 @@ export class DeviceHub {
     });
     connection.inFlight++;
     try {
-      const answer = await Promise.race([connection.endpoint.sendRequest(DeviceProtocol.executeSkill, { skill: skillId, args: args ?? {}, caller, correlationId, deadline: Date.now() + timeoutMs }, cancel.token), expired]);
+      const answer = await Promise.race([
+        connection.endpoint.sendRequest(
+          DeviceProtocol.executeSkill,
+          { skill: skillId, args: args ?? {}, caller, correlationId, deadline: Date.now() + timeoutMs },
+          cancel.token,
+        ),
+        expired,
+      ]);
       return { result: answer.result, durationMs: answer.durationMs, device: name };
     } catch (err) {
       const e = err as AionError;
@@ -371,7 +470,19 @@ export class DeviceHub {
       for (const skill of skills) {
         if (needle && !`${skill.id} ${skill.title} ${skill.description} ${(skill.tags ?? []).join(' ')}`.toLowerCase().includes(needle)) continue;
         let entry = bySkill.get(skill.id);
-        if (!entry) bySkill.set(skill.id, (entry = { id: skill.id, title: skill.title, description: skill.description, tags: skill.tags ?? [], ...(skill.scope ? { scope: skill.scope } : {}), devices: [], device_count: 0 }));
+        if (!entry)
+          bySkill.set(
+            skill.id,
+            (entry = {
+              id: skill.id,
+              title: skill.title,
+              description: skill.description,
+              tags: skill.tags ?? [],
+              ...(skill.scope ? { scope: skill.scope } : {}),
+              devices: [],
+              device_count: 0,
+            }),
+          );
         entry.devices.push({ name: device, path: skillPath(device, skill.id), last_seen_at: lastSeenAt });
         entry.device_count++;
       }
@@ -399,12 +510,30 @@ export class DeviceHub {
     for (const c of this.connections()) {
       if (c.claims.tenant_id !== principal.tenant_id || !this.mayUse(principal, c.claims.user_id)) continue;
       seen.add(c.name);
-      for (const skill of c.skills.values()) out.push({ name: deviceToolName(c.name, skill.id), path: skillPath(c.name, skill.id), device: c.name, skill: skill.id, title: skill.title, description: skill.description, inputSchema: skill.inputSchema });
+      for (const skill of c.skills.values())
+        out.push({
+          name: deviceToolName(c.name, skill.id),
+          path: skillPath(c.name, skill.id),
+          device: c.name,
+          skill: skill.id,
+          title: skill.title,
+          description: skill.description,
+          inputSchema: skill.inputSchema,
+        });
     }
     if (this.cluster) {
       for (const [name, p] of await this.cluster.presences(principal.tenant_id)) {
         if (seen.has(name) || !this.mayUse(principal, p.user_id)) continue;
-        for (const skill of p.skills) out.push({ name: deviceToolName(name, skill.id), path: skillPath(name, skill.id), device: name, skill: skill.id, title: skill.title, description: skill.description, inputSchema: (skill as { inputSchema?: Record<string, unknown> }).inputSchema ?? { type: 'object' } });
+        for (const skill of p.skills)
+          out.push({
+            name: deviceToolName(name, skill.id),
+            path: skillPath(name, skill.id),
+            device: name,
+            skill: skill.id,
+            title: skill.title,
+            description: skill.description,
+            inputSchema: (skill as { inputSchema?: Record<string, unknown> }).inputSchema ?? { type: 'object' },
+          });
       }
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
@@ -414,7 +543,12 @@ export class DeviceHub {
    * Runs `target` — `<device>/<skill id>`, or a bare skill id, which goes to the most recently seen
    * online device that has it — for `principal`.
    */
-  async executeAnywhere(target: string, args: unknown, principal: Principal, options: { requestId?: string } = {}): Promise<{ result: unknown; durationMs: number; device: string }> {
+  async executeAnywhere(
+    target: string,
+    args: unknown,
+    principal: Principal,
+    options: { requestId?: string } = {},
+  ): Promise<{ result: unknown; durationMs: number; device: string }> {
     const { device, skill } = parseSkillPath(target);
     if (device) return this.execute(device, skill, args, principal, options);
     const group = (await this.skills(principal)).find((g) => g.id === skill);
@@ -434,7 +568,20 @@ export class DeviceHub {
   status(row: DeviceRow, elsewhere?: Presence): DeviceStatus {
     const live = this.connectionOf(row.tenant_id, row.name);
     if (!live && elsewhere) {
-      return { name: row.name, display_name: row.display_name, user_id: row.user_id, status: 'online', last_seen_at: elsewhere.at, skills_count: elsewhere.skills.length, protocol_version: elsewhere.protocol_version, aion_version: null, address: row.address, scopes: row.scopes, created_at: row.created_at, hub: elsewhere.hub };
+      return {
+        name: row.name,
+        display_name: row.display_name,
+        user_id: row.user_id,
+        status: 'online',
+        last_seen_at: elsewhere.at,
+        skills_count: elsewhere.skills.length,
+        protocol_version: elsewhere.protocol_version,
+        aion_version: null,
+        address: row.address,
+        scopes: row.scopes,
+        created_at: row.created_at,
+        hub: elsewhere.hub,
+      };
     }
     return {
       name: row.name,
@@ -464,5 +611,13 @@ export class DeviceHub {
 
 function isExposedSkill(value: unknown): value is ExposedSkill {
   const s = value as ExposedSkill;
-  return typeof s === 'object' && s !== null && typeof s.id === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(s.id) && typeof s.inputSchema === 'object' && s.inputSchema !== null && Array.isArray(s.tags ?? []);
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    typeof s.id === 'string' &&
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(s.id) &&
+    typeof s.inputSchema === 'object' &&
+    s.inputSchema !== null &&
+    Array.isArray(s.tags ?? [])
+  );
 }

@@ -21,8 +21,21 @@ export interface SessionSyncOptions {
 function asPush(changes: { sessions: SyncedSession[]; messages: SyncedMessage[] }): Pick<SessionsSyncRequest, 'sessions' | 'messages' | 'tombstones'> {
   const live = changes.sessions.filter((s) => s.deleted_at === null || s.deleted_at === undefined);
   return {
-    sessions: live.map((s) => ({ id: s.id, title: s.title ?? null, title_updated_at: s.title_updated_at, created_at: s.created_at, metadata: s.metadata ?? null })),
-    messages: changes.messages.map((m) => ({ id: m.id, session_id: m.session_id, role: m.role, content: m.content, metadata: m.metadata ?? null, created_at: m.created_at })),
+    sessions: live.map((s) => ({
+      id: s.id,
+      title: s.title ?? null,
+      title_updated_at: s.title_updated_at,
+      created_at: s.created_at,
+      metadata: s.metadata ?? null,
+    })),
+    messages: changes.messages.map((m) => ({
+      id: m.id,
+      session_id: m.session_id,
+      role: m.role,
+      content: m.content,
+      metadata: m.metadata ?? null,
+      created_at: m.created_at,
+    })),
     tombstones: changes.sessions.filter((s) => s.deleted_at !== null && s.deleted_at !== undefined).map((s) => ({ id: s.id })),
   };
 }
@@ -70,7 +83,8 @@ export class SessionSync {
       const mine = await this.options.local({ cursor: local, limit });
       const push = asPush(mine.changes);
       const theirs = await this.options.hub({ cursor: hub, limit, ...push });
-      if (theirs.rejected.length) this.options.logger.warn(`the hub rejected ${theirs.rejected.length} synced items`, { rejected: theirs.rejected.slice(0, 5) });
+      if (theirs.rejected.length)
+        this.options.logger.warn(`the hub rejected ${theirs.rejected.length} synced items`, { rejected: theirs.rejected.slice(0, 5) });
       // What changed on the hub, applied here; the pull part of this answer is not needed.
       const applied = await this.options.local({ cursor: Number.MAX_SAFE_INTEGER, limit: 1, ...asPush(theirs.changes) });
       local = mine.cursor;

@@ -16,7 +16,11 @@ forEachDatabase(
     before(async function () {
       requireServer(this, 'PostgreSQL', await probePostgres());
       requireServer(this, 'Redis', await probeRedis());
-      const devices = { pingIntervalMs: 200, pingTimeoutMs: 1500, cluster: { redisUrl: REDIS_URL, redisPrefix: `aion-test-${randomBytes(4).toString('hex')}`, presenceTtlMs: 1000 } };
+      const devices = {
+        pingIntervalMs: 200,
+        pingTimeoutMs: 1500,
+        cluster: { redisUrl: REDIS_URL, redisPrefix: `aion-test-${randomBytes(4).toString('hex')}`, presenceTtlMs: 1000 },
+      };
       const extensions = { 'aion.storage': db.storageConfig(), 'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false } }, 'aion.devices': devices };
       a = await startTestKernel({ builtins: ['aion.storage', 'aion.auth', 'aion.devices'], config: { extensions } });
       b = await startHubProcess({ extensions });
@@ -53,10 +57,15 @@ forEachDatabase(
     it('after hub B is killed (SIGKILL), the spoke reconnects to hub A and calls succeed again', async () => {
       const holder = (await device(a!)).hub;
       b!.child.kill('SIGKILL');
-      await waitFor('the spoke on hub A', async () => {
-        const d = await device(a!);
-        return d.status === 'online' && d.hub !== holder ? true : undefined;
-      }, 30_000, 100).catch((err) => {
+      await waitFor(
+        'the spoke on hub A',
+        async () => {
+          const d = await device(a!);
+          return d.status === 'online' && d.hub !== holder ? true : undefined;
+        },
+        30_000,
+        100,
+      ).catch((err) => {
         throw new Error(`${(err as Error).message}\n--- spoke\n${spoke?.output()}`);
       });
       const res = await call(a!, 'POST', '/v1/skills/roamer/demo.echo/execute', { token: admin.access_token, body: { args: { text: 'via A' } } });

@@ -66,7 +66,9 @@ describe('devices: hub and spoke in separate network namespaces', function () {
   let admin: Tokens;
   let created = false;
   const kernel = () => ({ dataDir: hubDir, request: (path: string, init?: RequestInit) => fetch(hubUrl + path, init) });
-  const status = async () => (((await (await call(kernel(), 'GET', '/v1/hub/devices', { token: admin.access_token })).json()) as any).devices as any[]).find((d) => d.name === 'far-box')?.status;
+  const status = async () =>
+    (((await (await call(kernel(), 'GET', '/v1/hub/devices', { token: admin.access_token })).json()) as any).devices as any[]).find((d) => d.name === 'far-box')
+      ?.status;
 
   before(async function () {
     const problem = namespacesUnavailable();
@@ -87,20 +89,60 @@ describe('devices: hub and spoke in separate network namespaces', function () {
     ip('-n', spokeNs, 'addr', 'add', `${spokeOnLink}/30`, 'dev', `vs${id}`);
     ip('addr', 'add', `${rootSide}/30`, 'dev', `vr${id}`);
     ip('-n', hubNs, 'addr', 'add', `${hubFromRoot}/30`, 'dev', `vq${id}`);
-    for (const [ns, dev] of [[hubNs, link], [spokeNs, `vs${id}`], [hubNs, `vq${id}`], [hubNs, 'lo'], [spokeNs, 'lo']] as const) ip('-n', ns, 'link', 'set', dev, 'up');
+    for (const [ns, dev] of [
+      [hubNs, link],
+      [spokeNs, `vs${id}`],
+      [hubNs, `vq${id}`],
+      [hubNs, 'lo'],
+      [spokeNs, 'lo'],
+    ] as const)
+      ip('-n', ns, 'link', 'set', dev, 'up');
     ip('link', 'set', `vr${id}`, 'up');
 
     hubDir = tempDir('aion-netns-hub-');
     spokeDir = tempDir('aion-netns-spoke-');
     const devices = { pingIntervalMs: PING_INTERVAL_MS, pingTimeoutMs: PING_TIMEOUT_MS };
-    writeFileSync(join(hubDir, 'config.json'), JSON.stringify({ extensions: { 'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false } }, 'aion.devices': devices } }));
-    hub = spawnIn(hubNs, ['serve', '--host', '0.0.0.0', '--port', '0', '--data-dir', hubDir, '--config', join(hubDir, 'config.json'), '--builtins', 'aion.storage,aion.auth,aion.devices']);
+    writeFileSync(
+      join(hubDir, 'config.json'),
+      JSON.stringify({ extensions: { 'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false } }, 'aion.devices': devices } }),
+    );
+    hub = spawnIn(hubNs, [
+      'serve',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '0',
+      '--data-dir',
+      hubDir,
+      '--config',
+      join(hubDir, 'config.json'),
+      '--builtins',
+      'aion.storage,aion.auth,aion.devices',
+    ]);
     const port = await waitFor('the hub to listen', () => /Aion is listening on http:\/\/[^:]+:(\d+)/.exec(hub!.output())?.[1], 60_000);
     hubUrl = `http://${hubFromRoot}:${port}`;
     admin = await signInAdmin(kernel());
-    const added = (await (await call(kernel(), 'POST', '/v1/hub/devices', { token: admin.access_token, body: { name: 'Far Box' } })).json()) as { token: string };
+    const added = (await (await call(kernel(), 'POST', '/v1/hub/devices', { token: admin.access_token, body: { name: 'Far Box' } })).json()) as {
+      token: string;
+    };
     writeFileSync(join(spokeDir, 'config.json'), JSON.stringify({ extensions: { 'aion.devices': devices } }));
-    spoke = spawnIn(spokeNs, ['spoke', '--hub', `http://${hubOnLink}:${port}`, '--token', added.token, '--data-dir', spokeDir, '--config', join(spokeDir, 'config.json'), '--builtins', 'aion.storage,aion.skills,aion.devices', '--extensions-dir', spokeSkills, '--log-level', 'info']);
+    spoke = spawnIn(spokeNs, [
+      'spoke',
+      '--hub',
+      `http://${hubOnLink}:${port}`,
+      '--token',
+      added.token,
+      '--data-dir',
+      spokeDir,
+      '--config',
+      join(spokeDir, 'config.json'),
+      '--builtins',
+      'aion.storage,aion.skills,aion.devices',
+      '--extensions-dir',
+      spokeSkills,
+      '--log-level',
+      'info',
+    ]);
     await waitFor('the spoke to connect across the veth pair', async () => ((await status()) === 'online' ? true : undefined), 60_000, 100).catch((err) => {
       throw new Error(`${(err as Error).message}\n--- spoke\n${spoke?.output()}\n--- hub\n${hub?.output()}`);
     });
@@ -143,7 +185,19 @@ describe('devices: hub and spoke in separate network namespaces', function () {
   });
 
   it('the spoke keeps serving its own user while cut off', async () => {
-    const run = spawnIn(spokeNs, ['skills', 'run', 'demo.echo', '--args', '{"text":"offline"}', '--data-dir', spokeDir, '--builtins', 'aion.storage,aion.skills', '--extensions-dir', spokeSkills]);
+    const run = spawnIn(spokeNs, [
+      'skills',
+      'run',
+      'demo.echo',
+      '--args',
+      '{"text":"offline"}',
+      '--data-dir',
+      spokeDir,
+      '--builtins',
+      'aion.storage,aion.skills',
+      '--extensions-dir',
+      spokeSkills,
+    ]);
     const code = await new Promise<number | null>((r) => run.child.once('exit', (c) => r(c)));
     assert.equal(code, 0, run.output());
     assert.match(run.output(), /offline/);

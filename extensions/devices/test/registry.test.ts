@@ -33,8 +33,14 @@ describe('devices: the shared contract', () => {
 
   it('resolves collisions with a numbered suffix', () => {
     const taken = new Set(['laptop', 'laptop-2']);
-    assert.equal(uniqueDeviceName('laptop', (n) => taken.has(n)), 'laptop-3');
-    assert.equal(uniqueDeviceName('phone', (n) => taken.has(n)), 'phone');
+    assert.equal(
+      uniqueDeviceName('laptop', (n) => taken.has(n)),
+      'laptop-3',
+    );
+    assert.equal(
+      uniqueDeviceName('phone', (n) => taken.has(n)),
+      'phone',
+    );
   });
 
   it('names skills on devices as <device>/<skill id> and tools as device.skill', () => {
@@ -46,8 +52,14 @@ describe('devices: the shared contract', () => {
 
   it('validates the timeout hierarchy and liveness at load', () => {
     assert.doesNotThrow(() => validateConfiguration(defaults));
-    assert.throws(() => validateConfiguration({ ...defaults, timeouts: { ...defaults.timeouts, remoteSkillMs: 9000 } }), (e: any) => e.code === 'CONFIG_INVALID' && /remoteSkillMs \(9000 ms\) must be longer than timeouts.localSkillMs/.test(e.message));
-    assert.throws(() => validateConfiguration({ ...defaults, pingTimeoutMs: 5000 }), (e: any) => e.code === 'CONFIG_INVALID' && /pingTimeoutMs/.test(e.message));
+    assert.throws(
+      () => validateConfiguration({ ...defaults, timeouts: { ...defaults.timeouts, remoteSkillMs: 9000 } }),
+      (e: any) => e.code === 'CONFIG_INVALID' && /remoteSkillMs \(9000 ms\) must be longer than timeouts.localSkillMs/.test(e.message),
+    );
+    assert.throws(
+      () => validateConfiguration({ ...defaults, pingTimeoutMs: 5000 }),
+      (e: any) => e.code === 'CONFIG_INVALID' && /pingTimeoutMs/.test(e.message),
+    );
   });
 });
 
@@ -93,8 +105,15 @@ describe('devices: registry, tokens, HTTP and CLI', function () {
     const mine = (await (await call(kernel, 'POST', '/v1/hub/devices', { token: bob.access_token, body: { name: 'bob phone' } })).json()) as any;
     assert.equal(mine.device.user_id, bob.id);
     const listed = (await (await call(kernel, 'GET', '/v1/hub/devices', { token: bob.access_token })).json()) as any;
-    assert.deepEqual(listed.devices.map((d: any) => d.name), ['bob-phone']);
-    assert.equal((await call(kernel, 'DELETE', '/v1/hub/devices/grace-s-macbook-2', { token: bob.access_token })).status, 404, 'another user’s device is not found');
+    assert.deepEqual(
+      listed.devices.map((d: any) => d.name),
+      ['bob-phone'],
+    );
+    assert.equal(
+      (await call(kernel, 'DELETE', '/v1/hub/devices/grace-s-macbook-2', { token: bob.access_token })).status,
+      404,
+      'another user’s device is not found',
+    );
     assert.equal((await call(kernel, 'DELETE', '/v1/hub/devices/Bob%20Phone', { token: bob.access_token })).status, 204, 'names are normalized on revoke too');
     assert.deepEqual(((await (await call(kernel, 'GET', '/v1/hub/devices', { token: bob.access_token })).json()) as any).devices, []);
   });
@@ -134,7 +153,9 @@ describe('devices: registry, tokens, HTTP and CLI', function () {
     assert.ok(JSON.parse(listed.stdout).some((d: any) => d.name === 'work-station' && d.status === 'offline'));
     // Connected to the running server while the shell revokes it: the server drops it within seconds.
     const connected = await rawDevice(kernel.url, out.token);
-    connected.ws.send(JSON.stringify({ type: 'hello', protocolVersion: PROTOCOL_VERSION, aionVersion: '0.1.0', device: 'work-station', manifests: [], skills: [] }));
+    connected.ws.send(
+      JSON.stringify({ type: 'hello', protocolVersion: PROTOCOL_VERSION, aionVersion: '0.1.0', device: 'work-station', manifests: [], skills: [] }),
+    );
     assert.equal(JSON.parse(await connected.next()).type, 'welcome');
     const revoked = await aion(['devices', 'revoke', 'work station', ...common]);
     assert.equal(revoked.code, 0, revoked.stderr);

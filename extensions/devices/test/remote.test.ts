@@ -17,7 +17,8 @@ describe('devices: a spoke process connected to a hub', function () {
   let token: string;
   let spoke: SpokeProcess;
 
-  const device = async (name: string) => ((await json(await call(hub, 'GET', '/v1/hub/devices', { token: admin.access_token }))).devices as any[]).find((d) => d.name === name);
+  const device = async (name: string) =>
+    ((await json(await call(hub, 'GET', '/v1/hub/devices', { token: admin.access_token }))).devices as any[]).find((d) => d.name === name);
   const execute = (path: string, args: unknown, as = admin.access_token) => call(hub, 'POST', `/v1/skills/${path}/execute`, { token: as, body: { args } });
 
   before(async () => {
@@ -25,7 +26,14 @@ describe('devices: a spoke process connected to a hub', function () {
       builtins: ['aion.storage', 'aion.auth', 'aion.devices'],
       config: {
         server: { bodyLimit: 8 * 1024 * 1024, realtime: { messagesPerSecond: 100000, burst: 100000, refusalsBeforeDisconnect: 100 } },
-        extensions: { 'aion.devices': { pingIntervalMs: PING_INTERVAL_MS, pingTimeoutMs: PING_TIMEOUT_MS, maxInFlightPerDevice: 2, timeouts: { sandboxMs: 500, localSkillMs: 1000, remoteSkillMs: 5000, uiResponseMs: 10000 } } },
+        extensions: {
+          'aion.devices': {
+            pingIntervalMs: PING_INTERVAL_MS,
+            pingTimeoutMs: PING_TIMEOUT_MS,
+            maxInFlightPerDevice: 2,
+            timeouts: { sandboxMs: 500, localSkillMs: 1000, remoteSkillMs: 5000, uiResponseMs: 10000 },
+          },
+        },
       },
     });
     admin = await signInAdmin(kernelUser());
@@ -133,7 +141,9 @@ describe('devices: a spoke process connected to a hub', function () {
 
   it('refuses a spoke of another protocol version, naming both versions', async () => {
     const raw = await rawDevice(hub.url, token);
-    raw.ws.send(JSON.stringify({ type: 'hello', protocolVersion: PROTOCOL_VERSION + 98, aionVersion: '9.9.9', device: 'lab-laptop', manifests: [], skills: [] }));
+    raw.ws.send(
+      JSON.stringify({ type: 'hello', protocolVersion: PROTOCOL_VERSION + 98, aionVersion: '9.9.9', device: 'lab-laptop', manifests: [], skills: [] }),
+    );
     const answer = JSON.parse(await raw.next());
     assert.equal(answer.type, 'refused');
     assert.equal(answer.code, 'DEVICE_PROTOCOL_MISMATCH');

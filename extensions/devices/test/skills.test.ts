@@ -26,7 +26,8 @@ describe("devices: a device's skills in the hub's skills, chat and MCP", functio
     openai = await startFakeOpenAI({
       reply: (r) => {
         const results = toolResults(r);
-        if (results.length === 0) return { kind: 'answer', toolCalls: [{ id: 'call_1', name: 'lab-laptop__demo__echo', arguments: JSON.stringify({ text: 'from the model' }) }] };
+        if (results.length === 0)
+          return { kind: 'answer', toolCalls: [{ id: 'call_1', name: 'lab-laptop__demo__echo', arguments: JSON.stringify({ text: 'from the model' }) }] };
         return { kind: 'answer', text: `the device said ${results[0]!.content}` };
       },
     });
@@ -43,8 +44,16 @@ describe("devices: a device's skills in the hub's skills, chat and MCP", functio
     });
     admin = await signInAdmin(hub);
     const { token } = await json(await as('POST', '/v1/hub/devices', { name: 'Lab Laptop' }));
-    spoke = startSpoke(hub.url, token, { extensionDirs: [spokeSkills, spokeOnly], config: { extensions: { 'aion.devices': { pingIntervalMs: 200, pingTimeoutMs: 1500 } } } });
-    await waitFor('the spoke to come online', async () => ((await json(await as('GET', '/v1/hub/devices'))).devices as any[]).find((d) => d.status === 'online'), 60_000, 100).catch((err) => {
+    spoke = startSpoke(hub.url, token, {
+      extensionDirs: [spokeSkills, spokeOnly],
+      config: { extensions: { 'aion.devices': { pingIntervalMs: 200, pingTimeoutMs: 1500 } } },
+    });
+    await waitFor(
+      'the spoke to come online',
+      async () => ((await json(await as('GET', '/v1/hub/devices'))).devices as any[]).find((d) => d.status === 'online'),
+      60_000,
+      100,
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}\n${spoke.output()}`);
     });
   });
@@ -108,7 +117,9 @@ describe("devices: a device's skills in the hub's skills, chat and MCP", functio
 
   it('lists device skills as MCP tools named device.skill and calls them', async () => {
     const client = new Client({ name: 'test', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${hub.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${admin.access_token}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${hub.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${admin.access_token}` } } }),
+    );
     try {
       const { tools } = await client.listTools();
       const names = tools.map((t) => t.name);

@@ -1,9 +1,23 @@
 import assert from 'node:assert/strict';
 import { call, createUser, signInAdmin, type Tokens } from '@aion/ext-auth/testing';
-import { listeningUrl, removeDir, spokeAuth, spokeSkills, startHubProcess, startSpoke, waitFor, type HubProcess, type SpokeProcess } from './support/helpers.js';
+import {
+  listeningUrl,
+  removeDir,
+  spokeAuth,
+  spokeSkills,
+  startHubProcess,
+  startSpoke,
+  waitFor,
+  type HubProcess,
+  type SpokeProcess,
+} from './support/helpers.js';
 
 const DEVICES = { pingIntervalMs: 200, pingTimeoutMs: 1500, sync: { intervalMs: 300 } };
-const SPOKE = { builtins: 'aion.storage,aion.skills,aion.sessions,aion.devices', extensionDirs: [spokeSkills, spokeAuth], config: { extensions: { 'aion.devices': DEVICES } } };
+const SPOKE = {
+  builtins: 'aion.storage,aion.skills,aion.sessions,aion.devices',
+  extensionDirs: [spokeSkills, spokeAuth],
+  config: { extensions: { 'aion.devices': DEVICES } },
+};
 
 /**
  * Offline sessions: the spoke keeps its user's sessions in its own database and syncs them with the
@@ -17,7 +31,11 @@ describe('devices: a spoke’s sessions sync with the hub', function () {
   let spokeUrl: string;
   const hubKernel = () => ({ dataDir: hub.dataDir, request: (path: string, init?: RequestInit) => fetch(hub.url + path, init) });
   const onSpoke = (method: string, path: string, body?: unknown) =>
-    fetch(spokeUrl + path, { method, headers: { authorization: `Bearer user:${alice.id}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    fetch(spokeUrl + path, {
+      method,
+      headers: { authorization: `Bearer user:${alice.id}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
   const hubSession = async (id: string) => {
     const res = await call(hubKernel(), 'GET', `/v1/sessions/${id}`, { token: alice.access_token });
     return res.status === 200 ? ((await res.json()) as any) : undefined;
@@ -26,7 +44,8 @@ describe('devices: a spoke’s sessions sync with the hub', function () {
     const res = await onSpoke('GET', `/v1/sessions/${id}`);
     return res.status === 200 ? ((await res.json()) as any) : undefined;
   };
-  const deviceStatus = async () => (((await (await call(hubKernel(), 'GET', '/v1/hub/devices', { token: alice.access_token })).json()) as any).devices as any[])[0]?.status;
+  const deviceStatus = async () =>
+    (((await (await call(hubKernel(), 'GET', '/v1/hub/devices', { token: alice.access_token })).json()) as any).devices as any[])[0]?.status;
 
   async function launchSpoke(dataDir?: string): Promise<void> {
     spoke = startSpoke(hub.url, token, { ...SPOKE, dataDir });
@@ -37,7 +56,10 @@ describe('devices: a spoke’s sessions sync with the hub', function () {
   }
 
   before(async () => {
-    hub = await startHubProcess({ extensions: { 'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false } }, 'aion.devices': DEVICES } }, 'aion.storage,aion.auth,aion.sessions,aion.devices');
+    hub = await startHubProcess(
+      { extensions: { 'aion.auth': { scryptCost: 1024, rateLimits: { enabled: false } }, 'aion.devices': DEVICES } },
+      'aion.storage,aion.auth,aion.sessions,aion.devices',
+    );
     const admin = await signInAdmin(hubKernel());
     alice = await createUser(hubKernel(), admin.access_token, 'alice', { scopes: ['sessions:read', 'sessions:write', 'devices:read', 'devices:write'] });
     token = ((await (await call(hubKernel(), 'POST', '/v1/hub/devices', { token: alice.access_token, body: { name: 'alice laptop' } })).json()) as any).token;
@@ -50,13 +72,38 @@ describe('devices: a spoke’s sessions sync with the hub', function () {
 
   it('pushes what the spoke wrote and pulls what the hub has, both ways', async () => {
     assert.equal((await onSpoke('POST', '/v1/sessions', { id: 'from-spoke', title: 'written on the laptop' })).status, 201);
-    for (const [i, content] of ['one', 'two'].entries()) assert.equal((await onSpoke('POST', '/v1/sessions/from-spoke/messages', { id: `spoke-m${i}`, role: 'user', content })).status, 201);
-    assert.equal((await call(hubKernel(), 'POST', '/v1/sessions', { token: alice.access_token, body: { id: 'from-hub', title: 'written on the hub' } })).status, 201);
-    assert.equal((await call(hubKernel(), 'POST', '/v1/sessions/from-hub/messages', { token: alice.access_token, body: { id: 'hub-m0', role: 'user', content: 'hello laptop' } })).status, 201);
-    const up = await waitFor('the spoke’s session on the hub', async () => ((await hubSession('from-spoke'))?.message_count === 2 ? hubSession('from-spoke') : undefined), 20_000, 100);
+    for (const [i, content] of ['one', 'two'].entries())
+      assert.equal((await onSpoke('POST', '/v1/sessions/from-spoke/messages', { id: `spoke-m${i}`, role: 'user', content })).status, 201);
+    assert.equal(
+      (await call(hubKernel(), 'POST', '/v1/sessions', { token: alice.access_token, body: { id: 'from-hub', title: 'written on the hub' } })).status,
+      201,
+    );
+    assert.equal(
+      (
+        await call(hubKernel(), 'POST', '/v1/sessions/from-hub/messages', {
+          token: alice.access_token,
+          body: { id: 'hub-m0', role: 'user', content: 'hello laptop' },
+        })
+      ).status,
+      201,
+    );
+    const up = await waitFor(
+      'the spoke’s session on the hub',
+      async () => ((await hubSession('from-spoke'))?.message_count === 2 ? hubSession('from-spoke') : undefined),
+      20_000,
+      100,
+    );
     assert.equal(up.title, 'written on the laptop');
-    assert.deepEqual(up.messages.map((m: any) => m.content), ['one', 'two']);
-    const down = await waitFor('the hub’s session on the spoke', async () => ((await spokeSession('from-hub'))?.message_count === 1 ? spokeSession('from-hub') : undefined), 20_000, 100);
+    assert.deepEqual(
+      up.messages.map((m: any) => m.content),
+      ['one', 'two'],
+    );
+    const down = await waitFor(
+      'the hub’s session on the spoke',
+      async () => ((await spokeSession('from-hub'))?.message_count === 1 ? spokeSession('from-hub') : undefined),
+      20_000,
+      100,
+    );
     assert.equal(down.messages[0].content, 'hello laptop');
   });
 
@@ -68,18 +115,32 @@ describe('devices: a spoke’s sessions sync with the hub', function () {
       await waitFor('the spoke to go offline', () => (/spoke: offline/.test(spoke.output().slice(mark)) ? true : undefined), 20_000, 100);
       // Written offline, one message with a clock a day ahead: order comes from sequences, not clocks.
       assert.equal((await onSpoke('POST', '/v1/sessions', { id: 'offline', title: 'on the train' })).status, 201);
-      assert.equal((await onSpoke('POST', '/v1/sessions/offline/messages', { id: 'off-m0', role: 'user', content: 'first', created_at: Date.now() + 86_400_000 })).status, 201);
+      assert.equal(
+        (await onSpoke('POST', '/v1/sessions/offline/messages', { id: 'off-m0', role: 'user', content: 'first', created_at: Date.now() + 86_400_000 })).status,
+        201,
+      );
       assert.equal((await onSpoke('POST', '/v1/sessions/offline/messages', { id: 'off-m1', role: 'assistant', content: 'second' })).status, 201);
       assert.equal((await onSpoke('POST', '/v1/sessions/from-spoke/messages', { id: 'spoke-m2', role: 'user', content: 'three' })).status, 201);
     } finally {
       hub.child.kill('SIGCONT');
     }
-    const synced = await waitFor('the offline writes on the hub', async () => {
-      const [a, b] = [await hubSession('offline'), await hubSession('from-spoke')];
-      return a?.message_count === 2 && b?.message_count === 3 ? { a, b } : undefined;
-    }, 60_000, 200);
-    assert.deepEqual(synced.a.messages.map((m: any) => m.content), ['first', 'second']);
-    assert.deepEqual(synced.b.messages.map((m: any) => m.content), ['one', 'two', 'three']);
+    const synced = await waitFor(
+      'the offline writes on the hub',
+      async () => {
+        const [a, b] = [await hubSession('offline'), await hubSession('from-spoke')];
+        return a?.message_count === 2 && b?.message_count === 3 ? { a, b } : undefined;
+      },
+      60_000,
+      200,
+    );
+    assert.deepEqual(
+      synced.a.messages.map((m: any) => m.content),
+      ['first', 'second'],
+    );
+    assert.deepEqual(
+      synced.b.messages.map((m: any) => m.content),
+      ['one', 'two', 'three'],
+    );
   });
 
   it('a restarted spoke replays nothing twice: its cursors survive and pushes are idempotent', async () => {
@@ -96,14 +157,20 @@ describe('devices: a spoke’s sessions sync with the hub', function () {
         (before as any).sessions.map((s: any) => [s.id, s.message_count]).sort(),
       );
       const local = (await (await onSpoke('GET', '/v1/sessions')).json()) as any;
-      assert.deepEqual(local.sessions.map((s: any) => [s.id, s.message_count]).sort(), after.sessions.map((s: any) => [s.id, s.message_count]).sort(), 'both sides hold the same sessions');
+      assert.deepEqual(
+        local.sessions.map((s: any) => [s.id, s.message_count]).sort(),
+        after.sessions.map((s: any) => [s.id, s.message_count]).sort(),
+        'both sides hold the same sessions',
+      );
     } finally {
       if (spoke.dataDir !== dataDir) removeDir(dataDir);
     }
   });
 
   it('refuses sync to a device token without sessions:sync', async () => {
-    const added = (await (await call(hubKernel(), 'POST', '/v1/hub/devices', { token: alice.access_token, body: { name: 'skills only', scopes: ['skills:expose'] } })).json()) as any;
+    const added = (await (
+      await call(hubKernel(), 'POST', '/v1/hub/devices', { token: alice.access_token, body: { name: 'skills only', scopes: ['skills:expose'] } })
+    ).json()) as any;
     const other = startSpoke(hub.url, added.token, SPOKE);
     try {
       await waitFor('the refusal', () => (/lacks the sessions:sync scope/.test(other.output()) ? true : undefined), 60_000, 200);

@@ -36,11 +36,25 @@ const arrived = (id: string) => (arrivals.has(id) ? Promise.resolve() : new Prom
 
 // Baseline: what one signed POST costs without the outbox.
 async function post(n: number): Promise<void> {
-  const body = JSON.stringify({ id: `baseline-${n}`, type: 'fixture.thing', source: 'bench', tenant_id: 'default', key: null, time: new Date().toISOString(), data: { n } });
+  const body = JSON.stringify({
+    id: `baseline-${n}`,
+    type: 'fixture.thing',
+    source: 'bench',
+    tenant_id: 'default',
+    key: null,
+    time: new Date().toISOString(),
+    data: { n },
+  });
   const timestamp = Math.floor(Date.now() / 1000);
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'aion-event-id': `baseline-${n}`, 'aion-event-type': 'fixture.thing', 'aion-event-timestamp': String(timestamp), 'aion-signature': signWebhook(SECRET, timestamp, body) },
+    headers: {
+      'content-type': 'application/json',
+      'aion-event-id': `baseline-${n}`,
+      'aion-event-type': 'fixture.thing',
+      'aion-event-timestamp': String(timestamp),
+      'aion-signature': signWebhook(SECRET, timestamp, body),
+    },
     body,
   });
   await res.text();
@@ -62,7 +76,8 @@ const kernel = await startTestKernel({
   config: { extensions: { 'aion.events': { sinks: { hook: { type: 'webhook', url, secret: SECRET, timeoutMs: 5000 } } } } },
 });
 try {
-  const publish = async (n: number) => (await kernel.executeCommand<{ ok: boolean; id: string; message?: string }>('publisher.publish', 'fixture.thing', { n })).id;
+  const publish = async (n: number) =>
+    (await kernel.executeCommand<{ ok: boolean; id: string; message?: string }>('publisher.publish', 'fixture.thing', { n })).id;
   for (let n = 0; n < 50; n++) await arrived(await publish(n));
 
   const publishLatency: number[] = [];
@@ -90,10 +105,16 @@ try {
 
   console.log(`aion.events bench: webhook sink on 127.0.0.1, SQLite outbox; ${SEQUENTIAL} one-at-a-time, then a burst of ${COUNT}`);
   console.log(`                          p50         p99         throughput`);
-  console.log(`direct POST (baseline)    ${ms(pct(baselineLatency, 50)).padEnd(12)}${ms(pct(baselineLatency, 99)).padEnd(12)}${baselineRate.toFixed(0)} events/s (sequential)`);
-  console.log(`publish (durable)         ${ms(pct(publishLatency, 50)).padEnd(12)}${ms(pct(publishLatency, 99)).padEnd(12)}${(COUNT / ((published - t0) / 1000)).toFixed(0)} events/s (${IN_FLIGHT} in flight)`);
+  console.log(
+    `direct POST (baseline)    ${ms(pct(baselineLatency, 50)).padEnd(12)}${ms(pct(baselineLatency, 99)).padEnd(12)}${baselineRate.toFixed(0)} events/s (sequential)`,
+  );
+  console.log(
+    `publish (durable)         ${ms(pct(publishLatency, 50)).padEnd(12)}${ms(pct(publishLatency, 99)).padEnd(12)}${(COUNT / ((published - t0) / 1000)).toFixed(0)} events/s (${IN_FLIGHT} in flight)`,
+  );
   console.log(`publish → delivered       ${ms(pct(endToEnd, 50)).padEnd(12)}${ms(pct(endToEnd, 99)).padEnd(12)}${rate.toFixed(0)} events/s`);
-  console.log(`ratio: delivered throughput ${(rate / baselineRate).toFixed(2)}× the direct POST; p50 latency ${(pct(endToEnd, 50) / pct(baselineLatency, 50)).toFixed(1)}× the direct POST`);
+  console.log(
+    `ratio: delivered throughput ${(rate / baselineRate).toFixed(2)}× the direct POST; p50 latency ${(pct(endToEnd, 50) / pct(baselineLatency, 50)).toFixed(1)}× the direct POST`,
+  );
 } finally {
   await kernel.stop();
   await receiver.close();

@@ -60,10 +60,14 @@ export class EventTypeCatalog {
   /** Throws a stable error unless `publisher` (undefined: the kernel) may publish `payload` as `type`. */
   check(publisher: string | undefined, type: unknown, payload: unknown): void {
     if (typeof type !== 'string' || !this.byId.has(type)) {
-      throw new AionError(EventsErrorCodes.EVENT_TYPE_UNKNOWN, `no installed extension contributes the event type ${JSON.stringify(type)}: declare it in your manifest under contributes.eventTypes`, {
-        status: 400,
-        details: { type },
-      });
+      throw new AionError(
+        EventsErrorCodes.EVENT_TYPE_UNKNOWN,
+        `no installed extension contributes the event type ${JSON.stringify(type)}: declare it in your manifest under contributes.eventTypes`,
+        {
+          status: 400,
+          details: { type },
+        },
+      );
     }
     const t = this.byId.get(type)!;
     if (publisher !== undefined && publisher !== t.owner && !t.public && !t.publishers.includes(publisher)) {

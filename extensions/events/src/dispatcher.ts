@@ -106,7 +106,8 @@ export class SinkDispatcher {
               this.o.log('warn', `sink ${name}: event ${event.id} (${event.type}) set aside as dead after ${attempts} tries: ${error}`);
               continue;
             }
-            if (attempts === 1 || attempts % 10 === 0) this.o.log('warn', `sink ${name}: event ${event.id} not delivered (try ${attempts}, next in ${delay} ms): ${error}`);
+            if (attempts === 1 || attempts % 10 === 0)
+              this.o.log('warn', `sink ${name}: event ${event.id} not delivered (try ${attempts}, next in ${delay} ms): ${error}`);
             await this.sleep(delay, false);
             break;
           }

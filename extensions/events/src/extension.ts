@@ -21,13 +21,16 @@ async function sinkFactory(ctx: aion.ExtensionContext, name: string, s: SinkConf
     case 'webhook': {
       if (!s.url) return `sink ${name}: a webhook sink needs a url`;
       const secret = s.secret ?? (await ctx.secrets.get('AION_EVENTS_WEBHOOK_SECRET'));
-      if (!secret) return `sink ${name}: a webhook sink needs a secret of at least 16 characters: set sinks.${name}.secret or the AION_EVENTS_WEBHOOK_SECRET secret`;
+      if (!secret)
+        return `sink ${name}: a webhook sink needs a secret of at least 16 characters: set sinks.${name}.secret or the AION_EVENTS_WEBHOOK_SECRET secret`;
       return async () => new WebhookSink({ url: s.url!, secret, timeoutMs: s.timeoutMs, headers: s.headers });
     }
     case 'nats':
-      return async () => new NatsSink({ servers: s.servers ?? ['nats://127.0.0.1:4222'], subjectPrefix: s.subjectPrefix ?? 'aion.events', timeoutMs: s.timeoutMs });
+      return async () =>
+        new NatsSink({ servers: s.servers ?? ['nats://127.0.0.1:4222'], subjectPrefix: s.subjectPrefix ?? 'aion.events', timeoutMs: s.timeoutMs });
     default: {
-      if (!contributed.has(s.type)) return `sink ${name}: no installed extension contributes the sink type ${s.type} (eventSinks: ${[...contributed].join(', ')})`;
+      if (!contributed.has(s.type))
+        return `sink ${name}: no installed extension contributes the sink type ${s.type} (eventSinks: ${[...contributed].join(', ')})`;
       return async () => {
         const impl = (await aion.contributions.get<EventSinkImplementation>('eventSinks', s.type)) as unknown as EventSinkImplementation;
         return { deliver: async (event) => void (await impl.deliver(event, s.options ?? {})), close: async () => undefined };

@@ -91,7 +91,10 @@ export class Outbox {
 
   async markDelivered(sink: string, eventId: string, attempts: number, at: number): Promise<void> {
     await this.db.transaction([
-      { sql: `UPDATE ${this.t.deliveries} SET status = 'delivered', attempts = ?, delivered_at = CAST(? AS BIGINT) WHERE sink = ? AND event_id = ?`, params: [attempts, at, sink, eventId] },
+      {
+        sql: `UPDATE ${this.t.deliveries} SET status = 'delivered', attempts = ?, delivered_at = CAST(? AS BIGINT) WHERE sink = ? AND event_id = ?`,
+        params: [attempts, at, sink, eventId],
+      },
       {
         sql: `UPDATE ${this.t.sinks} SET delivered = delivered + 1, last_delivered_id = ?, last_delivered_at = CAST(? AS BIGINT), attempts = 0, next_attempt_at = NULL WHERE name = ?`,
         params: [eventId, at, sink],
@@ -99,7 +102,11 @@ export class Outbox {
     ]);
   }
 
-  async markFailed(sink: string, eventId: string, failure: { attempts: number; error: string; at: number; nextAttemptAt: number | null; dead: boolean }): Promise<void> {
+  async markFailed(
+    sink: string,
+    eventId: string,
+    failure: { attempts: number; error: string; at: number; nextAttemptAt: number | null; dead: boolean },
+  ): Promise<void> {
     await this.db.transaction([
       {
         sql: `UPDATE ${this.t.deliveries} SET status = ?, attempts = ?, last_error = ? WHERE sink = ? AND event_id = ?`,
@@ -165,9 +172,19 @@ export class Outbox {
       params.push(filter.type);
     }
     params.push(filter.limit);
-    const rows = await this.db.query<EventRow>(`SELECT id, type, source, tenant, event_key, payload, created_at FROM ${this.t.events} WHERE ${where} ORDER BY id LIMIT ?`, params);
+    const rows = await this.db.query<EventRow>(
+      `SELECT id, type, source, tenant, event_key, payload, created_at FROM ${this.t.events} WHERE ${where} ORDER BY id LIMIT ?`,
+      params,
+    );
     if (rows.length === 0) return [];
-    const states = await this.db.query<{ sink: string; event_id: string; status: DeliveryState['status']; attempts: number | string; last_error: string | null; delivered_at: number | string | null }>(
+    const states = await this.db.query<{
+      sink: string;
+      event_id: string;
+      status: DeliveryState['status'];
+      attempts: number | string;
+      last_error: string | null;
+      delivered_at: number | string | null;
+    }>(
       `SELECT sink, event_id, status, attempts, last_error, delivered_at FROM ${this.t.deliveries} WHERE event_id IN (${rows.map(() => '?').join(', ')}) ORDER BY sink`,
       rows.map((r) => r.id),
     );

@@ -27,17 +27,32 @@ export class EventService {
     this.catalog.check(publisher, type, payload);
     const tenant = options?.tenantId ?? 'default';
     if (typeof tenant !== 'string' || !TENANT.test(tenant)) {
-      throw new AionError(ErrorCodes.VALIDATION_FAILED, `tenantId is 1 to 64 letters, digits, _ or - (it is a NATS subject token); got ${JSON.stringify(tenant)}`);
+      throw new AionError(
+        ErrorCodes.VALIDATION_FAILED,
+        `tenantId is 1 to 64 letters, digits, _ or - (it is a NATS subject token); got ${JSON.stringify(tenant)}`,
+      );
     }
     const key = options?.key ?? null;
-    if (key !== null && (typeof key !== 'string' || key.length > 256)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'key is a string of at most 256 characters');
+    if (key !== null && (typeof key !== 'string' || key.length > 256))
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'key is a string of at most 256 characters');
     const data = payload === undefined ? null : payload;
     const size = Buffer.byteLength(JSON.stringify(data));
     if (size > MAX_PAYLOAD_BYTES) {
-      throw new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `an event payload is at most ${MAX_PAYLOAD_BYTES} bytes of JSON (this one is ${size}); publish a reference to the data instead`);
+      throw new AionError(
+        ErrorCodes.PAYLOAD_TOO_LARGE,
+        `an event payload is at most ${MAX_PAYLOAD_BYTES} bytes of JSON (this one is ${size}); publish a reference to the data instead`,
+      );
     }
     const now = Date.now();
-    const event: EventEnvelope = { id: this.ids.next(now), type: type as string, source: publisher ?? 'kernel', tenant_id: tenant, key, time: new Date(now).toISOString(), data };
+    const event: EventEnvelope = {
+      id: this.ids.next(now),
+      type: type as string,
+      source: publisher ?? 'kernel',
+      tenant_id: tenant,
+      key,
+      time: new Date(now).toISOString(),
+      data,
+    };
     const sinks = Object.entries(this.settings().sinks)
       .filter(([, s]) => sinkAccepts(s, event.type, tenant))
       .map(([name]) => name);
@@ -48,9 +63,11 @@ export class EventService {
 
   async list(filter: { after?: unknown; type?: unknown; limit?: unknown } = {}): Promise<StoredEvent[]> {
     const after = filter.after === undefined || filter.after === '' ? undefined : filter.after;
-    if (after !== undefined && (typeof after !== 'string' || !UUID_V7.test(after))) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'after is an event id (a UUIDv7, as publish returns it)');
+    if (after !== undefined && (typeof after !== 'string' || !UUID_V7.test(after)))
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'after is an event id (a UUIDv7, as publish returns it)');
     const type = filter.type === undefined || filter.type === '' ? undefined : filter.type;
-    if (type !== undefined && (typeof type !== 'string' || !/^[a-z0-9_.*-]{1,128}$/.test(type))) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'type is an event type id, or a prefix ending in .*');
+    if (type !== undefined && (typeof type !== 'string' || !/^[a-z0-9_.*-]{1,128}$/.test(type)))
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'type is an event type id, or a prefix ending in .*');
     const limit = filter.limit === undefined || filter.limit === '' ? 100 : Number(filter.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'limit is an integer from 1 to 500');
     return this.outbox.list({ after: after as string | undefined, type: type as string | undefined, limit });

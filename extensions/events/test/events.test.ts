@@ -21,7 +21,11 @@ function startEventsKernel(events: Record<string, unknown>, extra: { storage?: R
   return startTestKernel({
     builtins: ['aion.storage', 'aion.events'],
     extensions: FIXTURE_DIRS,
-    config: { ...GRANTS, ...(extra.dataDir ? { dataDir: extra.dataDir } : {}), extensions: { 'aion.storage': extra.storage ?? {}, 'aion.events': { ...FAST, ...events } } },
+    config: {
+      ...GRANTS,
+      ...(extra.dataDir ? { dataDir: extra.dataDir } : {}),
+      extensions: { 'aion.storage': extra.storage ?? {}, 'aion.events': { ...FAST, ...events } },
+    },
   });
 }
 
@@ -67,7 +71,10 @@ describe('aion.events', function () {
 
     it('keeps events while the webhook receiver is down, retries in order while it answers 500, then delivers each once, signed', async () => {
       for (let n = 0; n < 20; n++) ids.push(await publish(kernel, 'fixture.thing', { n }));
-      assert.ok(ids.every((id) => UUID_V7.test(id)), 'ids are UUIDv7');
+      assert.ok(
+        ids.every((id) => UUID_V7.test(id)),
+        'ids are UUIDv7',
+      );
       assert.deepEqual([...ids].sort(), ids, 'ids sort in publish order');
 
       const down = await waitFor('the sink to report the outage', async () => {
@@ -87,17 +94,35 @@ describe('aion.events', function () {
       await new Promise((r) => setTimeout(r, 200));
 
       const accepted = receiver.accepted();
-      assert.deepEqual(accepted.map((e) => e.id), ids, 'in publish order, each once');
-      assert.deepEqual(accepted.map((e) => e.data.n), [...Array(20).keys()]);
+      assert.deepEqual(
+        accepted.map((e) => e.id),
+        ids,
+        'in publish order, each once',
+      );
+      assert.deepEqual(
+        accepted.map((e) => e.data.n),
+        [...Array(20).keys()],
+      );
       const refused = receiver.requests.filter((r) => r.status === 500);
       assert.equal(refused.length, 5);
-      assert.ok(refused.every((r) => JSON.parse(r.body).id === ids[0]), 'the head is retried; later events wait');
+      assert.ok(
+        refused.every((r) => JSON.parse(r.body).id === ids[0]),
+        'the head is retried; later events wait',
+      );
       for (const r of receiver.requests) {
         const event = JSON.parse(r.body);
         assert.equal(r.headers['aion-event-id'], event.id);
         assert.equal(r.headers['aion-event-type'], 'fixture.thing');
         assert.equal(r.headers['content-type'], 'application/json');
-        assert.ok(verifyWebhook({ secret: SECRET, body: r.body, timestamp: r.headers['aion-event-timestamp'] as string, signature: r.headers['aion-signature'] as string }), 'the signature verifies');
+        assert.ok(
+          verifyWebhook({
+            secret: SECRET,
+            body: r.body,
+            timestamp: r.headers['aion-event-timestamp'] as string,
+            signature: r.headers['aion-signature'] as string,
+          }),
+          'the signature verifies',
+        );
         assert.equal(event.source, 'fixtures.publisher');
         assert.equal(event.tenant_id, 'default');
       }
@@ -119,7 +144,11 @@ describe('aion.events', function () {
       assert.equal(verifyWebhook({ secret: 'another-secret-of-enough-length', body: r.body, timestamp, signature }), false);
       assert.equal(verifyWebhook({ secret: SECRET, body: r.body, timestamp: String(Number(timestamp) + 1), signature }), false, 'the timestamp is signed');
       const old = Math.floor(Date.now() / 1000) - 3600;
-      assert.equal(verifyWebhook({ secret: SECRET, body: r.body, timestamp: String(old), signature: signWebhook(SECRET, old, r.body) }), false, 'replays outside the window are refused');
+      assert.equal(
+        verifyWebhook({ secret: SECRET, body: r.body, timestamp: String(old), signature: signWebhook(SECRET, old, r.body) }),
+        false,
+        'replays outside the window are refused',
+      );
       assert.equal(verifyWebhook({ secret: SECRET, body: r.body, timestamp, signature: undefined }), false);
     });
 
@@ -128,11 +157,14 @@ describe('aion.events', function () {
         const r = await kernel.executeCommand<{ events: Array<{ id: string }>; tries: number }>('publisher.received');
         return r.events.length >= 20 && r;
       });
-      assert.deepEqual(received.events.map((e) => e.id), ids);
+      assert.deepEqual(
+        received.events.map((e) => e.id),
+        ids,
+      );
       assert.equal(received.tries, 23, 'three refused tries of the head, then one per event');
     });
 
-    it('validates payloads against the type\'s schema with a stable code', async () => {
+    it("validates payloads against the type's schema with a stable code", async () => {
       const bad = await kernel.executeCommand<Outcome>('publisher.publish', 'fixture.thing', { n: -1, extra: true });
       assert.equal(bad.ok, false);
       assert.equal(bad.code, 'EVENT_PAYLOAD_INVALID');
@@ -157,8 +189,16 @@ describe('aion.events', function () {
       assert.equal(audit.code, 'EVENT_PUBLISH_DENIED', 'only aion.auth publishes audit entries');
       const undeclared = await kernel.executeCommand<Outcome>('intruder.publish', 'evil.things', {});
       assert.equal(undeclared.code, 'EVENT_TYPE_UNKNOWN');
-      const types = (await kernel.executeCommand<Outcome>('intruder.types')).value as Array<{ id: string; owner: string; public: boolean; publishers: string[] }>;
-      assert.deepEqual(types.find((t) => t.id === 'fixture.open'), { ...types.find((t) => t.id === 'fixture.open'), owner: 'fixtures.publisher', public: true });
+      const types = (await kernel.executeCommand<Outcome>('intruder.types')).value as Array<{
+        id: string;
+        owner: string;
+        public: boolean;
+        publishers: string[];
+      }>;
+      assert.deepEqual(
+        types.find((t) => t.id === 'fixture.open'),
+        { ...types.find((t) => t.id === 'fixture.open'), owner: 'fixtures.publisher', public: true },
+      );
       assert.deepEqual(types.find((t) => t.id === 'audit.entry')!.publishers, ['aion.auth']);
       assert.equal(types.find((t) => t.id === 'task.finished')!.owner, 'aion.events', 'a second contributor of a type does not take it over');
       assert.equal(types.find((t) => t.id === 'task.finished')!.public, false);
@@ -173,7 +213,7 @@ describe('aion.events', function () {
       assert.equal(seen.source, 'evil.intruder', 'the event names its real publisher');
     });
 
-    it('lists the outbox to admins: after, type and limit, with each sink\'s delivery state', async () => {
+    it("lists the outbox to admins: after, type and limit, with each sink's delivery state", async () => {
       assert.equal((await kernel.request('/v1/events')).status, 401);
       assert.equal((await kernel.request('/v1/events', { headers: ADA })).status, 403);
       assert.equal((await kernel.request('/v1/events/sinks', { headers: ADA })).status, 403);
@@ -183,13 +223,25 @@ describe('aion.events', function () {
         return (await res.json()) as { events: StoredEvent[]; next: string | null };
       };
       const first = await page('?type=fixture.thing&limit=10');
-      assert.deepEqual(first.events.map((e) => e.id), ids.slice(0, 10));
+      assert.deepEqual(
+        first.events.map((e) => e.id),
+        ids.slice(0, 10),
+      );
       assert.equal(first.next, ids[9]);
       const second = await page(`?type=fixture.thing&limit=10&after=${first.next}`);
-      assert.deepEqual(second.events.map((e) => e.id), ids.slice(10, 20));
+      assert.deepEqual(
+        second.events.map((e) => e.id),
+        ids.slice(10, 20),
+      );
       const event = second.events[0]!;
       assert.deepEqual(event.data, { n: 10 });
-      assert.deepEqual(event.deliveries.map((d) => [d.sink, d.status, d.attempts]), [['hook', 'delivered', 1], ['memory', 'delivered', 1]]);
+      assert.deepEqual(
+        event.deliveries.map((d) => [d.sink, d.status, d.attempts]),
+        [
+          ['hook', 'delivered', 1],
+          ['memory', 'delivered', 1],
+        ],
+      );
       const head = first.events[0]!;
       assert.ok(head.deliveries.find((d) => d.sink === 'hook')!.attempts >= 6, 'the head records its tries');
       const prefixed = await page('?type=fixture.*&limit=500');
@@ -213,8 +265,14 @@ describe('aion.events', function () {
       assert.equal(purged.removed, 21);
       const res = await kernel.request('/v1/events?limit=500', { headers: ADMIN });
       const { events } = (await res.json()) as { events: StoredEvent[] };
-      assert.deepEqual(events.map((e) => e.id), [pending]);
-      assert.deepEqual(events[0]!.deliveries.map((d) => [d.sink, d.status]), [['hook', 'pending']]);
+      assert.deepEqual(
+        events.map((e) => e.id),
+        [pending],
+      );
+      assert.deepEqual(
+        events[0]!.deliveries.map((d) => [d.sink, d.status]),
+        [['hook', 'pending']],
+      );
     });
   });
 });
@@ -242,9 +300,18 @@ describe('aion.events durability and dead letters', function () {
         await waitFor('the backlog at the receiver', async () => receiver.accepted().length >= 5);
         await new Promise((r) => setTimeout(r, 150));
         const accepted = receiver.accepted();
-        assert.deepEqual(accepted.map((e) => e.id), published);
-        assert.deepEqual(accepted.map((e) => e.tenant_id), ['globex', 'acme', 'globex', 'acme', 'globex']);
-        assert.deepEqual(accepted.map((e) => (e as unknown as { key: string }).key), [0, 1, 2, 3, 4].map((n) => `thing-${n}`));
+        assert.deepEqual(
+          accepted.map((e) => e.id),
+          published,
+        );
+        assert.deepEqual(
+          accepted.map((e) => e.tenant_id),
+          ['globex', 'acme', 'globex', 'acme', 'globex'],
+        );
+        assert.deepEqual(
+          accepted.map((e) => (e as unknown as { key: string }).key),
+          [0, 1, 2, 3, 4].map((n) => `thing-${n}`),
+        );
         assert.equal((await sinkStatus(second, 'hook')).backlog, 0);
       } finally {
         await second.stop();
@@ -273,8 +340,14 @@ describe('aion.events durability and dead letters', function () {
       await new Promise((r) => setTimeout(r, 300));
       const got = receiver.accepted().map((e) => e.id);
       assert.equal(got.length, 20, 'no event twice');
-      assert.deepEqual(got.filter((id) => fromA.includes(id)), fromA);
-      assert.deepEqual(got.filter((id) => fromB.includes(id)), fromB);
+      assert.deepEqual(
+        got.filter((id) => fromA.includes(id)),
+        fromA,
+      );
+      assert.deepEqual(
+        got.filter((id) => fromB.includes(id)),
+        fromB,
+      );
     } finally {
       await a.stop();
       await b.stop();
@@ -293,7 +366,10 @@ describe('aion.events durability and dead letters', function () {
       const id = await publish(kernel, 'fixture.thing', { n: 1 });
       await waitFor('the retry to be answered', async () => receiver.accepted().length === 1);
       assert.equal(receiver.requests.length, 2);
-      assert.deepEqual(receiver.requests.map((r) => JSON.parse(r.body).id), [id, id]);
+      assert.deepEqual(
+        receiver.requests.map((r) => JSON.parse(r.body).id),
+        [id, id],
+      );
       const status = await sinkStatus(kernel, 'hook');
       assert.match(status.last_error!, /did not answer within 300 ms/);
       assert.equal(status.delivered, 1);
@@ -313,7 +389,10 @@ describe('aion.events durability and dead letters', function () {
         const r = await kernel.executeCommand<{ events: Array<{ id: string }> }>('publisher.received');
         return r.events.length >= 2 && r;
       });
-      assert.deepEqual(received.events.map((e) => e.id), [good1, good2]);
+      assert.deepEqual(
+        received.events.map((e) => e.id),
+        [good1, good2],
+      );
       const status = await sinkStatus(kernel, 'memory');
       assert.equal(status.dead, 1);
       assert.equal(status.backlog, 0);
@@ -321,7 +400,10 @@ describe('aion.events durability and dead letters', function () {
       const res = await kernel.request(`/v1/events?after=${good1}&limit=1`, { headers: ADMIN });
       const [dead] = ((await res.json()) as { events: StoredEvent[] }).events;
       assert.equal(dead!.id, poison);
-      assert.deepEqual(dead!.deliveries.map((d) => [d.status, d.attempts]), [['dead', 3]]);
+      assert.deepEqual(
+        dead!.deliveries.map((d) => [d.status, d.attempts]),
+        [['dead', 3]],
+      );
     } finally {
       await kernel.stop();
     }

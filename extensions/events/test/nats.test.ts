@@ -92,10 +92,23 @@ describe('aion.events NATS JetStream sink (real server)', function () {
     await gate!.open();
     await waitFor('the backlog to drain', async () => (await sink('bus')).backlog === 0);
     const messages = await read(stream, 10);
-    assert.deepEqual(messages.map((m) => m.event.id), ids.map((e) => e.id), 'in publish order');
-    assert.deepEqual(messages.map((m) => m.subject), ids.map((e) => `${prefix}.${e.tenant}.fixture.thing`));
-    assert.deepEqual(messages.map((m) => m.msgId), ids.map((e) => e.id));
-    assert.deepEqual(messages.map((m) => m.event.data), [...Array(10).keys()].map((n) => ({ n })));
+    assert.deepEqual(
+      messages.map((m) => m.event.id),
+      ids.map((e) => e.id),
+      'in publish order',
+    );
+    assert.deepEqual(
+      messages.map((m) => m.subject),
+      ids.map((e) => `${prefix}.${e.tenant}.fixture.thing`),
+    );
+    assert.deepEqual(
+      messages.map((m) => m.msgId),
+      ids.map((e) => e.id),
+    );
+    assert.deepEqual(
+      messages.map((m) => m.event.data),
+      [...Array(10).keys()].map((n) => ({ n })),
+    );
     assert.equal((await jsm.streams.info(stream)).state.messages, 10);
   });
 
@@ -116,7 +129,10 @@ describe('aion.events NATS JetStream sink (real server)', function () {
     await jsm.streams.add({ name: lateStream, subjects: [`${latePrefix}.>`] });
     await waitFor('the late backlog to drain', async () => (await sink('late')).backlog === 0);
     const messages = await read(lateStream, 4);
-    assert.deepEqual(messages.map((m) => m.event.id), ids.filter((e) => e.tenant === 'acme').map((e) => e.id));
+    assert.deepEqual(
+      messages.map((m) => m.event.id),
+      ids.filter((e) => e.tenant === 'acme').map((e) => e.id),
+    );
     assert.ok(messages.every((m) => m.subject === `${latePrefix}.acme.fixture.thing`));
   });
 });

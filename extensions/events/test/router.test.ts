@@ -24,7 +24,9 @@ describe('aion.events from the router: task.finished and provider.failed, end to
       config: {
         permissions: { grants: { 'routertest.test-auth': { kernelHost: true } } },
         extensions: {
-          'routertest.test-auth': { tokens: { 'acme-token': { sub: 'ada', scopes: ['tasks:write', 'tasks:read'], api_key_id: 'key-acme', tenant_id: 'acme' } } },
+          'routertest.test-auth': {
+            tokens: { 'acme-token': { sub: 'ada', scopes: ['tasks:write', 'tasks:read'], api_key_id: 'key-acme', tenant_id: 'acme' } },
+          },
           'aion.router': { circuitBreaker: { failureThreshold: 1000 } },
           'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 2000 },
           'aion.events': { pollIntervalMs: 50, sinks: { memory: { type: 'memory', types: ['task.*', 'provider.*'] } } },
@@ -51,7 +53,7 @@ describe('aion.events from the router: task.finished and provider.failed, end to
       return events.find((e) => e.type === type && (e.data as { task_id: string }).task_id === taskId);
     });
 
-  it('publishes a finished task to the sink, under the caller\'s tenant', async () => {
+  it("publishes a finished task to the sink, under the caller's tenant", async () => {
     const done = await task('hello');
     assert.equal(done.status, 'OK');
     const event = await delivered(done.task_id, 'task.finished');

@@ -24,12 +24,19 @@ async function viaGrpc(): Promise<void> {
 }
 
 async function viaRest(): Promise<void> {
-  const res = await fetch(`${hub.kernel.url}/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${hub.adminToken}`, 'content-type': 'application/json' }, body: restBody });
+  const res = await fetch(`${hub.kernel.url}/v1/tasks`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${hub.adminToken}`, 'content-type': 'application/json' },
+    body: restBody,
+  });
   const task = (await res.json()) as { status: string };
   if (task.status !== 'OK') throw new Error(`REST task ended ${res.status} ${JSON.stringify(task)}`);
 }
 
-const sides = [['REST POST /v1/tasks (baseline)', viaRest], ['gRPC Submit', viaGrpc]] as const;
+const sides = [
+  ['REST POST /v1/tasks (baseline)', viaRest],
+  ['gRPC Submit', viaGrpc],
+] as const;
 const latency: Record<string, number[]> = {};
 for (let i = 0; i < 40; i++) await (i % 2 ? viaGrpc() : viaRest());
 for (let done = 0; done < N; done += BLOCK) {
@@ -45,19 +52,26 @@ for (let done = 0; done < N; done += BLOCK) {
 async function throughput(fn: () => Promise<void>): Promise<number> {
   let issued = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (issued++ < TOTAL) await fn();
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (issued++ < TOTAL) await fn();
+    }),
+  );
   return TOTAL / ((performance.now() - started) / 1000);
 }
 const rates: Record<string, number> = {};
 for (const [name, fn] of sides) rates[name] = await throughput(fn);
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-console.log(`\ngRPC Submit vs REST POST /v1/tasks, both waiting for the result; ${N} sequential calls each, then ${TOTAL} calls with ${CONCURRENCY} in flight\n`);
+console.log(
+  `\ngRPC Submit vs REST POST /v1/tasks, both waiting for the result; ${N} sequential calls each, then ${TOTAL} calls with ${CONCURRENCY} in flight\n`,
+);
 console.log('| protocol | p50 ms | p99 ms | throughput (tasks/s) |\n|---|---|---|---|');
-for (const [name] of sides) console.log(`| ${name} | ${pct(latency[name]!, 50).toFixed(2)} | ${pct(latency[name]!, 99).toFixed(2)} | ${rates[name]!.toFixed(0)} |`);
+for (const [name] of sides)
+  console.log(`| ${name} | ${pct(latency[name]!, 50).toFixed(2)} | ${pct(latency[name]!, 99).toFixed(2)} | ${rates[name]!.toFixed(0)} |`);
 const [rest, grpc] = sides.map(([name]) => name);
-console.log(`\nratio gRPC/REST: p50 ${(pct(latency[grpc!]!, 50) / pct(latency[rest!]!, 50)).toFixed(3)}×, throughput ${(rates[grpc!]! / rates[rest!]!).toFixed(3)}×`);
+console.log(
+  `\nratio gRPC/REST: p50 ${(pct(latency[grpc!]!, 50) / pct(latency[rest!]!, 50)).toFixed(3)}×, throughput ${(rates[grpc!]! / rates[rest!]!).toFixed(3)}×`,
+);
 client.close();
 await hub.stop();

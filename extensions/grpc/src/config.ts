@@ -34,11 +34,13 @@ export function readConfiguration(raw: Partial<GrpcConfiguration> | undefined): 
 /** The certificates named in `tls`, or undefined for plaintext; a half-done setup is refused, never downgraded. */
 export function tlsMaterial(tls: GrpcConfiguration['tls']): TlsMaterial | undefined {
   if (!tls.cert && !tls.key) {
-    if (tls.ca || tls.requireClientCert) throw new AionError(ErrorCodes.CONFIG_INVALID, 'aion.grpc tls.ca and tls.requireClientCert need tls.cert and tls.key: mTLS runs over TLS');
+    if (tls.ca || tls.requireClientCert)
+      throw new AionError(ErrorCodes.CONFIG_INVALID, 'aion.grpc tls.ca and tls.requireClientCert need tls.cert and tls.key: mTLS runs over TLS');
     return undefined;
   }
   if (!tls.cert || !tls.key) throw new AionError(ErrorCodes.CONFIG_INVALID, `aion.grpc tls needs both cert and key (${tls.cert ? 'key' : 'cert'} is missing)`);
-  if (tls.requireClientCert && !tls.ca) throw new AionError(ErrorCodes.CONFIG_INVALID, 'aion.grpc tls.requireClientCert needs tls.ca, the CA that signs client certificates');
+  if (tls.requireClientCert && !tls.ca)
+    throw new AionError(ErrorCodes.CONFIG_INVALID, 'aion.grpc tls.requireClientCert needs tls.ca, the CA that signs client certificates');
   return { cert: pem(tls.cert, 'cert'), key: pem(tls.key, 'key'), ca: tls.ca ? pem(tls.ca, 'ca') : undefined, requireClientCert: tls.requireClientCert };
 }
 

@@ -123,15 +123,29 @@ export function taskResultOf(task: Record<string, any>): Record<string, unknown>
     task_id: task.task_id,
     intent: task.intent ?? '',
     status: task.status ?? 'TASK_STATUS_UNSPECIFIED',
-    engine: engine ? { route: engine.route ?? '', provider: engine.provider ?? '', model: engine.model ?? '', chosen_by: engine.chosen_by ?? '', reason: engine.reason ?? '' } : null,
+    engine: engine
+      ? {
+          route: engine.route ?? '',
+          provider: engine.provider ?? '',
+          model: engine.model ?? '',
+          chosen_by: engine.chosen_by ?? '',
+          reason: engine.reason ?? '',
+        }
+      : null,
     result: result
       ? {
           text: result.text ?? '',
-          tool_calls: (result.tool_calls ?? []).map((c: any) => ({ id: c.id ?? '', name: c.name ?? c.function?.name ?? '', arguments: typeof c.arguments === 'string' ? c.arguments : JSON.stringify(c.arguments ?? c.function?.arguments ?? {}) })),
+          tool_calls: (result.tool_calls ?? []).map((c: any) => ({
+            id: c.id ?? '',
+            name: c.name ?? c.function?.name ?? '',
+            arguments: typeof c.arguments === 'string' ? c.arguments : JSON.stringify(c.arguments ?? c.function?.arguments ?? {}),
+          })),
           finish_reason: result.finish_reason ?? '',
         }
       : null,
-    usage: task.usage ? { latency_ms: task.usage.latency_ms ?? 0, tokens: task.usage.tokens ?? { input: 0, output: 0, total: 0 }, cost_usd: task.usage.cost_usd ?? 0 } : null,
+    usage: task.usage
+      ? { latency_ms: task.usage.latency_ms ?? 0, tokens: task.usage.tokens ?? { input: 0, output: 0, total: 0 }, cost_usd: task.usage.cost_usd ?? 0 }
+      : null,
     error: task.error ? { code: task.error.code ?? '', message: task.error.message ?? '' } : null,
     created_at: task.created_at ?? '',
     updated_at: task.updated_at ?? '',

@@ -59,7 +59,10 @@ function credentialsOf(metadata: Metadata): Credentials {
   const authorization = first('authorization');
   const apiKey = first('x-api-key');
   if (!authorization && !apiKey) {
-    throw new aion.AionError(aion.ErrorCodes.UNAUTHENTICATED, 'send credentials in metadata: authorization: Bearer <access token or API key>, or x-api-key: <key>');
+    throw new aion.AionError(
+      aion.ErrorCodes.UNAUTHENTICATED,
+      'send credentials in metadata: authorization: Bearer <access token or API key>, or x-api-key: <key>',
+    );
   }
   return { authorization, apiKey };
 }
@@ -74,13 +77,16 @@ function deadlineLeft(call: { getDeadline(): Date | number }): number | undefine
 export function createTaskService(admission: Admission, settings: ServiceSettings): UntypedServiceImplementation {
   const run = <T>(credentials: Credentials, command: string, ...args: unknown[]) => aion.commands.executeFor<T>(credentials, command, ...args);
   const overloaded = () =>
-    aionError('SATURATED', `the gRPC service has ${admission.inFlight} calls in flight, its limit; retry shortly`, { 'Retry-After': String(settings.retryAfterSeconds()) });
+    aionError('SATURATED', `the gRPC service has ${admission.inFlight} calls in flight, its limit; retry shortly`, {
+      'Retry-After': String(settings.retryAfterSeconds()),
+    });
 
   // Cancels a task this call started and stopped waiting for; a task that already ended is left as it is.
   const abandon = (credentials: Credentials, task: Task) => {
     if (FINAL.has(task.status)) return;
     run(credentials, 'router.tasks.cancel', task.task_id).catch((err) => {
-      if ((err as { code?: string }).code !== 'CONFLICT') settings.log('warn', `task ${task.task_id} was not cancelled after its call ended: ${(err as Error).message}`);
+      if ((err as { code?: string }).code !== 'CONFLICT')
+        settings.log('warn', `task ${task.task_id} was not cancelled after its call ended: ${(err as Error).message}`);
     });
   };
 
@@ -94,12 +100,19 @@ export function createTaskService(admission: Admission, settings: ServiceSetting
       const left = deadlineLeft(call);
       const body = taskBodyOf(call.request, left);
       const waitMs = call.request.wait ? Math.min(left ?? settings.defaultWaitMs(), settings.defaultWaitMs()) : 0;
-      const { task } = await run<{ task: Task }>(credentials, 'router.tasks.submit', body, { idempotencyKey: call.request.idempotency_key || undefined, idempotencyBody: call.request, waitMs }, cancellation.token);
+      const { task } = await run<{ task: Task }>(
+        credentials,
+        'router.tasks.submit',
+        body,
+        { idempotencyKey: call.request.idempotency_key || undefined, idempotencyBody: call.request, waitMs },
+        cancellation.token,
+      );
       if (call.cancelled) {
         if (waitMs > 0) abandon(credentials, task);
         return;
       }
-      if (task.status === 'ERROR' && task.error?.code === 'SATURATED') return callback(aionError('SATURATED', task.error.message, { 'Retry-After': String(settings.retryAfterSeconds()) }) as ServiceError);
+      if (task.status === 'ERROR' && task.error?.code === 'SATURATED')
+        return callback(aionError('SATURATED', task.error.message, { 'Retry-After': String(settings.retryAfterSeconds()) }) as ServiceError);
       callback(null, taskResultOf(task));
     } catch (err) {
       callback(toServiceError(err) as ServiceError);
@@ -135,7 +148,12 @@ export function createTaskService(admission: Admission, settings: ServiceSetting
       if (request && followId) throw new aion.AionError(aion.ErrorCodes.BAD_REQUEST, 'send either request (a new task) or task_id (an existing one), not both');
       let taskId = followId;
       if (request) {
-        submitted = (await run<{ task: Task }>(credentials, 'router.tasks.submit', taskBodyOf(request, deadlineLeft(call)), { idempotencyKey: request.idempotency_key || undefined, idempotencyBody: request })).task;
+        submitted = (
+          await run<{ task: Task }>(credentials, 'router.tasks.submit', taskBodyOf(request, deadlineLeft(call)), {
+            idempotencyKey: request.idempotency_key || undefined,
+            idempotencyBody: request,
+          })
+        ).task;
         taskId = submitted.task_id;
       }
       if (!taskId) throw new aion.AionError(aion.ErrorCodes.BAD_REQUEST, 'send request (a new task) or task_id (an existing one)');

@@ -33,7 +33,11 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
   if (retryAfter) metadata.set('retry-after', String(retryAfter));
   // An unknown failure's message may hold internals: the caller gets the code, the log the rest.
   const known = code in BY_CODE || /^[A-Z][A-Z0-9_]+$/.test(code);
-  return { code: BY_CODE[code] ?? (code.startsWith('PROVIDER_') || code === 'NO_PROVIDER' ? GrpcStatus.UNAVAILABLE : GrpcStatus.INTERNAL), details: known ? (e.message ?? code) : 'internal error', metadata };
+  return {
+    code: BY_CODE[code] ?? (code.startsWith('PROVIDER_') || code === 'NO_PROVIDER' ? GrpcStatus.UNAVAILABLE : GrpcStatus.INTERNAL),
+    details: known ? (e.message ?? code) : 'internal error',
+    metadata,
+  };
 }
 
 export function aionError(code: string, message: string, headers?: Record<string, string>): Partial<ServiceError> {

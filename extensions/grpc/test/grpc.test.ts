@@ -71,11 +71,18 @@ describe('aion.grpc: AionTasks over a real hub (SQLite, auth, router, fake OpenA
     assert.equal(done.event, 'done');
     assert.equal(done.task.status, 'OK');
     const ids = messages.map((m) => m.id);
-    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'ids increase');
+    assert.deepEqual(
+      ids,
+      [...ids].sort((a, b) => a - b),
+      'ids increase',
+    );
     const firstToken = messages.find((m) => m.event === 'token');
     const resumed = await collect(client.Stream({ task_id: done.task.task_id, last_event_id: firstToken.id }, bearer(token)));
     assert.equal(resumed.error, undefined);
-    assert.deepEqual(resumed.messages.map((m) => m.id), ids.filter((id) => id > firstToken.id));
+    assert.deepEqual(
+      resumed.messages.map((m) => m.id),
+      ids.filter((id) => id > firstToken.id),
+    );
   });
 
   it('an API key in x-api-key metadata authenticates', async () => {
@@ -133,11 +140,19 @@ describe('aion.grpc: AionTasks over a real hub (SQLite, auth, router, fake OpenA
   });
 
   it('a deadline passing while Submit waits cancels the task', async () => {
-    const err = await unary(client, 'Submit', { ...ask('[hang]'), wait: true, idempotency_key: 'deadline-1' }, bearer(token), { deadline: Date.now() + 800 }).catch((e) => e);
+    const err = await unary(client, 'Submit', { ...ask('[hang]'), wait: true, idempotency_key: 'deadline-1' }, bearer(token), {
+      deadline: Date.now() + 800,
+    }).catch((e) => e);
     assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
     // The same key finds the task the call started.
-    const task = await unary(client, 'Submit', { ...ask('[hang]'), wait: true, idempotency_key: 'deadline-1' }, bearer(token), { deadline: Date.now() + 10_000 });
-    await until(async () => ['CANCELED', 'TIMEOUT'].includes((await unary(client, 'StatusById', { task_id: task.task_id }, bearer(token))).status), 10_000, 'the task ended');
+    const task = await unary(client, 'Submit', { ...ask('[hang]'), wait: true, idempotency_key: 'deadline-1' }, bearer(token), {
+      deadline: Date.now() + 10_000,
+    });
+    await until(
+      async () => ['CANCELED', 'TIMEOUT'].includes((await unary(client, 'StatusById', { task_id: task.task_id }, bearer(token))).status),
+      10_000,
+      'the task ended',
+    );
   });
 
   it('cancelling a Stream that submitted its task cancels the task', async () => {
@@ -147,7 +162,11 @@ describe('aion.grpc: AionTasks over a real hub (SQLite, auth, router, fake OpenA
     stream.cancel();
     // The same key finds the task the stream started.
     const task = await unary(client, 'Submit', { ...ask('[hang] stream'), idempotency_key: 'stream-cancel-1' }, bearer(token));
-    await until(async () => (await unary(client, 'StatusById', { task_id: task.task_id }, bearer(token))).status === 'CANCELED', 10_000, 'the task was cancelled');
+    await until(
+      async () => (await unary(client, 'StatusById', { task_id: task.task_id }, bearer(token))).status === 'CANCELED',
+      10_000,
+      'the task was cancelled',
+    );
   });
 
   it('a Stream that only follows a task leaves it running when it hangs up', async () => {
@@ -193,7 +212,23 @@ describe('aion.grpc with TLS and mTLS (certificates made in the test with openss
       ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
       const ext = name === 'server' ? 'subjectAltName=IP:127.0.0.1,DNS:localhost' : 'extendedKeyUsage=clientAuth';
       execFileSync('sh', ['-c', `printf '%s' '${ext}' > ${name}.ext`], { cwd: dir });
-      ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
+      ssl(
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '1',
+        '-extfile',
+        `${name}.ext`,
+        '-out',
+        `${name}.pem`,
+      );
     }
     hub = await startHub({ grpc: { tls: { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca: join(dir, 'ca.pem'), requireClientCert: true } } });
   });

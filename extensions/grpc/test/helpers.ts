@@ -26,7 +26,9 @@ export interface Hub {
  * A real hub: storage on SQLite, auth, the router with the OpenAI provider pointed at a fake
  * upstream, and aion.grpc on a free port. `[hang]` in a message makes the upstream never answer.
  */
-export async function startHub(options: { grpc?: Record<string, unknown>; router?: Record<string, unknown>; auth?: Record<string, unknown>; chunkDelayMs?: number } = {}): Promise<Hub> {
+export async function startHub(
+  options: { grpc?: Record<string, unknown>; router?: Record<string, unknown>; auth?: Record<string, unknown>; chunkDelayMs?: number } = {},
+): Promise<Hub> {
   const openai = await startFakeOpenAI({
     chunkDelayMs: options.chunkDelayMs,
     reply: (request) => {
@@ -77,7 +79,9 @@ export function bearer(token: string): grpc.Metadata {
 }
 
 export function unary<T = any>(client: any, method: string, request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions = {}): Promise<T> {
-  return new Promise((resolve, reject) => client[method](request, metadata, options, (err: grpc.ServiceError | null, value: T) => (err ? reject(err) : resolve(value))));
+  return new Promise((resolve, reject) =>
+    client[method](request, metadata, options, (err: grpc.ServiceError | null, value: T) => (err ? reject(err) : resolve(value))),
+  );
 }
 
 /** Every message of a server stream, or its error with the messages seen before it. */

@@ -26,13 +26,17 @@ async function measure(name: string, jobsConfig: Record<string, unknown>): Promi
     await kernel.executeCommand('bench.run', 200, IN_FLIGHT);
     const baselineStart = Date.now();
     let sent = 0;
-    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-      while (sent++ < COUNT) await kernel.executeCommand('bench.noop');
-    }));
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (sent++ < COUNT) await kernel.executeCommand('bench.noop');
+      }),
+    );
     const baseline = COUNT / ((Date.now() - baselineStart) / 1000);
     const { seconds, startLatencies } = await kernel.executeCommand<{ seconds: number; startLatencies: number[] }>('bench.run', COUNT, IN_FLIGHT);
     const sorted = startLatencies.sort((a, b) => a - b);
-    console.log(`${name.padEnd(9)} ${String(COUNT).padStart(6)} jobs  ${(COUNT / seconds).toFixed(0).padStart(6)} jobs/s  start p50 ${pct(sorted, 50)} ms  p99 ${pct(sorted, 99)} ms   baseline: ${baseline.toFixed(0)} command round trips/s`);
+    console.log(
+      `${name.padEnd(9)} ${String(COUNT).padStart(6)} jobs  ${(COUNT / seconds).toFixed(0).padStart(6)} jobs/s  start p50 ${pct(sorted, 50)} ms  p99 ${pct(sorted, 99)} ms   baseline: ${baseline.toFixed(0)} command round trips/s`,
+    );
   } finally {
     await kernel.stop();
   }

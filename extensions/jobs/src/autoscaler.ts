@@ -113,7 +113,10 @@ export class LocalWorkerAction implements ScaleAction {
 
   async scale(workers: number): Promise<{ workers: number }> {
     while (this.children.length < workers) {
-      const child = spawn(process.execPath, [this.options.cliPath, 'worker', ...this.options.args], { env: this.options.env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [this.options.cliPath, 'worker', ...this.options.args], {
+        env: this.options.env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       child.stderr?.on('data', (d: Buffer) => this.options.log('warn', `worker ${child.pid}: ${d.toString().trim()}`));
       child.once('exit', (code, signal) => {
         const i = this.children.indexOf(child);

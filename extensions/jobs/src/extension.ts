@@ -17,13 +17,21 @@ const HOUR = 3_600_000;
 async function openBackend(ctx: aion.ExtensionContext, config: JobsConfiguration): Promise<JobBackend> {
   if (config.backend === 'bullmq') {
     const url = config.redisUrl ?? (await ctx.secrets.get('AION_REDIS_URL'));
-    if (!url) throw new AionError(ErrorCodes.CONFIG_INVALID, 'the bullmq backend needs Redis: set extensions["aion.jobs"].redisUrl or the AION_REDIS_URL secret, or use backend "embedded"');
+    if (!url)
+      throw new AionError(
+        ErrorCodes.CONFIG_INVALID,
+        'the bullmq backend needs Redis: set extensions["aion.jobs"].redisUrl or the AION_REDIS_URL secret, or use backend "embedded"',
+      );
     const backend = new BullmqBackend(url, config.redisPrefix, { leaseMs: () => config.leaseMs, retentionMs: () => config.retentionMs });
     try {
       await backend.open();
     } catch (err) {
       await backend.close().catch(() => undefined);
-      throw new AionError(JobsErrorCodes.BACKEND_UNAVAILABLE, `Redis at ${url.replace(/\/\/[^@/]*@/, '//****@')} cannot be reached: ${(err as Error).message}`, { status: 503 });
+      throw new AionError(
+        JobsErrorCodes.BACKEND_UNAVAILABLE,
+        `Redis at ${url.replace(/\/\/[^@/]*@/, '//****@')} cannot be reached: ${(err as Error).message}`,
+        { status: 503 },
+      );
     }
     return backend;
   }
@@ -39,7 +47,9 @@ async function requireGpu(requirement: { vendor?: string; memoryMiB?: number }):
   try {
     accelerators = await aion.extensions.getApi<{ find(requirement: Record<string, unknown>): unknown }>('aion.accelerators');
   } catch {
-    throw new AionError('NO_ACCELERATOR', 'a gpu worker needs a GPU, and aion.accelerators (which finds them) is not installed in this server', { status: 503 });
+    throw new AionError('NO_ACCELERATOR', 'a gpu worker needs a GPU, and aion.accelerators (which finds them) is not installed in this server', {
+      status: 503,
+    });
   }
   await accelerators.find(requirement);
 }
@@ -52,7 +62,11 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
 
   const catalog = new QueueCatalog(await aion.contributions.list('queues'), config.queues);
   for (const problem of catalog.refused) log('warn', problem);
-  const service = new JobService(backend, () => catalog, () => config);
+  const service = new JobService(
+    backend,
+    () => catalog,
+    () => config,
+  );
 
   ctx.subscriptions.push(
     aion.contributions.register('queues', 'cleanup', {
@@ -87,7 +101,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
     hubStart = setTimeout(() => {
       hubStart = undefined;
       for (const type of config.inProcessWorkers.types) {
-        void startPool({ id: defaultWorkerId(`hub-${type}`), type, queues: undefined }).catch((err) => log('warn', `hub ${type} workers did not start: ${(err as Error).message}`));
+        void startPool({ id: defaultWorkerId(`hub-${type}`), type, queues: undefined }).catch((err) =>
+          log('warn', `hub ${type} workers did not start: ${(err as Error).message}`),
+        );
       }
     }, config.inProcessWorkers.startDelayMs);
     const purgeTimer = setInterval(() => {
@@ -104,11 +120,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
 
   const local = new LocalWorkerAction({
     cliPath: join(dirname(createRequire(import.meta.url).resolve('@aion/core/package.json')), 'dist', 'src', 'cli', 'main.js'),
-    args: [
-      ...(config.autoscaler.queues ? ['--queues', config.autoscaler.queues.join(',')] : []),
-      '--concurrency',
-      String(config.autoscaler.concurrency),
-    ],
+    args: [...(config.autoscaler.queues ? ['--queues', config.autoscaler.queues.join(',')] : []), '--concurrency', String(config.autoscaler.concurrency)],
     env: { ...process.env, AION_DATA_DIR: dirname(dirname(ctx.storagePath)) },
     log,
   });
@@ -148,7 +160,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
   };
 
   ctx.subscriptions.push(
-    aion.http.handle('GET /v1/jobs', async (req) => ({ body: { jobs: await service.list({ queue: req.query.queue, status: req.query.status, limit: req.query.limit }) } })),
+    aion.http.handle('GET /v1/jobs', async (req) => ({
+      body: { jobs: await service.list({ queue: req.query.queue, status: req.query.status, limit: req.query.limit }) },
+    })),
     aion.http.handle('GET /v1/jobs/health', async () => {
       const health = await service.health();
       return { status: health.healthy ? 200 : 503, body: health };
@@ -187,10 +201,14 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
       const type = (args.type ?? 'cpu') as WorkerType;
       if (!['cpu', 'gpu', 'cleanup'].includes(type)) throw new AionError(ErrorCodes.VALIDATION_FAILED, '--type is cpu, gpu or cleanup');
       let concurrency = args.concurrency === undefined ? undefined : Number(args.concurrency);
-      if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024)) throw new AionError(ErrorCodes.VALIDATION_FAILED, '--concurrency is an integer from 1 to 1024');
+      if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024))
+        throw new AionError(ErrorCodes.VALIDATION_FAILED, '--concurrency is an integer from 1 to 1024');
       if (type === 'gpu') {
         // The strictest device any queue this worker serves asks for.
-        const named = args.queues?.split(',').map((s) => s.trim()).filter(Boolean);
+        const named = args.queues
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         const wanted = catalog.select('gpu', named).map((q) => q.gpu ?? {});
         const memoryMiB = Math.max(0, ...wanted.map((g) => g.memoryMiB ?? 0));
         await requireGpu({ vendor: wanted.find((g) => g.vendor)?.vendor, ...(memoryMiB > 0 ? { memoryMiB } : {}) });
@@ -198,7 +216,10 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
         if (concurrency !== undefined && concurrency > 1) log('warn', `a gpu worker runs one job at a time; --concurrency ${concurrency} is ignored`);
         concurrency = 1;
       }
-      const queues = args.queues?.split(',').map((s) => s.trim()).filter(Boolean);
+      const queues = args.queues
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       const pool = await startPool({ id: args.id ?? defaultWorkerId(type), type, queues, concurrency });
       log('info', `worker ${pool.id} serves ${(queues ?? [`every ${type} queue`]).join(', ')}`);
       // The worker runs until the process is told to stop; jobs in flight finish first.
@@ -226,7 +247,8 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
     list: (filter = {}, _token?: unknown) => service.list(filter),
     health: () => service.health(),
     scale: async (workers) => {
-      if (!Number.isInteger(workers) || workers < 0 || workers > 1024) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'workers is an integer from 0 to 1024');
+      if (!Number.isInteger(workers) || workers < 0 || workers > 1024)
+        throw new AionError(ErrorCodes.VALIDATION_FAILED, 'workers is an integer from 0 to 1024');
       return (await scaleAction()).scale(workers);
     },
   };

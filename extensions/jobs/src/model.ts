@@ -40,27 +40,49 @@ function invalid(message: string): AionError {
 }
 
 /** Checks what an extension passed to `enqueue` and fills in the queue's defaults. */
-export function newJob(queue: QueueSettings, payload: unknown, options: EnqueueOptions | undefined, enqueuedBy: string | null, makeId: () => string, now: number): NewJob {
+export function newJob(
+  queue: QueueSettings,
+  payload: unknown,
+  options: EnqueueOptions | undefined,
+  enqueuedBy: string | null,
+  makeId: () => string,
+  now: number,
+): NewJob {
   const o = (options ?? {}) as Record<string, unknown>;
-  if (typeof o !== 'object' || Array.isArray(o)) throw invalid('enqueue options are an object: { jobId?, priority?, attempts?, backoff?, timeoutMs?, tags?, owner? }');
+  if (typeof o !== 'object' || Array.isArray(o))
+    throw invalid('enqueue options are an object: { jobId?, priority?, attempts?, backoff?, timeoutMs?, tags?, owner? }');
   const known = new Set(['jobId', 'priority', 'attempts', 'backoff', 'timeoutMs', 'tags', 'owner']);
   for (const key of Object.keys(o)) if (!known.has(key)) throw invalid(`unknown enqueue option "${key}"; known: ${[...known].join(', ')}`);
-  if (o.jobId !== undefined && (typeof o.jobId !== 'string' || !JOB_ID.test(o.jobId))) throw invalid('jobId is 1–128 characters: letters, digits, . _ : - (not starting with a symbol)');
-  if (o.priority !== undefined && (!Number.isInteger(o.priority) || (o.priority as number) < 0 || (o.priority as number) > MAX_PRIORITY)) throw invalid(`priority is an integer from 0 to ${MAX_PRIORITY} (higher runs first)`);
-  if (o.attempts !== undefined && (!Number.isInteger(o.attempts) || (o.attempts as number) < 1 || (o.attempts as number) > 100)) throw invalid('attempts is an integer from 1 to 100');
+  if (o.jobId !== undefined && (typeof o.jobId !== 'string' || !JOB_ID.test(o.jobId)))
+    throw invalid('jobId is 1–128 characters: letters, digits, . _ : - (not starting with a symbol)');
+  if (o.priority !== undefined && (!Number.isInteger(o.priority) || (o.priority as number) < 0 || (o.priority as number) > MAX_PRIORITY))
+    throw invalid(`priority is an integer from 0 to ${MAX_PRIORITY} (higher runs first)`);
+  if (o.attempts !== undefined && (!Number.isInteger(o.attempts) || (o.attempts as number) < 1 || (o.attempts as number) > 100))
+    throw invalid('attempts is an integer from 1 to 100');
   if (o.timeoutMs !== undefined && (!Number.isInteger(o.timeoutMs) || (o.timeoutMs as number) < 1)) throw invalid('timeoutMs is a positive integer');
   const backoff = o.backoff as BackoffPolicy | undefined;
-  if (backoff !== undefined && (typeof backoff !== 'object' || !['fixed', 'exponential'].includes(backoff?.type) || !Number.isInteger(backoff.delayMs) || backoff.delayMs < 0)) {
+  if (
+    backoff !== undefined &&
+    (typeof backoff !== 'object' || !['fixed', 'exponential'].includes(backoff?.type) || !Number.isInteger(backoff.delayMs) || backoff.delayMs < 0)
+  ) {
     throw invalid('backoff is { type: "fixed" | "exponential", delayMs: integer ≥ 0 }');
   }
   const tags = o.tags as unknown[] | undefined;
-  if (tags !== undefined && (!Array.isArray(tags) || tags.length > 32 || tags.some((t) => typeof t !== 'string' || t.length === 0 || t.length > 64))) throw invalid('tags is a list of at most 32 strings of 1–64 characters');
+  if (tags !== undefined && (!Array.isArray(tags) || tags.length > 32 || tags.some((t) => typeof t !== 'string' || t.length === 0 || t.length > 64)))
+    throw invalid('tags is a list of at most 32 strings of 1–64 characters');
   const owner = o.owner as { sub?: unknown; tenant_id?: unknown } | undefined;
-  if (owner !== undefined && (typeof owner !== 'object' || typeof owner?.sub !== 'string' || !owner.sub || (owner.tenant_id !== undefined && typeof owner.tenant_id !== 'string'))) {
+  if (
+    owner !== undefined &&
+    (typeof owner !== 'object' || typeof owner?.sub !== 'string' || !owner.sub || (owner.tenant_id !== undefined && typeof owner.tenant_id !== 'string'))
+  ) {
     throw invalid('owner is { sub: string, tenant_id?: string }');
   }
   const bytes = Buffer.byteLength(JSON.stringify(payload ?? null));
-  if (bytes > MAX_PAYLOAD_BYTES) throw new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `a job's payload is at most ${MAX_PAYLOAD_BYTES} bytes of JSON; this one is ${bytes}: store large inputs as objects and pass their keys`);
+  if (bytes > MAX_PAYLOAD_BYTES)
+    throw new AionError(
+      ErrorCodes.PAYLOAD_TOO_LARGE,
+      `a job's payload is at most ${MAX_PAYLOAD_BYTES} bytes of JSON; this one is ${bytes}: store large inputs as objects and pass their keys`,
+    );
   return {
     id: (o.jobId as string | undefined) ?? makeId(),
     queue: queue.id,
@@ -84,7 +106,15 @@ export function backoffDelay(policy: BackoffPolicy, retry: number): number {
 export const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
 export function runOf(view: JobView): JobRun {
-  return { id: view.id, queue: view.queue, payload: view.payload, attempt: view.attempts.made, maxAttempts: view.attempts.max, tags: view.tags, priority: view.priority };
+  return {
+    id: view.id,
+    queue: view.queue,
+    payload: view.payload,
+    attempt: view.attempts.made,
+    maxAttempts: view.attempts.max,
+    tags: view.tags,
+    priority: view.priority,
+  };
 }
 
 /** An error a handler threw, as stored on the job: its code when it has one. */

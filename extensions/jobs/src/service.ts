@@ -44,20 +44,28 @@ export class JobService {
     if (caller !== undefined && caller !== queue.owner && queue.enqueue !== 'public') {
       const granted = this.settings().enqueueGrants[caller] ?? [];
       if (!granted.includes(queue.id) && !granted.includes('*')) {
-        throw new AionError(ErrorCodes.FORBIDDEN, `${caller} may not enqueue onto ${queue.id}: it belongs to ${queue.owner ?? 'no installed extension'} and is privileged; the operator grants it with extensions["aion.jobs"].enqueueGrants["${caller}"]: ["${queue.id}"]`, {
-          details: { caller, queue: queue.id, owner: queue.owner },
-        });
+        throw new AionError(
+          ErrorCodes.FORBIDDEN,
+          `${caller} may not enqueue onto ${queue.id}: it belongs to ${queue.owner ?? 'no installed extension'} and is privileged; the operator grants it with extensions["aion.jobs"].enqueueGrants["${caller}"]: ["${queue.id}"]`,
+          {
+            details: { caller, queue: queue.id, owner: queue.owner },
+          },
+        );
       }
     }
     const job = newJob(queue, payload, options, caller ?? null, randomUUID, Date.now());
     const outcome = await this.backend.enqueue(job, queue.maxSize);
     if (outcome.kind === 'full') {
       const retryAfter = this.settings().retryAfterSeconds;
-      throw new AionError(JobsErrorCodes.QUEUE_FULL, `queue ${queue.id} holds ${outcome.size} unfinished jobs, its maximum of ${queue.maxSize}: retry after ${retryAfter} s`, {
-        status: 429,
-        headers: { 'Retry-After': String(retryAfter) },
-        details: { queue: queue.id, maxSize: queue.maxSize, size: outcome.size, retryAfterSeconds: retryAfter },
-      });
+      throw new AionError(
+        JobsErrorCodes.QUEUE_FULL,
+        `queue ${queue.id} holds ${outcome.size} unfinished jobs, its maximum of ${queue.maxSize}: retry after ${retryAfter} s`,
+        {
+          status: 429,
+          headers: { 'Retry-After': String(retryAfter) },
+          details: { queue: queue.id, maxSize: queue.maxSize, size: outcome.size, retryAfterSeconds: retryAfter },
+        },
+      );
     }
     if (outcome.kind === 'conflict') throw new AionError(ErrorCodes.CONFLICT, `the job id ${job.id} is taken by another job; choose another jobId`);
     return outcome.job;
@@ -89,14 +97,17 @@ export class JobService {
     const job = await this.backend.get(id);
     if (!job) throw notFound(id);
     const owner = this.catalog().get(job.queue)?.owner;
-    if (caller !== undefined && caller !== owner) throw new AionError(ErrorCodes.FORBIDDEN, `only ${owner ?? 'the queue\'s owner'} reports ${what} for jobs of ${job.queue}`);
+    if (caller !== undefined && caller !== owner)
+      throw new AionError(ErrorCodes.FORBIDDEN, `only ${owner ?? "the queue's owner"} reports ${what} for jobs of ${job.queue}`);
     // A job that was canceled or finished meanwhile takes no more reports; the handler learns it from its token.
     return job.status === 'running' ? job : undefined;
   }
 
   async progress(caller: string | undefined, id: unknown, fraction: unknown, stage: unknown): Promise<void> {
-    if (typeof fraction !== 'number' || !Number.isFinite(fraction) || fraction < 0 || fraction > 1) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'progress is a number from 0 to 1');
-    if (stage !== undefined && stage !== null && (typeof stage !== 'string' || stage.length > 200)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a stage is a string of at most 200 characters');
+    if (typeof fraction !== 'number' || !Number.isFinite(fraction) || fraction < 0 || fraction > 1)
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'progress is a number from 0 to 1');
+    if (stage !== undefined && stage !== null && (typeof stage !== 'string' || stage.length > 200))
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a stage is a string of at most 200 characters');
     const job = await this.ownedRunning(caller, id, 'progress');
     if (!job) return;
     await this.backend.progress(job.id, fraction, (stage as string | undefined) ?? null);
@@ -151,11 +162,27 @@ export class JobService {
       const s = stats.get(q.id) ?? { depth: 0, running: 0, oldestWaitingMs: null };
       const served = workers.some((w) => w.state === 'ok' && w.queues.includes(q.id));
       if (s.depth > 0 && !served) problems.push(`queue ${q.id} has ${s.depth} waiting jobs and no responsive worker serves it`);
-      return { id: q.id, owner: q.owner, worker_type: q.workerType, concurrency: q.concurrency, max_size: q.maxSize, depth: s.depth, running: s.running, oldest_waiting_age_ms: s.oldestWaitingMs, served };
+      return {
+        id: q.id,
+        owner: q.owner,
+        worker_type: q.workerType,
+        concurrency: q.concurrency,
+        max_size: q.maxSize,
+        depth: s.depth,
+        running: s.running,
+        oldest_waiting_age_ms: s.oldestWaitingMs,
+        served,
+      };
     });
     for (const w of workers) if (w.state === 'unresponsive') problems.push(`worker ${w.id} has been silent since ${w.last_seen}`);
     const healthy = backendOk && !queues.some((q) => q.depth > 0 && !q.served);
-    return { healthy, backend: backendError ? { kind: this.backend.kind, ok: backendOk, error: backendError } : { kind: this.backend.kind, ok: backendOk }, queues, workers, problems };
+    return {
+      healthy,
+      backend: backendError ? { kind: this.backend.kind, ok: backendOk, error: backendError } : { kind: this.backend.kind, ok: backendOk },
+      queues,
+      workers,
+      problems,
+    };
   }
 
   notify(id: string): void {

@@ -23,7 +23,10 @@ export interface WorkerOptions {
 /** Calls the owner's handler for one try: cancel and timeout cancel its token and end the try at once. */
 async function runTry(job: JobView, signal: AbortSignal): Promise<unknown> {
   const handler = await aion.contributions.get<QueueHandler>('queues', job.queue).catch((err) => {
-    throw new AionError(JobsErrorCodes.HANDLER_MISSING, `no handler runs queue ${job.queue}: its owner registers one with contributions.register('queues', '${job.queue}', { run }) (${(err as Error).message})`);
+    throw new AionError(
+      JobsErrorCodes.HANDLER_MISSING,
+      `no handler runs queue ${job.queue}: its owner registers one with contributions.register('queues', '${job.queue}', { run }) (${(err as Error).message})`,
+    );
   });
   const source = new CancellationTokenSource();
   let timer: NodeJS.Timeout | undefined;
@@ -160,7 +163,11 @@ export class WorkerPool {
 }
 
 /** Heartbeats as shown to readers: `unresponsive` once silent for `unresponsiveAfterMs`. */
-export function heartbeatViews(stored: Array<{ id: string; body: string; lastSeen: number }>, unresponsiveAfterMs: number, now = Date.now()): WorkerHeartbeat[] {
+export function heartbeatViews(
+  stored: Array<{ id: string; body: string; lastSeen: number }>,
+  unresponsiveAfterMs: number,
+  now = Date.now(),
+): WorkerHeartbeat[] {
   return stored.map((s) => {
     const body = JSON.parse(s.body) as Omit<WorkerHeartbeat, 'last_seen' | 'state'>;
     return { ...body, id: s.id, last_seen: new Date(s.lastSeen).toISOString(), state: now - s.lastSeen > unresponsiveAfterMs ? 'unresponsive' : 'ok' };

@@ -40,7 +40,13 @@ describe('autoscaler decisions', () => {
     const calls: number[] = [];
     const action: ScaleAction = { current: () => workers, scale: async (n) => (calls.push(n), (workers = n), { workers: n }) };
     let depth = 50;
-    const scaler = new Autoscaler({ policy: () => policy, pollIntervalMs: 1000, depths: async () => [cpu(depth)], action: async () => action, log: () => undefined });
+    const scaler = new Autoscaler({
+      policy: () => policy,
+      pollIntervalMs: 1000,
+      depths: async () => [cpu(depth)],
+      action: async () => action,
+      log: () => undefined,
+    });
     await scaler.tick();
     await scaler.tick();
     depth = 0;
@@ -54,12 +60,15 @@ describe('local scale action', () => {
     const dir = mkdtempSync(join(tmpdir(), 'aion-scale-'));
     const cli = join(dir, 'fake-cli.mjs');
     // Stands in for the aion CLI: records its arguments, then waits for SIGTERM like `aion worker`.
-    writeFileSync(cli, `import { writeFileSync, rmSync } from 'node:fs';
+    writeFileSync(
+      cli,
+      `import { writeFileSync, rmSync } from 'node:fs';
 const mark = ${JSON.stringify(dir)} + '/worker-' + process.pid;
 writeFileSync(mark, JSON.stringify(process.argv.slice(2)));
 process.on('SIGTERM', () => { rmSync(mark); process.exit(0); });
 setInterval(() => {}, 1000);
-`);
+`,
+    );
     const action = new LocalWorkerAction({ cliPath: cli, args: ['--queues', 'ai_jobs', '--concurrency', '2'], env: process.env, log: () => undefined });
     const running = () => readdirSync(dir).filter((f) => f.startsWith('worker-'));
     try {

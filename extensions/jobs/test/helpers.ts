@@ -51,7 +51,8 @@ export function forEachBackend(title: string, suite: (target: BackendTarget) => 
       }
       suite({
         name,
-        jobsConfig: (extra = {}) => (name === 'embedded' ? { ...extra, backend: 'embedded' } : { ...extra, backend: 'bullmq', redisUrl: REDIS_URL, redisPrefix: prefix }),
+        jobsConfig: (extra = {}) =>
+          name === 'embedded' ? { ...extra, backend: 'embedded' } : { ...extra, backend: 'bullmq', redisUrl: REDIS_URL, redisPrefix: prefix },
       });
     });
   }

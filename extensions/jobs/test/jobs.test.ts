@@ -12,10 +12,11 @@ forEachBackend('aion.jobs', (backend) => {
   let kernel: TestKernel;
   const enqueue = (queue: string, payload: unknown, options?: unknown) => kernel.executeCommand<JobView>('reports.enqueue', queue, payload, options);
   const get = (id: string) => kernel.executeCommand<JobView>('reports.get', id);
-  const final = (id: string) => waitFor(`job ${id} to finish`, async () => {
-    const job = await get(id);
-    return ['success', 'failed', 'canceled'].includes(job.status) && job;
-  });
+  const final = (id: string) =>
+    waitFor(`job ${id} to finish`, async () => {
+      const job = await get(id);
+      return ['success', 'failed', 'canceled'].includes(job.status) && job;
+    });
   const attack = (name: string, arg?: unknown) => kernel.executeCommand<{ ok: boolean; code?: string; value?: unknown }>('intruder.try', name, arg);
 
   before(async () => {
@@ -31,7 +32,11 @@ forEachBackend('aion.jobs', (backend) => {
   after(async () => kernel?.stop());
 
   it('runs a job to success, with stages, progress and logs readable by its owner over HTTP', async () => {
-    const res = await kernel.request('/v1/reports', { method: 'POST', headers: { ...ADA, 'content-type': 'application/json' }, body: JSON.stringify({ action: 'steps', ms: 100 }) });
+    const res = await kernel.request('/v1/reports', {
+      method: 'POST',
+      headers: { ...ADA, 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'steps', ms: 100 }),
+    });
     assert.equal(res.status, 202);
     const queued = (await res.json()) as JobView;
     assert.equal(queued.queue, 'reports');
@@ -48,11 +53,18 @@ forEachBackend('aion.jobs', (backend) => {
     assert.deepEqual(done.attempts, { made: 1, max: 1 });
     assert.ok(done.started_at && done.finished_at);
     const logs = (await (await kernel.request(`/v1/jobs/${queued.id}/logs`, { headers: ADA })).json()) as { logs: Array<{ line: string }> };
-    assert.deepEqual(logs.logs.map((l) => l.line), ['starting', 'done']);
+    assert.deepEqual(
+      logs.logs.map((l) => l.line),
+      ['starting', 'done'],
+    );
   });
 
   it('streams progress over SSE until done', async () => {
-    const res = await kernel.request('/v1/reports', { method: 'POST', headers: { ...ADA, 'content-type': 'application/json' }, body: JSON.stringify({ action: 'steps', ms: 300 }) });
+    const res = await kernel.request('/v1/reports', {
+      method: 'POST',
+      headers: { ...ADA, 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'steps', ms: 300 }),
+    });
     const { id } = (await res.json()) as JobView;
     const sse = await kernel.request(`/v1/jobs/${id}/events`, { headers: ADA });
     assert.equal(sse.status, 200);
@@ -60,11 +72,18 @@ forEachBackend('aion.jobs', (backend) => {
     const events = [...text.matchAll(/event: (\w+)\ndata: (.*)\n/g)].map((m) => ({ event: m[1], job: JSON.parse(m[2]!) as JobView }));
     assert.equal(events.at(-1)!.event, 'done');
     assert.equal(events.at(-1)!.job.status, 'success');
-    assert.ok(events.some((e) => e.event === 'progress' && e.job.status === 'running'), text);
+    assert.ok(
+      events.some((e) => e.event === 'progress' && e.job.status === 'running'),
+      text,
+    );
   });
 
   it('publishes a job to its socket.io room, for those who may read it', async () => {
-    const res = await kernel.request('/v1/reports', { method: 'POST', headers: { ...ADA, 'content-type': 'application/json' }, body: JSON.stringify({ action: 'steps', ms: 400 }) });
+    const res = await kernel.request('/v1/reports', {
+      method: 'POST',
+      headers: { ...ADA, 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'steps', ms: 400 }),
+    });
     const { id } = (await res.json()) as JobView;
     const bob = io(kernel.url, { auth: { token: 'bob' }, transports: ['websocket'] });
     const ada = io(kernel.url, { auth: { token: 'ada' }, transports: ['websocket'] });
@@ -83,7 +102,7 @@ forEachBackend('aion.jobs', (backend) => {
     }
   });
 
-  it('keeps a handler\'s error code; retries with backoff until a try succeeds', async () => {
+  it("keeps a handler's error code; retries with backoff until a try succeeds", async () => {
     const failed = await final((await enqueue('reports', { action: 'fail' })).id);
     assert.equal(failed.status, 'failed');
     assert.equal(failed.error?.code, 'REPORT_BROKEN');
@@ -93,7 +112,7 @@ forEachBackend('aion.jobs', (backend) => {
     assert.equal(flaky.attempts.made, 3);
   });
 
-  it('fails a try that runs past its timeout with JOB_TIMEOUT and cancels the handler\'s token', async () => {
+  it("fails a try that runs past its timeout with JOB_TIMEOUT and cancels the handler's token", async () => {
     const job = await enqueue('slow', { action: 'hang' }, { timeoutMs: 300 });
     const done = await final(job.id);
     assert.equal(done.status, 'failed');
@@ -101,7 +120,7 @@ forEachBackend('aion.jobs', (backend) => {
     assert.equal(await waitFor('the token', () => kernel.executeCommand<boolean>('reports.tokenCancelled', job.id)), true);
   });
 
-  it('cancels a running job (the handler\'s token fires) and a queued one, over HTTP', async () => {
+  it("cancels a running job (the handler's token fires) and a queued one, over HTTP", async () => {
     const running = await enqueue('slow', { action: 'hang' }, { owner: { sub: 'ada' } });
     const queued = await enqueue('slow', { action: 'echo' }, { owner: { sub: 'ada' } });
     await waitFor('the job to run', async () => (await get(running.id)).status === 'running');
@@ -138,7 +157,19 @@ forEachBackend('aion.jobs', (backend) => {
   it('treats jobId as an idempotency key, and refuses it across extensions with CONFLICT', async () => {
     const a = await enqueue('inbox', { value: 1, when: new Date(0), gone: undefined }, { jobId: `inbox-${backend.name}-1` });
     const stored = await get(a.id);
-    const fixed = (j: JobView) => ({ ...j, status: 'queued', progress: 0, stage: null, result: null, error: null, worker: null, started_at: null, finished_at: null, updated_at: null, attempts: { ...j.attempts, made: 0 } });
+    const fixed = (j: JobView) => ({
+      ...j,
+      status: 'queued',
+      progress: 0,
+      stage: null,
+      result: null,
+      error: null,
+      worker: null,
+      started_at: null,
+      finished_at: null,
+      updated_at: null,
+      attempts: { ...j.attempts, made: 0 },
+    });
     assert.deepEqual(fixed(a), fixed(stored), 'enqueue answers the job as stored (a worker may have taken it since)');
     assert.equal(a.status, 'queued');
     const b = await enqueue('inbox', { value: 2 }, { jobId: `inbox-${backend.name}-1` });
@@ -148,9 +179,13 @@ forEachBackend('aion.jobs', (backend) => {
     assert.equal(bad.code, 'VALIDATION_FAILED');
   });
 
-  it('refuses enqueue beyond the queue\'s maximum with QUEUE_FULL, 429 and Retry-After, creating nothing', async () => {
+  it("refuses enqueue beyond the queue's maximum with QUEUE_FULL, 429 and Retry-After, creating nothing", async () => {
     const held = [await enqueue('reports', { action: 'hang' }), await enqueue('reports', { action: 'hang' }), await enqueue('reports', { action: 'hang' })];
-    const res = await kernel.request('/v1/reports', { method: 'POST', headers: { ...ADA, 'content-type': 'application/json' }, body: JSON.stringify({ action: 'echo' }) });
+    const res = await kernel.request('/v1/reports', {
+      method: 'POST',
+      headers: { ...ADA, 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'echo' }),
+    });
     assert.equal(res.status, 429);
     assert.ok(Number(res.headers.get('retry-after')) >= 1);
     const body = (await res.json()) as { error: { code: string; details: { maxSize: number } } };
@@ -164,7 +199,7 @@ forEachBackend('aion.jobs', (backend) => {
     assert.equal((await final(again.id)).status, 'success');
   });
 
-  it('refuses a hostile extension: privileged queues, others\' jobs, progress, admin calls, squatting and handler hijack', async () => {
+  it("refuses a hostile extension: privileged queues, others' jobs, progress, admin calls, squatting and handler hijack", async () => {
     assert.equal((await attack('enqueuePrivileged')).code, 'FORBIDDEN');
     const pub = await attack('enqueuePublic');
     assert.equal(pub.ok, true, JSON.stringify(pub));
@@ -185,7 +220,11 @@ forEachBackend('aion.jobs', (backend) => {
   });
 
   it('limits HTTP readers: owners read their jobs, listing needs jobs:admin, bad filters are 400', async () => {
-    const res = await kernel.request('/v1/reports', { method: 'POST', headers: { ...ADA, 'content-type': 'application/json' }, body: JSON.stringify({ value: 1 }) });
+    const res = await kernel.request('/v1/reports', {
+      method: 'POST',
+      headers: { ...ADA, 'content-type': 'application/json' },
+      body: JSON.stringify({ value: 1 }),
+    });
     const { id } = (await res.json()) as JobView;
     assert.equal((await kernel.request(`/v1/jobs/${id}`, { headers: { authorization: 'Bearer bob' } })).status, 404);
     assert.equal((await kernel.request(`/v1/jobs/${id}/cancel`, { method: 'POST', headers: { authorization: 'Bearer bob' } })).status, 404);
@@ -198,12 +237,16 @@ forEachBackend('aion.jobs', (backend) => {
     assert.equal((await kernel.request('/v1/jobs?queue=nope', { headers: ADMIN })).status, 404);
   });
 
-  it('reports health: backend, every queue\'s depth and oldest waiting age, worker heartbeats', async () => {
+  it("reports health: backend, every queue's depth and oldest waiting age, worker heartbeats", async () => {
     const res = await kernel.request('/v1/jobs/health', { headers: ADMIN });
     const health = (await res.json()) as JobsHealth;
     assert.equal(health.backend.kind, backend.name);
     assert.equal(health.backend.ok, true);
-    for (const q of ['ai_jobs', 'preview_build', 'cleanup', 'gpu_ai_jobs', 'reports']) assert.ok(health.queues.some((x) => x.id === q), q);
+    for (const q of ['ai_jobs', 'preview_build', 'cleanup', 'gpu_ai_jobs', 'reports'])
+      assert.ok(
+        health.queues.some((x) => x.id === q),
+        q,
+      );
     const reports = health.queues.find((q) => q.id === 'reports')!;
     assert.equal(reports.owner, 'acme.reports');
     assert.equal(reports.max_size, 3);
@@ -211,7 +254,10 @@ forEachBackend('aion.jobs', (backend) => {
     assert.equal(hub.state, 'ok');
     assert.equal(hub.type, 'cpu');
     assert.ok(hub.concurrency >= 2);
-    assert.ok(health.workers.some((w) => w.queues.includes('cleanup')), 'one worker holds the cleanup lock');
+    assert.ok(
+      health.workers.some((w) => w.queues.includes('cleanup')),
+      'one worker holds the cleanup lock',
+    );
     assert.ok(health.problems.some((p) => p.includes('evil.intruder') && p.includes('preview_build')));
   });
 });

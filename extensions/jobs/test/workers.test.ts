@@ -13,17 +13,45 @@ forEachBackend('aion worker processes', (backend) => {
   let kernel: TestKernel;
   let configFile: string;
   const children: ChildProcess[] = [];
-  const jobsConfig = backend.jobsConfig({ inProcessWorkers: { enabled: false }, leaseMs: 1000, pollIntervalMs: 20, heartbeatIntervalMs: 200, unresponsiveAfterMs: 1500 });
+  const jobsConfig = backend.jobsConfig({
+    inProcessWorkers: { enabled: false },
+    leaseMs: 1000,
+    pollIntervalMs: 20,
+    heartbeatIntervalMs: 200,
+    unresponsiveAfterMs: 1500,
+  });
   const enqueue = (queue: string, payload: unknown, options?: unknown) => kernel.executeCommand<JobView>('reports.enqueue', queue, payload, options);
   const get = (id: string) => kernel.executeCommand<JobView>('reports.get', id);
   const health = async () => (await (await kernel.request('/v1/jobs/health', { headers: ADMIN })).json()) as JobsHealth;
 
   /** `aion worker` as an operator runs it, sharing the hub's data directory and configuration. */
   const startWorker = (id: string, queues = 'slow', extra: string[] = [], env: NodeJS.ProcessEnv = {}) => {
-    const child = spawn(process.execPath, [CLI, 'worker', '--queues', queues, '--concurrency', '1', '--id', id, '--config', configFile, '--data-dir', kernel.dataDir, '--builtins', 'aion.storage,aion.jobs', '--extensions-dir', resolve(FIXTURES, 'reports'), ...extra], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, AION_LOG_LEVEL: 'error', ...env },
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'worker',
+        '--queues',
+        queues,
+        '--concurrency',
+        '1',
+        '--id',
+        id,
+        '--config',
+        configFile,
+        '--data-dir',
+        kernel.dataDir,
+        '--builtins',
+        'aion.storage,aion.jobs',
+        '--extensions-dir',
+        resolve(FIXTURES, 'reports'),
+        ...extra,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, AION_LOG_LEVEL: 'error', ...env },
+      },
+    );
     let output = '';
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -49,10 +77,14 @@ forEachBackend('aion worker processes', (backend) => {
   it('runs jobs in a separate `aion worker` process that heartbeats its id, type, queues and load', async () => {
     const { child } = startWorker('w1');
     const job = await enqueue('slow', { action: 'echo', value: 'remote' });
-    const done = await waitFor('the worker to run the job', async () => {
-      const j = await get(job.id);
-      return j.status === 'success' && j;
-    }, 60_000);
+    const done = await waitFor(
+      'the worker to run the job',
+      async () => {
+        const j = await get(job.id);
+        return j.status === 'success' && j;
+      },
+      60_000,
+    );
     assert.deepEqual(done.result, { echo: 'remote' });
     const w1 = (await health()).workers.find((w) => w.id === 'w1')!;
     assert.equal(w1.type, 'cpu');
@@ -69,10 +101,14 @@ forEachBackend('aion worker processes', (backend) => {
     w1.kill('SIGKILL');
     await new Promise((r) => w1.once('exit', r));
     startWorker('w2');
-    const done = await waitFor('another worker to finish the job', async () => {
-      const j = await get(job.id);
-      return ['success', 'failed'].includes(j.status) && j;
-    }, 60_000);
+    const done = await waitFor(
+      'another worker to finish the job',
+      async () => {
+        const j = await get(job.id);
+        return ['success', 'failed'].includes(j.status) && j;
+      },
+      60_000,
+    );
     assert.equal(done.status, 'success');
     assert.equal(done.attempts.made, 2);
     const dead = await waitFor('w1 to be unresponsive', async () => (await health()).workers.find((w) => w.id === 'w1' && w.state === 'unresponsive'));
@@ -89,16 +125,23 @@ forEachBackend('aion worker processes', (backend) => {
     w2.kill('SIGTERM');
     assert.equal(await exited, 0);
     assert.equal((await get(job.id)).status, 'success');
-    assert.equal((await health()).workers.some((w) => w.id === 'w2'), false);
+    assert.equal(
+      (await health()).workers.some((w) => w.id === 'w2'),
+      false,
+    );
   });
 
   it('runs cleanup queues in one worker of the installation at a time', async () => {
     startWorker('c1', 'cleanup');
     startWorker('c2', 'cleanup');
-    const holders = await waitFor('both cleanup workers to heartbeat', async () => {
-      const workers = (await health()).workers.filter((w) => w.id === 'c1' || w.id === 'c2');
-      return workers.length === 2 && workers;
-    }, 60_000);
+    const holders = await waitFor(
+      'both cleanup workers to heartbeat',
+      async () => {
+        const workers = (await health()).workers.filter((w) => w.id === 'c1' || w.id === 'c2');
+        return workers.length === 2 && workers;
+      },
+      60_000,
+    );
     assert.equal(holders.filter((w) => w.queues.includes('cleanup')).length, 1);
     for (const c of children.slice(-2)) c.kill('SIGTERM');
   });
@@ -120,7 +163,10 @@ forEachBackend('aion worker processes', (backend) => {
   it('runs a gpu worker where a GPU is found, one job at a time', async () => {
     const tools = new FakeTools();
     // nvidia-smi as an H200 answers the detector's query (see accelerator-nvidia's fixtures).
-    tools.write('nvidia-smi', 'case "$*" in *--query-gpu*) echo "0, NVIDIA H200, GPU-01060625-fc54-8566-0829-91dbf3a104a7, 143771, 0, 143156, 0, 35, 580.159.04, 9.0";; *--version*) echo "CUDA Version        : 13.0";; esac');
+    tools.write(
+      'nvidia-smi',
+      'case "$*" in *--query-gpu*) echo "0, NVIDIA H200, GPU-01060625-fc54-8566-0829-91dbf3a104a7, 143771, 0, 143156, 0, 35, 580.159.04, 9.0";; *--version*) echo "CUDA Version        : 13.0";; esac',
+    );
     const builtins = ['--builtins', 'aion.storage,aion.jobs,aion.accelerators,aion.accelerator-nvidia', '--type', 'gpu', '--concurrency', '4'];
     const { child } = startWorker('g2', 'slow', builtins, { PATH: `${tools.dir}:${process.env.PATH}` });
     const worker = await waitFor('the gpu worker to heartbeat', async () => (await health()).workers.find((w) => w.id === 'g2'), 60_000);

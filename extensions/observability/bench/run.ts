@@ -29,7 +29,10 @@ const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 const payload = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say something about foxes.' }], max_tokens: 32 });
 
 function start(script: string, argv: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = fork(script, argv, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, LOG_LEVEL: 'silent', AION_TEST_LOG_LEVEL: 'silent' } });
+  const child = fork(script, argv, {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    env: { ...process.env, LOG_LEVEL: 'silent', AION_TEST_LOG_LEVEL: 'silent' },
+  });
   return new Promise((resolve, reject) => {
     child.once('message', (m: { url: string }) => resolve({ child, url: m.url }));
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
@@ -39,10 +42,18 @@ function start(script: string, argv: string[]): Promise<{ child: ChildProcess; u
 function send(url: URL): Promise<{ ms: number; ok: boolean }> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const req = request(url, { method: 'POST', agent, headers: { authorization: 'Bearer bench-token', 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ ms: performance.now() - started, ok: res.statusCode === 200 }));
-    });
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { authorization: 'Bearer bench-token', 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ ms: performance.now() - started, ok: res.statusCode === 200 }));
+      },
+    );
     req.on('error', () => resolve({ ms: performance.now() - started, ok: false }));
     req.end(payload);
   });
@@ -84,7 +95,9 @@ const kernels = new Map<string, { child: ChildProcess; url: string }>();
 try {
   for (const mode of MODES) kernels.set(mode, await start(kernelScript, [upstream.url, mode, sinkUrl]));
   for (const mode of MODES) await closedLoop(kernels.get(mode)!.url, 1);
-  const results = new Map<string, { ok: number; failed: number; latencies: number[]; seconds: number }>(MODES.map((m) => [m, { ok: 0, failed: 0, latencies: [], seconds: 0 }]));
+  const results = new Map<string, { ok: number; failed: number; latencies: number[]; seconds: number }>(
+    MODES.map((m) => [m, { ok: 0, failed: 0, latencies: [], seconds: 0 }]),
+  );
   for (let round = 0; round < ROUNDS; round++) {
     for (const mode of round % 2 === 0 ? MODES : [...MODES].reverse()) {
       const r = await closedLoop(kernels.get(mode)!.url, SECONDS);
@@ -100,11 +113,25 @@ try {
     const r = results.get(mode)!;
     const sorted = r.latencies.sort((a, b) => a - b);
     const rps = r.ok / r.seconds;
-    return { mode, rps: Math.round(rps), p50_ms: Number(pct(sorted, 50).toFixed(2)), p99_ms: Number(pct(sorted, 99).toFixed(2)), failed: r.failed, vs_off: Number((rps / baseline).toFixed(3)) };
+    return {
+      mode,
+      rps: Math.round(rps),
+      p50_ms: Number(pct(sorted, 50).toFixed(2)),
+      p99_ms: Number(pct(sorted, 99).toFixed(2)),
+      failed: r.failed,
+      vs_off: Number((rps / baseline).toFixed(3)),
+    };
   });
-  process.stdout.write(`\n/v1/chat/completions, closed loop, ${CONCURRENCY} connections, ${ROUNDS} rounds of ${SECONDS} s per mode, interleaved (baseline: off, same run)\n\n`);
-  process.stdout.write(`${'mode'.padEnd(11)}${'req/s'.padStart(8)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'failed'.padStart(8)}${'vs off'.padStart(9)}\n`);
-  for (const r of rows) process.stdout.write(`${r.mode.padEnd(11)}${String(r.rps).padStart(8)}${String(r.p50_ms).padStart(9)}${String(r.p99_ms).padStart(9)}${String(r.failed).padStart(8)}${r.vs_off.toFixed(3).padStart(9)}\n`);
+  process.stdout.write(
+    `\n/v1/chat/completions, closed loop, ${CONCURRENCY} connections, ${ROUNDS} rounds of ${SECONDS} s per mode, interleaved (baseline: off, same run)\n\n`,
+  );
+  process.stdout.write(
+    `${'mode'.padEnd(11)}${'req/s'.padStart(8)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'failed'.padStart(8)}${'vs off'.padStart(9)}\n`,
+  );
+  for (const r of rows)
+    process.stdout.write(
+      `${r.mode.padEnd(11)}${String(r.rps).padStart(8)}${String(r.p50_ms).padStart(9)}${String(r.p99_ms).padStart(9)}${String(r.failed).padStart(8)}${r.vs_off.toFixed(3).padStart(9)}\n`,
+    );
   process.stdout.write(`\nOTLP export requests received by the sink: ${spansReceived}. Targets: metrics ≥ 0.97 of off, tracing at 100% ≥ 0.90.\n`);
   if (args.get('json')) writeFileSync(args.get('json')!, JSON.stringify({ concurrency: CONCURRENCY, seconds: SECONDS, rounds: ROUNDS, rows }, null, 2));
 } finally {

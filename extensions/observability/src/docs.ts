@@ -26,7 +26,8 @@ const securityHeaders = {
   'cache-control': 'public, max-age=3600',
   'x-content-type-options': 'nosniff',
   // Everything comes from this server: no CDN, no inline script.
-  'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
 };
 
 /** `/docs`: the Swagger UI viewer from the `swagger-ui-dist` package, served from this server, reading `/v1/openapi.json`. */
@@ -43,7 +44,8 @@ export class DocsSite {
   }
 
   asset(file: string): HttpResponseData {
-    if (file === 'swagger-initializer.js') return { status: 200, headers: { ...securityHeaders, 'content-type': 'text/javascript; charset=utf-8' }, body: INITIALIZER };
+    if (file === 'swagger-initializer.js')
+      return { status: 200, headers: { ...securityHeaders, 'content-type': 'text/javascript; charset=utf-8' }, body: INITIALIZER };
     const type = ASSETS[file];
     if (!type) throw new AionError(ErrorCodes.NOT_FOUND, `/docs/${file} is not part of the API viewer`);
     return { status: 200, headers: { ...securityHeaders, 'content-type': type }, body: this.read(file) };

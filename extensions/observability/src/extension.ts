@@ -37,7 +37,11 @@ export async function activate(ctx: aion.ExtensionContext) {
     ctx.subscriptions.push(aion.events.on('router.telemetry', (batch: RouterTelemetryBatch) => metrics.applyRouter(batch)));
     ctx.subscriptions.push(aion.events.on('preview.telemetry', (batch: PreviewTelemetry) => metrics.applyPreview(batch)));
     ctx.subscriptions.push(
-      aion.http.handle('GET /metrics', async () => ({ status: 200, headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' }, body: await metrics.metrics() })),
+      aion.http.handle('GET /metrics', async () => ({
+        status: 200,
+        headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' },
+        body: await metrics.metrics(),
+      })),
     );
     if (config.metrics.listen) {
       try {
@@ -51,9 +55,11 @@ export async function activate(ctx: aion.ExtensionContext) {
       }
     }
   } else {
-    ctx.subscriptions.push(aion.http.handle('GET /metrics', () => {
-      throw new AionError(ErrorCodes.NOT_FOUND, 'metrics are turned off (extensions["aion.observability"].metrics.enabled is false)');
-    }));
+    ctx.subscriptions.push(
+      aion.http.handle('GET /metrics', () => {
+        throw new AionError(ErrorCodes.NOT_FOUND, 'metrics are turned off (extensions["aion.observability"].metrics.enabled is false)');
+      }),
+    );
   }
 
   const tracing = tracingSettings(config.tracing, process.env);

@@ -41,24 +41,107 @@ export class AionMetrics {
     const r = this.registry;
     const p = options.prefix ?? 'aion_';
     if (options.defaultMetrics) collectDefaultMetrics({ register: r, prefix: p });
-    this.httpRequests = new Counter({ name: `${p}http_requests_total`, help: 'HTTP requests answered, by route template, method and status.', labelNames: ['method', 'route', 'status'], registers: [r] });
-    this.httpDuration = new Histogram({ name: `${p}http_request_duration_seconds`, help: 'Time from request to the end of the answer, by route template, method and status.', labelNames: ['method', 'route', 'status'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.httpRequests = new Counter({
+      name: `${p}http_requests_total`,
+      help: 'HTTP requests answered, by route template, method and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers: [r],
+    });
+    this.httpDuration = new Histogram({
+      name: `${p}http_request_duration_seconds`,
+      help: 'Time from request to the end of the answer, by route template, method and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers: [r],
+    });
     this.inFlight = new Gauge({ name: `${p}http_requests_in_flight`, help: 'Requests holding a dispatch slot at the last kernel report.', registers: [r] });
-    this.rateLimited = new Counter({ name: `${p}rate_limit_rejections_total`, help: 'Requests refused with 429 RATE_LIMITED, by route template.', labelNames: ['route'], registers: [r] });
-    this.rpcDuration = new Histogram({ name: `${p}rpc_call_duration_seconds`, help: 'Kernel to extension-host calls, by host and protocol method.', labelNames: ['host', 'method', 'outcome'], buckets: RPC_BUCKETS, registers: [r] });
-    this.hostRestarts = new Counter({ name: `${p}extension_host_restarts_total`, help: 'Extension host starts after the first, by host.', labelNames: ['host'], registers: [r] });
-    this.hostState = new Gauge({ name: `${p}extension_host_state`, help: 'Each extension host: 1 for its current state (running, unresponsive, exited, disabled), 0 for the others.', labelNames: ['host', 'kind', 'state'], registers: [r] });
-    this.providerRequests = new Counter({ name: `${p}provider_requests_total`, help: 'Model provider calls, by provider, model and outcome (ok, error, cancelled).', labelNames: ['provider', 'model', 'outcome'], registers: [r] });
-    this.providerDuration = new Histogram({ name: `${p}provider_request_duration_seconds`, help: 'Model provider call latency, by provider, model and outcome.', labelNames: ['provider', 'model', 'outcome'], buckets: LATENCY_BUCKETS, registers: [r] });
-    this.providerErrors = new Counter({ name: `${p}provider_errors_total`, help: 'Failed model provider calls, by provider, model and error code.', labelNames: ['provider', 'model', 'code'], registers: [r] });
-    this.providerTokens = new Counter({ name: `${p}provider_tokens_total`, help: 'Tokens of successful calls, by provider, model and direction (input, output).', labelNames: ['provider', 'model', 'direction'], registers: [r] });
-    this.providerCost = new Counter({ name: `${p}provider_cost_usd_total`, help: 'Estimated cost of successful calls in US dollars, by provider and model.', labelNames: ['provider', 'model'], registers: [r] });
-    this.routerDecisions = new Counter({ name: `${p}router_decisions_total`, help: 'Routing decisions, by the chosen route (local, api, none) and reason (ai-router, preferred, policy-override, denied, no-route).', labelNames: ['route', 'reason'], registers: [r] });
-    this.previewBuildTime = new Histogram({ name: `${p}preview_build_time_seconds`, help: 'Preview builds from start to end, by outcome (success, failure).', labelNames: ['outcome'], buckets: BUILD_TIME_BUCKETS, registers: [r] });
-    this.previewFailures = new Counter({ name: `${p}preview_build_failures_total`, help: 'Failed preview builds, by error code (PREVIEW_TIMEOUT, PREVIEW_BUILD_FAILED, …).', labelNames: ['code'], registers: [r] });
+    this.rateLimited = new Counter({
+      name: `${p}rate_limit_rejections_total`,
+      help: 'Requests refused with 429 RATE_LIMITED, by route template.',
+      labelNames: ['route'],
+      registers: [r],
+    });
+    this.rpcDuration = new Histogram({
+      name: `${p}rpc_call_duration_seconds`,
+      help: 'Kernel to extension-host calls, by host and protocol method.',
+      labelNames: ['host', 'method', 'outcome'],
+      buckets: RPC_BUCKETS,
+      registers: [r],
+    });
+    this.hostRestarts = new Counter({
+      name: `${p}extension_host_restarts_total`,
+      help: 'Extension host starts after the first, by host.',
+      labelNames: ['host'],
+      registers: [r],
+    });
+    this.hostState = new Gauge({
+      name: `${p}extension_host_state`,
+      help: 'Each extension host: 1 for its current state (running, unresponsive, exited, disabled), 0 for the others.',
+      labelNames: ['host', 'kind', 'state'],
+      registers: [r],
+    });
+    this.providerRequests = new Counter({
+      name: `${p}provider_requests_total`,
+      help: 'Model provider calls, by provider, model and outcome (ok, error, cancelled).',
+      labelNames: ['provider', 'model', 'outcome'],
+      registers: [r],
+    });
+    this.providerDuration = new Histogram({
+      name: `${p}provider_request_duration_seconds`,
+      help: 'Model provider call latency, by provider, model and outcome.',
+      labelNames: ['provider', 'model', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers: [r],
+    });
+    this.providerErrors = new Counter({
+      name: `${p}provider_errors_total`,
+      help: 'Failed model provider calls, by provider, model and error code.',
+      labelNames: ['provider', 'model', 'code'],
+      registers: [r],
+    });
+    this.providerTokens = new Counter({
+      name: `${p}provider_tokens_total`,
+      help: 'Tokens of successful calls, by provider, model and direction (input, output).',
+      labelNames: ['provider', 'model', 'direction'],
+      registers: [r],
+    });
+    this.providerCost = new Counter({
+      name: `${p}provider_cost_usd_total`,
+      help: 'Estimated cost of successful calls in US dollars, by provider and model.',
+      labelNames: ['provider', 'model'],
+      registers: [r],
+    });
+    this.routerDecisions = new Counter({
+      name: `${p}router_decisions_total`,
+      help: 'Routing decisions, by the chosen route (local, api, none) and reason (ai-router, preferred, policy-override, denied, no-route).',
+      labelNames: ['route', 'reason'],
+      registers: [r],
+    });
+    this.previewBuildTime = new Histogram({
+      name: `${p}preview_build_time_seconds`,
+      help: 'Preview builds from start to end, by outcome (success, failure).',
+      labelNames: ['outcome'],
+      buckets: BUILD_TIME_BUCKETS,
+      registers: [r],
+    });
+    this.previewFailures = new Counter({
+      name: `${p}preview_build_failures_total`,
+      help: 'Failed preview builds, by error code (PREVIEW_TIMEOUT, PREVIEW_BUILD_FAILED, …).',
+      labelNames: ['code'],
+      registers: [r],
+    });
     this.previewSuccesses = new Counter({ name: `${p}preview_build_success_total`, help: 'Preview builds that produced a bundle.', registers: [r] });
-    this.previewUploadFailures = new Counter({ name: `${p}preview_upload_failures_total`, help: 'Preview bundles the bundle store refused (after its retries).', registers: [r] });
-    this.circuitState = new Gauge({ name: `${p}circuit_state`, help: 'Each provider/model circuit breaker: 1 for its current state (closed, half-open, open), 0 for the others.', labelNames: ['provider', 'model', 'state'], registers: [r] });
+    this.previewUploadFailures = new Counter({
+      name: `${p}preview_upload_failures_total`,
+      help: 'Preview bundles the bundle store refused (after its retries).',
+      registers: [r],
+    });
+    this.circuitState = new Gauge({
+      name: `${p}circuit_state`,
+      help: 'Each provider/model circuit breaker: 1 for its current state (closed, half-open, open), 0 for the others.',
+      labelNames: ['provider', 'model', 'state'],
+      registers: [r],
+    });
   }
 
   applyKernel(batch: TelemetryBatch): void {
@@ -96,7 +179,8 @@ export class AionMetrics {
       if (c.costUsd > 0) this.providerCost.inc({ provider: c.provider, model: c.model }, c.costUsd);
     }
     for (const d of batch.decisions) this.routerDecisions.inc({ route: d.route, reason: d.reason }, d.count);
-    for (const c of batch.circuits) for (const state of CIRCUIT_STATES) this.circuitState.set({ provider: c.provider, model: c.model, state }, c.state === state ? 1 : 0);
+    for (const c of batch.circuits)
+      for (const state of CIRCUIT_STATES) this.circuitState.set({ provider: c.provider, model: c.model, state }, c.state === state ? 1 : 0);
   }
 
   applyPreview(batch: PreviewTelemetry): void {
@@ -144,7 +228,9 @@ function renderGauge(family: GaugeFamily): string {
   const lines = [`# HELP ${family.name} ${family.help.replace(/\n/g, ' ')}`, `# TYPE ${family.name} gauge`];
   for (const { labels, value } of family.values) {
     if (typeof value !== 'number') continue;
-    const pairs = Object.entries(labels).filter(([k]) => LABEL_NAME.test(k)).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`);
+    const pairs = Object.entries(labels)
+      .filter(([k]) => LABEL_NAME.test(k))
+      .map(([k, v]) => `${k}="${escapeLabel(String(v))}"`);
     lines.push(`${family.name}${pairs.length ? `{${pairs.join(',')}}` : ''} ${value}`);
   }
   return lines.join('\n') + '\n';

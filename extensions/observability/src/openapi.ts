@@ -30,7 +30,10 @@ export function openApiPath(path: string): { path: string; params: string[] } {
 }
 
 function operationId(method: string, path: string): string {
-  const words = path.split(/[^A-Za-z0-9]+/).filter(Boolean).map((w, i) => (i === 0 ? w : w[0]!.toUpperCase() + w.slice(1)));
+  const words = path
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((w, i) => (i === 0 ? w : w[0]!.toUpperCase() + w.slice(1)));
   return `${method.toLowerCase()}${words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('')}`;
 }
 
@@ -47,7 +50,13 @@ export function buildOpenApi(routes: ListedRoute[], info: { title: string; versi
     const auth = route.auth ?? (route.scopes?.length ? 'required' : 'optional');
     const scopes = route.scopes ?? [];
     tags.add(extensionId);
-    const ok: Record<string, unknown> = { description: route.websocket ? 'Never answered: this is a WebSocket endpoint (426 without an upgrade).' : route.stream ? 'A server-sent-event stream.' : 'Success.' };
+    const ok: Record<string, unknown> = {
+      description: route.websocket
+        ? 'Never answered: this is a WebSocket endpoint (426 without an upgrade).'
+        : route.stream
+          ? 'A server-sent-event stream.'
+          : 'Success.',
+    };
     if (route.stream) ok.content = { 'text/event-stream': { schema: { type: 'string' } } };
     else if (route.responseSchema) ok.content = { 'application/json': { schema: route.responseSchema } };
     const responses: Record<string, unknown> = { [route.websocket ? '101' : '200']: ok, default: errorResponse('An error, with a stable code.') };
@@ -73,7 +82,12 @@ export function buildOpenApi(routes: ListedRoute[], info: { title: string; versi
   }
   return {
     openapi: '3.1.0',
-    info: { title: info.title, version: info.version, description: 'Every route the installed extensions contribute, with the scopes each requires. Errors share one shape: { "error": { "code", "message", "details" } }.' },
+    info: {
+      title: info.title,
+      version: info.version,
+      description:
+        'Every route the installed extensions contribute, with the scopes each requires. Errors share one shape: { "error": { "code", "message", "details" } }.',
+    },
     jsonSchemaDialect: 'https://spec.openapis.org/oas/3.1/dialect/base',
     ...(info.serverUrl ? { servers: [{ url: info.serverUrl }] } : {}),
     tags: [...tags].sort().map((name) => ({ name })),
@@ -81,7 +95,12 @@ export function buildOpenApi(routes: ListedRoute[], info: { title: string; versi
     components: {
       schemas: { Error: errorBody },
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A user or device token from POST /v1/auth/login; also accepts an API key.' },
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description: 'A user or device token from POST /v1/auth/login; also accepts an API key.',
+        },
         apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key from POST /v1/api-keys.' },
       },
     },

@@ -18,7 +18,10 @@ export interface TracingSettings {
  * `tracing` configuration with the OpenTelemetry environment as defaults: on when `enabled` is true,
  * or when it is unset and `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set.
  */
-export function tracingSettings(config: { enabled?: boolean | null; endpoint?: string; sampleRatio?: number | null; serviceName?: string; maxQueueSize?: number }, env: NodeJS.ProcessEnv): TracingSettings | undefined {
+export function tracingSettings(
+  config: { enabled?: boolean | null; endpoint?: string; sampleRatio?: number | null; serviceName?: string; maxQueueSize?: number },
+  env: NodeJS.ProcessEnv,
+): TracingSettings | undefined {
   const tracesUrl = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
   const base = env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const url = config.endpoint || tracesUrl || (base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined);
@@ -26,7 +29,12 @@ export function tracingSettings(config: { enabled?: boolean | null; endpoint?: s
   if (!enabled) return undefined;
   const fromEnv = env.OTEL_TRACES_SAMPLER_ARG !== undefined ? Number(env.OTEL_TRACES_SAMPLER_ARG) : undefined;
   const sampleRatio = config.sampleRatio ?? (fromEnv !== undefined && Number.isFinite(fromEnv) ? Math.min(1, Math.max(0, fromEnv)) : 1);
-  return { url: url ?? 'http://127.0.0.1:4318/v1/traces', sampleRatio, serviceName: config.serviceName || env.OTEL_SERVICE_NAME || 'aion', maxQueueSize: config.maxQueueSize ?? 2048 };
+  return {
+    url: url ?? 'http://127.0.0.1:4318/v1/traces',
+    sampleRatio,
+    serviceName: config.serviceName || env.OTEL_SERVICE_NAME || 'aion',
+    maxQueueSize: config.maxQueueSize ?? 2048,
+  };
 }
 
 /**

@@ -44,7 +44,14 @@ describe('logs', function () {
       });
       assert.equal(res.status, 200);
       assert.equal(((await res.json()) as { secretLength: number }).secretLength, SECRET.length, 'the extension did read the secret');
-      const line = await until(async () => out.text().split('\n').find((l) => l.includes('calling upstream')), 'the extension log line');
+      const line = await until(
+        async () =>
+          out
+            .text()
+            .split('\n')
+            .find((l) => l.includes('calling upstream')),
+        'the extension log line',
+      );
       const text = out.text();
       for (const leaked of [SECRET, BEARER, API_KEY]) assert.ok(!text.includes(leaked), `${leaked} appears in the logs`);
       const entry = JSON.parse(line) as Record<string, unknown>;
@@ -52,7 +59,11 @@ describe('logs', function () {
       assert.equal(entry.extension, 'obstest.probe');
       assert.equal(entry.requestId, 'leak-test-1');
       assert.match(String(entry.msg), /\[redacted\]/);
-      const request = text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.msg === 'request' && e.path === '/probe/leak');
+      const request = text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .find((e) => e.msg === 'request' && e.path === '/probe/leak');
       assert.equal(request?.requestId, 'leak-test-1', 'the edge line carries the request id');
       assert.equal(request?.route, '/probe/leak');
     } finally {
@@ -82,7 +93,9 @@ describe('logs', function () {
 
   it('aion serve --log-level debug writes debug JSON lines to a pipe, and refuses an unknown level', async function () {
     const dataDir = mkdtempSync(join(tmpdir(), 'aion-serve-'));
-    const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--builtins', 'none', '--data-dir', dataDir, '--log-level', 'debug'], { env: { ...process.env, LOG_LEVEL: '', AION_LOG_LEVEL: '' } });
+    const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--builtins', 'none', '--data-dir', dataDir, '--log-level', 'debug'], {
+      env: { ...process.env, LOG_LEVEL: '', AION_LOG_LEVEL: '' },
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     try {
@@ -108,7 +121,9 @@ describe('logs', function () {
       child.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     }
-    const bad = await promisify(execFile)(process.execPath, [CLI, 'serve', '--port', '0', '--builtins', 'none', '--log-level', 'loud']).catch((e) => e as { code: number; stderr: string });
+    const bad = await promisify(execFile)(process.execPath, [CLI, 'serve', '--port', '0', '--builtins', 'none', '--log-level', 'loud']).catch(
+      (e) => e as { code: number; stderr: string },
+    );
     assert.equal((bad as { code: number }).code, 1);
     assert.match((bad as { stderr: string }).stderr, /CONFIG_INVALID: --log-level must be one of/);
   });

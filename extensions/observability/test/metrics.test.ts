@@ -93,7 +93,10 @@ describe('aion.observability metrics over a real kernel, router and provider', f
   it('counts rate-limit rejections', async () => {
     const res = await kernel.request('/probe/limited');
     assert.equal(res.status, 429);
-    await until(async () => ((sample(await scrape(), 'aion_rate_limit_rejections_total', { route: '/probe/limited' }) ?? 0) >= 1 ? true : undefined), 'rate-limit counter');
+    await until(
+      async () => ((sample(await scrape(), 'aion_rate_limit_rejections_total', { route: '/probe/limited' }) ?? 0) >= 1 ? true : undefined),
+      'rate-limit counter',
+    );
   });
 
   it('reports host restarts and states after an extension host crashes', async () => {
@@ -124,7 +127,10 @@ describe('aion.observability metrics over a real kernel, router and provider', f
 describe('aion.observability configuration', function () {
   it('refuses to start with a malformed metrics.listen, naming the key (CONFIG_INVALID)', async () => {
     await assert.rejects(
-      startTestKernel({ extensions: [OBSERVABILITY_EXTENSION_DIR], config: { extensions: { 'aion.observability': { metrics: { listen: 'every interface please' } } } } }),
+      startTestKernel({
+        extensions: [OBSERVABILITY_EXTENSION_DIR],
+        config: { extensions: { 'aion.observability': { metrics: { listen: 'every interface please' } } } },
+      }),
       (err: { code?: string; message: string }) => err.code === 'CONFIG_INVALID' && /aion\.observability\.metrics\.listen/.test(err.message),
     );
   });
@@ -137,7 +143,10 @@ describe('aion.observability configuration', function () {
       });
     });
     const port = (blocker.address() as import('node:net').AddressInfo).port;
-    const kernel = await startTestKernel({ extensions: [OBSERVABILITY_EXTENSION_DIR, TEST_AUTH], config: { extensions: { 'routertest.test-auth': { tokens: TOKENS }, 'aion.observability': { metrics: { listen: `127.0.0.1:${port}` } } } } });
+    const kernel = await startTestKernel({
+      extensions: [OBSERVABILITY_EXTENSION_DIR, TEST_AUTH],
+      config: { extensions: { 'routertest.test-auth': { tokens: TOKENS }, 'aion.observability': { metrics: { listen: `127.0.0.1:${port}` } } } },
+    });
     try {
       const status = await kernel.executeCommand<{ metricsListener: string | null }>('observability.status');
       assert.equal(status.metricsListener, null);
@@ -149,7 +158,10 @@ describe('aion.observability configuration', function () {
   });
 
   it('answers 404 on /metrics when metrics are turned off', async () => {
-    const kernel = await startTestKernel({ extensions: [OBSERVABILITY_EXTENSION_DIR, TEST_AUTH], config: { extensions: { 'routertest.test-auth': { tokens: TOKENS }, 'aion.observability': { metrics: { enabled: false } } } } });
+    const kernel = await startTestKernel({
+      extensions: [OBSERVABILITY_EXTENSION_DIR, TEST_AUTH],
+      config: { extensions: { 'routertest.test-auth': { tokens: TOKENS }, 'aion.observability': { metrics: { enabled: false } } } },
+    });
     try {
       const res = await kernel.request('/metrics', { headers: bearer('admin') });
       assert.equal(res.status, 404);
@@ -166,12 +178,19 @@ describe('aion.observability GPU gauges', function () {
   it('exports aion.accelerators readings by device, and none where it is not installed', async () => {
     const tools = new FakeTools();
     // nvidia-smi as an H200 answers (the detector's own fixtures hold the real capture).
-    tools.write('nvidia-smi', 'case "$*" in *--query-gpu*) echo "0, NVIDIA H200, GPU-01060625-fc54-8566-0829-91dbf3a104a7, 143771, 2048, 141723, 37, 35, 580.159.04, 9.0";; *--version*) echo "CUDA Version        : 13.0";; esac');
+    tools.write(
+      'nvidia-smi',
+      'case "$*" in *--query-gpu*) echo "0, NVIDIA H200, GPU-01060625-fc54-8566-0829-91dbf3a104a7, 143771, 2048, 141723, 37, 35, 580.159.04, 9.0";; *--version*) echo "CUDA Version        : 13.0";; esac',
+    );
     const saved = process.env.PATH;
     process.env.PATH = `${tools.dir}:${saved}`;
     let kernel: TestKernel | undefined;
     try {
-      kernel = await startTestKernel({ extensions: [OBSERVABILITY_EXTENSION_DIR, TEST_AUTH], builtins: ['aion.accelerators', 'aion.accelerator-nvidia'], config: { extensions: { 'routertest.test-auth': { tokens: TOKENS } } } });
+      kernel = await startTestKernel({
+        extensions: [OBSERVABILITY_EXTENSION_DIR, TEST_AUTH],
+        builtins: ['aion.accelerators', 'aion.accelerator-nvidia'],
+        config: { extensions: { 'routertest.test-auth': { tokens: TOKENS } } },
+      });
       const text = await (await kernel.request('/metrics', { headers: bearer('scraper') })).text();
       assert.match(text, /# TYPE aion_gpu_utilization_ratio gauge/);
       assert.match(text, /aion_gpu_utilization_ratio\{[^}]*GPU-01060625[^}]*\} 0\.37/);
@@ -180,7 +199,10 @@ describe('aion.observability GPU gauges', function () {
       process.env.PATH = saved;
       await kernel?.stop();
     }
-    const without = await startTestKernel({ extensions: [OBSERVABILITY_EXTENSION_DIR, TEST_AUTH], config: { extensions: { 'routertest.test-auth': { tokens: TOKENS } } } });
+    const without = await startTestKernel({
+      extensions: [OBSERVABILITY_EXTENSION_DIR, TEST_AUTH],
+      config: { extensions: { 'routertest.test-auth': { tokens: TOKENS } } },
+    });
     try {
       const text = await (await without.request('/metrics', { headers: bearer('scraper') })).text();
       assert.doesNotMatch(text, /aion_gpu_/);
@@ -189,4 +211,3 @@ describe('aion.observability GPU gauges', function () {
     }
   });
 });
-

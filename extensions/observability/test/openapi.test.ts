@@ -15,7 +15,15 @@ describe('the API document and the route audit, over every built-in extension', 
 
   before(async () => {
     openai = await startFakeOpenAI();
-    kernel = await startTestKernel({ builtins: true, config: { extensions: { 'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 20_000 }, 'aion.router': { providers: { openai: { enabled: true } } } } } });
+    kernel = await startTestKernel({
+      builtins: true,
+      config: {
+        extensions: {
+          'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 20_000 },
+          'aion.router': { providers: { openai: { enabled: true } } },
+        },
+      },
+    });
     const res = await kernel.request('/v1/openapi.json');
     assert.equal(res.status, 200);
     document = await res.json();
@@ -25,7 +33,11 @@ describe('the API document and the route audit, over every built-in extension', 
     await openai?.close();
   });
 
-  const routes = () => kernel.kernel.get(ContributionRegistry).list('routes').map((c) => ({ extensionId: c.extensionId, route: c.entry as unknown as RouteContribution }));
+  const routes = () =>
+    kernel.kernel
+      .get(ContributionRegistry)
+      .list('routes')
+      .map((c) => ({ extensionId: c.extensionId, route: c.entry as unknown as RouteContribution }));
 
   it('is a valid OpenAPI 3.1 document', async () => {
     const validator = new Validator();
@@ -34,7 +46,7 @@ describe('the API document and the route audit, over every built-in extension', 
     assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
   });
 
-  it('lists every route served, the kernel\'s included, with its scopes and auth', () => {
+  it("lists every route served, the kernel's included, with its scopes and auth", () => {
     for (const { extensionId, route } of routes()) {
       const op = document.paths[openApiPath(route.path).path]?.[route.method.toLowerCase()];
       assert.ok(op, `${route.method} ${route.path} of ${extensionId} is missing`);
@@ -42,12 +54,19 @@ describe('the API document and the route audit, over every built-in extension', 
       assert.deepEqual(op['x-aion-scopes'], route.scopes ?? []);
     }
     assert.deepEqual(document.paths['/v1/extensions'].get['x-aion-scopes'], ['extensions:read']);
-    assert.deepEqual(document.paths['/v1/sessions/{id}'].get.parameters.map((p: any) => p.name), ['id']);
-    assert.deepEqual(document.paths['/v1/sessions'].post.security.map((s: any) => Object.keys(s)[0]), ['bearer', 'apiKey']);
+    assert.deepEqual(
+      document.paths['/v1/sessions/{id}'].get.parameters.map((p: any) => p.name),
+      ['id'],
+    );
+    assert.deepEqual(
+      document.paths['/v1/sessions'].post.security.map((s: any) => Object.keys(s)[0]),
+      ['bearer', 'apiKey'],
+    );
   });
 
   it('carries the request and response schemas of the representative routes', () => {
-    const json = (op: any, where: 'request' | 'response') => (where === 'request' ? op.requestBody?.content['application/json'].schema : op.responses['200'].content?.['application/json'].schema);
+    const json = (op: any, where: 'request' | 'response') =>
+      where === 'request' ? op.requestBody?.content['application/json'].schema : op.responses['200'].content?.['application/json'].schema;
     for (const [path, method, both] of [
       ['/v1/auth/login', 'post', true],
       ['/v1/sessions', 'post', true],
@@ -74,8 +93,15 @@ describe('the API document and the route audit, over every built-in extension', 
     assert.equal(login.status, 401);
     await check('/v1/sessions', 'post', await call(kernel, 'POST', '/v1/sessions', { token: admin.access_token, body: { title: 'contract' } }));
     await check('/v1/sessions', 'get', await call(kernel, 'GET', '/v1/sessions', { token: admin.access_token }));
-    await check('/v1/tasks', 'post', await call(kernel, 'POST', '/v1/tasks', { token: admin.access_token, body: { intent: 'chat', messages: [{ role: 'user', content: 'hi' }], wait: true } }));
-    const completion = await call(kernel, 'POST', '/v1/chat/completions', { token: admin.access_token, body: { model: 'auto', messages: [{ role: 'user', content: 'hi' }] } });
+    await check(
+      '/v1/tasks',
+      'post',
+      await call(kernel, 'POST', '/v1/tasks', { token: admin.access_token, body: { intent: 'chat', messages: [{ role: 'user', content: 'hi' }], wait: true } }),
+    );
+    const completion = await call(kernel, 'POST', '/v1/chat/completions', {
+      token: admin.access_token,
+      body: { model: 'auto', messages: [{ role: 'user', content: 'hi' }] },
+    });
     assert.equal(completion.status, 200, await completion.clone().text());
     await check('/v1/chat/completions', 'post', completion);
     const { username, password } = await import('@aion/ext-auth/testing').then((m) => m.initialAdmin(kernel));
@@ -106,7 +132,11 @@ describe('the API document and the route audit, over every built-in extension', 
     const audited: string[] = [];
     for (const { extensionId, route } of routes()) {
       const path = route.path.replace(/:([A-Za-z0-9_]+)/g, 'audit-$1');
-      const res = await kernel.request(path, { method: route.method, headers: route.method === 'GET' || route.method === 'DELETE' ? {} : { 'content-type': 'application/json' }, body: route.method === 'GET' || route.method === 'DELETE' ? undefined : '{}' });
+      const res = await kernel.request(path, {
+        method: route.method,
+        headers: route.method === 'GET' || route.method === 'DELETE' ? {} : { 'content-type': 'application/json' },
+        body: route.method === 'GET' || route.method === 'DELETE' ? undefined : '{}',
+      });
       const body = await res.text();
       const auth = route.auth ?? (route.scopes?.length ? 'required' : 'optional');
       if (auth === 'required') {

@@ -46,7 +46,10 @@ describe('traces: one trace from the edge through the router and the provider to
     it('continues the caller traceparent: server span, a client span per hop into a host, traceparent to the upstream', async () => {
       exporter.reset();
       const init = chat('traced');
-      const res = await kernel.request('/v1/chat/completions', { ...init, headers: { ...init.headers, traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, 'x-request-id': 'trace-test-1' } });
+      const res = await kernel.request('/v1/chat/completions', {
+        ...init,
+        headers: { ...init.headers, traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, 'x-request-id': 'trace-test-1' },
+      });
       assert.equal(res.status, 200, await res.clone().text());
       const spans = await until(async () => {
         const all = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === CLIENT_TRACE);
@@ -76,7 +79,10 @@ describe('traces: one trace from the edge through the router and the provider to
       exporter.reset();
       const res = await kernel.request('/v1/chat/completions', chat('fresh'));
       assert.equal(res.status, 200);
-      const server = await until(async () => exporter.getFinishedSpans().find((s) => s.kind === SpanKind.SERVER && s.name === 'POST /v1/chat/completions'), 'the server span');
+      const server = await until(
+        async () => exporter.getFinishedSpans().find((s) => s.kind === SpanKind.SERVER && s.name === 'POST /v1/chat/completions'),
+        'the server span',
+      );
       assert.equal(parentOf(server), undefined);
       const header = String(openai.requests.filter((r) => r.method === 'POST').at(-1)!.headers.traceparent ?? '');
       assert.equal(header.split('-')[1], server.spanContext().traceId);
@@ -102,7 +108,9 @@ describe('traces: one trace from the edge through the router and the provider to
       await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
       receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
       openai = await startFakeOpenAI();
-      kernel = await startTestKernel(kernelOptions(openai, { tracing: { enabled: true, endpoint: `${receiverUrl}/v1/traces`, sampleRatio: 1, serviceName: 'aion-under-test' } }));
+      kernel = await startTestKernel(
+        kernelOptions(openai, { tracing: { enabled: true, endpoint: `${receiverUrl}/v1/traces`, sampleRatio: 1, serviceName: 'aion-under-test' } }),
+      );
     });
     after(async () => {
       await kernel?.stop();
@@ -114,8 +122,16 @@ describe('traces: one trace from the edge through the router and the provider to
       const res = await kernel.request('/v1/chat/completions', chat('exported'));
       assert.equal(res.status, 200);
       const spans = await until(async () => {
-        const all = received.flatMap((r) => r.body.resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans.map((s: any) => ({ ...s, service: rs.resource.attributes.find((a: any) => a.key === 'service.name')?.value.stringValue })))));
-        return all.some((s: any) => s.name === 'POST /v1/chat/completions') && all.some((s: any) => s.name.startsWith('invokeContribution providers/openai')) ? all : undefined;
+        const all = received.flatMap((r) =>
+          r.body.resourceSpans.flatMap((rs: any) =>
+            rs.scopeSpans.flatMap((ss: any) =>
+              ss.spans.map((s: any) => ({ ...s, service: rs.resource.attributes.find((a: any) => a.key === 'service.name')?.value.stringValue })),
+            ),
+          ),
+        );
+        return all.some((s: any) => s.name === 'POST /v1/chat/completions') && all.some((s: any) => s.name.startsWith('invokeContribution providers/openai'))
+          ? all
+          : undefined;
       }, 'exported spans');
       assert.equal(received[0]!.path, '/v1/traces');
       assert.match(received[0]!.contentType, /application\/json/);
@@ -130,11 +146,18 @@ describe('traces: one trace from the edge through the router and the provider to
   describe('settings', () => {
     it('is off by default and honours the OpenTelemetry environment', () => {
       assert.equal(tracingSettings({}, {}), undefined);
-      const fromEnv = tracingSettings({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/', OTEL_TRACES_SAMPLER_ARG: '0.01', OTEL_SERVICE_NAME: 'edge' })!;
+      const fromEnv = tracingSettings(
+        {},
+        { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/', OTEL_TRACES_SAMPLER_ARG: '0.01', OTEL_SERVICE_NAME: 'edge' },
+      )!;
       assert.equal(fromEnv.url, 'http://collector:4318/v1/traces');
       assert.equal(fromEnv.sampleRatio, 0.01);
       assert.equal(fromEnv.serviceName, 'edge');
-      assert.equal(tracingSettings({ enabled: false }, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }), undefined, 'configuration wins over the environment');
+      assert.equal(
+        tracingSettings({ enabled: false }, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }),
+        undefined,
+        'configuration wins over the environment',
+      );
       assert.equal(tracingSettings({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }), undefined);
       assert.equal(tracingSettings({}, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/custom' })!.url, 'http://c:4318/custom');
     });

@@ -26,7 +26,10 @@ try {
     const dir = join(site, 'assets', `d${i % 20}`);
     mkdirSync(dir, { recursive: true });
     // Text of a few KB, as pages and scripts are: compressible, not trivially.
-    writeFileSync(join(dir, `f${i}.js`), `// file ${i}\n${Array.from({ length: 60 }, (_, j) => `export const v${j} = ${(i * 7919 + j * 104729) % 1000003};`).join('\n')}\n`);
+    writeFileSync(
+      join(dir, `f${i}.js`),
+      `// file ${i}\n${Array.from({ length: 60 }, (_, j) => `export const v${j} = ${(i * 7919 + j * 104729) % 1000003};`).join('\n')}\n`,
+    );
   }
   writeFileSync(join(site, 'index.html'), '<h1>bench</h1>');
   const id = await registerProject(k, k.alice.access_token, site, 'bench');
@@ -58,7 +61,9 @@ try {
   console.log(`static preview build, ${FILES + 1} files, ${ROUNDS} rounds (median)`);
   console.log(`  end to end (POST build → status success over HTTP): ${(median(endToEnd) / 1000).toFixed(2)} s`);
   console.log(`  zipping (yazl): ${median(zipMs).toFixed(0)} ms = ${(median(zipShare) * 100).toFixed(1)} % of the build`);
-  console.log(`  last build by stage (ms): checkout ${t.checkout_ms}, dependencies ${t.dependencies_ms}, build ${t.build_ms}, zip ${t.zip_ms}, upload ${t.upload_ms}, total ${t.total_ms}`);
+  console.log(
+    `  last build by stage (ms): checkout ${t.checkout_ms}, dependencies ${t.dependencies_ms}, build ${t.build_ms}, zip ${t.zip_ms}, upload ${t.upload_ms}, total ${t.total_ms}`,
+  );
   console.log(`  bundle: ${last!.bundle!.files} artifacts, ${(last!.bundle!.size / 1024).toFixed(0)} KiB`);
   console.log(`baseline, same files, same run: cp -r ${median(copyMs).toFixed(0)} ms, zip -qr ${median(zipCliMs).toFixed(0)} ms`);
   console.log(`  yazl / zip CLI: ${(median(zipMs) / median(zipCliMs)).toFixed(2)}×`);

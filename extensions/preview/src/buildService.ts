@@ -36,7 +36,6 @@ export interface PreviewJobResult {
   timings: BuildTimings;
 }
 
-
 export const STAGES = { checkout: 0.1, dependencies: 0.25, build: 0.5, bundle: 0.8, done: 1 } as const;
 
 export interface BuildServiceOptions {
@@ -102,7 +101,11 @@ export class BuildService {
       await rm(temp, { recursive: true, force: true });
       await mkdir(join(temp, 'out'), { recursive: true });
       await mkdir(join(dataDir, 'logs', 'preview'), { recursive: true });
-      await writeFile(logFile, `preview build ${job.id}: project ${payload.project_id}, ${payload.platform}${payload.git_ref ? `, ${payload.git_ref}` : ''}\n`, { mode: 0o600 });
+      await writeFile(
+        logFile,
+        `preview build ${job.id}: project ${payload.project_id}, ${payload.platform}${payload.git_ref ? `, ${payload.git_ref}` : ''}\n`,
+        { mode: 0o600 },
+      );
       const source = join(temp, 'src');
 
       // A timeout in any stage still produces a bundle: the log and metadata with timeout: true.
@@ -127,7 +130,16 @@ export class BuildService {
 
         lap('dependencies');
         await context.progress(STAGES.build, 'build');
-        const request = { jobId: job.id, projectId: payload.project_id, projectDir: source, outputDir: join(temp, 'out'), platform: payload.platform, options: config.builders[entry.id] ?? {}, deadline, logFile };
+        const request = {
+          jobId: job.id,
+          projectId: payload.project_id,
+          projectDir: source,
+          outputDir: join(temp, 'out'),
+          platform: payload.platform,
+          options: config.builders[entry.id] ?? {},
+          deadline,
+          logFile,
+        };
         await withDeadline(Promise.resolve(builder.build(request, builtin ? { signal: abort.signal } : undefined)), deadline, abort);
       } catch (err) {
         if (!(isAionError(err) && err.code === PreviewErrorCodes.PREVIEW_TIMEOUT)) throw err;
@@ -158,7 +170,11 @@ export class BuildService {
         throw isAionError(err) ? err : previewError(PreviewErrorCodes.STORAGE_UPLOAD_FAILED, `the bundle could not be stored: ${(err as Error).message}`);
       }
       lap('upload');
-      if (timedOut) throw previewError(PreviewErrorCodes.PREVIEW_TIMEOUT, `the preview build ran past ${config.maxTimeoutMs} ms (PREVIEW_MAX_TIMEOUT_MS); its processes were killed. The bundle holds the log and metadata with timeout: true`);
+      if (timedOut)
+        throw previewError(
+          PreviewErrorCodes.PREVIEW_TIMEOUT,
+          `the preview build ran past ${config.maxTimeoutMs} ms (PREVIEW_MAX_TIMEOUT_MS); its processes were killed. The bundle holds the log and metadata with timeout: true`,
+        );
       await context.progress(STAGES.done, 'done');
       timings.total_ms = Date.now() - started;
       return { builder: builderId!, bundle_key: key, size: zip.size, sha256: zip.sha256, files: zip.files, timeout: false, timings };
@@ -180,10 +196,13 @@ export class BuildService {
 function withDeadline<T>(work: Promise<T>, deadline: number, abort: AbortController): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      abort.abort();
-      reject(previewError(PreviewErrorCodes.PREVIEW_TIMEOUT, 'the preview build ran past its time limit'));
-    }, Math.max(0, deadline - Date.now()));
+    timer = setTimeout(
+      () => {
+        abort.abort();
+        reject(previewError(PreviewErrorCodes.PREVIEW_TIMEOUT, 'the preview build ran past its time limit'));
+      },
+      Math.max(0, deadline - Date.now()),
+    );
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -18,7 +18,13 @@ const FINAL = new Set(['success', 'failed', 'canceled']);
  * Housekeeping, run on the `preview_cleanup` queue: bundles past `bundleRetentionMs`, bundles whose job
  * is gone (orphans), temp folders of jobs that are no longer running, build logs past `logRetentionMs`.
  */
-export async function cleanUp(options: { dataDir: string; config: PreviewConfiguration; store: BundleStore; job: (id: string) => Promise<JobView | null>; now?: number }): Promise<CleanupReport> {
+export async function cleanUp(options: {
+  dataDir: string;
+  config: PreviewConfiguration;
+  store: BundleStore;
+  job: (id: string) => Promise<JobView | null>;
+  now?: number;
+}): Promise<CleanupReport> {
   const { dataDir, config, store, job } = options;
   const now = options.now ?? Date.now();
   const report: CleanupReport = { expired_bundles: 0, orphaned_objects: 0, stale_temp_dirs: 0, old_logs: 0 };
@@ -38,7 +44,12 @@ export async function cleanUp(options: { dataDir: string; config: PreviewConfigu
     if (!m) continue;
     const view = await job(m[1]!);
     const path = join(tmp, name);
-    const age = now - (await stat(path).then((s) => s.mtimeMs, () => now));
+    const age =
+      now -
+      (await stat(path).then(
+        (s) => s.mtimeMs,
+        () => now,
+      ));
     // A running job's folder stays, unless it has not been touched for far longer than a build may take.
     const dead = view === null || FINAL.has(view.status) || view.status === 'queued' || age > Math.max(config.staleTempAfterMs, config.maxTimeoutMs * 2);
     if (dead) {
@@ -51,7 +62,10 @@ export async function cleanUp(options: { dataDir: string; config: PreviewConfigu
   for (const name of await readdir(logs).catch(() => [] as string[])) {
     if (!name.endsWith('.log')) continue;
     const path = logFileOf(dataDir, name.slice(0, -'.log'.length));
-    const mtime = await stat(path).then((s) => s.mtimeMs, () => now);
+    const mtime = await stat(path).then(
+      (s) => s.mtimeMs,
+      () => now,
+    );
     if (mtime < now - config.logRetentionMs) {
       await rm(path, { force: true });
       report.old_logs++;

@@ -41,7 +41,12 @@ export interface RestoreResult {
  * `node_modules` for the checked-out project: from `<cache>/<lockfile hash>/node_modules` when present,
  * else `npm ci` (with a lockfile, then cached) or `npm install`. A failed install is MISSING_DEPENDENCIES.
  */
-export async function restoreDependencies(options: { projectDir: string; cacheDir: string; npm: string; run: Omit<RunOptions, 'cwd'> }): Promise<RestoreResult> {
+export async function restoreDependencies(options: {
+  projectDir: string;
+  cacheDir: string;
+  npm: string;
+  run: Omit<RunOptions, 'cwd'>;
+}): Promise<RestoreResult> {
   const { projectDir, cacheDir, npm, run } = options;
   const pkg = await readJson(join(projectDir, 'package.json'));
   if (!pkg) return { source: 'none', key: null };
@@ -57,7 +62,11 @@ export async function restoreDependencies(options: { projectDir: string; cacheDi
   }
   const args = key ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'];
   const code = await runProcess(npm, args, { ...run, cwd: projectDir });
-  if (code !== 0) throw previewError(PreviewErrorCodes.MISSING_DEPENDENCIES, `npm ${args[0]} exited with code ${code}: the project's dependencies could not be installed; see the build log`);
+  if (code !== 0)
+    throw previewError(
+      PreviewErrorCodes.MISSING_DEPENDENCIES,
+      `npm ${args[0]} exited with code ${code}: the project's dependencies could not be installed; see the build log`,
+    );
   if (key && cached) {
     // Filled under a temporary name and renamed: two builds never see a half-written cache entry.
     const staging = join(cacheDir, `.staging-${randomUUID()}`);

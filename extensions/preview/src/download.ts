@@ -29,5 +29,7 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 }
 
 function unsatisfiable(size: number) {
-  return previewError(PreviewErrorCodes.RANGE_NOT_SATISFIABLE, `the requested range is outside the bundle (${size} bytes)`, { headers: { 'Content-Range': `bytes */${size}` } });
+  return previewError(PreviewErrorCodes.RANGE_NOT_SATISFIABLE, `the requested range is outside the bundle (${size} bytes)`, {
+    headers: { 'Content-Range': `bytes */${size}` },
+  });
 }

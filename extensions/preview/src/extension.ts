@@ -61,7 +61,8 @@ function bodyOf(req: HttpRequestData): Record<string, unknown> {
 }
 
 function platformOf(value: unknown, field: string): PreviewPlatform {
-  if (typeof value !== 'string' || !PREVIEW_PLATFORMS.includes(value as PreviewPlatform)) throw new AionError(ErrorCodes.VALIDATION_FAILED, `${field} is one of ${PREVIEW_PLATFORMS.join(', ')}`);
+  if (typeof value !== 'string' || !PREVIEW_PLATFORMS.includes(value as PreviewPlatform))
+    throw new AionError(ErrorCodes.VALIDATION_FAILED, `${field} is one of ${PREVIEW_PLATFORMS.join(', ')}`);
   return value as PreviewPlatform;
 }
 
@@ -114,7 +115,12 @@ export async function activate(ctx: aion.ExtensionContext): Promise<PreviewApi> 
     if (job?.queue !== 'preview_build') throw notFound();
     const payload = job.payload as PreviewJobPayload;
     if (claims) {
-      if (claims.project_id !== payload.project_id || claims.user_id !== payload.user_id || claims.tenant_id !== payload.tenant_id || claims.platform !== payload.platform) {
+      if (
+        claims.project_id !== payload.project_id ||
+        claims.user_id !== payload.user_id ||
+        claims.tenant_id !== payload.tenant_id ||
+        claims.platform !== payload.platform
+      ) {
         throw previewError(PreviewErrorCodes.PREVIEW_TOKEN_MISMATCH, 'this preview token is for another project, user or platform than this build');
       }
       return { job, payload };
@@ -145,7 +151,8 @@ export async function activate(ctx: aion.ExtensionContext): Promise<PreviewApi> 
     aion.http.handle('POST /v1/preview/token', async (req) => {
       const body = bodyOf(req);
       const principal = req.principal!;
-      if (typeof body.project_id !== 'string' || body.project_id === '') throw new AionError(ErrorCodes.VALIDATION_FAILED, 'project_id is the id of a registered project');
+      if (typeof body.project_id !== 'string' || body.project_id === '')
+        throw new AionError(ErrorCodes.VALIDATION_FAILED, 'project_id is the id of a registered project');
       const platform = platformOf(body.platform, 'platform');
       const project = await (await projectsApi()).get(body.project_id, { for: principal });
       return { status: 201, body: issue({ project_id: project.id, platform, user_id: principal.sub, tenant_id: principal.tenant_id }) };
@@ -156,8 +163,16 @@ export async function activate(ctx: aion.ExtensionContext): Promise<PreviewApi> 
       const gitRef = body.git_ref === undefined || body.git_ref === null ? null : validateGitRef(body.git_ref);
       // The project must still exist in the token's tenant (access was checked when the token was issued).
       const project = await (await projectsApi()).get(claims.project_id);
-      if (project.tenantId !== claims.tenant_id) throw previewError(PreviewErrorCodes.PREVIEW_TOKEN_MISMATCH, 'the preview token is for a project of another tenant');
-      const payload: PreviewJobPayload = { project_id: claims.project_id, user_id: claims.user_id, tenant_id: claims.tenant_id, platform: claims.platform, git_ref: gitRef, token_version: claims.token_version };
+      if (project.tenantId !== claims.tenant_id)
+        throw previewError(PreviewErrorCodes.PREVIEW_TOKEN_MISMATCH, 'the preview token is for a project of another tenant');
+      const payload: PreviewJobPayload = {
+        project_id: claims.project_id,
+        user_id: claims.user_id,
+        tenant_id: claims.tenant_id,
+        platform: claims.platform,
+        git_ref: gitRef,
+        token_version: claims.token_version,
+      };
       const job = await jobs.enqueue('preview_build', payload, { owner: { sub: claims.user_id, tenant_id: claims.tenant_id }, tags: [claims.platform] });
       return { status: 202, body: { job_id: job.id, status: job.status } };
     }),
@@ -175,8 +190,18 @@ export async function activate(ctx: aion.ExtensionContext): Promise<PreviewApi> 
       const key = bundleKey(payload.project_id, job.id);
       const stored = await store.stat(key);
       if (!stored) {
-        if (job.status === 'queued' || job.status === 'running') throw previewError(PreviewErrorCodes.BUNDLE_NOT_READY, `the build is ${job.status} (${job.stage ?? 'waiting'}); download once its status is success`, { headers: { 'Retry-After': '5' } });
-        throw new AionError(ErrorCodes.NOT_FOUND, job.status === 'success' ? 'the bundle has expired and was removed; build again' : `the build ${job.status}${job.error ? ` (${job.error.code})` : ''} and left no bundle`);
+        if (job.status === 'queued' || job.status === 'running')
+          throw previewError(
+            PreviewErrorCodes.BUNDLE_NOT_READY,
+            `the build is ${job.status} (${job.stage ?? 'waiting'}); download once its status is success`,
+            { headers: { 'Retry-After': '5' } },
+          );
+        throw new AionError(
+          ErrorCodes.NOT_FOUND,
+          job.status === 'success'
+            ? 'the bundle has expired and was removed; build again'
+            : `the build ${job.status}${job.error ? ` (${job.error.code})` : ''} and left no bundle`,
+        );
       }
       const header = req.headers.range;
       const range = parseRange(typeof header === 'string' ? header : undefined, stored.size);
@@ -194,7 +219,13 @@ export async function activate(ctx: aion.ExtensionContext): Promise<PreviewApi> 
   );
 
   return {
-    issueToken: async (input) => issue({ project_id: input.project_id, platform: platformOf(input.platform, 'platform'), user_id: input.user_id, tenant_id: input.tenant_id ?? 'default' }),
+    issueToken: async (input) =>
+      issue({
+        project_id: input.project_id,
+        platform: platformOf(input.platform, 'platform'),
+        user_id: input.user_id,
+        tenant_id: input.tenant_id ?? 'default',
+      }),
     metrics: () => metrics.snapshot(),
   };
 }

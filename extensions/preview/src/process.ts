@@ -4,7 +4,26 @@ import { PreviewErrorCodes } from './api.js';
 import { previewError } from './errors.js';
 
 /** Variables a build may see: what tools need to run, never the kernel's secrets or configuration. */
-const PASSED_VARIABLES = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'TERM', 'SHELL', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy', 'npm_config_cache', 'npm_config_registry'];
+const PASSED_VARIABLES = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'LANG',
+  'LC_ALL',
+  'TZ',
+  'TMPDIR',
+  'TERM',
+  'SHELL',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+  'npm_config_cache',
+  'npm_config_registry',
+];
 
 /** The environment of a build's processes: the kernel's own is not passed on (it may hold AION_* secrets). */
 export function buildEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -59,13 +78,16 @@ export async function runProcess(command: string, args: string[], options: RunOp
     try {
       const code = await new Promise<number>((resolve, reject) => {
         child.once('error', (err: NodeJS.ErrnoException) =>
-          reject(err.code === 'ENOENT' ? previewError(PreviewErrorCodes.MISSING_DEPENDENCIES, `${command} is not installed on this server (or not on PATH)`) : err),
+          reject(
+            err.code === 'ENOENT' ? previewError(PreviewErrorCodes.MISSING_DEPENDENCIES, `${command} is not installed on this server (or not on PATH)`) : err,
+          ),
         );
         child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
       });
       // The leader may exit before its children: take the rest of the group down too.
       if (timedOut || aborted) killGroup(child.pid);
-      if (timedOut) throw previewError(PreviewErrorCodes.PREVIEW_TIMEOUT, `the preview build ran past its time limit while running ${command}; its processes were killed`);
+      if (timedOut)
+        throw previewError(PreviewErrorCodes.PREVIEW_TIMEOUT, `the preview build ran past its time limit while running ${command}; its processes were killed`);
       if (aborted) throw previewError(PreviewErrorCodes.PREVIEW_BUILD_FAILED, 'the preview build was canceled');
       return code;
     } finally {

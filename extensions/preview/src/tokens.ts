@@ -45,7 +45,8 @@ export class PreviewTokens {
 
   /** The claims of a genuine, unexpired token of the current version; 401 with a stable code otherwise. */
   verify(token: unknown, expect: { platform?: string } = {}): PreviewClaims {
-    const invalid = (why: string) => previewError(PreviewErrorCodes.PREVIEW_TOKEN_INVALID, `the preview token is not valid (${why}); ask POST /v1/preview/token for a new one`);
+    const invalid = (why: string) =>
+      previewError(PreviewErrorCodes.PREVIEW_TOKEN_INVALID, `the preview token is not valid (${why}); ask POST /v1/preview/token for a new one`);
     if (typeof token !== 'string' || token.length > 4096) throw invalid('not a token');
     const parts = token.split('.');
     if (parts.length !== 3 || parts[0] !== PREFIX) throw invalid('malformed');
@@ -61,10 +62,17 @@ export class PreviewTokens {
       throw invalid('malformed claims');
     }
     if (claims.token_version !== this.options.tokenVersion()) throw invalid('revoked: the token version changed');
-    if (!(claims.expiry > this.now())) throw previewError(PreviewErrorCodes.PREVIEW_TOKEN_EXPIRED, `the preview token expired at ${new Date(claims.expiry * 1000).toISOString()}; ask POST /v1/preview/token for a new one`);
+    if (!(claims.expiry > this.now()))
+      throw previewError(
+        PreviewErrorCodes.PREVIEW_TOKEN_EXPIRED,
+        `the preview token expired at ${new Date(claims.expiry * 1000).toISOString()}; ask POST /v1/preview/token for a new one`,
+      );
     if (!PREVIEW_PLATFORMS.includes(claims.platform)) throw invalid('unknown platform');
     if (expect.platform !== undefined && expect.platform !== claims.platform) {
-      throw previewError(PreviewErrorCodes.PREVIEW_TOKEN_WRONG_PLATFORM, `the preview token is for ${claims.platform}, not ${expect.platform}; ask for a token for ${expect.platform}`);
+      throw previewError(
+        PreviewErrorCodes.PREVIEW_TOKEN_WRONG_PLATFORM,
+        `the preview token is for ${claims.platform}, not ${expect.platform}; ask for a token for ${expect.platform}`,
+      );
     }
     return claims;
   }

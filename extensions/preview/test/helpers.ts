@@ -23,7 +23,9 @@ export interface PreviewKernel {
 }
 
 /** A kernel with storage, auth, jobs, projects and preview, and two users who may register projects and ask for previews. */
-export async function startPreviewKernel(options: { preview?: Record<string, unknown>; extensions?: string[]; grants?: Record<string, unknown>; secretsFile?: string; builtins?: string[] } = {}): Promise<PreviewKernel> {
+export async function startPreviewKernel(
+  options: { preview?: Record<string, unknown>; extensions?: string[]; grants?: Record<string, unknown>; secretsFile?: string; builtins?: string[] } = {},
+): Promise<PreviewKernel> {
   const projectsRoot = realpathSync(mkdtempSync(join(tmpdir(), 'aion-preview-projects-')));
   const kernel = await startTestKernel({
     builtins: [...BUILTINS, ...(options.builtins ?? [])],

@@ -26,7 +26,9 @@ describe('aion.preview mobile builders with the real tools (slow)', function () 
 
   before(async function () {
     if (!slowSuiteEnabled()) {
-      console.log('    (skipped: the react-native and expo builds install ~500 MB of tools and take minutes; they run with CI=true, AION_PREVIEW_SLOW=1 or npm run bench)');
+      console.log(
+        '    (skipped: the react-native and expo builds install ~500 MB of tools and take minutes; they run with CI=true, AION_PREVIEW_SLOW=1 or npm run bench)',
+      );
       this.skip();
     }
     k = await startPreviewKernel({ preview: { maxTimeoutMs: 900_000 } });
@@ -39,9 +41,16 @@ describe('aion.preview mobile builders with the real tools (slow)', function () 
       k,
       'rn',
       {
-        'package.json': JSON.stringify({ name: 'rndemo', version: '1.0.0', private: true, dependencies: { react: '18.3.1', 'react-native': '0.76.9' }, devDependencies: { '@react-native-community/cli': '15.1.3', '@react-native/babel-preset': '0.76.9', '@react-native/metro-config': '0.76.9' } }),
+        'package.json': JSON.stringify({
+          name: 'rndemo',
+          version: '1.0.0',
+          private: true,
+          dependencies: { react: '18.3.1', 'react-native': '0.76.9' },
+          devDependencies: { '@react-native-community/cli': '15.1.3', '@react-native/babel-preset': '0.76.9', '@react-native/metro-config': '0.76.9' },
+        }),
         'package-lock.json': JSON.stringify({ name: 'rndemo', lockfileVersion: 3, packages: {}, tools: TOOLSETS['react-native-0.76.9'] }),
-        'index.js': "import React from 'react';\nimport { AppRegistry, Text } from 'react-native';\nAppRegistry.registerComponent('rndemo', () => () => React.createElement(Text, null, 'rn preview works'));\n",
+        'index.js':
+          "import React from 'react';\nimport { AppRegistry, Text } from 'react-native';\nAppRegistry.registerComponent('rndemo', () => () => React.createElement(Text, null, 'rn preview works'));\n",
         'babel.config.js': "module.exports = { presets: ['module:@react-native/babel-preset'] };\n",
         'metro.config.js': "const { getDefaultConfig } = require('@react-native/metro-config');\nmodule.exports = getDefaultConfig(__dirname);\n",
       },
@@ -68,10 +77,17 @@ describe('aion.preview mobile builders with the real tools (slow)', function () 
       k,
       'expo',
       {
-        'package.json': JSON.stringify({ name: 'expodemo', version: '1.0.0', private: true, main: 'index.js', dependencies: { expo: '52.0.49', react: '18.3.1', 'react-native': '0.76.9' } }),
+        'package.json': JSON.stringify({
+          name: 'expodemo',
+          version: '1.0.0',
+          private: true,
+          main: 'index.js',
+          dependencies: { expo: '52.0.49', react: '18.3.1', 'react-native': '0.76.9' },
+        }),
         'package-lock.json': JSON.stringify({ name: 'expodemo', lockfileVersion: 3, packages: {}, tools: TOOLSETS['expo-52.0.49'] }),
         'app.json': JSON.stringify({ expo: { name: 'expodemo', slug: 'expodemo', version: '1.0.0' } }),
-        'index.js': "import React from 'react';\nimport { registerRootComponent } from 'expo';\nimport { Text } from 'react-native';\nregisterRootComponent(() => React.createElement(Text, null, 'expo preview works'));\n",
+        'index.js':
+          "import React from 'react';\nimport { registerRootComponent } from 'expo';\nimport { Text } from 'react-native';\nregisterRootComponent(() => React.createElement(Text, null, 'expo preview works'));\n",
       },
       tools,
     );

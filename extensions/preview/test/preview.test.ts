@@ -35,7 +35,13 @@ async function assertKilled(pid: number): Promise<void> {
 
 /** A project with one dependency (a folder inside it, so no registry is needed) that its build script requires. */
 const NPM_PROJECT = {
-  'package.json': JSON.stringify({ name: 'npm-demo', version: '1.0.0', private: true, scripts: { build: 'node build.js' }, dependencies: { greeting: 'file:vendor/greeting' } }),
+  'package.json': JSON.stringify({
+    name: 'npm-demo',
+    version: '1.0.0',
+    private: true,
+    scripts: { build: 'node build.js' },
+    dependencies: { greeting: 'file:vendor/greeting' },
+  }),
   'package-lock.json': JSON.stringify({
     name: 'npm-demo',
     version: '1.0.0',
@@ -49,7 +55,8 @@ const NPM_PROJECT = {
   }),
   'vendor/greeting/package.json': JSON.stringify({ name: 'greeting', version: '1.0.0', main: 'index.js' }),
   'vendor/greeting/index.js': "module.exports = 'built';\n",
-  'build.js': "const fs = require('fs'); fs.mkdirSync('dist', { recursive: true }); fs.writeFileSync('dist/index.html', '<h1>' + require('greeting') + '</h1>'); console.log('build ok');\n",
+  'build.js':
+    "const fs = require('fs'); fs.mkdirSync('dist', { recursive: true }); fs.writeFileSync('dist/index.html', '<h1>' + require('greeting') + '</h1>'); console.log('build ok');\n",
 };
 
 describe('aion.preview builds', function () {
@@ -70,7 +77,8 @@ describe('aion.preview builds', function () {
   });
   after(async () => k?.stop());
 
-  const download = (jobId: string, headers: Record<string, string> = {}, token = k.alice.access_token) => call(k.kernel, 'GET', `/v1/preview/download/${jobId}`, { token, headers });
+  const download = (jobId: string, headers: Record<string, string> = {}, token = k.alice.access_token) =>
+    call(k.kernel, 'GET', `/v1/preview/download/${jobId}`, { token, headers });
 
   it('builds a static project into bundle.zip with artifacts, metadata and log, in stages', async () => {
     staticJob = await startBuild(k, staticToken);
@@ -124,7 +132,7 @@ describe('aion.preview builds', function () {
     assert.equal((await several.arrayBuffer()).byteLength, whole.length);
   });
 
-  it('lets the build\'s user, or a live token of its project and platform, read it; nobody else', async () => {
+  it("lets the build's user, or a live token of its project and platform, read it; nobody else", async () => {
     assert.equal((await call(k.kernel, 'GET', `/v1/preview/status/${staticJob}`, { token: k.bob.access_token })).status, 404);
     assert.equal((await download(staticJob, {}, k.bob.access_token)).status, 404);
     assert.equal((await call(k.kernel, 'GET', `/v1/preview/logs/${staticJob}`, { token: k.bob.access_token })).status, 404);
@@ -155,7 +163,11 @@ describe('aion.preview builds', function () {
     const tampered = JSON.parse(Buffer.from(staticToken.split('.')[1]!, 'base64url').toString());
     tampered.platform = 'ios';
     const forgedBody = `pv1.${Buffer.from(JSON.stringify(tampered)).toString('base64url')}.${staticToken.split('.')[2]}`;
-    for (const [token, code] of [[forgedBody, 'PREVIEW_TOKEN_INVALID'], ['nonsense', 'PREVIEW_TOKEN_INVALID'], [42, 'PREVIEW_TOKEN_INVALID']] as const) {
+    for (const [token, code] of [
+      [forgedBody, 'PREVIEW_TOKEN_INVALID'],
+      ['nonsense', 'PREVIEW_TOKEN_INVALID'],
+      [42, 'PREVIEW_TOKEN_INVALID'],
+    ] as const) {
       const res = await call(k.kernel, 'POST', '/v1/preview/build', { body: { token } });
       assert.equal(res.status, 401);
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, code);
@@ -177,7 +189,12 @@ describe('aion.preview builds', function () {
     await repo.git('commit', '--quiet', '-am', 'feature');
     await repo.git('checkout', '--quiet', 'main');
     writeFileSync(join(repo.path, 'index.html'), '<h1>uncommitted</h1>');
-    const before = { status: await repo.git('status', '--porcelain'), refs: await repo.git('for-each-ref'), worktrees: await repo.git('worktree', 'list'), files: readdirSync(join(repo.path, '.git')).sort() };
+    const before = {
+      status: await repo.git('status', '--porcelain'),
+      refs: await repo.git('for-each-ref'),
+      worktrees: await repo.git('worktree', 'list'),
+      files: readdirSync(join(repo.path, '.git')).sort(),
+    };
     const id = await registerProject(k, k.alice.access_token, repo.path, 'repo');
     const token = await previewToken(k, k.alice.access_token, id, 'web');
     const job = await startBuild(k, token, 'feature');
@@ -189,7 +206,15 @@ describe('aion.preview builds', function () {
     const metadata = JSON.parse(unzipFile(path, 'metadata.json')) as BundleMetadata;
     assert.equal(metadata.git_ref, 'feature');
     assert.match(metadata.commit ?? '', /^[0-9a-f]{40}$/);
-    assert.deepEqual({ status: await repo.git('status', '--porcelain'), refs: await repo.git('for-each-ref'), worktrees: await repo.git('worktree', 'list'), files: readdirSync(join(repo.path, '.git')).sort() }, before);
+    assert.deepEqual(
+      {
+        status: await repo.git('status', '--porcelain'),
+        refs: await repo.git('for-each-ref'),
+        worktrees: await repo.git('worktree', 'list'),
+        files: readdirSync(join(repo.path, '.git')).sort(),
+      },
+      before,
+    );
     const missing = await startBuild(k, token, 'no-such-branch');
     const failed = await finalStatus(k, k.alice.access_token, missing);
     assert.equal(failed.status, 'failed');
@@ -199,7 +224,10 @@ describe('aion.preview builds', function () {
   it('runs the npm build script, restores dependencies from the lockfile cache the second time', async () => {
     // A hostile build script reads its environment: the kernel's secrets must not be in it.
     process.env.AION_PREVIEW_TEST_CANARY = 'kernel-secret-value';
-    const dir = writeProject(k.projectsRoot, 'npm', { ...NPM_PROJECT, 'build.js': NPM_PROJECT['build.js'] + "fs.writeFileSync('dist/env.json', JSON.stringify(process.env));\n" });
+    const dir = writeProject(k.projectsRoot, 'npm', {
+      ...NPM_PROJECT,
+      'build.js': NPM_PROJECT['build.js'] + "fs.writeFileSync('dist/env.json', JSON.stringify(process.env));\n",
+    });
     const id = await registerProject(k, k.alice.access_token, dir, 'npm');
     const token = await previewToken(k, k.alice.access_token, id, 'web');
     const first = await finalStatus(k, k.alice.access_token, await startBuild(k, token));
@@ -228,11 +256,33 @@ describe('aion.preview builds', function () {
   it('fails with PREVIEW_BUILD_FAILED, MISSING_DEPENDENCIES and INVALID_PROJECT_STRUCTURE', async () => {
     const cases: Array<[string, Record<string, string>, string, string]> = [
       ['broken', { ...NPM_PROJECT, 'build.js': "console.error('syntax is fine but the build fails'); process.exit(3);\n" }, 'web', 'PREVIEW_BUILD_FAILED'],
-      ['nodeps', { 'package.json': JSON.stringify({ name: 'nodeps', version: '1.0.0', scripts: { build: 'node build.js' }, dependencies: { missing: 'file:does-not-exist.tgz' } }), 'build.js': '' }, 'web', 'MISSING_DEPENDENCIES'],
+      [
+        'nodeps',
+        {
+          'package.json': JSON.stringify({
+            name: 'nodeps',
+            version: '1.0.0',
+            scripts: { build: 'node build.js' },
+            dependencies: { missing: 'file:does-not-exist.tgz' },
+          }),
+          'build.js': '',
+        },
+        'web',
+        'MISSING_DEPENDENCIES',
+      ],
       ['empty', { 'README.md': 'nothing to build' }, 'web', 'INVALID_PROJECT_STRUCTURE'],
       ['site-for-ios', { 'index.html': '<h1>web only</h1>' }, 'ios', 'INVALID_PROJECT_STRUCTURE'],
       ['no-output', { ...NPM_PROJECT, 'build.js': "console.log('wrote nothing');\n" }, 'web', 'INVALID_PROJECT_STRUCTURE'],
-      ['rn-without-modules', { 'package.json': JSON.stringify({ name: 'rn', version: '1.0.0', dependencies: {} , devDependencies: { 'react-native': '0.76.9' } }), 'package-lock.json': NPM_PROJECT['package-lock.json'], 'index.js': '' }, 'android', 'MISSING_DEPENDENCIES'],
+      [
+        'rn-without-modules',
+        {
+          'package.json': JSON.stringify({ name: 'rn', version: '1.0.0', dependencies: {}, devDependencies: { 'react-native': '0.76.9' } }),
+          'package-lock.json': NPM_PROJECT['package-lock.json'],
+          'index.js': '',
+        },
+        'android',
+        'MISSING_DEPENDENCIES',
+      ],
     ];
     for (const [name, files, platform, code] of cases) {
       const id = await registerProject(k, k.alice.access_token, writeProject(k.projectsRoot, name, files), name);
@@ -244,7 +294,10 @@ describe('aion.preview builds', function () {
 
   it('answers 409 BUNDLE_NOT_READY while building, and a canceled build takes its process group down', async () => {
     const pidFile = join(k.projectsRoot, 'cancel-grandchild.pid');
-    const dir = writeProject(k.projectsRoot, 'cancel', { 'package.json': JSON.stringify({ name: 'cancel', scripts: { build: 'node build.js' } }), 'build.js': hangingBuild(pidFile) });
+    const dir = writeProject(k.projectsRoot, 'cancel', {
+      'package.json': JSON.stringify({ name: 'cancel', scripts: { build: 'node build.js' } }),
+      'build.js': hangingBuild(pidFile),
+    });
     const id = await registerProject(k, k.alice.access_token, dir, 'cancel');
     const job = await startBuild(k, await previewToken(k, k.alice.access_token, id, 'web'));
     const deadline = Date.now() + 60_000;
@@ -253,7 +306,11 @@ describe('aion.preview builds', function () {
     assert.equal(running.status, 409);
     assert.equal(running.headers.get('retry-after'), '5');
     assert.equal(((await running.json()) as { error: { code: string } }).error.code, 'BUNDLE_NOT_READY');
-    const status = (await (await call(k.kernel, 'GET', `/v1/preview/status/${job}`, { token: k.alice.access_token })).json()) as { status: string; stage: string; progress: number };
+    const status = (await (await call(k.kernel, 'GET', `/v1/preview/status/${job}`, { token: k.alice.access_token })).json()) as {
+      status: string;
+      stage: string;
+      progress: number;
+    };
     assert.deepEqual([status.status, status.stage, status.progress], ['running', 'build', 0.5]);
     assert.equal((await call(k.kernel, 'POST', `/v1/jobs/${job}/cancel`, { token: k.alice.access_token })).status, 200);
     assert.equal((await finalStatus(k, k.alice.access_token, job)).status, 'canceled');
@@ -315,9 +372,12 @@ describe('aion.preview timeout', function () {
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'PREVIEW_TOKEN_EXPIRED');
   });
 
-  it('kills the builder\'s whole process group past the limit, fails with PREVIEW_TIMEOUT and records timeout: true', async () => {
+  it("kills the builder's whole process group past the limit, fails with PREVIEW_TIMEOUT and records timeout: true", async () => {
     const pidFile = join(k.projectsRoot, 'grandchild.pid');
-    const dir = writeProject(k.projectsRoot, 'hang', { 'package.json': JSON.stringify({ name: 'hang', scripts: { build: 'node build.js' } }), 'build.js': hangingBuild(pidFile) });
+    const dir = writeProject(k.projectsRoot, 'hang', {
+      'package.json': JSON.stringify({ name: 'hang', scripts: { build: 'node build.js' } }),
+      'build.js': hangingBuild(pidFile),
+    });
     const id = await registerProject(k, k.alice.access_token, dir, 'hang');
     const started = Date.now();
     const job = await startBuild(k, await previewToken(k, k.alice.access_token, id, 'web'));

@@ -81,7 +81,10 @@ describe('aion.preview S3 bundle store (against s3rver)', function () {
       assert.equal((await store.stat(key))?.size, 5000);
       assert.deepEqual(await store.read(key, { start: 100, end: 109 }), Buffer.from(Array.from({ length: 10 }, (_, i) => (100 + i) % 251)));
       assert.equal((await store.read(key)).length, 5000);
-      assert.deepEqual((await store.list('previews/')).map((o) => o.key), [key]);
+      assert.deepEqual(
+        (await store.list('previews/')).map((o) => o.key),
+        [key],
+      );
       assert.equal(await store.delete(key), true);
       assert.equal(await store.stat(key), undefined);
     } finally {
@@ -122,7 +125,10 @@ describe('aion.preview S3 bundle store (against s3rver)', function () {
     const store = new S3BundleStore(settings(proxy.port, { bucket: 'no-such-bucket' }));
     try {
       proxy.state.puts = 0;
-      await assert.rejects(store.put('previews/p1/j/bundle.zip', file), (err) => isAionError(err) && err.code === 'STORAGE_UPLOAD_FAILED' && /NoSuchBucket/.test(err.message));
+      await assert.rejects(
+        store.put('previews/p1/j/bundle.zip', file),
+        (err) => isAionError(err) && err.code === 'STORAGE_UPLOAD_FAILED' && /NoSuchBucket/.test(err.message),
+      );
       assert.equal(proxy.state.puts, 1);
     } finally {
       store.close();
@@ -132,7 +138,11 @@ describe('aion.preview S3 bundle store (against s3rver)', function () {
   it('serves a whole preview build from S3: upload, status, ranged download; a failing store fails the build', async () => {
     const secretsFile = join(dir, 'secrets.json');
     writeFileSync(secretsFile, JSON.stringify({ 'aion.preview': { PREVIEW_S3_ACCESS_KEY_ID: 'S3RVER', PREVIEW_S3_SECRET_ACCESS_KEY: 'S3RVER' } }));
-    const k = await startPreviewKernel({ secretsFile, builtins: ['aion.observability'], preview: { storage: { backend: 's3', s3: { bucket: BUCKET, endpoint: `http://127.0.0.1:${proxy.port}`, retries: 1, retryDelayMs: 10 } } } });
+    const k = await startPreviewKernel({
+      secretsFile,
+      builtins: ['aion.observability'],
+      preview: { storage: { backend: 's3', s3: { bucket: BUCKET, endpoint: `http://127.0.0.1:${proxy.port}`, retries: 1, retryDelayMs: 10 } } },
+    });
     try {
       const project = join(k.projectsRoot, 'site');
       mkdirSync(project);

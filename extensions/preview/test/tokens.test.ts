@@ -36,9 +36,15 @@ describe('preview tokens', () => {
   it('refuses an expired token with PREVIEW_TOKEN_EXPIRED', () => {
     const { token } = tokens.issue(claims);
     now += 299_000;
-    assert.equal(code(() => tokens.verify(token)), 'accepted');
+    assert.equal(
+      code(() => tokens.verify(token)),
+      'accepted',
+    );
     now += 1_000;
-    assert.equal(code(() => tokens.verify(token)), 'PREVIEW_TOKEN_EXPIRED');
+    assert.equal(
+      code(() => tokens.verify(token)),
+      'PREVIEW_TOKEN_EXPIRED',
+    );
   });
 
   it('refuses tampered claims, signatures, other secrets and garbage with PREVIEW_TOKEN_INVALID', () => {
@@ -63,22 +69,41 @@ describe('preview tokens', () => {
       '',
       'x'.repeat(10_000),
     ]) {
-      assert.equal(code(() => tokens.verify(bad)), 'PREVIEW_TOKEN_INVALID', bad.slice(0, 80));
+      assert.equal(
+        code(() => tokens.verify(bad)),
+        'PREVIEW_TOKEN_INVALID',
+        bad.slice(0, 80),
+      );
     }
-    assert.equal(code(() => tokens.verify(undefined)), 'PREVIEW_TOKEN_INVALID');
-    assert.equal(code(() => tokens.verify({ token })), 'PREVIEW_TOKEN_INVALID');
+    assert.equal(
+      code(() => tokens.verify(undefined)),
+      'PREVIEW_TOKEN_INVALID',
+    );
+    assert.equal(
+      code(() => tokens.verify({ token })),
+      'PREVIEW_TOKEN_INVALID',
+    );
   });
 
   it('refuses a token for another platform with PREVIEW_TOKEN_WRONG_PLATFORM', () => {
     const { token } = tokens.issue(claims);
-    assert.equal(code(() => tokens.verify(token, { platform: 'android' })), 'PREVIEW_TOKEN_WRONG_PLATFORM');
+    assert.equal(
+      code(() => tokens.verify(token, { platform: 'android' })),
+      'PREVIEW_TOKEN_WRONG_PLATFORM',
+    );
   });
 
   it('revokes every earlier token when the token version is raised', () => {
     const { token } = tokens.issue(claims);
     version = 2;
-    assert.equal(code(() => tokens.verify(token)), 'PREVIEW_TOKEN_INVALID');
-    assert.equal(code(() => tokens.verify(tokens.issue(claims).token)), 'accepted');
+    assert.equal(
+      code(() => tokens.verify(token)),
+      'PREVIEW_TOKEN_INVALID',
+    );
+    assert.equal(
+      code(() => tokens.verify(tokens.issue(claims).token)),
+      'accepted',
+    );
   });
 
   it('refuses to run with a short secret', () => {

@@ -5,9 +5,24 @@ import { join } from 'node:path';
 
 /** Pinned tool sets for the slow suite (Node 20 compatible): React Native 0.76 and Expo SDK 52. */
 export const TOOLSETS = {
-  'react-native-0.76.9': ['react-native@0.76.9', '@react-native-community/cli@15.1.3', 'react@18.3.1', '@react-native/metro-config@0.76.9', '@react-native/babel-preset@0.76.9'],
+  'react-native-0.76.9': [
+    'react-native@0.76.9',
+    '@react-native-community/cli@15.1.3',
+    'react@18.3.1',
+    '@react-native/metro-config@0.76.9',
+    '@react-native/babel-preset@0.76.9',
+  ],
   // expo's own dependencies named at the top level: npm nests them under expo/, where Metro's config does not look.
-  'expo-52.0.49': ['expo@52.0.49', 'react@18.3.1', 'react-native@0.76.9', 'expo-asset@11.0.5', 'expo-constants@17.0.8', 'expo-file-system@18.0.12', 'expo-font@13.0.4', 'expo-keep-awake@14.0.3'],
+  'expo-52.0.49': [
+    'expo@52.0.49',
+    'react@18.3.1',
+    'react-native@0.76.9',
+    'expo-asset@11.0.5',
+    'expo-constants@17.0.8',
+    'expo-file-system@18.0.12',
+    'expo-font@13.0.4',
+    'expo-keep-awake@14.0.3',
+  ],
 } as const;
 
 export const TOOLS_ROOT = process.env.AION_PREVIEW_TOOLS_DIR ?? join(homedir(), '.cache', 'aion-preview-tools');

@@ -12,7 +12,15 @@ function userOf(req: HttpRequestData): ProjectUser {
 
 /** A project as HTTP clients see it. */
 function projectView(p: Project) {
-  return { id: p.id, name: p.name, repository: p.repository, path: p.path, kind: p.kind, created_at: p.createdAt, owner: { sub: p.ownerId, tenant_id: p.tenantId } };
+  return {
+    id: p.id,
+    name: p.name,
+    repository: p.repository,
+    path: p.path,
+    kind: p.kind,
+    created_at: p.createdAt,
+    owner: { sub: p.ownerId, tenant_id: p.tenantId },
+  };
 }
 
 export async function activate(ctx: aion.ExtensionContext): Promise<ProjectsApi> {

@@ -24,7 +24,10 @@ export async function readProjectFile(root: string, relPath: string, options: { 
     throw projectsError('FILE_NOT_FOUND', `${shown} cannot be read: ${code ?? (err as Error).message}`);
   }
   if (!isInside(root, real)) throw projectsError('PATH_OUTSIDE_PROJECT', `${shown} leads outside the project (a symlink); only files inside it are read`);
-  const relReal = real.slice(root.length).split(/[\\/]+/).filter(Boolean);
+  const relReal = real
+    .slice(root.length)
+    .split(/[\\/]+/)
+    .filter(Boolean);
   if (relReal.includes('.git')) throw projectsError('PATH_OUTSIDE_PROJECT', `${shown} leads into .git, which is not part of the project's files`);
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
@@ -38,7 +41,11 @@ export async function readProjectFile(root: string, relPath: string, options: { 
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw projectsError('FILE_NOT_FOUND', `${shown} is not a regular file`);
-    if (info.size > options.maxBytes) throw projectsError('FILE_TOO_LARGE', `${shown} is ${info.size} bytes; the limit is ${options.maxBytes}`, { size: info.size, maxBytes: options.maxBytes });
+    if (info.size > options.maxBytes)
+      throw projectsError('FILE_TOO_LARGE', `${shown} is ${info.size} bytes; the limit is ${options.maxBytes}`, {
+        size: info.size,
+        maxBytes: options.maxBytes,
+      });
     // Read one byte past the cap: a file that grew after stat is still refused.
     const buffer = Buffer.alloc(Math.min(info.size, options.maxBytes) + 1);
     let length = 0;

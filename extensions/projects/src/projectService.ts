@@ -36,7 +36,8 @@ function checkUser(value: unknown): ProjectUser {
 function checkName(value: unknown): string {
   if (typeof value !== 'string' || value.trim() === '') throw projectsError('INVALID_PROJECT', 'name is required: a short label such as "web-app"');
   const name = value.trim();
-  if (name.length > 200 || /[\u0000-\u001f\u007f]/.test(name)) throw projectsError('INVALID_PROJECT', 'name is at most 200 characters, without control characters');
+  if (name.length > 200 || /[\u0000-\u001f\u007f]/.test(name))
+    throw projectsError('INVALID_PROJECT', 'name is at most 200 characters, without control characters');
   return name;
 }
 
@@ -54,7 +55,8 @@ export class ProjectService {
 
   /** Registers a project for `user`. A local folder (or a file:// URL) must lie in `localRoots`, unless the user is an admin. */
   async create(user: ProjectUser, body: unknown): Promise<Project> {
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw projectsError('INVALID_PROJECT', 'send a JSON object { "name": "…", "repository": "/abs/path or git URL" }');
+    if (!body || typeof body !== 'object' || Array.isArray(body))
+      throw projectsError('INVALID_PROJECT', 'send a JSON object { "name": "…", "repository": "/abs/path or git URL" }');
     const { name: rawName, repository: rawRepository } = body as Record<string, unknown>;
     const name = checkName(rawName);
     const source = parseRepository(rawRepository);
@@ -71,13 +73,26 @@ export class ProjectService {
         else throw projectsError('REPOSITORY_UNREACHABLE', `${source.localPath} does not exist on the server`);
       }
       const scheme = /^([a-z]+):\/\//.exec(source.url)?.[1] ?? 'ssh';
-      if (!this.config.protocols.includes(scheme)) throw projectsError('INVALID_PROJECT', `${scheme} repositories are not allowed here; allowed: ${this.config.protocols.join(', ')} (configuration protocols)`);
+      if (!this.config.protocols.includes(scheme))
+        throw projectsError(
+          'INVALID_PROJECT',
+          `${scheme} repositories are not allowed here; allowed: ${this.config.protocols.join(', ')} (configuration protocols)`,
+        );
       this.checkCloneHost(source.url);
       const dest = join(this.reposDir, id);
       await cloneRepository(source.url, dest, { timeoutMs: this.config.cloneTimeoutMs, protocols: this.config.protocols });
       path = await realpath(dest);
     }
-    const project: Project = { id, name, repository: String(rawRepository), path, kind: source.kind, ownerId: owner.id, tenantId: owner.tenant, createdAt: new Date().toISOString() };
+    const project: Project = {
+      id,
+      name,
+      repository: String(rawRepository),
+      path,
+      kind: source.kind,
+      ownerId: owner.id,
+      tenantId: owner.tenant,
+      createdAt: new Date().toISOString(),
+    };
     try {
       await this.store.insert(project);
     } catch (err) {
@@ -95,7 +110,11 @@ export class ProjectService {
       const pattern = h.toLowerCase();
       return pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) : host === pattern;
     });
-    if (!allowed) throw projectsError('INVALID_PROJECT', `cloning from ${host} is not allowed here; allowed hosts: ${this.config.cloneHosts.join(', ')} (configuration cloneHosts)`);
+    if (!allowed)
+      throw projectsError(
+        'INVALID_PROJECT',
+        `cloning from ${host} is not allowed here; allowed hosts: ${this.config.cloneHosts.join(', ')} (configuration cloneHosts)`,
+      );
   }
 
   private async checkLocalAccess(user: ProjectUser, real: string, given: string): Promise<void> {
@@ -121,7 +140,8 @@ export class ProjectService {
       const user = checkUser(options.for);
       const owner = ownerOf(user);
       // Someone else's project reads as missing: its existence is not revealed.
-      if (!isAdmin(user) && (project.tenantId !== owner.tenant || project.ownerId !== owner.id)) throw projectsError('PROJECT_NOT_FOUND', `there is no project ${id}`);
+      if (!isAdmin(user) && (project.tenantId !== owner.tenant || project.ownerId !== owner.id))
+        throw projectsError('PROJECT_NOT_FOUND', `there is no project ${id}`);
     }
     return project;
   }
@@ -134,7 +154,8 @@ export class ProjectService {
   async remove(user: ProjectUser, id: string): Promise<void> {
     const project = await this.get(id, { for: user });
     await this.store.remove(project.id);
-    if (project.kind === 'clone' && isInside(this.reposDir, project.path) && project.path !== this.reposDir) await rm(project.path, { recursive: true, force: true });
+    if (project.kind === 'clone' && isInside(this.reposDir, project.path) && project.path !== this.reposDir)
+      await rm(project.path, { recursive: true, force: true });
   }
 
   async resolveFile(id: unknown, relPath: unknown, options: ResolveFileOptions = {}): Promise<ProjectFile> {
@@ -147,7 +168,8 @@ export class ProjectService {
     const root = await realpath(project.path).catch(() => {
       throw projectsError('FILE_NOT_FOUND', `the folder of project ${project.id} (${project.path}) is gone`);
     });
-    if (root !== project.path) throw projectsError('PATH_OUTSIDE_PROJECT', `the folder of project ${project.id} now leads elsewhere (${project.path} → ${root}); register it again`);
+    if (root !== project.path)
+      throw projectsError('PATH_OUTSIDE_PROJECT', `the folder of project ${project.id} now leads elsewhere (${project.path} → ${root}); register it again`);
     return readProjectFile(root, relPath as string, { maxBytes, encoding });
   }
 }

@@ -78,7 +78,11 @@ export class ProjectStore {
   /** Newest first; every tenant's when `owner` is undefined (admins). */
   async list(owner: { tenant: string; id: string } | undefined, limit: number): Promise<Project[]> {
     const rows = owner
-      ? await this.db.query<ProjectRow>(`SELECT * FROM ${this.p}projects WHERE tenant_id = ? AND owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`, [owner.tenant, owner.id, limit])
+      ? await this.db.query<ProjectRow>(`SELECT * FROM ${this.p}projects WHERE tenant_id = ? AND owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`, [
+          owner.tenant,
+          owner.id,
+          limit,
+        ])
       : await this.db.query<ProjectRow>(`SELECT * FROM ${this.p}projects ORDER BY created_at DESC, id DESC LIMIT ?`, [limit]);
     return rows.map(toProject);
   }

@@ -16,7 +16,8 @@ const SCP_LIKE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$/;
  * (https, http, ssh, git, file, or `user@host:path`). Anything else is INVALID_PROJECT.
  */
 export function parseRepository(value: unknown): RepositorySource {
-  if (typeof value !== 'string' || value.trim() === '') throw projectsError('INVALID_PROJECT', 'repository is required: an absolute local path or a git URL (https://, ssh://, file://, user@host:path)');
+  if (typeof value !== 'string' || value.trim() === '')
+    throw projectsError('INVALID_PROJECT', 'repository is required: an absolute local path or a git URL (https://, ssh://, file://, user@host:path)');
   if (value.length > 2048 || /[\0\r\n]/.test(value)) throw projectsError('INVALID_PROJECT', 'repository is at most 2048 characters on one line');
   // git would read a leading dash as an option.
   if (value.startsWith('-')) throw projectsError('INVALID_PROJECT', 'repository may not start with "-"');
@@ -28,7 +29,8 @@ export function parseRepository(value: unknown): RepositorySource {
   } catch {
     throw projectsError('INVALID_PROJECT', `repository "${value}" is neither an absolute path nor a URL; send /abs/path or https://host/repo.git`);
   }
-  if (!URL_SCHEMES.has(url.protocol)) throw projectsError('INVALID_PROJECT', `repository URLs may use https, http, ssh, git or file, not ${url.protocol.slice(0, -1)}`);
+  if (!URL_SCHEMES.has(url.protocol))
+    throw projectsError('INVALID_PROJECT', `repository URLs may use https, http, ssh, git or file, not ${url.protocol.slice(0, -1)}`);
   if (url.protocol === 'file:') return { kind: 'clone', url: value, localPath: fileURLToPath(url) };
   return { kind: 'clone', url: value };
 }
@@ -76,7 +78,8 @@ export async function cloneRepository(url: string, dest: string, options: CloneO
       execFile('git', args, { env, timeout: options.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 }, (err, _stdout, stderr) => {
         if (!err) return resolve();
         const e = err as NodeJS.ErrnoException & { killed?: boolean };
-        if (e.code === 'ENOENT') return reject(projectsError('REPOSITORY_UNREACHABLE', 'git is not installed on the server; install git to register repositories by URL'));
+        if (e.code === 'ENOENT')
+          return reject(projectsError('REPOSITORY_UNREACHABLE', 'git is not installed on the server; install git to register repositories by URL'));
         if (e.killed) return reject(projectsError('REPOSITORY_UNREACHABLE', `cloning ${shown} took longer than ${options.timeoutMs} ms (cloneTimeoutMs)`));
         const said = String(stderr).trim().split('\n').slice(-3).join(' ').slice(0, 500);
         reject(projectsError('REPOSITORY_UNREACHABLE', `git could not clone ${shown}: ${said || e.message}`));

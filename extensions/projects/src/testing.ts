@@ -31,7 +31,13 @@ export interface TestRepo {
 export async function createGitRepo(files: Record<string, string>, options: { parent?: string } = {}): Promise<TestRepo> {
   const path = realpathSync(mkdtempSync(join(options.parent ?? tmpdir(), 'aion-repo-')));
   const git = async (...args: string[]) =>
-    (await run('git', ['-c', 'user.name=Aion Test', '-c', 'user.email=test@aion.invalid', '-c', 'init.defaultBranch=main', '-c', 'commit.gpgsign=false', ...args], { cwd: path, env: { PATH: process.env.PATH, HOME: path, GIT_CONFIG_NOSYSTEM: '1' } })).stdout;
+    (
+      await run(
+        'git',
+        ['-c', 'user.name=Aion Test', '-c', 'user.email=test@aion.invalid', '-c', 'init.defaultBranch=main', '-c', 'commit.gpgsign=false', ...args],
+        { cwd: path, env: { PATH: process.env.PATH, HOME: path, GIT_CONFIG_NOSYSTEM: '1' } },
+      )
+    ).stdout;
   await git('init', '--quiet');
   for (const [file, content] of Object.entries(files)) {
     mkdirSync(dirname(join(path, file)), { recursive: true });

@@ -28,7 +28,8 @@ forEachDatabase('aion.projects', (db) => {
   let outside: string;
   let repo: TestRepo;
   const principal = (u: User, scopes = ['projects:read', 'projects:write']) => ({ sub: u.id, tenant_id: 'default', scopes });
-  const fromExtension = (method: string, ...args: unknown[]) => kernel!.executeCommand<{ ok: boolean; value?: any; code?: string; message?: string }>('projectstest.call', method, ...args);
+  const fromExtension = (method: string, ...args: unknown[]) =>
+    kernel!.executeCommand<{ ok: boolean; value?: any; code?: string; message?: string }>('projectstest.call', method, ...args);
 
   before(async function () {
     this.timeout(120_000);
@@ -92,7 +93,10 @@ forEachDatabase('aion.projects', (db) => {
     assert.equal((await api(k, 'GET', `/v1/projects/${id}`, alice.access_token)).status, 200, 'still there after bob tried to delete it');
 
     const asAdmin = await api(k, 'GET', '/v1/projects', admin.access_token);
-    assert.ok(asAdmin.body.projects.some((p: any) => p.id === id), 'an admin sees every project');
+    assert.ok(
+      asAdmin.body.projects.some((p: any) => p.id === id),
+      'an admin sees every project',
+    );
     assert.equal((await api(k, 'GET', `/v1/projects/${id}`, admin.access_token)).status, 200);
   });
 
@@ -103,7 +107,11 @@ forEachDatabase('aion.projects', (db) => {
     assert.equal((await api(k, 'POST', '/v1/projects', reader.access_token, { name: 'x', repository: repo.path })).status, 403);
     assert.equal((await api(k, 'GET', '/v1/projects', reader.access_token)).status, 200);
     assert.equal((await api(k, 'GET', '/v1/projects', nobody.access_token)).status, 403);
-    const res = await k.request('/v1/projects', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', repository: repo.path }) });
+    const res = await k.request('/v1/projects', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x', repository: repo.path }),
+    });
     assert.equal(res.status, 401, 'no credentials');
   });
 
@@ -189,7 +197,11 @@ forEachDatabase('aion.projects', (db) => {
     const repos = join(k.dataDir, 'storage', 'aion.projects', 'repos');
     const left = existsSync(repos) ? readdirSync(repos) : [];
     const live = (await api(k, 'GET', '/v1/projects', admin.access_token)).body.projects.map((p: any) => p.id);
-    assert.deepEqual(left.filter((d) => !live.includes(d)), [], 'no half-made clone is left');
+    assert.deepEqual(
+      left.filter((d) => !live.includes(d)),
+      [],
+      'no half-made clone is left',
+    );
   });
 
   it('resolveFile reads files for another extension and refuses paths out of the project', async () => {
@@ -199,8 +211,15 @@ forEachDatabase('aion.projects', (db) => {
     const ok = await fromExtension('resolveFile', id, './src//index.ts', as);
     assert.equal(ok.value?.path, 'src/index.ts');
     assert.equal(ok.value?.content, 'export const answer = 42;\n');
-    assert.equal((await fromExtension('resolveFile', id, 'alias.ts', as)).value?.content, 'export const answer = 42;\n', 'a symlink inside the project is followed');
-    assert.equal((await fromExtension('resolveFile', id, 'README.md', { ...as, encoding: 'base64' })).value?.content, Buffer.from('# Demo\n').toString('base64'));
+    assert.equal(
+      (await fromExtension('resolveFile', id, 'alias.ts', as)).value?.content,
+      'export const answer = 42;\n',
+      'a symlink inside the project is followed',
+    );
+    assert.equal(
+      (await fromExtension('resolveFile', id, 'README.md', { ...as, encoding: 'base64' })).value?.content,
+      Buffer.from('# Demo\n').toString('base64'),
+    );
 
     const refused: Array<[string, string]> = [
       ['../outside.txt', 'PATH_OUTSIDE_PROJECT'],

@@ -1,5 +1,16 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { ProviderFailure, UpstreamCall, upstreamEvents, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type UpstreamResponse } from '@aion/provider-kit';
+import {
+  ProviderFailure,
+  UpstreamCall,
+  upstreamEvents,
+  type ChatMessage,
+  type ChatRequest,
+  type FinishReason,
+  type ModelInfo,
+  type ProviderEvent,
+  type ProviderImplementation,
+  type UpstreamResponse,
+} from '@aion/provider-kit';
 
 export interface AnthropicClientOptions {
   /** `https://api.anthropic.com` by default (no `/v1` suffix). */
@@ -87,7 +98,11 @@ export class AnthropicClient implements ProviderImplementation {
       const models: ModelInfo[] = [];
       for (let after: string | undefined, page = 0; page < 100; page++) {
         const url = `${this.baseUrl}/v1/models?limit=1000${after ? `&after_id=${encodeURIComponent(after)}` : ''}`;
-        const body = (await call.json(await call.send({ method: 'GET', url, headers }))) as { data?: Array<{ id?: unknown; display_name?: unknown }>; has_more?: boolean; last_id?: string | null };
+        const body = (await call.json(await call.send({ method: 'GET', url, headers }))) as {
+          data?: Array<{ id?: unknown; display_name?: unknown }>;
+          has_more?: boolean;
+          last_id?: string | null;
+        };
         if (!Array.isArray(body?.data)) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', 'the model list has no data array');
         for (const m of body.data) {
           if (typeof m?.id !== 'string') continue;
@@ -119,7 +134,10 @@ export class AnthropicClient implements ProviderImplementation {
 function toAnthropicRequest(request: ChatRequest, defaultMaxTokens: number): Record<string, unknown> & { stream: boolean } {
   if (typeof request?.model !== 'string' || request.model === '') throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request names no model');
   if (!Array.isArray(request.messages) || request.messages.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no messages');
-  const system = request.messages.filter((m) => m.role === 'system' && m.content).map((m) => m.content).join('\n\n');
+  const system = request.messages
+    .filter((m) => m.role === 'system' && m.content)
+    .map((m) => m.content)
+    .join('\n\n');
   const body: Record<string, unknown> & { stream: boolean } = {
     model: request.model,
     max_tokens: request.maxTokens ?? defaultMaxTokens,
@@ -151,7 +169,8 @@ function toAnthropicMessages(messages: ChatMessage[]): Array<{ role: 'user' | 'a
       blocks.push({ type: 'tool_result', tool_use_id: message.toolCallId ?? '', content: message.content ?? '' });
     } else {
       if (message.content) blocks.push({ type: 'text', text: message.content });
-      for (const call of message.toolCalls ?? []) blocks.push({ type: 'tool_use', id: call.id, name: call.name, input: parseArguments(call.arguments, call.name) });
+      for (const call of message.toolCalls ?? [])
+        blocks.push({ type: 'tool_use', id: call.id, name: call.name, input: parseArguments(call.arguments, call.name) });
     }
     const role = message.role === 'assistant' ? 'assistant' : 'user';
     const previous = turns[turns.length - 1];
@@ -253,7 +272,8 @@ function parseEvent(data: string): StreamEvent {
   } catch {
     throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held an event that is not JSON: ${data.slice(0, 200)}`);
   }
-  if (typeof event !== 'object' || event === null || Array.isArray(event)) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held an event that is not an object: ${data.slice(0, 200)}`);
+  if (typeof event !== 'object' || event === null || Array.isArray(event))
+    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held an event that is not an object: ${data.slice(0, 200)}`);
   return event as StreamEvent;
 }
 

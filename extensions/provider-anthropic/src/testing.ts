@@ -5,7 +5,16 @@
  * misbehave on purpose. Import it as `@aion/ext-provider-anthropic/testing`.
  */
 import type { ServerResponse } from 'node:http';
-import { pieces, sendJson, startFakeServer, type CommonFakeReply, type FakeExchange, type FakeServer, type FakeServerOptions, type RecordedRequest } from '@aion/provider-kit/testing';
+import {
+  pieces,
+  sendJson,
+  startFakeServer,
+  type CommonFakeReply,
+  type FakeExchange,
+  type FakeServer,
+  type FakeServerOptions,
+  type RecordedRequest,
+} from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
 
@@ -94,16 +103,21 @@ async function answer(exchange: FakeExchange<FakeAnthropicReply>, reply: FakeAnt
   const { request, res } = exchange;
   if (reply.kind === 'hang') return;
   if (reply.kind === 'status') {
-    return json(res, reply.status, reply.body ?? { type: 'error', error: { type: errorTypeByStatus[reply.status] ?? 'api_error', message: `fake error ${reply.status}` } }, reply.headers);
+    return json(
+      res,
+      reply.status,
+      reply.body ?? { type: 'error', error: { type: errorTypeByStatus[reply.status] ?? 'api_error', message: `fake error ${reply.status}` } },
+      reply.headers,
+    );
   }
   const body = request.body as { model?: string; stream?: boolean; system?: unknown; messages: Array<{ content?: unknown }> };
   const model = body.model ?? 'claude-sonnet-4-5';
-  const texts = reply.kind === 'answer' ? (typeof reply.text === 'string' ? [reply.text] : reply.text ?? []) : reply.text ?? [];
+  const texts = reply.kind === 'answer' ? (typeof reply.text === 'string' ? [reply.text] : (reply.text ?? [])) : (reply.text ?? []);
   const toolUses = reply.kind === 'answer' ? (reply.toolUses ?? []).map((t, i) => ({ ...t, id: t.id ?? `toolu_fake${i}` })) : [];
   const promptChars = JSON.stringify(body.messages).length + (typeof body.system === 'string' ? body.system.length : 0);
   const inputTokens = reply.kind === 'answer' && reply.inputTokens !== undefined ? reply.inputTokens : Math.ceil(promptChars / 4);
   const outputTokens = reply.kind === 'answer' && reply.outputTokens !== undefined ? reply.outputTokens : texts.length + toolUses.length;
-  const stopReason = reply.kind === 'answer' ? reply.stopReason ?? (toolUses.length ? 'tool_use' : 'end_turn') : 'end_turn';
+  const stopReason = reply.kind === 'answer' ? (reply.stopReason ?? (toolUses.length ? 'tool_use' : 'end_turn')) : 'end_turn';
   const message = { id: 'msg_fake', type: 'message', role: 'assistant', model, stop_sequence: null };
 
   if (body.stream !== true) {
@@ -122,13 +136,26 @@ async function answer(exchange: FakeExchange<FakeAnthropicReply>, reply: FakeAnt
     const content: unknown[] = [];
     if (texts.length) content.push({ type: 'text', text: texts.join('') });
     for (const t of toolUses) content.push({ type: 'tool_use', id: t.id, name: t.name, input: t.input });
-    return json(res, 200, { ...message, content, stop_reason: stopReason, usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputTokens } });
+    return json(res, 200, {
+      ...message,
+      content,
+      stop_reason: stopReason,
+      usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputTokens },
+    });
   }
 
   const stream = exchange.stream({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': 'req_fake' });
-  const send = (type: string, data: Record<string, unknown> | string) => stream.send(`event: ${type}\ndata: ${typeof data === 'string' ? data : JSON.stringify({ type, ...data })}\n\n`);
+  const send = (type: string, data: Record<string, unknown> | string) =>
+    stream.send(`event: ${type}\ndata: ${typeof data === 'string' ? data : JSON.stringify({ type, ...data })}\n\n`);
 
-  await send('message_start', { message: { ...message, content: [], stop_reason: null, usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } });
+  await send('message_start', {
+    message: {
+      ...message,
+      content: [],
+      stop_reason: null,
+      usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 },
+    },
+  });
   let index = 0;
   if (texts.length || reply.kind !== 'answer') {
     await send('content_block_start', { index, content_block: { type: 'text', text: '' } });

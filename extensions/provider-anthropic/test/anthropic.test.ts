@@ -1,13 +1,26 @@
 import assert from 'node:assert/strict';
 import { collect, last, tokens } from '@aion/provider-kit/testing';
 import { readFileSync } from 'node:fs';
-import { AionError, CancellationTokenSource, runInExtensionContext, type ExtensionApiBinding, type ExtensionContext, type ExtensionManifest } from '@aion/extension-api';
+import {
+  AionError,
+  CancellationTokenSource,
+  runInExtensionContext,
+  type ExtensionApiBinding,
+  type ExtensionContext,
+  type ExtensionManifest,
+} from '@aion/extension-api';
 import type { ChatRequest, ProviderEvent, ProviderImplementation } from '@aion/provider-kit';
 import { AnthropicClient } from '../src/client.js';
 import { activate } from '../src/extension.js';
 import { startFakeAnthropic, type FakeAnthropic } from '../src/testing.js';
 
-const hello: ChatRequest = { model: 'claude-sonnet-4-5', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] };
+const hello: ChatRequest = {
+  model: 'claude-sonnet-4-5',
+  messages: [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Say hello' },
+  ],
+};
 
 const withoutMessage = (event: ProviderEvent | undefined) => ({ ...event, message: undefined });
 
@@ -46,7 +59,9 @@ describe('provider-anthropic client', () => {
 
   it('asks for a whole message when stream is false and yields the same events', async () => {
     fake = await startFakeAnthropic({ replies: [{ kind: 'answer', text: ['Hello', ' world'], stopReason: 'max_tokens', inputTokens: 9, outputTokens: 2 }] });
-    const events = await collect(new AnthropicClient({ baseUrl: fake.url, apiKey: 'k', defaultMaxTokens: 100 }).chat({ ...hello, stream: false, maxTokens: 2 }));
+    const events = await collect(
+      new AnthropicClient({ baseUrl: fake.url, apiKey: 'k', defaultMaxTokens: 100 }).chat({ ...hello, stream: false, maxTokens: 2 }),
+    );
     assert.deepEqual(events, [
       { type: 'token', text: 'Hello world' },
       { type: 'usage', inputTokens: 9, outputTokens: 2 },
@@ -60,10 +75,23 @@ describe('provider-anthropic client', () => {
     const input = { city: 'Zürich', unit: 'celsius', days: [1, 2, 3] };
     fake = await startFakeAnthropic({
       inputFragments: 6,
-      replies: [{ kind: 'answer', text: ['Let me check.'], toolUses: [{ id: 'toolu_1', name: 'get_weather', input }, { id: 'toolu_2', name: 'now', input: {} }] }],
+      replies: [
+        {
+          kind: 'answer',
+          text: ['Let me check.'],
+          toolUses: [
+            { id: 'toolu_1', name: 'get_weather', input },
+            { id: 'toolu_2', name: 'now', input: {} },
+          ],
+        },
+      ],
     });
     const client = new AnthropicClient({ baseUrl: fake.url, apiKey: 'k' });
-    const request: ChatRequest = { ...hello, tools: [{ name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } }], toolChoice: 'required' };
+    const request: ChatRequest = {
+      ...hello,
+      tools: [{ name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } }],
+      toolChoice: 'required',
+    };
     for (const stream of [true, false]) {
       const events = await collect(client.chat({ ...request, stream }));
       assert.deepEqual(
@@ -90,7 +118,14 @@ describe('provider-anthropic client', () => {
         messages: [
           { role: 'system', content: 'You look things up.' },
           { role: 'user', content: 'look up 6 and 7' },
-          { role: 'assistant', content: 'Looking.', toolCalls: [{ id: 'toolu_a', name: 'lookup', arguments: '{"id":6}' }, { id: 'toolu_b', name: 'lookup', arguments: '{"id":7}' }] },
+          {
+            role: 'assistant',
+            content: 'Looking.',
+            toolCalls: [
+              { id: 'toolu_a', name: 'lookup', arguments: '{"id":6}' },
+              { id: 'toolu_b', name: 'lookup', arguments: '{"id":7}' },
+            ],
+          },
           { role: 'tool', content: '{"found":false}', toolCallId: 'toolu_a', name: 'lookup' },
           { role: 'tool', content: '{"found":true}', toolCallId: 'toolu_b', name: 'lookup' },
           { role: 'user', content: 'And?' },
@@ -124,15 +159,37 @@ describe('provider-anthropic client', () => {
   it('turns 429 with retry-after into a retryable PROVIDER_RATE_LIMITED', async () => {
     fake = await startFakeAnthropic({ replies: [{ kind: 'status', status: 429, headers: { 'retry-after': '7' } }] });
     const events = await collect(new AnthropicClient({ baseUrl: fake.url, apiKey: 'k' }).chat(hello));
-    assert.deepEqual(events, [{ type: 'error', code: 'PROVIDER_RATE_LIMITED', message: 'the provider answered HTTP 429: fake error 429', retryable: true, status: 429, retryAfterMs: 7000, afterFirstToken: false }]);
+    assert.deepEqual(events, [
+      {
+        type: 'error',
+        code: 'PROVIDER_RATE_LIMITED',
+        message: 'the provider answered HTTP 429: fake error 429',
+        retryable: true,
+        status: 429,
+        retryAfterMs: 7000,
+        afterFirstToken: false,
+      },
+    ]);
   });
 
   it('turns 500 and 529 (overloaded) into a retryable PROVIDER_UNAVAILABLE', async () => {
-    fake = await startFakeAnthropic({ replies: [{ kind: 'status', status: 500 }, { kind: 'status', status: 529 }] });
+    fake = await startFakeAnthropic({
+      replies: [
+        { kind: 'status', status: 500 },
+        { kind: 'status', status: 529 },
+      ],
+    });
     const client = new AnthropicClient({ baseUrl: fake.url, apiKey: 'k' });
     for (const status of [500, 529]) {
       const [event] = await collect(client.chat(hello));
-      assert.deepEqual(withoutMessage(event), { type: 'error', code: 'PROVIDER_UNAVAILABLE', message: undefined, retryable: true, status, afterFirstToken: false });
+      assert.deepEqual(withoutMessage(event), {
+        type: 'error',
+        code: 'PROVIDER_UNAVAILABLE',
+        message: undefined,
+        retryable: true,
+        status,
+        afterFirstToken: false,
+      });
     }
   });
 
@@ -150,7 +207,14 @@ describe('provider-anthropic client', () => {
   it('turns 401 into PROVIDER_AUTH_FAILED, and a missing key into the same without a request', async () => {
     fake = await startFakeAnthropic({ apiKey: 'right' });
     const [refused] = await collect(new AnthropicClient({ baseUrl: fake.url, apiKey: 'wrong' }).chat(hello));
-    assert.deepEqual(withoutMessage(refused), { type: 'error', code: 'PROVIDER_AUTH_FAILED', message: undefined, retryable: false, status: 401, afterFirstToken: false });
+    assert.deepEqual(withoutMessage(refused), {
+      type: 'error',
+      code: 'PROVIDER_AUTH_FAILED',
+      message: undefined,
+      retryable: false,
+      status: 401,
+      afterFirstToken: false,
+    });
     assert.match((refused as { message: string }).message, /invalid x-api-key/);
     const [missing] = await collect(new AnthropicClient({ baseUrl: fake.url }).chat(hello));
     assert.deepEqual(missing, { type: 'error', code: 'PROVIDER_AUTH_FAILED', message: 'no API key is configured', retryable: false, afterFirstToken: false });
@@ -158,7 +222,15 @@ describe('provider-anthropic client', () => {
   });
 
   it('turns a bad request into PROVIDER_BAD_REQUEST with the vendor message', async () => {
-    fake = await startFakeAnthropic({ replies: [{ kind: 'status', status: 400, body: { type: 'error', error: { type: 'invalid_request_error', message: 'messages.0.content: Input should be a valid list' } } }] });
+    fake = await startFakeAnthropic({
+      replies: [
+        {
+          kind: 'status',
+          status: 400,
+          body: { type: 'error', error: { type: 'invalid_request_error', message: 'messages.0.content: Input should be a valid list' } },
+        },
+      ],
+    });
     const [event] = await collect(new AnthropicClient({ baseUrl: fake.url, apiKey: 'k' }).chat(hello));
     assert.equal((event as { code: string }).code, 'PROVIDER_BAD_REQUEST');
     assert.match((event as { message: string }).message, /Input should be a valid list/);
@@ -169,7 +241,13 @@ describe('provider-anthropic client', () => {
     const client = new AnthropicClient({ baseUrl: fake.url, apiKey: 'k' });
     const streamed = await collect(client.chat(hello));
     assert.deepEqual(tokens(streamed), ['ok']);
-    assert.deepEqual(withoutMessage(last(streamed)), { type: 'error', code: 'PROVIDER_BAD_RESPONSE', message: undefined, retryable: false, afterFirstToken: true });
+    assert.deepEqual(withoutMessage(last(streamed)), {
+      type: 'error',
+      code: 'PROVIDER_BAD_RESPONSE',
+      message: undefined,
+      retryable: false,
+      afterFirstToken: true,
+    });
     const whole = await collect(client.chat({ ...hello, stream: false }));
     assert.equal((whole[0] as { code: string }).code, 'PROVIDER_BAD_RESPONSE');
   });
@@ -178,21 +256,37 @@ describe('provider-anthropic client', () => {
     fake = await startFakeAnthropic({ modelsPageSize: 2, models: ['claude-sonnet-4-5', 'claude-haiku-4-5', 'claude-opus-4-1'] });
     const client = new AnthropicClient({ baseUrl: fake.url, apiKey: 'k', models: [{ id: 'claude-haiku-4-5', contextWindow: 200000 }] });
     const models = await client.listModels();
-    assert.deepEqual(models.map((m) => [m.id, m.contextWindow]), [['claude-sonnet-4-5', undefined], ['claude-haiku-4-5', 200000], ['claude-opus-4-1', undefined]]);
+    assert.deepEqual(
+      models.map((m) => [m.id, m.contextWindow]),
+      [
+        ['claude-sonnet-4-5', undefined],
+        ['claude-haiku-4-5', 200000],
+        ['claude-opus-4-1', undefined],
+      ],
+    );
     assert.equal(models[0]!.displayName, 'Claude sonnet 4 5');
-    assert.deepEqual(fake.requests.map((r) => r.query.after_id), [undefined, 'claude-haiku-4-5']);
+    assert.deepEqual(
+      fake.requests.map((r) => r.query.after_id),
+      [undefined, 'claude-haiku-4-5'],
+    );
   });
 
   it('rejects listModels with an AionError carrying the provider code', async () => {
     fake = await startFakeAnthropic({ apiKey: 'k' });
-    await assert.rejects(new AnthropicClient({ baseUrl: fake.url, apiKey: 'x' }).listModels(), (err: unknown) => err instanceof AionError && err.code === 'PROVIDER_AUTH_FAILED');
+    await assert.rejects(
+      new AnthropicClient({ baseUrl: fake.url, apiKey: 'x' }).listModels(),
+      (err: unknown) => err instanceof AionError && err.code === 'PROVIDER_AUTH_FAILED',
+    );
   });
 });
 
 describe('provider-anthropic extension', () => {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as ExtensionManifest;
 
-  function activateWith(configuration: Record<string, unknown>, secrets: Record<string, string>): { implementation: ProviderImplementation; point: string; id: string } {
+  function activateWith(
+    configuration: Record<string, unknown>,
+    secrets: Record<string, string>,
+  ): { implementation: ProviderImplementation; point: string; id: string } {
     let registered: { point: string; id: string; implementation: ProviderImplementation } | undefined;
     const binding = {
       extensionId: 'aion.provider-anthropic',
@@ -224,7 +318,10 @@ describe('provider-anthropic extension', () => {
     fake = await startFakeAnthropic({ apiKey: 'sk-ant-secret', models: ['claude-sonnet-4-5'] });
     const { point, id, implementation } = activateWith({ baseUrl: fake.url }, { ANTHROPIC_API_KEY: 'sk-ant-secret' });
     assert.equal(point, 'providers');
-    assert.deepEqual((manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id), [id]);
+    assert.deepEqual(
+      (manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id),
+      [id],
+    );
     assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'configuredModels', 'listModels']);
     const token = new CancellationTokenSource().token;
     assert.equal(last(await collect(implementation.chat(hello, token))).type, 'done');
@@ -235,7 +332,13 @@ describe('provider-anthropic extension', () => {
     fake = await startFakeAnthropic();
     const { implementation } = activateWith({ baseUrl: fake.url }, {});
     const [event] = await collect(implementation.chat(hello, new CancellationTokenSource().token));
-    assert.deepEqual(event, { type: 'error', code: 'PROVIDER_AUTH_FAILED', message: 'the API key could not be read: the secret ANTHROPIC_API_KEY is not set', retryable: false, afterFirstToken: false });
+    assert.deepEqual(event, {
+      type: 'error',
+      code: 'PROVIDER_AUTH_FAILED',
+      message: 'the API key could not be read: the secret ANTHROPIC_API_KEY is not set',
+      retryable: false,
+      afterFirstToken: false,
+    });
     assert.equal(fake.requests.length, 0);
   });
 });

@@ -34,11 +34,17 @@ async function direct(modelPath: string): Promise<Sample[]> {
     const start = performance.now();
     let first = 0;
     let tokens = 0;
-    await chat.generateResponse([{ type: 'user', text: 'hello world' }, { type: 'model', response: [] }], {
-      maxTokens: MAX_TOKENS,
-      onTextChunk: () => (first ||= performance.now()),
-      onToken: (t) => (tokens += t.length),
-    });
+    await chat.generateResponse(
+      [
+        { type: 'user', text: 'hello world' },
+        { type: 'model', response: [] },
+      ],
+      {
+        maxTokens: MAX_TOKENS,
+        onTextChunk: () => (first ||= performance.now()),
+        onToken: (t) => (tokens += t.length),
+      },
+    );
     const end = performance.now();
     chat.dispose({ disposeSequence: false });
     if (i > 0) samples.push({ firstTokenMs: first - start, tokensPerSecond: tokens / ((end - start) / 1000) });
@@ -68,7 +74,13 @@ async function frontDoor(modelPath: string): Promise<Sample[]> {
       const res = await kernel.request('/v1/chat/completions', {
         method: 'POST',
         headers: { authorization: 'Bearer bench', 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'aion/local', messages: [{ role: 'user', content: 'hello world' }], stream: true, stream_options: { include_usage: true }, max_tokens: MAX_TOKENS }),
+        body: JSON.stringify({
+          model: 'aion/local',
+          messages: [{ role: 'user', content: 'hello world' }],
+          stream: true,
+          stream_options: { include_usage: true },
+          max_tokens: MAX_TOKENS,
+        }),
       });
       if (res.status !== 200) throw new Error(`front door answered ${res.status}: ${await res.text()}`);
       let first = 0;
@@ -95,7 +107,12 @@ try {
   await writeTinyLlamaGguf(modelPath, { embeddingLength: 128, blockCount: 4, feedForwardLength: 256 });
   const baseline = await direct(modelPath);
   const http = await frontDoor(modelPath);
-  const row = (name: string, s: Sample[]) => `${name.padEnd(36)} ${median(s.map((x) => x.tokensPerSecond)).toFixed(0).padStart(10)} ${median(s.map((x) => x.firstTokenMs)).toFixed(2).padStart(14)}`;
+  const row = (name: string, s: Sample[]) =>
+    `${name.padEnd(36)} ${median(s.map((x) => x.tokensPerSecond))
+      .toFixed(0)
+      .padStart(10)} ${median(s.map((x) => x.firstTokenMs))
+      .toFixed(2)
+      .padStart(14)}`;
   console.log(`local model: tiny random llama GGUF, CPU, ${THREADS} thread(s), ${MAX_TOKENS} tokens, median of ${ROUNDS} (after one warm-up)`);
   console.log(`${'path'.padEnd(36)} ${'tokens/s'.padStart(10)} ${'first token ms'.padStart(14)}`);
   console.log(row('node-llama-cpp in process (baseline)', baseline));

@@ -5,7 +5,15 @@
 import { parseArgs } from 'node:util';
 import { getLlama, LlamaChat } from 'node-llama-cpp';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { gpu: { type: 'string', default: 'auto' }, layers: { type: 'string', default: 'max' }, tokens: { type: 'string', default: '64' }, threads: { type: 'string' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    gpu: { type: 'string', default: 'auto' },
+    layers: { type: 'string', default: 'max' },
+    tokens: { type: 'string', default: '64' },
+    threads: { type: 'string' },
+  },
+});
 const modelPath = positionals[0];
 if (!modelPath) {
   console.error('usage: node scripts/gpu-check.mjs <model.gguf> [--gpu auto|cuda|vulkan] [--layers max|auto|N] [--tokens 64]');
@@ -29,12 +37,20 @@ const chat = new LlamaChat({ contextSequence: context.getSequence() });
 let first = 0;
 let generated = 0;
 start = performance.now();
-await chat.generateResponse([{ type: 'user', text: 'Write a short story about a lighthouse.' }, { type: 'model', response: [] }], {
-  maxTokens,
-  onTextChunk: () => (first ||= performance.now()),
-  onToken: (tokens) => (generated += tokens.length),
-});
+await chat.generateResponse(
+  [
+    { type: 'user', text: 'Write a short story about a lighthouse.' },
+    { type: 'model', response: [] },
+  ],
+  {
+    maxTokens,
+    onTextChunk: () => (first ||= performance.now()),
+    onToken: (tokens) => (generated += tokens.length),
+  },
+);
 const seconds = (performance.now() - start) / 1000;
-console.log(`generated ${generated} tokens in ${seconds.toFixed(3)} s: ${(generated / seconds).toFixed(1)} tokens/s, first token after ${(first - start).toFixed(1)} ms`);
+console.log(
+  `generated ${generated} tokens in ${seconds.toFixed(3)} s: ${(generated / seconds).toFixed(1)} tokens/s, first token after ${(first - start).toFixed(1)} ms`,
+);
 console.log(`GPU used: ${llama.gpu !== false && model.gpuLayers > 0 ? 'yes' : 'no'}`);
 await llama.dispose();

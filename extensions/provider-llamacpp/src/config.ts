@@ -69,9 +69,16 @@ export function resolveConfiguration(config: LlamaCppConfiguration): ResolvedCon
   const gpuLayers = config.gpuLayers ?? 'auto';
   const capabilities = config.capabilities ?? DEFAULT_CAPABILITIES;
   const models: LocalModelSpec[] = [];
-  if (config.modelPath) models.push({ id: config.modelId ?? modelIdFromPath(config.modelPath), path: absolute(config.modelPath), contextSize, gpuLayers, capabilities });
+  if (config.modelPath)
+    models.push({ id: config.modelId ?? modelIdFromPath(config.modelPath), path: absolute(config.modelPath), contextSize, gpuLayers, capabilities });
   for (const entry of config.models ?? []) {
-    models.push({ id: entry.id, path: absolute(entry.path), contextSize: entry.contextSize ?? contextSize, gpuLayers: entry.gpuLayers ?? gpuLayers, capabilities: entry.capabilities ?? capabilities });
+    models.push({
+      id: entry.id,
+      path: absolute(entry.path),
+      contextSize: entry.contextSize ?? contextSize,
+      gpuLayers: entry.gpuLayers ?? gpuLayers,
+      capabilities: entry.capabilities ?? capabilities,
+    });
   }
   return {
     enabled: config.enabled ?? false,

@@ -2,7 +2,18 @@ import { stat } from 'node:fs/promises';
 import type { CancellationToken } from '@aion/extension-api';
 import { AionError } from '@aion/extension-api';
 import { ProviderFailure, type ChatMessage, type ChatRequest, type FinishReason, type ModelInfo, type ProviderEvent } from '@aion/provider-kit';
-import { GgufFileType, getLlama, LlamaChat, LlamaLogLevel, readGgufFileInfo, type ChatHistoryItem, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel } from 'node-llama-cpp';
+import {
+  GgufFileType,
+  getLlama,
+  LlamaChat,
+  LlamaLogLevel,
+  readGgufFileInfo,
+  type ChatHistoryItem,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaModel,
+} from 'node-llama-cpp';
 import type { LocalModelSpec, ResolvedConfiguration } from './config.js';
 import { SequencePool } from './sequencePool.js';
 import { TokenChannel } from './tokenChannel.js';
@@ -58,9 +69,13 @@ export class LocalModelService {
   /** llama.cpp reports why a load failed only in its log. */
   private lastNativeError?: string;
 
-  constructor(private readonly config: ResolvedConfiguration, private readonly log: (level: 'info' | 'warn', message: string) => void = () => {}) {
+  constructor(
+    private readonly config: ResolvedConfiguration,
+    private readonly log: (level: 'info' | 'warn', message: string) => void = () => {},
+  ) {
     for (const spec of config.models) {
-      if (this.slots.has(spec.id)) throw new AionError('CONFIG_INVALID', `two local models are named ${spec.id}: give each entry of models (and modelId) its own id`);
+      if (this.slots.has(spec.id))
+        throw new AionError('CONFIG_INVALID', `two local models are named ${spec.id}: give each entry of models (and modelId) its own id`);
       this.slots.set(spec.id, { spec, tokensGenerated: 0 });
     }
   }
@@ -78,12 +93,28 @@ export class LocalModelService {
     for (const slot of this.slots.values()) {
       try {
         await inspectFile(slot.spec.path, slot.spec.id);
-        found.push({ id: slot.spec.id, displayName: `${slot.spec.id} (local GGUF)`, contextWindow: slot.loaded?.contextSize ?? slot.spec.contextSize, costPer1kInput: 0, costPer1kOutput: 0, capabilities: slot.spec.capabilities, tools: false, streaming: true });
+        found.push({
+          id: slot.spec.id,
+          displayName: `${slot.spec.id} (local GGUF)`,
+          contextWindow: slot.loaded?.contextSize ?? slot.spec.contextSize,
+          costPer1kInput: 0,
+          costPer1kOutput: 0,
+          capabilities: slot.spec.capabilities,
+          tools: false,
+          streaming: true,
+        });
       } catch (err) {
         firstProblem ??= asFailure(err, slot.spec);
       }
     }
-    if (found.length === 0) throw (firstProblem ?? new ProviderFailure('LOCAL_MODEL_NOT_FOUND', 'no local model is configured: set LOCAL_AI_MODEL_PATH (or extensions["aion.provider-llamacpp"].modelPath) to a GGUF file')).toAionError();
+    if (found.length === 0)
+      throw (
+        firstProblem ??
+        new ProviderFailure(
+          'LOCAL_MODEL_NOT_FOUND',
+          'no local model is configured: set LOCAL_AI_MODEL_PATH (or extensions["aion.provider-llamacpp"].modelPath) to a GGUF file',
+        )
+      ).toAionError();
     return found;
   }
 
@@ -121,7 +152,12 @@ export class LocalModelService {
     try {
       this.assertEnabled();
       const slot = this.slots.get(request.model) ?? (request.model === 'local' && this.slots.size > 0 ? this.slots.values().next().value : undefined);
-      if (!slot) throw new ProviderFailure('PROVIDER_BAD_REQUEST', `no local model is named ${request.model}; configured: ${[...this.slots.keys()].join(', ') || 'none'}`, { status: 404 });
+      if (!slot)
+        throw new ProviderFailure(
+          'PROVIDER_BAD_REQUEST',
+          `no local model is named ${request.model}; configured: ${[...this.slots.keys()].join(', ') || 'none'}`,
+          { status: 404 },
+        );
       const timeoutMs = request.timeoutMs ?? this.config.timeoutMs;
       const loaded = await this.load(slot);
       const sequence = await loaded.pool.acquire(token, timeoutMs, slot.spec.id);
@@ -134,12 +170,23 @@ export class LocalModelService {
         loaded.pool.release(sequence);
       }
     } catch (err) {
-      const failure = token?.isCancellationRequested ? new ProviderFailure('CANCELLED', 'cancelled') : err instanceof ProviderFailure ? err : new ProviderFailure('PROVIDER_UNAVAILABLE', `llama.cpp failed: ${(err as Error).message}`, { retryable: true });
+      const failure = token?.isCancellationRequested
+        ? new ProviderFailure('CANCELLED', 'cancelled')
+        : err instanceof ProviderFailure
+          ? err
+          : new ProviderFailure('PROVIDER_UNAVAILABLE', `llama.cpp failed: ${(err as Error).message}`, { retryable: true });
       yield failure.toEvent(produced);
     }
   }
 
-  private async *generate(slot: Slot, loaded: Loaded, sequence: LlamaContextSequence, request: ChatRequest, timeoutMs: number, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
+  private async *generate(
+    slot: Slot,
+    loaded: Loaded,
+    sequence: LlamaContextSequence,
+    request: ChatRequest,
+    timeoutMs: number,
+    token?: CancellationToken,
+  ): AsyncGenerator<ProviderEvent> {
     const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
     const abort = new AbortController();
     const cancelled = token?.onCancellationRequested(() => abort.abort());
@@ -158,10 +205,19 @@ export class LocalModelService {
       const history = toHistory(request.messages);
       const promptTokens = chat.chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(loaded.model.tokenizer).length;
       const room = loaded.contextSize - promptTokens;
-      if (room <= 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', `the prompt is ${promptTokens} tokens; the local model ${slot.spec.id} has a context of ${loaded.contextSize} (contextSize): shorten the conversation`, { status: 400 });
+      if (room <= 0)
+        throw new ProviderFailure(
+          'PROVIDER_BAD_REQUEST',
+          `the prompt is ${promptTokens} tokens; the local model ${slot.spec.id} has a context of ${loaded.contextSize} (contextSize): shorten the conversation`,
+          { status: 400 },
+        );
       const asked = request.maxTokens === undefined ? undefined : Math.min(request.maxTokens, this.config.maxTokens);
       if (asked !== undefined && promptTokens + asked > loaded.contextSize) {
-        throw new ProviderFailure('PROVIDER_BAD_REQUEST', `the prompt (${promptTokens} tokens) plus max_tokens ${asked} exceeds the context of ${loaded.contextSize} tokens of the local model ${slot.spec.id}: ask for at most ${room}`, { status: 400 });
+        throw new ProviderFailure(
+          'PROVIDER_BAD_REQUEST',
+          `the prompt (${promptTokens} tokens) plus max_tokens ${asked} exceeds the context of ${loaded.contextSize} tokens of the local model ${slot.spec.id}: ask for at most ${room}`,
+          { status: 400 },
+        );
       }
       const maxTokens = Math.min(asked ?? this.config.maxTokens, room);
       let outputTokens = 0;
@@ -239,7 +295,11 @@ export class LocalModelService {
     await inspectFile(spec.path, spec.id);
     const llama = await this.runtime();
     const gpuLayers = llama.gpu === false ? 0 : spec.gpuLayers;
-    if (llama.gpu === false && spec.gpuLayers !== 'auto' && spec.gpuLayers !== 0) this.log('warn', `local model ${spec.id}: gpuLayers ${spec.gpuLayers} asked, but llama.cpp found no usable GPU (gpu: ${this.config.gpu}); running on the CPU`);
+    if (llama.gpu === false && spec.gpuLayers !== 'auto' && spec.gpuLayers !== 0)
+      this.log(
+        'warn',
+        `local model ${spec.id}: gpuLayers ${spec.gpuLayers} asked, but llama.cpp found no usable GPU (gpu: ${this.config.gpu}); running on the CPU`,
+      );
     let model: LlamaModel;
     this.lastNativeError = undefined;
     try {
@@ -255,12 +315,19 @@ export class LocalModelService {
     const parallel = this.config.parallel;
     const context = await model.createContext({ contextSize, sequences: parallel, ...(this.config.threads > 0 ? { threads: this.config.threads } : {}) });
     const sequences = Array.from({ length: parallel }, () => context.getSequence());
-    const placement: ModelPlacement = { backend: llama.gpu === false ? 'cpu' : llama.gpu, gpuLayers: model.gpuLayers, totalLayers: model.fileInsights.totalLayers };
+    const placement: ModelPlacement = {
+      backend: llama.gpu === false ? 'cpu' : llama.gpu,
+      gpuLayers: model.gpuLayers,
+      totalLayers: model.fileInsights.totalLayers,
+    };
     if (this.disposed) {
       await model.dispose();
       throw new ProviderFailure('PROVIDER_UNAVAILABLE', 'the provider is shutting down');
     }
-    this.log('info', `local model ${spec.id} loaded from ${spec.path}: ${placement.backend}, ${placement.gpuLayers}/${placement.totalLayers} layers on the GPU, context ${context.contextSize}`);
+    this.log(
+      'info',
+      `local model ${spec.id} loaded from ${spec.path}: ${placement.backend}, ${placement.gpuLayers}/${placement.totalLayers} layers on the GPU, context ${context.contextSize}`,
+    );
     return { model, context, pool: new SequencePool(sequences, this.config.maxQueued), placement, contextSize: context.contextSize };
   }
 
@@ -318,21 +385,35 @@ async function inspectFile(path: string, id: string): Promise<{ sizeBytes: numbe
     if (!info.isFile()) throw new Error('not a file');
     sizeBytes = info.size;
   } catch (err) {
-    throw new ProviderFailure('LOCAL_MODEL_NOT_FOUND', `the local model ${id} has no file at ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): check LOCAL_AI_MODEL_PATH / modelPath`, { status: 503 });
+    throw new ProviderFailure(
+      'LOCAL_MODEL_NOT_FOUND',
+      `the local model ${id} has no file at ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): check LOCAL_AI_MODEL_PATH / modelPath`,
+      { status: 503 },
+    );
   }
   try {
     const info = await readGgufFileInfo(path, { readTensorInfo: false, logWarnings: false });
     const fileType = info.metadata.general?.file_type;
-    return { sizeBytes, quantization: fileType === undefined ? 'unknown' : (GgufFileType[fileType] ?? `file type ${fileType}`), architecture: info.metadata.general?.architecture };
+    return {
+      sizeBytes,
+      quantization: fileType === undefined ? 'unknown' : (GgufFileType[fileType] ?? `file type ${fileType}`),
+      architecture: info.metadata.general?.architecture,
+    };
   } catch (err) {
     throw new ProviderFailure('LOCAL_MODEL_INVALID', `${path} (${id}) is not a GGUF model file llama.cpp can read: ${(err as Error).message}`, { status: 503 });
   }
 }
 
-const disabled = () => new ProviderFailure('PROVIDER_UNAVAILABLE', 'the local model is off: set LOCAL_AI_ENABLED=true (or extensions["aion.provider-llamacpp"].enabled) and LOCAL_AI_MODEL_PATH');
+const disabled = () =>
+  new ProviderFailure(
+    'PROVIDER_UNAVAILABLE',
+    'the local model is off: set LOCAL_AI_ENABLED=true (or extensions["aion.provider-llamacpp"].enabled) and LOCAL_AI_MODEL_PATH',
+  );
 
 function asFailure(err: unknown, spec: LocalModelSpec): ProviderFailure {
-  return err instanceof ProviderFailure ? err : new ProviderFailure('LOCAL_MODEL_INVALID', `the local model ${spec.id} failed to load: ${(err as Error).message}`, { status: 503 });
+  return err instanceof ProviderFailure
+    ? err
+    : new ProviderFailure('LOCAL_MODEL_INVALID', `the local model ${spec.id} failed to load: ${(err as Error).message}`, { status: 503 });
 }
 
 function finishReason(stopReason: string): FinishReason {

@@ -37,7 +37,13 @@ export class SequencePool<T> {
     const item = this.free.shift();
     if (item !== undefined) return Promise.resolve(item);
     if (this.waiters.length >= this.maxQueued) {
-      return Promise.reject(new ProviderFailure('PROVIDER_UNAVAILABLE', `the local model ${modelId} is busy: ${this.busy} chat(s) running and ${this.waiters.length} queued (maxQueued); try again shortly`, { retryable: true, status: 503, retryAfterMs: 1000 }));
+      return Promise.reject(
+        new ProviderFailure(
+          'PROVIDER_UNAVAILABLE',
+          `the local model ${modelId} is busy: ${this.busy} chat(s) running and ${this.waiters.length} queued (maxQueued); try again shortly`,
+          { retryable: true, status: 503, retryAfterMs: 1000 },
+        ),
+      );
     }
     return new Promise<T>((resolve, reject) => {
       const leave = () => {
@@ -56,7 +62,10 @@ export class SequencePool<T> {
           reject(err);
         },
       };
-      const timer = setTimeout(() => waiter.reject(new ProviderFailure('PROVIDER_TIMEOUT', `waited ${timeoutMs} ms in the queue of the local model ${modelId}`, { retryable: true })), timeoutMs);
+      const timer = setTimeout(
+        () => waiter.reject(new ProviderFailure('PROVIDER_TIMEOUT', `waited ${timeoutMs} ms in the queue of the local model ${modelId}`, { retryable: true })),
+        timeoutMs,
+      );
       const cancelled = token?.onCancellationRequested(() => waiter.reject(new ProviderFailure('CANCELLED', 'cancelled while queued')));
       this.waiters.push(waiter);
     });

@@ -18,7 +18,11 @@ const TOKENS = { 'test-token': { sub: 'tester', scopes: ['tasks:write', 'tasks:r
 const ADDON = join(dirname(require.resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node');
 
 function post(kernel: TestKernel, path: string, body: unknown): Promise<Response> {
-  return kernel.request(path, { method: 'POST', headers: { authorization: 'Bearer test-token', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return kernel.request(path, {
+    method: 'POST',
+    headers: { authorization: 'Bearer test-token', 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 }
 
 const user = (content: string) => [{ role: 'user', content }];
@@ -74,7 +78,11 @@ describe('provider-llamacpp in a kernel: dedicated host, router, CLI command', f
     const chats = () => openai.requests.filter((r) => r.path.endsWith('/chat/completions')).length;
     const before = chats();
     const res = await post(kernel, '/v1/chat/completions', { model: 'aion/auto', messages: user('hello world'), max_tokens: 6 });
-    const body = (await res.json()) as { model: string; choices: Array<{ message: { content: string }; finish_reason: string }>; usage: { completion_tokens: number } };
+    const body = (await res.json()) as {
+      model: string;
+      choices: Array<{ message: { content: string }; finish_reason: string }>;
+      usage: { completion_tokens: number };
+    };
     assert.equal(res.status, 200, JSON.stringify(body));
     assert.match(res.headers.get('x-aion-route') ?? '', /candidates=llamacpp\/tiny/);
     assert.match(body.model, /llamacpp\/tiny/);
@@ -94,10 +102,16 @@ describe('provider-llamacpp in a kernel: dedicated host, router, CLI command', f
   });
 
   it('routes local-only tasks to it, and an intent it is not rated for to the cloud', async () => {
-    const local = (await (await post(kernel, '/v1/tasks', { messages: user('secret'), privacy: 'local-only', wait: true, max_tokens: 4 })).json()) as { status: string; engine: { provider: string; model: string } };
+    const local = (await (await post(kernel, '/v1/tasks', { messages: user('secret'), privacy: 'local-only', wait: true, max_tokens: 4 })).json()) as {
+      status: string;
+      engine: { provider: string; model: string };
+    };
     assert.equal(local.status, 'OK', JSON.stringify(local));
     assert.deepEqual([local.engine.provider, local.engine.model], ['llamacpp', 'tiny']);
-    const code = (await (await post(kernel, '/v1/tasks', { intent: 'code', messages: user('write code'), wait: true })).json()) as { status: string; engine: { provider: string } };
+    const code = (await (await post(kernel, '/v1/tasks', { intent: 'code', messages: user('write code'), wait: true })).json()) as {
+      status: string;
+      engine: { provider: string };
+    };
     assert.equal(code.status, 'OK', JSON.stringify(code));
     assert.equal(code.engine.provider, 'openai');
   });
@@ -169,7 +183,10 @@ describe('native addons in a host are enforced by the permission model', functio
     assert.match(listed, /PERMISSION_DENIED/);
     assert.match(listed, /addons \(grant: permissions\.grants\[\\"llamatest\.addon-probe\\"\]\.addons: true\)/);
     await kernel.stop();
-    kernel = await startTestKernel({ extensions: [join(outside, 'addon-probe')], config: { permissions: { grants: { 'llamatest.addon-probe': { addons: true } } } } });
+    kernel = await startTestKernel({
+      extensions: [join(outside, 'addon-probe')],
+      config: { permissions: { grants: { 'llamatest.addon-probe': { addons: true } } } },
+    });
     assert.equal(await kernel.executeCommand('addonProbe.load', ADDON), 'loaded');
   });
 });

@@ -8,7 +8,14 @@ import { resolveConfiguration, type LlamaCppConfiguration } from '../src/config.
 import { LocalModelService } from '../src/localModels.js';
 import { writeTinyLlamaGguf } from '../src/testing.js';
 
-const hello = (extra: Partial<ChatRequest> = {}): ChatRequest => ({ model: 'tiny', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello world' }], ...extra });
+const hello = (extra: Partial<ChatRequest> = {}): ChatRequest => ({
+  model: 'tiny',
+  messages: [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'hello world' },
+  ],
+  ...extra,
+});
 
 async function collect(events: AsyncIterable<ProviderEvent>): Promise<ProviderEvent[]> {
   const out: ProviderEvent[] = [];
@@ -59,17 +66,26 @@ describe('provider-llamacpp: a real GGUF model through node-llama-cpp', function
     assert.equal(status!.placement?.totalLayers, 3);
     assert.equal(status!.tokensGenerated, 12);
     const listed = await local.listModels();
-    assert.deepEqual(listed.map((m) => [m.id, m.contextWindow, m.costPer1kInput, m.tools]), [['tiny', 512, 0, false]]);
+    assert.deepEqual(
+      listed.map((m) => [m.id, m.contextWindow, m.costPer1kInput, m.tools]),
+      [['tiny', 512, 0, false]],
+    );
   });
 
   it('gives the same answer to the same request (greedy decoding) and stops at a stop sequence', async () => {
     const local = service();
-    const first = tokens(await collect(local.chat(hello({ maxTokens: 10 })))).map((e) => (e.type === 'token' ? e.text : '')).join('');
-    const second = tokens(await collect(local.chat(hello({ maxTokens: 10 })))).map((e) => (e.type === 'token' ? e.text : '')).join('');
+    const first = tokens(await collect(local.chat(hello({ maxTokens: 10 }))))
+      .map((e) => (e.type === 'token' ? e.text : ''))
+      .join('');
+    const second = tokens(await collect(local.chat(hello({ maxTokens: 10 }))))
+      .map((e) => (e.type === 'token' ? e.text : ''))
+      .join('');
     assert.equal(first, second);
     const stopAt = first.trim().slice(0, 1);
     const stopped = await collect(local.chat(hello({ maxTokens: 10, stop: [stopAt] })));
-    const text = tokens(stopped).map((e) => (e.type === 'token' ? e.text : '')).join('');
+    const text = tokens(stopped)
+      .map((e) => (e.type === 'token' ? e.text : ''))
+      .join('');
     assert.ok(!text.includes(stopAt), `${JSON.stringify(text)} should stop before ${JSON.stringify(stopAt)}`);
     assert.deepEqual(last(stopped), { type: 'done', finishReason: 'stop' });
   });
@@ -121,7 +137,10 @@ describe('provider-llamacpp: a real GGUF model through node-llama-cpp', function
       assert.equal(tokens(events).length > 0, true);
     }
     // Both answers are whole and the same: the queued chat did not share the first one's sequence state.
-    const text = (events: ProviderEvent[]) => tokens(events).map((e) => (e.type === 'token' ? e.text : '')).join('');
+    const text = (events: ProviderEvent[]) =>
+      tokens(events)
+        .map((e) => (e.type === 'token' ? e.text : ''))
+        .join('');
     assert.equal(text(answers[0]!), text(answers[1]!));
   });
 
@@ -157,7 +176,10 @@ describe('provider-llamacpp: a real GGUF model through node-llama-cpp', function
     assert.equal(events.length, 1);
     assert.equal((events[0] as { code: string }).code, 'LOCAL_MODEL_NOT_FOUND');
     assert.match((events[0] as { message: string }).message, /missing\.gguf.*LOCAL_AI_MODEL_PATH/);
-    assert.deepEqual((await local.listModels()).map((m) => m.id), ['tiny']);
+    assert.deepEqual(
+      (await local.listModels()).map((m) => m.id),
+      ['tiny'],
+    );
     assert.equal(last(await collect(local.chat(hello({ maxTokens: 2 })))).type, 'done');
     const lonely = service({ modelPath: join(dir, 'missing.gguf') });
     await assert.rejects(lonely.listModels(), (err: unknown) => isAionError(err) && err.code === 'LOCAL_MODEL_NOT_FOUND');
@@ -169,7 +191,12 @@ describe('provider-llamacpp: a real GGUF model through node-llama-cpp', function
     const cut = join(dir, 'cut.gguf');
     await writeTinyLlamaGguf(cut);
     await truncate(cut, 200_000);
-    const local = service({ models: [{ id: 'junk', path: junk }, { id: 'cut', path: cut }] });
+    const local = service({
+      models: [
+        { id: 'junk', path: junk },
+        { id: 'cut', path: cut },
+      ],
+    });
     const notGguf = await collect(local.chat(hello({ model: 'junk' })));
     assert.equal((notGguf[0] as { code: string }).code, 'LOCAL_MODEL_INVALID');
     assert.match((notGguf[0] as { message: string }).message, /not a GGUF model file/);

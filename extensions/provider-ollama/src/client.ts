@@ -1,5 +1,18 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { ProviderFailure, UpstreamCall, upstreamEvents, type ChatMessage, type ChatRequest, type EmbedRequest, type EmbedResult, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type UpstreamResponse } from '@aion/provider-kit';
+import {
+  ProviderFailure,
+  UpstreamCall,
+  upstreamEvents,
+  type ChatMessage,
+  type ChatRequest,
+  type EmbedRequest,
+  type EmbedResult,
+  type FinishReason,
+  type ModelInfo,
+  type ProviderEvent,
+  type ProviderImplementation,
+  type UpstreamResponse,
+} from '@aion/provider-kit';
 
 export interface OllamaClientOptions {
   /** The server's root, `http://127.0.0.1:11434` by default (no `/api` suffix). */
@@ -80,7 +93,11 @@ export class OllamaClient implements ProviderImplementation {
       call.markComplete();
       if (typeof answer?.error === 'string') throw new ProviderFailure('PROVIDER_UNAVAILABLE', `the provider reported: ${answer.error}`, { retryable: true });
       const embeddings = answer?.embeddings;
-      if (!Array.isArray(embeddings) || embeddings.length !== request.input.length || !embeddings.every((e) => Array.isArray(e) && e.every((x) => typeof x === 'number'))) {
+      if (
+        !Array.isArray(embeddings) ||
+        embeddings.length !== request.input.length ||
+        !embeddings.every((e) => Array.isArray(e) && e.every((x) => typeof x === 'number'))
+      ) {
         throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the answer does not hold ${request.input.length} embeddings of numbers`);
       }
       return { embeddings: embeddings as number[][], inputTokens: answer.prompt_eval_count ?? 0 };
@@ -106,7 +123,11 @@ export class OllamaClient implements ProviderImplementation {
 function toOllamaRequest(request: ChatRequest): Record<string, unknown> & { stream: boolean } {
   if (typeof request?.model !== 'string' || request.model === '') throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request names no model');
   if (!Array.isArray(request.messages) || request.messages.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no messages');
-  const body: Record<string, unknown> & { stream: boolean } = { model: request.model, messages: request.messages.map(toOllamaMessage), stream: request.stream !== false };
+  const body: Record<string, unknown> & { stream: boolean } = {
+    model: request.model,
+    messages: request.messages.map(toOllamaMessage),
+    stream: request.stream !== false,
+  };
   if (request.tools?.length && request.toolChoice !== 'none') {
     body.tools = request.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }));
   }
@@ -176,7 +197,8 @@ function parseLine(text: string): OllamaChatLine {
   } catch {
     throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a line that is not JSON: ${text.slice(0, 200)}`);
   }
-  if (typeof line !== 'object' || line === null || Array.isArray(line)) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a line that is not an object: ${text.slice(0, 200)}`);
+  if (typeof line !== 'object' || line === null || Array.isArray(line))
+    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a line that is not an object: ${text.slice(0, 200)}`);
   return line as OllamaChatLine;
 }
 

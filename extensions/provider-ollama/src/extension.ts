@@ -19,7 +19,12 @@ export function activate(ctx: aion.ExtensionContext): void {
     id: PROVIDER_ID,
     create: (config, models) => {
       const secret = config.apiKeySecret;
-      return new OllamaClient({ baseUrl: config.baseUrl ?? DEFAULT_BASE_URL, apiKey: secret ? () => ctx.secrets.get(secret) : undefined, timeoutMs: config.timeoutMs, models });
+      return new OllamaClient({
+        baseUrl: config.baseUrl ?? DEFAULT_BASE_URL,
+        apiKey: secret ? () => ctx.secrets.get(secret) : undefined,
+        timeoutMs: config.timeoutMs,
+        models,
+      });
     },
   });
 }

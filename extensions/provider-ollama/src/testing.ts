@@ -5,7 +5,16 @@
  * Import it as `@aion/ext-provider-ollama/testing`.
  */
 import type { ServerResponse } from 'node:http';
-import { embeddingFailure, fakeEmbedding, sendJson, startFakeServer, type CommonFakeReply, type FakeExchange, type FakeServer, type FakeServerOptions } from '@aion/provider-kit/testing';
+import {
+  embeddingFailure,
+  fakeEmbedding,
+  sendJson,
+  startFakeServer,
+  type CommonFakeReply,
+  type FakeExchange,
+  type FakeServer,
+  type FakeServerOptions,
+} from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
 
@@ -73,12 +82,12 @@ async function answer(exchange: FakeExchange<FakeOllamaReply>, reply: FakeOllama
   const body = request.body as { model?: string; stream?: boolean; messages?: Array<{ content?: unknown }> };
   const model = body.model ?? 'llama3.1';
   const createdAt = () => new Date().toISOString();
-  const texts = reply.kind === 'answer' ? (typeof reply.text === 'string' ? [reply.text] : reply.text ?? []) : reply.text ?? [];
-  const toolCalls = reply.kind === 'answer' ? reply.toolCalls ?? [] : [];
+  const texts = reply.kind === 'answer' ? (typeof reply.text === 'string' ? [reply.text] : (reply.text ?? [])) : (reply.text ?? []);
+  const toolCalls = reply.kind === 'answer' ? (reply.toolCalls ?? []) : [];
   const wireCalls = toolCalls.map((c, index) => ({ ...(c.id ? { id: c.id } : {}), function: { index, name: c.name, arguments: c.arguments } }));
   const promptChars = (body.messages ?? []).reduce((n, m) => n + (typeof m.content === 'string' ? m.content.length : 0), 0);
   const final = {
-    done_reason: reply.kind === 'answer' ? reply.doneReason ?? 'stop' : 'stop',
+    done_reason: reply.kind === 'answer' ? (reply.doneReason ?? 'stop') : 'stop',
     done: true,
     total_duration: 1_000_000,
     load_duration: 100_000,
@@ -132,10 +141,17 @@ async function answer(exchange: FakeExchange<FakeOllamaReply>, reply: FakeOllama
 function embed(exchange: FakeExchange<FakeOllamaReply>): void {
   const { request, res } = exchange;
   const body = request.body as { model?: unknown; input?: unknown; dimensions?: number } | null;
-  if (typeof body?.model !== 'string' || (typeof body.input !== 'string' && !Array.isArray(body.input))) return json(res, 400, { error: 'model and input are required' });
+  if (typeof body?.model !== 'string' || (typeof body.input !== 'string' && !Array.isArray(body.input)))
+    return json(res, 400, { error: 'model and input are required' });
   const inputs = (Array.isArray(body.input) ? body.input : [body.input]) as string[];
   const status = embeddingFailure(inputs, 'ollama');
   if (status) return json(res, status, { error: `fake error ${status}` });
   const tokens = inputs.reduce((n, t) => n + Math.ceil(String(t).length / 4), 0);
-  return json(res, 200, { model: body.model, embeddings: inputs.map((t) => fakeEmbedding(String(t), body.dimensions)), total_duration: 1000, load_duration: 10, prompt_eval_count: tokens });
+  return json(res, 200, {
+    model: body.model,
+    embeddings: inputs.map((t) => fakeEmbedding(String(t), body.dimensions)),
+    total_duration: 1000,
+    load_duration: 10,
+    prompt_eval_count: tokens,
+  });
 }

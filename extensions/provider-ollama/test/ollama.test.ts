@@ -1,13 +1,26 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { AionError, CancellationTokenSource, runInExtensionContext, type ExtensionApiBinding, type ExtensionContext, type ExtensionManifest } from '@aion/extension-api';
+import {
+  AionError,
+  CancellationTokenSource,
+  runInExtensionContext,
+  type ExtensionApiBinding,
+  type ExtensionContext,
+  type ExtensionManifest,
+} from '@aion/extension-api';
 import type { ChatRequest, ProviderEvent, ProviderImplementation } from '@aion/provider-kit';
 import { OllamaClient } from '../src/client.js';
 import { activate } from '../src/extension.js';
 import { startFakeOllama, type FakeOllama } from '../src/testing.js';
 import { collect, fakeEmbedding, last, tokens } from '@aion/provider-kit/testing';
 
-const hello: ChatRequest = { model: 'llama3.1', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] };
+const hello: ChatRequest = {
+  model: 'llama3.1',
+  messages: [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Say hello' },
+  ],
+};
 
 const withoutMessage = (event: ProviderEvent | undefined) => ({ ...event, message: undefined });
 
@@ -25,7 +38,10 @@ describe('provider-ollama client', () => {
     assert.deepEqual(answer.embeddings, [fakeEmbedding('a'), fakeEmbedding('bcd')]);
     assert.equal(answer.inputTokens, 2);
     assert.deepEqual(fake.requests[0]!.body, { model: 'nomic-embed-text', input: ['a', 'bcd'] });
-    await assert.rejects(client.embed({ model: 'nomic-embed-text', input: ['[ollama:500]'] }), (e: unknown) => e instanceof AionError && e.code === 'PROVIDER_UNAVAILABLE');
+    await assert.rejects(
+      client.embed({ model: 'nomic-embed-text', input: ['[ollama:500]'] }),
+      (e: unknown) => e instanceof AionError && e.code === 'PROVIDER_UNAVAILABLE',
+    );
   });
 
   it('streams NDJSON tokens in order, then usage from the final line, then done', async () => {
@@ -42,7 +58,10 @@ describe('provider-ollama client', () => {
     assert.equal(sent.path, '/api/chat');
     assert.deepEqual(sent.body, {
       model: 'llama3.1',
-      messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }],
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Say hello' },
+      ],
       stream: true,
       options: { temperature: 0.1, num_predict: 64, stop: ['END'] },
     });
@@ -61,10 +80,21 @@ describe('provider-ollama client', () => {
 
   it('yields tool calls with their object arguments as JSON text', async () => {
     fake = await startFakeOllama({
-      replies: [{ kind: 'answer', toolCalls: [{ name: 'get_weather', arguments: { city: 'Toronto', days: [1, 2] } }, { id: 'call_7', name: 'search', arguments: {} }] }],
+      replies: [
+        {
+          kind: 'answer',
+          toolCalls: [
+            { name: 'get_weather', arguments: { city: 'Toronto', days: [1, 2] } },
+            { id: 'call_7', name: 'search', arguments: {} },
+          ],
+        },
+      ],
     });
     const client = new OllamaClient({ baseUrl: fake.url });
-    const request: ChatRequest = { ...hello, tools: [{ name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } }] };
+    const request: ChatRequest = {
+      ...hello,
+      tools: [{ name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } }],
+    };
     for (const stream of [true, false]) {
       const events = await collect(client.chat({ ...request, stream }));
       assert.deepEqual(
@@ -76,7 +106,9 @@ describe('provider-ollama client', () => {
         ],
       );
     }
-    assert.deepEqual(fake.requests[0]!.body.tools, [{ type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }]);
+    assert.deepEqual(fake.requests[0]!.body.tools, [
+      { type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } },
+    ]);
   });
 
   it('sends tool history with object arguments and tool_name, and leaves tools out for toolChoice none', async () => {
@@ -104,19 +136,41 @@ describe('provider-ollama client', () => {
   it('turns 429 with retry-after into a retryable PROVIDER_RATE_LIMITED', async () => {
     fake = await startFakeOllama({ replies: [{ kind: 'status', status: 429, headers: { 'retry-after': '3' } }] });
     const events = await collect(new OllamaClient({ baseUrl: fake.url }).chat(hello));
-    assert.deepEqual(events, [{ type: 'error', code: 'PROVIDER_RATE_LIMITED', message: 'the provider answered HTTP 429: fake error 429', retryable: true, status: 429, retryAfterMs: 3000, afterFirstToken: false }]);
+    assert.deepEqual(events, [
+      {
+        type: 'error',
+        code: 'PROVIDER_RATE_LIMITED',
+        message: 'the provider answered HTTP 429: fake error 429',
+        retryable: true,
+        status: 429,
+        retryAfterMs: 3000,
+        afterFirstToken: false,
+      },
+    ]);
   });
 
   it('turns 500 and a busy 503 into a retryable PROVIDER_UNAVAILABLE', async () => {
-    fake = await startFakeOllama({ replies: [{ kind: 'status', status: 500 }, { kind: 'status', status: 503, body: { error: 'server busy, please try again.  maximum pending requests exceeded' } }] });
+    fake = await startFakeOllama({
+      replies: [
+        { kind: 'status', status: 500 },
+        { kind: 'status', status: 503, body: { error: 'server busy, please try again.  maximum pending requests exceeded' } },
+      ],
+    });
     const client = new OllamaClient({ baseUrl: fake.url });
     const [first] = await collect(client.chat(hello));
-    assert.deepEqual(withoutMessage(first), { type: 'error', code: 'PROVIDER_UNAVAILABLE', message: undefined, retryable: true, status: 500, afterFirstToken: false });
+    assert.deepEqual(withoutMessage(first), {
+      type: 'error',
+      code: 'PROVIDER_UNAVAILABLE',
+      message: undefined,
+      retryable: true,
+      status: 500,
+      afterFirstToken: false,
+    });
     const [second] = await collect(client.chat(hello));
     assert.match((second as { message: string }).message, /server busy/);
   });
 
-  it('turns an unknown model (404) into PROVIDER_BAD_REQUEST with Ollama\'s message', async () => {
+  it("turns an unknown model (404) into PROVIDER_BAD_REQUEST with Ollama's message", async () => {
     fake = await startFakeOllama({ replies: [{ kind: 'status', status: 404, body: { error: 'model "nope" not found, try pulling it first' } }] });
     const [event] = await collect(new OllamaClient({ baseUrl: fake.url }).chat({ ...hello, model: 'nope' }));
     assert.equal((event as { code: string }).code, 'PROVIDER_BAD_REQUEST');
@@ -126,7 +180,14 @@ describe('provider-ollama client', () => {
   it('turns 401 from an authenticating proxy into PROVIDER_AUTH_FAILED and sends the bearer key', async () => {
     fake = await startFakeOllama({ apiKey: 'right' });
     const [event] = await collect(new OllamaClient({ baseUrl: fake.url, apiKey: 'wrong' }).chat(hello));
-    assert.deepEqual(withoutMessage(event), { type: 'error', code: 'PROVIDER_AUTH_FAILED', message: undefined, retryable: false, status: 401, afterFirstToken: false });
+    assert.deepEqual(withoutMessage(event), {
+      type: 'error',
+      code: 'PROVIDER_AUTH_FAILED',
+      message: undefined,
+      retryable: false,
+      status: 401,
+      afterFirstToken: false,
+    });
     const ok = await collect(new OllamaClient({ baseUrl: fake.url, apiKey: () => 'right' }).chat(hello));
     assert.equal(last(ok).type, 'done');
     assert.equal(fake.requests[1]!.headers.authorization, 'Bearer right');
@@ -137,7 +198,13 @@ describe('provider-ollama client', () => {
     const client = new OllamaClient({ baseUrl: fake.url });
     const streamed = await collect(client.chat(hello));
     assert.deepEqual(tokens(streamed), ['ok']);
-    assert.deepEqual(withoutMessage(last(streamed)), { type: 'error', code: 'PROVIDER_BAD_RESPONSE', message: undefined, retryable: false, afterFirstToken: true });
+    assert.deepEqual(withoutMessage(last(streamed)), {
+      type: 'error',
+      code: 'PROVIDER_BAD_RESPONSE',
+      message: undefined,
+      retryable: false,
+      afterFirstToken: true,
+    });
     const whole = await collect(client.chat({ ...hello, stream: false }));
     assert.equal((whole[0] as { code: string }).code, 'PROVIDER_BAD_RESPONSE');
   });
@@ -145,7 +212,15 @@ describe('provider-ollama client', () => {
   it('reports an error line in the stream as PROVIDER_UNAVAILABLE', async () => {
     fake = await startFakeOllama({ replies: [{ kind: 'streamError', error: 'llama runner process has terminated' }] });
     const events = await collect(new OllamaClient({ baseUrl: fake.url }).chat(hello));
-    assert.deepEqual(events, [{ type: 'error', code: 'PROVIDER_UNAVAILABLE', message: 'the provider reported: llama runner process has terminated', retryable: true, afterFirstToken: false }]);
+    assert.deepEqual(events, [
+      {
+        type: 'error',
+        code: 'PROVIDER_UNAVAILABLE',
+        message: 'the provider reported: llama runner process has terminated',
+        retryable: true,
+        afterFirstToken: false,
+      },
+    ]);
   });
 
   it('lists /api/tags models with the configured metadata attached', async () => {
@@ -157,14 +232,20 @@ describe('provider-ollama client', () => {
 
   it('rejects listModels with an AionError carrying the provider code', async () => {
     fake = await startFakeOllama({ apiKey: 'k' });
-    await assert.rejects(new OllamaClient({ baseUrl: fake.url }).listModels(), (err: unknown) => err instanceof AionError && err.code === 'PROVIDER_AUTH_FAILED');
+    await assert.rejects(
+      new OllamaClient({ baseUrl: fake.url }).listModels(),
+      (err: unknown) => err instanceof AionError && err.code === 'PROVIDER_AUTH_FAILED',
+    );
   });
 });
 
 describe('provider-ollama extension', () => {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as ExtensionManifest;
 
-  function activateWith(configuration: Record<string, unknown>, secrets: Record<string, string>): { implementation: ProviderImplementation; point: string; id: string } {
+  function activateWith(
+    configuration: Record<string, unknown>,
+    secrets: Record<string, string>,
+  ): { implementation: ProviderImplementation; point: string; id: string } {
     let registered: { point: string; id: string; implementation: ProviderImplementation } | undefined;
     const binding = {
       extensionId: 'aion.provider-ollama',
@@ -196,7 +277,10 @@ describe('provider-ollama extension', () => {
     fake = await startFakeOllama({ models: ['llama3.1:latest'] });
     const { point, id, implementation } = activateWith({ baseUrl: fake.url }, {});
     assert.equal(point, 'providers');
-    assert.deepEqual((manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id), [id]);
+    assert.deepEqual(
+      (manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id),
+      [id],
+    );
     assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'configuredModels', 'embed', 'listModels']);
     const token = new CancellationTokenSource().token;
     assert.equal((await implementation.listModels(token))[0]!.contextWindow, 8192);

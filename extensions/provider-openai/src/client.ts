@@ -1,5 +1,19 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { ProviderFailure, UpstreamCall, upstreamEvents, type ChatMessage, type ChatRequest, type EmbedRequest, type EmbedResult, type FinishReason, type ModelInfo, type ProviderEvent, type ProviderImplementation, type ToolCall, type UpstreamResponse } from '@aion/provider-kit';
+import {
+  ProviderFailure,
+  UpstreamCall,
+  upstreamEvents,
+  type ChatMessage,
+  type ChatRequest,
+  type EmbedRequest,
+  type EmbedResult,
+  type FinishReason,
+  type ModelInfo,
+  type ProviderEvent,
+  type ProviderImplementation,
+  type ToolCall,
+  type UpstreamResponse,
+} from '@aion/provider-kit';
 
 export interface AzureOptions {
   /** The deployment to call; absent: the request's model names the deployment. */
@@ -65,7 +79,12 @@ export class OpenAIClient implements ProviderImplementation {
     yield* upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, async (call) => {
       checkRequest(request);
       const stream = request.stream !== false;
-      const response = await call.send({ method: 'POST', url: this.apiUrl('chat/completions', request.model), headers: await this.authHeaders(), body: this.body(request, stream) });
+      const response = await call.send({
+        method: 'POST',
+        url: this.apiUrl('chat/completions', request.model),
+        headers: await this.authHeaders(),
+        body: this.body(request, stream),
+      });
       return stream ? this.streamEvents(call, response) : this.wholeEvents(call, response);
     });
   }
@@ -101,11 +120,16 @@ export class OpenAIClient implements ProviderImplementation {
       const answer = (await call.json(response)) as { data?: Array<{ index?: number; embedding?: unknown }>; usage?: { prompt_tokens?: number } };
       call.markComplete();
       const data = answer?.data;
-      if (!Array.isArray(data) || data.length !== request.input.length) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the answer holds ${Array.isArray(data) ? data.length : 'no'} embeddings for ${request.input.length} inputs`);
+      if (!Array.isArray(data) || data.length !== request.input.length)
+        throw new ProviderFailure(
+          'PROVIDER_BAD_RESPONSE',
+          `the answer holds ${Array.isArray(data) ? data.length : 'no'} embeddings for ${request.input.length} inputs`,
+        );
       const embeddings: number[][] = new Array(data.length);
       data.forEach((d, i) => {
         const at = typeof d?.index === 'number' ? d.index : i;
-        if (!Array.isArray(d?.embedding) || !d.embedding.every((x) => typeof x === 'number') || at < 0 || at >= data.length) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `embedding ${i} is not an array of numbers`);
+        if (!Array.isArray(d?.embedding) || !d.embedding.every((x) => typeof x === 'number') || at < 0 || at >= data.length)
+          throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `embedding ${i} is not an array of numbers`);
         embeddings[at] = d.embedding as number[];
       });
       return { embeddings, inputTokens: answer.usage?.prompt_tokens ?? 0 };
@@ -174,7 +198,8 @@ export class OpenAIClient implements ProviderImplementation {
         }
       }
     }
-    if (!sawDone && finish === undefined) throw new ProviderFailure('PROVIDER_STREAM_CUT', 'the stream ended before the answer was complete', { retryable: true });
+    if (!sawDone && finish === undefined)
+      throw new ProviderFailure('PROVIDER_STREAM_CUT', 'the stream ended before the answer was complete', { retryable: true });
     call.markComplete();
     if (!callsYielded) yield* toolCallEvents(calls);
     if (usage) yield usageEvent(usage);
@@ -218,7 +243,8 @@ function parseChunk(data: string): OpenAIChunk {
   } catch {
     throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a chunk that is not JSON: ${data.slice(0, 200)}`);
   }
-  if (typeof chunk !== 'object' || chunk === null || Array.isArray(chunk)) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a chunk that is not an object: ${data.slice(0, 200)}`);
+  if (typeof chunk !== 'object' || chunk === null || Array.isArray(chunk))
+    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a chunk that is not an object: ${data.slice(0, 200)}`);
   const error = (chunk as OpenAIChunk).error;
   if (error) throw streamedError(error);
   return chunk as OpenAIChunk;
@@ -226,7 +252,7 @@ function parseChunk(data: string): OpenAIChunk {
 
 /** An error the server reported inside a 200 answer (OpenAI and vLLM do this mid-stream). */
 function streamedError(error: NonNullable<OpenAIChunk['error']>): ProviderFailure {
-  const message = typeof error === 'string' ? error : error.message ?? JSON.stringify(error);
+  const message = typeof error === 'string' ? error : (error.message ?? JSON.stringify(error));
   const kind = typeof error === 'string' ? '' : `${error.type ?? ''} ${error.code ?? ''}`;
   if (/rate_limit/.test(kind)) return new ProviderFailure('PROVIDER_RATE_LIMITED', `the provider reported: ${message}`, { retryable: true });
   if (/invalid_request|invalid_api_key|not_found/.test(kind)) return new ProviderFailure('PROVIDER_BAD_REQUEST', `the provider reported: ${message}`);

@@ -4,7 +4,17 @@
  * call deltas, error bodies, the Azure deployment paths) and can misbehave on purpose. Import it as
  * `@aion/ext-provider-openai/testing`.
  */
-import { embeddingFailure, fakeEmbedding, pieces, sendJson as json, startFakeServer, type CommonFakeReply, type FakeExchange, type FakeServer, type FakeServerOptions } from '@aion/provider-kit/testing';
+import {
+  embeddingFailure,
+  fakeEmbedding,
+  pieces,
+  sendJson as json,
+  startFakeServer,
+  type CommonFakeReply,
+  type FakeExchange,
+  type FakeServer,
+  type FakeServerOptions,
+} from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
 
@@ -17,7 +27,13 @@ export interface FakeToolCall {
 
 export type FakeOpenAIReply =
   /** A normal answer; an array of text is streamed one element per chunk. */
-  | { kind: 'answer'; text?: string | string[]; toolCalls?: FakeToolCall[]; finishReason?: string; usage?: { prompt_tokens: number; completion_tokens: number } }
+  | {
+      kind: 'answer';
+      text?: string | string[];
+      toolCalls?: FakeToolCall[];
+      finishReason?: string;
+      usage?: { prompt_tokens: number; completion_tokens: number };
+    }
   /** Streams these chunks, then a line that is not JSON (`raw`), then `[DONE]`. */
   | { kind: 'malformed'; text?: string[]; raw?: string }
   /** `hang`, `cut`, `stall`, and `status`, whose body defaults to an OpenAI error object. */
@@ -51,7 +67,10 @@ async function handle(exchange: FakeExchange<FakeOpenAIReply>, options: FakeOpen
     return json(res, 401, { error: { message: 'Incorrect API key provided.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
   }
   if (request.method === 'GET' && request.path.endsWith('/models')) {
-    return json(res, 200, { object: 'list', data: (options.models ?? ['gpt-4o-mini']).map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'system' })) });
+    return json(res, 200, {
+      object: 'list',
+      data: (options.models ?? ['gpt-4o-mini']).map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'system' })),
+    });
   }
   if (request.method === 'POST' && request.path === '/v1/embeddings' && !azure) return embeddings(exchange);
   const chatPath = azure ? `/openai/deployments/${azure.deployment}/chat/completions` : '/v1/chat/completions';
@@ -68,20 +87,26 @@ async function answer(exchange: FakeExchange<FakeOpenAIReply>, reply: FakeOpenAI
   const { request, res } = exchange;
   if (reply.kind === 'hang') return;
   if (reply.kind === 'status') {
-    const body = reply.body ?? { error: { message: `fake error ${reply.status}`, type: reply.status === 429 ? 'rate_limit_exceeded' : 'server_error', param: null, code: null } };
+    const body = reply.body ?? {
+      error: { message: `fake error ${reply.status}`, type: reply.status === 429 ? 'rate_limit_exceeded' : 'server_error', param: null, code: null },
+    };
     return json(res, reply.status, body, reply.headers);
   }
   const body = request.body as { model?: string; stream?: boolean; stream_options?: { include_usage?: boolean }; messages?: Array<{ content?: unknown }> };
   const model = body.model ?? 'gpt-4o-mini';
   const base = { id: 'chatcmpl-fake', created: Math.floor(Date.now() / 1000), model, system_fingerprint: 'fp_fake' };
-  const texts = reply.kind === 'answer' ? (typeof reply.text === 'string' ? [reply.text] : reply.text ?? []) : reply.text ?? [];
+  const texts = reply.kind === 'answer' ? (typeof reply.text === 'string' ? [reply.text] : (reply.text ?? [])) : (reply.text ?? []);
   const toolCalls = reply.kind === 'answer' ? (reply.toolCalls ?? []).map((c, i) => ({ ...c, id: c.id ?? `call_fake${i}` })) : [];
   const promptChars = (body.messages ?? []).reduce((n, m) => n + (typeof m.content === 'string' ? m.content.length : 0), 0);
   const usage =
     reply.kind === 'answer' && reply.usage
       ? { ...reply.usage, total_tokens: reply.usage.prompt_tokens + reply.usage.completion_tokens }
-      : { prompt_tokens: Math.ceil(promptChars / 4), completion_tokens: texts.length + toolCalls.length, total_tokens: Math.ceil(promptChars / 4) + texts.length + toolCalls.length };
-  const finishReason = reply.kind === 'answer' ? reply.finishReason ?? (toolCalls.length ? 'tool_calls' : 'stop') : 'stop';
+      : {
+          prompt_tokens: Math.ceil(promptChars / 4),
+          completion_tokens: texts.length + toolCalls.length,
+          total_tokens: Math.ceil(promptChars / 4) + texts.length + toolCalls.length,
+        };
+  const finishReason = reply.kind === 'answer' ? (reply.finishReason ?? (toolCalls.length ? 'tool_calls' : 'stop')) : 'stop';
 
   if (body.stream !== true) {
     if (reply.kind === 'cut') {
@@ -102,9 +127,15 @@ async function answer(exchange: FakeExchange<FakeOpenAIReply>, reply: FakeOpenAI
 
   const stream = exchange.stream({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
   const send = (payload: unknown) => stream.send(`data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
-  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], usage: null });
+  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({
+    ...base,
+    object: 'chat.completion.chunk',
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    usage: null,
+  });
 
-  if (options.azure) await send({ id: '', object: '', created: 0, model: '', choices: [], prompt_filter_results: [{ prompt_index: 0, content_filter_results: {} }] });
+  if (options.azure)
+    await send({ id: '', object: '', created: 0, model: '', choices: [], prompt_filter_results: [{ prompt_index: 0, content_filter_results: {} }] });
   await send(chunk({ role: 'assistant', content: '', refusal: null }));
   for (const text of texts) {
     if (request.clientDisconnected) return;
@@ -140,10 +171,20 @@ function embeddings(exchange: FakeExchange<FakeOpenAIReply>): void {
   }
   const inputs = (Array.isArray(body.input) ? body.input : [body.input]) as string[];
   const status = embeddingFailure(inputs, 'openai');
-  if (status) return json(res, status, { error: { message: `fake error ${status}`, type: status === 429 ? 'rate_limit_exceeded' : 'server_error', param: null, code: null } }, status === 429 ? { 'retry-after': '2' } : {});
+  if (status)
+    return json(
+      res,
+      status,
+      { error: { message: `fake error ${status}`, type: status === 429 ? 'rate_limit_exceeded' : 'server_error', param: null, code: null } },
+      status === 429 ? { 'retry-after': '2' } : {},
+    );
   const data = inputs.map((text, index) => {
     const vector = fakeEmbedding(String(text), body.dimensions);
-    return { object: 'embedding', index, embedding: body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector };
+    return {
+      object: 'embedding',
+      index,
+      embedding: body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector,
+    };
   });
   const tokens = inputs.reduce((n, t) => n + Math.ceil(String(t).length / 4), 0);
   return json(res, 200, { object: 'list', data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });

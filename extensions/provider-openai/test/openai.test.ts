@@ -1,14 +1,26 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { AionError, CancellationTokenSource, runInExtensionContext, type ExtensionApiBinding, type ExtensionContext, type ExtensionManifest } from '@aion/extension-api';
+import {
+  AionError,
+  CancellationTokenSource,
+  runInExtensionContext,
+  type ExtensionApiBinding,
+  type ExtensionContext,
+  type ExtensionManifest,
+} from '@aion/extension-api';
 import { retryAfterMs, type ChatRequest, type ProviderEvent, type ProviderImplementation } from '@aion/provider-kit';
 import { OpenAIClient } from '../src/client.js';
 import { activate } from '../src/extension.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../src/testing.js';
 import { collect, fakeEmbedding, last, tokens } from '@aion/provider-kit/testing';
 
-const hello: ChatRequest = { model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }] };
-
+const hello: ChatRequest = {
+  model: 'gpt-4o-mini',
+  messages: [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Say hello' },
+  ],
+};
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms))]);
@@ -22,7 +34,10 @@ describe('provider-openai client', () => {
   });
 
   it('streams tokens in order, then usage, then done', async () => {
-    fake = await startFakeOpenAI({ apiKey: 'sk-test', replies: [{ kind: 'answer', text: ['Hel', 'lo', ' there'], usage: { prompt_tokens: 12, completion_tokens: 3 } }] });
+    fake = await startFakeOpenAI({
+      apiKey: 'sk-test',
+      replies: [{ kind: 'answer', text: ['Hel', 'lo', ' there'], usage: { prompt_tokens: 12, completion_tokens: 3 } }],
+    });
     const client = new OpenAIClient({ baseUrl: fake.url, apiKey: 'sk-test' });
     const events = await collect(client.chat({ ...hello, temperature: 0.2, maxTokens: 50, stop: ['\n\n'] }));
     assert.deepEqual(events, [
@@ -37,7 +52,10 @@ describe('provider-openai client', () => {
     assert.equal(sent.headers.authorization, 'Bearer sk-test');
     assert.deepEqual(sent.body, {
       model: 'gpt-4o-mini',
-      messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hello' }],
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Say hello' },
+      ],
       stream: true,
       stream_options: { include_usage: true },
       temperature: 0.2,
@@ -53,12 +71,20 @@ describe('provider-openai client', () => {
     assert.deepEqual(answer, { embeddings: [fakeEmbedding('one', 3), fakeEmbedding('three', 3)], inputTokens: 3 });
     assert.deepEqual(fake.requests[0]!.body, { model: 'text-embedding-3-small', input: ['one', 'three'], encoding_format: 'float', dimensions: 3 });
     assert.equal(fake.requests[0]!.path, '/v1/embeddings');
-    await assert.rejects(client.embed({ model: 'text-embedding-3-small', input: ['[openai:429]'] }), (e: unknown) => e instanceof AionError && e.code === 'PROVIDER_RATE_LIMITED' && e.httpStatus === 429);
-    await assert.rejects(client.embed({ model: 'text-embedding-3-small', input: [] }), (e: unknown) => e instanceof AionError && e.code === 'PROVIDER_BAD_REQUEST');
+    await assert.rejects(
+      client.embed({ model: 'text-embedding-3-small', input: ['[openai:429]'] }),
+      (e: unknown) => e instanceof AionError && e.code === 'PROVIDER_RATE_LIMITED' && e.httpStatus === 429,
+    );
+    await assert.rejects(
+      client.embed({ model: 'text-embedding-3-small', input: [] }),
+      (e: unknown) => e instanceof AionError && e.code === 'PROVIDER_BAD_REQUEST',
+    );
   });
 
   it('calls the non-streaming endpoint when stream is false and yields the same events', async () => {
-    fake = await startFakeOpenAI({ replies: [{ kind: 'answer', text: ['Hello', ' world'], finishReason: 'length', usage: { prompt_tokens: 7, completion_tokens: 2 } }] });
+    fake = await startFakeOpenAI({
+      replies: [{ kind: 'answer', text: ['Hello', ' world'], finishReason: 'length', usage: { prompt_tokens: 7, completion_tokens: 2 } }],
+    });
     const client = new OpenAIClient({ baseUrl: fake.url, maxTokensParameter: 'max_completion_tokens' });
     const events = await collect(client.chat({ ...hello, stream: false, maxTokens: 2 }));
     assert.deepEqual(events, [
@@ -77,7 +103,15 @@ describe('provider-openai client', () => {
     const args1 = JSON.stringify({ query: 'weather "today"' });
     fake = await startFakeOpenAI({
       argumentFragments: 5,
-      replies: [{ kind: 'answer', toolCalls: [{ id: 'call_a', name: 'get_weather', arguments: args0 }, { id: 'call_b', name: 'search', arguments: args1 }] }],
+      replies: [
+        {
+          kind: 'answer',
+          toolCalls: [
+            { id: 'call_a', name: 'get_weather', arguments: args0 },
+            { id: 'call_b', name: 'search', arguments: args1 },
+          ],
+        },
+      ],
     });
     const client = new OpenAIClient({ baseUrl: fake.url });
     const request: ChatRequest = {
@@ -99,7 +133,10 @@ describe('provider-openai client', () => {
     );
     assert.equal(events.at(-2)!.type, 'usage');
     const body = fake.requests[0]!.body;
-    assert.deepEqual(body.tools[0], { type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } } });
+    assert.deepEqual(body.tools[0], {
+      type: 'function',
+      function: { name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+    });
     assert.deepEqual(body.tool_choice, { type: 'function', function: { name: 'get_weather' } });
   });
 
@@ -154,7 +191,9 @@ describe('provider-openai client', () => {
   });
 
   it('turns 500 into a retryable PROVIDER_UNAVAILABLE', async () => {
-    fake = await startFakeOpenAI({ replies: [{ kind: 'status', status: 500, body: { error: { message: 'The server had an error while processing your request.', type: 'server_error' } } }] });
+    fake = await startFakeOpenAI({
+      replies: [{ kind: 'status', status: 500, body: { error: { message: 'The server had an error while processing your request.', type: 'server_error' } } }],
+    });
     const [event] = await collect(new OpenAIClient({ baseUrl: fake.url }).chat(hello));
     assert.equal(event!.type, 'error');
     assert.equal((event as { code: string }).code, 'PROVIDER_UNAVAILABLE');
@@ -166,7 +205,10 @@ describe('provider-openai client', () => {
   it('turns 401 into PROVIDER_AUTH_FAILED', async () => {
     fake = await startFakeOpenAI({ apiKey: 'sk-right' });
     const [event] = await collect(new OpenAIClient({ baseUrl: fake.url, apiKey: 'sk-wrong' }).chat(hello));
-    assert.deepEqual({ ...event, message: undefined }, { type: 'error', code: 'PROVIDER_AUTH_FAILED', message: undefined, retryable: false, status: 401, afterFirstToken: false });
+    assert.deepEqual(
+      { ...event, message: undefined },
+      { type: 'error', code: 'PROVIDER_AUTH_FAILED', message: undefined, retryable: false, status: 401, afterFirstToken: false },
+    );
     assert.match((event as { message: string }).message, /Incorrect API key/);
   });
 
@@ -189,7 +231,10 @@ describe('provider-openai client', () => {
     assert.equal((last(streamed) as { code: string }).code, 'PROVIDER_BAD_RESPONSE');
     assert.equal((last(streamed) as { afterFirstToken: boolean }).afterFirstToken, true);
     const whole = await collect(client.chat({ ...hello, stream: false }));
-    assert.deepEqual({ ...whole[0], message: undefined }, { type: 'error', code: 'PROVIDER_BAD_RESPONSE', message: undefined, retryable: false, afterFirstToken: false });
+    assert.deepEqual(
+      { ...whole[0], message: undefined },
+      { type: 'error', code: 'PROVIDER_BAD_RESPONSE', message: undefined, retryable: false, afterFirstToken: false },
+    );
   });
 
   it('sends nothing when the token is already cancelled', async () => {
@@ -217,8 +262,16 @@ describe('provider-openai client', () => {
   });
 
   it('calls Azure deployment paths with the api-key header', async () => {
-    fake = await startFakeOpenAI({ apiKey: 'azure-key', azure: { deployment: 'prod-mini', apiVersion: '2024-10-21' }, replies: [{ kind: 'answer', text: ['Hi', '!'] }] });
-    const client = new OpenAIClient({ baseUrl: `${fake.origin}/`, apiKey: async () => 'azure-key', azure: { deployment: 'prod-mini', apiVersion: '2024-10-21' } });
+    fake = await startFakeOpenAI({
+      apiKey: 'azure-key',
+      azure: { deployment: 'prod-mini', apiVersion: '2024-10-21' },
+      replies: [{ kind: 'answer', text: ['Hi', '!'] }],
+    });
+    const client = new OpenAIClient({
+      baseUrl: `${fake.origin}/`,
+      apiKey: async () => 'azure-key',
+      azure: { deployment: 'prod-mini', apiVersion: '2024-10-21' },
+    });
     const events = await collect(client.chat(hello));
     assert.deepEqual(tokens(events), ['Hi', '!']);
     assert.deepEqual(last(events), { type: 'done', finishReason: 'stop' });
@@ -263,7 +316,10 @@ describe('provider-openai client', () => {
 describe('provider-openai extension', () => {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as ExtensionManifest;
 
-  function activateWith(configuration: Record<string, unknown>, secrets: Record<string, string>): { implementation: ProviderImplementation; point: string; id: string } {
+  function activateWith(
+    configuration: Record<string, unknown>,
+    secrets: Record<string, string>,
+  ): { implementation: ProviderImplementation; point: string; id: string } {
     let registered: { point: string; id: string; implementation: ProviderImplementation } | undefined;
     const refuse = () => {
       throw new Error('not used by this extension');
@@ -302,7 +358,10 @@ describe('provider-openai extension', () => {
   it('registers the providers entry its manifest declares', () => {
     const { point, id, implementation } = activateWith({}, {});
     assert.equal(point, 'providers');
-    assert.deepEqual((manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id), [id]);
+    assert.deepEqual(
+      (manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id),
+      [id],
+    );
     assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'configuredModels', 'embed', 'listModels']);
   });
 
@@ -313,7 +372,14 @@ describe('provider-openai extension', () => {
     const source = new CancellationTokenSource();
     assert.equal(last(await collect(implementation.chat(hello, source.token))).type, 'done');
     const models = await implementation.listModels(source.token);
-    assert.deepEqual(models.map((m) => [m.id, m.costPer1kInput]), [['gpt-4o-mini', 0.00015], ['gpt-4o', 0.0025]], 'manifest metadata is attached');
+    assert.deepEqual(
+      models.map((m) => [m.id, m.costPer1kInput]),
+      [
+        ['gpt-4o-mini', 0.00015],
+        ['gpt-4o', 0.0025],
+      ],
+      'manifest metadata is attached',
+    );
     secrets.OPENAI_API_KEY = 'sk-rotated';
     assert.equal((last(await collect(implementation.chat(hello, source.token))) as { code: string }).code, 'PROVIDER_AUTH_FAILED');
   });

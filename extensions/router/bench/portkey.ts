@@ -24,7 +24,11 @@ export function installPortkey(): string | undefined {
     JSON.stringify({ private: true, dependencies: { '@portkey-ai/gateway': PORTKEY_VERSION }, overrides: { '@hono/node-server': '1.13.5' } }, null, 2),
   );
   console.log(`installing the Portkey gateway ${PORTKEY_VERSION} into ${dir} (once) …`);
-  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
+  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd: dir,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    timeout: 300_000,
+  });
   if (npm.status !== 0 || !existsSync(entry)) {
     console.log(`Portkey skipped: npm install in ${dir} failed (exit ${npm.status ?? npm.signal}); the registry must be reachable once`);
     return undefined;
@@ -46,7 +50,10 @@ function freePort(): Promise<number> {
 /** Starts the gateway headless on a free loopback port and waits until it answers. */
 export async function startPortkey(entry: string): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [entry, `--port=${port}`, '--headless'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } });
+  const child = spawn(process.execPath, [entry, `--port=${port}`, '--headless'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
   const url = `http://127.0.0.1:${port}`;
   const until = Date.now() + 30_000;
   while (Date.now() < until) {
@@ -63,4 +70,8 @@ export async function startPortkey(entry: string): Promise<{ child: ChildProcess
 }
 
 /** Headers that make Portkey forward to the fake upstream as the OpenAI provider. */
-export const portkeyHeaders = (upstreamUrl: string) => ({ 'x-portkey-provider': 'openai', 'x-portkey-custom-host': upstreamUrl, authorization: 'Bearer sk-bench' });
+export const portkeyHeaders = (upstreamUrl: string) => ({
+  'x-portkey-provider': 'openai',
+  'x-portkey-custom-host': upstreamUrl,
+  authorization: 'Bearer sk-bench',
+});

@@ -32,7 +32,15 @@ const WITH_PORTKEY = args.get('portkey') !== 'off';
 const PHASE_LIMIT_MS = (SECONDS + 30) * 1000;
 
 const body = (stream: boolean, model: string) =>
-  JSON.stringify({ model, stream, messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'Say something about foxes.' }], max_tokens: 32 });
+  JSON.stringify({
+    model,
+    stream,
+    messages: [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: 'Say something about foxes.' },
+    ],
+    max_tokens: 32,
+  });
 
 interface Target {
   label: string;
@@ -66,7 +74,9 @@ function send(target: Target, stream: boolean, scheduledAt: number): Promise<Sam
           if (firstByte < 0) firstByte = performance.now() - scheduledAt;
           bytes += chunk.length;
         });
-        res.on('end', () => resolve({ total: performance.now() - scheduledAt, firstByte, ok: res.statusCode === 200 && bytes > 0, status: res.statusCode ?? 0 }));
+        res.on('end', () =>
+          resolve({ total: performance.now() - scheduledAt, firstByte, ok: res.statusCode === 200 && bytes > 0, status: res.statusCode ?? 0 }),
+        );
         res.on('error', () => resolve({ total: performance.now() - scheduledAt, firstByte, ok: false, status: res.statusCode ?? 0 }));
       },
     );
@@ -119,13 +129,24 @@ function summarise(samples: Sample[]) {
   const first = ok.map((s) => s.firstByte).sort((a, b) => a - b);
   const statuses: Record<string, number> = {};
   for (const s of samples) if (!s.ok) statuses[s.status] = (statuses[s.status] ?? 0) + 1;
-  return { n: samples.length, errors: samples.length - ok.length, statuses, p50: pct(total, 50), p99: pct(total, 99), firstP50: pct(first, 50), firstP99: pct(first, 99) };
+  return {
+    n: samples.length,
+    errors: samples.length - ok.length,
+    statuses,
+    p50: pct(total, 50),
+    p99: pct(total, 99),
+    firstP50: pct(first, 50),
+    firstP99: pct(first, 99),
+  };
 }
 
 function start(script: string, argv: string[]): Promise<{ child: ChildProcess; url: string }> {
   // AION_BENCH_PROFILE=<dir> writes a CPU profile of the Aion kernel process there, to see where its time goes.
   const profile = script === './kernel.js' && process.env.AION_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.AION_BENCH_PROFILE}`] : [];
-  const child = fork(fileURLToPath(new URL(script, import.meta.url)), argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, ...profile] });
+  const child = fork(fileURLToPath(new URL(script, import.meta.url)), argv, {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: [...process.execArgv, ...profile],
+  });
   return new Promise((resolve, reject) => {
     child.once('message', (m: { url: string }) => resolve({ child, url: m.url }));
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
@@ -146,15 +167,27 @@ async function main(): Promise<void> {
     console.log(line);
   };
   if (portkey) console.log(`peer: the Portkey gateway ${PORTKEY_VERSION} at ${portkey.url}`);
-  print(`router benchmark: ${SECONDS} s per phase at ${RATES.join(' and ')} req/s, open loop; max throughput with ${CONCURRENCY} in flight for ${THROUGHPUT_SECONDS} s`);
+  print(
+    `router benchmark: ${SECONDS} s per phase at ${RATES.join(' and ')} req/s, open loop; max throughput with ${CONCURRENCY} in flight for ${THROUGHPUT_SECONDS} s`,
+  );
   try {
     for (const [routerHost, providerHost] of PLACEMENTS) {
       const host = `${routerHost}/${providerHost}`;
       const aion = await start('./kernel.js', [upstream.url, routerHost, providerHost]);
       try {
         const direct: Target = { label: 'direct', url: new URL(`${upstream.url}/chat/completions`), headers: {}, body: (s) => body(s, 'gpt-4o-mini') };
-        const through: Target = { label: 'aion', url: new URL(`${aion.url}/v1/chat/completions`), headers: { authorization: 'Bearer bench-token' }, body: (s) => body(s, 'openai/gpt-4o-mini') };
-        const peer: Target | undefined = portkey && { label: 'portkey', url: new URL(`${portkey.url}/v1/chat/completions`), headers: portkeyHeaders(upstream.url), body: (s) => body(s, 'gpt-4o-mini') };
+        const through: Target = {
+          label: 'aion',
+          url: new URL(`${aion.url}/v1/chat/completions`),
+          headers: { authorization: 'Bearer bench-token' },
+          body: (s) => body(s, 'openai/gpt-4o-mini'),
+        };
+        const peer: Target | undefined = portkey && {
+          label: 'portkey',
+          url: new URL(`${portkey.url}/v1/chat/completions`),
+          headers: portkeyHeaders(upstream.url),
+          body: (s) => body(s, 'gpt-4o-mini'),
+        };
         // Warm every path: connections, JIT, the router's activation and the provider's.
         for (const t of [direct, through, ...(peer ? [peer] : [])]) for (const s of [false, true]) await openLoop(t, s, 100, 2);
         print(`\nrouter in the ${routerHost} host, provider in the ${providerHost} host`);
@@ -168,10 +201,25 @@ async function main(): Promise<void> {
             const p = peer ? summarise(await openLoop(peer, stream, rate, SECONDS)) : undefined;
             if (peer) await sleep(500);
             const mode = stream ? 'stream' : 'json';
-            print(`${mode.padEnd(8)} ${String(rate).padStart(6)}   direct  ${ms(d.p50)} ${ms(d.p99)}  ${ms(d.firstP50)}  ${ms(d.firstP99)}  ${String(d.errors).padStart(5)}`);
-            if (p) print(`${mode.padEnd(8)} ${String(rate).padStart(6)}   portkey ${ms(p.p50)} ${ms(p.p99)}  ${ms(p.firstP50)}  ${ms(p.firstP99)}  ${String(p.errors).padStart(5)}   ${ms(p.p50 - d.p50)}    ${ms(p.p99 - d.p99)}    ${ms(p.firstP50 - d.firstP50)}${p.errors ? `   failed: ${JSON.stringify(p.statuses)}` : ''}`);
-            print(`${mode.padEnd(8)} ${String(rate).padStart(6)}   aion    ${ms(a.p50)} ${ms(a.p99)}  ${ms(a.firstP50)}  ${ms(a.firstP99)}  ${String(a.errors).padStart(5)}   ${ms(a.p50 - d.p50)}    ${ms(a.p99 - d.p99)}    ${ms(a.firstP50 - d.firstP50)}${a.errors ? `   failed: ${JSON.stringify(a.statuses)}` : ''}`);
-            results.push({ host, stream, rate, direct: d, aion: a, portkey: p, added: { p50: a.p50 - d.p50, p99: a.p99 - d.p99, firstByteP50: a.firstP50 - d.firstP50, firstByteP99: a.firstP99 - d.firstP99 } });
+            print(
+              `${mode.padEnd(8)} ${String(rate).padStart(6)}   direct  ${ms(d.p50)} ${ms(d.p99)}  ${ms(d.firstP50)}  ${ms(d.firstP99)}  ${String(d.errors).padStart(5)}`,
+            );
+            if (p)
+              print(
+                `${mode.padEnd(8)} ${String(rate).padStart(6)}   portkey ${ms(p.p50)} ${ms(p.p99)}  ${ms(p.firstP50)}  ${ms(p.firstP99)}  ${String(p.errors).padStart(5)}   ${ms(p.p50 - d.p50)}    ${ms(p.p99 - d.p99)}    ${ms(p.firstP50 - d.firstP50)}${p.errors ? `   failed: ${JSON.stringify(p.statuses)}` : ''}`,
+              );
+            print(
+              `${mode.padEnd(8)} ${String(rate).padStart(6)}   aion    ${ms(a.p50)} ${ms(a.p99)}  ${ms(a.firstP50)}  ${ms(a.firstP99)}  ${String(a.errors).padStart(5)}   ${ms(a.p50 - d.p50)}    ${ms(a.p99 - d.p99)}    ${ms(a.firstP50 - d.firstP50)}${a.errors ? `   failed: ${JSON.stringify(a.statuses)}` : ''}`,
+            );
+            results.push({
+              host,
+              stream,
+              rate,
+              direct: d,
+              aion: a,
+              portkey: p,
+              added: { p50: a.p50 - d.p50, p99: a.p99 - d.p99, firstByteP50: a.firstP50 - d.firstP50, firstByteP99: a.firstP99 - d.firstP99 },
+            });
           }
         }
         for (const stream of [false, true]) {
@@ -183,8 +231,21 @@ async function main(): Promise<void> {
           if (peer) await sleep(500);
           const ratio = a.perSecond / d.perSecond;
           const versus = p ? `; portkey ${Math.round(p.perSecond)}/s (errors ${p.errors}): aion = ${(a.perSecond / p.perSecond).toFixed(2)}× portkey` : '';
-          print(`max throughput (${stream ? 'stream' : 'json'}): direct ${Math.round(d.perSecond)}/s, aion ${Math.round(a.perSecond)}/s = ${(ratio * 100).toFixed(1)}% of direct (errors ${d.errors}/${a.errors})${versus}`);
-          results.push({ host, stream, throughput: { direct: d.perSecond, aion: a.perSecond, portkey: p?.perSecond, ratio, versusPortkey: p ? a.perSecond / p.perSecond : undefined, errors: { direct: d.errors, aion: a.errors, portkey: p?.errors } } });
+          print(
+            `max throughput (${stream ? 'stream' : 'json'}): direct ${Math.round(d.perSecond)}/s, aion ${Math.round(a.perSecond)}/s = ${(ratio * 100).toFixed(1)}% of direct (errors ${d.errors}/${a.errors})${versus}`,
+          );
+          results.push({
+            host,
+            stream,
+            throughput: {
+              direct: d.perSecond,
+              aion: a.perSecond,
+              portkey: p?.perSecond,
+              ratio,
+              versusPortkey: p ? a.perSecond / p.perSecond : undefined,
+              errors: { direct: d.errors, aion: a.errors, portkey: p?.errors },
+            },
+          });
         }
       } finally {
         aion.child.disconnect();

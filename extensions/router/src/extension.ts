@@ -30,7 +30,12 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
   ctx.subscriptions.push(policies);
 
   const health = new HealthBook(config.circuitBreaker);
-  const catalog = new ProviderCatalog({ providers: config.providers, autoDetect: config.autoDetect, providerConcurrency: config.limits.providerConcurrency, log });
+  const catalog = new ProviderCatalog({
+    providers: config.providers,
+    autoDetect: config.autoDetect,
+    providerConcurrency: config.limits.providerConcurrency,
+    log,
+  });
   ctx.subscriptions.push(catalog);
   // Probe providers now, so the first request does not wait for them.
   void catalog.load().catch((err) => log('error', `listing providers failed: ${(err as Error).message}`));
@@ -52,9 +57,16 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
   ctx.subscriptions.push({ dispose: () => store.close() });
   const afterTask = (task: TaskResult, caller: Caller, engineId: string | undefined) => {
     void store
-      .addUsage(caller.apiKey, engineId ?? 'none', { input_tokens: task.usage.tokens.input, output_tokens: task.usage.tokens.output, cost_usd: task.usage.cost_usd, error: task.status !== 'OK' })
+      .addUsage(caller.apiKey, engineId ?? 'none', {
+        input_tokens: task.usage.tokens.input,
+        output_tokens: task.usage.tokens.output,
+        cost_usd: task.usage.cost_usd,
+        error: task.status !== 'OK',
+      })
       .catch((err) => log('warn', `usage of ${caller.apiKey} was not recorded: ${(err as Error).message}`));
-    void aion.hooks.call('router.afterTask', { task, principal: { sub: caller.sub, tenant_id: caller.tenant, api_key: caller.apiKey } }).catch((err) => log('warn', `a router.afterTask tap failed: ${(err as Error).message}`));
+    void aion.hooks
+      .call('router.afterTask', { task, principal: { sub: caller.sub, tenant_id: caller.tenant, api_key: caller.apiKey } })
+      .catch((err) => log('warn', `a router.afterTask tap failed: ${(err as Error).message}`));
   };
   const settings = (): TaskSettings => ({
     defaults: config.defaults,
@@ -84,11 +96,17 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
       const circuits = health.snapshot();
       for (const p of catalog.providers) {
         if (p.availability === 'disabled') continue;
-        const open = Object.entries(circuits).filter(([engine, h]) => engine.startsWith(`${p.id}/`) && h.circuit === 'open').map(([engine]) => engine);
+        const open = Object.entries(circuits)
+          .filter(([engine, h]) => engine.startsWith(`${p.id}/`) && h.circuit === 'open')
+          .map(([engine]) => engine);
         const reachable = p.availability === 'configured' || p.availability === 'detected';
         // A provider nobody set up is not a fault; one that stopped answering is.
         const status = open.length > 0 ? 'degraded' : reachable || p.availability === 'probing' ? 'ok' : 'unavailable';
-        payload.checks.push({ name: `provider:${p.id}`, status, detail: `${p.availability}${p.detail ? ` (${p.detail})` : ''}${open.length ? `; circuit open: ${open.join(', ')}` : ''}` });
+        payload.checks.push({
+          name: `provider:${p.id}`,
+          status,
+          detail: `${p.availability}${p.detail ? ` (${p.detail})` : ''}${open.length ? `; circuit open: ${open.join(', ')}` : ''}`,
+        });
       }
       return payload;
     }),
@@ -169,24 +187,36 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     aion.http.handle('GET /v1/usage', async (req) => {
       const caller = requireCaller(req.principal);
       const asked = typeof req.query.api_key === 'string' ? req.query.api_key : undefined;
-      if (asked && asked !== caller.apiKey && !caller.admin) throw new AionError(ErrorCodes.FORBIDDEN, 'reading another API key\'s usage requires the router:admin scope');
+      if (asked && asked !== caller.apiKey && !caller.admin)
+        throw new AionError(ErrorCodes.FORBIDDEN, "reading another API key's usage requires the router:admin scope");
       const apiKey = asked ?? caller.apiKey;
       return { body: { api_key: apiKey, ...(await store.usage(apiKey)), storage: store.kind } };
     }),
     aion.http.handle('GET /v1/router/policies', async () => ({
-      body: { source: policies.source, loaded_at: policies.loadedAt, last_error: policies.lastError ?? null, policies: policies.policies, health: health.snapshot(), in_flight: limiter.snapshot(), tasks: tasks.stats },
+      body: {
+        source: policies.source,
+        loaded_at: policies.loadedAt,
+        last_error: policies.lastError ?? null,
+        policies: policies.policies,
+        health: health.snapshot(),
+        in_flight: limiter.snapshot(),
+        tasks: tasks.stats,
+      },
     })),
     aion.http.handle('POST /v1/router/policies/reload', async () => ({ body: await reload() })),
     aion.commands.register('router.reloadPolicies', reload),
     // For other entry points (gRPC): they pass the user's credentials with commands.executeFor, the kernel verifies them.
     // `idempotencyBody`: what the client sent, when the body was derived from it (a gRPC deadline becomes timeout_ms).
-    aion.commands.register('router.tasks.submit', async (body: unknown, options: { idempotencyKey?: string; idempotencyBody?: unknown; waitMs?: number } | undefined, token: aion.CancellationToken) => {
-      const idempotencyKey = typeof options?.idempotencyKey === 'string' && options.idempotencyKey ? options.idempotencyKey : undefined;
-      const submitted = await tasks.submit(validateTaskInput(body), actingUser(), { idempotencyKey, body: options?.idempotencyBody ?? body });
-      const waitMs = Math.min(typeof options?.waitMs === 'number' && options.waitMs > 0 ? options.waitMs : 0, config.defaults.maxWaitMs);
-      const task = waitMs > 0 ? await tasks.wait(submitted.task.task_id, waitMs, token) : submitted.task;
-      return { task, replayed: submitted.replayed };
-    }),
+    aion.commands.register(
+      'router.tasks.submit',
+      async (body: unknown, options: { idempotencyKey?: string; idempotencyBody?: unknown; waitMs?: number } | undefined, token: aion.CancellationToken) => {
+        const idempotencyKey = typeof options?.idempotencyKey === 'string' && options.idempotencyKey ? options.idempotencyKey : undefined;
+        const submitted = await tasks.submit(validateTaskInput(body), actingUser(), { idempotencyKey, body: options?.idempotencyBody ?? body });
+        const waitMs = Math.min(typeof options?.waitMs === 'number' && options.waitMs > 0 ? options.waitMs : 0, config.defaults.maxWaitMs);
+        const task = waitMs > 0 ? await tasks.wait(submitted.task.task_id, waitMs, token) : submitted.task;
+        return { task, replayed: submitted.replayed };
+      },
+    ),
     aion.commands.register('router.tasks.get', (taskId: string) => tasks.get(String(taskId), actingUser())),
     aion.commands.register('router.tasks.cancel', (taskId: string) => tasks.cancel(String(taskId), actingUser())),
     aion.commands.register('router.tasks.events', async (taskId: string, afterId: unknown) => {
@@ -218,7 +248,8 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
 /** The user a `router.tasks.*` command runs for, as the kernel verified it; without one (the CLI) there is nobody to own the task. */
 function actingUser(): Caller {
   const principal = aion.commands.principal();
-  if (!principal) throw new AionError(ErrorCodes.UNAUTHENTICATED, 'router.tasks commands run for a signed-in user: call them with commands.executeFor(credentials, …)');
+  if (!principal)
+    throw new AionError(ErrorCodes.UNAUTHENTICATED, 'router.tasks commands run for a signed-in user: call them with commands.executeFor(credentials, …)');
   return requireCaller(principal);
 }
 
@@ -256,21 +287,54 @@ function frontDoorTask(s: FrontDoorSummary, engine: RouterEngine): TaskResult {
     error: r.error ? { code: r.error.code, message: r.error.message } : null,
     created_at: now,
     updated_at: now,
-    routing: { privacy: s.decision.privacy, candidates: s.decision.candidates.map((c) => ({ engine: c.engine, score: c.score })), filtered: s.decision.filtered, attempts: r.attempts },
+    routing: {
+      privacy: s.decision.privacy,
+      candidates: s.decision.candidates.map((c) => ({ engine: c.engine, score: c.score })),
+      filtered: s.decision.filtered,
+      attempts: r.attempts,
+    },
     ...(r.steps ? { steps: r.steps, transcript: r.transcript } : {}),
   };
 }
 
 /** What the API can do; to an authenticated caller also what runs behind it: this extension, intents, providers, limits. */
-function capabilities(ctx: aion.ExtensionContext, catalog: ProviderCatalog, config: RouterConfiguration, store: TaskStore, caller: aion.Principal | undefined): Record<string, unknown> {
+function capabilities(
+  ctx: aion.ExtensionContext,
+  catalog: ProviderCatalog,
+  config: RouterConfiguration,
+  store: TaskStore,
+  caller: aion.Principal | undefined,
+): Record<string, unknown> {
   const features = {
-    tasks: { path: '/v1/tasks', async: true, wait: true, cancel: true, timeout: { default_ms: config.defaults.timeoutMs, max_ms: config.defaults.maxTimeoutMs }, idempotency: { header: 'Idempotency-Key', ttl_seconds: Math.round(config.idempotencyTtlMs / 1000) }, storage: store.kind },
+    tasks: {
+      path: '/v1/tasks',
+      async: true,
+      wait: true,
+      cancel: true,
+      timeout: { default_ms: config.defaults.timeoutMs, max_ms: config.defaults.maxTimeoutMs },
+      idempotency: { header: 'Idempotency-Key', ttl_seconds: Math.round(config.idempotencyTtlMs / 1000) },
+      storage: store.kind,
+    },
     streaming: {
       sse: { path: '/v1/stream/{id}', events: ['token', 'partial', 'tool', 'step', 'done', 'error'], resume: 'Last-Event-ID' },
-      websocket: { path: '/v1/ws', protocol: 'jsonrpc-2.0', methods: ['tasks.submit', 'tasks.get', 'tasks.subscribe', 'tasks.unsubscribe', 'tasks.cancel'], notifications: ['tasks.event'] },
+      websocket: {
+        path: '/v1/ws',
+        protocol: 'jsonrpc-2.0',
+        methods: ['tasks.submit', 'tasks.get', 'tasks.subscribe', 'tasks.unsubscribe', 'tasks.cancel'],
+        notifications: ['tasks.event'],
+      },
     },
     bulk: { path: '/v1/bulk', max_operations: MAX_BULK_OPERATIONS, execution: ['parallel', 'sequential'], depends_on: true, refs: true },
-    openai_compatible: { chat_completions: '/v1/chat/completions', models: '/v1/models', model: '/v1/models/{id}', embeddings: '/v1/embeddings', responses: { path: '/v1/responses', input: 'text', streaming: true }, streaming: true, tools: true, aliases: Object.keys(ALIASES) },
+    openai_compatible: {
+      chat_completions: '/v1/chat/completions',
+      models: '/v1/models',
+      model: '/v1/models/{id}',
+      embeddings: '/v1/embeddings',
+      responses: { path: '/v1/responses', input: 'text', streaming: true },
+      streaming: true,
+      tools: true,
+      aliases: Object.keys(ALIASES),
+    },
     routing: {
       privacy_modes: ['local-only', 'allow-api', 'hybrid'],
       default_privacy: config.defaults.privacy,
@@ -282,7 +346,13 @@ function capabilities(ctx: aion.ExtensionContext, catalog: ProviderCatalog, conf
       circuit_breaker: true,
     },
     usage: { per_task: true, per_api_key: '/v1/usage' },
-    skills: { request_field: 'skills', chat_completions_field: 'aion.skills', tool_loop: true, max_steps: config.skills.maxSteps, max_tools: config.skills.maxTools },
+    skills: {
+      request_field: 'skills',
+      chat_completions_field: 'aion.skills',
+      tool_loop: true,
+      max_steps: config.skills.maxSteps,
+      max_tools: config.skills.maxTools,
+    },
   };
   const overview = { schema_version: '1.0', api_versions: ['v1'], task_schema_versions: ['1.0'], features };
   if (!caller) return overview;
@@ -302,7 +372,11 @@ function capabilities(ctx: aion.ExtensionContext, catalog: ProviderCatalog, conf
       detail: p.detail ?? null,
       models: p.models.map((m) => m.id),
     })),
-    limits: { bulk_operations: MAX_BULK_OPERATIONS, provider_concurrency: config.limits.providerConcurrency, key_concurrency: config.limits.keyConcurrency || null },
+    limits: {
+      bulk_operations: MAX_BULK_OPERATIONS,
+      provider_concurrency: config.limits.providerConcurrency,
+      key_concurrency: config.limits.keyConcurrency || null,
+    },
   };
 }
 

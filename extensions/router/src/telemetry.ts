@@ -67,7 +67,8 @@ export class RouterTelemetry implements aion.Disposable {
   private entry(provider: string, model: string, outcome: ProviderCallSamples['outcome'], code?: string): ProviderCallSamples {
     const key = `${provider}/${model} ${outcome} ${code ?? ''}`;
     let entry = this.calls.get(key);
-    if (!entry) this.calls.set(key, (entry = { provider, model, outcome, ...(code ? { code } : {}), durationsMs: [], inputTokens: 0, outputTokens: 0, costUsd: 0 }));
+    if (!entry)
+      this.calls.set(key, (entry = { provider, model, outcome, ...(code ? { code } : {}), durationsMs: [], inputTokens: 0, outputTokens: 0, costUsd: 0 }));
     return entry;
   }
 

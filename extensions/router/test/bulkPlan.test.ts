@@ -10,7 +10,10 @@ const code = (expected: string, pattern?: RegExp) => (e: Error & { code?: string
 
 describe('bulk plans', () => {
   it('refuses an unknown dependency, naming it', () => {
-    assert.throws(() => planBulk({ operations: [op('a'), op('b', { depends_on: ['a', 'zzz'] })] }), code('BULK_UNKNOWN_DEPENDENCY', /operation b depends on zzz/));
+    assert.throws(
+      () => planBulk({ operations: [op('a'), op('b', { depends_on: ['a', 'zzz'] })] }),
+      code('BULK_UNKNOWN_DEPENDENCY', /operation b depends on zzz/),
+    );
   });
 
   it('refuses a cycle, naming its members in order', () => {
@@ -24,8 +27,20 @@ describe('bulk plans', () => {
   it('counts a $ref as a dependency, so a cycle through refs is found too', () => {
     const plan = planBulk({ operations: [op('a'), { id: 'b', params: { text: { $ref: 'a.result.text' } } }] });
     assert.deepEqual(plan.operations[1]!.dependsOn, ['a']);
-    assert.throws(() => planBulk({ operations: [{ id: 'a', params: { text: { $ref: 'b.result.text' } } }, { id: 'b', params: { text: { $ref: 'a.result.text' } } }] }), code('BULK_CYCLE'));
-    assert.throws(() => planBulk({ operations: [{ id: 'a', params: { text: { $ref: 'nope.result.text' } } }] }), code('BULK_UNKNOWN_DEPENDENCY', /depends on nope/));
+    assert.throws(
+      () =>
+        planBulk({
+          operations: [
+            { id: 'a', params: { text: { $ref: 'b.result.text' } } },
+            { id: 'b', params: { text: { $ref: 'a.result.text' } } },
+          ],
+        }),
+      code('BULK_CYCLE'),
+    );
+    assert.throws(
+      () => planBulk({ operations: [{ id: 'a', params: { text: { $ref: 'nope.result.text' } } }] }),
+      code('BULK_UNKNOWN_DEPENDENCY', /depends on nope/),
+    );
   });
 
   it('holds 1 to 20 operations with unique ids and valid bodies', () => {

@@ -18,7 +18,17 @@ const model = (id: string, over: Partial<ProviderModel> = {}): ProviderModel => 
 
 function providers(): CatalogProvider[] {
   return [
-    { id: 'ollama', extensionId: 'aion.provider-ollama', displayName: 'Ollama', route: 'local', tier: 'local', residency: { scope: 'host' }, models: [model('llama3.1', { tools: false }), model('qwen-coder', { capabilities: { chat: 0.4, code: 0.8 } })], availability: 'detected', maxConcurrency: 4 },
+    {
+      id: 'ollama',
+      extensionId: 'aion.provider-ollama',
+      displayName: 'Ollama',
+      route: 'local',
+      tier: 'local',
+      residency: { scope: 'host' },
+      models: [model('llama3.1', { tools: false }), model('qwen-coder', { capabilities: { chat: 0.4, code: 0.8 } })],
+      availability: 'detected',
+      maxConcurrency: 4,
+    },
     {
       id: 'openai',
       extensionId: 'aion.provider-openai',
@@ -26,11 +36,30 @@ function providers(): CatalogProvider[] {
       route: 'api',
       tier: 'cloud-standard',
       residency: { scope: 'vendor', vendor: 'openai' },
-      models: [model('gpt-4o-mini', { contextWindow: 128000, costPer1kInput: 0.00015, costPer1kOutput: 0.0006, capabilities: { chat: 0.75, code: 0.65, summarize: 0.75 } }), model('gpt-4o', { contextWindow: 128000, costPer1kInput: 0.0025, costPer1kOutput: 0.01, capabilities: { chat: 0.85, code: 0.8, summarize: 0.85 } })],
+      models: [
+        model('gpt-4o-mini', {
+          contextWindow: 128000,
+          costPer1kInput: 0.00015,
+          costPer1kOutput: 0.0006,
+          capabilities: { chat: 0.75, code: 0.65, summarize: 0.75 },
+        }),
+        model('gpt-4o', { contextWindow: 128000, costPer1kInput: 0.0025, costPer1kOutput: 0.01, capabilities: { chat: 0.85, code: 0.8, summarize: 0.85 } }),
+      ],
       availability: 'configured',
       maxConcurrency: 4,
     },
-    { id: 'anthropic', extensionId: 'aion.provider-anthropic', displayName: 'Anthropic', route: 'api', tier: 'cloud-premium', residency: { scope: 'vendor', vendor: 'anthropic', region: 'us' }, models: [model('claude', { contextWindow: 200000, costPer1kInput: 0.003, costPer1kOutput: 0.015, capabilities: { chat: 0.9, code: 0.9 } })], availability: 'unavailable', detail: 'PROVIDER_AUTH_FAILED', maxConcurrency: 4 },
+    {
+      id: 'anthropic',
+      extensionId: 'aion.provider-anthropic',
+      displayName: 'Anthropic',
+      route: 'api',
+      tier: 'cloud-premium',
+      residency: { scope: 'vendor', vendor: 'anthropic', region: 'us' },
+      models: [model('claude', { contextWindow: 200000, costPer1kInput: 0.003, costPer1kOutput: 0.015, capabilities: { chat: 0.9, code: 0.9 } })],
+      availability: 'unavailable',
+      detail: 'PROVIDER_AUTH_FAILED',
+      maxConcurrency: 4,
+    },
   ];
 }
 
@@ -42,7 +71,15 @@ function context(over: Partial<DecisionContext> = {}): DecisionContext {
   const list = over.providers ?? providers();
   const intents = new Set<string>();
   for (const p of list) for (const m of p.models) for (const k of Object.keys(m.capabilities)) intents.add(k);
-  return { providers: list, policies: {}, health: new HealthBook({ failureThreshold: 3, openMs: 1000, maxOpenMs: 8000 }), weights: { capability: 0.4, cost: 0.2, latency: 0.2, tier: 0.2 }, outputTokens: 256, knownIntents: intents, ...over };
+  return {
+    providers: list,
+    policies: {},
+    health: new HealthBook({ failureThreshold: 3, openMs: 1000, maxOpenMs: 8000 }),
+    weights: { capability: 0.4, cost: 0.2, latency: 0.2, tier: 0.2 },
+    outputTokens: 256,
+    knownIntents: intents,
+    ...over,
+  };
 }
 
 const engines = (d: { candidates: Array<{ engine: string }> }) => d.candidates.map((c) => c.engine);
@@ -68,7 +105,10 @@ describe('decision router: filters', () => {
   });
 
   it('policy: allow and deny lists, engine globs and route/tier/vendor selectors', () => {
-    const policies: PolicyDocument = { defaults: { deny: ['vendor:anthropic'] }, intents: { code: { allow: ['ollama/qwen*', 'tier:cloud-standard'], deny: ['openai/gpt-4o'] } } };
+    const policies: PolicyDocument = {
+      defaults: { deny: ['vendor:anthropic'] },
+      intents: { code: { allow: ['ollama/qwen*', 'tier:cloud-standard'], deny: ['openai/gpt-4o'] } },
+    };
     const d = decide(request({ intent: 'code' }), context({ policies }));
     assert.deepEqual(engines(d).sort(), ['ollama/qwen-coder', 'openai/gpt-4o-mini']);
     assert.equal(filterOf(d, 'ollama/llama3.1'), 'policy');
@@ -117,7 +157,10 @@ describe('decision router: filters', () => {
     const d = decide(request({ messages: [{ role: 'user', content: text }], budgetUsd: 0.005 }), context());
     assert.equal(filterOf(d, 'openai/gpt-4o'), 'budget');
     assert.ok(engines(d).includes('openai/gpt-4o-mini'));
-    const capped = decide(request({ messages: [{ role: 'user', content: text }] }), context({ policies: { tiers: { 'cloud-standard': { max_budget_usd: 0.0001 } } } }));
+    const capped = decide(
+      request({ messages: [{ role: 'user', content: text }] }),
+      context({ policies: { tiers: { 'cloud-standard': { max_budget_usd: 0.0001 } } } }),
+    );
     assert.equal(filterOf(capped, 'openai/gpt-4o-mini'), 'budget');
   });
 
@@ -143,7 +186,10 @@ describe('decision router: scores and order', () => {
     assert.equal(d.candidates[0]!.route, 'local');
     assert.match(d.reason, /hybrid: local first/);
     const routes = d.candidates.map((c) => c.route);
-    assert.deepEqual(routes, [...routes].sort((a, b) => (a === b ? 0 : a === 'local' ? -1 : 1)));
+    assert.deepEqual(
+      routes,
+      [...routes].sort((a, b) => (a === b ? 0 : a === 'local' ? -1 : 1)),
+    );
   });
 
   it('allow-api picks the best score, then falls back local before cloud', () => {
@@ -156,13 +202,19 @@ describe('decision router: scores and order', () => {
     }
     const d = decide(request({ privacy: 'allow-api', p95Ms: 1000 }), ctx);
     assert.equal(d.candidates[0]!.engine, 'openai/gpt-4o-mini');
-    assert.deepEqual(d.candidates.slice(1).map((c) => c.route), ['local', 'local', 'api']);
+    assert.deepEqual(
+      d.candidates.slice(1).map((c) => c.route),
+      ['local', 'local', 'api'],
+    );
     assert.equal(d.candidates[0]!.scores.latency, 1);
     assert.ok(d.candidates.find((c) => c.engine === 'ollama/llama3.1')!.scores.latency < 0.2);
   });
 
   it('cost weighs in: the cheaper of two equal cloud models scores higher', () => {
-    const d = decide(request({ privacy: 'allow-api' }), context({ providers: providers().filter((p) => p.id === 'openai'), weights: { capability: 0, cost: 1, latency: 0, tier: 0 } }));
+    const d = decide(
+      request({ privacy: 'allow-api' }),
+      context({ providers: providers().filter((p) => p.id === 'openai'), weights: { capability: 0, cost: 1, latency: 0, tier: 0 } }),
+    );
     assert.deepEqual(engines(d), ['openai/gpt-4o-mini', 'openai/gpt-4o']);
     assert.equal(d.candidates[0]!.scores.cost, 1);
     assert.equal(d.candidates[1]!.scores.cost, 0);
@@ -177,7 +229,9 @@ describe('decision router: scores and order', () => {
   });
 
   it('a policy override wins over the preference; fallback: false leaves no other engine', () => {
-    const policies: PolicyDocument = { overrides: [{ name: 'summaries-local', match: { intent: 'summarize' }, engine: 'ollama/llama3.1', fallback: false, reason: 'summaries stay on the box' }] };
+    const policies: PolicyDocument = {
+      overrides: [{ name: 'summaries-local', match: { intent: 'summarize' }, engine: 'ollama/llama3.1', fallback: false, reason: 'summaries stay on the box' }],
+    };
     const d = decide(request({ intent: 'summarize', preferredEngine: 'openai/gpt-4o' }), context({ policies }));
     assert.deepEqual(engines(d), ['ollama/llama3.1']);
     assert.equal(d.chosenBy, 'policy-override');

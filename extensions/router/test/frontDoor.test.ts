@@ -7,7 +7,8 @@ import { fakeEmbedding } from '@aion/provider-kit/testing';
 import OpenAI from 'openai';
 import { client, OLLAMA_DIR, OPENAI_DIR, ollamaReply, openaiReply, startRouterKernel } from './helpers.js';
 
-const embedRequests = (server: { requests: Array<{ method: string; path: string; body: any }> }) => server.requests.filter((r) => r.method === 'POST' && /embed/.test(r.path));
+const embedRequests = (server: { requests: Array<{ method: string; path: string; body: any }> }) =>
+  server.requests.filter((r) => r.method === 'POST' && /embed/.test(r.path));
 const close = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => Math.abs(x - b[i]!) < 1e-3);
 
 describe('the OpenAI-compatible front door, with the official openai client', function () {
@@ -39,7 +40,9 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
           circuitBreaker: { failureThreshold: 1000 },
           policies: {
             intents: { 'openai-only': { allow: ['openai/*'] } },
-            overrides: [{ name: 'pinned-embeddings', match: { intent: 'embed', metadata: { pin: 'openai' } }, engine: 'openai/text-embedding-3-small', fallback: false }],
+            overrides: [
+              { name: 'pinned-embeddings', match: { intent: 'embed', metadata: { pin: 'openai' } }, engine: 'openai/text-embedding-3-small', fallback: false },
+            ],
           },
         },
         // The operator's own model list replaces the provider's defaults.
@@ -64,7 +67,7 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
   });
 
   describe('models', () => {
-    it('lists a provider\'s configured models instead of its defaults, and routes them by bare id', async () => {
+    it("lists a provider's configured models instead of its defaults, and routes them by bare id", async () => {
       const ids: string[] = [];
       for await (const m of oa.models.list()) ids.push(m.id);
       assert.ok(ids.includes('openai/house-model'), ids.join(', '));
@@ -99,24 +102,30 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
     });
   });
 
-  describe('errors in OpenAI\'s shape, mapped to the client\'s classes', () => {
+  describe("errors in OpenAI's shape, mapped to the client's classes", () => {
     it('401 AuthenticationError, 403 PermissionDeniedError, 404 NotFoundError, 400 BadRequestError, 429 RateLimitError, 5xx InternalServerError', async () => {
       const anonymous = new OpenAI({ baseURL: `${kernel.url}/v1`, apiKey: 'not-a-token', maxRetries: 0 });
       await assert.rejects(anonymous.chat.completions.create({ model: 'aion/auto', messages: [{ role: 'user', content: 'x' }] }), (e: any) => {
         assert.ok(e instanceof OpenAI.AuthenticationError, String(e));
         assert.equal(e.type, 'authentication_error');
-        assert.equal((e.error as { code?: string }).code, e.code, 'Aion\'s code is OpenAI\'s code');
+        assert.equal((e.error as { code?: string }).code, e.code, "Aion's code is OpenAI's code");
         return true;
       });
       const reader = new OpenAI({ baseURL: `${kernel.url}/v1`, apiKey: 'reader-token', maxRetries: 0 });
-      await assert.rejects(reader.embeddings.create({ model: 'aion/auto', input: 'x' }), (e: any) => e instanceof OpenAI.PermissionDeniedError && e.type === 'permission_error');
+      await assert.rejects(
+        reader.embeddings.create({ model: 'aion/auto', input: 'x' }),
+        (e: any) => e instanceof OpenAI.PermissionDeniedError && e.type === 'permission_error',
+      );
       await assert.rejects(oa.chat.completions.create({ model: 'nope/model', messages: [{ role: 'user', content: 'x' }] }), (e: any) => {
         assert.ok(e instanceof OpenAI.NotFoundError, String(e));
         assert.equal((e.error as { message: string }).message, e.message.replace(/^404 /, ''));
         assert.match(e.message, /\(GET \/v1\/models lists them\)/);
         return true;
       });
-      await assert.rejects(oa.chat.completions.create({ model: 'aion/auto', messages: [] }), (e: any) => e instanceof OpenAI.BadRequestError && e.type === 'invalid_request_error' && e.code === 'VALIDATION_FAILED');
+      await assert.rejects(
+        oa.chat.completions.create({ model: 'aion/auto', messages: [] }),
+        (e: any) => e instanceof OpenAI.BadRequestError && e.type === 'invalid_request_error' && e.code === 'VALIDATION_FAILED',
+      );
       const pinned = new OpenAI({ baseURL: `${kernel.url}/v1`, apiKey: 'test-token', maxRetries: 0, defaultHeaders: { 'x-aion-intent': 'openai-only' } });
       await assert.rejects(pinned.chat.completions.create({ model: 'openai/house-model', messages: [{ role: 'user', content: '[openai:429]' }] }), (e: any) => {
         assert.ok(e instanceof OpenAI.RateLimitError, String(e));
@@ -125,10 +134,13 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
         assert.equal(e.headers.get('retry-after'), '2');
         return true;
       });
-      await assert.rejects(pinned.chat.completions.create({ model: 'openai/house-model', messages: [{ role: 'user', content: '[openai:503]' }] }), (e: any) => e instanceof OpenAI.InternalServerError && e.type === 'api_error');
+      await assert.rejects(
+        pinned.chat.completions.create({ model: 'openai/house-model', messages: [{ role: 'user', content: '[openai:503]' }] }),
+        (e: any) => e instanceof OpenAI.InternalServerError && e.type === 'api_error',
+      );
     });
 
-    it('keeps Aion\'s own shape (code, message, details) on the error, and on routes that are not OpenAI\'s', async () => {
+    it("keeps Aion's own shape (code, message, details) on the error, and on routes that are not OpenAI's", async () => {
       const api = client(kernel);
       const res = await api.json(api.post('/v1/chat/completions', { model: 'aion/auto', messages: [] }));
       assert.equal(res.status, 400);
@@ -138,10 +150,13 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
       assert.equal(res.body.error.param, null);
       const task = await api.json(api.post('/v1/tasks', { nonsense: true }));
       assert.equal(task.status, 400);
-      assert.ok(Object.keys(task.body.error).every((k) => ['code', 'message', 'details'].includes(k)), JSON.stringify(task.body));
+      assert.ok(
+        Object.keys(task.body.error).every((k) => ['code', 'message', 'details'].includes(k)),
+        JSON.stringify(task.body),
+      );
       const unauthenticated = await client(kernel, 'not-a-token').json(client(kernel, 'not-a-token').get('/v1/usage'));
       assert.equal(unauthenticated.status, 401);
-      assert.ok(!('type' in unauthenticated.body.error), 'Aion routes keep Aion\'s shape');
+      assert.ok(!('type' in unauthenticated.body.error), "Aion routes keep Aion's shape");
     });
   });
 
@@ -154,7 +169,10 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
       assert.equal(res.model, 'ollama/llama3.1:latest');
       assert.ok(res.usage!.input_tokens > 0);
       const sent = ollama.requests.filter((r) => r.path === '/api/chat').at(-1)!.body;
-      assert.deepEqual(sent.messages.map((m: any) => m.role), ['system', 'user']);
+      assert.deepEqual(
+        sent.messages.map((m: any) => m.role),
+        ['system', 'user'],
+      );
       const turns = await oa.responses.create({ model: 'aion/auto', input: [{ role: 'user', content: [{ type: 'input_text', text: 'echo:parts' }] }] });
       assert.equal(turns.output_text, 'parts');
     });
@@ -178,9 +196,18 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
     });
 
     it('refuses input it cannot serve with a BadRequestError naming the field; a failure before output is an HTTP error', async () => {
-      await assert.rejects(oa.responses.create({ model: 'aion/auto', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'https://x/y.png', detail: 'auto' }] }] }), (e: any) => e instanceof OpenAI.BadRequestError && e.param === 'input' && /text input only/.test(e.message));
+      await assert.rejects(
+        oa.responses.create({
+          model: 'aion/auto',
+          input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'https://x/y.png', detail: 'auto' }] }],
+        }),
+        (e: any) => e instanceof OpenAI.BadRequestError && e.param === 'input' && /text input only/.test(e.message),
+      );
       const pinned = new OpenAI({ baseURL: `${kernel.url}/v1`, apiKey: 'test-token', maxRetries: 0, defaultHeaders: { 'x-aion-intent': 'openai-only' } });
-      await assert.rejects(pinned.responses.create({ model: 'openai/house-model', input: '[openai:429]', stream: true }), (e: any) => e instanceof OpenAI.RateLimitError);
+      await assert.rejects(
+        pinned.responses.create({ model: 'openai/house-model', input: '[openai:429]', stream: true }),
+        (e: any) => e instanceof OpenAI.RateLimitError,
+      );
     });
   });
 
@@ -215,7 +242,10 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
       const floats = await oa.embeddings.create({ model: 'aion/auto', input: ['alpha', 'beta gamma'], encoding_format: 'float' });
       assert.equal(floats.model, 'ollama/nomic-embed-text:latest');
       assert.equal(floats.data.length, 2);
-      assert.deepEqual(floats.data.map((d) => d.index), [0, 1]);
+      assert.deepEqual(
+        floats.data.map((d) => d.index),
+        [0, 1],
+      );
       assert.ok(close(floats.data[1]!.embedding, fakeEmbedding('beta gamma')), 'input order is kept');
       assert.ok(floats.usage.prompt_tokens > 0);
       const decoded = await oa.embeddings.create({ model: 'aion/auto', input: 'alpha' });
@@ -230,10 +260,19 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
       assert.equal(res.model, 'openai/text-embedding-3-small');
       assert.equal(res.data[0]!.embedding.length, 6);
       assert.equal(embedRequests(openai).at(-1)!.body.dimensions, 6);
-      await assert.rejects(oa.embeddings.create({ model: 'openai/house-model', input: 'x' }), (e: any) => e instanceof OpenAI.BadRequestError && e.param === 'model' && /not an embedding model/.test(e.message));
+      await assert.rejects(
+        oa.embeddings.create({ model: 'openai/house-model', input: 'x' }),
+        (e: any) => e instanceof OpenAI.BadRequestError && e.param === 'model' && /not an embedding model/.test(e.message),
+      );
       await assert.rejects(oa.embeddings.create({ model: 'ghost-embedder', input: 'x' }), (e: any) => e instanceof OpenAI.NotFoundError);
-      await assert.rejects(oa.embeddings.create({ model: 'aion/auto', input: [] as string[] }), (e: any) => e instanceof OpenAI.BadRequestError && e.param === 'input');
-      await assert.rejects(oa.chat.completions.create({ model: 'nomic-embed-text', messages: [{ role: 'user', content: 'x' }] }), (e: any) => e instanceof OpenAI.BadRequestError && /POST \/v1\/embeddings/.test(e.message));
+      await assert.rejects(
+        oa.embeddings.create({ model: 'aion/auto', input: [] as string[] }),
+        (e: any) => e instanceof OpenAI.BadRequestError && e.param === 'input',
+      );
+      await assert.rejects(
+        oa.chat.completions.create({ model: 'nomic-embed-text', messages: [{ role: 'user', content: 'x' }] }),
+        (e: any) => e instanceof OpenAI.BadRequestError && /POST \/v1\/embeddings/.test(e.message),
+      );
     });
 
     it('a rate-limited upstream with nowhere to fall back (a policy pins the engine) is a RateLimitError', async () => {
@@ -248,7 +287,10 @@ describe('the OpenAI-compatible front door, with the official openai client', fu
 
     it('local-only never reaches the api provider, not even when the local model fails; with no local engine it is a clear refusal', async () => {
       const before = embedRequests(openai).length;
-      await assert.rejects(oa.embeddings.create({ model: 'aion/local', input: 'down [ollama:500]' }), (e: any) => e instanceof OpenAI.InternalServerError && e.code === 'PROVIDER_UNAVAILABLE');
+      await assert.rejects(
+        oa.embeddings.create({ model: 'aion/local', input: 'down [ollama:500]' }),
+        (e: any) => e instanceof OpenAI.InternalServerError && e.code === 'PROVIDER_UNAVAILABLE',
+      );
       assert.equal(embedRequests(openai).length, before, 'no fallback to the api');
       const hybrid = await oa.embeddings.create({ model: 'aion/auto', input: 'fall back [ollama:500]', encoding_format: 'float' });
       assert.equal(hybrid.model, 'openai/text-embedding-3-small', 'hybrid falls back to the cloud');
@@ -269,7 +311,10 @@ describe('embeddings with no local embedding model', function () {
   let kernel: TestKernel;
   before(async () => {
     openai = await startFakeOpenAI({ reply: openaiReply });
-    kernel = await startRouterKernel({ extensions: [OPENAI_DIR], config: { 'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 2000 } } });
+    kernel = await startRouterKernel({
+      extensions: [OPENAI_DIR],
+      config: { 'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '', timeoutMs: 2000 } },
+    });
   });
   after(async () => {
     await kernel?.stop();

@@ -11,7 +11,19 @@ function gpuProvider(root: string, id: string, gpu: Record<string, unknown>): st
   mkdirSync(dir, { recursive: true });
   const model = { id: 'm', contextWindow: 4096, costPer1kInput: 0, costPer1kOutput: 0, capabilities: { chat: 0.9 }, tools: false, streaming: true };
   const entry = { id, displayName: id, route: 'local', tier: 'local', residency: { scope: 'host' }, models: [model], resources: { gpu } };
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: id, publisher: 'gputest', version: '1.0.0', type: 'module', main: 'e.js', engines: { aion: '^0.1.0' }, contributes: { providers: [entry] }, aion: { host: 'shared' } }));
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({
+      name: id,
+      publisher: 'gputest',
+      version: '1.0.0',
+      type: 'module',
+      main: 'e.js',
+      engines: { aion: '^0.1.0' },
+      contributes: { providers: [entry] },
+      aion: { host: 'shared' },
+    }),
+  );
   writeFileSync(
     join(dir, 'e.js'),
     `import * as aion from '@aion/extension-api';
@@ -35,7 +47,10 @@ describe('router: providers that need a GPU', function () {
     symlinkSync(resolve(ROUTER_DIR, '..', '..', 'node_modules'), join(root, 'node_modules'));
     gpuProvider(root, 'needs-gpu', { required: true, vendor: 'nvidia', memoryMiB: 8192 });
     gpuProvider(root, 'cpu-ok', { required: true, fallback: 'cpu' });
-    kernel = await startRouterKernel({ extensions: [root], config: { 'aion.router': { providers: { 'needs-gpu': { enabled: true }, 'cpu-ok': { enabled: true } } } } });
+    kernel = await startRouterKernel({
+      extensions: [root],
+      config: { 'aion.router': { providers: { 'needs-gpu': { enabled: true }, 'cpu-ok': { enabled: true } } } },
+    });
   });
   after(async () => {
     await kernel?.stop();

@@ -34,7 +34,10 @@ export const TOKENS = {
  * sections by id; `configOverrides` other kernel settings (e.g. `secretsFile`).
  */
 export function startRouterKernel(
-  options: { extensions?: string[]; config?: Record<string, Record<string, unknown>>; configOverrides?: Record<string, unknown> } & Omit<TestKernelOptions, 'extensions' | 'config'> = {},
+  options: { extensions?: string[]; config?: Record<string, Record<string, unknown>>; configOverrides?: Record<string, unknown> } & Omit<
+    TestKernelOptions,
+    'extensions' | 'config'
+  > = {},
 ): Promise<TestKernel> {
   const { extensions = [], config = {}, configOverrides = {}, ...rest } = options;
   return startTestKernel({
@@ -97,7 +100,8 @@ export const chatRequests = (requests: RecordedRequest[]) => requests.filter((r)
 export function client(kernel: TestKernel, token = 'test-token') {
   const headers = (extra: Record<string, string> = {}) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json', ...extra });
   return {
-    post: (path: string, body: unknown, extra?: Record<string, string>) => kernel.request(path, { method: 'POST', headers: headers(extra), body: JSON.stringify(body) }),
+    post: (path: string, body: unknown, extra?: Record<string, string>) =>
+      kernel.request(path, { method: 'POST', headers: headers(extra), body: JSON.stringify(body) }),
     get: (path: string, extra?: Record<string, string>) => kernel.request(path, { headers: headers(extra) }),
     async json<T = any>(res: Response | Promise<Response>): Promise<{ status: number; body: T; headers: Headers }> {
       const r = await res;
@@ -181,7 +185,14 @@ export async function signedTextPack(packsDir: string, quarantineDir: string): P
   const { buildSkills } = (await import(pathToFileURL(join(TEXT_PACK_DIR, 'build.mjs')).href)) as { buildSkills(o: { onlyStale: boolean }): Promise<string[]> };
   await buildSkills({ onlyStale: true });
   const pack = join(packsDir, 'text');
-  for (const part of ['pack.json', 'README.md', 'schemas', 'dist/skills']) await cp(join(TEXT_PACK_DIR, part), join(pack, part), { recursive: true, filter: (src) => !src.endsWith('.stamp') });
+  for (const part of ['pack.json', 'README.md', 'schemas', 'dist/skills'])
+    await cp(join(TEXT_PACK_DIR, part), join(pack, part), { recursive: true, filter: (src) => !src.endsWith('.stamp') });
   await signPack(pack, await readFile(join(TEXT_PACK_DIR, 'keys/sample.key'), 'utf8'));
-  return { trustedKeys: [{ name: 'sample', publicKey: await readFile(join(TEXT_PACK_DIR, 'keys/sample.pub'), 'utf8') }], packsDir, quarantineDir, watch: false, wasm: { workers: 1 } };
+  return {
+    trustedKeys: [{ name: 'sample', publicKey: await readFile(join(TEXT_PACK_DIR, 'keys/sample.pub'), 'utf8') }],
+    packsDir,
+    quarantineDir,
+    watch: false,
+    wasm: { workers: 1 },
+  };
 }

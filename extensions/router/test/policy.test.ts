@@ -20,11 +20,17 @@ describe('policies', () => {
   it('refuses a bad document, naming the JSON path', () => {
     assert.throws(() => parsePolicies({ intents: { code: { privacy: 'everywhere' } } }, 'test'), /intents\.code\.privacy/);
     assert.throws(() => parsePolicies({ overrides: [{ match: {} }] }, 'test'), /engine/);
-    assert.throws(() => parsePolicies({ tiers: { gold: {} } }, 'test'), (e: Error & { code?: string }) => e.code === 'POLICY_INVALID');
+    assert.throws(
+      () => parsePolicies({ tiers: { gold: {} } }, 'test'),
+      (e: Error & { code?: string }) => e.code === 'POLICY_INVALID',
+    );
   });
 
   it('merges defaults and the intent: deny lists add up, the tightest budget wins', () => {
-    const doc = parsePolicies({ defaults: { deny: ['a'], budget_usd: 1, tier: 'local' }, intents: { code: { deny: ['b'], budget_usd: 0.5, allow: ['x/*'] } } }, 'test');
+    const doc = parsePolicies(
+      { defaults: { deny: ['a'], budget_usd: 1, tier: 'local' }, intents: { code: { deny: ['b'], budget_usd: 0.5, allow: ['x/*'] } } },
+      'test',
+    );
     const p = effectivePolicy(doc, { intent: 'code', privacy: 'hybrid', metadata: {} });
     assert.deepEqual(p.deny, ['a', 'b']);
     assert.deepEqual(p.allow, ['x/*']);

@@ -6,7 +6,19 @@ import { join } from 'node:path';
 import type { TestKernel } from '@aion/core';
 import { startFakeOllama, type FakeOllama } from '@aion/ext-provider-ollama/testing';
 import { startFakeOpenAI, type FakeOpenAI } from '@aion/ext-provider-openai/testing';
-import { chatRequests, client, closedPort, OLLAMA_DIR, OPENAI_DIR, ollamaReply, openaiReply, readSse, startRouterKernel, STORAGE_DIR, until } from './helpers.js';
+import {
+  chatRequests,
+  client,
+  closedPort,
+  OLLAMA_DIR,
+  OPENAI_DIR,
+  ollamaReply,
+  openaiReply,
+  readSse,
+  startRouterKernel,
+  STORAGE_DIR,
+  until,
+} from './helpers.js';
 
 const user = (content: string) => [{ role: 'user', content }];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -20,7 +32,11 @@ describe('router resilience', function () {
       kernel = await startRouterKernel({
         extensions: [OPENAI_DIR],
         config: {
-          'aion.router': { circuitBreaker: { failureThreshold: 2, openMs: 400 }, defaults: { privacy: 'allow-api' }, policies: { defaults: { allow: ['openai/gpt-4o-mini'] } } },
+          'aion.router': {
+            circuitBreaker: { failureThreshold: 2, openMs: 400 },
+            defaults: { privacy: 'allow-api' },
+            policies: { defaults: { allow: ['openai/gpt-4o-mini'] } },
+          },
           'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '' },
         },
       });
@@ -107,7 +123,10 @@ describe('router resilience', function () {
         assert.equal(body.status, 'ERROR');
         assert.equal(body.error.code, 'PROVIDER_UNREACHABLE');
         assert.ok(body.routing.filtered.some((f: any) => f.engine.startsWith('ollama/') && f.filter === 'availability'));
-        assert.deepEqual(body.routing.attempts.map((a: any) => a.code), ['PROVIDER_UNREACHABLE', 'PROVIDER_UNREACHABLE']);
+        assert.deepEqual(
+          body.routing.attempts.map((a: any) => a.code),
+          ['PROVIDER_UNREACHABLE', 'PROVIDER_UNREACHABLE'],
+        );
       } finally {
         await kernel.stop();
       }
@@ -122,7 +141,11 @@ describe('router resilience', function () {
       writeFileSync(secretsFile, JSON.stringify({ 'aion.provider-openai': { OPENAI_API_KEY: 'sk-test' } }));
       // Only the base URL points at the fake: the key, as in production, comes from the secret.
       const start = (withKey: boolean) =>
-        startRouterKernel({ extensions: [OPENAI_DIR], config: { 'aion.provider-openai': { baseUrl: openai.url } }, ...(withKey ? { configOverrides: { secretsFile } } : {}) });
+        startRouterKernel({
+          extensions: [OPENAI_DIR],
+          config: { 'aion.provider-openai': { baseUrl: openai.url } },
+          ...(withKey ? { configOverrides: { secretsFile } } : {}),
+        });
       try {
         const withKey = await start(true);
         try {
@@ -204,8 +227,18 @@ describe('router resilience', function () {
       assert.equal(task.body.status, 'RUNNING', 'still streaming when the client reconnects');
       const rest = await readSse(await api.get(`/v1/stream/${body.task_id}`, { 'last-event-id': lastId }));
       const all = [...first, ...rest];
-      assert.deepEqual(all.map((e) => Number(e.id)), all.map((_, i) => i + 1), 'no gap, no repeat');
-      assert.equal(all.filter((e) => e.event === 'token').map((e) => e.data.text).join(''), Array.from({ length: 12 }, (_, i) => `t${i} `).join(''));
+      assert.deepEqual(
+        all.map((e) => Number(e.id)),
+        all.map((_, i) => i + 1),
+        'no gap, no repeat',
+      );
+      assert.equal(
+        all
+          .filter((e) => e.event === 'token')
+          .map((e) => e.data.text)
+          .join(''),
+        Array.from({ length: 12 }, (_, i) => `t${i} `).join(''),
+      );
       assert.equal(rest.at(-1)!.event, 'done');
     });
   });
@@ -241,7 +274,13 @@ describe('router resilience', function () {
       const admin = client(kernel, 'admin-token');
       const run = async () => (await api.json(api.post('/v1/tasks', { input: 'hi', wait: true }))).body;
       assert.equal((await run()).engine.provider, 'ollama');
-      writeFileSync(join(dir, 'policies.json'), JSON.stringify({ defaults: { deny: ['ollama'] }, overrides: [{ name: 'cheap', match: { intent: 'chat' }, engine: 'openai/gpt-4o-mini', reason: 'test override' }] }));
+      writeFileSync(
+        join(dir, 'policies.json'),
+        JSON.stringify({
+          defaults: { deny: ['ollama'] },
+          overrides: [{ name: 'cheap', match: { intent: 'chat' }, engine: 'openai/gpt-4o-mini', reason: 'test override' }],
+        }),
+      );
       await until(async () => (await admin.json(admin.get('/v1/router/policies'))).body.policies.defaults?.deny?.[0] === 'ollama', 5000, 'the reload');
       const after = await run();
       assert.equal(after.engine.provider, 'openai');
@@ -267,7 +306,10 @@ describe('router resilience', function () {
       ollama = await startFakeOllama({ reply: ollamaReply });
       kernel = await startRouterKernel({
         extensions: [OLLAMA_DIR],
-        config: { 'aion.router': { providers: { ollama: { maxConcurrency: 1 } }, limits: { keyConcurrency: 1, retryAfterSeconds: 3 } }, 'aion.provider-ollama': { baseUrl: ollama.url } },
+        config: {
+          'aion.router': { providers: { ollama: { maxConcurrency: 1 } }, limits: { keyConcurrency: 1, retryAfterSeconds: 3 } },
+          'aion.provider-ollama': { baseUrl: ollama.url },
+        },
       });
     });
     after(async () => {
@@ -343,7 +385,11 @@ describe('router resilience', function () {
         const conflict = await api.json(api.post('/v1/tasks', { input: 'other' }, { 'idempotency-key': 'persist-1' }));
         assert.equal(conflict.status, 422);
         const events = await readSse(await api.get(`/v1/stream/${taskId}`));
-        assert.deepEqual(events.map((e) => e.event), ['done'], 'a finished task from storage replays as its final event');
+        assert.deepEqual(
+          events.map((e) => e.event),
+          ['done'],
+          'a finished task from storage replays as its final event',
+        );
         const usage = await api.json(api.get('/v1/usage'));
         assert.equal(usage.body.tasks, 1);
         assert.equal(usage.body.storage, 'storage');
@@ -360,7 +406,14 @@ describe('router resilience', function () {
     try {
       const api = client(kernel);
       const controller = new AbortController();
-      const pending = kernel.request('/v1/tasks', { method: 'POST', headers: { authorization: 'Bearer test-token', 'content-type': 'application/json', 'idempotency-key': 'drop-1' }, body: JSON.stringify({ input: 'x', wait: true }), signal: controller.signal }).catch((e: Error) => e);
+      const pending = kernel
+        .request('/v1/tasks', {
+          method: 'POST',
+          headers: { authorization: 'Bearer test-token', 'content-type': 'application/json', 'idempotency-key': 'drop-1' },
+          body: JSON.stringify({ input: 'x', wait: true }),
+          signal: controller.signal,
+        })
+        .catch((e: Error) => e);
       await until(() => chatRequests(ollama.requests).length === 1);
       controller.abort();
       await pending;

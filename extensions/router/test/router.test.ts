@@ -95,7 +95,10 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       const { body } = await task({ messages: user('secret [ollama:503]'), privacy: 'local-only' });
       assert.equal(body.status, 'ERROR');
       assert.equal(body.error.code, 'PROVIDER_UNAVAILABLE');
-      assert.deepEqual(body.routing.attempts.map((a: any) => a.engine), ['ollama/llama3.1:latest']);
+      assert.deepEqual(
+        body.routing.attempts.map((a: any) => a.engine),
+        ['ollama/llama3.1:latest'],
+      );
       assert.ok(body.routing.filtered.some((f: any) => f.engine === 'openai/gpt-4o-mini' && f.filter === 'residency'));
       assert.equal(chatRequests(openai.requests).length, before, 'the api provider received nothing');
     });
@@ -120,7 +123,13 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       assert.equal(body.engine.provider, 'openai');
       assert.match(body.engine.reason, /fell back after ollama\/llama3\.1:latest PROVIDER_UNAVAILABLE/);
       assert.equal(body.result.text, 'Hello from openai');
-      assert.deepEqual(body.routing.attempts.map((a: any) => [a.engine, a.outcome]), [['ollama/llama3.1:latest', 'failed'], ['openai/gpt-4o-mini', 'ok']]);
+      assert.deepEqual(
+        body.routing.attempts.map((a: any) => [a.engine, a.outcome]),
+        [
+          ['ollama/llama3.1:latest', 'failed'],
+          ['openai/gpt-4o-mini', 'ok'],
+        ],
+      );
       assert.match(headers.get('x-aion-route')!, /attempts=ollama\/llama3\.1:latest\(PROVIDER_UNAVAILABLE\),openai\/gpt-4o-mini\(ok\)/);
     });
 
@@ -128,7 +137,10 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       const { body } = await task({ messages: user('x [openai:500] [ollama:500]'), privacy: 'allow-api', preferred_engine: 'openai/gpt-4o-mini' });
       assert.equal(body.status, 'ERROR');
       assert.equal(body.engine.chosen_by, 'preferred');
-      assert.deepEqual(body.routing.attempts.map((a: any) => a.engine), ['openai/gpt-4o-mini', 'ollama/llama3.1:latest', 'openai/gpt-4o']);
+      assert.deepEqual(
+        body.routing.attempts.map((a: any) => a.engine),
+        ['openai/gpt-4o-mini', 'ollama/llama3.1:latest', 'openai/gpt-4o'],
+      );
       assert.match(body.error.message, /all 3 engines tried failed/);
     });
 
@@ -173,13 +185,16 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
         ['401', 502, 'PROVIDER_AUTH_FAILED'],
       ];
       for (const [m, status, code] of expect) {
-        await assert.rejects(oa.chat.completions.create({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: `[openai:${m}]` }] }), (err: any) => {
-          assert.ok(err instanceof OpenAI.APIError, String(err));
-          assert.equal(err.status, status, `${m}`);
-          assert.equal(err.code ?? err.error?.code, code);
-          if (m === '429') assert.equal(err.headers.get('retry-after'), '2');
-          return true;
-        });
+        await assert.rejects(
+          oa.chat.completions.create({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: `[openai:${m}]` }] }),
+          (err: any) => {
+            assert.ok(err instanceof OpenAI.APIError, String(err));
+            assert.equal(err.status, status, `${m}`);
+            assert.equal(err.code ?? err.error?.code, code);
+            if (m === '429') assert.equal(err.headers.get('retry-after'), '2');
+            return true;
+          },
+        );
       }
     });
   });
@@ -239,9 +254,15 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       assert.equal(tokens.map((e) => e.data.text).join(''), body.result.text);
       assert.equal(all.at(-1)!.event, 'done');
       assert.equal(all.at(-1)!.data.status, 'OK');
-      assert.deepEqual(all.map((e) => Number(e.id)), all.map((_, i) => i + 1));
+      assert.deepEqual(
+        all.map((e) => Number(e.id)),
+        all.map((_, i) => i + 1),
+      );
       const resumed = await readSse(await api.get(`/v1/stream/${body.task_id}`, { 'last-event-id': '5' }));
-      assert.deepEqual(resumed.map((e) => e.id), all.slice(5).map((e) => e.id));
+      assert.deepEqual(
+        resumed.map((e) => e.id),
+        all.slice(5).map((e) => e.id),
+      );
       const bad = await api.json(api.get(`/v1/stream/${body.task_id}`, { 'last-event-id': 'x' }));
       assert.equal(bad.status, 400);
     });
@@ -259,7 +280,13 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
     before(() => (oa = new OpenAI({ baseURL: `${kernel.url}/v1`, apiKey: 'test-token', maxRetries: 0 })));
 
     it('completes without streaming', async () => {
-      const res = await oa.chat.completions.create({ model: 'aion/auto', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello' }] });
+      const res = await oa.chat.completions.create({
+        model: 'aion/auto',
+        messages: [
+          { role: 'system', content: 'be brief' },
+          { role: 'user', content: 'hello' },
+        ],
+      });
       assert.equal(res.object, 'chat.completion');
       assert.equal(res.choices[0]!.message.content, 'Hi from ollama');
       assert.equal(res.choices[0]!.finish_reason, 'stop');
@@ -268,7 +295,9 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
     });
 
     it('streams, with usage when asked, and shows the route in a header', async () => {
-      const { data: stream, response } = await oa.chat.completions.create({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], stream: true, stream_options: { include_usage: true } }).withResponse();
+      const { data: stream, response } = await oa.chat.completions
+        .create({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], stream: true, stream_options: { include_usage: true } })
+        .withResponse();
       assert.match(response.headers.get('x-aion-route')!, /chosen_by=preferred/);
       let text = '';
       let finish: string | null = null;
@@ -288,7 +317,9 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       const res = await oa.chat.completions.create({
         model: 'openai/gpt-4o-mini',
         messages: [{ role: 'user', content: 'look it up [openai:tools]' }],
-        tools: [{ type: 'function', function: { name: 'lookup', description: 'search', parameters: { type: 'object', properties: { q: { type: 'string' } } } } }],
+        tools: [
+          { type: 'function', function: { name: 'lookup', description: 'search', parameters: { type: 'object', properties: { q: { type: 'string' } } } } },
+        ],
       });
       assert.equal(res.choices[0]!.finish_reason, 'tool_calls');
       assert.deepEqual(res.choices[0]!.message.tool_calls, [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{"q":"aion"}' } }]);
@@ -312,7 +343,10 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
 
     it('a streamed failure before the first token is an HTTP error; a client that goes away aborts the upstream call', async () => {
       const failing = new OpenAI({ baseURL: `${kernel.url}/v1`, apiKey: 'test-token', maxRetries: 0, defaultHeaders: { 'x-aion-intent': 'openai-only' } });
-      await assert.rejects(failing.chat.completions.create({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: '[openai:503]' }], stream: true }), (e: any) => e.status === 503);
+      await assert.rejects(
+        failing.chat.completions.create({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: '[openai:503]' }], stream: true }),
+        (e: any) => e.status === 503,
+      );
       const controller = new AbortController();
       const pending = kernel
         .request('/v1/chat/completions', {
@@ -336,7 +370,14 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       assert.equal(unknown.status, 400);
       assert.equal(unknown.body.error.code, 'BULK_UNKNOWN_DEPENDENCY');
       assert.match(unknown.body.error.message, /ghost/);
-      const cycle = await api.json(api.post('/v1/bulk', { operations: [{ id: 'a', input: 'x', depends_on: ['b'] }, { id: 'b', input: 'y', depends_on: ['a'] }] }));
+      const cycle = await api.json(
+        api.post('/v1/bulk', {
+          operations: [
+            { id: 'a', input: 'x', depends_on: ['b'] },
+            { id: 'b', input: 'y', depends_on: ['a'] },
+          ],
+        }),
+      );
       assert.equal(cycle.status, 400);
       assert.equal(cycle.body.error.code, 'BULK_CYCLE');
       assert.deepEqual(cycle.body.error.details.cycle, ['a', 'b', 'a']);
@@ -368,21 +409,36 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       assert.equal(ops.d.reason, 'depends on c, which was skipped');
       assert.equal(ops.e.status, 'OK');
       assert.deepEqual(ops.e.depends_on, ['a']);
-      assert.ok(chatRequests(ollama.requests).some((r) => r.body.messages.at(-1).content === 'alpha'), 'e received a’s output');
+      assert.ok(
+        chatRequests(ollama.requests).some((r) => r.body.messages.at(-1).content === 'alpha'),
+        'e received a’s output',
+      );
       assert.deepEqual(res.body.progress, { completed: 5, total: 5, ok: 2, failed: 1, skipped: 2 });
     });
 
     it('sequential runs one at a time in order and reports progress as it runs', async () => {
       const before = chatRequests(ollama.requests).length;
-      const res = await api.post('/v1/bulk', { execution: 'sequential', stream: true, operations: ['one', 'two', 'three'].map((x) => ({ id: x, input: `echo:${x}`, privacy: 'local-only' })) });
+      const res = await api.post('/v1/bulk', {
+        execution: 'sequential',
+        stream: true,
+        operations: ['one', 'two', 'three'].map((x) => ({ id: x, input: `echo:${x}`, privacy: 'local-only' })),
+      });
       assert.equal(res.status, 200);
       const events = await readSse(res);
       const progress = events.filter((e) => e.event === 'progress');
       assert.ok(progress.length >= 6);
-      assert.deepEqual(progress.filter((e) => e.data.status === 'OK').map((e) => e.data.progress.completed), [1, 2, 3]);
+      assert.deepEqual(
+        progress.filter((e) => e.data.status === 'OK').map((e) => e.data.progress.completed),
+        [1, 2, 3],
+      );
       assert.equal(events.at(-1)!.event, 'done');
       assert.equal(events.at(-1)!.data.status, 'OK');
-      assert.deepEqual(chatRequests(ollama.requests).slice(before).map((r) => r.body.messages.at(-1).content), ['echo:one', 'echo:two', 'echo:three']);
+      assert.deepEqual(
+        chatRequests(ollama.requests)
+          .slice(before)
+          .map((r) => r.body.messages.at(-1).content),
+        ['echo:one', 'echo:two', 'echo:three'],
+      );
     });
 
     it('async bulk: 202, then GET /v1/bulk/{id}', async () => {
@@ -409,7 +465,9 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       assert.notEqual(reversed.body.routing.candidates[0].engine, plain.body.routing.candidates[0].engine);
       assert.equal(reversed.body.routing.candidates[0].engine, plain.body.routing.candidates.at(-1).engine);
       let seen: any[] = [];
-      await until(async () => (seen = (await (await kernel.request("/test/after-task")).json()) as any[]).some((p: any) => p.task.task_id === reversed.body.task_id));
+      await until(async () =>
+        (seen = (await (await kernel.request('/test/after-task')).json()) as any[]).some((p: any) => p.task.task_id === reversed.body.task_id),
+      );
       const entry = seen.find((p: any) => p.task.task_id === reversed.body.task_id);
       assert.deepEqual(entry.principal, { sub: 'tester', tenant_id: 'default', api_key: 'key-a' });
       assert.equal(entry.task.status, 'OK');
@@ -442,7 +500,10 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       assert.equal(res.status, 200);
       assert.equal(body.server.extension, 'aion.router');
       assert.ok(body.intents.includes('chat'));
-      assert.deepEqual(body.providers.map((p: any) => [p.id, p.route, p.available]).sort(), [['ollama', 'local', true], ['openai', 'api', true]]);
+      assert.deepEqual(body.providers.map((p: any) => [p.id, p.route, p.available]).sort(), [
+        ['ollama', 'local', true],
+        ['openai', 'api', true],
+      ]);
     });
 
     it('speaks JSON-RPC 2.0 over the WebSocket: submit, subscribe, events, cancel', async () => {
@@ -456,7 +517,13 @@ describe('router over a real kernel, with fake OpenAI and Ollama servers', funct
       assert.match(reply.result.task_id, /^task_/);
       const events = frames.filter((f) => f.method === 'tasks.event');
       assert.ok(events.every((f) => f.params.task_id === reply.result.task_id));
-      assert.equal(events.filter((f) => f.params.event === 'token').map((f) => f.params.data.text).join(''), 'Hi from ollama');
+      assert.equal(
+        events
+          .filter((f) => f.params.event === 'token')
+          .map((f) => f.params.data.text)
+          .join(''),
+        'Hi from ollama',
+      );
       ws.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tasks.cancel', params: { task_id: reply.result.task_id } }));
       ws.send(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tasks.nope' }));
       ws.send('{not json');

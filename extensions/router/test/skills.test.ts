@@ -10,14 +10,17 @@ import WebSocket from 'ws';
 import { chatRequests, client, OLLAMA_DIR, OPENAI_DIR, readSse, signedTextPack, SKILLS_DIR, startRouterKernel, TEXT_PACK_DIR, until } from './helpers.js';
 
 const user = (content: string) => [{ role: 'user', content }];
-const toolMessages = (r: RecordedRequest) => ((r.body?.messages ?? []) as Array<{ role: string; tool_call_id?: string; content: string }>).filter((m) => m.role === 'tool');
+const toolMessages = (r: RecordedRequest) =>
+  ((r.body?.messages ?? []) as Array<{ role: string; tool_call_id?: string; content: string }>).filter((m) => m.role === 'tool');
 const slugify = (text: string, id = 'call_slug') => ({ id, name: 'text__slugify', arguments: JSON.stringify({ text }) });
 
 /** Calls `calls` on the first turn, then answers `text` once the tool results are in. */
 const callThenAnswer =
   (calls: Array<{ id: string; name: string; arguments: string }>, text: string[]) =>
   (r: RecordedRequest): FakeOpenAIReply =>
-    toolMessages(r).length === 0 ? { kind: 'answer', toolCalls: calls, usage: { prompt_tokens: 20, completion_tokens: 5 } } : { kind: 'answer', text, usage: { prompt_tokens: 40, completion_tokens: 6 } };
+    toolMessages(r).length === 0
+      ? { kind: 'answer', toolCalls: calls, usage: { prompt_tokens: 20, completion_tokens: 5 } }
+      : { kind: 'answer', text, usage: { prompt_tokens: 40, completion_tokens: 6 } };
 
 describe('skills as tools: the router runs the tool loop through aion.skills', function () {
   this.timeout(120_000);
@@ -57,7 +60,10 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
   const sentSince = (before: number) => chatRequests(openai.requests).slice(before);
 
   it('runs the WASM and the js skill the model asks for, hands the results back, and records every step', async () => {
-    script = callThenAnswer([slugify('Hello World, Again'), { id: 'call_wrap', name: 'text__wrap', arguments: '{"text":"one two three","width":8}' }], ['The slug is ', 'hello-world-again.']);
+    script = callThenAnswer(
+      [slugify('Hello World, Again'), { id: 'call_wrap', name: 'text__wrap', arguments: '{"text":"one two three","width":8}' }],
+      ['The slug is ', 'hello-world-again.'],
+    );
     const before = chatRequests(openai.requests).length;
     const { status, body } = await task({ messages: user('slugify and wrap'), skills: ['text.slugify', 'text.wrap'] });
     assert.equal(status, 200, JSON.stringify(body));
@@ -69,11 +75,17 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
     assert.deepEqual(first!.body.tools.map((t: any) => t.function.name).sort(), ['text__slugify', 'text__wrap']);
     assert.equal(first!.body.tools.find((t: any) => t.function.name === 'text__slugify').function.parameters.required[0], 'text');
     const assistant = second!.body.messages.find((m: any) => m.role === 'assistant');
-    assert.deepEqual(assistant.tool_calls.map((c: any) => c.id), ['call_slug', 'call_wrap']);
+    assert.deepEqual(
+      assistant.tool_calls.map((c: any) => c.id),
+      ['call_slug', 'call_wrap'],
+    );
     const results = Object.fromEntries(toolMessages(second!).map((m) => [m.tool_call_id, JSON.parse(m.content)]));
     assert.deepEqual(results, { call_slug: { slug: 'hello-world-again' }, call_wrap: { text: 'one two\nthree', lines: 2 } });
 
-    assert.deepEqual(body.steps.map((s: any) => `${s.step}:${s.type}`), ['1:model', '1:tool', '1:tool', '2:model']);
+    assert.deepEqual(
+      body.steps.map((s: any) => `${s.step}:${s.type}`),
+      ['1:model', '1:tool', '1:tool', '2:model'],
+    );
     const [call1, tools1, tools2, call2] = body.steps;
     assert.equal(call1.engine.provider, 'openai');
     assert.equal(call1.engine.model, 'gpt-4o-mini');
@@ -90,8 +102,17 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
     assert.deepEqual(body.usage.tokens, { input: 60, output: 11, total: 71 });
     assert.equal(body.usage.cost_usd, Math.round((call1.usage.cost_usd + call2.usage.cost_usd) * 1e8) / 1e8);
     assert.ok(body.usage.cost_usd > 0);
-    assert.deepEqual(body.transcript.map((m: any) => m.role), ['assistant', 'tool', 'tool']);
-    assert.deepEqual(body.routing.attempts.map((a: any) => [a.engine, a.step]), [['openai/gpt-4o-mini', 1], ['openai/gpt-4o-mini', 2]]);
+    assert.deepEqual(
+      body.transcript.map((m: any) => m.role),
+      ['assistant', 'tool', 'tool'],
+    );
+    assert.deepEqual(
+      body.routing.attempts.map((a: any) => [a.engine, a.step]),
+      [
+        ['openai/gpt-4o-mini', 1],
+        ['openai/gpt-4o-mini', 2],
+      ],
+    );
 
     const api = client(kernel, 'skills-token');
     const stored = await api.json(api.get(`/v1/tasks/${body.task_id}`));
@@ -100,9 +121,18 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
     // The task's stream: the steps as they happened, then the answer's tokens.
     const events = await readSse(await api.get(`/v1/stream/${body.task_id}`));
     const names = events.map((e) => e.event);
-    assert.deepEqual(names.filter((n) => n === 'tool' || n === 'step'), ['step', 'tool', 'tool', 'step', 'step', 'step']);
+    assert.deepEqual(
+      names.filter((n) => n === 'tool' || n === 'step'),
+      ['step', 'tool', 'tool', 'step', 'step', 'step'],
+    );
     assert.ok(names.indexOf('tool') < names.indexOf('token'));
-    assert.equal(events.filter((e) => e.event === 'token').map((e) => e.data.text).join(''), body.result.text);
+    assert.equal(
+      events
+        .filter((e) => e.event === 'token')
+        .map((e) => e.data.text)
+        .join(''),
+      body.result.text,
+    );
     assert.deepEqual(events.find((e) => e.event === 'tool')!.data.step, 1);
     assert.equal(names.at(-1), 'done');
   });
@@ -131,8 +161,14 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
     assert.equal(body.error.code, 'TOOL_LOOP_LIMIT');
     assert.match(body.error.message, /after 3 steps/);
     assert.equal(sentSince(before).length, 3);
-    assert.deepEqual(body.steps.map((s: any) => `${s.step}:${s.type}`), ['1:model', '1:tool', '2:model', '2:tool', '3:model']);
-    assert.deepEqual(body.transcript.map((m: any) => m.role), ['assistant', 'tool', 'assistant', 'tool', 'assistant']);
+    assert.deepEqual(
+      body.steps.map((s: any) => `${s.step}:${s.type}`),
+      ['1:model', '1:tool', '2:model', '2:tool', '3:model'],
+    );
+    assert.deepEqual(
+      body.transcript.map((m: any) => m.role),
+      ['assistant', 'tool', 'assistant', 'tool', 'assistant'],
+    );
     assert.equal(body.transcript[1].content, '{"slug":"round-1"}');
     assert.equal(body.transcript.at(-1).tool_calls[0].id, 'call_3');
     assert.equal(body.result.finish_reason, 'tool_calls');
@@ -158,7 +194,10 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
   });
 
   it('local-only holds for every model call of the loop', async () => {
-    ollamaScript = (r) => (toolMessages(r).length === 0 ? { kind: 'answer', toolCalls: [{ id: 'call_local', name: 'text__slugify', arguments: { text: 'Stays Here' } }] } : { kind: 'answer', text: 'local answer' });
+    ollamaScript = (r) =>
+      toolMessages(r).length === 0
+        ? { kind: 'answer', toolCalls: [{ id: 'call_local', name: 'text__slugify', arguments: { text: 'Stays Here' } }] }
+        : { kind: 'answer', text: 'local answer' };
     const openaiBefore = chatRequests(openai.requests).length;
     const ollamaBefore = chatRequests(ollama.requests).length;
     const { body } = await task({ messages: user('private'), skills: ['text.slugify'], privacy: 'local-only', preferred_engine: undefined });
@@ -172,18 +211,37 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
   });
 
   it('over the WebSocket, tool and step notifications arrive as they happen; text said before a tool call stays in the answer', async () => {
-    script = (r) => (toolMessages(r).length === 0 ? { kind: 'answer', text: ['Let me check.'], toolCalls: [slugify('Web Socket')] } : { kind: 'answer', text: ['It is web-socket.'] });
+    script = (r) =>
+      toolMessages(r).length === 0
+        ? { kind: 'answer', text: ['Let me check.'], toolCalls: [slugify('Web Socket')] }
+        : { kind: 'answer', text: ['It is web-socket.'] };
     const ws = new WebSocket(`${kernel.url.replace('http', 'ws')}/v1/ws`, { headers: { authorization: 'Bearer skills-token' } });
     const frames: any[] = [];
     ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tasks.submit', params: { input: 'ws', preferred_engine: 'openai/gpt-4o-mini', skills: ['text.slugify'], subscribe: true } }));
+    ws.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tasks.submit',
+        params: { input: 'ws', preferred_engine: 'openai/gpt-4o-mini', skills: ['text.slugify'], subscribe: true },
+      }),
+    );
     await until(() => frames.some((f) => f.method === 'tasks.event' && f.params.event === 'done'));
     ws.close();
     const events = frames.filter((f) => f.method === 'tasks.event').map((f) => f.params);
-    assert.deepEqual(events.filter((e) => e.event === 'tool').map((e) => [e.data.name, e.data.arguments]), [['text__slugify', '{"text":"Web Socket"}']]);
-    assert.deepEqual(events.filter((e) => e.event === 'step').map((e) => e.data.type), ['model', 'tool', 'model']);
-    const text = events.filter((e) => e.event === 'token').map((e) => e.data.text).join('');
+    assert.deepEqual(
+      events.filter((e) => e.event === 'tool').map((e) => [e.data.name, e.data.arguments]),
+      [['text__slugify', '{"text":"Web Socket"}']],
+    );
+    assert.deepEqual(
+      events.filter((e) => e.event === 'step').map((e) => e.data.type),
+      ['model', 'tool', 'model'],
+    );
+    const text = events
+      .filter((e) => e.event === 'token')
+      .map((e) => e.data.text)
+      .join('');
     assert.equal(text, 'Let me check.\n\nIt is web-socket.');
     assert.equal(events.at(-1).data.result.text, text);
   });
@@ -193,7 +251,11 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
     assert.equal(unknown.status, 400);
     assert.equal(unknown.body.error.code, 'SKILL_NOT_FOUND');
     assert.match(unknown.body.error.message, /text\.nope/);
-    const clash = await task({ messages: user('x'), skills: ['text.slugify'], tools: [{ type: 'function', function: { name: 'text__slugify', parameters: { type: 'object' } } }] });
+    const clash = await task({
+      messages: user('x'),
+      skills: ['text.slugify'],
+      tools: [{ type: 'function', function: { name: 'text__slugify', parameters: { type: 'object' } } }],
+    });
     assert.equal(clash.status, 400);
     assert.match(clash.body.error.message, /text__slugify/);
     const search = await task({ messages: user('x'), skills: { q: 'no such skill anywhere' } });
@@ -206,20 +268,32 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
 
     it('answers with the final message; the steps are in the aion field', async () => {
       script = callThenAnswer([slugify('Front Door')], ['Slug: front-door']);
-      const res = await oa.chat.completions.create({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'slugify Front Door' }], aion: { skills: ['text.slugify'] } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+      const res = await oa.chat.completions.create({
+        model: 'openai/gpt-4o-mini',
+        messages: [{ role: 'user', content: 'slugify Front Door' }],
+        aion: { skills: ['text.slugify'] },
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming);
       assert.equal(res.choices[0]!.message.content, 'Slug: front-door');
       assert.equal(res.choices[0]!.finish_reason, 'stop');
       assert.equal(res.choices[0]!.message.tool_calls, undefined);
       assert.deepEqual(res.usage, { prompt_tokens: 60, completion_tokens: 11, total_tokens: 71 });
       const aion = (res as unknown as { aion: { steps: any[]; transcript: any[] } }).aion;
-      assert.deepEqual(aion.steps.map((s) => s.type), ['model', 'tool', 'model']);
+      assert.deepEqual(
+        aion.steps.map((s) => s.type),
+        ['model', 'tool', 'model'],
+      );
       assert.equal(aion.steps[1].skill, 'text.slugify');
       assert.equal(aion.transcript[1].content, '{"slug":"front-door"}');
     });
 
     it('streams the answer, with the steps on chunks the client reads as empty deltas', async () => {
       script = callThenAnswer([slugify('Streamed Slug')], ['Slug: ', 'streamed-slug']);
-      const stream = await oa.chat.completions.create({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'stream it' }], stream: true, aion: { skills: ['text.slugify'] } } as OpenAI.ChatCompletionCreateParamsStreaming);
+      const stream = await oa.chat.completions.create({
+        model: 'openai/gpt-4o-mini',
+        messages: [{ role: 'user', content: 'stream it' }],
+        stream: true,
+        aion: { skills: ['text.slugify'] },
+      } as OpenAI.ChatCompletionCreateParamsStreaming);
       let text = '';
       const loop: string[] = [];
       let transcript: any[] | undefined;
@@ -233,7 +307,10 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
       }
       assert.equal(text, 'Slug: streamed-slug');
       assert.deepEqual(loop, ['step:model', 'tool', 'step:tool', 'step:model']);
-      assert.deepEqual(transcript?.map((m) => m.role), ['assistant', 'tool']);
+      assert.deepEqual(
+        transcript?.map((m) => m.role),
+        ['assistant', 'tool'],
+      );
     });
 
     it('a call of the client’s own tool goes back to the client, after the skills of that turn ran', async () => {
@@ -249,16 +326,26 @@ describe('skills as tools: the router runs the tool loop through aion.skills', f
       assert.deepEqual(res.choices[0]!.message.tool_calls, [{ id: 'call_lookup', type: 'function', function: { name: 'lookup', arguments: '{"q":"aion"}' } }]);
       const sent = sentSince(before);
       assert.equal(sent.length, 1);
-      assert.deepEqual(sent[0]!.body.tools.map((t: any) => t.function.name), ['lookup', 'text__slugify']);
+      assert.deepEqual(
+        sent[0]!.body.tools.map((t: any) => t.function.name),
+        ['lookup', 'text__slugify'],
+      );
       const aion = (res as unknown as { aion: { transcript: any[] } }).aion;
-      assert.deepEqual(aion.transcript.map((m) => m.role), ['assistant', 'tool']);
+      assert.deepEqual(
+        aion.transcript.map((m) => m.role),
+        ['assistant', 'tool'],
+      );
       assert.equal(aion.transcript[1].content, '{"slug":"mixed-turn"}');
     });
 
     it('the step limit is an error with the steps in its details', async () => {
       script = () => ({ kind: 'answer', toolCalls: [slugify('again')] });
       await assert.rejects(
-        oa.chat.completions.create({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'loop' }], aion: { skills: ['text.slugify'], max_steps: 2 } } as OpenAI.ChatCompletionCreateParamsNonStreaming),
+        oa.chat.completions.create({
+          model: 'openai/gpt-4o-mini',
+          messages: [{ role: 'user', content: 'loop' }],
+          aion: { skills: ['text.slugify'], max_steps: 2 },
+        } as OpenAI.ChatCompletionCreateParamsNonStreaming),
         (err: any) => {
           assert.equal(err.status, 422);
           assert.equal(err.code ?? err.error?.code, 'TOOL_LOOP_LIMIT');

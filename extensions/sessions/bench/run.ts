@@ -17,7 +17,15 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AUTH_EXTENSION_DIR, createUser, signInAdmin } from '@aion/ext-auth/testing';
-import { dropSchema, newSchemaName, openRawConnection, POSTGRES_TEST_URL, probePostgres, STORAGE_EXTENSION_DIR, type RawConnection } from '@aion/ext-storage/testing';
+import {
+  dropSchema,
+  newSchemaName,
+  openRawConnection,
+  POSTGRES_TEST_URL,
+  probePostgres,
+  STORAGE_EXTENSION_DIR,
+  type RawConnection,
+} from '@aion/ext-storage/testing';
 import { SESSIONS_EXTENSION_DIR } from '../test/helpers.js';
 
 const N = Number(process.env.BENCH_N ?? 2000);
@@ -65,7 +73,9 @@ interface ServerStats {
 
 /** A kernel in a child process; stopping it closes its stdin. */
 async function startKernel(options: Record<string, unknown>): Promise<Kernel & { stats(): Promise<ServerStats>; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./server.js', import.meta.url)), JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./server.js', import.meta.url)), JSON.stringify(options)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const { url, dataDir } = JSON.parse((await lines.next()).value as string) as { url: string; dataDir: string };
   return {
@@ -128,12 +138,22 @@ const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
 function call(url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string; serverTiming?: string }> {
   return new Promise((resolvePromise, reject) => {
-    const req = httpRequest(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolvePromise({ status: res.statusCode!, text: Buffer.concat(chunks).toString('utf8'), serverTiming: res.headers['server-timing'] as string | undefined }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      url,
+      { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolvePromise({
+            status: res.statusCode!,
+            text: Buffer.concat(chunks).toString('utf8'),
+            serverTiming: res.headers['server-timing'] as string | undefined,
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -186,13 +206,20 @@ async function run(database: 'sqlite' | 'postgres'): Promise<{ results: Stats[];
     await measure('create session', async () => void created.push((await request(kernel, 'POST', '/v1/sessions', token, { title: 'bench' }, 201)).id));
 
     const target = created[0]!;
-    for (let i = 0; i < 20; i++) await request(kernel, 'POST', `/v1/sessions/${target}/messages`, token, { role: i % 2 ? 'assistant' : 'user', content: `message ${i}` }, 201);
+    for (let i = 0; i < 20; i++)
+      await request(kernel, 'POST', `/v1/sessions/${target}/messages`, token, { role: i % 2 ? 'assistant' : 'user', content: `message ${i}` }, 201);
     await measure('get session', () => request(kernel, 'GET', `/v1/sessions/${target}?limit=20`, token));
-    await measure('append message', (i) => request(kernel, 'POST', `/v1/sessions/${created[i % created.length]}/messages`, token, { role: 'user', content: `appended ${i}` }, 201));
+    await measure('append message', (i) =>
+      request(kernel, 'POST', `/v1/sessions/${created[i % created.length]}/messages`, token, { role: 'user', content: `appended ${i}` }, 201),
+    );
 
     // 10,000 sessions for one user, pushed through sync 500 at a time.
     for (let i = 0; i < LIST_SESSIONS; i += 500) {
-      const sessions = Array.from({ length: 500 }, (_, j) => ({ id: `s-${i + j}`, title: `session ${i + j}`, created_at: Date.now() - (LIST_SESSIONS - i - j) * 1000 }));
+      const sessions = Array.from({ length: 500 }, (_, j) => ({
+        id: `s-${i + j}`,
+        title: `session ${i + j}`,
+        created_at: Date.now() - (LIST_SESSIONS - i - j) * 1000,
+      }));
       await request(kernel, 'POST', '/v1/sessions/sync', lister.access_token, { sessions, limit: 1 });
     }
     const first = await request(kernel, 'GET', '/v1/sessions?limit=50', lister.access_token);
@@ -203,7 +230,9 @@ async function run(database: 'sqlite' | 'postgres'): Promise<{ results: Stats[];
       cursors.push(cursor);
       cursor = (await request(kernel, 'GET', `/v1/sessions?limit=50&cursor=${cursor}`, lister.access_token)).next_cursor;
     }
-    await measure('list page (10k sessions)', (i) => request(kernel, 'GET', `/v1/sessions?limit=50${cursors[i % cursors.length] ? `&cursor=${cursors[i % cursors.length]}` : ''}`, lister.access_token));
+    await measure('list page (10k sessions)', (i) =>
+      request(kernel, 'GET', `/v1/sessions?limit=50${cursors[i % cursors.length] ? `&cursor=${cursors[i % cursors.length]}` : ''}`, lister.access_token),
+    );
 
     // Baselines.
     results.push(stats('baseline: GET /healthz', await time(N, () => healthz(kernel))));
@@ -233,14 +262,18 @@ function print(database: string, { results, phases }: { results: Stats[]; phases
   const http = results.find((r) => r.name.startsWith('baseline: GET'))!;
   const sql = results.find((r) => r.name.startsWith('baseline: SQL'))!;
   console.log('\nwhere the tail comes from: each request beside a /healthz sent right after it, and the kernel process meanwhile (ms)');
-  console.log(`${'operation'.padEnd(28)}${'p99'.padStart(8)}${'in kernel p50/p99'.padStart(19)}${'healthz p99'.padStart(13)}${'loop delay p99/max'.padStart(20)}${'GC n / total / max'.padStart(22)}${'client GC max'.padStart(15)}`);
+  console.log(
+    `${'operation'.padEnd(28)}${'p99'.padStart(8)}${'in kernel p50/p99'.padStart(19)}${'healthz p99'.padStart(13)}${'loop delay p99/max'.padStart(20)}${'GC n / total / max'.padStart(22)}${'client GC max'.padStart(15)}`,
+  );
   for (const p of phases) {
     const s = p.server;
     console.log(
       `${p.op.name.padEnd(28)}${f(p.op.p99)}${`${p.kernel.p50.toFixed(2)} / ${p.kernel.p99.toFixed(2)}`.padStart(19)}${f(p.healthz.p99).padStart(13)}${`${s.loopDelayP99.toFixed(1)} / ${s.loopDelayMax.toFixed(1)}`.padStart(20)}${`${s.gcCount} / ${s.gcTotal.toFixed(0)} / ${s.gcMax.toFixed(1)}`.padStart(22)}${p.clientGcMax.toFixed(1).padStart(15)}`,
     );
   }
-  console.log(`get session p50 is ${(get.p50 / http.p50).toFixed(1)}× the bare HTTP round trip and ${(get.p50 / sql.p50).toFixed(0)}× a direct SQL read of the row`);
+  console.log(
+    `get session p50 is ${(get.p50 / http.p50).toFixed(1)}× the bare HTTP round trip and ${(get.p50 / sql.p50).toFixed(0)}× a direct SQL read of the row`,
+  );
 }
 
 const sqlite = await run('sqlite');

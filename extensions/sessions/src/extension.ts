@@ -4,7 +4,18 @@ import { AionError, ErrorCodes, type HttpRequestData } from '@aion/extension-api
 import type { StorageApi } from '@aion/ext-storage';
 import { SessionStore, type MessageRow, type Owner } from './sessionStore.js';
 import { SyncService } from './sync.js';
-import { checkId, checkMessage, jsonObjectBody, checkTitle, decodeCursor, deriveTitle, encodeCursor, messageView, sessionView, type SessionsConfiguration } from './validation.js';
+import {
+  checkId,
+  checkMessage,
+  jsonObjectBody,
+  checkTitle,
+  decodeCursor,
+  deriveTitle,
+  encodeCursor,
+  messageView,
+  sessionView,
+  type SessionsConfiguration,
+} from './validation.js';
 
 /** A device or an API key acts for its owner; a user for itself. */
 function ownerOf(req: HttpRequestData): Owner {
@@ -39,7 +50,10 @@ export async function activate(ctx: aion.ExtensionContext) {
     if (!found) throw notFound(id);
     // The cursor for the next page in the same direction: `after` the newest, or `before` the oldest.
     const edge = before === undefined ? found.messages[found.messages.length - 1] : found.messages[0];
-    return { session: found.session, page: { messages: found.messages.map(messageView), next_cursor: found.messages.length === limit && edge ? edge.seq : null } };
+    return {
+      session: found.session,
+      page: { messages: found.messages.map(messageView), next_cursor: found.messages.length === limit && edge ? edge.seq : null },
+    };
   };
 
   /** One sync exchange for `owner`, as `POST /v1/sessions/sync` answers it. */
@@ -69,7 +83,10 @@ export async function activate(ctx: aion.ExtensionContext) {
     if (expired || purged) ctx.logger.info(`expired ${expired} idle sessions and purged ${purged} old tombstones`);
     return { expired, purged };
   };
-  const timer = setInterval(() => void sweep().catch((err) => ctx.logger.warn(`the session sweep failed: ${(err as Error).message}`)), config.sweepIntervalSeconds * 1000);
+  const timer = setInterval(
+    () => void sweep().catch((err) => ctx.logger.warn(`the session sweep failed: ${(err as Error).message}`)),
+    config.sweepIntervalSeconds * 1000,
+  );
   timer.unref();
 
   const handle = aion.http.handle;
@@ -80,13 +97,17 @@ export async function activate(ctx: aion.ExtensionContext) {
       const body = jsonObjectBody(req);
       const id = body.id === undefined ? randomUUID() : checkId(body.id, 'id');
       const title = body.title === undefined ? null : checkTitle(body.title);
-      if (body.metadata !== undefined && body.metadata !== null && (typeof body.metadata !== 'object' || Array.isArray(body.metadata))) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'metadata is a JSON object');
+      if (body.metadata !== undefined && body.metadata !== null && (typeof body.metadata !== 'object' || Array.isArray(body.metadata)))
+        throw new AionError(ErrorCodes.VALIDATION_FAILED, 'metadata is a JSON object');
       const { session, created } = await store.create(owner, { id, title, metadata: body.metadata ? JSON.stringify(body.metadata) : null }, Date.now());
       if (session.owner_id !== owner.id || session.tenant_id !== owner.tenant) throw new AionError(ErrorCodes.CONFLICT, `the id ${id} is taken`);
       if (session.deleted_at !== null) throw new AionError(ErrorCodes.CONFLICT, `session ${id} was deleted`);
       return { status: created ? 201 : 200, body: sessionView(session) };
     }),
-    handle('GET /v1/sessions/counts', async (req) => ({ headers: { 'cache-control': 'no-store' }, body: await store.counts(req.principal!.tenant_id, Date.now()) })),
+    handle('GET /v1/sessions/counts', async (req) => ({
+      headers: { 'cache-control': 'no-store' },
+      body: await store.counts(req.principal!.tenant_id, Date.now()),
+    })),
     handle('GET /v1/sessions', async (req) => {
       const limit = pageSize(req.query.limit);
       const rows = await store.list(ownerOf(req), limit, decodeCursor(req.query.cursor), Date.now());
@@ -141,7 +162,8 @@ export async function activate(ctx: aion.ExtensionContext) {
      * spoke's sessions through its device connection. Privileged: the caller vouches for the user.
      */
     syncFor: (owner: { tenant_id: string; user_id: string }, body: unknown) => {
-      if (typeof owner?.tenant_id !== 'string' || typeof owner?.user_id !== 'string') throw new AionError(ErrorCodes.VALIDATION_FAILED, 'syncFor needs { tenant_id, user_id }');
+      if (typeof owner?.tenant_id !== 'string' || typeof owner?.user_id !== 'string')
+        throw new AionError(ErrorCodes.VALIDATION_FAILED, 'syncFor needs { tenant_id, user_id }');
       return syncFor({ tenant: owner.tenant_id, id: owner.user_id }, body);
     },
   };

@@ -125,13 +125,30 @@ export class SessionStore {
     return now + this.ttlMs;
   }
 
-  async create(owner: Owner, input: { id: string; title: string | null; metadata: string | null }, now: number): Promise<{ session: SessionRow; created: boolean }> {
+  async create(
+    owner: Owner,
+    input: { id: string; title: string | null; metadata: string | null },
+    now: number,
+  ): Promise<{ session: SessionRow; created: boolean }> {
     const results = await this.db.transaction([
       this.bump(owner, 1),
       {
         sql: `INSERT INTO ${this.p}sessions (id, tenant_id, owner_id, title, title_updated_at, message_count, metadata, created_at, updated_at, last_activity_at, expires_at, seq)
               VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ${this.top}) ON CONFLICT (id) DO NOTHING`,
-        params: [input.id, owner.tenant, owner.id, input.title, input.title === null ? 0 : now, input.metadata, now, now, now, this.expiresAt(now), owner.tenant, owner.id],
+        params: [
+          input.id,
+          owner.tenant,
+          owner.id,
+          input.title,
+          input.title === null ? 0 : now,
+          input.metadata,
+          now,
+          now,
+          now,
+          this.expiresAt(now),
+          owner.tenant,
+          owner.id,
+        ],
       },
       { sql: `SELECT * FROM ${this.p}sessions WHERE id = ?`, params: [input.id] },
     ]);
@@ -161,18 +178,29 @@ export class SessionStore {
       params.push(after[0], after[1]);
     }
     params.push(limit);
-    return (await this.db.query(`SELECT * FROM ${this.p}sessions WHERE ${this.alive()}${page} ORDER BY created_at DESC, id DESC LIMIT ?`, params)) as unknown as SessionRow[];
+    return (await this.db.query(
+      `SELECT * FROM ${this.p}sessions WHERE ${this.alive()}${page} ORDER BY created_at DESC, id DESC LIMIT ?`,
+      params,
+    )) as unknown as SessionRow[];
   }
 
   /** A live session with one page of its messages, in one round trip. */
-  async get(owner: Owner, id: string, page: { after?: number; before?: number; limit: number }, now: number): Promise<{ session: SessionRow; messages: MessageRow[] } | undefined> {
+  async get(
+    owner: Owner,
+    id: string,
+    page: { after?: number; before?: number; limit: number },
+    now: number,
+  ): Promise<{ session: SessionRow; messages: MessageRow[] } | undefined> {
     const columns = 'id, session_id, tenant_id, owner_id, role, content, metadata, created_at, seq';
     // By session alone, so the (session_id, seq) index serves it; the session row above proves ownership.
     const messages: Statement =
       page.before !== undefined
         ? { sql: `SELECT ${columns} FROM ${this.p}messages WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, params: [id, page.before, page.limit] }
         : { sql: `SELECT ${columns} FROM ${this.p}messages WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?`, params: [id, page.after ?? 0, page.limit] };
-    const [session, rows] = await this.db.transaction([{ sql: `SELECT * FROM ${this.p}sessions WHERE id = ? AND ${this.alive()}`, params: [id, owner.tenant, owner.id, now] }, messages]);
+    const [session, rows] = await this.db.transaction([
+      { sql: `SELECT * FROM ${this.p}sessions WHERE id = ? AND ${this.alive()}`, params: [id, owner.tenant, owner.id, now] },
+      messages,
+    ]);
     if (!session!.rows[0]) return undefined;
     const list = rows!.rows as unknown as MessageRow[];
     return { session: session!.rows[0] as unknown as SessionRow, messages: page.before !== undefined ? list.reverse() : list };
@@ -198,7 +226,10 @@ export class SessionStore {
   async remove(owner: Owner, id: string, now: number): Promise<boolean> {
     const results = await this.db.transaction([
       this.bump(owner, 1),
-      { sql: `UPDATE ${this.p}sessions SET deleted_at = ?, updated_at = ?, seq = ${this.top} WHERE id = ? AND ${this.alive()}`, params: [now, now, owner.tenant, owner.id, id, owner.tenant, owner.id, now] },
+      {
+        sql: `UPDATE ${this.p}sessions SET deleted_at = ?, updated_at = ?, seq = ${this.top} WHERE id = ? AND ${this.alive()}`,
+        params: [now, now, owner.tenant, owner.id, id, owner.tenant, owner.id, now],
+      },
     ]);
     return results[1]!.changes === 1;
   }
@@ -216,7 +247,19 @@ export class SessionStore {
               SELECT ?, s.id, s.tenant_id, s.owner_id, ?, ?, ?, CAST(? AS BIGINT), ${top}
               FROM ${p}sessions s WHERE s.id = ? AND s.tenant_id = ? AND s.owner_id = ? AND s.deleted_at IS NULL AND s.expires_at > ?
               ON CONFLICT (id) DO NOTHING`,
-        params: [message.id, message.role, message.content, message.metadata, message.created_at, owner.tenant, owner.id, sessionId, owner.tenant, owner.id, now],
+        params: [
+          message.id,
+          message.role,
+          message.content,
+          message.metadata,
+          message.created_at,
+          owner.tenant,
+          owner.id,
+          sessionId,
+          owner.tenant,
+          owner.id,
+          now,
+        ],
       },
       {
         // Counted only when the insert above happened: its row carries the number just taken.
@@ -241,7 +284,10 @@ export class SessionStore {
 
   /** Turns sessions idle past their expiry into tombstones (so devices learn of it), a few hundred at a time. */
   async expire(now: number, batch = 500): Promise<Array<{ owner: Owner; ids: string[] }>> {
-    const rows = (await this.db.query(`SELECT tenant_id, owner_id, id FROM ${this.p}sessions WHERE deleted_at IS NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`, [now, batch])) as Array<{
+    const rows = (await this.db.query(
+      `SELECT tenant_id, owner_id, id FROM ${this.p}sessions WHERE deleted_at IS NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
+      [now, batch],
+    )) as Array<{
       tenant_id: string;
       owner_id: string;
       id: string;

@@ -120,7 +120,13 @@ export class SyncService {
         checkId(s?.id, 'session id');
         const title = s.title === undefined ? undefined : checkTitle(s.title);
         const metadata = s.metadata === undefined || s.metadata === null ? null : JSON.stringify(s.metadata);
-        goodSessions.set(s.id, { ...s, title, title_updated_at: optionalTime(s.title_updated_at, 'title_updated_at'), created_at: optionalTime(s.created_at, 'created_at'), metadataText: metadata });
+        goodSessions.set(s.id, {
+          ...s,
+          title,
+          title_updated_at: optionalTime(s.title_updated_at, 'title_updated_at'),
+          created_at: optionalTime(s.created_at, 'created_at'),
+          metadataText: metadata,
+        });
       } catch (err) {
         reject('session', s?.id, (err as AionError).code ?? ErrorCodes.VALIDATION_FAILED, (err as Error).message);
       }
@@ -148,16 +154,20 @@ export class SyncService {
     const { p } = this.store;
     const sessionIds = [...new Set([...goodSessions.keys(), ...goodTombstones, ...[...goodMessages.values()].map((m) => m.session_id)])];
     const stored = new Map(
-      (await this.existing<Pick<SessionRow, 'id' | 'tenant_id' | 'owner_id' | 'deleted_at' | 'expires_at' | 'title_updated_at'>>(
-        (ph) => `SELECT id, tenant_id, owner_id, deleted_at, expires_at, title_updated_at FROM ${p}sessions WHERE id IN (${ph})`,
-        sessionIds,
-      )).map((r) => [r.id, r]),
+      (
+        await this.existing<Pick<SessionRow, 'id' | 'tenant_id' | 'owner_id' | 'deleted_at' | 'expires_at' | 'title_updated_at'>>(
+          (ph) => `SELECT id, tenant_id, owner_id, deleted_at, expires_at, title_updated_at FROM ${p}sessions WHERE id IN (${ph})`,
+          sessionIds,
+        )
+      ).map((r) => [r.id, r]),
     );
     const storedMessages = new Map(
-      (await this.existing<Pick<MessageRow, 'id' | 'session_id' | 'tenant_id' | 'owner_id'>>((ph) => `SELECT id, session_id, tenant_id, owner_id FROM ${p}messages WHERE id IN (${ph})`, [...goodMessages.keys()])).map((r) => [
-        r.id,
-        r,
-      ]),
+      (
+        await this.existing<Pick<MessageRow, 'id' | 'session_id' | 'tenant_id' | 'owner_id'>>(
+          (ph) => `SELECT id, session_id, tenant_id, owner_id FROM ${p}messages WHERE id IN (${ph})`,
+          [...goodMessages.keys()],
+        )
+      ).map((r) => [r.id, r]),
     );
     const mine = (r: { tenant_id: string; owner_id: string }) => r.tenant_id === owner.tenant && r.owner_id === owner.id;
     // Expired and not yet swept counts as deleted: sync does not bring a session back either.
@@ -224,7 +234,10 @@ export class SyncService {
         kind: 'tombstone',
         render: (back) =>
           existing
-            ? { sql: `UPDATE ${p}sessions SET deleted_at = ?, updated_at = ?, seq = ${seq} WHERE id = ? AND tenant_id = ? AND owner_id = ? AND deleted_at IS NULL`, params: [now, now, ...ownerSeq(back), id, owner.tenant, owner.id] }
+            ? {
+                sql: `UPDATE ${p}sessions SET deleted_at = ?, updated_at = ?, seq = ${seq} WHERE id = ? AND tenant_id = ? AND owner_id = ? AND deleted_at IS NULL`,
+                params: [now, now, ...ownerSeq(back), id, owner.tenant, owner.id],
+              }
             : {
                 // Created and deleted while away: the tombstone stays so a stale copy cannot bring it back.
                 sql: `INSERT INTO ${p}sessions (id, tenant_id, owner_id, title, title_updated_at, message_count, metadata, created_at, updated_at, last_activity_at, expires_at, deleted_at, seq)
@@ -260,7 +273,21 @@ export class SyncService {
                 SELECT ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT), ${seq}
                 WHERE EXISTS (SELECT 1 FROM ${p}sessions WHERE id = ? AND tenant_id = ? AND owner_id = ? AND deleted_at IS NULL AND expires_at > ?)
                 ON CONFLICT (id) DO NOTHING`,
-          params: [m.id, m.session_id, owner.tenant, owner.id, m.role, m.content, m.metadata, m.created_at, ...ownerSeq(back), m.session_id, owner.tenant, owner.id, now],
+          params: [
+            m.id,
+            m.session_id,
+            owner.tenant,
+            owner.id,
+            m.role,
+            m.content,
+            m.metadata,
+            m.created_at,
+            ...ownerSeq(back),
+            m.session_id,
+            owner.tenant,
+            owner.id,
+            now,
+          ],
         }),
       });
       if (!touched.has(m.session_id)) touched.set(m.session_id, null);
@@ -287,7 +314,16 @@ export class SyncService {
       plan.forEach((step, i) => {
         const applied = results[i + 1]!.changes > 0;
         if (step.kind === 'message' && applied) {
-          const [id, session_id, tenant_id, owner_id, role, content, metadata, created_at] = rendered[i]!.params as [string, string, string, string, string, string, string | null, number];
+          const [id, session_id, tenant_id, owner_id, role, content, metadata, created_at] = rendered[i]!.params as [
+            string,
+            string,
+            string,
+            string,
+            string,
+            string,
+            string | null,
+            number,
+          ];
           result.created.push({ id, session_id, tenant_id, owner_id, role, content, metadata, created_at, seq: top - (total - 1 - i) });
         }
         if (step.kind === 'session.create') applied ? result.pushed.sessions.created++ : result.pushed.sessions.ignored++;
@@ -312,7 +348,10 @@ export class SyncService {
       return;
     }
     const [sessions, messages] = await this.store.db.transaction([
-      { sql: `SELECT * FROM ${p}sessions WHERE tenant_id = ? AND owner_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, params: [owner.tenant, owner.id, cursor, top, pageSize] },
+      {
+        sql: `SELECT * FROM ${p}sessions WHERE tenant_id = ? AND owner_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+        params: [owner.tenant, owner.id, cursor, top, pageSize],
+      },
       {
         sql: `SELECT m.id, m.session_id, m.tenant_id, m.owner_id, m.role, m.content, m.metadata, m.created_at, m.seq FROM ${p}messages m JOIN ${p}sessions s ON s.id = m.session_id
               WHERE m.tenant_id = ? AND m.owner_id = ? AND m.seq > ? AND m.seq <= ? AND s.deleted_at IS NULL ORDER BY m.seq LIMIT ?`,

@@ -20,7 +20,8 @@ const ID = /^[A-Za-z0-9_-]{1,64}$/;
 export function jsonObjectBody(req: HttpRequestData): Record<string, unknown> {
   if (req.rawBody !== undefined) throw new AionError(ErrorCodes.UNSUPPORTED_MEDIA_TYPE, 'send the body as a JSON object with Content-Type: application/json');
   if (req.body === undefined) return {};
-  if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'the body is a JSON object, e.g. { "title": "plans" }');
+  if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body))
+    throw new AionError(ErrorCodes.VALIDATION_FAILED, 'the body is a JSON object, e.g. { "title": "plans" }');
   return req.body as Record<string, unknown>;
 }
 
@@ -31,7 +32,8 @@ export function checkId(value: unknown, what: string): string {
 
 export function checkTitle(value: unknown): string | null {
   if (value === null) return null;
-  if (typeof value !== 'string' || value.trim() === '' || value.length > 200) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a title is 1-200 characters, or null');
+  if (typeof value !== 'string' || value.trim() === '' || value.length > 200)
+    throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a title is 1-200 characters, or null');
   return value.trim();
 }
 
@@ -47,8 +49,10 @@ export function checkMessage(input: unknown, now: number, options: { requireId?:
   const id = m.id === undefined && !options.requireId ? randomUUID() : checkId(m.id, 'message id');
   if (typeof m.role !== 'string' || !ROLES.has(m.role)) throw new AionError(ErrorCodes.VALIDATION_FAILED, `role is one of ${[...ROLES].join(', ')}`);
   if (typeof m.content !== 'string') throw new AionError(ErrorCodes.VALIDATION_FAILED, 'content is a string');
-  if (options.maxContentBytes && Buffer.byteLength(m.content) > options.maxContentBytes) throw new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `content is limited to ${options.maxContentBytes} bytes`);
-  if (m.created_at !== undefined && (!Number.isSafeInteger(m.created_at) || (m.created_at as number) < 0)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'created_at is milliseconds since the epoch');
+  if (options.maxContentBytes && Buffer.byteLength(m.content) > options.maxContentBytes)
+    throw new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `content is limited to ${options.maxContentBytes} bytes`);
+  if (m.created_at !== undefined && (!Number.isSafeInteger(m.created_at) || (m.created_at as number) < 0))
+    throw new AionError(ErrorCodes.VALIDATION_FAILED, 'created_at is milliseconds since the epoch');
   return { id, role: m.role, content: m.content, metadata: checkMetadata(m.metadata), created_at: (m.created_at as number | undefined) ?? now };
 }
 
@@ -82,7 +86,15 @@ export function sessionView(s: SessionRow) {
 }
 
 export function messageView(m: MessageRow) {
-  return { id: m.id, session_id: m.session_id, role: m.role, content: m.content, metadata: m.metadata ? JSON.parse(m.metadata) : null, created_at: m.created_at, seq: m.seq };
+  return {
+    id: m.id,
+    session_id: m.session_id,
+    role: m.role,
+    content: m.content,
+    metadata: m.metadata ? JSON.parse(m.metadata) : null,
+    created_at: m.created_at,
+    seq: m.seq,
+  };
 }
 
 /** Opaque list cursors: the (created_at, id) of the last session of a page. */

@@ -27,7 +27,8 @@ forEachDatabase('aion.sessions', (db) => {
     const k = kernel!;
     const count = async () => (await api(k, 'GET', '/v1/sessions?limit=200', bob.access_token)).body.sessions.length;
     const before = await count();
-    const send = (body: string, type: string) => k.request('/v1/sessions', { method: 'POST', headers: { authorization: `Bearer ${bob.access_token}`, 'content-type': type }, body });
+    const send = (body: string, type: string) =>
+      k.request('/v1/sessions', { method: 'POST', headers: { authorization: `Bearer ${bob.access_token}`, 'content-type': type }, body });
     for (const body of ['5', '[]', '"title"', 'null']) {
       const res = await send(body, 'application/json');
       assert.equal(res.status, 400, body);
@@ -36,7 +37,11 @@ forEachDatabase('aion.sessions', (db) => {
     const text = await send('{"title":"as text"}', 'text/plain');
     assert.equal(text.status, 415);
     assert.equal(((await text.json()) as any).error.code, 'UNSUPPORTED_MEDIA_TYPE');
-    const rename = await k.request('/v1/sessions/anything', { method: 'PATCH', headers: { authorization: `Bearer ${bob.access_token}`, 'content-type': 'application/json' }, body: '7' });
+    const rename = await k.request('/v1/sessions/anything', {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${bob.access_token}`, 'content-type': 'application/json' },
+      body: '7',
+    });
     assert.equal(rename.status, 400, 'a bare number is refused on rename too, not a 500');
     assert.equal(await count(), before, 'nothing was created');
     const none = await k.request('/v1/sessions', { method: 'POST', headers: { authorization: `Bearer ${bob.access_token}` } });
@@ -68,7 +73,11 @@ forEachDatabase('aion.sessions', (db) => {
     assert.equal(pages, 3);
     assert.deepEqual(seen.map((s) => s.id).sort(), [...ids].sort());
     const order = [...seen].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? 1 : -1));
-    assert.deepEqual(seen.map((s) => s.id), order.map((s) => s.id), 'newest first, ties by id');
+    assert.deepEqual(
+      seen.map((s) => s.id),
+      order.map((s) => s.id),
+      'newest first, ties by id',
+    );
 
     const clientId = randomUUID();
     assert.equal((await api(k, 'POST', '/v1/sessions', alice.access_token, { id: clientId, title: 'mine' })).status, 201);
@@ -95,7 +104,11 @@ forEachDatabase('aion.sessions', (db) => {
     const { body: session } = await api(k, 'POST', '/v1/sessions', alice.access_token, {});
     const path = `/v1/sessions/${session.id}/messages`;
     assert.equal((await api(k, 'POST', path, alice.access_token, { role: 'system', content: 'You are terse.' })).status, 201);
-    const first = await api(k, 'POST', path, alice.access_token, { role: 'user', content: '  Plan a trip to\nLisbon in May, with a day in Sintra and good places to eat fish  ', metadata: { lang: 'en' } });
+    const first = await api(k, 'POST', path, alice.access_token, {
+      role: 'user',
+      content: '  Plan a trip to\nLisbon in May, with a day in Sintra and good places to eat fish  ',
+      metadata: { lang: 'en' },
+    });
     assert.equal(first.status, 201);
     assert.deepEqual(first.body.metadata, { lang: 'en' });
     await api(k, 'POST', path, alice.access_token, { role: 'user', content: 'second question' });
@@ -110,16 +123,33 @@ forEachDatabase('aion.sessions', (db) => {
     const got = await api(k, 'GET', `/v1/sessions/${session.id}?limit=3`, alice.access_token);
     assert.equal(got.body.message_count, 4);
     assert.equal(got.body.title, 'Plan a trip to Lisbon in May, with a day in Sintra and good places to eat fish');
-    assert.deepEqual(got.body.messages.map((m: any) => m.role), ['system', 'user', 'user']);
+    assert.deepEqual(
+      got.body.messages.map((m: any) => m.role),
+      ['system', 'user', 'user'],
+    );
     const seqs = got.body.messages.map((m: any) => m.seq);
-    assert.deepEqual(seqs, [...seqs].sort((a: number, b: number) => a - b), 'messages come in server order');
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a: number, b: number) => a - b),
+      'messages come in server order',
+    );
     const rest = await api(k, 'GET', `/v1/sessions/${session.id}/messages?after=${got.body.next_cursor}`, alice.access_token);
-    assert.deepEqual(rest.body.messages.map((m: any) => m.id), [clientId]);
+    assert.deepEqual(
+      rest.body.messages.map((m: any) => m.id),
+      [clientId],
+    );
     assert.equal(rest.body.next_cursor, null);
     const latest = await api(k, 'GET', `/v1/sessions/${session.id}/messages?before=${Number.MAX_SAFE_INTEGER}&limit=2`, alice.access_token);
-    assert.deepEqual(latest.body.messages.map((m: any) => m.content), ['second question', 'Sure.']);
+    assert.deepEqual(
+      latest.body.messages.map((m: any) => m.content),
+      ['second question', 'Sure.'],
+    );
     const earlier = await api(k, 'GET', `/v1/sessions/${session.id}/messages?before=${latest.body.next_cursor}&limit=2`, alice.access_token);
-    assert.deepEqual(earlier.body.messages.map((m: any) => m.role), ['system', 'user'], 'paging back from the latest');
+    assert.deepEqual(
+      earlier.body.messages.map((m: any) => m.role),
+      ['system', 'user'],
+      'paging back from the latest',
+    );
 
     const listed = (await api(k, 'GET', '/v1/sessions?limit=1', alice.access_token)).body.sessions[0];
     assert.equal(listed.id, session.id);
@@ -160,7 +190,11 @@ forEachDatabase('aion.sessions', (db) => {
     assert.ok(!(await api(k, 'GET', '/v1/sessions?limit=200', bob.access_token)).body.sessions.some((s: any) => s.id === session.id));
     assert.equal((await api(k, 'POST', '/v1/sessions', bob.access_token, { id: session.id })).status, 409, 'the id is taken');
     const { body: own } = await api(k, 'POST', '/v1/sessions', bob.access_token, {});
-    assert.equal((await api(k, 'POST', `/v1/sessions/${own.id}/messages`, bob.access_token, { id: message.id, role: 'user', content: 'x' })).status, 409, 'message ids are unique');
+    assert.equal(
+      (await api(k, 'POST', `/v1/sessions/${own.id}/messages`, bob.access_token, { id: message.id, role: 'user', content: 'x' })).status,
+      409,
+      'message ids are unique',
+    );
     const still = await api(k, 'GET', `/v1/sessions/${session.id}`, alice.access_token);
     assert.equal(still.body.title, 'private');
     assert.equal(still.body.message_count, 1);
@@ -241,7 +275,10 @@ forEachDatabase('aion.sessions expiry', (db) => {
     await sleep(1_000);
     assert.equal((await api(k, 'GET', `/v1/sessions/${idle.id}`, alice.access_token)).status, 404, 'expired');
     assert.equal((await api(k, 'GET', `/v1/sessions/${busy.id}`, alice.access_token)).status, 200, 'activity extends the expiry');
-    assert.deepEqual((await api(k, 'GET', '/v1/sessions', alice.access_token)).body.sessions.map((s: any) => s.id), [busy.id]);
+    assert.deepEqual(
+      (await api(k, 'GET', '/v1/sessions', alice.access_token)).body.sessions.map((s: any) => s.id),
+      [busy.id],
+    );
 
     assert.deepEqual(await sweep(), { expired: 1, purged: 0 });
     const pulled = await api(k, 'POST', '/v1/sessions/sync', alice.access_token, { cursor: start.body.cursor });

@@ -109,7 +109,10 @@ class OfflineDevice {
   }
 
   live(): string[] {
-    return [...this.sessions.values()].filter((s) => !s.deleted).map((s) => s.id).sort();
+    return [...this.sessions.values()]
+      .filter((s) => !s.deleted)
+      .map((s) => s.id)
+      .sort();
   }
 }
 
@@ -219,7 +222,10 @@ forEachDatabase('aion.sessions offline sync', (db) => {
     assert.deepEqual(phone.live(), laptop.live());
     assert.deepEqual(
       [...phone.messages.keys()].sort(),
-      [...laptop.messages.values()].filter((m) => laptop.live().includes(m.session_id)).map((m) => m.id).sort(),
+      [...laptop.messages.values()]
+        .filter((m) => laptop.live().includes(m.session_id))
+        .map((m) => m.id)
+        .sort(),
     );
     const seqs = answers.flatMap((a) => [...a.changes.sessions, ...a.changes.messages].map((c: any) => c.seq));
     assert.equal(new Set(seqs).size, seqs.length, 'no change is handed out twice');

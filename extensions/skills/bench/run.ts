@@ -61,15 +61,26 @@ async function throughput(n: number, concurrency: number, fn: () => Promise<unkn
 const ms = (v: number) => (v < 1 ? `${(v * 1000).toFixed(0)} µs` : `${v.toFixed(2)} ms`);
 
 /** The sample text pack plus two process skills, signed with a fresh key, in a temporary folder. */
-async function benchPack(dir: string, name: string, key = generateSigningKey()): Promise<{ dir: string; publicKey: string; key: ReturnType<typeof generateSigningKey> }> {
+async function benchPack(
+  dir: string,
+  name: string,
+  key = generateSigningKey(),
+): Promise<{ dir: string; publicKey: string; key: ReturnType<typeof generateSigningKey> }> {
   const { buildSkills } = (await import(pathToFileURL(join(sampleRoot, 'build.mjs')).href)) as { buildSkills(o: { onlyStale: boolean }): Promise<string[]> };
   await buildSkills({ onlyStale: true });
-  for (const part of ['pack.json', 'README.md', 'schemas', 'dist/skills']) await cp(join(sampleRoot, part), join(dir, part), { recursive: true, filter: (s) => !s.endsWith('.stamp') });
+  for (const part of ['pack.json', 'README.md', 'schemas', 'dist/skills'])
+    await cp(join(sampleRoot, part), join(dir, part), { recursive: true, filter: (s) => !s.endsWith('.stamp') });
   await cp(join(skillsRoot, 'test/fixtures/process/echo-skill.mjs'), join(dir, 'bin/echo-skill.mjs'));
   const manifest = JSON.parse(await readFile(join(dir, 'pack.json'), 'utf8'));
   manifest.name = name;
   for (const s of manifest.skills) s.id = s.id.replace(/^text\./, `${name}.`);
-  const native = { title: 'Native echo', description: 'A process skill, for comparison.', runtime: 'process', entry: 'bin/echo-skill.mjs', inputSchema: { type: 'object' } };
+  const native = {
+    title: 'Native echo',
+    description: 'A process skill, for comparison.',
+    runtime: 'process',
+    entry: 'bin/echo-skill.mjs',
+    inputSchema: { type: 'object' },
+  };
   manifest.skills.push({ ...native, id: `${name}.native` }, { ...native, id: `${name}.native-warm`, keepAlive: true });
   await writeFile(join(dir, 'pack.json'), JSON.stringify(manifest, null, 2));
   await signPack(dir, key.privateKeyPem);
@@ -143,10 +154,20 @@ try {
   const body = JSON.stringify({ args: ARGS });
   const http = (method: string, path: string, payload?: string) =>
     new Promise<number>((resolvePromise, reject) => {
-      const req = request({ host: '127.0.0.1', port, method, path, agent, headers: { authorization: 'Bearer runner', 'content-type': 'application/json', ...(payload ? { 'content-length': Buffer.byteLength(payload) } : {}) } }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolvePromise(200) : reject(new Error(`${path}: ${res.statusCode}`))));
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          method,
+          path,
+          agent,
+          headers: { authorization: 'Bearer runner', 'content-type': 'application/json', ...(payload ? { 'content-length': Buffer.byteLength(payload) } : {}) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolvePromise(200) : reject(new Error(`${path}: ${res.statusCode}`))));
+        },
+      );
       req.on('error', reject);
       req.end(payload);
     });
@@ -184,11 +205,27 @@ try {
   console.log(`\nskills benchmark — ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}, node ${process.version}, ${N} calls per measure\n`);
   console.log('| measure | p50 | p99 | calls/s (sequential) | vs baseline | target |');
   console.log('|---|---|---|---|---|---|');
-  for (const [name, s, ratio, target] of rows) if (s) console.log(`| ${name} | ${ms(s.p50)} | ${ms(s.p99)} | ${Math.round(s.perSecond)} | ${ratio} | ${target} |`);
+  for (const [name, s, ratio, target] of rows)
+    if (s) console.log(`| ${name} | ${ms(s.p50)} | ${ms(s.p99)} | ${Math.round(s.perSecond)} | ${ratio} | ${target} |`);
   console.log(`\nthroughput, calls in flight: in-process ×8 ${Math.round(inProcessThroughput)}/s; HTTP ×16 ${Math.round(httpThroughput)}/s`);
   console.log(`first call after install (in-process, median of 5): ${ms(median(firsts))} (install itself ${ms(median(installs))}) — target ≤ 30 ms`);
-  console.log(`pack installed by another process → first successful HTTP call: ${visibleAfter < 0 ? 'not seen' : ms(visibleAfter)} (includes the 150 ms watch debounce)`);
-  Object.assign(results, { direct, inProcess, inProcessThroughput, healthz, describe, overHttp, httpThroughput, native, nativeWarm, firstCallMs: median(firsts), installMs: median(installs), visibleAfterMs: visibleAfter });
+  console.log(
+    `pack installed by another process → first successful HTTP call: ${visibleAfter < 0 ? 'not seen' : ms(visibleAfter)} (includes the 150 ms watch debounce)`,
+  );
+  Object.assign(results, {
+    direct,
+    inProcess,
+    inProcessThroughput,
+    healthz,
+    describe,
+    overHttp,
+    httpThroughput,
+    native,
+    nativeWarm,
+    firstCallMs: median(firsts),
+    installMs: median(installs),
+    visibleAfterMs: visibleAfter,
+  });
   if (process.env.BENCH_JSON) await writeFile(process.env.BENCH_JSON, JSON.stringify(results, null, 2));
 } finally {
   await rm(work, { recursive: true, force: true });

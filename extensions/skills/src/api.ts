@@ -78,7 +78,16 @@ export interface SkillDescription extends SkillSummary {
 }
 
 export interface PackListing {
-  installed: Array<{ name: string; version?: string; state: 'loaded' | 'invalid'; signed?: boolean; signer?: string; keyId?: string; skills: string[]; error?: string }>;
+  installed: Array<{
+    name: string;
+    version?: string;
+    state: 'loaded' | 'invalid';
+    signed?: boolean;
+    signer?: string;
+    keyId?: string;
+    skills: string[];
+    error?: string;
+  }>;
   quarantined: Array<{ id: string; pack?: string; version?: string; code: string; reason: string; at: string }>;
 }
 
@@ -92,7 +101,10 @@ export interface SkillsApi {
   /** Runs a skill by id; throws the skill error (stable code) on failure. */
   execute(id: string, args: unknown, principal: Principal): { result: unknown; durationMs: number };
   listPacks(): PackListing;
-  installPack(path: string, options?: { allowUnsigned?: boolean }): { name: string; version: string; skills: string[]; signed: boolean; replaced: boolean; warnings: string[] };
+  installPack(
+    path: string,
+    options?: { allowUnsigned?: boolean },
+  ): { name: string; version: string; skills: string[]; signed: boolean; replaced: boolean; warnings: string[] };
   removePack(name: string): { removed: boolean };
   usage(filter?: { skill?: string; caller?: string }): Array<UsageRow & { averageMs: number }>;
 }

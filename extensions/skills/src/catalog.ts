@@ -61,7 +61,11 @@ export class SkillCatalog {
    * Replaces every skill of one source. A skill whose id another source already holds, or whose
    * schemas do not compile, is refused with the reason; the rest go in.
    */
-  replaceSource(sourceKey: string, skills: readonly Skill[], options: { lenientDialect?: boolean } = {}): { added: string[]; refused: Array<{ id: string; reason: string }> } {
+  replaceSource(
+    sourceKey: string,
+    skills: readonly Skill[],
+    options: { lenientDialect?: boolean } = {},
+  ): { added: string[]; refused: Array<{ id: string; reason: string }> } {
     const ajv = createAjv();
     const prepared: CatalogEntry[] = [];
     const refused: Array<{ id: string; reason: string }> = [];

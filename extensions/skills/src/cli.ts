@@ -18,7 +18,9 @@ export function cliCommands(service: () => SkillsService) {
       const lines: string[] = [];
       if (allowUnsigned) lines.push(LOUD, '!! --allow-unsigned: signature checks are OFF for this install. Development only.', LOUD);
       for (const w of r.warnings) lines.push(`WARNING: ${w}`);
-      lines.push(`${r.replaced ? 'replaced' : 'installed'} ${r.name} ${r.version} (${r.signed ? `signed by ${r.signer} ${r.keyId}` : 'UNSIGNED'}): ${r.skills.length} skills`);
+      lines.push(
+        `${r.replaced ? 'replaced' : 'installed'} ${r.name} ${r.version} (${r.signed ? `signed by ${r.signer} ${r.keyId}` : 'UNSIGNED'}): ${r.skills.length} skills`,
+      );
       for (const id of r.skills) lines.push(`  ${id}`);
       return lines.join('\n');
     },
@@ -34,7 +36,15 @@ export function cliCommands(service: () => SkillsService) {
       const s = service();
       const packs = await s.listPacks();
       const summaries = s.search({});
-      const skills = summaries.map((x) => ({ id: x.id, title: x.title, runtime: x.runtime, enabled: x.enabled, state: x.state, source: x.source, ...(x.quarantine ? { quarantine: x.quarantine } : {}) }));
+      const skills = summaries.map((x) => ({
+        id: x.id,
+        title: x.title,
+        runtime: x.runtime,
+        enabled: x.enabled,
+        state: x.state,
+        source: x.source,
+        ...(x.quarantine ? { quarantine: x.quarantine } : {}),
+      }));
       const stateOf = (id: string) => {
         const summary = summaries.find((x) => x.id === id);
         return summary?.quarantine ? ` (QUARANTINED: ${summary.quarantine.reason})` : summary?.state === 'disabled' ? ' (disabled)' : '';
@@ -76,7 +86,9 @@ export function cliCommands(service: () => SkillsService) {
       if (!options.dir || !options.key) throw new AionError('BAD_REQUEST', 'usage: aion skills sign <dir> --key <private key> [--out pack.tgz]');
       const dir = resolve(options.dir);
       const { keyId, files, fileList } = await signPack(dir, await readFile(resolve(options.key), 'utf8'));
-      const lines = [`signed ${fileList.pack} ${fileList.packVersion} with key ${keyId}: ${files.length} files listed in ${FILE_LIST}, signature in ${SIGNATURE_FILE}`];
+      const lines = [
+        `signed ${fileList.pack} ${fileList.packVersion} with key ${keyId}: ${files.length} files listed in ${FILE_LIST}, signature in ${SIGNATURE_FILE}`,
+      ];
       if (options.out) {
         const out = resolve(options.out);
         await tar.c({ gzip: true, file: out, cwd: dir, portable: true, noMtime: true }, [...files, FILE_LIST, SIGNATURE_FILE]);

@@ -64,16 +64,26 @@ export function toSkillError(err: unknown, skillId: string, log: (detail: Record
     log({ skill: skillId, code: err.code, message: err.message, stderr: err.stderr, diagnostics: err.diagnostics });
     const code = SANDBOX_CODES[err.code] ?? 'SKILL_FAILED';
     if (code === 'INTERNAL') return skillError('INTERNAL', `The skill ${skillId} could not be run.`);
-    return skillError(code, err.message, err.diagnostics.length ? { details: { diagnostics: err.diagnostics.map((d) => ({ code: d.code, message: publicMessage(d.message) })) } } : {});
+    return skillError(
+      code,
+      err.message,
+      err.diagnostics.length ? { details: { diagnostics: err.diagnostics.map((d) => ({ code: d.code, message: publicMessage(d.message) })) } } : {},
+    );
   }
   if (isAionError(err)) {
-    if (err.code in SkillErrorStatus && err.code !== 'INTERNAL') return err.status ? err : skillError(err.code as SkillErrorCode, err.message, { details: err.details, headers: err.headers });
+    if (err.code in SkillErrorStatus && err.code !== 'INTERNAL')
+      return err.status ? err : skillError(err.code as SkillErrorCode, err.message, { details: err.details, headers: err.headers });
     log({ skill: skillId, code: err.code, message: err.message });
-    if (err.code === 'EXTENSION_HOST_CRASHED' || err.code === 'EXTENSION_DISABLED' || err.code === 'CONTRIBUTION_NOT_FOUND' || err.code === 'ACTIVATION_FAILED') {
+    if (
+      err.code === 'EXTENSION_HOST_CRASHED' ||
+      err.code === 'EXTENSION_DISABLED' ||
+      err.code === 'CONTRIBUTION_NOT_FOUND' ||
+      err.code === 'ACTIVATION_FAILED'
+    ) {
       return skillError('SKILL_UNAVAILABLE', `The skill ${skillId} is not available: ${err.message}`);
     }
     return skillError('SKILL_FAILED', `${err.code}: ${err.message}`);
   }
-  log({ skill: skillId, error: err instanceof Error ? err.stack ?? err.message : String(err) });
+  log({ skill: skillId, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   return skillError('SKILL_FAILED', `The skill ${skillId} failed: ${err instanceof Error ? err.message : String(err)}`);
 }

@@ -58,7 +58,11 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
 
   const remote = new RemoteSkills();
   /** The hub's skill first; an id it does not have goes to the most recently seen online device that has it. */
-  const executeAnywhere = async (id: string, args: unknown, call: Parameters<SkillsService['execute']>[2]): Promise<{ result: unknown; durationMs: number; device?: string }> => {
+  const executeAnywhere = async (
+    id: string,
+    args: unknown,
+    call: Parameters<SkillsService['execute']>[2],
+  ): Promise<{ result: unknown; durationMs: number; device?: string }> => {
     try {
       return await service.execute(id, args, call);
     } catch (err) {
@@ -116,14 +120,22 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
     aion.http.handle('GET /v1/skills/:id', (req) => ({ body: service.describe(req.params.id!, req.principal) })),
     aion.http.handle('POST /v1/skills/:id/execute', async (req, token) => {
       const body = req.body;
-      if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) throw new aion.AionError('BAD_REQUEST', 'the body must be a JSON object: { "args": { ... } }');
-      const { result, durationMs, device } = await executeAnywhere(req.params.id!, (body as { args?: unknown } | undefined)?.args, { principal: req.principal, via: 'http', requestId: req.requestId, signal: signalOf(token) });
+      if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body)))
+        throw new aion.AionError('BAD_REQUEST', 'the body must be a JSON object: { "args": { ... } }');
+      const { result, durationMs, device } = await executeAnywhere(req.params.id!, (body as { args?: unknown } | undefined)?.args, {
+        principal: req.principal,
+        via: 'http',
+        requestId: req.requestId,
+        signal: signalOf(token),
+      });
       return { body: { result, duration_ms: Math.round(durationMs * 1000) / 1000, ...(device ? { device } : {}) } };
     }),
     aion.http.handle('POST /v1/skills/:id/enable', async (req) => ({ body: await service.setEnabled(req.params.id!, true) })),
     aion.http.handle('POST /v1/skills/:id/disable', async (req) => ({ body: await service.setEnabled(req.params.id!, false) })),
     aion.http.handle('GET /v1/skill-packs', async () => ({ body: { ...(await service.listPacks()), mcpServers: service.mcpClients.status() } })),
-    aion.http.handle('GET /v1/skill-usage', (req) => ({ body: { usage: service.usage.list({ skill: first(req.query.skill), caller: first(req.query.caller) }) } })),
+    aion.http.handle('GET /v1/skill-usage', (req) => ({
+      body: { usage: service.usage.list({ skill: first(req.query.skill), caller: first(req.query.caller) }) },
+    })),
     aion.http.handle('POST /mcp', mcpHttp),
     aion.http.handle('GET /mcp', mcpHttp),
     aion.http.handle('DELETE /mcp', mcpHttp),
@@ -172,7 +184,13 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
       });
       return [...local, ...extra].slice(0, limit);
     },
-    executeTool: async (name: string, args: unknown, principal: aion.Principal, options: ToolCallOptions | undefined, token: aion.CancellationToken | undefined) => {
+    executeTool: async (
+      name: string,
+      args: unknown,
+      principal: aion.Principal,
+      options: ToolCallOptions | undefined,
+      token: aion.CancellationToken | undefined,
+    ) => {
       const extension = assertTrustedCaller('run tools for a principal');
       const local = await service.executeTool(name, args, principal, { ...options, extension, signal: signalOf(token) });
       if (local.ok || local.error?.code !== 'SKILL_NOT_FOUND') return local;

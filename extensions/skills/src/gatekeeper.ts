@@ -82,7 +82,12 @@ export class Gatekeeper {
 
   /** Whether `principal` may call `skill` at all (used to filter listings). */
   mayCall(skill: Skill, principal: Principal): boolean {
-    return hasScope(principal, EXECUTE_SCOPE) && (!skill.scope || hasScope(principal, skill.scope)) && this.catalog.isEnabled(skill.id) && !this.quarantine.get(skill.id);
+    return (
+      hasScope(principal, EXECUTE_SCOPE) &&
+      (!skill.scope || hasScope(principal, skill.scope)) &&
+      this.catalog.isEnabled(skill.id) &&
+      !this.quarantine.get(skill.id)
+    );
   }
 
   async execute(id: string, args: unknown, call: CallContext): Promise<ExecuteResult> {
@@ -94,7 +99,10 @@ export class Gatekeeper {
     try {
       const retryAfter = this.limiter.take(`${principal.tenant_id ?? 'default'}/${principal.sub}`);
       if (retryAfter > 0) {
-        throw skillError('RATE_LIMITED', `Too many skill calls; retry in ${retryAfter} s.`, { headers: { 'Retry-After': String(retryAfter) }, details: { retryAfterSeconds: retryAfter } });
+        throw skillError('RATE_LIMITED', `Too many skill calls; retry in ${retryAfter} s.`, {
+          headers: { 'Retry-After': String(retryAfter) },
+          details: { retryAfterSeconds: retryAfter },
+        });
       }
       if (!entry) throw skillError('SKILL_NOT_FOUND', `No skill ${id} is installed.`);
       const skill = entry.skill;
@@ -102,21 +110,32 @@ export class Gatekeeper {
       const quarantined = this.quarantine.get(id);
       if (quarantined) {
         // The route goes in details: messages are stripped of anything that looks like a path.
-        throw skillError('SKILL_QUARANTINED', `The skill ${id} is quarantined. ${quarantined.reason} An operator lifts the quarantine by enabling the skill (details.enable).`, {
-          details: { quarantine: quarantined, enable: `POST /v1/skills/${id}/enable` },
-        });
+        throw skillError(
+          'SKILL_QUARANTINED',
+          `The skill ${id} is quarantined. ${quarantined.reason} An operator lifts the quarantine by enabling the skill (details.enable).`,
+          {
+            details: { quarantine: quarantined, enable: `POST /v1/skills/${id}/enable` },
+          },
+        );
       }
       const missing = [EXECUTE_SCOPE, ...(skill.scope ? [skill.scope] : [])].filter((s) => !hasScope(principal, s));
-      if (missing.length) throw skillError('FORBIDDEN', `Calling ${id} requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}.`, { details: { missingScopes: missing } });
+      if (missing.length)
+        throw skillError('FORBIDDEN', `Calling ${id} requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}.`, {
+          details: { missingScopes: missing },
+        });
 
       const input = args === undefined ? {} : args;
       const inputBytes = jsonBytes(input);
       if (inputBytes > this.options.maxInputBytes) {
-        throw skillError('PAYLOAD_TOO_LARGE', `The arguments are ${inputBytes} bytes; the limit is ${this.options.maxInputBytes}.`, { details: { bytes: inputBytes, limit: this.options.maxInputBytes } });
+        throw skillError('PAYLOAD_TOO_LARGE', `The arguments are ${inputBytes} bytes; the limit is ${this.options.maxInputBytes}.`, {
+          details: { bytes: inputBytes, limit: this.options.maxInputBytes },
+        });
       }
       if (!entry.validateInput(input)) {
         const problems = schemaProblems(entry.validateInput.errors);
-        throw skillError('VALIDATION_FAILED', `The arguments do not match the input schema of ${id}: ${describeProblems(problems)}.`, { details: { errors: problems } });
+        throw skillError('VALIDATION_FAILED', `The arguments do not match the input schema of ${id}: ${describeProblems(problems)}.`, {
+          details: { errors: problems },
+        });
       }
 
       const accelerator = skill.resources?.gpu ? await this.placeOnGpu(skill) : undefined;
@@ -135,12 +154,15 @@ export class Gatekeeper {
       }
       if (MAX_JS_OUTPUT_CHECK.includes(skill.runtime)) {
         const outputBytes = jsonBytes(result);
-        if (outputBytes > skill.limits.max_output_bytes) throw skillError('OUTPUT_TOO_LARGE', `The skill returned ${outputBytes} bytes; the limit is ${skill.limits.max_output_bytes}.`);
+        if (outputBytes > skill.limits.max_output_bytes)
+          throw skillError('OUTPUT_TOO_LARGE', `The skill returned ${outputBytes} bytes; the limit is ${skill.limits.max_output_bytes}.`);
       }
       if (entry.validateOutput && !entry.validateOutput(result)) {
         const problems = schemaProblems(entry.validateOutput.errors);
         this.log.warn(`skill ${id} returned a result that does not match its output schema`, { skill: id, problems });
-        throw skillError('OUTPUT_INVALID', `The result of ${id} does not match its output schema: ${describeProblems(problems)}.`, { details: { errors: problems } });
+        throw skillError('OUTPUT_INVALID', `The result of ${id} does not match its output schema: ${describeProblems(problems)}.`, {
+          details: { errors: problems },
+        });
       }
       return { result, durationMs: performance.now() - started };
     } catch (err) {
@@ -166,8 +188,13 @@ export class Gatekeeper {
         this.log.debug(`skill ${skill.id} runs on CPU: ${err instanceof Error ? err.message : String(err)}`, { skill: skill.id });
         return undefined;
       }
-      if (code === 'NO_ACCELERATOR') throw skillError('NO_ACCELERATOR', `${skill.id}: ${(err as Error).message}`, { details: (err as { details?: unknown }).details });
-      throw skillError('NO_ACCELERATOR', `${skill.id} requires a GPU and none can be found: aion.accelerators is not available (${code ?? 'error'}: ${err instanceof Error ? err.message : String(err)}). Install or enable it with a detector for your GPU.`, { details: { required: requirement } });
+      if (code === 'NO_ACCELERATOR')
+        throw skillError('NO_ACCELERATOR', `${skill.id}: ${(err as Error).message}`, { details: (err as { details?: unknown }).details });
+      throw skillError(
+        'NO_ACCELERATOR',
+        `${skill.id} requires a GPU and none can be found: aion.accelerators is not available (${code ?? 'error'}: ${err instanceof Error ? err.message : String(err)}). Install or enable it with a detector for your GPU.`,
+        { details: { required: requirement } },
+      );
     }
   }
 

@@ -83,7 +83,8 @@ export class SkillQuarantine {
   restore(saved: unknown): void {
     if (typeof saved !== 'object' || saved === null) return;
     for (const [id, record] of Object.entries(saved as Record<string, Partial<QuarantineRecord>>)) {
-      if (typeof record?.reason === 'string' && typeof record.at === 'string') this.records.set(id, { reason: record.reason, at: record.at, failures: Array.isArray(record.failures) ? record.failures : [] });
+      if (typeof record?.reason === 'string' && typeof record.at === 'string')
+        this.records.set(id, { reason: record.reason, at: record.at, failures: Array.isArray(record.failures) ? record.failures : [] });
     }
   }
 

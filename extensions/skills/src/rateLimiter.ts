@@ -21,7 +21,10 @@ export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private sweeps = 0;
 
-  constructor(private readonly options: RateLimitOptions, private readonly now: () => number = () => performance.now()) {}
+  constructor(
+    private readonly options: RateLimitOptions,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   /** Takes one token; returns 0 when allowed, or the seconds to wait before the next call can pass. */
   take(key: string): number {

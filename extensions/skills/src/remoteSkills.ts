@@ -12,9 +12,29 @@ import { toolNameOf, type SkillSummary, type ToolCallResult, type ToolDefinition
  * this extension's types, so importing its package back would make a build cycle.
  */
 export interface DeviceSkillSource {
-  remoteSkills(principal: Principal, q?: string): Promise<Array<{ id: string; title: string; description: string; tags: string[]; scope?: string; devices: Array<{ name: string; path: string; last_seen_at: number }>; device_count: number }>>;
-  remoteTools(principal: Principal): Promise<Array<{ name: string; path: string; device: string; skill: string; title: string; description: string; inputSchema: Record<string, unknown> }>>;
-  executeRemote(target: string, args: unknown, principal: Principal, options?: { requestId?: string }): Promise<{ result: unknown; durationMs: number; device: string }>;
+  remoteSkills(
+    principal: Principal,
+    q?: string,
+  ): Promise<
+    Array<{
+      id: string;
+      title: string;
+      description: string;
+      tags: string[];
+      scope?: string;
+      devices: Array<{ name: string; path: string; last_seen_at: number }>;
+      device_count: number;
+    }>
+  >;
+  remoteTools(
+    principal: Principal,
+  ): Promise<Array<{ name: string; path: string; device: string; skill: string; title: string; description: string; inputSchema: Record<string, unknown> }>>;
+  executeRemote(
+    target: string,
+    args: unknown,
+    principal: Principal,
+    options?: { requestId?: string },
+  ): Promise<{ result: unknown; durationMs: number; device: string }>;
 }
 
 /** How long "aion.devices is not installed" is believed before asking again. */
@@ -60,7 +80,18 @@ export class RemoteSkills {
         continue;
       }
       if (query.tags?.length && !query.tags.every((t) => group.tags.includes(t))) continue;
-      out.push({ id: group.id, title: group.title, description: group.description, tags: group.tags, runtime: 'device', enabled: true, state: 'enabled', source: { kind: 'device' }, devices: entries, device_count: entries.length });
+      out.push({
+        id: group.id,
+        title: group.title,
+        description: group.description,
+        tags: group.tags,
+        runtime: 'device',
+        enabled: true,
+        state: 'enabled',
+        source: { kind: 'device' },
+        devices: entries,
+        device_count: entries.length,
+      });
     }
     return out;
   }
@@ -82,14 +113,27 @@ export class RemoteSkills {
   }
 
   /** Device skills as MCP tools, named `<device>.<skill id>`. */
-  async mcpTools(principal: Principal | undefined): Promise<Array<{ name: string; title: string; description: string; inputSchema: Record<string, unknown>; path: string }>> {
+  async mcpTools(
+    principal: Principal | undefined,
+  ): Promise<Array<{ name: string; title: string; description: string; inputSchema: Record<string, unknown>; path: string }>> {
     const devices = principal && (await this.devices());
     if (!devices) return [];
-    return (await devices.remoteTools(principal)).map((t) => ({ name: t.name, title: t.title, description: `${t.description} (on device ${t.device})`, inputSchema: t.inputSchema, path: t.path }));
+    return (await devices.remoteTools(principal)).map((t) => ({
+      name: t.name,
+      title: t.title,
+      description: `${t.description} (on device ${t.device})`,
+      inputSchema: t.inputSchema,
+      path: t.path,
+    }));
   }
 
   /** Runs `<device>/<skill id>`, `<device>.<skill id>` or a bare id on a device; undefined when no device can take it. */
-  async execute(target: string, args: unknown, principal: Principal | undefined, options: { requestId?: string } = {}): Promise<{ result: unknown; durationMs: number; device: string } | undefined> {
+  async execute(
+    target: string,
+    args: unknown,
+    principal: Principal | undefined,
+    options: { requestId?: string } = {},
+  ): Promise<{ result: unknown; durationMs: number; device: string } | undefined> {
     const devices = principal && (await this.devices());
     if (!devices) return undefined;
     let path = target;
@@ -115,7 +159,14 @@ export class RemoteSkills {
     } catch (err) {
       const code = aion.isAionError(err) ? err.code : err instanceof SyntaxError ? 'VALIDATION_FAILED' : 'SKILL_FAILED';
       const message = err instanceof Error ? err.message : String(err);
-      return { ok: false, skill: path, name, error: { code, message }, content: JSON.stringify({ error: { code, message } }), durationMs: performance.now() - started };
+      return {
+        ok: false,
+        skill: path,
+        name,
+        error: { code, message },
+        content: JSON.stringify({ error: { code, message } }),
+        durationMs: performance.now() - started,
+      };
     }
   }
 }

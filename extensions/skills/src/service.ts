@@ -98,7 +98,13 @@ export class SkillsService {
     this.wasm = new WasmRunner(config.wasm);
     // Inside the extension's storage: its host may be allowed to write nowhere else.
     this.processes = new ProcessRunner({ onNotice: (m) => logger.warn(m), workDir: host.storagePath ? join(host.storagePath, 'tmp') : undefined });
-    this.mcpClients = new McpClients(config.mcpServers, { catalog: this.catalog, secret: (n) => this.secret(n), limits: config.limits.defaults, version: host.version, log: logger });
+    this.mcpClients = new McpClients(config.mcpServers, {
+      catalog: this.catalog,
+      secret: (n) => this.secret(n),
+      limits: config.limits.defaults,
+      version: host.version,
+      log: logger,
+    });
     const runners: Runners = {
       wasm: this.wasm,
       process: this.processes,
@@ -237,7 +243,11 @@ export class SkillsService {
       skill.wasm = { hash, args: entry.args ?? [] };
     } else if (entry.runtime === 'process') {
       const script = ['.js', '.mjs', '.cjs'].includes(extname(file));
-      skill.process = { command: script ? process.execPath : file, args: script ? [file, ...(entry.args ?? [])] : (entry.args ?? []), keepAlive: entry.keepAlive ?? false };
+      skill.process = {
+        command: script ? process.execPath : file,
+        args: script ? [file, ...(entry.args ?? [])] : (entry.args ?? []),
+        keepAlive: entry.keepAlive ?? false,
+      };
     }
     return skill;
   }
@@ -246,8 +256,17 @@ export class SkillsService {
     const { pack, replaced, warnings } = await this.packs.install(path, options);
     await this.reloadPacks();
     const status = this.packStatus.get(pack.name);
-    if (status?.state !== 'loaded') throw new AionError('PACK_INVALID', `The pack ${pack.name} was installed but could not be loaded: ${status?.error ?? 'unknown reason'}`);
-    return { name: pack.name, version: pack.version, skills: status.skills, signed: pack.signed, ...(pack.signer ? { signer: pack.signer, keyId: pack.keyId } : {}), replaced, warnings };
+    if (status?.state !== 'loaded')
+      throw new AionError('PACK_INVALID', `The pack ${pack.name} was installed but could not be loaded: ${status?.error ?? 'unknown reason'}`);
+    return {
+      name: pack.name,
+      version: pack.version,
+      skills: status.skills,
+      signed: pack.signed,
+      ...(pack.signer ? { signer: pack.signer, keyId: pack.keyId } : {}),
+      replaced,
+      warnings,
+    };
   }
 
   async removePack(name: string, options: { quarantined?: boolean } = {}): Promise<{ removed: boolean }> {
@@ -285,7 +304,10 @@ export class SkillsService {
       if (!this.validateEntry(entry)) continue; // registered at run time without a manifest entry: nothing to describe it
       const e = entry as unknown as SkillEntry;
       if (e.runtime !== 'js') {
-        this.host.logger.warn(`${extensionId} contributes ${e.id} as a ${e.runtime} skill; extensions contribute js skills, wasm and process skills come in packs`, { skill: e.id });
+        this.host.logger.warn(
+          `${extensionId} contributes ${e.id} as a ${e.runtime} skill; extensions contribute js skills, wasm and process skills come in packs`,
+          { skill: e.id },
+        );
         continue;
       }
       skills.push({
@@ -357,7 +379,8 @@ export class SkillsService {
 
   describe(id: string, principal?: Principal): SkillDescription {
     const skill = this.catalog.get(id)?.skill;
-    if (!skill || (principal && skill.scope && !hasScope(principal, skill.scope) && !hasScope(principal, 'skills:admin'))) throw skillError('SKILL_NOT_FOUND', `No skill ${id} is installed.`);
+    if (!skill || (principal && skill.scope && !hasScope(principal, skill.scope) && !hasScope(principal, 'skills:admin')))
+      throw skillError('SKILL_NOT_FOUND', `No skill ${id} is installed.`);
     return {
       ...this.summary(skill),
       inputSchema: skill.inputSchema,
@@ -389,7 +412,12 @@ export class SkillsService {
     return this.tools.list(filter);
   }
 
-  executeTool(name: string, args: unknown, principal: Principal, options: ToolCallOptions & { extension?: string; signal?: AbortSignal } = {}): Promise<ToolCallResult> {
+  executeTool(
+    name: string,
+    args: unknown,
+    principal: Principal,
+    options: ToolCallOptions & { extension?: string; signal?: AbortSignal } = {},
+  ): Promise<ToolCallResult> {
     return this.tools.execute(name, args, principal, options);
   }
 

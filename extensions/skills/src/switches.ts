@@ -29,7 +29,12 @@ export class SkillSwitches {
       .then((t) => JSON.parse(t) as string[])
       .catch(() => []);
     for (const id of ids) this.catalog.setEnabled(id, false);
-    this.quarantine.restore(await readFile(this.file('quarantined-skills.json')!, 'utf8').then((t) => JSON.parse(t) as unknown, () => undefined));
+    this.quarantine.restore(
+      await readFile(this.file('quarantined-skills.json')!, 'utf8').then(
+        (t) => JSON.parse(t) as unknown,
+        () => undefined,
+      ),
+    );
   }
 
   /** Written in order, one at a time; a failure is logged, never thrown at the gatekeeper. */
@@ -37,7 +42,9 @@ export class SkillSwitches {
     const file = this.file('quarantined-skills.json');
     if (!file) return;
     const entries = this.quarantine.entries();
-    this.saves = this.saves.then(() => this.write(file, entries)).catch((err) => this.logger.warn('the skill quarantine could not be saved', { error: String(err) }));
+    this.saves = this.saves
+      .then(() => this.write(file, entries))
+      .catch((err) => this.logger.warn('the skill quarantine could not be saved', { error: String(err) }));
   }
 
   async saveSwitches(): Promise<void> {

@@ -41,7 +41,8 @@ export class UsageRecorder {
     } catch {
       return false;
     }
-    for (const { lastAt, ...row } of saved ?? []) if (!this.rows.has(key(row.skill, row.caller))) this.rows.set(key(row.skill, row.caller), { ...row, lastAtMs: Date.parse(lastAt) || 0 });
+    for (const { lastAt, ...row } of saved ?? [])
+      if (!this.rows.has(key(row.skill, row.caller))) this.rows.set(key(row.skill, row.caller), { ...row, lastAtMs: Date.parse(lastAt) || 0 });
     this.persistence = state;
     this.delayMs = delayMs;
     return true;
@@ -77,7 +78,13 @@ export class UsageRecorder {
   list(filter: { skill?: string; caller?: string } = {}): Array<UsageRow & { averageMs: number }> {
     return [...this.rows.values()]
       .filter((r) => (!filter.skill || r.skill === filter.skill) && (!filter.caller || r.caller === filter.caller))
-      .map(({ lastAtMs, ...r }) => ({ ...r, totalMs: round(r.totalMs), maxMs: round(r.maxMs), averageMs: round(r.totalMs / Math.max(1, r.calls)), lastAt: new Date(lastAtMs).toISOString() }))
+      .map(({ lastAtMs, ...r }) => ({
+        ...r,
+        totalMs: round(r.totalMs),
+        maxMs: round(r.maxMs),
+        averageMs: round(r.totalMs / Math.max(1, r.calls)),
+        lastAt: new Date(lastAtMs).toISOString(),
+      }))
       .sort((a, b) => b.calls - a.calls);
   }
 
@@ -85,7 +92,10 @@ export class UsageRecorder {
     if (!this.persistence || !this.dirty) return;
     this.dirty = false;
     try {
-      await this.persistence.update(STATE_KEY, this.list().map(({ averageMs: _a, ...row }) => row));
+      await this.persistence.update(
+        STATE_KEY,
+        this.list().map(({ averageMs: _a, ...row }) => row),
+      );
     } catch (err) {
       this.dirty = true;
       this.onPersistError(err);

@@ -100,7 +100,10 @@ describe('gatekeeper', function () {
       const paths = err.details.errors.map((e: { path: string }) => e.path).sort();
       assert.deepEqual(paths, ['/extra', '/text']);
       const missing = await failure('hostile.echo', {});
-      assert.deepEqual(missing.details.errors.map((e: { path: string }) => e.path), ['/text']);
+      assert.deepEqual(
+        missing.details.errors.map((e: { path: string }) => e.path),
+        ['/text'],
+      );
     });
 
     it('refuses a result that fails the output schema', async () => {
@@ -184,17 +187,26 @@ describe('gatekeeper', function () {
   it('searches over id, title, description and tags, ranked', () => {
     const hits = hub.service.search({ q: 'echo' });
     assert.equal(hits[0]?.id, 'hostile.echo');
-    assert.ok(hits.some((h) => h.id === 'hostile.native'), 'description match');
+    assert.ok(
+      hits.some((h) => h.id === 'hostile.native'),
+      'description match',
+    );
     assert.deepEqual(hits[0]?.devices, [{ id: 'hub', name: 'hub', kind: 'hub', local: true }]);
     assert.equal(hits[0]?.device_count, 1);
-    assert.deepEqual(hub.service.search({ tags: ['process'] }).map((h) => h.id), ['hostile.native']);
+    assert.deepEqual(
+      hub.service.search({ tags: ['process'] }).map((h) => h.id),
+      ['hostile.native'],
+    );
     assert.deepEqual(hub.service.search({ q: 'nothing-like-this' }), []);
     assert.ok(hits[0]!.score! > hits[hits.length - 1]!.score!);
   });
 
   it('offers skills as OpenAI-style tools and runs them by tool name, failures as values', async () => {
     const tools = hub.service.listTools({ skills: ['hostile.echo', 'hostile.native'] });
-    assert.deepEqual(tools.map((t) => t.function.name), ['hostile__echo', 'hostile__native']);
+    assert.deepEqual(
+      tools.map((t) => t.function.name),
+      ['hostile__echo', 'hostile__native'],
+    );
     assert.equal(tools[0]!.type, 'function');
     assert.equal((tools[0]!.function.parameters as { type: string }).type, 'object');
     const ok = await hub.service.executeTool('hostile__echo', '{"text":"tool"}', user('rune'));

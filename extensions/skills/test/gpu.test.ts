@@ -21,7 +21,15 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 `;
 
 function writePack(dir: string): string {
-  const skill = (id: string, gpu: Record<string, unknown>) => ({ id: `gpu.${id}`, title: id, description: `Reports the device it was given (${id}).`, runtime: 'process', entry: 'bin/env-skill.mjs', inputSchema: { type: 'object' }, resources: { gpu } });
+  const skill = (id: string, gpu: Record<string, unknown>) => ({
+    id: `gpu.${id}`,
+    title: id,
+    description: `Reports the device it was given (${id}).`,
+    runtime: 'process',
+    entry: 'bin/env-skill.mjs',
+    inputSchema: { type: 'object' },
+    resources: { gpu },
+  });
   mkdirSync(join(dir, 'bin'), { recursive: true });
   writeFileSync(join(dir, 'bin/env-skill.mjs'), ENV_SKILL);
   writeFileSync(
@@ -31,7 +39,11 @@ function writePack(dir: string): string {
       version: '1.0.0',
       title: 'GPU placement',
       description: 'Process skills that need a GPU, or use one when present.',
-      skills: [skill('required', { required: true, vendor: 'nvidia', memoryMiB: 16384 }), skill('huge', { required: true, memoryMiB: 1_000_000 }), skill('optional', { required: false })],
+      skills: [
+        skill('required', { required: true, vendor: 'nvidia', memoryMiB: 16384 }),
+        skill('huge', { required: true, memoryMiB: 1_000_000 }),
+        skill('optional', { required: false }),
+      ],
     }),
   );
   return dir;
@@ -61,12 +73,20 @@ describe('skills: GPU placement through aion.accelerators', function () {
     await kernel.executeCommand('skills.install', { pack: writePack(join(toolsDir, 'src-gpu')), 'allow-unsigned': true });
     return kernel;
   }
-  const run = (kernel: TestKernel, id: string) => kernel.request(`/v1/skills/${id}/execute`, { method: 'POST', headers: { ...bearer('runner'), 'content-type': 'application/json' }, body: JSON.stringify({ args: {} }) });
+  const run = (kernel: TestKernel, id: string) =>
+    kernel.request(`/v1/skills/${id}/execute`, {
+      method: 'POST',
+      headers: { ...bearer('runner'), 'content-type': 'application/json' },
+      body: JSON.stringify({ args: {} }),
+    });
 
   it('runs a GPU skill with the chosen device in CUDA_VISIBLE_DEVICES, and refuses one whose memory no GPU has free', async () => {
     const tools = join(work, 'with-gpu');
     mkdirSync(tools, { recursive: true });
-    writeFileSync(join(tools, 'nvidia-smi'), `#!/bin/sh\ncase "$1" in\n  --query-gpu=*) echo '${H200_QUERY}' ;;\n  --version) /bin/cat <<'EOF'\n${H200_VERSION}\nEOF\n  ;;\nesac\n`);
+    writeFileSync(
+      join(tools, 'nvidia-smi'),
+      `#!/bin/sh\ncase "$1" in\n  --query-gpu=*) echo '${H200_QUERY}' ;;\n  --version) /bin/cat <<'EOF'\n${H200_VERSION}\nEOF\n  ;;\nesac\n`,
+    );
     chmodSync(join(tools, 'nvidia-smi'), 0o755);
     const kernel = await kernelWith(tools);
     try {

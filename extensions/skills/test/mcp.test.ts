@@ -20,7 +20,9 @@ async function remoteMcpServer(): Promise<{ url: string; close(): Promise<void> 
       return;
     }
     const server = new Server({ name: 'remote', version: '1.0.0' }, { capabilities: { tools: {} } });
-    server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [{ name: 'time', description: 'The time, as an ISO string.', inputSchema: { type: 'object' } }] }));
+    server.setRequestHandler(ListToolsRequestSchema, async () => ({
+      tools: [{ name: 'time', description: 'The time, as an ISO string.', inputSchema: { type: 'object' } }],
+    }));
     server.setRequestHandler(CallToolRequestSchema, async () => ({ content: [{ type: 'text', text: JSON.stringify({ now: '2026-01-01T00:00:00Z' }) }] }));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => void transport.close());
@@ -126,7 +128,12 @@ describe('MCP', function () {
 
     it('requires authentication, checks Origin, and binds a session to its principal', async () => {
       await assert.rejects(connect('nobody'), /401|unknown token|UNAUTHENTICATED/i);
-      const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+      const init = {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      };
       const headers = { ...bearer('runner'), accept: 'application/json, text/event-stream' };
       const evil = await kernel.request('/mcp', { method: 'POST', headers: { ...headers, origin: 'https://evil.example' }, body: JSON.stringify(init) });
       assert.equal(evil.status, 403);
@@ -135,33 +142,48 @@ describe('MCP', function () {
       const sessionId = allowed.headers.get('mcp-session-id');
       assert.ok(sessionId);
       const list = { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} };
-      const stolen = await kernel.request('/mcp', { method: 'POST', headers: { ...bearer('other'), accept: headers.accept, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }, body: JSON.stringify(list) });
+      const stolen = await kernel.request('/mcp', {
+        method: 'POST',
+        headers: { ...bearer('other'), accept: headers.accept, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+        body: JSON.stringify(list),
+      });
       assert.equal(stolen.status, 404);
-      const ended = await kernel.request('/mcp', { method: 'DELETE', headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } });
+      const ended = await kernel.request('/mcp', {
+        method: 'DELETE',
+        headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+      });
       assert.equal(ended.status, 200);
-      const after = await kernel.request('/mcp', { method: 'POST', headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }, body: JSON.stringify(list) });
+      const after = await kernel.request('/mcp', {
+        method: 'POST',
+        headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+        body: JSON.stringify(list),
+      });
       assert.equal(after.status, 404);
     });
   });
 
   describe('client of external servers', () => {
-    const exec = (id: string, args: unknown, token = 'runner') => kernel.request(`/v1/skills/${id}/execute`, { method: 'POST', headers: bearer(token), body: JSON.stringify({ args }) });
+    const exec = (id: string, args: unknown, token = 'runner') =>
+      kernel.request(`/v1/skills/${id}/execute`, { method: 'POST', headers: bearer(token), body: JSON.stringify({ args }) });
 
     before(async () => {
-      await until(async () => (await kernel.request('/v1/skills/mcp.fixture.add', { headers: bearer('runner') })).status === 200, 'the stdio MCP server to connect');
+      await until(
+        async () => (await kernel.request('/v1/skills/mcp.fixture.add', { headers: bearer('runner') })).status === 200,
+        'the stdio MCP server to connect',
+      );
     });
 
     it('offers the tools of a stdio server as skills mcp.<server>.<tool>, behind the gatekeeper', async () => {
       const add = await exec('mcp.fixture.add', { a: 2, b: 3 });
-      assert.deepEqual((await add.json() as any).result, { sum: 5 });
+      assert.deepEqual(((await add.json()) as any).result, { sum: 5 });
       const invalid = await exec('mcp.fixture.add', { a: 'two' });
       assert.equal(invalid.status, 400);
       const shout = await exec('mcp.fixture.shout', { text: 'hi' });
-      assert.deepEqual((await shout.json() as any).result, { text: 'HI' });
+      assert.deepEqual(((await shout.json()) as any).result, { text: 'HI' });
       const fail = await exec('mcp.fixture.fail', {});
       assert.equal(fail.status, 502);
-      assert.match((await fail.json() as any).error.message, /always fails/);
-      const described = await (await kernel.request('/v1/skills/mcp.fixture.add', { headers: bearer('reader') })).json() as any;
+      assert.match(((await fail.json()) as any).error.message, /always fails/);
+      const described = (await (await kernel.request('/v1/skills/mcp.fixture.add', { headers: bearer('reader') })).json()) as any;
       assert.deepEqual(described.tags, ['mcp', 'fixture', 'external']);
       assert.equal(described.outputSchema.required[0], 'sum');
     });
@@ -169,13 +191,16 @@ describe('MCP', function () {
     it("follows a server's tools/list_changed", async () => {
       assert.equal((await exec('mcp.fixture.grow', {})).status, 200);
       await until(async () => (await kernel.request('/v1/skills/mcp.fixture.extra_tool', { headers: bearer('reader') })).status === 200, 'the new tool');
-      assert.deepEqual((await (await exec('mcp.fixture.extra_tool', {})).json() as any).result, { extra: true });
+      assert.deepEqual(((await (await exec('mcp.fixture.extra_tool', {})).json()) as any).result, { extra: true });
     });
 
     it('reaches an HTTP server with a secret header, behind its scope', async () => {
-      await until(async () => (await kernel.request('/v1/skills/mcp.remote.time', { headers: bearer('admin') })).status === 200, 'the HTTP MCP server to connect');
+      await until(
+        async () => (await kernel.request('/v1/skills/mcp.remote.time', { headers: bearer('admin') })).status === 200,
+        'the HTTP MCP server to connect',
+      );
       assert.equal((await exec('mcp.remote.time', {})).status, 403);
-      const packs = await (await kernel.request('/v1/skill-packs', { headers: bearer('admin') })).json() as any;
+      const packs = (await (await kernel.request('/v1/skill-packs', { headers: bearer('admin') })).json()) as any;
       const states = Object.fromEntries(packs.mcpServers.map((s: { server: string; state: string }) => [s.server, s.state]));
       assert.deepEqual(states, { fixture: 'ready', remote: 'ready', broken: 'failed' });
     });
@@ -197,7 +222,10 @@ describe('MCP', function () {
       clients.push(client);
       await client.connect(transport);
       const { tools } = await client.listTools();
-      assert.ok(tools.some((t) => t.name === 'hostile.echo'), stderr);
+      assert.ok(
+        tools.some((t) => t.name === 'hostile.echo'),
+        stderr,
+      );
       const result = (await client.callTool({ name: 'hostile.echo', arguments: { text: 'stdio' } })) as CallToolResult;
       assert.deepEqual(result.structuredContent, { text: 'stdio' });
       let changed = 0;

@@ -46,8 +46,18 @@ describe('skill packs', function () {
     it('lists every file with its hash and signs the list', async () => {
       const dir = await signedHostilePack(join(work, 'signing'), author);
       const list = JSON.parse(await readFile(join(dir, FILE_LIST), 'utf8'));
-      assert.deepEqual(Object.keys(list.files).sort(), ['bin/echo-skill.mjs', 'guest.wasm', 'pack.json', 'schemas/text.input.json', 'schemas/text.output.json']);
-      const check = verifySignature(await readFile(join(dir, FILE_LIST)), await readFile(join(dir, SIGNATURE_FILE), 'utf8'), trustedKeysFrom([author.publicKeyLine]));
+      assert.deepEqual(Object.keys(list.files).sort(), [
+        'bin/echo-skill.mjs',
+        'guest.wasm',
+        'pack.json',
+        'schemas/text.input.json',
+        'schemas/text.output.json',
+      ]);
+      const check = verifySignature(
+        await readFile(join(dir, FILE_LIST)),
+        await readFile(join(dir, SIGNATURE_FILE), 'utf8'),
+        trustedKeysFrom([author.publicKeyLine]),
+      );
       assert.equal(check.keyId, author.keyId);
       assert.throws(() => verifySignature(Buffer.from('{}'), undefined, []), { code: 'PACK_UNSIGNED' });
     });
@@ -176,13 +186,25 @@ describe('skill packs', function () {
   it('refuses at install a module that could take its sandbox thread down, naming the cap', async () => {
     const dir = join(work, 'oversized');
     await mkdir(dir, { recursive: true });
-    const entry = (id: string, file: string, limits?: Record<string, number>) => ({ id: `oversized.${id}`, title: id, description: id, runtime: 'wasm', entry: file, inputSchema: { type: 'object' }, ...(limits ? { limits } : {}) });
+    const entry = (id: string, file: string, limits?: Record<string, number>) => ({
+      id: `oversized.${id}`,
+      title: id,
+      description: id,
+      runtime: 'wasm',
+      entry: file,
+      inputSchema: { type: 'object' },
+      ...(limits ? { limits } : {}),
+    });
     await writeFile(join(dir, 'table.wasm'), guestModule({ table: { min: 1 } }));
     await writeFile(join(dir, 'functions.wasm'), guestModule({ functions: 100_001 }));
     await writeFile(join(dir, 'memory.wasm'), guestModule({ memoryMin: 65 }));
     await writeFile(
       join(dir, 'pack.json'),
-      JSON.stringify({ name: 'oversized', version: '1.0.0', skills: [entry('table', 'table.wasm'), entry('functions', 'functions.wasm'), entry('memory', 'memory.wasm', { memory_pages: 64 })] }),
+      JSON.stringify({
+        name: 'oversized',
+        version: '1.0.0',
+        skills: [entry('table', 'table.wasm'), entry('functions', 'functions.wasm'), entry('memory', 'memory.wasm', { memory_pages: 64 })],
+      }),
     );
     await signPack(dir, author.privateKeyPem);
     await assert.rejects(hub.service.installPack(dir), (err: { code: string; details: { problems: string[] } }) => {
@@ -236,12 +258,25 @@ function guestModule(spec: { table?: { min: number; max?: number }; functions?: 
   const count = 1 + (spec.functions ?? 0);
   const limits = (l: { min: number; max?: number }) => (l.max === undefined ? [0x00, ...leb(l.min)] : [0x01, ...leb(l.min), ...leb(l.max)]);
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, [[0x60, 0x00, 0x00]]),
     ...section(2, [[...name('env'), ...name('memory'), 0x02, ...limits({ min: spec.memoryMin ?? 1 })]]),
-    ...section(3, Array.from({ length: count }, () => [0x00])),
+    ...section(
+      3,
+      Array.from({ length: count }, () => [0x00]),
+    ),
     ...(spec.table ? section(4, [[0x70, ...limits(spec.table)]]) : []),
     ...section(7, [[...name('_start'), 0x00, 0x00]]),
-    ...section(10, Array.from({ length: count }, () => [0x02, 0x00, 0x0b])),
+    ...section(
+      10,
+      Array.from({ length: count }, () => [0x02, 0x00, 0x0b]),
+    ),
   ]);
 }

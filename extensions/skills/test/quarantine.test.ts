@@ -59,9 +59,15 @@ describe('quarantine of a skill the sandbox keeps killing', function () {
     const refused = await exec('hostile.loop');
     assert.equal(refused.status, 423);
     assert.equal(refused.body.error.code, 'SKILL_QUARANTINED');
-    assert.match(refused.body.error.message, /quarantined\. The sandbox had to kill it 3 times within 300 s \(TIMEOUT, TIMEOUT, TIMEOUT\); the last time: The skill did not finish within 300 ms\. An operator lifts the quarantine by enabling the skill/);
+    assert.match(
+      refused.body.error.message,
+      /quarantined\. The sandbox had to kill it 3 times within 300 s \(TIMEOUT, TIMEOUT, TIMEOUT\); the last time: The skill did not finish within 300 ms\. An operator lifts the quarantine by enabling the skill/,
+    );
     assert.equal(refused.body.error.details.enable, 'POST /v1/skills/hostile.loop/enable');
-    assert.deepEqual(refused.body.error.details.quarantine.failures.map((f: { code: string }) => f.code), ['TIMEOUT', 'TIMEOUT', 'TIMEOUT']);
+    assert.deepEqual(
+      refused.body.error.details.quarantine.failures.map((f: { code: string }) => f.code),
+      ['TIMEOUT', 'TIMEOUT', 'TIMEOUT'],
+    );
 
     const described = await describeSkill('hostile.loop');
     assert.equal(described.state, 'quarantined');
@@ -101,7 +107,8 @@ describe('quarantine of a skill the sandbox keeps killing', function () {
       assert.equal((await exec('hostile.bigout')).body.error.code, 'OUTPUT_TOO_LARGE');
       assert.equal((await exec('demo.hang')).body.error.code, 'TIMEOUT');
     }
-    for (const id of ['hostile.native', 'hostile.fail', 'hostile.grow', 'hostile.bigout', 'demo.hang']) assert.equal((await describeSkill(id)).state, 'enabled', id);
+    for (const id of ['hostile.native', 'hostile.fail', 'hostile.grow', 'hostile.bigout', 'demo.hang'])
+      assert.equal((await describeSkill(id)).state, 'enabled', id);
 
     for (let i = 0; i < 3; i++) {
       const died = await exec('hostile.native', { die: true });
@@ -142,7 +149,10 @@ describe('SkillQuarantine', () => {
     now = 1500;
     const record = quarantine.recordFatal('a', 'TIMEOUT', 'slow again');
     assert.ok(record);
-    assert.deepEqual(record.failures.map((f) => f.code), ['TIMEOUT', 'MEMORY_LIMIT', 'TIMEOUT']);
+    assert.deepEqual(
+      record.failures.map((f) => f.code),
+      ['TIMEOUT', 'MEMORY_LIMIT', 'TIMEOUT'],
+    );
     assert.match(record.reason, /3 times within 1 s .*the last time: slow again/);
     assert.equal(quarantine.get('b'), undefined);
     assert.equal(quarantine.release('a'), true);

@@ -23,7 +23,11 @@ describe('usage with aion.storage', function () {
   it('keeps calls per skill and caller across a restart', async () => {
     let kernel = await start();
     try {
-      const res = await fetch(`${kernel.url}/v1/skills/demo.reverse/execute`, { method: 'POST', headers: bearer('runner'), body: JSON.stringify({ args: { text: 'abc' } }) });
+      const res = await fetch(`${kernel.url}/v1/skills/demo.reverse/execute`, {
+        method: 'POST',
+        headers: bearer('runner'),
+        body: JSON.stringify({ args: { text: 'abc' } }),
+      });
       assert.equal(res.status, 200);
       // Saved a moment after the call.
       await new Promise((r) => setTimeout(r, 2500));
@@ -33,7 +37,9 @@ describe('usage with aion.storage', function () {
     kernel = await start();
     try {
       const usage = await until(async () => {
-        const body = (await (await fetch(`${kernel.url}/v1/skill-usage?skill=demo.reverse`, { headers: bearer('admin') })).json()) as { usage: Array<{ caller: string; calls: number }> };
+        const body = (await (await fetch(`${kernel.url}/v1/skill-usage?skill=demo.reverse`, { headers: bearer('admin') })).json()) as {
+          usage: Array<{ caller: string; calls: number }>;
+        };
         return body.usage.length ? body.usage : undefined;
       }, 'usage restored');
       assert.equal(usage![0]?.caller, 'default/rune');

@@ -98,10 +98,13 @@ try {
 
 const f = (ms: number) => ms.toFixed(3);
 const cells = (samples: number[]) => `${f(quantile(samples, 0.5))} | ${f(quantile(samples, 0.99))}`;
-console.log(`\naion.storage calls from an extension in the kernel host: ${N} per operation and path, ${ROUNDS} rounds, ms; load average ${loadavg()[0]!.toFixed(2)}\n`);
+console.log(
+  `\naion.storage calls from an extension in the kernel host: ${N} per operation and path, ${ROUNDS} rounds, ms; load average ${loadavg()[0]!.toFixed(2)}\n`,
+);
 console.log(`| operation | ${paths.map((p) => `${p.title} p50 | p99`).join(' | ')} |`);
 console.log(`|---|${paths.map(() => '---|---').join('|')}|`);
-for (const [key, title] of Object.entries(OPERATIONS) as Array<[Operation, string]>) console.log(`| ${title} | ${paths.map((p) => cells(p.samples[key])).join(' | ')} |`);
+for (const [key, title] of Object.entries(OPERATIONS) as Array<[Operation, string]>)
+  console.log(`| ${title} | ${paths.map((p) => cells(p.samples[key])).join(' | ')} |`);
 console.log(`| baseline: the same read on a direct connection | ${paths.map((p) => cells(p.samples.baseline)).join(' | ')} |`);
 console.log(`| first namespace() on a new database | ${paths.map((p) => `${f(p.namespaceMs[0]!)} |`).join(' | ')} |`);
 console.log(`| first namespace() after a restart (median) | ${paths.map((p) => `${f(quantile(p.namespaceMs.slice(1), 0.5))} |`).join(' | ')} |`);

@@ -40,8 +40,13 @@ export async function activate(ctx: aion.ExtensionContext): Promise<StorageApi> 
   const applied = await db.migrateOwnTables();
   const objects = new FileSystemObjectStore(config.objects.root ? resolve(config.objects.root) : join(dataDir, 'objects'));
   const service = new StorageService(db, objects, { objectMaxBytes: config.objects.maxBytes, stateMaxBytes: config.stateMaxBytes });
-  ctx.subscriptions.push(aion.hooks.tap('health.check', (payload: HealthPayload) => check(payload, 'database', `${db.dialect} (${db.description})`, () => db.ping())));
-  ctx.logger.info(`storage is ready on ${db.dialect} (${db.description}), namespaces confined by ${db.confinement === 'role' ? 'a database role each' : 'the SQL guard'}`, { migrationsApplied: applied });
+  ctx.subscriptions.push(
+    aion.hooks.tap('health.check', (payload: HealthPayload) => check(payload, 'database', `${db.dialect} (${db.description})`, () => db.ping())),
+  );
+  ctx.logger.info(
+    `storage is ready on ${db.dialect} (${db.description}), namespaces confined by ${db.confinement === 'role' ? 'a database role each' : 'the SQL guard'}`,
+    { migrationsApplied: applied },
+  );
   return service.api();
 }
 

@@ -1,6 +1,17 @@
 import * as aion from '@aion/extension-api';
 import { AionError, ErrorCodes, type CancellationToken } from '@aion/extension-api';
-import { StorageErrorCodes, type MigrationStep, type NamespaceInfo, type ObjectInfo, type Sql, type SqlValue, type StatementResult, type StorageApi, type StoredObject, type Statement } from './api.js';
+import {
+  StorageErrorCodes,
+  type MigrationStep,
+  type NamespaceInfo,
+  type ObjectInfo,
+  type Sql,
+  type SqlValue,
+  type StatementResult,
+  type StorageApi,
+  type StoredObject,
+  type Statement,
+} from './api.js';
 import { OWN_TABLE_PREFIX, type Database } from './database/database.js';
 import { NamespaceEntry, StateEntry } from './database/entities.js';
 import type { NamespaceDatabase } from './database/namespaceDatabase.js';
@@ -55,10 +66,16 @@ export class StorageService {
     const namespace = namespaceOf(extensionId);
     const prefix = `${namespace}__`;
     if (!namespace || prefix.length > MAX_IDENTIFIER - 8) {
-      throw new AionError(StorageErrorCodes.NAMESPACE_CONFLICT, `the extension id ${extensionId} gives no usable namespace (${namespace || 'empty'}; at most ${MAX_IDENTIFIER - 10} characters)`);
+      throw new AionError(
+        StorageErrorCodes.NAMESPACE_CONFLICT,
+        `the extension id ${extensionId} gives no usable namespace (${namespace || 'empty'}; at most ${MAX_IDENTIFIER - 10} characters)`,
+      );
     }
     if (namespace === RESERVED_NAMESPACE) {
-      throw new AionError(StorageErrorCodes.NAMESPACE_CONFLICT, `the namespace ${namespace} holds aion.storage's own tables; ${extensionId} cannot use it: rename the extension`);
+      throw new AionError(
+        StorageErrorCodes.NAMESPACE_CONFLICT,
+        `the namespace ${namespace} holds aion.storage's own tables; ${extensionId} cannot use it: rename the extension`,
+      );
     }
     const repo = await this.db.repository(NamespaceEntry);
     let owner = await repo.findOneBy({ namespace });
@@ -72,7 +89,10 @@ export class StorageService {
       }
     }
     if (!owner || owner.extensionId !== extensionId) {
-      throw new AionError(StorageErrorCodes.NAMESPACE_CONFLICT, `the namespace ${namespace} belongs to ${owner?.extensionId ?? 'another extension'}; ${extensionId} cannot use it`);
+      throw new AionError(
+        StorageErrorCodes.NAMESPACE_CONFLICT,
+        `the namespace ${namespace} belongs to ${owner?.extensionId ?? 'another extension'}; ${extensionId} cannot use it`,
+      );
     }
     return {
       info: { extensionId, namespace, prefix, dialect: this.db.dialect, confinement: this.db.confinement },
@@ -125,7 +145,8 @@ export class StorageService {
       },
       async transaction(statements: Statement[], _token?: CancellationToken) {
         const namespace = await self.callerNamespace();
-        if (!Array.isArray(statements) || statements.length === 0) throw new AionError(ErrorCodes.BAD_REQUEST, 'transaction takes a non-empty list of { sql, params }');
+        if (!Array.isArray(statements) || statements.length === 0)
+          throw new AionError(ErrorCodes.BAD_REQUEST, 'transaction takes a non-empty list of { sql, params }');
         const checked = statements.map((s) => ({ statement: self.statement(namespace, s?.sql), params: s?.params ?? [] }));
         return (await namespace.database()).batch(checked);
       },
@@ -144,7 +165,8 @@ export class StorageService {
           return;
         }
         const json = JSON.stringify(value);
-        if (Buffer.byteLength(json) > self.limits.stateMaxBytes) throw new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `state values are limited to ${self.limits.stateMaxBytes} bytes of JSON`);
+        if (Buffer.byteLength(json) > self.limits.stateMaxBytes)
+          throw new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `state values are limited to ${self.limits.stateMaxBytes} bytes of JSON`);
         await repo.upsert({ extensionId, key, value: json, updatedAt: Date.now() }, ['extensionId', 'key']);
       },
       async stateKeys(_token?: CancellationToken) {
@@ -157,7 +179,8 @@ export class StorageService {
         const { namespace } = (await self.callerNamespace()).info;
         if (typeof data !== 'string') throw new AionError(ErrorCodes.BAD_REQUEST, 'object data is a base64 (or, with encoding utf8, a text) string');
         const bytes = Buffer.from(data, options?.encoding === 'utf8' ? 'utf8' : 'base64');
-        if (bytes.length > self.limits.objectMaxBytes) throw new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `objects are limited to ${self.limits.objectMaxBytes} bytes`);
+        if (bytes.length > self.limits.objectMaxBytes)
+          throw new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `objects are limited to ${self.limits.objectMaxBytes} bytes`);
         return self.objects.put(namespace, key, bytes);
       },
       async getObject(key: string, options?: { encoding?: 'base64' | 'utf8' }, _token?: CancellationToken): Promise<StoredObject | null> {
@@ -181,6 +204,7 @@ export class StorageService {
 }
 
 function checkStateKey(key: unknown): string {
-  if (typeof key !== 'string' || key.length === 0 || key.length > 512) throw new AionError(ErrorCodes.BAD_REQUEST, 'state keys are strings of 1 to 512 characters');
+  if (typeof key !== 'string' || key.length === 0 || key.length > 512)
+    throw new AionError(ErrorCodes.BAD_REQUEST, 'state keys are strings of 1 to 512 characters');
   return key;
 }

@@ -70,7 +70,7 @@ export function forEachDatabase(title: string, suite: (db: DatabaseTarget) => vo
         },
         storageConfig: (extra = {}) => {
           if (name === 'sqlite') return { ...extra };
-          if (!schema) throw new Error('the PostgreSQL schema is created in the suite\'s first before() hook');
+          if (!schema) throw new Error("the PostgreSQL schema is created in the suite's first before() hook");
           const postgres = { ...((extra.postgres as Record<string, unknown>) ?? {}), schema };
           return { databaseUrl: POSTGRES_TEST_URL, ...extra, postgres };
         },
@@ -136,7 +136,9 @@ export function newSchemaName(): string {
 /** The schema and role storage created for each namespace of the installation whose base schema is `schema`. */
 async function namespaceObjects(client: pg.Client, schema: string): Promise<Array<{ schema: string; role: string }>> {
   try {
-    const { rows } = await client.query(`SELECT db_schema, db_role FROM ${pg.escapeIdentifier(schema)}.aion_storage__namespaces WHERE db_schema IS NOT NULL ORDER BY db_schema`);
+    const { rows } = await client.query(
+      `SELECT db_schema, db_role FROM ${pg.escapeIdentifier(schema)}.aion_storage__namespaces WHERE db_schema IS NOT NULL ORDER BY db_schema`,
+    );
     return rows.map((r: { db_schema: string; db_role: string }) => ({ schema: r.db_schema, role: r.db_role }));
   } catch (err) {
     // No such schema, table or column yet: storage never ran there, or ran without roles.

@@ -67,7 +67,16 @@ forEachDatabase(
          FROM pg_roles WHERE rolname = $1`,
         [roleA],
       );
-      assert.deepEqual(role.rows[0], { rolcanlogin: true, rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolreplication: false, rolbypassrls: false, rolinherit: false, member_of_nothing: true });
+      assert.deepEqual(role.rows[0], {
+        rolcanlogin: true,
+        rolsuper: false,
+        rolcreaterole: false,
+        rolcreatedb: false,
+        rolreplication: false,
+        rolbypassrls: false,
+        rolinherit: false,
+        member_of_nothing: true,
+      });
       const owner = await admin!.query('SELECT pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname = $1', [a.schema]);
       assert.equal(owner.rows[0].owner, roleA);
       const rights = await admin!.query(
@@ -79,7 +88,14 @@ forEachDatabase(
                 has_table_privilege($1, $6, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE') AS storage_table`,
         [roleA, a.schema, b.schema, db.schema, `${b.schema}.tests_probe_b__notes`, `${db.schema}.aion_storage__state`],
       );
-      assert.deepEqual(rights.rows[0], { own_schema: true, other_schema: false, base_schema: false, create_in_public: false, other_table: false, storage_table: false });
+      assert.deepEqual(rights.rows[0], {
+        own_schema: true,
+        other_schema: false,
+        base_schema: false,
+        create_in_public: false,
+        other_table: false,
+        storage_table: false,
+      });
     });
 
     it('runs each extension’s migrations in its own schema, as its role', async () => {
@@ -100,7 +116,11 @@ forEachDatabase(
           ['tests_probe_a__typeorm_migrations_id_seq', 'S', roleA],
         ],
       );
-      assert.deepEqual(relations.rows.filter((r) => r.schema === db.schema), [], 'nothing of an extension lives beside storage’s own tables');
+      assert.deepEqual(
+        relations.rows.filter((r) => r.schema === db.schema),
+        [],
+        'nothing of an extension lives beside storage’s own tables',
+      );
       assert.deepEqual((await probe(kernel!, 'a', 'query', 'SELECT current_user AS who')).result, [{ who: roleA }]);
     });
 
@@ -138,8 +158,22 @@ forEachDatabase(
     });
 
     it('refuses, at the database, every statement of the lower layer that reaches outside the namespace', async () => {
-      assert.deepEqual((await probe(kernel!, 'b', 'execute', "INSERT INTO {p}notes (id, body, created_at) VALUES ('b1', 'of b', 1)")).result, { rows: [], changes: 1 });
-      const database = await Database.open({ url: POSTGRES_TEST_URL, sqlitePath: '', busyTimeoutMs: 5_000, checkpointIntervalMs: 1_000, poolSize: 1, connectTimeoutMs: 5_000, schema: db.schema, confinement: 'role', namespacePoolSize: 1, log: silent });
+      assert.deepEqual((await probe(kernel!, 'b', 'execute', "INSERT INTO {p}notes (id, body, created_at) VALUES ('b1', 'of b', 1)")).result, {
+        rows: [],
+        changes: 1,
+      });
+      const database = await Database.open({
+        url: POSTGRES_TEST_URL,
+        sqlitePath: '',
+        busyTimeoutMs: 5_000,
+        checkpointIntervalMs: 1_000,
+        poolSize: 1,
+        connectTimeoutMs: 5_000,
+        schema: db.schema,
+        confinement: 'role',
+        namespacePoolSize: 1,
+        log: silent,
+      });
       try {
         const namespaceA = await database.openNamespace('tests_probe_a', 'tests_probe_a__');
         assert.deepEqual((await namespaceA.run(unguarded('SELECT COUNT(*) AS n FROM tests_probe_a__notes'))).rows, [{ n: 0 }]);
@@ -219,7 +253,11 @@ forEachDatabase(
       await admin!.query(`ALTER ROLE ${ident(roleA)} CREATEDB`);
       await kernel!.stop();
       kernel = await start();
-      const res = await kernel.request('/v1/probe-a', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ op: 'namespace' }) });
+      const res = await kernel.request('/v1/probe-a', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ op: 'namespace' }),
+      });
       const body = (await res.json()) as { error: { code: string; message: string } };
       assert.equal(res.status, 503, JSON.stringify(body));
       assert.match(body.error.message, /the role \S+ of the namespace tests_probe_a holds rights beyond its schema \(CREATEDB\)/);
@@ -345,7 +383,10 @@ describe('aion.storage: the rights of the kernel’s PostgreSQL user', function 
 
   it('refuses to start when the user may not create roles, naming both ways out', async () => {
     await assert.rejects(start(plain, plainSchema), (err: Error) => {
-      assert.match(err.message, new RegExp(`the database user ${plain} may not create roles.*ALTER ROLE "${plain}" CREATEROLE.*postgres\\.confinement to "guard"`));
+      assert.match(
+        err.message,
+        new RegExp(`the database user ${plain} may not create roles.*ALTER ROLE "${plain}" CREATEROLE.*postgres\\.confinement to "guard"`),
+      );
       return true;
     });
     kernel = await start(plain, plainSchema, { confinement: 'guard' });

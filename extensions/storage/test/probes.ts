@@ -9,7 +9,11 @@ export type ProbeAnswer = { result?: any; error?: { code: string; message: strin
 
 /** Runs `storage[op](...args)` inside the probe extension `which` (`{p}` in a string argument becomes its prefix). */
 export async function probe(kernel: TestKernel, which: 'a' | 'b' | 'c', op: string, ...args: unknown[]): Promise<ProbeAnswer> {
-  const res = await kernel.request(`/v1/probe-${which}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ op, args }) });
+  const res = await kernel.request(`/v1/probe-${which}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ op, args }),
+  });
   assert.equal(res.status, 200, await res.clone().text());
   return (await res.json()) as ProbeAnswer;
 }

@@ -68,7 +68,18 @@ describe('SqlGuard', () => {
   });
 
   it('refuses statements that change the session’s role or settings, alone or after another', () => {
-    for (const sql of ['RESET ROLE', 'reset role', 'SET ROLE postgres', 'SET LOCAL ROLE postgres', 'SET SESSION AUTHORIZATION postgres', 'RESET SESSION AUTHORIZATION', 'RESET ALL', 'SET search_path = public', 'DISCARD ALL', 'GRANT SELECT ON aion_sessions__t TO PUBLIC']) {
+    for (const sql of [
+      'RESET ROLE',
+      'reset role',
+      'SET ROLE postgres',
+      'SET LOCAL ROLE postgres',
+      'SET SESSION AUTHORIZATION postgres',
+      'RESET SESSION AUTHORIZATION',
+      'RESET ALL',
+      'SET search_path = public',
+      'DISCARD ALL',
+      'GRANT SELECT ON aion_sessions__t TO PUBLIC',
+    ]) {
       rejects(postgres, sql, /statements are not allowed/);
     }
     rejects(postgres, 'SELECT 1; RESET ROLE', /one statement per call/);

@@ -50,9 +50,15 @@ forEachDatabase('aion.storage', (db) => {
     assert.deepEqual(a.result, { applied: ['001-notes'] });
     assert.equal(a.prefix, 'tests_probe_a__');
     const own = await rawRows(db, sqlitePath, 'SELECT name FROM aion_storage__migrations');
-    assert.deepEqual(own.map((r) => r.name), ['StorageInit1763769600000', 'NamespaceRoles1796428800000']);
+    assert.deepEqual(
+      own.map((r) => r.name),
+      ['StorageInit1763769600000', 'NamespaceRoles1796428800000'],
+    );
     const theirs = await rawRows(db, sqlitePath, 'SELECT name, timestamp FROM tests_probe_a__typeorm_migrations');
-    assert.deepEqual(theirs.map((r) => [r.name, Number(r.timestamp)]), [['001-notes', 1]]);
+    assert.deepEqual(
+      theirs.map((r) => [r.name, Number(r.timestamp)]),
+      [['001-notes', 1]],
+    );
     if (db.name === 'sqlite') {
       const conn = new Sqlite(sqlitePath, { readonly: true });
       assert.equal(conn.pragma('journal_mode', { simple: true }), 'wal');
@@ -74,7 +80,10 @@ forEachDatabase('aion.storage', (db) => {
       { sql: insert.replaceAll('{p}', 'tests_probe_a__'), params: ['n2', 'two', 2] },
       { sql: 'SELECT COUNT(*) AS n FROM tests_probe_a__notes' },
     ]);
-    assert.deepEqual(tx.result, [{ rows: [], changes: 1 }, { rows: [{ n: 2 }], changes: 0 }]);
+    assert.deepEqual(tx.result, [
+      { rows: [], changes: 1 },
+      { rows: [{ n: 2 }], changes: 0 },
+    ]);
 
     const failed = await probe(kernel!, 'a', 'transaction', [
       { sql: insert.replaceAll('{p}', 'tests_probe_a__'), params: ['n3', 'three', 3] },
@@ -131,7 +140,10 @@ forEachDatabase('aion.storage', (db) => {
     await probe(kernel!, 'a', 'putObject', 'img.bin', Buffer.from([0, 1, 2]).toString('base64'));
     assert.deepEqual((await probe(kernel!, 'a', 'getObject', 'docs/b.txt', { encoding: 'utf8' })).result.data, 'plain text');
     assert.deepEqual((await probe(kernel!, 'a', 'getObject', 'docs/readme.txt')).result.data, text);
-    assert.deepEqual((await probe(kernel!, 'a', 'listObjects', 'docs/')).result.map((o: { key: string }) => o.key), ['docs/b.txt', 'docs/readme.txt']);
+    assert.deepEqual(
+      (await probe(kernel!, 'a', 'listObjects', 'docs/')).result.map((o: { key: string }) => o.key),
+      ['docs/b.txt', 'docs/readme.txt'],
+    );
     assert.equal((await probe(kernel!, 'b', 'getObject', 'docs/readme.txt')).result, null, 'b does not see a’s objects');
     assert.deepEqual((await probe(kernel!, 'b', 'listObjects')).result, []);
     for (const key of ['../probe-b/x', '/etc/passwd', 'a/../../x', 'a//b', 'C:\\x']) {
@@ -165,7 +177,10 @@ describe('aion.storage: an unreachable database', () => {
   it('stops start-up with one error that names the URL without its password', async () => {
     const url = 'postgres://aion:s3cret-pw@127.0.0.1:1/aion';
     await assert.rejects(
-      startTestKernel({ extensions: [STORAGE_EXTENSION_DIR], config: { extensions: { 'aion.storage': { databaseUrl: url, postgres: { connectTimeoutMs: 2000 } } } } }),
+      startTestKernel({
+        extensions: [STORAGE_EXTENSION_DIR],
+        config: { extensions: { 'aion.storage': { databaseUrl: url, postgres: { connectTimeoutMs: 2000 } } } },
+      }),
       (err: Error) => {
         assert.match(err.message, /could not connect to the database at postgres:\/\/aion:\*\*\*\*@127\.0\.0\.1:1\/aion: .*ECONNREFUSED/);
         assert.doesNotMatch(err.message, /s3cret/);

@@ -28,7 +28,10 @@ describe('samples.hello', () => {
 
   it('streams a count as server-sent events', async () => {
     const text = await (await kernel.request('/v1/hello/count?to=3')).text();
-    assert.deepEqual([...text.matchAll(/data: (.*)/g)].map((m) => JSON.parse(m[1]!).n), [1, 2, 3]);
+    assert.deepEqual(
+      [...text.matchAll(/data: (.*)/g)].map((m) => JSON.parse(m[1]!).n),
+      [1, 2, 3],
+    );
   });
 
   it('answers WebSocket frames in upper case', async () => {

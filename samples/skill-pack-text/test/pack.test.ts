@@ -22,7 +22,8 @@ describe('sample pack: text', function () {
     await buildSkills({ onlyStale: true });
     work = await mkdtemp(join(tmpdir(), 'aion-text-pack-'));
     const pack = join(work, 'packs', 'text');
-    for (const part of ['pack.json', 'README.md', 'schemas', 'dist/skills']) await cp(join(sampleRoot, part), join(pack, part), { recursive: true, filter: (src) => !src.endsWith('.stamp') });
+    for (const part of ['pack.json', 'README.md', 'schemas', 'dist/skills'])
+      await cp(join(sampleRoot, part), join(pack, part), { recursive: true, filter: (src) => !src.endsWith('.stamp') });
     const { keyId, files } = await signPack(pack, await readFile(join(sampleRoot, 'keys/sample.key'), 'utf8'));
     assert.equal(files.filter((f) => f.endsWith('.wasm')).length, 6);
     assert.equal(keyId, '45db3557b3861f6d');
@@ -32,7 +33,12 @@ describe('sample pack: text', function () {
       extensions: [sampleRoot, testAuth],
       config: {
         extensions: {
-          'aion.skills': { trustedKeys: [{ name: 'sample', publicKey: await readFile(join(sampleRoot, 'keys/sample.pub'), 'utf8') }], packsDir: join(work, 'packs'), quarantineDir: join(work, 'quarantine'), wasm: { workers: 1 } },
+          'aion.skills': {
+            trustedKeys: [{ name: 'sample', publicKey: await readFile(join(sampleRoot, 'keys/sample.pub'), 'utf8') }],
+            packsDir: join(work, 'packs'),
+            quarantineDir: join(work, 'quarantine'),
+            wasm: { workers: 1 },
+          },
         },
       },
     });
@@ -44,7 +50,11 @@ describe('sample pack: text', function () {
   });
 
   async function run(id: string, args: unknown): Promise<any> {
-    const res = await kernel.request(`/v1/skills/${id}/execute`, { method: 'POST', headers: { authorization: 'Bearer runner', 'content-type': 'application/json' }, body: JSON.stringify({ args }) });
+    const res = await kernel.request(`/v1/skills/${id}/execute`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer runner', 'content-type': 'application/json' },
+      body: JSON.stringify({ args }),
+    });
     const body = (await res.json()) as any;
     assert.equal(res.status, 200, JSON.stringify(body));
     return body.result;
@@ -115,7 +125,11 @@ describe('sample pack: text', function () {
   });
 
   it('refuses arguments outside the schemas', async () => {
-    const res = await kernel.request('/v1/skills/text.hash/execute', { method: 'POST', headers: { authorization: 'Bearer runner', 'content-type': 'application/json' }, body: JSON.stringify({ args: { text: 'x', algorithm: 'md5' } }) });
+    const res = await kernel.request('/v1/skills/text.hash/execute', {
+      method: 'POST',
+      headers: { authorization: 'Bearer runner', 'content-type': 'application/json' },
+      body: JSON.stringify({ args: { text: 'x', algorithm: 'md5' } }),
+    });
     assert.equal(res.status, 400);
     const { error } = (await res.json()) as any;
     assert.equal(error.details.errors[0].path, '/algorithm');

@@ -48,22 +48,37 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push({ dispose: () => clearInterval(timer) }, output, status);
 
   /** Runs a command on the active file with a progress notification; errors become one message. */
-  const onActiveFile = (title: string, run: (c: AionClient, projectId: string, path: string, editor: vscode.TextEditor, progress: vscode.Progress<{ message?: string; increment?: number }>) => Promise<void>) => async () => {
-    const editor = vscode.window.activeTextEditor;
-    const root = folder();
-    if (!editor || !root) return void vscode.window.showWarningMessage('Open a file of the workspace first.');
-    try {
-      const c = await clientOf();
-      const projectId = await projectFor(c, root, basename(root));
-      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: false }, (progress) => run(c, projectId, projectPath(root, editor.document.uri.fsPath), editor, progress));
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      vscode.window.showErrorMessage(`${title}: ${e.code ? `${e.code}: ` : ''}${e.message}`);
-    }
-  };
+  const onActiveFile =
+    (
+      title: string,
+      run: (
+        c: AionClient,
+        projectId: string,
+        path: string,
+        editor: vscode.TextEditor,
+        progress: vscode.Progress<{ message?: string; increment?: number }>,
+      ) => Promise<void>,
+    ) =>
+    async () => {
+      const editor = vscode.window.activeTextEditor;
+      const root = folder();
+      if (!editor || !root) return void vscode.window.showWarningMessage('Open a file of the workspace first.');
+      try {
+        const c = await clientOf();
+        const projectId = await projectFor(c, root, basename(root));
+        await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: false }, (progress) =>
+          run(c, projectId, projectPath(root, editor.document.uri.fsPath), editor, progress),
+        );
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        vscode.window.showErrorMessage(`${title}: ${e.code ? `${e.code}: ` : ''}${e.message}`);
+      }
+    };
   const reporter = (progress: vscode.Progress<{ message?: string; increment?: number }>) => {
     let last = 0;
-    return { report: (fraction: number, message: string) => (progress.report({ message, increment: Math.max(0, (fraction - last) * 100) }), (last = fraction)) };
+    return {
+      report: (fraction: number, message: string) => (progress.report({ message, increment: Math.max(0, (fraction - last) * 100) }), (last = fraction)),
+    };
   };
   const privacy = () => settings().get<Privacy>('privacy', 'hybrid');
 

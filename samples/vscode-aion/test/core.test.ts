@@ -41,7 +41,14 @@ describe('vscode-aion core against a real hub', function () {
     before(async () => {
       const { token } = await user.devices.add({ name: 'my-app' });
       const states: string[] = [];
-      device = startWorkspaceDevice({ hubUrl: hub.url, token, name: 'my-app', folder: workspace, skills: ['workspace.search', 'workspace.read', 'workspace.symbols'], onState: (s) => states.push(s) }).connection;
+      device = startWorkspaceDevice({
+        hubUrl: hub.url,
+        token,
+        name: 'my-app',
+        folder: workspace,
+        skills: ['workspace.search', 'workspace.read', 'workspace.symbols'],
+        onState: (s) => states.push(s),
+      }).connection;
       await device.waitOnline(10_000);
       assert.deepEqual(statusText(true, 'online').text, '$(broadcast) Aion: connected');
       assert.ok(states.includes('online'));
@@ -56,8 +63,13 @@ describe('vscode-aion core against a real hub', function () {
       const read = await user.skills.execute<{ text: string; totalLines: number }>('my-app/workspace.read', { path: 'src/math.ts', startLine: 1, endLine: 2 });
       assert.equal(read.result.text, 'export function add(a: number, b: number) {\n  return a + b;');
       const search = await user.skills.execute<{ matches: Array<{ path: string; line: number }> }>('my-app/workspace.search', { query: 'A + B' });
-      assert.deepEqual(search.result.matches.map((m) => [m.path, m.line]), [['src/math.ts', 2]]);
-      const symbols = await user.skills.execute<{ symbols: Array<{ name: string; kind: string; line: number }> }>('my-app/workspace.symbols', { path: 'src/math.ts' });
+      assert.deepEqual(
+        search.result.matches.map((m) => [m.path, m.line]),
+        [['src/math.ts', 2]],
+      );
+      const symbols = await user.skills.execute<{ symbols: Array<{ name: string; kind: string; line: number }> }>('my-app/workspace.symbols', {
+        path: 'src/math.ts',
+      });
       assert.deepEqual(symbols.result.symbols, [
         { name: 'add', kind: 'function', line: 1 },
         { name: 'Calculator', kind: 'class', line: 5 },
@@ -110,7 +122,11 @@ describe('vscode-aion core against a real hub', function () {
     assert.equal(summary, 'summary of src/math.ts');
     assert.equal(reports.at(-1)![0], 1);
     const comments = await commentSelection(user, projectId, path, { start: 1, end: 2 }, { privacy: 'allow-api' });
-    assert.deepEqual(comments.map((c) => c.line), [2, 1], 'bottom first, for inserting');
+    assert.deepEqual(
+      comments.map((c) => c.line),
+      [2, 1],
+      'bottom first, for inserting',
+    );
     assert.throws(() => projectPath(workspace, join(root, 'secret.txt')), /not inside the workspace/);
   });
 

@@ -16,7 +16,13 @@ function answer(prompt: string): string | string[] {
   const kind = /Task: ([a-z-]+)/.exec(prompt)?.[1];
   const file = /File: (\S+)/.exec(prompt)?.[1] ?? '?';
   if (kind === 'file-summary') return JSON.stringify({ summary: `summary of ${file}`, key_points: ['adds two numbers'] });
-  if (kind === 'inline-comment') return JSON.stringify({ comments: [{ line: 1, comment: 'adds a and b' }, { line: 2, comment: 'returns the sum' }] });
+  if (kind === 'inline-comment')
+    return JSON.stringify({
+      comments: [
+        { line: 1, comment: 'adds a and b' },
+        { line: 2, comment: 'returns the sum' },
+      ],
+    });
   if (kind === 'rename-suggestions') return JSON.stringify({ suggestions: [{ from: 'add', to: 'sum' }] });
   return ['Hello', ' from', ' the', ' hub'];
 }

@@ -91,7 +91,10 @@ export class ProcessEngine {
 
   /** Whether memory limits are enforced here, and why (not). */
   memoryLimitSupport(): Promise<CgroupSupport> {
-    this.cgroups ??= this.options.cgroupParent === false ? Promise.resolve({ available: false, reason: 'disabled by configuration' }) : detectCgroupSupport(this.options.cgroupParent);
+    this.cgroups ??=
+      this.options.cgroupParent === false
+        ? Promise.resolve({ available: false, reason: 'disabled by configuration' })
+        : detectCgroupSupport(this.options.cgroupParent);
     return this.cgroups;
   }
 
@@ -99,7 +102,8 @@ export class ProcessEngine {
     if (this.closed) throw new SandboxError('ENGINE_CLOSED', 'The engine is closed.');
     const { skill, limits } = request;
     if (!isAbsolute(skill.command)) throw new SandboxError('INVALID_REQUEST', 'The skill command must be an absolute path.');
-    if (!(limits?.timeoutMs > 0) || !(limits.maxOutputBytes > 0)) throw new SandboxError('INVALID_REQUEST', 'limits.timeoutMs and limits.maxOutputBytes must be positive.');
+    if (!(limits?.timeoutMs > 0) || !(limits.maxOutputBytes > 0))
+      throw new SandboxError('INVALID_REQUEST', 'limits.timeoutMs and limits.maxOutputBytes must be positive.');
     const deviceEnv = request.accelerator ? visibleDeviceEnvironment(request.accelerator) : {};
     if (!skill.keepAlive) {
       const proc = await this.start(skill, limits, deviceEnv);
@@ -162,14 +166,20 @@ export class ProcessEngine {
         } catch {
           throw new SandboxError('SKILL_FAILED', 'Could not create the memory-limited group for the skill process.');
         }
-      }
-      else if (!this.noticeGiven) {
+      } else if (!this.noticeGiven) {
         this.noticeGiven = true;
         const notice = `Skill processes run without a memory limit: ${support.reason}.`;
         (this.options.onNotice ?? ((m: string) => process.emitWarning(m, { code: 'AION_SANDBOX_NO_MEMORY_LIMIT' })))(notice);
       }
     }
-    const proc = await SkillProcess.start({ command: skill.command, args: skill.args ?? [], env: { ...(skill.secrets ?? {}), ...deviceEnv }, cgroup, maxStderrBytes: limits.maxStderrBytes ?? 64 * 1024, workDir: this.options.workDir ?? tmpdir() });
+    const proc = await SkillProcess.start({
+      command: skill.command,
+      args: skill.args ?? [],
+      env: { ...(skill.secrets ?? {}), ...deviceEnv },
+      cgroup,
+      maxStderrBytes: limits.maxStderrBytes ?? 64 * 1024,
+      workDir: this.options.workDir ?? tmpdir(),
+    });
     this.running.add(proc);
     return proc;
   }
@@ -204,7 +214,10 @@ export class ProcessEngine {
       return { ...toolResult(result), stderr: proc.stderr, durationMs: performance.now() - started };
     } catch (err) {
       if (err instanceof SandboxError && err.code === 'SKILL_FAILED' && (await proc.oomKilled())) {
-        throw new SandboxError('MEMORY_LIMIT', `The skill went over its memory limit of ${request.limits.memoryBytes} bytes.`, { stderr: err.stderr, fatal: true });
+        throw new SandboxError('MEMORY_LIMIT', `The skill went over its memory limit of ${request.limits.memoryBytes} bytes.`, {
+          stderr: err.stderr,
+          fatal: true,
+        });
       }
       throw err;
     } finally {
@@ -232,7 +245,16 @@ export class ProcessEngine {
 
 function warmKey(skill: ProcessSkill, limits: ProcessLimits, deviceEnv: Record<string, string>): string {
   return createHash('sha256')
-    .update(JSON.stringify([skill.id, skill.command, skill.args ?? [], Object.entries(skill.secrets ?? {}).sort(), limits.memoryBytes ?? null, Object.entries(deviceEnv)]))
+    .update(
+      JSON.stringify([
+        skill.id,
+        skill.command,
+        skill.args ?? [],
+        Object.entries(skill.secrets ?? {}).sort(),
+        limits.memoryBytes ?? null,
+        Object.entries(deviceEnv),
+      ]),
+    )
     .digest('hex');
 }
 

@@ -118,12 +118,16 @@ export class SkillProcess {
     const child = spawn(command, [...args], { cwd: this.cwd, env: this.options.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     this.exited = new Promise((resolve) => child.once('close', () => resolve()));
-    child.once('error', (err: NodeJS.ErrnoException) => this.end(new SandboxError('SKILL_FAILED', `The skill process could not start (${err.code ?? 'error'}).`)));
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      this.end(new SandboxError('SKILL_FAILED', `The skill process could not start (${err.code ?? 'error'}).`)),
+    );
     child.once('exit', (code, signal) => {
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       // Let stderr drain so the error carries its tail; a grandchild holding the pipes must not delay it long.
       // Only a process that ended on its own gets here (a kill of ours ended it first): a signal means it crashed or was killed.
-      void Promise.race([this.exited, delay(100)]).then(() => this.end(new SandboxError('SKILL_FAILED', `The skill process ${how}.`, { stderr: tail(this.stderrText), fatal: signal !== null })));
+      void Promise.race([this.exited, delay(100)]).then(() =>
+        this.end(new SandboxError('SKILL_FAILED', `The skill process ${how}.`, { stderr: tail(this.stderrText), fatal: signal !== null })),
+      );
     });
     child.stdin.on('error', () => {});
     child.stdout.on('data', (chunk: Buffer) => this.onStdout(chunk));

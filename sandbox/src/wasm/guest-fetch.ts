@@ -20,9 +20,7 @@ export interface GuestHttpResponse {
   body: string;
 }
 
-export type GuestFetchResult =
-  | { status: 'ok'; response: GuestHttpResponse }
-  | { status: 'denied' | 'invalid' | 'too-large' | 'network-error'; reason: string };
+export type GuestFetchResult = { status: 'ok'; response: GuestHttpResponse } | { status: 'denied' | 'invalid' | 'too-large' | 'network-error'; reason: string };
 
 export const fetchStatusCode: Record<Exclude<GuestFetchResult['status'], 'ok'>, number> = {
   denied: HostCallStatus.DENIED,

@@ -134,7 +134,8 @@ export function moduleLimitsWith(overrides: Partial<ModuleLimits> = {}): ModuleL
   for (const key of Object.keys(DEFAULT_MODULE_LIMITS) as Array<keyof ModuleLimits>) {
     const value = limits[key];
     const ceiling = MODULE_LIMIT_CEILINGS[key];
-    if (!Number.isInteger(value) || value < 0 || value > ceiling) throw new SandboxError('INVALID_REQUEST', `moduleLimits.${key} must be an integer from 0 to ${ceiling}.`);
+    if (!Number.isInteger(value) || value < 0 || value > ceiling)
+      throw new SandboxError('INVALID_REQUEST', `moduleLimits.${key} must be an integer from 0 to ${ceiling}.`);
   }
   return limits;
 }
@@ -209,13 +210,20 @@ class Reader {
     for (;;) {
       const op = this.byte();
       if (op === 0x0b) return;
-      if (op === 0x41 || op === 0x42) this.skipLeb(); // i32.const, i64.const
-      else if (op === 0x43) this.skip(4); // f32.const
-      else if (op === 0x44) this.skip(8); // f64.const
-      else if (op === 0x23 || op === 0xd2) this.u(); // global.get, ref.func
-      else if (op === 0xd0) this.skipLeb(); // ref.null heaptype
-      else if ((op >= 0x6a && op <= 0x6c) || (op >= 0x7c && op <= 0x7e)) continue; // extended constants: add, sub, mul
-      else if (op === 0xfd && this.u() === 0x0c) this.skip(16); // v128.const
+      if (op === 0x41 || op === 0x42)
+        this.skipLeb(); // i32.const, i64.const
+      else if (op === 0x43)
+        this.skip(4); // f32.const
+      else if (op === 0x44)
+        this.skip(8); // f64.const
+      else if (op === 0x23 || op === 0xd2)
+        this.u(); // global.get, ref.func
+      else if (op === 0xd0)
+        this.skipLeb(); // ref.null heaptype
+      else if ((op >= 0x6a && op <= 0x6c) || (op >= 0x7c && op <= 0x7e))
+        continue; // extended constants: add, sub, mul
+      else if (op === 0xfd && this.u() === 0x0c)
+        this.skip(16); // v128.const
       else throw new RangeError(`unsupported instruction 0x${op.toString(16)} in a constant expression`);
     }
   }
@@ -249,7 +257,11 @@ function readLayout(bytes: Uint8Array): ModuleLayout {
       // Anything but a plain function type (struct, array, recursion groups) is allocated on the worker's heap.
       for (let count = section.u(); count > 0; count--) {
         const form = section.byte();
-        if (form !== 0x60) throw new SandboxError('MODULE_INVALID', 'The module declares WebAssembly GC types (structs, arrays or recursion groups), which the sandbox does not run.');
+        if (form !== 0x60)
+          throw new SandboxError(
+            'MODULE_INVALID',
+            'The module declares WebAssembly GC types (structs, arrays or recursion groups), which the sandbox does not run.',
+          );
         for (let params = section.u(); params > 0; params--) section.valueType();
         for (let results = section.u(); results > 0; results--) section.valueType();
       }
@@ -379,7 +391,10 @@ function checkStructure(info: ModuleInfo, limits: ModuleLimits): void {
   if (counts.elementEntries > limits.maxElementEntries) over.push(`${counts.elementEntries} element segment entries (limit ${limits.maxElementEntries})`);
   if (over.length) throw new SandboxError('MODULE_TOO_LARGE', `The module declares ${over.join(', ')}.`);
   if (info.tables.some((t) => t.maximumElements === null)) {
-    throw new SandboxError('MODULE_TABLE_UNBOUNDED', `The module declares a table without a maximum size. Declare one (at most ${limits.maxTableElements} elements in all tables together).`);
+    throw new SandboxError(
+      'MODULE_TABLE_UNBOUNDED',
+      `The module declares a table without a maximum size. Declare one (at most ${limits.maxTableElements} elements in all tables together).`,
+    );
   }
   const tableElements = info.tables.reduce((sum, t) => sum + t.maximumElements!, 0);
   if (tableElements > limits.maxTableElements) {
@@ -415,7 +430,10 @@ export function checkModule(info: ModuleInfo, options: ValidateOptions = {}): vo
     throw new SandboxError('MODULE_INVALID', 'The module is not a WASI command: it exports no _start function.');
   }
   if (info.memories.length !== 1) {
-    throw new SandboxError('MODULE_INVALID', info.memories.length ? 'Modules with more than one memory are not supported.' : 'The module has no memory: import env.memory.');
+    throw new SandboxError(
+      'MODULE_INVALID',
+      info.memories.length ? 'Modules with more than one memory are not supported.' : 'The module has no memory: import env.memory.',
+    );
   }
   const memory = info.memories[0]!;
   if (memory.memory64 || memory.shared) {
@@ -427,7 +445,10 @@ export function checkModule(info: ModuleInfo, options: ValidateOptions = {}): vo
       throw new SandboxError('MODULE_INVALID', 'The module defines a memory but does not export it as "memory".');
     }
     if (memory.maximumPages === null) {
-      throw new SandboxError('MODULE_MEMORY_UNBOUNDED', 'The module defines its own memory without a maximum. Import env.memory (AssemblyScript: --importMemory) or declare a maximum.');
+      throw new SandboxError(
+        'MODULE_MEMORY_UNBOUNDED',
+        'The module defines its own memory without a maximum. Import env.memory (AssemblyScript: --importMemory) or declare a maximum.',
+      );
     }
     if (cap !== undefined && memory.maximumPages > cap) {
       throw new SandboxError('MODULE_MEMORY_UNBOUNDED', `The module's memory may grow to ${memory.maximumPages} pages; the limit is ${cap} pages.`);

@@ -73,7 +73,11 @@ export function createWasiImports(current: () => WasiCall): Record<string, WasiF
   const sizes = (strings: readonly string[], countPtr: number, sizePtr: number): number => {
     const dv = view();
     dv.setUint32(countPtr, strings.length, true);
-    dv.setUint32(sizePtr, strings.reduce((n, s) => n + encoder.encode(s).length + 1, 0), true);
+    dv.setUint32(
+      sizePtr,
+      strings.reduce((n, s) => n + encoder.encode(s).length + 1, 0),
+      true,
+    );
     return Errno.SUCCESS;
   };
 
@@ -188,7 +192,10 @@ export function createWasiImports(current: () => WasiCall): Record<string, WasiF
 const notImplemented: WasiFunction = () => Errno.NOSYS;
 
 /** `wasi_snapshot_preview1` for one module: the implemented subset, ENOSYS for every other name it imports. */
-export function wasiImportsFor(moduleImports: readonly WebAssembly.ModuleImportDescriptor[], implemented: Record<string, WasiFunction>): Record<string, WasiFunction> {
+export function wasiImportsFor(
+  moduleImports: readonly WebAssembly.ModuleImportDescriptor[],
+  implemented: Record<string, WasiFunction>,
+): Record<string, WasiFunction> {
   const result: Record<string, WasiFunction> = {};
   for (const { module, name } of moduleImports) {
     if (module !== 'wasi_snapshot_preview1') continue;

@@ -1,7 +1,16 @@
 import { availableParallelism } from 'node:os';
 import { SandboxError, tail, type SandboxDiagnostic } from '../errors.js';
 import { fetchStatusCode, performGuestFetch } from './guest-fetch.js';
-import { checkModule, moduleHash, moduleLimitsWith, readModule, wasmMessage, withCompiledInterface, type ModuleInfo, type ModuleLimits } from './module-inspector.js';
+import {
+  checkModule,
+  moduleHash,
+  moduleLimitsWith,
+  readModule,
+  wasmMessage,
+  withCompiledInterface,
+  type ModuleInfo,
+  type ModuleLimits,
+} from './module-inspector.js';
 import { NetworkPolicy } from './network-policy.js';
 import { CONTROL_REASON_OFFSET, HOST_CALL_LIMITS, type DoneMessage, type FetchMessage, type FromWorker, type GuestOutcome } from './protocol.js';
 import { WorkerPool, type GuestWorker, type WorkerCrash, type WorkerPoolStats } from './worker-pool.js';
@@ -175,7 +184,10 @@ export class WasmEngine {
       env: Object.entries(request.env ?? {}).map(([k, v]) => `${k}=${v}`),
       secrets: { ...(request.secrets ?? {}) },
       network: !policy.isEmpty,
-      memory: memory.source === 'imported' ? { initialPages: memory.minimumPages, maximumPages: Math.min(limits.memoryPages, memory.maximumPages ?? Infinity) } : null,
+      memory:
+        memory.source === 'imported'
+          ? { initialPages: memory.minimumPages, maximumPages: Math.min(limits.memoryPages, memory.maximumPages ?? Infinity) }
+          : null,
       maxOutputBytes: limits.maxOutputBytes,
       maxStderrBytes: limits.maxStderrBytes,
       maxHttpResponseBytes: limits.maxHttpResponseBytes,
@@ -232,7 +244,8 @@ function normaliseLimits(limits: WasmLimits | undefined): Required<WasmLimits> {
   const memoryPages = positive('memoryPages', limits.memoryPages);
   if (!Number.isInteger(memoryPages) || memoryPages > 65536) throw new SandboxError('INVALID_REQUEST', 'limits.memoryPages must be an integer up to 65536.');
   const maxStderrBytes = Math.floor(positive('maxStderrBytes', limits.maxStderrBytes, 64 * 1024));
-  if (maxStderrBytes > HOST_CALL_LIMITS.stderrBytes) throw new SandboxError('INVALID_REQUEST', `limits.maxStderrBytes must be at most ${HOST_CALL_LIMITS.stderrBytes}.`);
+  if (maxStderrBytes > HOST_CALL_LIMITS.stderrBytes)
+    throw new SandboxError('INVALID_REQUEST', `limits.maxStderrBytes must be at most ${HOST_CALL_LIMITS.stderrBytes}.`);
   return {
     timeoutMs: positive('timeoutMs', limits.timeoutMs),
     memoryPages,
@@ -275,18 +288,21 @@ class GuestCallRun {
       void this.stop('CANCELLED', 'The call was cancelled.');
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    void worker.then((w) => {
-      if (this.settled) return this.pool.release(w);
-      this.worker = w;
-      w.handler = { onMessage: (m) => this.onMessage(m), onCrash: (c) => this.onCrash(c) };
-      if (!w.modules.has(message.hash)) {
-        message.module = this.entry.module;
-        w.modules.add(message.hash);
-      }
-      this.started = performance.now();
-      this.timer = setTimeout(() => void this.stop('TIMEOUT', `The skill did not finish within ${this.limits.timeoutMs} ms.`), this.limits.timeoutMs);
-      w.post(message);
-    }, (err: unknown) => this.fail(err as SandboxError));
+    void worker.then(
+      (w) => {
+        if (this.settled) return this.pool.release(w);
+        this.worker = w;
+        w.handler = { onMessage: (m) => this.onMessage(m), onCrash: (c) => this.onCrash(c) };
+        if (!w.modules.has(message.hash)) {
+          message.module = this.entry.module;
+          w.modules.add(message.hash);
+        }
+        this.started = performance.now();
+        this.timer = setTimeout(() => void this.stop('TIMEOUT', `The skill did not finish within ${this.limits.timeoutMs} ms.`), this.limits.timeoutMs);
+        w.post(message);
+      },
+      (err: unknown) => this.fail(err as SandboxError),
+    );
     return signal ? result.finally(() => signal.removeEventListener('abort', onAbort)) : result;
   }
 
@@ -354,8 +370,14 @@ class GuestCallRun {
     const diagnostics = this.diagnostics([]);
     if (crash.code === 'ENGINE_CLOSED') this.fail(new SandboxError('ENGINE_CLOSED', crash.message));
     else if (crash.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-      this.fail(new SandboxError('MEMORY_LIMIT', `The skill made its sandbox worker run out of heap memory (limit ${this.pool.heapMb} MiB); the worker was replaced.`, { diagnostics, fatal: true }));
-    } else this.fail(new SandboxError('SKILL_FAILED', 'The sandbox worker running the skill stopped unexpectedly; it was replaced.', { diagnostics, fatal: true }));
+      this.fail(
+        new SandboxError('MEMORY_LIMIT', `The skill made its sandbox worker run out of heap memory (limit ${this.pool.heapMb} MiB); the worker was replaced.`, {
+          diagnostics,
+          fatal: true,
+        }),
+      );
+    } else
+      this.fail(new SandboxError('SKILL_FAILED', 'The sandbox worker running the skill stopped unexpectedly; it was replaced.', { diagnostics, fatal: true }));
   }
 
   /**
@@ -380,7 +402,8 @@ class GuestCallRun {
     const diagnostics = this.diagnostics(done.denials);
     const stderr = done.stderr;
     if (this.logLine) this.emitLog(this.logLine);
-    const error = (code: ConstructorParameters<typeof SandboxError>[0], message: string) => this.fail(new SandboxError(code, message, { stderr: tail(stderr), diagnostics }));
+    const error = (code: ConstructorParameters<typeof SandboxError>[0], message: string) =>
+      this.fail(new SandboxError(code, message, { stderr: tail(stderr), diagnostics }));
     const outcome = done.outcome;
     switch (outcome.kind) {
       case 'output-too-large':
@@ -390,7 +413,8 @@ class GuestCallRun {
       case 'stack-overflow':
         return error('STACK_OVERFLOW', `The skill overflowed its stack (${this.pool.stackMb} MiB): too deep a recursion.`);
       case 'trap':
-        if (isOutOfMemory(outcome, this.memoryCap, this.entry.bytes, stderr)) return error('MEMORY_LIMIT', `The skill ran out of memory (limit ${this.memoryCap} pages of 64 KiB).`);
+        if (isOutOfMemory(outcome, this.memoryCap, this.entry.bytes, stderr))
+          return error('MEMORY_LIMIT', `The skill ran out of memory (limit ${this.memoryCap} pages of 64 KiB).`);
         return this.failed(error, `The skill trapped: ${wasmMessage(outcome.message)}.`, stderr, diagnostics);
       case 'exit':
         if (outcome.code !== 0) {
@@ -409,7 +433,12 @@ class GuestCallRun {
   }
 
   /** A failure after a refused host call is most likely caused by it, so it is reported as such. */
-  private failed(error: (code: 'SKILL_FAILED' | 'PERMISSION_DENIED', message: string) => void, message: string, stderr: string, diagnostics: SandboxDiagnostic[]): void {
+  private failed(
+    error: (code: 'SKILL_FAILED' | 'PERMISSION_DENIED', message: string) => void,
+    message: string,
+    stderr: string,
+    diagnostics: SandboxDiagnostic[],
+  ): void {
     const detail = stderr.trim() ? ` stderr: ${tail(stderr.trim(), 500)}` : '';
     if (diagnostics.length) return error('PERMISSION_DENIED', `${message} It was refused: ${diagnostics.map((d) => d.message).join('; ')}.${detail}`);
     return error('SKILL_FAILED', `${message}${detail}`);

@@ -1,6 +1,16 @@
 import { parentPort } from 'node:worker_threads';
 import { createWasiImports, GuestExit, isStackOverflow, OutputLimitReached, wasiImportsFor, type WasiCall, type WasiFunction } from './wasi.js';
-import { CONTROL_BYTES, CONTROL_REASON_OFFSET, HOST_CALL_LIMITS, HostCallStatus, type DoneMessage, type FromWorker, type GuestOutcome, type RunMessage, type ToWorker } from './protocol.js';
+import {
+  CONTROL_BYTES,
+  CONTROL_REASON_OFFSET,
+  HOST_CALL_LIMITS,
+  HostCallStatus,
+  type DoneMessage,
+  type FromWorker,
+  type GuestOutcome,
+  type RunMessage,
+  type ToWorker,
+} from './protocol.js';
 
 /** Runs guest modules for the engine, one call at a time, each in a fresh instance. */
 

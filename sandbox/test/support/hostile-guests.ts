@@ -40,7 +40,10 @@ export function jsonGuest(text: string): Uint8Array {
     types: [[[], []], FD_WRITE_TYPE],
     functionImports: [['wasi_snapshot_preview1', 'fd_write', 1]],
     importedMemory: { min: 1 },
-    data: [{ offset: 0, bytes: [...u32(64), ...u32(bytes.length)] }, { offset: 64, bytes }],
+    data: [
+      { offset: 0, bytes: [...u32(64), ...u32(bytes.length)] },
+      { offset: 64, bytes },
+    ],
     functions: [{ body: [...op.i32(1), ...op.i32(0), ...op.i32(1), ...op.i32(8), ...op.call(0), op.drop] }],
   });
 }
@@ -62,13 +65,34 @@ export function hogGuest(tableMax?: number): Uint8Array {
       {
         locals: [[1, I32]],
         body: [
-          ...op.block, ...op.loop,
-          ...op.i32(1), ...op.memoryGrow, ...op.localTee(0), ...op.i32(-1), op.i32Eq, ...op.brIf(1),
-          ...op.localGet(0), ...op.i32(16), op.i32Shl, ...op.i32(0x5a), ...op.i32(65536), ...op.memoryFill,
-          ...op.br(0), op.end, op.end,
-          ...op.block, ...op.loop,
-          ...op.refNullFunc, ...op.i32(1024), ...op.tableGrow, ...op.i32(-1), op.i32Eq, ...op.brIf(1),
-          ...op.br(0), op.end, op.end,
+          ...op.block,
+          ...op.loop,
+          ...op.i32(1),
+          ...op.memoryGrow,
+          ...op.localTee(0),
+          ...op.i32(-1),
+          op.i32Eq,
+          ...op.brIf(1),
+          ...op.localGet(0),
+          ...op.i32(16),
+          op.i32Shl,
+          ...op.i32(0x5a),
+          ...op.i32(65536),
+          ...op.memoryFill,
+          ...op.br(0),
+          op.end,
+          op.end,
+          ...op.block,
+          ...op.loop,
+          ...op.refNullFunc,
+          ...op.i32(1024),
+          ...op.tableGrow,
+          ...op.i32(-1),
+          op.i32Eq,
+          ...op.brIf(1),
+          ...op.br(0),
+          op.end,
+          op.end,
           op.unreachable,
         ],
       },
@@ -86,10 +110,19 @@ export function tableGrowGuest(table: { min: number; max?: number }): Uint8Array
     functions: [
       {
         body: [
-          ...op.block, ...op.loop,
-          ...op.refNullFunc, ...op.i32(1000), ...op.tableGrow, ...op.i32(-1), op.i32Eq, ...op.brIf(1),
-          ...op.br(0), op.end, op.end,
-          ...op.tableSize, ...op.call(0),
+          ...op.block,
+          ...op.loop,
+          ...op.refNullFunc,
+          ...op.i32(1000),
+          ...op.tableGrow,
+          ...op.i32(-1),
+          op.i32Eq,
+          ...op.brIf(1),
+          ...op.br(0),
+          op.end,
+          op.end,
+          ...op.tableSize,
+          ...op.call(0),
         ],
       },
     ],
@@ -110,7 +143,10 @@ export function stderrFloodGuest(): Uint8Array {
     types: [[[], []], FD_WRITE_TYPE],
     functionImports: [['wasi_snapshot_preview1', 'fd_write', 1]],
     importedMemory: { min: 1 },
-    data: [{ offset: 0, bytes: [...u32(64), ...u32(1)] }, { offset: 64, bytes: [0x78] }],
+    data: [
+      { offset: 0, bytes: [...u32(64), ...u32(1)] },
+      { offset: 64, bytes: [0x78] },
+    ],
     functions: [{ body: [...op.loop, ...op.i32(2), ...op.i32(0), ...op.i32(1), ...op.i32(8), ...op.call(0), op.drop, ...op.br(0), op.end] }],
   });
 }
@@ -129,8 +165,18 @@ const FLOOD_BYTES = 48 * 1024 * 1024;
 export function hostCallFloodGuest(flood: HostCallFlood): Uint8Array {
   const [FD_WRITE, SECRET_GET, LOG, HTTP_FETCH] = [0, 1, 2, 3];
   const twentyTimes = (call: number[]) => [
-    ...op.i32(0), ...op.localSet(0),
-    ...op.loop, ...call, ...op.localGet(0), ...op.i32(1), op.i32Add, ...op.localTee(0), ...op.i32(20), op.i32LtU, ...op.brIf(0), op.end,
+    ...op.i32(0),
+    ...op.localSet(0),
+    ...op.loop,
+    ...call,
+    ...op.localGet(0),
+    ...op.i32(1),
+    op.i32Add,
+    ...op.localTee(0),
+    ...op.i32(20),
+    op.i32LtU,
+    ...op.brIf(0),
+    op.end,
   ];
   const floods: Record<HostCallFlood, number[]> = {
     'secret-names': twentyTimes([...op.i32(0), ...op.i32(FLOOD_BYTES), ...op.i32(0), ...op.i32(0), ...op.call(SECRET_GET), op.drop]),
@@ -142,14 +188,34 @@ export function hostCallFloodGuest(flood: HostCallFlood): Uint8Array {
   };
   return wasmModule({
     types: [[[], []], FD_WRITE_TYPE, LOG_TYPE],
-    functionImports: [['wasi_snapshot_preview1', 'fd_write', 1], ['aion', 'secret_get', 1], ['aion', 'log', 2], ['aion', 'http_fetch', 1]],
+    functionImports: [
+      ['wasi_snapshot_preview1', 'fd_write', 1],
+      ['aion', 'secret_get', 1],
+      ['aion', 'log', 2],
+      ['aion', 'http_fetch', 1],
+    ],
     importedMemory: { min: 1 },
     // 0: iovec of "{}"; 24: iovec of one byte; 64: the text.
-    data: [{ offset: 0, bytes: [...u32(64), ...u32(2)] }, { offset: 24, bytes: [...u32(66), ...u32(1)] }, { offset: 64, bytes: [0x7b, 0x7d, 0x20] }],
+    data: [
+      { offset: 0, bytes: [...u32(64), ...u32(2)] },
+      { offset: 24, bytes: [...u32(66), ...u32(1)] },
+      { offset: 64, bytes: [0x7b, 0x7d, 0x20] },
+    ],
     functions: [
       {
         locals: [[1, I32]],
-        body: [...op.i32(FLOOD_BYTES / 65536), ...op.memoryGrow, op.drop, ...floods[flood], ...op.i32(1), ...op.i32(0), ...op.i32(1), ...op.i32(16), ...op.call(FD_WRITE), op.drop],
+        body: [
+          ...op.i32(FLOOD_BYTES / 65536),
+          ...op.memoryGrow,
+          op.drop,
+          ...floods[flood],
+          ...op.i32(1),
+          ...op.i32(0),
+          ...op.i32(1),
+          ...op.i32(16),
+          ...op.call(FD_WRITE),
+          op.drop,
+        ],
       },
     ],
   });

@@ -108,7 +108,14 @@ export function wasmModule(spec: ModuleSpec): Uint8Array {
   ];
   const elements = Array.from({ length: spec.elementSegments ?? 0 }, () => [0x00, 0x41, 0x00, 0x0b, ...vec([leb(startIndex)])]);
   const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec(typeEntries)),
     ...(imports.length ? section(2, vec(imports)) : []),
     ...section(3, vec(functions.map((f) => leb(f.type ?? 0)))),
@@ -134,5 +141,10 @@ export interface TinyModule {
 
 /** A WASI-command-shaped module: `_start` plus an optional memory, imported or defined and exported. */
 export function tinyModule(spec: TinyModule): Uint8Array {
-  return wasmModule({ functionImports: spec.functionImports, importedMemory: spec.importedMemory, definedMemory: spec.definedMemory, functions: [{ body: spec.start ?? [] }] });
+  return wasmModule({
+    functionImports: spec.functionImports,
+    importedMemory: spec.importedMemory,
+    definedMemory: spec.definedMemory,
+    functions: [{ body: spec.start ?? [] }],
+  });
 }

@@ -57,13 +57,25 @@ export function runTool(command: string, args: readonly string[], options: ToolR
     };
     const timer = setTimeout(() => {
       killGroup();
-      finish(() => reject(new AionError(DetectorErrorCodes.TOOL_TIMEOUT, `${command} did not answer within ${options.timeoutMs} ms and was killed.`, { details: { tool: command, timeoutMs: options.timeoutMs } })));
+      finish(() =>
+        reject(
+          new AionError(DetectorErrorCodes.TOOL_TIMEOUT, `${command} did not answer within ${options.timeoutMs} ms and was killed.`, {
+            details: { tool: command, timeoutMs: options.timeoutMs },
+          }),
+        ),
+      );
     }, options.timeoutMs);
     child.stdout.on('data', (chunk: Buffer) => {
       stdoutBytes += chunk.length;
       if (stdoutBytes > maxOutput) {
         killGroup();
-        finish(() => reject(new AionError(DetectorErrorCodes.OUTPUT_INVALID, `${command} printed more than ${maxOutput} bytes and was stopped.`, { details: { tool: command } })));
+        finish(() =>
+          reject(
+            new AionError(DetectorErrorCodes.OUTPUT_INVALID, `${command} printed more than ${maxOutput} bytes and was stopped.`, {
+              details: { tool: command },
+            }),
+          ),
+        );
         return;
       }
       stdout.push(chunk);
@@ -73,7 +85,10 @@ export function runTool(command: string, args: readonly string[], options: ToolR
     });
     child.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') finish(() => resolve(undefined));
-      else finish(() => reject(new AionError(DetectorErrorCodes.TOOL_FAILED, `${command} could not be started: ${err.code ?? err.message}.`, { details: { tool: command } })));
+      else
+        finish(() =>
+          reject(new AionError(DetectorErrorCodes.TOOL_FAILED, `${command} could not be started: ${err.code ?? err.message}.`, { details: { tool: command } })),
+        );
     });
     child.on('close', (code, signal) => {
       const run: ToolRun = { stdout: Buffer.concat(stdout).toString('utf8'), stderr, exitCode: code ?? -1, durationMs: performance.now() - started };
@@ -82,7 +97,13 @@ export function runTool(command: string, args: readonly string[], options: ToolR
         const how = signal ? `was ended by ${signal}` : `exited with code ${code}`;
         // Some tools (nvidia-smi) print their errors on stdout.
         const said = firstLine(stderr) || firstLine(run.stdout);
-        finish(() => reject(new AionError(DetectorErrorCodes.TOOL_FAILED, `${command} ${how}${said ? `: ${said}` : ''}`, { details: { tool: command, exitCode: code, signal, output: said } })));
+        finish(() =>
+          reject(
+            new AionError(DetectorErrorCodes.TOOL_FAILED, `${command} ${how}${said ? `: ${said}` : ''}`, {
+              details: { tool: command, exitCode: code, signal, output: said },
+            }),
+          ),
+        );
       }
     });
   });
@@ -94,5 +115,7 @@ function firstLine(text: string): string {
 
 /** The malformed-output error, naming the tool and what was wrong, with a sample of what it printed. */
 export function outputInvalid(tool: string, problem: string, output: string): AionError {
-  return new AionError(DetectorErrorCodes.OUTPUT_INVALID, `${tool} printed output this detector cannot read: ${problem}.`, { details: { tool, sample: output.slice(0, 400) } });
+  return new AionError(DetectorErrorCodes.OUTPUT_INVALID, `${tool} printed output this detector cannot read: ${problem}.`, {
+    details: { tool, sample: output.slice(0, 400) },
+  });
 }

@@ -14,7 +14,11 @@ const STORAGE_KEY = 'aion.admin.tokens';
 
 /** An answer in the server's error shape, with its HTTP status and stable code. */
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -40,7 +44,11 @@ export function refreshTokens(): Promise<boolean> {
   refreshing ??= (async () => {
     const tokens = currentTokens();
     if (!tokens) return false;
-    const res = await fetch('/v1/auth/refresh', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: tokens.refresh_token }) });
+    const res = await fetch('/v1/auth/refresh', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ refresh_token: tokens.refresh_token }),
+    });
     if (!res.ok) {
       setTokens(undefined);
       return false;

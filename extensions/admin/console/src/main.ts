@@ -6,7 +6,14 @@ import { h, replace, formatBytes, formatMs, since } from './dom.js';
 const ADMIN_SCOPES = ['*', 'admin:read'];
 const PAGES = ['extensions', 'hosts', 'providers', 'tasks', 'people', 'operations'] as const;
 type Page = (typeof PAGES)[number];
-const TITLES: Record<Page, string> = { extensions: 'Extensions', hosts: 'Hosts', providers: 'Providers', tasks: 'Recent tasks', people: 'Sessions & users', operations: 'Jobs & devices' };
+const TITLES: Record<Page, string> = {
+  extensions: 'Extensions',
+  hosts: 'Hosts',
+  providers: 'Providers',
+  tasks: 'Recent tasks',
+  people: 'Sessions & users',
+  operations: 'Jobs & devices',
+};
 
 interface ExtensionRow {
   id: string | null;
@@ -48,11 +55,15 @@ function showLogin(message?: string): void {
   const username = h('input', { id: 'username', name: 'username', autocomplete: 'username', required: true });
   const password = h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const submit = h('button', { class: 'primary', type: 'submit', id: 'sign-in' }, 'Sign in');
-  const form = h('form', { class: 'login', id: 'login' },
+  const form = h(
+    'form',
+    { class: 'login', id: 'login' },
     h('h1', {}, 'Aion admin console'),
     error,
-    h('label', { for: 'username' }, 'Username'), username,
-    h('label', { for: 'password' }, 'Password'), password,
+    h('label', { for: 'username' }, 'Username'),
+    username,
+    h('label', { for: 'password' }, 'Password'),
+    password,
     submit,
   );
   form.addEventListener('submit', (event) => {
@@ -78,7 +89,11 @@ async function signIn(username: string, password: string): Promise<void> {
   const scopes = (tokens.scope ?? '').split(' ');
   if (!scopes.some((s) => ADMIN_SCOPES.includes(s))) {
     // Not an admin: end the sign-in at once rather than keep tokens the console cannot use.
-    await fetch('/v1/auth/logout', { method: 'POST', headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: tokens.refresh_token }) }).catch(() => undefined);
+    await fetch('/v1/auth/logout', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ refresh_token: tokens.refresh_token }),
+    }).catch(() => undefined);
     throw new Error(`${username} is not an administrator: the console needs an account holding the * or admin:read scope.`);
   }
   setTokens({ ...tokens, username });
@@ -88,7 +103,12 @@ async function signIn(username: string, password: string): Promise<void> {
 async function signOut(): Promise<void> {
   const tokens = currentTokens();
   setTokens(undefined);
-  if (tokens) await fetch('/v1/auth/logout', { method: 'POST', headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: tokens.refresh_token }) }).catch(() => undefined);
+  if (tokens)
+    await fetch('/v1/auth/logout', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ refresh_token: tokens.refresh_token }),
+    }).catch(() => undefined);
   showLogin();
 }
 
@@ -105,12 +125,16 @@ function connect(): void {
       if (ack?.ok) scheduleRefetch(0);
     });
   });
-  s.on('disconnect', () => { live = 'offline'; renderLive(); });
+  s.on('disconnect', () => {
+    live = 'offline';
+    renderLive();
+  });
   s.on('connect_error', (err: Error & { data?: { code?: string } }) => {
     live = 'offline';
     renderLive();
     // An expired token: refresh it, and socket.io retries with the new one.
-    if (err.data?.code === 'TOKEN_EXPIRED' || err.data?.code === 'UNAUTHENTICATED') void refreshTokens().then((ok) => (ok ? s.connect() : showLogin('Your sign-in has ended: sign in again.')));
+    if (err.data?.code === 'TOKEN_EXPIRED' || err.data?.code === 'UNAUTHENTICATED')
+      void refreshTokens().then((ok) => (ok ? s.connect() : showLogin('Your sign-in has ended: sign in again.')));
   });
   s.on('extension', (change: { id: string; state: string; activationMs: number | null; error: { code: string; message: string } | null }) => {
     const row = extensions.find((e) => e.id === change.id);
@@ -174,10 +198,18 @@ function renderShell(): void {
   const nav = h('nav', {}, ...PAGES.map((p) => h('a', { href: `#/${p}`, class: p === current ? 'current' : '', id: `nav-${p}` }, TITLES[p])));
   const signOutButton = h('button', { id: 'sign-out', type: 'button' }, 'Sign out');
   signOutButton.addEventListener('click', () => void signOut());
-  const header = h('header', {},
+  const header = h(
+    'header',
+    {},
     h('h1', {}, 'Aion admin'),
     nav,
-    h('div', { class: 'session' }, h('span', { id: 'live-status', class: 'live' }), h('span', { id: 'signed-in-as' }, currentTokens()?.username ?? ''), signOutButton),
+    h(
+      'div',
+      { class: 'session' },
+      h('span', { id: 'live-status', class: 'live' }),
+      h('span', { id: 'signed-in-as' }, currentTokens()?.username ?? ''),
+      signOutButton,
+    ),
   );
   replace(app, header, h('main', { id: 'page' }));
   renderLive();
@@ -219,12 +251,24 @@ function extensionsTable(): HTMLElement {
     const enable = e.state === 'disabled' || e.state === 'failed';
     const action = h('button', { type: 'button', disabled: !canToggle, 'data-action': enable ? 'enable' : 'disable' }, enable ? 'Enable' : 'Disable');
     action.addEventListener('click', () => void toggle(e.id!, enable ? 'enable' : 'disable', action));
-    return h('tr', { 'data-extension-id': e.id ?? '' },
-      h('td', {}, h('strong', {}, e.id ?? '(invalid manifest)'), h('div', { class: 'muted small' }, e.displayName ? `${e.displayName} ${e.version ?? ''}` : (e.manifestPath ?? ''))),
+    return h(
+      'tr',
+      { 'data-extension-id': e.id ?? '' },
+      h(
+        'td',
+        {},
+        h('strong', {}, e.id ?? '(invalid manifest)'),
+        h('div', { class: 'muted small' }, e.displayName ? `${e.displayName} ${e.version ?? ''}` : (e.manifestPath ?? '')),
+      ),
       h('td', { class: 'state-cell' }, badge(e.state)),
       h('td', {}, e.host ?? '—', h('div', { class: 'muted small' }, e.hostKey ?? '')),
       h('td', {}, e.activationMs != null ? formatMs(e.activationMs) : '—', h('div', { class: 'muted small' }, e.activatedBy ?? '')),
-      h('td', { class: 'errors-cell' }, last ? h('span', { title: last.message }, `${last.code}: ${last.message}`) : '—', (e.errors?.length ?? 0) > 1 ? h('div', { class: 'muted small' }, `${e.errors!.length} errors`) : ''),
+      h(
+        'td',
+        { class: 'errors-cell' },
+        last ? h('span', { title: last.message }, `${last.code}: ${last.message}`) : '—',
+        (e.errors?.length ?? 0) > 1 ? h('div', { class: 'muted small' }, `${e.errors!.length} errors`) : '',
+      ),
       h('td', {}, action),
     );
   });
@@ -244,7 +288,9 @@ async function toggle(id: string, action: 'enable' | 'disable', button: HTMLButt
 
 function hostsTable(): HTMLElement {
   const rows = overview.hosts.map((host) =>
-    h('tr', { 'data-host': host.key },
+    h(
+      'tr',
+      { 'data-host': host.key },
       h('td', {}, h('strong', {}, host.key)),
       h('td', {}, host.kind),
       h('td', {}, badge(host.state)),
@@ -255,39 +301,82 @@ function hostsTable(): HTMLElement {
       h('td', { class: 'small' }, (host.extensions as string[]).join(', ') || '—'),
     ),
   );
-  return table(['Host', 'Kind', 'State', 'PID', 'Memory (RSS)', 'Restarts', 'Crashes', 'Extensions'], rows, 'hosts-table', 'Waiting for the kernel\'s first host report (about a second)…');
+  return table(
+    ['Host', 'Kind', 'State', 'PID', 'Memory (RSS)', 'Restarts', 'Crashes', 'Extensions'],
+    rows,
+    'hosts-table',
+    "Waiting for the kernel's first host report (about a second)…",
+  );
 }
 
 function providersTable(): HTMLElement {
   const rows = overview.providers.map((p) => {
     const circuits = Object.entries(p.circuits as Record<string, string>);
-    return h('tr', { 'data-provider': p.id },
+    return h(
+      'tr',
+      { 'data-provider': p.id },
       h('td', {}, h('strong', {}, p.id), h('div', { class: 'muted small' }, [p.displayName, p.route].filter(Boolean).join(' · '))),
       h('td', {}, p.availability ? badge(p.availability) : '—', p.detail ? h('div', { class: 'muted small' }, p.detail) : ''),
-      h('td', {}, circuits.length ? h('ul', { class: 'plain' }, ...circuits.map(([model, state]) => h('li', {}, `${model} `, badge(state)))) : h('span', { class: 'muted' }, 'not called yet')),
+      h(
+        'td',
+        {},
+        circuits.length
+          ? h('ul', { class: 'plain' }, ...circuits.map(([model, state]) => h('li', {}, `${model} `, badge(state))))
+          : h('span', { class: 'muted' }, 'not called yet'),
+      ),
       h('td', { class: 'num' }, `${p.calls}`, p.errors ? h('div', { class: 'small' }, `${p.errors} failed`) : ''),
-      h('td', { class: 'num' }, p.meanLatencyMs != null ? formatMs(p.meanLatencyMs) : '—', p.p95LatencyMs != null ? h('div', { class: 'muted small' }, `p95 ${formatMs(p.p95LatencyMs)}`) : ''),
+      h(
+        'td',
+        { class: 'num' },
+        p.meanLatencyMs != null ? formatMs(p.meanLatencyMs) : '—',
+        p.p95LatencyMs != null ? h('div', { class: 'muted small' }, `p95 ${formatMs(p.p95LatencyMs)}`) : '',
+      ),
       h('td', { class: 'num' }, `${p.inputTokens + p.outputTokens}`),
       h('td', { class: 'num' }, `$${Number(p.spendUsd).toFixed(4)}`),
     );
   });
-  return table(['Provider', 'Health', 'Circuits', 'Calls', 'Latency', 'Tokens', 'Spend'], rows, 'providers-table', 'No provider is known: the router is not installed or lists none.');
+  return table(
+    ['Provider', 'Health', 'Circuits', 'Calls', 'Latency', 'Tokens', 'Spend'],
+    rows,
+    'providers-table',
+    'No provider is known: the router is not installed or lists none.',
+  );
 }
 
 function tasksTable(): HTMLElement {
   const rows = overview.tasks.map((t) => {
     const r = t.routing ?? {};
     const engine = t.engine ? [t.engine.provider, t.engine.model].filter(Boolean).join('/') || '—' : '—';
-    return h('tr', { 'data-task': t.task_id },
+    return h(
+      'tr',
+      { 'data-task': t.task_id },
       h('td', { class: 'small' }, since(t.created_at), h('div', { class: 'muted' }, t.task_id)),
       h('td', {}, t.intent),
       h('td', {}, badge(t.status === 'OK' ? 'ok' : t.status.toLowerCase()), t.error ? h('div', { class: 'small' }, t.error) : ''),
       h('td', {}, engine, h('div', { class: 'muted small' }, t.engine ? `${t.engine.chosen_by}: ${t.engine.reason}` : '')),
-      h('td', { class: 'small' },
+      h(
+        'td',
+        { class: 'small' },
         h('div', {}, `privacy ${r.privacy ?? '—'}`),
-        (r.candidates ?? []).length ? h('div', {}, 'candidates: ', (r.candidates as Array<{ engine: string; score: number }>).map((c) => `${c.engine} (${c.score.toFixed(2)})`).join(', ')) : '',
-        (r.filtered ?? []).length ? h('div', { class: 'muted' }, 'filtered: ', (r.filtered as Array<{ engine: string; filter: string }>).map((f) => `${f.engine} by ${f.filter}`).join(', ')) : '',
-        (r.attempts ?? []).length ? h('div', {}, 'attempts: ', (r.attempts as Array<{ engine: string; outcome: string }>).map((a) => `${a.engine} ${a.outcome}`).join(' → ')) : '',
+        (r.candidates ?? []).length
+          ? h(
+              'div',
+              {},
+              'candidates: ',
+              (r.candidates as Array<{ engine: string; score: number }>).map((c) => `${c.engine} (${c.score.toFixed(2)})`).join(', '),
+            )
+          : '',
+        (r.filtered ?? []).length
+          ? h(
+              'div',
+              { class: 'muted' },
+              'filtered: ',
+              (r.filtered as Array<{ engine: string; filter: string }>).map((f) => `${f.engine} by ${f.filter}`).join(', '),
+            )
+          : '',
+        (r.attempts ?? []).length
+          ? h('div', {}, 'attempts: ', (r.attempts as Array<{ engine: string; outcome: string }>).map((a) => `${a.engine} ${a.outcome}`).join(' → '))
+          : '',
       ),
       h('td', { class: 'num' }, formatMs(t.latency_ms), h('div', { class: 'muted small' }, `$${Number(t.cost_usd).toFixed(4)}`)),
     );
@@ -295,15 +384,20 @@ function tasksTable(): HTMLElement {
   return table(['When', 'Intent', 'Status', 'Engine', 'Routing', 'Latency / cost'], rows, 'tasks-table', 'No task has finished since the server started.');
 }
 
-const card = (label: string, value: string, id: string) => h('div', { class: 'card', id }, h('div', { class: 'muted small' }, label), h('div', { class: 'value' }, value));
+const card = (label: string, value: string, id: string) =>
+  h('div', { class: 'card', id }, h('div', { class: 'muted small' }, label), h('div', { class: 'value' }, value));
 
 async function renderPeople(main: HTMLElement): Promise<void> {
   replace(main, h('h2', {}, TITLES.people), h('p', { class: 'muted' }, 'Loading…'));
   // Counts only: the console never asks who the users are or what the sessions say.
-  const [users, sessions] = await Promise.all([optional<{ users: number; disabled: number }>('/v1/users/counts'), optional<Record<string, number>>('/v1/sessions/counts')]);
+  const [users, sessions] = await Promise.all([
+    optional<{ users: number; disabled: number }>('/v1/users/counts'),
+    optional<Record<string, number>>('/v1/sessions/counts'),
+  ]);
   if (page() !== 'people') return;
   const cards = h('div', { class: 'cards' });
-  if (users.data) cards.append(card('Users', String(users.data.users), 'count-users'), card('Disabled users', String(users.data.disabled), 'count-disabled-users'));
+  if (users.data)
+    cards.append(card('Users', String(users.data.users), 'count-users'), card('Disabled users', String(users.data.disabled), 'count-disabled-users'));
   const labels: Record<string, string> = { sessions: 'Live sessions', messages: 'Messages', users_with_sessions: 'Users with sessions' };
   if (sessions.data) for (const [k, v] of Object.entries(sessions.data)) cards.append(card(labels[k] ?? k.replace(/_/g, ' '), String(v), `count-${k}`));
   replace(main, h('h2', {}, TITLES.people), cards, ...[users.note, sessions.note].filter(Boolean).map((n) => h('p', { class: 'muted' }, n!)));
@@ -316,20 +410,81 @@ async function renderOperations(main: HTMLElement): Promise<void> {
   const parts: Array<HTMLElement | string> = [h('h2', {}, TITLES.operations), h('h3', {}, 'Queues')];
   if (jobs.data) {
     const j = jobs.data;
-    parts.push(h('p', {}, `Backend ${j.backend?.kind ?? '?'} `, badge(j.backend?.ok ? 'ok' : 'failed'), ...(j.problems ?? []).map((p: string) => h('div', { class: 'small error' }, p))));
-    parts.push(table(['Queue', 'Owner', 'Waiting', 'Running', 'Oldest waiting', 'Served'], (j.queues ?? []).map((q: Record<string, any>) =>
-      h('tr', {}, h('td', {}, q.id), h('td', {}, q.owner ?? '—'), h('td', { class: 'num' }, String(q.depth)), h('td', { class: 'num' }, String(q.running)), h('td', { class: 'num' }, q.oldest_waiting_age_ms != null ? formatMs(q.oldest_waiting_age_ms) : '—'), h('td', {}, badge(q.served ? 'ok' : 'degraded')))), 'queues-table', 'No queue is declared.'));
+    parts.push(
+      h(
+        'p',
+        {},
+        `Backend ${j.backend?.kind ?? '?'} `,
+        badge(j.backend?.ok ? 'ok' : 'failed'),
+        ...(j.problems ?? []).map((p: string) => h('div', { class: 'small error' }, p)),
+      ),
+    );
+    parts.push(
+      table(
+        ['Queue', 'Owner', 'Waiting', 'Running', 'Oldest waiting', 'Served'],
+        (j.queues ?? []).map((q: Record<string, any>) =>
+          h(
+            'tr',
+            {},
+            h('td', {}, q.id),
+            h('td', {}, q.owner ?? '—'),
+            h('td', { class: 'num' }, String(q.depth)),
+            h('td', { class: 'num' }, String(q.running)),
+            h('td', { class: 'num' }, q.oldest_waiting_age_ms != null ? formatMs(q.oldest_waiting_age_ms) : '—'),
+            h('td', {}, badge(q.served ? 'ok' : 'degraded')),
+          ),
+        ),
+        'queues-table',
+        'No queue is declared.',
+      ),
+    );
     parts.push(h('h3', {}, 'Workers'));
-    parts.push(table(['Worker', 'State', 'Queues', 'Last seen'], (j.workers ?? []).map((w: Record<string, any>) =>
-      h('tr', {}, h('td', {}, w.id), h('td', {}, badge(w.state)), h('td', {}, (w.queues ?? []).join(', ')), h('td', { class: 'small' }, w.last_seen ? since(w.last_seen) : '—'))), 'workers-table', 'No worker has reported.'));
+    parts.push(
+      table(
+        ['Worker', 'State', 'Queues', 'Last seen'],
+        (j.workers ?? []).map((w: Record<string, any>) =>
+          h(
+            'tr',
+            {},
+            h('td', {}, w.id),
+            h('td', {}, badge(w.state)),
+            h('td', {}, (w.queues ?? []).join(', ')),
+            h('td', { class: 'small' }, w.last_seen ? since(w.last_seen) : '—'),
+          ),
+        ),
+        'workers-table',
+        'No worker has reported.',
+      ),
+    );
   } else parts.push(h('p', { class: 'muted' }, jobs.note!));
   parts.push(h('h3', {}, 'Devices and accelerators'));
   if (accelerators.data) {
     const devices = (accelerators.data.devices ?? []) as Array<Record<string, any>>;
-    parts.push(table(['Device', 'Node', 'Kind', 'Name', 'Memory used / total', 'Utilisation'], devices.map((d) =>
-      h('tr', {}, h('td', {}, String(d.id ?? '—')), h('td', {}, String(d.node ?? '—')), h('td', {}, `${d.vendor ?? ''} ${d.kind ?? ''}`), h('td', {}, String(d.name ?? '—')),
-        h('td', { class: 'num' }, d.memoryTotalMiB != null ? `${d.memoryUsedMiB != null ? formatBytes(d.memoryUsedMiB * 1048576) + ' / ' : ''}${formatBytes(d.memoryTotalMiB * 1048576)}` : '—'),
-        h('td', { class: 'num' }, d.utilizationPercent != null ? `${d.utilizationPercent}%` : '—'))), 'accelerators-table', 'No accelerator was detected.'));
+    parts.push(
+      table(
+        ['Device', 'Node', 'Kind', 'Name', 'Memory used / total', 'Utilisation'],
+        devices.map((d) =>
+          h(
+            'tr',
+            {},
+            h('td', {}, String(d.id ?? '—')),
+            h('td', {}, String(d.node ?? '—')),
+            h('td', {}, `${d.vendor ?? ''} ${d.kind ?? ''}`),
+            h('td', {}, String(d.name ?? '—')),
+            h(
+              'td',
+              { class: 'num' },
+              d.memoryTotalMiB != null
+                ? `${d.memoryUsedMiB != null ? formatBytes(d.memoryUsedMiB * 1048576) + ' / ' : ''}${formatBytes(d.memoryTotalMiB * 1048576)}`
+                : '—',
+            ),
+            h('td', { class: 'num' }, d.utilizationPercent != null ? `${d.utilizationPercent}%` : '—'),
+          ),
+        ),
+        'accelerators-table',
+        'No accelerator was detected.',
+      ),
+    );
   } else parts.push(h('p', { class: 'muted' }, accelerators.note!));
   replace(main, ...parts);
 }

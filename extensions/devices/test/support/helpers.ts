@@ -50,10 +50,28 @@ export interface SpokeProcess {
 }
 
 /** `aion spoke` in a child process with the demo skills, on its own data directory. */
-export function startSpoke(hubUrl: string, token: string, options: { config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; builtins?: string; extensionDirs?: string[]; dataDir?: string } = {}): SpokeProcess {
+export function startSpoke(
+  hubUrl: string,
+  token: string,
+  options: { config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; builtins?: string; extensionDirs?: string[]; dataDir?: string } = {},
+): SpokeProcess {
   const dataDir = options.dataDir ?? tempDir('aion-spoke-');
   const dirs = options.extensionDirs ?? [spokeSkills];
-  const args = [cliPath, 'spoke', '--hub', hubUrl, '--token', token, '--data-dir', dataDir, '--builtins', options.builtins ?? 'aion.storage,aion.skills,aion.devices', ...dirs.flatMap((d) => ['--extensions-dir', d]), '--log-level', 'info'];
+  const args = [
+    cliPath,
+    'spoke',
+    '--hub',
+    hubUrl,
+    '--token',
+    token,
+    '--data-dir',
+    dataDir,
+    '--builtins',
+    options.builtins ?? 'aion.storage,aion.skills,aion.devices',
+    ...dirs.flatMap((d) => ['--extensions-dir', d]),
+    '--log-level',
+    'info',
+  ];
   const configFile = join(dataDir, 'config.json');
   if (options.config) {
     writeFileSync(configFile, JSON.stringify(options.config));
@@ -86,7 +104,10 @@ export const waitFor = <T>(what: string, probe: () => Promise<T | undefined | fa
   waitForCondition<T>(what, probe, timeoutMs, everyMs);
 
 /** A hand-made device client, for the hostile cases: raw frames in, raw frames out. */
-export async function rawDevice(hubUrl: string, token: string | undefined): Promise<{ ws: WebSocket; frames: string[]; next(): Promise<string>; closed: Promise<number> }> {
+export async function rawDevice(
+  hubUrl: string,
+  token: string | undefined,
+): Promise<{ ws: WebSocket; frames: string[]; next(): Promise<string>; closed: Promise<number> }> {
   const ws = new WebSocket(new URL('/v1/devices/connect', hubUrl.replace(/^http/, 'ws')), { headers: token ? { authorization: `Bearer ${token}` } : {} });
   const frames: string[] = [];
   const waiters: Array<(f: string) => void> = [];
@@ -114,7 +135,11 @@ export async function startHubProcess(config: Record<string, unknown>, builtins 
   const dataDir = tempDir('aion-hub-');
   const configFile = join(dataDir, 'config.json');
   writeFileSync(configFile, JSON.stringify(config));
-  const child = spawn(process.execPath, [cliPath, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', configFile, '--builtins', builtins, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [cliPath, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--config', configFile, '--builtins', builtins, '--log-level', 'info'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c));
   child.stderr!.on('data', (c: Buffer) => (out += c));

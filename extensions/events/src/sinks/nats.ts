@@ -40,7 +40,9 @@ export class NatsSink implements Sink {
       await js.publish(subject, codec.encode(event), { msgID: event.id, timeout: this.options.timeoutMs });
     } catch (err) {
       const message = (err as Error).message;
-      throw new DeliveryError(/503|no responders/i.test(message) ? `no JetStream stream captures ${subject} (${message})` : `JetStream publish to ${subject} failed: ${message}`);
+      throw new DeliveryError(
+        /503|no responders/i.test(message) ? `no JetStream stream captures ${subject} (${message})` : `JetStream publish to ${subject} failed: ${message}`,
+      );
     }
   }
 

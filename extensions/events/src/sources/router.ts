@@ -25,11 +25,23 @@ export async function publishRouterTask(payload: AfterTaskPayload, publish: Publ
   const tenantId = /^[A-Za-z0-9_-]{1,64}$/.test(tenant) ? tenant : 'default';
   for (const attempt of task.routing?.attempts ?? []) {
     if (attempt.outcome !== 'failed') continue;
-    await publish('provider.failed', { task_id: task.task_id, engine: attempt.engine, code: attempt.code ?? null, message: attempt.message ?? null }, { tenantId, key: attempt.engine });
+    await publish(
+      'provider.failed',
+      { task_id: task.task_id, engine: attempt.engine, code: attempt.code ?? null, message: attempt.message ?? null },
+      { tenantId, key: attempt.engine },
+    );
   }
   await publish(
     'task.finished',
-    { task_id: task.task_id, intent: task.intent, status: task.status, engine: task.engine, usage: task.usage ?? {}, error: task.error, subject: payload.principal?.sub ?? null },
+    {
+      task_id: task.task_id,
+      intent: task.intent,
+      status: task.status,
+      engine: task.engine,
+      usage: task.usage ?? {},
+      error: task.error,
+      subject: payload.principal?.sub ?? null,
+    },
     { tenantId, key: task.task_id },
   );
 }

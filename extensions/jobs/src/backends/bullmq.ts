@@ -111,12 +111,22 @@ export class BullmqBackend implements JobBackend {
 
   private async enqueueNow(job: NewJob, maxSize: number): Promise<EnqueueOutcome> {
     const existing = (await this.redis.hexists(this.key('index'), job.id)) ? await this.get(job.id) : undefined;
-    if (existing) return existing.queue === job.queue && existing.enqueued_by === job.enqueuedBy ? { kind: 'existing', job: existing } : { kind: 'conflict', job: existing };
+    if (existing)
+      return existing.queue === job.queue && existing.enqueued_by === job.enqueuedBy
+        ? { kind: 'existing', job: existing }
+        : { kind: 'conflict', job: existing };
     const q = this.queue(job.queue);
     const counts = await q.getJobCounts(...WAITING, 'active');
     const size = Object.values(counts).reduce((a, b) => a + b, 0);
     if (size >= maxSize) return { kind: 'full', size };
-    const data: JobData = { payload: job.payload, tags: job.tags, enqueued_by: job.enqueuedBy, owner: job.owner, timeout_ms: job.timeoutMs, priority: job.priority };
+    const data: JobData = {
+      payload: job.payload,
+      tags: job.tags,
+      enqueued_by: job.enqueuedBy,
+      owner: job.owner,
+      timeout_ms: job.timeoutMs,
+      priority: job.priority,
+    };
     // The index first: a job BullMQ holds is always findable by id.
     await this.redis.hset(this.key('index'), job.id, job.queue);
     const retentionS = Math.ceil(this.settings.retentionMs() / 1000);
@@ -134,9 +144,25 @@ export class BullmqBackend implements JobBackend {
     return {
       kind: 'created',
       job: {
-        id: job.id, queue: job.queue, status: 'queued', progress: 0, stage: null, payload: job.payload, result: null, error: null, priority: job.priority,
-        attempts: { made: 0, max: job.maxAttempts }, tags: job.tags, enqueued_by: job.enqueuedBy, owner: job.owner, worker: null, timeout_ms: job.timeoutMs,
-        created_at: created, started_at: null, finished_at: null, updated_at: created,
+        id: job.id,
+        queue: job.queue,
+        status: 'queued',
+        progress: 0,
+        stage: null,
+        payload: job.payload,
+        result: null,
+        error: null,
+        priority: job.priority,
+        attempts: { made: 0, max: job.maxAttempts },
+        tags: job.tags,
+        enqueued_by: job.enqueuedBy,
+        owner: job.owner,
+        worker: null,
+        timeout_ms: job.timeoutMs,
+        created_at: created,
+        started_at: null,
+        finished_at: null,
+        updated_at: created,
       },
     };
   }
@@ -206,7 +232,13 @@ export class BullmqBackend implements JobBackend {
     if (view.status !== 'queued' && view.status !== 'running') return view;
     if (view.status === 'queued') {
       const now = Date.now();
-      const snapshot: JobView = { ...view, status: 'canceled', error: { code: JobsErrorCodes.JOB_CANCELED, message: 'the job was canceled' }, finished_at: iso(now), updated_at: iso(now)! };
+      const snapshot: JobView = {
+        ...view,
+        status: 'canceled',
+        error: { code: JobsErrorCodes.JOB_CANCELED, message: 'the job was canceled' },
+        finished_at: iso(now),
+        updated_at: iso(now)!,
+      };
       await this.redis.hset(this.key('canceled'), id, JSON.stringify(snapshot));
       try {
         await job.remove();
@@ -289,7 +321,10 @@ export class BullmqBackend implements JobBackend {
       `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
        if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
        return 0`,
-      1, key, owner, String(ttlMs),
+      1,
+      key,
+      owner,
+      String(ttlMs),
     );
     return Number(held) === 1;
   }
@@ -340,7 +375,14 @@ export class BullmqBackend implements JobBackend {
           active--;
         }
       },
-      { connection: this.connection(), prefix: this.prefix, concurrency, lockDuration: this.settings.leaseMs(), stalledInterval: this.settings.leaseMs(), name: workerId },
+      {
+        connection: this.connection(),
+        prefix: this.prefix,
+        concurrency,
+        lockDuration: this.settings.leaseMs(),
+        stalledInterval: this.settings.leaseMs(),
+        name: workerId,
+      },
     );
     worker.on('error', () => undefined);
     this.workers.add(worker);

@@ -34,7 +34,8 @@ interface JobRow {
   updated_at: number | string;
 }
 
-const COLUMNS = 'id, queue, status, priority, payload, result, error_code, error_message, progress, stage, attempts_made, max_attempts, backoff, timeout_ms, tags, enqueued_by, owner_sub, owner_tenant, worker, created_at, started_at, finished_at, updated_at';
+const COLUMNS =
+  'id, queue, status, priority, payload, result, error_code, error_message, progress, stage, attempts_made, max_attempts, backoff, timeout_ms, tags, enqueued_by, owner_sub, owner_tenant, worker, created_at, started_at, finished_at, updated_at';
 const num = (v: number | string | null): number | null => (v === null ? null : Number(v));
 
 function viewOf(r: JobRow): JobView {
@@ -156,8 +157,23 @@ export class EmbeddedBackend implements JobBackend {
               WHERE (SELECT COUNT(*) FROM ${jobs} WHERE queue = ? AND status IN ('queued', 'running')) < ?
               ON CONFLICT (id) DO NOTHING`,
         params: [
-          job.id, job.queue, job.priority, this.nextSeq(now), now, payload, job.maxAttempts, JSON.stringify(job.backoff), job.timeoutMs,
-          JSON.stringify(job.tags), job.enqueuedBy, job.owner?.sub ?? null, job.owner?.tenant_id ?? null, now, now, job.queue, maxSize,
+          job.id,
+          job.queue,
+          job.priority,
+          this.nextSeq(now),
+          now,
+          payload,
+          job.maxAttempts,
+          JSON.stringify(job.backoff),
+          job.timeoutMs,
+          JSON.stringify(job.tags),
+          job.enqueuedBy,
+          job.owner?.sub ?? null,
+          job.owner?.tenant_id ?? null,
+          now,
+          now,
+          job.queue,
+          maxSize,
         ],
       },
     ]);
@@ -167,8 +183,13 @@ export class EmbeddedBackend implements JobBackend {
       return { kind: 'created', job: createdView(job, payload) };
     }
     const existing = await this.get(job.id);
-    if (existing) return existing.queue === job.queue && existing.enqueued_by === job.enqueuedBy ? { kind: 'existing', job: existing } : { kind: 'conflict', job: existing };
-    const [row] = await this.db.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM ${jobs} WHERE queue = ? AND status IN ('queued', 'running')`, [job.queue]);
+    if (existing)
+      return existing.queue === job.queue && existing.enqueued_by === job.enqueuedBy
+        ? { kind: 'existing', job: existing }
+        : { kind: 'conflict', job: existing };
+    const [row] = await this.db.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM ${jobs} WHERE queue = ? AND status IN ('queued', 'running')`, [
+      job.queue,
+    ]);
     return { kind: 'full', size: Number(row?.n ?? maxSize) };
   }
 
@@ -201,7 +222,12 @@ export class EmbeddedBackend implements JobBackend {
   }
 
   async progress(id: string, fraction: number, stage: string | null): Promise<void> {
-    await this.db.execute(`UPDATE ${this.t.jobs} SET progress = ?, stage = COALESCE(?, stage), updated_at = ? WHERE id = ? AND status = 'running'`, [fraction, stage, Date.now(), id]);
+    await this.db.execute(`UPDATE ${this.t.jobs} SET progress = ?, stage = COALESCE(?, stage), updated_at = ? WHERE id = ? AND status = 'running'`, [
+      fraction,
+      stage,
+      Date.now(),
+      id,
+    ]);
   }
 
   async appendLog(id: string, line: string, maxLines: number): Promise<void> {
@@ -238,7 +264,10 @@ export class EmbeddedBackend implements JobBackend {
   }
 
   async putHeartbeat(id: string, body: string): Promise<void> {
-    await this.db.execute(`INSERT INTO ${this.t.workers} (id, body, last_seen) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, last_seen = excluded.last_seen`, [id, body, Date.now()]);
+    await this.db.execute(
+      `INSERT INTO ${this.t.workers} (id, body, last_seen) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, last_seen = excluded.last_seen`,
+      [id, body, Date.now()],
+    );
   }
 
   async removeHeartbeat(id: string): Promise<void> {
@@ -302,10 +331,15 @@ export class EmbeddedBackend implements JobBackend {
     const update = (lock: string) =>
       `UPDATE ${jobs} SET status = 'running', worker = ?, lease_until = ?, attempts_made = attempts_made + 1, started_at = ?, updated_at = ?, progress = 0, stage = NULL
        WHERE id IN (${pick(lock)}) AND status = 'queued' RETURNING ${COLUMNS}, seq`;
-    const { rows } = await this.db.execute<JobRow & { seq: number | string }>(
-      { sqlite: update(''), postgres: update(' FOR UPDATE SKIP LOCKED') },
-      [workerId, now + this.settings.leaseMs(), now, now, queue, now, limit],
-    );
+    const { rows } = await this.db.execute<JobRow & { seq: number | string }>({ sqlite: update(''), postgres: update(' FOR UPDATE SKIP LOCKED') }, [
+      workerId,
+      now + this.settings.leaseMs(),
+      now,
+      now,
+      queue,
+      now,
+      limit,
+    ]);
     return rows.sort((a, b) => Number(b.priority) - Number(a.priority) || Number(a.seq) - Number(b.seq)).map(viewOf);
   }
 
@@ -314,9 +348,10 @@ export class EmbeddedBackend implements JobBackend {
     const jobs = this.t.jobs;
     const mine = `WHERE id = ? AND status = 'running' AND worker = ?`;
     if ('result' in outcome) {
-      await this.db.execute(`UPDATE ${jobs} SET status = 'success', result = ?, progress = 1, error_code = NULL, error_message = NULL, finished_at = ?, updated_at = ?, lease_until = NULL ${mine}`, [
-        JSON.stringify(outcome.result ?? null), now, now, job.id, workerId,
-      ]);
+      await this.db.execute(
+        `UPDATE ${jobs} SET status = 'success', result = ?, progress = 1, error_code = NULL, error_message = NULL, finished_at = ?, updated_at = ?, lease_until = NULL ${mine}`,
+        [JSON.stringify(outcome.result ?? null), now, now, job.id, workerId],
+      );
       return;
     }
     const error = jobErrorOf(outcome.error);
@@ -324,14 +359,16 @@ export class EmbeddedBackend implements JobBackend {
     const retry = error.code !== JobsErrorCodes.JOB_CANCELED && job.attempts.made < job.attempts.max;
     if (retry) {
       const delay = backoffDelay(row ? JSON.parse(row.backoff) : { type: 'fixed', delayMs: 0 }, job.attempts.made);
-      await this.db.execute(`UPDATE ${jobs} SET status = 'queued', run_at = ?, error_code = ?, error_message = ?, worker = NULL, lease_until = NULL, updated_at = ? ${mine}`, [
-        now + delay, error.code, error.message, now, job.id, workerId,
-      ]);
+      await this.db.execute(
+        `UPDATE ${jobs} SET status = 'queued', run_at = ?, error_code = ?, error_message = ?, worker = NULL, lease_until = NULL, updated_at = ? ${mine}`,
+        [now + delay, error.code, error.message, now, job.id, workerId],
+      );
       if (delay === 0) this.wake(job.queue);
     } else {
-      await this.db.execute(`UPDATE ${jobs} SET status = ?, error_code = ?, error_message = ?, finished_at = ?, updated_at = ?, worker = NULL, lease_until = NULL ${mine}`, [
-        error.code === JobsErrorCodes.JOB_CANCELED ? 'canceled' : 'failed', error.code, error.message, now, now, job.id, workerId,
-      ]);
+      await this.db.execute(
+        `UPDATE ${jobs} SET status = ?, error_code = ?, error_message = ?, finished_at = ?, updated_at = ?, worker = NULL, lease_until = NULL ${mine}`,
+        [error.code === JobsErrorCodes.JOB_CANCELED ? 'canceled' : 'failed', error.code, error.message, now, now, job.id, workerId],
+      );
     }
   }
 
@@ -348,7 +385,13 @@ export class EmbeddedBackend implements JobBackend {
     for (const id of ids) {
       if (kept.has(id)) continue;
       const job = await this.get(id);
-      running.get(id)?.abort(job?.status === 'canceled' ? cancelReason() : Object.assign(new Error('the job was taken back from this worker'), { code: JobsErrorCodes.WORKER_LOST }));
+      running
+        .get(id)
+        ?.abort(
+          job?.status === 'canceled'
+            ? cancelReason()
+            : Object.assign(new Error('the job was taken back from this worker'), { code: JobsErrorCodes.WORKER_LOST }),
+        );
     }
   }
 

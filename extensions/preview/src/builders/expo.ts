@@ -13,9 +13,19 @@ export function expoBuilder(node: () => string): PreviewBuilder {
     },
     async build(request: BuildRequest, token?: unknown) {
       const cli = join(request.projectDir, 'node_modules', 'expo', 'bin', 'cli');
-      if (!(await exists(cli))) throw previewError(PreviewErrorCodes.MISSING_DEPENDENCIES, 'expo is not installed in the project (node_modules/expo/bin/cli is missing): add it to package.json');
+      if (!(await exists(cli)))
+        throw previewError(
+          PreviewErrorCodes.MISSING_DEPENDENCIES,
+          'expo is not installed in the project (node_modules/expo/bin/cli is missing): add it to package.json',
+        );
       const args = [cli, 'export', '--platform', request.platform, '--output-dir', request.outputDir, '--clear'];
-      const code = await runProcess(node(), args, { cwd: request.projectDir, logFile: request.logFile, deadline: request.deadline, signal: signalOf(token), env: buildEnvironment({ CI: '1', EXPO_NO_TELEMETRY: '1', EXPO_OFFLINE: '1' }) });
+      const code = await runProcess(node(), args, {
+        cwd: request.projectDir,
+        logFile: request.logFile,
+        deadline: request.deadline,
+        signal: signalOf(token),
+        env: buildEnvironment({ CI: '1', EXPO_NO_TELEMETRY: '1', EXPO_OFFLINE: '1' }),
+      });
       if (code !== 0) throw previewError(PreviewErrorCodes.PREVIEW_BUILD_FAILED, `expo export exited with code ${code}; see the build log`);
     },
   };

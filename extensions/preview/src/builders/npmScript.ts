@@ -16,15 +16,25 @@ export function npmScriptBuilder(npm: () => string): PreviewBuilder {
     },
     async build(request: BuildRequest, token?: unknown) {
       const pkg = await readJson(join(request.projectDir, 'package.json'));
-      if (typeof pkg?.scripts?.build !== 'string') throw previewError(PreviewErrorCodes.INVALID_PROJECT_STRUCTURE, 'the project has no package.json with a "build" script');
-      const code = await runProcess(npm(), ['run', 'build'], { cwd: request.projectDir, logFile: request.logFile, deadline: request.deadline, signal: signalOf(token), env: buildEnvironment({ CI: 'true' }) });
+      if (typeof pkg?.scripts?.build !== 'string')
+        throw previewError(PreviewErrorCodes.INVALID_PROJECT_STRUCTURE, 'the project has no package.json with a "build" script');
+      const code = await runProcess(npm(), ['run', 'build'], {
+        cwd: request.projectDir,
+        logFile: request.logFile,
+        deadline: request.deadline,
+        signal: signalOf(token),
+        env: buildEnvironment({ CI: 'true' }),
+      });
       if (code !== 0) throw previewError(PreviewErrorCodes.PREVIEW_BUILD_FAILED, `npm run build exited with code ${code}; see the build log`);
       const configured = request.options.outputDir;
       let output: string | undefined;
       if (configured !== undefined) output = projectSubdir(request.projectDir, configured, 'builders.npm-script.outputDir');
-      else for (const name of OUTPUT_CANDIDATES) if (await isDirectory(join(request.projectDir, name))) (output ??= join(request.projectDir, name));
+      else for (const name of OUTPUT_CANDIDATES) if (await isDirectory(join(request.projectDir, name))) output ??= join(request.projectDir, name);
       if (!output || !(await isDirectory(output)) || (await isEmptyDirectory(output))) {
-        throw previewError(PreviewErrorCodes.INVALID_PROJECT_STRUCTURE, `the build script wrote no output in ${configured ?? OUTPUT_CANDIDATES.join('/, ') + '/'}; set builders.npm-script.outputDir`);
+        throw previewError(
+          PreviewErrorCodes.INVALID_PROJECT_STRUCTURE,
+          `the build script wrote no output in ${configured ?? OUTPUT_CANDIDATES.join('/, ') + '/'}; set builders.npm-script.outputDir`,
+        );
       }
       await copyTree(output, request.outputDir, { link: true });
     },

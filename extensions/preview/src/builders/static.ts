@@ -28,7 +28,10 @@ export const staticBuilder: PreviewBuilder = {
   async build(request: BuildRequest) {
     const dir = await siteDir(request.projectDir, request.options);
     if (!dir || !(await isDirectory(dir))) {
-      throw previewError(PreviewErrorCodes.INVALID_PROJECT_STRUCTURE, 'a static preview needs an index.html at the project root or in public/ (or builders.static.dir naming the folder)');
+      throw previewError(
+        PreviewErrorCodes.INVALID_PROJECT_STRUCTURE,
+        'a static preview needs an index.html at the project root or in public/ (or builders.static.dir naming the folder)',
+      );
     }
     // The checkout is this build's own copy: links are enough.
     await copyTree(dir, request.outputDir, { link: true });

@@ -25,8 +25,12 @@ const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
 /** `previews/<project>/<job>/bundle.zip`; ids that could leave their folder are refused. */
 export function bundleKey(projectId: string, jobId: string): string {
-  for (const [what, value] of [['project id', projectId], ['job id', jobId]] as const) {
-    if (!SEGMENT.test(value)) throw previewError(PreviewErrorCodes.INVALID_PROJECT_STRUCTURE, `the ${what} ${JSON.stringify(value.slice(0, 64))} cannot name a storage folder`);
+  for (const [what, value] of [
+    ['project id', projectId],
+    ['job id', jobId],
+  ] as const) {
+    if (!SEGMENT.test(value))
+      throw previewError(PreviewErrorCodes.INVALID_PROJECT_STRUCTURE, `the ${what} ${JSON.stringify(value.slice(0, 64))} cannot name a storage folder`);
   }
   return `previews/${projectId}/${jobId}/bundle.zip`;
 }

@@ -1,5 +1,13 @@
 import { readFile } from 'node:fs/promises';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { PreviewErrorCodes } from '../api.js';
 import { previewError } from '../errors.js';
 import type { BundleStore, StoredBundle } from './bundleStore.js';
@@ -16,7 +24,17 @@ export interface S3Settings {
   retryDelayMs: number;
 }
 
-const TRANSIENT_NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'TimeoutError', 'RequestTimeout', 'NetworkingError']);
+const TRANSIENT_NETWORK = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'TimeoutError',
+  'RequestTimeout',
+  'NetworkingError',
+]);
 
 /** Server errors (5xx), throttling (429, SlowDown) and broken connections are worth another try; the rest is not. */
 export function isTransient(err: unknown): boolean {
@@ -34,7 +52,10 @@ export class S3BundleStore implements BundleStore {
   readonly kind = 's3' as const;
   private readonly client: S3Client;
 
-  constructor(private readonly settings: S3Settings, private readonly log: (line: string) => void = () => undefined) {
+  constructor(
+    private readonly settings: S3Settings,
+    private readonly log: (line: string) => void = () => undefined,
+  ) {
     this.client = new S3Client({
       region: settings.region,
       endpoint: settings.endpoint,
@@ -44,7 +65,9 @@ export class S3BundleStore implements BundleStore {
       // S3-compatible servers (MinIO, s3rver) do not all read aws-chunked bodies with trailing checksums.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      ...(settings.accessKeyId && settings.secretAccessKey ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } } : {}),
+      ...(settings.accessKeyId && settings.secretAccessKey
+        ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } }
+        : {}),
     });
   }
 
@@ -57,7 +80,9 @@ export class S3BundleStore implements BundleStore {
       if (attempt > 0) await sleep(this.settings.retryDelayMs * 2 ** (attempt - 1));
       try {
         // A single PUT: S3 stores all of it or nothing.
-        await this.client.send(new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentLength: size, ContentType: 'application/zip' }));
+        await this.client.send(
+          new PutObjectCommand({ Bucket: this.settings.bucket, Key: key, Body: body, ContentLength: size, ContentType: 'application/zip' }),
+        );
         return { key, size, modifiedAt: Date.now() };
       } catch (err) {
         lastError = err;
@@ -68,7 +93,10 @@ export class S3BundleStore implements BundleStore {
     }
     // Whatever a failed try may have left is removed, so a reader never finds a partial bundle.
     await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key })).catch(() => undefined);
-    throw previewError(PreviewErrorCodes.STORAGE_UPLOAD_FAILED, `the bundle could not be uploaded to s3://${this.settings.bucket}/${key}: ${describe(lastError)}`);
+    throw previewError(
+      PreviewErrorCodes.STORAGE_UPLOAD_FAILED,
+      `the bundle could not be uploaded to s3://${this.settings.bucket}/${key}: ${describe(lastError)}`,
+    );
   }
 
   async stat(key: string): Promise<StoredBundle | undefined> {
@@ -82,7 +110,9 @@ export class S3BundleStore implements BundleStore {
   }
 
   async read(key: string, range?: { start: number; end: number }): Promise<Buffer> {
-    const out = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }));
+    const out = await this.client.send(
+      new GetObjectCommand({ Bucket: this.settings.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
+    );
     return Buffer.from(await out.Body!.transformToByteArray());
   }
 

@@ -5,7 +5,15 @@ const ValueType = { UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 
 const GGML_TYPE_F32 = 0;
 const ALIGNMENT = 32;
 
-type MetadataValue = { type: 'u32'; value: number } | { type: 'i32'; value: number } | { type: 'f32'; value: number } | { type: 'bool'; value: boolean } | { type: 'string'; value: string } | { type: 'strings'; value: string[] } | { type: 'f32s'; value: number[] } | { type: 'i32s'; value: number[] };
+type MetadataValue =
+  | { type: 'u32'; value: number }
+  | { type: 'i32'; value: number }
+  | { type: 'f32'; value: number }
+  | { type: 'bool'; value: boolean }
+  | { type: 'string'; value: string }
+  | { type: 'strings'; value: string[] }
+  | { type: 'f32s'; value: number[] }
+  | { type: 'i32s'; value: number[] };
 
 interface TensorSpec {
   name: string;
@@ -31,7 +39,34 @@ export interface TinyLlamaOptions {
   weightScale?: number;
 }
 
-const DEFAULT_WORDS = ['▁', '▁the', '▁a', '▁hello', '▁world', '▁local', '▁model', '▁token', 'e', 't', 'a', 'o', 'i', 'n', 's', 'r', 'h', 'l', 'd', 'c', 'u', 'm', '.', ',', '!', '?'];
+const DEFAULT_WORDS = [
+  '▁',
+  '▁the',
+  '▁a',
+  '▁hello',
+  '▁world',
+  '▁local',
+  '▁model',
+  '▁token',
+  'e',
+  't',
+  'a',
+  'o',
+  'i',
+  'n',
+  's',
+  'r',
+  'h',
+  'l',
+  'd',
+  'c',
+  'u',
+  'm',
+  '.',
+  ',',
+  '!',
+  '?',
+];
 
 /** Mulberry32: a small seeded generator, so a test's model is the same file on every run. */
 function random(seed: number): () => number {

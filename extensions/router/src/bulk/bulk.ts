@@ -57,7 +57,13 @@ const REF_KEY = '$ref';
 const ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 function isRef(value: unknown): value is { $ref: string } {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as Record<string, unknown>)[REF_KEY] === 'string' && Object.keys(value).length === 1;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    typeof (value as Record<string, unknown>)[REF_KEY] === 'string' &&
+    Object.keys(value).length === 1
+  );
 }
 
 /** Every `{"$ref": "op.path"}` inside `value`. */
@@ -88,7 +94,8 @@ function lookup(root: unknown, path: string[]): unknown {
 /** Checks ids, dependencies (declared and implied by refs) and cycles; a 400 names what is wrong. */
 export function planBulk(body: unknown): { operations: Operation[]; execution: 'parallel' | 'sequential' } {
   const b = body as Partial<BulkBody> | undefined;
-  if (!b || typeof b !== 'object' || !Array.isArray(b.operations)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "operations": [...], "execution": "parallel" | "sequential" }');
+  if (!b || typeof b !== 'object' || !Array.isArray(b.operations))
+    throw new AionError(ErrorCodes.VALIDATION_FAILED, 'send { "operations": [...], "execution": "parallel" | "sequential" }');
   if (b.operations.length === 0 || b.operations.length > MAX_BULK_OPERATIONS) {
     throw new AionError(ErrorCodes.VALIDATION_FAILED, `a bulk request holds 1 to ${MAX_BULK_OPERATIONS} operations, not ${b.operations.length}`);
   }
@@ -99,18 +106,27 @@ export function planBulk(body: unknown): { operations: Operation[]; execution: '
   b.operations.forEach((raw, index) => {
     if (typeof raw !== 'object' || raw === null) throw new AionError(ErrorCodes.VALIDATION_FAILED, `operations[${index}] is not an object`);
     const { id, depends_on, ...rest } = raw as BulkOperationInput;
-    if (typeof id !== 'string' || !ID.test(id)) throw new AionError(ErrorCodes.VALIDATION_FAILED, `operations[${index}].id must be 1 to 64 letters, digits, _ . or -`);
+    if (typeof id !== 'string' || !ID.test(id))
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, `operations[${index}].id must be 1 to 64 letters, digits, _ . or -`);
     if (ids.has(id)) throw new AionError(ErrorCodes.VALIDATION_FAILED, `operation id ${id} is used twice`);
     ids.add(id);
-    if (depends_on !== undefined && (!Array.isArray(depends_on) || depends_on.some((d) => typeof d !== 'string'))) throw new AionError(ErrorCodes.VALIDATION_FAILED, `operation ${id}: depends_on must be a list of operation ids`);
+    if (depends_on !== undefined && (!Array.isArray(depends_on) || depends_on.some((d) => typeof d !== 'string')))
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, `operation ${id}: depends_on must be a list of operation ids`);
     // Refs are placeholders until their operation has run; validate the shape with text in their place.
-    validateTaskInput(substitute(rest, () => ''), `operation ${id}`);
+    validateTaskInput(
+      substitute(rest, () => ''),
+      `operation ${id}`,
+    );
     const implied = refsIn(rest).map((ref) => ref.split('.')[0]!);
     operations.push({ id, index, input: rest as TaskInput, dependsOn: [...new Set([...(depends_on ?? []), ...implied])], status: 'PENDING' });
   });
   for (const op of operations) {
     for (const dep of op.dependsOn) {
-      if (!ids.has(dep)) throw new AionError('BULK_UNKNOWN_DEPENDENCY', `operation ${op.id} depends on ${dep}, which is not in this request`, { status: 400, details: { operation: op.id, dependency: dep } });
+      if (!ids.has(dep))
+        throw new AionError('BULK_UNKNOWN_DEPENDENCY', `operation ${op.id} depends on ${dep}, which is not in this request`, {
+          status: 400,
+          details: { operation: op.id, dependency: dep },
+        });
       if (dep === op.id) throw new AionError('BULK_CYCLE', `operation ${op.id} depends on itself`, { status: 400, details: { cycle: [op.id, op.id] } });
     }
   }
@@ -141,7 +157,10 @@ export class BulkService implements Disposable {
   private readonly runs = new Map<string, BulkRun>();
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly tasks: TaskService, private readonly retentionMs: () => number) {
+  constructor(
+    private readonly tasks: TaskService,
+    private readonly retentionMs: () => number,
+  ) {
     this.sweeper = setInterval(() => {
       const now = Date.now();
       for (const [id, run] of this.runs) if (run.finishedAt && now - run.finishedAt > this.retentionMs()) this.runs.delete(id);
@@ -171,7 +190,8 @@ export class BulkService implements Disposable {
 
   get(id: string, caller: Caller): BulkRun {
     const run = this.runs.get(id);
-    if (!run || !(caller.admin || (run.caller.tenant === caller.tenant && run.caller.sub === caller.sub))) throw new AionError(ErrorCodes.NOT_FOUND, `no bulk request ${id}`);
+    if (!run || !(caller.admin || (run.caller.tenant === caller.tenant && run.caller.sub === caller.sub)))
+      throw new AionError(ErrorCodes.NOT_FOUND, `no bulk request ${id}`);
     return run;
   }
 
@@ -196,14 +216,28 @@ export class BulkService implements Disposable {
       status: completed < ops.length ? 'RUNNING' : ok === ops.length ? 'OK' : ok === 0 ? 'ERROR' : 'PARTIAL',
       execution: run.execution,
       progress: { completed, total: ops.length, ok, failed, skipped },
-      operations: ops.map((o) => ({ id: o.id, status: o.status, depends_on: o.dependsOn, task_id: o.taskId ?? null, result: o.task ?? null, reason: o.reason ?? null })),
+      operations: ops.map((o) => ({
+        id: o.id,
+        status: o.status,
+        depends_on: o.dependsOn,
+        task_id: o.taskId ?? null,
+        result: o.task ?? null,
+        reason: o.reason ?? null,
+      })),
       created_at: run.createdAt,
     };
   }
 
   private progress(run: BulkRun, op: Operation): void {
     const v = this.view(run);
-    run.events.push('partial', { kind: 'progress', operation: op.id, status: op.status, task_id: op.taskId ?? null, reason: op.reason ?? null, progress: v.progress });
+    run.events.push('partial', {
+      kind: 'progress',
+      operation: op.id,
+      status: op.status,
+      task_id: op.taskId ?? null,
+      reason: op.reason ?? null,
+      progress: v.progress,
+    });
   }
 
   private async execute(run: BulkRun): Promise<void> {
@@ -212,7 +246,10 @@ export class BulkService implements Disposable {
       const blocker = op.dependsOn.map((d) => byId.get(d)!).find((d) => FAILED.has(d.status));
       if (!blocker) return false;
       op.status = 'SKIPPED';
-      op.reason = blocker.status === 'SKIPPED' ? `depends on ${blocker.id}, which was skipped` : `depends on ${blocker.id}, which ended ${blocker.status}${blocker.task?.error ? ` (${blocker.task.error.code})` : ''}`;
+      op.reason =
+        blocker.status === 'SKIPPED'
+          ? `depends on ${blocker.id}, which was skipped`
+          : `depends on ${blocker.id}, which ended ${blocker.status}${blocker.task?.error ? ` (${blocker.task.error.code})` : ''}`;
       this.progress(run, op);
       return true;
     };
@@ -235,7 +272,11 @@ export class BulkService implements Disposable {
         for (const op of run.operations) if (op.status === 'PENDING' && skipIfBlocked(op)) changed = true;
       }
       for (const op of run.operations) {
-        if (ready(op) && !running.has(op.id)) running.set(op.id, this.runOperation(run, op, byId).finally(() => running.delete(op.id)));
+        if (ready(op) && !running.has(op.id))
+          running.set(
+            op.id,
+            this.runOperation(run, op, byId).finally(() => running.delete(op.id)),
+          );
       }
       if (running.size === 0) return;
       await Promise.race(running.values());

@@ -44,7 +44,12 @@ export function estimateCostUsd(model: Pick<ProviderModel, 'costPer1kInput' | 'c
 }
 
 /** A provider's model as a candidate of one decision, before scoring: the one place a candidate is built. */
-export function candidateOf(p: { id: string; route: Candidate['route']; tier: Candidate['tier']; residency: Candidate['residency'] }, m: ProviderModel, intent: string, estimatedCostUsd: number): Candidate {
+export function candidateOf(
+  p: { id: string; route: Candidate['route']; tier: Candidate['tier']; residency: Candidate['residency'] },
+  m: ProviderModel,
+  intent: string,
+  estimatedCostUsd: number,
+): Candidate {
   return {
     engine: `${p.id}/${m.id}`,
     provider: p.id,
@@ -96,7 +101,17 @@ export function decide(request: RouteRequest, ctx: DecisionContext): Decision {
   const survivors: Candidate[] = [];
   let retryAfterMs: number | undefined;
 
-  const limits: FilterLimits = { policy, privacy, intent, inputTokens, outputTokens, budget, health: ctx.health, requestIntent: request.intent, needsTools: !!request.tools?.length };
+  const limits: FilterLimits = {
+    policy,
+    privacy,
+    intent,
+    inputTokens,
+    outputTokens,
+    budget,
+    health: ctx.health,
+    requestIntent: request.intent,
+    needsTools: !!request.tools?.length,
+  };
   for (const p of ctx.providers) {
     for (const m of p.models) {
       // Embedding models answer /v1/embeddings only.
@@ -149,7 +164,12 @@ export function decide(request: RouteRequest, ctx: DecisionContext): Decision {
         const why = filtered.find((f) => matchesEngine(preferred, f.engine));
         notes.push(why ? `preferred ${preferred} was filtered (${why.filter}: ${why.detail})` : `preferred ${preferred} is not a known engine`);
       }
-      const hybridNote = privacy === 'hybrid' && first.route === 'local' && survivors[0] !== first ? ' (hybrid: local first)' : privacy === 'hybrid' && first.route === 'api' ? ' (hybrid: no local engine passed the filters)' : '';
+      const hybridNote =
+        privacy === 'hybrid' && first.route === 'local' && survivors[0] !== first
+          ? ' (hybrid: local first)'
+          : privacy === 'hybrid' && first.route === 'api'
+            ? ' (hybrid: no local engine passed the filters)'
+            : '';
       decision.reason = `best score ${round(first.score)} (${describeScores(first.scores)}) among ${survivors.length} candidate${survivors.length === 1 ? '' : 's'}${hybridNote}${filtered.length ? `; ${filtered.length} filtered` : ''}${notes.length ? `; ${notes.join('; ')}` : ''}`;
     }
   }
@@ -181,22 +201,32 @@ function firstFilter(p: CatalogProvider, m: ProviderModel, engine: string, cost:
   if (tierRule?.enabled === false) return { filter: 'policy', detail: `tier ${p.tier} is disabled by policy` };
   const denied = l.policy.deny.find((d) => engineMatches(d, facts));
   if (denied) return { filter: 'policy', detail: `denied by policy (${denied}) for intent ${l.requestIntent}` };
-  if (l.policy.allow && !l.policy.allow.some((a) => engineMatches(a, facts))) return { filter: 'policy', detail: `not in the policy's allow list for intent ${l.requestIntent}` };
+  if (l.policy.allow && !l.policy.allow.some((a) => engineMatches(a, facts)))
+    return { filter: 'policy', detail: `not in the policy's allow list for intent ${l.requestIntent}` };
   if (l.privacy === 'local-only' && p.route !== 'local') {
-    return { filter: 'residency', detail: `privacy local-only: ${p.route} providers are never used (residency ${p.residency.scope}${p.residency.vendor ? ` ${p.residency.vendor}` : ''})` };
+    return {
+      filter: 'residency',
+      detail: `privacy local-only: ${p.route} providers are never used (residency ${p.residency.scope}${p.residency.vendor ? ` ${p.residency.vendor}` : ''})`,
+    };
   }
   if (p.availability === 'unavailable' || p.availability === 'disabled' || p.availability === 'probing') {
     return { filter: 'availability', detail: `provider ${p.id} is ${p.availability}${p.detail ? `: ${p.detail}` : ''}` };
   }
   const capability = m.capabilities[l.intent];
   if (capability === undefined || capability <= 0) return { filter: 'capability', detail: `not rated for intent ${l.intent}` };
-  if (capability < l.policy.minCapability) return { filter: 'capability', detail: `rated ${capability} for intent ${l.intent}, policy requires ${l.policy.minCapability}` };
+  if (capability < l.policy.minCapability)
+    return { filter: 'capability', detail: `rated ${capability} for intent ${l.intent}, policy requires ${l.policy.minCapability}` };
   if (l.needsTools && !m.tools) return { filter: 'tools', detail: 'does not call tools' };
-  if (l.inputTokens + l.outputTokens > m.contextWindow) return { filter: 'context', detail: `~${l.inputTokens}+${l.outputTokens} tokens exceed the ${m.contextWindow}-token context` };
+  if (l.inputTokens + l.outputTokens > m.contextWindow)
+    return { filter: 'context', detail: `~${l.inputTokens}+${l.outputTokens} tokens exceed the ${m.contextWindow}-token context` };
   const cap = tierRule?.max_budget_usd !== undefined ? Math.min(l.budget ?? Infinity, tierRule.max_budget_usd) : l.budget;
   if (cap !== undefined && cost > cap) return { filter: 'budget', detail: `estimated $${cost.toPrecision(3)} exceeds the $${cap} budget` };
   const health = l.health.peek(engine);
-  if (health && !health.breaker.admits) return { filter: 'circuit', detail: `circuit open after ${health.breaker.consecutiveFailures} failures; next probe in ${Math.ceil(health.breaker.retryInMs / 1000)} s` };
+  if (health && !health.breaker.admits)
+    return {
+      filter: 'circuit',
+      detail: `circuit open after ${health.breaker.consecutiveFailures} failures; next probe in ${Math.ceil(health.breaker.retryInMs / 1000)} s`,
+    };
   return undefined;
 }
 
@@ -250,13 +280,23 @@ export function noRouteError(decision: Decision, providers: readonly CatalogProv
   const counts = new Map<string, number>();
   for (const f of decision.filtered) counts.set(f.filter, (counts.get(f.filter) ?? 0) + 1);
   const summary = [...counts].map(([k, n]) => `${n} by ${k}`).join(', ');
-  const examples = decision.filtered.slice(0, 6).map((f) => `${f.engine} (${f.filter}: ${f.detail})`).join('; ');
+  const examples = decision.filtered
+    .slice(0, 6)
+    .map((f) => `${f.engine} (${f.filter}: ${f.detail})`)
+    .join('; ');
   // An engine filtered by its circuit passed every other filter: the request can run once it closes.
   if (decision.retryAfterMs !== undefined) {
     const seconds = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
-    return new AionError('PROVIDERS_UNAVAILABLE', `every engine that could serve this request is failing (${summary}): ${examples}`, { status: 503, headers: { 'Retry-After': seconds }, details: { filtered: decision.filtered } });
+    return new AionError('PROVIDERS_UNAVAILABLE', `every engine that could serve this request is failing (${summary}): ${examples}`, {
+      status: 503,
+      headers: { 'Retry-After': seconds },
+      details: { filtered: decision.filtered },
+    });
   }
-  return new AionError('NO_ROUTE', `no engine satisfies this request (privacy ${decision.privacy}; ${summary}): ${examples}`, { status: 422, details: { filtered: decision.filtered } });
+  return new AionError('NO_ROUTE', `no engine satisfies this request (privacy ${decision.privacy}; ${summary}): ${examples}`, {
+    status: 422,
+    details: { filtered: decision.filtered },
+  });
 }
 
 /** The `x-aion-route` header: decision, candidates with scores, filters, attempts. ASCII, one line. */
@@ -268,5 +308,8 @@ export function routeHeader(decision: Decision, attempts?: ReadonlyArray<{ engin
   ];
   if (decision.filtered.length) parts.push(`filtered=${decision.filtered.map((f) => `${f.engine}(${f.filter})`).join(',')}`);
   if (attempts?.length) parts.push(`attempts=${attempts.map((a) => `${a.engine}(${a.code ?? a.outcome})`).join(',')}`);
-  return parts.join('; ').replace(/[^\x20-\x7e]/g, '?').slice(0, 4000);
+  return parts
+    .join('; ')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, 4000);
 }

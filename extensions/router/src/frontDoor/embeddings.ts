@@ -53,15 +53,32 @@ export class EmbeddingRouter {
     const slash = model.indexOf('/');
     const providers = this.o.catalog.providers;
     const p = slash > 0 ? providers.find((x) => x.id === model.slice(0, slash)) : undefined;
-    const matches = p ? p.models.filter((m) => sameModel(m.id, model.slice(slash + 1))).map((m) => ({ p, m })) : providers.flatMap((x) => x.models.filter((m) => sameModel(m.id, model)).map((m) => ({ p: x, m })));
+    const matches = p
+      ? p.models.filter((m) => sameModel(m.id, model.slice(slash + 1))).map((m) => ({ p, m }))
+      : providers.flatMap((x) => x.models.filter((m) => sameModel(m.id, model)).map((m) => ({ p: x, m })));
     const found = matches.find(({ m }) => m.embed) ?? matches[0];
-    if (!found) throw new AionError('MODEL_NOT_FOUND', `the model ${model} is not served here; use an embedding model of GET /v1/models (aion.embed: true), aion/auto or aion/local`, { status: 404, details: { param: 'model' } });
-    if (!found.m.embed) throw new AionError(ErrorCodes.VALIDATION_FAILED, `${found.p.id}/${found.m.id} is a chat model, not an embedding model; GET /v1/models marks embedding models with aion.embed: true`, { details: { param: 'model' } });
+    if (!found)
+      throw new AionError(
+        'MODEL_NOT_FOUND',
+        `the model ${model} is not served here; use an embedding model of GET /v1/models (aion.embed: true), aion/auto or aion/local`,
+        { status: 404, details: { param: 'model' } },
+      );
+    if (!found.m.embed)
+      throw new AionError(
+        ErrorCodes.VALIDATION_FAILED,
+        `${found.p.id}/${found.m.id} is a chat model, not an embedding model; GET /v1/models marks embedding models with aion.embed: true`,
+        { details: { param: 'model' } },
+      );
     return { preferred: `${found.p.id}/${found.m.id}` };
   }
 
   decide(request: EmbeddingRequest): Decision {
-    const policy = effectivePolicy(this.o.policies.policies, { intent: EMBED_INTENT, tenantId: request.tenantId, privacy: request.privacy, metadata: request.metadata });
+    const policy = effectivePolicy(this.o.policies.policies, {
+      intent: EMBED_INTENT,
+      tenantId: request.tenantId,
+      privacy: request.privacy,
+      metadata: request.metadata,
+    });
     const privacy = stricterPrivacy(request.privacy, policy.privacy);
     const filtered: Filtered[] = [];
     const survivors: Candidate[] = [];
@@ -71,23 +88,45 @@ export class EmbeddingRouter {
         if (!m.embed) continue;
         const engine = `${p.id}/${m.id}`;
         const facts = { provider: p.id, model: m.id, route: p.route, tier: p.tier, residency: p.residency };
-        const denied = policy.tiers[p.tier]?.enabled === false || policy.deny.some((d) => engineMatches(d, facts)) || (policy.allow && !policy.allow.some((a) => engineMatches(a, facts)));
+        const denied =
+          policy.tiers[p.tier]?.enabled === false ||
+          policy.deny.some((d) => engineMatches(d, facts)) ||
+          (policy.allow && !policy.allow.some((a) => engineMatches(a, facts)));
         const breaker = this.o.health.peek(engine)?.breaker;
         let why: Omit<Filtered, 'engine'> | undefined;
         if (denied) why = { filter: 'policy', detail: `not allowed by policy for intent ${EMBED_INTENT}` };
-        else if (privacy === 'local-only' && p.route !== 'local') why = { filter: 'residency', detail: `privacy local-only: ${p.route} providers are never used (residency ${p.residency.scope}${p.residency.vendor ? ` ${p.residency.vendor}` : ''})` };
-        else if (p.availability !== 'configured' && p.availability !== 'detected') why = { filter: 'availability', detail: `provider ${p.id} is ${p.availability}${p.detail ? `: ${p.detail}` : ''}` };
+        else if (privacy === 'local-only' && p.route !== 'local')
+          why = {
+            filter: 'residency',
+            detail: `privacy local-only: ${p.route} providers are never used (residency ${p.residency.scope}${p.residency.vendor ? ` ${p.residency.vendor}` : ''})`,
+          };
+        else if (p.availability !== 'configured' && p.availability !== 'detected')
+          why = { filter: 'availability', detail: `provider ${p.id} is ${p.availability}${p.detail ? `: ${p.detail}` : ''}` };
         else if (breaker && !breaker.admits) why = { filter: 'circuit', detail: `circuit open; next probe in ${Math.ceil(breaker.retryInMs / 1000)} s` };
         if (why) {
           filtered.push({ engine, ...why });
           continue;
         }
         const cost = (tokens / 1000) * m.costPer1kInput;
-        survivors.push({ engine, provider: p.id, model: m.id, route: p.route, tier: p.tier, residency: p.residency, estimatedCostUsd: cost, costPer1kInput: m.costPer1kInput, costPer1kOutput: 0, score: 0, scores: { capability: 1, cost: 0, latency: 0, tier: 0 } });
+        survivors.push({
+          engine,
+          provider: p.id,
+          model: m.id,
+          route: p.route,
+          tier: p.tier,
+          residency: p.residency,
+          estimatedCostUsd: cost,
+          costPer1kInput: m.costPer1kInput,
+          costPer1kOutput: 0,
+          score: 0,
+          scores: { capability: 1, cost: 0, latency: 0, tier: 0 },
+        });
       }
     }
     // Local before cloud (in every privacy mode: nothing leaves the machine when it need not), then the cheapest.
-    survivors.sort((a, b) => (a.route === b.route ? 0 : a.route === 'local' ? -1 : 1) || a.estimatedCostUsd - b.estimatedCostUsd || (a.engine < b.engine ? -1 : 1));
+    survivors.sort(
+      (a, b) => (a.route === b.route ? 0 : a.route === 'local' ? -1 : 1) || a.estimatedCostUsd - b.estimatedCostUsd || (a.engine < b.engine ? -1 : 1),
+    );
     const decision: Decision = { candidates: survivors, filtered, chosenBy: 'ai-router', reason: '', privacy };
     const override = policy.override ? survivors.find((c) => matchesEngine(policy.override!.engine, c.engine)) : undefined;
     const preferred = request.preferredEngine ? survivors.find((c) => matchesEngine(request.preferredEngine!, c.engine)) : undefined;
@@ -100,12 +139,19 @@ export class EmbeddingRouter {
       decision.chosenBy = 'preferred';
       decision.reason = `preferred engine ${preferred.engine} passed every filter`;
     } else if (survivors[0]) {
-      const note = request.preferredEngine ? `; preferred ${request.preferredEngine} was filtered (${filtered.find((f) => f.engine === request.preferredEngine)?.filter ?? 'unknown'})` : '';
+      const note = request.preferredEngine
+        ? `; preferred ${request.preferredEngine} was filtered (${filtered.find((f) => f.engine === request.preferredEngine)?.filter ?? 'unknown'})`
+        : '';
       decision.reason = `${survivors[0].route === 'local' ? 'local' : 'cheapest'} embedding model among ${survivors.length}${filtered.length ? `; ${filtered.length} filtered` : ''}${note}`;
     }
     this.o.telemetry?.decision(decision.candidates[0]?.route ?? 'none', decision.candidates.length ? decision.chosenBy : 'no-route');
     if (decision.candidates.length === 0) {
-      if (!this.o.catalog.providers.some((p) => p.models.some((m) => m.embed))) throw new AionError('NO_ROUTE', 'no provider here has an embedding model: add one to a provider\'s models with "embed": true (e.g. text-embedding-3-small for OpenAI, nomic-embed-text for Ollama)', { status: 422 });
+      if (!this.o.catalog.providers.some((p) => p.models.some((m) => m.embed)))
+        throw new AionError(
+          'NO_ROUTE',
+          'no provider here has an embedding model: add one to a provider\'s models with "embed": true (e.g. text-embedding-3-small for OpenAI, nomic-embed-text for Ollama)',
+          { status: 422 },
+        );
       throw noRouteError(decision, this.o.catalog.providers);
     }
     return decision;
@@ -114,7 +160,17 @@ export class EmbeddingRouter {
   /** Calls the candidates in order until one answers; a bad request ends the call, other failures fall back. */
   async execute(decision: Decision, request: EmbeddingRequest, token: CancellationToken): Promise<EmbeddingResult> {
     const started = performance.now();
-    const result: EmbeddingResult = { status: 'ERROR', text: '', toolCalls: [], inputTokens: 0, outputTokens: 0, costUsd: 0, latencyMs: 0, attempts: [], embeddings: [] };
+    const result: EmbeddingResult = {
+      status: 'ERROR',
+      text: '',
+      toolCalls: [],
+      inputTokens: 0,
+      outputTokens: 0,
+      costUsd: 0,
+      latencyMs: 0,
+      attempts: [],
+      embeddings: [],
+    };
     let last: { code: string; message: string; status?: number; retryAfterMs?: number } | undefined;
     for (const c of decision.candidates) {
       if (token.isCancellationRequested) break;
@@ -137,13 +193,22 @@ export class EmbeddingRouter {
       let failure: { code: string; message: string; status?: number; retryAfterMs?: number } | undefined;
       try {
         const impl = await this.o.catalog.implementation(c.provider);
-        if (!impl.embed) throw new AionError('PROVIDER_BAD_REQUEST', `provider ${c.provider} lists ${c.model} as an embedding model but does not implement embed`, { status: 501 });
+        if (!impl.embed)
+          throw new AionError('PROVIDER_BAD_REQUEST', `provider ${c.provider} lists ${c.model} as an embedding model but does not implement embed`, {
+            status: 501,
+          });
         answer = await impl.embed({ model: c.model, input: request.input, dimensions: request.dimensions }, token);
-        if (!Array.isArray(answer?.embeddings) || answer.embeddings.length !== request.input.length) throw new AionError('PROVIDER_BAD_RESPONSE', `${c.engine} answered ${answer?.embeddings?.length ?? 0} embeddings for ${request.input.length} inputs`);
+        if (!Array.isArray(answer?.embeddings) || answer.embeddings.length !== request.input.length)
+          throw new AionError('PROVIDER_BAD_RESPONSE', `${c.engine} answered ${answer?.embeddings?.length ?? 0} embeddings for ${request.input.length} inputs`);
       } catch (err) {
         const code = isAionError(err) ? String(err.code) : 'PROVIDER_UNAVAILABLE';
         const details = isAionError(err) ? (err.details as { status?: number; retryAfterMs?: number } | undefined) : undefined;
-        failure = { code: token.isCancellationRequested ? 'CANCELLED' : code, message: `${c.engine}: ${(err as Error).message}`, status: isAionError(err) ? err.httpStatus : undefined, retryAfterMs: details?.retryAfterMs };
+        failure = {
+          code: token.isCancellationRequested ? 'CANCELLED' : code,
+          message: `${c.engine}: ${(err as Error).message}`,
+          status: isAionError(err) ? err.httpStatus : undefined,
+          retryAfterMs: details?.retryAfterMs,
+        };
       } finally {
         this.o.limiter.release(c.provider);
       }

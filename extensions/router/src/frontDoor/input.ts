@@ -8,7 +8,13 @@ import type { Priority, Privacy, RouteRequest } from '../types.js';
 /** The body of `POST /v1/tasks` (and of one bulk operation, and of `tasks.submit`). */
 export interface TaskInput {
   intent?: string;
-  messages?: Array<{ role: string; content: string | null; tool_calls?: Array<{ id: string; name?: string; arguments?: string; function?: { name: string; arguments: string } }>; tool_call_id?: string; name?: string }>;
+  messages?: Array<{
+    role: string;
+    content: string | null;
+    tool_calls?: Array<{ id: string; name?: string; arguments?: string; function?: { name: string; arguments: string } }>;
+    tool_call_id?: string;
+    name?: string;
+  }>;
   params?: Record<string, unknown>;
   input?: string;
   tools?: unknown[];
@@ -80,7 +86,10 @@ let validateTask: ReturnType<Ajv['compile']> | undefined;
 export function validateTaskInput(body: unknown, where = 'the request body'): TaskInput {
   validateTask ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(taskInputSchema);
   if (!validateTask(body)) {
-    const problems = (validateTask.errors ?? []).map((e) => `${jsonPath(e.instancePath)} ${e.message}${e.keyword === 'additionalProperties' ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : ''}`);
+    const problems = (validateTask.errors ?? []).map(
+      (e) =>
+        `${jsonPath(e.instancePath)} ${e.message}${e.keyword === 'additionalProperties' ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : ''}`,
+    );
     throw new AionError(ErrorCodes.VALIDATION_FAILED, `${where} is invalid: ${problems.join('; ')}`, { details: problems });
   }
   const input = body as TaskInput;
@@ -93,8 +102,10 @@ export function validateTaskInput(body: unknown, where = 'the request body'): Ta
 /** System prompts for intents that take `params` instead of messages. */
 const INTENT_PROMPTS: Record<string, (p: Record<string, unknown>) => string | undefined> = {
   summarize: () => 'Summarize the text the user sends. Be concise and keep the key facts.',
-  extract: (p) => `Extract ${p.fields ? `these fields: ${JSON.stringify(p.fields)}` : 'the requested information'} from the text the user sends. Answer with JSON only.`,
-  translate: (p) => `Translate the text the user sends into ${typeof p.target_language === 'string' ? p.target_language : 'English'}. Answer with the translation only.`,
+  extract: (p) =>
+    `Extract ${p.fields ? `these fields: ${JSON.stringify(p.fields)}` : 'the requested information'} from the text the user sends. Answer with JSON only.`,
+  translate: (p) =>
+    `Translate the text the user sends into ${typeof p.target_language === 'string' ? p.target_language : 'English'}. Answer with the translation only.`,
   classify: (p) => `Classify the text the user sends${Array.isArray(p.labels) ? ` as one of: ${p.labels.join(', ')}` : ''}. Answer with the label only.`,
   code: () => 'You are a careful programming assistant.',
 };
@@ -103,7 +114,12 @@ export function toMessages(input: TaskInput, intent: string): ChatMessage[] {
   if (input.messages) {
     return input.messages.map((m) => {
       const out: ChatMessage = { role: m.role === 'developer' ? 'system' : (m.role as ChatMessage['role']), content: m.content ?? null };
-      if (m.tool_calls?.length) out.toolCalls = m.tool_calls.map((c) => ({ id: c.id, name: c.function?.name ?? c.name ?? '', arguments: c.function?.arguments ?? c.arguments ?? '{}' }));
+      if (m.tool_calls?.length)
+        out.toolCalls = m.tool_calls.map((c) => ({
+          id: c.id,
+          name: c.function?.name ?? c.name ?? '',
+          arguments: c.function?.arguments ?? c.arguments ?? '{}',
+        }));
       if (m.tool_call_id) out.toolCallId = m.tool_call_id;
       if (m.name) out.name = m.name;
       return out;
@@ -176,7 +192,9 @@ export function toRouteRequest(input: TaskInput, defaults: RouteDefaults, tenant
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const keys = Object.keys(value as object).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort();
+  const keys = Object.keys(value as object)
+    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+    .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 

@@ -1,6 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
-import { AionError, AsyncQueue, CancellationTokenSource, ErrorCodes, type CancellationToken, type HttpRequestData, type HttpResponseData, type ServerSentEvent } from '@aion/extension-api';
+import {
+  AionError,
+  AsyncQueue,
+  CancellationTokenSource,
+  ErrorCodes,
+  type CancellationToken,
+  type HttpRequestData,
+  type HttpResponseData,
+  type ServerSentEvent,
+} from '@aion/extension-api';
 import type { ProviderCatalog } from '../providers/catalog.js';
 import type { Caller } from '../caller.js';
 import { routeHeader, sameModel } from '../decision/decision.js';
@@ -48,7 +57,16 @@ interface ChatCompletionBody {
   stream_options?: { include_usage?: boolean };
   n?: number;
   metadata?: Record<string, unknown>;
-  aion?: { intent?: string; privacy?: Privacy; budget_usd?: number; p95_ms?: number; priority?: Priority; metadata?: Record<string, unknown>; skills?: SkillSelection; max_steps?: number };
+  aion?: {
+    intent?: string;
+    privacy?: Privacy;
+    budget_usd?: number;
+    p95_ms?: number;
+    priority?: Priority;
+    metadata?: Record<string, unknown>;
+    skills?: SkillSelection;
+    max_steps?: number;
+  };
 }
 
 const bodySchema = {
@@ -65,7 +83,10 @@ const bodySchema = {
         properties: {
           role: { enum: ['system', 'developer', 'user', 'assistant', 'tool', 'function'] },
           content: { anyOf: [{ type: 'string' }, { type: 'null' }, { type: 'array', items: { type: 'object', required: ['type'] } }] },
-          tool_calls: { type: 'array', items: { type: 'object', required: ['id', 'function'], properties: { function: { type: 'object', required: ['name'] } } } },
+          tool_calls: {
+            type: 'array',
+            items: { type: 'object', required: ['id', 'function'], properties: { function: { type: 'object', required: ['name'] } } },
+          },
         },
       },
     },
@@ -103,7 +124,12 @@ const embeddingsSchema = {
   required: ['model', 'input'],
   properties: {
     model: { type: 'string', minLength: 1 },
-    input: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, maxItems: MAX_EMBEDDING_INPUTS, items: { type: 'string', minLength: 1 } }] },
+    input: {
+      anyOf: [
+        { type: 'string', minLength: 1 },
+        { type: 'array', minItems: 1, maxItems: MAX_EMBEDDING_INPUTS, items: { type: 'string', minLength: 1 } },
+      ],
+    },
     encoding_format: { enum: ['float', 'base64'] },
     dimensions: { type: 'integer', minimum: 1 },
     user: { type: 'string' },
@@ -127,7 +153,11 @@ const responsesSchema = {
           items: {
             type: 'object',
             required: ['role', 'content'],
-            properties: { type: { const: 'message' }, role: { enum: ['system', 'developer', 'user', 'assistant'] }, content: { anyOf: [{ type: 'string' }, { type: 'array', items: inputText }] } },
+            properties: {
+              type: { const: 'message' },
+              role: { enum: ['system', 'developer', 'user', 'assistant'] },
+              content: { anyOf: [{ type: 'string' }, { type: 'array', items: inputText }] },
+            },
           },
         },
       ],
@@ -186,7 +216,12 @@ function text(content: OpenAIMessage['content']): string | null {
 
 /** The engine id of a chat model; an embedding model named for chat is the client's mistake. */
 function chatModel(provider: string, m: { id: string; embed?: boolean }): string {
-  if (m.embed) throw new AionError(ErrorCodes.VALIDATION_FAILED, `${provider}/${m.id} is an embedding model: call POST /v1/embeddings with it, or name a chat model (GET /v1/models)`, { details: { param: 'model' } });
+  if (m.embed)
+    throw new AionError(
+      ErrorCodes.VALIDATION_FAILED,
+      `${provider}/${m.id} is an embedding model: call POST /v1/embeddings with it, or name a chat model (GET /v1/models)`,
+      { details: { param: 'model' } },
+    );
   return `${provider}/${m.id}`;
 }
 
@@ -211,14 +246,21 @@ export class FrontDoor {
       if (p) {
         const m = p.models.find((x) => sameModel(x.id, id));
         if (m) return { preferred: chatModel(p.id, m) };
-        throw new AionError('MODEL_NOT_FOUND', `provider ${p.id} has no model ${id}; it serves ${p.models.map((x) => x.id).join(', ') || 'none'} (GET /v1/models)`, { status: 404, details: { param: 'model' } });
+        throw new AionError(
+          'MODEL_NOT_FOUND',
+          `provider ${p.id} has no model ${id}; it serves ${p.models.map((x) => x.id).join(', ') || 'none'} (GET /v1/models)`,
+          { status: 404, details: { param: 'model' } },
+        );
       }
     }
     // A bare id: a chat model first, so an id that is also an embedding model elsewhere still chats.
     const matches = providers.flatMap((p) => p.models.filter((x) => sameModel(x.id, model)).map((m) => ({ p, m })));
     const found = matches.find(({ m }) => !m.embed) ?? matches[0];
     if (found) return { preferred: chatModel(found.p.id, found.m) };
-    throw new AionError('MODEL_NOT_FOUND', `the model ${model} is not served here; use provider/model, aion/auto or aion/local (GET /v1/models lists them)`, { status: 404, details: { param: 'model' } });
+    throw new AionError('MODEL_NOT_FOUND', `the model ${model} is not served here; use provider/model, aion/auto or aion/local (GET /v1/models lists them)`, {
+      status: 404,
+      details: { param: 'model' },
+    });
   }
 
   /** `GET /v1/models/{id}`: a listed id, a bare model id or an alias; 404 (OpenAI's `model_not_found`) otherwise. */
@@ -231,10 +273,16 @@ export class FrontDoor {
       const listed = String(m.id);
       const at = listed.indexOf('/');
       if (m.owned_by === 'aion') return false;
-      return slash > 0 ? listed.slice(0, at) === id.slice(0, slash) && sameModel(listed.slice(at + 1), id.slice(slash + 1)) : sameModel(listed.slice(at + 1), id);
+      return slash > 0
+        ? listed.slice(0, at) === id.slice(0, slash) && sameModel(listed.slice(at + 1), id.slice(slash + 1))
+        : sameModel(listed.slice(at + 1), id);
     });
     if (found) return found;
-    throw new AionError('MODEL_NOT_FOUND', `the model ${id} is not served here; GET /v1/models lists the ids (provider/model, URL-encoded in this path: openai%2Fgpt-4o-mini)`, { status: 404, details: { param: 'model' } });
+    throw new AionError(
+      'MODEL_NOT_FOUND',
+      `the model ${id} is not served here; GET /v1/models lists the ids (provider/model, URL-encoded in this path: openai%2Fgpt-4o-mini)`,
+      { status: 404, details: { param: 'model' } },
+    );
   }
 
   toRouteRequest(req: HttpRequestData, body: ChatCompletionBody, caller: Caller): RouteRequest {
@@ -242,7 +290,8 @@ export class FrontDoor {
     const { preferred, privacy: forced } = this.resolveModel(body.model);
     const a = body.aion ?? {};
     const privacyHeader = header(req, 'x-aion-privacy');
-    if (privacyHeader && !['local-only', 'allow-api', 'hybrid'].includes(privacyHeader)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'x-aion-privacy must be local-only, allow-api or hybrid');
+    if (privacyHeader && !['local-only', 'allow-api', 'hybrid'].includes(privacyHeader))
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'x-aion-privacy must be local-only, allow-api or hybrid');
     const messages: ChatMessage[] = body.messages.map((m) => {
       const role = m.role === 'developer' ? 'system' : m.role === 'function' ? 'tool' : (m.role as ChatMessage['role']);
       const out: ChatMessage = { role, content: text(m.content) };
@@ -284,7 +333,8 @@ export class FrontDoor {
       const { result, route } = await this.runWhole(call, caller);
       const c = result.candidate!;
       const message: Record<string, unknown> = { role: 'assistant', content: result.toolCalls.length && !result.text ? null : result.text, refusal: null };
-      if (result.toolCalls.length) message.tool_calls = result.toolCalls.map((t) => ({ id: t.id, type: 'function', function: { name: t.name, arguments: t.arguments } }));
+      if (result.toolCalls.length)
+        message.tool_calls = result.toolCalls.map((t) => ({ id: t.id, type: 'function', function: { name: t.name, arguments: t.arguments } }));
       return {
         headers: { 'x-aion-route': route },
         body: {
@@ -306,11 +356,18 @@ export class FrontDoor {
   async embeddings(req: HttpRequestData, token: CancellationToken, caller: Caller): Promise<HttpResponseData> {
     validateEmbeddings ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(embeddingsSchema);
     check(validateEmbeddings, req.body, 'embeddings request');
-    const body = req.body as { model: string; input: string | string[]; encoding_format?: 'float' | 'base64'; dimensions?: number; aion?: { privacy?: Privacy; metadata?: Record<string, unknown> } };
+    const body = req.body as {
+      model: string;
+      input: string | string[];
+      encoding_format?: 'float' | 'base64';
+      dimensions?: number;
+      aion?: { privacy?: Privacy; metadata?: Record<string, unknown> };
+    };
     await this.o.catalog.load();
     const { preferred, privacy: forced } = this.o.embeddings.resolveModel(body.model);
     const privacyHeader = header(req, 'x-aion-privacy');
-    if (privacyHeader && !['local-only', 'allow-api', 'hybrid'].includes(privacyHeader)) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'x-aion-privacy must be local-only, allow-api or hybrid');
+    if (privacyHeader && !['local-only', 'allow-api', 'hybrid'].includes(privacyHeader))
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, 'x-aion-privacy must be local-only, allow-api or hybrid');
     const request = {
       input: typeof body.input === 'string' ? [body.input] : body.input,
       dimensions: body.dimensions,
@@ -351,12 +408,30 @@ export class FrontDoor {
   async responses(req: HttpRequestData, token: CancellationToken, caller: Caller): Promise<HttpResponseData> {
     validateResponses ??= new Ajv({ allErrors: true, allowUnionTypes: true }).compile(responsesSchema);
     check(validateResponses, req.body, 'responses request (text input only: a string, or messages whose content is a string or input_text parts)');
-    const body = req.body as { model: string; instructions?: string | null; input: string | Array<{ role: string; content: string | Array<{ type: string; text?: string }> }>; stream?: boolean | null; temperature?: number | null; max_output_tokens?: number | null; metadata?: Record<string, unknown> | null; aion?: ChatCompletionBody['aion'] };
+    const body = req.body as {
+      model: string;
+      instructions?: string | null;
+      input: string | Array<{ role: string; content: string | Array<{ type: string; text?: string }> }>;
+      stream?: boolean | null;
+      temperature?: number | null;
+      max_output_tokens?: number | null;
+      metadata?: Record<string, unknown> | null;
+      aion?: ChatCompletionBody['aion'];
+    };
     const messages: OpenAIMessage[] = [];
     if (body.instructions) messages.push({ role: 'system', content: body.instructions });
     if (typeof body.input === 'string') messages.push({ role: 'user', content: body.input });
-    else for (const m of body.input) messages.push({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((c) => c.text ?? '').join('') });
-    const chat: ChatCompletionBody = { model: body.model, messages, temperature: body.temperature ?? undefined, max_tokens: body.max_output_tokens ?? undefined, metadata: body.metadata ?? undefined, aion: body.aion };
+    else
+      for (const m of body.input)
+        messages.push({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((c) => c.text ?? '').join('') });
+    const chat: ChatCompletionBody = {
+      model: body.model,
+      messages,
+      temperature: body.temperature ?? undefined,
+      max_tokens: body.max_output_tokens ?? undefined,
+      metadata: body.metadata ?? undefined,
+      aion: body.aion,
+    };
     const call = await this.begin(req, chat, token, caller, 'resp_');
     const { id, request, decision, run, abort, source, cleanup } = call;
     const created = Math.floor(Date.now() / 1000);
@@ -368,8 +443,27 @@ export class FrontDoor {
       status,
       model: engine,
       instructions: body.instructions ?? null,
-      output: text === '' && status !== 'completed' ? [] : [{ type: 'message', id: messageId, status: status === 'completed' ? 'completed' : 'in_progress', role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] }],
-      usage: result ? { input_tokens: result.inputTokens, input_tokens_details: { cached_tokens: 0 }, output_tokens: result.outputTokens, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: result.inputTokens + result.outputTokens } : null,
+      output:
+        text === '' && status !== 'completed'
+          ? []
+          : [
+              {
+                type: 'message',
+                id: messageId,
+                status: status === 'completed' ? 'completed' : 'in_progress',
+                role: 'assistant',
+                content: [{ type: 'output_text', text, annotations: [] }],
+              },
+            ],
+      usage: result
+        ? {
+            input_tokens: result.inputTokens,
+            input_tokens_details: { cached_tokens: 0 },
+            output_tokens: result.outputTokens,
+            output_tokens_details: { reasoning_tokens: 0 },
+            total_tokens: result.inputTokens + result.outputTokens,
+          }
+        : null,
       error: null,
       incomplete_details: result?.finishReason === 'length' ? { reason: 'max_output_tokens' } : null,
       max_output_tokens: body.max_output_tokens ?? null,
@@ -415,7 +509,10 @@ export class FrontDoor {
       const part = (text: string) => ({ type: 'output_text', text, annotations: [] });
       yield event('response.created', { response: envelope('in_progress', engine, '') });
       yield event('response.in_progress', { response: envelope('in_progress', engine, '') });
-      yield event('response.output_item.added', { output_index: 0, item: { type: 'message', id: messageId, status: 'in_progress', role: 'assistant', content: [] } });
+      yield event('response.output_item.added', {
+        output_index: 0,
+        item: { type: 'message', id: messageId, status: 'in_progress', role: 'assistant', content: [] },
+      });
       yield event('response.content_part.added', { item_id: messageId, output_index: 0, content_index: 0, part: part('') });
       let text = '';
       for await (const delta of queue) {
@@ -431,8 +528,13 @@ export class FrontDoor {
       }
       yield event('response.output_text.done', { item_id: messageId, output_index: 0, content_index: 0, text, logprobs: [] });
       yield event('response.content_part.done', { item_id: messageId, output_index: 0, content_index: 0, part: part(text) });
-      yield event('response.output_item.done', { output_index: 0, item: { type: 'message', id: messageId, status: 'completed', role: 'assistant', content: [part(text)] } });
-      yield event(statusOf(result) === 'completed' ? 'response.completed' : 'response.incomplete', { response: envelope(statusOf(result), engine, text, result) });
+      yield event('response.output_item.done', {
+        output_index: 0,
+        item: { type: 'message', id: messageId, status: 'completed', role: 'assistant', content: [part(text)] },
+      });
+      yield event(statusOf(result) === 'completed' ? 'response.completed' : 'response.incomplete', {
+        response: envelope(statusOf(result), engine, text, result),
+      });
     }
     return { headers: { 'x-aion-route': routeHeader(decision, final?.attempts) }, stream: events() };
   }
@@ -462,7 +564,10 @@ export class FrontDoor {
       link.dispose();
       releaseKeySlot();
     };
-    const run: Run = (observer, stream) => (skills ? runToolLoop({ engine: this.o.engine, skills: this.o.skills, set: skills, requestId: id, decision, request, abort, observer, stream }) : this.o.engine.execute(decision, request, abort, observer, stream));
+    const run: Run = (observer, stream) =>
+      skills
+        ? runToolLoop({ engine: this.o.engine, skills: this.o.skills, set: skills, requestId: id, decision, request, abort, observer, stream })
+        : this.o.engine.execute(decision, request, abort, observer, stream);
     return { id, created, request, decision, run, abort, source, cleanup };
   }
 
@@ -472,13 +577,18 @@ export class FrontDoor {
     if (limit <= 0) return () => undefined;
     const keySlot = `key:${caller.apiKey}`;
     if (!limiter.tryAcquire(keySlot, limit)) {
-      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${limit} calls in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(retryAfterSeconds) } });
+      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${limit} calls in flight, its limit; retry when one finishes`, {
+        headers: { 'Retry-After': String(retryAfterSeconds) },
+      });
     }
     return () => limiter.release(keySlot);
   }
 
   /** Runs a begun call to its whole (non-streamed) answer, records it, and throws a failure as its HTTP error. */
-  private async runWhole(call: { id: string; request: RouteRequest; decision: Decision; run: Run; cleanup: () => void }, caller: Caller): Promise<{ result: ExecutionResult; route: string }> {
+  private async runWhole(
+    call: { id: string; request: RouteRequest; decision: Decision; run: Run; cleanup: () => void },
+    caller: Caller,
+  ): Promise<{ result: ExecutionResult; route: string }> {
     let result: ExecutionResult;
     try {
       result = await call.run({}, false);
@@ -496,14 +606,29 @@ export class FrontDoor {
     const headers: Record<string, string> = { 'x-aion-route': route };
     if (e.retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(e.retryAfterMs / 1000)));
     const loop = loopOf(result);
-    return new AionError(e.code, e.message, { status: e.status && e.code === 'SATURATED' ? e.status : (PROVIDER_ERROR_STATUS[e.code] ?? e.status ?? 502), headers, details: loop.steps ? loop : undefined });
+    return new AionError(e.code, e.message, {
+      status: e.status && e.code === 'SATURATED' ? e.status : (PROVIDER_ERROR_STATUS[e.code] ?? e.status ?? 502),
+      headers,
+      details: loop.steps ? loop : undefined,
+    });
   }
 
   /**
    * Waits for the first output (so a failure before it is a proper HTTP error with a status), then
    * streams OpenAI chunks: role, content and tool-call deltas, the finish chunk, usage, `[DONE]`.
    */
-  private async stream(id: string, created: number, body: ChatCompletionBody, request: RouteRequest, decision: Decision, run: Run, abort: Abort, source: CancellationTokenSource, cleanup: () => void, caller: Caller): Promise<HttpResponseData> {
+  private async stream(
+    id: string,
+    created: number,
+    body: ChatCompletionBody,
+    request: RouteRequest,
+    decision: Decision,
+    run: Run,
+    abort: Abort,
+    source: CancellationTokenSource,
+    cleanup: () => void,
+    caller: Caller,
+  ): Promise<HttpResponseData> {
     type Item = { kind: 'token'; text: string } | { kind: 'tool'; call: ToolCall; index: number } | { kind: 'loop'; event: 'tool' | 'step'; data: unknown };
     const queue = new AsyncQueue<Item>({
       onReturn: () => {
@@ -561,7 +686,10 @@ export class FrontDoor {
           yield { data: { ...base(), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: null }], aion: { [item.event]: item.data } } };
           continue;
         }
-        const delta = item.kind === 'token' ? { content: item.text } : { tool_calls: [{ index: item.index, id: item.call.id, type: 'function', function: { name: item.call.name, arguments: item.call.arguments } }] };
+        const delta =
+          item.kind === 'token'
+            ? { content: item.text }
+            : { tool_calls: [{ index: item.index, id: item.call.id, type: 'function', function: { name: item.call.name, arguments: item.call.arguments } }] };
         yield { data: { ...base(), choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] } };
       }
       const result = await execution;
@@ -572,8 +700,21 @@ export class FrontDoor {
         return;
       }
       const transcript = (result as Partial<LoopResult>).transcript;
-      yield { data: { ...base(), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason ?? 'stop' }], aion: { engine: engineInfo(result), ...(transcript ? { transcript } : {}) } } };
-      if (includeUsage) yield { data: { ...base(), choices: [], usage: { prompt_tokens: result.inputTokens, completion_tokens: result.outputTokens, total_tokens: result.inputTokens + result.outputTokens } } };
+      yield {
+        data: {
+          ...base(),
+          choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason ?? 'stop' }],
+          aion: { engine: engineInfo(result), ...(transcript ? { transcript } : {}) },
+        },
+      };
+      if (includeUsage)
+        yield {
+          data: {
+            ...base(),
+            choices: [],
+            usage: { prompt_tokens: result.inputTokens, completion_tokens: result.outputTokens, total_tokens: result.inputTokens + result.outputTokens },
+          },
+        };
       yield { data: '[DONE]' };
     }
     return { headers: { 'x-aion-route': route }, stream: chunks() };
@@ -581,7 +722,13 @@ export class FrontDoor {
 
   /** `GET /v1/models`: the router aliases, then every model of every usable provider. */
   models(): Record<string, unknown> {
-    const data: Array<Record<string, unknown>> = Object.entries(ALIASES).map(([id, description]) => ({ id, object: 'model', created: 0, owned_by: 'aion', aion: { alias: true, description } }));
+    const data: Array<Record<string, unknown>> = Object.entries(ALIASES).map(([id, description]) => ({
+      id,
+      object: 'model',
+      created: 0,
+      owned_by: 'aion',
+      aion: { alias: true, description },
+    }));
     for (const p of this.o.catalog.providers) {
       if (p.availability !== 'configured' && p.availability !== 'detected') continue;
       for (const m of p.models) {
@@ -590,7 +737,18 @@ export class FrontDoor {
           object: 'model',
           created: 0,
           owned_by: p.id,
-          aion: { route: p.route, tier: p.tier, residency: p.residency, context_window: m.contextWindow, cost_per_1k_input: m.costPer1kInput, cost_per_1k_output: m.costPer1kOutput, capabilities: m.capabilities, tools: m.tools, streaming: m.streaming, embed: m.embed === true },
+          aion: {
+            route: p.route,
+            tier: p.tier,
+            residency: p.residency,
+            context_window: m.contextWindow,
+            cost_per_1k_input: m.costPer1kInput,
+            cost_per_1k_output: m.costPer1kOutput,
+            capabilities: m.capabilities,
+            tools: m.tools,
+            streaming: m.streaming,
+            embed: m.embed === true,
+          },
         });
       }
     }

@@ -177,7 +177,10 @@ export interface EffectivePolicy {
 
 const asList = <T>(v: T | T[] | undefined): T[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v : [v]);
 
-export function effectivePolicy(doc: PolicyDocument, request: { intent: string; tenantId?: string; privacy: Privacy; metadata: Record<string, unknown> }): EffectivePolicy {
+export function effectivePolicy(
+  doc: PolicyDocument,
+  request: { intent: string; tenantId?: string; privacy: Privacy; metadata: Record<string, unknown> },
+): EffectivePolicy {
   const d = doc.defaults ?? {};
   const i = doc.intents?.[request.intent] ?? {};
   const budgets = [d.budget_usd, i.budget_usd].filter((b): b is number => b !== undefined);
@@ -241,7 +244,9 @@ export class PolicyStore implements Disposable {
         clearTimeout(this.debounce);
         this.debounce = setTimeout(() => void this.reload().catch(() => undefined), 50);
       });
-      this.watcher.on('error', (err) => this.log('error', `watching ${this.file} failed (${(err as Error).message}); reload with POST /v1/router/policies/reload`));
+      this.watcher.on('error', (err) =>
+        this.log('error', `watching ${this.file} failed (${(err as Error).message}); reload with POST /v1/router/policies/reload`),
+      );
       // Changes are seen once the watcher is ready: start() does not return before.
       await new Promise<void>((ready) => this.watcher!.once('ready', () => ready()));
     } catch (err) {

@@ -32,7 +32,13 @@ function completeModel(partial: Partial<ProviderModel> & { id: string }, templat
 }
 
 function isProviderEntry(entry: Record<string, unknown>): entry is ProviderContribution & Record<string, unknown> {
-  return typeof entry.id === 'string' && typeof entry.route === 'string' && typeof entry.tier === 'string' && Array.isArray(entry.models) && typeof entry.residency === 'object';
+  return (
+    typeof entry.id === 'string' &&
+    typeof entry.route === 'string' &&
+    typeof entry.tier === 'string' &&
+    Array.isArray(entry.models) &&
+    typeof entry.residency === 'object'
+  );
 }
 
 /**
@@ -83,12 +89,27 @@ export class ProviderCatalog implements Disposable {
         tier: entry.tier,
         residency: entry.residency,
         models,
-        availability: settings.enabled === true ? 'configured' : settings.enabled === false ? 'disabled' : this.options.autoDetect.enabled ? 'probing' : 'unavailable',
-        detail: settings.enabled === false ? 'disabled in extensions["aion.router"].providers' : settings.enabled === undefined && !this.options.autoDetect.enabled ? 'auto-detection is off and the configuration does not enable it' : undefined,
+        availability:
+          settings.enabled === true ? 'configured' : settings.enabled === false ? 'disabled' : this.options.autoDetect.enabled ? 'probing' : 'unavailable',
+        detail:
+          settings.enabled === false
+            ? 'disabled in extensions["aion.router"].providers'
+            : settings.enabled === undefined && !this.options.autoDetect.enabled
+              ? 'auto-detection is off and the configuration does not enable it'
+              : undefined,
         maxConcurrency: settings.maxConcurrency ?? this.options.providerConcurrency,
       });
     }
-    await Promise.all(contributed.filter(({ entry }) => isProviderEntry(entry)).map(({ entry }) => this.placeOnGpu(entry as unknown as ProviderContribution, next.find((p) => p.id === entry.id))));
+    await Promise.all(
+      contributed
+        .filter(({ entry }) => isProviderEntry(entry))
+        .map(({ entry }) =>
+          this.placeOnGpu(
+            entry as unknown as ProviderContribution,
+            next.find((p) => p.id === entry.id),
+          ),
+        ),
+    );
     this.list = next;
     this.refreshIntents();
     // A configured api provider is not probed, but its own `models` setting still replaces the defaults.
@@ -96,7 +117,8 @@ export class ProviderCatalog implements Disposable {
     await Promise.all(next.filter((p) => p.availability === 'probing' || (p.availability === 'configured' && p.route === 'local')).map((p) => this.probe(p)));
     if (this.options.autoDetect.reprobeMs > 0 && !this.disposed) {
       this.reprobeTimer = setInterval(() => {
-        for (const p of this.list) if (p.availability === 'unavailable' && this.options.providers[p.id]?.enabled === undefined && this.options.autoDetect.enabled) void this.probe(p);
+        for (const p of this.list)
+          if (p.availability === 'unavailable' && this.options.providers[p.id]?.enabled === undefined && this.options.autoDetect.enabled) void this.probe(p);
       }, this.options.autoDetect.reprobeMs);
       this.reprobeTimer.unref();
     }
@@ -135,11 +157,14 @@ export class ProviderCatalog implements Disposable {
       const configured = (await impl.configuredModels?.()) as ModelInfo[] | undefined | null;
       if (!Array.isArray(configured) || configured.length === 0) return;
       const defaults = p.models;
-      p.models = configured.filter((m) => typeof m?.id === 'string' && m.id !== '').map((m) => completeModel(m, defaults.find((c) => c.id === m.id) ?? defaults.find((c) => !c.embed)));
+      p.models = configured
+        .filter((m) => typeof m?.id === 'string' && m.id !== '')
+        .map((m) => completeModel(m, defaults.find((c) => c.id === m.id) ?? defaults.find((c) => !c.embed)));
       this.refreshIntents();
     } catch (err) {
       // Providers built before configuredModels existed answer that the method is unknown: their defaults stand.
-      if ((err as { code?: unknown }).code !== 'CONTRIBUTION_NOT_FOUND') this.options.log('info', `provider ${p.id} did not report its configured models: ${(err as Error).message}`);
+      if ((err as { code?: unknown }).code !== 'CONTRIBUTION_NOT_FOUND')
+        this.options.log('info', `provider ${p.id} did not report its configured models: ${(err as Error).message}`);
     }
   }
 
@@ -155,15 +180,20 @@ export class ProviderCatalog implements Disposable {
       timer = setTimeout(() => source.cancel(), this.options.autoDetect.probeTimeoutMs);
       const found = (await Promise.race([
         impl.listModels(source.token),
-        new Promise<never>((_, reject) => source.token.onCancellationRequested(() => reject(new Error(`no answer within ${this.options.autoDetect.probeTimeoutMs} ms`)))),
+        new Promise<never>((_, reject) =>
+          source.token.onCancellationRequested(() => reject(new Error(`no answer within ${this.options.autoDetect.probeTimeoutMs} ms`))),
+        ),
       ])) as ModelInfo[];
       if (p.route === 'local' && Array.isArray(found) && found.length > 0 && !this.options.providers[p.id]?.models) {
         const template = p.models[0];
-        p.models = found.map((m) => completeModel({ ...m, id: m.id }, p.models.find((c) => c.id === m.id || c.id === m.id.replace(/:latest$/, '')) ?? template));
+        p.models = found.map((m) =>
+          completeModel({ ...m, id: m.id }, p.models.find((c) => c.id === m.id || c.id === m.id.replace(/:latest$/, '')) ?? template),
+        );
         this.refreshIntents();
       }
       if (p.availability !== 'configured') {
-        if (p.availability !== 'detected') this.options.log('info', `provider ${p.id} answered: available with ${p.models.length} model${p.models.length === 1 ? '' : 's'}`);
+        if (p.availability !== 'detected')
+          this.options.log('info', `provider ${p.id} answered: available with ${p.models.length} model${p.models.length === 1 ? '' : 's'}`);
         p.availability = 'detected';
         p.detail = undefined;
       }

@@ -27,7 +27,10 @@ export class CircuitBreaker {
   private probing = false;
   private state_: 'closed' | 'open' = 'closed';
 
-  constructor(private readonly options: CircuitOptions, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly options: CircuitOptions,
+    private readonly now: () => number = Date.now,
+  ) {
     this.openFor = options.openMs;
   }
 
@@ -133,7 +136,10 @@ export interface EngineHealth {
 export class HealthBook {
   private readonly engines = new Map<string, EngineHealth>();
 
-  constructor(private options: CircuitOptions, private readonly now: () => number = Date.now) {}
+  constructor(
+    private options: CircuitOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   configure(options: CircuitOptions): void {
     this.options = options;

@@ -120,7 +120,13 @@ export class RouterEngine {
       decision: {
         chosen_by: decision.chosenBy,
         reason: decision.reason,
-        candidates: decision.candidates.map((c) => ({ engine: c.engine, route: c.route, tier: c.tier, score: c.score, estimated_cost_usd: c.estimatedCostUsd })),
+        candidates: decision.candidates.map((c) => ({
+          engine: c.engine,
+          route: c.route,
+          tier: c.tier,
+          score: c.score,
+          estimated_cost_usd: c.estimatedCostUsd,
+        })),
         filtered: decision.filtered,
         deny: null as null | { code?: string; message: string },
       },
@@ -128,7 +134,8 @@ export class RouterEngine {
     const answer = (await aion.hooks.call<typeof payload | null>('router.beforeRoute', payload)) ?? payload;
     const d = answer?.decision;
     if (!d || typeof d !== 'object') return decision;
-    if (d.deny && typeof d.deny.message === 'string') return { ...decision, deny: { code: typeof d.deny.code === 'string' ? d.deny.code : undefined, message: d.deny.message } };
+    if (d.deny && typeof d.deny.message === 'string')
+      return { ...decision, deny: { code: typeof d.deny.code === 'string' ? d.deny.code : undefined, message: d.deny.message } };
     if (!Array.isArray(d.candidates)) return decision;
     const before = decision.candidates.map((c) => c.engine).join(',');
     const after = (d.candidates as HookCandidate[]).map((c) => c?.engine).join(',');
@@ -143,7 +150,8 @@ export class RouterEngine {
       if (decision.privacy === 'local-only' && known.route !== 'local') continue;
       next.push(known);
     }
-    const chosenBy: ChosenBy = d.chosen_by === 'policy-override' || d.chosen_by === 'preferred' || d.chosen_by === 'ai-router' ? d.chosen_by : decision.chosenBy;
+    const chosenBy: ChosenBy =
+      d.chosen_by === 'policy-override' || d.chosen_by === 'preferred' || d.chosen_by === 'ai-router' ? d.chosen_by : decision.chosenBy;
     const reason = typeof d.reason === 'string' && d.reason !== decision.reason ? d.reason : `${decision.reason}; changed by router.beforeRoute`;
     return { ...decision, candidates: next, chosenBy, reason };
   }
@@ -185,7 +193,12 @@ export class RouterEngine {
       }
       const health = this.o.health.get(c.engine);
       if (!health.breaker.tryAcquire()) {
-        result.attempts.push({ engine: c.engine, outcome: 'skipped', code: 'CIRCUIT_OPEN', message: `circuit open; next probe in ${Math.ceil(health.breaker.retryInMs / 1000)} s` });
+        result.attempts.push({
+          engine: c.engine,
+          outcome: 'skipped',
+          code: 'CIRCUIT_OPEN',
+          message: `circuit open; next probe in ${Math.ceil(health.breaker.retryInMs / 1000)} s`,
+        });
         continue;
       }
       const limit = this.o.catalog.get(c.provider)?.maxConcurrency ?? Infinity;
@@ -239,7 +252,10 @@ export class RouterEngine {
     }
     if (abort.token.isCancellationRequested) {
       result.status = abort.reason === 'timeout' ? 'TIMEOUT' : 'CANCELED';
-      result.error = abort.reason === 'timeout' ? { code: 'TIMEOUT', message: 'the task did not finish within its timeout; the provider call was aborted' } : { code: 'CANCELLED', message: 'the task was cancelled; the provider call was aborted' };
+      result.error =
+        abort.reason === 'timeout'
+          ? { code: 'TIMEOUT', message: 'the task did not finish within its timeout; the provider call was aborted' }
+          : { code: 'CANCELLED', message: 'the task was cancelled; the provider call was aborted' };
       return result;
     }
     const last = failures[failures.length - 1];
@@ -247,12 +263,20 @@ export class RouterEngine {
       const skipped = result.attempts.map((a) => `${a.engine}: ${a.code}`).join('; ');
       result.error =
         saturated > 0
-          ? { code: 'SATURATED', message: `every candidate provider is at its concurrency limit (${skipped}); retry shortly`, status: 503, retryAfterMs: this.o.retryAfterSeconds() * 1000 }
+          ? {
+              code: 'SATURATED',
+              message: `every candidate provider is at its concurrency limit (${skipped}); retry shortly`,
+              status: 503,
+              retryAfterMs: this.o.retryAfterSeconds() * 1000,
+            }
           : { code: 'PROVIDERS_UNAVAILABLE', message: `no candidate could be called (${skipped})`, status: 503, retryAfterMs: 5000 };
       return result;
     }
     const tried = result.attempts.filter((a) => a.outcome === 'failed');
-    const message = tried.length > 1 ? `all ${tried.length} engines tried failed: ${tried.map((a) => `${a.engine}: ${a.code} (${a.message})`).join('; ')}` : `${tried[0]?.engine}: ${last.message}`;
+    const message =
+      tried.length > 1
+        ? `all ${tried.length} engines tried failed: ${tried.map((a) => `${a.engine}: ${a.code} (${a.message})`).join('; ')}`
+        : `${tried[0]?.engine}: ${last.message}`;
     result.error = { code: last.code ?? 'PROVIDER_UNAVAILABLE', message, status: last.status, retryAfterMs: last.retryAfterMs };
     return result;
   }
@@ -304,12 +328,24 @@ export class RouterEngine {
         }
       }
       if (abort.token.isCancellationRequested) return { ok: false, code: 'CANCELLED', message: 'cancelled', afterFirstToken: produced, fallback: false };
-      return { ok: false, code: 'PROVIDER_STREAM_CUT', message: 'the provider stream ended without finishing the answer', afterFirstToken: produced, fallback: true };
+      return {
+        ok: false,
+        code: 'PROVIDER_STREAM_CUT',
+        message: 'the provider stream ended without finishing the answer',
+        afterFirstToken: produced,
+        fallback: true,
+      };
     } catch (err) {
       if (abort.token.isCancellationRequested) return { ok: false, code: 'CANCELLED', message: 'cancelled', afterFirstToken: produced, fallback: false };
       const code = isAionError(err) ? String(err.code) : 'PROVIDER_UNAVAILABLE';
       if (code === 'CONTRIBUTION_NOT_FOUND' || code === 'EXTENSION_HOST_CRASHED') this.o.catalog.forget(c.provider);
-      return { ok: false, code: (PROVIDER_CODES as ReadonlySet<string>).has(code) ? code : 'PROVIDER_UNAVAILABLE', message: `${code}: ${(err as Error).message}`, afterFirstToken: produced, fallback: code !== 'CANCELLED' };
+      return {
+        ok: false,
+        code: (PROVIDER_CODES as ReadonlySet<string>).has(code) ? code : 'PROVIDER_UNAVAILABLE',
+        message: `${code}: ${(err as Error).message}`,
+        afterFirstToken: produced,
+        fallback: code !== 'CANCELLED',
+      };
     } finally {
       stop.dispose();
     }

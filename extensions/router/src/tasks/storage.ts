@@ -4,7 +4,6 @@ import { isAionError } from '@aion/extension-api';
 import type { StorageApi } from '@aion/ext-storage';
 import { addToUsage, emptyUsage, MemoryTaskStore, type IdempotencyRecord, type StoredTask, type TaskStore, type UsageTotals } from './taskStore.js';
 
-
 type Log = (level: 'info' | 'warn', message: string) => void;
 
 /** The task store: the `aion.storage` extension when it is installed, else this process's memory. */
@@ -44,7 +43,10 @@ export class StorageTaskStore implements TaskStore {
   private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly api: StorageApi, private readonly log: Log) {}
+  constructor(
+    private readonly api: StorageApi,
+    private readonly log: Log,
+  ) {}
 
   async open(): Promise<void> {
     const { prefix } = await this.api.namespace();
@@ -69,9 +71,18 @@ export class StorageTaskStore implements TaskStore {
   }
 
   async get(taskId: string): Promise<StoredTask | undefined> {
-    const [row] = await this.api.query<TaskRow>(`SELECT body, tenant_id, owner, api_key, request_hash, expires_at FROM ${this.t.tasks} WHERE task_id = ?`, [taskId]);
+    const [row] = await this.api.query<TaskRow>(`SELECT body, tenant_id, owner, api_key, request_hash, expires_at FROM ${this.t.tasks} WHERE task_id = ?`, [
+      taskId,
+    ]);
     if (!row) return undefined;
-    return { task: JSON.parse(row.body), tenant_id: row.tenant_id, owner: row.owner, api_key: row.api_key, request_hash: row.request_hash, expires_at: Number(row.expires_at) };
+    return {
+      task: JSON.parse(row.body),
+      tenant_id: row.tenant_id,
+      owner: row.owner,
+      api_key: row.api_key,
+      request_hash: row.request_hash,
+      expires_at: Number(row.expires_at),
+    };
   }
 
   async claimIdempotency(r: IdempotencyRecord): Promise<IdempotencyRecord | undefined> {
@@ -84,7 +95,10 @@ export class StorageTaskStore implements TaskStore {
       [r.scope, r.request_hash, r.task_id, r.expires_at, Date.now()],
     );
     if (rows[0]?.task_id === r.task_id) return undefined;
-    const [existing] = await this.api.query<{ request_hash: string; task_id: string; expires_at: number | string }>(`SELECT request_hash, task_id, expires_at FROM ${keys} WHERE scope = ?`, [r.scope]);
+    const [existing] = await this.api.query<{ request_hash: string; task_id: string; expires_at: number | string }>(
+      `SELECT request_hash, task_id, expires_at FROM ${keys} WHERE scope = ?`,
+      [r.scope],
+    );
     return existing ? { scope: r.scope, request_hash: existing.request_hash, task_id: existing.task_id, expires_at: Number(existing.expires_at) } : undefined;
   }
 
@@ -124,10 +138,14 @@ export class StorageTaskStore implements TaskStore {
 
   async usage(apiKey: string): Promise<UsageTotals> {
     await this.flushing;
-    const rows = await this.api.query<{ engine: string; tasks: number | string; input_tokens: number | string; output_tokens: number | string; cost_usd: number | string; errors: number | string }>(
-      `SELECT engine, tasks, input_tokens, output_tokens, cost_usd, errors FROM ${this.t.usage} WHERE api_key = ?`,
-      [apiKey],
-    );
+    const rows = await this.api.query<{
+      engine: string;
+      tasks: number | string;
+      input_tokens: number | string;
+      output_tokens: number | string;
+      cost_usd: number | string;
+      errors: number | string;
+    }>(`SELECT engine, tasks, input_tokens, output_tokens, cost_usd, errors FROM ${this.t.usage} WHERE api_key = ?`, [apiKey]);
     const total = emptyUsage();
     const add = (engine: string, tasks: number, input: number, output: number, cost: number, errors: number) => {
       total.tasks += tasks;

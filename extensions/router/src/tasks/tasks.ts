@@ -75,12 +75,17 @@ export class TaskService implements Disposable {
     // Before the Idempotency-Key is claimed: a request refused here leaves no task behind.
     const skills = input.skills ? await this.skills.resolve(input.skills, caller.principal, input.max_steps) : undefined;
     if (options.idempotencyKey !== undefined) {
-      if (!/^[\x21-\x7e]{1,255}$/.test(options.idempotencyKey)) throw new AionError(ErrorCodes.BAD_REQUEST, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+      if (!/^[\x21-\x7e]{1,255}$/.test(options.idempotencyKey))
+        throw new AionError(ErrorCodes.BAD_REQUEST, 'Idempotency-Key must be 1 to 255 visible ASCII characters');
       const scope = `${caller.tenant}\u0000${caller.sub}\u0000${options.idempotencyKey}`;
       const existing = await this.store.claimIdempotency({ scope, request_hash: requestHash, task_id: taskId, expires_at: now + s.idempotencyTtlMs });
       if (existing) {
         if (existing.request_hash !== requestHash) {
-          throw new AionError('IDEMPOTENCY_KEY_REUSED', `Idempotency-Key ${options.idempotencyKey} was used with a different body (task ${existing.task_id}); use a new key for a new request`, { status: 422, details: { task_id: existing.task_id } });
+          throw new AionError(
+            'IDEMPOTENCY_KEY_REUSED',
+            `Idempotency-Key ${options.idempotencyKey} was used with a different body (task ${existing.task_id}); use a new key for a new request`,
+            { status: 422, details: { task_id: existing.task_id } },
+          );
         }
         const task = await this.awaitExisting(existing.task_id);
         return { task, replayed: true, route: this.routeOf(existing.task_id) };
@@ -89,12 +94,19 @@ export class TaskService implements Disposable {
     const request = toRouteRequest(input, s.defaults, caller.tenant);
     if (skills) request.tools = mergeTools(request.tools, skills);
     if (s.limits.keyConcurrency > 0 && !this.keyLimiter.tryAcquire(`key:${caller.apiKey}`, s.limits.keyConcurrency)) {
-      throw new AionError(ErrorCodes.RATE_LIMITED, `API key ${caller.apiKey} has ${s.limits.keyConcurrency} tasks in flight, its limit; retry when one finishes`, { headers: { 'Retry-After': String(s.limits.retryAfterSeconds) } });
+      throw new AionError(
+        ErrorCodes.RATE_LIMITED,
+        `API key ${caller.apiKey} has ${s.limits.keyConcurrency} tasks in flight, its limit; retry when one finishes`,
+        { headers: { 'Retry-After': String(s.limits.retryAfterSeconds) } },
+      );
     }
     const acquiredKey = s.limits.keyConcurrency > 0;
     if (this.running >= s.limits.maxRunningTasks && this.stats.queued >= s.limits.maxQueuedTasks) {
       if (acquiredKey) this.keyLimiter.release(`key:${caller.apiKey}`);
-      throw new AionError('SATURATED', `the router is saturated (${this.running} tasks running, ${this.stats.queued} queued); retry shortly`, { status: 503, headers: { 'Retry-After': String(s.limits.retryAfterSeconds) } });
+      throw new AionError('SATURATED', `the router is saturated (${this.running} tasks running, ${this.stats.queued} queued); retry shortly`, {
+        status: 503,
+        headers: { 'Retry-After': String(s.limits.retryAfterSeconds) },
+      });
     }
     const created = new Date(now).toISOString();
     const task: TaskResult = {
@@ -110,16 +122,33 @@ export class TaskService implements Disposable {
       updated_at: created,
     };
     if (input.metadata) task.metadata = input.metadata;
-    const stored: StoredTask = { task, tenant_id: caller.tenant, owner: caller.sub, api_key: caller.apiKey, request_hash: requestHash, expires_at: now + s.taskRetentionMs };
+    const stored: StoredTask = {
+      task,
+      tenant_id: caller.tenant,
+      owner: caller.sub,
+      api_key: caller.apiKey,
+      request_hash: requestHash,
+      expires_at: now + s.taskRetentionMs,
+    };
     const source = new CancellationTokenSource();
-    const live: LiveTask = { stored, request, skills, events: new EventLog(), abort: { token: source.token, source }, done: undefined as unknown as Promise<TaskResult>, writes: Promise.resolve() };
+    const live: LiveTask = {
+      stored,
+      request,
+      skills,
+      events: new EventLog(),
+      abort: { token: source.token, source },
+      done: undefined as unknown as Promise<TaskResult>,
+      writes: Promise.resolve(),
+    };
     this.live.set(taskId, live);
     try {
       await this.persist(live);
     } catch (err) {
       this.live.delete(taskId);
       if (acquiredKey) this.keyLimiter.release(`key:${caller.apiKey}`);
-      throw new AionError(ErrorCodes.SERVICE_UNAVAILABLE, `the task could not be stored: ${(err as Error).message}`, { headers: { 'Retry-After': String(s.limits.retryAfterSeconds) } });
+      throw new AionError(ErrorCodes.SERVICE_UNAVAILABLE, `the task could not be stored: ${(err as Error).message}`, {
+        headers: { 'Retry-After': String(s.limits.retryAfterSeconds) },
+      });
     }
     const timeoutMs = Math.min(input.timeout_ms ?? s.defaults.timeoutMs, s.defaults.maxTimeoutMs);
     live.done = this.run(live, caller, timeoutMs).finally(() => {
@@ -135,7 +164,9 @@ export class TaskService implements Disposable {
       if (found) return found.task;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new AionError(ErrorCodes.CONFLICT, `a request with this Idempotency-Key is still being accepted (task ${taskId}); retry shortly`, { headers: { 'Retry-After': '1' } });
+    throw new AionError(ErrorCodes.CONFLICT, `a request with this Idempotency-Key is still being accepted (task ${taskId}); retry shortly`, {
+      headers: { 'Retry-After': '1' },
+    });
   }
 
   private routeOf(taskId: string): string | undefined {
@@ -163,7 +194,12 @@ export class TaskService implements Disposable {
       live.decision = decision;
       this.update(live, { engine: this.engine.engineInfo(decision) });
       const first = decision.candidates[0]!;
-      live.events.push('partial', { kind: 'route', engine: live.stored.task.engine, candidates: decision.candidates.map((c) => ({ engine: c.engine, score: c.score })), filtered: decision.filtered });
+      live.events.push('partial', {
+        kind: 'route',
+        engine: live.stored.task.engine,
+        candidates: decision.candidates.map((c) => ({ engine: c.engine, score: c.score })),
+        filtered: decision.filtered,
+      });
       const observer = {
         attempt: (c: Candidate, _i: number, previous?: Attempt) => {
           if (previous) live.events.push('partial', { kind: 'fallback', from: previous.engine, to: c.engine, code: previous.code, message: previous.message });
@@ -175,7 +211,16 @@ export class TaskService implements Disposable {
         step: (step: unknown) => live.events.push('step', step),
       };
       result = live.skills
-        ? await runToolLoop({ engine: this.engine, skills: this.skills, set: live.skills, requestId: live.stored.task.task_id, decision, request: live.request, abort: live.abort, observer })
+        ? await runToolLoop({
+            engine: this.engine,
+            skills: this.skills,
+            set: live.skills,
+            requestId: live.stored.task.task_id,
+            decision,
+            request: live.request,
+            abort: live.abort,
+            observer,
+          })
         : await this.engine.execute(decision, live.request, live.abort, observer);
       return await this.finish(live, caller, result, undefined);
     } catch (err) {
@@ -241,14 +286,27 @@ export class TaskService implements Disposable {
       this.update(live, {
         status: result.status,
         engine: this.engine.engineInfo(decision, result),
-        result: result.status === 'OK' || result.text || result.toolCalls.length ? { text: result.text, tool_calls: result.toolCalls, finish_reason: result.finishReason ?? null } : null,
-        usage: { latency_ms: result.latencyMs, tokens: { input: result.inputTokens, output: result.outputTokens, total: result.inputTokens + result.outputTokens }, cost_usd: result.costUsd },
+        result:
+          result.status === 'OK' || result.text || result.toolCalls.length
+            ? { text: result.text, tool_calls: result.toolCalls, finish_reason: result.finishReason ?? null }
+            : null,
+        usage: {
+          latency_ms: result.latencyMs,
+          tokens: { input: result.inputTokens, output: result.outputTokens, total: result.inputTokens + result.outputTokens },
+          cost_usd: result.costUsd,
+        },
         error: result.error ? { code: result.error.code, message: result.error.message } : null,
       });
       const loop = result as Partial<LoopResult>;
       if (loop.steps) Object.assign(task, { steps: loop.steps, transcript: loop.transcript });
     } else if (live.abort.token.isCancellationRequested) {
-      this.update(live, { status: live.abort.reason === 'timeout' ? 'TIMEOUT' : 'CANCELED', error: live.abort.reason === 'timeout' ? { code: 'TIMEOUT', message: 'the task did not start within its timeout' } : { code: 'CANCELLED', message: 'the task was cancelled before it started' } });
+      this.update(live, {
+        status: live.abort.reason === 'timeout' ? 'TIMEOUT' : 'CANCELED',
+        error:
+          live.abort.reason === 'timeout'
+            ? { code: 'TIMEOUT', message: 'the task did not start within its timeout' }
+            : { code: 'CANCELLED', message: 'the task was cancelled before it started' },
+      });
     } else {
       const e = err instanceof Error ? err : new Error(String(err));
       const code = aion.isAionError(e) ? String(e.code) : ErrorCodes.INTERNAL;
@@ -328,7 +386,11 @@ export class TaskService implements Disposable {
     if (live) return live.events.follow(afterId);
     return (async function* () {
       if (FINAL_STATUSES.has(task.status)) {
-        yield { id: Number.MAX_SAFE_INTEGER, event: task.status === 'OK' ? 'done' : 'error', data: task.status === 'OK' ? task : { code: task.error?.code, message: task.error?.message, task } } as TaskEvent;
+        yield {
+          id: Number.MAX_SAFE_INTEGER,
+          event: task.status === 'OK' ? 'done' : 'error',
+          data: task.status === 'OK' ? task : { code: task.error?.code, message: task.error?.message, task },
+        } as TaskEvent;
       } else {
         throw new AionError(ErrorCodes.CONFLICT, `task ${taskId} runs on another instance; poll GET /v1/tasks/${taskId}`);
       }

@@ -22,7 +22,6 @@ export const skillSelectionSchema = {
 /** What `executeTool` answers; failures are values. */
 export type { ToolCallResult } from '@aion/ext-skills';
 
-
 /** The skills one request offers, as tools, and who they run as. */
 export interface SkillSet {
   tools: ToolDefinition[];
@@ -47,7 +46,11 @@ export class SkillTools {
     } catch (err) {
       this.api = undefined;
       if (isAionError(err) && err.code === ErrorCodes.EXTENSION_NOT_FOUND) {
-        throw new AionError('SKILLS_NOT_INSTALLED', 'the request enables skills, but the aion.skills extension is not installed; install it (it ships with Aion) or leave out skills', { status: 400 });
+        throw new AionError(
+          'SKILLS_NOT_INSTALLED',
+          'the request enables skills, but the aion.skills extension is not installed; install it (it ships with Aion) or leave out skills',
+          { status: 400 },
+        );
       }
       throw new AionError('SKILLS_UNAVAILABLE', `the request enables skills, but aion.skills cannot be reached: ${(err as Error).message}`, { status: 503 });
     }
@@ -67,9 +70,14 @@ export class SkillTools {
     const names = new Set(listed.map((t) => t.function.name));
     if (Array.isArray(selection)) {
       const missing = selection.filter((id) => !id.endsWith('*') && !names.has(id) && !names.has(id.replace(/\./g, '__')));
-      if (missing.length) throw new AionError('SKILL_NOT_FOUND', `no skill ${missing.join(', ')} is installed, enabled and open to this caller (GET /v1/skills lists them)`, { status: 400, details: { skills: missing } });
+      if (missing.length)
+        throw new AionError('SKILL_NOT_FOUND', `no skill ${missing.join(', ')} is installed, enabled and open to this caller (GET /v1/skills lists them)`, {
+          status: 400,
+          details: { skills: missing },
+        });
     }
-    if (names.size === 0) throw new AionError('SKILL_NOT_FOUND', `no skill matches skills ${JSON.stringify(selection)} (GET /v1/skills lists them)`, { status: 400 });
+    if (names.size === 0)
+      throw new AionError('SKILL_NOT_FOUND', `no skill matches skills ${JSON.stringify(selection)} (GET /v1/skills lists them)`, { status: 400 });
     return {
       tools: listed.map((t) => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters })),
       names,
@@ -93,6 +101,9 @@ export class SkillTools {
 /** Adds the skills' tools to the client's own; a name both use is refused. */
 export function mergeTools(own: ToolDefinition[] | undefined, skills: SkillSet): ToolDefinition[] {
   const clash = (own ?? []).filter((t) => skills.names.has(t.name)).map((t) => t.name);
-  if (clash.length) throw new AionError(ErrorCodes.VALIDATION_FAILED, `tools ${clash.join(', ')} have the name of an enabled skill; rename them or leave those skills out`, { details: { tools: clash } });
+  if (clash.length)
+    throw new AionError(ErrorCodes.VALIDATION_FAILED, `tools ${clash.join(', ')} have the name of an enabled skill; rename them or leave those skills out`, {
+      details: { tools: clash },
+    });
   return [...(own ?? []), ...skills.tools];
 }

@@ -82,10 +82,31 @@ export interface ToolLoopRun {
  * or reaches the step limit. Every model call goes through `execute`, so residency, fallback and
  * circuit breakers hold for each.
  */
-export async function runToolLoop({ engine, skills, set, requestId, decision, request, abort, observer = {}, stream = true }: ToolLoopRun): Promise<LoopResult> {
+export async function runToolLoop({
+  engine,
+  skills,
+  set,
+  requestId,
+  decision,
+  request,
+  abort,
+  observer = {},
+  stream = true,
+}: ToolLoopRun): Promise<LoopResult> {
   const started = performance.now();
   const added: ChatMessage[] = [];
-  const total: LoopResult = { status: 'ERROR', text: '', toolCalls: [], inputTokens: 0, outputTokens: 0, costUsd: 0, latencyMs: 0, attempts: [], steps: [], transcript: [] };
+  const total: LoopResult = {
+    status: 'ERROR',
+    text: '',
+    toolCalls: [],
+    inputTokens: 0,
+    outputTokens: 0,
+    costUsd: 0,
+    latencyMs: 0,
+    attempts: [],
+    steps: [],
+    transcript: [],
+  };
   const clientTools = new Set((request.tools ?? []).map((t) => t.name).filter((n) => !set.names.has(n)));
   const record = (s: LoopStep) => {
     total.steps.push(s);
@@ -183,7 +204,10 @@ export async function runToolLoop({ engine, skills, set, requestId, decision, re
     ours.forEach((call, i) => added.push({ role: 'tool', toolCallId: call.id, name: call.name, content: results[i]!.content }));
     if (abort.token.isCancellationRequested) {
       total.status = abort.reason === 'timeout' ? 'TIMEOUT' : 'CANCELED';
-      total.error = abort.reason === 'timeout' ? { code: 'TIMEOUT', message: 'the task did not finish within its timeout' } : { code: 'CANCELLED', message: 'the request was cancelled during a skill call' };
+      total.error =
+        abort.reason === 'timeout'
+          ? { code: 'TIMEOUT', message: 'the task did not finish within its timeout' }
+          : { code: 'CANCELLED', message: 'the request was cancelled during a skill call' };
       break;
     }
     if (theirs.length) {

@@ -45,13 +45,29 @@ export interface McpClientDeps {
   secret: (name: string) => Promise<string | undefined>;
   limits: SkillLimits;
   version: string;
-  log: { info(m: string, d?: Record<string, unknown>): void; warn(m: string, d?: Record<string, unknown>): void; debug(m: string, d?: Record<string, unknown>): void };
+  log: {
+    info(m: string, d?: Record<string, unknown>): void;
+    warn(m: string, d?: Record<string, unknown>): void;
+    debug(m: string, d?: Record<string, unknown>): void;
+  };
 }
 
 // The SDK's client side is loaded only when an MCP server is configured.
-let sdk: Promise<{ client: typeof import('@modelcontextprotocol/sdk/client/index.js'); stdio: typeof import('@modelcontextprotocol/sdk/client/stdio.js'); http: typeof import('@modelcontextprotocol/sdk/client/streamableHttp.js'); types: typeof import('@modelcontextprotocol/sdk/types.js') }> | undefined;
+let sdk:
+  | Promise<{
+      client: typeof import('@modelcontextprotocol/sdk/client/index.js');
+      stdio: typeof import('@modelcontextprotocol/sdk/client/stdio.js');
+      http: typeof import('@modelcontextprotocol/sdk/client/streamableHttp.js');
+      types: typeof import('@modelcontextprotocol/sdk/types.js');
+    }>
+  | undefined;
 function loadSdk() {
-  sdk ??= Promise.all([import('@modelcontextprotocol/sdk/client/index.js'), import('@modelcontextprotocol/sdk/client/stdio.js'), import('@modelcontextprotocol/sdk/client/streamableHttp.js'), import('@modelcontextprotocol/sdk/types.js')]).then(([client, stdio, http, types]) => ({ client, stdio, http, types }));
+  sdk ??= Promise.all([
+    import('@modelcontextprotocol/sdk/client/index.js'),
+    import('@modelcontextprotocol/sdk/client/stdio.js'),
+    import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+    import('@modelcontextprotocol/sdk/types.js'),
+  ]).then(([client, stdio, http, types]) => ({ client, stdio, http, types }));
   return sdk;
 }
 
@@ -69,7 +85,10 @@ export class McpClients implements SkillRunner {
   private readonly connections = new Map<string, Connection>();
   private closed = false;
 
-  constructor(configs: Record<string, McpServerConfig>, private readonly deps: McpClientDeps) {
+  constructor(
+    configs: Record<string, McpServerConfig>,
+    private readonly deps: McpClientDeps,
+  ) {
     for (const [name, config] of Object.entries(configs)) {
       if (config.enabled === false) continue;
       this.connections.set(name, { name, config, state: 'connecting', attempts: 0 });
@@ -84,7 +103,8 @@ export class McpClients implements SkillRunner {
   /** Resolves once every server has connected or failed its first attempt (for tests and the CLI). */
   async settled(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && [...this.connections.values()].some((c) => c.state === 'connecting' && c.attempts === 0)) await new Promise((r) => setTimeout(r, 25));
+    while (Date.now() < deadline && [...this.connections.values()].some((c) => c.state === 'connecting' && c.attempts === 0))
+      await new Promise((r) => setTimeout(r, 25));
   }
 
   status(): McpServerStatus[] {
@@ -100,13 +120,18 @@ export class McpClients implements SkillRunner {
   async run(skill: Skill, args: unknown, context: RunContext): Promise<unknown> {
     if (skill.source.kind !== 'mcp') throw skillError('INTERNAL', `${skill.id} is not an MCP tool.`);
     const connection = this.connections.get(skill.source.server);
-    if (!connection?.client || connection.state !== 'ready') throw skillError('SKILL_UNAVAILABLE', `The MCP server ${skill.source.server} is not connected${connection?.error ? `: ${connection.error}` : ''}.`);
+    if (!connection?.client || connection.state !== 'ready')
+      throw skillError('SKILL_UNAVAILABLE', `The MCP server ${skill.source.server} is not connected${connection?.error ? `: ${connection.error}` : ''}.`);
     try {
-      const result = await connection.client.callTool({ name: skill.source.tool, arguments: args as Record<string, unknown> }, undefined, { signal: context.signal, timeout: skill.limits.timeout_ms });
+      const result = await connection.client.callTool({ name: skill.source.tool, arguments: args as Record<string, unknown> }, undefined, {
+        signal: context.signal,
+        timeout: skill.limits.timeout_ms,
+      });
       return toolOutput(result.content as never, result.structuredContent, result.isError === true, skill.id);
     } catch (err) {
       const { types } = await loadSdk();
-      if (err instanceof types.McpError && err.code === types.ErrorCode.RequestTimeout) throw skillError('TIMEOUT', `The MCP server ${skill.source.server} did not answer within ${skill.limits.timeout_ms} ms.`);
+      if (err instanceof types.McpError && err.code === types.ErrorCode.RequestTimeout)
+        throw skillError('TIMEOUT', `The MCP server ${skill.source.server} did not answer within ${skill.limits.timeout_ms} ms.`);
       throw err;
     }
   }
@@ -134,7 +159,10 @@ export class McpClients implements SkillRunner {
         c.client = undefined;
         this.lost(c, 'the connection closed');
       };
-      client.setNotificationHandler(types.ToolListChangedNotificationSchema, () => void this.refresh(c).catch((err) => this.deps.log.warn(`MCP server ${c.name}: listing tools failed`, { error: String(err) })));
+      client.setNotificationHandler(
+        types.ToolListChangedNotificationSchema,
+        () => void this.refresh(c).catch((err) => this.deps.log.warn(`MCP server ${c.name}: listing tools failed`, { error: String(err) })),
+      );
       await client.connect(transport, { timeout: c.config.timeoutMs ?? 60_000 });
       c.client = client;
       c.attempts++;
@@ -175,7 +203,9 @@ export class McpClients implements SkillRunner {
     };
     const { http, stdio } = await loadSdk();
     if (config.url) {
-      return new http.StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: { ...config.headers, ...(await secrets(config.secretHeaders)) } } });
+      return new http.StreamableHTTPClientTransport(new URL(config.url), {
+        requestInit: { headers: { ...config.headers, ...(await secrets(config.secretHeaders)) } },
+      });
     }
     if (!config.command) throw new Error('neither command nor url is configured');
     const transport = new stdio.StdioClientTransport({

@@ -94,7 +94,8 @@ export class McpHttpEndpoint {
       if (!session || session.owner !== owner) return jsonRpcError(404, -32001, 'Session not found');
     } else if (request.method === 'POST' && isInitializeRequest(request.body)) {
       if (this.sessions.size >= this.options.maxSessions) this.sweep(true);
-      if (this.sessions.size >= this.options.maxSessions) throw new AionError('SERVICE_UNAVAILABLE', 'Too many MCP sessions are open; retry later.', { headers: { 'Retry-After': '5' } });
+      if (this.sessions.size >= this.options.maxSessions)
+        throw new AionError('SERVICE_UNAVAILABLE', 'Too many MCP sessions are open; retry later.', { headers: { 'Retry-After': '5' } });
       session = await this.open(owner);
     } else {
       return jsonRpcError(400, -32000, 'Bad Request: send initialize first, or the Mcp-Session-Id header of an open session');

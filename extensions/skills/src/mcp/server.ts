@@ -36,7 +36,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * gatekeeper and answers `structuredContent` plus the same JSON as text, or `isError` with the
  * stable code and message when the skill fails.
  */
-export function createMcpServer(source: McpSkillSource, principalOf: (authExtra: Record<string, unknown> | undefined) => Principal | undefined, via: CallContext['via']): Server {
+export function createMcpServer(
+  source: McpSkillSource,
+  principalOf: (authExtra: Record<string, unknown> | undefined) => Principal | undefined,
+  via: CallContext['via'],
+): Server {
   const server = new Server(
     { name: 'aion-skills', title: 'Aion skills', version: source.version },
     {
@@ -48,20 +52,36 @@ export function createMcpServer(source: McpSkillSource, principalOf: (authExtra:
     const principal = principalOf(extra.authInfo?.extra);
     if (!principal) return { tools: [] };
     const devices = (await source.remoteTools?.(principal)) ?? [];
-    const onDevices: Tool[] = devices.map((t) => ({ name: t.name, title: t.title, description: t.description, inputSchema: t.inputSchema as Tool['inputSchema'], annotations: { title: t.title, openWorldHint: true }, _meta: { 'aion/device': t.path } }));
+    const onDevices: Tool[] = devices.map((t) => ({
+      name: t.name,
+      title: t.title,
+      description: t.description,
+      inputSchema: t.inputSchema as Tool['inputSchema'],
+      annotations: { title: t.title, openWorldHint: true },
+      _meta: { 'aion/device': t.path },
+    }));
     return { tools: [...source.visibleSkills(principal).map(toMcpTool), ...onDevices] };
   });
   server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const principal = principalOf(extra.authInfo?.extra);
     try {
-      const { result } = await source.execute(request.params.name, request.params.arguments ?? {}, { principal, via, signal: extra.signal, requestId: String(extra.requestId) });
+      const { result } = await source.execute(request.params.name, request.params.arguments ?? {}, {
+        principal,
+        via,
+        signal: extra.signal,
+        requestId: String(extra.requestId),
+      });
       return { content: [{ type: 'text', text: JSON.stringify(result) }], ...(isPlainObject(result) ? { structuredContent: result } : {}) };
     } catch (err) {
       const code = isAionError(err) ? err.code : 'SKILL_FAILED';
       const message = publicMessage(err instanceof Error ? err.message : String(err));
       if (code === 'SKILL_NOT_FOUND') throw new McpError(ErrorCode.InvalidParams, message);
       const details = isAionError(err) ? err.details : undefined;
-      return { content: [{ type: 'text', text: `${code}: ${message}` }], isError: true, _meta: { 'aion/error': { code, message, ...(details !== undefined ? { details } : {}) } } };
+      return {
+        content: [{ type: 'text', text: `${code}: ${message}` }],
+        isError: true,
+        _meta: { 'aion/error': { code, message, ...(details !== undefined ? { details } : {}) } },
+      };
     }
   });
   return server;

@@ -113,7 +113,10 @@ function tryParse(bytes: Buffer): FileList | undefined {
 }
 
 function stampNow(): string {
-  return `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+  return `${new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -234,7 +237,13 @@ export class PackStore {
         await this.parsePack(root, list, manifest);
       } catch (err) {
         if (err instanceof PackError && SECURITY_CODES.has(err.code)) {
-          const id = await this.quarantine(root, extracted, list, { pack: manifestName, version: manifestVersion, code: err.code, reason: err.message, source: sourcePath });
+          const id = await this.quarantine(root, extracted, list, {
+            pack: manifestName,
+            version: manifestVersion,
+            code: err.code,
+            reason: err.message,
+            source: sourcePath,
+          });
           throw new PackError(err.code as PackErrorCode, `${err.message} The pack was not installed; it is in quarantine as ${id}.`, { quarantined: id });
         }
         throw err;
@@ -250,7 +259,12 @@ export class PackStore {
       }
       await writeFile(join(staged, FILE_LIST), signature ? await readFile(join(root, FILE_LIST)) : fileListBytes(list));
       if (signature) await copyFile(join(root, SIGNATURE_FILE), join(staged, SIGNATURE_FILE));
-      const record: InstallRecord = { installedAt: new Date().toISOString(), source: sourcePath, signed: !!signature, ...(signature ? { keyId: signature.keyId, signer: signature.signer } : { unsignedReason }) };
+      const record: InstallRecord = {
+        installedAt: new Date().toISOString(),
+        source: sourcePath,
+        signed: !!signature,
+        ...(signature ? { keyId: signature.keyId, signer: signature.signer } : { unsignedReason }),
+      };
       await writeFile(join(staged, INSTALL_RECORD), JSON.stringify(record, null, 2) + '\n');
 
       const target = join(this.options.packsDir, name);
@@ -293,7 +307,10 @@ export class PackStore {
     } catch (err) {
       if (err instanceof PackError && SECURITY_CODES.has(err.code)) {
         const id = await this.quarantine(dir, true, undefined, { pack: name, code: err.code, reason: err.message, source: record?.source });
-        throw new PackError('PACK_QUARANTINED', `The installed pack ${name} failed verification and was moved to quarantine as ${id}: ${err.message}`, { quarantined: id, reason: err.code });
+        throw new PackError('PACK_QUARANTINED', `The installed pack ${name} failed verification and was moved to quarantine as ${id}: ${err.message}`, {
+          quarantined: id,
+          reason: err.code,
+        });
       }
       throw err;
     }
@@ -358,7 +375,13 @@ export class PackStore {
 
   private async generateList(root: string, manifest: Record<string, unknown>): Promise<FileList> {
     const paths = await collectPackFiles(root, manifest);
-    return { version: 1, pack: String(manifest.name ?? ''), packVersion: String(manifest.version ?? ''), algorithm: 'sha256', files: await hashFiles(root, paths) };
+    return {
+      version: 1,
+      pack: String(manifest.name ?? ''),
+      packVersion: String(manifest.version ?? ''),
+      algorithm: 'sha256',
+      files: await hashFiles(root, paths),
+    };
   }
 
   /** Unpacks an archive with regular files and folders only, within a size budget; returns the pack root. */
@@ -398,9 +421,18 @@ export class PackStore {
   }
 
   /** Reads pack.json, resolves schema files and checks every entry; throws PACK_INVALID listing every problem. */
-  private async parsePack(root: string, list: FileList, manifest: Record<string, unknown>): Promise<Omit<LoadedPack, 'dir' | 'signed' | 'keyId' | 'signer' | 'installedAt' | 'stamp'>> {
+  private async parsePack(
+    root: string,
+    list: FileList,
+    manifest: Record<string, unknown>,
+  ): Promise<Omit<LoadedPack, 'dir' | 'signed' | 'keyId' | 'signer' | 'installedAt' | 'stamp'>> {
     if (!packValidator(manifest)) {
-      throw new PackError('PACK_INVALID', `${PACK_MANIFEST} is not valid: ${schemaProblems(packValidator.errors).map((p) => `${p.path} ${p.message}`).join('; ')}`);
+      throw new PackError(
+        'PACK_INVALID',
+        `${PACK_MANIFEST} is not valid: ${schemaProblems(packValidator.errors)
+          .map((p) => `${p.path} ${p.message}`)
+          .join('; ')}`,
+      );
     }
     const name = manifest.name as string;
     const problems: string[] = [];
@@ -422,7 +454,11 @@ export class PackStore {
     for (const [i, raw] of (manifest.skills as Array<Record<string, unknown>>).entries()) {
       const label = `skills[${i}]${typeof raw.id === 'string' ? ` (${raw.id})` : ''}`;
       try {
-        const entry = { ...raw, inputSchema: await readSchema(raw.inputSchema, 'inputSchema'), ...(raw.outputSchema !== undefined ? { outputSchema: await readSchema(raw.outputSchema, 'outputSchema') } : {}) };
+        const entry = {
+          ...raw,
+          inputSchema: await readSchema(raw.inputSchema, 'inputSchema'),
+          ...(raw.outputSchema !== undefined ? { outputSchema: await readSchema(raw.outputSchema, 'outputSchema') } : {}),
+        };
         const invalid = this.options.validateEntry(entry);
         if (invalid.length) throw new Error(invalid.join('; '));
         const skill = entry as unknown as SkillEntry;

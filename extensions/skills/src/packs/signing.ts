@@ -49,7 +49,15 @@ export interface GeneratedKey {
 }
 
 /** Stable codes of pack failures. */
-export type PackErrorCode = 'PACK_UNSIGNED' | 'PACK_UNKNOWN_SIGNER' | 'PACK_BAD_SIGNATURE' | 'PACK_TAMPERED' | 'PACK_INVALID' | 'PACK_NOT_FOUND' | 'PACK_QUARANTINED' | 'KEY_INVALID';
+export type PackErrorCode =
+  | 'PACK_UNSIGNED'
+  | 'PACK_UNKNOWN_SIGNER'
+  | 'PACK_BAD_SIGNATURE'
+  | 'PACK_TAMPERED'
+  | 'PACK_INVALID'
+  | 'PACK_NOT_FOUND'
+  | 'PACK_QUARANTINED'
+  | 'KEY_INVALID';
 
 export class PackError extends AionError {
   constructor(code: PackErrorCode, message: string, details?: unknown) {
@@ -122,9 +130,11 @@ export function trustedKeysFrom(entries: ReadonlyArray<string | { name?: string;
 
 /** A pack-relative path in POSIX form, refused when it is absolute or leaves the pack. */
 export function safeRelativePath(path: string): string {
-  if (typeof path !== 'string' || !path || isAbsolute(path) || path.includes('\\') || path.includes('\0')) throw new PackError('PACK_INVALID', `The path ${JSON.stringify(path)} is not a relative path inside the pack.`);
+  if (typeof path !== 'string' || !path || isAbsolute(path) || path.includes('\\') || path.includes('\0'))
+    throw new PackError('PACK_INVALID', `The path ${JSON.stringify(path)} is not a relative path inside the pack.`);
   const normal = posix.normalize(path);
-  if (normal.startsWith('../') || normal === '..' || normal.startsWith('/') || normal === '.') throw new PackError('PACK_INVALID', `The path ${JSON.stringify(path)} leaves the pack.`);
+  if (normal.startsWith('../') || normal === '..' || normal.startsWith('/') || normal === '.')
+    throw new PackError('PACK_INVALID', `The path ${JSON.stringify(path)} leaves the pack.`);
   return normal;
 }
 
@@ -209,7 +219,13 @@ export async function signPack(dir: string, privateKeyPem: string): Promise<{ ke
   const key = parsePrivateKey(privateKeyPem);
   const manifest = await readManifestJson(dir);
   const paths = await collectPackFiles(dir, manifest);
-  const fileList: FileList = { version: 1, pack: String(manifest.name ?? ''), packVersion: String(manifest.version ?? ''), algorithm: 'sha256', files: await hashFiles(dir, paths) };
+  const fileList: FileList = {
+    version: 1,
+    pack: String(manifest.name ?? ''),
+    packVersion: String(manifest.version ?? ''),
+    algorithm: 'sha256',
+    files: await hashFiles(dir, paths),
+  };
   const bytes = fileListBytes(fileList);
   const keyId = keyIdOf(createPublicKey(key));
   const signature: SignatureFile = { version: 1, algorithm: 'ed25519', keyId, signature: sign(null, bytes, key).toString('base64') };
@@ -225,18 +241,27 @@ export interface SignatureCheck {
 
 /** Checks `files.sig` over `files.json` against the trusted keys. Throws PACK_UNSIGNED, PACK_UNKNOWN_SIGNER or PACK_BAD_SIGNATURE. */
 export function verifySignature(fileListBytes: Buffer | undefined, signatureText: string | undefined, trusted: readonly TrustedKey[]): SignatureCheck {
-  if (!fileListBytes || signatureText === undefined) throw new PackError('PACK_UNSIGNED', `The pack is not signed: it has no ${fileListBytes ? SIGNATURE_FILE : FILE_LIST}.`);
+  if (!fileListBytes || signatureText === undefined)
+    throw new PackError('PACK_UNSIGNED', `The pack is not signed: it has no ${fileListBytes ? SIGNATURE_FILE : FILE_LIST}.`);
   let signature: SignatureFile;
   try {
     signature = JSON.parse(signatureText);
-    if (signature.algorithm !== 'ed25519' || typeof signature.signature !== 'string' || typeof signature.keyId !== 'string') throw new Error('unexpected fields');
+    if (signature.algorithm !== 'ed25519' || typeof signature.signature !== 'string' || typeof signature.keyId !== 'string')
+      throw new Error('unexpected fields');
   } catch (err) {
     throw new PackError('PACK_BAD_SIGNATURE', `${SIGNATURE_FILE} is not a signature this host understands (${(err as Error).message}).`);
   }
   const key = trusted.find((k) => k.keyId === signature.keyId);
-  if (!key) throw new PackError('PACK_UNKNOWN_SIGNER', `The pack is signed by key ${signature.keyId}, which is not among the trusted keys.`, { keyId: signature.keyId });
+  if (!key)
+    throw new PackError('PACK_UNKNOWN_SIGNER', `The pack is signed by key ${signature.keyId}, which is not among the trusted keys.`, {
+      keyId: signature.keyId,
+    });
   if (!verify(null, fileListBytes, key.key, Buffer.from(signature.signature, 'base64'))) {
-    throw new PackError('PACK_BAD_SIGNATURE', `The signature does not match files.json for key ${key.name} (${key.keyId}): the file list was changed after signing.`, { keyId: key.keyId });
+    throw new PackError(
+      'PACK_BAD_SIGNATURE',
+      `The signature does not match files.json for key ${key.name} (${key.keyId}): the file list was changed after signing.`,
+      { keyId: key.keyId },
+    );
   }
   return { keyId: key.keyId, signer: key.name };
 }
@@ -248,7 +273,8 @@ export function parseFileList(bytes: Buffer): FileList {
   } catch (err) {
     throw new PackError('PACK_INVALID', `${FILE_LIST} is not JSON: ${(err as Error).message}`);
   }
-  if (list?.version !== 1 || list.algorithm !== 'sha256' || typeof list.files !== 'object' || list.files === null) throw new PackError('PACK_INVALID', `${FILE_LIST} is not a version 1 sha256 file list.`);
+  if (list?.version !== 1 || list.algorithm !== 'sha256' || typeof list.files !== 'object' || list.files === null)
+    throw new PackError('PACK_INVALID', `${FILE_LIST} is not a version 1 sha256 file list.`);
   for (const [path, hash] of Object.entries(list.files)) {
     safeRelativePath(path);
     if (PACK_METADATA.includes(path)) throw new PackError('PACK_INVALID', `${FILE_LIST} must not list ${path}.`);
@@ -267,10 +293,15 @@ export async function verifyFiles(dir: string, list: FileList, options: { strict
     throw new PackError('PACK_TAMPERED', err.message);
   });
   const changed = Object.keys(list.files).filter((p) => actual[p] !== list.files[p]);
-  if (changed.length) throw new PackError('PACK_TAMPERED', `${changed.length === 1 ? 'A file differs' : `${changed.length} files differ`} from the signed list: ${changed.slice(0, 5).join(', ')}.`, { files: changed });
+  if (changed.length)
+    throw new PackError(
+      'PACK_TAMPERED',
+      `${changed.length === 1 ? 'A file differs' : `${changed.length} files differ`} from the signed list: ${changed.slice(0, 5).join(', ')}.`,
+      { files: changed },
+    );
   if (options.strict) {
     const extra = (await walk(dir)).filter((p) => !(p in list.files) && !PACK_METADATA.includes(p));
-    if (extra.length) throw new PackError('PACK_TAMPERED', `The pack holds files the signed list does not name: ${extra.slice(0, 5).join(', ')}.`, { files: extra });
+    if (extra.length)
+      throw new PackError('PACK_TAMPERED', `The pack holds files the signed list does not name: ${extra.slice(0, 5).join(', ')}.`, { files: extra });
   }
 }
-

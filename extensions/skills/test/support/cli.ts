@@ -10,7 +10,11 @@ export interface CliResult {
 /** Runs `aion <args>` in a child process with only the skills extension. */
 export function aion(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args, '--builtins', 'aion.skills'], { cwd: options.cwd, env: { ...process.env, AION_LOG_LEVEL: 'error', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath, ...args, '--builtins', 'aion.skills'], {
+      cwd: options.cwd,
+      env: { ...process.env, AION_LOG_LEVEL: 'error', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c));

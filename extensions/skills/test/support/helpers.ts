@@ -31,13 +31,29 @@ export async function compileGuest(source: string, name: string): Promise<Uint8A
   const asc = (await import('assemblyscript/asc')).default;
   const outFile = join(skillsRoot, 'dist/test/fixtures-wasm', `${name}.wasm`);
   const stampFile = `${outFile}.stamp`;
-  const stamp = createHash('sha256').update(asc.version).update(await readFile(source)).digest('hex');
+  const stamp = createHash('sha256')
+    .update(asc.version)
+    .update(await readFile(source))
+    .digest('hex');
   if (existsSync(outFile) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return new Uint8Array(readFileSync(outFile));
   await mkdir(dirname(outFile), { recursive: true });
   const config = require.resolve('@assemblyscript/wasi-shim/asconfig.json');
   const { options } = JSON.parse(readFileSync(config, 'utf8')) as { options: { lib: string; use: string[]; exportStart: string } };
   const result = await asc.main(
-    [source, '--lib', resolve(dirname(config), options.lib), ...options.use.flatMap((u) => ['--use', u]), '--exportStart', options.exportStart, '--runtime', 'incremental', '-O3', '--importMemory', '--outFile', outFile],
+    [
+      source,
+      '--lib',
+      resolve(dirname(config), options.lib),
+      ...options.use.flatMap((u) => ['--use', u]),
+      '--exportStart',
+      options.exportStart,
+      '--runtime',
+      'incremental',
+      '-O3',
+      '--importMemory',
+      '--outFile',
+      outFile,
+    ],
     {
       listFiles: (dir: string, baseDir: string) => {
         try {
@@ -81,7 +97,13 @@ export function hostileManifest(name = 'hostile') {
     title: 'Hostile guests',
     description: 'Skills that misbehave on purpose.',
     skills: [
-      wasm('echo', ['echo'], { title: 'Echo text', description: 'Returns its input unchanged: a well-behaved neighbour.', inputSchema: 'schemas/text.input.json', outputSchema: 'schemas/text.output.json', tags: ['text', 'echo'] }),
+      wasm('echo', ['echo'], {
+        title: 'Echo text',
+        description: 'Returns its input unchanged: a well-behaved neighbour.',
+        inputSchema: 'schemas/text.input.json',
+        outputSchema: 'schemas/text.output.json',
+        tags: ['text', 'echo'],
+      }),
       wasm('loop', ['loop'], { limits: { timeout_ms: 300 } }),
       wasm('grow', ['grow'], { limits: { memory_pages: 64 } }),
       wasm('bigout', ['bigout'], { limits: { max_output_bytes: 4096 } }),
@@ -91,7 +113,15 @@ export function hostileManifest(name = 'hostile') {
       wasm('fetch-private', ['fetch', 'http://169.254.169.254/latest/meta-data'], { permissions: { network: ['*.example.com'] } }),
       wasm('badout', ['badout'], { outputSchema: textOut }),
       wasm('fail', ['fail']),
-      { id: `${name}.native`, title: 'Native echo', description: 'A process skill that echoes text.', runtime: 'process', entry: 'bin/echo-skill.mjs', inputSchema: { type: 'object', properties: { text: { type: 'string' }, fail: { type: 'boolean' }, die: { type: 'boolean' } } }, tags: ['process'] },
+      {
+        id: `${name}.native`,
+        title: 'Native echo',
+        description: 'A process skill that echoes text.',
+        runtime: 'process',
+        entry: 'bin/echo-skill.mjs',
+        inputSchema: { type: 'object', properties: { text: { type: 'string' }, fail: { type: 'boolean' }, die: { type: 'boolean' } } },
+        tags: ['process'],
+      },
     ],
   };
 }

@@ -58,7 +58,10 @@ const pgTypes = {
 
 function describeConnectError(err: unknown): string {
   const e = err as { message?: string; code?: string; errors?: Array<{ message?: string }> };
-  const inner = e.errors?.map((x) => x.message).filter(Boolean).join('; ');
+  const inner = e.errors
+    ?.map((x) => x.message)
+    .filter(Boolean)
+    .join('; ');
   return e.message || inner || e.code || String(err);
 }
 
@@ -121,7 +124,9 @@ export class Database {
         await dataSource.initialize();
       } catch (err) {
         await dataSource.destroy().catch(() => undefined);
-        throw new AionError(StorageErrorCodes.DATABASE_UNAVAILABLE, `could not connect to the database at ${masked}: ${describeConnectError(err)}`, { status: 503 });
+        throw new AionError(StorageErrorCodes.DATABASE_UNAVAILABLE, `could not connect to the database at ${masked}: ${describeConnectError(err)}`, {
+          status: 503,
+        });
       }
       let roles: NamespaceRoles | undefined;
       if (options.confinement === 'role') {
@@ -159,7 +164,9 @@ export class Database {
       await dataSource.initialize();
     } catch (err) {
       await dataSource.destroy().catch(() => undefined);
-      throw new AionError(StorageErrorCodes.DATABASE_UNAVAILABLE, `could not open the SQLite database at ${options.sqlitePath}: ${describeConnectError(err)}`, { status: 503 });
+      throw new AionError(StorageErrorCodes.DATABASE_UNAVAILABLE, `could not open the SQLite database at ${options.sqlitePath}: ${describeConnectError(err)}`, {
+        status: 503,
+      });
     }
     const database = new Database(dataSource, 'sqlite', options.sqlitePath, options);
     database.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), {
@@ -259,7 +266,11 @@ export class Database {
       if (err instanceof AionError) throw err;
       const storageError = toStorageError(err, `could not open the namespace ${namespace}`);
       if (storageError.code === StorageErrorCodes.DATABASE_UNAVAILABLE) throw storageError;
-      throw new AionError(StorageErrorCodes.CONFINEMENT_UNAVAILABLE, `could not give ${namespace} its database role and schema: ${(err as Error).message ?? String(err)}`, { status: 503 });
+      throw new AionError(
+        StorageErrorCodes.CONFINEMENT_UNAVAILABLE,
+        `could not give ${namespace} its database role and schema: ${(err as Error).message ?? String(err)}`,
+        { status: 503 },
+      );
     }
   }
 

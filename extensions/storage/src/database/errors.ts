@@ -43,8 +43,13 @@ export function toStorageError(err: unknown, context: string, scope?: ErrorScope
   }
   if (code === INSUFFICIENT_PRIVILEGE) {
     const where = scope ? `${scope.namespace} may use only the objects in its own schema${scope.schema ? ` (${scope.schema})` : ''}` : 'outside the namespace';
-    return new AionError(ErrorCodes.PERMISSION_DENIED, `${context}: the database refused the privilege: ${where}`, { details: { driverCode: code, ...(scope ?? {}) } });
+    return new AionError(ErrorCodes.PERMISSION_DENIED, `${context}: the database refused the privilege: ${where}`, {
+      details: { driverCode: code, ...(scope ?? {}) },
+    });
   }
   const constraint = code ? CONSTRAINTS[code] : undefined;
-  return new AionError(StorageErrorCodes.SQL_FAILED, `${context}: ${message}`, { status: 500, details: constraint ? { driverCode: code, constraint } : { driverCode: code } });
+  return new AionError(StorageErrorCodes.SQL_FAILED, `${context}: ${message}`, {
+    status: 500,
+    details: constraint ? { driverCode: code, constraint } : { driverCode: code },
+  });
 }

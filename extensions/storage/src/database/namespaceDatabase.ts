@@ -143,7 +143,8 @@ export class NamespaceDatabase {
       if (seen.has(step.name)) throw new AionError(ErrorCodes.BAD_REQUEST, `migration ${step.name} is listed twice`);
       seen.add(step.name);
       const up = pick(step.up);
-      if (!Array.isArray(up) || up.some((s) => typeof s !== 'string')) throw new AionError(ErrorCodes.BAD_REQUEST, `migration ${step.name}: up must be a list of SQL statements (for ${dialect})`);
+      if (!Array.isArray(up) || up.some((s) => typeof s !== 'string'))
+        throw new AionError(ErrorCodes.BAD_REQUEST, `migration ${step.name}: up must be a list of SQL statements (for ${dialect})`);
       const checkedUp = up.map((sql) => guard.check(sql));
       const checkedDown = pick(step.down).map((sql) => guard.check(sql));
       const run = async (queryRunner: QueryRunner, list: CheckedSql[]) => {
@@ -169,7 +170,9 @@ export class NamespaceDatabase {
         } catch (err) {
           if (driverCodeOf(err) === '42501') throw this.fail(err, `a migration of ${namespace} failed`);
           const e = err as { message?: string; driverError?: { message?: string } };
-          throw new AionError(StorageErrorCodes.MIGRATION_FAILED, `migrations of ${namespace} failed: ${e.driverError?.message ?? e.message ?? String(err)}`, { details: { namespace } });
+          throw new AionError(StorageErrorCodes.MIGRATION_FAILED, `migrations of ${namespace} failed: ${e.driverError?.message ?? e.message ?? String(err)}`, {
+            details: { namespace },
+          });
         } finally {
           if (!lockedRunner) await queryRunner.release();
         }
@@ -195,14 +198,18 @@ export class NamespaceDatabase {
 function checkParams(statement: CheckedSql, params: SqlValue[]): void {
   if (!Array.isArray(params)) throw new AionError(ErrorCodes.BAD_REQUEST, 'params must be an array');
   if (params.length !== statement.paramCount) {
-    throw new AionError(ErrorCodes.BAD_REQUEST, `the ${statement.kind} statement has ${statement.paramCount} ? placeholders but ${params.length} parameters were given`);
+    throw new AionError(
+      ErrorCodes.BAD_REQUEST,
+      `the ${statement.kind} statement has ${statement.paramCount} ? placeholders but ${params.length} parameters were given`,
+    );
   }
   for (const p of params) {
-    if (p !== null && !['string', 'number', 'boolean'].includes(typeof p)) throw new AionError(ErrorCodes.BAD_REQUEST, `parameters are strings, numbers, booleans or null (got ${typeof p})`);
+    if (p !== null && !['string', 'number', 'boolean'].includes(typeof p))
+      throw new AionError(ErrorCodes.BAD_REQUEST, `parameters are strings, numbers, booleans or null (got ${typeof p})`);
   }
 }
 
 function pgResult(result: pg.QueryResult): StatementResult {
-  const changes = result.command === 'SELECT' ? 0 : result.rowCount ?? 0;
+  const changes = result.command === 'SELECT' ? 0 : (result.rowCount ?? 0);
   return { rows: result.rows ?? [], changes };
 }

@@ -101,19 +101,27 @@ export class NamespaceRoles {
       const me = rows[0] as { rolname: string; rolsuper: boolean; rolcreaterole: boolean; can_create_schema: boolean };
       const optOut = 'or set extensions["aion.storage"].postgres.confinement to "guard" to rely on the SQL guard alone';
       if (!me.rolsuper && !me.rolcreaterole) {
-        unavailable(`the database user ${me.rolname} may not create roles, so aion.storage cannot give each extension a role of its own: run ALTER ROLE ${ident(me.rolname)} CREATEROLE, ${optOut}`);
+        unavailable(
+          `the database user ${me.rolname} may not create roles, so aion.storage cannot give each extension a role of its own: run ALTER ROLE ${ident(me.rolname)} CREATEROLE, ${optOut}`,
+        );
       }
       if (!me.can_create_schema) {
-        unavailable(`the database user ${me.rolname} may not create schemas in ${this.database}, so aion.storage cannot give each extension a schema of its own: run GRANT CREATE ON DATABASE ${ident(this.database)} TO ${ident(me.rolname)}, ${optOut}`);
+        unavailable(
+          `the database user ${me.rolname} may not create schemas in ${this.database}, so aion.storage cannot give each extension a schema of its own: run GRANT CREATE ON DATABASE ${ident(this.database)} TO ${ident(me.rolname)}, ${optOut}`,
+        );
       }
       const open = await client.query(`SELECT has_schema_privilege('public', $1, 'CREATE') AS open`, [this.baseSchema]);
       if (open.rows[0]?.open) {
         try {
           await client.query(`REVOKE CREATE ON SCHEMA ${ident(this.baseSchema)} FROM PUBLIC`);
         } catch (err) {
-          unavailable(`every role may create objects in the schema ${this.baseSchema} (where Aion's own tables are) and ${me.rolname} cannot revoke that (${(err as Error).message}): run REVOKE CREATE ON SCHEMA ${ident(this.baseSchema)} FROM PUBLIC as its owner`);
+          unavailable(
+            `every role may create objects in the schema ${this.baseSchema} (where Aion's own tables are) and ${me.rolname} cannot revoke that (${(err as Error).message}): run REVOKE CREATE ON SCHEMA ${ident(this.baseSchema)} FROM PUBLIC as its owner`,
+          );
         }
-        this.log.warn(`revoked CREATE on the schema ${this.baseSchema} from PUBLIC: every role could create objects there (the default before PostgreSQL 15), extension roles included`);
+        this.log.warn(
+          `revoked CREATE on the schema ${this.baseSchema} from PUBLIC: every role could create objects there (the default before PostgreSQL 15), extension roles included`,
+        );
       }
     });
   }
@@ -159,7 +167,12 @@ export class NamespaceRoles {
         if (recorded.db_schema === null) await this.moveLegacyRelations(client, grant, prefix);
         await this.adoptRelations(client, grant);
         if (recorded.db_role === null || recorded.db_schema === null || recorded.db_password === null) {
-          await client.query(`UPDATE ${table} SET db_schema = $2, db_role = $3, db_password = $4 WHERE namespace = $1`, [namespace, grant.schema, grant.role, grant.password]);
+          await client.query(`UPDATE ${table} SET db_schema = $2, db_role = $3, db_password = $4 WHERE namespace = $1`, [
+            namespace,
+            grant.schema,
+            grant.role,
+            grant.password,
+          ]);
         }
         return grant;
       } finally {
@@ -181,10 +194,22 @@ export class NamespaceRoles {
       [grant.role],
     );
     const verifier = () => pg.escapeLiteral(scramVerifier(grant.password));
-    const existing = rows[0] as { rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean; rolbypassrls: boolean; rolcanlogin: boolean; member_of: string[] } | undefined;
+    const existing = rows[0] as
+      | {
+          rolsuper: boolean;
+          rolcreaterole: boolean;
+          rolcreatedb: boolean;
+          rolreplication: boolean;
+          rolbypassrls: boolean;
+          rolcanlogin: boolean;
+          member_of: string[];
+        }
+      | undefined;
     if (!existing) {
       try {
-        await client.query(`CREATE ROLE ${ident(grant.role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD ${verifier()}`);
+        await client.query(
+          `CREATE ROLE ${ident(grant.role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD ${verifier()}`,
+        );
       } catch (err) {
         // Created meanwhile by a kernel of another database on this server: fall through to the checks.
         if ((err as { code?: string }).code !== '42710' && (err as { code?: string }).code !== '23505') throw err;
@@ -204,7 +229,9 @@ export class NamespaceRoles {
       ...existing.member_of.map((g) => `membership of ${g}`),
     ].filter(Boolean);
     if (extra.length > 0) {
-      unavailable(`the role ${grant.role} of the namespace ${grant.namespace} holds rights beyond its schema (${extra.join(', ')}); aion.storage will not run the extension's SQL as it until an operator removes them`);
+      unavailable(
+        `the role ${grant.role} of the namespace ${grant.namespace} holds rights beyond its schema (${extra.join(', ')}); aion.storage will not run the extension's SQL as it until an operator removes them`,
+      );
     }
     if (!existing.rolcanlogin) await client.query(`ALTER ROLE ${ident(grant.role)} LOGIN`);
     if (newPassword) await client.query(`ALTER ROLE ${ident(grant.role)} PASSWORD ${verifier()}`);
@@ -264,6 +291,8 @@ export class NamespaceRoles {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
-    this.log.info(`moved ${rows.length} relation(s) of ${grant.namespace} from ${this.baseSchema} into its own schema ${grant.schema}, owned by its role ${grant.role}`);
+    this.log.info(
+      `moved ${rows.length} relation(s) of ${grant.namespace} from ${this.baseSchema} into its own schema ${grant.schema}, owned by its role ${grant.role}`,
+    );
   }
 }

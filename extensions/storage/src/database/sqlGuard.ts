@@ -252,7 +252,9 @@ export class SqlGuard {
     if (tokens.length === 0) reject('the statement is empty');
     const first = tokens[0]!;
     if (first.type !== 'word' || !STATEMENTS.has(first.value)) {
-      reject(`${first.type === 'word' ? first.value : 'this'} statements are not allowed (allowed: ${[...STATEMENTS].join(', ')}; transactions go through transaction())`);
+      reject(
+        `${first.type === 'word' ? first.value : 'this'} statements are not allowed (allowed: ${[...STATEMENTS].join(', ')}; transactions go through transaction())`,
+      );
     }
     // A SQLite trigger body holds statements of its own; the driver still refuses a second statement.
     const trigger = first.value === 'CREATE' && tokens.some((t, i) => i < 4 && t.type === 'word' && t.value === 'TRIGGER');
@@ -263,7 +265,8 @@ export class SqlGuard {
       if (t.type === 'param') paramCount++;
       if (t.type === 'word' && t.value === 'INTO') {
         const before = tokens[i - 1];
-        if (before?.type !== 'word' || !['INSERT', 'REPLACE', 'IGNORE', 'ABORT', 'FAIL', 'ROLLBACK'].includes(before.value)) reject('INTO is only allowed in INSERT INTO');
+        if (before?.type !== 'word' || !['INSERT', 'REPLACE', 'IGNORE', 'ABORT', 'FAIL', 'ROLLBACK'].includes(before.value))
+          reject('INTO is only allowed in INSERT INTO');
       }
       const name = identifierOf(t);
       if (name !== undefined) this.checkIdentifier(name);
@@ -344,5 +347,8 @@ export class SqlGuard {
 
 /** `aion.sessions` → `aion_sessions`: the namespace every table name of that extension starts with. */
 export function namespaceOf(extensionId: string): string {
-  return extensionId.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  return extensionId
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
 }

@@ -51,7 +51,8 @@ export class FileSystemObjectStore implements ObjectStore {
   private pathOf(namespace: string, key: string): string {
     const base = resolve(this.root, namespace);
     const path = resolve(base, validateObjectKey(key));
-    if (!path.startsWith(base + sep)) throw new AionError(StorageErrorCodes.INVALID_OBJECT_KEY, `invalid object key ${JSON.stringify(key)}: it leaves the namespace`);
+    if (!path.startsWith(base + sep))
+      throw new AionError(StorageErrorCodes.INVALID_OBJECT_KEY, `invalid object key ${JSON.stringify(key)}: it leaves the namespace`);
     return path;
   }
 

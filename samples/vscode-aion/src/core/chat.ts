@@ -11,7 +11,11 @@ const textOf = (content: unknown) => (typeof content === 'string' ? content : JS
 export class ChatConversation {
   private turns: ChatTurn[] = [];
 
-  private constructor(private readonly client: AionClient, readonly sessionId: string, private readonly privacy: 'local-only' | 'hybrid' | 'allow-api') {}
+  private constructor(
+    private readonly client: AionClient,
+    readonly sessionId: string,
+    private readonly privacy: 'local-only' | 'hybrid' | 'allow-api',
+  ) {}
 
   /** A new conversation, stored as a session on the hub. */
   static async start(client: AionClient, options: { title?: string; privacy?: 'local-only' | 'hybrid' | 'allow-api' } = {}): Promise<ChatConversation> {
@@ -39,7 +43,9 @@ export class ChatConversation {
   /** Re-reads the messages from the hub (another device may have added some). */
   async refresh(): Promise<void> {
     const session = await this.client.sessions.get(this.sessionId, { limit: 200 });
-    this.turns = session.messages.filter((m: SessionMessage) => m.role === 'user' || m.role === 'assistant').map((m: SessionMessage) => ({ role: m.role as ChatTurn['role'], content: textOf(m.content) }));
+    this.turns = session.messages
+      .filter((m: SessionMessage) => m.role === 'user' || m.role === 'assistant')
+      .map((m: SessionMessage) => ({ role: m.role as ChatTurn['role'], content: textOf(m.content) }));
   }
 
   /**
@@ -49,8 +55,17 @@ export class ChatConversation {
   async send(text: string, onToken: (text: string) => void, signal?: AbortSignal): Promise<string> {
     await this.client.sessions.append(this.sessionId, { role: 'user', content: text }, { signal });
     this.turns.push({ role: 'user', content: text });
-    const task = await this.client.tasks.run({ intent: 'chat', messages: this.turns.map((t) => ({ role: t.role, content: t.content })), privacy: this.privacy, metadata: { session_id: this.sessionId } }, { onToken, signal });
-    if (task.status !== 'OK' || !task.result) throw Object.assign(new Error(task.error?.message ?? `the answer ${task.status}`), { code: task.error?.code ?? 'TASK_FAILED' });
+    const task = await this.client.tasks.run(
+      {
+        intent: 'chat',
+        messages: this.turns.map((t) => ({ role: t.role, content: t.content })),
+        privacy: this.privacy,
+        metadata: { session_id: this.sessionId },
+      },
+      { onToken, signal },
+    );
+    if (task.status !== 'OK' || !task.result)
+      throw Object.assign(new Error(task.error?.message ?? `the answer ${task.status}`), { code: task.error?.code ?? 'TASK_FAILED' });
     const answer = task.result.text;
     await this.client.sessions.append(this.sessionId, { role: 'assistant', content: answer, metadata: { engine: task.engine?.model ?? null } }, { signal });
     this.turns.push({ role: 'assistant', content: answer });

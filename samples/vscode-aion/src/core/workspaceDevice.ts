@@ -37,6 +37,7 @@ export function statusText(hubReachable: boolean, device: DeviceState | undefine
   if (!hubReachable) return { text: '$(debug-disconnect) Aion: offline', tooltip: 'The Aion hub does not answer' };
   if (device === 'online') return { text: '$(broadcast) Aion: connected', tooltip: 'Connected to the hub; this workspace is exposed as a device' };
   if (device === 'refused') return { text: '$(error) Aion: device refused', tooltip: 'The hub refused this device (see the output channel)' };
-  if (device === 'connecting' || device === 'offline') return { text: '$(sync~spin) Aion: connecting', tooltip: 'Connecting this workspace to the hub as a device' };
+  if (device === 'connecting' || device === 'offline')
+    return { text: '$(sync~spin) Aion: connecting', tooltip: 'Connecting this workspace to the hub as a device' };
   return { text: '$(check) Aion: connected', tooltip: 'Connected to the hub' };
 }

@@ -16,7 +16,12 @@ export const WORKSPACE_SKILLS: Record<WorkspaceSkillId, DeviceSkill> = {
     title: 'Search the workspace',
     description: 'Lines of the workspace’s text files that contain the query (case-insensitive), with their file and line number.',
     tags: ['workspace', 'search', 'read-only'],
-    inputSchema: { type: 'object', properties: { query: { type: 'string', minLength: 1, maxLength: 200 }, maxResults: { type: 'integer', minimum: 1, maximum: 200 } }, required: ['query'], additionalProperties: false },
+    inputSchema: {
+      type: 'object',
+      properties: { query: { type: 'string', minLength: 1, maxLength: 200 }, maxResults: { type: 'integer', minimum: 1, maximum: 200 } },
+      required: ['query'],
+      additionalProperties: false,
+    },
   },
   'workspace.read': {
     id: 'workspace.read',
@@ -25,7 +30,11 @@ export const WORKSPACE_SKILLS: Record<WorkspaceSkillId, DeviceSkill> = {
     tags: ['workspace', 'read-only'],
     inputSchema: {
       type: 'object',
-      properties: { path: { type: 'string', minLength: 1, maxLength: 1024 }, startLine: { type: 'integer', minimum: 1 }, endLine: { type: 'integer', minimum: 1 } },
+      properties: {
+        path: { type: 'string', minLength: 1, maxLength: 1024 },
+        startLine: { type: 'integer', minimum: 1 },
+        endLine: { type: 'integer', minimum: 1 },
+      },
       required: ['path'],
       additionalProperties: false,
     },
@@ -41,7 +50,10 @@ export const WORKSPACE_SKILLS: Record<WorkspaceSkillId, DeviceSkill> = {
 
 /** An error whose `code` the hub passes back to its caller. */
 export class WorkspaceError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -69,7 +81,11 @@ export class WorkspaceSkills {
   private readonly limits: WorkspaceLimits;
   private rootReal?: string;
 
-  constructor(readonly root: string, private readonly enabled: readonly WorkspaceSkillId[], limits: Partial<WorkspaceLimits> = {}) {
+  constructor(
+    readonly root: string,
+    private readonly enabled: readonly WorkspaceSkillId[],
+    limits: Partial<WorkspaceLimits> = {},
+  ) {
     this.limits = { maxFileBytes: 512 * 1024, maxFiles: 5000, ...limits };
   }
 
@@ -112,7 +128,8 @@ export class WorkspaceSkills {
   private async readText(real: string, shown: string): Promise<string> {
     const info = await stat(real);
     if (!info.isFile()) throw new WorkspaceError('FILE_NOT_FOUND', `${shown} is not a file`);
-    if (info.size > this.limits.maxFileBytes) throw new WorkspaceError('FILE_TOO_LARGE', `${shown} is ${info.size} bytes; the limit is ${this.limits.maxFileBytes}`);
+    if (info.size > this.limits.maxFileBytes)
+      throw new WorkspaceError('FILE_TOO_LARGE', `${shown} is ${info.size} bytes; the limit is ${this.limits.maxFileBytes}`);
     const handle = await open(real, 'r');
     try {
       return await handle.readFile('utf8');
@@ -121,7 +138,11 @@ export class WorkspaceSkills {
     }
   }
 
-  private async read(path: string, startLine?: number, endLine?: number): Promise<{ path: string; text: string; startLine: number; endLine: number; totalLines: number }> {
+  private async read(
+    path: string,
+    startLine?: number,
+    endLine?: number,
+  ): Promise<{ path: string; text: string; startLine: number; endLine: number; totalLines: number }> {
     const real = await this.resolveInside(path);
     const lines = (await this.readText(real, path)).split('\n');
     const from = Math.max(1, startLine ?? 1);
@@ -145,7 +166,11 @@ export class WorkspaceSkills {
     return { path, symbols };
   }
 
-  private async search(query: string, maxResults: number, signal?: AbortSignal): Promise<{ query: string; matches: Array<{ path: string; line: number; text: string }>; truncated: boolean }> {
+  private async search(
+    query: string,
+    maxResults: number,
+    signal?: AbortSignal,
+  ): Promise<{ query: string; matches: Array<{ path: string; line: number; text: string }>; truncated: boolean }> {
     const needle = query.toLowerCase();
     if (!needle) throw new WorkspaceError('VALIDATION_FAILED', 'give a query to search for');
     const root = await this.realRoot();
