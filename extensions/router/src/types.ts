@@ -1,18 +1,13 @@
-import type { ChatMessage, ProviderModel, ProviderResidency, ProviderRoute, ProviderTier, ToolChoice, ToolDefinition } from './providers/providerTypes.js';
+import type { ChatRequest, ProviderModel, ProviderResidency, ProviderRoute, ProviderTier } from './providers/providerTypes.js';
 
 export type Privacy = 'local-only' | 'allow-api' | 'hybrid';
 export type Priority = 'low' | 'normal' | 'high';
 export type ChosenBy = 'ai-router' | 'policy-override' | 'preferred';
 
 /** What the router decides on: the request, normalised, plus who asks. */
-export interface RouteRequest {
+/** The chat parts are a provider request's own (`ChatRequest`), so the two never drift apart. */
+export interface RouteRequest extends Pick<ChatRequest, 'messages' | 'tools' | 'toolChoice' | 'temperature' | 'maxTokens' | 'stop'> {
   intent: string;
-  messages: ChatMessage[];
-  tools?: ToolDefinition[];
-  toolChoice?: ToolChoice;
-  temperature?: number;
-  maxTokens?: number;
-  stop?: string[];
   /** `provider/model`, `provider`, `aion/auto` or `aion/local`. */
   preferredEngine?: string;
   privacy: Privacy;
