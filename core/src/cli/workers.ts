@@ -34,7 +34,7 @@ export function workerIndex(): number | undefined {
 /** What several kernels do not share unless Redis is configured, said once at start so nobody assumes it. */
 function sharingNotice(count: number, env: NodeJS.ProcessEnv): string {
   const perWorker = [
-    'live task streams and their cancellation (a client that reconnects to another worker gets the final event once the task is stored; cancel there answers 409)',
+    'live task streams and their cancellation unless extensions["aion.router"].redisUrl is set (without it a client that reconnects to another worker gets the final event once the task is stored, and cancel there answers 409)',
     'circuit breakers and latency windows',
     'skill rate buckets',
     'MCP sessions',

@@ -18,6 +18,10 @@ export interface RouterConfiguration {
   idempotencyTtlMs: number;
   eventRetentionMs: number;
   taskRetentionMs: number;
+  /** Redis shared by several kernels: live task events and cancels reach every kernel. */
+  redisUrl?: string;
+  /** Prefix of the Redis keys and channel, one per deployment on a shared Redis. */
+  redisPrefix: string;
 }
 
 export function readConfiguration(raw: Record<string, any> | undefined): RouterConfiguration {
@@ -55,5 +59,7 @@ export function readConfiguration(raw: Record<string, any> | undefined): RouterC
     idempotencyTtlMs: c.idempotencyTtlMs ?? 900_000,
     eventRetentionMs: c.eventRetentionMs ?? 900_000,
     taskRetentionMs: c.taskRetentionMs ?? 7 * 24 * 3_600_000,
+    redisUrl: c.redisUrl,
+    redisPrefix: c.redisPrefix ?? 'aion:router',
   };
 }

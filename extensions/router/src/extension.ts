@@ -15,6 +15,7 @@ import { ALIASES, FrontDoor, type FrontDoorSummary } from './frontDoor/openai.js
 import { PolicyStore } from './policies/policy.js';
 import { jsonRpcSession } from './frontDoor/rpc.js';
 import { SkillTools } from './tools/skillTools.js';
+import { RedisTaskRelay, redisUrlMasked } from './tasks/relay.js';
 import { openTaskStore } from './tasks/storage.js';
 import { TaskService, type TaskSettings } from './tasks/tasks.js';
 import { FINAL_STATUSES, type TaskResult, type TaskStore } from './tasks/taskStore.js';
@@ -78,6 +79,21 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
   const skills = new SkillTools(() => config.skills);
   const tasks = new TaskService(engine, store, limiter, skills, settings, (task, caller, result) => afterTask(task, caller, result?.candidate?.engine));
   ctx.subscriptions.push(tasks);
+  // Several kernels share task streams and cancels through Redis when one is configured.
+  const redisUrl = config.redisUrl;
+  if (redisUrl) {
+    let relay: RedisTaskRelay;
+    try {
+      relay = await RedisTaskRelay.connect(redisUrl, config.redisPrefix, log);
+    } catch (err) {
+      throw new AionError(
+        ErrorCodes.CONFIG_INVALID,
+        `the router's Redis ${redisUrlMasked(redisUrl)} does not answer (${(err as Error).message}): start it, or remove extensions["aion.router"].redisUrl`,
+      );
+    }
+    tasks.useRelay(relay);
+    ctx.subscriptions.push(relay);
+  }
   const bulk = new BulkService(tasks, () => config.eventRetentionMs);
   ctx.subscriptions.push(bulk);
   const frontDoor = new FrontDoor({

@@ -16,13 +16,18 @@ export class EventLog {
   private woken?: Promise<void>;
   closedAt?: number;
 
+  /** `onEvent` sees every event as it is added (the relay to other kernels). */
+  constructor(private readonly onEvent?: (event: TaskEvent) => void) {}
+
   get isClosed(): boolean {
     return this.closed;
   }
 
   push(event: TaskEvent['event'], data: unknown): void {
     if (this.closed) return;
-    this.events.push({ id: this.events.length + 1, event, data });
+    const added: TaskEvent = { id: this.events.length + 1, event, data };
+    this.events.push(added);
+    this.onEvent?.(added);
     this.notify();
   }
 

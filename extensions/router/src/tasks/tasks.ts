@@ -5,6 +5,7 @@ import type { Caller } from '../caller.js';
 import { routeHeader } from '../decision/decision.js';
 import type { Abort, ExecutionResult, RouterEngine } from './engine.js';
 import { EventLog, type TaskEvent } from './eventLog.js';
+import type { TaskRelay } from './relay.js';
 import { hashBody, toRouteRequest, type RouteDefaults, type TaskInput } from '../frontDoor/input.js';
 import type { ConcurrencyLimiter } from '../decision/limiter.js';
 import { mergeTools, type SkillSet, type SkillTools } from '../tools/skillTools.js';
@@ -43,9 +44,12 @@ export interface Submitted {
   route?: string;
 }
 
+/** How long a cancel passed to another kernel waits to answer the task's final state. */
+const CANCEL_WAIT_MS = 5_000;
 /** Tasks: submission (idempotent), a bounded priority queue, execution, events, cancel, timeout, storage. */
 export class TaskService implements Disposable {
   private readonly live = new Map<string, LiveTask>();
+  private relay?: TaskRelay;
   private running = 0;
   private readonly queue: Record<Priority, LiveTask[]> = { high: [], normal: [], low: [] };
   private readonly sweeper: NodeJS.Timeout;
@@ -135,7 +139,7 @@ export class TaskService implements Disposable {
       stored,
       request,
       skills,
-      events: new EventLog(),
+      events: new EventLog(this.relay ? (event) => this.relay!.publish(taskId, event) : undefined),
       abort: { token: source.token, source },
       done: undefined as unknown as Promise<TaskResult>,
       writes: Promise.resolve(),
@@ -364,9 +368,33 @@ export class TaskService implements Disposable {
     return this.live.get(taskId)?.done;
   }
 
+  /**
+   * Lets tasks be followed and cancelled from every kernel sharing `relay` (Redis), whichever one runs
+   * them. Call before tasks are submitted.
+   */
+  useRelay(relay: TaskRelay): void {
+    this.relay = relay;
+    relay.onCancel((taskId) => {
+      const live = this.live.get(taskId);
+      if (!live || live.events.isClosed) return;
+      live.abort.reason ??= 'cancel';
+      live.abort.source.cancel();
+    });
+  }
+
   async cancel(taskId: string, caller: Caller): Promise<TaskResult> {
     const task = await this.get(taskId, caller);
     const live = this.live.get(taskId);
+    if (!live && !FINAL_STATUSES.has(task.status) && this.relay) {
+      // Another kernel runs it: ask it, then answer what the task became (or where it is, if that takes long).
+      await this.relay.requestCancel(taskId);
+      for (let waited = 0; waited < CANCEL_WAIT_MS; waited += 50) {
+        await new Promise((r) => setTimeout(r, 50));
+        const now = (await this.store.get(taskId))?.task;
+        if (now && FINAL_STATUSES.has(now.status)) return now;
+      }
+      return (await this.store.get(taskId))?.task ?? task;
+    }
     if (FINAL_STATUSES.has(task.status) || !live) {
       if (!FINAL_STATUSES.has(task.status)) throw new AionError(ErrorCodes.CONFLICT, `task ${taskId} runs on another instance; cancel it there`);
       throw new AionError(ErrorCodes.CONFLICT, `task ${taskId} already finished with status ${task.status}`, { details: { status: task.status } });
@@ -384,6 +412,19 @@ export class TaskService implements Disposable {
     const task = await this.get(taskId, caller);
     const live = this.live.get(taskId);
     if (live) return live.events.follow(afterId);
+    const finalOf = (t: TaskResult): TaskEvent =>
+      ({
+        id: Number.MAX_SAFE_INTEGER,
+        event: t.status === 'OK' ? 'done' : 'error',
+        data: t.status === 'OK' ? t : { code: t.error?.code, message: t.error?.message, task: t },
+      }) as TaskEvent;
+    if (this.relay && !FINAL_STATUSES.has(task.status)) {
+      // Running on another kernel: follow it through Redis, from the client's Last-Event-ID.
+      return this.relay.follow(taskId, afterId, async () => {
+        const now = (await this.store.get(taskId))?.task;
+        return now && FINAL_STATUSES.has(now.status) ? finalOf(now) : undefined;
+      });
+    }
     return (async function* () {
       if (FINAL_STATUSES.has(task.status)) {
         yield {
