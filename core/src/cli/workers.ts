@@ -35,7 +35,7 @@ export function workerIndex(): number | undefined {
 function sharingNotice(count: number, env: NodeJS.ProcessEnv): string {
   const perWorker = [
     'live task streams and their cancellation unless extensions["aion.router"].redisUrl is set (without it a client that reconnects to another worker gets the final event once the task is stored, and cancel there answers 409)',
-    'circuit breakers and latency windows',
+    'circuit breakers unless the router has its redisUrl, and latency windows',
     'skill rate buckets',
     'MCP sessions',
     "devices' connections",

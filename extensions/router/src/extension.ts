@@ -92,6 +92,9 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
       );
     }
     tasks.useRelay(relay);
+    // A provider one kernel found failing is routed around by all of them.
+    health.onTransition((engine, state, openForMs) => relay.publishCircuit(engine, state, openForMs));
+    relay.onCircuit((engine, state, openForMs) => health.adopt(engine, state, openForMs));
     ctx.subscriptions.push(relay);
   }
   const bulk = new BulkService(tasks, () => config.eventRetentionMs);

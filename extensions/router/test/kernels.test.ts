@@ -19,7 +19,11 @@ describe('tasks across two kernels sharing PostgreSQL and Redis', function () {
     requireServer(this, `Redis at ${REDIS_URL}`, await probeRedis());
     schema = newSchemaName();
     // Streams slowly, so the task is still running when the other kernel joins in.
-    openai = await startFakeOpenAI({ chunkDelayMs: 60, replies: [{ kind: 'answer', text: words }] });
+    // `[fail]` in a message: the upstream answers 500.
+    openai = await startFakeOpenAI({
+      chunkDelayMs: 60,
+      reply: (r) => (JSON.stringify(r.body?.messages ?? []).includes('[fail]') ? { kind: 'status', status: 500 } : { kind: 'answer', text: words }),
+    });
     const start = () =>
       startRouterKernel({
         extensions: [STORAGE_DIR, OPENAI_DIR],
@@ -28,6 +32,7 @@ describe('tasks across two kernels sharing PostgreSQL and Redis', function () {
           'aion.router': {
             providers: { openai: { enabled: true } },
             defaults: { privacy: 'allow-api' },
+            circuitBreaker: { failureThreshold: 2, openMs: 60_000 },
             redisUrl: REDIS_URL,
             redisPrefix: `aion-test:${schema}`,
           },
@@ -89,5 +94,22 @@ describe('tasks across two kernels sharing PostgreSQL and Redis', function () {
     await readSse(await client(a).get(`/v1/stream/${taskId}`));
     const fromB = await readSse(await client(b).get(`/v1/stream/${taskId}`, { 'last-event-id': '1' }));
     assert.equal(fromB.at(-1)!.event, 'done');
+  });
+
+  it('a circuit that opens on A is open on B: B routes around the failing engine without calling it', async () => {
+    const engine = 'openai/gpt-4o-mini';
+    const circuit = async (k: TestKernel) =>
+      (await client(k, 'admin-token').json(client(k, 'admin-token').get('/v1/router/policies'))).body.health[engine]?.circuit;
+    for (let i = 0; i < 2 && (await circuit(a)) !== 'open'; i++) {
+      await client(a).json(client(a).post('/v1/tasks', { input: '[fail] please', preferred_engine: engine, wait: true }));
+    }
+    assert.equal(await circuit(a), 'open', 'the failures opened the circuit on A');
+    const until = Date.now() + 5_000;
+    while ((await circuit(b)) !== 'open' && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await circuit(b), 'open', 'B took on the open circuit');
+    const before = openai.requests.length;
+    const { body } = await client(b).json(client(b).post('/v1/tasks', { input: 'hello', preferred_engine: engine, wait: true }));
+    assert.notEqual(body.status, 'OK', 'B did not use the engine A found failing');
+    assert.equal(openai.requests.length, before, 'B never called it');
   });
 });

@@ -30,8 +30,24 @@ export class CircuitBreaker {
   constructor(
     private readonly options: CircuitOptions,
     private readonly now: () => number = Date.now,
+    /** Told when this breaker opens (for how long) or closes: what other kernels adopt. */
+    private readonly onTransition?: (state: 'open' | 'closed', openForMs: number) => void,
   ) {
     this.openFor = options.openMs;
+  }
+
+  /** Takes on a transition another kernel saw, without telling anyone back. */
+  adopt(state: 'open' | 'closed', openForMs: number): void {
+    this.probing = false;
+    if (state === 'closed') {
+      this.failures = 0;
+      this.state_ = 'closed';
+      this.openFor = this.options.openMs;
+      return;
+    }
+    this.state_ = 'open';
+    this.openedAt = this.now();
+    this.openFor = Math.min(Math.max(openForMs, 0), this.options.maxOpenMs);
   }
 
   get state(): CircuitState {
@@ -66,14 +82,17 @@ export class CircuitBreaker {
   }
 
   success(): void {
+    const wasOpen = this.state_ === 'open';
     this.failures = 0;
     this.probing = false;
     this.state_ = 'closed';
     this.openFor = this.options.openMs;
+    if (wasOpen) this.onTransition?.('closed', 0);
   }
 
   /** A failure that says something about the upstream (not a cancel or a bad request). */
   failure(retryAfterMs?: number): void {
+    const before = { state: this.state_, openedAt: this.openedAt };
     this.failures++;
     if (this.state_ === 'open') {
       // A failed probe: back off harder.
@@ -88,6 +107,8 @@ export class CircuitBreaker {
     }
     if (this.state_ === 'open' && retryAfterMs !== undefined) this.openFor = Math.max(this.openFor, Math.min(retryAfterMs, this.options.maxOpenMs));
     this.probing = false;
+    // Opened now, or opened again after a failed probe.
+    if (this.state_ === 'open' && (before.state !== 'open' || this.openedAt !== before.openedAt)) this.onTransition?.('open', this.openFor);
   }
 
   /** A reserved probe ended without saying anything about the upstream (cancelled). */
@@ -135,6 +156,7 @@ export interface EngineHealth {
 
 export class HealthBook {
   private readonly engines = new Map<string, EngineHealth>();
+  private readonly transitions: Array<(engine: string, state: 'open' | 'closed', openForMs: number) => void> = [];
 
   constructor(
     private options: CircuitOptions,
@@ -149,10 +171,23 @@ export class HealthBook {
   get(engine: string): EngineHealth {
     let h = this.engines.get(engine);
     if (!h) {
-      h = { breaker: new CircuitBreaker(this.options, this.now), latency: new LatencyWindow(), firstToken: new LatencyWindow() };
+      const breaker = new CircuitBreaker(this.options, this.now, (state, openForMs) => {
+        for (const listener of this.transitions) listener(engine, state, openForMs);
+      });
+      h = { breaker, latency: new LatencyWindow(), firstToken: new LatencyWindow() };
       this.engines.set(engine, h);
     }
     return h;
+  }
+
+  /** Every circuit that opens or closes here (to share with other kernels). */
+  onTransition(listener: (engine: string, state: 'open' | 'closed', openForMs: number) => void): void {
+    this.transitions.push(listener);
+  }
+
+  /** A transition another kernel saw, taken on here. */
+  adopt(engine: string, state: 'open' | 'closed', openForMs: number): void {
+    this.get(engine).breaker.adopt(state, openForMs);
   }
 
   peek(engine: string): EngineHealth | undefined {

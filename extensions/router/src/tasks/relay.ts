@@ -1,9 +1,11 @@
 /**
  * Tasks across kernels (several `--workers`, or several machines) through Redis: the kernel that runs
  * a task appends its events to a Redis stream, so a client that reconnects to another kernel resumes
- * there from its Last-Event-ID; and a cancel that reaches another kernel is passed on to the one that
- * runs the task. Without Redis a task's live events and cancel stay with the kernel that runs it.
+ * there from its Last-Event-ID; a cancel that reaches another kernel is passed on to the one that
+ * runs the task; and a circuit that opens or closes on one kernel does on the others. Without Redis
+ * each kernel keeps these to itself.
  */
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Disposable } from '@aion/extension-api';
 import type { TaskEvent } from './eventLog.js';
@@ -25,6 +27,10 @@ export interface TaskRelay extends Disposable {
   requestCancel(taskId: string): Promise<void>;
   /** Cancels asked for on any kernel; the handler ignores tasks it does not run. */
   onCancel(handler: (taskId: string) => void): void;
+  /** Tells the other kernels a circuit opened (for how long) or closed here. */
+  publishCircuit(engine: string, state: 'open' | 'closed', openForMs: number): void;
+  /** Circuits other kernels opened or closed (never this kernel's own). */
+  onCircuit(handler: (engine: string, state: 'open' | 'closed', openForMs: number) => void): void;
 }
 
 export function redisUrlMasked(url: string): string {
@@ -42,6 +48,9 @@ export class RedisTaskRelay implements TaskRelay {
   private readonly subscriber: Redis;
   private readonly readers = new Set<Redis>();
   private readonly cancelHandlers: Array<(taskId: string) => void> = [];
+  private readonly circuitHandlers: Array<(engine: string, state: 'open' | 'closed', openForMs: number) => void> = [];
+  /** Tells this kernel's own circuit messages apart from the others'. */
+  private readonly kernelId = randomUUID();
   private writes: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -58,9 +67,10 @@ export class RedisTaskRelay implements TaskRelay {
   static async connect(url: string, prefix: string, log: (level: 'warn' | 'error', message: string) => void): Promise<RedisTaskRelay> {
     const relay = new RedisTaskRelay(url, prefix, log);
     await Promise.all([relay.writer.connect(), relay.subscriber.connect()]);
-    await relay.subscriber.subscribe(relay.cancelChannel);
-    relay.subscriber.on('message', (_channel: string, taskId: string) => {
-      for (const handler of relay.cancelHandlers) handler(taskId);
+    await relay.subscriber.subscribe(relay.cancelChannel, relay.circuitChannel);
+    relay.subscriber.on('message', (channel: string, message: string) => {
+      if (channel === relay.cancelChannel) for (const handler of relay.cancelHandlers) handler(message);
+      else relay.circuitMessage(message);
     });
     return relay;
   }
@@ -71,6 +81,31 @@ export class RedisTaskRelay implements TaskRelay {
 
   private get cancelChannel(): string {
     return `${this.prefix}:cancel`;
+  }
+
+  private get circuitChannel(): string {
+    return `${this.prefix}:circuit`;
+  }
+
+  private circuitMessage(message: string): void {
+    let m: { from?: string; engine?: string; state?: string; openForMs?: number };
+    try {
+      m = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (m.from === this.kernelId || typeof m.engine !== 'string' || (m.state !== 'open' && m.state !== 'closed')) return;
+    for (const handler of this.circuitHandlers) handler(m.engine, m.state, Number(m.openForMs) || 0);
+  }
+
+  publishCircuit(engine: string, state: 'open' | 'closed', openForMs: number): void {
+    this.writer
+      .publish(this.circuitChannel, JSON.stringify({ from: this.kernelId, engine, state, openForMs }))
+      .catch((err: Error) => this.log('warn', `circuit ${engine} was not shared: ${err.message}`));
+  }
+
+  onCircuit(handler: (engine: string, state: 'open' | 'closed', openForMs: number) => void): void {
+    this.circuitHandlers.push(handler);
   }
 
   publish(taskId: string, event: TaskEvent): void {
