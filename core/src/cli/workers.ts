@@ -36,7 +36,7 @@ function sharingNotice(count: number, env: NodeJS.ProcessEnv): string {
   const perWorker = [
     'live task streams and their cancellation unless extensions["aion.router"].redisUrl is set (without it a client that reconnects to another worker gets the final event once the task is stored, and cancel there answers 409)',
     'circuit breakers unless the router has its redisUrl, and latency windows',
-    'skill rate buckets',
+    'skill rate buckets unless extensions["aion.skills"].rateLimit.redisUrl is set',
     'MCP sessions',
     "devices' connections",
   ];

@@ -3,7 +3,7 @@ import { isSandboxError, type AcceleratorSelection } from '@aion/sandbox';
 import { schemaProblems, type SkillCatalog } from './catalog.js';
 import { skillError, toSkillError } from './errors.js';
 import type { SkillQuarantine } from './quarantine.js';
-import type { RateLimiter } from './rateLimiter.js';
+import type { CallLimiter } from './rateLimiter.js';
 import type { Runners } from './runtimes.js';
 import { LOCAL_PRINCIPAL, type CallContext, type ExecuteResult, type Skill } from './types.js';
 import type { UsageRecorder } from './usage.js';
@@ -19,7 +19,7 @@ export interface GatekeeperLog {
 export interface GatekeeperOptions {
   catalog: SkillCatalog;
   runners: Runners;
-  limiter: RateLimiter;
+  limiter: CallLimiter;
   usage: UsageRecorder;
   secrets: SecretResolver;
   quarantine: SkillQuarantine;
@@ -64,7 +64,7 @@ export function callerKey(principal: Principal, extension?: string): string {
 export class Gatekeeper {
   private readonly catalog: SkillCatalog;
   private readonly runners: Runners;
-  private readonly limiter: RateLimiter;
+  private readonly limiter: CallLimiter;
   private readonly usage: UsageRecorder;
   private readonly secrets: SecretResolver;
   private readonly quarantine: SkillQuarantine;
@@ -97,7 +97,7 @@ export class Gatekeeper {
     const entry = this.catalog.get(id);
     let failure: string | undefined;
     try {
-      const retryAfter = this.limiter.take(`${principal.tenant_id ?? 'default'}/${principal.sub}`);
+      const retryAfter = await this.limiter.take(`${principal.tenant_id ?? 'default'}/${principal.sub}`);
       if (retryAfter > 0) {
         throw skillError('RATE_LIMITED', `Too many skill calls; retry in ${retryAfter} s.`, {
           headers: { 'Retry-After': String(retryAfter) },

@@ -13,7 +13,7 @@ import { PackStore, type LoadedPack } from './packs/packStore.js';
 import { SkillQuarantine } from './quarantine.js';
 import { resolveInPack, trustedKeysFrom, type TrustedKey } from './packs/signing.js';
 import { watchPacks } from './packWatcher.js';
-import { RateLimiter } from './rateLimiter.js';
+import { RateLimiter, RedisRateLimiter, type CallLimiter } from './rateLimiter.js';
 import { JsRunner, ProcessRunner, WasmRunner, type JsSkillImplementation, type Runners } from './runtimes.js';
 import { searchSkills } from './search.js';
 import { SkillSwitches } from './switches.js';
@@ -68,6 +68,7 @@ export class SkillsService {
   readonly usage: UsageRecorder;
   readonly quarantine: SkillQuarantine;
   readonly tools: SkillTools;
+  private readonly limiter: CallLimiter;
   private readonly switches: SkillSwitches;
   private readonly trusted: TrustedKey[];
   private readonly validateEntry: ValidateFunction;
@@ -114,10 +115,12 @@ export class SkillsService {
       }),
       mcp: this.mcpClients,
     };
+    const { redisUrl } = config.rateLimit;
+    this.limiter = redisUrl ? new RedisRateLimiter({ ...config.rateLimit, redisUrl }, (m) => logger.warn(m)) : new RateLimiter(config.rateLimit);
     this.gatekeeper = new Gatekeeper({
       catalog: this.catalog,
       runners,
-      limiter: new RateLimiter(config.rateLimit),
+      limiter: this.limiter,
       usage: this.usage,
       secrets: (name) => this.secret(`SKILL_${name}`),
       quarantine: this.quarantine,
@@ -440,6 +443,7 @@ export class SkillsService {
     this.packWatcher?.dispose();
     await this.reloading?.catch(() => undefined);
     await this.switches.settled();
+    await this.limiter.close?.();
     await this.usage.dispose();
     await this.mcpClients.close();
     await this.processes.close();
