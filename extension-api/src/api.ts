@@ -7,6 +7,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { CancellationToken } from 'vscode-jsonrpc';
 import { AionError } from './errors.js';
 import type { Disposable } from './lifecycle.js';
+import type { ExposeDeclaration } from './manifest.js';
 import type { HttpHandler, Principal, Remote } from './types.js';
 
 export interface HttpNamespace {
@@ -42,7 +43,8 @@ export interface ContributionsNamespace {
   /** The implementation of a contributed entry, activating its extension on first use. */
   get<T extends object>(point: string, id: string): Promise<Remote<T>>;
   /** Every validated entry contributed to `point`, without activating anything. */
-  list(point: string): Promise<Array<{ extensionId: string; entry: Record<string, unknown> }>>;
+  /** Every entry of `point`, with the contributing extension and what it exposes to a hub (`aion.expose`). */
+  list(point: string): Promise<Array<{ extensionId: string; entry: Record<string, unknown>; expose?: ExposeDeclaration }>>;
 }
 
 export interface HooksNamespace {

@@ -149,8 +149,18 @@ export interface ExtensionManifest {
     permissions?: ExtensionPermissions;
     resources?: ExtensionResources;
     api?: ApiAccessDeclaration;
+    /**
+     * What a spoke offers its hub from this extension (`aion spoke`): `skills` — all its contributed
+     * skills (`true`) or these ids; `models` — likewise for its models. Absent: nothing.
+     */
+    expose?: ExposeDeclaration;
   };
   [key: string]: unknown;
+}
+
+export interface ExposeDeclaration {
+  skills?: boolean | string[];
+  models?: boolean | string[];
 }
 
 /** `publisher.name`, where an npm scope and an `ext-` prefix are packaging, not identity. */
@@ -327,6 +337,14 @@ export const manifestSchema = {
           properties: {
             access: { enum: ['public', 'privileged'] },
             methods: { type: 'object', additionalProperties: { enum: ['public', 'privileged'] } },
+          },
+          additionalProperties: false,
+        },
+        expose: {
+          type: 'object',
+          properties: {
+            skills: { oneOf: [{ type: 'boolean' }, { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true }] },
+            models: { oneOf: [{ type: 'boolean' }, { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true }] },
           },
           additionalProperties: false,
         },

@@ -1,6 +1,6 @@
 import { injectable, inject } from 'inversify';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import { ErrorCodes, type RouteContribution } from '@aion/extension-api';
+import { ErrorCodes, type ExposeDeclaration, type RouteContribution } from '@aion/extension-api';
 import { formatAjvErrors } from '../config/configuration.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 
@@ -43,6 +43,8 @@ interface PointInfo {
 export interface StaticContribution {
   extensionId: string;
   entry: Record<string, unknown>;
+  /** The contributing extension's `aion.expose`, for a spoke deciding what its hub may see. */
+  expose?: ExposeDeclaration;
 }
 
 export interface RuntimeImplementation {
@@ -127,7 +129,8 @@ export class ContributionRegistry {
             return;
           }
           const list = this.entries.get(pointName) ?? [];
-          list.push({ extensionId: record.id, entry: entry as Record<string, unknown> });
+          const expose = record.manifest.aion?.expose;
+          list.push({ extensionId: record.id, entry: entry as Record<string, unknown>, ...(expose ? { expose } : {}) });
           this.entries.set(pointName, list);
           const id = (entry as { id?: unknown }).id;
           if (point.activationEventPrefix && typeof id === 'string') events.add(`${point.activationEventPrefix}:${id}`);

@@ -4,7 +4,7 @@
  * Only data crosses: JSON values, stream markers and cancellation.
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
-import type { ExtensionManifest, HookKind, HostKind } from '../manifest.js';
+import type { ExposeDeclaration, ExtensionManifest, HookKind, HostKind } from '../manifest.js';
 import type { HttpRequestData, HttpResponseData, LogLevel, Principal } from '../types.js';
 
 export interface ExtensionDescription {
@@ -87,7 +87,9 @@ export const KernelProtocol = {
   registerContribution: new NotificationType<{ extensionId: string; point: string; id: string; methods: string[] }>('$registerContribution'),
   unregisterContribution: new NotificationType<{ extensionId: string; point: string; id: string }>('$unregisterContribution'),
   resolveContribution: new RequestType<{ point: string; id: string }, { methods: string[] }, void>('$resolveContribution'),
-  listContributions: new RequestType<{ point: string }, Array<{ extensionId: string; entry: Record<string, unknown> }>, void>('$listContributions'),
+  listContributions: new RequestType<{ point: string }, Array<{ extensionId: string; entry: Record<string, unknown>; expose?: ExposeDeclaration }>, void>(
+    '$listContributions',
+  ),
   invokeContribution: new RequestType<InvokeContributionParams, unknown, void>('$invokeContribution'),
   tapHook: new NotificationType<{ extensionId: string; hook: string; tapId: string }>('$tapHook'),
   untapHook: new NotificationType<{ tapId: string }>('$untapHook'),

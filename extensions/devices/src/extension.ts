@@ -1,5 +1,6 @@
 import * as aion from '@aion/extension-api';
 import { AionError, ErrorCodes, type HttpRequestData, type Principal } from '@aion/extension-api';
+import type { SkillsApi, SkillSummary } from '@aion/ext-skills';
 import type { StorageApi } from '@aion/ext-storage';
 import { HubCluster } from './cluster.js';
 import { validateConfiguration, type DevicesConfiguration } from './config.js';
@@ -17,22 +18,6 @@ import { DEFAULT_DEVICE_SCOPES, DEVICE_SCOPES, DeviceTokens } from './deviceToke
 import { DeviceHub, deviceError } from './hub.js';
 import { SessionSync } from './sessionSync.js';
 import { Spoke } from './spoke.js';
-
-/** The slice of aion.skills a spoke uses to list and run the skills it exposes. */
-interface LocalSkills {
-  search(query?: { q?: string }): Array<{ id: string; enabled: boolean }>;
-  describe(id: string): {
-    id: string;
-    title: string;
-    description: string;
-    tags: string[];
-    inputSchema: Record<string, unknown>;
-    outputSchema?: Record<string, unknown>;
-    scope?: string;
-  };
-  /** The hub's cancellation crosses as the trailing token. */
-  execute(id: string, args: unknown, principal: Principal, token?: aion.CancellationToken): { result: unknown; durationMs: number };
-}
 
 const DEFAULT_TENANT = 'default';
 
@@ -250,11 +235,15 @@ export async function activate(ctx: aion.ExtensionContext) {
   }
 
   function startSpoke(hubUrl: string, token: string): Spoke {
-    let skillsApi: Promise<aion.Remote<LocalSkills>> | undefined;
-    const skills = () => (skillsApi ??= aion.extensions.getApi<LocalSkills>('aion.skills'));
+    let skillsApi: Promise<aion.Remote<SkillsApi>> | undefined;
+    const skills = () => (skillsApi ??= aion.extensions.getApi<SkillsApi>('aion.skills'));
+    // A skill an extension contributes leaves the device only when that extension's manifest exposes it
+    // (`aion.expose`); a pack's, when the operator's expose.skills names it. Both pass expose.skills.
+    const mayExpose = (s: Pick<SkillSummary, 'id' | 'source'>) =>
+      matches(config.expose.skills, s.id) && (s.source.kind !== 'extension' || s.source.exposed === true);
     const exposed = async (): Promise<ExposedSkill[]> => {
       const api = await skills();
-      const listed = (await api.search({})).filter((s) => s.enabled && matches(config.expose.skills, s.id));
+      const listed = (await api.search({})).filter((s) => s.enabled && mayExpose(s));
       const described = await Promise.all(listed.map((s) => api.describe(s.id)));
       return described.map((d) => ({
         id: d.id,
@@ -278,7 +267,8 @@ export async function activate(ctx: aion.ExtensionContext) {
       logger: ctx.logger,
       execute: async ({ skill, args, caller, correlationId }, cancel) => {
         // Only what this spoke exposes, whatever the hub asks.
-        if (!matches(config.expose.skills, skill)) throw deviceError(DeviceErrorCodes.DEVICE_NOT_FOUND, `this device does not expose ${skill}`);
+        const described = await (await skills()).describe(skill).catch(() => undefined);
+        if (!described || !mayExpose(described)) throw deviceError(DeviceErrorCodes.DEVICE_NOT_FOUND, `this device does not expose ${skill}`);
         ctx.logger.debug(`running ${skill} for the hub`, { correlationId });
         const principal: Principal = { sub: caller.sub, type: caller.type, tenant_id: caller.tenant_id, owner: caller.owner, scopes: caller.scopes };
         return (await skills()).execute(skill, args, principal, cancel);

@@ -9,6 +9,7 @@ import { devicesRoot, spokeSkills, startSpoke, waitFor, type SpokeProcess } from
 
 const spokeOnly = join(devicesRoot, 'test/fixtures/spoke-only');
 const intruder = join(devicesRoot, 'test/fixtures/intruder');
+const spokePrivate = join(devicesRoot, 'test/fixtures/spoke-private');
 
 const toolResults = (r: RecordedRequest) => ((r.body?.messages ?? []) as Array<{ role: string; content: string }>).filter((m) => m.role === 'tool');
 
@@ -45,7 +46,7 @@ describe("devices: a device's skills in the hub's skills, chat and MCP", functio
     admin = await signInAdmin(hub);
     const { token } = await json(await as('POST', '/v1/hub/devices', { name: 'Lab Laptop' }));
     spoke = startSpoke(hub.url, token, {
-      extensionDirs: [spokeSkills, spokeOnly],
+      extensionDirs: [spokeSkills, spokeOnly, spokePrivate],
       config: { extensions: { 'aion.devices': { pingIntervalMs: 200, pingTimeoutMs: 1500 } } },
     });
     await waitFor(
@@ -84,6 +85,14 @@ describe("devices: a device's skills in the hub's skills, chat and MCP", functio
       skills.map((s: any) => [s.id, s.runtime, s.device_count, s.devices.map((d: any) => d.path)]),
       [['laptop.battery', 'device', 1, ['lab-laptop/laptop.battery']]],
     );
+  });
+
+  it('offers the hub only skills of extensions whose manifest says aion.expose', async () => {
+    const { skills } = await json(await as('GET', '/v1/skills?q=diary'));
+    assert.deepEqual(skills, [], 'the spoke runs laptop.diary but its extension exposes nothing');
+    const res = await as('POST', '/v1/skills/lab-laptop/laptop.diary/execute', { args: {} });
+    assert.equal(res.status, 404);
+    assert.equal((await json(res)).error.code, 'DEVICE_NOT_FOUND');
   });
 
   it('runs an unqualified id on the hub when the hub has it, and a device path on the device', async () => {

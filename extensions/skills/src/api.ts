@@ -98,8 +98,8 @@ export interface SkillsApi {
   executeTool(name: string, args: unknown, principal: Principal, options?: ToolCallOptions, token?: CancellationToken): ToolCallResult;
   search(query?: { q?: string; tags?: string[]; principal?: Principal }): SkillSummary[];
   describe(id: string): SkillDescription;
-  /** Runs a skill by id; throws the skill error (stable code) on failure. */
-  execute(id: string, args: unknown, principal: Principal): { result: unknown; durationMs: number };
+  /** Runs a skill by id; throws the skill error (stable code) on failure. Cancelling `token` stops the skill. */
+  execute(id: string, args: unknown, principal: Principal, token?: CancellationToken): { result: unknown; durationMs: number };
   listPacks(): PackListing;
   installPack(
     path: string,

@@ -33,7 +33,7 @@ export interface ServiceHost {
   /** The implementation an extension registered for its `js` skill. */
   resolveJsSkill?(id: string): Promise<JsSkillImplementation>;
   /** Entries other extensions contribute to the `skills` point. */
-  listContributed?(): Promise<Array<{ extensionId: string; entry: Record<string, unknown> }>>;
+  listContributed?(): Promise<Array<{ extensionId: string; entry: Record<string, unknown>; expose?: { skills?: boolean | string[] } }>>;
   state?: Memento;
   /** Where run-time switches (skills enabled or disabled) are kept. */
   storagePath?: string;
@@ -303,7 +303,7 @@ export class SkillsService {
       return [];
     });
     const skills: Skill[] = [];
-    for (const { extensionId, entry } of entries) {
+    for (const { extensionId, entry, expose } of entries) {
       if (!this.validateEntry(entry)) continue; // registered at run time without a manifest entry: nothing to describe it
       const e = entry as unknown as SkillEntry;
       if (e.runtime !== 'js') {
@@ -324,7 +324,11 @@ export class SkillsService {
         permissions: { network: e.permissions?.network ?? [], secrets: e.permissions?.secrets ?? [] },
         limits: effectiveLimits(e.limits, this.host.config.limits),
         tags: e.tags ?? [],
-        source: { kind: 'extension', extensionId },
+        source: {
+          kind: 'extension',
+          extensionId,
+          ...(expose?.skills === true || (Array.isArray(expose?.skills) && expose.skills.includes(e.id)) ? { exposed: true } : {}),
+        },
         ...(e.resources ? { resources: e.resources } : {}),
       });
     }

@@ -38,7 +38,8 @@ export interface SkillResources {
 
 export type SkillSource =
   | { kind: 'pack'; pack: string; version: string; signed: boolean; keyId?: string; signer?: string }
-  | { kind: 'extension'; extensionId: string }
+  /** `exposed`: the extension's `aion.expose` offers this skill to a hub when the kernel runs as a spoke. */
+  | { kind: 'extension'; extensionId: string; exposed?: boolean }
   | { kind: 'mcp'; server: string; tool: string };
 
 /** A skill in the catalog: declared, checked, and ready to run. */
