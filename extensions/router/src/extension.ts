@@ -9,7 +9,7 @@ import { EmbeddingRouter } from './frontDoor/embeddings.js';
 import { RouterEngine, type ExecutionResult } from './tasks/engine.js';
 import type { TaskEvent } from './tasks/eventLog.js';
 import { HealthBook } from './providers/health.js';
-import { validateTaskInput } from './frontDoor/input.js';
+import { failoverHeader, validateTaskInput } from './frontDoor/input.js';
 import { ConcurrencyLimiter } from './decision/limiter.js';
 import { ALIASES, FrontDoor, type FrontDoorSummary } from './frontDoor/openai.js';
 import { PolicyStore } from './policies/policy.js';
@@ -140,6 +140,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     aion.http.handle('POST /v1/tasks', async (req, token) => {
       const caller = requireCaller(req.principal);
       const input = validateTaskInput(req.body);
+      input.failover ??= failoverHeader(req.headers['x-aion-failover']);
       const submitted = await tasks.submit(input, caller, { idempotencyKey: req.headers['idempotency-key'], body: req.body });
       const waitMs = waitOf(input.wait, req.headers.prefer, config);
       const task = waitMs > 0 ? await tasks.wait(submitted.task.task_id, waitMs, token) : submitted.task;

@@ -15,6 +15,11 @@ export interface RouteRequest extends Pick<ChatRequest, 'messages' | 'tools' | '
   p95Ms?: number;
   priority: Priority;
   metadata: Record<string, unknown>;
+  /**
+   * `resume`: when an engine's stream is cut after some of the answer, the next engine continues it
+   * (the partial answer goes back as an assistant turn) instead of the task failing.
+   */
+  failover?: 'resume';
   tenantId?: string;
 }
 
@@ -95,4 +100,6 @@ export interface Attempt {
   latency_ms?: number;
   /** In the tool loop: the model call this attempt belongs to. */
   step?: number;
+  /** `x-aion-failover: resume`: this engine continued an answer the previous one was cut in, after these characters. */
+  resumed_after_chars?: number;
 }

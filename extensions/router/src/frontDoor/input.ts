@@ -29,6 +29,8 @@ export interface TaskInput {
   priority?: Priority;
   metadata?: Record<string, unknown>;
   timeout_ms?: number;
+  /** `resume`: a stream cut mid-answer is continued by the next engine (also the `x-aion-failover` header). */
+  failover?: 'resume' | 'none';
   /** Skills offered to the model as tools; the router runs the calls it makes (the tool loop). */
   skills?: SkillSelection;
   /** Model calls the tool loop may make (at most the configured skills.maxSteps). */
@@ -71,6 +73,7 @@ export const taskInputSchema = {
     skills: skillSelectionSchema,
     max_steps: { type: 'integer', minimum: 1 },
     wait: { anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0 }] },
+    failover: { enum: ['resume', 'none'] },
   },
   additionalProperties: false,
 } as const;
@@ -184,6 +187,7 @@ export function toRouteRequest(input: TaskInput, defaults: RouteDefaults, tenant
     p95Ms: input.p95_ms,
     priority: input.priority ?? defaults.priority,
     metadata: input.metadata ?? {},
+    ...(input.failover === 'resume' ? { failover: 'resume' as const } : {}),
     tenantId,
   };
 }
@@ -200,4 +204,12 @@ export function canonicalJson(value: unknown): string {
 
 export function hashBody(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+/** `x-aion-failover: resume | none`; anything else is refused, so a typo does not silently mean "none". */
+export function failoverHeader(value: string | string[] | undefined): 'resume' | 'none' | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  if (v === 'resume' || v === 'none') return v;
+  throw new AionError(ErrorCodes.VALIDATION_FAILED, `x-aion-failover must be resume or none, not ${JSON.stringify(v)}`);
 }

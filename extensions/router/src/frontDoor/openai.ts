@@ -14,7 +14,7 @@ import type { ProviderCatalog } from '../providers/catalog.js';
 import type { Caller } from '../caller.js';
 import { routeHeader, sameModel } from '../decision/decision.js';
 import { PROVIDER_ERROR_STATUS, type Abort, type ExecutionResult, type RouterEngine } from '../tasks/engine.js';
-import { jsonPath, toTools, toToolChoice, type RouteDefaults } from './input.js';
+import { failoverHeader, jsonPath, toTools, toToolChoice, type RouteDefaults } from './input.js';
 import type { ConcurrencyLimiter } from '../decision/limiter.js';
 import type { ChatMessage, ToolCall } from '../providers/providerTypes.js';
 import { mergeTools, skillSelectionSchema, type SkillSelection, type SkillTools } from '../tools/skillTools.js';
@@ -316,6 +316,7 @@ export class FrontDoor {
       p95Ms: Number.isFinite(p95) ? p95 : undefined,
       priority: a.priority ?? (header(req, 'x-aion-priority') as Priority | undefined) ?? d.priority,
       metadata: { ...(body.metadata ?? {}), ...(a.metadata ?? {}) },
+      ...(failoverHeader(req.headers['x-aion-failover']) === 'resume' ? { failover: 'resume' as const } : {}),
       tenantId: caller.tenant,
     };
   }

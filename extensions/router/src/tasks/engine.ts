@@ -45,6 +45,10 @@ export interface ExecutionResult {
 /** HTTP status of a failure that reaches a client: provider-kit's table for provider failures, plus the router's own. */
 export const PROVIDER_ERROR_STATUS: Record<string, number> = { ...PROVIDER_KIT_STATUS, SATURATED: 503, TIMEOUT: 504 };
 
+/** What the engine that continues a cut answer is asked, after the partial answer as its own turn. */
+const RESUME_INSTRUCTION =
+  'Your previous answer was cut off. Continue it exactly where it stopped, without repeating anything or commenting on the interruption.';
+
 /** Failures that say nothing about the upstream's health. */
 const NOT_UPSTREAM_FAULTS = new Set<string>(['PROVIDER_BAD_REQUEST', 'CANCELLED']);
 
@@ -173,7 +177,9 @@ export class RouterEngine {
     const failures: Outcome[] = [];
     let saturated = 0;
     let previous: Attempt | undefined;
-    const chatRequest: ChatRequest = {
+    /** Characters of the answer given before a cut, when the next engine is to continue it. */
+    let resumeFrom: number | undefined;
+    let chatRequest: ChatRequest = {
       model: '',
       messages: request.messages,
       tools: request.tools,
@@ -210,6 +216,13 @@ export class RouterEngine {
       }
       result.candidate = c;
       observer.attempt?.(c, i, previous);
+      if (resumeFrom !== undefined) {
+        // The previous engine was cut mid-answer: this one continues it, seeing what was already said.
+        chatRequest = {
+          ...chatRequest,
+          messages: [...request.messages, { role: 'assistant', content: result.text }, { role: 'user', content: RESUME_INSTRUCTION }],
+        };
+      }
       const t0 = performance.now();
       let outcome: Outcome;
       try {
@@ -222,7 +235,12 @@ export class RouterEngine {
         health.breaker.success();
         health.latency.add(latency);
         if (result.firstTokenMs !== undefined) health.firstToken.add(result.firstTokenMs);
-        result.attempts.push({ engine: c.engine, outcome: 'ok', latency_ms: latency });
+        result.attempts.push({
+          engine: c.engine,
+          outcome: 'ok',
+          latency_ms: latency,
+          ...(resumeFrom !== undefined ? { resumed_after_chars: resumeFrom } : {}),
+        });
         this.o.telemetry?.call(c.engine, 'ok', latency);
         result.status = 'OK';
         break;
@@ -239,6 +257,13 @@ export class RouterEngine {
       result.attempts.push(previous);
       this.o.telemetry?.call(c.engine, 'error', latency, outcome.code ?? 'PROVIDER_UNAVAILABLE');
       failures.push(outcome);
+      // A cut answer goes on with the next engine only when the client asked for it, and only text (a
+      // half-made tool call cannot be continued).
+      const resumable = request.failover === 'resume' && outcome.afterFirstToken && result.toolCalls.length === 0 && outcome.code !== 'CANCELLED';
+      if (resumable) {
+        resumeFrom = result.text.length;
+        continue;
+      }
       if (!outcome.fallback || outcome.afterFirstToken) break;
     }
     result.latencyMs = Math.round((performance.now() - started) * 100) / 100;
