@@ -1,5 +1,5 @@
 export { Kernel, BUILTIN_EXTENSIONS_DIR, type KernelOptions } from './kernel.js';
-export { startTestKernel, waitFor, type TestKernel, type TestKernelOptions } from './testing.js';
+export { probeRedis, startTestKernel, TEST_REDIS_URL, waitFor, type TestKernel, type TestKernelOptions } from './testing.js';
 export { loadConfig, defaultConfig, CONFIG_SCHEMA_VERSION, type AionConfig } from './config/configuration.js';
 export { createLogger, logLevelFromEnvironment, logRedactor } from './logging.js';
 export { ContributionRegistry } from './contributions/contributionRegistry.js';

@@ -116,3 +116,21 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** The Redis that tests of several kernels use (`AION_TEST_REDIS_URL` overrides it). */
+export const TEST_REDIS_URL = process.env.AION_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Why the test Redis cannot be used, or undefined when it answers. */
+export async function probeRedis(url = TEST_REDIS_URL): Promise<string | undefined> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    await redis.ping();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,24 +1,9 @@
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
 import { io as connectSocket } from 'socket.io-client';
-import { startTestKernel, type TestKernel } from '../src/index.js';
+import { probeRedis, startTestKernel, TEST_REDIS_URL, type TestKernel } from '../src/index.js';
 import { fixture } from './helpers.js';
 
-const REDIS_URL = process.env.AION_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** Why Redis cannot be used here, or undefined when it answers. */
-async function probeRedis(): Promise<string | undefined> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await redis.connect();
-    await redis.ping();
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  } finally {
-    redis.disconnect();
-  }
-}
+const REDIS_URL = TEST_REDIS_URL;
 
 describe('socket.io across kernels on one Redis', function () {
   this.timeout(60_000);

@@ -2,24 +2,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Principal } from '@aion/extension-api';
-import { Redis } from 'ioredis';
+import { probeRedis, TEST_REDIS_URL } from '@aion/core';
 import { newKey, removeDir, signedHostilePack, startService, tempDir } from './support/helpers.js';
 
-const REDIS_URL = process.env.AION_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** Why Redis cannot be used, or undefined when it answers. */
-async function probeRedis(): Promise<string | undefined> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await redis.connect();
-    await redis.ping();
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  } finally {
-    redis.disconnect();
-  }
-}
+const REDIS_URL = TEST_REDIS_URL;
 
 const user = (sub: string): Principal => ({ sub, type: 'user', scopes: ['skills:read', 'skills:execute'], tenant_id: 'default' });
 
