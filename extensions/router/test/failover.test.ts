@@ -8,7 +8,6 @@ describe('failover: resume', function () {
   this.timeout(60_000);
   let openai: FakeOpenAI;
   let kernel: TestKernel;
-  let calls = 0;
   const messagesOf = (r: RecordedRequest) => r.body.messages as Array<{ role: string; content: string }>;
 
   before(async () => {
@@ -16,7 +15,6 @@ describe('failover: resume', function () {
     openai = await startFakeOpenAI({
       chunkDelayMs: 10,
       reply: (r) => {
-        calls++;
         const resumed = messagesOf(r).some((m) => m.role === 'assistant');
         return resumed ? { kind: 'answer', text: [' world', '!'] } : { kind: 'cut', text: ['Hel', 'lo'] };
       },

@@ -54,7 +54,7 @@ export class RedisTaskRelay implements TaskRelay {
   private writes: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    private readonly url: string,
+    url: string,
     private readonly prefix: string,
     private readonly log: (level: 'warn' | 'error', message: string) => void,
   ) {
