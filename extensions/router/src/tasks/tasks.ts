@@ -412,6 +412,7 @@ export class TaskService implements Disposable {
     const task = await this.get(taskId, caller);
     const live = this.live.get(taskId);
     if (live) return live.events.follow(afterId);
+    // A task whose log is not here replays as its final event.
     const finalOf = (t: TaskResult): TaskEvent =>
       ({
         id: Number.MAX_SAFE_INTEGER,
@@ -427,11 +428,7 @@ export class TaskService implements Disposable {
     }
     return (async function* () {
       if (FINAL_STATUSES.has(task.status)) {
-        yield {
-          id: Number.MAX_SAFE_INTEGER,
-          event: task.status === 'OK' ? 'done' : 'error',
-          data: task.status === 'OK' ? task : { code: task.error?.code, message: task.error?.message, task },
-        } as TaskEvent;
+        yield finalOf(task);
       } else {
         throw new AionError(ErrorCodes.CONFLICT, `task ${taskId} runs on another instance; poll GET /v1/tasks/${taskId}`);
       }
