@@ -15,25 +15,40 @@ export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 const AION_RPC_ERROR = -32050;
 const METHOD_NOT_FOUND = -32601;
 
+/** The stable codes of the device protocol, shared by the hub (`aion.devices`) and every device. */
 export const DeviceErrorCodes = {
+  /** 503: the device is offline, dropped mid-call, or answered nothing within its liveness timeout. */
   DEVICE_UNAVAILABLE: 'DEVICE_UNAVAILABLE',
+  /** The device speaks another protocol version; the message names both. */
   DEVICE_PROTOCOL_MISMATCH: 'DEVICE_PROTOCOL_MISMATCH',
-  DEVICE_TOKEN_INVALID: 'DEVICE_TOKEN_INVALID',
-  DEVICE_NAME_MISMATCH: 'DEVICE_NAME_MISMATCH',
-  DEVICE_NOT_FOUND: 'DEVICE_NOT_FOUND',
-  DEVICE_TIMEOUT: 'DEVICE_TIMEOUT',
+  /** A frame over the cap (default 1 MiB). */
   FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
+  /** A frame that is not JSON-RPC 2.0, or a handshake that is not one. */
   MALFORMED_FRAME: 'MALFORMED_FRAME',
-  FORBIDDEN: 'FORBIDDEN',
-  SHUTTING_DOWN: 'SHUTTING_DOWN',
+  /** 401: a device token that is forged, malformed or revoked. */
+  DEVICE_TOKEN_INVALID: 'DEVICE_TOKEN_INVALID',
+  /** 403: a device claims a name its token does not carry. */
+  DEVICE_NAME_MISMATCH: 'DEVICE_NAME_MISMATCH',
+  /** 409: the name, once normalized, belongs to another live device. */
+  DEVICE_NAME_TAKEN: 'DEVICE_NAME_TAKEN',
+  /** 404: no such device, or no such skill on it. */
+  DEVICE_NOT_FOUND: 'DEVICE_NOT_FOUND',
+  /** 429: too many calls queued for one device; `Retry-After` says when to try again. */
+  DEVICE_BUSY: 'DEVICE_BUSY',
+  /** 504: the device did not answer before the call's deadline. */
+  DEVICE_TIMEOUT: 'DEVICE_TIMEOUT',
 } as const;
+
+/** Codes of the wider API a device connection also meets: a token without a scope, and stopping. */
+const FORBIDDEN = 'FORBIDDEN';
+const SHUTTING_DOWN = 'SHUTTING_DOWN';
 
 /** Refusals no retry can fix: the connection stops and says why. */
 const FATAL = new Set<string>([
   DeviceErrorCodes.DEVICE_PROTOCOL_MISMATCH,
   DeviceErrorCodes.DEVICE_TOKEN_INVALID,
   DeviceErrorCodes.DEVICE_NAME_MISMATCH,
-  DeviceErrorCodes.FORBIDDEN,
+  FORBIDDEN,
 ]);
 
 /** A skill as the device announces it: enough for the hub to list it and check calls before forwarding them. */
@@ -184,7 +199,7 @@ export class DeviceConnection {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.watchdog);
-    this.failPending(errorOf(DeviceErrorCodes.SHUTTING_DOWN, 'the device connection is stopping'));
+    this.failPending(errorOf(SHUTTING_DOWN, 'the device connection is stopping'));
     this.socket?.close(1000, 'device stopping');
     this.set('stopped');
   }

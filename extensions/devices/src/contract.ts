@@ -2,7 +2,7 @@
  * What hub and spoke agree on, in one module both import: device names, skill paths, the protocol
  * version, the handshake frames, the RPC messages and the error codes.
  */
-import { DEVICE_CONNECT_PATH, DEVICE_PROTOCOL_VERSION, type DeviceCall, type DeviceCaller, type DeviceSkill } from '@aion/client';
+import { DEVICE_CONNECT_PATH, DEVICE_PROTOCOL_VERSION, DeviceErrorCodes, type DeviceCall, type DeviceCaller, type DeviceSkill } from '@aion/client';
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 
 // The device's side of the protocol is @aion/client's (an IDE is a device too): the version, the path
@@ -14,28 +14,7 @@ export const PROTOCOL_VERSION = DEVICE_PROTOCOL_VERSION;
 /** The WebSocket route a spoke connects to. */
 export const CONNECT_PATH = DEVICE_CONNECT_PATH;
 
-export const DeviceErrorCodes = {
-  /** 503: the device is offline, dropped mid-call, or answered nothing within its liveness timeout. */
-  DEVICE_UNAVAILABLE: 'DEVICE_UNAVAILABLE',
-  /** The spoke speaks another protocol version; the message names both. */
-  DEVICE_PROTOCOL_MISMATCH: 'DEVICE_PROTOCOL_MISMATCH',
-  /** A frame over the cap (default 1 MiB). */
-  FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
-  /** A frame that is not JSON-RPC 2.0, or a handshake that is not one. */
-  MALFORMED_FRAME: 'MALFORMED_FRAME',
-  /** 401: a device token that is forged, malformed or revoked. */
-  DEVICE_TOKEN_INVALID: 'DEVICE_TOKEN_INVALID',
-  /** 403: a spoke claims a device name its token does not carry. */
-  DEVICE_NAME_MISMATCH: 'DEVICE_NAME_MISMATCH',
-  /** 409: the name, once normalized, belongs to another live device. */
-  DEVICE_NAME_TAKEN: 'DEVICE_NAME_TAKEN',
-  /** 404: no such device, or no such skill on it. */
-  DEVICE_NOT_FOUND: 'DEVICE_NOT_FOUND',
-  /** 429: too many calls queued for one device; `Retry-After` says when to try again. */
-  DEVICE_BUSY: 'DEVICE_BUSY',
-  /** 504: the device did not answer before the call's deadline. */
-  DEVICE_TIMEOUT: 'DEVICE_TIMEOUT',
-} as const;
+export { DeviceErrorCodes };
 
 const MAX_NAME_LENGTH = 63;
 

@@ -1,5 +1,6 @@
 import { API_VERSION, CancellationTokenSource, type CancellationToken, type Logger } from '@aion/extension-api';
 import { DeviceConnection, type DeviceState } from '@aion/client';
+import { DEFAULT_MAX_FRAME_BYTES } from '@aion/extension-api/protocol';
 import { WebSocket } from 'ws';
 import { DeviceProtocol, PROTOCOL_VERSION, type ExecuteSkillParams, type ExposedSkill, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';
 
@@ -41,7 +42,7 @@ export class Spoke extends DeviceConnection {
       aionVersion: API_VERSION,
       manifests: options.manifests,
       // The socket's own cap sits above the frame cap, so an oversized frame reaches the reader and is refused by it.
-      createSocket: (url, headers) => new WebSocket(url, { headers, maxPayload: (maxFrameBytes ?? 1024 * 1024) * 2, handshakeTimeout: 10_000 }),
+      createSocket: (url, headers) => new WebSocket(url, { headers, maxPayload: (maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES) * 2, handshakeTimeout: 10_000 }),
       execute: (call, signal) => {
         const cancel = new CancellationTokenSource();
         if (signal.aborted) cancel.cancel();
