@@ -241,9 +241,12 @@ export async function activate(ctx: aion.ExtensionContext) {
     // (`aion.expose`); a pack's, when the operator's expose.skills names it. Both pass expose.skills.
     const mayExpose = (s: Pick<SkillSummary, 'id' | 'source'>) =>
       matches(config.expose.skills, s.id) && (s.source.kind !== 'extension' || s.source.exposed === true);
+    // What the hub was last told it may call: a call for anything else is refused without asking aion.skills.
+    let announced = new Set<string>();
     const exposed = async (): Promise<ExposedSkill[]> => {
       const api = await skills();
       const listed = (await api.search({})).filter((s) => s.enabled && mayExpose(s));
+      announced = new Set(listed.map((s) => s.id));
       const described = await Promise.all(listed.map((s) => api.describe(s.id)));
       return described.map((d) => ({
         id: d.id,
@@ -267,8 +270,7 @@ export async function activate(ctx: aion.ExtensionContext) {
       logger: ctx.logger,
       execute: async ({ skill, args, caller, correlationId }, cancel) => {
         // Only what this spoke exposes, whatever the hub asks.
-        const described = await (await skills()).describe(skill).catch(() => undefined);
-        if (!described || !mayExpose(described)) throw deviceError(DeviceErrorCodes.DEVICE_NOT_FOUND, `this device does not expose ${skill}`);
+        if (!announced.has(skill)) throw deviceError(DeviceErrorCodes.DEVICE_NOT_FOUND, `this device does not expose ${skill}`);
         ctx.logger.debug(`running ${skill} for the hub`, { correlationId });
         const principal: Principal = { sub: caller.sub, type: caller.type, tenant_id: caller.tenant_id, owner: caller.owner, scopes: caller.scopes };
         return (await skills()).execute(skill, args, principal, cancel);
