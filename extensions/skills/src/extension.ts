@@ -174,14 +174,11 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
       const limit = f.limit ?? 128;
       if (local.length >= limit || !f.principal) return local;
       // Online devices' skills follow the hub's own, for the signed-in caller they belong to.
-      const { tools, paths } = await remote.tools(f.principal);
       const needle = f.q?.toLowerCase();
-      const extra = tools.filter((t) => {
-        const path = paths.get(t.function.name)!;
-        const [device, ...rest] = path.split('/');
-        if (!RemoteSkills.admits(f.skills, { name: `${device}.${rest.join('/')}`, path }, t.function.name)) return false;
-        return !needle || `${t.function.name} ${t.function.description}`.toLowerCase().includes(needle);
-      });
+      const extra = (await remote.tools(f.principal))
+        .filter((o) => RemoteSkills.admits(f.skills, o, o.tool.function.name))
+        .filter((o) => !needle || `${o.tool.function.name} ${o.tool.function.description}`.toLowerCase().includes(needle))
+        .map((o) => o.tool);
       return [...local, ...extra].slice(0, limit);
     },
     executeTool: async (
@@ -194,7 +191,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
       const extension = assertTrustedCaller('run tools for a principal');
       const local = await service.executeTool(name, args, principal, { ...options, extension, signal: signalOf(token) });
       if (local.ok || local.error?.code !== 'SKILL_NOT_FOUND') return local;
-      const path = (await remote.tools(principal)).paths.get(name);
+      const path = (await remote.tools(principal)).find((o) => o.tool.function.name === name)?.path;
       return path ? remote.executeTool(name, path, args, principal, { requestId: options?.requestId }) : local;
     },
     search: (query: { q?: string; tags?: string[]; principal?: aion.Principal } | undefined) => service.search(query ?? {}),

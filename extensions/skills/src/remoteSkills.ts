@@ -96,20 +96,24 @@ export class RemoteSkills {
     return out;
   }
 
-  /** Device skills as model tools (`<device>__<skill id with __ for dots>`), with the map back to their paths. */
-  async tools(principal: Principal | undefined): Promise<{ tools: ToolDefinition[]; paths: Map<string, string> }> {
+  /** Device skills as model tools (`<device>__<skill id with __ for dots>`), each with its `<device>.<skill>` name and path. */
+  async tools(principal: Principal | undefined): Promise<Array<{ tool: ToolDefinition; name: string; path: string }>> {
     const devices = principal && (await this.devices());
-    const paths = new Map<string, string>();
-    if (!devices) return { tools: [], paths };
-    const tools: ToolDefinition[] = [];
+    if (!devices) return [];
+    const offered: Array<{ tool: ToolDefinition; name: string; path: string }> = [];
+    const taken = new Set<string>();
     for (const t of await devices.remoteTools(principal)) {
-      const name = toolNameOf(t.name);
+      const modelName = toolNameOf(t.name);
       // A name a model API would refuse is left out rather than shortened into an ambiguous one.
-      if (!TOOL_NAME.test(name) || paths.has(name)) continue;
-      paths.set(name, t.path);
-      tools.push({ type: 'function', function: { name, description: `${t.description} (on device ${t.device})`, parameters: t.inputSchema } });
+      if (!TOOL_NAME.test(modelName) || taken.has(modelName)) continue;
+      taken.add(modelName);
+      const tool: ToolDefinition = {
+        type: 'function',
+        function: { name: modelName, description: `${t.description} (on device ${t.device})`, parameters: t.inputSchema },
+      };
+      offered.push({ tool, name: t.name, path: t.path });
     }
-    return { tools, paths };
+    return offered;
   }
 
   /** Device skills as MCP tools, named `<device>.<skill id>`. */
