@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Koa from 'koa';
-import { HostProtocol } from '@aion/extension-api/protocol';
+import { ExtensionApisProtocol } from '@aion/extension-api/protocol';
 import { ExtensionRegistry, HostManager, Kernel, createLogger, loadConfig } from '../src/index.js';
 import { PermissionService } from '../src/permissions/permissionService.js';
 import { networkIsolationCapability } from '../src/hosts/networkIsolation.js';
@@ -90,7 +90,7 @@ async function rpcEcho(kernel: Kernel) {
     const record = registry.require(`bench.echo-${kind}`);
     const host = await hosts.hostFor(record);
     const params = { extensionId: record.id, method: 'echo', args: [PAYLOAD] };
-    results.push(await measure(`RPC echo, ${kind} host`, () => host.request(HostProtocol.invokeApi, params)));
+    results.push(await measure(`RPC echo, ${kind} host`, () => host.request(ExtensionApisProtocol.host.invokeApi, params)));
   }
   return results;
 }
@@ -102,7 +102,8 @@ async function rpcEcho(kernel: Kernel) {
 async function capabilityChecks(kernel: Kernel) {
   const record = kernel.get(ExtensionRegistry).require('bench.echo-shared');
   const host = await kernel.get(HostManager).hostFor(record);
-  const via = (method: string, target: string) => () => host.request(HostProtocol.invokeApi, { extensionId: record.id, method, args: [target, PAYLOAD] });
+  const via = (method: string, target: string) => () =>
+    host.request(ExtensionApisProtocol.host.invokeApi, { extensionId: record.id, method, args: [target, PAYLOAD] });
   const checks = kernel.get(PermissionService);
   const saved = { command: checks.assertMayExecuteCommand, api: checks.assertMayCallApi };
   const setChecks = (on: boolean) =>
@@ -216,7 +217,7 @@ async function egress(): Promise<void> {
       const record = kernel.get(ExtensionRegistry).require(`bench.${name}`);
       const host = await kernel.get(HostManager).hostFor(record);
       const params = { extensionId: record.id, method: 'get', args: [url] };
-      results.push(await measure(label, () => host.request(HostProtocol.invokeApi, params), calls));
+      results.push(await measure(label, () => host.request(ExtensionApisProtocol.host.invokeApi, params), calls));
     }
     const [direct, proxied] = results;
     for (const r of results) console.log(fmt(r));

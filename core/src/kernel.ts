@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Container } from 'inversify';
 import { AionError, ErrorCodes, type HookKind } from '@aion/extension-api';
-import { HostProtocol } from '@aion/extension-api/protocol';
+import { LifecycleProtocol } from '@aion/extension-api/protocol';
 import { ActivationService } from './activation/activationService.js';
 import { CommandRegistry } from './commands/commandRegistry.js';
 import { loadConfig, type AionConfig, type LoadConfigOptions } from './config/configuration.js';
@@ -17,6 +17,14 @@ import { HookRegistry } from './hooks/hookRegistry.js';
 import { HostManager } from './hosts/hostManager.js';
 import { placeExtension } from './hosts/placement.js';
 import { KernelEndpoint } from './hosts/kernelEndpoint.js';
+import type { KernelChannel } from './hosts/kernelChannel.js';
+import { CommandsChannel } from './commands/commandsChannel.js';
+import { ContributionsChannel } from './contributions/contributionsChannel.js';
+import { ExtensionApisChannel } from './activation/extensionApisChannel.js';
+import { EventsChannel } from './events/eventsChannel.js';
+import { HooksChannel } from './hooks/hooksChannel.js';
+import { RealtimeChannel } from './http/realtimeChannel.js';
+import { SecretsChannel } from './secrets/secretsChannel.js';
 import { ChildProcessTransport } from './hosts/hostTransports.js';
 import { NetworkIsolation } from './hosts/networkIsolation.js';
 import { HttpEdge } from './http/httpEdge.js';
@@ -27,6 +35,17 @@ import { SecretsService } from './secrets/secretsService.js';
 import { TYPES } from './tokens.js';
 import { Telemetry } from './telemetry/telemetry.js';
 import { enableCallContext } from '@aion/host-runtime';
+
+/** The kernel half of every capability's protocol slice: a new capability is one channel file and one line here. */
+const KERNEL_CHANNELS: Array<new (...args: never[]) => KernelChannel> = [
+  HooksChannel,
+  CommandsChannel,
+  ExtensionApisChannel,
+  ContributionsChannel,
+  EventsChannel,
+  SecretsChannel,
+  RealtimeChannel,
+];
 
 /** The folder of built-in extensions in this repository. */
 export const BUILTIN_EXTENSIONS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'extensions');
@@ -74,12 +93,14 @@ export class Kernel {
       HostManager,
       ActivationService,
       KernelEndpoint,
+      ...KERNEL_CHANNELS,
       HttpEdge,
       NetworkIsolation,
       Telemetry,
     ]) {
       k.bind(service as never).toSelf();
     }
+    for (const channel of KERNEL_CHANNELS) k.bind(TYPES.KernelChannel).toService(channel as never);
     // Dedicated hosts enforce network allow-lists with this configuration's grants and enforcement mode.
     this.get(HostManager).registerTransport(new ChildProcessTransport('dedicated', this.get(NetworkIsolation)));
   }
@@ -232,7 +253,9 @@ export class Kernel {
       const left = deadline - Date.now();
       if (!host || left <= 0) continue;
       await Promise.race([
-        host.request(HostProtocol.deactivate, { extensionId: id }).catch((err) => this.logger.warn({ extension: id, err: String(err) }, 'deactivate failed')),
+        host
+          .request(LifecycleProtocol.host.deactivate, { extensionId: id })
+          .catch((err) => this.logger.warn({ extension: id, err: String(err) }, 'deactivate failed')),
         new Promise((r) => setTimeout(r, left)),
       ]);
       record.state = 'inactive';

@@ -5,7 +5,7 @@ import { join, resolve, sep } from 'node:path';
 import { loadConfig } from './config/configuration.js';
 import { ContributionRegistry } from './contributions/contributionRegistry.js';
 import { HostManager } from './hosts/hostManager.js';
-import { KernelEndpoint } from './hosts/kernelEndpoint.js';
+import { CommandsChannel } from './commands/commandsChannel.js';
 import { NetworkIsolation } from './hosts/networkIsolation.js';
 import { describeExtensions } from './http/extensionsRoute.js';
 import { healthReport } from './http/health.js';
@@ -91,7 +91,7 @@ export async function startTestKernel(options: TestKernelOptions = {}): Promise<
     kernel,
     dataDir,
     request: (path, init) => fetch(kernel.url + path, init),
-    executeCommand: <T>(command: string, ...args: unknown[]) => kernel.get(KernelEndpoint).executeCommand(command, args) as Promise<T>,
+    executeCommand: <T>(command: string, ...args: unknown[]) => kernel.get(CommandsChannel).execute(command, args) as Promise<T>,
     extensions: () => describeExtensions(statusSources()),
     health: () => healthReport(statusSources(), true),
     stop: async () => {

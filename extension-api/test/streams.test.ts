@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { CancellationTokenSource, RequestType } from 'vscode-jsonrpc';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { AionError, ErrorCodes } from '../src/index.js';
-import { KernelProtocol, RpcEndpoint } from '../src/protocol/index.js';
+import { LifecycleProtocol, RpcEndpoint } from '../src/protocol/index.js';
 
 /** Two endpoints over a real JSON-RPC connection: framed bytes through a pair of pipes. */
 function endpointPair(): [RpcEndpoint, RpcEndpoint] {
@@ -133,7 +133,7 @@ describe('RPC endpoints and the stream bridge', () => {
       (err: AionError) => err.code === ErrorCodes.EXTENSION_HOST_CRASHED,
     );
     callee.connection.dispose();
-    assert.doesNotThrow(() => callee.sendNotification(KernelProtocol.log, { level: 'info', message: 'after the end' }));
+    assert.doesNotThrow(() => callee.sendNotification(LifecycleProtocol.kernel.log, { level: 'info', message: 'after the end' }));
   });
 
   it('leaves class instances alone when replacing stream markers (a Buffer handed over in process)', () => {

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 
-export { ExtensionHost, normalizeRoute } from './extensionHost.js';
+export { ExtensionHost } from './extensionHost.js';
+export { normalizeRoute } from './capabilities/routes.js';
 export { BatchingIpcReader, BatchingIpcWriter, createInMemoryConnectionPair } from './transports.js';
 export { createRemoteProxy, callWithToken, methodNames } from './remoteProxy.js';
 export { EGRESS_SOCKET_ENV } from './networkIsolation.js';

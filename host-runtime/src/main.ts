@@ -4,7 +4,7 @@
  */
 import { createMessageConnection } from 'vscode-jsonrpc/node';
 import { AionError, ErrorCodes, type HostKind } from '@aion/extension-api';
-import { KernelProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
+import { LifecycleProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
 import { ExtensionHost } from './extensionHost.js';
 import { EGRESS_SOCKET_ENV, useEgressProxy } from './networkIsolation.js';
 import { BatchingIpcReader, BatchingIpcWriter } from './transports.js';
@@ -28,7 +28,7 @@ connection.onClose(() => {
 process.on('disconnect', () => process.exit(0));
 process.on('unhandledRejection', (reason) => {
   // One extension's forgotten promise must not take down the others sharing this host.
-  endpoint.sendNotification(KernelProtocol.log, {
+  endpoint.sendNotification(LifecycleProtocol.kernel.log, {
     level: 'error',
     message: 'unhandled promise rejection in extension host',
     data: { error: reason instanceof Error ? reason.stack : String(reason) },

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 // Installs vscode-jsonrpc's Node runtime layer, as a host's entry point does.
 import 'vscode-jsonrpc/node';
 import { AionError, ErrorCodes } from '@aion/extension-api';
-import { HostProtocol, KernelProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
+import { CommandsProtocol, ExtensionApisProtocol, LifecycleProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
 import { createInMemoryConnectionPair, ExtensionHost } from '../src/index.js';
 
 const probe = fileURLToPath(new URL('../../test/fixtures/probe/', import.meta.url));
@@ -20,10 +20,10 @@ describe('the extension host', () => {
     new ExtensionHost(new RpcEndpoint(hostSide), 'kernel');
     hostSide.listen();
     kernel = new RpcEndpoint(kernelSide);
-    kernel.onNotification(KernelProtocol.registerCommand, ({ command }) => registered.push(command));
+    kernel.onNotification(CommandsProtocol.kernel.register, ({ command }) => registered.push(command));
     kernelSide.listen();
     const manifest = { name: 'probe', publisher: 'test', version: '1.0.0', engines: { aion: '*' }, main: 'extension.js' };
-    await kernel.sendRequest(HostProtocol.activate, {
+    await kernel.sendRequest(LifecycleProtocol.host.activate, {
       extension: {
         id: 'test.probe',
         manifest,
@@ -43,15 +43,15 @@ describe('the extension host', () => {
 
   it('runs a command as its extension, for the caller and the user the kernel names', async () => {
     const principal = { sub: 'ada', type: 'user', scopes: ['x:read'], tenant_id: 'default' };
-    const asCalled = await kernel.sendRequest(HostProtocol.executeCommand, { command: 'probe.who', args: [], callerId: 'test.other', principal });
+    const asCalled = await kernel.sendRequest(CommandsProtocol.host.execute, { command: 'probe.who', args: [], callerId: 'test.other', principal });
     assert.deepEqual(asCalled, { extension: 'test.probe', caller: 'test.other', principal });
-    const fromKernel = await kernel.sendRequest(HostProtocol.executeCommand, { command: 'probe.who', args: [] });
+    const fromKernel = await kernel.sendRequest(CommandsProtocol.host.execute, { command: 'probe.who', args: [] });
     assert.deepEqual(fromKernel, { extension: 'test.probe', caller: null, principal: null });
   });
 
   it("keeps each concurrent API call's caller apart across awaits", async () => {
     const calls = ['test.a', 'test.b', 'test.c', undefined].map((callerId) =>
-      kernel.sendRequest(HostProtocol.invokeApi, { extensionId: 'test.probe', method: 'slowly', args: [], callerId }),
+      kernel.sendRequest(ExtensionApisProtocol.host.invokeApi, { extensionId: 'test.probe', method: 'slowly', args: [], callerId }),
     );
     const answers = (await Promise.all(calls)) as Array<{ caller: string | null }>;
     assert.deepEqual(
@@ -62,15 +62,15 @@ describe('the extension host', () => {
 
   it('answers an unknown command, API method or extension with its stable code', async () => {
     await assert.rejects(
-      kernel.sendRequest(HostProtocol.executeCommand, { command: 'probe.nope', args: [] }),
+      kernel.sendRequest(CommandsProtocol.host.execute, { command: 'probe.nope', args: [] }),
       (e: AionError) => e.code === ErrorCodes.COMMAND_NOT_FOUND,
     );
     await assert.rejects(
-      kernel.sendRequest(HostProtocol.invokeApi, { extensionId: 'test.probe', method: 'nope', args: [] }),
+      kernel.sendRequest(ExtensionApisProtocol.host.invokeApi, { extensionId: 'test.probe', method: 'nope', args: [] }),
       (e: AionError) => e.code === ErrorCodes.API_METHOD_NOT_FOUND,
     );
     await assert.rejects(
-      kernel.sendRequest(HostProtocol.invokeApi, { extensionId: 'test.absent', method: 'who', args: [] }),
+      kernel.sendRequest(ExtensionApisProtocol.host.invokeApi, { extensionId: 'test.absent', method: 'who', args: [] }),
       (e: AionError) => e.code === ErrorCodes.EXTENSION_NOT_FOUND,
     );
   });

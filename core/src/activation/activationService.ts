@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { inject, injectable } from 'inversify';
 import { AionError, ErrorCodes, EXTENSION_STATE_EVENT, isAionError, type ExtensionStateChange } from '@aion/extension-api';
-import { HostProtocol, type ExtensionDescription } from '@aion/extension-api/protocol';
+import { LifecycleProtocol, type ExtensionDescription } from '@aion/extension-api/protocol';
 import type { AionConfig } from '../config/configuration.js';
 import { EventBus } from '../events/eventBus.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
@@ -52,6 +52,11 @@ export class ActivationService {
     await Promise.all(this.extensionsFor(event).map((id) => this.activate(id, event).catch(() => undefined)));
   }
 
+  /** The running host of an extension, activating the extension first. */
+  async hostOf(extensionId: string, reason: string): Promise<HostConnection> {
+    return this.hosts.hostFor(await this.activate(extensionId, reason));
+  }
+
   /** Concurrent callers share one activation; a failed activation stays failed with its error. */
   activate(id: string, reason = 'api'): Promise<ExtensionRecord> {
     const existing = this.inFlight.get(id);
@@ -86,7 +91,7 @@ export class ActivationService {
       });
       host.extensions.add(record.id);
       const result = await Promise.race([
-        host.request(HostProtocol.activate, { extension: this.describe(record), hostKind: record.hostKind }),
+        host.request(LifecycleProtocol.host.activate, { extension: this.describe(record), hostKind: record.hostKind }),
         timeout,
       ]).finally(() => clearTimeout(timer));
       record.activationMs = Math.round(result.activationMs * 100) / 100;
@@ -120,7 +125,7 @@ export class ActivationService {
     const host = this.hosts.find(this.hosts.keyFor(record));
     if (record.state === 'active' && host) {
       await host
-        .request(HostProtocol.deactivate, { extensionId: id })
+        .request(LifecycleProtocol.host.deactivate, { extensionId: id })
         .catch((err) => this.logger.warn({ extension: id, err: String(err) }, 'deactivate failed'));
       host.extensions.delete(id);
     }
@@ -180,7 +185,7 @@ export class ActivationService {
     for (const activeId of this.registry.topologicalOrder().reverse()) {
       if (!wasActive.has(activeId) || !host) continue;
       await host
-        .request(HostProtocol.deactivate, { extensionId: activeId })
+        .request(LifecycleProtocol.host.deactivate, { extensionId: activeId })
         .catch((err) => this.logger.warn({ extension: activeId, err: String(err) }, 'deactivate failed'));
     }
     for (const r of members) {

@@ -13,7 +13,7 @@ import { loadConfig, type AionConfig } from '../config/configuration.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { loadManifest } from '../registry/manifestLoader.js';
-import { KernelEndpoint } from '../hosts/kernelEndpoint.js';
+import { CommandsChannel } from '../commands/commandsChannel.js';
 import { Kernel } from '../kernel.js';
 import { createLogger, logLevelFromEnvironment } from '../logging.js';
 import { completionScript } from './completion.js';
@@ -347,13 +347,13 @@ async function runExtensionCommand(command: string, cli: CommandCli, args: Recor
     logger: createLogger({ level: logLevelOf(values, 'warn') }),
   });
   try {
-    const endpoint = kernel.get(KernelEndpoint);
+    const commands = kernel.get(CommandsChannel);
     if (cli.stdio) {
       const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-      const out = (await endpoint.executeCommand(command, [args, lines])) as AsyncIterable<string>;
+      const out = (await commands.execute(command, [args, lines])) as AsyncIterable<string>;
       for await (const line of out) process.stdout.write(line.endsWith('\n') ? line : line + '\n');
     } else {
-      const result = await endpoint.executeCommand(command, [args]);
+      const result = await commands.execute(command, [args]);
       if (result !== undefined && result !== null) process.stdout.write((typeof result === 'string' ? result : JSON.stringify(result, null, 2)) + '\n');
     }
     return ExitCodes.OK;

@@ -5,7 +5,7 @@ import { AionError, ErrorCodes, isAionError } from '@aion/extension-api';
 import { ActivationService } from '../activation/activationService.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
 import { HostManager } from '../hosts/hostManager.js';
-import { KernelEndpoint } from '../hosts/kernelEndpoint.js';
+import { HooksChannel } from '../hooks/hooksChannel.js';
 import { NetworkIsolation } from '../hosts/networkIsolation.js';
 import { describeExtensions, type ExtensionStatusSources } from '../http/extensionsRoute.js';
 import { healthReport, runHealthChecks } from '../http/health.js';
@@ -213,7 +213,7 @@ async function answer(kernel: Kernel, method: string, params: Record<string, unk
       return describeExtensions(statusSources(kernel));
     case 'health': {
       const health = healthReport(statusSources(kernel), true);
-      const checks = await runHealthChecks((hook, payload) => kernel.get(KernelEndpoint).callHook(hook, payload));
+      const checks = await runHealthChecks((hook, payload) => kernel.get(HooksChannel).call(hook, payload));
       if (checks.some((c) => c.status === 'failed' || c.status === 'degraded')) health.status = 'degraded';
       return { url: kernel.url, health: { ...health, checks }, readiness: kernel.get(HttpEdge).readiness };
     }

@@ -1,6 +1,6 @@
 import { injectable } from 'inversify';
 import { Emitter, type Disposable } from '@aion/extension-api';
-import { HostProtocol } from '@aion/extension-api/protocol';
+import { EventsProtocol } from '@aion/extension-api/protocol';
 import type { HostConnection } from '../hosts/hostManager.js';
 
 /** Named events across hosts: a host subscribes once per name and receives every emission. */
@@ -33,7 +33,7 @@ export class EventBus {
   emit(event: string, data: unknown): void {
     this.local.get(event)?.fire(data);
     for (const host of this.subscribers.get(event) ?? []) {
-      if (host.state !== 'exited') host.endpoint.sendNotification(HostProtocol.event, { event, data });
+      if (host.state !== 'exited') host.endpoint.sendNotification(EventsProtocol.host.deliver, { event, data });
     }
   }
 }

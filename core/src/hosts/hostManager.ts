@@ -1,6 +1,6 @@
 import { inject, injectable } from 'inversify';
 import { AionError, Emitter, ErrorCodes, type CancellationToken, type HostKind } from '@aion/extension-api';
-import { HostProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
+import { LifecycleProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
 import type { RequestType } from 'vscode-jsonrpc';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, trace } from '@opentelemetry/api';
 import { currentCallContext } from '@aion/host-runtime';
@@ -14,12 +14,8 @@ import { ChildProcessTransport, InProcessTransport, type HostTransport, type Sta
 
 export type HostState = 'running' | 'unresponsive' | 'exited';
 
-/** Kernel → host requests that run extension code, and so carry the call context. */
-const CARRIES_CONTEXT = new Set(
-  [HostProtocol.handleRoute, HostProtocol.invokeApi, HostProtocol.invokeContribution, HostProtocol.executeCommand, HostProtocol.callHookTap].map(
-    (t) => t.method,
-  ),
-);
+/** Kernel → host requests of a host's own life; every other request runs extension code for a call, and carries its context. */
+const LIFECYCLE = new Set(Object.values(LifecycleProtocol.host).map((t) => t.method));
 const tracer = () => trace.getTracer('aion.kernel');
 
 /** The kernel's side of one running extension host. */
@@ -50,7 +46,7 @@ export class HostConnection {
   request<P, R>(type: RequestType<P, R, any>, params: P, token?: CancellationToken): Promise<R> {
     if (this.state === 'exited') return Promise.reject(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, `extension host ${this.key} is not running`));
     const observe = this.onRequestDone;
-    if (!CARRIES_CONTEXT.has(type.method)) return observe ? this.timed(type, params, token, observe) : this.endpoint.sendRequest(type, params, token);
+    if (LIFECYCLE.has(type.method)) return observe ? this.timed(type, params, token, observe) : this.endpoint.sendRequest(type, params, token);
     const active = context.active();
     if (active === ROOT_CONTEXT) return observe ? this.timed(type, params, token, observe) : this.endpoint.sendRequest(type, params, token);
     // A sampled parent, local or carried back from a host, makes this call a span of the trace.
@@ -106,7 +102,7 @@ export class HostConnection {
       if (inFlight) return;
       inFlight = true;
       this.endpoint
-        .sendRequest(HostProtocol.ping, { sentAt: Date.now() })
+        .sendRequest(LifecycleProtocol.host.ping, { sentAt: Date.now() })
         .then(() => {
           this.lastPongAt = Date.now();
           if (this.state === 'unresponsive') {

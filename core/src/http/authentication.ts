@@ -1,7 +1,7 @@
 import { AionError, ErrorCodes, type ErrorPayload, type Principal, type RouteContribution } from '@aion/extension-api';
 import type { ActivationService } from '../activation/activationService.js';
 import type { HookRegistry } from '../hooks/hookRegistry.js';
-import type { KernelEndpoint } from '../hosts/kernelEndpoint.js';
+import type { HooksChannel } from '../hooks/hooksChannel.js';
 
 /** What a `http.authenticate` tap answers; `headers` (e.g. RateLimit-*) are added to the response. */
 export type AuthResult =
@@ -29,7 +29,7 @@ export function carriesCredentials(headers: Record<string, unknown>): boolean {
 
 /** `http.authenticate` as the edge uses it: for routes, WebSocket upgrades, socket.io handshakes and the kernel's own routes. */
 export class EdgeAuthentication {
-  constructor(private readonly deps: { kernel: KernelEndpoint; hooks: HookRegistry; activation: ActivationService }) {}
+  constructor(private readonly deps: { hookCalls: HooksChannel; hooks: HookRegistry; activation: ActivationService }) {}
 
   /** Whether any extension answers `http.authenticate`, tapped already or activating on it. */
   get installed(): boolean {
@@ -37,7 +37,7 @@ export class EdgeAuthentication {
   }
 
   async authenticate(request: AuthenticationRequest): Promise<AuthResult> {
-    return ((await this.deps.kernel.callHook('http.authenticate', request)) ?? undefined) as AuthResult;
+    return ((await this.deps.hookCalls.call('http.authenticate', request)) ?? undefined) as AuthResult;
   }
 
   /** `http.authenticate`, then the route's declared auth mode and scopes. Throws the error to send. */

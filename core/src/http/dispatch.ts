@@ -8,9 +8,9 @@ import {
   type HttpResponseData,
   type RouteContribution,
 } from '@aion/extension-api';
-import { HostProtocol } from '@aion/extension-api/protocol';
+import { RoutesProtocol } from '@aion/extension-api/protocol';
 import type { ServerConfig } from '../config/configuration.js';
-import type { KernelEndpoint } from '../hosts/kernelEndpoint.js';
+import type { ActivationService } from '../activation/activationService.js';
 import type { Logger } from '../logging.js';
 import type { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import type { Admission } from './admission.js';
@@ -23,7 +23,7 @@ export interface RouteDispatcherOptions {
   config: ServerConfig;
   logger: Logger;
   registry: ExtensionRegistry;
-  kernel: KernelEndpoint;
+  activation: ActivationService;
   authentication: EdgeAuthentication;
   admission: Admission;
 }
@@ -71,8 +71,8 @@ export class RouteDispatcher {
     const timeoutMs = route.timeoutMs ?? record.manifest.aion?.resources?.requestTimeoutMs ?? this.options.config.requestTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const host = await this.options.kernel.hostOf(extensionId, `onRoute:${routeKey}`);
-      const call = host.request(HostProtocol.handleRoute, { extensionId, route: routeKey, request }, cancel.token);
+      const host = await this.options.activation.hostOf(extensionId, `onRoute:${routeKey}`);
+      const call = host.request(RoutesProtocol.host.handle, { extensionId, route: routeKey, request }, cancel.token);
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           cancel.cancel();

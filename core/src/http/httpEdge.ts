@@ -11,7 +11,7 @@ import type { AionConfig } from '../config/configuration.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
 import { HookRegistry } from '../hooks/hookRegistry.js';
 import { HostManager } from '../hosts/hostManager.js';
-import { KernelEndpoint } from '../hosts/kernelEndpoint.js';
+import { HooksChannel } from '../hooks/hooksChannel.js';
 import type { Logger } from '../logging.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { TYPES } from '../tokens.js';
@@ -95,7 +95,7 @@ export class HttpEdge {
     @inject(ContributionRegistry) private readonly contributions: ContributionRegistry,
     @inject(HookRegistry) hooks: HookRegistry,
     @inject(HostManager) private readonly hosts: HostManager,
-    @inject(KernelEndpoint) private readonly kernel: KernelEndpoint,
+    @inject(HooksChannel) private readonly hookCalls: HooksChannel,
     @inject(ActivationService) private readonly activation: ActivationService,
     @inject(NetworkIsolation) private readonly network: NetworkIsolation,
     @inject(RealtimeService) private readonly realtime: RealtimeService,
@@ -104,11 +104,11 @@ export class HttpEdge {
     const server = config.server;
     this.admission = new Admission(server.maxInFlight);
     this.proxies = new TrustedProxies(server.trustedProxies);
-    this.authentication = new EdgeAuthentication({ kernel, hooks, activation });
-    this.dispatcher = new RouteDispatcher({ config: server, logger, registry, kernel, authentication: this.authentication, admission: this.admission });
+    this.authentication = new EdgeAuthentication({ hookCalls, hooks, activation });
+    this.dispatcher = new RouteDispatcher({ config: server, logger, registry, activation, authentication: this.authentication, admission: this.admission });
     this.webSockets = new WebSocketBridge({
       config: server,
-      kernel,
+      activation,
       authentication: this.authentication,
       admission: this.admission,
       proxies: this.proxies,
@@ -201,7 +201,7 @@ export class HttpEdge {
       ...status,
       authentication: this.authentication,
       readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }),
-      callHook: (hook, payload) => this.kernel.callHook(hook, payload),
+      callHook: (hook, payload) => this.hookCalls.call(hook, payload),
     });
     extensionsRoute(router, { ...status, authentication: this.authentication, activation: this.activation });
     for (const record of this.registry.all()) {
@@ -254,7 +254,7 @@ export class HttpEdge {
     this.realtime.attach(this.io, {
       authenticate: (request) => this.authentication.authenticate(request),
       authenticationInstalled: () => this.authentication.installed,
-      authorizeRoom: (principal, room) => this.kernel.callHook('realtime.authorize', { principal: principal ?? null, room }),
+      authorizeRoom: (principal, room) => this.hookCalls.call('realtime.authorize', { principal: principal ?? null, room }),
       clientAddress: (peer, forwardedFor) => this.proxies.clientAddress(peer, forwardedFor),
       limits: this.config.server.realtime,
       logger: this.logger,

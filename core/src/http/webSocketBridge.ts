@@ -13,9 +13,9 @@ import {
   type Principal,
   type RouteContribution,
 } from '@aion/extension-api';
-import { HostProtocol } from '@aion/extension-api/protocol';
+import { RoutesProtocol } from '@aion/extension-api/protocol';
 import type { ServerConfig } from '../config/configuration.js';
-import type { KernelEndpoint } from '../hosts/kernelEndpoint.js';
+import type { ActivationService } from '../activation/activationService.js';
 import type { Admission } from './admission.js';
 import type { EdgeAuthentication } from './authentication.js';
 import type { TrustedProxies } from './clientAddress.js';
@@ -24,7 +24,7 @@ import { MessageThrottle } from './messageThrottle.js';
 
 export interface WebSocketBridgeOptions {
   config: ServerConfig;
-  kernel: KernelEndpoint;
+  activation: ActivationService;
   authentication: EdgeAuthentication;
   admission: Admission;
   proxies: TrustedProxies;
@@ -128,9 +128,9 @@ export class WebSocketBridge {
     });
     ws.on('error', () => undefined);
     try {
-      const host = await this.options.kernel.hostOf(extensionId, `onRoute:GET ${route.path}`);
+      const host = await this.options.activation.hostOf(extensionId, `onRoute:GET ${route.path}`);
       const response = (await host.request(
-        HostProtocol.handleRoute,
+        RoutesProtocol.host.handle,
         { extensionId, route: `GET ${route.path}`, request: { ...request, messages } },
         cancel.token,
       )) as HttpResponseData;

@@ -1,7 +1,9 @@
 import { CancellationToken, CancellationTokenSource, ResponseError, type MessageConnection, type NotificationType, type RequestType } from 'vscode-jsonrpc';
 import { AionError, ErrorCodes, isAionError } from '../errors.js';
-import { AION_RPC_ERROR } from './index.js';
 import { StreamBridge } from './streams.js';
+
+/** JSON-RPC error code used for every AionError; the stable string code travels in `data.code`. */
+export const AION_RPC_ERROR = -32050;
 
 /** Turns anything thrown by a handler into the error that crosses the wire. */
 export function toResponseError(err: unknown): ResponseError<unknown> {

@@ -1,6 +1,14 @@
-import type { MessageConnection } from 'vscode-jsonrpc';
+import { type MessageConnection, NotificationType } from 'vscode-jsonrpc';
 import { AionError, ErrorCodes, isAionError } from '../errors.js';
-import { StreamProtocol } from './index.js';
+
+/** Stream notifications flow both ways on every connection, whatever capability returned the stream. */
+export const StreamProtocol = {
+  chunk: new NotificationType<{ streamId: string; data: unknown }>('$streamChunk'),
+  end: new NotificationType<{ streamId: string }>('$streamEnd'),
+  error: new NotificationType<{ streamId: string; error: { code: string; message: string; details?: unknown } }>('$streamError'),
+  credit: new NotificationType<{ streamId: string; credit: number }>('$streamCredit'),
+  cancel: new NotificationType<{ streamId: string }>('$streamCancel'),
+};
 
 /** How a stream crosses the wire: its values travel as chunk notifications under this id. */
 export interface StreamMarker {

@@ -1,0 +1,32 @@
+import type { ContextBinders, HostServices, NamespaceBinders } from './capability.js';
+import { hostCommands } from './commands.js';
+import { hostContributions } from './contributions.js';
+import { hostEvents } from './events.js';
+import { hostExtensionApis } from './extensionApis.js';
+import { hostHooks } from './hooks.js';
+import { hostRealtime } from './realtime.js';
+import { hostRoutes } from './routes.js';
+import { hostSecrets } from './secrets.js';
+import { hostState } from './state.js';
+
+export type { ExtensionScope, HostServices } from './capability.js';
+export { normalizeRoute } from './routes.js';
+
+/**
+ * The host half of every capability, installed on one host: each answers its slice's `host` messages and
+ * builds its part of an extension's binding or context. A new capability is one file here and one line below.
+ */
+export function installCapabilities(host: HostServices): { namespaces: NamespaceBinders; context: ContextBinders } {
+  return {
+    namespaces: {
+      http: hostRoutes(host),
+      commands: hostCommands(host),
+      extensions: hostExtensionApis(host),
+      contributions: hostContributions(host),
+      hooks: hostHooks(host),
+      events: hostEvents(host),
+      realtime: hostRealtime(host),
+    },
+    context: { secrets: hostSecrets(host), state: hostState() },
+  };
+}
