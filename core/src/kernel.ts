@@ -25,6 +25,8 @@ import { EventsChannel } from './events/eventsChannel.js';
 import { HooksChannel } from './hooks/hooksChannel.js';
 import { RealtimeChannel } from './http/realtimeChannel.js';
 import { SecretsChannel } from './secrets/secretsChannel.js';
+import { ClusterChannel } from './cluster/clusterChannel.js';
+import { ClusterMembership } from './cluster/clusterMembership.js';
 import { ChildProcessTransport } from './hosts/hostTransports.js';
 import { NetworkIsolation } from './hosts/networkIsolation.js';
 import { HttpEdge } from './http/httpEdge.js';
@@ -45,6 +47,7 @@ const KERNEL_CHANNELS: Array<new (...args: never[]) => KernelChannel> = [
   EventsChannel,
   SecretsChannel,
   RealtimeChannel,
+  ClusterChannel,
 ];
 
 /** The folder of built-in extensions in this repository. */
@@ -92,6 +95,7 @@ export class Kernel {
       RealtimeService,
       HostManager,
       ActivationService,
+      ClusterMembership,
       KernelEndpoint,
       ...KERNEL_CHANNELS,
       HttpEdge,
@@ -218,6 +222,7 @@ export class Kernel {
     this.loadExtensions();
     applyExtensionConfiguration(this.config, this.get(ExtensionRegistry), this.logger);
     this.abortIfRequired('validation');
+    await this.get(ClusterMembership).join();
     const edge = this.get(HttpEdge);
     edge.build();
     const { url, port } = await edge.listen();
@@ -262,6 +267,7 @@ export class Kernel {
     }
     if (this.container.isBound(Telemetry)) this.get(Telemetry).stop();
     await hosts.shutdown();
+    await this.get(ClusterMembership).leave();
     await this.get(NetworkIsolation).dispose();
     await edge?.close();
     this.logger.info('Aion stopped');

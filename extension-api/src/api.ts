@@ -62,6 +62,24 @@ export interface RealtimeNamespace {
   publish(room: string, event: string, data: unknown): void;
 }
 
+/** One kernel process: `id` is unique among the kernels sharing a Redis (`server.redisUrl`). */
+export interface KernelMember {
+  id: string;
+  host: string;
+  pid: number;
+  startedAt: string;
+}
+
+export interface ClusterNamespace {
+  /** The kernel this extension runs under. */
+  self(): Promise<KernelMember>;
+  /**
+   * The kernels alive now, this one included: those that renewed their presence in Redis within the
+   * liveness window. Undefined without `server.redisUrl`: a kernel alone cannot tell its peers' state.
+   */
+  members(): Promise<KernelMember[] | undefined>;
+}
+
 /** The per-extension object a host builds; the namespaces below delegate to it. */
 export interface ExtensionApiBinding {
   readonly extensionId: string;
@@ -72,6 +90,7 @@ export interface ExtensionApiBinding {
   readonly hooks: HooksNamespace;
   readonly events: EventsNamespace;
   readonly realtime: RealtimeNamespace;
+  readonly cluster: ClusterNamespace;
 }
 
 /** What code runs as: the extension whose API it calls, the extension that called it, and for whom. */
@@ -142,3 +161,5 @@ export const events: EventsNamespace = {
 };
 
 export const realtime: RealtimeNamespace = { publish: (room, event, data) => current().realtime.publish(room, event, data) };
+
+export const cluster: ClusterNamespace = { self: () => current().cluster.self(), members: () => current().cluster.members() };

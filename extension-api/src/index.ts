@@ -9,3 +9,4 @@ export * from './asyncQueue.js';
 /** Engine version: the value extensions put in `engines.aion`. */
 export const API_VERSION = '0.1.0';
 export * from './telemetry.js';
+export * from './urls.js';

@@ -10,6 +10,7 @@ const slices = (Object.entries(protocol) as Array<[string, unknown]>).filter(
 describe('protocol slices', () => {
   it('are exported for every capability', () => {
     assert.deepEqual(slices.map(([name]) => name).sort(), [
+      'ClusterProtocol',
       'CommandsProtocol',
       'ContributionsProtocol',
       'EventsProtocol',

@@ -12,7 +12,7 @@ import {
   type LogLevel,
   type Logger,
 } from '@aion/extension-api';
-import { LifecycleProtocol, type ExtensionDescription, type RpcEndpoint } from '@aion/extension-api/protocol';
+import { LifecycleProtocol, mapStreams, type ExtensionDescription, type RpcEndpoint } from '@aion/extension-api/protocol';
 import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 import { REQUEST_ID_KEY, enableCallContext, runInCallContext } from './callContext.js';
 import { registerIn, type ContextBinders, type ExtensionScope, type HostServices, type NamespaceBinders } from './capabilities/capability.js';
@@ -176,10 +176,6 @@ export class ExtensionHost {
   }
 }
 
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
-}
-
 /**
  * A stream is pulled by the RPC layer, outside any extension's async context; each pull of a stream
  * an extension returned runs in that extension's context, so its generator can call the API.
@@ -187,10 +183,9 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
 type Runner = <R>(fn: () => R) => R;
 
 function bindStreams(value: unknown, run: Runner): unknown {
-  if (typeof value !== 'object' || value === null) return value;
-  if (isAsyncIterable(value)) {
+  return mapStreams(value, (stream) => {
     let iterator: AsyncIterator<unknown> | undefined;
-    const it = () => (iterator ??= run(() => value[Symbol.asyncIterator]()));
+    const it = () => (iterator ??= run(() => stream[Symbol.asyncIterator]()));
     const bound: AsyncIterableIterator<unknown> = {
       next: (v?: unknown) => run(() => it().next(v)),
       return: (v?: unknown) => run(() => it().return?.(v) ?? Promise.resolve({ done: true as const, value: v })),
@@ -198,22 +193,5 @@ function bindStreams(value: unknown, run: Runner): unknown {
       [Symbol.asyncIterator]: () => bound,
     };
     return bound;
-  }
-  if (Array.isArray(value)) {
-    let copy: unknown[] | undefined;
-    value.forEach((item, i) => {
-      const next = bindStreams(item, run);
-      if (next !== item) (copy ??= value.slice())[i] = next;
-    });
-    return copy ?? value;
-  }
-  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
-  let copy: Record<string, unknown> | undefined;
-  for (const key in value) {
-    const item = (value as Record<string, unknown>)[key];
-    if (typeof item !== 'object' || item === null) continue;
-    const next = bindStreams(item, run);
-    if (next !== item) (copy ??= { ...(value as Record<string, unknown>) })[key] = next;
-  }
-  return copy ?? value;
+  });
 }

@@ -38,6 +38,7 @@ function sharingNotice(count: number, env: NodeJS.ProcessEnv): string {
     'circuit breakers unless the router has its redisUrl, and latency windows',
     'skill rate buckets unless extensions["aion.skills"].rateLimit.redisUrl is set',
     'MCP sessions',
+    'durable tasks unless AION_REDIS_URL is set (without it no kernel can tell that another died, so none takes its tasks over)',
     "devices' connections",
   ];
   if (!env.AION_REDIS_URL) perWorker.unshift('rate limits, access-token revocations and socket.io publications (set AION_REDIS_URL to share them)');

@@ -36,6 +36,11 @@ export interface ServerConfig {
    * clients connected to any of them. `AION_REDIS_URL` sets it. Without it, each kernel's are its own.
    */
   redisUrl?: string;
+  /**
+   * Presence of this kernel among those sharing `redisUrl` (`aion.cluster`): renewed every
+   * `heartbeatMs`; a kernel silent for `livenessMs` is taken for gone (its tasks may be taken over).
+   */
+  cluster: { heartbeatMs: number; livenessMs: number };
 }
 
 export interface HostsConfig {
@@ -120,6 +125,7 @@ export const defaultConfig = (): AionConfig => ({
     jsonMaxDepth: 64,
     trustedProxies: [],
     realtime: { messagesPerSecond: 50, burst: 100, refusalsBeforeDisconnect: 100 },
+    cluster: { heartbeatMs: 2_000, livenessMs: 6_000 },
   },
   hosts: {
     pingIntervalMs: 1_000,
@@ -169,6 +175,11 @@ const kernelConfigSchema = {
         jsonMaxDepth: { type: 'integer', minimum: 1 },
         trustedProxies: names,
         redisUrl: { type: 'string', pattern: '^rediss?://' },
+        cluster: {
+          type: 'object',
+          properties: { heartbeatMs: { type: 'integer', minimum: 100 }, livenessMs: { type: 'integer', minimum: 300 } },
+          additionalProperties: false,
+        },
         realtime: {
           type: 'object',
           properties: {
@@ -344,6 +355,12 @@ export function loadConfig(options: LoadConfigOptions = {}): AionConfig {
     });
   }
   const config = merged as unknown as AionConfig;
+  const { heartbeatMs, livenessMs } = config.server.cluster;
+  if (livenessMs < 2 * heartbeatMs)
+    throw new AionError(
+      ErrorCodes.CONFIG_INVALID,
+      `server.cluster.livenessMs (${livenessMs}) must be at least twice server.cluster.heartbeatMs (${heartbeatMs}), or one late renewal would take a live kernel for gone`,
+    );
   config.dataDir = resolve(config.dataDir);
   return config;
 }

@@ -1,21 +1,10 @@
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import type { Server as SocketServer } from 'socket.io';
-import { AionError, ErrorCodes } from '@aion/extension-api';
+import { AionError, ErrorCodes, maskUrlPassword } from '@aion/extension-api';
 import type { Logger } from '../logging.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
-
-/** The URL with its password replaced, fit for logs and errors. */
-export function maskRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'redis://(unparsable URL)';
-  }
-}
 
 /**
  * Joins this kernel's socket.io server to the others on the same Redis, so a publication made on one
@@ -23,7 +12,7 @@ export function maskRedisUrl(url: string): string {
  * Refuses to start when Redis does not answer: several kernels silently not sharing is worse than none.
  */
 export async function joinRealtimeCluster(io: SocketServer, url: string, logger: Logger): Promise<{ close(): Promise<void> }> {
-  const masked = maskRedisUrl(url);
+  const masked = maskUrlPassword(url);
   const pub = new Redis(url, { lazyConnect: true, connectTimeout: CONNECT_TIMEOUT_MS, maxRetriesPerRequest: 2 });
   const sub = pub.duplicate();
   for (const client of [pub, sub])

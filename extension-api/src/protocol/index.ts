@@ -13,6 +13,7 @@ export * from './capabilities/events.js';
 export * from './capabilities/routes.js';
 export * from './capabilities/secrets.js';
 export * from './capabilities/realtime.js';
-export { StreamBridge, StreamProtocol, isStreamMarker, type StreamMarker } from './streams.js';
+export * from './capabilities/cluster.js';
+export { StreamBridge, StreamProtocol, isStreamMarker, mapStreams, type StreamMarker } from './streams.js';
 export { AION_RPC_ERROR, RpcEndpoint, toResponseError, fromRpcError } from './endpoint.js';
 export * from './frameTransport.js';

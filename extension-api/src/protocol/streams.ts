@@ -23,6 +23,33 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
 }
 
+/**
+ * `value` with every async iterable inside it (in arrays and plain objects, at any depth) replaced by
+ * `replace(stream)`; what holds no stream is returned as is, and only the containers on a path to one are copied.
+ */
+export function mapStreams(value: unknown, replace: (stream: AsyncIterable<unknown>) => unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (isAsyncIterable(value)) return replace(value);
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      const next = mapStreams(item, replace);
+      if (next !== item) (copy ??= value.slice())[i] = next;
+    }
+    return copy ?? value;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const key in value) {
+    const item = (value as Record<string, unknown>)[key];
+    if (typeof item !== 'object' || item === null) continue;
+    const next = mapStreams(item, replace);
+    if (next !== item) (copy ??= { ...(value as Record<string, unknown>) })[key] = next;
+  }
+  return copy ?? value;
+}
+
 /** Chunks a receiver accepts before it must grant more credit. */
 const WINDOW = 32;
 /** A stream whose receiver never grants credit is abandoned after this long. */
@@ -159,26 +186,7 @@ export class StreamBridge {
    * when the receiver cancels one of them or the connection closes before it ends.
    */
   serialize(value: unknown, onCancel?: () => void): unknown {
-    if (typeof value !== 'object' || value === null) return value;
-    if (isAsyncIterable(value)) return this.send(value, onCancel);
-    if (Array.isArray(value)) {
-      let copy: unknown[] | undefined;
-      for (let i = 0; i < value.length; i++) {
-        const item = value[i];
-        const next = this.serialize(item, onCancel);
-        if (next !== item) (copy ??= value.slice())[i] = next;
-      }
-      return copy ?? value;
-    }
-    if (Object.getPrototypeOf(value) !== Object.prototype) return value;
-    let copy: Record<string, unknown> | undefined;
-    for (const key in value) {
-      const item = (value as Record<string, unknown>)[key];
-      if (typeof item !== 'object' || item === null) continue;
-      const next = this.serialize(item, onCancel);
-      if (next !== item) (copy ??= { ...(value as Record<string, unknown>) })[key] = next;
-    }
-    return copy ?? value;
+    return mapStreams(value, (stream) => this.send(stream, onCancel));
   }
 
   /** Replaces every stream marker inside `value` with an async iterable that receives it. */

@@ -22,6 +22,8 @@ export interface RouterConfiguration {
   redisUrl?: string;
   /** Prefix of the Redis keys and channel, one per deployment on a shared Redis. */
   redisPrefix: string;
+  /** How often a kernel looks for unfinished tasks of kernels that stopped (`aion.cluster`); 0 turns durable tasks off. */
+  durableTasks: { checkIntervalMs: number };
 }
 
 export function readConfiguration(raw: Record<string, any> | undefined): RouterConfiguration {
@@ -61,5 +63,6 @@ export function readConfiguration(raw: Record<string, any> | undefined): RouterC
     taskRetentionMs: c.taskRetentionMs ?? 7 * 24 * 3_600_000,
     redisUrl: c.redisUrl,
     redisPrefix: c.redisPrefix ?? 'aion:router',
+    durableTasks: { checkIntervalMs: c.durableTasks?.checkIntervalMs ?? 5_000 },
   };
 }

@@ -15,7 +15,7 @@ import { ALIASES, FrontDoor, type FrontDoorSummary } from './frontDoor/openai.js
 import { PolicyStore } from './policies/policy.js';
 import { jsonRpcSession } from './frontDoor/rpc.js';
 import { SkillTools } from './tools/skillTools.js';
-import { RedisTaskRelay, redisUrlMasked } from './tasks/relay.js';
+import { RedisTaskRelay } from './tasks/relay.js';
 import { openTaskStore } from './tasks/storage.js';
 import { TaskService, type TaskSettings } from './tasks/tasks.js';
 import { FINAL_STATUSES, type TaskResult, type TaskStore } from './tasks/taskStore.js';
@@ -88,7 +88,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     } catch (err) {
       throw new AionError(
         ErrorCodes.CONFIG_INVALID,
-        `the router's Redis ${redisUrlMasked(redisUrl)} does not answer (${(err as Error).message}): start it, or remove extensions["aion.router"].redisUrl`,
+        `the router's Redis ${aion.maskUrlPassword(redisUrl)} does not answer (${(err as Error).message}): start it, or remove extensions["aion.router"].redisUrl`,
       );
     }
     tasks.useRelay(relay);
@@ -96,6 +96,12 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     health.onTransition((engine, state, openForMs) => relay.publishCircuit(engine, state, openForMs));
     relay.onCircuit((engine, state, openForMs) => health.adopt(engine, state, openForMs));
     ctx.subscriptions.push(relay);
+  }
+  // Durable tasks: another kernel takes over the tasks of one that stops. Only a shared store can be taken over.
+  if (store.kind === 'storage') {
+    const self = await aion.cluster.self();
+    const members = async () => (await aion.cluster.members())?.map((m) => m.id);
+    tasks.useCluster(self.id, members, config.durableTasks.checkIntervalMs, (message) => log('warn', message));
   }
   const bulk = new BulkService(tasks, () => config.eventRetentionMs);
   ctx.subscriptions.push(bulk);

@@ -1,4 +1,5 @@
 import type { ContextBinders, HostServices, NamespaceBinders } from './capability.js';
+import { hostCluster } from './cluster.js';
 import { hostCommands } from './commands.js';
 import { hostContributions } from './contributions.js';
 import { hostEvents } from './events.js';
@@ -26,6 +27,7 @@ export function installCapabilities(host: HostServices): { namespaces: Namespace
       hooks: hostHooks(host),
       events: hostEvents(host),
       realtime: hostRealtime(host),
+      cluster: hostCluster(host),
     },
     context: { secrets: hostSecrets(host), state: hostState() },
   };

@@ -16,8 +16,14 @@ export class EventLog {
   private woken?: Promise<void>;
   closedAt?: number;
 
-  /** `onEvent` sees every event as it is added (the relay to other kernels). */
-  constructor(private readonly onEvent?: (event: TaskEvent) => void) {}
+  /**
+   * `onEvent` sees every event as it is added (the relay to other kernels). `idsAfter`: the last id a
+   * client may already hold, for a task taken over from a kernel that stopped, so ids keep increasing.
+   */
+  constructor(
+    private readonly onEvent?: (event: TaskEvent) => void,
+    private readonly idsAfter = 0,
+  ) {}
 
   get isClosed(): boolean {
     return this.closed;
@@ -25,7 +31,7 @@ export class EventLog {
 
   push(event: TaskEvent['event'], data: unknown): void {
     if (this.closed) return;
-    const added: TaskEvent = { id: this.events.length + 1, event, data };
+    const added: TaskEvent = { id: this.idsAfter + this.events.length + 1, event, data };
     this.events.push(added);
     this.onEvent?.(added);
     this.notify();
@@ -52,7 +58,7 @@ export class EventLog {
 
   /** Events after `afterId`, then live ones until the task ends. */
   async *follow(afterId = 0): AsyncGenerator<TaskEvent> {
-    let index = Math.max(0, Math.min(afterId, this.events.length));
+    let index = Math.max(0, Math.min(afterId - this.idsAfter, this.events.length));
     for (;;) {
       while (index < this.events.length) yield this.events[index++]!;
       if (this.closed) return;

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { Disposable } from '@aion/extension-api';
+import { maskUrlPassword, type Disposable } from '@aion/extension-api';
 import type { TaskEvent } from './eventLog.js';
 
 const FINAL_EVENTS = new Set(['done', 'error']);
@@ -23,6 +23,8 @@ export interface TaskRelay extends Disposable {
   publish(taskId: string, event: TaskEvent): void;
   /** The task's events after `afterId`, then live ones until its final event; `ended` says whether it ended without one. */
   follow(taskId: string, afterId: number, ended: () => Promise<TaskEvent | undefined>): AsyncGenerator<TaskEvent>;
+  /** The id of the task's last relayed event (0 when none): where a kernel taking the task over continues. */
+  lastEventId(taskId: string): Promise<number>;
   /** Asks whichever kernel runs the task to cancel it. */
   requestCancel(taskId: string): Promise<void>;
   /** Cancels asked for on any kernel; the handler ignores tasks it does not run. */
@@ -31,16 +33,6 @@ export interface TaskRelay extends Disposable {
   publishCircuit(engine: string, state: 'open' | 'closed', openForMs: number): void;
   /** Circuits other kernels opened or closed (never this kernel's own). */
   onCircuit(handler: (engine: string, state: 'open' | 'closed', openForMs: number) => void): void;
-}
-
-export function redisUrlMasked(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'redis://(unparsable URL)';
-  }
 }
 
 export class RedisTaskRelay implements TaskRelay {
@@ -61,7 +53,7 @@ export class RedisTaskRelay implements TaskRelay {
     this.writer = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2 });
     this.subscriber = this.writer.duplicate();
     for (const c of [this.writer, this.subscriber])
-      c.on('error', (err: Error) => log('warn', `task relay Redis error (${redisUrlMasked(url)}): ${err.message}`));
+      c.on('error', (err: Error) => log('warn', `task relay Redis error (${maskUrlPassword(url)}): ${err.message}`));
   }
 
   static async connect(url: string, prefix: string, log: (level: 'warn' | 'error', message: string) => void): Promise<RedisTaskRelay> {
@@ -146,6 +138,11 @@ export class RedisTaskRelay implements TaskRelay {
       this.readers.delete(reader);
       reader.disconnect();
     }
+  }
+
+  async lastEventId(taskId: string): Promise<number> {
+    const [last] = (await this.writer.xrevrange(this.key(taskId), '+', '-', 'COUNT', 1)) as Array<[string, string[]]>;
+    return last ? (JSON.parse(last[1][1]!) as TaskEvent).id : 0;
   }
 
   async requestCancel(taskId: string): Promise<void> {

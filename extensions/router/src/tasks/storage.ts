@@ -2,7 +2,16 @@ import * as aion from '@aion/extension-api';
 import { isAionError } from '@aion/extension-api';
 // Types only: the router runs without aion.storage installed (tasks are then kept in memory).
 import type { StorageApi } from '@aion/ext-storage';
-import { addToUsage, emptyUsage, MemoryTaskStore, type IdempotencyRecord, type StoredTask, type TaskStore, type UsageTotals } from './taskStore.js';
+import {
+  addToUsage,
+  emptyUsage,
+  FINAL_STATUSES,
+  MemoryTaskStore,
+  type IdempotencyRecord,
+  type StoredTask,
+  type TaskStore,
+  type UsageTotals,
+} from './taskStore.js';
 
 type Log = (level: 'info' | 'warn', message: string) => void;
 
@@ -25,6 +34,8 @@ export async function openTaskStore(log: Log): Promise<TaskStore> {
 
 interface TaskRow {
   body: string;
+  kernel_id: string | null;
+  input: string | null;
   tenant_id: string;
   owner: string;
   api_key: string;
@@ -58,31 +69,64 @@ export class StorageTaskStore implements TaskStore {
       `CREATE TABLE ${keys} (scope TEXT PRIMARY KEY, request_hash TEXT NOT NULL, task_id TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
       `CREATE TABLE ${usage} (api_key TEXT NOT NULL, engine TEXT NOT NULL, tasks BIGINT NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cost_usd ${money} NOT NULL, errors BIGINT NOT NULL, PRIMARY KEY (api_key, engine))`,
     ];
-    await this.api.migrate([{ name: 'router-1-tasks-keys-usage', up: { sqlite: steps('REAL'), postgres: steps('DOUBLE PRECISION') } }]);
+    // Durable tasks: the kernel running each unfinished task, and the input to retry it with.
+    const durable = [
+      `ALTER TABLE ${tasks} ADD COLUMN kernel_id TEXT`,
+      `ALTER TABLE ${tasks} ADD COLUMN input TEXT`,
+      `CREATE INDEX ${tasks}_unfinished ON ${tasks} (status, kernel_id)`,
+    ];
+    await this.api.migrate([
+      { name: 'router-1-tasks-keys-usage', up: { sqlite: steps('REAL'), postgres: steps('DOUBLE PRECISION') } },
+      { name: 'router-2-durable-tasks', up: { sqlite: durable, postgres: durable } },
+    ]);
   }
 
   async put(s: StoredTask): Promise<void> {
     const t = s.task;
     await this.api.execute(
-      `INSERT INTO ${this.t.tasks} (task_id, tenant_id, owner, api_key, request_hash, status, body, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, body = excluded.body, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
-      [t.task_id, s.tenant_id, s.owner, s.api_key, s.request_hash, t.status, JSON.stringify(t), t.created_at, t.updated_at, s.expires_at],
+      `INSERT INTO ${this.t.tasks} (task_id, tenant_id, owner, api_key, request_hash, status, body, created_at, updated_at, expires_at, kernel_id, input) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, body = excluded.body, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+       kernel_id = excluded.kernel_id, input = excluded.input`,
+      [
+        t.task_id,
+        s.tenant_id,
+        s.owner,
+        s.api_key,
+        s.request_hash,
+        t.status,
+        JSON.stringify(t),
+        t.created_at,
+        t.updated_at,
+        s.expires_at,
+        // A final task needs neither: nothing will take it over.
+        FINAL_STATUSES.has(t.status) ? null : (s.kernel_id ?? null),
+        FINAL_STATUSES.has(t.status) ? null : (s.input ?? null),
+      ],
     );
   }
 
   async get(taskId: string): Promise<StoredTask | undefined> {
-    const [row] = await this.api.query<TaskRow>(`SELECT body, tenant_id, owner, api_key, request_hash, expires_at FROM ${this.t.tasks} WHERE task_id = ?`, [
-      taskId,
-    ]);
-    if (!row) return undefined;
-    return {
-      task: JSON.parse(row.body),
-      tenant_id: row.tenant_id,
-      owner: row.owner,
-      api_key: row.api_key,
-      request_hash: row.request_hash,
-      expires_at: Number(row.expires_at),
-    };
+    const [row] = await this.api.query<TaskRow>(
+      `SELECT body, tenant_id, owner, api_key, request_hash, expires_at, kernel_id, input FROM ${this.t.tasks} WHERE task_id = ?`,
+      [taskId],
+    );
+    return row ? fromRow(row) : undefined;
+  }
+
+  async unfinished(): Promise<Array<{ task_id: string; kernel_id: string }>> {
+    return this.api.query<{ task_id: string; kernel_id: string }>(
+      `SELECT task_id, kernel_id FROM ${this.t.tasks} WHERE status IN ('QUEUED', 'RUNNING') AND kernel_id IS NOT NULL`,
+    );
+  }
+
+  async takeOver(taskId: string, from: string, to: string): Promise<StoredTask | undefined> {
+    // One conditional update: of two kernels taking over the same task, one gets it.
+    const { rows } = await this.api.execute<TaskRow>(
+      `UPDATE ${this.t.tasks} SET kernel_id = ? WHERE task_id = ? AND kernel_id = ? AND status IN ('QUEUED', 'RUNNING')
+       RETURNING body, tenant_id, owner, api_key, request_hash, expires_at, kernel_id, input`,
+      [to, taskId, from],
+    );
+    return rows[0] ? fromRow(rows[0]) : undefined;
   }
 
   async claimIdempotency(r: IdempotencyRecord): Promise<IdempotencyRecord | undefined> {
@@ -176,4 +220,17 @@ export class StorageTaskStore implements TaskStore {
     await this.api.execute(`DELETE FROM ${this.t.tasks} WHERE expires_at <= ?`, [now]);
     await this.api.execute(`DELETE FROM ${this.t.keys} WHERE expires_at <= ?`, [now]);
   }
+}
+
+function fromRow(row: TaskRow): StoredTask {
+  return {
+    task: JSON.parse(row.body),
+    tenant_id: row.tenant_id,
+    owner: row.owner,
+    api_key: row.api_key,
+    request_hash: row.request_hash,
+    expires_at: Number(row.expires_at),
+    kernel_id: row.kernel_id ?? undefined,
+    input: row.input ?? undefined,
+  };
 }

@@ -24,6 +24,16 @@ export interface TaskResult {
   steps?: LoopStep[];
   /** Tasks with skills: the assistant and tool messages the loop added to the conversation. */
   transcript?: TranscriptMessage[];
+  /** Each time the kernel running the task stopped and another took it over, in order. */
+  recoveries?: Recovery[];
+}
+
+/** A task taken over from a kernel that stopped: retried from the start, or failed as `KERNEL_LOST` when it ran skills. */
+export interface Recovery {
+  from_kernel: string;
+  to_kernel: string;
+  at: string;
+  retried: boolean;
 }
 
 /** A task with what only the router needs: who owns it and how it was submitted. */
@@ -35,6 +45,10 @@ export interface StoredTask {
   /** Hash of the submitted body, for idempotency checks. */
   request_hash: string;
   expires_at: number;
+  /** The kernel running the task (`aion.cluster`), while it is not final. */
+  kernel_id?: string;
+  /** The submitted input as JSON, kept while the task may be retried elsewhere: tasks without skills only. */
+  input?: string;
 }
 
 export interface IdempotencyRecord {
@@ -68,6 +82,13 @@ export interface TaskStore {
   claimIdempotency(record: IdempotencyRecord): Promise<IdempotencyRecord | undefined>;
   addUsage(apiKey: string, engine: string, delta: { input_tokens: number; output_tokens: number; cost_usd: number; error: boolean }): Promise<void>;
   usage(apiKey: string): Promise<UsageTotals>;
+  /** Unfinished tasks and the kernel that runs each: what a kernel checks for tasks whose kernel stopped. */
+  unfinished(): Promise<Array<{ task_id: string; kernel_id: string }>>;
+  /**
+   * Moves an unfinished task from the kernel `from` to `to`, unless another kernel moved it first;
+   * answers the task when this call moved it.
+   */
+  takeOver(taskId: string, from: string, to: string): Promise<StoredTask | undefined>;
   /** Removes expired tasks and keys. */
   sweep(now: number): Promise<void>;
   /** Writes what is still buffered. */
@@ -118,6 +139,15 @@ export class MemoryTaskStore implements TaskStore {
 
   async usage(apiKey: string): Promise<UsageTotals> {
     return structuredClone(this.usageByKey.get(apiKey) ?? emptyUsage());
+  }
+
+  // One process holds every task of a memory store: no other kernel can take one over.
+  async unfinished(): Promise<Array<{ task_id: string; kernel_id: string }>> {
+    return [];
+  }
+
+  async takeOver(): Promise<StoredTask | undefined> {
+    return undefined;
   }
 
   async close(): Promise<void> {}

@@ -53,6 +53,10 @@ export class TaskService implements Disposable {
   private running = 0;
   private readonly queue: Record<Priority, LiveTask[]> = { high: [], normal: [], low: [] };
   private readonly sweeper: NodeJS.Timeout;
+  /** This kernel's id in the cluster, once durable tasks are on: stored on every task it runs. */
+  private kernelId?: string;
+  private recovery?: NodeJS.Timeout;
+  private recovering = false;
 
   constructor(
     private readonly engine: RouterEngine,
@@ -133,6 +137,9 @@ export class TaskService implements Disposable {
       api_key: caller.apiKey,
       request_hash: requestHash,
       expires_at: now + s.taskRetentionMs,
+      kernel_id: this.kernelId,
+      // Only a task without skills may run twice: a skill it called may have acted already.
+      input: this.kernelId && !skills ? JSON.stringify(input) : undefined,
     };
     const source = new CancellationTokenSource();
     const live: LiveTask = {
@@ -363,6 +370,89 @@ export class TaskService implements Disposable {
     return live.stored.task;
   }
 
+  /**
+   * Durable tasks: every task this kernel runs carries its id, and every `intervalMs` it takes over
+   * the unfinished tasks of kernels no longer among `members` (one conditional update per task, so one
+   * kernel wins each). A task without skills is run again from the start; one with skills fails with
+   * KERNEL_LOST, as a skill it called may have acted already. Needs a store shared by the kernels.
+   */
+  useCluster(kernelId: string, members: () => Promise<string[] | undefined>, intervalMs: number, warn: (message: string) => void): void {
+    this.kernelId = kernelId;
+    if (intervalMs <= 0) return;
+    this.recovery = setInterval(() => {
+      this.recoverOrphans(members).catch((err) => warn(`tasks of stopped kernels were not checked: ${(err as Error).message}`));
+    }, intervalMs);
+    this.recovery.unref();
+  }
+
+  /** Takes over the unfinished tasks of kernels that stopped; answers how many it took. */
+  async recoverOrphans(members: () => Promise<string[] | undefined>): Promise<number> {
+    if (this.recovering || !this.kernelId) return 0;
+    this.recovering = true;
+    try {
+      const unfinished = (await this.store.unfinished()).filter((t) => t.kernel_id !== this.kernelId && !this.live.has(t.task_id));
+      if (unfinished.length === 0) return 0;
+      const alive = await members();
+      // A kernel that cannot see its peers cannot tell a stopped one from a live one.
+      if (!alive) return 0;
+      const known = new Set(alive);
+      let taken = 0;
+      for (const { task_id, kernel_id } of unfinished) {
+        if (known.has(kernel_id)) continue;
+        const stored = await this.store.takeOver(task_id, kernel_id, this.kernelId);
+        if (!stored) continue;
+        await this.resume(stored, kernel_id);
+        taken++;
+      }
+      return taken;
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  /** Runs a task taken over from `from` again, or fails it when it may not run twice. */
+  private async resume(stored: StoredTask, from: string): Promise<void> {
+    const s = this.settings();
+    const task = stored.task;
+    const retried = stored.input !== undefined;
+    task.recoveries = [...(task.recoveries ?? []), { from_kernel: from, to_kernel: this.kernelId!, at: new Date().toISOString(), retried }];
+    // Ids go on from the last one relayed, so a client's Last-Event-ID stays meaningful.
+    const idsAfter = this.relay ? await this.relay.lastEventId(task.task_id).catch(() => 0) : 0;
+    const caller: Caller = { sub: stored.owner, tenant: stored.tenant_id, apiKey: stored.api_key, admin: false };
+    const source = new CancellationTokenSource();
+    const live: LiveTask = {
+      stored: { ...stored, kernel_id: this.kernelId },
+      request: undefined as unknown as RouteRequest,
+      events: new EventLog(this.relay ? (event) => this.relay!.publish(task.task_id, event) : undefined, idsAfter),
+      abort: { token: source.token, source },
+      done: undefined as unknown as Promise<TaskResult>,
+      writes: Promise.resolve(),
+    };
+    this.live.set(task.task_id, live);
+    if (!retried) {
+      const error = {
+        code: 'KERNEL_LOST',
+        message: `the kernel running this task (${from}) stopped; the task called skills, which may have acted already, so it was not run again: submit it again if that is safe`,
+      };
+      this.update(live, { status: 'ERROR', error });
+      live.events.push('error', { ...error, task });
+      live.events.close();
+      live.done = Promise.resolve(task);
+      await this.persist(live);
+      this.onFinished(task, caller, undefined);
+      return;
+    }
+    const input = JSON.parse(stored.input!) as TaskInput;
+    live.request = toRouteRequest(input, s.defaults, stored.tenant_id);
+    delete task.routing;
+    this.update(live, { status: 'QUEUED', engine: null, result: null, error: null });
+    // What a client streamed so far came from the stopped kernel: the answer starts again here.
+    live.events.push('partial', { kind: 'restart', reason: 'KERNEL_LOST', from_kernel: from });
+    await this.persist(live);
+    const timeoutMs = Math.min(input.timeout_ms ?? s.defaults.timeoutMs, s.defaults.maxTimeoutMs);
+    live.done = this.run(live, caller, timeoutMs);
+  }
+
   /** Resolves when the task is final (live tasks only). */
   finished(taskId: string): Promise<TaskResult> | undefined {
     return this.live.get(taskId)?.done;
@@ -446,6 +536,7 @@ export class TaskService implements Disposable {
 
   dispose(): void {
     clearInterval(this.sweeper);
+    clearInterval(this.recovery);
     for (const live of this.live.values()) {
       if (!live.events.isClosed) {
         live.abort.reason = 'cancel';

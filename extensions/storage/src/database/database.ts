@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { DataSource, IsNull, MigrationExecutor, Not } from 'typeorm';
-import { AionError } from '@aion/extension-api';
+import { AionError, maskUrlPassword } from '@aion/extension-api';
 import { StorageErrorCodes, type Confinement, type Dialect, type SqlValue, type StatementResult } from '../api.js';
 import { NamespaceEntry, StateEntry } from './entities.js';
 import { driverCodeOf, toStorageError } from './errors.js';
@@ -36,17 +36,6 @@ export const OWN_TABLE_PREFIX = 'aion_storage__';
 const OWN_MIGRATIONS = [StorageInit1763769600000, NamespaceRoles1796428800000];
 /** An idle connection of a namespace's pool closes after this long, so quiet extensions hold none. */
 const NAMESPACE_IDLE_MS = 30_000;
-
-/** `postgres://aion:secret@db:5432/aion` → `postgres://aion:****@db:5432/aion`. */
-export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '****';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:****@');
-  }
-}
 
 /** int8 (COUNT(*), BIGINT milliseconds) as numbers: every value an extension stores fits in 2^53. */
 const pgTypes = {
@@ -104,7 +93,7 @@ export class Database {
 
   static async open(options: DatabaseOptions): Promise<Database> {
     if (options.url) {
-      const masked = maskUrl(options.url);
+      const masked = maskUrlPassword(options.url);
       const dataSource = new DataSource({
         type: 'postgres',
         url: options.url,
