@@ -4,10 +4,9 @@
  */
 import { createMessageConnection } from 'vscode-jsonrpc/node';
 import { AionError, ErrorCodes, type HostKind } from '@aion/extension-api';
-import { LifecycleProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
+import { BatchingIpcReader, BatchingIpcWriter, LifecycleProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
 import { ExtensionHost } from './extensionHost.js';
 import { EGRESS_SOCKET_ENV, useEgressProxy } from './networkIsolation.js';
-import { BatchingIpcReader, BatchingIpcWriter } from './transports.js';
 
 if (!process.send) {
   process.stderr.write('the Aion extension host must be started by the kernel (it needs an IPC channel)\n');

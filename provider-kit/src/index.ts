@@ -4,6 +4,8 @@ export {
   ProviderFailure,
   UpstreamCall,
   upstreamEvents,
+  upstreamRequest,
+  embeddingBody,
   failureForStatus,
   retryAfterMs,
   vendorMessage,

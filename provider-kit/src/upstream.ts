@@ -2,7 +2,7 @@ import { createParser } from 'eventsource-parser';
 import { context, propagation } from '@opentelemetry/api';
 import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
 import { Agent, getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
-import type { ProviderErrorCode, ProviderErrorEvent, ProviderEvent } from './types.js';
+import type { EmbedRequest, ProviderErrorCode, ProviderErrorEvent, ProviderEvent } from './types.js';
 
 /** A failed upstream call; a chat turns it into its final `error` event, `listModels` into an AionError. */
 export class ProviderFailure extends Error {
@@ -384,4 +384,27 @@ export async function* upstreamEvents(
   } finally {
     await call.release();
   }
+}
+
+/**
+ * One whole (not streamed) exchange with the upstream: `run` gets the call; whatever it throws becomes
+ * the AionError of the provider failure it stands for, and the connection is released either way.
+ */
+export async function upstreamRequest<T>(timeoutMs: number, token: CancellationToken | undefined, run: (call: UpstreamCall) => Promise<T>): Promise<T> {
+  const call = new UpstreamCall(timeoutMs, token);
+  try {
+    return await run(call);
+  } catch (err) {
+    throw call.asFailure(err).toAionError();
+  } finally {
+    await call.release();
+  }
+}
+
+/** The vendor-neutral part of an embeddings request body, `{ model, input, dimensions? }`; no input is PROVIDER_BAD_REQUEST. */
+export function embeddingBody(request: EmbedRequest): Record<string, unknown> {
+  if (!Array.isArray(request?.input) || request.input.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no input to embed');
+  const body: Record<string, unknown> = { model: request.model, input: request.input };
+  if (request.dimensions !== undefined) body.dimensions = request.dimensions;
+  return body;
 }

@@ -37,7 +37,7 @@ function sharingNotice(count: number, env: NodeJS.ProcessEnv): string {
     'live task streams and their cancellation unless extensions["aion.router"].redisUrl is set (without it a client that reconnects to another worker gets the final event once the task is stored, and cancel there answers 409)',
     'circuit breakers unless the router has its redisUrl, and latency windows',
     'skill rate buckets unless extensions["aion.skills"].rateLimit.redisUrl is set',
-    'MCP sessions',
+    "MCP sessions' GET event streams (the sessions themselves are shared through aion.storage)",
     'durable tasks unless AION_REDIS_URL is set (without it no kernel can tell that another died, so none takes its tasks over)',
     "devices' connections",
   ];

@@ -16,4 +16,4 @@ export * from './capabilities/realtime.js';
 export * from './capabilities/cluster.js';
 export { StreamBridge, StreamProtocol, isStreamMarker, mapStreams, type StreamMarker } from './streams.js';
 export { AION_RPC_ERROR, RpcEndpoint, toResponseError, fromRpcError } from './endpoint.js';
-export * from './frameTransport.js';
+export * from './transports.js';

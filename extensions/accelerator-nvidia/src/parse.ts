@@ -14,6 +14,9 @@ export const QUERY_FIELDS = [
   'compute_cap',
 ] as const;
 
+/** A string for each field of a tuple of fields. */
+type OneCellEach<T extends readonly unknown[]> = { -readonly [K in keyof T]: string };
+
 export const QUERY_ARGS = [`--query-gpu=${QUERY_FIELDS.join(',')}`, '--format=csv,noheader,nounits'] as const;
 
 /** `nvidia-smi --version` (driver 525 and later) prints the CUDA version the driver supports. */
@@ -48,18 +51,8 @@ export function parseQuery(stdout: string): DetectedDevice[] {
     const cells = line.split(/,\s*/);
     if (cells.length !== QUERY_FIELDS.length)
       throw outputInvalid('nvidia-smi', `a line has ${cells.length} fields where ${QUERY_FIELDS.length} were asked for (${QUERY_FIELDS.join(',')})`, line);
-    const [index, name, uuid, total, used, free, utilization, temperature, driver, computeCap] = cells as [
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-    ];
+    // One string per field asked for: the length was checked above.
+    const [index, name, uuid, total, used, free, utilization, temperature, driver, computeCap] = cells as unknown as OneCellEach<typeof QUERY_FIELDS>;
     const n = (label: string, value: string) => {
       const parsed = readNumber(value);
       if (Number.isNaN(parsed)) throw outputInvalid('nvidia-smi', `${label} is "${value}", not a number`, line);

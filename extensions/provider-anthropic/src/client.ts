@@ -2,6 +2,7 @@ import type { CancellationToken } from '@aion/extension-api';
 import {
   ProviderFailure,
   UpstreamCall,
+  upstreamRequest,
   upstreamEvents,
   type ChatMessage,
   type ChatRequest,
@@ -91,8 +92,7 @@ export class AnthropicClient implements ProviderImplementation {
 
   /** Every page of `GET /v1/models`. */
   async listModels(token?: CancellationToken): Promise<ModelInfo[]> {
-    const call = new UpstreamCall(this.timeoutMs, token);
-    try {
+    return upstreamRequest(this.timeoutMs, token, async (call) => {
       const headers = await this.headers();
       const configured = new Map((this.options.models ?? []).map((m) => [m.id, m]));
       const models: ModelInfo[] = [];
@@ -112,11 +112,7 @@ export class AnthropicClient implements ProviderImplementation {
         after = body.last_id;
       }
       return models;
-    } catch (err) {
-      throw call.asFailure(err).toAionError();
-    } finally {
-      await call.release();
-    }
+    });
   }
 
   private async headers(): Promise<Record<string, string>> {

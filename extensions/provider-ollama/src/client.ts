@@ -2,6 +2,8 @@ import type { CancellationToken } from '@aion/extension-api';
 import {
   ProviderFailure,
   UpstreamCall,
+  upstreamRequest,
+  embeddingBody,
   upstreamEvents,
   type ChatMessage,
   type ChatRequest,
@@ -62,8 +64,7 @@ export class OllamaClient implements ProviderImplementation {
   }
 
   async listModels(token?: CancellationToken): Promise<ModelInfo[]> {
-    const call = new UpstreamCall(this.timeoutMs, token);
-    try {
+    return upstreamRequest(this.timeoutMs, token, async (call) => {
       const response = await call.send({ method: 'GET', url: `${this.baseUrl}/api/tags`, headers: await this.authHeaders() });
       const body = (await call.json(response)) as { models?: Array<{ name?: unknown; model?: unknown }> };
       if (!Array.isArray(body?.models)) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', 'the model list has no models array');
@@ -74,20 +75,13 @@ export class OllamaClient implements ProviderImplementation {
         // `llama3.1` and `llama3.1:latest` are the same model to Ollama.
         return [{ ...(configured.get(name) ?? configured.get(name.replace(/:latest$/, ''))), id: name }];
       });
-    } catch (err) {
-      throw call.asFailure(err).toAionError();
-    } finally {
-      await call.release();
-    }
+    });
   }
 
   /** `POST /api/embed` with every input at once; vectors come back in input order. */
   async embed(request: EmbedRequest, token?: CancellationToken): Promise<EmbedResult> {
-    const call = new UpstreamCall(request.timeoutMs ?? this.timeoutMs, token);
-    try {
-      if (!Array.isArray(request?.input) || request.input.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no input to embed');
-      const body: Record<string, unknown> = { model: request.model, input: request.input };
-      if (request.dimensions !== undefined) body.dimensions = request.dimensions;
+    return upstreamRequest(request.timeoutMs ?? this.timeoutMs, token, async (call) => {
+      const body = embeddingBody(request);
       const response = await call.send({ method: 'POST', url: `${this.baseUrl}/api/embed`, headers: await this.authHeaders(), body });
       const answer = (await call.json(response)) as { embeddings?: unknown; prompt_eval_count?: number; error?: string };
       call.markComplete();
@@ -101,11 +95,7 @@ export class OllamaClient implements ProviderImplementation {
         throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the answer does not hold ${request.input.length} embeddings of numbers`);
       }
       return { embeddings: embeddings as number[][], inputTokens: answer.prompt_eval_count ?? 0 };
-    } catch (err) {
-      throw call.asFailure(err).toAionError();
-    } finally {
-      await call.release();
-    }
+    });
   }
 
   private async authHeaders(): Promise<Record<string, string>> {

@@ -2,6 +2,8 @@ import type { CancellationToken } from '@aion/extension-api';
 import {
   ProviderFailure,
   UpstreamCall,
+  upstreamRequest,
+  embeddingBody,
   upstreamEvents,
   type ChatMessage,
   type ChatRequest,
@@ -95,27 +97,19 @@ export class OpenAIClient implements ProviderImplementation {
       const deployment = this.options.azure.deployment;
       return deployment && !configured.some((m) => m.id === deployment) ? [...configured, { id: deployment }] : configured;
     }
-    const call = new UpstreamCall(this.timeoutMs, token);
-    try {
+    return upstreamRequest(this.timeoutMs, token, async (call) => {
       const response = await call.send({ method: 'GET', url: `${this.baseUrl}/models`, headers: await this.authHeaders() });
       const body = (await call.json(response)) as { data?: Array<{ id?: unknown }> };
       if (!Array.isArray(body?.data)) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', 'the model list has no data array');
       const byId = new Map(configured.map((m) => [m.id, m]));
       return body.data.filter((m) => typeof m?.id === 'string').map((m) => ({ ...byId.get(m.id as string), id: m.id as string }));
-    } catch (err) {
-      throw call.asFailure(err).toAionError();
-    } finally {
-      await call.release();
-    }
+    });
   }
 
   /** `POST /embeddings` (Azure: the deployment named by the model); vectors come back in input order. */
   async embed(request: EmbedRequest, token?: CancellationToken): Promise<EmbedResult> {
-    const call = new UpstreamCall(request.timeoutMs ?? this.timeoutMs, token);
-    try {
-      if (!Array.isArray(request?.input) || request.input.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no input to embed');
-      const body: Record<string, unknown> = { model: request.model, input: request.input, encoding_format: 'float' };
-      if (request.dimensions !== undefined) body.dimensions = request.dimensions;
+    return upstreamRequest(request.timeoutMs ?? this.timeoutMs, token, async (call) => {
+      const body = { ...embeddingBody(request), encoding_format: 'float' };
       const response = await call.send({ method: 'POST', url: this.apiUrl('embeddings', request.model), headers: await this.authHeaders(), body });
       const answer = (await call.json(response)) as { data?: Array<{ index?: number; embedding?: unknown }>; usage?: { prompt_tokens?: number } };
       call.markComplete();
@@ -133,11 +127,7 @@ export class OpenAIClient implements ProviderImplementation {
         embeddings[at] = d.embedding as number[];
       });
       return { embeddings, inputTokens: answer.usage?.prompt_tokens ?? 0 };
-    } catch (err) {
-      throw call.asFailure(err).toAionError();
-    } finally {
-      await call.release();
-    }
+    });
   }
 
   private apiUrl(endpoint: 'chat/completions' | 'embeddings', model: string): string {

@@ -13,6 +13,18 @@ import { checkId, checkMessage, checkTitle, deriveTitle, type SessionsConfigurat
  * - Titles resolve last-writer-wins by `title_updated_at`.
  */
 
+/** The parameters of a message insert, in column order: what a created message is read back from. */
+type MessageInsertParams = [
+  id: string,
+  session_id: string,
+  tenant_id: string,
+  owner_id: string,
+  role: string,
+  content: string,
+  metadata: string | null,
+  created_at: number,
+];
+
 export interface PushedSession {
   id: string;
   title?: string | null;
@@ -314,16 +326,7 @@ export class SyncService {
       plan.forEach((step, i) => {
         const applied = results[i + 1]!.changes > 0;
         if (step.kind === 'message' && applied) {
-          const [id, session_id, tenant_id, owner_id, role, content, metadata, created_at] = rendered[i]!.params as [
-            string,
-            string,
-            string,
-            string,
-            string,
-            string,
-            string | null,
-            number,
-          ];
+          const [id, session_id, tenant_id, owner_id, role, content, metadata, created_at] = rendered[i]!.params as MessageInsertParams;
           result.created.push({ id, session_id, tenant_id, owner_id, role, content, metadata, created_at, seq: top - (total - 1 - i) });
         }
         if (step.kind === 'session.create') applied ? result.pushed.sessions.created++ : result.pushed.sessions.ignored++;

@@ -1,5 +1,5 @@
 import { AionError, isAionError } from '@aion/extension-api';
-import { isSandboxError } from '@aion/sandbox';
+import { isSandboxError, type SandboxErrorCode } from '@aion/sandbox';
 
 /** Stable codes of every skill call failure, with the HTTP status each maps to. */
 export const SkillErrorStatus = {
@@ -41,15 +41,12 @@ export function publicMessage(text: string, max = 1000): string {
   return joined.length > max ? `${joined.slice(0, max - 1)}…` : joined;
 }
 
-const SANDBOX_CODES: Record<string, SkillErrorCode> = {
-  TIMEOUT: 'TIMEOUT',
-  CANCELLED: 'CANCELLED',
-  MEMORY_LIMIT: 'MEMORY_LIMIT',
-  STACK_OVERFLOW: 'STACK_OVERFLOW',
-  OUTPUT_TOO_LARGE: 'OUTPUT_TOO_LARGE',
-  SKILL_FAILED: 'SKILL_FAILED',
+/**
+ * Sandbox codes a skill's caller sees under another code. Every other sandbox code is a skill code of
+ * the same name; the type makes a new sandbox code that is not one fail to compile until it is mapped here.
+ */
+const RENAMED_SANDBOX_CODES: Record<Exclude<SandboxErrorCode, SkillErrorCode>, SkillErrorCode> = {
   INVALID_OUTPUT: 'SKILL_FAILED',
-  PERMISSION_DENIED: 'PERMISSION_DENIED',
   MODULE_INVALID: 'SKILL_UNAVAILABLE',
   MODULE_MEMORY_UNBOUNDED: 'SKILL_UNAVAILABLE',
   MODULE_TABLE_UNBOUNDED: 'SKILL_UNAVAILABLE',
@@ -58,11 +55,16 @@ const SANDBOX_CODES: Record<string, SkillErrorCode> = {
   INVALID_REQUEST: 'INTERNAL',
 };
 
+function skillCodeOf(code: SandboxErrorCode): SkillErrorCode {
+  if (code in RENAMED_SANDBOX_CODES) return RENAMED_SANDBOX_CODES[code as keyof typeof RENAMED_SANDBOX_CODES];
+  return code in SkillErrorStatus ? (code as SkillErrorCode) : 'SKILL_FAILED';
+}
+
 /** Any failure of a runtime as a skill error with a stable code; `log` receives the full detail. */
 export function toSkillError(err: unknown, skillId: string, log: (detail: Record<string, unknown>) => void): AionError {
   if (isSandboxError(err)) {
     log({ skill: skillId, code: err.code, message: err.message, stderr: err.stderr, diagnostics: err.diagnostics });
-    const code = SANDBOX_CODES[err.code] ?? 'SKILL_FAILED';
+    const code = skillCodeOf(err.code);
     if (code === 'INTERNAL') return skillError('INTERNAL', `The skill ${skillId} could not be run.`);
     return skillError(
       code,

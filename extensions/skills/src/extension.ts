@@ -3,7 +3,7 @@ import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { SkillsApi, ToolCallOptions, ToolFilter } from './api.js';
 import { cliCommands } from './cli.js';
 import { resolveConfig } from './config.js';
-import type { McpHttpEndpoint } from './mcp/http.js';
+import type { McpHttpEndpoint, SharedSession, SharedSessions } from './mcp/http.js';
 import type { JsSkillImplementation } from './runtimes.js';
 import { RemoteSkills } from './remoteSkills.js';
 import { SkillsService } from './service.js';
@@ -87,11 +87,13 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
   };
   let mcp: Promise<{ http: McpHttpEndpoint; server: typeof import('./mcp/server.js'); stdio: typeof import('./mcp/stdio.js') }> | undefined;
   const loadMcp = () =>
-    (mcp ??= Promise.all([import('./mcp/http.js'), import('./mcp/server.js'), import('./mcp/stdio.js')]).then(([http, server, stdio]) => ({
-      http: new http.McpHttpEndpoint(() => server.createMcpServer(mcpSource, principalOf, 'mcp'), config.mcp),
-      server,
-      stdio,
-    })));
+    (mcp ??= Promise.all([import('./mcp/http.js'), import('./mcp/server.js'), import('./mcp/stdio.js'), sharedMcpSessions(ctx.state)]).then(
+      ([http, server, stdio, shared]) => ({
+        http: new http.McpHttpEndpoint(() => server.createMcpServer(mcpSource, principalOf, 'mcp'), config.mcp, shared),
+        server,
+        stdio,
+      }),
+    ));
   const mcpHttp = (req: aion.HttpRequestData) => loadMcp().then((m) => m.http.handle(req));
   const stdioServers = new Set<Server>();
   ctx.subscriptions.push({ dispose: async () => mcp && (await mcp).http.close() });
@@ -215,3 +217,22 @@ export async function activate(ctx: aion.ExtensionContext): Promise<aion.Remote<
 }
 
 export function deactivate(): void {}
+
+/**
+ * MCP sessions kept in `ctx.state` (aion.storage), so every kernel on the same database goes on with a
+ * session another opened; without aion.storage each kernel keeps its own.
+ */
+async function sharedMcpSessions(state: aion.Memento): Promise<SharedSessions | undefined> {
+  const key = (id: string) => `mcp-session:${id}`;
+  try {
+    await state.get(key('probe'));
+  } catch (err) {
+    if (aion.isAionError(err) && err.code === aion.ErrorCodes.EXTENSION_NOT_FOUND) return undefined;
+    throw err;
+  }
+  return {
+    get: (id) => state.get<SharedSession>(key(id)),
+    put: (id, session) => state.update(key(id), session),
+    delete: (id) => state.update(key(id), undefined),
+  };
+}

@@ -182,7 +182,7 @@ describe('aion.storage: an unreachable database', () => {
         config: { extensions: { 'aion.storage': { databaseUrl: url, postgres: { connectTimeoutMs: 2000 } } } },
       }),
       (err: Error) => {
-        assert.match(err.message, /could not connect to the database at postgres:\/\/aion:\*\*\*\*@127\.0\.0\.1:1\/aion: .*ECONNREFUSED/);
+        assert.match(err.message, /could not connect to the database at postgres:\/\/aion:\*\*\*@127\.0\.0\.1:1\/aion: .*ECONNREFUSED/);
         assert.doesNotMatch(err.message, /s3cret/);
         return true;
       },
