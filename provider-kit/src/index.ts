@@ -14,3 +14,4 @@ export {
   type UpstreamResponse,
 } from './upstream.js';
 export { manifestModels, registerProvider, type ProviderClient, type ProviderConfiguration, type ProviderRegistration } from './registerProvider.js';
+export { HttpProviderClient, assertChatRequest, type ApiKeySource, type HttpProviderConnection } from './httpClient.js';

@@ -1,15 +1,14 @@
 import type { CancellationToken } from '@aion/extension-api';
 import {
+  HttpProviderClient,
   ProviderFailure,
   UpstreamCall,
   upstreamRequest,
-  upstreamEvents,
   type ChatMessage,
   type ChatRequest,
   type FinishReason,
   type ModelInfo,
   type ProviderEvent,
-  type ProviderImplementation,
   type UpstreamResponse,
 } from '@aion/provider-kit';
 
@@ -72,22 +71,15 @@ interface WholeMessage {
 }
 
 /** A client of Anthropic's Messages API (`/v1/messages`, server-sent events). */
-export class AnthropicClient implements ProviderImplementation {
-  private readonly baseUrl: string;
-  private readonly timeoutMs: number;
-
+export class AnthropicClient extends HttpProviderClient {
   constructor(private readonly options: AnthropicClientOptions = {}) {
-    this.baseUrl = (options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    super({ baseUrl: options.baseUrl ?? DEFAULT_BASE_URL, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, apiKey: options.apiKey });
   }
 
-  /** Yields the answer's events; never throws: a failure is the last event. */
-  async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
-    yield* upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, async (call) => {
-      const body = toAnthropicRequest(request, this.options.defaultMaxTokens ?? DEFAULT_MAX_TOKENS);
-      const response = await call.send({ method: 'POST', url: `${this.baseUrl}/v1/messages`, headers: await this.headers(), body });
-      return body.stream ? streamEvents(call, response) : wholeEvents(call, response);
-    });
+  protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>> {
+    const body = toAnthropicRequest(request, this.options.defaultMaxTokens ?? DEFAULT_MAX_TOKENS);
+    const response = await call.send({ method: 'POST', url: `${this.baseUrl}/v1/messages`, headers: await this.headers(), body });
+    return body.stream ? streamEvents(call, response) : wholeEvents(call, response);
   }
 
   /** Every page of `GET /v1/models`. */
@@ -116,20 +108,13 @@ export class AnthropicClient implements ProviderImplementation {
   }
 
   private async headers(): Promise<Record<string, string>> {
-    let key: string | undefined;
-    try {
-      key = typeof this.options.apiKey === 'function' ? await this.options.apiKey() : this.options.apiKey;
-    } catch (err) {
-      throw new ProviderFailure('PROVIDER_AUTH_FAILED', `the API key could not be read: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    const key = await this.apiKey();
     if (!key) throw new ProviderFailure('PROVIDER_AUTH_FAILED', 'no API key is configured');
     return { 'x-api-key': key, 'anthropic-version': ANTHROPIC_VERSION };
   }
 }
 
 function toAnthropicRequest(request: ChatRequest, defaultMaxTokens: number): Record<string, unknown> & { stream: boolean } {
-  if (typeof request?.model !== 'string' || request.model === '') throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request names no model');
-  if (!Array.isArray(request.messages) || request.messages.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no messages');
   const system = request.messages
     .filter((m) => m.role === 'system' && m.content)
     .map((m) => m.content)

@@ -1,10 +1,10 @@
 import type { CancellationToken } from '@aion/extension-api';
 import {
+  HttpProviderClient,
   ProviderFailure,
   UpstreamCall,
   upstreamRequest,
   embeddingBody,
-  upstreamEvents,
   type ChatMessage,
   type ChatRequest,
   type EmbedRequest,
@@ -12,7 +12,6 @@ import {
   type FinishReason,
   type ModelInfo,
   type ProviderEvent,
-  type ProviderImplementation,
   type UpstreamResponse,
 } from '@aion/provider-kit';
 
@@ -45,22 +44,15 @@ interface OllamaChatLine {
 }
 
 /** A client of Ollama's native chat API (`/api/chat`, NDJSON streaming). */
-export class OllamaClient implements ProviderImplementation {
-  private readonly baseUrl: string;
-  private readonly timeoutMs: number;
-
+export class OllamaClient extends HttpProviderClient {
   constructor(private readonly options: OllamaClientOptions = {}) {
-    this.baseUrl = (options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, '');
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    super({ baseUrl: options.baseUrl ?? DEFAULT_BASE_URL, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, apiKey: options.apiKey });
   }
 
-  /** Yields the answer's events; never throws: a failure is the last event. */
-  async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
-    yield* upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, async (call) => {
-      const body = toOllamaRequest(request);
-      const response = await call.send({ method: 'POST', url: `${this.baseUrl}/api/chat`, headers: await this.authHeaders(), body });
-      return answerEvents(body.stream ? call.lines(response, true) : wholeBody(call, response), call);
-    });
+  protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>> {
+    const body = toOllamaRequest(request);
+    const response = await call.send({ method: 'POST', url: `${this.baseUrl}/api/chat`, headers: await this.authHeaders(), body });
+    return answerEvents(body.stream ? call.lines(response, true) : wholeBody(call, response), call);
   }
 
   async listModels(token?: CancellationToken): Promise<ModelInfo[]> {
@@ -99,20 +91,13 @@ export class OllamaClient implements ProviderImplementation {
   }
 
   private async authHeaders(): Promise<Record<string, string>> {
-    let key: string | undefined;
-    try {
-      key = typeof this.options.apiKey === 'function' ? await this.options.apiKey() : this.options.apiKey;
-    } catch (err) {
-      throw new ProviderFailure('PROVIDER_AUTH_FAILED', `the API key could not be read: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    const key = await this.apiKey();
     return key ? { authorization: `Bearer ${key}` } : {};
   }
 }
 
 /** Ollama has no `tool_choice`: `none` leaves the tools out, the other choices are left to the model. */
 function toOllamaRequest(request: ChatRequest): Record<string, unknown> & { stream: boolean } {
-  if (typeof request?.model !== 'string' || request.model === '') throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request names no model');
-  if (!Array.isArray(request.messages) || request.messages.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no messages');
   const body: Record<string, unknown> & { stream: boolean } = {
     model: request.model,
     messages: request.messages.map(toOllamaMessage),

@@ -1,10 +1,10 @@
 import type { CancellationToken } from '@aion/extension-api';
 import {
+  HttpProviderClient,
   ProviderFailure,
   UpstreamCall,
   upstreamRequest,
   embeddingBody,
-  upstreamEvents,
   type ChatMessage,
   type ChatRequest,
   type EmbedRequest,
@@ -12,7 +12,6 @@ import {
   type FinishReason,
   type ModelInfo,
   type ProviderEvent,
-  type ProviderImplementation,
   type ToolCall,
   type UpstreamResponse,
 } from '@aion/provider-kit';
@@ -67,28 +66,20 @@ interface OpenAIChunk {
 }
 
 /** A client of the OpenAI Chat Completions API, as OpenAI, Azure OpenAI, vLLM, llama.cpp and LM Studio serve it. */
-export class OpenAIClient implements ProviderImplementation {
-  private readonly baseUrl: string;
-  private readonly timeoutMs: number;
-
+export class OpenAIClient extends HttpProviderClient {
   constructor(private readonly options: OpenAIClientOptions) {
-    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    super({ baseUrl: options.baseUrl, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, apiKey: options.apiKey });
   }
 
-  /** Yields the answer's events; never throws: a failure is the last event. */
-  async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
-    yield* upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, async (call) => {
-      checkRequest(request);
-      const stream = request.stream !== false;
-      const response = await call.send({
-        method: 'POST',
-        url: this.apiUrl('chat/completions', request.model),
-        headers: await this.authHeaders(),
-        body: this.body(request, stream),
-      });
-      return stream ? this.streamEvents(call, response) : this.wholeEvents(call, response);
+  protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>> {
+    const stream = request.stream !== false;
+    const response = await call.send({
+      method: 'POST',
+      url: this.apiUrl('chat/completions', request.model),
+      headers: await this.authHeaders(),
+      body: this.body(request, stream),
     });
+    return stream ? this.streamEvents(call, response) : this.wholeEvents(call, response);
   }
 
   async listModels(token?: CancellationToken): Promise<ModelInfo[]> {
@@ -138,12 +129,7 @@ export class OpenAIClient implements ProviderImplementation {
   }
 
   private async authHeaders(): Promise<Record<string, string>> {
-    let key: string | undefined;
-    try {
-      key = typeof this.options.apiKey === 'function' ? await this.options.apiKey() : this.options.apiKey;
-    } catch (err) {
-      throw new ProviderFailure('PROVIDER_AUTH_FAILED', `the API key could not be read: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    const key = await this.apiKey();
     if (!key) return {};
     return this.options.azure ? { 'api-key': key } : { authorization: `Bearer ${key}` };
   }
@@ -209,11 +195,6 @@ export class OpenAIClient implements ProviderImplementation {
     if (body.usage) yield usageEvent(body.usage);
     yield { type: 'done', finishReason: finishReason(choice.finish_reason ?? undefined, calls.size > 0) };
   }
-}
-
-function checkRequest(request: ChatRequest): void {
-  if (typeof request?.model !== 'string' || request.model === '') throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request names no model');
-  if (!Array.isArray(request.messages) || request.messages.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no messages');
 }
 
 function toOpenAIMessage(message: ChatMessage): Record<string, unknown> {
