@@ -1,16 +1,6 @@
 import type { CancellationToken } from '@aion/extension-api';
-import {
-  HttpProviderClient,
-  ProviderFailure,
-  UpstreamCall,
-  upstreamRequest,
-  type ChatMessage,
-  type ChatRequest,
-  type FinishReason,
-  type ModelInfo,
-  type ProviderEvent,
-  type UpstreamResponse,
-} from '@aion/provider-kit';
+import { HttpProviderClient, ProviderFailure, UpstreamCall, upstreamRequest } from '@aion/provider-kit';
+import type { ChatMessage, ChatRequest, FinishReason, ModelInfo, ProviderEvent, UpstreamResponse } from '@aion/provider-kit';
 
 export interface AnthropicClientOptions {
   /** `https://api.anthropic.com` by default (no `/v1` suffix). */

@@ -5,16 +5,8 @@
  * misbehave on purpose. Import it as `@aion/ext-provider-anthropic/testing`.
  */
 import type { ServerResponse } from 'node:http';
-import {
-  pieces,
-  sendJson,
-  startFakeServer,
-  type CommonFakeReply,
-  type FakeExchange,
-  type FakeServer,
-  type FakeServerOptions,
-  type RecordedRequest,
-} from '@aion/provider-kit/testing';
+import { pieces, sendJson, startFakeServer } from '@aion/provider-kit/testing';
+import type { CommonFakeReply, FakeExchange, FakeServer, FakeServerOptions, RecordedRequest } from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
 

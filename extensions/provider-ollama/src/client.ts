@@ -1,19 +1,6 @@
 import type { CancellationToken } from '@aion/extension-api';
-import {
-  HttpProviderClient,
-  ProviderFailure,
-  UpstreamCall,
-  upstreamRequest,
-  embeddingBody,
-  type ChatMessage,
-  type ChatRequest,
-  type EmbedRequest,
-  type EmbedResult,
-  type FinishReason,
-  type ModelInfo,
-  type ProviderEvent,
-  type UpstreamResponse,
-} from '@aion/provider-kit';
+import { HttpProviderClient, ProviderFailure, UpstreamCall, upstreamRequest, embeddingBody } from '@aion/provider-kit';
+import type { ChatMessage, ChatRequest, EmbedRequest, EmbedResult, FinishReason, ModelInfo, ProviderEvent, UpstreamResponse } from '@aion/provider-kit';
 
 export interface OllamaClientOptions {
   /** The server's root, `http://127.0.0.1:11434` by default (no `/api` suffix). */

@@ -5,16 +5,8 @@
  * Import it as `@aion/ext-provider-ollama/testing`.
  */
 import type { ServerResponse } from 'node:http';
-import {
-  embeddingFailure,
-  fakeEmbedding,
-  sendJson,
-  startFakeServer,
-  type CommonFakeReply,
-  type FakeExchange,
-  type FakeServer,
-  type FakeServerOptions,
-} from '@aion/provider-kit/testing';
+import { embeddingFailure, fakeEmbedding, sendJson, startFakeServer } from '@aion/provider-kit/testing';
+import type { CommonFakeReply, FakeExchange, FakeServer, FakeServerOptions } from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
 

@@ -1,19 +1,15 @@
 import type { CancellationToken } from '@aion/extension-api';
-import {
-  HttpProviderClient,
-  ProviderFailure,
-  UpstreamCall,
-  upstreamRequest,
-  embeddingBody,
-  type ChatMessage,
-  type ChatRequest,
-  type EmbedRequest,
-  type EmbedResult,
-  type FinishReason,
-  type ModelInfo,
-  type ProviderEvent,
-  type ToolCall,
-  type UpstreamResponse,
+import { HttpProviderClient, ProviderFailure, UpstreamCall, upstreamRequest, embeddingBody } from '@aion/provider-kit';
+import type {
+  ChatMessage,
+  ChatRequest,
+  EmbedRequest,
+  EmbedResult,
+  FinishReason,
+  ModelInfo,
+  ProviderEvent,
+  ToolCall,
+  UpstreamResponse,
 } from '@aion/provider-kit';
 
 export interface AzureOptions {

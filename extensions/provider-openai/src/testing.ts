@@ -4,17 +4,8 @@
  * call deltas, error bodies, the Azure deployment paths) and can misbehave on purpose. Import it as
  * `@aion/ext-provider-openai/testing`.
  */
-import {
-  embeddingFailure,
-  fakeEmbedding,
-  pieces,
-  sendJson as json,
-  startFakeServer,
-  type CommonFakeReply,
-  type FakeExchange,
-  type FakeServer,
-  type FakeServerOptions,
-} from '@aion/provider-kit/testing';
+import { embeddingFailure, fakeEmbedding, pieces, sendJson as json, startFakeServer } from '@aion/provider-kit/testing';
+import type { CommonFakeReply, FakeExchange, FakeServer, FakeServerOptions } from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { EventSourceParserStream } from 'eventsource-parser/stream';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { AionError, type HttpRequestData, type HttpResponseData, type ServerSentEvent } from '@aion/extension-api';
@@ -48,34 +49,12 @@ function jsonRpcError(status: number, code: number, message: string): HttpRespon
 
 /** Server-sent events out of an SSE byte stream (comments, such as keep-alives, are dropped). */
 async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<ServerSentEvent> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
+  const reader = body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
-      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event: ServerSentEvent = { data: '' };
-        const data: string[] = [];
-        for (const line of block.split('\n')) {
-          if (!line || line.startsWith(':')) continue;
-          const colon = line.indexOf(':');
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-          if (field === 'data') data.push(value);
-          else if (field === 'event') event.event = value;
-          else if (field === 'id') event.id = value;
-          else if (field === 'retry' && /^\d+$/.test(value)) event.retry = Number(value);
-        }
-        if (data.length === 0) continue;
-        event.data = data.join('\n');
-        yield event;
-      }
+      yield { data: value.data, ...(value.event ? { event: value.event } : {}), ...(value.id ? { id: value.id } : {}) };
     }
   } finally {
     await reader.cancel().catch(() => undefined);
