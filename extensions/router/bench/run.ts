@@ -9,13 +9,18 @@
  * same upstream, interleaved with the other two, unless `--portkey off`.
  *
  *   node dist/bench/run.js [--placements kernel/kernel,kernel/shared] [--seconds 10] [--rates 200,500] [--portkey on|off] [--json out.json]
+ *   node dist/bench/run.js --soak-minutes 10 [--soak-rate 500]
+ *
+ * `--soak-minutes` runs only the soak: non-streaming requests at a fixed rate through Aion (router and
+ * provider in the kernel host) for that long, printing each minute's latency, the kernel's RSS and its
+ * CPU time per request, to show whether memory stays flat.
  *
  * A placement is `<router host>/<provider host>`; `kernel/kernel` is what the manifests ask for. A provider
  * asked into `shared` runs in a host process of its own (its network is restricted), as an operator's
  * `placement: dedicated` would place it.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { installPortkey, portkeyHeaders, PORTKEY_VERSION, startPortkey } from './portkey.js';
@@ -86,7 +91,7 @@ function send(target: Target, stream: boolean, scheduledAt: number): Promise<Sam
 }
 
 /** Sends `rate` requests a second for `seconds`, on schedule whatever the answers do (open loop). */
-async function openLoop(target: Target, stream: boolean, rate: number, seconds: number): Promise<Sample[]> {
+async function openLoop(target: Target, stream: boolean, rate: number, seconds: number, limitMs = PHASE_LIMIT_MS): Promise<Sample[]> {
   const count = Math.round(rate * seconds);
   const interval = 1000 / rate;
   const start = performance.now() + 5;
@@ -96,12 +101,12 @@ async function openLoop(target: Target, stream: boolean, rate: number, seconds: 
     const tick = () => {
       const now = performance.now();
       while (sent < count && start + sent * interval <= now) pending.push(send(target, stream, start + sent++ * interval));
-      if (sent >= count || now - start > PHASE_LIMIT_MS) return done();
+      if (sent >= count || now - start > limitMs) return done();
       setTimeout(tick, Math.max(0, start + sent * interval - performance.now()));
     };
     tick();
   });
-  return Promise.race([Promise.all(pending), new Promise<Sample[]>((r) => setTimeout(() => r([]), PHASE_LIMIT_MS))]);
+  return Promise.race([Promise.all(pending), new Promise<Sample[]>((r) => setTimeout(() => r([]), limitMs))]);
 }
 
 /** Requests completed per second with `concurrency` always in flight (closed loop). */
@@ -261,4 +266,52 @@ async function main(): Promise<void> {
   if (out) writeFileSync(out, JSON.stringify({ seconds: SECONDS, rates: RATES, concurrency: CONCURRENCY, results }, null, 2));
 }
 
-await main();
+/** The kernel process's resident memory (MB) and CPU time (ms, user + system), from /proc. */
+function processUsage(pid: number): { rssMb: number; cpuMs: number } {
+  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  // Fields 14 and 15 of /proc/<pid>/stat, after the parenthesised command name, in clock ticks (100 a second).
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { rssMb: Number(rss) / 1024, cpuMs: (Number(fields[11]) + Number(fields[12])) * 10 };
+}
+
+async function soak(minutes: number, rate: number): Promise<void> {
+  const upstream = await start('./upstream.js', []);
+  const aion = await start('./kernel.js', [upstream.url, 'kernel', 'kernel']);
+  const target: Target = {
+    label: 'aion',
+    url: new URL(`${aion.url}/v1/chat/completions`),
+    headers: { authorization: 'Bearer bench-token' },
+    body: (s) => body(s, 'openai/gpt-4o-mini'),
+  };
+  const pid = aion.child.pid!;
+  try {
+    await openLoop(target, false, 100, 5);
+    console.log(`soak: ${rate} req/s of non-streaming requests through Aion (router and provider in the kernel host) for ${minutes} min`);
+    console.log('minute  requests  errors   p50 ms   p99 ms   kernel RSS MB   kernel CPU ms/request');
+    const rss: number[] = [];
+    for (let minute = 1; minute <= minutes; minute++) {
+      const before = processUsage(pid);
+      const samples = summarise(await openLoop(target, false, rate, 60, 90_000));
+      const after = processUsage(pid);
+      rss.push(after.rssMb);
+      const cpu = (after.cpuMs - before.cpuMs) / Math.max(1, samples.n);
+      console.log(
+        `${String(minute).padStart(6)}  ${String(samples.n).padStart(8)}  ${String(samples.errors).padStart(6)}  ${ms(samples.p50)}  ${ms(samples.p99)}   ${after.rssMb.toFixed(1).padStart(13)}   ${cpu.toFixed(3).padStart(21)}`,
+      );
+    }
+    const first = rss[0]!;
+    const last = rss[rss.length - 1]!;
+    console.log(
+      `RSS after the first minute ${first.toFixed(1)} MB, after the last ${last.toFixed(1)} MB (${(((last - first) / first) * 100).toFixed(1)}%), highest ${Math.max(...rss).toFixed(1)} MB`,
+    );
+  } finally {
+    aion.child.disconnect();
+    await new Promise((r) => aion.child.once('exit', r).once('error', r));
+    upstream.child.kill();
+    agent.destroy();
+  }
+}
+
+if (args.has('soak-minutes')) await soak(Number(args.get('soak-minutes')), Number(args.get('soak-rate') ?? 500));
+else await main();
