@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { CancellationTokenSource, type CancellationToken } from '@aion/extension-api';
-import type { CommonFakeReply, FakeServer } from './testing.js';
+import type { CommonFakeReply, FakeServer } from './fakeServer.js';
 import type { ChatRequest, ProviderEvent } from './types.js';
 
 /** What the scenarios ask a fake vendor server to answer; each provider maps it to its vendor's reply. */
