@@ -1,8 +1,7 @@
 import pg from 'pg';
 import { DataSource, Migration, MigrationExecutor, type MigrationInterface, type QueryRunner } from 'typeorm';
 import { AionError, ErrorCodes } from '@aion/extension-api';
-import { StorageErrorCodes, type MigrationStep, type SqlValue, type StatementResult } from '../api.js';
-import type { Database } from './database.js';
+import { StorageErrorCodes, type Dialect, type MigrationStep, type SqlValue, type StatementResult } from '../api.js';
 import { driverCodeOf, toStorageError, type ErrorScope } from './errors.js';
 import type { CheckedSql, SqlGuard } from './sqlGuard.js';
 
@@ -54,9 +53,19 @@ class NamespaceMigrationExecutor extends MigrationExecutor {
  * path is its own schema, so the database itself refuses whatever lies outside; otherwise it runs on
  * the kernel's connection and the guard is all there is.
  */
+/** What a namespace needs of the kernel's database: its dialect, its single SQLite connection, and its migration gate. */
+export interface SharedDatabase {
+  readonly dialect: Dialect;
+  readonly migrating: boolean;
+  whenOpen(): Promise<void>;
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  runSqlite(statement: CheckedSql, params: SqlValue[]): StatementResult;
+  sqliteTransaction<T>(fn: () => T): T;
+}
+
 export class NamespaceDatabase {
   constructor(
-    private readonly db: Database,
+    private readonly db: SharedDatabase,
     readonly scope: NamespaceScope,
     private readonly dataSource: DataSource,
     /** Its own pool (a role of its own), closed with it; otherwise the kernel's, closed by the Database. */
