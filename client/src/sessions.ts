@@ -6,8 +6,8 @@ import type { LiveConnection } from './live.js';
 type Signal = { signal?: AbortSignal };
 
 export interface SyncPush {
-  sessions: Array<{ id: string; title?: string | null; title_updated_at?: number | string; created_at?: string; metadata?: Record<string, unknown> }>;
-  messages: Array<{ id: string; session_id: string; role: SessionMessage['role']; content: unknown; metadata?: Record<string, unknown>; created_at?: string }>;
+  sessions: Array<{ id: string; title?: string | null; title_updated_at?: number; created_at?: number; metadata?: Record<string, unknown> }>;
+  messages: Array<{ id: string; session_id: string; role: SessionMessage['role']; content: unknown; metadata?: Record<string, unknown>; created_at?: number }>;
   tombstones: Array<{ id: string }>;
 }
 
@@ -16,7 +16,7 @@ export interface SyncAnswer {
   has_more: boolean;
   pushed: Record<string, Record<string, number>>;
   rejected: Array<{ type: string; id: string; code: string; message: string }>;
-  changes: { sessions: Array<Session & { deleted_at?: string | null }>; messages: SessionMessage[] };
+  changes: { sessions: Array<Session & { deleted_at?: number | null }>; messages: SessionMessage[] };
 }
 
 /**
@@ -33,7 +33,7 @@ export interface LocalSessionStore {
 
 /** A LocalSessionStore in memory: a starting point, and what the tests use. */
 export class MemorySessionStore implements LocalSessionStore {
-  readonly sessions = new Map<string, Session & { deleted_at?: string | null }>();
+  readonly sessions = new Map<string, Session & { deleted_at?: number | null }>();
   readonly messages = new Map<string, SessionMessage>();
   private seq = 0;
   private outbox: SyncPush = { sessions: [], messages: [], tombstones: [] };
@@ -115,7 +115,7 @@ export class SessionsApi {
   /** Appends a message; with a client-chosen `id` a repeat answers the stored one, so it is retried safely. */
   append(
     sessionId: string,
-    message: { id?: string; role: SessionMessage['role']; content: unknown; metadata?: Record<string, unknown>; created_at?: string },
+    message: { id?: string; role: SessionMessage['role']; content: unknown; metadata?: Record<string, unknown>; created_at?: number },
     options: Signal = {},
   ): Promise<SessionMessage> {
     return this.transport.json('POST', `/v1/sessions/${encodeURIComponent(sessionId)}/messages`, message, {

@@ -60,16 +60,17 @@ export type TaskEvent =
   | { id: number; event: 'done'; data: TaskResult }
   | { id: number; event: 'error'; data: { code: string; message: string; task?: TaskResult } };
 
+/** Times of sessions and messages are milliseconds since the epoch, as the hub stores and answers them. */
 export interface Session {
   id: string;
   title: string | null;
   message_count: number;
   metadata: Record<string, unknown> | null;
-  created_at: string;
-  updated_at: string;
-  last_activity_at?: string;
-  expires_at?: string | null;
-  deleted_at?: string | null;
+  created_at: number;
+  updated_at: number;
+  last_activity_at?: number;
+  expires_at?: number | null;
+  deleted_at?: number | null;
   seq?: number;
   [key: string]: unknown;
 }
@@ -80,7 +81,7 @@ export interface SessionMessage {
   role: 'user' | 'assistant' | 'system' | 'tool';
   content: unknown;
   metadata?: Record<string, unknown> | null;
-  created_at: string;
+  created_at: number;
   seq?: number;
   [key: string]: unknown;
 }

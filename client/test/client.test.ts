@@ -216,7 +216,11 @@ describe('@aion/client against a real hub (SQLite, auth, router with a fake Open
     it('creates, appends, lists and gets', async () => {
       const s = await aion.sessions.create({ id: 'sdk-s1', title: 'SDK' });
       assert.equal(s.id, 'sdk-s1');
-      await aion.sessions.append('sdk-s1', { id: 'sdk-m1', role: 'user', content: 'hi' });
+      // The hub answers times as milliseconds since the epoch, as the types say.
+      assert.equal(typeof s.created_at, 'number');
+      assert.ok(Math.abs(s.created_at - Date.now()) < 60_000);
+      const written = await aion.sessions.append('sdk-s1', { id: 'sdk-m1', role: 'user', content: 'hi', created_at: Date.now() - 1_000 });
+      assert.equal(typeof written.created_at, 'number');
       const again = await aion.sessions.append('sdk-s1', { id: 'sdk-m1', role: 'user', content: 'hi' });
       assert.equal(again.id, 'sdk-m1');
       const got = await aion.sessions.get('sdk-s1');

@@ -31,7 +31,7 @@ export class ChatConversation {
   }
 
   /** The user's recent conversations, newest first. */
-  static async recent(client: AionClient, limit = 20): Promise<Array<{ id: string; title: string | null; messages: number; updatedAt: string }>> {
+  static async recent(client: AionClient, limit = 20): Promise<Array<{ id: string; title: string | null; messages: number; updatedAt: number }>> {
     const { sessions } = await client.sessions.list({ limit });
     return sessions.map((s) => ({ id: s.id, title: s.title, messages: s.message_count, updatedAt: s.updated_at }));
   }
