@@ -3,6 +3,7 @@ import {
   AionError,
   DisposableStore,
   ErrorCodes,
+  runAsCaller,
   runInExtensionContext,
   type Disposable,
   type ExtensionApiBinding,
@@ -15,7 +16,7 @@ import {
 import { LifecycleProtocol, mapStreams, type ExtensionDescription, type RpcEndpoint } from '@aion/extension-api/protocol';
 import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 import { REQUEST_ID_KEY, enableCallContext, runInCallContext } from './callContext.js';
-import { registerIn, type ContextBinders, type ExtensionScope, type HostServices, type NamespaceBinders } from './capabilities/capability.js';
+import { registerIn, type CallerFrame, type ContextBinders, type ExtensionScope, type HostServices, type NamespaceBinders } from './capabilities/capability.js';
 import { installCapabilities } from './capabilities/index.js';
 import { methodNames } from './remoteProxy.js';
 
@@ -49,7 +50,8 @@ export class ExtensionHost {
     endpoint.onRequest(LifecycleProtocol.host.deactivate, ({ extensionId }) => this.deactivate(extensionId));
     const services: HostServices = {
       endpoint,
-      run: (extensionId, context, fn) => runInCallContext(context, () => this.inContext(extensionId, fn)),
+      kind,
+      run: (extensionId, context, fn, caller) => runInCallContext(context, () => this.inContext(extensionId, fn, caller)),
       apiOf: (extensionId) => this.active.get(extensionId),
       log: (extensionId, level, message, data) => this.log(extensionId, level, message, data),
     };
@@ -62,15 +64,20 @@ export class ExtensionHost {
     return [...this.active.keys()];
   }
 
-  /** Runs `fn` as the extension's code; streams it returns keep running as its code too. */
-  private inContext<T>(extensionId: string, fn: () => T): T {
+  /**
+   * Runs `fn` as the extension's code, for `caller` when the call has one; streams it returns keep
+   * running as that same call (extension, caller, user, trace) on every pull, whoever pulls them.
+   */
+  private inContext<T>(extensionId: string, fn: () => T, caller?: CallerFrame): T {
     const ext = this.active.get(extensionId);
-    if (!ext) return fn();
-    const result = runInExtensionContext(ext.binding, fn);
-    // Streams are pulled later, by the RPC layer: each pull runs in this call's context as well.
+    if (!ext) return caller ? runAsCaller(caller.id, fn, caller.principal) : fn();
+    const asCall: Runner = caller
+      ? (f) => runInExtensionContext(ext.binding, () => runAsCaller(caller.id, f, caller.principal))
+      : (f) => runInExtensionContext(ext.binding, f);
+    const result = asCall(fn);
+    // Streams are pulled later, by the RPC layer or a caller in this host: each pull runs as this call.
     const captured = otelContext.active();
-    const run: Runner =
-      captured === ROOT_CONTEXT ? (f) => runInExtensionContext(ext.binding, f) : (f) => otelContext.with(captured, () => runInExtensionContext(ext.binding, f));
+    const run: Runner = captured === ROOT_CONTEXT ? asCall : (f) => otelContext.with(captured, () => asCall(f));
     if (result instanceof Promise) return result.then((value) => bindStreams(value, run)) as T;
     return bindStreams(result, run) as T;
   }

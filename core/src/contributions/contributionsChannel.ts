@@ -53,7 +53,7 @@ export class ContributionsChannel implements KernelChannel {
       ContributionsProtocol.kernel.unregister,
       ({ extensionId, point, id }) => hostRuns(host, extensionId) && this.contributions.removeImplementation(point, id, extensionId),
     );
-    e.onRequest(ContributionsProtocol.kernel.resolve, async ({ point, id }) => ({ methods: (await this.resolve(point, id)).methods }));
+    e.onRequest(ContributionsProtocol.kernel.resolve, ({ point, id }) => this.resolve(point, id));
     e.onRequest(ContributionsProtocol.kernel.list, ({ point }) => this.contributions.list(point));
     e.onRequest(ContributionsProtocol.kernel.invoke, ({ point, id, method, args, callerId, context }, token) => {
       assertHostRuns(host, callerId);

@@ -6,17 +6,30 @@ import {
   type ExtensionApiBinding,
   type ExtensionContext,
   type LogLevel,
+  type Principal,
+  type HostKind,
 } from '@aion/extension-api';
 import type { CallContext, ExtensionDescription, RpcEndpoint } from '@aion/extension-api/protocol';
 
 /** What a capability's host half needs from the host it runs in. */
 export interface HostServices {
   readonly endpoint: RpcEndpoint;
-  /** Runs `fn` as code of `extensionId` (streams it returns too), inside the call context a message carried. */
-  run<T>(extensionId: string, context: CallContext | undefined, fn: () => T): T;
+  /** The kernel host passes values by reference already; other hosts copy every value that crosses. */
+  readonly kind: HostKind;
+  /**
+   * Runs `fn` as code of `extensionId`, inside the call context a message carried and, for a call
+   * from an extension or for a user, as that `caller`; streams it returns are pulled the same way.
+   */
+  run<T>(extensionId: string, context: CallContext | undefined, fn: () => T, caller?: CallerFrame): T;
   /** The object `activate` returned, for an extension active in this host; undefined otherwise. */
   apiOf(extensionId: string): { api: unknown } | undefined;
   log(extensionId: string | undefined, level: LogLevel, message: string, data?: Record<string, unknown>): void;
+}
+
+/** Who a call is from: the calling extension (verified by the kernel) and the user it acts for. */
+export interface CallerFrame {
+  id: string | undefined;
+  principal?: Principal;
 }
 
 /** One extension, as its binding and context are built. */

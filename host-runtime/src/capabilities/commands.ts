@@ -1,4 +1,4 @@
-import { AionError, ErrorCodes, runAsCaller, type CommandsNamespace } from '@aion/extension-api';
+import { AionError, ErrorCodes, type CommandsNamespace } from '@aion/extension-api';
 import { CommandsProtocol } from '@aion/extension-api/protocol';
 import { currentCallContext } from '../callContext.js';
 import { callWithToken } from '../remoteProxy.js';
@@ -13,7 +13,7 @@ export function hostCommands(host: HostServices): (scope: ExtensionScope) => Com
   endpoint.onRequest(CommandsProtocol.host.execute, ({ command, args, callerId, principal, context }, token) => {
     const entry = commands.get(command);
     if (!entry) throw new AionError(ErrorCodes.COMMAND_NOT_FOUND, `no handler is registered for command ${command}`);
-    return host.run(entry.extensionId, context, () => runAsCaller(callerId, () => callWithToken(undefined as never, entry.fn, args, token), principal));
+    return host.run(entry.extensionId, context, () => callWithToken(undefined as never, entry.fn, args, token), { id: callerId, principal });
   });
   return ({ extensionId, register }) => ({
     register: (command, fn) => {

@@ -1,5 +1,5 @@
-import { AionError, ErrorCodes, runAsCaller, type ContributionsNamespace } from '@aion/extension-api';
-import { ContributionsProtocol } from '@aion/extension-api/protocol';
+import { AionError, CancellationToken, ErrorCodes, type ContributionsNamespace } from '@aion/extension-api';
+import { ContributionsProtocol, type CallContext } from '@aion/extension-api/protocol';
 import { currentCallContext } from '../callContext.js';
 import { callWithToken, createRemoteProxy, methodNames } from '../remoteProxy.js';
 import type { ExtensionScope, HostServices } from './capability.js';
@@ -11,12 +11,25 @@ export function hostContributions(host: HostServices): (scope: ExtensionScope) =
   // Keyed by extension too: two extensions in one host never replace each other's implementation.
   const implementations = new Map<string, { extensionId: string; impl: Record<string, Fn> }>();
   const { endpoint } = host;
-  endpoint.onRequest(ContributionsProtocol.host.invoke, ({ point, id, method, args, callerId, extensionId, context }, token) => {
-    const entry = implementations.get(`${extensionId} ${point}/${id}`);
+  /** Runs a method of an implementation held here, as the caller's call: for the kernel's request, or straight from a caller in this host. */
+  const invoke = (
+    key: string,
+    point: string,
+    id: string,
+    method: string,
+    args: unknown[],
+    callerId: string | undefined,
+    token: CancellationToken,
+    context?: CallContext,
+  ) => {
+    const entry = implementations.get(key);
     const fn = entry?.impl[method];
     if (!entry || typeof fn !== 'function') throw new AionError(ErrorCodes.CONTRIBUTION_NOT_FOUND, `${point} entry ${id} has no method ${method}`);
-    return host.run(entry.extensionId, context, () => runAsCaller(callerId, () => callWithToken(entry.impl, fn, args, token)));
-  });
+    return host.run(entry.extensionId, context, () => callWithToken(entry.impl, fn, args, token), { id: callerId });
+  };
+  endpoint.onRequest(ContributionsProtocol.host.invoke, ({ point, id, method, args, callerId, extensionId, context }, token) =>
+    invoke(`${extensionId} ${point}/${id}`, point, id, method, args, callerId, token, context),
+  );
   return ({ extensionId, register }) => ({
     register: (point, id, implementation) => {
       const key = `${extensionId} ${point}/${id}`;
@@ -28,10 +41,28 @@ export function hostContributions(host: HostServices): (scope: ExtensionScope) =
       });
     },
     get: async (point, id) => {
-      const { methods } = await endpoint.sendRequest(ContributionsProtocol.kernel.resolve, { point, id });
-      return createRemoteProxy(methods, (method, args, token) =>
-        endpoint.sendRequest(ContributionsProtocol.kernel.invoke, { point, id, method, args, callerId: extensionId, context: currentCallContext() }, token),
-      );
+      const { methods, extensionId: owner } = await endpoint.sendRequest(ContributionsProtocol.kernel.resolve, { point, id });
+      const local = `${owner} ${point}/${id}`;
+      // Only in the kernel host, where values already pass by reference: elsewhere a call keeps copying
+      // what crosses, so an extension behaves the same whichever extensions share its host.
+      const direct = host.kind === 'kernel' && owner !== undefined;
+      return createRemoteProxy(methods, (method, args, token) => {
+        // Implemented in this host (the kernel-host router calling a kernel-host provider): called here,
+        // as the kernel would have this host call it, without two trips through the kernel and the stream
+        // bridge. Anything else, or an implementation gone since, goes through the kernel.
+        if (direct && implementations.has(local)) {
+          try {
+            return Promise.resolve(invoke(local, point, id, method, args, extensionId, token ?? CancellationToken.None));
+          } catch (err) {
+            return Promise.reject(err);
+          }
+        }
+        return endpoint.sendRequest(
+          ContributionsProtocol.kernel.invoke,
+          { point, id, method, args, callerId: extensionId, context: currentCallContext() },
+          token,
+        );
+      });
     },
     list: (point) => endpoint.sendRequest(ContributionsProtocol.kernel.list, { point }),
   });

@@ -1,4 +1,4 @@
-import { AionError, ErrorCodes, runAsCaller, type ExtensionsNamespace } from '@aion/extension-api';
+import { AionError, ErrorCodes, type ExtensionsNamespace } from '@aion/extension-api';
 import { ExtensionApisProtocol } from '@aion/extension-api/protocol';
 import { currentCallContext } from '../callContext.js';
 import { callWithToken, createRemoteProxy } from '../remoteProxy.js';
@@ -15,7 +15,7 @@ export function hostExtensionApis(host: HostServices): (scope: ExtensionScope) =
     const api = active.api as Record<string, unknown> | undefined;
     const fn = api?.[method];
     if (typeof fn !== 'function') throw new AionError(ErrorCodes.API_METHOD_NOT_FOUND, `${extensionId} has no API method ${method}`);
-    return host.run(extensionId, context, () => runAsCaller(callerId, () => callWithToken(api as object, fn as Fn, args, token)));
+    return host.run(extensionId, context, () => callWithToken(api as object, fn as Fn, args, token), { id: callerId });
   });
   return ({ extensionId }) => ({
     getApi: async (id) => {

@@ -25,7 +25,8 @@ export const ContributionsProtocol = {
   kernel: {
     register: new NotificationType<{ extensionId: string; point: string; id: string; methods: string[] }>('$registerContribution'),
     unregister: new NotificationType<{ extensionId: string; point: string; id: string }>('$unregisterContribution'),
-    resolve: new RequestType<{ point: string; id: string }, { methods: string[] }, void>('$resolveContribution'),
+    /** `extensionId`: the implementing extension, so a host that runs it too can call it without the round trip. */
+    resolve: new RequestType<{ point: string; id: string }, { methods: string[]; extensionId?: string }, void>('$resolveContribution'),
     list: new RequestType<{ point: string }, ContributionListing[], void>('$listContributions'),
     invoke: new RequestType<InvokeContributionParams, unknown, void>('$invokeContribution'),
   },
