@@ -7,211 +7,224 @@ import { fixture, waitFor } from './helpers.js';
 
 const json = async (res: Response) => (await res.json()) as any;
 
-describe('the HTTP edge', () => {
-  let kernel: TestKernel;
-  before(
-    async () =>
-      (kernel = await startTestKernel({
-        extensions: [fixture('basic'), fixture('test-auth')],
-        config: { server: { maxInFlight: 4 }, permissions: { grants: { 'fixtures.test-auth': { kernelHost: true } } } },
-      })),
-  );
-  after(() => kernel.stop());
-
-  const expectError = async (res: Response, status: number, code: string) => {
-    assert.equal(res.status, status);
-    const body = await json(res);
-    assert.deepEqual(Object.keys(body), ['error']);
-    assert.equal(body.error.code, code);
-    assert.equal(typeof body.error.message, 'string');
-    return body.error as { code: string; message: string; details?: unknown };
-  };
-
-  it('answers unknown routes with 404 in the one error shape', async () => {
-    const e = await expectError(await kernel.request('/v1/nowhere'), 404, 'NOT_FOUND');
-    assert.match(e.message, /GET \/v1\/nowhere/);
-  });
-
-  it('rejects a malformed JSON body with 400 and an oversized one with 413', async () => {
-    await expectError(
-      await kernel.request('/v1/basic/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' }),
-      400,
-      'BAD_REQUEST',
+// The same behaviour whether the route's extension runs in a host process of its own (`shared`: every
+// call is a message) or in the kernel's process (`kernel`: the edge calls the handler without one).
+for (const placement of ['shared', 'kernel'] as const)
+  describe(`the HTTP edge, routes in a ${placement} host`, () => {
+    let kernel: TestKernel;
+    before(
+      async () =>
+        (kernel = await startTestKernel({
+          extensions: [fixture('basic'), fixture('test-auth')],
+          config: {
+            server: { maxInFlight: 4 },
+            placement: placement === 'kernel' ? { 'fixtures.basic': 'kernel' } : {},
+            permissions: { grants: { 'fixtures.test-auth': { kernelHost: true }, 'fixtures.basic': { kernelHost: true } } },
+          },
+        })),
     );
-    await expectError(
-      await kernel.request('/v1/basic/echo', {
+    after(() => kernel.stop());
+
+    const expectError = async (res: Response, status: number, code: string) => {
+      assert.equal(res.status, status);
+      const body = await json(res);
+      assert.deepEqual(Object.keys(body), ['error']);
+      assert.equal(body.error.code, code);
+      assert.equal(typeof body.error.message, 'string');
+      return body.error as { code: string; message: string; details?: unknown };
+    };
+
+    it(`runs the route's extension in the ${placement} host`, async () => {
+      const { pid } = await json(await kernel.request('/v1/basic/pid'));
+      if (placement === 'kernel') assert.equal(pid, process.pid);
+      else assert.notEqual(pid, process.pid);
+    });
+
+    it('answers unknown routes with 404 in the one error shape', async () => {
+      const e = await expectError(await kernel.request('/v1/nowhere'), 404, 'NOT_FOUND');
+      assert.match(e.message, /GET \/v1\/nowhere/);
+    });
+
+    it('rejects a malformed JSON body with 400 and an oversized one with 413', async () => {
+      await expectError(
+        await kernel.request('/v1/basic/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' }),
+        400,
+        'BAD_REQUEST',
+      );
+      await expectError(
+        await kernel.request('/v1/basic/echo', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ big: 'x'.repeat(4096) }),
+        }),
+        413,
+        'PAYLOAD_TOO_LARGE',
+      );
+      const ok = await json(await kernel.request('/v1/basic/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' }));
+      assert.deepEqual(ok.echo, { a: 1 });
+    });
+
+    it('carries X-Request-Id from the client, or generates one', async () => {
+      const given = await kernel.request('/v1/basic/echo', {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ big: 'x'.repeat(4096) }),
-      }),
-      413,
-      'PAYLOAD_TOO_LARGE',
-    );
-    const ok = await json(await kernel.request('/v1/basic/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' }));
-    assert.deepEqual(ok.echo, { a: 1 });
-  });
-
-  it('carries X-Request-Id from the client, or generates one', async () => {
-    const given = await kernel.request('/v1/basic/echo', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-request-id': 'req-123' },
-      body: '{}',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'req-123' },
+        body: '{}',
+      });
+      assert.equal(given.headers.get('x-request-id'), 'req-123');
+      assert.equal((await json(given)).requestId, 'req-123');
+      const generated = await kernel.request('/v1/basic/ping');
+      assert.match(generated.headers.get('x-request-id')!, /^[0-9a-f-]{36}$/);
     });
-    assert.equal(given.headers.get('x-request-id'), 'req-123');
-    assert.equal((await json(given)).requestId, 'req-123');
-    const generated = await kernel.request('/v1/basic/ping');
-    assert.match(generated.headers.get('x-request-id')!, /^[0-9a-f-]{36}$/);
-  });
 
-  it("says the kernel's own time in Server-Timing, on answers and on errors", async () => {
-    const ok = await kernel.request('/v1/basic/slow?ms=50');
-    const dur = Number(/^app;dur=(\d+\.\d{2})$/.exec(ok.headers.get('server-timing') ?? '')?.[1]);
-    assert.ok(dur >= 50, `app;dur covers the route's own 50 ms: ${ok.headers.get('server-timing')}`);
-    await ok.text();
-    const missing = await kernel.request('/v1/nope');
-    assert.equal(missing.status, 404);
-    assert.match(missing.headers.get('server-timing') ?? '', /^app;dur=\d+\.\d{2}$/);
-  });
-
-  it('enforces declared scopes after http.authenticate: 401 without credentials, 401 expired, 403 missing scope', async () => {
-    await expectError(await kernel.request('/v1/basic/secure'), 401, 'UNAUTHENTICATED');
-    await expectError(await kernel.request('/v1/basic/secure', { headers: { authorization: 'Bearer nonsense' } }), 401, 'UNAUTHENTICATED');
-    await expectError(await kernel.request('/v1/basic/secure', { headers: { authorization: 'Bearer expired' } }), 401, 'TOKEN_EXPIRED');
-    const ok = await kernel.request('/v1/basic/secure', { headers: { authorization: 'Bearer good' } });
-    assert.equal(ok.status, 200);
-    assert.equal(ok.headers.get('x-test-auth'), 'yes', 'headers from the authenticator reach the response');
-    assert.deepEqual(await json(ok), { sub: 'ada' });
-    const e = await expectError(await kernel.request('/v1/basic/admin', { headers: { authorization: 'Bearer good' } }), 403, 'FORBIDDEN');
-    assert.deepEqual(e.details, { missingScopes: ['admin'] });
-  });
-
-  it('sanitizes errors from extension code: no host paths or internals reach the client', async () => {
-    const internal = await expectError(await kernel.request('/v1/basic/throw'), 500, 'INTERNAL');
-    assert.doesNotMatch(internal.message, /home|secret|config\.json/);
-    assert.match(internal.message, /fixtures\.basic failed to handle the request/);
-    const conflict = await expectError(await kernel.request('/v1/basic/conflict'), 409, 'CONFLICT');
-    assert.equal(conflict.message, 'already exists at [path]');
-    assert.deepEqual(conflict.details, { id: 7 });
-  });
-
-  it('cancels the handler when the client goes away', async () => {
-    const abort = new AbortController();
-    const pending = kernel.request('/v1/basic/slow?ms=10000', { signal: abort.signal }).catch((e: Error) => e);
-    await waitFor(async () => (await json(await kernel.request('/v1/basic/last-slow')))?.finished === false);
-    abort.abort();
-    await pending;
-    const seen = await waitFor(async () => {
-      const state = await json(await kernel.request('/v1/basic/last-slow'));
-      return state.finished ? state : undefined;
+    it("says the kernel's own time in Server-Timing, on answers and on errors", async () => {
+      const ok = await kernel.request('/v1/basic/slow?ms=50');
+      const dur = Number(/^app;dur=(\d+\.\d{2})$/.exec(ok.headers.get('server-timing') ?? '')?.[1]);
+      assert.ok(dur >= 50, `app;dur covers the route's own 50 ms: ${ok.headers.get('server-timing')}`);
+      await ok.text();
+      const missing = await kernel.request('/v1/nope');
+      assert.equal(missing.status, 404);
+      assert.match(missing.headers.get('server-timing') ?? '', /^app;dur=\d+\.\d{2}$/);
     });
-    assert.deepEqual(seen, { finished: true, cancelled: true });
-  });
 
-  it('answers 504 when a route exceeds its timeout, and cancels the handler', async () => {
-    await expectError(await kernel.request('/v1/basic/slow-limited'), 504, 'TIMEOUT');
-    const seen = await waitFor(async () => {
-      const state = await json(await kernel.request('/v1/basic/last-slow'));
-      return state.finished ? state : undefined;
+    it('enforces declared scopes after http.authenticate: 401 without credentials, 401 expired, 403 missing scope', async () => {
+      await expectError(await kernel.request('/v1/basic/secure'), 401, 'UNAUTHENTICATED');
+      await expectError(await kernel.request('/v1/basic/secure', { headers: { authorization: 'Bearer nonsense' } }), 401, 'UNAUTHENTICATED');
+      await expectError(await kernel.request('/v1/basic/secure', { headers: { authorization: 'Bearer expired' } }), 401, 'TOKEN_EXPIRED');
+      const ok = await kernel.request('/v1/basic/secure', { headers: { authorization: 'Bearer good' } });
+      assert.equal(ok.status, 200);
+      assert.equal(ok.headers.get('x-test-auth'), 'yes', 'headers from the authenticator reach the response');
+      assert.deepEqual(await json(ok), { sub: 'ada' });
+      const e = await expectError(await kernel.request('/v1/basic/admin', { headers: { authorization: 'Bearer good' } }), 403, 'FORBIDDEN');
+      assert.deepEqual(e.details, { missingScopes: ['admin'] });
     });
-    assert.equal(seen.cancelled, true);
-  });
 
-  it('answers 503 with Retry-After when saturated', async () => {
-    const slow = Array.from({ length: 4 }, () => kernel.request('/v1/basic/slow?ms=800'));
-    await new Promise((r) => setTimeout(r, 200));
-    const res = await kernel.request('/v1/basic/ping');
-    assert.equal(res.headers.get('retry-after'), '1');
-    await expectError(res, 503, 'SERVICE_UNAVAILABLE');
-    for (const r of await Promise.all(slow)) assert.equal(r.status, 200);
-  });
+    it('sanitizes errors from extension code: no host paths or internals reach the client', async () => {
+      const internal = await expectError(await kernel.request('/v1/basic/throw'), 500, 'INTERNAL');
+      assert.doesNotMatch(internal.message, /home|secret|config\.json/);
+      assert.match(internal.message, /fixtures\.basic failed to handle the request/);
+      const conflict = await expectError(await kernel.request('/v1/basic/conflict'), 409, 'CONFLICT');
+      assert.equal(conflict.message, 'already exists at [path]');
+      assert.deepEqual(conflict.details, { id: 7 });
+    });
 
-  it('streams SSE through RPC in order, holding the producer back while the client does not read', async () => {
-    const count = 20_000;
-    const received: number[] = [];
-    let producedWhilePaused = 0;
-    await new Promise<void>((resolve, reject) => {
-      const req = httpRequest(`${kernel.url}/v1/basic/stream?count=${count}&size=1000`, (res) => {
-        assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8');
-        res.setEncoding('utf8');
-        let buffer = '';
-        let paused = false;
-        res.on('data', (chunk: string) => {
-          buffer += chunk;
-          let sep: number;
-          while ((sep = buffer.indexOf('\n\n')) >= 0) {
-            const frame = buffer.slice(0, sep);
-            buffer = buffer.slice(sep + 2);
-            const data = frame.split('\n').find((l) => l.startsWith('data: '));
-            if (data) received.push(JSON.parse(data.slice(6)).i);
-          }
-          if (!paused && received.length > 100) {
-            paused = true;
-            res.pause();
-            setTimeout(async () => {
-              producedWhilePaused = (await json(await kernel.request('/v1/basic/produced'))).produced;
-              res.resume();
-            }, 1000);
-          }
+    it('cancels the handler when the client goes away', async () => {
+      const abort = new AbortController();
+      const pending = kernel.request('/v1/basic/slow?ms=10000', { signal: abort.signal }).catch((e: Error) => e);
+      await waitFor(async () => (await json(await kernel.request('/v1/basic/last-slow')))?.finished === false);
+      abort.abort();
+      await pending;
+      const seen = await waitFor(async () => {
+        const state = await json(await kernel.request('/v1/basic/last-slow'));
+        return state.finished ? state : undefined;
+      });
+      assert.deepEqual(seen, { finished: true, cancelled: true });
+    });
+
+    it('answers 504 when a route exceeds its timeout, and cancels the handler', async () => {
+      await expectError(await kernel.request('/v1/basic/slow-limited'), 504, 'TIMEOUT');
+      const seen = await waitFor(async () => {
+        const state = await json(await kernel.request('/v1/basic/last-slow'));
+        return state.finished ? state : undefined;
+      });
+      assert.equal(seen.cancelled, true);
+    });
+
+    it('answers 503 with Retry-After when saturated', async () => {
+      const slow = Array.from({ length: 4 }, () => kernel.request('/v1/basic/slow?ms=800'));
+      await new Promise((r) => setTimeout(r, 200));
+      const res = await kernel.request('/v1/basic/ping');
+      assert.equal(res.headers.get('retry-after'), '1');
+      await expectError(res, 503, 'SERVICE_UNAVAILABLE');
+      for (const r of await Promise.all(slow)) assert.equal(r.status, 200);
+    });
+
+    it('streams SSE in order, holding the producer back while the client does not read', async () => {
+      const count = 20_000;
+      const received: number[] = [];
+      let producedWhilePaused = 0;
+      await new Promise<void>((resolve, reject) => {
+        const req = httpRequest(`${kernel.url}/v1/basic/stream?count=${count}&size=1000`, (res) => {
+          assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8');
+          res.setEncoding('utf8');
+          let buffer = '';
+          let paused = false;
+          res.on('data', (chunk: string) => {
+            buffer += chunk;
+            let sep: number;
+            while ((sep = buffer.indexOf('\n\n')) >= 0) {
+              const frame = buffer.slice(0, sep);
+              buffer = buffer.slice(sep + 2);
+              const data = frame.split('\n').find((l) => l.startsWith('data: '));
+              if (data) received.push(JSON.parse(data.slice(6)).i);
+            }
+            if (!paused && received.length > 100) {
+              paused = true;
+              res.pause();
+              setTimeout(async () => {
+                producedWhilePaused = (await json(await kernel.request('/v1/basic/produced'))).produced;
+                res.resume();
+              }, 1000);
+            }
+          });
+          res.on('end', resolve);
+          res.on('error', reject);
         });
-        res.on('end', resolve);
-        res.on('error', reject);
+        req.on('error', reject);
+        req.end();
       });
-      req.on('error', reject);
-      req.end();
+      assert.equal(received.length, count);
+      assert.ok(
+        received.every((v, i) => v === i),
+        'events arrive in order',
+      );
+      assert.ok(producedWhilePaused < count / 2, `the producer was held back (${producedWhilePaused} of ${count} produced while the client paused)`);
     });
-    assert.equal(received.length, count);
-    assert.ok(
-      received.every((v, i) => v === i),
-      'events arrive in order',
-    );
-    assert.ok(producedWhilePaused < count / 2, `the producer was held back (${producedWhilePaused} of ${count} produced while the client paused)`);
-  });
 
-  it('bridges a WebSocket route to its extension', async () => {
-    const ws = new WebSocket(`${kernel.url.replace('http', 'ws')}/v1/basic/socket`);
-    const replies: unknown[] = [];
-    await new Promise<void>((resolve, reject) => {
-      ws.on('open', () => ['a', 'b', 'c'].forEach((m) => ws.send(m)));
-      ws.on('message', (m) => {
-        replies.push(JSON.parse(m.toString()));
-        if (replies.length === 3) ws.close();
+    it('bridges a WebSocket route to its extension', async () => {
+      const ws = new WebSocket(`${kernel.url.replace('http', 'ws')}/v1/basic/socket`);
+      const replies: unknown[] = [];
+      await new Promise<void>((resolve, reject) => {
+        ws.on('open', () => ['a', 'b', 'c'].forEach((m) => ws.send(m)));
+        ws.on('message', (m) => {
+          replies.push(JSON.parse(m.toString()));
+          if (replies.length === 3) ws.close();
+        });
+        ws.on('close', () => resolve());
+        ws.on('error', reject);
       });
-      ws.on('close', () => resolve());
-      ws.on('error', reject);
+      assert.deepEqual(replies, [{ upper: 'A' }, { upper: 'B' }, { upper: 'C' }]);
+      await expectError(await kernel.request('/v1/basic/socket'), 426, 'UPGRADE_REQUIRED');
     });
-    assert.deepEqual(replies, [{ upper: 'A' }, { upper: 'B' }, { upper: 'C' }]);
-    await expectError(await kernel.request('/v1/basic/socket'), 426, 'UPGRADE_REQUIRED');
-  });
 
-  it('lets socket.io clients join only the rooms realtime.authorize allows, and delivers publications', async () => {
-    const socket = connectSocket(kernel.url, { auth: { token: 'good' }, transports: ['websocket'] });
-    try {
-      await new Promise<void>((resolve, reject) => socket.on('connect', resolve).on('connect_error', reject));
-      const denied = await socket.emitWithAck('subscribe', { room: 'user:bob' });
-      assert.equal(denied.ok, false);
-      const allowed = await socket.emitWithAck('subscribe', { room: 'user:ada' });
-      assert.deepEqual(allowed, { ok: true, room: 'user:ada' });
-      const got = new Promise((resolve) => socket.on('note', resolve));
-      await kernel.request('/v1/basic/publish', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ room: 'user:ada', data: { hello: 1 } }),
-      });
-      assert.deepEqual(await got, { hello: 1 });
-    } finally {
-      socket.close();
-    }
-    const bad = connectSocket(kernel.url, { auth: { token: 'nonsense' }, transports: ['websocket'], reconnection: false });
-    const error = await new Promise<Error & { data?: { code: string } }>((resolve) => bad.on('connect_error', resolve));
-    assert.equal(error.data?.code, 'UNAUTHENTICATED');
-    bad.close();
-  });
+    it('lets socket.io clients join only the rooms realtime.authorize allows, and delivers publications', async () => {
+      const socket = connectSocket(kernel.url, { auth: { token: 'good' }, transports: ['websocket'] });
+      try {
+        await new Promise<void>((resolve, reject) => socket.on('connect', resolve).on('connect_error', reject));
+        const denied = await socket.emitWithAck('subscribe', { room: 'user:bob' });
+        assert.equal(denied.ok, false);
+        const allowed = await socket.emitWithAck('subscribe', { room: 'user:ada' });
+        assert.deepEqual(allowed, { ok: true, room: 'user:ada' });
+        const got = new Promise((resolve) => socket.on('note', resolve));
+        await kernel.request('/v1/basic/publish', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ room: 'user:ada', data: { hello: 1 } }),
+        });
+        assert.deepEqual(await got, { hello: 1 });
+      } finally {
+        socket.close();
+      }
+      const bad = connectSocket(kernel.url, { auth: { token: 'nonsense' }, transports: ['websocket'], reconnection: false });
+      const error = await new Promise<Error & { data?: { code: string } }>((resolve) => bad.on('connect_error', resolve));
+      assert.equal(error.data?.code, 'UNAUTHENTICATED');
+      bad.close();
+    });
 
-  it('reports readiness and health', async () => {
-    assert.deepEqual(await json(await kernel.request('/readyz')), { status: 'ready' });
-    const health = await json(await kernel.request('/healthz'));
-    assert.equal(health.status, 'ok');
-    assert.ok(health.counts.extensions.active >= 1);
-    assert.equal(health.hosts, undefined, 'anonymous callers get counts, not hosts and pids');
+    it('reports readiness and health', async () => {
+      assert.deepEqual(await json(await kernel.request('/readyz')), { status: 'ready' });
+      const health = await json(await kernel.request('/healthz'));
+      assert.equal(health.status, 'ok');
+      assert.ok(health.counts.extensions.active >= 1);
+      assert.equal(health.hosts, undefined, 'anonymous callers get counts, not hosts and pids');
+    });
   });
-});

@@ -10,10 +10,20 @@ import {
   type ExtensionContext,
   type ExtensionModule,
   type HostKind,
+  type CancellationToken,
+  type HttpResponseData,
   type LogLevel,
   type Logger,
 } from '@aion/extension-api';
-import { LifecycleProtocol, mapStreams, type ExtensionDescription, type RpcEndpoint } from '@aion/extension-api/protocol';
+import {
+  LifecycleProtocol,
+  fromRpcError,
+  mapStreams,
+  toResponseError,
+  type ExtensionDescription,
+  type HandleRouteParams,
+  type RpcEndpoint,
+} from '@aion/extension-api/protocol';
 import { ROOT_CONTEXT, context as otelContext } from '@opentelemetry/api';
 import { REQUEST_ID_KEY, enableCallContext, runInCallContext } from './callContext.js';
 import { registerIn, type CallerFrame, type ContextBinders, type ExtensionScope, type HostServices, type NamespaceBinders } from './capabilities/capability.js';
@@ -39,6 +49,11 @@ export class ExtensionHost {
   private readonly active = new Map<string, ActiveExtension>();
   private readonly namespaces: NamespaceBinders;
   private readonly contextParts: ContextBinders;
+  /**
+   * For a kernel in the same process: runs a route's handler as `$handleRoute` would, without a message,
+   * with errors as the message would have carried them (an AionError with its code).
+   */
+  readonly handleRoute: (params: HandleRouteParams, token: CancellationToken) => Promise<HttpResponseData>;
 
   constructor(
     private readonly endpoint: RpcEndpoint,
@@ -55,9 +70,16 @@ export class ExtensionHost {
       apiOf: (extensionId) => this.active.get(extensionId),
       log: (extensionId, level, message, data) => this.log(extensionId, level, message, data),
     };
-    const { namespaces, context } = installCapabilities(services);
+    const { namespaces, context, handleRoute } = installCapabilities(services);
     this.namespaces = namespaces;
     this.contextParts = context;
+    this.handleRoute = async (params, token) => {
+      try {
+        return await handleRoute(params, token);
+      } catch (err) {
+        throw fromRpcError(toResponseError(err));
+      }
+    };
   }
 
   get activeExtensionIds(): string[] {

@@ -1,6 +1,6 @@
 import { inject, injectable } from 'inversify';
-import { AionError, Emitter, ErrorCodes, type CancellationToken, type HostKind } from '@aion/extension-api';
-import { LifecycleProtocol, RpcEndpoint } from '@aion/extension-api/protocol';
+import { AionError, Emitter, ErrorCodes, type CancellationToken, type HostKind, type HttpResponseData } from '@aion/extension-api';
+import { LifecycleProtocol, RoutesProtocol, RpcEndpoint, type HandleRouteParams } from '@aion/extension-api/protocol';
 import type { RequestType } from 'vscode-jsonrpc';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, trace } from '@opentelemetry/api';
 import { currentCallContext } from '@aion/host-runtime';
@@ -38,6 +38,27 @@ export class HostConnection {
 
   /** Set by telemetry: called with each request's protocol method, duration and outcome. */
   onRequestDone?: (method: string, ms: number, failed: boolean) => void;
+
+  /**
+   * Hands a request for a declared route to the host. A host in the kernel's own process runs the
+   * handler without a message (no JSON-RPC, no stream bridge between the edge and the handler); the
+   * answer and its errors are the same either way, and the call is timed as a `$handleRoute` request.
+   */
+  handleRoute(params: HandleRouteParams, token: CancellationToken): Promise<HttpResponseData> {
+    const local = this.started.local;
+    if (!local) return this.request(RoutesProtocol.host.handle, params, token);
+    if (this.state === 'exited') return Promise.reject(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, `extension host ${this.key} is not running`));
+    const answer = local.handleRoute(params, token);
+    const observe = this.onRequestDone;
+    if (observe) {
+      const started = performance.now();
+      answer.then(
+        () => observe(RoutesProtocol.host.handle.method, performance.now() - started, false),
+        () => observe(RoutesProtocol.host.handle.method, performance.now() - started, true),
+      );
+    }
+    return answer;
+  }
 
   /**
    * A request to the host, carrying the active call context (request id, trace parent) for calls that

@@ -17,6 +17,8 @@ export interface StartedHost {
   kill(): void;
   /** Lines the host wrote to stdout/stderr. */
   onOutput?: Event<{ stream: 'stdout' | 'stderr'; line: string }>;
+  /** A host in the kernel's own process: the edge calls its route handlers without a message. */
+  local?: Pick<ExtensionHost, 'handleRoute'>;
 }
 
 export interface HostStartOptions {
@@ -40,11 +42,12 @@ export class InProcessTransport implements HostTransport {
   async start(): Promise<StartedHost> {
     const [kernelSide, hostSide] = createInMemoryConnectionPair();
     const hostEndpoint = new RpcEndpoint(hostSide);
-    new ExtensionHost(hostEndpoint, 'kernel');
+    const host = new ExtensionHost(hostEndpoint, 'kernel');
     hostSide.listen();
     const exit = new Emitter<{ code: number | null; signal: string | null }>();
     return {
       connection: kernelSide,
+      local: host,
       onExit: exit.event,
       kill: () => {
         hostSide.dispose();

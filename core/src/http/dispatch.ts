@@ -8,7 +8,6 @@ import {
   type HttpResponseData,
   type RouteContribution,
 } from '@aion/extension-api';
-import { RoutesProtocol } from '@aion/extension-api/protocol';
 import type { ServerConfig } from '../config/configuration.js';
 import type { ActivationService } from '../activation/activationService.js';
 import type { Logger } from '../logging.js';
@@ -72,7 +71,7 @@ export class RouteDispatcher {
     let timer: NodeJS.Timeout | undefined;
     try {
       const host = await this.options.activation.hostOf(extensionId, `onRoute:${routeKey}`);
-      const call = host.request(RoutesProtocol.host.handle, { extensionId, route: routeKey, request }, cancel.token);
+      const call = host.handleRoute({ extensionId, route: routeKey, request }, cancel.token);
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           cancel.cancel();

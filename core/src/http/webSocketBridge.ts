@@ -9,11 +9,9 @@ import {
   ErrorCodes,
   isAionError,
   type HttpRequestData,
-  type HttpResponseData,
   type Principal,
   type RouteContribution,
 } from '@aion/extension-api';
-import { RoutesProtocol } from '@aion/extension-api/protocol';
 import type { ServerConfig } from '../config/configuration.js';
 import type { ActivationService } from '../activation/activationService.js';
 import type { Admission } from './admission.js';
@@ -129,11 +127,7 @@ export class WebSocketBridge {
     ws.on('error', () => undefined);
     try {
       const host = await this.options.activation.hostOf(extensionId, `onRoute:GET ${route.path}`);
-      const response = (await host.request(
-        RoutesProtocol.host.handle,
-        { extensionId, route: `GET ${route.path}`, request: { ...request, messages } },
-        cancel.token,
-      )) as HttpResponseData;
+      const response = await host.handleRoute({ extensionId, route: `GET ${route.path}`, request: { ...request, messages } }, cancel.token);
       if (!response?.stream) throw new AionError(ErrorCodes.INTERNAL, 'the WebSocket handler returned no stream');
       outgoing = (response.stream as AsyncIterable<unknown>)[Symbol.asyncIterator]();
       for (;;) {

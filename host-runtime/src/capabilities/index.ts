@@ -6,21 +6,24 @@ import { hostEvents } from './events.js';
 import { hostExtensionApis } from './extensionApis.js';
 import { hostHooks } from './hooks.js';
 import { hostRealtime } from './realtime.js';
-import { hostRoutes } from './routes.js';
+import { hostRoutes, type HandleRoute } from './routes.js';
 import { hostSecrets } from './secrets.js';
 import { hostState } from './state.js';
 
 export type { ExtensionScope, HostServices } from './capability.js';
-export { normalizeRoute } from './routes.js';
+export { normalizeRoute, type HandleRoute } from './routes.js';
 
 /**
  * The host half of every capability, installed on one host: each answers its slice's `host` messages and
  * builds its part of an extension's binding or context. A new capability is one file here and one line below.
  */
-export function installCapabilities(host: HostServices): { namespaces: NamespaceBinders; context: ContextBinders } {
+export function installCapabilities(host: HostServices): { namespaces: NamespaceBinders; context: ContextBinders; handleRoute: HandleRoute } {
+  const routes = hostRoutes(host);
   return {
+    // What an in-process kernel calls without a message: the edge's requests for this host's routes.
+    handleRoute: routes.handle,
     namespaces: {
-      http: hostRoutes(host),
+      http: routes.bind,
       commands: hostCommands(host),
       extensions: hostExtensionApis(host),
       contributions: hostContributions(host),
