@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, context, createContextKey, propagation, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, createContextKey, propagation, trace, type Context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { CallContext } from '@aion/extension-api/protocol';
@@ -42,4 +42,34 @@ export function contextFrom(call: CallContext | undefined, base: Context = ROOT_
 export function runInCallContext<T>(call: CallContext | undefined, fn: () => T): T {
   if (!call) return fn();
   return context.with(contextFrom(call), fn);
+}
+
+/**
+ * Runs a call made within this process as the kernel would have made it through a host: inside a
+ * sampled trace, as a client span of its own (`name`, with `rpc.method`), so traces look the same
+ * whichever way the call travelled. Errors reject the answer; the span records their code.
+ */
+export function inClientSpan<R>(name: string, method: string, fn: () => R | Promise<R>): Promise<R> {
+  const active = context.active();
+  const parent = active === ROOT_CONTEXT ? undefined : trace.getSpanContext(active);
+  if (!parent || (parent.traceFlags & TraceFlags.SAMPLED) === 0) {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  const span = trace
+    .getTracer('aion.kernel')
+    .startSpan(name, { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': method, 'aion.host': 'kernel' } }, active);
+  const answer = (async () => context.with(trace.setSpan(active, span), fn))();
+  answer.then(
+    () => span.end(),
+    (err) => {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
+      span.setAttribute('aion.error.code', (err as { code?: string })?.code ?? 'INTERNAL');
+      span.end();
+    },
+  );
+  return answer;
 }

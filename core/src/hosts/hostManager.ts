@@ -42,22 +42,12 @@ export class HostConnection {
   /**
    * Hands a request for a declared route to the host. A host in the kernel's own process runs the
    * handler without a message (no JSON-RPC, no stream bridge between the edge and the handler); the
-   * answer and its errors are the same either way, and the call is timed as a `$handleRoute` request.
+   * answer and its errors are the same either way, and the call is timed and traced as a `$handleRoute` request.
    */
   handleRoute(params: HandleRouteParams, token: CancellationToken): Promise<HttpResponseData> {
     const local = this.started.local;
     if (!local) return this.request(RoutesProtocol.host.handle, params, token);
-    if (this.state === 'exited') return Promise.reject(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, `extension host ${this.key} is not running`));
-    const answer = local.handleRoute(params, token);
-    const observe = this.onRequestDone;
-    if (observe) {
-      const started = performance.now();
-      answer.then(
-        () => observe(RoutesProtocol.host.handle.method, performance.now() - started, false),
-        () => observe(RoutesProtocol.host.handle.method, performance.now() - started, true),
-      );
-    }
-    return answer;
+    return this.call(RoutesProtocol.host.handle, params, (p) => local.handleRoute(p, token));
   }
 
   /**
@@ -65,17 +55,20 @@ export class HostConnection {
    * run extension code; inside a recorded trace, the call is a span of its own.
    */
   request<P, R>(type: RequestType<P, R, any>, params: P, token?: CancellationToken): Promise<R> {
+    return this.call(type, params, (p) => this.endpoint.sendRequest(type, p, token));
+  }
+
+  /** One call into the host, however it travels (`send`): timed, and traced as a span of a sampled trace. */
+  private call<P, R>(type: RequestType<P, R, any>, params: P, send: (params: P) => Promise<R>): Promise<R> {
     if (this.state === 'exited') return Promise.reject(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, `extension host ${this.key} is not running`));
     const observe = this.onRequestDone;
-    if (LIFECYCLE.has(type.method)) return observe ? this.timed(type, params, token, observe) : this.endpoint.sendRequest(type, params, token);
+    const go = (p: P) => (observe ? this.timed(type.method, () => send(p), observe) : send(p));
+    if (LIFECYCLE.has(type.method)) return go(params);
     const active = context.active();
-    if (active === ROOT_CONTEXT) return observe ? this.timed(type, params, token, observe) : this.endpoint.sendRequest(type, params, token);
+    if (active === ROOT_CONTEXT) return go(params);
     // A sampled parent, local or carried back from a host, makes this call a span of the trace.
     const parent = trace.getSpanContext(active);
-    if (!parent || (parent.traceFlags & TraceFlags.SAMPLED) === 0) {
-      const withContext = { ...params, context: currentCallContext(active) } as P;
-      return observe ? this.timed(type, withContext, token, observe) : this.endpoint.sendRequest(type, withContext, token);
-    }
+    if (!parent || (parent.traceFlags & TraceFlags.SAMPLED) === 0) return go({ ...params, context: currentCallContext(active) } as P);
     const target = (params as { extensionId?: string; point?: string; id?: string; command?: string }) ?? {};
     // A contribution is named by its point and id (its extension rides along in the params too).
     const name = `${type.method.slice(1)} ${target.point ? `${target.point}/${target.id}` : (target.extensionId ?? target.command ?? this.key)}`;
@@ -84,8 +77,7 @@ export class HostConnection {
       { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': type.method, 'aion.host': this.key } },
       active,
     );
-    const withContext = { ...params, context: currentCallContext(trace.setSpan(active, span)) } as P;
-    const sent = observe ? this.timed(type, withContext, token, observe) : this.endpoint.sendRequest(type, withContext, token);
+    const sent = go({ ...params, context: currentCallContext(trace.setSpan(active, span)) } as P);
     sent.then(
       () => span.end(),
       (err) => {
@@ -97,17 +89,12 @@ export class HostConnection {
     return sent;
   }
 
-  private timed<P, R>(
-    type: RequestType<P, R, any>,
-    params: P,
-    token: CancellationToken | undefined,
-    observe: (method: string, ms: number, failed: boolean) => void,
-  ): Promise<R> {
+  private timed<R>(method: string, send: () => Promise<R>, observe: (method: string, ms: number, failed: boolean) => void): Promise<R> {
     const started = performance.now();
-    const sent = this.endpoint.sendRequest(type, params, token);
+    const sent = send();
     sent.then(
-      () => observe(type.method, performance.now() - started, false),
-      () => observe(type.method, performance.now() - started, true),
+      () => observe(method, performance.now() - started, false),
+      () => observe(method, performance.now() - started, true),
     );
     return sent;
   }

@@ -1,6 +1,6 @@
 import { AionError, CancellationToken, ErrorCodes, type ContributionsNamespace } from '@aion/extension-api';
 import { ContributionsProtocol, type CallContext } from '@aion/extension-api/protocol';
-import { currentCallContext } from '../callContext.js';
+import { currentCallContext, inClientSpan } from '../callContext.js';
 import { callWithToken, createRemoteProxy, methodNames } from '../remoteProxy.js';
 import type { ExtensionScope, HostServices } from './capability.js';
 
@@ -51,11 +51,10 @@ export function hostContributions(host: HostServices): (scope: ExtensionScope) =
         // as the kernel would have this host call it, without two trips through the kernel and the stream
         // bridge. Anything else, or an implementation gone since, goes through the kernel.
         if (direct && implementations.has(local)) {
-          try {
-            return Promise.resolve(invoke(local, point, id, method, args, extensionId, token ?? CancellationToken.None));
-          } catch (err) {
-            return Promise.reject(err);
-          }
+          const rpcMethod = ContributionsProtocol.host.invoke.method;
+          return inClientSpan(`${rpcMethod.slice(1)} ${point}/${id}`, rpcMethod, () =>
+            invoke(local, point, id, method, args, extensionId, token ?? CancellationToken.None),
+          );
         }
         return endpoint.sendRequest(
           ContributionsProtocol.kernel.invoke,

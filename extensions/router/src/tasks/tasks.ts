@@ -332,9 +332,10 @@ export class TaskService implements Disposable {
       };
     }
     this.releaseSlot();
+    // Stored before the final event goes out: a client that reads the task anywhere after it sees it final.
+    await this.persist(live).catch(() => undefined);
     live.events.push(task.status === 'OK' ? 'done' : 'error', task.status === 'OK' ? task : { code: task.error?.code, message: task.error?.message, task });
     live.events.close();
-    await this.persist(live).catch(() => undefined);
     this.onFinished(task, caller, result);
     return task;
   }
