@@ -2,8 +2,8 @@ import { inject, injectable } from 'inversify';
 import { AionError, Emitter, ErrorCodes, type CancellationToken, type HostKind, type HttpResponseData } from '@aion/extension-api';
 import { LifecycleProtocol, RoutesProtocol, RpcEndpoint, type HandleRouteParams } from '@aion/extension-api/protocol';
 import type { RequestType } from 'vscode-jsonrpc';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, trace } from '@opentelemetry/api';
-import { currentCallContext } from '@aion/host-runtime';
+import { ROOT_CONTEXT, context } from '@opentelemetry/api';
+import { currentCallContext, inClientSpan } from '@aion/host-runtime';
 import type { AionConfig } from '../config/configuration.js';
 import type { ExtensionRecord } from '../registry/extensionRecord.js';
 import { ExtensionRegistry } from '../registry/extensionRegistry.js';
@@ -16,7 +16,6 @@ export type HostState = 'running' | 'unresponsive' | 'exited';
 
 /** Kernel → host requests of a host's own life; every other request runs extension code for a call, and carries its context. */
 const LIFECYCLE = new Set(Object.values(LifecycleProtocol.host).map((t) => t.method));
-const tracer = () => trace.getTracer('aion.kernel');
 
 /** The kernel's side of one running extension host. */
 export class HostConnection {
@@ -64,29 +63,12 @@ export class HostConnection {
     const observe = this.onRequestDone;
     const go = (p: P) => (observe ? this.timed(type.method, () => send(p), observe) : send(p));
     if (LIFECYCLE.has(type.method)) return go(params);
-    const active = context.active();
-    if (active === ROOT_CONTEXT) return go(params);
-    // A sampled parent, local or carried back from a host, makes this call a span of the trace.
-    const parent = trace.getSpanContext(active);
-    if (!parent || (parent.traceFlags & TraceFlags.SAMPLED) === 0) return go({ ...params, context: currentCallContext(active) } as P);
+    if (context.active() === ROOT_CONTEXT) return go(params);
     const target = (params as { extensionId?: string; point?: string; id?: string; command?: string }) ?? {};
     // A contribution is named by its point and id (its extension rides along in the params too).
     const name = `${type.method.slice(1)} ${target.point ? `${target.point}/${target.id}` : (target.extensionId ?? target.command ?? this.key)}`;
-    const span = tracer().startSpan(
-      name,
-      { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': type.method, 'aion.host': this.key } },
-      active,
-    );
-    const sent = go({ ...params, context: currentCallContext(trace.setSpan(active, span)) } as P);
-    sent.then(
-      () => span.end(),
-      (err) => {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
-        span.setAttribute('aion.error.code', (err as { code?: string })?.code ?? 'INTERNAL');
-        span.end();
-      },
-    );
-    return sent;
+    // Inside a sampled trace the call is a span of its own, and the context it carries names that span.
+    return inClientSpan(name, type.method, this.key, () => go({ ...params, context: currentCallContext() } as P));
   }
 
   private timed<R>(method: string, send: () => Promise<R>, observe: (method: string, ms: number, failed: boolean) => void): Promise<R> {

@@ -52,7 +52,7 @@ export function hostContributions(host: HostServices): (scope: ExtensionScope) =
         // bridge. Anything else, or an implementation gone since, goes through the kernel.
         if (direct && implementations.has(local)) {
           const rpcMethod = ContributionsProtocol.host.invoke.method;
-          return inClientSpan(`${rpcMethod.slice(1)} ${point}/${id}`, rpcMethod, () =>
+          return inClientSpan(`${rpcMethod.slice(1)} ${point}/${id}`, rpcMethod, 'kernel', () =>
             invoke(local, point, id, method, args, extensionId, token ?? CancellationToken.None),
           );
         }
