@@ -141,17 +141,7 @@ export class TaskService implements Disposable {
       // Only a task without skills may run twice: a skill it called may have acted already.
       input: this.kernelId && !skills ? JSON.stringify(input) : undefined,
     };
-    const source = new CancellationTokenSource();
-    const live: LiveTask = {
-      stored,
-      request,
-      skills,
-      events: new EventLog(this.relay ? (event) => this.relay!.publish(taskId, event) : undefined),
-      abort: { token: source.token, source },
-      done: undefined as unknown as Promise<TaskResult>,
-      writes: Promise.resolve(),
-    };
-    this.live.set(taskId, live);
+    const live = this.track(stored, request, skills);
     try {
       await this.persist(live);
     } catch (err) {
@@ -166,6 +156,23 @@ export class TaskService implements Disposable {
       if (acquiredKey) this.keyLimiter.release(`key:${caller.apiKey}`);
     });
     return { task, replayed: false };
+  }
+
+  /** A task this kernel now runs: its events (relayed to other kernels), its cancellation, its writes in order. */
+  private track(stored: StoredTask, request: RouteRequest, skills: SkillSet | undefined, idsAfter = 0): LiveTask {
+    const taskId = stored.task.task_id;
+    const source = new CancellationTokenSource();
+    const live: LiveTask = {
+      stored,
+      request,
+      skills,
+      events: new EventLog(this.relay ? (event) => this.relay!.publish(taskId, event) : undefined, idsAfter),
+      abort: { token: source.token, source },
+      done: undefined as unknown as Promise<TaskResult>,
+      writes: Promise.resolve(),
+    };
+    this.live.set(taskId, live);
+    return live;
   }
 
   private async awaitExisting(taskId: string): Promise<TaskResult> {
@@ -420,16 +427,8 @@ export class TaskService implements Disposable {
     // Ids go on from the last one relayed, so a client's Last-Event-ID stays meaningful.
     const idsAfter = this.relay ? await this.relay.lastEventId(task.task_id).catch(() => 0) : 0;
     const caller: Caller = { sub: stored.owner, tenant: stored.tenant_id, apiKey: stored.api_key, admin: false };
-    const source = new CancellationTokenSource();
-    const live: LiveTask = {
-      stored: { ...stored, kernel_id: this.kernelId },
-      request: undefined as unknown as RouteRequest,
-      events: new EventLog(this.relay ? (event) => this.relay!.publish(task.task_id, event) : undefined, idsAfter),
-      abort: { token: source.token, source },
-      done: undefined as unknown as Promise<TaskResult>,
-      writes: Promise.resolve(),
-    };
-    this.live.set(task.task_id, live);
+    // The request is built below, for a task that runs again.
+    const live = this.track({ ...stored, kernel_id: this.kernelId }, undefined as unknown as RouteRequest, undefined, idsAfter);
     if (!retried) {
       const error = {
         code: 'KERNEL_LOST',
