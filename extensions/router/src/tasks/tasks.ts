@@ -400,6 +400,7 @@ export class TaskService implements Disposable {
     try {
       const unfinished = (await this.store.unfinished()).filter((t) => t.kernel_id !== this.kernelId && !this.live.has(t.task_id));
       if (unfinished.length === 0) return 0;
+      // Read after the tasks, never before: a kernel that joined since then could not own one of them unseen.
       const alive = await members();
       // A kernel that cannot see its peers cannot tell a stopped one from a live one.
       if (!alive) return 0;
