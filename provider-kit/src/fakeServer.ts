@@ -86,6 +86,30 @@ export interface FakeServerSetup<Reply> extends FakeServerOptions<Reply> {
   handle(exchange: FakeExchange<Reply>): void | Promise<void>;
 }
 
+/**
+ * A whole (not streamed) answer that misbehaves as `reply` asks: `cut` writes the start of `bodies.partial`
+ * and drops the connection, `stall` never answers, `malformed` answers 200 with its `raw` (else
+ * `bodies.malformed`). Answers false for any other reply, which the vendor then answers itself.
+ */
+export async function misbehaveWhole(
+  exchange: FakeExchange<unknown>,
+  reply: { kind: string; raw?: string },
+  bodies: { contentType: string; partial: string; malformed: string },
+): Promise<boolean> {
+  if (reply.kind === 'cut') {
+    const partial = exchange.stream({ 'content-type': bodies.contentType });
+    await partial.write(bodies.partial);
+    partial.cut();
+    return true;
+  }
+  if (reply.kind === 'malformed') {
+    exchange.res.writeHead(200, { 'content-type': bodies.contentType });
+    exchange.res.end(reply.raw ?? bodies.malformed);
+    return true;
+  }
+  return reply.kind === 'stall';
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Starts a server on 127.0.0.1 port 0 that records every request and hands it to `setup.handle`. */

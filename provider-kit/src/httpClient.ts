@@ -7,10 +7,17 @@ export type ApiKeySource = string | (() => string | undefined | Promise<string |
 
 export interface HttpProviderConnection {
   /** The vendor's root URL; a trailing slash is dropped. */
-  baseUrl: string;
+  baseUrl?: string;
   /** The longest wait without progress when a request sets none. */
-  timeoutMs: number;
+  timeoutMs?: number;
+  /** The key; a function is asked before every call, so a rotated key applies at once. */
   apiKey?: ApiKeySource;
+}
+
+/** What a vendor's client uses where the configuration says nothing. */
+export interface HttpProviderDefaults {
+  baseUrl: string;
+  timeoutMs: number;
 }
 
 /**
@@ -22,9 +29,12 @@ export abstract class HttpProviderClient implements ProviderImplementation {
   protected readonly baseUrl: string;
   protected readonly timeoutMs: number;
 
-  constructor(private readonly connection: HttpProviderConnection) {
-    this.baseUrl = connection.baseUrl.replace(/\/+$/, '');
-    this.timeoutMs = connection.timeoutMs;
+  constructor(
+    private readonly connection: HttpProviderConnection,
+    defaults: HttpProviderDefaults,
+  ) {
+    this.baseUrl = (connection.baseUrl ?? defaults.baseUrl).replace(/\/+$/, '');
+    this.timeoutMs = connection.timeoutMs ?? defaults.timeoutMs;
   }
 
   /** Yields the answer's events; never throws: a failure is the last event. */
@@ -56,3 +66,21 @@ export function assertChatRequest(request: ChatRequest): void {
   if (typeof request?.model !== 'string' || request.model === '') throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request names no model');
   if (!Array.isArray(request.messages) || request.messages.length === 0) throw new ProviderFailure('PROVIDER_BAD_REQUEST', 'the request has no messages');
 }
+
+/**
+ * One item of a streamed answer (an SSE event's data, an NDJSON line), parsed: anything but a JSON
+ * object is PROVIDER_BAD_RESPONSE naming what it was (`event`, `chunk`, `line`) and its first 200 characters.
+ */
+export function parseStreamObject<T>(text: string, item: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held ${article(item)} ${item} that is not JSON: ${text.slice(0, 200)}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held ${article(item)} ${item} that is not an object: ${text.slice(0, 200)}`);
+  return value as T;
+}
+
+const article = (word: string): string => (/^[aeiou]/i.test(word) ? 'an' : 'a');

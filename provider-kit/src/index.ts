@@ -14,4 +14,11 @@ export {
   type UpstreamResponse,
 } from './upstream.js';
 export { manifestModels, registerProvider, type ProviderClient, type ProviderConfiguration, type ProviderRegistration } from './registerProvider.js';
-export { HttpProviderClient, assertChatRequest, type ApiKeySource, type HttpProviderConnection } from './httpClient.js';
+export {
+  HttpProviderClient,
+  assertChatRequest,
+  parseStreamObject,
+  type ApiKeySource,
+  type HttpProviderConnection,
+  type HttpProviderDefaults,
+} from './httpClient.js';

@@ -1,9 +1,17 @@
 import * as aion from '@aion/extension-api';
+import type { HttpProviderConnection } from './httpClient.js';
 import type { ModelInfo, ProviderImplementation } from './types.js';
 
-/** What every provider's configuration section has: the operator's models, which replace the manifest's. */
+/** What every provider's configuration section may have. */
 export interface ProviderConfiguration {
+  /** The operator's models, which replace the manifest's. */
   models?: ModelInfo[];
+  /** The vendor's root URL; the client's default when unset. */
+  baseUrl?: string;
+  /** The secret holding the API key; the registration's default when unset, `""` for no key. */
+  apiKeySecret?: string;
+  /** The longest wait without progress when a request sets none. */
+  timeoutMs?: number;
 }
 
 /** The provider's client: `chat` and `listModels`, and `embed` when it has embedding models. */
@@ -12,8 +20,16 @@ export type ProviderClient = Pick<ProviderImplementation, 'chat' | 'listModels'>
 export interface ProviderRegistration<C extends ProviderConfiguration> {
   /** The id of the extension's entry in `contributes.providers`. */
   id: string;
-  /** Builds the client from the configuration and the models to describe: the operator's, else the manifest entry's. */
-  create(config: C, models: ModelInfo[]): ProviderClient;
+  /** The secret read for the key when `apiKeySecret` is unset; none: no key unless configured. */
+  apiKeySecret?: string;
+  /** Every call needs a key: an unset secret fails the call (PROVIDER_AUTH_FAILED) instead of sending none. */
+  keyRequired?: boolean;
+  /**
+   * Builds the client from the configuration, the models to describe (the operator's, else the
+   * manifest entry's) and the connection the configuration names (root URL, timeout, the key read
+   * from `ctx.secrets` before every call, so a rotated key applies at once).
+   */
+  create(config: C, models: ModelInfo[], connection: HttpProviderConnection): ProviderClient;
 }
 
 /**
@@ -23,7 +39,11 @@ export interface ProviderRegistration<C extends ProviderConfiguration> {
  */
 export function registerProvider<C extends ProviderConfiguration>(ctx: aion.ExtensionContext, registration: ProviderRegistration<C>): ProviderClient {
   const config = ctx.configuration.get<C | undefined>() ?? ({} as C);
-  const client = registration.create(config, config.models ?? manifestModels(ctx, registration.id));
+  const client = registration.create(config, config.models ?? manifestModels(ctx, registration.id), {
+    baseUrl: config.baseUrl,
+    timeoutMs: config.timeoutMs,
+    apiKey: keyReader(ctx, config.apiKeySecret, registration),
+  });
   const implementation: ProviderImplementation = {
     chat: (request, token) => client.chat(request, token),
     listModels: (token) => client.listModels(token),
@@ -38,4 +58,19 @@ export function registerProvider<C extends ProviderConfiguration>(ctx: aion.Exte
 export function manifestModels(ctx: aion.ExtensionContext, id: string): ModelInfo[] {
   const entries = ctx.extension.manifest.contributes?.providers as Array<{ id: string; models?: ModelInfo[] }> | undefined;
   return entries?.find((e) => e.id === id)?.models ?? [];
+}
+
+/** Reads the configured secret before every call; `""` means no key, except where one is required (then the default). */
+function keyReader(ctx: aion.ExtensionContext, configured: string | undefined, registration: ProviderRegistration<never>): HttpProviderConnection['apiKey'] {
+  const required = registration.keyRequired === true;
+  const secret = required ? configured || registration.apiKeySecret : (configured ?? registration.apiKeySecret);
+  if (!secret) {
+    if (required) throw new Error('this provider needs an API key: set apiKeySecret to the secret that holds it');
+    return undefined;
+  }
+  return async () => {
+    const key = await ctx.secrets.get(secret);
+    if (!key && required) throw new Error(`the secret ${secret} is not set`);
+    return key;
+  };
 }

@@ -1,12 +1,12 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { HttpProviderClient, ProviderFailure, UpstreamCall, upstreamRequest } from '@aion/provider-kit';
+import { HttpProviderClient, parseStreamObject, type ApiKeySource, ProviderFailure, UpstreamCall, upstreamRequest } from '@aion/provider-kit';
 import type { ChatMessage, ChatRequest, FinishReason, ModelInfo, ProviderEvent, UpstreamResponse } from '@aion/provider-kit';
 
 export interface AnthropicClientOptions {
   /** `https://api.anthropic.com` by default (no `/v1` suffix). */
   baseUrl?: string;
   /** Sent as `x-api-key`; a function is asked before every call, so a rotated key applies at once. */
-  apiKey?: string | (() => string | undefined | Promise<string | undefined>);
+  apiKey?: ApiKeySource;
   /** The longest wait for the server without progress (the response head, then between events). */
   timeoutMs?: number;
   /** `max_tokens` when a request sets no `maxTokens`: the Messages API requires one. */
@@ -63,7 +63,7 @@ interface WholeMessage {
 /** A client of Anthropic's Messages API (`/v1/messages`, server-sent events). */
 export class AnthropicClient extends HttpProviderClient {
   constructor(private readonly options: AnthropicClientOptions = {}) {
-    super({ baseUrl: options.baseUrl ?? DEFAULT_BASE_URL, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, apiKey: options.apiKey });
+    super(options, { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS });
   }
 
   protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>> {
@@ -166,7 +166,7 @@ async function* streamEvents(call: UpstreamCall, response: UpstreamResponse): As
   let stopReason: string | undefined;
   let calledTools = false;
   for await (const data of call.eventData(response)) {
-    const event = parseEvent(data);
+    const event = parseStreamObject<StreamEvent>(data, 'event');
     switch (event.type) {
       case 'message_start':
         usage = { ...event.message?.usage };
@@ -234,18 +234,6 @@ async function* wholeEvents(call: UpstreamCall, response: UpstreamResponse): Asy
   }
   if (message.usage) yield usageEvent(message.usage);
   yield { type: 'done', finishReason: finishReason(message.stop_reason ?? undefined, calledTools) };
-}
-
-function parseEvent(data: string): StreamEvent {
-  let event: unknown;
-  try {
-    event = JSON.parse(data);
-  } catch {
-    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held an event that is not JSON: ${data.slice(0, 200)}`);
-  }
-  if (typeof event !== 'object' || event === null || Array.isArray(event))
-    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held an event that is not an object: ${data.slice(0, 200)}`);
-  return event as StreamEvent;
 }
 
 function definedOnly(usage: AnthropicUsage): AnthropicUsage {

@@ -5,7 +5,7 @@
  * misbehave on purpose. Import it as `@aion/ext-provider-anthropic/testing`.
  */
 import type { ServerResponse } from 'node:http';
-import { pieces, sendJson, startFakeServer } from '@aion/provider-kit/testing';
+import { misbehaveWhole, pieces, sendJson, startFakeServer } from '@aion/provider-kit/testing';
 import type { CommonFakeReply, FakeExchange, FakeServer, FakeServerOptions, RecordedRequest } from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
@@ -113,17 +113,12 @@ async function answer(exchange: FakeExchange<FakeAnthropicReply>, reply: FakeAnt
   const message = { id: 'msg_fake', type: 'message', role: 'assistant', model, stop_sequence: null };
 
   if (body.stream !== true) {
-    if (reply.kind === 'cut') {
-      const partial = exchange.stream({ 'content-type': 'application/json' });
-      await partial.write('{"id":"msg_fake","type":"message","content":[{"type":"text","text":"');
-      return partial.cut();
-    }
-    if (reply.kind === 'stall') return;
-    if (reply.kind === 'malformed') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(reply.raw ?? '{"content": [ oops');
-      return;
-    }
+    const misbehaved = await misbehaveWhole(exchange, reply, {
+      contentType: 'application/json',
+      partial: '{"id":"msg_fake","type":"message","content":[{"type":"text","text":"',
+      malformed: '{"content": [ oops',
+    });
+    if (misbehaved) return;
     if (reply.kind === 'streamError') return error(res, 529, reply.message ?? 'Overloaded');
     const content: unknown[] = [];
     if (texts.length) content.push({ type: 'text', text: texts.join('') });

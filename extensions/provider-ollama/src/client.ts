@@ -1,12 +1,12 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { HttpProviderClient, ProviderFailure, UpstreamCall, upstreamRequest, embeddingBody } from '@aion/provider-kit';
+import { HttpProviderClient, parseStreamObject, type ApiKeySource, ProviderFailure, UpstreamCall, upstreamRequest, embeddingBody } from '@aion/provider-kit';
 import type { ChatMessage, ChatRequest, EmbedRequest, EmbedResult, FinishReason, ModelInfo, ProviderEvent, UpstreamResponse } from '@aion/provider-kit';
 
 export interface OllamaClientOptions {
   /** The server's root, `http://127.0.0.1:11434` by default (no `/api` suffix). */
   baseUrl?: string;
   /** Sent as `Authorization: Bearer` when set, for servers behind an authenticating proxy. */
-  apiKey?: string | (() => string | undefined | Promise<string | undefined>);
+  apiKey?: ApiKeySource;
   /** The longest wait for the server without progress; generous by default because the first call loads the model. */
   timeoutMs?: number;
   /** Metadata that `listModels` attaches to the server's models with the same name. */
@@ -33,7 +33,7 @@ interface OllamaChatLine {
 /** A client of Ollama's native chat API (`/api/chat`, NDJSON streaming). */
 export class OllamaClient extends HttpProviderClient {
   constructor(private readonly options: OllamaClientOptions = {}) {
-    super({ baseUrl: options.baseUrl ?? DEFAULT_BASE_URL, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, apiKey: options.apiKey });
+    super(options, { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS });
   }
 
   protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>> {
@@ -127,7 +127,7 @@ async function* answerEvents(lines: AsyncIterable<string>, call: UpstreamCall): 
   let calls = 0;
   for await (const text of lines) {
     if (text.trim() === '') continue;
-    const line = parseLine(text);
+    const line = parseStreamObject<OllamaChatLine>(text, 'line');
     if (line.error !== undefined) {
       throw new ProviderFailure('PROVIDER_UNAVAILABLE', `the provider reported: ${String(line.error)}`, { retryable: true });
     }
@@ -150,18 +150,6 @@ async function* answerEvents(lines: AsyncIterable<string>, call: UpstreamCall): 
     }
   }
   throw new ProviderFailure('PROVIDER_STREAM_CUT', 'the stream ended before the answer was complete', { retryable: true });
-}
-
-function parseLine(text: string): OllamaChatLine {
-  let line: unknown;
-  try {
-    line = JSON.parse(text);
-  } catch {
-    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a line that is not JSON: ${text.slice(0, 200)}`);
-  }
-  if (typeof line !== 'object' || line === null || Array.isArray(line))
-    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a line that is not an object: ${text.slice(0, 200)}`);
-  return line as OllamaChatLine;
 }
 
 /** Ollama reports `stop` after tool calls; `load` and `unload` end requests that generated nothing. */

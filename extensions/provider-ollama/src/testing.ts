@@ -5,7 +5,7 @@
  * Import it as `@aion/ext-provider-ollama/testing`.
  */
 import type { ServerResponse } from 'node:http';
-import { embeddingFailure, fakeEmbedding, sendJson, startFakeServer } from '@aion/provider-kit/testing';
+import { embeddingFailure, fakeEmbedding, misbehaveWhole, sendJson, startFakeServer } from '@aion/provider-kit/testing';
 import type { CommonFakeReply, FakeExchange, FakeServer, FakeServerOptions } from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
@@ -91,18 +91,13 @@ async function answer(exchange: FakeExchange<FakeOllamaReply>, reply: FakeOllama
 
   // Ollama defaults to streaming when `stream` is absent.
   if (body.stream === false) {
-    if (reply.kind === 'cut') {
-      const partial = exchange.stream({ 'content-type': 'application/json; charset=utf-8' });
-      await partial.write(`{"model":"${model}","message":{"role":"assistant","content":"`);
-      return partial.cut();
-    }
-    if (reply.kind === 'malformed') {
-      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
-      res.end(reply.raw ?? '{"model": oops');
-      return;
-    }
     if (reply.kind === 'streamError') return json(res, 500, { error: reply.error });
-    if (reply.kind === 'stall') return;
+    const misbehaved = await misbehaveWhole(exchange, reply, {
+      contentType: 'application/json; charset=utf-8',
+      partial: `{"model":"${model}","message":{"role":"assistant","content":"`,
+      malformed: '{"model": oops',
+    });
+    if (misbehaved) return;
     const message: Record<string, unknown> = { role: 'assistant', content: texts.join('') };
     if (wireCalls.length) message.tool_calls = wireCalls;
     return json(res, 200, { model, created_at: createdAt(), message, ...final });

@@ -1,5 +1,5 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { HttpProviderClient, ProviderFailure, UpstreamCall, upstreamRequest, embeddingBody } from '@aion/provider-kit';
+import { HttpProviderClient, parseStreamObject, type ApiKeySource, ProviderFailure, UpstreamCall, upstreamRequest, embeddingBody } from '@aion/provider-kit';
 import type {
   ChatMessage,
   ChatRequest,
@@ -20,9 +20,9 @@ export interface AzureOptions {
 
 export interface OpenAIClientOptions {
   /** Up to and including the API version segment: `https://api.openai.com/v1`, `http://127.0.0.1:8000/v1`; for Azure the resource endpoint. */
-  baseUrl: string;
+  baseUrl?: string;
   /** Sent as `Authorization: Bearer` (`api-key` for Azure); a function is asked before every call, so a rotated key applies at once. */
-  apiKey?: string | (() => string | undefined | Promise<string | undefined>);
+  apiKey?: ApiKeySource;
   /** Calls Azure OpenAI's deployment paths instead of OpenAI's. */
   azure?: AzureOptions;
   /** The longest wait for the server without progress (the response head, then between chunks). */
@@ -34,6 +34,7 @@ export interface OpenAIClientOptions {
 }
 
 export const DEFAULT_AZURE_API_VERSION = '2024-10-21';
+export const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 export const DEFAULT_TIMEOUT_MS = 60_000;
 
 interface OpenAIToolCall {
@@ -64,7 +65,7 @@ interface OpenAIChunk {
 /** A client of the OpenAI Chat Completions API, as OpenAI, Azure OpenAI, vLLM, llama.cpp and LM Studio serve it. */
 export class OpenAIClient extends HttpProviderClient {
   constructor(private readonly options: OpenAIClientOptions) {
-    super({ baseUrl: options.baseUrl, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, apiKey: options.apiKey });
+    super(options, { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS });
   }
 
   protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>> {
@@ -204,17 +205,9 @@ function toOpenAIMessage(message: ChatMessage): Record<string, unknown> {
 }
 
 function parseChunk(data: string): OpenAIChunk {
-  let chunk: unknown;
-  try {
-    chunk = JSON.parse(data);
-  } catch {
-    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a chunk that is not JSON: ${data.slice(0, 200)}`);
-  }
-  if (typeof chunk !== 'object' || chunk === null || Array.isArray(chunk))
-    throw new ProviderFailure('PROVIDER_BAD_RESPONSE', `the stream held a chunk that is not an object: ${data.slice(0, 200)}`);
-  const error = (chunk as OpenAIChunk).error;
-  if (error) throw streamedError(error);
-  return chunk as OpenAIChunk;
+  const chunk = parseStreamObject<OpenAIChunk>(data, 'chunk');
+  if (chunk.error) throw streamedError(chunk.error);
+  return chunk;
 }
 
 /** An error the server reported inside a 200 answer (OpenAI and vLLM do this mid-stream). */

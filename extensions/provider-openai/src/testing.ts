@@ -4,7 +4,7 @@
  * call deltas, error bodies, the Azure deployment paths) and can misbehave on purpose. Import it as
  * `@aion/ext-provider-openai/testing`.
  */
-import { embeddingFailure, fakeEmbedding, pieces, sendJson as json, startFakeServer } from '@aion/provider-kit/testing';
+import { embeddingFailure, fakeEmbedding, misbehaveWhole, pieces, sendJson as json, startFakeServer } from '@aion/provider-kit/testing';
 import type { CommonFakeReply, FakeExchange, FakeServer, FakeServerOptions } from '@aion/provider-kit/testing';
 
 export type { RecordedRequest } from '@aion/provider-kit/testing';
@@ -100,17 +100,12 @@ async function answer(exchange: FakeExchange<FakeOpenAIReply>, reply: FakeOpenAI
   const finishReason = reply.kind === 'answer' ? (reply.finishReason ?? (toolCalls.length ? 'tool_calls' : 'stop')) : 'stop';
 
   if (body.stream !== true) {
-    if (reply.kind === 'cut') {
-      const partial = exchange.stream({ 'content-type': 'application/json' });
-      await partial.write('{"id":"chatcmpl-fake","choices":[{"index":0,"message":{"role":"assistant","content":"');
-      return partial.cut();
-    }
-    if (reply.kind === 'stall') return;
-    if (reply.kind === 'malformed') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(reply.raw ?? '{"choices": [ oops');
-      return;
-    }
+    const misbehaved = await misbehaveWhole(exchange, reply, {
+      contentType: 'application/json',
+      partial: '{"id":"chatcmpl-fake","choices":[{"index":0,"message":{"role":"assistant","content":"',
+      malformed: '{"choices": [ oops',
+    });
+    if (misbehaved) return;
     const message: Record<string, unknown> = { role: 'assistant', content: toolCalls.length && !texts.length ? null : texts.join(''), refusal: null };
     if (toolCalls.length) message.tool_calls = toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
     return json(res, 200, { ...base, object: 'chat.completion', choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason }], usage });
