@@ -4,6 +4,7 @@
  */
 import { DEVICE_CONNECT_PATH, DEVICE_PROTOCOL_VERSION, DeviceErrorCodes, type DeviceCall, type DeviceCaller, type DeviceSkill } from '@aion/client';
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
+import type { SyncAnswer, SyncRequest } from '@aion/ext-sessions';
 
 // The device's side of the protocol is @aion/client's (an IDE is a device too): the version, the path
 // and the shapes a device sends and receives are defined there once, and the hub uses the same.
@@ -92,45 +93,8 @@ export type ForwardedCaller = DeviceCaller;
 /** A skill call the hub forwards, with its correlation id and deadline. */
 export type ExecuteSkillParams = DeviceCall;
 
-export interface SyncedSession {
-  id: string;
-  title?: string | null;
-  title_updated_at?: number;
-  created_at?: number;
-  metadata?: Record<string, unknown> | null;
-  deleted_at?: number | null;
-  seq?: number;
-}
-
-export interface SyncedMessage {
-  id: string;
-  session_id: string;
-  role: string;
-  content: string;
-  metadata?: Record<string, unknown> | null;
-  created_at?: number;
-  seq?: number;
-}
-
-export interface SessionsSyncRequest {
-  cursor?: number;
-  limit?: number;
-  sessions?: SyncedSession[];
-  messages?: SyncedMessage[];
-  tombstones?: Array<{ id: string }>;
-}
-
-export interface SessionsSyncAnswer {
-  cursor: number;
-  has_more: boolean;
-  pushed: {
-    sessions: { created: number; updated: number; ignored: number };
-    messages: { created: number; duplicates: number; ignored: number };
-    tombstones: { applied: number };
-  };
-  rejected: Array<{ type: string; id: string; code: string; message: string }>;
-  changes: { sessions: SyncedSession[]; messages: SyncedMessage[] };
-}
+/** One exchange of sessions sync, as `POST /v1/sessions/sync` has it. */
+export type { SyncRequest as SessionsSyncRequest, SyncAnswer as SessionsSyncAnswer } from '@aion/ext-sessions';
 
 /** Messages of the `remote` host: mostly the hub asks and the spoke answers; sessions sync goes the other way. */
 export const DeviceProtocol = {
@@ -140,7 +104,7 @@ export const DeviceProtocol = {
    * Spoke → hub: one exchange of `POST /v1/sessions/sync` for the device's user (needs `sessions:sync`):
    * the spoke pushes what changed locally and pulls what changed on the hub since its cursor.
    */
-  syncSessions: new RequestType<SessionsSyncRequest, SessionsSyncAnswer, void>('$deviceSyncSessions'),
+  syncSessions: new RequestType<SyncRequest, SyncAnswer, void>('$deviceSyncSessions'),
   /** The spoke's skill list changed (a pack installed or removed). */
   skillsChanged: new NotificationType<{ skills: ExposedSkill[] }>('$deviceSkillsChanged'),
 };

@@ -1,18 +1,11 @@
 import * as aion from '@aion/extension-api';
 import { AionError, ErrorCodes, type HttpRequestData, type Principal } from '@aion/extension-api';
+import type { SessionsApi } from '@aion/ext-sessions';
 import type { SkillsApi, SkillSummary } from '@aion/ext-skills';
 import type { StorageApi } from '@aion/ext-storage';
 import { HubCluster } from './cluster.js';
 import { validateConfiguration, type DevicesConfiguration } from './config.js';
-import {
-  DeviceErrorCodes,
-  isDeviceName,
-  normalizeDeviceName,
-  uniqueDeviceName,
-  type ExposedSkill,
-  type SessionsSyncAnswer,
-  type SessionsSyncRequest,
-} from './contract.js';
+import { DeviceErrorCodes, isDeviceName, normalizeDeviceName, uniqueDeviceName, type ExposedSkill } from './contract.js';
 import { DeviceStore } from './deviceStore.js';
 import { DEFAULT_DEVICE_SCOPES, DEVICE_SCOPES, DeviceTokens } from './deviceTokens.js';
 import { DeviceHub, deviceError } from './hub.js';
@@ -21,15 +14,10 @@ import { Spoke } from './spoke.js';
 
 const DEFAULT_TENANT = 'default';
 
-/** The slice of aion.sessions both sides use: one sync exchange for a named user. */
-interface SessionsSync {
-  syncFor(owner: { tenant_id: string; user_id: string }, body: SessionsSyncRequest): SessionsSyncAnswer;
-}
-
 /** aion.sessions when it is installed (it is optional on hub and spoke). */
-async function sessionsApi(): Promise<aion.Remote<SessionsSync> | undefined> {
+async function sessionsApi(): Promise<aion.Remote<SessionsApi> | undefined> {
   try {
-    return await aion.extensions.getApi<SessionsSync>('aion.sessions');
+    return await aion.extensions.getApi<SessionsApi>('aion.sessions');
   } catch {
     return undefined;
   }
@@ -139,7 +127,7 @@ export async function activate(ctx: aion.ExtensionContext) {
   sweep.unref();
 
   let spoke: Spoke | undefined;
-  let sessions: Promise<aion.Remote<SessionsSync> | undefined> | undefined;
+  let sessions: Promise<aion.Remote<SessionsApi> | undefined> | undefined;
   hub.syncSessions = async (owner, body) => {
     const api = await (sessions ??= sessionsApi());
     if (!api) throw new AionError(ErrorCodes.NOT_IMPLEMENTED, 'this hub has no aion.sessions to sync with');

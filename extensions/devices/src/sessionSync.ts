@@ -1,5 +1,6 @@
 import type { Logger } from '@aion/extension-api';
-import type { SessionsSyncAnswer, SessionsSyncRequest, SyncedMessage, SyncedSession } from './contract.js';
+import type { SyncedMessage, SyncedSession } from '@aion/ext-sessions';
+import type { SessionsSyncAnswer, SessionsSyncRequest } from './contract.js';
 
 /** Where a spoke keeps its two cursors (its extension state). */
 export interface CursorStore {

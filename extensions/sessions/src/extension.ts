@@ -3,6 +3,7 @@ import * as aion from '@aion/extension-api';
 import { AionError, ErrorCodes, type HttpRequestData } from '@aion/extension-api';
 import type { StorageApi } from '@aion/ext-storage';
 import { SessionStore, type MessageRow, type Owner } from './sessionStore.js';
+import type { SessionsApi, SyncAnswer } from './api.js';
 import { SyncService } from './sync.js';
 import {
   checkId,
@@ -57,7 +58,7 @@ export async function activate(ctx: aion.ExtensionContext) {
   };
 
   /** One sync exchange for `owner`, as `POST /v1/sessions/sync` answers it. */
-  const syncFor = async (owner: Owner, body: unknown) => {
+  const syncFor = async (owner: Owner, body: unknown): Promise<SyncAnswer> => {
     const result = await sync.sync(owner, body, Date.now());
     for (const m of result.created) publishMessage(m);
     return {
@@ -156,17 +157,14 @@ export async function activate(ctx: aion.ExtensionContext) {
     aion.commands.register('sessions.sweep', () => sweep()),
   );
 
-  return {
-    /**
-     * The sync of `POST /v1/sessions/sync` for a user named by the caller: how `aion.devices` syncs a
-     * spoke's sessions through its device connection. Privileged: the caller vouches for the user.
-     */
+  const api: SessionsApi = {
     syncFor: (owner: { tenant_id: string; user_id: string }, body: unknown) => {
       if (typeof owner?.tenant_id !== 'string' || typeof owner?.user_id !== 'string')
         throw new AionError(ErrorCodes.VALIDATION_FAILED, 'syncFor needs { tenant_id, user_id }');
       return syncFor({ tenant: owner.tenant_id, id: owner.user_id }, body);
     },
   };
+  return api;
 }
 
 export function deactivate() {}

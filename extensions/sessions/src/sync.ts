@@ -1,6 +1,7 @@
 import { AionError, ErrorCodes } from '@aion/extension-api';
 import type { SqlValue, Statement } from '@aion/ext-storage';
 import type { MessageRow, Owner, SessionRow, SessionStore } from './sessionStore.js';
+import type { PushedMessage, PushedSession, PushedTombstone, Rejection, SyncAnswer, SyncRequest } from './api.js';
 import { checkId, checkMessage, checkTitle, deriveTitle, type SessionsConfiguration } from './validation.js';
 
 /**
@@ -25,48 +26,8 @@ type MessageInsertParams = [
   created_at: number,
 ];
 
-export interface PushedSession {
-  id: string;
-  title?: string | null;
-  title_updated_at?: number;
-  created_at?: number;
-  metadata?: Record<string, unknown> | null;
-}
-
-export interface PushedMessage {
-  id: string;
-  session_id: string;
-  role: string;
-  content: string;
-  metadata?: Record<string, unknown> | null;
-  created_at?: number;
-}
-
-export interface PushedTombstone {
-  id: string;
-}
-
-export interface SyncRequest {
-  cursor?: number;
-  limit?: number;
-  sessions?: PushedSession[];
-  messages?: PushedMessage[];
-  tombstones?: PushedTombstone[];
-}
-
-export interface Rejection {
-  type: 'session' | 'message' | 'tombstone';
-  id: string;
-  code: string;
-  message: string;
-}
-
 export interface SyncResult {
-  pushed: {
-    sessions: { created: number; updated: number; ignored: number };
-    messages: { created: number; duplicates: number; ignored: number };
-    tombstones: { applied: number };
-  };
+  pushed: SyncAnswer['pushed'];
   rejected: Rejection[];
   /** What changed since `cursor`, in change order; deleted sessions come as tombstones. */
   changes: { sessions: SessionRow[]; messages: MessageRow[] };
