@@ -59,7 +59,7 @@ export class TasksApi {
           idempotent: true,
         });
         for await (const message of readEvents(res, options.signal)) {
-          const event = { id: message.id ? Number(message.id) : 0, event: message.event ?? 'message', data: parse(message.data) } as TaskEvent;
+          const event = { id: message.id ? Number(message.id) : 0, event: message.event ?? 'message', data: JSON.parse(message.data) } as TaskEvent;
           if (event.id) lastEventId = event.id;
           yield event;
           if (event.event === 'done' || event.event === 'error') {
@@ -106,14 +106,6 @@ export class TasksApi {
       if (options.signal?.aborted) await this.cancel(task.task_id).catch(() => undefined);
       throw err;
     }
-  }
-}
-
-function parse(data: string): unknown {
-  try {
-    return JSON.parse(data);
-  } catch {
-    return data;
   }
 }
 

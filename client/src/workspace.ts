@@ -4,12 +4,16 @@ import { sleep, type Transport } from './transport.js';
 
 type Signal = { signal?: AbortSignal };
 
+/** A project as `/v1/projects` answers it. */
 export interface Project {
   id: string;
-  name: string;
-  repository: string;
-  path: string;
+  /** `local`: a folder on the hub used in place; `clone`: a git URL the hub cloned under its data directory. */
   kind: 'local' | 'clone';
+  name: string;
+  /** As registered: an absolute folder on the hub's machine or a git URL. */
+  repository: string;
+  /** The working folder on the hub. */
+  path: string;
   created_at: string | number;
   owner: { sub: string; tenant_id: string };
 }

@@ -23,18 +23,19 @@ export interface HttpProviderDefaults {
 /**
  * What every vendor's HTTP client shares: the root URL, the default timeout, reading the configured
  * key, and `chat` as a stream of events that never throws (a failure is its last event). A subclass
- * sends the vendor's request in `startChat` and turns the answer into events.
+ * declares `static readonly defaults` (root URL and timeout when the configuration names none), sends
+ * the vendor's request in `startChat` and turns the answer into events; its own settings are `this.options`.
  */
-export abstract class HttpProviderClient implements ProviderImplementation {
+export abstract class HttpProviderClient<Options extends HttpProviderConnection = HttpProviderConnection> implements ProviderImplementation {
   protected readonly baseUrl: string;
   protected readonly timeoutMs: number;
 
-  constructor(
-    private readonly connection: HttpProviderConnection,
-    defaults: HttpProviderDefaults,
-  ) {
-    this.baseUrl = (connection.baseUrl ?? defaults.baseUrl).replace(/\/+$/, '');
-    this.timeoutMs = connection.timeoutMs ?? defaults.timeoutMs;
+  constructor(protected readonly options: Options = {} as Options) {
+    // A static member, so a subclass needs no constructor of its own (TypeScript has no abstract statics).
+    const { defaults } = new.target as unknown as { defaults?: HttpProviderDefaults };
+    if (!defaults) throw new TypeError(`${new.target.name} declares no static defaults { baseUrl, timeoutMs }`);
+    this.baseUrl = (options.baseUrl ?? defaults.baseUrl).replace(/\/+$/, '');
+    this.timeoutMs = options.timeoutMs ?? defaults.timeoutMs;
   }
 
   /** Yields the answer's events; never throws: a failure is the last event. */
@@ -52,7 +53,7 @@ export abstract class HttpProviderClient implements ProviderImplementation {
 
   /** The configured key, undefined when there is none; a key that cannot be read is PROVIDER_AUTH_FAILED. */
   protected async apiKey(): Promise<string | undefined> {
-    const source = this.connection.apiKey;
+    const source = this.options.apiKey;
     try {
       return typeof source === 'function' ? await source() : source;
     } catch (err) {
@@ -84,3 +85,15 @@ export function parseStreamObject<T>(text: string, item: string): T {
 }
 
 const article = (word: string): string => (/^[aeiou]/i.test(word) ? 'an' : 'a');
+
+/**
+ * The JSON arguments of an earlier tool call, for vendors that take them as an object (Anthropic,
+ * Ollama): empty text is `{}`, anything that is not JSON is PROVIDER_BAD_REQUEST naming the tool.
+ */
+export function toolArguments(text: string, toolName: string): unknown {
+  try {
+    return text.trim() === '' ? {} : JSON.parse(text);
+  } catch {
+    throw new ProviderFailure('PROVIDER_BAD_REQUEST', `the arguments of the earlier call to ${toolName} are not JSON`);
+  }
+}

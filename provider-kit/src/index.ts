@@ -18,6 +18,7 @@ export {
   HttpProviderClient,
   assertChatRequest,
   parseStreamObject,
+  toolArguments,
   type ApiKeySource,
   type HttpProviderConnection,
   type HttpProviderDefaults,

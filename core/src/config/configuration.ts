@@ -148,87 +148,56 @@ export const defaultConfig = (): AionConfig => ({
 
 const names = { type: 'array', items: { type: 'string', minLength: 1 } };
 
-const kernelConfigSchema = {
-  type: 'object',
-  properties: {
-    schemaVersion: { type: 'integer', minimum: 1 },
-    dataDir: { type: 'string', minLength: 1 },
-    secretsFile: { type: 'string' },
-    server: {
+/** An object that takes only the properties listed: an unknown key is a typo the operator should hear about. */
+const only = (properties: Record<string, unknown>) => ({ type: 'object', properties, additionalProperties: false });
+const int = (minimum: number, maximum?: number) => ({ type: 'integer', minimum, ...(maximum === undefined ? {} : { maximum }) });
+const flag = { type: 'boolean' };
+
+const kernelConfigSchema = only({
+  schemaVersion: int(1),
+  dataDir: { type: 'string', minLength: 1 },
+  secretsFile: { type: 'string' },
+  server: only({
+    host: { type: 'string', minLength: 1 },
+    port: int(0, 65535),
+    bodyLimit: int(0),
+    maxInFlight: int(1),
+    requestTimeoutMs: int(1),
+    drainTimeoutMs: int(0),
+    deactivateTimeoutMs: int(0),
+    headersTimeoutMs: int(1),
+    receiveTimeoutMs: int(1),
+    bodyProgress: only({ minBytes: int(1), intervalMs: int(1) }),
+    maxConnectionsPerIp: int(0),
+    jsonMaxDepth: int(1),
+    trustedProxies: names,
+    redisUrl: { type: 'string', pattern: '^rediss?://' },
+    cluster: only({ heartbeatMs: int(100), livenessMs: int(300) }),
+    realtime: only({ messagesPerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: int(1), refusalsBeforeDisconnect: int(1) }),
+  }),
+  hosts: only(Object.fromEntries(Object.keys(defaultConfig().hosts).map((k) => [k, int(0)]))),
+  extensions: { type: 'object', additionalProperties: { type: 'object' } },
+  disabledExtensions: { type: 'array', items: { type: 'string' } },
+  placement: { type: 'object', additionalProperties: { enum: ['kernel', 'shared', 'dedicated'] } },
+  permissions: only({
+    enforcement: { enum: ['enforce', 'advisory'] },
+    grants: {
       type: 'object',
-      properties: {
-        host: { type: 'string', minLength: 1 },
-        port: { type: 'integer', minimum: 0, maximum: 65535 },
-        bodyLimit: { type: 'integer', minimum: 0 },
-        maxInFlight: { type: 'integer', minimum: 1 },
-        requestTimeoutMs: { type: 'integer', minimum: 1 },
-        drainTimeoutMs: { type: 'integer', minimum: 0 },
-        deactivateTimeoutMs: { type: 'integer', minimum: 0 },
-        headersTimeoutMs: { type: 'integer', minimum: 1 },
-        receiveTimeoutMs: { type: 'integer', minimum: 1 },
-        bodyProgress: {
-          type: 'object',
-          properties: { minBytes: { type: 'integer', minimum: 1 }, intervalMs: { type: 'integer', minimum: 1 } },
-          additionalProperties: false,
-        },
-        maxConnectionsPerIp: { type: 'integer', minimum: 0 },
-        jsonMaxDepth: { type: 'integer', minimum: 1 },
-        trustedProxies: names,
-        redisUrl: { type: 'string', pattern: '^rediss?://' },
-        cluster: {
-          type: 'object',
-          properties: { heartbeatMs: { type: 'integer', minimum: 100 }, livenessMs: { type: 'integer', minimum: 300 } },
-          additionalProperties: false,
-        },
-        realtime: {
-          type: 'object',
-          properties: {
-            messagesPerSecond: { type: 'number', exclusiveMinimum: 0 },
-            burst: { type: 'integer', minimum: 1 },
-            refusalsBeforeDisconnect: { type: 'integer', minimum: 1 },
-          },
-          additionalProperties: false,
-        },
-      },
-      additionalProperties: false,
+      additionalProperties: only({
+        commands: names,
+        apis: names,
+        hooks: names,
+        secrets: names,
+        network: names,
+        kernelHost: flag,
+        childProcess: flag,
+        filesystem: { const: 'all' },
+        addons: flag,
+      }),
     },
-    hosts: {
-      type: 'object',
-      properties: Object.fromEntries(Object.keys(defaultConfig().hosts).map((k) => [k, { type: 'integer', minimum: 0 }])),
-      additionalProperties: false,
-    },
-    extensions: { type: 'object', additionalProperties: { type: 'object' } },
-    disabledExtensions: { type: 'array', items: { type: 'string' } },
-    placement: { type: 'object', additionalProperties: { enum: ['kernel', 'shared', 'dedicated'] } },
-    permissions: {
-      type: 'object',
-      properties: {
-        enforcement: { enum: ['enforce', 'advisory'] },
-        grants: {
-          type: 'object',
-          additionalProperties: {
-            type: 'object',
-            properties: {
-              commands: names,
-              apis: names,
-              hooks: names,
-              secrets: names,
-              network: names,
-              kernelHost: { type: 'boolean' },
-              childProcess: { type: 'boolean' },
-              filesystem: { const: 'all' },
-              addons: { type: 'boolean' },
-            },
-            additionalProperties: false,
-          },
-        },
-        environmentSecrets: names,
-      },
-      additionalProperties: false,
-    },
-  },
-  additionalProperties: false,
-};
+    environmentSecrets: names,
+  }),
+});
 
 /** Version 1 files were flat: `{ port, host, dataDir, "<extension id>": {...} }`. */
 function upgradeFromV1(raw: Record<string, unknown>): Record<string, unknown> {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AionError, ErrorCodes, type Remote } from '@aion/extension-api';
+import { NamespaceStore, openNamespace } from '@aion/ext-storage/kit';
 import type { MigrationStep, SqlValue, StorageApi } from '@aion/ext-storage';
 import type { SubjectType } from './tokens.js';
 
@@ -9,71 +10,29 @@ export function migrations(p: string): MigrationStep[] {
     {
       name: '001-users-devices-keys-tokens-audit',
       up: [
-        `CREATE TABLE ${p}users (
-          id VARCHAR(36) PRIMARY KEY,
-          tenant_id VARCHAR(64) NOT NULL,
-          username VARCHAR(128) NOT NULL,
-          password_hash TEXT NOT NULL,
-          scopes TEXT NOT NULL,
-          disabled INTEGER NOT NULL DEFAULT 0,
-          created_at BIGINT NOT NULL,
+        `CREATE TABLE ${p}users (id VARCHAR(36) PRIMARY KEY, tenant_id VARCHAR(64) NOT NULL, username VARCHAR(128) NOT NULL,
+          password_hash TEXT NOT NULL, scopes TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL,
           updated_at BIGINT NOT NULL)`,
         `CREATE UNIQUE INDEX ${p}users_username ON ${p}users (tenant_id, username)`,
-        `CREATE TABLE ${p}devices (
-          id VARCHAR(36) PRIMARY KEY,
-          tenant_id VARCHAR(64) NOT NULL,
-          owner_id VARCHAR(36) NOT NULL,
-          name VARCHAR(200) NOT NULL,
-          scopes TEXT NOT NULL,
-          created_at BIGINT NOT NULL,
-          last_seen_at BIGINT,
-          revoked_at BIGINT)`,
+        `CREATE TABLE ${p}devices (id VARCHAR(36) PRIMARY KEY, tenant_id VARCHAR(64) NOT NULL, owner_id VARCHAR(36) NOT NULL,
+          name VARCHAR(200) NOT NULL, scopes TEXT NOT NULL, created_at BIGINT NOT NULL, last_seen_at BIGINT, revoked_at BIGINT)`,
         `CREATE INDEX ${p}devices_owner ON ${p}devices (tenant_id, owner_id)`,
-        `CREATE TABLE ${p}api_keys (
-          id VARCHAR(36) PRIMARY KEY,
-          tenant_id VARCHAR(64) NOT NULL,
-          owner_id VARCHAR(36) NOT NULL,
-          name VARCHAR(200) NOT NULL,
-          prefix VARCHAR(32) NOT NULL,
-          key_hash VARCHAR(64) NOT NULL,
-          scopes TEXT NOT NULL,
-          created_at BIGINT NOT NULL,
-          expires_at BIGINT,
-          last_used_at BIGINT,
-          revoked_at BIGINT)`,
+        `CREATE TABLE ${p}api_keys (id VARCHAR(36) PRIMARY KEY, tenant_id VARCHAR(64) NOT NULL, owner_id VARCHAR(36) NOT NULL,
+          name VARCHAR(200) NOT NULL, prefix VARCHAR(32) NOT NULL, key_hash VARCHAR(64) NOT NULL, scopes TEXT NOT NULL,
+          created_at BIGINT NOT NULL, expires_at BIGINT, last_used_at BIGINT, revoked_at BIGINT)`,
         `CREATE UNIQUE INDEX ${p}api_keys_prefix ON ${p}api_keys (prefix)`,
         `CREATE INDEX ${p}api_keys_owner ON ${p}api_keys (tenant_id, owner_id)`,
-        `CREATE TABLE ${p}refresh_tokens (
-          id VARCHAR(36) PRIMARY KEY,
-          family_id VARCHAR(36) NOT NULL,
-          tenant_id VARCHAR(64) NOT NULL,
-          subject_type VARCHAR(16) NOT NULL,
-          subject_id VARCHAR(36) NOT NULL,
-          owner_id VARCHAR(36) NOT NULL,
-          scopes TEXT NOT NULL,
-          token_hash VARCHAR(64) NOT NULL,
-          created_at BIGINT NOT NULL,
-          expires_at BIGINT NOT NULL,
-          used_at BIGINT,
-          replaced_by VARCHAR(36),
-          revoked_at BIGINT)`,
+        `CREATE TABLE ${p}refresh_tokens (id VARCHAR(36) PRIMARY KEY, family_id VARCHAR(36) NOT NULL,
+          tenant_id VARCHAR(64) NOT NULL, subject_type VARCHAR(16) NOT NULL, subject_id VARCHAR(36) NOT NULL,
+          owner_id VARCHAR(36) NOT NULL, scopes TEXT NOT NULL, token_hash VARCHAR(64) NOT NULL, created_at BIGINT NOT NULL,
+          expires_at BIGINT NOT NULL, used_at BIGINT, replaced_by VARCHAR(36), revoked_at BIGINT)`,
         `CREATE INDEX ${p}refresh_tokens_family ON ${p}refresh_tokens (family_id)`,
         `CREATE INDEX ${p}refresh_tokens_subject ON ${p}refresh_tokens (tenant_id, subject_type, subject_id)`,
         `CREATE INDEX ${p}refresh_tokens_expires ON ${p}refresh_tokens (expires_at)`,
-        `CREATE TABLE ${p}audit_events (
-          id VARCHAR(36) PRIMARY KEY,
-          tenant_id VARCHAR(64) NOT NULL,
-          at BIGINT NOT NULL,
-          event VARCHAR(64) NOT NULL,
-          actor VARCHAR(128),
-          subject VARCHAR(128),
-          ip VARCHAR(64),
-          details TEXT)`,
+        `CREATE TABLE ${p}audit_events (id VARCHAR(36) PRIMARY KEY, tenant_id VARCHAR(64) NOT NULL, at BIGINT NOT NULL,
+          event VARCHAR(64) NOT NULL, actor VARCHAR(128), subject VARCHAR(128), ip VARCHAR(64), details TEXT)`,
         `CREATE INDEX ${p}audit_events_at ON ${p}audit_events (tenant_id, at)`,
-        `CREATE TABLE ${p}settings (
-          name VARCHAR(64) PRIMARY KEY,
-          value TEXT NOT NULL,
-          created_at BIGINT NOT NULL)`,
+        `CREATE TABLE ${p}settings (name VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL, created_at BIGINT NOT NULL)`,
       ],
     },
     {
@@ -154,16 +113,9 @@ export function isUniqueViolation(err: unknown): boolean {
 }
 
 /** Every query auth makes, through aion.storage. */
-export class AuthStore {
-  constructor(
-    private readonly db: Remote<StorageApi>,
-    private readonly p: string,
-  ) {}
-
+export class AuthStore extends NamespaceStore {
   static async open(db: Remote<StorageApi>): Promise<AuthStore> {
-    const { prefix } = await db.namespace();
-    await db.migrate(migrations(prefix));
-    return new AuthStore(db, prefix);
+    return new AuthStore(db, await openNamespace(db, migrations));
   }
 
   private async one<T>(sql: string, params: SqlValue[]): Promise<T | undefined> {

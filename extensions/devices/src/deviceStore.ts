@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Remote } from '@aion/extension-api';
+import { NamespaceStore, openNamespace } from '@aion/ext-storage/kit';
 import type { MigrationStep, StorageApi } from '@aion/ext-storage';
 
 /** The device registry's tables, in the extension's own namespace of aion.storage. */
@@ -8,26 +9,13 @@ function migrations(p: string): MigrationStep[] {
     {
       name: '001-devices',
       up: [
-        `CREATE TABLE ${p}devices (
-          id VARCHAR(36) PRIMARY KEY,
-          tenant_id VARCHAR(64) NOT NULL,
-          user_id VARCHAR(128) NOT NULL,
-          name VARCHAR(63) NOT NULL,
-          display_name VARCHAR(200) NOT NULL,
-          scopes TEXT NOT NULL,
-          token_id VARCHAR(36) NOT NULL,
-          created_at BIGINT NOT NULL,
-          revoked_at BIGINT,
-          last_seen_at BIGINT,
-          protocol_version INTEGER,
-          address VARCHAR(128),
+        `CREATE TABLE ${p}devices (id VARCHAR(36) PRIMARY KEY, tenant_id VARCHAR(64) NOT NULL, user_id VARCHAR(128) NOT NULL,
+          name VARCHAR(63) NOT NULL, display_name VARCHAR(200) NOT NULL, scopes TEXT NOT NULL, token_id VARCHAR(36) NOT NULL,
+          created_at BIGINT NOT NULL, revoked_at BIGINT, last_seen_at BIGINT, protocol_version INTEGER, address VARCHAR(128),
           skills_count INTEGER NOT NULL DEFAULT 0)`,
         `CREATE INDEX ${p}devices_name ON ${p}devices (tenant_id, name)`,
         `CREATE INDEX ${p}devices_revoked ON ${p}devices (revoked_at)`,
-        `CREATE TABLE ${p}settings (
-          name VARCHAR(64) PRIMARY KEY,
-          value TEXT NOT NULL,
-          created_at BIGINT NOT NULL)`,
+        `CREATE TABLE ${p}settings (name VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL, created_at BIGINT NOT NULL)`,
       ],
     },
   ];
@@ -71,16 +59,9 @@ function toRow(r: Raw): DeviceRow {
 }
 
 /** Devices as the database knows them: who owns each, its scopes, its token, when it was last seen. */
-export class DeviceStore {
-  private constructor(
-    private readonly db: Remote<StorageApi>,
-    private readonly p: string,
-  ) {}
-
+export class DeviceStore extends NamespaceStore {
   static async open(db: Remote<StorageApi>): Promise<DeviceStore> {
-    const { prefix } = await db.namespace();
-    await db.migrate(migrations(prefix));
-    return new DeviceStore(db, prefix);
+    return new DeviceStore(db, await openNamespace(db, migrations));
   }
 
   /** The token signing key: created once, shared by every hub on the same database. */

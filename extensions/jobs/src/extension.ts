@@ -135,7 +135,7 @@ export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
       policy: () => config.autoscaler,
       pollIntervalMs: config.autoscaler.pollIntervalMs,
       depths: async () => {
-        const stats = await backend.stats(catalog.ids());
+        const stats = await backend.stats([...catalog.byId.keys()]);
         return catalog.all().map((q) => ({ queue: q.id, depth: stats.get(q.id)?.depth ?? 0, workerType: q.workerType }));
       },
       action: scaleAction,

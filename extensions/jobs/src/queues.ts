@@ -42,7 +42,8 @@ interface QueueEntry {
  * to the extension it is reserved for; another extension contributing it is refused.
  */
 export class QueueCatalog {
-  private readonly byId = new Map<string, QueueSettings>();
+  /** The queues by id: the built-in ones, then each extension's, with the operator's overrides applied. */
+  readonly byId = new Map<string, QueueSettings>();
   readonly refused: string[] = [];
 
   constructor(contributions: Array<{ extensionId: string; entry: Record<string, unknown> }>, overrides: Record<string, QueueOverride>) {
@@ -88,18 +89,10 @@ export class QueueCatalog {
     return [...this.byId.values()];
   }
 
-  get(id: string): QueueSettings | undefined {
-    return this.byId.get(id);
-  }
-
   require(id: string): QueueSettings {
     const q = this.byId.get(id);
     if (!q) throw new AionError(JobsErrorCodes.QUEUE_UNKNOWN, `there is no queue "${id}"; queues: ${[...this.byId.keys()].join(', ')}`, { status: 404 });
     return q;
-  }
-
-  ids(): string[] {
-    return [...this.byId.keys()];
   }
 
   /** Queues a worker of `type` serves: the named ones (checked), or every queue of that type. */

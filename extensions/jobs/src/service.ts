@@ -76,7 +76,7 @@ export class JobService {
     if (typeof id !== 'string' || id.length === 0) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a job id is a non-empty string');
     const job = await this.backend.get(id);
     if (!job) return undefined;
-    if (caller === undefined || job.enqueued_by === caller || this.catalog().get(job.queue)?.owner === caller) return job;
+    if (caller === undefined || job.enqueued_by === caller || this.catalog().byId.get(job.queue)?.owner === caller) return job;
     return undefined;
   }
 
@@ -96,7 +96,7 @@ export class JobService {
     if (typeof id !== 'string') throw new AionError(ErrorCodes.VALIDATION_FAILED, 'a job id is a string');
     const job = await this.backend.get(id);
     if (!job) throw notFound(id);
-    const owner = this.catalog().get(job.queue)?.owner;
+    const owner = this.catalog().byId.get(job.queue)?.owner;
     if (caller !== undefined && caller !== owner)
       throw new AionError(ErrorCodes.FORBIDDEN, `only ${owner ?? "the queue's owner"} reports ${what} for jobs of ${job.queue}`);
     // A job that was canceled or finished meanwhile takes no more reports; the handler learns it from its token.
@@ -128,7 +128,7 @@ export class JobService {
   }
 
   async list(filter: { queue?: unknown; status?: unknown; limit?: unknown }): Promise<JobView[]> {
-    const queues = filter.queue === undefined || filter.queue === '' ? this.catalog().ids() : [this.catalog().require(String(filter.queue)).id];
+    const queues = filter.queue === undefined || filter.queue === '' ? [...this.catalog().byId.keys()] : [this.catalog().require(String(filter.queue)).id];
     if (filter.status !== undefined && filter.status !== '' && !STATUSES.includes(filter.status as JobStatus)) {
       throw new AionError(ErrorCodes.VALIDATION_FAILED, `status is one of ${STATUSES.join(', ')}`);
     }
@@ -157,7 +157,7 @@ export class JobService {
       problems.push(`the ${this.backend.kind} backend is unreachable: ${backendError}`);
     }
     const workers = backendOk ? heartbeatViews(await this.backend.heartbeats(), this.settings().unresponsiveAfterMs) : [];
-    const stats = backendOk ? await this.backend.stats(catalog.ids()) : new Map();
+    const stats = backendOk ? await this.backend.stats([...catalog.byId.keys()]) : new Map();
     const queues = catalog.all().map((q) => {
       const s = stats.get(q.id) ?? { depth: 0, running: 0, oldestWaitingMs: null };
       const served = workers.some((w) => w.state === 'ok' && w.queues.includes(q.id));

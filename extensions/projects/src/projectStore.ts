@@ -1,4 +1,5 @@
 import type { Remote } from '@aion/extension-api';
+import { NamespaceStore, openNamespace } from '@aion/ext-storage/kit';
 import type { MigrationStep, StorageApi } from '@aion/ext-storage';
 import type { Project } from './api.js';
 
@@ -7,14 +8,8 @@ export function migrations(p: string): MigrationStep[] {
     {
       name: '001-projects',
       up: [
-        `CREATE TABLE ${p}projects (
-          id VARCHAR(64) PRIMARY KEY,
-          tenant_id VARCHAR(64) NOT NULL,
-          owner_id VARCHAR(64) NOT NULL,
-          name VARCHAR(200) NOT NULL,
-          repository TEXT NOT NULL,
-          kind VARCHAR(16) NOT NULL,
-          path TEXT NOT NULL,
+        `CREATE TABLE ${p}projects (id VARCHAR(64) PRIMARY KEY, tenant_id VARCHAR(64) NOT NULL, owner_id VARCHAR(64) NOT NULL,
+          name VARCHAR(200) NOT NULL, repository TEXT NOT NULL, kind VARCHAR(16) NOT NULL, path TEXT NOT NULL,
           created_at BIGINT NOT NULL)`,
         `CREATE INDEX ${p}projects_owner ON ${p}projects (tenant_id, owner_id, created_at)`,
       ],
@@ -45,16 +40,9 @@ const toProject = (r: ProjectRow): Project => ({
 });
 
 /** The projects table, in this extension's namespace of aion.storage. */
-export class ProjectStore {
-  constructor(
-    private readonly db: Remote<StorageApi>,
-    private readonly p: string,
-  ) {}
-
+export class ProjectStore extends NamespaceStore {
   static async open(db: Remote<StorageApi>): Promise<ProjectStore> {
-    const { prefix } = await db.namespace();
-    await db.migrate(migrations(prefix));
-    return new ProjectStore(db, prefix);
+    return new ProjectStore(db, await openNamespace(db, migrations));
   }
 
   async insert(project: Project): Promise<void> {

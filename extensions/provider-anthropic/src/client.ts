@@ -1,6 +1,7 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { HttpProviderClient, parseStreamObject, type ApiKeySource, ProviderFailure, UpstreamCall, upstreamRequest } from '@aion/provider-kit';
-import type { ChatMessage, ChatRequest, FinishReason, ModelInfo, ProviderEvent, UpstreamResponse } from '@aion/provider-kit';
+import { HttpProviderClient, parseStreamObject, ProviderFailure, UpstreamCall, upstreamRequest, toolArguments } from '@aion/provider-kit';
+import type { ChatMessage, ChatRequest, FinishReason, ModelInfo, ProviderEvent } from '@aion/provider-kit';
+import type { UpstreamResponse, ApiKeySource, HttpProviderDefaults } from '@aion/provider-kit';
 
 export interface AnthropicClientOptions {
   /** `https://api.anthropic.com` by default (no `/v1` suffix). */
@@ -61,10 +62,8 @@ interface WholeMessage {
 }
 
 /** A client of Anthropic's Messages API (`/v1/messages`, server-sent events). */
-export class AnthropicClient extends HttpProviderClient {
-  constructor(private readonly options: AnthropicClientOptions = {}) {
-    super(options, { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS });
-  }
+export class AnthropicClient extends HttpProviderClient<AnthropicClientOptions> {
+  static readonly defaults: HttpProviderDefaults = { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS };
 
   protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>> {
     const body = toAnthropicRequest(request, this.options.defaultMaxTokens ?? DEFAULT_MAX_TOKENS);
@@ -141,7 +140,7 @@ function toAnthropicMessages(messages: ChatMessage[]): Array<{ role: 'user' | 'a
     } else {
       if (message.content) blocks.push({ type: 'text', text: message.content });
       for (const call of message.toolCalls ?? [])
-        blocks.push({ type: 'tool_use', id: call.id, name: call.name, input: parseArguments(call.arguments, call.name) });
+        blocks.push({ type: 'tool_use', id: call.id, name: call.name, input: toolArguments(call.arguments, call.name) });
     }
     const role = message.role === 'assistant' ? 'assistant' : 'user';
     const previous = turns[turns.length - 1];
@@ -149,15 +148,6 @@ function toAnthropicMessages(messages: ChatMessage[]): Array<{ role: 'user' | 'a
     else turns.push({ role, content: blocks });
   }
   return turns.map((t) => (t.content.length === 1 && t.content[0]!.type === 'text' ? { role: t.role, content: t.content[0]!.text } : t));
-}
-
-/** The API takes tool inputs as objects, not JSON text. */
-function parseArguments(text: string, name: string): unknown {
-  try {
-    return text.trim() === '' ? {} : JSON.parse(text);
-  } catch {
-    throw new ProviderFailure('PROVIDER_BAD_REQUEST', `the arguments of the earlier call to ${name} are not JSON`);
-  }
 }
 
 async function* streamEvents(call: UpstreamCall, response: UpstreamResponse): AsyncGenerator<ProviderEvent> {

@@ -113,12 +113,7 @@ async function answer(exchange: FakeExchange<FakeAnthropicReply>, reply: FakeAnt
   const message = { id: 'msg_fake', type: 'message', role: 'assistant', model, stop_sequence: null };
 
   if (body.stream !== true) {
-    const misbehaved = await misbehaveWhole(exchange, reply, {
-      contentType: 'application/json',
-      partial: '{"id":"msg_fake","type":"message","content":[{"type":"text","text":"',
-      malformed: '{"content": [ oops',
-    });
-    if (misbehaved) return;
+    if (await misbehaveWhole(exchange, reply, MISBEHAVING_WHOLE_ANSWER)) return;
     if (reply.kind === 'streamError') return error(res, 529, reply.message ?? 'Overloaded');
     const content: unknown[] = [];
     if (texts.length) content.push({ type: 'text', text: texts.join('') });
@@ -178,3 +173,10 @@ async function answer(exchange: FakeExchange<FakeAnthropicReply>, reply: FakeAnt
   await send('message_stop', {});
   stream.end();
 }
+
+/** The bodies of a whole answer asked to be cut or malformed. */
+const MISBEHAVING_WHOLE_ANSWER = {
+  contentType: 'application/json',
+  partial: '{"id":"msg_fake","type":"message","content":[{"type":"text","text":"',
+  malformed: '{"content": [ oops',
+};

@@ -15,82 +15,48 @@ export interface LocalModelEntry {
   capabilities?: Record<string, number>;
 }
 
-/** This extension's configuration section (`extensions["aion.provider-llamacpp"]`). */
+/**
+ * This extension's configuration section (`extensions["aion.provider-llamacpp"]`) as the kernel hands
+ * it over: validated against the manifest's schema, which fills in every default (one home for them).
+ */
 export interface LlamaCppConfiguration {
   /** `LOCAL_AI_ENABLED`. */
-  enabled?: boolean;
+  enabled: boolean;
   /** `LOCAL_AI_MODEL_PATH`. */
   modelPath?: string;
   modelId?: string;
   models?: LocalModelEntry[];
-  gpu?: GpuBackend;
-  gpuLayers?: GpuLayers;
-  contextSize?: number;
-  maxTokens?: number;
-  parallel?: number;
-  maxQueued?: number;
-  threads?: number;
-  timeoutMs?: number;
-  preload?: boolean;
-  capabilities?: Record<string, number>;
-}
-
-/** A configured model with every default filled in. */
-export interface LocalModelSpec {
-  id: string;
-  path: string;
-  contextSize: number;
-  gpuLayers: GpuLayers;
-  capabilities: Record<string, number>;
-}
-
-export interface ResolvedConfiguration {
-  enabled: boolean;
-  models: LocalModelSpec[];
   gpu: GpuBackend;
+  gpuLayers: GpuLayers;
+  contextSize: number;
   maxTokens: number;
   parallel: number;
   maxQueued: number;
   threads: number;
   timeoutMs: number;
   preload: boolean;
+  capabilities: Record<string, number>;
 }
 
-export const DEFAULT_CAPABILITIES: Record<string, number> = { chat: 0.3, summarize: 0.3, extract: 0.25 };
+/** A configured model with every default filled in. */
+export type LocalModelSpec = Required<LocalModelEntry>;
+
+/** The configuration with `modelPath` and `models` as one list of models, each complete. */
+export type ResolvedConfiguration = Omit<LlamaCppConfiguration, 'modelPath' | 'modelId' | 'models' | 'contextSize' | 'gpuLayers' | 'capabilities'> & {
+  models: LocalModelSpec[];
+};
 
 /** The model id a file gets when the configuration names none: its name without `.gguf`. */
 export function modelIdFromPath(path: string): string {
   return basename(path).replace(/\.gguf$/i, '') || 'local';
 }
 
-/** Fills in defaults; relative paths are taken from the server's working directory. */
+/** One list of models, each with the section's contextSize, gpuLayers and capabilities unless it sets its own; relative paths are taken from the server's working directory. */
 export function resolveConfiguration(config: LlamaCppConfiguration): ResolvedConfiguration {
-  const contextSize = config.contextSize ?? 4096;
-  const gpuLayers = config.gpuLayers ?? 'auto';
-  const capabilities = config.capabilities ?? DEFAULT_CAPABILITIES;
-  const models: LocalModelSpec[] = [];
-  if (config.modelPath)
-    models.push({ id: config.modelId ?? modelIdFromPath(config.modelPath), path: absolute(config.modelPath), contextSize, gpuLayers, capabilities });
-  for (const entry of config.models ?? []) {
-    models.push({
-      id: entry.id,
-      path: absolute(entry.path),
-      contextSize: entry.contextSize ?? contextSize,
-      gpuLayers: entry.gpuLayers ?? gpuLayers,
-      capabilities: entry.capabilities ?? capabilities,
-    });
-  }
-  return {
-    enabled: config.enabled ?? false,
-    models,
-    gpu: config.gpu ?? 'auto',
-    maxTokens: config.maxTokens ?? 1024,
-    parallel: config.parallel ?? 1,
-    maxQueued: config.maxQueued ?? 16,
-    threads: config.threads ?? 0,
-    timeoutMs: config.timeoutMs ?? 120_000,
-    preload: config.preload ?? true,
-  };
+  const { modelPath, modelId, models: entries = [], contextSize, gpuLayers, capabilities, ...settings } = config;
+  const listed = modelPath ? [{ id: modelId ?? modelIdFromPath(modelPath), path: modelPath }, ...entries] : entries;
+  const models = listed.map((entry) => ({ contextSize, gpuLayers, capabilities, ...entry, path: absolute(entry.path) }));
+  return { ...settings, models };
 }
 
 const absolute = (path: string) => (isAbsolute(path) ? path : resolve(path));

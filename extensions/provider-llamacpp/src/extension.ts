@@ -17,7 +17,7 @@ export interface LlamaCppApi {
 }
 
 export function activate(ctx: aion.ExtensionContext): LlamaCppApi {
-  const config = resolveConfiguration(ctx.configuration.get<LlamaCppConfiguration | undefined>() ?? {});
+  const config = resolveConfiguration(ctx.configuration.get<LlamaCppConfiguration>());
   const service = new LocalModelService(config, (level, message) => ctx.logger[level](message));
   ctx.subscriptions.push({ dispose: () => void service.dispose() });
   // A plain object, so only these two methods can be called over RPC.

@@ -1,12 +1,23 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { CancellationTokenSource, isAionError } from '@aion/extension-api';
 import type { ChatRequest, ProviderEvent } from '@aion/provider-kit';
 import { resolveConfiguration, type LlamaCppConfiguration } from '../src/config.js';
 import { LocalModelService } from '../src/localModels.js';
 import { writeTinyLlamaGguf } from '../src/testing.js';
+
+/** A section as the kernel hands it over: validated against the manifest's schema, its defaults filled in. */
+function configured(section: Partial<LlamaCppConfiguration>): LlamaCppConfiguration {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  const value = structuredClone(section);
+  const validate = new Ajv2020({ useDefaults: true, strict: false }).compile({ type: 'object', ...manifest.contributes.configuration });
+  assert.ok(validate(value), JSON.stringify(validate.errors));
+  return value as LlamaCppConfiguration;
+}
 
 const hello = (extra: Partial<ChatRequest> = {}): ChatRequest => ({
   model: 'tiny',
@@ -32,9 +43,11 @@ describe('provider-llamacpp: a real GGUF model through node-llama-cpp', function
   let dir: string;
   let model: string;
   const services: LocalModelService[] = [];
-  const service = (config: LlamaCppConfiguration = {}) => {
+  const service = (config: Partial<LlamaCppConfiguration> = {}) => {
     // One thread: the test machine is small and shared, and llama.cpp threads spin while they wait.
-    const created = new LocalModelService(resolveConfiguration({ enabled: true, modelPath: model, modelId: 'tiny', threads: 1, contextSize: 512, ...config }));
+    const created = new LocalModelService(
+      resolveConfiguration(configured({ enabled: true, modelPath: model, modelId: 'tiny', threads: 1, contextSize: 512, ...config })),
+    );
     services.push(created);
     return created;
   };

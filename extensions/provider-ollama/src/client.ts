@@ -1,6 +1,7 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { HttpProviderClient, parseStreamObject, type ApiKeySource, ProviderFailure, UpstreamCall, upstreamRequest, embeddingBody } from '@aion/provider-kit';
-import type { ChatMessage, ChatRequest, EmbedRequest, EmbedResult, FinishReason, ModelInfo, ProviderEvent, UpstreamResponse } from '@aion/provider-kit';
+import { HttpProviderClient, parseStreamObject, ProviderFailure, UpstreamCall, upstreamRequest, embeddingBody, toolArguments } from '@aion/provider-kit';
+import type { ChatMessage, ChatRequest, EmbedRequest, EmbedResult, FinishReason, ModelInfo, ProviderEvent } from '@aion/provider-kit';
+import type { UpstreamResponse, ApiKeySource, HttpProviderDefaults } from '@aion/provider-kit';
 
 export interface OllamaClientOptions {
   /** The server's root, `http://127.0.0.1:11434` by default (no `/api` suffix). */
@@ -31,10 +32,8 @@ interface OllamaChatLine {
 }
 
 /** A client of Ollama's native chat API (`/api/chat`, NDJSON streaming). */
-export class OllamaClient extends HttpProviderClient {
-  constructor(private readonly options: OllamaClientOptions = {}) {
-    super(options, { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS });
-  }
+export class OllamaClient extends HttpProviderClient<OllamaClientOptions> {
+  static readonly defaults: HttpProviderDefaults = { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS };
 
   protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>> {
     const body = toOllamaRequest(request);
@@ -105,18 +104,9 @@ function toOllamaMessage(message: ChatMessage): Record<string, unknown> {
   const out: Record<string, unknown> = { role: message.role, content: message.content ?? '' };
   if (message.role === 'tool' && message.name) out.tool_name = message.name;
   if (message.toolCalls?.length) {
-    out.tool_calls = message.toolCalls.map((c) => ({ function: { name: c.name, arguments: parseArguments(c.arguments, c.name) } }));
+    out.tool_calls = message.toolCalls.map((c) => ({ function: { name: c.name, arguments: toolArguments(c.arguments, c.name) } }));
   }
   return out;
-}
-
-/** Ollama takes tool-call arguments as an object, not JSON text. */
-function parseArguments(text: string, name: string): unknown {
-  try {
-    return text.trim() === '' ? {} : JSON.parse(text);
-  } catch {
-    throw new ProviderFailure('PROVIDER_BAD_REQUEST', `the arguments of the earlier call to ${name} are not JSON`);
-  }
 }
 
 async function* wholeBody(call: UpstreamCall, response: UpstreamResponse): AsyncGenerator<string> {

@@ -92,12 +92,14 @@ async function answer(exchange: FakeExchange<FakeOllamaReply>, reply: FakeOllama
   // Ollama defaults to streaming when `stream` is absent.
   if (body.stream === false) {
     if (reply.kind === 'streamError') return json(res, 500, { error: reply.error });
-    const misbehaved = await misbehaveWhole(exchange, reply, {
-      contentType: 'application/json; charset=utf-8',
-      partial: `{"model":"${model}","message":{"role":"assistant","content":"`,
-      malformed: '{"model": oops',
-    });
-    if (misbehaved) return;
+    if (
+      await misbehaveWhole(exchange, reply, {
+        contentType: 'application/json; charset=utf-8',
+        partial: `{"model":"${model}","message":{"role":"assistant","content":"`,
+        malformed: '{"model": oops',
+      })
+    )
+      return;
     const message: Record<string, unknown> = { role: 'assistant', content: texts.join('') };
     if (wireCalls.length) message.tool_calls = wireCalls;
     return json(res, 200, { model, created_at: createdAt(), message, ...final });

@@ -1,16 +1,7 @@
 import type { CancellationToken } from '@aion/extension-api';
-import { HttpProviderClient, parseStreamObject, type ApiKeySource, ProviderFailure, UpstreamCall, upstreamRequest, embeddingBody } from '@aion/provider-kit';
-import type {
-  ChatMessage,
-  ChatRequest,
-  EmbedRequest,
-  EmbedResult,
-  FinishReason,
-  ModelInfo,
-  ProviderEvent,
-  ToolCall,
-  UpstreamResponse,
-} from '@aion/provider-kit';
+import { HttpProviderClient, parseStreamObject, ProviderFailure, UpstreamCall, upstreamRequest, embeddingBody } from '@aion/provider-kit';
+import type { ChatMessage, ChatRequest, EmbedRequest, EmbedResult, FinishReason, ModelInfo, ProviderEvent, ToolCall } from '@aion/provider-kit';
+import type { UpstreamResponse, ApiKeySource, HttpProviderDefaults } from '@aion/provider-kit';
 
 export interface AzureOptions {
   /** The deployment to call; absent: the request's model names the deployment. */
@@ -63,10 +54,8 @@ interface OpenAIChunk {
 }
 
 /** A client of the OpenAI Chat Completions API, as OpenAI, Azure OpenAI, vLLM, llama.cpp and LM Studio serve it. */
-export class OpenAIClient extends HttpProviderClient {
-  constructor(private readonly options: OpenAIClientOptions) {
-    super(options, { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS });
-  }
+export class OpenAIClient extends HttpProviderClient<OpenAIClientOptions> {
+  static readonly defaults: HttpProviderDefaults = { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS };
 
   protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>> {
     const stream = request.stream !== false;

@@ -100,12 +100,7 @@ async function answer(exchange: FakeExchange<FakeOpenAIReply>, reply: FakeOpenAI
   const finishReason = reply.kind === 'answer' ? (reply.finishReason ?? (toolCalls.length ? 'tool_calls' : 'stop')) : 'stop';
 
   if (body.stream !== true) {
-    const misbehaved = await misbehaveWhole(exchange, reply, {
-      contentType: 'application/json',
-      partial: '{"id":"chatcmpl-fake","choices":[{"index":0,"message":{"role":"assistant","content":"',
-      malformed: '{"choices": [ oops',
-    });
-    if (misbehaved) return;
+    if (await misbehaveWhole(exchange, reply, MISBEHAVING_WHOLE_ANSWER)) return;
     const message: Record<string, unknown> = { role: 'assistant', content: toolCalls.length && !texts.length ? null : texts.join(''), refusal: null };
     if (toolCalls.length) message.tool_calls = toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
     return json(res, 200, { ...base, object: 'chat.completion', choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason }], usage });
@@ -175,3 +170,10 @@ function embeddings(exchange: FakeExchange<FakeOpenAIReply>): void {
   const tokens = inputs.reduce((n, t) => n + Math.ceil(String(t).length / 4), 0);
   return json(res, 200, { object: 'list', data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
 }
+
+/** The bodies of a whole answer asked to be cut or malformed. */
+const MISBEHAVING_WHOLE_ANSWER = {
+  contentType: 'application/json',
+  partial: '{"id":"chatcmpl-fake","choices":[{"index":0,"message":{"role":"assistant","content":"',
+  malformed: '{"choices": [ oops',
+};

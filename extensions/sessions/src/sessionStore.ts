@@ -1,4 +1,5 @@
 import type { Remote } from '@aion/extension-api';
+import { openNamespace } from '@aion/ext-storage/kit';
 import type { MigrationStep, SqlValue, Statement, StorageApi } from '@aion/ext-storage';
 
 /** Sessions' tables in their own namespace of aion.storage. */
@@ -7,43 +8,23 @@ export function migrations(p: string): MigrationStep[] {
     {
       name: '001-sessions-messages-counters',
       up: [
-        `CREATE TABLE ${p}sessions (
-          id VARCHAR(64) PRIMARY KEY,
-          tenant_id VARCHAR(64) NOT NULL,
-          owner_id VARCHAR(64) NOT NULL,
-          title TEXT,
-          title_updated_at BIGINT NOT NULL DEFAULT 0,
-          message_count INTEGER NOT NULL DEFAULT 0,
-          metadata TEXT,
-          created_at BIGINT NOT NULL,
-          updated_at BIGINT NOT NULL,
-          last_activity_at BIGINT NOT NULL,
-          expires_at BIGINT NOT NULL,
-          deleted_at BIGINT,
-          seq BIGINT NOT NULL)`,
+        `CREATE TABLE ${p}sessions (id VARCHAR(64) PRIMARY KEY, tenant_id VARCHAR(64) NOT NULL, owner_id VARCHAR(64) NOT NULL,
+          title TEXT, title_updated_at BIGINT NOT NULL DEFAULT 0, message_count INTEGER NOT NULL DEFAULT 0, metadata TEXT,
+          created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, last_activity_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+          deleted_at BIGINT, seq BIGINT NOT NULL)`,
         // Listing reads only live sessions, newest first.
         `CREATE INDEX ${p}sessions_list ON ${p}sessions (tenant_id, owner_id, created_at, id) WHERE deleted_at IS NULL`,
         `CREATE INDEX ${p}sessions_changes ON ${p}sessions (tenant_id, owner_id, seq)`,
         `CREATE INDEX ${p}sessions_expiry ON ${p}sessions (expires_at) WHERE deleted_at IS NULL`,
         `CREATE INDEX ${p}sessions_deleted ON ${p}sessions (deleted_at)`,
-        `CREATE TABLE ${p}messages (
-          id VARCHAR(64) PRIMARY KEY,
-          session_id VARCHAR(64) NOT NULL,
-          tenant_id VARCHAR(64) NOT NULL,
-          owner_id VARCHAR(64) NOT NULL,
-          role VARCHAR(16) NOT NULL,
-          content TEXT NOT NULL,
-          metadata TEXT,
-          created_at BIGINT NOT NULL,
-          seq BIGINT NOT NULL)`,
+        `CREATE TABLE ${p}messages (id VARCHAR(64) PRIMARY KEY, session_id VARCHAR(64) NOT NULL, tenant_id VARCHAR(64) NOT NULL,
+          owner_id VARCHAR(64) NOT NULL, role VARCHAR(16) NOT NULL, content TEXT NOT NULL, metadata TEXT,
+          created_at BIGINT NOT NULL, seq BIGINT NOT NULL)`,
         `CREATE INDEX ${p}messages_session ON ${p}messages (session_id, seq)`,
         `CREATE INDEX ${p}messages_changes ON ${p}messages (tenant_id, owner_id, seq)`,
         // One change sequence per owner: every write takes the next numbers under this row's lock, so
         // a sync cursor (the last number a device saw) never skips a change that commits later.
-        `CREATE TABLE ${p}change_counters (
-          tenant_id VARCHAR(64) NOT NULL,
-          owner_id VARCHAR(64) NOT NULL,
-          seq BIGINT NOT NULL,
+        `CREATE TABLE ${p}change_counters (tenant_id VARCHAR(64) NOT NULL, owner_id VARCHAR(64) NOT NULL, seq BIGINT NOT NULL,
           PRIMARY KEY (tenant_id, owner_id))`,
       ],
     },
@@ -108,9 +89,7 @@ export class SessionStore {
   }
 
   static async open(db: Remote<StorageApi>, ttlMs: number): Promise<SessionStore> {
-    const { prefix } = await db.namespace();
-    await db.migrate(migrations(prefix));
-    return new SessionStore(db, prefix, ttlMs);
+    return new SessionStore(db, await openNamespace(db, migrations), ttlMs);
   }
 
   /** Takes the owner's next `count` change numbers; statements after it in the batch read them from `top`. */

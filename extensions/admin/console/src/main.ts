@@ -40,6 +40,7 @@ let extensions: ExtensionRow[] = [];
 let overview: Overview = { hosts: [], providers: [], tasks: [] };
 let live: 'connecting' | 'live' | 'offline' = 'connecting';
 let refetchTimer: number | undefined;
+let refetchDue = 0;
 
 function page(): Page {
   const name = location.hash.replace(/^#\/?/, '') as Page;
@@ -157,9 +158,17 @@ function connect(): void {
   s.on('providers', () => scheduleRefetch(1000));
 }
 
-/** Several pushes in a row cause one reload of the full lists. */
+/**
+ * Several pushes in a row cause one reload of the full lists. A push never postpones a reload already
+ * due: the router pushes its telemetry every second, so postponing would starve the page of reloads.
+ */
 function scheduleRefetch(delayMs: number): void {
-  if (refetchTimer !== undefined) window.clearTimeout(refetchTimer);
+  const due = Date.now() + delayMs;
+  if (refetchTimer !== undefined) {
+    if (refetchDue <= due) return;
+    window.clearTimeout(refetchTimer);
+  }
+  refetchDue = due;
   refetchTimer = window.setTimeout(() => {
     refetchTimer = undefined;
     void loadCore().then(renderPage, reportError);
