@@ -83,6 +83,36 @@ export interface DeviceCall {
   deadline: number;
 }
 
+/** A model the device offers its hub: the hub's router may send it its owner's requests (`devices/<device>/<id>`). */
+export interface DeviceModel {
+  id: string;
+  displayName?: string;
+  /** Tokens of prompt plus answer the model accepts. */
+  contextWindow?: number;
+  /** How well it serves each intent, 0 to 1 (`{ chat: 0.5 }` when unsaid). */
+  capabilities?: Record<string, number>;
+  /** Accepts tools and answers with tool calls. */
+  tools?: boolean;
+  streaming?: boolean;
+}
+
+/**
+ * A chat with one of the device's models, as the hub forwards it. `request` is the router's chat
+ * request (`messages`, `tools`, `maxTokens`, … as `@aion/provider-kit`'s `ChatRequest`, without `model`).
+ */
+export interface DeviceChatCall {
+  model: string;
+  request: Record<string, unknown>;
+  caller: DeviceCaller;
+  correlationId: string;
+  deadline: number;
+  /** Names this answer's `$deviceChatEvent` notifications, so the hub knows which call they belong to. */
+  stream: string;
+}
+
+/** One event of a device's answer: `token`, `tool_call`, `usage`, then `done` or `error` (provider-kit's `ProviderEvent`). */
+export type DeviceChatEvent = { type: string; [field: string]: unknown };
+
 /** The little of a WebSocket this needs: the `ws` package's and the browser's both fit. */
 export interface DeviceSocket {
   readonly readyState: number;
@@ -113,6 +143,13 @@ export interface DeviceConnectionOptions {
   skills: () => DeviceSkill[] | Promise<DeviceSkill[]>;
   /** Runs a call; `signal` aborts when the hub cancels it. An error's `code` reaches the hub's caller (sanitized). */
   execute: (call: DeviceCall, signal: AbortSignal) => Promise<{ result: unknown; durationMs?: number }>;
+  /** Models the device offers (its token needs `models:expose`); asked at every connect. None by default. */
+  models?: () => DeviceModel[] | Promise<DeviceModel[]>;
+  /**
+   * Answers a chat with one of those models: `emit` each event as it is produced, ending with `done` or
+   * `error`; `signal` aborts when the hub cancels (its caller went away, or it gave up waiting).
+   */
+  chat?: (call: DeviceChatCall, emit: (event: DeviceChatEvent) => void, signal: AbortSignal) => Promise<void>;
   /**
    * Opens the WebSocket with the Authorization header. Browsers' WebSocket cannot send headers, so in
    * Node pass the `ws` package's: `(url, headers) => new WebSocket(url, { headers })`.
@@ -258,7 +295,7 @@ export class DeviceConnection {
     socket.addEventListener('open', () => {
       void (async () => {
         try {
-          const skills = await this.options.skills();
+          const [skills, models] = await Promise.all([this.options.skills(), this.options.models?.() ?? []]);
           socket.send(
             JSON.stringify({
               type: 'hello',
@@ -267,6 +304,7 @@ export class DeviceConnection {
               device: this.options.device,
               manifests: this.options.manifests ?? [],
               skills,
+              ...(models.length ? { models } : {}),
             }),
           );
         } catch (err) {
@@ -360,17 +398,14 @@ export class DeviceConnection {
 
   private async answer(id: string | number, method: string, params: any): Promise<void> {
     if (method === '$devicePing') return void this.write({ jsonrpc: '2.0', id, result: params });
-    if (method !== '$deviceExecuteSkill')
-      return void this.write({ jsonrpc: '2.0', id, error: { code: METHOD_NOT_FOUND, message: `this device does not answer ${method}` } });
-    const call = params as DeviceCall;
+    const run = method === '$deviceExecuteSkill' ? this.executeSkill : method === '$deviceChat' && this.options.chat ? this.chat : undefined;
+    if (!run) return void this.write({ jsonrpc: '2.0', id, error: { code: METHOD_NOT_FOUND, message: `this device does not answer ${method}` } });
     const controller = new AbortController();
     this.running.set(id, controller);
     try {
-      if (Date.now() > call.deadline) throw errorOf(DeviceErrorCodes.DEVICE_TIMEOUT, 'the call arrived after its deadline');
-      const started = performance.now();
-      const { result, durationMs } = await this.options.execute(call, controller.signal);
-      const answer = { jsonrpc: '2.0' as const, id, result: { result, durationMs: durationMs ?? performance.now() - started } };
-      if (!this.write(answer)) {
+      if (Date.now() > (params as { deadline: number }).deadline) throw errorOf(DeviceErrorCodes.DEVICE_TIMEOUT, 'the call arrived after its deadline');
+      const result = await run.call(this, id, params, controller.signal);
+      if (!this.write({ jsonrpc: '2.0', id, result })) {
         this.write({
           jsonrpc: '2.0',
           id,
@@ -392,6 +427,33 @@ export class DeviceConnection {
     } finally {
       this.running.delete(id);
     }
+  }
+
+  private async executeSkill(_id: string | number, call: DeviceCall, signal: AbortSignal): Promise<{ result: unknown; durationMs: number }> {
+    const started = performance.now();
+    const { result, durationMs } = await this.options.execute(call, signal);
+    return { result, durationMs: durationMs ?? performance.now() - started };
+  }
+
+  /** The answer's events go out as `$deviceChatEvent` notifications, in order, before the request's own answer. */
+  private async chat(_id: string | number, call: DeviceChatCall, signal: AbortSignal): Promise<{ durationMs: number }> {
+    const started = performance.now();
+    let ended = false;
+    const emit = (event: DeviceChatEvent) => {
+      if (ended || signal.aborted) return;
+      if (event.type === 'done' || event.type === 'error') ended = true;
+      if (!this.write({ jsonrpc: '2.0', method: '$deviceChatEvent', params: { stream: call.stream, event } })) {
+        ended = true;
+        const message = `an event of the answer exceeds the ${this.maxFrameBytes}-byte frame limit`;
+        this.write({
+          jsonrpc: '2.0',
+          method: '$deviceChatEvent',
+          params: { stream: call.stream, event: { type: 'error', code: 'PROVIDER_BAD_RESPONSE', message } },
+        });
+      }
+    };
+    await this.options.chat!(call, emit, signal);
+    return { durationMs: performance.now() - started };
   }
 
   /** Sends one message; false (and nothing sent) when it is over the frame cap. */

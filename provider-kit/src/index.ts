@@ -13,7 +13,14 @@ export {
   type UpstreamRequest,
   type UpstreamResponse,
 } from './upstream.js';
-export { manifestModels, registerProvider, type ProviderClient, type ProviderConfiguration, type ProviderRegistration } from './registerProvider.js';
+export {
+  PROVIDERS_CHANGED_EVENT,
+  manifestModels,
+  registerProvider,
+  type ProviderClient,
+  type ProviderConfiguration,
+  type ProviderRegistration,
+} from './registerProvider.js';
 export {
   HttpProviderClient,
   assertChatRequest,

@@ -2,6 +2,12 @@ import * as aion from '@aion/extension-api';
 import type { HttpProviderConnection } from './httpClient.js';
 import type { ModelInfo, ProviderImplementation } from './types.js';
 
+/**
+ * The event a provider emits (`aion.events.emit(PROVIDERS_CHANGED_EVENT, { id })`) when the models it
+ * lists changed; the router asks it for them again. For providers whose models come and go at run time.
+ */
+export const PROVIDERS_CHANGED_EVENT = 'providers.changed';
+
 /** What every provider's configuration section may have. */
 export interface ProviderConfiguration {
   /** The operator's models, which replace the manifest's. */

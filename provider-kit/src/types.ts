@@ -22,12 +22,23 @@ export type ProviderTier = 'local' | 'cloud-standard' | 'cloud-premium';
 
 /** Where prompts travel, for data-residency policies. */
 export interface ProviderResidency {
-  /** `process`: in the host process; `host`: this machine; `lan`: another machine on the network; `vendor`: a third party. */
-  scope: 'process' | 'host' | 'lan' | 'vendor';
+  /**
+   * `process`: in the host process; `host`: this machine; `lan`: another machine on the network;
+   * `device`: a user's own device connected to the hub (`device` names it); `vendor`: a third party.
+   */
+  scope: 'process' | 'host' | 'lan' | 'device' | 'vendor';
+  /** The device that runs the model when `scope` is `device`. */
+  device?: string;
   /** The third party that sees prompts when `scope` is `vendor`, e.g. `openai`. */
   vendor?: string;
   /** A region the vendor keeps data in, e.g. `eu`, when it is known. */
   region?: string;
+}
+
+/** The user a model belongs to: only that user's requests may use it (a model on the user's own device). */
+export interface ModelOwner {
+  tenant_id: string;
+  user_id: string;
 }
 
 /** What the router knows about one model before any call. Costs are in US dollars. */
@@ -46,6 +57,10 @@ export interface ProviderModel {
   streaming: boolean;
   /** An embedding model: it answers `embed` (priced by `costPer1kInput`) and is never a chat candidate. */
   embed?: boolean;
+  /** Set on a model that serves one user only (a model on the user's own device); the router never offers it to anyone else. */
+  owner?: ModelOwner;
+  /** Where this model runs, when it differs from the provider's residency (each device of the devices provider). */
+  residency?: ProviderResidency;
 }
 
 /** One entry of `contributes.providers` in a provider's manifest. */
@@ -122,6 +137,8 @@ export interface ChatRequest {
    * between two chunks. Overrides the provider's configured `timeoutMs`.
    */
   timeoutMs?: number;
+  /** The user the request is made for, sent only to a model that has an `owner`, so the provider can check it. */
+  caller?: ModelOwner;
 }
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'error';

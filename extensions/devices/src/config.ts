@@ -8,7 +8,7 @@ export interface DevicesConfiguration {
   maxInFlightPerDevice: number;
   retryAfterSeconds: number;
   timeouts: { sandboxMs: number; localSkillMs: number; remoteSkillMs: number; uiResponseMs: number };
-  expose: { skills: string[] };
+  expose: { skills: string[]; models: string[] };
   cluster: { redisUrl?: string; redisPrefix: string; presenceTtlMs: number };
   sync: { enabled: boolean; intervalMs: number; localUser?: string };
 }

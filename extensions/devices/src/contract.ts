@@ -3,6 +3,7 @@
  * version, the handshake frames, the RPC messages and the error codes.
  */
 import { DEVICE_CONNECT_PATH, DEVICE_PROTOCOL_VERSION, DeviceErrorCodes, type DeviceCall, type DeviceCaller, type DeviceSkill } from '@aion/client';
+import type { DeviceChatCall, DeviceChatEvent, DeviceModel } from '@aion/client';
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import type { SyncAnswer, SyncRequest } from '@aion/ext-sessions';
 
@@ -80,6 +81,24 @@ export interface HelloFrame {
   /** The extensions it exposes, by id and version. */
   manifests: Array<{ id: string; version: string }>;
   skills: ExposedSkill[];
+  /** The models it offers its owner through the hub (needs `models:expose`); none when absent. */
+  models?: ExposedModel[];
+}
+
+/** A model a spoke offers: the hub's router sends it its owner's requests as `devices/<device>/<id>`. */
+export type ExposedModel = DeviceModel;
+
+/** The provider id under which a hub offers its devices' models to the router. */
+export const DEVICES_PROVIDER_ID = 'devices';
+
+/** A model's id in the hub's catalog: `<device>/<the spoke's model id>`. */
+export function deviceModelId(device: string, model: string): string {
+  return `${device}/${model}`;
+}
+
+export function parseDeviceModelId(id: string): { device: string; model: string } | undefined {
+  const slash = id.indexOf('/');
+  return slash > 0 && slash < id.length - 1 ? { device: id.slice(0, slash), model: id.slice(slash + 1) } : undefined;
 }
 
 /** The hub's answer: welcome (then JSON-RPC), or a refusal naming the reason, then close. */
@@ -105,6 +124,10 @@ export const DeviceProtocol = {
    * the spoke pushes what changed locally and pulls what changed on the hub since its cursor.
    */
   syncSessions: new RequestType<SyncRequest, SyncAnswer, void>('$deviceSyncSessions'),
+  /** Hub → spoke: a chat with one of the spoke's models; its events come back as `chatEvent` notifications first. */
+  chat: new RequestType<DeviceChatCall, { durationMs: number }, void>('$deviceChat'),
+  /** Spoke → hub: one event of the answer to the `chat` whose `stream` it names. */
+  chatEvent: new NotificationType<{ stream: string; event: DeviceChatEvent }>('$deviceChatEvent'),
   /** The spoke's skill list changed (a pack installed or removed). */
   skillsChanged: new NotificationType<{ skills: ExposedSkill[] }>('$deviceSkillsChanged'),
 };

@@ -1,11 +1,22 @@
 import * as aion from '@aion/extension-api';
-import { AionError, ErrorCodes, type HttpRequestData, type Principal } from '@aion/extension-api';
+import { AionError, CancellationTokenSource, ErrorCodes, type HttpRequestData, type Principal } from '@aion/extension-api';
 import type { SessionsApi } from '@aion/ext-sessions';
 import type { SkillsApi, SkillSummary } from '@aion/ext-skills';
 import type { StorageApi } from '@aion/ext-storage';
+import { PROVIDERS_CHANGED_EVENT, type ModelInfo, type ProviderContribution, type ProviderEvent, type ProviderImplementation } from '@aion/provider-kit';
+import type { DeviceChatEvent } from '@aion/client';
 import { HubCluster } from './cluster.js';
 import { validateConfiguration, type DevicesConfiguration } from './config.js';
-import { DeviceErrorCodes, isDeviceName, normalizeDeviceName, uniqueDeviceName, type ExposedSkill } from './contract.js';
+import {
+  DEVICES_PROVIDER_ID,
+  DeviceErrorCodes,
+  isDeviceName,
+  normalizeDeviceName,
+  uniqueDeviceName,
+  type ExposedModel,
+  type ExposedSkill,
+} from './contract.js';
+import { DeviceModels } from './deviceModels.js';
 import { DeviceStore } from './deviceStore.js';
 import { DEFAULT_DEVICE_SCOPES, DEVICE_SCOPES, DeviceTokens } from './deviceTokens.js';
 import { DeviceHub, deviceError } from './hub.js';
@@ -125,6 +136,21 @@ export async function activate(ctx: aion.ExtensionContext) {
       .catch(() => undefined);
   }, REVOCATION_SWEEP_MS);
   sweep.unref();
+
+  // The devices' models, for the router as the `devices` provider (where a router is installed to use them).
+  const models = new DeviceModels(hub, config);
+  hub.onModelsChanged = () => aion.events.emit(PROVIDERS_CHANGED_EVENT, { id: DEVICES_PROVIDER_ID });
+  const routerInstalled = (await aion.contributions.list('providers').catch(() => [])).some(
+    ({ extensionId, entry }) => extensionId === ctx.extension.id && entry.id === DEVICES_PROVIDER_ID,
+  );
+  if (routerInstalled) {
+    // A plain object, so only the provider methods are reachable over RPC.
+    const implementation: Pick<ProviderImplementation, 'chat' | 'listModels'> = {
+      chat: (request, token) => models.chat(request, token),
+      listModels: () => models.listModels(),
+    };
+    ctx.subscriptions.push(aion.contributions.register('providers', DEVICES_PROVIDER_ID, implementation));
+  }
 
   let spoke: Spoke | undefined;
   let sessions: Promise<aion.Remote<SessionsApi> | undefined> | undefined;
@@ -246,6 +272,45 @@ export async function activate(ctx: aion.ExtensionContext) {
         ...(d.scope ? { scope: d.scope } : {}),
       }));
     };
+    // Models leave the device only where the provider's manifest exposes them (`aion.expose.models`)
+    // and the operator's expose.models names the provider; the token must hold models:expose too.
+    let offered = new Map<string, string>();
+    const exposedModels = async (): Promise<ExposedModel[]> => {
+      offered = new Map();
+      if (config.expose.models.length === 0) return [];
+      const out: ExposedModel[] = [];
+      for (const { entry, expose } of await aion.contributions.list('providers').catch(() => [])) {
+        const provider = entry as unknown as ProviderContribution;
+        if (!expose?.models || !matches(config.expose.models, provider.id) || provider.id === DEVICES_PROVIDER_ID) continue;
+        let listed: ModelInfo[];
+        try {
+          const impl = await aion.contributions.get<ProviderImplementation>('providers', provider.id);
+          listed = (await impl.listModels(new CancellationTokenSource().token)) as ModelInfo[];
+        } catch (err) {
+          ctx.logger.warn(`spoke: the models of ${provider.id} could not be listed, so none are offered: ${(err as Error).message}`);
+          continue;
+        }
+        for (const m of listed) {
+          if (expose.models !== true && !expose.models.includes(m.id)) continue;
+          if (offered.has(m.id)) {
+            ctx.logger.warn(`spoke: ${provider.id} and ${offered.get(m.id)} both have a model ${m.id}; only ${offered.get(m.id)}'s is offered`);
+            continue;
+          }
+          const declared = provider.models.find((d) => d.id === m.id) ?? provider.models.find((d) => !d.embed);
+          if (m.embed ?? declared?.embed) continue;
+          offered.set(m.id, provider.id);
+          out.push({
+            id: m.id,
+            ...(m.displayName ? { displayName: m.displayName } : {}),
+            contextWindow: m.contextWindow ?? declared?.contextWindow,
+            capabilities: m.capabilities ?? declared?.capabilities,
+            tools: m.tools ?? declared?.tools ?? false,
+            streaming: m.streaming ?? declared?.streaming ?? true,
+          });
+        }
+      }
+      return out;
+    };
     const s = new Spoke({
       hubUrls: hubUrl
         .split(',')
@@ -254,6 +319,19 @@ export async function activate(ctx: aion.ExtensionContext) {
       token,
       device: tokenName(token),
       skills: exposed,
+      models: exposedModels,
+      chat: async ({ model, request, correlationId }, emit, cancel) => {
+        const provider = offered.get(model);
+        // Only what this spoke offers, whatever the hub asks.
+        if (!provider) return emit({ type: 'error', code: 'PROVIDER_BAD_REQUEST', message: `this device offers no model ${model}`, retryable: false });
+        ctx.logger.debug(`answering with ${provider}/${model} for the hub`, { correlationId });
+        const impl = await aion.contributions.get<ProviderImplementation>('providers', provider);
+        const events = (await impl.chat(
+          { ...(request as object), model } as Parameters<ProviderImplementation['chat']>[0],
+          cancel,
+        )) as AsyncIterable<ProviderEvent>;
+        for await (const event of events) emit(event as unknown as DeviceChatEvent);
+      },
       maxFrameBytes: config.maxFrameBytes,
       logger: ctx.logger,
       execute: async ({ skill, args, caller, correlationId }, cancel) => {

@@ -13,6 +13,7 @@ import {
 } from '@aion/extension-api';
 import { RpcEndpoint } from '@aion/extension-api/protocol';
 import { createFrameConnection, type FrameError } from '@aion/extension-api/protocol';
+import type { ProviderEvent } from '@aion/provider-kit';
 import type { HubCluster, Presence } from './cluster.js';
 import type { DevicesConfiguration } from './config.js';
 import {
@@ -23,6 +24,7 @@ import {
   normalizeDeviceName,
   parseSkillPath,
   skillPath,
+  type ExposedModel,
   type ExposedSkill,
   type ForwardedCaller,
   type HandshakeAnswer,
@@ -30,6 +32,7 @@ import {
   type SessionsSyncAnswer,
   type SessionsSyncRequest,
 } from './contract.js';
+import { exposedModelsOf } from './deviceModels.js';
 import type { DeviceRow, DeviceStore } from './deviceStore.js';
 import type { DeviceClaims, DeviceTokens } from './deviceTokens.js';
 import { sanitizeDeviceError, statusOfDeviceCode } from './sanitize.js';
@@ -45,6 +48,10 @@ const NOTICE = '$deviceError';
 /** One connected device, as this hub holds it. */
 export class DeviceConnection {
   readonly skills = new Map<string, ExposedSkill>();
+  /** The models it offers its owner, by the spoke's id. */
+  readonly models = new Map<string, ExposedModel>();
+  /** Answers of its models in progress, by stream id: the events the spoke sends go there. */
+  readonly chats = new Map<string, AsyncQueue<ProviderEvent>>();
   readonly connectedAt = Date.now();
   lastSeenAt = Date.now();
   inFlight = 0;
@@ -60,6 +67,7 @@ export class DeviceConnection {
     private readonly shutdown: (reason: AionError) => void,
   ) {
     for (const skill of hello.skills) this.skills.set(skill.id, skill);
+    for (const model of hello.models ?? []) this.models.set(model.id, model);
   }
 
   get name(): string {
@@ -154,6 +162,8 @@ export class DeviceHub {
   private readonly online = new Map<string, DeviceConnection>();
   private readonly ajv = new Ajv2020({ allErrors: true, strict: false });
   private cluster?: HubCluster;
+  /** Told when a device that offers models connects or leaves, so the router lists them again. */
+  onModelsChanged?: () => void;
   /** The hub's sessions sync for a user (`aion.sessions` syncFor), when sessions are installed. */
   syncSessions?: (owner: { tenant_id: string; user_id: string }, body: SessionsSyncRequest) => Promise<SessionsSyncAnswer>;
 
@@ -261,6 +271,15 @@ export class DeviceHub {
     if (!claims.scopes.includes('skills:expose') && hello.skills.length > 0) {
       return this.refuse(outgoing, deviceError(ErrorCodes.FORBIDDEN, `device ${claims.name} may not expose skills: its token lacks the skills:expose scope`));
     }
+    if (!claims.scopes.includes('models:expose') && (hello.models?.length ?? 0) > 0) {
+      return this.refuse(
+        outgoing,
+        deviceError(
+          ErrorCodes.FORBIDDEN,
+          `device ${claims.name} may not offer models: its token lacks the models:expose scope (aion devices add ${claims.name} --scopes skills:expose,models:expose,sessions:sync)`,
+        ),
+      );
+    }
 
     let violations = 0;
     let connection!: DeviceConnection;
@@ -284,6 +303,7 @@ export class DeviceHub {
         void this.cluster?.withdraw(claims.tenant_id, claims.name);
       }
       outgoing.end();
+      if (connection.models.size > 0) this.onModelsChanged?.();
       this.logger.info(`device ${claims.name} disconnected`);
     });
     endpoint.onRequest(DeviceProtocol.syncSessions, (body) => {
@@ -292,6 +312,10 @@ export class DeviceHub {
         throw new AionError(ErrorCodes.FORBIDDEN, `device ${claims.name} may not sync sessions: its token lacks the sessions:sync scope`);
       if (!this.syncSessions) throw new AionError(ErrorCodes.NOT_IMPLEMENTED, 'this hub has no sessions extension to sync with');
       return this.syncSessions({ tenant_id: claims.tenant_id, user_id: claims.user_id }, body);
+    });
+    endpoint.onNotification(DeviceProtocol.chatEvent, ({ stream, event }) => {
+      // Only answers this hub asked this device for: a stream id is never another connection's.
+      if (typeof stream === 'string') connection.chats.get(stream)?.push(event as ProviderEvent);
     });
     endpoint.onNotification(DeviceProtocol.skillsChanged, ({ skills }) => {
       if (Array.isArray(skills)) connection.replaceSkills(skills.filter(isExposedSkill));
@@ -312,7 +336,10 @@ export class DeviceHub {
     frames.connection.listen();
     connection.startLiveness(this.config.pingIntervalMs, this.config.pingTimeoutMs);
     void this.store.seen(claims.sub, { protocol_version: hello.protocolVersion, address: req.ip, skills_count: hello.skills.length }).catch(() => undefined);
-    this.logger.info(`device ${claims.name} connected with ${hello.skills.length} skills`);
+    if (connection.models.size > 0) this.onModelsChanged?.();
+    this.logger.info(
+      `device ${claims.name} connected with ${hello.skills.length} skills${connection.models.size ? ` and ${connection.models.size} models` : ''}`,
+    );
     try {
       for (;;) {
         const next = await incoming.next();
@@ -354,6 +381,7 @@ export class DeviceHub {
         );
       }
       hello.skills = hello.skills.filter(isExposedSkill);
+      hello.models = exposedModelsOf(hello.models);
       return hello;
     } finally {
       clearTimeout(timer);

@@ -1,8 +1,16 @@
 import { API_VERSION, CancellationTokenSource, type CancellationToken, type Logger } from '@aion/extension-api';
-import { DeviceConnection, type DeviceState } from '@aion/client';
+import { DeviceConnection, type DeviceChatCall, type DeviceChatEvent, type DeviceState } from '@aion/client';
 import { DEFAULT_MAX_FRAME_BYTES } from '@aion/extension-api/protocol';
 import { WebSocket } from 'ws';
-import { DeviceProtocol, PROTOCOL_VERSION, type ExecuteSkillParams, type ExposedSkill, type SessionsSyncAnswer, type SessionsSyncRequest } from './contract.js';
+import {
+  DeviceProtocol,
+  PROTOCOL_VERSION,
+  type ExecuteSkillParams,
+  type ExposedModel,
+  type ExposedSkill,
+  type SessionsSyncAnswer,
+  type SessionsSyncRequest,
+} from './contract.js';
 
 export interface SpokeOptions {
   /** Hubs to try, in order; a failed attempt moves on to the next (several hubs sharing a Redis). */
@@ -12,6 +20,9 @@ export interface SpokeOptions {
   device: string;
   skills: () => Promise<ExposedSkill[]>;
   execute: (params: ExecuteSkillParams, token: CancellationToken) => Promise<{ result: unknown; durationMs: number }>;
+  /** The models offered to the hub (none when absent) and the chats with them. */
+  models?: () => Promise<ExposedModel[]>;
+  chat?: (call: DeviceChatCall, emit: (event: DeviceChatEvent) => void, token: CancellationToken) => Promise<void>;
   logger: Logger;
   maxFrameBytes?: number;
   /** Backoff between reconnects: full jitter between 0 and min(max, base × 2^attempt). */
@@ -43,12 +54,9 @@ export class Spoke extends DeviceConnection {
       manifests: options.manifests,
       // The socket's own cap sits above the frame cap, so an oversized frame reaches the reader and is refused by it.
       createSocket: (url, headers) => new WebSocket(url, { headers, maxPayload: (maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES) * 2, handshakeTimeout: 10_000 }),
-      execute: (call, signal) => {
-        const cancel = new CancellationTokenSource();
-        if (signal.aborted) cancel.cancel();
-        else signal.addEventListener('abort', () => cancel.cancel(), { once: true });
-        return options.execute(call, cancel.token);
-      },
+      execute: (call, signal) => options.execute(call, tokenOf(signal)),
+      models: options.models,
+      chat: options.chat ? (call, emit, signal) => options.chat!(call, emit, tokenOf(signal)) : undefined,
     });
   }
 
@@ -56,4 +64,12 @@ export class Spoke extends DeviceConnection {
   syncSessions(body: SessionsSyncRequest): Promise<SessionsSyncAnswer> {
     return this.request<SessionsSyncAnswer>(DeviceProtocol.syncSessions.method, body);
   }
+}
+
+/** The kernel's cancellation token for a signal the device connection aborts. */
+function tokenOf(signal: AbortSignal): CancellationToken {
+  const cancel = new CancellationTokenSource();
+  if (signal.aborted) cancel.cancel();
+  else signal.addEventListener('abort', () => cancel.cancel(), { once: true });
+  return cancel.token;
 }

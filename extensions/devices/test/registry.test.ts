@@ -14,7 +14,7 @@ const defaults: DevicesConfiguration = {
   maxInFlightPerDevice: 64,
   retryAfterSeconds: 1,
   timeouts: { sandboxMs: 5000, localSkillMs: 10000, remoteSkillMs: 30000, uiResponseMs: 60000 },
-  expose: { skills: ['*'] },
+  expose: { skills: ['*'], models: [] },
   cluster: { redisPrefix: 'aion', presenceTtlMs: 15000 },
   sync: { enabled: true, intervalMs: 5000 },
 };

@@ -4,6 +4,8 @@ import { AionError, ErrorCodes, type Principal } from '@aion/extension-api';
 export interface Caller {
   sub: string;
   tenant: string;
+  /** The user the request acts for: a device's or an API key's owner, else the subject. Models with an owner serve only it. */
+  user: string;
   /** Usage is counted per API key: the principal's `api_key_id` when it has one, else its subject. */
   apiKey: string;
   admin: boolean;
@@ -11,7 +13,7 @@ export interface Caller {
   principal?: Principal;
 }
 
-export const ANONYMOUS: Caller = { sub: 'anonymous', tenant: 'default', apiKey: 'anonymous', admin: false };
+export const ANONYMOUS: Caller = { sub: 'anonymous', tenant: 'default', user: 'anonymous', apiKey: 'anonymous', admin: false };
 
 export function callerOf(principal: Principal | undefined): Caller {
   if (!principal) return ANONYMOUS;
@@ -19,6 +21,7 @@ export function callerOf(principal: Principal | undefined): Caller {
   return {
     sub: principal.sub,
     tenant: principal.tenant_id ?? 'default',
+    user: String(principal.owner ?? principal.sub),
     apiKey: typeof keyId === 'string' && keyId ? keyId : principal.sub,
     admin: principal.scopes.includes('router:admin') || principal.scopes.includes('*'),
     principal,

@@ -2,7 +2,7 @@ import * as aion from '@aion/extension-api';
 import { AionError, ErrorCodes, type HttpRequestData, type ServerSentEvent } from '@aion/extension-api';
 import type { RouterApi } from './api.js';
 import { BulkService, MAX_BULK_OPERATIONS } from './bulk/bulk.js';
-import { requireCaller, type Caller } from './caller.js';
+import { callerOf, requireCaller, type Caller } from './caller.js';
 import { ProviderCatalog } from './providers/catalog.js';
 import { readConfiguration, type RouterConfiguration } from './config.js';
 import { EmbeddingRouter } from './frontDoor/embeddings.js';
@@ -11,7 +11,7 @@ import type { TaskEvent } from './tasks/eventLog.js';
 import { HealthBook } from './providers/health.js';
 import { failoverHeader, validateTaskInput } from './frontDoor/input.js';
 import { ConcurrencyLimiter } from './decision/limiter.js';
-import { ALIASES, FrontDoor, type FrontDoorSummary } from './frontDoor/openai.js';
+import { ALIASES, FrontDoor, visibleProviders, type FrontDoorSummary, type ModelViewer } from './frontDoor/openai.js';
 import { PolicyStore } from './policies/policy.js';
 import { jsonRpcSession } from './frontDoor/rpc.js';
 import { SkillTools } from './tools/skillTools.js';
@@ -21,6 +21,7 @@ import { TaskService, type TaskSettings } from './tasks/tasks.js';
 import { FINAL_STATUSES, type TaskResult, type TaskStore } from './tasks/taskStore.js';
 import type { LoopResult } from './tools/toolLoop.js';
 import { RouterTelemetry } from './telemetry.js';
+import { PROVIDERS_CHANGED_EVENT } from '@aion/provider-kit';
 
 export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
   const config = readConfiguration(ctx.configuration.get<Record<string, unknown>>());
@@ -37,7 +38,11 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     providerConcurrency: config.limits.providerConcurrency,
     log,
   });
-  ctx.subscriptions.push(catalog);
+  ctx.subscriptions.push(
+    catalog,
+    // A provider whose models come and go (the devices provider) says so; the catalog asks it again.
+    aion.events.on(PROVIDERS_CHANGED_EVENT, (change: { id?: unknown }) => typeof change?.id === 'string' && catalog.refresh(change.id)),
+  );
   // Probe providers now, so the first request does not wait for them.
   void catalog.load().catch((err) => log('error', `listing providers failed: ${(err as Error).message}`));
 
@@ -192,17 +197,17 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
       return { body: bulk.view(bulk.get(req.params.id!, caller)) };
     }),
     aion.http.handle('POST /v1/chat/completions', (req, token) => frontDoor.handle(req, token, requireCaller(req.principal))),
-    aion.http.handle('GET /v1/models', async () => {
+    aion.http.handle('GET /v1/models', async (req) => {
       await catalog.load();
-      return { body: frontDoor.models() };
+      return { body: frontDoor.models(viewer(req.principal)) };
     }),
     aion.http.handle('GET /v1/models/:id', async (req) => {
       await catalog.load();
-      return { body: frontDoor.model(req.params.id!) };
+      return { body: frontDoor.model(req.params.id!, viewer(req.principal)) };
     }),
     aion.http.handle('GET /v1/models/:provider/:model', async (req) => {
       await catalog.load();
-      return { body: frontDoor.model(`${req.params.provider}/${req.params.model}`) };
+      return { body: frontDoor.model(`${req.params.provider}/${req.params.model}`, viewer(req.principal)) };
     }),
     aion.http.handle('POST /v1/embeddings', (req, token) => frontDoor.embeddings(req, token, requireCaller(req.principal))),
     aion.http.handle('POST /v1/responses', (req, token) => frontDoor.responses(req, token, requireCaller(req.principal))),
@@ -254,7 +259,8 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
 
   const own = (): Caller => {
     const id = aion.extensions.caller();
-    return { sub: id ? `ext:${id}` : 'kernel', tenant: 'default', apiKey: id ? `ext:${id}` : 'kernel', admin: false };
+    const sub = id ? `ext:${id}` : 'kernel';
+    return { sub, tenant: 'default', user: sub, apiKey: sub, admin: false };
   };
   return {
     submitTask: async (input) => (await tasks.submit(validateTaskInput(input, 'the task'), own())).task,
@@ -387,7 +393,7 @@ function capabilities(
     server: { name: 'aion', extension: ctx.extension.id, version: ctx.extension.version },
     features: { ...features, skills: { ...features.skills, provider: 'aion.skills' } },
     intents: [...catalog.knownIntents].sort(),
-    providers: catalog.providers.map((p) => ({
+    providers: visibleProviders(catalog.providers, viewer(caller)).map((p) => ({
       id: p.id,
       display_name: p.displayName,
       route: p.route,
@@ -404,6 +410,13 @@ function capabilities(
       key_concurrency: config.limits.keyConcurrency || null,
     },
   };
+}
+
+/** Whom a model list is for (a model on a user's device is listed to that user only). */
+function viewer(principal: aion.Principal | undefined | null): ModelViewer {
+  if (!principal) return {};
+  const caller = callerOf(principal);
+  return { tenantId: caller.tenant, userId: caller.user };
 }
 
 export function deactivate(): void {}

@@ -1,4 +1,4 @@
-import type { ChatRequest, ProviderModel, ProviderResidency, ProviderRoute, ProviderTier } from './providers/providerTypes.js';
+import type { ChatRequest, ModelOwner, ProviderModel, ProviderResidency, ProviderRoute, ProviderTier } from './providers/providerTypes.js';
 
 export type Privacy = 'local-only' | 'allow-api' | 'hybrid';
 export type Priority = 'low' | 'normal' | 'high';
@@ -21,6 +21,8 @@ export interface RouteRequest extends Pick<ChatRequest, 'messages' | 'tools' | '
    */
   failover?: 'resume';
   tenantId?: string;
+  /** The user the request acts for (`Caller.user`): a model with an `owner` is a candidate for that user only. */
+  userId?: string;
 }
 
 /** A provider as the router sees it: the contributed entry, the operator's overrides, and whether it answers. */
@@ -36,6 +38,8 @@ export interface CatalogProvider {
   availability: 'configured' | 'detected' | 'unavailable' | 'disabled' | 'probing';
   detail?: string;
   maxConcurrency: number;
+  /** The manifest declares no models: the provider lists them at run time, and may list none. */
+  listsModels?: boolean;
   /** Set when the provider needs a GPU this server does not have: it stays unavailable, whatever its probe says. */
   noAccelerator?: string;
 }
@@ -57,6 +61,8 @@ export interface Candidate {
   route: ProviderRoute;
   tier: ProviderTier;
   residency: ProviderResidency;
+  /** The one user this engine serves (a model on that user's device). */
+  owner?: ModelOwner;
   estimatedCostUsd: number;
   costPer1kInput: number;
   costPer1kOutput: number;

@@ -56,7 +56,8 @@ export function candidateOf(
     model: m.id,
     route: p.route,
     tier: p.tier,
-    residency: p.residency,
+    residency: m.residency ?? p.residency,
+    ...(m.owner ? { owner: m.owner } : {}),
     estimatedCostUsd,
     costPer1kInput: m.costPer1kInput,
     costPer1kOutput: m.costPer1kOutput,
@@ -66,6 +67,11 @@ export function candidateOf(
 }
 
 const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** A model with an owner serves that user only; every other model serves anyone. */
+export function mayUseModel(m: Pick<ProviderModel, 'owner'>, request: Pick<RouteRequest, 'tenantId' | 'userId'>): boolean {
+  return !m.owner || (m.owner.tenant_id === request.tenantId && m.owner.user_id === request.userId);
+}
 
 /** `ollama/llama3.1` names `ollama/llama3.1:latest` too. */
 export function sameModel(a: string, b: string): boolean {
@@ -114,8 +120,8 @@ export function decide(request: RouteRequest, ctx: DecisionContext): Decision {
   };
   for (const p of ctx.providers) {
     for (const m of p.models) {
-      // Embedding models answer /v1/embeddings only.
-      if (m.embed) continue;
+      // Embedding models answer /v1/embeddings only; another user's device is not even named in the explanation.
+      if (m.embed || !mayUseModel(m, request)) continue;
       const engine = `${p.id}/${m.id}`;
       const cost = estimateCostUsd(m, inputTokens, outputTokens);
       const why = firstFilter(p, m, engine, cost, limits);
@@ -196,7 +202,8 @@ interface FilterLimits {
 
 /** The first hard filter an engine fails, in the order the router applies them. */
 function firstFilter(p: CatalogProvider, m: ProviderModel, engine: string, cost: number, l: FilterLimits): Omit<Filtered, 'engine'> | undefined {
-  const facts = { provider: p.id, model: m.id, route: p.route, tier: p.tier, residency: p.residency };
+  const residency = m.residency ?? p.residency;
+  const facts = { provider: p.id, model: m.id, route: p.route, tier: p.tier, residency };
   const tierRule = l.policy.tiers[p.tier];
   if (tierRule?.enabled === false) return { filter: 'policy', detail: `tier ${p.tier} is disabled by policy` };
   const denied = l.policy.deny.find((d) => engineMatches(d, facts));
@@ -206,7 +213,7 @@ function firstFilter(p: CatalogProvider, m: ProviderModel, engine: string, cost:
   if (l.privacy === 'local-only' && p.route !== 'local') {
     return {
       filter: 'residency',
-      detail: `privacy local-only: ${p.route} providers are never used (residency ${p.residency.scope}${p.residency.vendor ? ` ${p.residency.vendor}` : ''})`,
+      detail: `privacy local-only: ${p.route} providers are never used (residency ${residency.scope}${residency.vendor ? ` ${residency.vendor}` : ''})`,
     };
   }
   if (p.availability === 'unavailable' || p.availability === 'disabled' || p.availability === 'probing') {

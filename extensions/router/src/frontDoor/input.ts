@@ -169,7 +169,7 @@ export interface RouteDefaults {
   priority: Priority;
 }
 
-export function toRouteRequest(input: TaskInput, defaults: RouteDefaults, tenantId?: string): RouteRequest {
+export function toRouteRequest(input: TaskInput, defaults: RouteDefaults, tenantId?: string, userId?: string): RouteRequest {
   const intent = input.intent ?? defaults.intent;
   let privacy = input.privacy ?? defaults.privacy;
   if (input.preferred_engine === 'aion/local') privacy = 'local-only';
@@ -189,6 +189,7 @@ export function toRouteRequest(input: TaskInput, defaults: RouteDefaults, tenant
     metadata: input.metadata ?? {},
     ...(input.failover === 'resume' ? { failover: 'resume' as const } : {}),
     tenantId,
+    userId,
   };
 }
 

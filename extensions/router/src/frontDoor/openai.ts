@@ -12,7 +12,7 @@ import {
 } from '@aion/extension-api';
 import type { ProviderCatalog } from '../providers/catalog.js';
 import type { Caller } from '../caller.js';
-import { routeHeader, sameModel } from '../decision/decision.js';
+import { mayUseModel, routeHeader, sameModel } from '../decision/decision.js';
 import { PROVIDER_ERROR_STATUS, type Abort, type ExecutionResult, type RouterEngine } from '../tasks/engine.js';
 import { failoverHeader, jsonPath, toTools, toToolChoice, type RouteDefaults } from './input.js';
 import type { ConcurrencyLimiter } from '../decision/limiter.js';
@@ -20,7 +20,7 @@ import type { ChatMessage, ToolCall } from '../providers/providerTypes.js';
 import { mergeTools, skillSelectionSchema, type SkillSelection, type SkillTools } from '../tools/skillTools.js';
 import { runToolLoop, type LoopObserver, type LoopResult } from '../tools/toolLoop.js';
 import { base64Embedding, EMBED_INTENT, type EmbeddingRouter } from './embeddings.js';
-import type { Decision, Priority, Privacy, RouteRequest } from '../types.js';
+import type { CatalogProvider, Decision, Priority, Privacy, RouteRequest } from '../types.js';
 
 type Run = (observer: LoopObserver, stream: boolean) => Promise<ExecutionResult>;
 
@@ -230,15 +230,23 @@ function header(req: HttpRequestData, name: string): string | undefined {
   return typeof v === 'string' && v ? v : undefined;
 }
 
+/** Whom a model list is for: a model with an owner is shown to that user only. */
+export type ModelViewer = Pick<RouteRequest, 'tenantId' | 'userId'>;
+
+/** The providers with only the models `who` may use: another user's device is not named to anyone else. */
+export function visibleProviders(providers: readonly CatalogProvider[], who: ModelViewer): CatalogProvider[] {
+  return providers.map((p) => (p.models.some((m) => m.owner) ? { ...p, models: p.models.filter((m) => mayUseModel(m, who)) } : p));
+}
+
 /** The OpenAI Chat Completions API over the router: `provider/model`, a bare model id, or `aion/*`. */
 export class FrontDoor {
   constructor(private readonly o: FrontDoorOptions) {}
 
-  /** `model` → preferred engine and privacy; 404 for a model nothing serves. */
-  resolveModel(model: string): { preferred?: string; privacy?: Privacy } {
+  /** `model` → preferred engine and privacy; 404 for a model nothing serves (or only another user's device does). */
+  resolveModel(model: string, who: ModelViewer = {}): { preferred?: string; privacy?: Privacy } {
     if (model === 'aion/auto' || model === 'auto') return {};
     if (model === 'aion/local') return { privacy: 'local-only' };
-    const providers = this.o.catalog.providers;
+    const providers = visibleProviders(this.o.catalog.providers, who);
     const slash = model.indexOf('/');
     if (slash > 0) {
       const p = providers.find((x) => x.id === model.slice(0, slash));
@@ -264,8 +272,8 @@ export class FrontDoor {
   }
 
   /** `GET /v1/models/{id}`: a listed id, a bare model id or an alias; 404 (OpenAI's `model_not_found`) otherwise. */
-  model(id: string): Record<string, unknown> {
-    const list = this.models().data as Array<Record<string, unknown>>;
+  model(id: string, who: ModelViewer = {}): Record<string, unknown> {
+    const list = this.models(who).data as Array<Record<string, unknown>>;
     const exact = list.find((m) => m.id === id);
     if (exact) return exact;
     const slash = id.indexOf('/');
@@ -287,7 +295,7 @@ export class FrontDoor {
 
   toRouteRequest(req: HttpRequestData, body: ChatCompletionBody, caller: Caller): RouteRequest {
     const d = this.o.defaults();
-    const { preferred, privacy: forced } = this.resolveModel(body.model);
+    const { preferred, privacy: forced } = this.resolveModel(body.model, { tenantId: caller.tenant, userId: caller.user });
     const a = body.aion ?? {};
     const privacyHeader = header(req, 'x-aion-privacy');
     if (privacyHeader && !['local-only', 'allow-api', 'hybrid'].includes(privacyHeader))
@@ -318,6 +326,7 @@ export class FrontDoor {
       metadata: { ...(body.metadata ?? {}), ...(a.metadata ?? {}) },
       ...(failoverHeader(req.headers['x-aion-failover']) === 'resume' ? { failover: 'resume' as const } : {}),
       tenantId: caller.tenant,
+      userId: caller.user,
     };
   }
 
@@ -375,6 +384,7 @@ export class FrontDoor {
       privacy: forced ?? body.aion?.privacy ?? (privacyHeader as Privacy | undefined) ?? this.o.defaults().privacy,
       preferredEngine: preferred,
       tenantId: caller.tenant,
+      userId: caller.user,
       metadata: body.aion?.metadata ?? {},
     };
     const decision = this.o.embeddings.decide(request);
@@ -721,8 +731,8 @@ export class FrontDoor {
     return { headers: { 'x-aion-route': route }, stream: chunks() };
   }
 
-  /** `GET /v1/models`: the router aliases, then every model of every usable provider. */
-  models(): Record<string, unknown> {
+  /** `GET /v1/models`: the router aliases, then every model of every usable provider the viewer may use. */
+  models(who: ModelViewer = {}): Record<string, unknown> {
     const data: Array<Record<string, unknown>> = Object.entries(ALIASES).map(([id, description]) => ({
       id,
       object: 'model',
@@ -730,7 +740,7 @@ export class FrontDoor {
       owned_by: 'aion',
       aion: { alias: true, description },
     }));
-    for (const p of this.o.catalog.providers) {
+    for (const p of visibleProviders(this.o.catalog.providers, who)) {
       if (p.availability !== 'configured' && p.availability !== 'detected') continue;
       for (const m of p.models) {
         data.push({
@@ -741,7 +751,7 @@ export class FrontDoor {
           aion: {
             route: p.route,
             tier: p.tier,
-            residency: p.residency,
+            residency: m.residency ?? p.residency,
             context_window: m.contextWindow,
             cost_per_1k_input: m.costPer1kInput,
             cost_per_1k_output: m.costPer1kOutput,

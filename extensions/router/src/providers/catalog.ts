@@ -28,6 +28,9 @@ function completeModel(partial: Partial<ProviderModel> & { id: string }, templat
     tools: partial.tools ?? template?.tools ?? false,
     streaming: partial.streaming ?? template?.streaming ?? true,
     embed: partial.embed ?? template?.embed ?? false,
+    // A provider answers for its own models' owner and residency, never the template's.
+    ...(partial.owner ? { owner: partial.owner } : {}),
+    ...(partial.residency ? { residency: partial.residency } : {}),
   };
 }
 
@@ -48,6 +51,8 @@ function isProviderEntry(entry: Record<string, unknown>): entry is ProviderContr
  */
 export class ProviderCatalog implements Disposable {
   private list: CatalogProvider[] = [];
+  private readonly refreshing = new Map<string, Promise<void>>();
+  private readonly refreshAgain = new Set<string>();
   private readonly implementations = new Map<string, Promise<Remote<ProviderImplementation>>>();
   private intents = new Set<string>(['chat']);
   private reprobeTimer?: NodeJS.Timeout;
@@ -89,6 +94,7 @@ export class ProviderCatalog implements Disposable {
         tier: entry.tier,
         residency: entry.residency,
         models,
+        ...(entry.models.length === 0 ? { listsModels: true } : {}),
         availability:
           settings.enabled === true ? 'configured' : settings.enabled === false ? 'disabled' : this.options.autoDetect.enabled ? 'probing' : 'unavailable',
         detail:
@@ -184,7 +190,8 @@ export class ProviderCatalog implements Disposable {
           source.token.onCancellationRequested(() => reject(new Error(`no answer within ${this.options.autoDetect.probeTimeoutMs} ms`))),
         ),
       ])) as ModelInfo[];
-      if (p.route === 'local' && Array.isArray(found) && found.length > 0 && !this.options.providers[p.id]?.models) {
+      // A provider that declares no models lists them at run time: an empty list then means none now.
+      if (p.route === 'local' && Array.isArray(found) && (found.length > 0 || p.listsModels) && !this.options.providers[p.id]?.models) {
         const template = p.models[0];
         p.models = found.map((m) =>
           completeModel({ ...m, id: m.id }, p.models.find((c) => c.id === m.id || c.id === m.id.replace(/:latest$/, '')) ?? template),
@@ -208,6 +215,25 @@ export class ProviderCatalog implements Disposable {
       clearTimeout(timer);
       source.dispose();
     }
+  }
+
+  /**
+   * Asks a provider for its models again, because it said they changed (the devices provider, as
+   * devices come and go). Several requests while one probe runs make one more probe, not one each.
+   */
+  refresh(id: string): void {
+    const p = this.list.find((c) => c.id === id);
+    if (!p || p.availability === 'disabled' || this.disposed) return;
+    const running = this.refreshing.get(id);
+    if (running) {
+      this.refreshAgain.add(id);
+      return;
+    }
+    const probe = this.probe(p).finally(() => {
+      this.refreshing.delete(id);
+      if (this.refreshAgain.delete(id)) this.refresh(id);
+    });
+    this.refreshing.set(id, probe);
   }
 
   /** The provider's runtime implementation (activating its extension on first use), cached. */

@@ -11,6 +11,7 @@ export type {
   EmbedResult,
   FinishReason,
   ModelInfo,
+  ModelOwner,
   ProviderContribution,
   ProviderErrorCode,
   ProviderErrorEvent,

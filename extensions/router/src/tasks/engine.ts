@@ -2,7 +2,7 @@ import type { RouterTelemetry } from '../telemetry.js';
 import * as aion from '@aion/extension-api';
 import { AionError, isAionError, type CancellationToken } from '@aion/extension-api';
 import type { ProviderCatalog } from '../providers/catalog.js';
-import { candidateOf, decide, estimateCostUsd, estimateInputTokens, noRouteError, type ScoringWeights } from '../decision/decision.js';
+import { candidateOf, decide, mayUseModel, estimateCostUsd, estimateInputTokens, noRouteError, type ScoringWeights } from '../decision/decision.js';
 import type { HealthBook } from '../providers/health.js';
 import type { ConcurrencyLimiter } from '../decision/limiter.js';
 import type { PolicyStore } from '../policies/policy.js';
@@ -197,6 +197,11 @@ export class RouterEngine {
         result.attempts.push({ engine: c.engine, outcome: 'skipped', code: 'RESIDENCY', message: 'privacy local-only' });
         continue;
       }
+      // Nor does another user's device, whatever a decision tap put back.
+      if (c.owner && !mayUseModel(c, request)) {
+        result.attempts.push({ engine: c.engine, outcome: 'skipped', code: 'OWNER', message: "another user's model" });
+        continue;
+      }
       const health = this.o.health.get(c.engine);
       if (!health.breaker.tryAcquire()) {
         result.attempts.push({
@@ -226,7 +231,9 @@ export class RouterEngine {
       const t0 = performance.now();
       let outcome: Outcome;
       try {
-        outcome = await this.call(c, { ...chatRequest, model: c.model }, abort, observer, result, t0);
+        // Only a model with an owner learns whom the request is for, and checks it again.
+        const caller = c.owner ? { caller: { tenant_id: request.tenantId ?? 'default', user_id: request.userId ?? '' } } : {};
+        outcome = await this.call(c, { ...chatRequest, model: c.model, ...caller }, abort, observer, result, t0);
       } finally {
         this.o.limiter.release(c.provider);
       }

@@ -99,7 +99,7 @@ export class TaskService implements Disposable {
         return { task, replayed: true, route: this.routeOf(existing.task_id) };
       }
     }
-    const request = toRouteRequest(input, s.defaults, caller.tenant);
+    const request = toRouteRequest(input, s.defaults, caller.tenant, caller.user);
     if (skills) request.tools = mergeTools(request.tools, skills);
     if (s.limits.keyConcurrency > 0 && !this.keyLimiter.tryAcquire(`key:${caller.apiKey}`, s.limits.keyConcurrency)) {
       throw new AionError(
@@ -427,7 +427,7 @@ export class TaskService implements Disposable {
     task.recoveries = [...(task.recoveries ?? []), { from_kernel: from, to_kernel: this.kernelId!, at: new Date().toISOString(), retried }];
     // Ids go on from the last one relayed, so a client's Last-Event-ID stays meaningful.
     const idsAfter = this.relay ? await this.relay.lastEventId(task.task_id).catch(() => 0) : 0;
-    const caller: Caller = { sub: stored.owner, tenant: stored.tenant_id, apiKey: stored.api_key, admin: false };
+    const caller: Caller = { sub: stored.owner, tenant: stored.tenant_id, user: stored.owner, apiKey: stored.api_key, admin: false };
     // The request is built below, for a task that runs again.
     const live = this.track({ ...stored, kernel_id: this.kernelId }, undefined as unknown as RouteRequest, undefined, idsAfter);
     if (!retried) {
@@ -444,7 +444,7 @@ export class TaskService implements Disposable {
       return;
     }
     const input = JSON.parse(stored.input!) as TaskInput;
-    live.request = toRouteRequest(input, s.defaults, stored.tenant_id);
+    live.request = toRouteRequest(input, s.defaults, stored.tenant_id, stored.owner);
     delete task.routing;
     this.update(live, { status: 'QUEUED', engine: null, result: null, error: null });
     // What a client streamed so far came from the stopped kernel: the answer starts again here.

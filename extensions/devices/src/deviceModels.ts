@@ -1,0 +1,220 @@
+import { randomUUID } from 'node:crypto';
+import { AsyncQueue, CancellationTokenSource, type CancellationToken } from '@aion/extension-api';
+import type { ChatRequest, ModelInfo, ProviderErrorCode, ProviderEvent, ProviderImplementation } from '@aion/provider-kit';
+import type { DevicesConfiguration } from './config.js';
+import { DeviceErrorCodes, DeviceProtocol, deviceModelId, parseDeviceModelId, type ExposedModel, type ForwardedCaller } from './contract.js';
+import type { DeviceHub } from './hub.js';
+import { sanitizeDeviceError } from './sanitize.js';
+
+const PROVIDER_CODES = new Set<ProviderErrorCode>([
+  'PROVIDER_RATE_LIMITED',
+  'PROVIDER_UNAVAILABLE',
+  'PROVIDER_TIMEOUT',
+  'PROVIDER_STREAM_CUT',
+  'PROVIDER_BAD_RESPONSE',
+  'PROVIDER_AUTH_FAILED',
+  'PROVIDER_BAD_REQUEST',
+  'PROVIDER_UNREACHABLE',
+  'LOCAL_MODEL_NOT_FOUND',
+  'LOCAL_MODEL_INVALID',
+  'CANCELLED',
+]);
+const FINISH_REASONS = new Set(['stop', 'length', 'tool_calls', 'content_filter', 'error']);
+
+/** A model a spoke announced, checked before the hub lists it. */
+export function isExposedModel(value: unknown): value is ExposedModel {
+  const m = value as ExposedModel;
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    typeof m.id === 'string' &&
+    /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/.test(m.id) &&
+    (m.contextWindow === undefined || (Number.isInteger(m.contextWindow) && m.contextWindow > 0)) &&
+    (m.capabilities === undefined ||
+      (typeof m.capabilities === 'object' && m.capabilities !== null && Object.values(m.capabilities).every((v) => typeof v === 'number' && v >= 0 && v <= 1)))
+  );
+}
+
+/**
+ * The hub's `devices` provider: the models online devices offer, each owned by its device's user and
+ * resident on that device, and chats forwarded to them over the device link, streamed back event by
+ * event. The router offers a device's models to their owner only; this checks the owner again.
+ */
+export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'listModels'> {
+  constructor(
+    private readonly hub: DeviceHub,
+    private readonly config: DevicesConfiguration,
+  ) {}
+
+  async listModels(): Promise<ModelInfo[]> {
+    const out: ModelInfo[] = [];
+    for (const c of this.hub.connections()) {
+      for (const m of c.models.values()) {
+        out.push({
+          id: deviceModelId(c.name, m.id),
+          ...(m.displayName ? { displayName: `${m.displayName} on ${c.name}` } : {}),
+          ...(m.contextWindow ? { contextWindow: m.contextWindow } : {}),
+          ...(m.capabilities ? { capabilities: m.capabilities } : {}),
+          tools: m.tools === true,
+          streaming: m.streaming !== false,
+          costPer1kInput: 0,
+          costPer1kOutput: 0,
+          owner: { tenant_id: c.claims.tenant_id, user_id: c.claims.user_id },
+          residency: { scope: 'device', device: c.name },
+        });
+      }
+    }
+    return out;
+  }
+
+  async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
+    let produced = false;
+    const failure = (code: ProviderErrorCode, message: string, retryable = false): ProviderEvent => ({
+      type: 'error',
+      code,
+      message,
+      retryable: retryable && !produced,
+      afterFirstToken: produced,
+    });
+    const target = parseDeviceModelId(String(request?.model ?? ''));
+    if (!target) return yield failure('PROVIDER_BAD_REQUEST', `${request?.model} is not a device model (<device>/<model>)`);
+    const caller = request.caller;
+    const connection = caller ? this.hub.connectionOf(caller.tenant_id, target.device) : undefined;
+    // Another user's device answers exactly as an absent one: its name says nothing to the caller.
+    if (!connection || connection.claims.user_id !== caller!.user_id || !connection.models.has(target.model))
+      return yield failure('PROVIDER_UNREACHABLE', `device ${target.device} is offline or offers no model ${target.model}`, true);
+    if (connection.inFlight >= this.config.maxInFlightPerDevice)
+      return yield failure('PROVIDER_RATE_LIMITED', `device ${target.device} already runs ${connection.inFlight} calls`, true);
+
+    const stream = randomUUID();
+    const events = new AsyncQueue<ProviderEvent>();
+    const cancel = new CancellationTokenSource();
+    const stopListening = token?.onCancellationRequested(() => cancel.cancel());
+    // The longest wait for the device without progress, as a vendor's timeout is.
+    const idleMs = request.timeoutMs ?? this.config.timeouts.remoteSkillMs;
+    let idle: NodeJS.Timeout | undefined;
+    const rearm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        cancel.cancel();
+        events.push(failure('PROVIDER_TIMEOUT', `device ${target.device} sent nothing for ${idleMs} ms`, true));
+        events.end();
+      }, idleMs);
+    };
+    const { model: _model, caller: _caller, ...forwarded } = request;
+    const forwardedCaller: ForwardedCaller = { sub: caller!.user_id, type: 'user', tenant_id: caller!.tenant_id, owner: caller!.user_id, scopes: [] };
+    let settled = false;
+    let finished = false;
+    // Runs at the answer's last event, not when the reader lets go of this generator: a router that stops
+    // reading after `done` or `error` need not close it, and the device's slot must not wait for that.
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(idle);
+      stopListening?.dispose();
+      connection.chats.delete(stream);
+      connection.inFlight--;
+      // The device stops an answer nobody reads any more.
+      if (!settled) cancel.cancel();
+    };
+    connection.chats.set(stream, events);
+    connection.inFlight++;
+    rearm();
+    connection.endpoint
+      .sendRequest(
+        DeviceProtocol.chat,
+        { model: target.model, request: forwarded, caller: forwardedCaller, correlationId: stream, deadline: Date.now() + idleMs, stream },
+        cancel.token,
+      )
+      .then(
+        () => {
+          settled = true;
+          events.end();
+        },
+        (err) => {
+          settled = true;
+          events.push(this.failureOf(err, target.device, produced));
+          events.end();
+        },
+      );
+    try {
+      for await (const raw of events) {
+        rearm();
+        const event = this.checked(raw, target.device, produced);
+        if (event.type === 'token' || event.type === 'tool_call') produced = true;
+        if (event.type === 'done' || event.type === 'error') {
+          finish();
+          yield event;
+          return;
+        }
+        yield event;
+      }
+      const cancelled = cancel.token.isCancellationRequested;
+      finish();
+      if (!cancelled) yield failure('PROVIDER_STREAM_CUT', `device ${target.device} ended the answer before it was complete`, true);
+    } finally {
+      // The caller stopped reading early (cancel, failover): the device stops too.
+      finish();
+    }
+  }
+
+  /** An event as the device sent it, or the error that it is not one: nothing unchecked reaches the router. */
+  private checked(raw: unknown, device: string, produced: boolean): ProviderEvent {
+    const e = raw as Record<string, any>;
+    const bad = (what: string): ProviderEvent => ({
+      type: 'error',
+      code: 'PROVIDER_BAD_RESPONSE',
+      message: `device ${device} sent ${what}`,
+      retryable: false,
+      afterFirstToken: produced,
+    });
+    switch (e?.type) {
+      case 'token':
+        return typeof e.text === 'string' ? { type: 'token', text: e.text } : bad('a token without text');
+      case 'tool_call': {
+        const c = e.call;
+        return typeof c?.id === 'string' && typeof c.name === 'string' && typeof c.arguments === 'string'
+          ? { type: 'tool_call', call: { id: c.id, name: c.name, arguments: c.arguments } }
+          : bad('a malformed tool call');
+      }
+      case 'usage':
+        return Number.isFinite(e.inputTokens) && Number.isFinite(e.outputTokens)
+          ? { type: 'usage', inputTokens: e.inputTokens, outputTokens: e.outputTokens }
+          : bad('malformed usage');
+      case 'done':
+        return FINISH_REASONS.has(e.finishReason) ? { type: 'done', finishReason: e.finishReason } : bad('an unknown finish reason');
+      case 'error': {
+        const clean = sanitizeDeviceError({ code: e.code, message: e.message }, device);
+        return {
+          type: 'error',
+          code: PROVIDER_CODES.has(e.code) ? e.code : 'PROVIDER_UNAVAILABLE',
+          message: clean.message,
+          retryable: e.retryable === true && !produced,
+          afterFirstToken: produced,
+          ...(Number.isFinite(e.retryAfterMs) ? { retryAfterMs: e.retryAfterMs } : {}),
+        };
+      }
+      default:
+        return bad('an event of no known type');
+    }
+  }
+
+  /** The device link failed under the call: offline devices are retryable elsewhere, like an unreachable server. */
+  private failureOf(err: unknown, device: string, produced: boolean): ProviderEvent {
+    const clean = sanitizeDeviceError(err, device);
+    const code: ProviderErrorCode =
+      clean.code === DeviceErrorCodes.DEVICE_UNAVAILABLE || clean.code === 'SHUTTING_DOWN'
+        ? 'PROVIDER_UNREACHABLE'
+        : clean.code === DeviceErrorCodes.DEVICE_TIMEOUT
+          ? 'PROVIDER_TIMEOUT'
+          : clean.code === 'CANCELLED' || clean.code === 'REQUEST_CANCELLED'
+            ? 'CANCELLED'
+            : 'PROVIDER_UNAVAILABLE';
+    return { type: 'error', code, message: clean.message, retryable: code !== 'CANCELLED' && !produced, afterFirstToken: produced };
+  }
+}
+
+/** Keeps the models of the hello that are well formed; the rest are dropped, as malformed skills are. */
+export function exposedModelsOf(models: unknown): ExposedModel[] {
+  return Array.isArray(models) ? models.filter(isExposedModel) : [];
+}
