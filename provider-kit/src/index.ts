@@ -1,6 +1,7 @@
 export type * from './types.js';
 export {
   PROVIDER_ERROR_STATUS,
+  isProviderErrorCode,
   ProviderFailure,
   UpstreamCall,
   upstreamEvents,

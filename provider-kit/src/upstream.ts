@@ -56,6 +56,11 @@ export const PROVIDER_ERROR_STATUS: Record<ProviderErrorCode, number> = {
   CANCELLED: 499,
 };
 
+/** Whether a code from elsewhere (an error thrown across RPC, a device's event) is one of the provider codes. */
+export function isProviderErrorCode(code: unknown): code is ProviderErrorCode {
+  return typeof code === 'string' && Object.hasOwn(PROVIDER_ERROR_STATUS, code);
+}
+
 /** Response headers with lower-case names, as undici and `node:http` give them. */
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
 

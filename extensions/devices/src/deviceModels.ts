@@ -1,24 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { AsyncQueue, CancellationTokenSource, type CancellationToken } from '@aion/extension-api';
-import type { ChatRequest, ModelInfo, ProviderErrorCode, ProviderEvent, ProviderImplementation } from '@aion/provider-kit';
+import {
+  isProviderErrorCode,
+  type ChatRequest,
+  type ModelInfo,
+  type ProviderErrorCode,
+  type ProviderEvent,
+  type ProviderImplementation,
+} from '@aion/provider-kit';
 import type { DevicesConfiguration } from './config.js';
 import { DeviceErrorCodes, DeviceProtocol, deviceModelId, parseDeviceModelId, type ExposedModel, type ForwardedCaller } from './contract.js';
 import type { DeviceHub } from './hub.js';
 import { sanitizeDeviceError } from './sanitize.js';
 
-const PROVIDER_CODES = new Set<ProviderErrorCode>([
-  'PROVIDER_RATE_LIMITED',
-  'PROVIDER_UNAVAILABLE',
-  'PROVIDER_TIMEOUT',
-  'PROVIDER_STREAM_CUT',
-  'PROVIDER_BAD_RESPONSE',
-  'PROVIDER_AUTH_FAILED',
-  'PROVIDER_BAD_REQUEST',
-  'PROVIDER_UNREACHABLE',
-  'LOCAL_MODEL_NOT_FOUND',
-  'LOCAL_MODEL_INVALID',
-  'CANCELLED',
-]);
 const FINISH_REASONS = new Set(['stop', 'length', 'tool_calls', 'content_filter', 'error']);
 
 /** A model a spoke announced, checked before the hub lists it. */
@@ -187,7 +181,7 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
         const clean = sanitizeDeviceError({ code: e.code, message: e.message }, device);
         return {
           type: 'error',
-          code: PROVIDER_CODES.has(e.code) ? e.code : 'PROVIDER_UNAVAILABLE',
+          code: isProviderErrorCode(e.code) ? e.code : 'PROVIDER_UNAVAILABLE',
           message: clean.message,
           retryable: e.retryable === true && !produced,
           afterFirstToken: produced,

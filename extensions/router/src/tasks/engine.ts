@@ -6,8 +6,8 @@ import { candidateOf, decide, mayUseModel, estimateCostUsd, estimateInputTokens,
 import type { HealthBook } from '../providers/health.js';
 import type { ConcurrencyLimiter } from '../decision/limiter.js';
 import type { PolicyStore } from '../policies/policy.js';
-import { PROVIDER_ERROR_STATUS as PROVIDER_KIT_STATUS } from '@aion/provider-kit';
-import type { ChatRequest, FinishReason, ProviderErrorCode, ProviderEvent, ToolCall } from '../providers/providerTypes.js';
+import { PROVIDER_ERROR_STATUS as PROVIDER_KIT_STATUS, isProviderErrorCode } from '@aion/provider-kit';
+import type { ChatRequest, FinishReason, ProviderEvent, ToolCall } from '../providers/providerTypes.js';
 import type { Attempt, Candidate, ChosenBy, Decision, EngineInfo, RouteRequest } from '../types.js';
 
 /** Why an execution was stopped from outside. */
@@ -373,7 +373,7 @@ export class RouterEngine {
       if (code === 'CONTRIBUTION_NOT_FOUND' || code === 'EXTENSION_HOST_CRASHED') this.o.catalog.forget(c.provider);
       return {
         ok: false,
-        code: (PROVIDER_CODES as ReadonlySet<string>).has(code) ? code : 'PROVIDER_UNAVAILABLE',
+        code: isProviderErrorCode(code) ? code : 'PROVIDER_UNAVAILABLE',
         message: `${code}: ${(err as Error).message}`,
         afterFirstToken: produced,
         fallback: code !== 'CANCELLED',
@@ -391,15 +391,3 @@ export class RouterEngine {
     return { route: c?.route ?? null, provider: c?.provider ?? null, model: c?.model ?? null, chosen_by: decision?.chosenBy ?? 'ai-router', reason };
   }
 }
-
-const PROVIDER_CODES: ReadonlySet<ProviderErrorCode> = new Set<ProviderErrorCode>([
-  'PROVIDER_RATE_LIMITED',
-  'PROVIDER_UNAVAILABLE',
-  'PROVIDER_TIMEOUT',
-  'PROVIDER_STREAM_CUT',
-  'PROVIDER_BAD_RESPONSE',
-  'PROVIDER_AUTH_FAILED',
-  'PROVIDER_BAD_REQUEST',
-  'PROVIDER_UNREACHABLE',
-  'CANCELLED',
-]);
