@@ -70,7 +70,8 @@ export class WebSocketBridge {
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (req.url?.startsWith('/socket.io/')) return;
     const requestId = requestIdFrom(req.headers['x-request-id']);
-    socket.on('error', () => undefined);
+    // A module-level listener: a closure here would keep this upgrade request (headers, token) alive as long as the socket.
+    socket.on('error', ignoreError);
     const refuse = (error: AionError) => socket.end(rawErrorResponse(error, requestId));
     const url = URL.parse(req.url ?? '/', 'http://localhost');
     if (!url) return void refuse(new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path'));
@@ -124,10 +125,14 @@ export class WebSocketBridge {
       cancel.cancel();
       void outgoing?.return?.();
     });
-    ws.on('error', () => undefined);
+    ws.on('error', ignoreError);
+    const requestId = request.requestId;
     try {
       const host = await this.options.activation.hostOf(extensionId, `onRoute:GET ${route.path}`);
-      const response = await host.handleRoute({ extensionId, route: `GET ${route.path}`, request: { ...request, messages } }, cancel.token);
+      const routed = host.handleRoute({ extensionId, route: `GET ${route.path}`, request: { ...request, messages } }, cancel.token);
+      // The socket outlives the upgrade: its headers (a token among them) are dropped once the handler has them.
+      request = undefined as never;
+      const response = await routed;
       if (!response?.stream) throw new AionError(ErrorCodes.INTERNAL, 'the WebSocket handler returned no stream');
       outgoing = (response.stream as AsyncIterable<unknown>)[Symbol.asyncIterator]();
       for (;;) {
@@ -138,8 +143,10 @@ export class WebSocketBridge {
       }
       if (ws.readyState === ws.OPEN) ws.close(1000, 'done');
     } catch (err) {
-      const error = this.options.fromExtension(err, extensionId, request.requestId);
+      const error = this.options.fromExtension(err, extensionId, requestId);
       if (ws.readyState === ws.OPEN) ws.close(1011, Buffer.from(`${error.code}: ${error.message}`).subarray(0, 120).toString());
     }
   }
 }
+
+function ignoreError(): void {}

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { writeHeapSnapshot } from 'node:v8';
 import { startTestKernel, type TestKernel } from '@aion/core';
 import { call, signInAdmin } from '@aion/ext-auth/testing';
 import { WebSocket } from 'ws';
@@ -31,6 +32,13 @@ function rss(): number {
   (globalThis as { gc?: () => void }).gc?.();
   (globalThis as { gc?: () => void }).gc?.();
   return process.memoryUsage().rss;
+}
+
+/** The JavaScript heap and the memory outside it (sockets' buffers), after a full collection. */
+function heap(): { used: number; external: number } {
+  (globalThis as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  return { used: m.heapUsed, external: m.external };
 }
 
 async function freePort(): Promise<number> {
@@ -73,6 +81,10 @@ for (let i = 0; i < COUNT; i++) {
 const tokensFile = join(dataDir, 'tokens.json');
 writeFileSync(tokensFile, JSON.stringify(tokens));
 const idle = rss();
+const idleHeap = heap();
+// AION_BENCH_HEAP_SNAPSHOTS=<dir>: heap snapshots idle and with every device connected, to compare.
+const snapshots = process.env.AION_BENCH_HEAP_SNAPSHOTS;
+if (snapshots) writeHeapSnapshot(join(snapshots, 'idle.heapsnapshot'));
 
 /** A process of simulated devices; `online` follows what it reports. */
 function startLoad(): { process: ReturnType<typeof spawn> } {
@@ -88,8 +100,10 @@ let online = 0;
 let echoPort = 0;
 let load = startLoad().process;
 const connectMs = await until(`${COUNT} devices online`, () => online === COUNT && echoPort > 0, 120_000);
-await new Promise((r) => setTimeout(r, 1_000));
+await new Promise((r) => setTimeout(r, Number(process.env.AION_BENCH_LOADED_SETTLE_MS ?? 1_000)));
 const loaded = rss();
+const loadedHeap = heap();
+if (snapshots) writeHeapSnapshot(join(snapshots, 'loaded.heapsnapshot'));
 
 // 1. Raw WebSocket echo between the two processes: the floor of any round trip between them.
 const echo = new WebSocket(`ws://127.0.0.1:${echoPort}`);
@@ -153,6 +167,9 @@ console.log(
 );
 console.log(`connect ${COUNT} devices: ${connectMs} ms`);
 console.log(`hub RSS idle ${mb(idle)}, with ${COUNT} devices ${mb(loaded)}: ${((loaded - idle) / COUNT / 1024).toFixed(1)} KB per device`);
+console.log(
+  `  of which JS heap ${((loadedHeap.used - idleHeap.used) / COUNT / 1024).toFixed(1)} KB and external ${((loadedHeap.external - idleHeap.external) / COUNT / 1024).toFixed(1)} KB per device`,
+);
 console.log(
   `reconnect storm after a hub restart: all ${COUNT} back ${stormMs} ms after the new hub started (${Date.now() - stoppedAt} ms since the old one stopped); a call afterwards: ${check.status}`,
 );

@@ -4,7 +4,7 @@
  */
 import { DEVICE_CONNECT_PATH, DEVICE_PROTOCOL_VERSION, DeviceErrorCodes, type DeviceCall, type DeviceCaller, type DeviceSkill } from '@aion/client';
 import type { DeviceChatCall, DeviceChatEvent, DeviceModel } from '@aion/client';
-import { NotificationType, RequestType } from 'vscode-jsonrpc';
+import type { Method } from './deviceLink.js';
 import type { SyncAnswer, SyncRequest } from '@aion/ext-sessions';
 
 // The device's side of the protocol is @aion/client's (an IDE is a device too): the version, the path
@@ -115,19 +115,21 @@ export type ExecuteSkillParams = DeviceCall;
 /** One exchange of sessions sync, as `POST /v1/sessions/sync` has it. */
 export type { SyncRequest as SessionsSyncRequest, SyncAnswer as SessionsSyncAnswer } from '@aion/ext-sessions';
 
+const method = <P, R = void>(name: string): Method<P, R> => ({ method: name });
+
 /** Messages of the `remote` host: mostly the hub asks and the spoke answers; sessions sync goes the other way. */
 export const DeviceProtocol = {
-  ping: new RequestType<{ sentAt: number }, { sentAt: number }, void>('$devicePing'),
-  executeSkill: new RequestType<ExecuteSkillParams, { result: unknown; durationMs: number }, void>('$deviceExecuteSkill'),
+  ping: method<{ sentAt: number }, { sentAt: number }>('$devicePing'),
+  executeSkill: method<ExecuteSkillParams, { result: unknown; durationMs: number }>('$deviceExecuteSkill'),
   /**
    * Spoke → hub: one exchange of `POST /v1/sessions/sync` for the device's user (needs `sessions:sync`):
    * the spoke pushes what changed locally and pulls what changed on the hub since its cursor.
    */
-  syncSessions: new RequestType<SyncRequest, SyncAnswer, void>('$deviceSyncSessions'),
+  syncSessions: method<SyncRequest, SyncAnswer>('$deviceSyncSessions'),
   /** Hub → spoke: a chat with one of the spoke's models; its events come back as `chatEvent` notifications first. */
-  chat: new RequestType<DeviceChatCall, { durationMs: number }, void>('$deviceChat'),
+  chat: method<DeviceChatCall, { durationMs: number }>('$deviceChat'),
   /** Spoke → hub: one event of the answer to the `chat` whose `stream` it names. */
-  chatEvent: new NotificationType<{ stream: string; event: DeviceChatEvent }>('$deviceChatEvent'),
+  chatEvent: method<{ stream: string; event: DeviceChatEvent }>('$deviceChatEvent'),
   /** The spoke's skill list changed (a pack installed or removed). */
-  skillsChanged: new NotificationType<{ skills: ExposedSkill[] }>('$deviceSkillsChanged'),
+  skillsChanged: method<{ skills: ExposedSkill[] }>('$deviceSkillsChanged'),
 };

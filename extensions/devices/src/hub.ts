@@ -11,8 +11,6 @@ import {
   type Logger,
   type Principal,
 } from '@aion/extension-api';
-import { RpcEndpoint } from '@aion/extension-api/protocol';
-import { createFrameConnection, type FrameError } from '@aion/extension-api/protocol';
 import type { ProviderEvent } from '@aion/provider-kit';
 import type { HubCluster, Presence } from './cluster.js';
 import type { DevicesConfiguration } from './config.js';
@@ -32,6 +30,7 @@ import {
   type SessionsSyncAnswer,
   type SessionsSyncRequest,
 } from './contract.js';
+import { DeviceLink, type LinkViolation } from './deviceLink.js';
 import { exposedModelsOf } from './deviceModels.js';
 import type { DeviceRow, DeviceStore } from './deviceStore.js';
 import type { DeviceClaims, DeviceTokens } from './deviceTokens.js';
@@ -63,7 +62,7 @@ export class DeviceConnection {
     readonly claims: DeviceClaims,
     readonly hello: HelloFrame,
     readonly address: string,
-    readonly endpoint: RpcEndpoint,
+    readonly endpoint: DeviceLink,
     private readonly shutdown: (reason: AionError) => void,
   ) {
     for (const skill of hello.skills) this.skills.set(skill.id, skill);
@@ -221,7 +220,9 @@ export class DeviceHub {
   connect(req: HttpRequestData): HttpResponseData {
     if (!req.messages) throw new AionError(ErrorCodes.BAD_REQUEST, 'connect with a WebSocket client');
     const outgoing = new AsyncQueue<string>();
-    void this.serve(req, req.messages[Symbol.asyncIterator](), outgoing).catch((err) => {
+    // The connection keeps its claims, not the upgrade request's headers (a token slice would keep the whole header alive).
+    const admitted = this.admit(req.headers.authorization);
+    void this.serve(admitted, req.ip, req.messages[Symbol.asyncIterator](), outgoing).catch((err) => {
       this.logger.warn(`device connection failed: ${(err as Error).message}`);
       outgoing.end();
     });
@@ -234,20 +235,24 @@ export class DeviceHub {
     outgoing.end();
   }
 
-  private async serve(req: HttpRequestData, incoming: AsyncIterator<string>, outgoing: AsyncQueue<string>): Promise<void> {
-    const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  /** The device's claims from its `Authorization` header: a live token of a device that is not revoked. */
+  private async admit(authorization: string | undefined): Promise<DeviceClaims> {
+    const bearer = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+    if (!bearer) throw deviceError(DeviceErrorCodes.DEVICE_TOKEN_INVALID, 'connect with Authorization: Bearer <device token> (from "aion devices add <name>")');
+    const claims = await this.tokens.verify(bearer[1]!);
+    const row = await this.store.findById(claims.sub);
+    if (!row || row.revoked_at !== null || row.token_id !== claims.jti)
+      throw deviceError(
+        DeviceErrorCodes.DEVICE_TOKEN_INVALID,
+        `the device token of ${claims.name} was revoked or replaced: create a new one with "aion devices add"`,
+      );
+    return claims;
+  }
+
+  private async serve(admitted: Promise<DeviceClaims>, ip: string, incoming: AsyncIterator<string>, outgoing: AsyncQueue<string>): Promise<void> {
     let claims: DeviceClaims;
-    let row: DeviceRow | undefined;
     try {
-      if (!bearer)
-        throw deviceError(DeviceErrorCodes.DEVICE_TOKEN_INVALID, 'connect with Authorization: Bearer <device token> (from "aion devices add <name>")');
-      claims = await this.tokens.verify(bearer[1]!);
-      row = await this.store.findById(claims.sub);
-      if (!row || row.revoked_at !== null || row.token_id !== claims.jti)
-        throw deviceError(
-          DeviceErrorCodes.DEVICE_TOKEN_INVALID,
-          `the device token of ${claims.name} was revoked or replaced: create a new one with "aion devices add"`,
-        );
+      claims = await admitted;
     } catch (err) {
       return this.refuse(outgoing, err as AionError);
     }
@@ -283,21 +288,18 @@ export class DeviceHub {
 
     let violations = 0;
     let connection!: DeviceConnection;
-    const frames = createFrameConnection(
-      { send: (frame) => outgoing.push(frame), close: () => outgoing.end() },
-      {
-        maxFrameBytes: this.config.maxFrameBytes,
-        onViolation: (error: FrameError) => {
-          // The sender hears what was wrong; other calls on the connection go on.
-          outgoing.push(JSON.stringify({ jsonrpc: '2.0', method: NOTICE, params: { code: error.code, message: error.message } }));
-          if (++violations >= MAX_VIOLATIONS)
-            connection.close(deviceError(error.code, `device ${claims.name} sent ${violations} bad frames and was disconnected`));
-        },
+    const endpoint = new DeviceLink(
+      (frame) => outgoing.push(frame),
+      this.config.maxFrameBytes,
+      (error: LinkViolation) => {
+        // The sender hears what was wrong; other calls on the connection go on.
+        outgoing.push(JSON.stringify({ jsonrpc: '2.0', method: NOTICE, params: { code: error.code, message: error.message } }));
+        if (++violations >= MAX_VIOLATIONS)
+          connection.close(deviceError(error.code, `device ${claims.name} sent ${violations} bad frames and was disconnected`));
       },
     );
-    const endpoint = new RpcEndpoint(frames.connection);
     const key = this.key(claims.tenant_id, claims.name);
-    connection = new DeviceConnection(claims, hello, req.ip, endpoint, () => {
+    connection = new DeviceConnection(claims, hello, ip, endpoint, () => {
       if (this.online.get(key) === connection) {
         this.online.delete(key);
         void this.cluster?.withdraw(claims.tenant_id, claims.name);
@@ -333,9 +335,8 @@ export class DeviceHub {
       pingTimeoutMs: this.config.pingTimeoutMs,
     };
     outgoing.push(JSON.stringify(welcome));
-    frames.connection.listen();
     connection.startLiveness(this.config.pingIntervalMs, this.config.pingTimeoutMs);
-    void this.store.seen(claims.sub, { protocol_version: hello.protocolVersion, address: req.ip, skills_count: hello.skills.length }).catch(() => undefined);
+    void this.store.seen(claims.sub, { protocol_version: hello.protocolVersion, address: ip, skills_count: hello.skills.length }).catch(() => undefined);
     if (connection.models.size > 0) this.onModelsChanged?.();
     this.logger.info(
       `device ${claims.name} connected with ${hello.skills.length} skills${connection.models.size ? ` and ${connection.models.size} models` : ''}`,
@@ -345,7 +346,7 @@ export class DeviceHub {
         const next = await incoming.next();
         if (next.done) break;
         connection.lastSeenAt = Date.now();
-        frames.reader.receive(next.value);
+        endpoint.receive(next.value);
       }
     } finally {
       connection.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${claims.name} disconnected`));

@@ -1,0 +1,178 @@
+import { AionError, ErrorCodes, isAionError, type CancellationToken } from '@aion/extension-api';
+import { AION_RPC_ERROR } from '@aion/extension-api/protocol';
+import { DeviceErrorCodes } from './contract.js';
+
+/** A method name with its parameter and result types, as `DeviceProtocol` declares them. */
+export interface Method<P, R = void> {
+  readonly method: string;
+  /** Only carries the types. */
+  readonly _?: [P, R];
+}
+
+interface Message {
+  jsonrpc: '2.0';
+  id?: number | string | null;
+  method?: string;
+  params?: any;
+  result?: unknown;
+  error?: { code: number; message: string; data?: { code?: string; details?: unknown; status?: number; headers?: Record<string, string> } };
+}
+
+const METHOD_NOT_FOUND = -32601;
+const REQUEST_CANCELLED = -32800;
+const CANCEL = '$/cancelRequest';
+
+/** A frame the link refused; the connection stays usable. */
+export interface LinkViolation {
+  code: typeof DeviceErrorCodes.FRAME_TOO_LARGE | typeof DeviceErrorCodes.MALFORMED_FRAME;
+  message: string;
+}
+
+/**
+ * The hub's end of one device's JSON-RPC 2.0 link, one message per text frame under a size cap.
+ * Hand-written on purpose, where the rest of Aion uses vscode-jsonrpc: a hub holds thousands of device
+ * links, and a vscode-jsonrpc connection with its stream bridge cost about 12 KB of heap per device
+ * (60-odd closures, ten emitters) and a macrotask per message; this is one object and three maps. The
+ * wire is the same (`$/cancelRequest`, error `-32050` with `data.code`), so devices see no difference.
+ */
+export class DeviceLink {
+  private nextId = 1;
+  private closedError?: AionError;
+  private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: AionError): void }>();
+  private readonly requestHandlers = new Map<string, (params: any) => unknown>();
+  private readonly notificationHandlers = new Map<string, (params: any) => void>();
+
+  constructor(
+    private readonly send: (frame: string) => void,
+    private readonly maxFrameBytes: number,
+    private readonly onViolation: (violation: LinkViolation) => void,
+  ) {}
+
+  get isClosed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  onRequest<P, R>(type: Method<P, R>, handler: (params: P) => R | Promise<R>): void {
+    this.requestHandlers.set(type.method, handler);
+  }
+
+  onNotification<P>(type: Method<P>, handler: (params: P) => void): void {
+    this.notificationHandlers.set(type.method, handler);
+  }
+
+  /** Resolves with the device's result; rejects with its error as an AionError, or with the reason the link closed. */
+  sendRequest<P, R>(type: Method<P, R>, params: P, token?: CancellationToken): Promise<R> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.nextId++;
+    const frame = JSON.stringify({ jsonrpc: '2.0', id, method: type.method, params });
+    if (Buffer.byteLength(frame) > this.maxFrameBytes) {
+      return Promise.reject(
+        new AionError(DeviceErrorCodes.FRAME_TOO_LARGE, `the request of ${Buffer.byteLength(frame)} bytes exceeds the ${this.maxFrameBytes}-byte frame limit`),
+      );
+    }
+    return new Promise<R>((resolve, reject) => {
+      // Cancelling tells the device and keeps waiting: it answers, or the caller's own deadline ends the wait.
+      const listener = token?.onCancellationRequested(() => this.sendNotification({ method: CANCEL }, { id }));
+      this.pending.set(id, {
+        resolve: (value) => (listener?.dispose(), resolve(value as R)),
+        reject: (error) => (listener?.dispose(), reject(error)),
+      });
+      this.send(frame);
+    });
+  }
+
+  /** Fire and forget; dropped once the link is closed or when over the cap. */
+  sendNotification<P>(type: Method<P>, params: P): void {
+    if (this.closedError) return;
+    const frame = JSON.stringify({ jsonrpc: '2.0', method: type.method, params });
+    if (Buffer.byteLength(frame) <= this.maxFrameBytes) this.send(frame);
+  }
+
+  /** One frame from the device: checked against the cap before parsing; a bad one is reported and dropped. */
+  receive(frame: string): void {
+    if (this.closedError) return;
+    const bytes = Buffer.byteLength(frame);
+    if (bytes > this.maxFrameBytes)
+      return this.onViolation({ code: DeviceErrorCodes.FRAME_TOO_LARGE, message: `a frame of ${bytes} bytes exceeds the ${this.maxFrameBytes}-byte limit` });
+    let message: Message;
+    try {
+      message = JSON.parse(frame);
+    } catch {
+      return this.onViolation({ code: DeviceErrorCodes.MALFORMED_FRAME, message: 'a frame is not valid JSON' });
+    }
+    if (message === null || typeof message !== 'object' || message.jsonrpc !== '2.0')
+      return this.onViolation({ code: DeviceErrorCodes.MALFORMED_FRAME, message: 'a frame is not a JSON-RPC 2.0 message' });
+    if (typeof message.method === 'string') {
+      if (message.id === undefined || message.id === null) return this.notification(message.method, message.params);
+      return void this.request(message.id, message.method, message.params);
+    }
+    if (typeof message.id !== 'number') return this.onViolation({ code: DeviceErrorCodes.MALFORMED_FRAME, message: 'an answer to no request of this hub' });
+    const waiting = this.pending.get(message.id);
+    if (!waiting) return;
+    this.pending.delete(message.id);
+    if (message.error) waiting.reject(errorOf(message.error));
+    else waiting.resolve(message.result);
+  }
+
+  /** Fails every pending request with `reason`; nothing is sent or received afterwards. */
+  close(reason: AionError): void {
+    if (this.closedError) return;
+    this.closedError = reason;
+    for (const waiting of this.pending.values()) waiting.reject(reason);
+    this.pending.clear();
+  }
+
+  private notification(method: string, params: unknown): void {
+    const handler = this.notificationHandlers.get(method);
+    if (!handler) return;
+    try {
+      handler(params);
+    } catch {
+      // A notification has nobody to answer: a handler's failure stays on this side.
+    }
+  }
+
+  private async request(id: number | string, method: string, params: unknown): Promise<void> {
+    const handler = this.requestHandlers.get(method);
+    if (!handler) return this.answer({ jsonrpc: '2.0', id, error: { code: METHOD_NOT_FOUND, message: `the hub does not answer ${method}` } });
+    try {
+      this.answer({ jsonrpc: '2.0', id, result: (await handler(params)) ?? null });
+    } catch (err) {
+      const e = isAionError(err) ? err : new AionError(ErrorCodes.INTERNAL, err instanceof Error ? err.message : String(err));
+      this.answer({
+        jsonrpc: '2.0',
+        id,
+        error: { code: AION_RPC_ERROR, message: e.message, data: { code: e.code, details: e.details, status: e.status, headers: e.headers } },
+      });
+    }
+  }
+
+  /** An answer over the cap becomes an error answer, so that request fails and nothing else does. */
+  private answer(message: Message): void {
+    if (this.closedError) return;
+    const frame = JSON.stringify(message);
+    const bytes = Buffer.byteLength(frame);
+    if (bytes <= this.maxFrameBytes) return this.send(frame);
+    this.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: message.id,
+        error: {
+          code: AION_RPC_ERROR,
+          message: `the answer of ${bytes} bytes exceeds the ${this.maxFrameBytes}-byte frame limit`,
+          data: { code: 'FRAME_TOO_LARGE' },
+        },
+      }),
+    );
+  }
+}
+
+function errorOf(error: NonNullable<Message['error']>): AionError {
+  if (error.code === REQUEST_CANCELLED) return new AionError(ErrorCodes.CANCELLED, 'the request was cancelled');
+  const data = error.data ?? {};
+  return new AionError(typeof data.code === 'string' ? data.code : ErrorCodes.INTERNAL, String(error.message), {
+    details: data.details,
+    status: data.status,
+    headers: data.headers,
+  });
+}
