@@ -35,10 +35,10 @@ function rss(): number {
 }
 
 /** The JavaScript heap and the memory outside it (sockets' buffers), after a full collection. */
-function heap(): { used: number; external: number } {
+function heap(): { used: number; total: number; external: number } {
   (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
-  return { used: m.heapUsed, external: m.external };
+  return { used: m.heapUsed, total: m.heapTotal, external: m.external };
 }
 
 async function freePort(): Promise<number> {
@@ -168,7 +168,7 @@ console.log(
 console.log(`connect ${COUNT} devices: ${connectMs} ms`);
 console.log(`hub RSS idle ${mb(idle)}, with ${COUNT} devices ${mb(loaded)}: ${((loaded - idle) / COUNT / 1024).toFixed(1)} KB per device`);
 console.log(
-  `  of which JS heap ${((loadedHeap.used - idleHeap.used) / COUNT / 1024).toFixed(1)} KB and external ${((loadedHeap.external - idleHeap.external) / COUNT / 1024).toFixed(1)} KB per device`,
+  `  of which JS heap ${((loadedHeap.used - idleHeap.used) / COUNT / 1024).toFixed(1)} KB used (${((loadedHeap.total - idleHeap.total) / COUNT / 1024).toFixed(1)} KB committed) and external ${((loadedHeap.external - idleHeap.external) / COUNT / 1024).toFixed(1)} KB per device`,
 );
 console.log(
   `reconnect storm after a hub restart: all ${COUNT} back ${stormMs} ms after the new hub started (${Date.now() - stoppedAt} ms since the old one stopped); a call afterwards: ${check.status}`,
