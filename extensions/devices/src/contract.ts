@@ -4,7 +4,6 @@
  */
 import { DEVICE_CONNECT_PATH, DEVICE_PROTOCOL_VERSION, DeviceErrorCodes, type DeviceCall, type DeviceCaller, type DeviceSkill } from '@aion/client';
 import type { DeviceChatCall, DeviceChatEvent, DeviceModel } from '@aion/client';
-import type { Method } from './deviceLink.js';
 import type { SyncAnswer, SyncRequest } from '@aion/ext-sessions';
 
 // The device's side of the protocol is @aion/client's (an IDE is a device too): the version, the path
@@ -88,6 +87,25 @@ export interface HelloFrame {
 /** A model a spoke offers: the hub's router sends it its owner's requests as `devices/<device>/<id>`. */
 export type ExposedModel = DeviceModel;
 
+/** A model a spoke announced, checked before the hub lists it. */
+export function isExposedModel(value: unknown): value is ExposedModel {
+  const m = value as ExposedModel;
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    typeof m.id === 'string' &&
+    /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/.test(m.id) &&
+    (m.contextWindow === undefined || (Number.isInteger(m.contextWindow) && m.contextWindow > 0)) &&
+    (m.capabilities === undefined ||
+      (typeof m.capabilities === 'object' && m.capabilities !== null && Object.values(m.capabilities).every((v) => typeof v === 'number' && v >= 0 && v <= 1)))
+  );
+}
+
+/** Keeps the models of the hello that are well formed; the rest are dropped, as malformed skills are. */
+export function exposedModelsOf(models: unknown): ExposedModel[] {
+  return Array.isArray(models) ? models.filter(isExposedModel) : [];
+}
+
 /** The provider id under which a hub offers its devices' models to the router. */
 export const DEVICES_PROVIDER_ID = 'devices';
 
@@ -114,6 +132,13 @@ export type ExecuteSkillParams = DeviceCall;
 
 /** One exchange of sessions sync, as `POST /v1/sessions/sync` has it. */
 export type { SyncRequest as SessionsSyncRequest, SyncAnswer as SessionsSyncAnswer } from '@aion/ext-sessions';
+
+/** A method name with its parameter and result types, as `DeviceProtocol` declares them. */
+export interface Method<P, R = void> {
+  readonly method: string;
+  /** Only carries the types. */
+  readonly _?: [P, R];
+}
 
 const method = <P, R = void>(name: string): Method<P, R> => ({ method: name });
 

@@ -1,13 +1,6 @@
 import { AionError, ErrorCodes, isAionError, type CancellationToken } from '@aion/extension-api';
 import { AION_RPC_ERROR } from '@aion/extension-api/protocol';
-import { DeviceErrorCodes } from './contract.js';
-
-/** A method name with its parameter and result types, as `DeviceProtocol` declares them. */
-export interface Method<P, R = void> {
-  readonly method: string;
-  /** Only carries the types. */
-  readonly _?: [P, R];
-}
+import { DeviceErrorCodes, type Method } from './contract.js';
 
 interface Message {
   jsonrpc: '2.0';

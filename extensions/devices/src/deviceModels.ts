@@ -9,25 +9,11 @@ import {
   type ProviderImplementation,
 } from '@aion/provider-kit';
 import type { DevicesConfiguration } from './config.js';
-import { DeviceErrorCodes, DeviceProtocol, deviceModelId, parseDeviceModelId, type ExposedModel, type ForwardedCaller } from './contract.js';
+import { DeviceErrorCodes, DeviceProtocol, deviceModelId, parseDeviceModelId, type ForwardedCaller } from './contract.js';
 import type { DeviceHub } from './hub.js';
 import { sanitizeDeviceError } from './sanitize.js';
 
 const FINISH_REASONS = new Set(['stop', 'length', 'tool_calls', 'content_filter', 'error']);
-
-/** A model a spoke announced, checked before the hub lists it. */
-export function isExposedModel(value: unknown): value is ExposedModel {
-  const m = value as ExposedModel;
-  return (
-    typeof m === 'object' &&
-    m !== null &&
-    typeof m.id === 'string' &&
-    /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/.test(m.id) &&
-    (m.contextWindow === undefined || (Number.isInteger(m.contextWindow) && m.contextWindow > 0)) &&
-    (m.capabilities === undefined ||
-      (typeof m.capabilities === 'object' && m.capabilities !== null && Object.values(m.capabilities).every((v) => typeof v === 'number' && v >= 0 && v <= 1)))
-  );
-}
 
 /**
  * The hub's `devices` provider: the models online devices offer, each owned by its device's user and
@@ -206,9 +192,4 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
             : 'PROVIDER_UNAVAILABLE';
     return { type: 'error', code, message: clean.message, retryable: code !== 'CANCELLED' && !produced, afterFirstToken: produced };
   }
-}
-
-/** Keeps the models of the hello that are well formed; the rest are dropped, as malformed skills are. */
-export function exposedModelsOf(models: unknown): ExposedModel[] {
-  return Array.isArray(models) ? models.filter(isExposedModel) : [];
 }

@@ -19,6 +19,7 @@ import {
   DeviceProtocol,
   PROTOCOL_VERSION,
   deviceToolName,
+  exposedModelsOf,
   normalizeDeviceName,
   parseSkillPath,
   skillPath,
@@ -31,7 +32,6 @@ import {
   type SessionsSyncRequest,
 } from './contract.js';
 import { DeviceLink, type LinkViolation } from './deviceLink.js';
-import { exposedModelsOf } from './deviceModels.js';
 import type { DeviceRow, DeviceStore } from './deviceStore.js';
 import type { DeviceClaims, DeviceTokens } from './deviceTokens.js';
 import { sanitizeDeviceError, statusOfDeviceCode } from './sanitize.js';
