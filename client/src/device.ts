@@ -404,7 +404,7 @@ export class DeviceConnection {
     this.running.set(id, controller);
     try {
       if (Date.now() > (params as { deadline: number }).deadline) throw errorOf(DeviceErrorCodes.DEVICE_TIMEOUT, 'the call arrived after its deadline');
-      const result = await run.call(this, id, params, controller.signal);
+      const result = await run.call(this, params, controller.signal);
       if (!this.write({ jsonrpc: '2.0', id, result })) {
         this.write({
           jsonrpc: '2.0',
@@ -429,14 +429,14 @@ export class DeviceConnection {
     }
   }
 
-  private async executeSkill(_id: string | number, call: DeviceCall, signal: AbortSignal): Promise<{ result: unknown; durationMs: number }> {
+  private async executeSkill(call: DeviceCall, signal: AbortSignal): Promise<{ result: unknown; durationMs: number }> {
     const started = performance.now();
     const { result, durationMs } = await this.options.execute(call, signal);
     return { result, durationMs: durationMs ?? performance.now() - started };
   }
 
   /** The answer's events go out as `$deviceChatEvent` notifications, in order, before the request's own answer. */
-  private async chat(_id: string | number, call: DeviceChatCall, signal: AbortSignal): Promise<{ durationMs: number }> {
+  private async chat(call: DeviceChatCall, signal: AbortSignal): Promise<{ durationMs: number }> {
     const started = performance.now();
     let ended = false;
     const emit = (event: DeviceChatEvent) => {

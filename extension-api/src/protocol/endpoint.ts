@@ -15,14 +15,28 @@ export function toResponseError(err: unknown): ResponseError<unknown> {
   return new ResponseError(AION_RPC_ERROR, message, { code: ErrorCodes.INTERNAL });
 }
 
+/** A JSON-RPC error object as it crosses the wire. */
+export interface WireError {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+/** A JSON-RPC error from the wire as an AionError: its stable code is `data.code`; -32800 is a cancellation. */
+export function fromWireError(error: WireError): AionError {
+  if (error.code === -32800) return new AionError(ErrorCodes.CANCELLED, 'the request was cancelled');
+  const data = (error.data ?? {}) as { code?: unknown; details?: unknown; status?: number; headers?: Record<string, string> };
+  return new AionError(typeof data.code === 'string' ? data.code : ErrorCodes.INTERNAL, String(error.message), {
+    details: data.details,
+    status: data.status,
+    headers: data.headers,
+  });
+}
+
 /** Turns what came back over the wire into an AionError with its stable code. */
 export function fromRpcError(err: unknown, closedError?: AionError): AionError {
   if (isAionError(err)) return err;
-  if (err instanceof ResponseError) {
-    const data = (err.data ?? {}) as { code?: string; details?: unknown; status?: number; headers?: Record<string, string> };
-    if (err.code === -32800) return new AionError(ErrorCodes.CANCELLED, 'the request was cancelled');
-    return new AionError(data.code ?? ErrorCodes.INTERNAL, err.message, { details: data.details, status: data.status, headers: data.headers });
-  }
+  if (err instanceof ResponseError) return fromWireError(err);
   if (closedError) return closedError;
   return new AionError(ErrorCodes.INTERNAL, err instanceof Error ? err.message : String(err));
 }

@@ -15,5 +15,5 @@ export * from './capabilities/secrets.js';
 export * from './capabilities/realtime.js';
 export * from './capabilities/cluster.js';
 export { StreamBridge, StreamProtocol, isStreamMarker, mapStreams, type StreamMarker } from './streams.js';
-export { AION_RPC_ERROR, RpcEndpoint, toResponseError, fromRpcError } from './endpoint.js';
+export { AION_RPC_ERROR, RpcEndpoint, toResponseError, fromRpcError, fromWireError, type WireError } from './endpoint.js';
 export * from './transports.js';

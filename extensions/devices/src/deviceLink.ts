@@ -1,5 +1,5 @@
-import { AionError, ErrorCodes, isAionError, type CancellationToken } from '@aion/extension-api';
-import { AION_RPC_ERROR } from '@aion/extension-api/protocol';
+import { AionError, type CancellationToken } from '@aion/extension-api';
+import { AION_RPC_ERROR, fromWireError, toResponseError, type WireError } from '@aion/extension-api/protocol';
 import { DeviceErrorCodes, type Method } from './contract.js';
 
 interface Message {
@@ -8,11 +8,10 @@ interface Message {
   method?: string;
   params?: any;
   result?: unknown;
-  error?: { code: number; message: string; data?: { code?: string; details?: unknown; status?: number; headers?: Record<string, string> } };
+  error?: WireError;
 }
 
 const METHOD_NOT_FOUND = -32601;
-const REQUEST_CANCELLED = -32800;
 const CANCEL = '$/cancelRequest';
 
 /** A frame the link refused; the connection stays usable. */
@@ -103,7 +102,7 @@ export class DeviceLink {
     const waiting = this.pending.get(message.id);
     if (!waiting) return;
     this.pending.delete(message.id);
-    if (message.error) waiting.reject(errorOf(message.error));
+    if (message.error) waiting.reject(fromWireError(message.error));
     else waiting.resolve(message.result);
   }
 
@@ -131,12 +130,9 @@ export class DeviceLink {
     try {
       this.answer({ jsonrpc: '2.0', id, result: (await handler(params)) ?? null });
     } catch (err) {
-      const e = isAionError(err) ? err : new AionError(ErrorCodes.INTERNAL, err instanceof Error ? err.message : String(err));
-      this.answer({
-        jsonrpc: '2.0',
-        id,
-        error: { code: AION_RPC_ERROR, message: e.message, data: { code: e.code, details: e.details, status: e.status, headers: e.headers } },
-      });
+      // The encoding every Aion RPC uses: -32050 with the stable code in `data.code`.
+      const e = toResponseError(err);
+      this.answer({ jsonrpc: '2.0', id, error: { code: e.code, message: e.message, data: e.data } });
     }
   }
 
@@ -158,14 +154,4 @@ export class DeviceLink {
       }),
     );
   }
-}
-
-function errorOf(error: NonNullable<Message['error']>): AionError {
-  if (error.code === REQUEST_CANCELLED) return new AionError(ErrorCodes.CANCELLED, 'the request was cancelled');
-  const data = error.data ?? {};
-  return new AionError(typeof data.code === 'string' ? data.code : ErrorCodes.INTERNAL, String(error.message), {
-    details: data.details,
-    status: data.status,
-    headers: data.headers,
-  });
 }

@@ -5,6 +5,7 @@ import {
   type ChatRequest,
   type ModelInfo,
   type ProviderErrorCode,
+  type ProviderErrorEvent,
   type ProviderEvent,
   type ProviderImplementation,
 } from '@aion/provider-kit';
@@ -49,13 +50,7 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
 
   async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
     let produced = false;
-    const failure = (code: ProviderErrorCode, message: string, retryable = false): ProviderEvent => ({
-      type: 'error',
-      code,
-      message,
-      retryable: retryable && !produced,
-      afterFirstToken: produced,
-    });
+    const failure = (code: ProviderErrorCode, message: string, retryable = false) => errorEvent(code, message, retryable, produced);
     const target = parseDeviceModelId(String(request?.model ?? ''));
     if (!target) return yield failure('PROVIDER_BAD_REQUEST', `${request?.model} is not a device model (<device>/<model>)`);
     const caller = request.caller;
@@ -141,13 +136,7 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
   /** An event as the device sent it, or the error that it is not one: nothing unchecked reaches the router. */
   private checked(raw: unknown, device: string, produced: boolean): ProviderEvent {
     const e = raw as Record<string, any>;
-    const bad = (what: string): ProviderEvent => ({
-      type: 'error',
-      code: 'PROVIDER_BAD_RESPONSE',
-      message: `device ${device} sent ${what}`,
-      retryable: false,
-      afterFirstToken: produced,
-    });
+    const bad = (what: string) => errorEvent('PROVIDER_BAD_RESPONSE', `device ${device} sent ${what}`, false, produced);
     switch (e?.type) {
       case 'token':
         return typeof e.text === 'string' ? { type: 'token', text: e.text } : bad('a token without text');
@@ -165,14 +154,9 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
         return FINISH_REASONS.has(e.finishReason) ? { type: 'done', finishReason: e.finishReason } : bad('an unknown finish reason');
       case 'error': {
         const clean = sanitizeDeviceError({ code: e.code, message: e.message }, device);
-        return {
-          type: 'error',
-          code: isProviderErrorCode(e.code) ? e.code : 'PROVIDER_UNAVAILABLE',
-          message: clean.message,
-          retryable: e.retryable === true && !produced,
-          afterFirstToken: produced,
-          ...(Number.isFinite(e.retryAfterMs) ? { retryAfterMs: e.retryAfterMs } : {}),
-        };
+        const code = isProviderErrorCode(e.code) ? e.code : 'PROVIDER_UNAVAILABLE';
+        const event = errorEvent(code, clean.message, e.retryable === true, produced);
+        return Number.isFinite(e.retryAfterMs) ? { ...event, retryAfterMs: e.retryAfterMs } : event;
       }
       default:
         return bad('an event of no known type');
@@ -190,6 +174,11 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
           : clean.code === 'CANCELLED' || clean.code === 'REQUEST_CANCELLED'
             ? 'CANCELLED'
             : 'PROVIDER_UNAVAILABLE';
-    return { type: 'error', code, message: clean.message, retryable: code !== 'CANCELLED' && !produced, afterFirstToken: produced };
+    return errorEvent(code, clean.message, code !== 'CANCELLED', produced);
   }
+}
+
+/** The one shape of a failed answer: never retryable once some of the answer went out. */
+function errorEvent(code: ProviderErrorCode, message: string, retryable: boolean, produced: boolean): ProviderErrorEvent {
+  return { type: 'error', code, message, retryable: retryable && !produced, afterFirstToken: produced };
 }

@@ -51,7 +51,7 @@ function isProviderEntry(entry: Record<string, unknown>): entry is ProviderContr
  */
 export class ProviderCatalog implements Disposable {
   private list: CatalogProvider[] = [];
-  private readonly refreshing = new Map<string, Promise<void>>();
+  private readonly refreshing = new Set<string>();
   private readonly refreshAgain = new Set<string>();
   private readonly implementations = new Map<string, Promise<Remote<ProviderImplementation>>>();
   private intents = new Set<string>(['chat']);
@@ -224,16 +224,15 @@ export class ProviderCatalog implements Disposable {
   refresh(id: string): void {
     const p = this.list.find((c) => c.id === id);
     if (!p || p.availability === 'disabled' || this.disposed) return;
-    const running = this.refreshing.get(id);
-    if (running) {
+    if (this.refreshing.has(id)) {
       this.refreshAgain.add(id);
       return;
     }
-    const probe = this.probe(p).finally(() => {
+    this.refreshing.add(id);
+    void this.probe(p).finally(() => {
       this.refreshing.delete(id);
       if (this.refreshAgain.delete(id)) this.refresh(id);
     });
-    this.refreshing.set(id, probe);
   }
 
   /** The provider's runtime implementation (activating its extension on first use), cached. */
