@@ -2,6 +2,10 @@ import type { BackendKind, WorkerType } from './api.js';
 import type { ScalePolicy } from './autoscaler.js';
 import type { QueueOverride } from './queues.js';
 
+/**
+ * This extension's section as the kernel hands it over: validated against the manifest's schema, which
+ * fills in every default (one home for them; `aion config` and the docs read the same).
+ */
 export interface JobsConfiguration {
   backend: BackendKind;
   redisUrl?: string;
@@ -17,12 +21,4 @@ export interface JobsConfiguration {
   maxLogLines: number;
   retryAfterSeconds: number;
   autoscaler: ScalePolicy & { enabled: boolean; action: string; pollIntervalMs: number; queues?: string[]; concurrency: number };
-}
-
-/**
- * The section as the kernel hands it over: validated against the manifest's schema, which fills in
- * every default (one home for them; `aion config` and the docs read the same).
- */
-export function readConfiguration(section: Record<string, unknown>): JobsConfiguration {
-  return section as unknown as JobsConfiguration;
 }

@@ -7,7 +7,7 @@ import { Autoscaler, LocalWorkerAction, type ScaleAction } from './autoscaler.js
 import type { JobBackend } from './backends/backend.js';
 import { BullmqBackend } from './backends/bullmq.js';
 import { defaultWorkerId, EmbeddedBackend, type StorageSql } from './backends/embedded.js';
-import { readConfiguration, type JobsConfiguration } from './config.js';
+import type { JobsConfiguration } from './config.js';
 import { QueueCatalog } from './queues.js';
 import { JobService } from './service.js';
 import { WorkerPool } from './workers.js';
@@ -55,7 +55,7 @@ async function requireGpu(requirement: { vendor?: string; memoryMiB?: number }):
 }
 
 export async function activate(ctx: aion.ExtensionContext): Promise<JobsApi> {
-  const config = readConfiguration(ctx.configuration.get<Record<string, unknown>>());
+  const config = ctx.configuration.get<JobsConfiguration>();
   const log = (level: 'info' | 'warn', message: string) => ctx.logger[level](message);
   const backend = await openBackend(ctx, config);
   ctx.subscriptions.push({ dispose: () => backend.close() });
