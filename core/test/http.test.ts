@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { Writable } from 'node:stream';
 import { io as connectSocket } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { startTestKernel, type TestKernel } from '../src/index.js';
@@ -228,3 +229,42 @@ for (const placement of ['shared', 'kernel'] as const)
       assert.equal(health.hosts, undefined, 'anonymous callers get counts, not hosts and pids');
     });
   });
+
+// The authentication fixture runs in the kernel's process, where the kernel runs its taps without a message.
+describe('http.authenticate taps in the kernel host', () => {
+  let kernel: TestKernel;
+  const logs: Array<Record<string, any>> = [];
+  before(
+    async () =>
+      (kernel = await startTestKernel({
+        extensions: [fixture('basic'), fixture('test-auth')],
+        config: { permissions: { grants: { 'fixtures.test-auth': { kernelHost: true } } } },
+        logLevel: 'info',
+        logDestination: new Writable({
+          write(chunk, _encoding, done) {
+            for (const line of String(chunk).split('\n')) if (line.trim()) logs.push(JSON.parse(line));
+            done();
+          },
+        }),
+      })),
+  );
+  after(() => kernel.stop());
+
+  it("run inside the request: a tap's log line carries the request id", async () => {
+    const res = await kernel.request('/v1/basic/secure', { headers: { authorization: 'Bearer logged', 'x-request-id': 'tap-req-1' } });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await json(res), { sub: 'ada' });
+    const line = await waitFor(() => logs.find((l) => l.msg === 'authenticated a logged token'));
+    assert.equal(line.extension, 'fixtures.test-auth');
+    assert.equal(line.requestId, 'tap-req-1');
+  });
+
+  it("answer with a tap's thrown error: its code, status and headers", async () => {
+    const res = await kernel.request('/v1/basic/secure', { headers: { authorization: 'Bearer throttled' } });
+    assert.equal(res.status, 429);
+    assert.equal(res.headers.get('retry-after'), '7');
+    const body = await json(res);
+    assert.equal(body.error.code, 'RATE_LIMITED');
+    assert.equal(body.error.message, 'too many sign-ins');
+  });
+});

@@ -21,6 +21,7 @@ import {
   mapStreams,
   toResponseError,
   type ExtensionDescription,
+  type CallTapParams,
   type HandleRouteParams,
   type RpcEndpoint,
 } from '@aion/extension-api/protocol';
@@ -54,6 +55,8 @@ export class ExtensionHost {
    * with errors as the message would have carried them (an AionError with its code).
    */
   readonly handleRoute: (params: HandleRouteParams, token: CancellationToken) => Promise<HttpResponseData>;
+  /** For a kernel in the same process: runs a hook tap as `$callHookTap` would, without a message, errors likewise. */
+  readonly callTap: (params: CallTapParams, token: CancellationToken) => Promise<unknown>;
 
   constructor(
     private readonly endpoint: RpcEndpoint,
@@ -70,16 +73,11 @@ export class ExtensionHost {
       apiOf: (extensionId) => this.active.get(extensionId),
       log: (extensionId, level, message, data) => this.log(extensionId, level, message, data),
     };
-    const { namespaces, context, handleRoute } = installCapabilities(services);
+    const { namespaces, context, handleRoute, callTap } = installCapabilities(services);
     this.namespaces = namespaces;
     this.contextParts = context;
-    this.handleRoute = async (params, token) => {
-      try {
-        return await handleRoute(params, token);
-      } catch (err) {
-        throw fromRpcError(toResponseError(err));
-      }
-    };
+    this.handleRoute = asMessage(handleRoute);
+    this.callTap = asMessage(callTap);
   }
 
   get activeExtensionIds(): string[] {
@@ -203,6 +201,17 @@ export class ExtensionHost {
       subscriptions: ext.subscriptions,
     };
   }
+}
+
+/** `handler` called without a message: its errors become what the message would have carried (an AionError with its code). */
+function asMessage<P, R>(handler: (params: P, token: CancellationToken) => R | Promise<R>): (params: P, token: CancellationToken) => Promise<R> {
+  return async (params, token) => {
+    try {
+      return await handler(params, token);
+    } catch (err) {
+      throw fromRpcError(toResponseError(err));
+    }
+  };
 }
 
 /**

@@ -68,7 +68,7 @@ export class HooksChannel implements KernelChannel {
         this.registry.get(extensionId)?.warnings.push({ code: ErrorCodes.FORBIDDEN, message: (err as Error).message });
         return;
       }
-      this.hooks.tap(hook, kernelTapId(tapId), extensionId, (payload) => host.request(HooksProtocol.host.callTap, { tapId, payload }));
+      this.hooks.tap(hook, kernelTapId(tapId), extensionId, (payload) => host.callTap({ tapId, payload }));
     });
     e.onNotification(HooksProtocol.kernel.untap, ({ tapId }) => this.hooks.untap(kernelTapId(tapId)));
     e.onRequest(HooksProtocol.kernel.call, ({ hook, payload, context }) => runInCallContext(context, () => this.call(hook, payload)));

@@ -1,6 +1,6 @@
 import { inject, injectable } from 'inversify';
-import { AionError, Emitter, ErrorCodes, type CancellationToken, type HostKind, type HttpResponseData } from '@aion/extension-api';
-import { LifecycleProtocol, RoutesProtocol, RpcEndpoint, type HandleRouteParams } from '@aion/extension-api/protocol';
+import { AionError, CancellationToken, Emitter, ErrorCodes, type HostKind, type HttpResponseData } from '@aion/extension-api';
+import { HooksProtocol, LifecycleProtocol, RoutesProtocol, RpcEndpoint, type CallTapParams, type HandleRouteParams } from '@aion/extension-api/protocol';
 import type { RequestType } from 'vscode-jsonrpc';
 import { ROOT_CONTEXT, context } from '@opentelemetry/api';
 import { currentCallContext, inClientSpan } from '@aion/host-runtime';
@@ -47,6 +47,13 @@ export class HostConnection {
     const local = this.started.local;
     if (!local) return this.request(RoutesProtocol.host.handle, params, token);
     return this.call(RoutesProtocol.host.handle, params, (p) => local.handleRoute(p, token));
+  }
+
+  /** Runs one of the host's hook taps; in the kernel's own process without a message, as `handleRoute` does. */
+  callTap(params: CallTapParams): Promise<unknown> {
+    const local = this.started.local;
+    if (!local) return this.request(HooksProtocol.host.callTap, params);
+    return this.call(HooksProtocol.host.callTap, params, (p) => local.callTap(p, CancellationToken.None));
   }
 
   /**

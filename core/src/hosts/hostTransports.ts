@@ -17,8 +17,8 @@ export interface StartedHost {
   kill(): void;
   /** Lines the host wrote to stdout/stderr. */
   onOutput?: Event<{ stream: 'stdout' | 'stderr'; line: string }>;
-  /** A host in the kernel's own process: the edge calls its route handlers without a message. */
-  local?: Pick<ExtensionHost, 'handleRoute'>;
+  /** A host in the kernel's own process: the edge calls its route handlers, and hooks their taps, without a message. */
+  local?: Pick<ExtensionHost, 'handleRoute' | 'callTap'>;
 }
 
 export interface HostStartOptions {

@@ -1,24 +1,28 @@
-import { AionError, ErrorCodes, type HookKind, type HooksNamespace } from '@aion/extension-api';
-import { HooksProtocol } from '@aion/extension-api/protocol';
+import { AionError, ErrorCodes, type CancellationToken, type HookKind, type HooksNamespace } from '@aion/extension-api';
+import { HooksProtocol, type CallTapParams } from '@aion/extension-api/protocol';
 import { currentCallContext } from '../callContext.js';
 import type { ExtensionScope, HostServices } from './capability.js';
 
 type Fn = (...args: unknown[]) => unknown;
 
+/** Runs one of this host's taps for the kernel: what `$callHookTap` asks a host to do. */
+export type CallTap = (params: CallTapParams, token: CancellationToken) => unknown;
+
 /** `aion.hooks`: taps this host's extensions hold, and hook calls through the kernel (or answered here when idle). */
-export function hostHooks(host: HostServices): (scope: ExtensionScope) => HooksNamespace {
+export function hostHooks(host: HostServices): { bind: (scope: ExtensionScope) => HooksNamespace; callTap: CallTap } {
   const taps = new Map<string, { extensionId: string; fn: Fn }>();
   /** Hooks the kernel reports idle (no taps, nothing activates on them): calls are answered here. */
   let idle = new Map<string, HookKind>();
   let tapCounter = 0;
   const { endpoint } = host;
-  endpoint.onRequest(HooksProtocol.host.callTap, ({ tapId, payload, context }, token) => {
+  const callTap: CallTap = ({ tapId, payload, context }, token) => {
     const tap = taps.get(tapId);
     if (!tap) throw new AionError(ErrorCodes.HOOK_NOT_FOUND, `hook tap ${tapId} is gone`);
     return host.run(tap.extensionId, context, () => tap.fn(payload, token));
-  });
+  };
+  endpoint.onRequest(HooksProtocol.host.callTap, callTap);
   endpoint.onNotification(HooksProtocol.host.idle, ({ hooks }) => (idle = new Map(Object.entries(hooks))));
-  return ({ extensionId, register }) => ({
+  const bind = ({ extensionId, register }: ExtensionScope): HooksNamespace => ({
     tap: (hook, fn) => {
       const tapId = `${extensionId}#${++tapCounter}`;
       taps.set(tapId, { extensionId, fn: fn as Fn });
@@ -38,4 +42,5 @@ export function hostHooks(host: HostServices): (scope: ExtensionScope) => HooksN
       return endpoint.sendRequest(HooksProtocol.kernel.call, { hook, payload, context: currentCallContext() }) as Promise<T>;
     },
   });
+  return { bind, callTap };
 }

@@ -4,7 +4,7 @@ import { hostCommands } from './commands.js';
 import { hostContributions } from './contributions.js';
 import { hostEvents } from './events.js';
 import { hostExtensionApis } from './extensionApis.js';
-import { hostHooks } from './hooks.js';
+import { hostHooks, type CallTap } from './hooks.js';
 import { hostRealtime } from './realtime.js';
 import { hostRoutes, type HandleRoute } from './routes.js';
 import { hostSecrets } from './secrets.js';
@@ -12,22 +12,30 @@ import { hostState } from './state.js';
 
 export type { ExtensionScope, HostServices } from './capability.js';
 export { normalizeRoute, type HandleRoute } from './routes.js';
+export type { CallTap } from './hooks.js';
 
 /**
  * The host half of every capability, installed on one host: each answers its slice's `host` messages and
  * builds its part of an extension's binding or context. A new capability is one file here and one line below.
  */
-export function installCapabilities(host: HostServices): { namespaces: NamespaceBinders; context: ContextBinders; handleRoute: HandleRoute } {
+export function installCapabilities(host: HostServices): {
+  namespaces: NamespaceBinders;
+  context: ContextBinders;
+  handleRoute: HandleRoute;
+  callTap: CallTap;
+} {
   const routes = hostRoutes(host);
+  const hooks = hostHooks(host);
   return {
-    // What an in-process kernel calls without a message: the edge's requests for this host's routes.
+    // What an in-process kernel calls without a message: the edge's requests for this host's routes, and its hook taps.
     handleRoute: routes.handle,
+    callTap: hooks.callTap,
     namespaces: {
       http: routes.bind,
       commands: hostCommands(host),
       extensions: hostExtensionApis(host),
       contributions: hostContributions(host),
-      hooks: hostHooks(host),
+      hooks: hooks.bind,
       events: hostEvents(host),
       realtime: hostRealtime(host),
       cluster: hostCluster(host),

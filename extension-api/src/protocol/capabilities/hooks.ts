@@ -2,6 +2,13 @@ import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import type { HookKind } from '../../manifest.js';
 import type { CallContext, ProtocolSlice } from './slice.js';
 
+/** What the kernel asks a host to run: one of its taps, with the hook's payload. */
+export interface CallTapParams {
+  tapId: string;
+  payload: unknown;
+  context?: CallContext;
+}
+
 /** `aion.hooks`: taps live in hosts, the kernel runs each hook's taps in order. */
 export const HooksProtocol = {
   kernel: {
@@ -10,7 +17,7 @@ export const HooksProtocol = {
     call: new RequestType<{ hook: string; payload: unknown; context?: CallContext }, unknown, void>('$callHook'),
   },
   host: {
-    callTap: new RequestType<{ tapId: string; payload: unknown; context?: CallContext }, unknown, void>('$callHookTap'),
+    callTap: new RequestType<CallTapParams, unknown, void>('$callHookTap'),
     /**
      * Declared hooks that nobody taps and nothing activates on, with their kind: a host answers calls
      * to them itself (a waterfall returns its payload) instead of asking the kernel. Sent when a host
