@@ -7,7 +7,7 @@ import { startTestKernel, type TestKernel } from '../src/index.js';
 import { connectControl } from '../src/control/controlClient.js';
 import { ControlErrorCodes, controlSecretPath, controlSocketPath } from '../src/control/controlProtocol.js';
 import { ControlServer, ensureControlSecret } from '../src/control/controlServer.js';
-import { tempDir, waitFor, writeVersioned } from './helpers.js';
+import { base, tempDir, waitFor, writeExtension, writeVersioned } from './helpers.js';
 
 const NOBODY = 65534;
 
@@ -29,7 +29,29 @@ describe('the local control channel', () => {
     // Inside the repository, so the extension resolves @aion/extension-api from the workspace.
     root = mkdtempSync(join(fileURLToPath(new URL('.', import.meta.url)), 'tmp-control-'));
     writeVersioned(root, 1);
-    kernel = await startTestKernel({ extensions: [join(root, 'versioned')] });
+    // Two commands offered to the CLI: one to run in the running server, one in a kernel of its own.
+    writeExtension(
+      root,
+      'commands',
+      base({
+        name: 'commands',
+        main: 'extension.js',
+        type: 'module',
+        activationEvents: ['onStartup'],
+        contributes: {
+          commands: [
+            { command: 't.inServer', cli: { name: 't where', running: true } },
+            { command: 't.ownKernel', cli: { name: 't wipe' } },
+          ],
+        },
+        // Its own host, so reloading t.versioned's below restarts nothing else.
+        aion: { host: 'dedicated' },
+      }),
+      {
+        'extension.js': `import * as aion from '@aion/extension-api';\nexport function activate(ctx) { ctx.subscriptions.push(aion.commands.register('t.inServer', (o) => ({ answered: 'in the server', args: o })), aion.commands.register('t.ownKernel', () => 'wiped')); }\n`,
+      },
+    );
+    kernel = await startTestKernel({ extensions: [join(root, 'versioned'), join(root, 'commands')] });
     control = await ControlServer.start(kernel.kernel, { burst: 5, ratePerSecond: 1 });
   });
   after(async () => {
@@ -49,7 +71,7 @@ describe('the local control channel', () => {
   it('opens with a hello carrying the protocol and capabilities, then answers the authenticated client', async () => {
     const client = await connectControl(kernel.dataDir);
     try {
-      assert.deepEqual(client.capabilities, ['extensions.list', 'health', 'reload']);
+      assert.deepEqual(client.capabilities, ['extensions.list', 'health', 'reload', 'commands.execute']);
       assert.equal(client.server.url, kernel.url);
       const rows = await client.call<Array<{ id: string; state: string }>>('extensions.list');
       assert.equal(rows.find((r) => r.id === 't.versioned')?.state, 'active');
@@ -58,6 +80,19 @@ describe('the local control channel', () => {
       assert.equal(health.readiness.ready, true);
       assert.ok(Array.isArray(health.health.hosts), 'the socket sees what an admin sees');
       assert.equal((await refusal(client.call('shutdown'))).code, 'NOT_FOUND');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('runs a command a manifest offers the CLI as running in the server, and no other', async () => {
+    const client = await connectControl(kernel.dataDir);
+    try {
+      assert.deepEqual(await client.call('commands.execute', { command: 't.inServer', args: { n: 1 } }), { answered: 'in the server', args: { n: 1 } });
+      const other = await refusal(client.call('commands.execute', { command: 't.ownKernel' }));
+      assert.equal(other.code, 'NOT_FOUND');
+      assert.match(other.message, /offers no command "t.ownKernel" to the CLI/);
+      assert.equal((await refusal(client.call('commands.execute', { command: 'aion.nothing' }))).code, 'NOT_FOUND');
     } finally {
       client.close();
     }

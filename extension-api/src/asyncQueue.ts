@@ -1,3 +1,5 @@
+import { AsyncResource } from 'node:async_hooks';
+
 /**
  * A push-based async iterable: producers `push` and `end`, one consumer iterates. Handy for turning
  * events (socket frames, provider callbacks) into a stream that can cross the RPC.
@@ -8,6 +10,8 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private ended = false;
   private failure?: unknown;
   private readonly onReturn?: () => void;
+  /** Set by `drainTo`: items go straight to the consumer instead of through `next()`. */
+  private sink?: { onItem: (item: T) => void; onEnd: (error?: unknown) => void };
 
   /** `onReturn` runs when the consumer stops early (break, cancellation). */
   constructor(options: { onReturn?: () => void } = {}) {
@@ -20,7 +24,8 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
 
   push(item: T): void {
     if (this.ended) return;
-    if (this.waiter) {
+    if (this.sink) this.sink.onItem(item);
+    else if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
       w.resolve({ value: item, done: false });
@@ -31,7 +36,8 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
     if (this.ended) return;
     this.ended = true;
     this.failure = error;
-    if (this.waiter) {
+    if (this.sink) this.sink.onEnd(error);
+    else if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
       if (error !== undefined) w.reject(error);
@@ -54,7 +60,75 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
     return Promise.resolve({ value: undefined, done: true });
   }
 
+  /**
+   * Hands every item to `onItem` as it is pushed (those already queued first), and the end to `onEnd`:
+   * for a consumer in the same process that would only loop over `next()`, without a promise per item
+   * or a suspended loop kept alive per queue. `next()` must not be used afterwards; `return()` still stops.
+   */
+  drainTo(onItem: (item: T) => void, onEnd: (error?: unknown) => void): void {
+    if (this.sink || this.waiter) throw new Error('this queue already has a consumer');
+    this.sink = { onItem, onEnd };
+    for (const item of this.items.splice(0)) onItem(item);
+    if (this.ended) onEnd(this.failure);
+  }
+
   [Symbol.asyncIterator](): AsyncIterableIterator<T> {
     return this;
   }
+}
+
+/**
+ * Calls `onItem` for every item of `source`, in order, then `onEnd` once (with the error if it failed);
+ * the returned function stops early. A queue of this process (`AsyncQueue`) hands items over as they
+ * are pushed; any other iterable is pulled, waiting for what `onItem` returns before the next pull, so
+ * a consumer that returns a promise (a socket write) keeps the producer's backpressure.
+ */
+export function forEachItem<T>(source: AsyncIterable<T>, onItem: (item: T) => void | Promise<void>, onEnd: (error?: unknown) => void): () => void {
+  const iterator = source[Symbol.asyncIterator]();
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    void iterator.return?.()?.catch(() => undefined);
+  };
+  // Duck-typed: an extension may bring its own copy of this package.
+  if (typeof (iterator as Partial<AsyncQueue<T>>).drainTo === 'function') {
+    // The consumer's failure ends its consumption, not the producer's push.
+    const fail = (err: unknown) => {
+      if (stopped) return;
+      stop();
+      onEnd(err ?? new Error('the consumer failed'));
+    };
+    const take = (item: T) => {
+      if (stopped) return;
+      try {
+        onItem(item)?.catch(fail);
+      } catch (err) {
+        fail(err);
+      }
+    };
+    // Pushed items arrive in the producer's turn: the consumer's code runs in its own async context
+    // (an extension's, where the Aion API knows who calls), as it would after an await.
+    const context = new AsyncResource('forEachItem');
+    (iterator as AsyncQueue<T>).drainTo(
+      (item) => context.runInAsyncScope(take, undefined, item),
+      (error) => {
+        if (!stopped) context.runInAsyncScope(onEnd, undefined, error);
+      },
+    );
+    return stop;
+  }
+  void (async () => {
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done || stopped) break;
+        await onItem(next.value);
+      }
+    } catch (err) {
+      if (!stopped) return onEnd(err ?? new Error('the stream failed'));
+    }
+    if (!stopped) onEnd();
+  })();
+  return stop;
 }

@@ -49,6 +49,11 @@ export interface CommandCli {
   positionals?: string[];
   /** Long-running stdio command: receives stdin lines as a stream and returns a stream of stdout lines. */
   stdio?: boolean;
+  /**
+   * Runs in the server already running on the data directory (over its local control channel), not in a
+   * kernel of its own: for commands about what that server holds in memory, such as its connected devices.
+   */
+  running?: boolean;
 }
 
 /**
@@ -268,6 +273,7 @@ export const manifestSchema = {
                   },
                   positionals: { type: 'array', items: { type: 'string' } },
                   stdio: { type: 'boolean' },
+                  running: { type: 'boolean' },
                 },
                 additionalProperties: false,
               },

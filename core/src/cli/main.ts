@@ -336,9 +336,20 @@ async function reload(extension: string, values: Record<string, unknown>): Promi
   }
 }
 
-/** Runs a command an extension exposes through `contributes.commands[].cli`, in a kernel of its own. */
+/** Runs a command an extension exposes through `contributes.commands[].cli`: in a kernel of its own, or with `running` in the server on the data directory. */
 async function runExtensionCommand(command: string, cli: CommandCli, args: Record<string, unknown>, values: Record<string, unknown>): Promise<number> {
   const config = configFrom(values);
+  if (cli.running) {
+    // About what the running server holds: asked of it, never of a fresh kernel that holds nothing.
+    const client = await connectControl(config.dataDir);
+    try {
+      const result = await client.call('commands.execute', { command, args });
+      if (result !== undefined && result !== null) process.stdout.write((typeof result === 'string' ? result : JSON.stringify(result, null, 2)) + '\n');
+      return ExitCodes.OK;
+    } finally {
+      client.close();
+    }
+  }
   // The command runs inside a real kernel on an ephemeral loopback port, so extensions behave as when serving.
   const kernel = await Kernel.start({
     config: { ...config, server: { ...config.server, port: 0, host: '127.0.0.1' } },

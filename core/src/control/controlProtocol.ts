@@ -20,7 +20,7 @@ export const ControlErrorCodes = {
 } as const;
 
 /** Methods the server answers; sent in `hello` as its capabilities. */
-export const CONTROL_METHODS = ['extensions.list', 'health', 'reload'] as const;
+export const CONTROL_METHODS = ['extensions.list', 'health', 'reload', 'commands.execute'] as const;
 export type ControlMethod = (typeof CONTROL_METHODS)[number];
 
 export type ServerMessage =

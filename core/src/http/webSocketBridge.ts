@@ -7,6 +7,7 @@ import {
   AsyncQueue,
   CancellationTokenSource,
   ErrorCodes,
+  forEachItem,
   isAionError,
   type HttpRequestData,
   type Principal,
@@ -110,7 +111,7 @@ export class WebSocketBridge {
     const cancel = new CancellationTokenSource();
     const messages = new AsyncQueue<string>();
     const throttle = new MessageThrottle(this.options.config.realtime);
-    let outgoing: AsyncIterator<unknown> | undefined;
+    let stopOutgoing: (() => void) | undefined;
     ws.on('message', (data, isBinary) => {
       const verdict = throttle.check();
       if (verdict === 'accept') return messages.push(isBinary ? Buffer.from(data as Buffer).toString('base64') : data.toString());
@@ -123,10 +124,14 @@ export class WebSocketBridge {
       this.sockets.delete(ws);
       messages.end();
       cancel.cancel();
-      void outgoing?.return?.();
+      stopOutgoing?.();
     });
     ws.on('error', ignoreError);
     const requestId = request.requestId;
+    const fail = (err: unknown) => {
+      const error = this.options.fromExtension(err, extensionId, requestId);
+      if (ws.readyState === ws.OPEN) ws.close(1011, Buffer.from(`${error.code}: ${error.message}`).subarray(0, 120).toString());
+    };
     try {
       const host = await this.options.activation.hostOf(extensionId, `onRoute:GET ${route.path}`);
       const routed = host.handleRoute({ extensionId, route: `GET ${route.path}`, request: { ...request, messages } }, cancel.token);
@@ -134,17 +139,23 @@ export class WebSocketBridge {
       request = undefined as never;
       const response = await routed;
       if (!response?.stream) throw new AionError(ErrorCodes.INTERNAL, 'the WebSocket handler returned no stream');
-      outgoing = (response.stream as AsyncIterable<unknown>)[Symbol.asyncIterator]();
-      for (;;) {
-        const next = await outgoing.next();
-        if (next.done || ws.readyState !== ws.OPEN) break;
-        const frame = typeof next.value === 'string' ? next.value : JSON.stringify(next.value);
-        await new Promise<void>((resolve, reject) => ws.send(frame, (err) => (err ? reject(err) : resolve())));
-      }
-      if (ws.readyState === ws.OPEN) ws.close(1000, 'done');
+      // Nothing waits per socket from here on: the handler's frames are sent as they come (a queue of a
+      // kernel-host handler pushes them; a stream from another host is pulled, one send at a time).
+      stopOutgoing = forEachItem(
+        response.stream as AsyncIterable<unknown>,
+        (value) => {
+          if (ws.readyState !== ws.OPEN) return;
+          const frame = typeof value === 'string' ? value : JSON.stringify(value);
+          return new Promise<void>((resolve, reject) => ws.send(frame, (err) => (err ? reject(err) : resolve())));
+        },
+        (error) => {
+          if (error !== undefined) return fail(error);
+          if (ws.readyState === ws.OPEN) ws.close(1000, 'done');
+        },
+      );
+      if (ws.readyState !== ws.OPEN) stopOutgoing();
     } catch (err) {
-      const error = this.options.fromExtension(err, extensionId, requestId);
-      if (ws.readyState === ws.OPEN) ws.close(1011, Buffer.from(`${error.code}: ${error.message}`).subarray(0, 120).toString());
+      fail(err);
     }
   }
 }

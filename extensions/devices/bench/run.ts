@@ -1,7 +1,7 @@
 /**
  * The `remote` host under load, in one run:
- *  1. a remote skill call through the hub (HTTP → hub → device → back) against a raw WebSocket echo
- *     between the same two processes, p50/p99;
+ *  1. a remote skill call measured inside the hub (as `aion devices ping --skill` does: hub → device →
+ *     back) and through HTTP, against a raw WebSocket echo between the same two processes, p50/p99;
  *  2. N simulated devices on one hub (real sockets, real handshakes, in a second process): hub RSS
  *     per device, routed call p50/p99, RSS after every device left against the idle hub (same
  *     kernel), then a reconnect storm after a hub restart.
@@ -120,7 +120,15 @@ for (let i = 0; i < CALLS + 200; i++) {
 }
 echo.close();
 
-// 2. The same call through the hub: HTTP in, scopes and schema, JSON-RPC over the device's socket, HTTP out.
+// 2. The same call measured inside the hub, as `aion devices ping --skill` does: the hub's scope and schema
+//    checks, JSON-RPC over the device's socket and back, between the same two processes as the echo.
+type PingReport = { round_trip_ms: { p50: number; p99: number }; failures: number };
+const ping = (options: Record<string, unknown>) => hub.executeCommand<PingReport>('devices.ping', { name: tokens[0]!.name, ...options });
+await ping({ count: 200, skill: 'bench.echo', args: { text: 'hello' } });
+const inHub = await ping({ count: CALLS, skill: 'bench.echo', args: { text: 'hello' } });
+const linkPing = await ping({ count: CALLS });
+
+// 3. The same call through the hub: HTTP in, scopes and schema, JSON-RPC over the device's socket, HTTP out.
 const routed: number[] = [];
 const floor: number[] = [];
 let failures = 0;
@@ -140,13 +148,13 @@ echoTimes.sort((a, b) => a - b);
 routed.sort((a, b) => a - b);
 floor.sort((a, b) => a - b);
 
-// 3. Every device leaves; after the settle time the same hub should be back near idle.
+// 4. Every device leaves; after the settle time the same hub should be back near idle.
 load.stdin!.write('close\n');
 await until('every device to leave', () => online === 0, 60_000);
 await new Promise((r) => setTimeout(r, SETTLE_MS));
 const settled = rss();
 
-// 4. Restart storm: the devices come back, the hub goes away, every device reconnects (jittered backoff) to the new one.
+// 5. Restart storm: the devices come back, the hub goes away, every device reconnects (jittered backoff) to the new one.
 load = startLoad().process;
 await until(`${COUNT} devices online again`, () => online === COUNT, 120_000);
 await hub.stop();
@@ -160,6 +168,12 @@ load.stdin!.write('close\n');
 
 console.log(`aion.devices: ${COUNT} simulated devices, ${CALLS} sequential calls (Node ${process.version}, ${process.platform})`);
 console.log(`raw WebSocket echo, same two processes   p50 ${ms(pct(echoTimes, 50))}  p99 ${ms(pct(echoTimes, 99))}`);
+console.log(
+  `remote skill call measured in the hub     p50 ${ms(inHub.round_trip_ms.p50)}  p99 ${ms(inHub.round_trip_ms.p99)}  failures ${inHub.failures}: ${(inHub.round_trip_ms.p50 / pct(echoTimes, 50)).toFixed(2)}× the raw echo at p50 (aion devices ping --skill)`,
+);
+console.log(
+  `  the device link's own ping              p50 ${ms(linkPing.round_trip_ms.p50)}  p99 ${ms(linkPing.round_trip_ms.p99)}: ${(linkPing.round_trip_ms.p50 / pct(echoTimes, 50)).toFixed(2)}× the raw echo (aion devices ping)`,
+);
 console.log(`remote skill call through the hub (HTTP) p50 ${ms(pct(routed, 50))}  p99 ${ms(pct(routed, 99))}  failures ${failures}`);
 console.log(`  HTTP floor (GET /v1/me, same client)    p50 ${ms(pct(floor, 50))}  p99 ${ms(pct(floor, 99))}`);
 console.log(

@@ -4,6 +4,7 @@ import {
   AionError,
   AsyncQueue,
   CancellationTokenSource,
+  forEachItem,
   ErrorCodes,
   API_VERSION,
   type HttpRequestData,
@@ -341,17 +342,18 @@ export class DeviceHub {
     this.logger.info(
       `device ${claims.name} connected with ${hello.skills.length} skills${connection.models.size ? ` and ${connection.models.size} models` : ''}`,
     );
-    try {
-      for (;;) {
-        const next = await incoming.next();
-        if (next.done) break;
+    // From here the device's frames go straight to its link: an idle connection keeps no loop or promise waiting.
+    forEachItem(
+      { [Symbol.asyncIterator]: () => incoming },
+      (frame) => {
         connection.lastSeenAt = Date.now();
-        endpoint.receive(next.value);
-      }
-    } finally {
-      connection.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${claims.name} disconnected`));
-      void this.store.touch([claims.sub]).catch(() => undefined);
-    }
+        endpoint.receive(frame);
+      },
+      () => {
+        connection.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${claims.name} disconnected`));
+        void this.store.touch([claims.sub]).catch(() => undefined);
+      },
+    );
   }
 
   private async readHello(incoming: AsyncIterator<string>): Promise<HelloFrame | AionError> {
@@ -483,6 +485,56 @@ export class DeviceHub {
       clearTimeout(timer);
       connection.inFlight--;
     }
+  }
+
+  /**
+   * Times `count` sequential round trips to device `name`, measured in this hub from the call to the
+   * answer: the link's own `$devicePing`, or with `skill`, that skill run for `principal` through every
+   * check `execute` makes. What an operator runs to tell a slow device or network from a slow hub.
+   */
+  async ping(
+    name: string,
+    principal: Principal,
+    options: { count?: number; skill?: string; args?: unknown } = {},
+  ): Promise<{ device: string; target: string; count: number; failures: number; round_trip_ms: Record<'min' | 'p50' | 'p90' | 'p99' | 'max', number> }> {
+    const count = options.count ?? 10;
+    if (!Number.isInteger(count) || count < 1 || count > 100_000)
+      throw new AionError(ErrorCodes.VALIDATION_FAILED, `count must be a whole number from 1 to 100000, not ${JSON.stringify(options.count)}`);
+    const connection = this.connectionOf(principal.tenant_id, name);
+    if (!connection || !this.mayUse(principal, connection.claims.user_id)) {
+      const presence = connection ? undefined : await this.cluster?.presence(principal.tenant_id, name);
+      if (presence && presence.hub !== this.cluster?.hubId && this.mayUse(principal, presence.user_id))
+        throw deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${name} is connected to hub ${presence.hub}: ping it from there`);
+      throw deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${name} is not connected to this hub`);
+    }
+    const once = options.skill
+      ? () => this.execute(name, options.skill!, options.args, principal, { localOnly: true })
+      : () => connection.endpoint.sendRequest(DeviceProtocol.ping, { sentAt: Date.now() });
+    const times: number[] = [];
+    let failures = 0;
+    let lastError: unknown;
+    for (let i = 0; i < count; i++) {
+      const started = performance.now();
+      try {
+        await once();
+        times.push(performance.now() - started);
+      } catch (err) {
+        failures++;
+        lastError = err;
+        if (connection.isClosed) break;
+      }
+    }
+    if (times.length === 0)
+      throw lastError instanceof AionError ? lastError : deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${name} answered no ping`);
+    times.sort((a, b) => a - b);
+    const at = (p: number) => Math.round(times[Math.min(times.length - 1, Math.floor(p * times.length))]! * 1000) / 1000;
+    return {
+      device: name,
+      target: options.skill ? skillPath(name, options.skill) : '$devicePing',
+      count: times.length,
+      failures,
+      round_trip_ms: { min: at(0), p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) },
+    };
   }
 
   /** A device serves its own user; admins (`*` or `devices:admin`) may use any device of the tenant. */
