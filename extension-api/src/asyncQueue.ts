@@ -4,6 +4,12 @@ import { AsyncResource } from 'node:async_hooks';
  * A push-based async iterable: producers `push` and `end`, one consumer iterates. Handy for turning
  * events (socket frames, provider callbacks) into a stream that can cross the RPC.
  */
+/** Who drains a queue by push (`AsyncQueue.drainTo`). */
+export interface QueueSink<T> {
+  item(item: T): void;
+  end(error?: unknown): void;
+}
+
 export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private readonly items: T[] = [];
   private waiter?: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void };
@@ -11,7 +17,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private failure?: unknown;
   private readonly onReturn?: () => void;
   /** Set by `drainTo`: items go straight to the consumer instead of through `next()`. */
-  private sink?: { onItem: (item: T) => void; onEnd: (error?: unknown) => void };
+  private sink?: QueueSink<T>;
 
   /** `onReturn` runs when the consumer stops early (break, cancellation). */
   constructor(options: { onReturn?: () => void } = {}) {
@@ -24,7 +30,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
 
   push(item: T): void {
     if (this.ended) return;
-    if (this.sink) this.sink.onItem(item);
+    if (this.sink) this.sink.item(item);
     else if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
@@ -36,7 +42,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
     if (this.ended) return;
     this.ended = true;
     this.failure = error;
-    if (this.sink) this.sink.onEnd(error);
+    if (this.sink) this.sink.end(error);
     else if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
@@ -61,15 +67,15 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   }
 
   /**
-   * Hands every item to `onItem` as it is pushed (those already queued first), and the end to `onEnd`:
-   * for a consumer in the same process that would only loop over `next()`, without a promise per item
-   * or a suspended loop kept alive per queue. `next()` must not be used afterwards; `return()` still stops.
+   * Hands every item to `sink` as it is pushed (those already queued first), and the end likewise: for a
+   * consumer in the same process that would only loop over `next()`, without a promise per item or a
+   * suspended loop kept alive per queue. `next()` must not be used afterwards; `return()` still stops.
    */
-  drainTo(onItem: (item: T) => void, onEnd: (error?: unknown) => void): void {
+  drainTo(sink: QueueSink<T>): void {
     if (this.sink || this.waiter) throw new Error('this queue already has a consumer');
-    this.sink = { onItem, onEnd };
-    for (const item of this.items.splice(0)) onItem(item);
-    if (this.ended) onEnd(this.failure);
+    this.sink = sink;
+    for (const item of this.items.splice(0)) sink.item(item);
+    if (this.ended) sink.end(this.failure);
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<T> {
@@ -85,39 +91,12 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
  */
 export function forEachItem<T>(source: AsyncIterable<T>, onItem: (item: T) => void | Promise<void>, onEnd: (error?: unknown) => void): () => void {
   const iterator = source[Symbol.asyncIterator]();
-  let stopped = false;
-  const stop = () => {
-    if (stopped) return;
-    stopped = true;
-    void iterator.return?.()?.catch(() => undefined);
-  };
   // Duck-typed: an extension may bring its own copy of this package.
   if (typeof (iterator as Partial<AsyncQueue<T>>).drainTo === 'function') {
-    // The consumer's failure ends its consumption, not the producer's push.
-    const fail = (err: unknown) => {
-      if (stopped) return;
-      stop();
-      onEnd(err ?? new Error('the consumer failed'));
-    };
-    const take = (item: T) => {
-      if (stopped) return;
-      try {
-        onItem(item)?.catch(fail);
-      } catch (err) {
-        fail(err);
-      }
-    };
-    // Pushed items arrive in the producer's turn: the consumer's code runs in its own async context
-    // (an extension's, where the Aion API knows who calls), as it would after an await.
-    const context = new AsyncResource('forEachItem');
-    (iterator as AsyncQueue<T>).drainTo(
-      (item) => context.runInAsyncScope(take, undefined, item),
-      (error) => {
-        if (!stopped) context.runInAsyncScope(onEnd, undefined, error);
-      },
-    );
-    return stop;
+    const drain = new Drain(iterator as AsyncQueue<T>, onItem, onEnd);
+    return () => drain.stop();
   }
+  let stopped = false;
   void (async () => {
     try {
       for (;;) {
@@ -130,5 +109,57 @@ export function forEachItem<T>(source: AsyncIterable<T>, onItem: (item: T) => vo
     }
     if (!stopped) onEnd();
   })();
-  return stop;
+  return () => {
+    if (stopped) return;
+    stopped = true;
+    void iterator.return?.()?.catch(() => undefined);
+  };
+}
+
+/**
+ * `forEachItem` over a queue: one object per consumer rather than a handful of closures (a hub holds
+ * two per connected device). Pushed items arrive in the producer's turn, so the consumer's code runs in
+ * the consumer's own async context (an extension's, where the Aion API knows who calls), as after an await.
+ */
+class Drain<T> extends AsyncResource implements QueueSink<T> {
+  private stopped = false;
+
+  constructor(
+    private readonly queue: AsyncQueue<T>,
+    private readonly onItem: (item: T) => void | Promise<void>,
+    private readonly onEnd: (error?: unknown) => void,
+  ) {
+    super('forEachItem');
+    queue.drainTo(this);
+  }
+
+  item(item: T): void {
+    this.runInAsyncScope(this.take, this, item);
+  }
+
+  end(error?: unknown): void {
+    if (!this.stopped) this.runInAsyncScope(this.onEnd, undefined, error);
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    void this.queue.return().catch(() => undefined);
+  }
+
+  private take(item: T): void {
+    if (this.stopped) return;
+    try {
+      this.onItem(item)?.catch((err: unknown) => this.fail(err));
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** The consumer's failure ends its consumption, not the producer's push. */
+  private fail(err: unknown): void {
+    if (this.stopped) return;
+    this.stop();
+    this.onEnd(err ?? new Error('the consumer failed'));
+  }
 }

@@ -99,14 +99,7 @@ describe('AsyncQueue and forEachItem', () => {
       () => undefined,
       () => undefined,
     );
-    assert.throws(
-      () =>
-        queue.drainTo(
-          () => undefined,
-          () => undefined,
-        ),
-      /already has a consumer/,
-    );
+    assert.throws(() => queue.drainTo({ item: () => undefined, end: () => undefined }), /already has a consumer/);
   });
 });
 

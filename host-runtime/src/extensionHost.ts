@@ -1,6 +1,8 @@
 import { pathToFileURL } from 'node:url';
 import {
   AionError,
+  type AsyncQueue,
+  type QueueSink,
   DisposableStore,
   ErrorCodes,
   runAsCaller,
@@ -221,15 +223,45 @@ function asMessage<P, R>(handler: (params: P, token: CancellationToken) => R | P
 type Runner = <R>(fn: () => R) => R;
 
 function bindStreams(value: unknown, run: Runner): unknown {
-  return mapStreams(value, (stream) => {
-    let iterator: AsyncIterator<unknown> | undefined;
-    const it = () => (iterator ??= run(() => stream[Symbol.asyncIterator]()));
-    const bound: AsyncIterableIterator<unknown> = {
-      next: (v?: unknown) => run(() => it().next(v)),
-      return: (v?: unknown) => run(() => it().return?.(v) ?? Promise.resolve({ done: true as const, value: v })),
-      throw: (e?: unknown) => run(() => it().throw?.(e) ?? Promise.reject(e)),
-      [Symbol.asyncIterator]: () => bound,
-    };
-    return bound;
-  });
+  return mapStreams(value, (stream) => new BoundStream(stream, run));
+}
+
+/**
+ * An extension's stream whose every pull runs in the extension's context. A class, not closures: a hub
+ * holds one per connected device. A queue is drained by push (`drainTo`) when its consumer asks.
+ */
+class BoundStream implements AsyncIterableIterator<unknown> {
+  private iterator?: AsyncIterator<unknown>;
+
+  constructor(
+    private readonly stream: AsyncIterable<unknown>,
+    private readonly run: Runner,
+  ) {
+    // Only a stream that can be drained offers it: a consumer that finds `drainTo` uses it.
+    if (typeof (stream as Partial<AsyncQueue<unknown>>).drainTo !== 'function') this.drainTo = undefined;
+  }
+
+  private it(): AsyncIterator<unknown> {
+    return (this.iterator ??= this.run(() => this.stream[Symbol.asyncIterator]()));
+  }
+
+  next(v?: unknown): Promise<IteratorResult<unknown>> {
+    return this.run(() => this.it().next(v));
+  }
+
+  return(v?: unknown): Promise<IteratorResult<unknown>> {
+    return this.run(() => this.it().return?.(v) ?? Promise.resolve({ done: true as const, value: v }));
+  }
+
+  throw(e?: unknown): Promise<IteratorResult<unknown>> {
+    return this.run(() => this.it().throw?.(e) ?? Promise.reject(e));
+  }
+
+  drainTo?(sink: QueueSink<unknown>): void {
+    this.run(() => (this.it() as AsyncQueue<unknown>).drainTo(sink));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<unknown> {
+    return this;
+  }
 }

@@ -20,36 +20,52 @@ export interface LinkViolation {
   message: string;
 }
 
+/** What a link reaches on the hub's side: where its frames go and who hears of a refused frame. */
+export interface LinkPeer {
+  send(frame: string): void;
+  violation(violation: LinkViolation): void;
+}
+
+/**
+ * What answers the requests and notifications devices send: one set per hub, shared by every link (a
+ * handler gets the link's peer, the device's connection), so a connected device adds no closures here.
+ */
+export class LinkHandlers<Peer extends LinkPeer = LinkPeer> {
+  readonly requests = new Map<string, (params: any, peer: Peer) => unknown>();
+  readonly notifications = new Map<string, (params: any, peer: Peer) => void>();
+
+  onRequest<P, R>(type: Method<P, R>, handler: (params: P, peer: Peer) => R | Promise<R>): this {
+    this.requests.set(type.method, handler);
+    return this;
+  }
+
+  onNotification<P>(type: Method<P>, handler: (params: P, peer: Peer) => void): this {
+    this.notifications.set(type.method, handler);
+    return this;
+  }
+}
+
 /**
  * The hub's end of one device's JSON-RPC 2.0 link, one message per text frame under a size cap.
  * Hand-written on purpose, where the rest of Aion uses vscode-jsonrpc: a hub holds thousands of device
  * links, and a vscode-jsonrpc connection with its stream bridge cost about 12 KB of heap per device
- * (60-odd closures, ten emitters) and a macrotask per message; this is one object and three maps. The
- * wire is the same (`$/cancelRequest`, error `-32050` with `data.code`), so devices see no difference.
+ * (60-odd closures, ten emitters) and a macrotask per message; this is one object, a map of the calls
+ * in flight made when the first one is, and the hub's shared handlers. The wire is the same
+ * (`$/cancelRequest`, error `-32050` with `data.code`), so devices see no difference.
  */
-export class DeviceLink {
+export class DeviceLink<Peer extends LinkPeer = LinkPeer> {
   private nextId = 1;
   private closedError?: AionError;
-  private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: AionError): void }>();
-  private readonly requestHandlers = new Map<string, (params: any) => unknown>();
-  private readonly notificationHandlers = new Map<string, (params: any) => void>();
+  private pending?: Map<number, { resolve(value: unknown): void; reject(error: AionError): void }>;
 
   constructor(
-    private readonly send: (frame: string) => void,
+    private readonly peer: Peer,
     private readonly maxFrameBytes: number,
-    private readonly onViolation: (violation: LinkViolation) => void,
+    private readonly handlers: LinkHandlers<Peer> = new LinkHandlers(),
   ) {}
 
   get isClosed(): boolean {
     return this.closedError !== undefined;
-  }
-
-  onRequest<P, R>(type: Method<P, R>, handler: (params: P) => R | Promise<R>): void {
-    this.requestHandlers.set(type.method, handler);
-  }
-
-  onNotification<P>(type: Method<P>, handler: (params: P) => void): void {
-    this.notificationHandlers.set(type.method, handler);
   }
 
   /** Resolves with the device's result; rejects with its error as an AionError, or with the reason the link closed. */
@@ -65,11 +81,11 @@ export class DeviceLink {
     return new Promise<R>((resolve, reject) => {
       // Cancelling tells the device and keeps waiting: it answers, or the caller's own deadline ends the wait.
       const listener = token?.onCancellationRequested(() => this.sendNotification({ method: CANCEL }, { id }));
-      this.pending.set(id, {
-        resolve: (value) => (listener?.dispose(), resolve(value as R)),
-        reject: (error) => (listener?.dispose(), reject(error)),
+      (this.pending ??= new Map()).set(id, {
+        resolve: (value: unknown) => (listener?.dispose(), resolve(value as R)),
+        reject: (error: AionError) => (listener?.dispose(), reject(error)),
       });
-      this.send(frame);
+      this.peer.send(frame);
     });
   }
 
@@ -77,7 +93,7 @@ export class DeviceLink {
   sendNotification<P>(type: Method<P>, params: P): void {
     if (this.closedError) return;
     const frame = JSON.stringify({ jsonrpc: '2.0', method: type.method, params });
-    if (Buffer.byteLength(frame) <= this.maxFrameBytes) this.send(frame);
+    if (Buffer.byteLength(frame) <= this.maxFrameBytes) this.peer.send(frame);
   }
 
   /** One frame from the device: checked against the cap before parsing; a bad one is reported and dropped. */
@@ -85,23 +101,23 @@ export class DeviceLink {
     if (this.closedError) return;
     const bytes = Buffer.byteLength(frame);
     if (bytes > this.maxFrameBytes)
-      return this.onViolation({ code: DeviceErrorCodes.FRAME_TOO_LARGE, message: `a frame of ${bytes} bytes exceeds the ${this.maxFrameBytes}-byte limit` });
+      return this.peer.violation({ code: DeviceErrorCodes.FRAME_TOO_LARGE, message: `a frame of ${bytes} bytes exceeds the ${this.maxFrameBytes}-byte limit` });
     let message: Message;
     try {
       message = JSON.parse(frame);
     } catch {
-      return this.onViolation({ code: DeviceErrorCodes.MALFORMED_FRAME, message: 'a frame is not valid JSON' });
+      return this.peer.violation({ code: DeviceErrorCodes.MALFORMED_FRAME, message: 'a frame is not valid JSON' });
     }
     if (message === null || typeof message !== 'object' || message.jsonrpc !== '2.0')
-      return this.onViolation({ code: DeviceErrorCodes.MALFORMED_FRAME, message: 'a frame is not a JSON-RPC 2.0 message' });
+      return this.peer.violation({ code: DeviceErrorCodes.MALFORMED_FRAME, message: 'a frame is not a JSON-RPC 2.0 message' });
     if (typeof message.method === 'string') {
       if (message.id === undefined || message.id === null) return this.notification(message.method, message.params);
       return void this.request(message.id, message.method, message.params);
     }
-    if (typeof message.id !== 'number') return this.onViolation({ code: DeviceErrorCodes.MALFORMED_FRAME, message: 'an answer to no request of this hub' });
-    const waiting = this.pending.get(message.id);
+    if (typeof message.id !== 'number') return this.peer.violation({ code: DeviceErrorCodes.MALFORMED_FRAME, message: 'an answer to no request of this hub' });
+    const waiting = this.pending?.get(message.id);
     if (!waiting) return;
-    this.pending.delete(message.id);
+    this.pending!.delete(message.id);
     if (message.error) waiting.reject(fromWireError(message.error));
     else waiting.resolve(message.result);
   }
@@ -110,25 +126,25 @@ export class DeviceLink {
   close(reason: AionError): void {
     if (this.closedError) return;
     this.closedError = reason;
-    for (const waiting of this.pending.values()) waiting.reject(reason);
-    this.pending.clear();
+    for (const waiting of this.pending?.values() ?? []) waiting.reject(reason);
+    this.pending?.clear();
   }
 
   private notification(method: string, params: unknown): void {
-    const handler = this.notificationHandlers.get(method);
+    const handler = this.handlers.notifications.get(method);
     if (!handler) return;
     try {
-      handler(params);
+      handler(params, this.peer);
     } catch {
       // A notification has nobody to answer: a handler's failure stays on this side.
     }
   }
 
   private async request(id: number | string, method: string, params: unknown): Promise<void> {
-    const handler = this.requestHandlers.get(method);
+    const handler = this.handlers.requests.get(method);
     if (!handler) return this.answer({ jsonrpc: '2.0', id, error: { code: METHOD_NOT_FOUND, message: `the hub does not answer ${method}` } });
     try {
-      this.answer({ jsonrpc: '2.0', id, result: (await handler(params)) ?? null });
+      this.answer({ jsonrpc: '2.0', id, result: (await handler(params, this.peer)) ?? null });
     } catch (err) {
       // The encoding every Aion RPC uses: -32050 with the stable code in `data.code`.
       const e = toResponseError(err);
@@ -141,8 +157,8 @@ export class DeviceLink {
     if (this.closedError) return;
     const frame = JSON.stringify(message);
     const bytes = Buffer.byteLength(frame);
-    if (bytes <= this.maxFrameBytes) return this.send(frame);
-    this.send(
+    if (bytes <= this.maxFrameBytes) return this.peer.send(frame);
+    this.peer.send(
       JSON.stringify({
         jsonrpc: '2.0',
         id: message.id,

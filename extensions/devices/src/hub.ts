@@ -32,7 +32,7 @@ import {
   type SessionsSyncAnswer,
   type SessionsSyncRequest,
 } from './contract.js';
-import { DeviceLink, type LinkViolation } from './deviceLink.js';
+import { DeviceLink, LinkHandlers, type LinkViolation } from './deviceLink.js';
 import type { DeviceRow, DeviceStore } from './deviceStore.js';
 import type { DeviceClaims, DeviceTokens } from './deviceTokens.js';
 import { sanitizeDeviceError, statusOfDeviceCode } from './sanitize.js';
@@ -44,30 +44,49 @@ export function deviceError(code: string, message: string, headers?: Record<stri
 /** Frame violations a connection may commit before the hub drops it. */
 const MAX_VIOLATIONS = 10;
 const NOTICE = '$deviceError';
+const NO_MODELS: ReadonlyMap<string, ExposedModel> = new Map();
 
 /** One connected device, as this hub holds it. */
 export class DeviceConnection {
   readonly skills = new Map<string, ExposedSkill>();
   /** The models it offers its owner, by the spoke's id. */
-  readonly models = new Map<string, ExposedModel>();
-  /** Answers of its models in progress, by stream id: the events the spoke sends go there. */
-  readonly chats = new Map<string, AsyncQueue<ProviderEvent>>();
+  readonly models: ReadonlyMap<string, ExposedModel>;
   readonly connectedAt = Date.now();
   lastSeenAt = Date.now();
   inFlight = 0;
-  private pingTimer?: NodeJS.Timeout;
   private closed = false;
-  private readonly validators = new Map<string, ValidateFunction>();
+  /** A liveness ping is on its way. */
+  private pinging = false;
+  private violations = 0;
+  // Made when first needed: most devices never stream a model's answer, and each empty map costs ~200 bytes.
+  private chatStreams?: Map<string, AsyncQueue<ProviderEvent>>;
+  private validators?: Map<string, ValidateFunction>;
+  readonly endpoint: DeviceLink<DeviceConnection>;
 
   constructor(
     readonly claims: DeviceClaims,
     readonly hello: HelloFrame,
     readonly address: string,
-    readonly endpoint: DeviceLink,
-    private readonly shutdown: (reason: AionError) => void,
+    /** The hub's frames to the device (the WebSocket route's response stream). */
+    private readonly outgoing: AsyncQueue<string>,
+    private readonly hub: Pick<DeviceHub, 'disconnected'>,
+    maxFrameBytes: number,
+    handlers: LinkHandlers<DeviceConnection>,
   ) {
     for (const skill of hello.skills) this.skills.set(skill.id, skill);
-    for (const model of hello.models ?? []) this.models.set(model.id, model);
+    this.models = hello.models?.length ? new Map(hello.models.map((m) => [m.id, m])) : NO_MODELS;
+    this.endpoint = new DeviceLink(this, maxFrameBytes, handlers);
+  }
+
+  /** A frame for the device (the link's peer). */
+  send(frame: string): void {
+    this.outgoing.push(frame);
+  }
+
+  /** The device sent a frame the link refused: it hears what was wrong, other calls go on, too many and it is dropped. */
+  violation(error: LinkViolation): void {
+    this.outgoing.push(JSON.stringify({ jsonrpc: '2.0', method: NOTICE, params: { code: error.code, message: error.message } }));
+    if (++this.violations >= MAX_VIOLATIONS) this.close(deviceError(error.code, `device ${this.name} sent ${this.violations} bad frames and was disconnected`));
   }
 
   get name(): string {
@@ -79,42 +98,51 @@ export class DeviceConnection {
   }
 
   validator(skill: ExposedSkill, ajv: Ajv2020): ValidateFunction {
-    let v = this.validators.get(skill.id);
-    if (!v) this.validators.set(skill.id, (v = ajv.compile(skill.inputSchema)));
+    let v = this.validators?.get(skill.id);
+    if (!v) (this.validators ??= new Map()).set(skill.id, (v = ajv.compile(skill.inputSchema)));
     return v;
+  }
+
+  /** Answers of its models in progress, by stream id: the events the spoke sends go there. */
+  get chats(): Map<string, AsyncQueue<ProviderEvent>> {
+    return (this.chatStreams ??= new Map());
+  }
+
+  /** The answer in progress that `stream` names, without making the map for a device that streams none. */
+  chat(stream: string): AsyncQueue<ProviderEvent> | undefined {
+    return this.chatStreams?.get(stream);
   }
 
   replaceSkills(skills: ExposedSkill[]): void {
     this.skills.clear();
-    this.validators.clear();
+    this.validators?.clear();
     for (const skill of skills) this.skills.set(skill.id, skill);
   }
 
-  /** Pings every interval; a device silent for the timeout is dropped, failing its calls at once. */
-  startLiveness(intervalMs: number, timeoutMs: number): void {
-    let waiting = false;
-    this.pingTimer = setInterval(() => {
-      if (Date.now() - this.lastSeenAt > timeoutMs)
-        return this.close(
-          deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${this.name} answered no ping for ${timeoutMs} ms and is treated as offline`),
-        );
-      if (waiting) return;
-      waiting = true;
-      this.endpoint
-        .sendRequest(DeviceProtocol.ping, { sentAt: Date.now() })
-        .then(() => (this.lastSeenAt = Date.now()))
-        .catch(() => undefined)
-        .finally(() => (waiting = false));
-    }, intervalMs);
-    this.pingTimer.unref();
+  /**
+   * One tick of the hub's liveness timer: a device silent for `timeoutMs` is dropped, failing its calls
+   * at once; otherwise it is pinged (one ping in flight at a time).
+   */
+  checkLiveness(timeoutMs: number): void {
+    if (Date.now() - this.lastSeenAt > timeoutMs)
+      return this.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${this.name} answered no ping for ${timeoutMs} ms and is treated as offline`));
+    if (this.pinging) return;
+    this.pinging = true;
+    this.endpoint.sendRequest(DeviceProtocol.ping, { sentAt: Date.now() }).then(
+      () => {
+        this.lastSeenAt = Date.now();
+        this.pinging = false;
+      },
+      () => (this.pinging = false),
+    );
   }
 
   close(reason: AionError): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.pingTimer) clearInterval(this.pingTimer);
     this.endpoint.close(reason);
-    this.shutdown(reason);
+    this.outgoing.end();
+    this.hub.disconnected(this);
   }
 }
 
@@ -160,6 +188,7 @@ export interface DeviceSkillGroup extends SkillSummary {
  */
 export class DeviceHub {
   private readonly online = new Map<string, DeviceConnection>();
+  private livenessTimer?: NodeJS.Timeout;
   private readonly ajv = new Ajv2020({ allErrors: true, strict: false });
   private cluster?: HubCluster;
   /** Told when a device that offers models connects or leaves, so the router lists them again. */
@@ -167,12 +196,43 @@ export class DeviceHub {
   /** The hub's sessions sync for a user (`aion.sessions` syncFor), when sessions are installed. */
   syncSessions?: (owner: { tenant_id: string; user_id: string }, body: SessionsSyncRequest) => Promise<SessionsSyncAnswer>;
 
+  /** What every device may send the hub, one set for all connections. */
+  private readonly handlers = new LinkHandlers<DeviceConnection>()
+    .onRequest(DeviceProtocol.syncSessions, (body, connection) => {
+      const { claims } = connection;
+      // A device syncs its own user's sessions and nobody else's.
+      if (!claims.scopes.includes('sessions:sync'))
+        throw new AionError(ErrorCodes.FORBIDDEN, `device ${claims.name} may not sync sessions: its token lacks the sessions:sync scope`);
+      if (!this.syncSessions) throw new AionError(ErrorCodes.NOT_IMPLEMENTED, 'this hub has no sessions extension to sync with');
+      return this.syncSessions({ tenant_id: claims.tenant_id, user_id: claims.user_id }, body);
+    })
+    .onNotification(DeviceProtocol.chatEvent, ({ stream, event }, connection) => {
+      // Only answers this hub asked this device for: a stream id is never another connection's.
+      if (typeof stream === 'string') connection.chat(stream)?.push(event as ProviderEvent);
+    })
+    .onNotification(DeviceProtocol.skillsChanged, ({ skills }, connection) => {
+      if (Array.isArray(skills)) connection.replaceSkills(skills.filter(isExposedSkill));
+    });
+
   constructor(
     private readonly config: DevicesConfiguration,
     private readonly store: DeviceStore,
     private readonly tokens: DeviceTokens,
     private readonly logger: Logger,
   ) {}
+
+  /** A connection closed: it leaves the hub (and the cluster's presence) unless a reconnect already replaced it. */
+  disconnected(connection: DeviceConnection): void {
+    const { claims } = connection;
+    const key = this.key(claims.tenant_id, claims.name);
+    if (this.online.get(key) === connection) {
+      this.online.delete(key);
+      void this.cluster?.withdraw(claims.tenant_id, claims.name);
+    }
+    void this.store.touch([claims.sub]).catch(() => undefined);
+    if (connection.models.size > 0) this.onModelsChanged?.();
+    this.logger.info(`device ${claims.name} disconnected`);
+  }
 
   /** Joins the hubs sharing a Redis: presence there, and calls for devices held here answered for them. */
   joinCluster(cluster: HubCluster): void {
@@ -287,42 +347,8 @@ export class DeviceHub {
       );
     }
 
-    let violations = 0;
-    let connection!: DeviceConnection;
-    const endpoint = new DeviceLink(
-      (frame) => outgoing.push(frame),
-      this.config.maxFrameBytes,
-      (error: LinkViolation) => {
-        // The sender hears what was wrong; other calls on the connection go on.
-        outgoing.push(JSON.stringify({ jsonrpc: '2.0', method: NOTICE, params: { code: error.code, message: error.message } }));
-        if (++violations >= MAX_VIOLATIONS)
-          connection.close(deviceError(error.code, `device ${claims.name} sent ${violations} bad frames and was disconnected`));
-      },
-    );
+    const connection = new DeviceConnection(claims, hello, ip, outgoing, this, this.config.maxFrameBytes, this.handlers);
     const key = this.key(claims.tenant_id, claims.name);
-    connection = new DeviceConnection(claims, hello, ip, endpoint, () => {
-      if (this.online.get(key) === connection) {
-        this.online.delete(key);
-        void this.cluster?.withdraw(claims.tenant_id, claims.name);
-      }
-      outgoing.end();
-      if (connection.models.size > 0) this.onModelsChanged?.();
-      this.logger.info(`device ${claims.name} disconnected`);
-    });
-    endpoint.onRequest(DeviceProtocol.syncSessions, (body) => {
-      // A device syncs its own user's sessions and nobody else's.
-      if (!claims.scopes.includes('sessions:sync'))
-        throw new AionError(ErrorCodes.FORBIDDEN, `device ${claims.name} may not sync sessions: its token lacks the sessions:sync scope`);
-      if (!this.syncSessions) throw new AionError(ErrorCodes.NOT_IMPLEMENTED, 'this hub has no sessions extension to sync with');
-      return this.syncSessions({ tenant_id: claims.tenant_id, user_id: claims.user_id }, body);
-    });
-    endpoint.onNotification(DeviceProtocol.chatEvent, ({ stream, event }) => {
-      // Only answers this hub asked this device for: a stream id is never another connection's.
-      if (typeof stream === 'string') connection.chats.get(stream)?.push(event as ProviderEvent);
-    });
-    endpoint.onNotification(DeviceProtocol.skillsChanged, ({ skills }) => {
-      if (Array.isArray(skills)) connection.replaceSkills(skills.filter(isExposedSkill));
-    });
     // One connection per device: a reconnect replaces a half-open predecessor.
     this.online.get(key)?.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${claims.name} reconnected`));
     this.online.set(key, connection);
@@ -336,24 +362,14 @@ export class DeviceHub {
       pingTimeoutMs: this.config.pingTimeoutMs,
     };
     outgoing.push(JSON.stringify(welcome));
-    connection.startLiveness(this.config.pingIntervalMs, this.config.pingTimeoutMs);
+    this.startLiveness();
     void this.store.seen(claims.sub, { protocol_version: hello.protocolVersion, address: ip, skills_count: hello.skills.length }).catch(() => undefined);
     if (connection.models.size > 0) this.onModelsChanged?.();
     this.logger.info(
       `device ${claims.name} connected with ${hello.skills.length} skills${connection.models.size ? ` and ${connection.models.size} models` : ''}`,
     );
     // From here the device's frames go straight to its link: an idle connection keeps no loop or promise waiting.
-    forEachItem(
-      { [Symbol.asyncIterator]: () => incoming },
-      (frame) => {
-        connection.lastSeenAt = Date.now();
-        endpoint.receive(frame);
-      },
-      () => {
-        connection.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${claims.name} disconnected`));
-        void this.store.touch([claims.sub]).catch(() => undefined);
-      },
-    );
+    receiveFrames(incoming, connection);
   }
 
   private async readHello(incoming: AsyncIterator<string>): Promise<HelloFrame | AionError> {
@@ -686,7 +702,16 @@ export class DeviceHub {
   }
 
   closeAll(): void {
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
+    this.livenessTimer = undefined;
     for (const c of this.connections()) c.close(new AionError(ErrorCodes.SHUTTING_DOWN, 'the hub is shutting down'));
+  }
+
+  /** One timer for every connection (not one per device): each interval, every device is checked and pinged. */
+  private startLiveness(): void {
+    this.livenessTimer ??= setInterval(() => {
+      for (const c of this.online.values()) c.checkLiveness(this.config.pingTimeoutMs);
+    }, this.config.pingIntervalMs).unref();
   }
 }
 
@@ -700,5 +725,17 @@ function isExposedSkill(value: unknown): value is ExposedSkill {
     typeof s.inputSchema === 'object' &&
     s.inputSchema !== null &&
     Array.isArray(s.tags ?? [])
+  );
+}
+
+/** The device's frames into its connection until the socket ends; module-level, so its closures hold the connection only. */
+function receiveFrames(incoming: AsyncIterator<string>, connection: DeviceConnection): void {
+  forEachItem(
+    { [Symbol.asyncIterator]: () => incoming },
+    (frame) => {
+      connection.lastSeenAt = Date.now();
+      connection.endpoint.receive(frame);
+    },
+    () => connection.close(deviceError(DeviceErrorCodes.DEVICE_UNAVAILABLE, `device ${connection.name} disconnected`)),
   );
 }

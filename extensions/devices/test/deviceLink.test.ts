@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
 import { AionError, CancellationTokenSource, isAionError } from '@aion/extension-api';
-import { DeviceLink, type LinkViolation } from '../src/deviceLink.js';
+import { DeviceLink, LinkHandlers, type LinkViolation } from '../src/deviceLink.js';
 import { DeviceProtocol } from '../src/contract.js';
 
-/** A link whose frames out are collected, as the hub's socket would send them. */
-function link(maxFrameBytes = 1024) {
+/** A link whose frames out are collected, as the hub's socket would send them; `handlers` as a hub shares them. */
+function link(maxFrameBytes = 1024, handlers = new LinkHandlers()) {
   const sent: any[] = [];
   const violations: LinkViolation[] = [];
-  const l = new DeviceLink(
-    (frame) => sent.push(JSON.parse(frame)),
-    maxFrameBytes,
-    (v) => violations.push(v),
-  );
-  return { l, sent, violations };
+  const peer = { send: (frame: string) => void sent.push(JSON.parse(frame)), violation: (v: LinkViolation) => void violations.push(v) };
+  const l = new DeviceLink(peer, maxFrameBytes, handlers);
+  return { l, sent, violations, peer };
 }
 
 describe("devices: the hub's JSON-RPC link to one device", () => {
@@ -44,10 +41,12 @@ describe("devices: the hub's JSON-RPC link to one device", () => {
   });
 
   it("answers the device's requests: a handler's AionError with its code, an unknown method with -32601", async () => {
-    const { l, sent } = link();
-    l.onRequest(DeviceProtocol.syncSessions, () => {
+    let askedBy: unknown;
+    const handlers = new LinkHandlers().onRequest(DeviceProtocol.syncSessions, (_params, peer) => {
+      askedBy = peer;
       throw new AionError('FORBIDDEN', 'no sessions:sync scope');
     });
+    const { l, sent, peer } = link(1024, handlers);
     l.receive(JSON.stringify({ jsonrpc: '2.0', id: 'a', method: '$deviceSyncSessions', params: {} }));
     l.receive(JSON.stringify({ jsonrpc: '2.0', id: 'b', method: '$deviceNoSuchThing', params: {} }));
     await new Promise((r) => setImmediate(r));
@@ -57,10 +56,14 @@ describe("devices: the hub's JSON-RPC link to one device", () => {
       data: { code: 'FORBIDDEN' },
     });
     assert.equal(sent.find((m) => m.id === 'b').error.code, -32601);
+    assert.equal(askedBy, peer, 'a shared handler hears which link asked');
   });
 
   it('refuses oversized and malformed frames without closing, and an oversized request or answer never leaves', async () => {
-    const { l, sent, violations } = link(200);
+    const { l, sent, violations } = link(
+      200,
+      new LinkHandlers().onRequest(DeviceProtocol.syncSessions, () => ({ big: 'z'.repeat(300) }) as never),
+    );
     l.receive('x'.repeat(201));
     l.receive('{not json');
     l.receive(JSON.stringify({ hello: 'not json-rpc' }));
@@ -69,7 +72,6 @@ describe("devices: the hub's JSON-RPC link to one device", () => {
       ['FRAME_TOO_LARGE', 'MALFORMED_FRAME', 'MALFORMED_FRAME'],
     );
     await assert.rejects(l.sendRequest(DeviceProtocol.ping, { sentAt: 'y'.repeat(300) as never }), /FRAME_TOO_LARGE|exceeds/);
-    l.onRequest(DeviceProtocol.syncSessions, () => ({ big: 'z'.repeat(300) }) as never);
     l.receive(JSON.stringify({ jsonrpc: '2.0', id: 7, method: '$deviceSyncSessions', params: {} }));
     await new Promise((r) => setImmediate(r));
     assert.equal(sent.find((m) => m.id === 7).error.data.code, 'FRAME_TOO_LARGE');
