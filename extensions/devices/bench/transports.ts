@@ -28,7 +28,16 @@ function memory(): { rss: number; heap: number } {
 }
 
 const lines = (child: ChildProcess) => createInterface({ input: child.stdout! });
-const nextLine = (reader: ReturnType<typeof lines>) => new Promise<string>((r) => reader.once('line', r));
+/** The child's next line of output; a child that exits first fails the benchmark loudly instead of leaving it waiting. */
+const nextLine = (child: ChildProcess, reader: ReturnType<typeof lines>, what: string) =>
+  new Promise<string>((resolve, reject) => {
+    const exited = (code: number | null, signal: string | null) => reject(new Error(`the ${what} process exited (${signal ?? code}) before answering`));
+    child.once('exit', exited);
+    reader.once('line', (line) => {
+      child.off('exit', exited);
+      resolve(line);
+    });
+  });
 
 if (role === 'server') {
   // Answers each message (as a device link does), reports memory when asked on stdin.
@@ -54,9 +63,17 @@ if (role === 'server') {
 } else if (role === 'clients') {
   const [url, n] = rest as [string, string];
   let open = 0;
+  const opened = () => ++open === Number(n) && process.stdout.write('online\n');
+  const failed = (err: Error) => {
+    process.stderr.write(`a ${kind} client could not connect: ${err.message}\n`);
+    process.exit(1);
+  };
   for (let i = 0; i < Number(n); i++) {
-    if (kind === 'ws') new WebSocket(url.replace(/^http/, 'ws')).on('open', () => ++open === Number(n) && process.stdout.write('online\n'));
-    else socketIoClient(url, { transports: ['websocket'], reconnection: false }).on('connect', () => ++open === Number(n) && process.stdout.write('online\n'));
+    if (kind === 'ws') new WebSocket(url.replace(/^http/, 'ws')).on('open', opened).on('error', failed);
+    else
+      socketIoClient(url, { transports: ['websocket'], reconnection: false })
+        .on('connect', opened)
+        .on('connect_error', failed);
   }
 } else {
   const count = Number(process.argv[2] ?? 2000);
@@ -64,14 +81,14 @@ if (role === 'server') {
   for (const k of ['ws', 'socket.io'] as const) {
     const server = spawn(process.execPath, ['--expose-gc', self, 'server', k], { stdio: ['pipe', 'pipe', 'inherit'] });
     const fromServer = lines(server);
-    const { port } = JSON.parse(await nextLine(fromServer)) as { port: number };
+    const { port } = JSON.parse(await nextLine(server, fromServer, `${k} server`)) as { port: number };
     const ask = async () => {
       server.stdin!.write('measure\n');
-      return JSON.parse(await nextLine(fromServer)) as { connected: number; rss: number; heap: number };
+      return JSON.parse(await nextLine(server, fromServer, `${k} server`)) as { connected: number; rss: number; heap: number };
     };
     const idle = await ask();
     const clients = spawn(process.execPath, [self, 'clients', k, `http://127.0.0.1:${port}`, String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await nextLine(lines(clients));
+    await nextLine(clients, lines(clients), `${k} clients`);
     await new Promise((r) => setTimeout(r, 1000));
     const loaded = await ask();
     const kb = (bytes: number) => `${(bytes / count / 1024).toFixed(1)} KB`;

@@ -3,7 +3,7 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
 import { AionError, type Logger, type Principal } from '@aion/extension-api';
-import { DeviceErrorCodes, type ExposedSkill } from './contract.js';
+import { DeviceErrorCodes, type ExposedModel, type ExposedSkill } from './contract.js';
 
 /** A call one hub hands to the hub that holds the device's connection. */
 export interface ForwardedCall {
@@ -28,9 +28,31 @@ export interface Presence {
   at: number;
   protocol_version: number;
   skills: Array<Pick<ExposedSkill, 'id' | 'title' | 'description' | 'tags' | 'scope'>>;
+  /** The models the device offers its owner (absent from hubs of an earlier version). */
+  models?: ExposedModel[];
 }
 
+/** A model's answer one hub asks of the hub that holds the device: the request as the router gave it. */
+export interface ForwardedChat {
+  tenant: string;
+  device: string;
+  /** The device's own model id. */
+  model: string;
+  /** The chat request, without its model and caller. */
+  request: Record<string, unknown>;
+  /** The owner the answer is for. */
+  user_id: string;
+  timeoutMs?: number;
+}
+
+/** What the holding hub streams back: events of the answer, then its end. */
+type ChatFrame = { origin: string; stream: string; event?: unknown; end?: true };
+
 const CALL_EVENT = 'aion:device-call';
+const CHAT_EVENT = 'aion:device-chat';
+const CHAT_FRAME_EVENT = 'aion:device-chat-frame';
+const CHAT_CANCEL_EVENT = 'aion:device-chat-cancel';
+const MODELS_CHANGED_EVENT = 'aion:device-models-changed';
 
 /**
  * Several hubs on one Redis: device presence as keys with an expiry (a crashed hub's devices fall
@@ -42,6 +64,10 @@ export class HubCluster {
   private readonly io: Server;
   private readonly refresh: NodeJS.Timeout;
   private readonly local = new Map<string, () => Presence>();
+  /** Answers this hub asked another hub for, by stream id: their frames go there. */
+  private readonly chatsAsked = new Map<string, { push(event: unknown): void; end(): void }>();
+  /** Answers this hub streams for another hub, by stream id: a cancel from the asker stops them. */
+  private readonly chatsServed = new Map<string, () => void>();
 
   private constructor(
     private readonly redis: Redis,
@@ -81,6 +107,81 @@ export class HubCluster {
     });
   }
 
+  /**
+   * Answers chats other hubs forward to devices connected here: `chat` runs the answer (undefined when
+   * the device is not here), each event goes back to the asking hub as it comes, then the end.
+   */
+  serveChats(chat: (call: ForwardedChat, cancel: { onCancel(stop: () => void): void }) => AsyncIterable<unknown> | undefined): void {
+    this.io.on(CHAT_EVENT as never, (call: ForwardedChat & { origin: string; stream: string }, ack: (taken: boolean) => void) => {
+      let stop: (() => void) | undefined;
+      let events: AsyncIterable<unknown> | undefined;
+      try {
+        events = chat(call, { onCancel: (fn) => (stop = fn) });
+      } catch (err) {
+        this.logger.warn(`a chat forwarded by hub ${call.origin} failed to start: ${(err as Error).message}`);
+      }
+      ack(events !== undefined);
+      if (!events) return;
+      this.chatsServed.set(call.stream, () => stop?.());
+      void (async () => {
+        const frame = (f: Omit<ChatFrame, 'origin' | 'stream'>) =>
+          this.io.serverSideEmit(CHAT_FRAME_EVENT as never, { origin: call.origin, stream: call.stream, ...f } as never);
+        try {
+          for await (const event of events) frame({ event });
+        } finally {
+          this.chatsServed.delete(call.stream);
+          frame({ end: true });
+        }
+      })();
+    });
+    this.io.on(CHAT_FRAME_EVENT as never, (f: ChatFrame) => {
+      // Every hub hears every frame (the adapter broadcasts); only the asker takes it.
+      if (f.origin !== this.hubId) return;
+      const asked = this.chatsAsked.get(f.stream);
+      if (!asked) return;
+      if (f.end) asked.end();
+      else asked.push(f.event);
+    });
+    this.io.on(CHAT_CANCEL_EVENT as never, ({ stream }: { stream: string }) => this.chatsServed.get(stream)?.());
+  }
+
+  /**
+   * Asks the hub holding the device for a model's answer; its events reach `sink` as they come. False
+   * when no hub took it (the device left, or its hub died). `cancel` stops the answer there.
+   */
+  async forwardChat(call: ForwardedChat, sink: { push(event: unknown): void; end(): void }): Promise<{ taken: boolean; cancel(): void }> {
+    const stream = randomUUID();
+    this.chatsAsked.set(stream, {
+      push: (event) => sink.push(event),
+      end: () => {
+        this.chatsAsked.delete(stream);
+        sink.end();
+      },
+    });
+    const cancel = () => {
+      if (!this.chatsAsked.delete(stream)) return;
+      this.io.serverSideEmit(CHAT_CANCEL_EVENT as never, { stream } as never);
+    };
+    let answers: boolean[] = [];
+    try {
+      answers = (await this.io.serverSideEmitWithAck(CHAT_EVENT as never, { ...call, origin: this.hubId, stream } as never)) as boolean[];
+    } catch {
+      // A hub that died never acknowledges: nobody took the answer.
+    }
+    const taken = answers.some((a) => a === true);
+    if (!taken) this.chatsAsked.delete(stream);
+    return { taken, cancel };
+  }
+
+  /** Tells every hub that a device's models came or went, so each lists them again. */
+  modelsChanged(): void {
+    this.io.serverSideEmit(MODELS_CHANGED_EVENT as never);
+  }
+
+  onModelsChanged(listener: () => void): void {
+    this.io.on(MODELS_CHANGED_EVENT as never, listener);
+  }
+
   async announce(tenant: string, device: string, presence: () => Presence): Promise<void> {
     this.local.set(`${tenant}/${device}`, presence);
     await this.redis
@@ -115,6 +216,26 @@ export class HubCluster {
   async presence(tenant: string, device: string): Promise<Presence | undefined> {
     const raw = await this.redis.get(this.presenceKey(tenant, device)).catch(() => null);
     return raw ? (JSON.parse(raw) as Presence) : undefined;
+  }
+
+  /** Every device online on any hub that offers models, with its tenant: what the devices provider lists. */
+  async modelPresences(): Promise<Array<{ tenant: string; device: string; presence: Presence }>> {
+    const out: Array<{ tenant: string; device: string; presence: Presence }> = [];
+    const head = `${this.prefix}:devices:presence:`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${head}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const values = await this.redis.mget(...keys);
+      keys.forEach((key, i) => {
+        const presence = values[i] ? (JSON.parse(values[i]!) as Presence) : undefined;
+        if (!presence?.models?.length) return;
+        const [tenant, ...device] = key.slice(head.length).split('/');
+        out.push({ tenant: tenant!, device: device.join('/'), presence });
+      });
+    } while (cursor !== '0');
+    return out;
   }
 
   /** Every device of the tenant online on any hub. */

@@ -4,13 +4,15 @@ import {
   isProviderErrorCode,
   type ChatRequest,
   type ModelInfo,
+  type ModelOwner,
   type ProviderErrorCode,
   type ProviderErrorEvent,
   type ProviderEvent,
   type ProviderImplementation,
 } from '@aion/provider-kit';
 import type { DevicesConfiguration } from './config.js';
-import { DeviceErrorCodes, DeviceProtocol, deviceModelId, parseDeviceModelId, type ForwardedCaller } from './contract.js';
+import type { ForwardedChat } from './cluster.js';
+import { DeviceErrorCodes, DeviceProtocol, deviceModelId, isExposedModel, parseDeviceModelId, type ExposedModel, type ForwardedCaller } from './contract.js';
 import type { DeviceHub } from './hub.js';
 import { sanitizeDeviceError } from './sanitize.js';
 
@@ -27,25 +29,40 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
     private readonly config: DevicesConfiguration,
   ) {}
 
+  /** The models of devices online here and, with several hubs, on the others. */
   async listModels(): Promise<ModelInfo[]> {
     const out: ModelInfo[] = [];
-    for (const c of this.hub.connections()) {
-      for (const m of c.models.values()) {
-        out.push({
-          id: deviceModelId(c.name, m.id),
-          ...(m.displayName ? { displayName: `${m.displayName} on ${c.name}` } : {}),
-          ...(m.contextWindow ? { contextWindow: m.contextWindow } : {}),
-          ...(m.capabilities ? { capabilities: m.capabilities } : {}),
-          tools: m.tools === true,
-          streaming: m.streaming !== false,
-          costPer1kInput: 0,
-          costPer1kOutput: 0,
-          owner: { tenant_id: c.claims.tenant_id, user_id: c.claims.user_id },
-          residency: { scope: 'device', device: c.name },
-        });
-      }
-    }
+    const listed = new Set<string>();
+    const add = (device: string, owner: ModelOwner, m: ExposedModel) => {
+      const id = deviceModelId(device, m.id);
+      if (listed.has(`${owner.tenant_id}/${id}`)) return;
+      listed.add(`${owner.tenant_id}/${id}`);
+      out.push({
+        id,
+        ...(m.displayName ? { displayName: `${m.displayName} on ${device}` } : {}),
+        ...(m.contextWindow ? { contextWindow: m.contextWindow } : {}),
+        ...(m.capabilities ? { capabilities: m.capabilities } : {}),
+        tools: m.tools === true,
+        streaming: m.streaming !== false,
+        costPer1kInput: 0,
+        costPer1kOutput: 0,
+        owner,
+        residency: { scope: 'device', device },
+      });
+    };
+    for (const c of this.hub.connections()) for (const m of c.models.values()) add(c.name, { tenant_id: c.claims.tenant_id, user_id: c.claims.user_id }, m);
+    const elsewhere = await this.hub.clusterOf?.modelPresences().catch(() => []);
+    for (const { tenant, device, presence } of elsewhere ?? [])
+      for (const m of presence.models ?? []) if (isExposedModel(m)) add(device, { tenant_id: tenant, user_id: presence.user_id }, m);
     return out;
+  }
+
+  /** Answers another hub asked for: the device is connected here, and belongs to the user the answer is for. */
+  serveForwarded(call: ForwardedChat, token: CancellationToken): AsyncIterable<ProviderEvent> | undefined {
+    const connection = this.hub.connectionOf(call.tenant, call.device);
+    if (!connection || connection.claims.user_id !== call.user_id || !connection.models.has(call.model)) return undefined;
+    const request = { ...call.request, model: deviceModelId(call.device, call.model), caller: { tenant_id: call.tenant, user_id: call.user_id } };
+    return this.chat(request as unknown as ChatRequest, token);
   }
 
   async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
@@ -56,8 +73,12 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
     const caller = request.caller;
     const connection = caller ? this.hub.connectionOf(caller.tenant_id, target.device) : undefined;
     // Another user's device answers exactly as an absent one: its name says nothing to the caller.
-    if (!connection || connection.claims.user_id !== caller!.user_id || !connection.models.has(target.model))
+    if (!connection || connection.claims.user_id !== caller!.user_id || !connection.models.has(target.model)) {
+      const presence = !connection && caller ? await this.hub.presenceElsewhere(caller.tenant_id, target.device) : undefined;
+      if (presence && presence.user_id === caller!.user_id && presence.models?.some((m) => m.id === target.model))
+        return yield* this.forwarded(request, { device: target.device, model: target.model }, caller!, token);
       return yield failure('PROVIDER_UNREACHABLE', `device ${target.device} is offline or offers no model ${target.model}`, true);
+    }
     if (connection.inFlight >= this.config.maxInFlightPerDevice)
       return yield failure('PROVIDER_RATE_LIMITED', `device ${target.device} already runs ${connection.inFlight} calls`, true);
 
@@ -130,6 +151,54 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
     } finally {
       // The caller stopped reading early (cancel, failover): the device stops too.
       finish();
+    }
+  }
+
+  /**
+   * The answer of a device another hub holds: asked of that hub through the cluster, its events checked
+   * here again as they come, bounded by the same wait without progress; cancelling stops it there.
+   */
+  private async *forwarded(
+    request: ChatRequest,
+    target: { device: string; model: string },
+    caller: ModelOwner,
+    token?: CancellationToken,
+  ): AsyncGenerator<ProviderEvent> {
+    let produced = false;
+    const failure = (code: ProviderErrorCode, message: string, retryable = false) => errorEvent(code, message, retryable, produced);
+    const idleMs = request.timeoutMs ?? this.config.timeouts.remoteSkillMs;
+    const { model: _model, caller: _caller, ...forwarded } = request;
+    const events = new AsyncQueue<unknown>();
+    const asked = await this.hub.clusterOf!.forwardChat(
+      { tenant: caller.tenant_id, device: target.device, model: target.model, request: forwarded, user_id: caller.user_id, timeoutMs: idleMs },
+      events,
+    );
+    if (!asked.taken) return yield failure('PROVIDER_UNREACHABLE', `device ${target.device} is offline or offers no model ${target.model}`, true);
+    const stopListening = token?.onCancellationRequested(() => asked.cancel());
+    let idle: NodeJS.Timeout | undefined;
+    const rearm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        asked.cancel();
+        events.push(failure('PROVIDER_TIMEOUT', `device ${target.device} sent nothing through its hub for ${idleMs} ms`, true));
+        events.end();
+      }, idleMs);
+    };
+    try {
+      rearm();
+      for await (const raw of events) {
+        rearm();
+        const event = this.checked(raw, target.device, produced);
+        if (event.type === 'token' || event.type === 'tool_call') produced = true;
+        yield event;
+        if (event.type === 'done' || event.type === 'error') return;
+      }
+      if (!token?.isCancellationRequested) yield failure('PROVIDER_STREAM_CUT', `device ${target.device} ended the answer before it was complete`, true);
+    } finally {
+      clearTimeout(idle);
+      stopListening?.dispose();
+      // A reader that stops early stops the answer on the other hub too (nothing is sent once it ended).
+      asked.cancel();
     }
   }
 

@@ -1,4 +1,5 @@
 import * as aion from '@aion/extension-api';
+import { AsyncResource } from 'node:async_hooks';
 import { AionError, CancellationTokenSource, ErrorCodes, type HttpRequestData, type Principal } from '@aion/extension-api';
 import type { SessionsApi } from '@aion/ext-sessions';
 import type { SkillsApi, SkillSummary } from '@aion/ext-skills';
@@ -140,6 +141,17 @@ export async function activate(ctx: aion.ExtensionContext) {
   // The devices' models, for the router as the `devices` provider (where a router is installed to use them).
   const models = new DeviceModels(hub, config);
   hub.onModelsChanged = () => aion.events.emit(PROVIDERS_CHANGED_EVENT, { id: DEVICES_PROVIDER_ID });
+  if (cluster) {
+    // Another hub's device came or went with models: the router here lists them again. Bound to this
+    // extension's context, since the cluster's messages arrive outside it.
+    cluster.onModelsChanged(AsyncResource.bind(() => hub.onModelsChanged?.()));
+    // Answers other hubs ask of devices connected here.
+    cluster.serveChats((call, cancel) => {
+      const source = new CancellationTokenSource();
+      cancel.onCancel(() => source.cancel());
+      return models.serveForwarded(call, source.token);
+    });
+  }
   const routerInstalled = (await aion.contributions.list('providers').catch(() => [])).some(
     ({ extensionId, entry }) => extensionId === ctx.extension.id && entry.id === DEVICES_PROVIDER_ID,
   );

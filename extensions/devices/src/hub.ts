@@ -221,6 +221,24 @@ export class DeviceHub {
     private readonly logger: Logger,
   ) {}
 
+  /** A device's models came or went: this hub's router lists them again, and so does every other hub's. */
+  private modelsChanged(): void {
+    this.onModelsChanged?.();
+    this.cluster?.modelsChanged();
+  }
+
+  /** Where a device this hub does not hold is online, when another hub of the cluster holds it. */
+  async presenceElsewhere(tenant: string, name: string): Promise<Presence | undefined> {
+    if (!this.cluster || this.connectionOf(tenant, name)) return undefined;
+    const presence = await this.cluster.presence(tenant, name);
+    return presence && presence.hub !== this.cluster.hubId ? presence : undefined;
+  }
+
+  /** The cluster, for the devices provider's answers held by another hub. */
+  get clusterOf(): HubCluster | undefined {
+    return this.cluster;
+  }
+
   /** A connection closed: it leaves the hub (and the cluster's presence) unless a reconnect already replaced it. */
   disconnected(connection: DeviceConnection): void {
     const { claims } = connection;
@@ -230,7 +248,7 @@ export class DeviceHub {
       void this.cluster?.withdraw(claims.tenant_id, claims.name);
     }
     void this.store.touch([claims.sub]).catch(() => undefined);
-    if (connection.models.size > 0) this.onModelsChanged?.();
+    if (connection.models.size > 0) this.modelsChanged();
     this.logger.info(`device ${claims.name} disconnected`);
   }
 
@@ -254,6 +272,7 @@ export class DeviceHub {
       user_id: c.claims.user_id,
       at: c.lastSeenAt,
       protocol_version: c.hello.protocolVersion,
+      ...(c.models.size ? { models: [...c.models.values()] } : {}),
       skills: [...c.skills.values()].map((s) => ({
         id: s.id,
         title: s.title,
@@ -364,7 +383,7 @@ export class DeviceHub {
     outgoing.push(JSON.stringify(welcome));
     this.startLiveness();
     void this.store.seen(claims.sub, { protocol_version: hello.protocolVersion, address: ip, skills_count: hello.skills.length }).catch(() => undefined);
-    if (connection.models.size > 0) this.onModelsChanged?.();
+    if (connection.models.size > 0) this.modelsChanged();
     this.logger.info(
       `device ${claims.name} connected with ${hello.skills.length} skills${connection.models.size ? ` and ${connection.models.size} models` : ''}`,
     );
