@@ -53,6 +53,11 @@ describe('manifest loading and validation', () => {
     writeExtension(root, 'good-widget', base({ name: 'good-widget', contributes: { widgets: [{ id: 'w1', size: 3 }] } }));
     writeExtension(root, 'bad-widget', base({ name: 'bad-widget', contributes: { widgets: [{ id: 'w2', size: 'big' }] } }));
     writeExtension(root, 'unknown-point', base({ name: 'unknown-point', contributes: { gadgets: [{ id: 'g' }] } }));
+    writeExtension(
+      root,
+      'optional-point',
+      base({ name: 'optional-point', contributes: { gadgets: [{ id: 'g' }], gizmos: [{ id: 'z' }] }, aion: { optionalPoints: ['gadgets'] } }),
+    );
     writeExtension(root, 'needs-bad', base({ name: 'needs-bad', extensionDependencies: ['t.bad-widget'] }));
     kernel = await startTestKernel({ extensions: [root, fixture('cycle'), fixture('needs-missing')], strict: false });
     listed = await listing(kernel);
@@ -129,6 +134,16 @@ describe('manifest loading and validation', () => {
     const e = listed.find((x) => x.id === 't.unknown-point')!;
     assert.equal(e.state, 'inactive');
     assert.equal(e.warnings![0]!.code, 'CONTRIBUTION_POINT_UNKNOWN');
+  });
+
+  it('says nothing of a point the manifest contributes to only when its owner is installed (aion.optionalPoints)', () => {
+    const e = listed.find((x) => x.id === 't.optional-point')!;
+    assert.equal(e.state, 'inactive');
+    assert.deepEqual(
+      e.warnings!.map((w) => w.message.match(/contributes\/(\w+)/)?.[1]),
+      ['gizmos'],
+      'a point not named there is still reported',
+    );
   });
 
   it('skips an extension whose dependency is missing', () => {

@@ -159,6 +159,11 @@ export interface ExtensionManifest {
      * skills (`true`) or these ids; `models` — likewise for its models. Absent: nothing.
      */
     expose?: ExposeDeclaration;
+    /**
+     * Contribution points this extension contributes to only when their owner is installed (the devices'
+     * provider, where a router is): no `CONTRIBUTION_POINT_UNKNOWN` warning for them when it is not.
+     */
+    optionalPoints?: string[];
   };
   [key: string]: unknown;
 }
@@ -354,6 +359,7 @@ export const manifestSchema = {
           },
           additionalProperties: false,
         },
+        optionalPoints: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true },
       },
       additionalProperties: false,
     },

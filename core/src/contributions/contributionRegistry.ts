@@ -110,6 +110,8 @@ export class ContributionRegistry {
         if ((KERNEL_POINTS as readonly string[]).includes(pointName)) continue;
         const point = this.points.get(pointName);
         if (!point) {
+          // Declared as for an extension that may not be installed: nothing to warn about.
+          if (record.manifest.aion?.optionalPoints?.includes(pointName)) continue;
           record.warnings.push({
             code: ErrorCodes.CONTRIBUTION_POINT_UNKNOWN,
             message: `${record.manifestPath}: /contributes/${pointName}: no installed extension declares the contribution point "${pointName}"${didYouMean(pointName, [...KERNEL_POINTS, ...this.points.keys()])}`,

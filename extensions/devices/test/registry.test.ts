@@ -94,6 +94,13 @@ describe('devices: registry, tokens, HTTP and CLI', function () {
     assert.ok(!JSON.stringify(listed).includes(added.token), 'the token is never listed');
   });
 
+  it('loads without a router and says nothing of the devices provider it would contribute', async () => {
+    const rows = (await (await call(kernel, 'GET', '/v1/extensions', { token: admin.access_token })).json()) as any;
+    const devices = (Array.isArray(rows) ? rows : rows.extensions).find((e: any) => e.id === 'aion.devices');
+    assert.equal(devices.state, 'active');
+    assert.deepEqual(devices.warnings ?? [], []);
+  });
+
   it('grants a device least privilege only', async () => {
     const res = await call(kernel, 'POST', '/v1/hub/devices', { token: admin.access_token, body: { name: 'greedy', scopes: ['skills:expose', '*'] } });
     assert.equal(res.status, 400);
