@@ -120,12 +120,25 @@ export async function activate(ctx: aion.ExtensionContext) {
       await service.revokeApiKey(principalOf(req), req.params.id!, req.ip);
       return { status: 204 };
     }),
-    handle('GET /v1/devices', async (req) => ({ body: { devices: await service.listDevices(principalOf(req)) } })),
+    handle('GET /v1/devices', async (req) => {
+      const principal = principalOf(req);
+      const devices = (await service.listDevices(principal)).map((d) => ({ kind: 'credentials', ...d }));
+      // Extensions with devices of their own (the hub's spokes) add them to the one list.
+      const listed = await aion.hooks.call<{ devices: unknown[] }>('auth.devices.list', { principal, devices });
+      return { body: { devices: listed?.devices ?? devices } };
+    }),
     handle('POST /v1/devices', async (req) => ({ status: 201, body: await service.createDevice(principalOf(req), req.body, req.ip) })),
     handle('GET /v1/devices/:id', async (req) => ({ body: await service.getDevice(principalOf(req), req.params.id!) })),
     handle('PATCH /v1/devices/:id', async (req) => ({ body: await service.renameDevice(principalOf(req), req.params.id!, req.body) })),
     handle('DELETE /v1/devices/:id', async (req) => {
-      await service.revokeDevice(principalOf(req), req.params.id!, req.ip);
+      const principal = principalOf(req);
+      try {
+        await service.revokeDevice(principal, req.params.id!, req.ip);
+      } catch (err) {
+        // None of the caller's credentials: perhaps a device another extension keeps (a hub's spoke, by name).
+        if ((err as AionError).code !== ErrorCodes.NOT_FOUND) throw err;
+        if ((await aion.hooks.call<boolean | undefined>('auth.devices.revoke', { principal, id: req.params.id! })) !== true) throw err;
+      }
       return { status: 204 };
     }),
     handle('GET /v1/users', async (req) => ({ body: { users: await service.listUsers(principalOf(req)) } })),

@@ -174,6 +174,18 @@ export async function activate(ctx: aion.ExtensionContext) {
 
   ctx.subscriptions.push(
     aion.http.handle('GET /v1/devices/connect', (req) => hub.connect(req)),
+    // GET and DELETE /v1/devices are aion.auth's (device credentials); the hub's spokes join its answers.
+    aion.hooks.tap('auth.devices.list', async (payload: { principal: Principal; devices: unknown[] }) => ({
+      ...payload,
+      devices: [...payload.devices, ...(await hub.list(payload.principal)).map((d) => ({ kind: 'spoke', ...d }))],
+    })),
+    aion.hooks.tap('auth.devices.revoke', async ({ principal, id }: { principal: Principal; id: string }) => {
+      const name = normalizeDeviceName(id);
+      const row = isDeviceName(name) ? await store.findLive(principal.tenant_id, name) : undefined;
+      if (!row || !hub.mayUse(principal, row.user_id)) return undefined;
+      await revokeDevice(principal.tenant_id, name, principal);
+      return true;
+    }),
     aion.http.handle('GET /v1/hub/devices', async (req) => ({ body: { devices: await hub.list(principalOf(req)) } })),
     aion.http.handle('POST /v1/hub/devices', async (req) => {
       const p = principalOf(req);

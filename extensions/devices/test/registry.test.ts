@@ -125,6 +125,30 @@ describe('devices: registry, tokens, HTTP and CLI', function () {
     assert.deepEqual(((await (await call(kernel, 'GET', '/v1/hub/devices', { token: bob.access_token })).json()) as any).devices, []);
   });
 
+  it('answers GET and DELETE /v1/devices with the hub’s devices beside the caller’s device credentials', async () => {
+    const carol = await createUser(kernel, admin.access_token, 'carol', { scopes: ['devices:read', 'devices:write'] });
+    const dave = await createUser(kernel, admin.access_token, 'dave', { scopes: ['devices:read', 'devices:write'] });
+    assert.equal((await call(kernel, 'POST', '/v1/hub/devices', { token: carol.access_token, body: { name: 'Carol Desk' } })).status, 201);
+    const created = await call(kernel, 'POST', '/v1/devices', { token: carol.access_token, body: { name: 'carol tablet', scopes: ['devices:read'] } });
+    assert.equal(created.status, 201, await created.clone().text());
+    const credential = (await created.json()) as any;
+    const listed = ((await (await call(kernel, 'GET', '/v1/devices', { token: carol.access_token })).json()) as any).devices;
+    assert.deepEqual(listed.map((d: any) => [d.kind, d.name]).sort(), [
+      ['credentials', 'carol tablet'],
+      ['spoke', 'carol-desk'],
+    ]);
+    const desk = listed.find((d: any) => d.kind === 'spoke');
+    assert.equal(desk.status, 'offline');
+    for (const field of ['last_seen_at', 'skills_count', 'protocol_version', 'address']) assert.ok(field in desk, `${field} is listed`);
+    // Another user neither sees nor revokes carol's spoke through /v1/devices.
+    assert.deepEqual(((await (await call(kernel, 'GET', '/v1/devices', { token: dave.access_token })).json()) as any).devices, []);
+    assert.equal((await call(kernel, 'DELETE', '/v1/devices/carol-desk', { token: dave.access_token })).status, 404);
+    assert.equal((await call(kernel, 'DELETE', '/v1/devices/Carol%20Desk', { token: carol.access_token })).status, 204);
+    assert.equal((await call(kernel, 'DELETE', '/v1/devices/nothing-here', { token: carol.access_token })).status, 404);
+    assert.equal((await call(kernel, 'DELETE', `/v1/devices/${credential.device.id}`, { token: carol.access_token })).status, 204);
+    assert.deepEqual(((await (await call(kernel, 'GET', '/v1/devices', { token: carol.access_token })).json()) as any).devices, []);
+  });
+
   it('refuses forged, malformed and revoked tokens at connect with DEVICE_TOKEN_INVALID', async () => {
     const forged = await new SignJWT({ type: 'device', name: 'evil', user_id: 'x', tenant_id: 'default', scopes: ['skills:expose'] })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
