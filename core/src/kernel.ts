@@ -189,7 +189,7 @@ export class Kernel {
       }
       for (const hook of record.manifest.contributes?.hooks ?? []) {
         try {
-          hooks.declare(hook.name, hook.kind as HookKind, record.id, hook.tap ?? 'public');
+          hooks.declare(hook.name, hook.kind as HookKind, record.id, hook.tap ?? 'public', hook.call ?? 'public');
         } catch (err) {
           registry.skip(record.id, { code: ErrorCodes.MANIFEST_INVALID, message: `${record.manifestPath}: /contributes/hooks: ${(err as Error).message}` });
         }

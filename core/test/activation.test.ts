@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { EXTENSION_STATE_EVENT, type ExtensionStateChange } from '@aion/extension-api';
 import { EventBus } from '../src/events/eventBus.js';
 import { ActivationService, startTestKernel, type TestKernel } from '../src/index.js';
@@ -12,9 +13,12 @@ const extensions = async (k: TestKernel) => k.extensions() as Ext[];
 describe('activation', () => {
   let kernel: TestKernel;
   let root: string;
+  let inRepo: string;
 
   before(async () => {
     root = tempDir();
+    // Inside the repository, so these extensions resolve @aion/extension-api from the workspace.
+    inRepo = mkdtempSync(join(fileURLToPath(new URL('.', import.meta.url)), 'tmp-hooks-'));
     writeExtension(
       root,
       'fails',
@@ -34,10 +38,34 @@ describe('activation', () => {
       }),
       { 'e.js': 'export function activate() {}' },
     );
+    // A hook only its owner calls (`call: owner`), tapped by a third extension, and an outsider that calls it anyway.
+    const callHook = (route: string, tag: string) =>
+      `import * as aion from '@aion/extension-api';\nexport function activate(ctx) { ctx.subscriptions.push(aion.http.handle('GET ${route}', async () => { try { return { body: await aion.hooks.call('t.vouched', { tags: ['${tag}'] }) }; } catch (err) { return { status: 403, body: { code: err.code, message: err.message } }; } })); }\n`;
+    writeExtension(
+      inRepo,
+      'vouches',
+      base({
+        name: 'vouches',
+        type: 'module',
+        main: 'e.js',
+        activationEvents: ['onStartup'],
+        contributes: { hooks: [{ name: 't.vouched', kind: 'waterfall', call: 'owner' }], routes: [{ method: 'GET', path: '/v1/vouches' }] },
+      }),
+      { 'e.js': callHook('/v1/vouches', 'owner') },
+    );
+    writeExtension(inRepo, 'taps-vouched', base({ name: 'taps-vouched', type: 'module', main: 'e.js', activationEvents: ['onStartup'] }), {
+      'e.js': `import * as aion from '@aion/extension-api';\nexport function activate(ctx) { ctx.subscriptions.push(aion.hooks.tap('t.vouched', (p) => ({ ...p, tags: [...p.tags, 'tapped'] }))); }\n`,
+    });
+    writeExtension(
+      inRepo,
+      'outsider',
+      base({ name: 'outsider', type: 'module', main: 'e.js', contributes: { routes: [{ method: 'GET', path: '/v1/outsider' }] }, aion: { host: 'dedicated' } }),
+      { 'e.js': callHook('/v1/outsider', 'forged') },
+    );
     const secrets = join(root, 'secrets.json');
     writeFileSync(secrets, JSON.stringify({ 'fixtures.basic': { BASIC_TOKEN: 's3cr3t-value' } }));
     kernel = await startTestKernel({
-      extensions: [fixture('basic'), fixture('dependent'), root],
+      extensions: [fixture('basic'), fixture('dependent'), root, inRepo],
       config: {
         secretsFile: secrets,
         permissions: { grants: { 'fixtures.dependent': { kernelHost: true }, 't.fails': { kernelHost: true }, 't.after-fails': { kernelHost: true } } },
@@ -47,6 +75,7 @@ describe('activation', () => {
   after(async () => {
     await kernel.stop();
     rmSync(root, { recursive: true, force: true });
+    rmSync(inRepo, { recursive: true, force: true });
   });
 
   it('activates dependencies first, and records why and how long', async () => {
@@ -68,6 +97,13 @@ describe('activation', () => {
 
   it('runs a waterfall hook declared by one extension and tapped from another host', async () => {
     assert.deepEqual(await (await kernel.request('/v1/basic/fire-hook')).json(), { tags: ['basic', 'dependent'] });
+  });
+
+  it('lets only its owner call a hook declared call: owner', async () => {
+    assert.deepEqual(await (await kernel.request('/v1/vouches')).json(), { tags: ['owner', 'tapped'] });
+    const refused = await kernel.request('/v1/outsider');
+    assert.equal(refused.status, 403);
+    assert.deepEqual(await refused.json(), { code: 'FORBIDDEN', message: 'only t.vouches calls the hook t.vouched, not t.outsider' });
   });
 
   it('executes commands through the kernel and reports unknown ones', async () => {

@@ -105,9 +105,9 @@ export function forEachItem<T>(source: AsyncIterable<T>, onItem: (item: T) => vo
         await onItem(next.value);
       }
     } catch (err) {
-      if (!stopped) return onEnd(err ?? new Error('the stream failed'));
+      if (!stopped) return endSafely(onEnd, err ?? new Error('the stream failed'));
     }
-    if (!stopped) onEnd();
+    if (!stopped) endSafely(onEnd);
   })();
   return () => {
     if (stopped) return;
@@ -138,7 +138,10 @@ class Drain<T> extends AsyncResource implements QueueSink<T> {
   }
 
   end(error?: unknown): void {
-    if (!this.stopped) this.runInAsyncScope(this.onEnd, undefined, error);
+    if (this.stopped) return;
+    // Ended once: a consumer's late failure (a send that fails afterwards) does not end it again.
+    this.stopped = true;
+    this.runInAsyncScope(endSafely, undefined, this.onEnd, error);
   }
 
   stop(): void {
@@ -160,6 +163,15 @@ class Drain<T> extends AsyncResource implements QueueSink<T> {
   private fail(err: unknown): void {
     if (this.stopped) return;
     this.stop();
-    this.onEnd(err ?? new Error('the consumer failed'));
+    endSafely(this.onEnd, err ?? new Error('the consumer failed'));
+  }
+}
+
+/** A consumer's end handler that throws must not unwind into the producer (a socket's close event): it is reported instead. */
+function endSafely(onEnd: (error?: unknown) => void, error?: unknown): void {
+  try {
+    onEnd(error);
+  } catch (err) {
+    process.emitWarning(err instanceof Error ? err : new Error(String(err)), 'AsyncQueueConsumerWarning');
   }
 }

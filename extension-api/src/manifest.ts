@@ -82,6 +82,12 @@ export interface HookContribution {
   description?: string;
   /** Who may tap it: any extension (`public`, default) or only privileged ones, like the kernel's own hooks. */
   tap?: CallAccess;
+  /**
+   * Who may call it: any extension (`public`, default) or only the extension that declares it (`owner`),
+   * for a hook whose payload its owner vouches for (a principal it authenticated), so no other extension
+   * can hand the taps a payload of its own making. Enforced by the kernel.
+   */
+  call?: 'public' | 'owner';
 }
 
 /** A secret this extension owns: only it reads the value, unless the operator grants it to another. */
@@ -298,6 +304,7 @@ export const manifestSchema = {
               kind: { enum: ['series', 'parallel', 'waterfall', 'bail'] },
               description: { type: 'string' },
               tap: { enum: ['public', 'privileged'] },
+              call: { enum: ['public', 'owner'] },
             },
             additionalProperties: false,
           },

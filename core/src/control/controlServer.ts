@@ -3,6 +3,7 @@ import { chmodSync, existsSync, lstatSync, readFileSync, unlinkSync, writeFileSy
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { AionError, ErrorCodes, isAionError } from '@aion/extension-api';
 import { ActivationService } from '../activation/activationService.js';
+import { CommandRegistry } from '../commands/commandRegistry.js';
 import { CommandsChannel } from '../commands/commandsChannel.js';
 import { ContributionRegistry } from '../contributions/contributionRegistry.js';
 import { HostManager } from '../hosts/hostManager.js';
@@ -225,10 +226,8 @@ async function answer(kernel: Kernel, method: string, params: Record<string, unk
     case 'commands.execute': {
       // Only what a manifest offers the CLI as running in the server: the channel is not a way to any command.
       const { command, args } = params;
-      const offered = kernel
-        .get(ExtensionRegistry)
-        .all()
-        .some((r) => r.manifest.contributes?.commands?.some((c) => c.command === command && c.cli?.running));
+      // The declaration the kernel holds for the command (its owner's), not any manifest that names it.
+      const offered = typeof command === 'string' && kernel.get(CommandRegistry).declarationOf(command)?.cli?.running === true;
       if (typeof command !== 'string' || !offered)
         throw new AionError(ErrorCodes.NOT_FOUND, `this server offers no command ${JSON.stringify(command)} to the CLI (contributes.commands[].cli.running)`);
       return kernel.get(CommandsChannel).execute(command, [args ?? {}]);

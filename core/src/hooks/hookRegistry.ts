@@ -42,6 +42,8 @@ interface HookEntry {
   kind: HookKind;
   owner: string;
   tapAccess: CallAccess;
+  /** `owner`: only the declaring extension may call it. */
+  callAccess: 'public' | 'owner';
   hook: AnyHook;
   tapOwners: Map<string, string>;
 }
@@ -63,7 +65,16 @@ export class HookRegistry {
     return this.hooks.get(name)?.tapAccess ?? 'public';
   }
 
-  declare(name: string, kind: HookKind, owner: string, tapAccess: CallAccess = 'public'): void {
+  /** Throws FORBIDDEN when `callerId` may not call `name`: a hook declared `call: owner` admits its owner only. */
+  assertMayCall(name: string, callerId: string | undefined): void {
+    const entry = this.hooks.get(name);
+    if (entry?.callAccess !== 'owner' || entry.owner === callerId) return;
+    throw new AionError(ErrorCodes.FORBIDDEN, `only ${entry.owner} calls the hook ${name}${callerId ? `, not ${callerId}` : ''}`, {
+      details: { caller: callerId ?? null, hook: name },
+    });
+  }
+
+  declare(name: string, kind: HookKind, owner: string, tapAccess: CallAccess = 'public', callAccess: 'public' | 'owner' = 'public'): void {
     if (this.hooks.has(name)) throw new AionError(ErrorCodes.MANIFEST_INVALID, `hook ${name} is declared by ${this.hooks.get(name)!.owner} and ${owner}`);
     const hook = (kind === 'series'
       ? new AsyncSeriesHook(['payload'])
@@ -72,7 +83,7 @@ export class HookRegistry {
         : kind === 'waterfall'
           ? new AsyncSeriesWaterfallHook(['payload'])
           : new AsyncSeriesBailHook(['payload'])) as unknown as AnyHook;
-    this.hooks.set(name, { kind, owner, tapAccess, hook, tapOwners: new Map() });
+    this.hooks.set(name, { kind, owner, tapAccess, callAccess, hook, tapOwners: new Map() });
   }
 
   kindOf(name: string): HookKind | undefined {

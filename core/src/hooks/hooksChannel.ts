@@ -71,7 +71,11 @@ export class HooksChannel implements KernelChannel {
       this.hooks.tap(hook, kernelTapId(tapId), extensionId, (payload) => host.callTap({ tapId, payload }));
     });
     e.onNotification(HooksProtocol.kernel.untap, ({ tapId }) => this.hooks.untap(kernelTapId(tapId)));
-    e.onRequest(HooksProtocol.kernel.call, ({ hook, payload, context }) => runInCallContext(context, () => this.call(hook, payload)));
+    e.onRequest(HooksProtocol.kernel.call, ({ hook, payload, context, extensionId }) => {
+      // A host speaks only for the extensions it runs; a hook may admit its owner only.
+      this.hooks.assertMayCall(hook, extensionId !== undefined && hostRuns(host, extensionId) ? extensionId : undefined);
+      return runInCallContext(context, () => this.call(hook, payload));
+    });
     e.sendNotification(HooksProtocol.host.idle, { hooks: this.idleHooks() });
   }
 }

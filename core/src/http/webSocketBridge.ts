@@ -122,9 +122,10 @@ export class WebSocketBridge {
     });
     ws.on('close', () => {
       this.sockets.delete(ws);
-      messages.end();
+      // The handler's own end of the socket last: whatever it does on the end cannot keep these from running.
       cancel.cancel();
       stopOutgoing?.();
+      messages.end();
     });
     ws.on('error', ignoreError);
     const requestId = request.requestId;

@@ -45,8 +45,8 @@ export interface ForwardedChat {
   timeoutMs?: number;
 }
 
-/** What the holding hub streams back: events of the answer, then its end. */
-type ChatFrame = { origin: string; stream: string; event?: unknown; end?: true };
+/** What the holding hub streams back: that it took the answer, its events, then its end. */
+type ChatFrame = { origin: string; stream: string; started?: true; event?: unknown; end?: true };
 
 const CALL_EVENT = 'aion:device-call';
 const CHAT_EVENT = 'aion:device-chat';
@@ -65,7 +65,7 @@ export class HubCluster {
   private readonly refresh: NodeJS.Timeout;
   private readonly local = new Map<string, () => Presence>();
   /** Answers this hub asked another hub for, by stream id: their frames go there. */
-  private readonly chatsAsked = new Map<string, { push(event: unknown): void; end(): void }>();
+  private readonly chatsAsked = new Map<string, { started(): void; push(event: unknown): void; end(): void }>();
   /** Answers this hub streams for another hub, by stream id: a cancel from the asker stops them. */
   private readonly chatsServed = new Map<string, () => void>();
 
@@ -113,45 +113,63 @@ export class HubCluster {
    */
   serveChats(chat: (call: ForwardedChat, cancel: { onCancel(stop: () => void): void }) => AsyncIterable<unknown> | undefined): void {
     this.io.on(CHAT_EVENT as never, (call: ForwardedChat & { origin: string; stream: string }, ack: (taken: boolean) => void) => {
-      let stop: (() => void) | undefined;
-      let events: AsyncIterable<unknown> | undefined;
-      try {
-        events = chat(call, { onCancel: (fn) => (stop = fn) });
-      } catch (err) {
-        this.logger.warn(`a chat forwarded by hub ${call.origin} failed to start: ${(err as Error).message}`);
-      }
-      ack(events !== undefined);
-      if (!events) return;
-      this.chatsServed.set(call.stream, () => stop?.());
       void (async () => {
+        // Only the hub Redis names as the device's holder answers: a hub still holding a half-open
+        // connection after the device reconnected elsewhere would otherwise answer too.
+        if (!(await this.holds(call.tenant, call.device))) return ack(false);
+        let stop: (() => void) | undefined;
+        let events: AsyncIterable<unknown> | undefined;
+        try {
+          events = chat(call, { onCancel: (fn) => (stop = fn) });
+        } catch (err) {
+          this.logger.warn(`a chat forwarded by hub ${call.origin} failed to start: ${(err as Error).message}`);
+        }
+        ack(events !== undefined);
+        if (!events) return;
+        this.chatsServed.set(call.stream, () => stop?.());
         const frame = (f: Omit<ChatFrame, 'origin' | 'stream'>) =>
           this.io.serverSideEmit(CHAT_FRAME_EVENT as never, { origin: call.origin, stream: call.stream, ...f } as never);
+        // The first frame tells the asker this hub took the answer, whatever became of the acknowledgement.
+        frame({ started: true });
         try {
           for await (const event of events) frame({ event });
+        } catch (err) {
+          frame({
+            event: { type: 'error', code: 'PROVIDER_UNAVAILABLE', message: `the answer failed on its hub: ${(err as Error).message}`, retryable: true },
+          });
         } finally {
           this.chatsServed.delete(call.stream);
           frame({ end: true });
         }
-      })();
+      })().catch((err) => this.logger.warn(`a chat forwarded by hub ${call.origin} failed: ${(err as Error).message}`));
     });
     this.io.on(CHAT_FRAME_EVENT as never, (f: ChatFrame) => {
       // Every hub hears every frame (the adapter broadcasts); only the asker takes it.
       if (f.origin !== this.hubId) return;
       const asked = this.chatsAsked.get(f.stream);
       if (!asked) return;
-      if (f.end) asked.end();
+      if (f.started) asked.started();
+      else if (f.end) asked.end();
       else asked.push(f.event);
     });
     this.io.on(CHAT_CANCEL_EVENT as never, ({ stream }: { stream: string }) => this.chatsServed.get(stream)?.());
   }
 
+  /** Whether Redis names this hub as the one holding the device's connection. */
+  async holds(tenant: string, device: string): Promise<boolean> {
+    return (await this.presence(tenant, device))?.hub === this.hubId;
+  }
+
   /**
-   * Asks the hub holding the device for a model's answer; its events reach `sink` as they come. False
-   * when no hub took it (the device left, or its hub died). `cancel` stops the answer there.
+   * Asks the hub holding the device for a model's answer; its events reach `sink` as they come. Not
+   * taken when no hub took it (the device left, or its hub died). `cancel` stops the answer there.
    */
   async forwardChat(call: ForwardedChat, sink: { push(event: unknown): void; end(): void }): Promise<{ taken: boolean; cancel(): void }> {
     const stream = randomUUID();
+    let started!: () => void;
+    const taken = new Promise<true>((resolve) => (started = () => resolve(true)));
     this.chatsAsked.set(stream, {
+      started,
       push: (event) => sink.push(event),
       end: () => {
         this.chatsAsked.delete(stream);
@@ -159,18 +177,19 @@ export class HubCluster {
       },
     });
     const cancel = () => {
-      if (!this.chatsAsked.delete(stream)) return;
+      this.chatsAsked.delete(stream);
+      // Sent even when nobody seemed to take it: a hub that took it late stops too.
       this.io.serverSideEmit(CHAT_CANCEL_EVENT as never, { stream } as never);
     };
-    let answers: boolean[] = [];
-    try {
-      answers = (await this.io.serverSideEmitWithAck(CHAT_EVENT as never, { ...call, origin: this.hubId, stream } as never)) as boolean[];
-    } catch {
-      // A hub that died never acknowledges: nobody took the answer.
-    }
-    const taken = answers.some((a) => a === true);
-    if (!taken) this.chatsAsked.delete(stream);
-    return { taken, cancel };
+    // Taken as soon as the holder's first frame arrives; not taken when every hub said no, or when none
+    // answered (a dead hub never acknowledges and the adapter gives up after its request timeout).
+    const acknowledged = this.io
+      .serverSideEmitWithAck(CHAT_EVENT as never, { ...call, origin: this.hubId, stream } as never)
+      .then((answers) => ((answers as boolean[]).some((a) => a === true) ? taken : false))
+      .catch(() => false as const);
+    if (await Promise.race([taken, acknowledged])) return { taken: true, cancel };
+    cancel();
+    return { taken: false, cancel };
   }
 
   /** Tells every hub that a device's models came or went, so each lists them again. */

@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import {
@@ -256,7 +257,8 @@ export class DeviceHub {
   joinCluster(cluster: HubCluster): void {
     this.cluster = cluster;
     cluster.serve(async (call) => {
-      if (!this.connectionOf(call.tenant, call.device)) return undefined;
+      // Only the holder Redis names answers, never also a hub left with a half-open connection.
+      if (!this.connectionOf(call.tenant, call.device) || !(await cluster.holds(call.tenant, call.device))) return undefined;
       const { result, durationMs } = await this.execute(call.device, call.skill, call.args, call.principal, {
         timeoutMs: call.timeoutMs,
         requestId: call.requestId,
@@ -728,10 +730,13 @@ export class DeviceHub {
 
   /** One timer for every connection (not one per device): each interval, every device is checked and pinged. */
   private startLiveness(): void {
-    this.livenessTimer ??= setInterval(() => {
-      for (const c of this.online.values()) c.checkLiveness(this.config.pingTimeoutMs);
-    }, this.config.pingIntervalMs).unref();
+    this.livenessTimer ??= setInterval(this.livenessTick, this.config.pingIntervalMs).unref();
   }
+
+  /** Bound where the hub is made (its extension's activation), not to the request of whichever device connected first. */
+  private readonly livenessTick = AsyncResource.bind(() => {
+    for (const c of this.online.values()) c.checkLiveness(this.config.pingTimeoutMs);
+  });
 }
 
 function isExposedSkill(value: unknown): value is ExposedSkill {

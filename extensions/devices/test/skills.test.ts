@@ -148,5 +148,14 @@ describe("devices: a device's skills in the hub's skills, chat and MCP", functio
       assert.equal(answer.code, 'FORBIDDEN');
       assert.match(answer.message, /evil\.intruder may not/);
     }
+    // aion.auth's device hooks admit their owner only: the made-up principal never reaches aion.devices.
+    for (const attack of ['hook-list', 'hook-revoke']) {
+      const answer = await json(await call(hub, 'POST', '/v1/intruder/attack', { body: { attack } }));
+      assert.equal(answer.ok, false, `${attack}: ${JSON.stringify(answer)}`);
+      assert.equal(answer.code, 'FORBIDDEN');
+      assert.match(answer.message, /only aion\.auth calls the hook auth\.devices\.(list|revoke), not evil\.intruder/);
+    }
+    const devices = (await json(await call(hub, 'GET', '/v1/hub/devices', { token: admin.access_token }))).devices as any[];
+    assert.equal(devices.find((d) => d.name === 'lab-laptop')?.status, 'online', 'the device was not revoked');
   });
 });

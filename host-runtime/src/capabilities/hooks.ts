@@ -39,7 +39,7 @@ export function hostHooks(host: HostServices): { bind: (scope: ExtensionScope) =
       // What the kernel would answer for a hook nobody taps, without the round trip.
       const kind = idle.get(hook);
       if (kind !== undefined) return Promise.resolve((kind === 'waterfall' ? payload : undefined) as T);
-      return endpoint.sendRequest(HooksProtocol.kernel.call, { hook, payload, context: currentCallContext() }) as Promise<T>;
+      return endpoint.sendRequest(HooksProtocol.kernel.call, { hook, payload, context: currentCallContext(), extensionId }) as Promise<T>;
     },
   });
   return { bind, callTap };

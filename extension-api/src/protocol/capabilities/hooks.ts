@@ -14,7 +14,8 @@ export const HooksProtocol = {
   kernel: {
     tap: new NotificationType<{ extensionId: string; hook: string; tapId: string }>('$tapHook'),
     untap: new NotificationType<{ tapId: string }>('$untapHook'),
-    call: new RequestType<{ hook: string; payload: unknown; context?: CallContext }, unknown, void>('$callHook'),
+    /** `extensionId`: who calls, which the kernel checks against the host (a hook may admit its owner only). */
+    call: new RequestType<{ hook: string; payload: unknown; context?: CallContext; extensionId?: string }, unknown, void>('$callHook'),
   },
   host: {
     callTap: new RequestType<CallTapParams, unknown, void>('$callHookTap'),
