@@ -108,10 +108,36 @@ export interface DeviceChatCall {
   deadline: number;
   /** Names this answer's `$deviceChatEvent` notifications, so the hub knows which call they belong to. */
   stream: string;
+  /**
+   * How many events the device may send before the hub grants more (`$deviceChatCredit`): the stream's
+   * backpressure, as the other hosts' streams have. Absent (an older hub): no limit.
+   */
+  credit?: number;
 }
 
 /** One event of a device's answer: `token`, `tool_call`, `usage`, then `done` or `error` (provider-kit's `ProviderEvent`). */
 export type DeviceChatEvent = { type: string; [field: string]: unknown };
+
+/** What one streamed answer may still send before the hub grants more, and the producer waiting for it. */
+class ChatCredit {
+  private waiting?: () => void;
+
+  constructor(private left: number) {}
+
+  /** One event sent: nothing to wait for while credit is left, else a promise settled by the next grant. */
+  spend(): Promise<void> | undefined {
+    if (--this.left > 0) return undefined;
+    return new Promise<void>((resolve) => (this.waiting = resolve));
+  }
+
+  /** More credit from the hub (0: just wake the producer, e.g. when the call is cancelled). */
+  grant(n: number): void {
+    if (n > 0) this.left += n;
+    const wake = this.waiting;
+    this.waiting = undefined;
+    wake?.();
+  }
+}
 
 /** The little of a WebSocket this needs: the `ws` package's and the browser's both fit. */
 export interface DeviceSocket {
@@ -149,7 +175,7 @@ export interface DeviceConnectionOptions {
    * Answers a chat with one of those models: `emit` each event as it is produced, ending with `done` or
    * `error`; `signal` aborts when the hub cancels (its caller went away, or it gave up waiting).
    */
-  chat?: (call: DeviceChatCall, emit: (event: DeviceChatEvent) => void, signal: AbortSignal) => Promise<void>;
+  chat?: (call: DeviceChatCall, emit: (event: DeviceChatEvent) => void | Promise<void>, signal: AbortSignal) => Promise<void>;
   /**
    * Opens the WebSocket with the Authorization header. Browsers' WebSocket cannot send headers, so in
    * Node pass the `ws` package's: `(url, headers) => new WebSocket(url, { headers })`.
@@ -201,6 +227,8 @@ export class DeviceConnection {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>();
   private readonly running = new Map<string | number, AbortController>();
+  /** What each streamed answer may still send, by stream id, and who waits for more. */
+  private readonly credits = new Map<string, ChatCredit>();
   private readonly listeners = new Set<(state: DeviceState) => void>();
 
   constructor(private readonly options: DeviceConnectionOptions) {
@@ -393,6 +421,7 @@ export class DeviceConnection {
   private notification(message: RpcMessage): void {
     // vscode-jsonrpc's cancellation: the hub gave up on a call (its caller went away, or the deadline passed).
     if (message.method === '$/cancelRequest') this.running.get(message.params?.id)?.abort();
+    else if (message.method === '$deviceChatCredit') this.credits.get(message.params?.stream)?.grant(Number(message.params?.credit));
     else if (message.method === '$deviceError') this.options.logger?.warn(`the hub refused a frame: ${message.params?.code}: ${message.params?.message}`);
   }
 
@@ -435,11 +464,19 @@ export class DeviceConnection {
     return { result, durationMs: durationMs ?? performance.now() - started };
   }
 
-  /** The answer's events go out as `$deviceChatEvent` notifications, in order, before the request's own answer. */
+  /**
+   * The answer's events go out as `$deviceChatEvent` notifications, in order, before the request's own
+   * answer. With `credit`, `emit` returns a promise once the hub's grant is spent, settled when it grants
+   * more (or the call is cancelled): a producer that awaits it goes no faster than the hub reads.
+   */
   private async chat(call: DeviceChatCall, signal: AbortSignal): Promise<{ durationMs: number }> {
     const started = performance.now();
     let ended = false;
-    const emit = (event: DeviceChatEvent) => {
+    const credit = new ChatCredit(typeof call.credit === 'number' && call.credit > 0 ? call.credit : Number.POSITIVE_INFINITY);
+    this.credits.set(call.stream, credit);
+    const wakeOnAbort = () => credit.grant(0);
+    signal.addEventListener('abort', wakeOnAbort);
+    const emit = (event: DeviceChatEvent): void | Promise<void> => {
       if (ended || signal.aborted) return;
       if (event.type === 'done' || event.type === 'error') ended = true;
       if (!this.write({ jsonrpc: '2.0', method: '$deviceChatEvent', params: { stream: call.stream, event } })) {
@@ -451,8 +488,15 @@ export class DeviceConnection {
           params: { stream: call.stream, event: { type: 'error', code: 'PROVIDER_BAD_RESPONSE', message } },
         });
       }
+      if (ended || signal.aborted) return;
+      return credit.spend();
     };
-    await this.options.chat!(call, emit, signal);
+    try {
+      await this.options.chat!(call, emit, signal);
+    } finally {
+      this.credits.delete(call.stream);
+      signal.removeEventListener('abort', wakeOnAbort);
+    }
     return { durationMs: performance.now() - started };
   }
 

@@ -117,3 +117,84 @@ describe('@aion/client: a device connected to a real hub', function () {
     assert.equal(device!.refusal?.code, 'DEVICE_TOKEN_INVALID');
   });
 });
+
+describe("@aion/client: a device model's answer under the hub's credit", () => {
+  it('sends no more events than the hub granted, and goes on as it grants more', async () => {
+    // A hand-made hub: welcomes the device, asks for a chat with a window of 2 events, then grants 2 at a time.
+    const { WebSocketServer } = await import('ws');
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => server.once('listening', r));
+    const events: unknown[] = [];
+    let hubSocket!: WebSocket;
+    const connected = new Promise<void>((resolve) =>
+      server.on('connection', (ws) => {
+        hubSocket = ws as unknown as WebSocket;
+        ws.on('message', (data) => {
+          const message = JSON.parse(String(data));
+          if (message.type === 'hello') {
+            ws.send(
+              JSON.stringify({
+                type: 'welcome',
+                protocolVersion: message.protocolVersion,
+                aionVersion: '0.1.0',
+                device: 'pc',
+                pingIntervalMs: 60_000,
+                pingTimeoutMs: 120_000,
+              }),
+            );
+            resolve();
+          } else if (message.method === '$deviceChatEvent') events.push(message.params.event);
+        });
+      }),
+    );
+    let produced = 0;
+    const { DeviceConnection } = await import('../src/index.js');
+    const device = new DeviceConnection({
+      hubUrls: [`http://127.0.0.1:${(server.address() as { port: number }).port}`],
+      token: 'x.y.z',
+      device: 'pc',
+      skills: () => [],
+      execute: async () => ({ result: null }),
+      models: () => [{ id: 'm' }],
+      chat: async (_call, emit) => {
+        for (let i = 0; i < 5; i++) {
+          produced++;
+          await emit({ type: 'token', text: String(i) });
+        }
+        await emit({ type: 'done', finishReason: 'stop' });
+      },
+      createSocket: (url, headers) => new WebSocket(url, { headers }),
+    });
+    device.start();
+    try {
+      await connected;
+      const chat = {
+        model: 'm',
+        request: {},
+        caller: { sub: 'u', type: 'user', tenant_id: 'default', owner: 'u', scopes: [] },
+        correlationId: 'c',
+        deadline: Date.now() + 60_000,
+        stream: 's1',
+        credit: 2,
+      };
+      hubSocket.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: '$deviceChat', params: chat }));
+      const settle = () => new Promise((r) => setTimeout(r, 200));
+      await settle();
+      assert.equal(events.length, 2, 'two events, then it waits');
+      assert.equal(produced, 2, 'the producer itself waits on emit');
+      hubSocket.send(JSON.stringify({ jsonrpc: '2.0', method: '$deviceChatCredit', params: { stream: 's1', credit: 2 } }));
+      await settle();
+      assert.equal(events.length, 4);
+      hubSocket.send(JSON.stringify({ jsonrpc: '2.0', method: '$deviceChatCredit', params: { stream: 'another', credit: 10 } }));
+      await settle();
+      assert.equal(events.length, 4, 'a grant for another stream changes nothing');
+      hubSocket.send(JSON.stringify({ jsonrpc: '2.0', method: '$deviceChatCredit', params: { stream: 's1', credit: 10 } }));
+      await settle();
+      assert.deepEqual(events.at(-1), { type: 'done', finishReason: 'stop' });
+      assert.equal(events.length, 6);
+    } finally {
+      device.stop();
+      server.close();
+    }
+  });
+});

@@ -16,6 +16,12 @@ export interface RouteContribution {
   stream?: boolean;
   /** A `GET` route that upgrades to a WebSocket: the handler gets `request.messages` and returns `{ stream }`. */
   websocket?: boolean;
+  /**
+   * A WebSocket route's own limit of messages a connection may send (default: the server's
+   * `server.realtime`): for a protocol with flow control of its own, such as a device streaming a
+   * model's answer. Past it, messages are refused with `RATE_LIMITED` as under the default.
+   */
+  messages?: { perSecond: number; burst: number };
   /** Request body limit in bytes; the kernel default applies when absent. */
   bodyLimit?: number;
   /** Per-request timeout in milliseconds (not applied to streams after their first event). */
@@ -244,6 +250,12 @@ export const manifestSchema = {
               auth: { enum: ['required', 'optional', 'none'] },
               stream: { type: 'boolean' },
               websocket: { type: 'boolean' },
+              messages: {
+                type: 'object',
+                required: ['perSecond', 'burst'],
+                properties: { perSecond: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 } },
+                additionalProperties: false,
+              },
               bodyLimit: { type: 'integer', minimum: 0 },
               timeoutMs: { type: 'integer', minimum: 1 },
               description: { type: 'string' },

@@ -34,7 +34,7 @@ export interface WebSocketBridgeOptions {
 /** WebSocket routes (`websocket: true`): authorised like any route, then frames bridged to the extension as two streams, each connection rate-limited. */
 export class WebSocketBridge {
   private readonly router = new Router();
-  private readonly routes = new Map<string, { extensionId: string; route: RouteContribution }>();
+  private readonly routes = new Map<string, { extensionId: string; route: RouteContribution; limits: ServerConfig['realtime'] }>();
   private readonly sockets = new Set<WebSocket>();
   private wss?: WebSocketServer;
 
@@ -46,7 +46,10 @@ export class WebSocketBridge {
 
   add(extensionId: string, route: RouteContribution): void {
     this.router.get(route.path, () => undefined);
-    this.routes.set(route.path, { extensionId, route });
+    // The route's own message limits where it declares them, made once for all its connections.
+    const own = route.messages;
+    const limits = own ? { ...this.options.config.realtime, messagesPerSecond: own.perSecond, burst: own.burst } : this.options.config.realtime;
+    this.routes.set(route.path, { extensionId, route, limits });
   }
 
   /** Takes over upgrades of the server, leaving socket.io's own to socket.io. */
@@ -92,7 +95,7 @@ export class WebSocketBridge {
       socket,
       head,
       (ws) =>
-        void this.bridge(ws, target.extensionId, target.route, {
+        void this.bridge(ws, target.extensionId, target.route, target.limits, {
           method: 'GET',
           path: url.pathname,
           route: target.route.path,
@@ -106,11 +109,17 @@ export class WebSocketBridge {
     );
   }
 
-  private async bridge(ws: WebSocket, extensionId: string, route: RouteContribution, request: HttpRequestData): Promise<void> {
+  private async bridge(
+    ws: WebSocket,
+    extensionId: string,
+    route: RouteContribution,
+    limits: ServerConfig['realtime'],
+    request: HttpRequestData,
+  ): Promise<void> {
     this.sockets.add(ws);
     const cancel = new CancellationTokenSource();
     const messages = new AsyncQueue<string>();
-    const throttle = new MessageThrottle(this.options.config.realtime);
+    const throttle = new MessageThrottle(limits);
     let stopOutgoing: (() => void) | undefined;
     ws.on('message', (data, isBinary) => {
       const verdict = throttle.check();

@@ -155,6 +155,8 @@ export const DeviceProtocol = {
   chat: method<DeviceChatCall, { durationMs: number }>('$deviceChat'),
   /** Spoke → hub: one event of the answer to the `chat` whose `stream` it names. */
   chatEvent: method<{ stream: string; event: DeviceChatEvent }>('$deviceChatEvent'),
+  /** Hub → spoke: the answer `stream` may send `credit` more events (the hub has read that many). */
+  chatCredit: method<{ stream: string; credit: number }>('$deviceChatCredit'),
   /** The spoke's skill list changed (a pack installed or removed). */
   skillsChanged: method<{ skills: ExposedSkill[] }>('$deviceSkillsChanged'),
 };

@@ -13,10 +13,12 @@ import {
 import type { DevicesConfiguration } from './config.js';
 import type { ForwardedChat } from './cluster.js';
 import { DeviceErrorCodes, DeviceProtocol, deviceModelId, isExposedModel, parseDeviceModelId, type ExposedModel, type ForwardedCaller } from './contract.js';
-import type { DeviceHub } from './hub.js';
+import { ChatStream, type DeviceHub } from './hub.js';
 import { sanitizeDeviceError } from './sanitize.js';
 
 const FINISH_REASONS = new Set(['stop', 'length', 'tool_calls', 'content_filter', 'error']);
+/** Events of a device model's answer the device may send ahead of what the hub has read (its backpressure). */
+export const CHAT_CREDIT = 64;
 
 /**
  * The hub's `devices` provider: the models online devices offer, each owned by its device's user and
@@ -83,8 +85,13 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
       return yield failure('PROVIDER_RATE_LIMITED', `device ${target.device} already runs ${connection.inFlight} calls`, true);
 
     const stream = randomUUID();
-    const events = new AsyncQueue<ProviderEvent>();
     const cancel = new CancellationTokenSource();
+    const chat = new ChatStream(CHAT_CREDIT, () => {
+      cancel.cancel();
+      events.push(failure('PROVIDER_BAD_RESPONSE', `device ${target.device} sent more of the answer than the hub asked for (${CHAT_CREDIT} events ahead)`));
+      events.end();
+    });
+    const events = chat.events;
     const stopListening = token?.onCancellationRequested(() => cancel.cancel());
     // The longest wait for the device without progress, as a vendor's timeout is.
     const idleMs = request.timeoutMs ?? this.config.timeouts.remoteSkillMs;
@@ -113,13 +120,13 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
       // The device stops an answer nobody reads any more.
       if (!settled) cancel.cancel();
     };
-    connection.chats.set(stream, events);
+    connection.chats.set(stream, chat);
     connection.inFlight++;
     rearm();
     connection.endpoint
       .sendRequest(
         DeviceProtocol.chat,
-        { model: target.model, request: forwarded, caller: forwardedCaller, correlationId: stream, deadline: Date.now() + idleMs, stream },
+        { model: target.model, request: forwarded, caller: forwardedCaller, correlationId: stream, deadline: Date.now() + idleMs, stream, credit: CHAT_CREDIT },
         cancel.token,
       )
       .then(
@@ -133,9 +140,15 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
           events.end();
         },
       );
+    let read = 0;
     try {
       for await (const raw of events) {
         rearm();
+        // Half the window read: the device may send that many more.
+        if (++read % (CHAT_CREDIT / 2) === 0) {
+          chat.grant(CHAT_CREDIT / 2);
+          connection.endpoint.sendNotification(DeviceProtocol.chatCredit, { stream, credit: CHAT_CREDIT / 2 });
+        }
         const event = this.checked(raw, target.device, produced);
         if (event.type === 'token' || event.type === 'tool_call') produced = true;
         if (event.type === 'done' || event.type === 'error') {

@@ -369,7 +369,8 @@ export async function activate(ctx: aion.ExtensionContext) {
           { ...(request as object), model } as Parameters<ProviderImplementation['chat']>[0],
           cancel,
         )) as AsyncIterable<ProviderEvent>;
-        for await (const event of events) emit(event as unknown as DeviceChatEvent);
+        // Awaited: the hub grants the answer's events a window at a time (its backpressure).
+        for await (const event of events) await emit(event as unknown as DeviceChatEvent);
       },
       maxFrameBytes: config.maxFrameBytes,
       logger: ctx.logger,

@@ -60,7 +60,7 @@ export class DeviceConnection {
   private pinging = false;
   private violations = 0;
   // Made when first needed: most devices never stream a model's answer, and each empty map costs ~200 bytes.
-  private chatStreams?: Map<string, AsyncQueue<ProviderEvent>>;
+  private chatStreams?: Map<string, ChatStream>;
   private validators?: Map<string, ValidateFunction>;
   readonly endpoint: DeviceLink<DeviceConnection>;
 
@@ -105,12 +105,12 @@ export class DeviceConnection {
   }
 
   /** Answers of its models in progress, by stream id: the events the spoke sends go there. */
-  get chats(): Map<string, AsyncQueue<ProviderEvent>> {
+  get chats(): Map<string, ChatStream> {
     return (this.chatStreams ??= new Map());
   }
 
   /** The answer in progress that `stream` names, without making the map for a device that streams none. */
-  chat(stream: string): AsyncQueue<ProviderEvent> | undefined {
+  chat(stream: string): ChatStream | undefined {
     return this.chatStreams?.get(stream);
   }
 
@@ -181,6 +181,33 @@ export interface DeviceTool {
 export interface DeviceSkillGroup extends SkillSummary {
   devices: Array<{ name: string; path: string; last_seen_at: number }>;
   device_count: number;
+}
+
+/**
+ * One device model's answer in progress: the events the spoke sends, within the window the hub granted
+ * (`credit` at the start, more as its reader takes them). An event past the window is the device
+ * ignoring the stream's backpressure: `onOverrun` ends the answer instead of queueing without bound.
+ */
+export class ChatStream {
+  readonly events = new AsyncQueue<ProviderEvent>();
+  private left: number;
+
+  constructor(
+    credit: number,
+    private readonly onOverrun: () => void,
+  ) {
+    this.left = credit;
+  }
+
+  push(event: ProviderEvent): void {
+    if (this.left <= 0) return this.onOverrun();
+    this.left--;
+    this.events.push(event);
+  }
+
+  grant(n: number): void {
+    this.left += n;
+  }
 }
 
 /**

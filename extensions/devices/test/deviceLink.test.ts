@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { AionError, CancellationTokenSource, isAionError } from '@aion/extension-api';
 import { DeviceLink, LinkHandlers, type LinkViolation } from '../src/deviceLink.js';
 import { DeviceProtocol } from '../src/contract.js';
+import { ChatStream } from '../src/hub.js';
 
 /** A link whose frames out are collected, as the hub's socket would send them; `handlers` as a hub shares them. */
 function link(maxFrameBytes = 1024, handlers = new LinkHandlers()) {
@@ -86,5 +87,28 @@ describe("devices: the hub's JSON-RPC link to one device", () => {
     await assert.rejects(l.sendRequest(DeviceProtocol.ping, { sentAt: 2 }), /disconnected/);
     l.sendNotification(DeviceProtocol.skillsChanged, { skills: [] });
     assert.equal(sent.length, 1);
+  });
+});
+
+describe("devices: a device model's answer on the hub", () => {
+  it('queues no more events than the credit it granted; one more ends the answer', async () => {
+    let overruns = 0;
+    const chat = new ChatStream(2, () => overruns++);
+    chat.push({ type: 'token', text: 'a' });
+    chat.push({ type: 'token', text: 'b' });
+    assert.equal(overruns, 0);
+    chat.grant(1);
+    chat.push({ type: 'token', text: 'c' });
+    assert.equal(overruns, 0, 'a grant makes room for one more');
+    chat.push({ type: 'token', text: 'd' });
+    assert.equal(overruns, 1, 'past the window: the device ignored the backpressure');
+    chat.events.end();
+    const queued: unknown[] = [];
+    for await (const e of chat.events) queued.push(e);
+    assert.deepEqual(
+      queued.map((e: any) => e.text),
+      ['a', 'b', 'c'],
+      'the event past the window was not queued',
+    );
   });
 });

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { startTestKernel, type TestKernel } from '@aion/core';
 import { call, createUser, signInAdmin, type Tokens } from '@aion/ext-auth/testing';
 import { startFakeOllama, type FakeOllama } from '@aion/ext-provider-ollama/testing';
+import { CHAT_CREDIT } from '../src/deviceModels.js';
 import { rawDevice, startSpoke, waitFor, type SpokeProcess } from './support/helpers.js';
 
+const LONG = Array.from({ length: 3 * CHAT_CREDIT }, (_, i) => `w${i} `);
 const SPOKE_BUILTINS = 'aion.storage,aion.skills,aion.devices,aion.router,aion.provider-ollama';
 
 /** The spoke's own kernel: a router and Ollama (a fake one, speaking Ollama's wire format), offering its models. */
@@ -33,7 +35,13 @@ describe("devices: a spoke's models as a provider with residency device:<name>",
     );
 
   before(async () => {
-    ollama = await startFakeOllama({ models: ['llama3.1:latest'], chunkDelayMs: 5 });
+    ollama = await startFakeOllama({
+      models: ['llama3.1:latest'],
+      chunkDelayMs: 5,
+      // `[long]`: an answer of more events than the hub's credit window, so the spoke must wait for grants.
+      reply: (request) =>
+        JSON.stringify(request.body ?? {}).includes('[long]') ? { kind: 'answer', text: LONG } : { kind: 'answer', text: ['Hello', ' from', ' the', ' fake.'] },
+    });
     // The hub has no model of its own: a local-only task can only run on a user's device.
     hub = await startTestKernel({
       builtins: ['aion.storage', 'aion.auth', 'aion.devices', 'aion.router'],
@@ -78,6 +86,16 @@ describe("devices: a spoke's models as a provider with residency device:<name>",
     assert.equal(sent.length, 1, 'the spoke called its own Ollama once');
     assert.equal(sent[0]!.body.model, 'llama3.1:latest');
     assert.equal(sent[0]!.body.messages.at(-1).content, 'hello there');
+  });
+
+  it("streams an answer longer than the hub's credit window: the spoke waits for each grant and nothing is lost", async () => {
+    const res = await call(hub, 'POST', '/v1/tasks', {
+      token: alice.access_token,
+      body: { intent: 'chat', messages: [{ role: 'user', content: '[long] please' }], wait: true, privacy: 'local-only' },
+    });
+    const done = await json(res);
+    assert.equal(done.status, 'OK', JSON.stringify(done.error) + spoke!.output().slice(-3000));
+    assert.equal(done.result.text, LONG.join(''));
   });
 
   it("never offers another user's device: not listed, not routed, not reachable by name", async () => {
