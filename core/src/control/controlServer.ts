@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { AionError, ErrorCodes, isAionError } from '@aion/extension-api';
+import { AionError, CancellationTokenSource, ErrorCodes, isAionError, type CancellationToken } from '@aion/extension-api';
 import { ActivationService } from '../activation/activationService.js';
 import { CommandRegistry } from '../commands/commandRegistry.js';
 import { CommandsChannel } from '../commands/commandsChannel.js';
@@ -155,7 +155,12 @@ function serveConnection(socket: Socket, { kernel, secret, burst, ratePerSecond,
   socket.on('error', () => socket.destroy());
   let authenticated = false;
   const authTimer = setTimeout(() => refuse(ErrorCodes.TIMEOUT, `authenticate within ${authTimeoutMs} ms`), authTimeoutMs);
-  socket.once('close', () => clearTimeout(authTimer));
+  // What this client asked runs only while it is connected: a CLI that exits (Ctrl-C) stops its command.
+  const connected = new CancellationTokenSource();
+  socket.once('close', () => {
+    clearTimeout(authTimer);
+    connected.cancel();
+  });
   // A token bucket per connection: a client that floods gets RATE_LIMITED answers, not the kernel's time.
   let tokens = burst;
   let refilledAt = Date.now();
@@ -189,7 +194,7 @@ function serveConnection(socket: Socket, { kernel, secret, burst, ratePerSecond,
           id,
           error: { code: ErrorCodes.RATE_LIMITED, message: `more than ${ratePerSecond} requests a second on one connection: slow down` },
         });
-      answer(kernel, String(message.method), (message.params ?? {}) as Record<string, unknown>).then(
+      answer(kernel, String(message.method), (message.params ?? {}) as Record<string, unknown>, connected.token).then(
         (result) => send({ id, result }),
         (err) =>
           send({ id, error: isAionError(err) ? { code: err.code, message: err.message } : { code: ErrorCodes.INTERNAL, message: (err as Error).message } }),
@@ -209,7 +214,7 @@ function statusSources(kernel: Kernel): ExtensionStatusSources {
   };
 }
 
-async function answer(kernel: Kernel, method: string, params: Record<string, unknown>): Promise<unknown> {
+async function answer(kernel: Kernel, method: string, params: Record<string, unknown>, token: CancellationToken): Promise<unknown> {
   switch (method) {
     case 'extensions.list':
       return describeExtensions(statusSources(kernel));
@@ -230,7 +235,7 @@ async function answer(kernel: Kernel, method: string, params: Record<string, unk
       const offered = typeof command === 'string' && kernel.get(CommandRegistry).declarationOf(command)?.cli?.running === true;
       if (typeof command !== 'string' || !offered)
         throw new AionError(ErrorCodes.NOT_FOUND, `this server offers no command ${JSON.stringify(command)} to the CLI (contributes.commands[].cli.running)`);
-      return kernel.get(CommandsChannel).execute(command, [args ?? {}]);
+      return kernel.get(CommandsChannel).execute(command, [args ?? {}], token);
     }
     default:
       throw new AionError(ErrorCodes.NOT_FOUND, `unknown control method "${method}"; this server offers ${CONTROL_METHODS.join(', ')}`);

@@ -1,6 +1,6 @@
 import * as aion from '@aion/extension-api';
 import { AsyncResource } from 'node:async_hooks';
-import { AionError, CancellationTokenSource, ErrorCodes, type HttpRequestData, type Principal } from '@aion/extension-api';
+import { AionError, CancellationTokenSource, ErrorCodes, type CancellationToken, type HttpRequestData, type Principal } from '@aion/extension-api';
 import type { SessionsApi } from '@aion/ext-sessions';
 import type { SkillsApi, SkillSummary } from '@aion/ext-skills';
 import type { StorageApi } from '@aion/ext-storage';
@@ -226,21 +226,24 @@ export async function activate(ctx: aion.ExtensionContext) {
       await revokeDevice(options.tenant ?? DEFAULT_TENANT, options.name);
       return `device ${normalizeDeviceName(options.name)} revoked`;
     }),
-    aion.commands.register('devices.ping', (options: { name?: string; count?: string | number; skill?: string; args?: unknown; tenant?: string } = {}) => {
-      if (!options.name) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'name the device to ping: aion devices ping <name>');
-      let args = options.args;
-      if (typeof args === 'string') {
-        try {
-          args = JSON.parse(args);
-        } catch {
-          throw new AionError(ErrorCodes.VALIDATION_FAILED, `--args must be JSON, e.g. --args '{"text":"hi"}'`);
+    aion.commands.register(
+      'devices.ping',
+      (options: { name?: string; count?: string | number; skill?: string; args?: unknown; tenant?: string } = {}, token?: CancellationToken) => {
+        if (!options.name) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'name the device to ping: aion devices ping <name>');
+        let args = options.args;
+        if (typeof args === 'string') {
+          try {
+            args = JSON.parse(args);
+          } catch {
+            throw new AionError(ErrorCodes.VALIDATION_FAILED, `--args must be JSON, e.g. --args '{"text":"hi"}'`);
+          }
         }
-      }
-      // The operator's own call: every device of the tenant, every scope, through the same checks as anyone's.
-      const operator: Principal = { sub: 'operator', type: 'user', scopes: ['*'], tenant_id: options.tenant ?? DEFAULT_TENANT };
-      const count = options.count === undefined ? undefined : Number(options.count);
-      return hub.ping(normalizeDeviceName(options.name), operator, { count, skill: options.skill, args });
-    }),
+        // The operator's own call: every device of the tenant, every scope, through the same checks as anyone's.
+        const operator: Principal = { sub: 'operator', type: 'user', scopes: ['*'], tenant_id: options.tenant ?? DEFAULT_TENANT };
+        const count = options.count === undefined ? undefined : Number(options.count);
+        return hub.ping(normalizeDeviceName(options.name), operator, { count, skill: options.skill, args, token });
+      },
+    ),
     aion.commands.register('devices.spoke', async (options: { hub?: string; token?: string } = {}) => {
       if (!options.hub || !options.token) throw new AionError(ErrorCodes.VALIDATION_FAILED, 'aion spoke needs --hub <url> and --token <device token>');
       spoke?.stop();

@@ -5,6 +5,7 @@ import {
   AionError,
   AsyncQueue,
   CancellationTokenSource,
+  type CancellationToken,
   forEachItem,
   ErrorCodes,
   API_VERSION,
@@ -559,7 +560,7 @@ export class DeviceHub {
   async ping(
     name: string,
     principal: Principal,
-    options: { count?: number; skill?: string; args?: unknown } = {},
+    options: { count?: number; skill?: string; args?: unknown; token?: CancellationToken } = {},
   ): Promise<{ device: string; target: string; count: number; failures: number; round_trip_ms: Record<'min' | 'p50' | 'p90' | 'p99' | 'max', number> }> {
     const count = options.count ?? 10;
     if (!Number.isInteger(count) || count < 1 || count > 100_000)
@@ -578,6 +579,8 @@ export class DeviceHub {
     let failures = 0;
     let lastError: unknown;
     for (let i = 0; i < count; i++) {
+      // The operator gave up (the CLI exited): stop, and report what was measured.
+      if (options.token?.isCancellationRequested) break;
       const started = performance.now();
       try {
         await once();

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { PROTOCOL_VERSION } from '../src/contract.js';
-import { aion, rawDevice, startHubProcess, waitFor, type HubProcess } from './support/helpers.js';
+import { spawn } from 'node:child_process';
+import { aion, cliPath, rawDevice, startHubProcess, waitFor, type HubProcess } from './support/helpers.js';
 
 describe('devices: aion devices ping, asked of the running hub', function () {
   this.timeout(120_000);
   let hub: HubProcess;
   let device: Awaited<ReturnType<typeof rawDevice>>;
   const calls: any[] = [];
+  let pings = 0;
   const cli = (args: string[]) => aion(['devices', ...args, '--data-dir', hub.dataDir, '--builtins', 'aion.storage,aion.devices']);
 
   before(async () => {
@@ -23,7 +25,10 @@ describe('devices: aion devices ping, asked of the running hub', function () {
     void (async () => {
       for (;;) {
         const msg = JSON.parse(await device.next());
-        if (msg.method === '$devicePing') device.ws.send(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: msg.params }));
+        if (msg.method === '$devicePing') {
+          pings++;
+          device.ws.send(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: msg.params }));
+        }
         if (msg.method === '$deviceExecuteSkill') {
           calls.push(msg.params);
           device.ws.send(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { result: msg.params.args, durationMs: 0 } }));
@@ -70,6 +75,24 @@ describe('devices: aion devices ping, asked of the running hub', function () {
     assert.match(count.stderr, /VALIDATION_FAILED: count must be a whole number from 1 to 100000/);
     const json = await cli(['ping', 'bench-box', '--skill', 'text.echo', '--args', '{nope']);
     assert.match(json.stderr, /VALIDATION_FAILED: --args must be JSON/);
+  });
+
+  it('stops pinging when the CLI goes away mid-run', async () => {
+    const cli = spawn(
+      process.execPath,
+      [cliPath, 'devices', 'ping', 'bench-box', '--count', '100000', '--data-dir', hub.dataDir, '--builtins', 'aion.storage,aion.devices'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const before = pings;
+    await waitFor('pings from the running ping', () => pings - before > 50 || undefined, 30_000, 20);
+    cli.kill('SIGKILL');
+    await new Promise((r) => cli.once('exit', r));
+    await new Promise((r) => setTimeout(r, 300));
+    const afterExit = pings;
+    await new Promise((r) => setTimeout(r, 700));
+    assert.ok(pings - afterExit <= 1, `the hub kept pinging after the CLI exited (${pings - afterExit} more)`);
   });
 
   it('needs a running server: without one it says so instead of pinging from an empty kernel', async () => {
