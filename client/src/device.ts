@@ -7,7 +7,8 @@
 import { AionApiError } from './errors.js';
 
 /** Bumped with any incompatible change; hub and device must speak the same version. */
-export const DEVICE_PROTOCOL_VERSION = 1;
+/** 2: a model's answer streams under the hub's credit (`$deviceChatCredit`). */
+export const DEVICE_PROTOCOL_VERSION = 2;
 export const DEVICE_CONNECT_PATH = '/v1/devices/connect';
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 
@@ -118,24 +119,48 @@ export interface DeviceChatCall {
 /** One event of a device's answer: `token`, `tool_call`, `usage`, then `done` or `error` (provider-kit's `ProviderEvent`). */
 export type DeviceChatEvent = { type: string; [field: string]: unknown };
 
-/** What one streamed answer may still send before the hub grants more, and the producer waiting for it. */
+/**
+ * What one streamed answer may still send before the hub grants more. Past it, events wait here, in
+ * order, until the hub grants more: the window holds even for a producer that does not await `emit`.
+ */
 class ChatCredit {
-  private waiting?: () => void;
+  private readonly backlog: Array<{ write: () => void; sent: () => void }> = [];
 
   constructor(private left: number) {}
 
-  /** One event sent: nothing to wait for while credit is left, else a promise settled by the next grant. */
-  spend(): Promise<void> | undefined {
-    if (--this.left > 0) return undefined;
-    return new Promise<void>((resolve) => (this.waiting = resolve));
+  /** Writes now while credit is left; otherwise once the hub grants more, settling the promise then. */
+  send(write: () => void): Promise<void> | undefined {
+    if (this.left > 0 && this.backlog.length === 0) {
+      this.left--;
+      write();
+      return undefined;
+    }
+    return new Promise<void>((sent) => this.backlog.push({ write, sent }));
   }
 
-  /** More credit from the hub (0: just wake the producer, e.g. when the call is cancelled). */
   grant(n: number): void {
     if (n > 0) this.left += n;
-    const wake = this.waiting;
-    this.waiting = undefined;
-    wake?.();
+    while (this.left > 0 && this.backlog.length > 0) {
+      const next = this.backlog.shift()!;
+      this.left--;
+      next.write();
+      next.sent();
+    }
+  }
+
+  /** Settles once every waiting event is sent (or dropped): the answer's reply must not overtake its events. */
+  drained(): Promise<void> | undefined {
+    const last = this.backlog.at(-1);
+    if (!last) return undefined;
+    return new Promise<void>((resolve) => {
+      const sent = last.sent;
+      last.sent = () => (sent(), resolve());
+    });
+  }
+
+  /** The call ended (cancelled): what waits is never sent, and its producers go on. */
+  drop(): void {
+    for (const waiting of this.backlog.splice(0)) waiting.sent();
   }
 }
 
@@ -474,12 +499,12 @@ export class DeviceConnection {
     let ended = false;
     const credit = new ChatCredit(typeof call.credit === 'number' && call.credit > 0 ? call.credit : Number.POSITIVE_INFINITY);
     this.credits.set(call.stream, credit);
-    const wakeOnAbort = () => credit.grant(0);
-    signal.addEventListener('abort', wakeOnAbort);
-    const emit = (event: DeviceChatEvent): void | Promise<void> => {
-      if (ended || signal.aborted) return;
-      if (event.type === 'done' || event.type === 'error') ended = true;
+    const dropOnAbort = () => credit.drop();
+    signal.addEventListener('abort', dropOnAbort);
+    const write = (event: DeviceChatEvent) => {
+      if (signal.aborted) return;
       if (!this.write({ jsonrpc: '2.0', method: '$deviceChatEvent', params: { stream: call.stream, event } })) {
+        // The answer ends here: the hub hears why, in the slot the oversized event had.
         ended = true;
         const message = `an event of the answer exceeds the ${this.maxFrameBytes}-byte frame limit`;
         this.write({
@@ -488,14 +513,18 @@ export class DeviceConnection {
           params: { stream: call.stream, event: { type: 'error', code: 'PROVIDER_BAD_RESPONSE', message } },
         });
       }
+    };
+    const emit = (event: DeviceChatEvent): void | Promise<void> => {
       if (ended || signal.aborted) return;
-      return credit.spend();
+      if (event.type === 'done' || event.type === 'error') ended = true;
+      return credit.send(() => write(event));
     };
     try {
       await this.options.chat!(call, emit, signal);
+      await credit.drained();
     } finally {
       this.credits.delete(call.stream);
-      signal.removeEventListener('abort', wakeOnAbort);
+      signal.removeEventListener('abort', dropOnAbort);
     }
     return { durationMs: performance.now() - started };
   }

@@ -125,6 +125,10 @@ describe("@aion/client: a device model's answer under the hub's credit", () => {
     const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     await new Promise((r) => server.once('listening', r));
     const events: unknown[] = [];
+    const answers: Array<{ id: number }> = [];
+    const order: string[] = [];
+    const answerIndexOf = (id: number) => order.indexOf(`answer ${id}`);
+    const lastEventIndexOf = (stream: string) => order.lastIndexOf(`event ${stream}`);
     let hubSocket!: WebSocket;
     const connected = new Promise<void>((resolve) =>
       server.on('connection', (ws) => {
@@ -143,7 +147,13 @@ describe("@aion/client: a device model's answer under the hub's credit", () => {
               }),
             );
             resolve();
-          } else if (message.method === '$deviceChatEvent') events.push(message.params.event);
+          } else if (message.method === '$deviceChatEvent') {
+            events.push(message.params.event);
+            order.push(`event ${message.params.stream}`);
+          } else if (message.id !== undefined && message.method === undefined) {
+            answers.push(message);
+            order.push(`answer ${message.id}`);
+          }
         });
       }),
     );
@@ -156,7 +166,13 @@ describe("@aion/client: a device model's answer under the hub's credit", () => {
       skills: () => [],
       execute: async () => ({ result: null }),
       models: () => [{ id: 'm' }],
-      chat: async (_call, emit) => {
+      chat: async (call, emit) => {
+        if (call.stream === 's2') {
+          // Fire and forget: it never awaits emit.
+          for (let i = 0; i < 5; i++) void emit({ type: 'token', text: String(i) });
+          void emit({ type: 'done', finishReason: 'stop' });
+          return;
+        }
         for (let i = 0; i < 5; i++) {
           produced++;
           await emit({ type: 'token', text: String(i) });
@@ -181,7 +197,7 @@ describe("@aion/client: a device model's answer under the hub's credit", () => {
       const settle = () => new Promise((r) => setTimeout(r, 200));
       await settle();
       assert.equal(events.length, 2, 'two events, then it waits');
-      assert.equal(produced, 2, 'the producer itself waits on emit');
+      assert.equal(produced, 3, 'the producer waits on the emit of the event that found no credit');
       hubSocket.send(JSON.stringify({ jsonrpc: '2.0', method: '$deviceChatCredit', params: { stream: 's1', credit: 2 } }));
       await settle();
       assert.equal(events.length, 4);
@@ -192,6 +208,16 @@ describe("@aion/client: a device model's answer under the hub's credit", () => {
       await settle();
       assert.deepEqual(events.at(-1), { type: 'done', finishReason: 'stop' });
       assert.equal(events.length, 6);
+      // A producer that does not await emit still stays within the window: the device holds its events.
+      events.length = 0;
+      hubSocket.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: '$deviceChat', params: { ...chat, stream: 's2', credit: 2 } }));
+      await settle();
+      assert.equal(events.length, 2);
+      hubSocket.send(JSON.stringify({ jsonrpc: '2.0', method: '$deviceChatCredit', params: { stream: 's2', credit: 100 } }));
+      await settle();
+      assert.equal(events.length, 6);
+      assert.ok(answers.findIndex((a) => a.id === 2) >= 0, 'the answer came');
+      assert.ok(answerIndexOf(2) > lastEventIndexOf('s2'), 'after every event of its stream');
     } finally {
       device.stop();
       server.close();

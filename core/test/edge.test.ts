@@ -40,7 +40,7 @@ describe('the HTTP edge against hostile clients', function () {
           receiveTimeoutMs: 60_000,
           bodyProgress: { minBytes: 64, intervalMs: 3_000 },
           trustedProxies: ['127.0.0.2'],
-          realtime: { messagesPerSecond: 20, burst: 20, refusalsBeforeDisconnect: 30 },
+          realtime: { messagesPerSecond: 20, burst: 20, refusalsBeforeDisconnect: 30, routeCeiling: { messagesPerSecond: 20, burst: 40 } },
         },
       },
     });
@@ -277,6 +277,27 @@ describe('the HTTP edge against hostile clients', function () {
       other.send('still here');
       assert.deepEqual(await reply, { echo: 'still here' });
       other.close();
+    });
+
+    it("applies a WebSocket route's own message limit, up to the operator's ceiling", async () => {
+      const ws = new WebSocket(`${kernel.url.replace('http', 'ws')}/v1/edge/fast-socket`, { headers: bearer('admin') });
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      const frames: any[] = [];
+      ws.on('message', (m) => frames.push(JSON.parse(m.toString())));
+      const settle = () => new Promise((r) => setTimeout(r, 300));
+      // 30 at once: past the server's burst of 20, within the route's own limit.
+      for (let i = 0; i < 30; i++) ws.send(`a${i}`);
+      await settle();
+      assert.equal(frames.filter((f) => f.echo).length, 30, JSON.stringify(frames.filter((f) => f.error)[0]));
+      // The route asks for 100000 at once; the operator's ceiling (a burst of 40) is what it gets.
+      frames.length = 0;
+      await new Promise((r) => setTimeout(r, 2_100));
+      for (let i = 0; i < 60; i++) ws.send(`b${i}`);
+      await settle();
+      const echoed = frames.filter((f) => f.echo).length;
+      assert.ok(echoed >= 40 && echoed <= 45, `about the ceiling's burst got through (${echoed})`);
+      assert.equal(frames.find((f) => f.error)?.error.code, 'RATE_LIMITED');
+      ws.close();
     });
   });
 });

@@ -1,3 +1,4 @@
+import { finished } from 'node:stream';
 import { createParser } from 'eventsource-parser';
 import { context, propagation } from '@opentelemetry/api';
 import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
@@ -229,25 +230,35 @@ export class UpstreamCall {
   async text(response: UpstreamResponse): Promise<string> {
     if (this.controller.signal.aborted) throw this.failure(undefined, true);
     const body = response.body;
+    // A body already read to its end, failed or closed settles at once, as a read would.
+    if (body.errored) throw this.failure(body.errored, true);
+    if (body.readableEnded) {
+      this.bodyEnded = true;
+      return '';
+    }
+    if (body.destroyed) throw this.failure(new Error('the body was closed'), true);
     return new Promise<string>((resolve, reject) => {
       const parts: Buffer[] = [];
       const stall = () => {
         clearTimeout(this.timer);
         this.timer = setTimeout(() => this.abort('timeout'), this.timeoutMs);
       };
-      stall();
-      body.on('data', (chunk: Buffer) => {
+      const onData = (chunk: Buffer) => {
         parts.push(chunk);
         stall();
-      });
-      body.once('end', () => {
+      };
+      stall();
+      body.on('data', onData);
+      // The end, an error, or a close before the end (a cut connection): whichever comes first settles it.
+      const stopWatching = finished(body, (err) => {
+        stopWatching();
+        body.off('data', onData);
         clearTimeout(this.timer);
+        if (err) return reject(this.failure(err, true));
         this.bodyEnded = true;
-        resolve(parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8'));
-      });
-      body.once('error', (err: unknown) => {
-        clearTimeout(this.timer);
-        reject(this.failure(err, true));
+        const text = parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8');
+        // As TextDecoder did: a byte-order mark is not part of the text.
+        resolve(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
       });
     });
   }

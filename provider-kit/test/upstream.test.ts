@@ -127,6 +127,47 @@ describe('UpstreamCall', () => {
     });
   });
 
+  describe('a whole body', () => {
+    it('joins chunks split inside a character, and drops a byte-order mark', async () => {
+      const bytes = Buffer.from('\uFEFF{"text":"héllo wörld"}', 'utf8');
+      server = await serve(async ({ res }) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // Split inside the two-byte é, with a pause so the client sees two chunks.
+        res.write(bytes.subarray(0, 14));
+        await sleep(30);
+        res.end(bytes.subarray(14));
+      });
+      const call = new UpstreamCall(1_000);
+      try {
+        assert.deepEqual(await call.json(await call.send({ method: 'GET', url: server.url, headers: {} })), { text: 'héllo wörld' });
+      } finally {
+        await call.release();
+      }
+    });
+
+    it('settles at once when the body was already read, instead of waiting for events that will not come', async () => {
+      server = await serve(({ res }) => void res.end('{"once":true}'));
+      const call = new UpstreamCall(5_000);
+      try {
+        const response = await call.send({ method: 'GET', url: server.url, headers: {} });
+        assert.equal(await call.text(response), '{"once":true}');
+        assert.equal(await within(call.text(response), 500, 'a second read'), '');
+      } finally {
+        await call.release();
+      }
+    });
+
+    it('reports a connection cut in the middle of the body as PROVIDER_STREAM_CUT', async () => {
+      server = await serve(async (exchange) => {
+        const partial = exchange.stream({ 'content-type': 'application/json' });
+        await partial.write('{"partial":');
+        partial.cut();
+      });
+      const failure = await failureOf(async (call) => call.json(await call.send({ method: 'GET', url: server!.url, headers: {} })));
+      assert.equal(failure.code, 'PROVIDER_STREAM_CUT');
+    });
+  });
+
   describe('timeouts, per wait', () => {
     it('gives up on a response head that does not come within timeoutMs and closes the connection', async () => {
       server = await serve(() => undefined);

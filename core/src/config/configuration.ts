@@ -30,7 +30,13 @@ export interface ServerConfig {
   /** Peers (addresses or CIDRs) whose X-Forwarded-For names the client. */
   trustedProxies: string[];
   /** Token bucket per socket.io or WebSocket connection; a client refused this many times in a minute is disconnected. */
-  realtime: { messagesPerSecond: number; burst: number; refusalsBeforeDisconnect: number };
+  realtime: {
+    messagesPerSecond: number;
+    burst: number;
+    refusalsBeforeDisconnect: number;
+    /** The most a WebSocket route's own `messages` limit may raise a connection's limit to: the operator's word over a manifest's. */
+    routeCeiling: { messagesPerSecond: number; burst: number };
+  };
   /**
    * Redis shared by several kernels (`--workers`, or several machines): socket.io publications reach
    * clients connected to any of them. `AION_REDIS_URL` sets it. Without it, each kernel's are its own.
@@ -124,7 +130,7 @@ export const defaultConfig = (): AionConfig => ({
     maxConnectionsPerIp: 256,
     jsonMaxDepth: 64,
     trustedProxies: [],
-    realtime: { messagesPerSecond: 50, burst: 100, refusalsBeforeDisconnect: 100 },
+    realtime: { messagesPerSecond: 50, burst: 100, refusalsBeforeDisconnect: 100, routeCeiling: { messagesPerSecond: 5000, burst: 10000 } },
     cluster: { heartbeatMs: 2_000, livenessMs: 6_000 },
   },
   hosts: {
@@ -173,7 +179,12 @@ const kernelConfigSchema = only({
     trustedProxies: names,
     redisUrl: { type: 'string', pattern: '^rediss?://' },
     cluster: only({ heartbeatMs: int(100), livenessMs: int(300) }),
-    realtime: only({ messagesPerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: int(1), refusalsBeforeDisconnect: int(1) }),
+    realtime: only({
+      messagesPerSecond: { type: 'number', exclusiveMinimum: 0 },
+      burst: int(1),
+      refusalsBeforeDisconnect: int(1),
+      routeCeiling: only({ messagesPerSecond: { type: 'number', exclusiveMinimum: 0 }, burst: int(1) }),
+    }),
   }),
   hosts: only(Object.fromEntries(Object.keys(defaultConfig().hosts).map((k) => [k, int(0)]))),
   extensions: { type: 'object', additionalProperties: { type: 'object' } },

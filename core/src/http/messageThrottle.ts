@@ -39,7 +39,7 @@ export class MessageThrottle {
   private readonly tolerance: TokenBucket;
 
   constructor(
-    private readonly limits: ServerConfig['realtime'],
+    private readonly limits: Pick<ServerConfig['realtime'], 'messagesPerSecond' | 'burst' | 'refusalsBeforeDisconnect'>,
     now = performance.now(),
   ) {
     this.messages = new TokenBucket(limits.messagesPerSecond, limits.burst, now);

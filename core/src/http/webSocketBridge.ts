@@ -48,7 +48,15 @@ export class WebSocketBridge {
     this.router.get(route.path, () => undefined);
     // The route's own message limits where it declares them, made once for all its connections.
     const own = route.messages;
-    const limits = own ? { ...this.options.config.realtime, messagesPerSecond: own.perSecond, burst: own.burst } : this.options.config.realtime;
+    const realtime = this.options.config.realtime;
+    // A manifest may raise its route's limit, never above the operator's ceiling.
+    const limits = own
+      ? {
+          ...realtime,
+          messagesPerSecond: Math.min(own.perSecond, realtime.routeCeiling.messagesPerSecond),
+          burst: Math.min(own.burst, realtime.routeCeiling.burst),
+        }
+      : realtime;
     this.routes.set(route.path, { extensionId, route, limits });
   }
 

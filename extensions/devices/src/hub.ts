@@ -574,7 +574,7 @@ export class DeviceHub {
     }
     const once = options.skill
       ? () => this.execute(name, options.skill!, options.args, principal, { localOnly: true })
-      : () => connection.endpoint.sendRequest(DeviceProtocol.ping, { sentAt: Date.now() });
+      : () => connection.endpoint.sendRequest(DeviceProtocol.ping, { sentAt: Date.now() }, options.token);
     const times: number[] = [];
     let failures = 0;
     let lastError: unknown;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { startTestKernel, type TestKernel } from '@aion/core';
 import { call, createUser, signInAdmin, type Tokens } from '@aion/ext-auth/testing';
 import { startFakeOllama, type FakeOllama } from '@aion/ext-provider-ollama/testing';
+import { PROTOCOL_VERSION } from '../src/contract.js';
 import { CHAT_CREDIT } from '../src/deviceModels.js';
 import { rawDevice, startSpoke, waitFor, type SpokeProcess } from './support/helpers.js';
 
@@ -133,7 +134,15 @@ describe("devices: a spoke's models as a provider with residency device:<name>",
     );
     const device = await rawDevice(hub.url, token);
     device.ws.send(
-      JSON.stringify({ type: 'hello', protocolVersion: 1, aionVersion: '0.1.0', device: 'no-models', manifests: [], skills: [], models: [{ id: 'sneaky' }] }),
+      JSON.stringify({
+        type: 'hello',
+        protocolVersion: PROTOCOL_VERSION,
+        aionVersion: '0.1.0',
+        device: 'no-models',
+        manifests: [],
+        skills: [],
+        models: [{ id: 'sneaky' }],
+      }),
     );
     const answer = JSON.parse(await device.next());
     assert.equal(answer.type, 'refused');
@@ -178,7 +187,7 @@ describe("devices: a spoke's models as a provider with residency device:<name>",
     device.ws.send(
       JSON.stringify({
         type: 'hello',
-        protocolVersion: 1,
+        protocolVersion: PROTOCOL_VERSION,
         aionVersion: '0.1.0',
         device: 'rogue',
         manifests: [],
