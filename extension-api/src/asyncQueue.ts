@@ -1,15 +1,15 @@
 import { AsyncResource } from 'node:async_hooks';
 
-/**
- * A push-based async iterable: producers `push` and `end`, one consumer iterates. Handy for turning
- * events (socket frames, provider callbacks) into a stream that can cross the RPC.
- */
 /** Who drains a queue by push (`AsyncQueue.drainTo`). */
 export interface QueueSink<T> {
   item(item: T): void;
   end(error?: unknown): void;
 }
 
+/**
+ * A push-based async iterable: producers `push` and `end`, one consumer iterates. Handy for turning
+ * events (socket frames, provider callbacks) into a stream that can cross the RPC.
+ */
 export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private readonly items: T[] = [];
   private waiter?: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void };

@@ -343,8 +343,7 @@ async function runExtensionCommand(command: string, cli: CommandCli, args: Recor
     // About what the running server holds: asked of it, never of a fresh kernel that holds nothing.
     const client = await connectControl(config.dataDir);
     try {
-      const result = await client.call('commands.execute', { command, args });
-      if (result !== undefined && result !== null) process.stdout.write((typeof result === 'string' ? result : JSON.stringify(result, null, 2)) + '\n');
+      printResult(await client.call('commands.execute', { command, args }));
       return ExitCodes.OK;
     } finally {
       client.close();
@@ -364,13 +363,17 @@ async function runExtensionCommand(command: string, cli: CommandCli, args: Recor
       const out = (await commands.execute(command, [args, lines])) as AsyncIterable<string>;
       for await (const line of out) process.stdout.write(line.endsWith('\n') ? line : line + '\n');
     } else {
-      const result = await commands.execute(command, [args]);
-      if (result !== undefined && result !== null) process.stdout.write((typeof result === 'string' ? result : JSON.stringify(result, null, 2)) + '\n');
+      printResult(await commands.execute(command, [args]));
     }
     return ExitCodes.OK;
   } finally {
     await kernel.stop();
   }
+}
+
+/** A command's answer on stdout: a string as it is, anything else as indented JSON, nothing for none. */
+function printResult(result: unknown): void {
+  if (result !== undefined && result !== null) process.stdout.write((typeof result === 'string' ? result : JSON.stringify(result, null, 2)) + '\n');
 }
 
 /** The options every built-in verb accepts (so scripts may pass them anywhere); each verb shows the ones it uses. */

@@ -229,11 +229,10 @@ async function answer(kernel: Kernel, method: string, params: Record<string, unk
       return kernel.get(ActivationService).reload(params.extension);
     }
     case 'commands.execute': {
-      // Only what a manifest offers the CLI as running in the server: the channel is not a way to any command.
+      // Only what the command's own declaration (its owner's manifest) offers the CLI as running in the
+      // server: the channel is not a way to any command.
       const { command, args } = params;
-      // The declaration the kernel holds for the command (its owner's), not any manifest that names it.
-      const offered = typeof command === 'string' && kernel.get(CommandRegistry).declarationOf(command)?.cli?.running === true;
-      if (typeof command !== 'string' || !offered)
+      if (typeof command !== 'string' || kernel.get(CommandRegistry).declarationOf(command)?.cli?.running !== true)
         throw new AionError(ErrorCodes.NOT_FOUND, `this server offers no command ${JSON.stringify(command)} to the CLI (contributes.commands[].cli.running)`);
       return kernel.get(CommandsChannel).execute(command, [args ?? {}], token);
     }

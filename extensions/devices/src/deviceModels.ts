@@ -37,8 +37,9 @@ export class DeviceModels implements Pick<ProviderImplementation, 'chat' | 'list
     const listed = new Set<string>();
     const add = (device: string, owner: ModelOwner, m: ExposedModel) => {
       const id = deviceModelId(device, m.id);
-      if (listed.has(`${owner.tenant_id}/${id}`)) return;
-      listed.add(`${owner.tenant_id}/${id}`);
+      const key = `${owner.tenant_id}/${id}`;
+      if (listed.has(key)) return;
+      listed.add(key);
       out.push({
         id,
         ...(m.displayName ? { displayName: `${m.displayName} on ${device}` } : {}),
