@@ -35,7 +35,7 @@ export function workerIndex(): number | undefined {
 function sharingNotice(count: number, env: NodeJS.ProcessEnv): string {
   const perWorker = [
     'live task streams and their cancellation unless extensions["aion.router"].redisUrl is set (without it a client that reconnects to another worker gets the final event once the task is stored, and cancel there answers 409)',
-    'circuit breakers unless the router has its redisUrl, and latency windows',
+    'circuit breakers and latency windows unless the router has its redisUrl',
     'skill rate buckets unless extensions["aion.skills"].rateLimit.redisUrl is set',
     "MCP sessions' GET event streams (the sessions themselves are shared through aion.storage)",
     'durable tasks unless AION_REDIS_URL is set (without it no kernel can tell that another died, so none takes its tasks over)',

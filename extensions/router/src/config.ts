@@ -24,6 +24,8 @@ export interface RouterConfiguration {
   redisPrefix: string;
   /** How often a kernel looks for unfinished tasks of kernels that stopped (`aion.cluster`); 0 turns durable tasks off. */
   durableTasks: { checkIntervalMs: number };
+  /** With `redisUrl`: how often each kernel shares the latencies it measured; 0 keeps them to itself. */
+  latencyShareMs: number;
 }
 
 export function readConfiguration(raw: Record<string, any> | undefined): RouterConfiguration {
@@ -64,5 +66,6 @@ export function readConfiguration(raw: Record<string, any> | undefined): RouterC
     redisUrl: c.redisUrl,
     redisPrefix: c.redisPrefix ?? 'aion:router',
     durableTasks: { checkIntervalMs: c.durableTasks?.checkIntervalMs ?? 5_000 },
+    latencyShareMs: c.latencyShareMs ?? 1_000,
   };
 }

@@ -100,6 +100,17 @@ export async function activate(ctx: aion.ExtensionContext): Promise<RouterApi> {
     // A provider one kernel found failing is routed around by all of them.
     health.onTransition((engine, state, openForMs) => relay.publishCircuit(engine, state, openForMs));
     relay.onCircuit((engine, state, openForMs) => health.adopt(engine, state, openForMs));
+    // Every kernel routes on the latencies all of them measured: each shares its own every latencyShareMs.
+    if (config.latencyShareMs > 0) {
+      health.shareSamples();
+      relay.onLatency((samples) => health.adoptSamples(samples));
+      const share = setInterval(() => {
+        const samples = health.takeSamples();
+        if (samples) relay.publishLatency(samples);
+      }, config.latencyShareMs);
+      share.unref();
+      ctx.subscriptions.push({ dispose: () => clearInterval(share) });
+    }
     ctx.subscriptions.push(relay);
   }
   // Durable tasks: another kernel takes over the tasks of one that stops. Only a shared store can be taken over.

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { CircuitBreaker, LatencyWindow } from '../src/providers/health.js';
+import { CircuitBreaker, HealthBook, LatencyWindow } from '../src/providers/health.js';
 
 describe('circuit breaker', () => {
   let now = 0;
@@ -74,5 +74,36 @@ describe('latency window', () => {
     for (let i = 0; i < 100; i++) w.add(1000);
     assert.equal(w.p95, 1000);
     assert.equal(w.count, 100);
+  });
+});
+
+describe('latency samples shared between kernels', () => {
+  const options = { failureThreshold: 3, openMs: 1000, maxOpenMs: 10_000 };
+
+  it('hands over the samples measured here once, at most a window of each, and never the ones adopted from others', () => {
+    const here = new HealthBook(options);
+    assert.equal(here.takeSamples(), undefined, 'nothing kept before sharing starts');
+    here.get('openai/a').latency.add(5);
+    here.shareSamples();
+    assert.equal(here.takeSamples(), undefined, 'a sample from before sharing is not sent');
+    for (let i = 1; i <= 300; i++) here.get('openai/a').latency.add(i);
+    here.get('openai/b').firstToken.add(7);
+    here.adoptSamples({ 'openai/a': { latency: [9999] } });
+    const taken = here.takeSamples()!;
+    assert.deepEqual(
+      taken['openai/a']!.latency,
+      Array.from({ length: 128 }, (_, i) => 173 + i),
+      'the last window of own samples',
+    );
+    assert.deepEqual(taken['openai/b'], { firstToken: [7] });
+    assert.equal(here.takeSamples(), undefined, 'each sample is sent once');
+  });
+
+  it("another kernel's samples count in the window the decision reads", () => {
+    const there = new HealthBook(options);
+    there.adoptSamples({ 'openai/a': { latency: [100, 200], firstToken: [10] } });
+    assert.equal(there.peek('openai/a')!.latency.count, 2);
+    assert.equal(there.peek('openai/a')!.latency.p95, 200);
+    assert.equal(there.peek('openai/a')!.firstToken.p95, 10);
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import type { TestKernel } from '@aion/core';
 import { probeRedis, REDIS_URL } from '@aion/ext-auth/testing';
 import { startFakeOpenAI, type FakeOpenAI } from '@aion/ext-provider-openai/testing';
@@ -35,6 +36,7 @@ describe('tasks across two kernels sharing PostgreSQL and Redis', function () {
             circuitBreaker: { failureThreshold: 2, openMs: 60_000 },
             redisUrl: REDIS_URL,
             redisPrefix: `aion-test:${schema}`,
+            latencyShareMs: 100,
           },
           'aion.provider-openai': { baseUrl: openai.url, apiKeySecret: '' },
         },
@@ -94,6 +96,45 @@ describe('tasks across two kernels sharing PostgreSQL and Redis', function () {
     await readSse(await client(a).get(`/v1/stream/${taskId}`));
     const fromB = await readSse(await client(b).get(`/v1/stream/${taskId}`, { 'last-event-id': '1' }));
     assert.equal(fromB.at(-1)!.event, 'done');
+  });
+
+  it("B's latency window holds what A measured, and B ignores malformed latency messages", async () => {
+    const engine = 'openai/gpt-4o-mini';
+    const health = async (k: TestKernel) =>
+      (await client(k, 'admin-token').json(client(k, 'admin-token').get('/v1/router/policies'))).body.health[engine] as
+        | { samples: number; p95_ms: number | null }
+        | undefined;
+    // Someone else on the channel: not JSON, not an object, samples that are not latencies.
+    const intruder = new Redis(REDIS_URL);
+    try {
+      const channel = `aion-test:${schema}:latency`;
+      await intruder.publish(channel, 'not json');
+      await intruder.publish(channel, JSON.stringify({ from: 'x', samples: [1, 2] }));
+      await intruder.publish(channel, JSON.stringify({ from: 'x', samples: { 'openai/other': { latency: [-1, 'slow', null, Number.MAX_VALUE * 2] } } }));
+    } finally {
+      intruder.disconnect();
+    }
+    const { body } = await client(a).json(client(a).post('/v1/tasks', { input: 'hello', preferred_engine: engine, wait: true }));
+    assert.equal(body.status, 'OK', JSON.stringify(body));
+    const onA = await health(a);
+    assert.ok(onA && onA.samples >= 1 && onA.p95_ms !== null, 'A measured the engine');
+    const until = Date.now() + 5_000;
+    while (((await health(b))?.samples ?? 0) < onA.samples && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    const onB = await health(b);
+    assert.deepEqual(
+      { samples: onB?.samples, p95_ms: onB?.p95_ms },
+      { samples: onA.samples, p95_ms: onA.p95_ms },
+      'B routes on the same window without having called the engine',
+    );
+    assert.equal(
+      (
+        (await client(b, 'admin-token').json(client(b, 'admin-token').get('/v1/router/policies'))).body.health['openai/other'] as
+          | { samples: number }
+          | undefined
+      )?.samples ?? 0,
+      0,
+      'no sample that is not a latency was taken',
+    );
   });
 
   it('a circuit that opens on A is open on B: B routes around the failing engine without calling it', async () => {

@@ -117,16 +117,33 @@ export class CircuitBreaker {
   }
 }
 
+/** Latencies a window keeps, per engine. */
+const WINDOW_SIZE = 128;
+
 /** The last `size` latencies; the 95th percentile is recomputed after every 16 new samples, not per call. */
 export class LatencyWindow {
   private readonly samples: number[] = [];
   private next = 0;
   private cachedP95?: number;
   private sinceSort = 0;
+  /** This kernel's own samples not yet shared with the others (set only while they are shared). */
+  unshared?: number[];
 
-  constructor(private readonly size = 128) {}
+  constructor(private readonly size = WINDOW_SIZE) {}
 
+  /** A latency measured here. */
   add(ms: number): void {
+    this.adopt(ms);
+    const unshared = this.unshared;
+    if (unshared) {
+      unshared.push(ms);
+      // Only the last window's worth would survive on the other side anyway.
+      if (unshared.length > 2 * this.size) unshared.splice(0, unshared.length - this.size);
+    }
+  }
+
+  /** A latency measured by another kernel: counted here, never shared again. */
+  adopt(ms: number): void {
     if (this.samples.length < this.size) this.samples.push(ms);
     else this.samples[this.next] = ms;
     this.next = (this.next + 1) % this.size;
@@ -146,7 +163,18 @@ export class LatencyWindow {
     }
     return this.cachedP95;
   }
+
+  /** The samples taken here since the last call (at most a window's worth), then forgets them. */
+  takeUnshared(): number[] | undefined {
+    const unshared = this.unshared;
+    if (!unshared?.length) return undefined;
+    this.unshared = [];
+    return unshared.length > this.size ? unshared.slice(-this.size) : unshared;
+  }
 }
+
+/** Latencies one kernel took since it last shared them, per engine: what it tells the others. */
+export type LatencySamples = Record<string, { latency?: number[]; firstToken?: number[] }>;
 
 export interface EngineHealth {
   breaker: CircuitBreaker;
@@ -156,6 +184,8 @@ export interface EngineHealth {
 
 export class HealthBook {
   private readonly engines = new Map<string, EngineHealth>();
+  /** Whether this kernel's samples are kept for the others (several kernels on one Redis). */
+  private sharing = false;
   private readonly transitions: Array<(engine: string, state: 'open' | 'closed', openForMs: number) => void> = [];
 
   constructor(
@@ -175,6 +205,10 @@ export class HealthBook {
         for (const listener of this.transitions) listener(engine, state, openForMs);
       });
       h = { breaker, latency: new LatencyWindow(), firstToken: new LatencyWindow() };
+      if (this.sharing) {
+        h.latency.unshared = [];
+        h.firstToken.unshared = [];
+      }
       this.engines.set(engine, h);
     }
     return h;
@@ -188,6 +222,35 @@ export class HealthBook {
   /** A transition another kernel saw, taken on here. */
   adopt(engine: string, state: 'open' | 'closed', openForMs: number): void {
     this.get(engine).breaker.adopt(state, openForMs);
+  }
+
+  /** From now on keeps the latencies measured here, for `takeSamples`. */
+  shareSamples(): void {
+    this.sharing = true;
+    for (const h of this.engines.values()) {
+      h.latency.unshared ??= [];
+      h.firstToken.unshared ??= [];
+    }
+  }
+
+  /** The latencies measured here since the last call, per engine; undefined when there are none. */
+  takeSamples(): LatencySamples | undefined {
+    let out: LatencySamples | undefined;
+    for (const [engine, h] of this.engines) {
+      const latency = h.latency.takeUnshared();
+      const firstToken = h.firstToken.takeUnshared();
+      if (latency || firstToken) (out ??= {})[engine] = { ...(latency ? { latency } : {}), ...(firstToken ? { firstToken } : {}) };
+    }
+    return out;
+  }
+
+  /** Latencies other kernels measured, added to the windows here: every kernel routes on what all of them saw. */
+  adoptSamples(samples: LatencySamples): void {
+    for (const [engine, s] of Object.entries(samples)) {
+      const h = this.get(engine);
+      for (const ms of s.latency ?? []) h.latency.adopt(ms);
+      for (const ms of s.firstToken ?? []) h.firstToken.adopt(ms);
+    }
   }
 
   peek(engine: string): EngineHealth | undefined {

@@ -2,12 +2,14 @@
  * Tasks across kernels (several `--workers`, or several machines) through Redis: the kernel that runs
  * a task appends its events to a Redis stream, so a client that reconnects to another kernel resumes
  * there from its Last-Event-ID; a cancel that reaches another kernel is passed on to the one that
- * runs the task; and a circuit that opens or closes on one kernel does on the others. Without Redis
+ * runs the task; a circuit that opens or closes on one kernel does on the others; and the latencies
+ * each kernel measures reach the others' windows, so all route on what all saw. Without Redis
  * each kernel keeps these to itself.
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { maskUrlPassword, type Disposable } from '@aion/extension-api';
+import type { LatencySamples } from '../providers/health.js';
 import type { TaskEvent } from './eventLog.js';
 
 const FINAL_EVENTS = new Set(['done', 'error']);
@@ -33,6 +35,27 @@ export interface TaskRelay extends Disposable {
   publishCircuit(engine: string, state: 'open' | 'closed', openForMs: number): void;
   /** Circuits other kernels opened or closed (never this kernel's own). */
   onCircuit(handler: (engine: string, state: 'open' | 'closed', openForMs: number) => void): void;
+  /** Tells the other kernels the latencies measured here since the last time. */
+  publishLatency(samples: LatencySamples): void;
+  /** Latencies other kernels measured (never this kernel's own). */
+  onLatency(handler: (samples: LatencySamples) => void): void;
+}
+
+/** Samples one message may carry per engine and kind: a window's worth. */
+const MAX_SAMPLES = 128;
+
+/** A latency message from another kernel, kept only where it is well formed: finite, non-negative numbers, at most a window per engine. */
+function latencySamplesOf(value: unknown): LatencySamples | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const out: LatencySamples = {};
+  const numbers = (list: unknown) =>
+    Array.isArray(list) ? list.slice(-MAX_SAMPLES).filter((n): n is number => typeof n === 'number' && Number.isFinite(n) && n >= 0) : undefined;
+  for (const [engine, entry] of Object.entries(value as Record<string, unknown>)) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    const { latency, firstToken } = entry as { latency?: unknown; firstToken?: unknown };
+    out[engine] = { latency: numbers(latency), firstToken: numbers(firstToken) };
+  }
+  return out;
 }
 
 export class RedisTaskRelay implements TaskRelay {
@@ -41,6 +64,7 @@ export class RedisTaskRelay implements TaskRelay {
   private readonly readers = new Set<Redis>();
   private readonly cancelHandlers: Array<(taskId: string) => void> = [];
   private readonly circuitHandlers: Array<(engine: string, state: 'open' | 'closed', openForMs: number) => void> = [];
+  private readonly latencyHandlers: Array<(samples: LatencySamples) => void> = [];
   /** Tells this kernel's own circuit messages apart from the others'. */
   private readonly kernelId = randomUUID();
   private writes: Promise<unknown> = Promise.resolve();
@@ -59,9 +83,10 @@ export class RedisTaskRelay implements TaskRelay {
   static async connect(url: string, prefix: string, log: (level: 'warn' | 'error', message: string) => void): Promise<RedisTaskRelay> {
     const relay = new RedisTaskRelay(url, prefix, log);
     await Promise.all([relay.writer.connect(), relay.subscriber.connect()]);
-    await relay.subscriber.subscribe(relay.cancelChannel, relay.circuitChannel);
+    await relay.subscriber.subscribe(relay.cancelChannel, relay.circuitChannel, relay.latencyChannel);
     relay.subscriber.on('message', (channel: string, message: string) => {
       if (channel === relay.cancelChannel) for (const handler of relay.cancelHandlers) handler(message);
+      else if (channel === relay.latencyChannel) relay.latencyMessage(message);
       else relay.circuitMessage(message);
     });
     return relay;
@@ -77,6 +102,32 @@ export class RedisTaskRelay implements TaskRelay {
 
   private get circuitChannel(): string {
     return `${this.prefix}:circuit`;
+  }
+
+  private get latencyChannel(): string {
+    return `${this.prefix}:latency`;
+  }
+
+  private latencyMessage(message: string): void {
+    let m: { from?: unknown; samples?: unknown };
+    try {
+      m = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (m.from === this.kernelId) return;
+    const samples = latencySamplesOf(m.samples);
+    if (samples) for (const handler of this.latencyHandlers) handler(samples);
+  }
+
+  publishLatency(samples: LatencySamples): void {
+    this.writer
+      .publish(this.latencyChannel, JSON.stringify({ from: this.kernelId, samples }))
+      .catch((err: Error) => this.log('warn', `latencies were not shared: ${err.message}`));
+  }
+
+  onLatency(handler: (samples: LatencySamples) => void): void {
+    this.latencyHandlers.push(handler);
   }
 
   private circuitMessage(message: string): void {
