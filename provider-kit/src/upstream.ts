@@ -1,8 +1,7 @@
-import { finished } from 'node:stream';
 import { createParser } from 'eventsource-parser';
 import { context, propagation } from '@opentelemetry/api';
 import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
-import { Agent, getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, getGlobalDispatcher, util, type Dispatcher } from 'undici';
 import type { EmbedRequest, ProviderErrorCode, ProviderErrorEvent, ProviderEvent } from './types.js';
 
 /** A failed upstream call; a chat turns it into its final `error` event, `listModels` into an AionError. */
@@ -138,14 +137,17 @@ function describe(err: unknown): string {
 }
 
 /**
- * Keep-alive connections per origin, shared by every call in the process; redirects are followed as
- * `fetch` follows them. In a host whose network is isolated the host's global dispatcher (through the
- * kernel's egress proxy) is the only way out, so it is the base there.
+ * Keep-alive connections per origin, shared by every call in the process. In a host whose network is
+ * isolated the host's global dispatcher (through the kernel's egress proxy) is the only way out.
  */
-const dispatcher = (process.env.AION_EGRESS_SOCKET ? getGlobalDispatcher() : new Agent()).compose(interceptors.redirect({ maxRedirections: 20 }));
+const dispatcher: Dispatcher = process.env.AION_EGRESS_SOCKET ? getGlobalDispatcher() : new Agent();
 
-/** An UpstreamCall times each wait itself: undici's body timeout would also count the time a slow consumer leaves the stream paused. */
-const noUndiciTimeouts = { headersTimeout: 0, bodyTimeout: 0 };
+/** Redirects followed per request, as `fetch` does. */
+const MAX_REDIRECTS = 20;
+/** Headers that carry credentials: not sent on to another origin a redirect names (as `fetch` does). */
+const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key'];
+/** Bytes of an answer held unread before the connection is paused (the reader's pace sets the vendor's). */
+const HIGH_WATER_BYTES = 64 * 1024;
 
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
@@ -159,21 +161,99 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   status: number;
   headers: ResponseHeaders;
-  body: Dispatcher.ResponseData['body'];
+  body: UpstreamBody;
+}
+
+/**
+ * An answer's body as the connection hands it over: chunks kept until read, the connection paused
+ * while more than HIGH_WATER_BYTES wait. Settles once, at the end or at an error.
+ */
+export class UpstreamBody {
+  private parts: Buffer[] = [];
+  private buffered = 0;
+  private waiting?: () => void;
+  /** Set by the connection: lets it read again after a pause. */
+  resume?: () => void;
+  private paused = false;
+  ended = false;
+  error?: Error;
+  /** Called on every chunk (the caller re-arms its stall timer). */
+  onChunk?: () => void;
+
+  /** A chunk arrived; false pauses the connection. */
+  push(chunk: Buffer): boolean {
+    this.parts.push(chunk);
+    this.buffered += chunk.length;
+    this.onChunk?.();
+    this.wake();
+    if (this.buffered < HIGH_WATER_BYTES) return true;
+    this.paused = true;
+    return false;
+  }
+
+  /** The body ended (no error) or failed. */
+  finish(error?: Error): void {
+    if (this.ended || this.error) return;
+    if (error) this.error = error;
+    else this.ended = true;
+    this.wake();
+  }
+
+  get settled(): boolean {
+    return this.ended || this.error !== undefined;
+  }
+
+  /** What arrived and was not read yet, in one buffer, or undefined when nothing waits. */
+  take(): Buffer | undefined {
+    const parts = this.parts;
+    if (parts.length === 0) return undefined;
+    this.parts = [];
+    this.buffered = 0;
+    if (this.paused) {
+      this.paused = false;
+      this.resume?.();
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+
+  /** Resolves at the next chunk, end or error. */
+  changed(): Promise<void> {
+    return new Promise<void>((resolve) => (this.waiting = resolve));
+  }
+
+  private wake(): void {
+    const waiting = this.waiting;
+    if (waiting) {
+      this.waiting = undefined;
+      waiting();
+    }
+  }
+}
+
+/** Where a redirect goes and how: 303, and 301/302 after a POST, become a GET without a body (as `fetch` does). */
+function redirected(from: URL, status: number, location: string, request: UpstreamRequest): UpstreamRequest {
+  const to = new URL(location, from);
+  const method = status === 303 || ((status === 301 || status === 302) && request.method === 'POST') ? 'GET' : request.method;
+  const headers = { ...request.headers };
+  if (to.origin !== from.origin) for (const name of Object.keys(headers)) if (CREDENTIAL_HEADERS.includes(name.toLowerCase())) delete headers[name];
+  return { method, url: to.href, headers, body: method === 'GET' ? undefined : request.body };
 }
 
 /**
  * One HTTP exchange with a vendor: cancellation by token aborts it at once, and `timeoutMs` bounds
  * every wait for the vendor (the response head, then each body chunk), not the time a slow consumer
- * takes between chunks.
+ * takes between chunks. Runs on undici's dispatcher directly: no stream object, abort signal or
+ * timer per read.
  */
 export class UpstreamCall {
-  private readonly controller = new AbortController();
   private abortReason?: 'cancelled' | 'timeout' | 'released';
+  /** The connection's abort for the request in flight, once it has one. */
+  private abortRequest?: (reason: Error) => void;
+  /** Fails a request still waiting for its head (even before it has a connection). */
+  private failPending?: (reason: Error) => void;
   private timer?: NodeJS.Timeout;
   private readonly cancellation?: Disposable;
-  private chunks?: AsyncIterator<Buffer>;
-  private bodyEnded = false;
+  private body?: UpstreamBody;
   private answerComplete = false;
 
   constructor(
@@ -188,79 +268,92 @@ export class UpstreamCall {
     return this.abortReason === 'cancelled';
   }
 
+  private get aborted(): boolean {
+    return this.abortReason !== undefined;
+  }
+
   /** Sends the request; resolves with a 2xx response, otherwise throws a ProviderFailure. One call may send several requests in turn (pages). */
   async send(upstream: UpstreamRequest): Promise<UpstreamResponse> {
-    this.chunks = undefined;
-    this.bodyEnded = false;
     const headers: Record<string, string> = { accept: 'application/json, text/event-stream, application/x-ndjson', 'user-agent': 'aion', ...upstream.headers };
     if (upstream.body !== undefined) headers['content-type'] = 'application/json';
     // The trace this call belongs to (W3C traceparent), so the upstream's spans join it.
     propagation.inject(context.active(), headers);
-    const {
-      statusCode,
-      headers: responseHeaders,
-      body,
-    } = await this.guarded(
-      () =>
-        request(upstream.url, {
-          method: upstream.method,
-          headers,
-          body: upstream.body === undefined ? undefined : JSON.stringify(upstream.body),
-          signal: this.controller.signal,
-          dispatcher,
-          ...noUndiciTimeouts,
-        }),
-      false,
-    );
-    const response: UpstreamResponse = { status: statusCode, headers: responseHeaders, body };
-    if (statusCode >= 200 && statusCode < 300) return response;
+    let request: UpstreamRequest = { ...upstream, headers };
+    let response: UpstreamResponse;
+    for (let redirects = 0; ; redirects++) {
+      const url = new URL(request.url);
+      response = await this.guarded(() => this.exchange(url, request), false);
+      const location = header(response.headers, 'location');
+      if (response.status < 300 || response.status >= 400 || response.status === 304 || !location || redirects >= MAX_REDIRECTS) break;
+      // The redirect's own body is not wanted; its connection is closed rather than read.
+      this.abortRequest?.(new Error('redirected'));
+      this.abortRequest = undefined;
+      request = redirected(url, response.status, location, request);
+    }
+    if (response.status >= 200 && response.status < 300) return response;
     let detail = '';
     try {
       detail = vendorMessage(await this.text(response));
     } catch {
       // The status says enough when the body cannot be read.
     }
-    throw failureForStatus(statusCode, responseHeaders, detail);
+    throw failureForStatus(response.status, response.headers, detail);
+  }
+
+  /** One request on the dispatcher; resolves at the response head, the body then fills `UpstreamBody`. */
+  private exchange(url: URL, request: UpstreamRequest): Promise<UpstreamResponse> {
+    const body = new UpstreamBody();
+    this.body = body;
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      let answered = false;
+      this.failPending = reject;
+      const handler: Dispatcher.DispatchHandler = {
+        onConnect: (abort) => {
+          this.abortRequest = abort as (reason: Error) => void;
+          if (this.aborted) abort(new Error('aborted'));
+        },
+        onHeaders: (statusCode, rawHeaders, resume) => {
+          // An informational answer (103) comes before the real one.
+          if (statusCode < 200) return true;
+          answered = true;
+          this.failPending = undefined;
+          body.resume = resume;
+          resolve({ status: statusCode, headers: util.parseHeaders(rawHeaders as Buffer[]) as ResponseHeaders, body });
+          return true;
+        },
+        onData: (chunk) => body.push(chunk),
+        onComplete: () => body.finish(),
+        onError: (err) => {
+          if (answered) body.finish(err);
+          else reject(err);
+        },
+      };
+      dispatcher.dispatch(
+        {
+          origin: url.origin,
+          path: `${url.pathname}${url.search}`,
+          method: request.method,
+          headers: request.headers,
+          body: request.body === undefined ? undefined : JSON.stringify(request.body),
+          // An UpstreamCall times each wait itself: undici's body timeout would also count the time a slow consumer leaves the stream paused.
+          headersTimeout: 0,
+          bodyTimeout: 0,
+        },
+        handler,
+      );
+    });
   }
 
   /**
-   * The whole body as text. Read from the body's events rather than its async iterator (a whole answer
-   * is the hot path: one promise, not a few per chunk), with the same bound on each wait for a chunk.
+   * The whole body as text: one promise for the answer, a stall timer re-armed per chunk, with the
+   * same bound on each wait for a chunk as a streamed read.
    */
   async text(response: UpstreamResponse): Promise<string> {
-    if (this.controller.signal.aborted) throw this.failure(undefined, true);
-    const body = response.body;
-    // A body already read to its end, failed or closed settles at once, as a read would.
-    if (body.errored) throw this.failure(body.errored, true);
-    if (body.readableEnded) {
-      this.bodyEnded = true;
-      return '';
-    }
-    if (body.destroyed) throw this.failure(new Error('the body was closed'), true);
-    return new Promise<string>((resolve, reject) => {
-      const parts: Buffer[] = [];
-      const stall = () => {
-        clearTimeout(this.timer);
-        this.timer = setTimeout(() => this.abort('timeout'), this.timeoutMs);
-      };
-      const onData = (chunk: Buffer) => {
-        parts.push(chunk);
-        stall();
-      };
-      stall();
-      body.on('data', onData);
-      // The end, an error, or a close before the end (a cut connection): whichever comes first settles it.
-      const stopWatching = finished(body, (err) => {
-        stopWatching();
-        body.off('data', onData);
-        clearTimeout(this.timer);
-        if (err) return reject(this.failure(err, true));
-        this.bodyEnded = true;
-        const text = parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8');
-        // As TextDecoder did: a byte-order mark is not part of the text.
-        resolve(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
-      });
-    });
+    const parts: Buffer[] = [];
+    for (let chunk = await this.read(response); chunk; chunk = await this.read(response)) parts.push(chunk);
+    const text = parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8');
+    // As TextDecoder did: a byte-order mark is not part of the text.
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   }
 
   async json(response: UpstreamResponse): Promise<unknown> {
@@ -318,18 +411,20 @@ export class UpstreamCall {
   async release(): Promise<void> {
     clearTimeout(this.timer);
     this.cancellation?.dispose();
-    if (this.chunks && !this.bodyEnded && this.answerComplete && !this.controller.signal.aborted) {
+    const body = this.body;
+    if (!body || body.ended) return;
+    if (body.error === undefined && this.answerComplete && !this.aborted) {
       const deadline = setTimeout(() => this.abort('released'), 250);
       try {
-        while (!(await this.chunks.next()).done);
-        this.bodyEnded = true;
-      } catch {
-        // Aborted by the deadline: the connection is closed instead of reused.
+        while (!body.settled && !this.aborted) {
+          body.take();
+          await body.changed();
+        }
       } finally {
         clearTimeout(deadline);
       }
     }
-    if (!this.bodyEnded) this.abort('released');
+    if (!body.ended) this.abort('released');
   }
 
   /**
@@ -342,16 +437,29 @@ export class UpstreamCall {
     return new ProviderFailure('PROVIDER_BAD_RESPONSE', `the provider's answer could not be read: ${err instanceof Error ? err.message : String(err)}`);
   }
 
+  /**
+   * What arrived of the body since the last read (several chunks in one buffer), or undefined at its
+   * end; waits at most timeoutMs for the vendor to send more.
+   */
   private async read(response: UpstreamResponse): Promise<Buffer | undefined> {
-    this.chunks ??= response.body[Symbol.asyncIterator]();
-    const chunks = this.chunks;
-    const result = await this.guarded(() => chunks.next(), true);
-    if (result.done) this.bodyEnded = true;
-    return result.done ? undefined : result.value;
+    const body = response.body;
+    for (;;) {
+      if (this.aborted) throw this.failure(undefined, true);
+      const chunk = body.take();
+      if (chunk) return chunk;
+      if (body.error) throw this.failure(body.error, true);
+      if (body.ended) return undefined;
+      this.timer = setTimeout(() => this.abort('timeout'), this.timeoutMs);
+      try {
+        await body.changed();
+      } finally {
+        clearTimeout(this.timer);
+      }
+    }
   }
 
   private async guarded<T>(step: () => Promise<T>, inBody: boolean): Promise<T> {
-    if (this.controller.signal.aborted) throw this.failure(undefined, inBody);
+    if (this.aborted) throw this.failure(undefined, inBody);
     this.timer = setTimeout(() => this.abort('timeout'), this.timeoutMs);
     try {
       return await step();
@@ -363,10 +471,14 @@ export class UpstreamCall {
   }
 
   private abort(reason: 'cancelled' | 'timeout' | 'released'): void {
-    if (this.controller.signal.aborted) return;
+    if (this.aborted) return;
     this.abortReason = reason;
     clearTimeout(this.timer);
-    this.controller.abort();
+    const error = new Error(`the request was ${reason}`);
+    this.abortRequest?.(error);
+    // A wait for the head or the next chunk ends at once.
+    this.failPending?.(error);
+    this.body?.finish(error);
   }
 
   private failure(err: unknown, inBody: boolean): ProviderFailure {

@@ -120,6 +120,52 @@ describe('UpstreamCall', () => {
       await call.release();
     });
 
+    it('turns a POST into a GET after a 303, keeps the method after a 307, and sends credentials to another origin never', async () => {
+      const other = await serve(({ request, res }) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ method: request.method, body: request.body ?? null, authorization: request.headers.authorization ?? null }));
+      });
+      try {
+        server = await serve(({ request, res }) => {
+          if (request.path === '/see-other') res.writeHead(303, { location: '/same' });
+          else if (request.path === '/temporary') res.writeHead(307, { location: '/same' });
+          else if (request.path === '/elsewhere') res.writeHead(307, { location: `${other.url}/there` });
+          else {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            return void res.end(JSON.stringify({ method: request.method, body: request.body ?? null, authorization: request.headers.authorization ?? null }));
+          }
+          res.end();
+        });
+        const asked = async (path: string) => {
+          const call = new UpstreamCall(2_000);
+          try {
+            return await call.json(
+              await call.send({ method: 'POST', url: `${server!.url}${path}`, headers: { authorization: 'Bearer sk-secret' }, body: { q: 1 } }),
+            );
+          } finally {
+            await call.release();
+          }
+        };
+        assert.deepEqual(await asked('/see-other'), { method: 'GET', body: null, authorization: 'Bearer sk-secret' });
+        assert.deepEqual(await asked('/temporary'), { method: 'POST', body: { q: 1 }, authorization: 'Bearer sk-secret' });
+        assert.deepEqual(await asked('/elsewhere'), { method: 'POST', body: { q: 1 }, authorization: null }, 'the key stays with its origin');
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('stops following a redirect loop after 20 and reports the last answer', async () => {
+      let hops = 0;
+      server = await serve(({ res }) => {
+        hops++;
+        res.writeHead(302, { location: '/again' });
+        res.end();
+      });
+      const failure = await failureOf((call) => call.send({ method: 'GET', url: `${server!.url}/again`, headers: {} }));
+      assert.equal(failure.code, 'PROVIDER_BAD_RESPONSE');
+      assert.equal(hops, 21, 'the request and 20 redirects');
+    });
+
     it('reports a body that is not JSON as PROVIDER_BAD_RESPONSE', async () => {
       server = await serve(({ res }) => void res.end('<html>'));
       const failure = await failureOf(async (call) => call.json(await call.send({ method: 'GET', url: server!.url, headers: {} })));
