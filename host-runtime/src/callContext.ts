@@ -46,12 +46,12 @@ export function runInCallContext<T>(call: CallContext | undefined, fn: () => T):
 
 /**
  * Runs a call into an extension host (`host`, by protocol `method`): inside a sampled trace, as a client
- * span of its own named `name`, with `fn` run in that span's context so the call context it sends
+ * span of its own named `name` (a function: named only when recorded), with `fn` run in that span's context so the call context it sends
  * names the span; otherwise as is. Used by the kernel for every call into a host and by the kernel
  * host for the calls it makes without a message, so traces look the same whichever way a call travels.
  * Errors reject the answer; the span records their code.
  */
-export function inClientSpan<R>(name: string, method: string, host: string, fn: () => R | Promise<R>): Promise<R> {
+export function inClientSpan<R>(name: string | (() => string), method: string, host: string, fn: () => R | Promise<R>): Promise<R> {
   const active = context.active();
   const parent = active === ROOT_CONTEXT ? undefined : trace.getSpanContext(active);
   if (!parent || (parent.traceFlags & TraceFlags.SAMPLED) === 0) {
@@ -63,7 +63,7 @@ export function inClientSpan<R>(name: string, method: string, host: string, fn: 
   }
   const span = trace
     .getTracer('aion.kernel')
-    .startSpan(name, { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': method, 'aion.host': host } }, active);
+    .startSpan(typeof name === 'string' ? name : name(), { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': method, 'aion.host': host } }, active);
   const answer = (async () => context.with(trace.setSpan(active, span), fn))();
   answer.then(
     () => span.end(),

@@ -46,14 +46,14 @@ export class HostConnection {
   handleRoute(params: HandleRouteParams, token: CancellationToken): Promise<HttpResponseData> {
     const local = this.started.local;
     if (!local) return this.request(RoutesProtocol.host.handle, params, token);
-    return this.call(RoutesProtocol.host.handle, params, (p) => local.handleRoute(p, token));
+    return this.call(RoutesProtocol.host.handle, params, (p) => local.handleRoute(p, token), true);
   }
 
   /** Runs one of the host's hook taps; in the kernel's own process without a message, as `handleRoute` does. */
   callTap(params: CallTapParams): Promise<unknown> {
     const local = this.started.local;
     if (!local) return this.request(HooksProtocol.host.callTap, params);
-    return this.call(HooksProtocol.host.callTap, params, (p) => local.callTap(p, CancellationToken.None));
+    return this.call(HooksProtocol.host.callTap, params, (p) => local.callTap(p, CancellationToken.None), true);
   }
 
   /**
@@ -64,18 +64,23 @@ export class HostConnection {
     return this.call(type, params, (p) => this.endpoint.sendRequest(type, p, token));
   }
 
-  /** One call into the host, however it travels (`send`): timed, and traced as a span of a sampled trace. */
-  private call<P, R>(type: RequestType<P, R, any>, params: P, send: (params: P) => Promise<R>): Promise<R> {
+  /**
+   * One call into the host, however it travels (`send`): timed, and traced as a span of a sampled trace.
+   * A call `inProcess` needs no call context in its params: the callee runs in this async context already.
+   */
+  private call<P, R>(type: RequestType<P, R, any>, params: P, send: (params: P) => Promise<R>, inProcess = false): Promise<R> {
     if (this.state === 'exited') return Promise.reject(new AionError(ErrorCodes.EXTENSION_HOST_CRASHED, `extension host ${this.key} is not running`));
     const observe = this.onRequestDone;
     const go = (p: P) => (observe ? this.timed(type.method, () => send(p), observe) : send(p));
     if (LIFECYCLE.has(type.method)) return go(params);
     if (context.active() === ROOT_CONTEXT) return go(params);
-    const target = (params as { extensionId?: string; point?: string; id?: string; command?: string }) ?? {};
-    // A contribution is named by its point and id (its extension rides along in the params too).
-    const name = `${type.method.slice(1)} ${target.point ? `${target.point}/${target.id}` : (target.extensionId ?? target.command ?? this.key)}`;
+    // A contribution is named by its point and id (its extension rides along in the params too); named only for a recorded span.
+    const name = () => {
+      const target = (params as { extensionId?: string; point?: string; id?: string; command?: string }) ?? {};
+      return `${type.method.slice(1)} ${target.point ? `${target.point}/${target.id}` : (target.extensionId ?? target.command ?? this.key)}`;
+    };
     // Inside a sampled trace the call is a span of its own, and the context it carries names that span.
-    return inClientSpan(name, type.method, this.key, () => go({ ...params, context: currentCallContext() } as P));
+    return inClientSpan(name, type.method, this.key, () => go(inProcess ? params : ({ ...params, context: currentCallContext() } as P)));
   }
 
   private timed<R>(method: string, send: () => Promise<R>, observe: (method: string, ms: number, failed: boolean) => void): Promise<R> {
