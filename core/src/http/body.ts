@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
 import type Koa from 'koa';
-import getRawBody from 'raw-body';
 import { AionError, ErrorCodes } from '@aion/extension-api';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -43,44 +42,119 @@ export function nestsDeeperThan(text: string, max: number): boolean {
   return false;
 }
 
-/** raw-body's errors as the edge's codes. */
-function fromRawBody(err: unknown, limit: number): unknown {
-  const type = (err as { type?: string }).type;
-  if (type === 'entity.too.large')
-    return new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `the request body is larger than the ${limit} bytes this route accepts`, { details: { limit } });
-  if (type === 'request.size.invalid') return new AionError(ErrorCodes.BAD_REQUEST, 'the request body is not as long as its Content-Length says');
-  if (type === 'request.aborted') return new AionError(ErrorCodes.BAD_REQUEST, 'the client stopped sending the request body');
-  if (type !== undefined) return new AionError(ErrorCodes.BAD_REQUEST, `the request body could not be read (${type})`);
-  return err;
+/** The error a body read ends with, in words the client can act on. */
+const bodyErrors = {
+  tooLarge: (limit: number) =>
+    new AionError(ErrorCodes.PAYLOAD_TOO_LARGE, `the request body is larger than the ${limit} bytes this route accepts`, { details: { limit } }),
+  tooShort: () => new AionError(ErrorCodes.BAD_REQUEST, 'the request body is not as long as its Content-Length says'),
+  aborted: () => new AionError(ErrorCodes.BAD_REQUEST, 'the client stopped sending the request body'),
+  tooSlow: ({ minBytes, intervalMs }: BodyLimits['progress']) =>
+    new AionError(ErrorCodes.REQUEST_TIMEOUT, `the request body arrived too slowly (under ${minBytes} bytes in ${intervalMs} ms); send it in one go`, {
+      headers: { Connection: 'close' },
+    }),
+};
+
+/** One body being read: what it received by its last checkpoint, and how to fail it. */
+interface BodyRead {
+  received: number;
+  checkpointAt: number;
+  checkpointBytes: number;
+  fail(error: AionError): void;
 }
 
-/** Reads the whole body, cutting off a client that sends fewer than `minBytes` in an `intervalMs`. */
-async function readWithProgress(req: IncomingMessage, length: number | undefined, { limit, progress }: BodyLimits): Promise<Buffer> {
-  let received = 0;
-  let atLastCheck = 0;
-  const count = (chunk: Buffer) => (received += chunk.length);
-  let timer: NodeJS.Timeout | undefined;
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setInterval(() => {
-      if (received - atLastCheck < progress.minBytes) {
-        reject(
-          new AionError(
-            ErrorCodes.REQUEST_TIMEOUT,
-            `the request body arrived too slowly (under ${progress.minBytes} bytes in ${progress.intervalMs} ms); send it in one go`,
-            { headers: { Connection: 'close' } },
-          ),
-        );
-      }
-      atLastCheck = received;
-    }, progress.intervalMs);
-  });
-  req.on('data', count);
-  try {
-    return await Promise.race([getRawBody(req, { limit, length }).catch((err) => Promise.reject(fromRawBody(err, limit))), stalled]);
-  } finally {
-    clearInterval(timer);
-    req.off('data', count);
+/**
+ * Every body being read with one progress rule, checked by one timer for all of them (not one per
+ * request): a read that received fewer than `minBytes` over a window of at least `intervalMs` fails.
+ * The timer ticks four times per window and stops once a tick finds nothing to watch.
+ */
+class ProgressWatch {
+  private readonly reads = new Set<BodyRead>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly progress: BodyLimits['progress']) {}
+
+  add(read: BodyRead): void {
+    this.reads.add(read);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.check(), Math.max(1, Math.floor(this.progress.intervalMs / 4)));
+      this.timer.unref();
+    }
   }
+
+  delete(read: BodyRead): void {
+    this.reads.delete(read);
+  }
+
+  private check(): void {
+    if (this.reads.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    const now = performance.now();
+    const { minBytes, intervalMs } = this.progress;
+    for (const read of this.reads) {
+      if (now - read.checkpointAt < intervalMs) continue;
+      if (read.received - read.checkpointBytes < minBytes) read.fail(bodyErrors.tooSlow(this.progress));
+      else {
+        read.checkpointAt = now;
+        read.checkpointBytes = read.received;
+      }
+    }
+  }
+}
+
+/** One watch per progress rule (the server's; a kernel has one). */
+const watches = new Map<string, ProgressWatch>();
+
+function watchFor(progress: BodyLimits['progress']): ProgressWatch {
+  const key = `${progress.minBytes}/${progress.intervalMs}`;
+  let watch = watches.get(key);
+  if (!watch) watches.set(key, (watch = new ProgressWatch(progress)));
+  return watch;
+}
+
+/**
+ * Reads the whole body from the request's events: at most `limit` bytes, exactly `length` when the
+ * client declared one, cutting off a client that sends fewer than `minBytes` in an `intervalMs`.
+ */
+function readWithProgress(req: IncomingMessage, length: number | undefined, { limit, progress }: BodyLimits): Promise<Buffer> {
+  if (length !== undefined && length > limit) return Promise.reject(bodyErrors.tooLarge(limit));
+  return new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    const watch = watchFor(progress);
+    const read: BodyRead = {
+      received: 0,
+      checkpointAt: performance.now(),
+      checkpointBytes: 0,
+      fail: (error) => {
+        done();
+        // Nothing more of this body is wanted: it is not buffered while the answer goes out.
+        req.pause();
+        reject(error);
+      },
+    };
+    const onData = (chunk: Buffer) => {
+      read.received += chunk.length;
+      if (read.received > limit) return read.fail(bodyErrors.tooLarge(limit));
+      parts.push(chunk);
+    };
+    const onEnd = () => {
+      done();
+      if (length !== undefined && read.received !== length) return reject(bodyErrors.tooShort());
+      resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, read.received));
+    };
+    const onAborted = () => read.fail(bodyErrors.aborted());
+    const onClose = () => {
+      if (!req.complete) onAborted();
+    };
+    const done = () => {
+      watch.delete(read);
+      req.off('data', onData).off('end', onEnd).off('aborted', onAborted).off('close', onClose).off('error', onAborted);
+    };
+    req.on('data', onData).on('end', onEnd).on('aborted', onAborted).on('close', onClose).on('error', onAborted);
+    watch.add(read);
+  });
 }
 
 /** Reads and parses a request body: JSON (depth-checked, strict UTF-8), text, or base64 for anything else. */
