@@ -28,6 +28,8 @@ export interface ConformanceSubject {
   /** The provider's client against `baseUrl` (the fake's `url`). */
   client(options: { baseUrl: string; apiKey?: string; timeoutMs?: number }): {
     chat(request: ChatRequest, token?: CancellationToken): AsyncIterable<ProviderEvent>;
+    /** A whole answer at once, when the provider offers it (every provider-kit client does). */
+    complete?(request: ChatRequest, token?: CancellationToken): Promise<ProviderEvent[]>;
   };
 }
 
@@ -75,6 +77,46 @@ export function describeProviderConformance(subject: ConformanceSubject): void {
       const events = await collect(subject.client({ baseUrl: server.url }).chat(hello({ stream: false })));
       assert.equal(tokens(events).join(''), 'Hello');
       assert.deepEqual(last(events), { type: 'done', finishReason: 'stop' });
+    });
+
+    it('answers a whole request at once with complete(): the events chat gives for it, tool calls included', async function () {
+      const server = await start([
+        { kind: 'answer', text: ['Hel', 'lo'] },
+        { kind: 'answer', text: ['Hel', 'lo'] },
+        { kind: 'toolCall', id: 'call_1', name: 'lookup', arguments: { q: 'x' } },
+      ]);
+      const client = subject.client({ baseUrl: server.url });
+      if (!client.complete) this.skip();
+      const whole = await client.complete!(hello());
+      assert.deepEqual(whole, await collect(client.chat(hello({ stream: false }))));
+      assert.equal(tokens(whole).join(''), 'Hello');
+      const called = await client.complete!(hello());
+      assert.deepEqual(called.at(-1), { type: 'done', finishReason: 'tool_calls' });
+      assert.deepEqual(
+        called.find((e) => e.type === 'tool_call'),
+        { type: 'tool_call', call: { id: 'call_1', name: 'lookup', arguments: '{"q":"x"}' } },
+      );
+    });
+
+    it('complete() never rejects: a failure, or a cancellation, is its last event', async function () {
+      const failing = await start([{ kind: 'status', status: 500 }]);
+      const client = subject.client({ baseUrl: failing.url });
+      if (!client.complete) this.skip();
+      const failed = await client.complete!(hello());
+      assert.deepEqual(
+        failed.map((e) => e.type === 'error' && [e.code, e.retryable]),
+        [['PROVIDER_UNAVAILABLE', true]],
+      );
+      await fake!.close();
+      const hanging = await start([{ kind: 'hang' }]);
+      const source = new CancellationTokenSource();
+      setTimeout(() => source.cancel(), 100);
+      const cancelled = await subject.client({ baseUrl: hanging.url }).complete!(hello(), source.token);
+      assert.deepEqual(
+        cancelled.map((e) => e.type === 'error' && e.code),
+        ['CANCELLED'],
+      );
+      await within(hanging.requests[0]!.disconnected, 1_000, 'the server seeing the connection close');
     });
 
     it('yields a tool call with complete JSON arguments, and finishes with tool_calls', async () => {

@@ -1,6 +1,6 @@
 import type { CancellationToken } from '@aion/extension-api';
 import type { ChatRequest, ModelInfo, ProviderEvent, ProviderImplementation } from './types.js';
-import { ProviderFailure, upstreamEvents, type UpstreamCall } from './upstream.js';
+import { ProviderFailure, upstreamAnswer, upstreamEvents, type UpstreamCall } from './upstream.js';
 
 /** An API key as a provider is configured with it: the key, or a function that reads it (from `ctx.secrets`). */
 export type ApiKeySource = string | (() => string | undefined | Promise<string | undefined>);
@@ -38,18 +38,37 @@ export abstract class HttpProviderClient<Options extends HttpProviderConnection 
     this.timeoutMs = options.timeoutMs ?? defaults.timeoutMs;
   }
 
-  /** Yields the answer's events; never throws: a failure is the last event. */
-  async *chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
-    yield* upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, (call) => {
+  /**
+   * Yields the answer's events; never throws: a failure is the last event. The envelope's own
+   * generator, not one around it: each layer an event crosses costs promises on every event.
+   */
+  chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
+    return upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, (call) => {
       assertChatRequest(request);
       return this.startChat(call, request);
     });
   }
 
+  /**
+   * A whole answer's events in one array (the request is sent with `stream: false`); never rejects.
+   * A vendor client whose `startChat` answers a whole request with an array costs no stream at all.
+   */
+  complete(request: ChatRequest, token?: CancellationToken): Promise<ProviderEvent[]> {
+    return upstreamAnswer(request.timeoutMs ?? this.timeoutMs, token, async (call, events) => {
+      assertChatRequest(request);
+      const answer = await this.startChat(call, { ...request, stream: false });
+      if (Array.isArray(answer)) events.push(...answer);
+      else for await (const event of answer) events.push(event);
+    });
+  }
+
   abstract listModels(token?: CancellationToken): Promise<ModelInfo[]>;
 
-  /** Sends one chat request on `call` (already checked: it names a model and has messages) and answers its events. */
-  protected abstract startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>>;
+  /**
+   * Sends one chat request on `call` (already checked: it names a model and has messages) and answers
+   * its events: a stream, or for a whole answer (`stream: false`) all of them in an array.
+   */
+  protected abstract startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent> | ProviderEvent[]>;
 
   /** The configured key, undefined when there is none; a key that cannot be read is PROVIDER_AUTH_FAILED. */
   protected async apiKey(): Promise<string | undefined> {

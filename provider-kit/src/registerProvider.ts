@@ -20,8 +20,8 @@ export interface ProviderConfiguration {
   timeoutMs?: number;
 }
 
-/** The provider's client: `chat` and `listModels`, and `embed` when it has embedding models. */
-export type ProviderClient = Pick<ProviderImplementation, 'chat' | 'listModels'> & Partial<Pick<ProviderImplementation, 'embed'>>;
+/** The provider's client: `chat` and `listModels`, `complete` when it answers whole requests at once, and `embed` when it has embedding models. */
+export type ProviderClient = Pick<ProviderImplementation, 'chat' | 'listModels'> & Partial<Pick<ProviderImplementation, 'embed' | 'complete'>>;
 
 export interface ProviderRegistration<C extends ProviderConfiguration> {
   /** The id of the extension's entry in `contributes.providers`. */
@@ -55,6 +55,7 @@ export function registerProvider<C extends ProviderConfiguration>(ctx: aion.Exte
     listModels: (token) => client.listModels(token),
     configuredModels: () => config.models,
   };
+  if (client.complete) implementation.complete = (request, token) => client.complete!(request, token);
   if (client.embed) implementation.embed = (request, token) => client.embed!(request, token);
   ctx.subscriptions.push(aion.contributions.register('providers', registration.id, implementation));
   return client;

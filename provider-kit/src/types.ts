@@ -221,6 +221,12 @@ export interface EmbedResult {
 export interface ProviderImplementation {
   /** Streams one completion. Cancelling `token` (or stopping iteration) aborts the upstream request at once. */
   chat(request: ChatRequest, token: CancellationToken): AsyncIterable<ProviderEvent>;
+  /**
+   * Optional: one whole answer (a request with `stream: false`) as the events `chat` would yield, in
+   * one array; never rejects (a failure is the last event). The router prefers it for whole answers:
+   * one call instead of a stream pulled event by event (and, across hosts, one message).
+   */
+  complete?(request: ChatRequest, token: CancellationToken): Promise<ProviderEvent[]>;
   /** The vendor's models, with the configured metadata attached where ids match. Rejects with an AionError whose code is a ProviderErrorCode. */
   listModels(token: CancellationToken): Promise<ModelInfo[]>;
   /**

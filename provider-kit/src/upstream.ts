@@ -521,7 +521,7 @@ export class UpstreamCall {
 export async function* upstreamEvents(
   timeoutMs: number,
   token: CancellationToken | undefined,
-  start: (call: UpstreamCall) => Promise<AsyncIterable<ProviderEvent>>,
+  start: (call: UpstreamCall) => Promise<AsyncIterable<ProviderEvent> | Iterable<ProviderEvent>>,
 ): AsyncGenerator<ProviderEvent> {
   const call = new UpstreamCall(timeoutMs, token);
   let afterFirstToken = false;
@@ -535,6 +535,27 @@ export async function* upstreamEvents(
   } finally {
     await call.release();
   }
+}
+
+/**
+ * The envelope of a provider's `complete`: one upstream call whose events come back in one array; a
+ * failure becomes the last event (never a rejection), marked as after the first token when one came.
+ */
+export async function upstreamAnswer(
+  timeoutMs: number,
+  token: CancellationToken | undefined,
+  start: (call: UpstreamCall, events: ProviderEvent[]) => Promise<void>,
+): Promise<ProviderEvent[]> {
+  const call = new UpstreamCall(timeoutMs, token);
+  const events: ProviderEvent[] = [];
+  try {
+    await start(call, events);
+  } catch (err) {
+    events.push(call.asFailure(err).toEvent(events.some((e) => e.type === 'token' || e.type === 'tool_call')));
+  } finally {
+    await call.release();
+  }
+  return events;
 }
 
 /**

@@ -322,7 +322,7 @@ describe('provider-anthropic extension', () => {
       (manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id),
       [id],
     );
-    assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'configuredModels', 'listModels']);
+    assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'complete', 'configuredModels', 'listModels']);
     const token = new CancellationTokenSource().token;
     assert.equal(last(await collect(implementation.chat(hello, token))).type, 'done');
     assert.equal((await implementation.listModels(token))[0]!.costPer1kInput, 0.003, 'manifest metadata is attached');

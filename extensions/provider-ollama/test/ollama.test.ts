@@ -281,7 +281,7 @@ describe('provider-ollama extension', () => {
       (manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id),
       [id],
     );
-    assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'configuredModels', 'embed', 'listModels']);
+    assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'complete', 'configuredModels', 'embed', 'listModels']);
     const token = new CancellationTokenSource().token;
     assert.equal((await implementation.listModels(token))[0]!.contextWindow, 8192);
     assert.equal(last(await collect(implementation.chat(hello, token))).type, 'done');

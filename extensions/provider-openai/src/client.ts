@@ -57,7 +57,7 @@ interface OpenAIChunk {
 export class OpenAIClient extends HttpProviderClient<OpenAIClientOptions> {
   static readonly defaults: HttpProviderDefaults = { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS };
 
-  protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent>> {
+  protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent> | ProviderEvent[]> {
     const stream = request.stream !== false;
     const response = await call.send({
       method: 'POST',
@@ -156,30 +156,33 @@ export class OpenAIClient extends HttpProviderClient<OpenAIClientOptions> {
         if (choice.finish_reason && !callsYielded) {
           finish = choice.finish_reason;
           callsYielded = true;
-          yield* toolCallEvents(calls);
+          for (const event of toolCallEvents(calls)) yield event;
         }
       }
     }
     if (!sawDone && finish === undefined)
       throw new ProviderFailure('PROVIDER_STREAM_CUT', 'the stream ended before the answer was complete', { retryable: true });
     call.markComplete();
-    if (!callsYielded) yield* toolCallEvents(calls);
+    if (!callsYielded) for (const event of toolCallEvents(calls)) yield event;
     if (usage) yield usageEvent(usage);
     yield { type: 'done', finishReason: finishReason(finish, calls.size > 0) };
   }
 
-  private async *wholeEvents(call: UpstreamCall, response: UpstreamResponse): AsyncGenerator<ProviderEvent> {
+  /** A whole answer's events, all at once: no generator for an answer that is already complete. */
+  private async wholeEvents(call: UpstreamCall, response: UpstreamResponse): Promise<ProviderEvent[]> {
     const body = (await call.json(response)) as OpenAIChunk;
     if (body?.error) throw streamedError(body.error);
     const choice = body?.choices?.[0];
     if (!choice?.message) throw new ProviderFailure('PROVIDER_BAD_RESPONSE', 'the answer has no choices[0].message');
     call.markComplete();
-    if (typeof choice.message.content === 'string' && choice.message.content !== '') yield { type: 'token', text: choice.message.content };
+    const events: ProviderEvent[] = [];
+    if (typeof choice.message.content === 'string' && choice.message.content !== '') events.push({ type: 'token', text: choice.message.content });
     const calls = new Map<number, ToolCall>();
     choice.message.tool_calls?.forEach((c, index) => addFragment(calls, { ...c, index }));
-    yield* toolCallEvents(calls);
-    if (body.usage) yield usageEvent(body.usage);
-    yield { type: 'done', finishReason: finishReason(choice.finish_reason ?? undefined, calls.size > 0) };
+    for (const event of toolCallEvents(calls)) events.push(event);
+    if (body.usage) events.push(usageEvent(body.usage));
+    events.push({ type: 'done', finishReason: finishReason(choice.finish_reason ?? undefined, calls.size > 0) });
+    return events;
   }
 }
 

@@ -362,7 +362,7 @@ describe('provider-openai extension', () => {
       (manifest.contributes!.providers as Array<{ id: string }>).map((p) => p.id),
       [id],
     );
-    assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'configuredModels', 'embed', 'listModels']);
+    assert.deepEqual(Object.keys(implementation).sort(), ['chat', 'complete', 'configuredModels', 'embed', 'listModels']);
   });
 
   it('reads the API key from the configured secret on each call', async () => {

@@ -317,46 +317,60 @@ export class RouterEngine {
     let produced = false;
     let iterator: AsyncIterator<ProviderEvent> | undefined;
     const stop = abort.token.onCancellationRequested(() => void iterator?.return?.()?.catch(() => undefined));
+    /** Takes one event into the result; the outcome once the answer is over. */
+    const take = (e: ProviderEvent): Outcome | undefined => {
+      switch (e.type) {
+        case 'token':
+          if (!produced) result.firstTokenMs = Math.round((performance.now() - t0) * 100) / 100;
+          produced = true;
+          result.text += e.text;
+          observer.token?.(e.text);
+          return undefined;
+        case 'tool_call':
+          if (!produced) result.firstTokenMs = Math.round((performance.now() - t0) * 100) / 100;
+          produced = true;
+          result.toolCalls.push(e.call);
+          observer.toolCall?.(e.call);
+          return undefined;
+        case 'usage':
+          result.inputTokens = e.inputTokens;
+          result.outputTokens = e.outputTokens;
+          return undefined;
+        case 'done':
+          result.finishReason = e.finishReason;
+          return { ok: true, afterFirstToken: produced, fallback: false };
+        case 'error':
+          return {
+            ok: false,
+            code: e.code,
+            message: e.message,
+            status: e.status,
+            retryAfterMs: e.retryAfterMs,
+            afterFirstToken: produced || e.afterFirstToken,
+            // 404: this engine lacks the model; another may have it.
+            fallback: e.code === 'PROVIDER_BAD_REQUEST' ? e.status === 404 : e.code !== 'CANCELLED',
+          };
+      }
+      return undefined;
+    };
     try {
       const impl = await this.o.catalog.implementation(c.provider);
-      const events = (await impl.chat(request, abort.token)) as AsyncIterable<ProviderEvent>;
-      iterator = events[Symbol.asyncIterator]();
-      if (abort.token.isCancellationRequested) void iterator.return?.();
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) break;
-        const e = next.value;
-        switch (e.type) {
-          case 'token':
-            if (!produced) result.firstTokenMs = Math.round((performance.now() - t0) * 100) / 100;
-            produced = true;
-            result.text += e.text;
-            observer.token?.(e.text);
-            break;
-          case 'tool_call':
-            if (!produced) result.firstTokenMs = Math.round((performance.now() - t0) * 100) / 100;
-            produced = true;
-            result.toolCalls.push(e.call);
-            observer.toolCall?.(e.call);
-            break;
-          case 'usage':
-            result.inputTokens = e.inputTokens;
-            result.outputTokens = e.outputTokens;
-            break;
-          case 'done':
-            result.finishReason = e.finishReason;
-            return { ok: true, afterFirstToken: produced, fallback: false };
-          case 'error':
-            return {
-              ok: false,
-              code: e.code,
-              message: e.message,
-              status: e.status,
-              retryAfterMs: e.retryAfterMs,
-              afterFirstToken: produced || e.afterFirstToken,
-              // 404: this engine lacks the model; another may have it.
-              fallback: e.code === 'PROVIDER_BAD_REQUEST' ? e.status === 404 : e.code !== 'CANCELLED',
-            };
+      if (request.stream === false && typeof impl.complete === 'function') {
+        // A whole answer from a provider that gives one at once: no stream to pull event by event.
+        const events = await impl.complete(request, abort.token);
+        for (const e of events) {
+          const outcome = take(e);
+          if (outcome) return outcome;
+        }
+      } else {
+        const events = (await impl.chat(request, abort.token)) as AsyncIterable<ProviderEvent>;
+        iterator = events[Symbol.asyncIterator]();
+        if (abort.token.isCancellationRequested) void iterator.return?.();
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done) break;
+          const outcome = take(next.value);
+          if (outcome) return outcome;
         }
       }
       if (abort.token.isCancellationRequested) return { ok: false, code: 'CANCELLED', message: 'cancelled', afterFirstToken: produced, fallback: false };
