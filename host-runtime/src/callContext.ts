@@ -63,7 +63,11 @@ export function inClientSpan<R>(name: string | (() => string), method: string, h
   }
   const span = trace
     .getTracer('aion.kernel')
-    .startSpan(typeof name === 'string' ? name : name(), { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': method, 'aion.host': host } }, active);
+    .startSpan(
+      typeof name === 'string' ? name : name(),
+      { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'aion', 'rpc.method': method, 'aion.host': host } },
+      active,
+    );
   const answer = (async () => context.with(trace.setSpan(active, span), fn))();
   answer.then(
     () => span.end(),

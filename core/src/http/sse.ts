@@ -1,5 +1,5 @@
 import type Koa from 'koa';
-import { AionError, ErrorCodes, isAionError, type HttpResponseData, type ServerSentEvent } from '@aion/extension-api';
+import { AionError, ErrorCodes, forEachItem, isAionError, type HttpResponseData, type ServerSentEvent } from '@aion/extension-api';
 import { errorBody, sanitizeMessage } from './errorResponse.js';
 
 function frameOf(e: ServerSentEvent): string {
@@ -12,8 +12,12 @@ function frameOf(e: ServerSentEvent): string {
   return `${frame}\n`;
 }
 
-/** Writes an extension's event stream as SSE, pulling the next event only when the client has taken the last. */
-export async function writeSseStream(ctx: Koa.Context, response: HttpResponseData): Promise<void> {
+/**
+ * Writes an extension's event stream as SSE. A queue in this process (an `AsyncQueue`, as the router's
+ * chat stream is) is drained by push, each event written as it is pushed; any other stream is pulled,
+ * the next event only when the client has taken the last.
+ */
+export function writeSseStream(ctx: Koa.Context, response: HttpResponseData): Promise<void> {
   const res = ctx.res;
   ctx.respond = false;
   res.writeHead(response.status ?? 200, {
@@ -25,31 +29,36 @@ export async function writeSseStream(ctx: Koa.Context, response: HttpResponseDat
     ...response.headers,
   });
   res.flushHeaders();
-  const iterator = (response.stream as AsyncIterable<ServerSentEvent>)[Symbol.asyncIterator]();
-  let closed = false;
-  const onClose = () => {
-    closed = true;
-    void iterator.return?.();
-  };
-  res.once('close', onClose);
-  try {
-    for (;;) {
-      const next = await iterator.next();
-      if (next.done || closed) break;
-      if (!res.write(frameOf(next.value))) await new Promise<void>((resolve) => res.once('drain', resolve).once('close', resolve));
-    }
-  } catch (err) {
-    const error = isAionError(err) ? err : new AionError(ErrorCodes.STREAM_ERROR, 'the stream failed');
-    const payload = { code: error.code, message: sanitizeMessage(error.message) };
-    // OpenAI clients read an error mid-stream from a data line holding `error`.
-    if (!closed)
-      res.write(
-        ctx.state.errorFormat === 'openai'
-          ? `data: ${JSON.stringify(errorBody(payload, 'openai', 500))}\n\n`
-          : `event: error\ndata: ${JSON.stringify(payload)}\n\n`,
-      );
-  } finally {
-    res.off('close', onClose);
-    if (!closed) res.end();
-  }
+  return new Promise<void>((resolve) => {
+    let closed = false;
+    const write = (event: ServerSentEvent): void | Promise<void> => {
+      if (closed || res.write(frameOf(event))) return;
+      // The client is behind: a pulled stream waits for it (a pushed one is already produced and buffers).
+      return new Promise<void>((drained) => res.once('drain', drained).once('close', drained));
+    };
+    const end = (err?: unknown) => {
+      res.off('close', onClose);
+      if (!closed) {
+        if (err !== undefined) {
+          const error = isAionError(err) ? err : new AionError(ErrorCodes.STREAM_ERROR, 'the stream failed');
+          const payload = { code: error.code, message: sanitizeMessage(error.message) };
+          // OpenAI clients read an error mid-stream from a data line holding `error`.
+          res.write(
+            ctx.state.errorFormat === 'openai'
+              ? `data: ${JSON.stringify(errorBody(payload, 'openai', 500))}\n\n`
+              : `event: error\ndata: ${JSON.stringify(payload)}\n\n`,
+          );
+        }
+        res.end();
+      }
+      resolve();
+    };
+    const stop = forEachItem(response.stream as AsyncIterable<ServerSentEvent>, write, end);
+    const onClose = () => {
+      closed = true;
+      stop();
+      resolve();
+    };
+    res.once('close', onClose);
+  });
 }

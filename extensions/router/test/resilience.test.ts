@@ -400,6 +400,31 @@ describe('router resilience', function () {
     });
   });
 
+  it("a streamed chat the client drops mid-answer still counts in its key's usage", async () => {
+    const ollama = await startFakeOllama({ reply: ollamaReply, chunkDelayMs: 100 });
+    const kernel = await startRouterKernel({ extensions: [OLLAMA_DIR], config: { 'aion.provider-ollama': { baseUrl: ollama.url } } });
+    try {
+      const api = client(kernel);
+      const controller = new AbortController();
+      const res = await kernel.request('/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: 'Bearer test-token', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'ollama/llama3.1', stream: true, messages: [{ role: 'user', content: '[ollama:long] tell me' }] }),
+        signal: controller.signal,
+      });
+      assert.equal(res.status, 200);
+      const reader = res.body!.getReader();
+      const first = new TextDecoder().decode((await reader.read()).value);
+      assert.match(first, /chat\.completion\.chunk/);
+      controller.abort();
+      await until(async () => (await api.json(api.get('/v1/usage'))).body.tasks === 1, 5_000);
+      assert.equal((await api.json(api.get('/v1/usage'))).body.tasks, 1, 'the cut answer was recorded');
+    } finally {
+      await kernel.stop();
+      await ollama.close();
+    }
+  });
+
   it('a waiting client may drop: the task still finishes', async () => {
     const ollama = await startFakeOllama({ reply: ollamaReply, firstByteDelayMs: 200 });
     const kernel = await startRouterKernel({ extensions: [OLLAMA_DIR], config: { 'aion.provider-ollama': { baseUrl: ollama.url } } });

@@ -16,7 +16,7 @@ import { mayUseModel, routeHeader, sameModel } from '../decision/decision.js';
 import { PROVIDER_ERROR_STATUS, type Abort, type ExecutionResult, type RouterEngine } from '../tasks/engine.js';
 import { failoverHeader, jsonPath, toTools, toToolChoice, type RouteDefaults } from './input.js';
 import type { ConcurrencyLimiter } from '../decision/limiter.js';
-import type { ChatMessage, ToolCall } from '../providers/providerTypes.js';
+import type { ChatMessage } from '../providers/providerTypes.js';
 import { mergeTools, skillSelectionSchema, type SkillSelection, type SkillTools } from '../tools/skillTools.js';
 import { runToolLoop, type LoopObserver, type LoopResult } from '../tools/toolLoop.js';
 import { base64Embedding, EMBED_INTENT, type EmbeddingRouter } from './embeddings.js';
@@ -627,6 +627,8 @@ export class FrontDoor {
   /**
    * Waits for the first output (so a failure before it is a proper HTTP error with a status), then
    * streams OpenAI chunks: role, content and tool-call deltas, the finish chunk, usage, `[DONE]`.
+   * Each chunk is made as its token arrives and pushed to a queue the edge drains by push: no
+   * generator pulled, and no promise made, per chunk.
    */
   private async stream(
     id: string,
@@ -640,8 +642,7 @@ export class FrontDoor {
     cleanup: () => void,
     caller: Caller,
   ): Promise<HttpResponseData> {
-    type Item = { kind: 'token'; text: string } | { kind: 'tool'; call: ToolCall; index: number } | { kind: 'loop'; event: 'tool' | 'step'; data: unknown };
-    const queue = new AsyncQueue<Item>({
+    const queue = new AsyncQueue<ServerSentEvent>({
       onReturn: () => {
         abort.reason ??= 'disconnect';
         source.cancel();
@@ -652,30 +653,50 @@ export class FrontDoor {
     let final: ExecutionResult | undefined;
     let firstOutput!: () => void;
     const started = new Promise<void>((resolve) => (firstOutput = resolve));
+    const chunk = (delta: Record<string, unknown>, finishReason: string | null = null, extra?: Record<string, unknown>): ServerSentEvent => ({
+      data: {
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model: engine,
+        system_fingerprint: null,
+        choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+        ...extra,
+      },
+    });
+    let opened = false;
+    /** Pushes `event`, after the role chunk that opens every answer. */
+    const push = (event: ServerSentEvent) => {
+      if (!opened) {
+        opened = true;
+        queue.push(chunk({ role: 'assistant', content: '' }));
+      }
+      queue.push(event);
+    };
     const execution = run(
       {
         attempt: (c) => (engine = c.engine),
         token: (t) => {
-          queue.push({ kind: 'token', text: t });
+          push(chunk({ content: t }));
           firstOutput();
         },
         toolCall: (call) => {
-          queue.push({ kind: 'tool', call, index: tools++ });
+          push(chunk({ tool_calls: [{ index: tools++, id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } }] }));
           firstOutput();
         },
+        // Loop events ride on chunks with an empty delta, which every OpenAI client reads as "nothing new".
         tool: (data) => {
-          queue.push({ kind: 'loop', event: 'tool', data });
+          push(chunk({}, null, { aion: { tool: data } }));
           firstOutput();
         },
         // A step event alone does not start the response: a first model call that fails is still an HTTP error.
-        step: (data) => queue.push({ kind: 'loop', event: 'step', data }),
+        step: (data) => push(chunk({}, null, { aion: { step: data } })),
       },
       true,
     )
       .then((r) => (final = r))
       .finally(() => {
         cleanup();
-        queue.end();
         firstOutput();
       });
     await started;
@@ -684,51 +705,28 @@ export class FrontDoor {
       throw this.failure(final, routeHeader(decision, final.attempts));
     }
     const includeUsage = body.stream_options?.include_usage === true;
-    const onFinished = this.o.onFinished;
-    const engineInfo = (r: ExecutionResult) => this.o.engine.engineInfo(decision, r);
-    const failure = (r: ExecutionResult) => this.failure(r, '');
     const route = routeHeader(decision, final?.attempts);
-    async function* chunks(): AsyncGenerator<ServerSentEvent> {
-      const base = () => ({ id, object: 'chat.completion.chunk', created, model: engine, system_fingerprint: null });
-      yield { data: { ...base(), choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] } };
-      for await (const item of queue) {
-        // Loop events ride on chunks with an empty delta, which every OpenAI client reads as "nothing new".
-        if (item.kind === 'loop') {
-          yield { data: { ...base(), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: null }], aion: { [item.event]: item.data } } };
-          continue;
+    // The rest of the answer once the run ends: the finish chunk (or the error), usage, [DONE].
+    execution.then(
+      (result) => {
+        this.o.onFinished({ id, intent: request.intent, decision, result }, caller);
+        if (result.status !== 'OK') {
+          const e = this.failure(result, '');
+          push({ data: { error: { code: e.code, message: e.message, type: 'server_error', param: null } } });
+          return queue.end();
         }
-        const delta =
-          item.kind === 'token'
-            ? { content: item.text }
-            : { tool_calls: [{ index: item.index, id: item.call.id, type: 'function', function: { name: item.call.name, arguments: item.call.arguments } }] };
-        yield { data: { ...base(), choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] } };
-      }
-      const result = await execution;
-      onFinished({ id, intent: request.intent, decision, result }, caller);
-      if (result.status !== 'OK') {
-        const e = failure(result);
-        yield { data: { error: { code: e.code, message: e.message, type: 'server_error', param: null } } };
-        return;
-      }
-      const transcript = (result as Partial<LoopResult>).transcript;
-      yield {
-        data: {
-          ...base(),
-          choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: result.finishReason ?? 'stop' }],
-          aion: { engine: engineInfo(result), ...(transcript ? { transcript } : {}) },
-        },
-      };
-      if (includeUsage)
-        yield {
-          data: {
-            ...base(),
-            choices: [],
-            usage: { prompt_tokens: result.inputTokens, completion_tokens: result.outputTokens, total_tokens: result.inputTokens + result.outputTokens },
-          },
-        };
-      yield { data: '[DONE]' };
-    }
-    return { headers: { 'x-aion-route': route }, stream: chunks() };
+        const transcript = (result as Partial<LoopResult>).transcript;
+        push(chunk({}, result.finishReason ?? 'stop', { aion: { engine: this.o.engine.engineInfo(decision, result), ...(transcript ? { transcript } : {}) } }));
+        if (includeUsage) {
+          const usage = { prompt_tokens: result.inputTokens, completion_tokens: result.outputTokens, total_tokens: result.inputTokens + result.outputTokens };
+          queue.push({ data: { id, object: 'chat.completion.chunk', created, model: engine, system_fingerprint: null, choices: [], usage } });
+        }
+        queue.push({ data: '[DONE]' });
+        queue.end();
+      },
+      (err: unknown) => queue.end(err),
+    );
+    return { headers: { 'x-aion-route': route }, stream: queue };
   }
 
   /** `GET /v1/models`: the router aliases, then every model of every usable provider the viewer may use. */
