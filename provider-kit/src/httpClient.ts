@@ -42,7 +42,7 @@ export abstract class HttpProviderClient<Options extends HttpProviderConnection 
    * Yields the answer's events; never throws: a failure is the last event. The envelope's own
    * generator, not one around it: each layer an event crosses costs promises on every event.
    */
-  chat(request: ChatRequest, token?: CancellationToken): AsyncGenerator<ProviderEvent> {
+  chat(request: ChatRequest, token?: CancellationToken): AsyncIterableIterator<ProviderEvent> {
     return upstreamEvents(request.timeoutMs ?? this.timeoutMs, token, (call) => {
       assertChatRequest(request);
       return this.startChat(call, request);
@@ -58,7 +58,7 @@ export abstract class HttpProviderClient<Options extends HttpProviderConnection 
       assertChatRequest(request);
       const answer = await this.startChat(call, { ...request, stream: false });
       if (Array.isArray(answer)) events.push(...answer);
-      else for await (const event of answer) events.push(event);
+      else for await (const item of answer) Array.isArray(item) ? events.push(...item) : events.push(item);
     });
   }
 
@@ -66,9 +66,10 @@ export abstract class HttpProviderClient<Options extends HttpProviderConnection 
 
   /**
    * Sends one chat request on `call` (already checked: it names a model and has messages) and answers
-   * its events: a stream, or for a whole answer (`stream: false`) all of them in an array.
+   * its events: a stream (of events, or of arrays of them: all that one read of the answer held), or
+   * for a whole answer (`stream: false`) all of them in an array.
    */
-  protected abstract startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent> | ProviderEvent[]>;
+  protected abstract startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent | ProviderEvent[]> | ProviderEvent[]>;
 
   /** The configured key, undefined when there is none; a key that cannot be read is PROVIDER_AUTH_FAILED. */
   protected async apiKey(): Promise<string | undefined> {

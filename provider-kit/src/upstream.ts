@@ -1,6 +1,6 @@
 import { createParser } from 'eventsource-parser';
 import { context, propagation } from '@opentelemetry/api';
-import { AionError, type CancellationToken, type Disposable } from '@aion/extension-api';
+import { AionError, AsyncQueue, type CancellationToken, type Disposable } from '@aion/extension-api';
 import { Agent, getGlobalDispatcher, util, type Dispatcher } from 'undici';
 import type { EmbedRequest, ProviderErrorCode, ProviderErrorEvent, ProviderEvent } from './types.js';
 
@@ -402,6 +402,24 @@ export class UpstreamCall {
     }
   }
 
+  /**
+   * The data of the events each read of the body completed, one array per read (`eventData` in
+   * batches): a vendor client that turns a whole batch into events hands them on with one yield,
+   * not one per event.
+   */
+  async *eventBatches(response: UpstreamResponse): AsyncGenerator<string[]> {
+    let ready: string[] = [];
+    const parser = createParser({ onEvent: (event) => ready.push(event.data) });
+    const decoder = new TextDecoder();
+    for (let chunk = await this.read(response); chunk; chunk = await this.read(response)) {
+      parser.feed(decoder.decode(chunk, { stream: true }));
+      if (ready.length === 0) continue;
+      const batch = ready;
+      ready = [];
+      yield batch;
+    }
+  }
+
   /** The vendor finished its answer: what is left of the body is drained so the connection can be reused. */
   markComplete(): void {
     this.answerComplete = true;
@@ -515,26 +533,39 @@ export class UpstreamCall {
 }
 
 /**
- * The envelope of every provider's `chat`: runs one upstream call, passes its events on, and turns any
- * failure into the stream's last `error` event (never a throw), marking whether a token had gone out.
+ * The envelope of every provider's `chat`: runs one upstream call and pushes its events to a queue as
+ * they are made, ending it with the failure as the last `error` event (never a throw), marked whether
+ * a token had gone out. `start` answers the events one by one, or in arrays (all those one read of
+ * the answer held). A consumer in this process drains the queue by push (`forEachItem`), with no
+ * promise per event; one that stops early aborts the call.
  */
-export async function* upstreamEvents(
+export function upstreamEvents(
   timeoutMs: number,
   token: CancellationToken | undefined,
-  start: (call: UpstreamCall) => Promise<AsyncIterable<ProviderEvent> | Iterable<ProviderEvent>>,
-): AsyncGenerator<ProviderEvent> {
+  start: (call: UpstreamCall) => Promise<AsyncIterable<ProviderEvent | ProviderEvent[]> | Iterable<ProviderEvent>>,
+): AsyncIterableIterator<ProviderEvent> {
   const call = new UpstreamCall(timeoutMs, token);
+  const queue = new AsyncQueue<ProviderEvent>({ onReturn: () => void call.release() });
   let afterFirstToken = false;
-  try {
-    for await (const event of await start(call)) {
-      if (event.type === 'token' || event.type === 'tool_call') afterFirstToken = true;
-      yield event;
+  const emit = (event: ProviderEvent) => {
+    if (event.type === 'token' || event.type === 'tool_call') afterFirstToken = true;
+    queue.push(event);
+  };
+  void (async () => {
+    try {
+      for await (const item of await start(call)) {
+        if (queue.isEnded) break;
+        if (Array.isArray(item)) for (const event of item) emit(event);
+        else emit(item);
+      }
+    } catch (err) {
+      queue.push(call.asFailure(err).toEvent(afterFirstToken));
     }
-  } catch (err) {
-    yield call.asFailure(err).toEvent(afterFirstToken);
-  } finally {
+    // Ended before the connection is released: a complete answer's leftover is drained after, not before, its consumer hears the end.
+    queue.end();
     await call.release();
-  }
+  })();
+  return queue;
 }
 
 /**

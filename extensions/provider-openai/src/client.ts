@@ -57,7 +57,7 @@ interface OpenAIChunk {
 export class OpenAIClient extends HttpProviderClient<OpenAIClientOptions> {
   static readonly defaults: HttpProviderDefaults = { baseUrl: DEFAULT_BASE_URL, timeoutMs: DEFAULT_TIMEOUT_MS };
 
-  protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent> | ProviderEvent[]> {
+  protected async startChat(call: UpstreamCall, request: ChatRequest): Promise<AsyncIterable<ProviderEvent[]> | ProviderEvent[]> {
     const stream = request.stream !== false;
     const response = await call.send({
       method: 'POST',
@@ -135,37 +135,54 @@ export class OpenAIClient extends HttpProviderClient<OpenAIClientOptions> {
     return body;
   }
 
-  private async *streamEvents(call: UpstreamCall, response: UpstreamResponse): AsyncGenerator<ProviderEvent> {
+  /**
+   * A streamed answer's events, in one array per read of the body (an upstream read often holds
+   * several chunks): one yield per read, not per token. A chunk that cannot be read fails the answer
+   * after the events before it.
+   */
+  private async *streamEvents(call: UpstreamCall, response: UpstreamResponse): AsyncGenerator<ProviderEvent[]> {
     const calls = new Map<number, ToolCall>();
     let finish: string | undefined;
     let usage: OpenAIUsage | undefined;
     let sawDone = false;
     let callsYielded = false;
-    for await (const data of call.eventData(response)) {
-      if (data.trim() === '[DONE]') {
-        sawDone = true;
-        break;
-      }
-      const chunk = parseChunk(data);
-      if (chunk.usage) usage = chunk.usage;
-      for (const choice of chunk.choices ?? []) {
-        if ((choice.index ?? 0) !== 0) continue;
-        const content = choice.delta?.content;
-        if (typeof content === 'string' && content !== '') yield { type: 'token', text: content };
-        for (const fragment of choice.delta?.tool_calls ?? []) addFragment(calls, fragment);
-        if (choice.finish_reason && !callsYielded) {
-          finish = choice.finish_reason;
-          callsYielded = true;
-          for (const event of toolCallEvents(calls)) yield event;
+    reading: for await (const batch of call.eventBatches(response)) {
+      const events: ProviderEvent[] = [];
+      try {
+        for (const data of batch) {
+          if (data.trim() === '[DONE]') {
+            sawDone = true;
+            break;
+          }
+          const chunk = parseChunk(data);
+          if (chunk.usage) usage = chunk.usage;
+          for (const choice of chunk.choices ?? []) {
+            if ((choice.index ?? 0) !== 0) continue;
+            const content = choice.delta?.content;
+            if (typeof content === 'string' && content !== '') events.push({ type: 'token', text: content });
+            for (const fragment of choice.delta?.tool_calls ?? []) addFragment(calls, fragment);
+            if (choice.finish_reason && !callsYielded) {
+              finish = choice.finish_reason;
+              callsYielded = true;
+              for (const event of toolCallEvents(calls)) events.push(event);
+            }
+          }
         }
+      } catch (err) {
+        if (events.length > 0) yield events;
+        throw err;
       }
+      if (events.length > 0) yield events;
+      if (sawDone) break reading;
     }
     if (!sawDone && finish === undefined)
       throw new ProviderFailure('PROVIDER_STREAM_CUT', 'the stream ended before the answer was complete', { retryable: true });
     call.markComplete();
-    if (!callsYielded) for (const event of toolCallEvents(calls)) yield event;
-    if (usage) yield usageEvent(usage);
-    yield { type: 'done', finishReason: finishReason(finish, calls.size > 0) };
+    const last: ProviderEvent[] = [];
+    if (!callsYielded) for (const event of toolCallEvents(calls)) last.push(event);
+    if (usage) last.push(usageEvent(usage));
+    last.push({ type: 'done', finishReason: finishReason(finish, calls.size > 0) });
+    yield last;
   }
 
   /** A whole answer's events, all at once: no generator for an answer that is already complete. */

@@ -1,6 +1,6 @@
 import type { RouterTelemetry } from '../telemetry.js';
 import * as aion from '@aion/extension-api';
-import { AionError, isAionError, type CancellationToken } from '@aion/extension-api';
+import { AionError, forEachItem, isAionError, type CancellationToken } from '@aion/extension-api';
 import type { ProviderCatalog } from '../providers/catalog.js';
 import { candidateOf, decide, mayUseModel, estimateCostUsd, estimateInputTokens, noRouteError, type ScoringWeights } from '../decision/decision.js';
 import type { HealthBook } from '../providers/health.js';
@@ -315,8 +315,9 @@ export class RouterEngine {
 
   private async call(c: Candidate, request: ChatRequest, abort: Abort, observer: ExecutionObserver, result: ExecutionResult, t0: number): Promise<Outcome> {
     let produced = false;
-    let iterator: AsyncIterator<ProviderEvent> | undefined;
-    const stop = abort.token.onCancellationRequested(() => void iterator?.return?.()?.catch(() => undefined));
+    /** Stops reading the provider's stream (set while it is read). */
+    let stopReading: (() => void) | undefined;
+    const stop = abort.token.onCancellationRequested(() => stopReading?.());
     /** Takes one event into the result; the outcome once the answer is over. */
     const take = (e: ProviderEvent): Outcome | undefined => {
       switch (e.type) {
@@ -364,14 +365,37 @@ export class RouterEngine {
         }
       } else {
         const events = (await impl.chat(request, abort.token)) as AsyncIterable<ProviderEvent>;
-        iterator = events[Symbol.asyncIterator]();
-        if (abort.token.isCancellationRequested) void iterator.return?.();
-        for (;;) {
-          const next = await iterator.next();
-          if (next.done) break;
-          const outcome = take(next.value);
-          if (outcome) return outcome;
-        }
+        // Taken as they come: a queue (what provider-kit's providers answer) hands its events over by
+        // push, without a promise per event; any other stream is pulled. The outcome settles at `done`
+        // or `error`; a stream that goes on after it is read to its end, so its connection is released.
+        const outcome = await new Promise<Outcome | undefined>((resolve, reject) => {
+          let settled = false;
+          const settle = (o: Outcome | undefined) => {
+            if (settled) return;
+            settled = true;
+            resolve(o);
+          };
+          stopReading = () => {
+            stop();
+            settle(undefined);
+          };
+          const stop = forEachItem(
+            events,
+            (e) => {
+              if (settled) return;
+              const done = take(e);
+              if (done) settle(done);
+            },
+            (err) => {
+              if (settled) return;
+              settled = true;
+              if (err === undefined) resolve(undefined);
+              else reject(err);
+            },
+          );
+          if (abort.token.isCancellationRequested) stopReading();
+        });
+        if (outcome) return outcome;
       }
       if (abort.token.isCancellationRequested) return { ok: false, code: 'CANCELLED', message: 'cancelled', afterFirstToken: produced, fallback: false };
       return {
