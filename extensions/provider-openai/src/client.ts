@@ -146,7 +146,7 @@ export class OpenAIClient extends HttpProviderClient<OpenAIClientOptions> {
     let usage: OpenAIUsage | undefined;
     let sawDone = false;
     let callsYielded = false;
-    reading: for await (const batch of call.eventBatches(response)) {
+    for await (const batch of call.eventBatches(response)) {
       const events: ProviderEvent[] = [];
       try {
         for (const data of batch) {
@@ -173,7 +173,7 @@ export class OpenAIClient extends HttpProviderClient<OpenAIClientOptions> {
         throw err;
       }
       if (events.length > 0) yield events;
-      if (sawDone) break reading;
+      if (sawDone) break;
     }
     if (!sawDone && finish === undefined)
       throw new ProviderFailure('PROVIDER_STREAM_CUT', 'the stream ended before the answer was complete', { retryable: true });

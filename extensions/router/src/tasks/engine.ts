@@ -376,10 +376,10 @@ export class RouterEngine {
             resolve(o);
           };
           stopReading = () => {
-            stop();
+            stopEach();
             settle(undefined);
           };
-          const stop = forEachItem(
+          const stopEach = forEachItem(
             events,
             (e) => {
               if (settled) return;
