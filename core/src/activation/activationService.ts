@@ -53,6 +53,12 @@ export class ActivationService {
   }
 
   /** The running host of an extension, activating the extension first. */
+  /** The running host of an extension already active, without waiting: the hot path's way; undefined otherwise (use `hostOf`). */
+  activeHostOf(extensionId: string): HostConnection | undefined {
+    const record = this.registry.get(extensionId);
+    return record?.state === 'active' && this.inFlight.has(extensionId) ? this.hosts.runningHostFor(record) : undefined;
+  }
+
   async hostOf(extensionId: string, reason: string): Promise<HostConnection> {
     return this.hosts.hostFor(await this.activate(extensionId, reason));
   }

@@ -46,6 +46,10 @@ interface HookEntry {
   callAccess: 'public' | 'owner';
   hook: AnyHook;
   tapOwners: Map<string, string>;
+  /** The tap, while there is exactly one: called directly, as tapable would with one tap. */
+  onlyTap?: (payload: unknown) => Promise<unknown>;
+  /** Each tap's function by tap id. */
+  tapFns: Map<string, (payload: unknown) => Promise<unknown>>;
 }
 
 /** Named hooks with tapable semantics; taps may live in any host. */
@@ -83,7 +87,7 @@ export class HookRegistry {
         : kind === 'waterfall'
           ? new AsyncSeriesWaterfallHook(['payload'])
           : new AsyncSeriesBailHook(['payload'])) as unknown as AnyHook;
-    this.hooks.set(name, { kind, owner, tapAccess, callAccess, hook, tapOwners: new Map() });
+    this.hooks.set(name, { kind, owner, tapAccess, callAccess, hook, tapOwners: new Map(), tapFns: new Map() });
   }
 
   kindOf(name: string): HookKind | undefined {
@@ -109,17 +113,19 @@ export class HookRegistry {
       return;
     }
     // Over RPC `undefined` arrives as null; bail hooks must still see "no answer".
-    entry.hook.tapPromise({ name: tapId }, async (payload) => {
-      const result = await fn(payload);
-      return result === null ? undefined : result;
-    });
+    const tapFn = (payload: unknown) => fn(payload).then((result) => (result === null ? undefined : result));
+    entry.hook.tapPromise({ name: tapId }, tapFn);
     entry.tapOwners.set(tapId, extensionId);
+    entry.tapFns.set(tapId, tapFn);
+    entry.onlyTap = entry.tapFns.size === 1 ? tapFn : undefined;
     this.tapsChanged.fire();
   }
 
   untap(tapId: string): void {
     for (const entry of this.hooks.values()) {
       if (!entry.tapOwners.delete(tapId)) continue;
+      entry.tapFns.delete(tapId);
+      entry.onlyTap = entry.tapFns.size === 1 ? entry.tapFns.values().next().value : undefined;
       entry.hook.taps = entry.hook.taps.filter((t) => t.name !== tapId);
       entry.hook._resetCompilation?.();
       this.tapsChanged.fire();
@@ -133,9 +139,16 @@ export class HookRegistry {
     }
   }
 
-  async call(name: string, payload: unknown): Promise<unknown> {
+  call(name: string, payload: unknown): Promise<unknown> {
     const entry = this.hooks.get(name);
-    if (!entry) throw new AionError(ErrorCodes.HOOK_NOT_FOUND, `no hook named ${name} is declared`);
+    if (!entry) return Promise.reject(new AionError(ErrorCodes.HOOK_NOT_FOUND, `no hook named ${name} is declared`));
+    // One tap (every request's http.authenticate, usually): called directly, with tapable's result for its kind.
+    const only = entry.onlyTap;
+    if (only) {
+      if (entry.kind === 'bail') return only(payload);
+      if (entry.kind === 'waterfall') return only(payload).then((result) => (result === undefined ? payload : result));
+      return only(payload).then(() => undefined);
+    }
     return entry.hook.promise(payload);
   }
 }

@@ -26,11 +26,12 @@ export class HooksChannel implements KernelChannel {
   }
 
   /** Runs a hook's taps, activating what activates on it first. */
-  async call(hook: string, payload: unknown): Promise<unknown> {
+  call(hook: string, payload: unknown): Promise<unknown> {
     const activates = this.activation.extensionsFor(`onHook:${hook}`);
     // The hot path (every HTTP request calls http.authenticate) skips work when nobody listens.
-    if (activates.length === 0 && this.hooks.tapCount(hook) === 0 && this.hooks.has(hook)) return this.hooks.kindOf(hook) === 'waterfall' ? payload : undefined;
-    if (activates.length > 0) await this.activation.activateByEvent(`onHook:${hook}`);
+    if (activates.length === 0 && this.hooks.tapCount(hook) === 0 && this.hooks.has(hook))
+      return Promise.resolve(this.hooks.kindOf(hook) === 'waterfall' ? payload : undefined);
+    if (activates.length > 0) return this.activation.activateByEvent(`onHook:${hook}`).then(() => this.hooks.call(hook, payload));
     return this.hooks.call(hook, payload);
   }
 

@@ -200,6 +200,15 @@ export class HostManager {
     return this.disabled.delete(key);
   }
 
+  /** The host for `record` if it is running now (not disabled, not shutting down); `hostFor` starts one. */
+  runningHostFor(record: ExtensionRecord): HostConnection | undefined {
+    if (this.shuttingDown) return undefined;
+    const key = this.keyFor(record);
+    if (this.disabled.has(key)) return undefined;
+    const running = this.hosts.get(key);
+    return running && running.state !== 'exited' ? running : undefined;
+  }
+
   /** The running host for `record`, started (after any restart backoff) when needed. */
   async hostFor(record: ExtensionRecord): Promise<HostConnection> {
     if (this.shuttingDown) throw new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down');

@@ -26,7 +26,8 @@ export class Admission {
       });
   }
 
-  async run<T>(work: () => Promise<T>): Promise<T> {
+  /** Runs `work` holding one of the slots; refuses (synchronously) while draining or saturated. */
+  run<T>(work: () => Promise<T>): Promise<T> {
     this.refuseIfDraining();
     if (this.inFlight >= this.maxInFlight) {
       throw new AionError(ErrorCodes.SERVICE_UNAVAILABLE, `the server is saturated (${this.inFlight} requests in flight); retry shortly`, {
@@ -34,11 +35,27 @@ export class Admission {
       });
     }
     this.inFlight++;
+    let running: Promise<T>;
     try {
-      return await work();
-    } finally {
-      if (--this.inFlight === 0) for (const resolve of this.idle) resolve();
+      running = work();
+    } catch (err) {
+      this.release();
+      throw err;
     }
+    return running.then(
+      (value) => {
+        this.release();
+        return value;
+      },
+      (err: unknown) => {
+        this.release();
+        throw err;
+      },
+    );
+  }
+
+  private release(): void {
+    if (--this.inFlight === 0) for (const resolve of this.idle) resolve();
   }
 
   /** Refuses new work from now on and resolves true once nothing is in flight, false after `timeoutMs`. */

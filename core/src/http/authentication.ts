@@ -36,8 +36,8 @@ export class EdgeAuthentication {
     return this.deps.hooks.tapCount('http.authenticate') > 0 || this.deps.activation.extensionsFor('onHook:http.authenticate').length > 0;
   }
 
-  async authenticate(request: AuthenticationRequest): Promise<AuthResult> {
-    return ((await this.deps.hookCalls.call('http.authenticate', request)) ?? undefined) as AuthResult;
+  authenticate(request: AuthenticationRequest): Promise<AuthResult> {
+    return this.deps.hookCalls.call('http.authenticate', request).then((answer) => (answer ?? undefined) as AuthResult);
   }
 
   /** `http.authenticate`, then the route's declared auth mode and scopes. Throws the error to send. */

@@ -1,13 +1,5 @@
 import type Koa from 'koa';
-import {
-  AionError,
-  CancellationTokenSource,
-  ErrorCodes,
-  isAionError,
-  type HttpRequestData,
-  type HttpResponseData,
-  type RouteContribution,
-} from '@aion/extension-api';
+import { AionError, CancellationTokenSource, ErrorCodes, isAionError, type HttpRequestData, type RouteContribution } from '@aion/extension-api';
 import type { ServerConfig } from '../config/configuration.js';
 import type { ActivationService } from '../activation/activationService.js';
 import type { Logger } from '../logging.js';
@@ -68,18 +60,13 @@ export class RouteDispatcher {
     };
     ctx.res.once('close', onClose);
     const timeoutMs = route.timeoutMs ?? record.manifest.aion?.resources?.requestTimeoutMs ?? this.options.config.requestTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const host = await this.options.activation.hostOf(extensionId, `onRoute:${routeKey}`);
-      const call = host.handleRoute({ extensionId, route: routeKey, request }, cancel.token);
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          cancel.cancel();
-          reject(new AionError(ErrorCodes.TIMEOUT, `${routeKey} did not answer within ${timeoutMs} ms`));
-        }, timeoutMs);
+      const activation = this.options.activation;
+      const host = activation.activeHostOf(extensionId) ?? (await activation.hostOf(extensionId, `onRoute:${routeKey}`));
+      const response = await withTimeout(host.handleRoute({ extensionId, route: routeKey, request }, cancel.token), timeoutMs, () => {
+        cancel.cancel();
+        return new AionError(ErrorCodes.TIMEOUT, `${routeKey} did not answer within ${timeoutMs} ms`);
       });
-      const response = (await Promise.race([call, timeout])) as HttpResponseData;
-      clearTimeout(timer);
       if (response?.stream) await writeSseStream(ctx, response);
       else {
         ctx.status = response?.status ?? (response?.body === undefined ? 204 : 200);
@@ -89,7 +76,6 @@ export class RouteDispatcher {
     } catch (err) {
       throw this.fromExtension(err, extensionId, request.requestId);
     } finally {
-      clearTimeout(timer);
       ctx.res.off('close', onClose);
     }
   }
@@ -102,4 +88,21 @@ export class RouteDispatcher {
     }
     return new AionError(err.code, sanitizeMessage(err.message), { details: err.details, status: err.status, headers: err.headers });
   }
+}
+
+/** `answer`, or the error `onTimeout` makes if it takes longer than `ms` (one promise and one timer, not a race of three). */
+function withTimeout<T>(answer: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms);
+    answer.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
