@@ -171,7 +171,7 @@ export interface UpstreamResponse {
 export class UpstreamBody {
   private parts: Buffer[] = [];
   private buffered = 0;
-  private waiting?: () => void;
+  private waiting: Array<() => void> = [];
   /** Set by the connection: lets it read again after a pause. */
   resume?: () => void;
   private paused = false;
@@ -218,15 +218,16 @@ export class UpstreamBody {
 
   /** Resolves at the next chunk, end or error. */
   changed(): Promise<void> {
-    return new Promise<void>((resolve) => (this.waiting = resolve));
+    // A body already settled changes no more: whoever waits would wait forever.
+    if (this.settled) return Promise.resolve();
+    return new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
   private wake(): void {
+    if (this.waiting.length === 0) return;
     const waiting = this.waiting;
-    if (waiting) {
-      this.waiting = undefined;
-      waiting();
-    }
+    this.waiting = [];
+    for (const resolve of waiting) resolve();
   }
 }
 
@@ -425,8 +426,14 @@ export class UpstreamCall {
     this.answerComplete = true;
   }
 
-  /** Ends the exchange: drains a completed body briefly, aborts anything still open. */
-  async release(): Promise<void> {
+  private released?: Promise<void>;
+
+  /** Ends the exchange: drains a completed body briefly, aborts anything still open. Calls after the first share its answer. */
+  release(): Promise<void> {
+    return (this.released ??= this.releaseOnce());
+  }
+
+  private async releaseOnce(): Promise<void> {
     clearTimeout(this.timer);
     this.cancellation?.dispose();
     const body = this.body;

@@ -53,12 +53,14 @@ export function writeSseStream(ctx: Koa.Context, response: HttpResponseData): Pr
       }
       resolve();
     };
-    const stop = forEachItem(response.stream as AsyncIterable<ServerSentEvent>, write, end);
+    let stop: (() => void) | undefined;
     const onClose = () => {
       closed = true;
-      stop();
+      stop?.();
       resolve();
     };
+    // Before the first item: a queue that has already ended ends the response inside forEachItem.
     res.once('close', onClose);
+    stop = forEachItem(response.stream as AsyncIterable<ServerSentEvent>, write, end);
   });
 }

@@ -707,8 +707,8 @@ export class FrontDoor {
     const includeUsage = body.stream_options?.include_usage === true;
     const route = routeHeader(decision, final?.attempts);
     // The rest of the answer once the run ends: the finish chunk (or the error), usage, [DONE].
-    execution.then(
-      (result) => {
+    execution
+      .then((result) => {
         this.o.onFinished({ id, intent: request.intent, decision, result }, caller);
         if (result.status !== 'OK') {
           const e = this.failure(result, '');
@@ -723,9 +723,9 @@ export class FrontDoor {
         }
         queue.push({ data: '[DONE]' });
         queue.end();
-      },
-      (err: unknown) => queue.end(err),
-    );
+      })
+      // A failed run, or a failure finishing it, ends the stream with an error frame rather than leaving it open.
+      .catch((err: unknown) => queue.end(err ?? new Error('the answer could not be finished')));
     return { headers: { 'x-aion-route': route }, stream: queue };
   }
 
