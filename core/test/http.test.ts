@@ -139,6 +139,20 @@ for (const placement of ['shared', 'kernel'] as const)
       for (const r of await Promise.all(slow)) assert.equal(r.status, 200);
     });
 
+    it('writes a stream that had already ended when it was answered, and its error as the last frame', async () => {
+      const read = async (path: string) => {
+        const res = await kernel.request(path, { signal: AbortSignal.timeout(5_000) });
+        return (await res.text()).split('\n\n').filter(Boolean);
+      };
+      assert.deepEqual(
+        await read('/v1/basic/queue'),
+        [0, 1, 2].map((i) => `event: n\ndata: {"i":${i}}`),
+      );
+      const failed = await read('/v1/basic/queue?fail=1');
+      assert.equal(failed.length, 4);
+      assert.deepEqual(JSON.parse(failed[3]!.split('data: ')[1]!), { code: 'UPSTREAM_FAILED', message: 'the source failed' });
+    });
+
     it('streams SSE in order, holding the producer back while the client does not read', async () => {
       const count = 20_000;
       const received: number[] = [];
