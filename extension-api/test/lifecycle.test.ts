@@ -10,8 +10,10 @@ describe('untilStopSignal', () => {
     it(`resolves with ${signal} and leaves no listener behind`, async () => {
       const script = `import { untilStopSignal } from ${JSON.stringify(api)};
         const alive = setInterval(() => {}, 1000); // a server would keep the process running
+        // Listening before saying ready: a signal sent on 'ready' must find the listener there.
+        const stopped = untilStopSignal();
         console.log('ready');
-        const got = await untilStopSignal();
+        const got = await stopped;
         clearInterval(alive);
         console.log(got, process.listenerCount('SIGTERM') + process.listenerCount('SIGINT'));`;
       const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
