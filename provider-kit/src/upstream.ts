@@ -177,14 +177,11 @@ export class UpstreamBody {
   private paused = false;
   ended = false;
   error?: Error;
-  /** Called on every chunk (the caller re-arms its stall timer). */
-  onChunk?: () => void;
 
   /** A chunk arrived; false pauses the connection. */
   push(chunk: Buffer): boolean {
     this.parts.push(chunk);
     this.buffered += chunk.length;
-    this.onChunk?.();
     this.wake();
     if (this.buffered < HIGH_WATER_BYTES) return true;
     this.paused = true;
@@ -393,14 +390,7 @@ export class UpstreamCall {
    * stream ends in the middle of is never yielded: it is a cut answer, not a short one.
    */
   async *eventData(response: UpstreamResponse): AsyncGenerator<string> {
-    const ready: string[] = [];
-    const parser = createParser({ onEvent: (event) => ready.push(event.data) });
-    const decoder = new TextDecoder();
-    for (let chunk = await this.read(response); chunk; chunk = await this.read(response)) {
-      parser.feed(decoder.decode(chunk, { stream: true }));
-      for (let i = 0; i < ready.length; i++) yield ready[i]!;
-      ready.length = 0;
-    }
+    for await (const batch of this.eventBatches(response)) for (const data of batch) yield data;
   }
 
   /**
