@@ -1,6 +1,6 @@
 /**
  * Kernel benchmarks. Each figure is printed beside a baseline measured in the same run:
- * RPC echo against a raw `process.send` echo, a declared route against a plain koa handler,
+ * RPC echo against a raw `process.send` echo, a declared route against a plain `node:http` handler,
  * a dedicated host's `fetch` through the egress proxy against the same host without it,
  * boot to ready with and without 100 extra manifest-only extensions.
  */
@@ -10,7 +10,6 @@ import { Agent, createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Koa from 'koa';
 import { ExtensionApisProtocol } from '@aion/extension-api/protocol';
 import { ExtensionRegistry, HostManager, Kernel, createLogger, loadConfig } from '../src/index.js';
 import { PermissionService } from '../src/permissions/permissionService.js';
@@ -163,15 +162,15 @@ function httpGetter(url: string) {
     });
 }
 
-async function plainKoa() {
-  const app = new Koa();
-  app.use((ctx) => {
-    ctx.body = { ok: true };
+async function plainHttp() {
+  const server = createServer((_req, res) => {
+    const body = JSON.stringify({ ok: true });
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
   });
-  const server = app.listen(0, '127.0.0.1');
+  server.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const { port } = server.address() as { port: number };
-  const result = await measure('plain koa handler (baseline)', httpGetter(`http://127.0.0.1:${port}/`));
+  const result = await measure('plain node:http handler (baseline)', httpGetter(`http://127.0.0.1:${port}/`));
   server.close();
   return result;
 }
@@ -280,12 +279,12 @@ async function main() {
     for (const r of [raw, kernelHost!, shared!]) console.log(fmt(r));
     console.log(`shared-host RPC p50 / raw echo p50 = ${(shared!.p50 / raw.p50).toFixed(2)}× (target ≤ 1.5×)`);
     console.log(`shared-host throughput / raw throughput = ${(shared!.perSecond / raw.perSecond).toFixed(2)}×\n`);
-    const koa = await plainKoa();
+    const plain = await plainHttp();
     const route = await measure('declared route, shared host', httpGetter(`${kernel.url}/bench/shared/echo`));
     const routeKernel = await measure('declared route, kernel host', httpGetter(`${kernel.url}/bench/kernel/echo`));
-    for (const r of [koa, route, routeKernel]) console.log(fmt(r));
+    for (const r of [plain, route, routeKernel]) console.log(fmt(r));
     console.log(
-      `added p50 by a declared route on a shared host = ${(route.p50 - koa.p50).toFixed(1)} µs (target ≤ 150 µs); ratio ${(route.p50 / koa.p50).toFixed(2)}×\n`,
+      `added p50 by a declared route on a shared host = ${(route.p50 - plain.p50).toFixed(1)} µs (target ≤ 150 µs); ratio ${(route.p50 / plain.p50).toFixed(2)}×\n`,
     );
     await capabilityChecks(kernel);
   } finally {

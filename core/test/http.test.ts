@@ -46,6 +46,56 @@ for (const placement of ['shared', 'kernel'] as const)
       assert.match(e.message, /GET \/v1\/nowhere/);
     });
 
+    it('answers another method on a known path with 405 and Allow, OPTIONS with 204 and Allow, HEAD with the headers of GET', async () => {
+      const wrong = await kernel.request('/v1/basic/ping', { method: 'DELETE' });
+      const e = await expectError(wrong, 405, 'METHOD_NOT_ALLOWED');
+      assert.equal(wrong.headers.get('allow'), 'HEAD, GET');
+      assert.deepEqual(e.details, { allowed: ['HEAD', 'GET'] });
+      const options = await kernel.request('/v1/basic/echo', { method: 'OPTIONS' });
+      assert.equal(options.status, 204);
+      assert.equal(options.headers.get('allow'), 'POST');
+      const get = await kernel.request('/v1/basic/shape/some');
+      const getBody = await get.text();
+      const head = await kernel.request('/v1/basic/shape/some', { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(await head.text(), '');
+      assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(getBody)));
+      assert.equal(head.headers.get('content-type'), 'application/json; charset=utf-8');
+    });
+
+    it('matches a route whatever the case of its path and with a trailing slash, and decodes its parameters', async () => {
+      assert.deepEqual(await json(await kernel.request('/V1/Basic/Shape/x/')), { kind: 'x' });
+      assert.deepEqual(await json(await kernel.request('/v1/basic/shape/a%20b')), { kind: 'a b' });
+      assert.deepEqual(await json(await kernel.request('/v1/basic/shape/k/one/two%2Fthree')), { params: { kind: 'k', rest: 'one/two/three' } });
+      assert.equal((await kernel.request('/v1/basic/shape/%E0%A4%A')).status, 200, 'a parameter that is not valid percent-encoding is passed as sent');
+    });
+
+    it('writes each shape of answer with its type: an object as JSON, text, HTML, a type of its own, null as 204', async () => {
+      const text = await kernel.request('/v1/basic/shape/text');
+      assert.equal(text.headers.get('content-type'), 'text/plain; charset=utf-8');
+      assert.equal(await text.text(), 'plain words');
+      const html = await kernel.request('/v1/basic/shape/html');
+      assert.equal(html.headers.get('content-type'), 'text/html; charset=utf-8');
+      assert.equal(await html.text(), '  <p>markup</p>');
+      const typed = await kernel.request('/v1/basic/shape/typed');
+      assert.equal(typed.headers.get('content-type'), 'text/csv');
+      assert.equal(await typed.text(), 'a,b');
+      const none = await kernel.request('/v1/basic/shape/null');
+      assert.equal(none.status, 204);
+      assert.equal(none.headers.get('content-type'), null);
+      const object = await kernel.request('/v1/basic/shape/thing');
+      assert.equal(object.headers.get('content-type'), 'application/json; charset=utf-8');
+      assert.equal(object.headers.get('content-length'), String(Buffer.byteLength(JSON.stringify({ kind: 'thing' }))));
+    });
+
+    it('answers 500 in the error shape when a route sets a header that cannot be sent, and keeps serving', async () => {
+      const res = await kernel.request('/v1/basic/shape/bad-header');
+      await expectError(res, 500, 'INTERNAL');
+      assert.equal(res.headers.get('x-broken'), null);
+      assert.ok(res.headers.get('x-request-id'));
+      assert.equal((await kernel.request('/v1/basic/shape/fine')).status, 200);
+    });
+
     it('rejects a malformed JSON body with 400 and an oversized one with 413', async () => {
       await expectError(
         await kernel.request('/v1/basic/echo', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' }),

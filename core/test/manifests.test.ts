@@ -33,6 +33,12 @@ describe('manifest loading and validation', () => {
     writeExtension(root, 'routes-no-main', base({ name: 'routes-no-main', contributes: { routes: [{ method: 'GET', path: '/x' }] } }));
     writeExtension(root, 'missing-main', base({ name: 'missing-main', main: 'dist/nowhere.js' }));
     writeExtension(root, 'bad-route', base({ name: 'bad-route', main: 'e.js', contributes: { routes: [{ method: 'FETCH', path: 'x' }] } }), { 'e.js': '' });
+    writeExtension(
+      root,
+      'bad-route-path',
+      base({ name: 'bad-route-path', main: 'e.js', contributes: { routes: [{ method: 'GET', path: '/v1/things/:rest*' }] } }),
+      { 'e.js': '' },
+    );
     writeExtension(root, 'dup-one', base({ name: 'dup' }));
     writeExtension(root, 'dup-two', base({ name: 'dup' }));
     writeExtension(
@@ -105,6 +111,14 @@ describe('manifest loading and validation', () => {
   it('requires main for code contributions and a main file that exists', () => {
     assert.match(errorOf('routes-no-main').errors[0]!.message, /\/main: required when the extension contributes routes/);
     assert.match(errorOf('missing-main').errors[0]!.message, /dist\/nowhere\.js does not exist/);
+  });
+
+  it('refuses a route path the edge cannot match, naming the pointer and the syntax to use, and keeps serving', async () => {
+    const refused = errorOf('bad-route-path');
+    assert.equal(refused.state, 'invalid');
+    assert.equal(refused.errors[0]!.code, 'MANIFEST_INVALID');
+    assert.match(refused.errors[0]!.message, /\/contributes\/routes\/0\/path: "\/v1\/things\/:rest\*" is not a route path .*the rest of a path as \*name/);
+    assert.equal((await kernel.request('/readyz')).status, 200);
   });
 
   it('reports two extensions with one id, naming both paths', () => {

@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import type Koa from 'koa';
 import { AionError, ErrorCodes } from '@aion/extension-api';
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -157,11 +156,20 @@ function readWithProgress(req: IncomingMessage, length: number | undefined, { li
   });
 }
 
+/** `application/json` from `Application/JSON; charset=utf-8`; empty when there is no Content-Type. */
+function mediaTypeOf(contentType: string | undefined): string {
+  if (!contentType) return '';
+  const semicolon = contentType.indexOf(';');
+  return (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
+}
+
 /** Reads and parses a request body: JSON (depth-checked, strict UTF-8), text, or base64 for anything else. */
-export async function readRequestBody(ctx: Koa.Context, limits: BodyLimits): Promise<RequestBody> {
-  if (!BODY_METHODS.has(ctx.method) || ((ctx.request.length ?? 0) === 0 && ctx.req.headers['transfer-encoding'] === undefined)) return {};
-  const raw = await readWithProgress(ctx.req, ctx.request.length, limits);
-  const type = ctx.request.type;
+export async function readRequestBody(req: IncomingMessage, limits: BodyLimits): Promise<RequestBody> {
+  const declared = req.headers['content-length'];
+  const length = declared === undefined || declared === '' ? undefined : Number(declared);
+  if (!BODY_METHODS.has(req.method!) || ((length ?? 0) === 0 && req.headers['transfer-encoding'] === undefined)) return {};
+  const raw = await readWithProgress(req, length, limits);
+  const type = mediaTypeOf(req.headers['content-type']);
   if (type === 'application/json' || type.endsWith('+json') || (!type && raw.length > 0)) {
     if (raw.length === 0) return {};
     let text: string;

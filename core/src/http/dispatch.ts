@@ -1,4 +1,3 @@
-import type Koa from 'koa';
 import { AionError, CancellationTokenSource, ErrorCodes, isAionError, type HttpRequestData, type RouteContribution } from '@aion/extension-api';
 import type { ServerConfig } from '../config/configuration.js';
 import type { ActivationService } from '../activation/activationService.js';
@@ -9,6 +8,7 @@ import type { EdgeAuthentication } from './authentication.js';
 import { readRequestBody } from './body.js';
 import { sanitizeMessage } from './errorResponse.js';
 import { writeSseStream } from './sse.js';
+import type { EdgeExchange } from './exchange.js';
 
 export interface RouteDispatcherOptions {
   config: ServerConfig;
@@ -23,42 +23,45 @@ export interface RouteDispatcherOptions {
 export class RouteDispatcher {
   constructor(private readonly options: RouteDispatcherOptions) {}
 
-  async dispatch(ctx: Koa.Context, extensionId: string, route: RouteContribution): Promise<void> {
+  async dispatch(exchange: EdgeExchange, extensionId: string, route: RouteContribution): Promise<void> {
     const { config, authentication, admission } = this.options;
-    const ip = ctx.state.clientIp as string;
+    const ip = exchange.clientIp;
     // Set first, so an authentication failure is answered in the route's error format too.
-    if (route.errorFormat) ctx.state.errorFormat = route.errorFormat;
-    const principal = await authentication.authorize(route, { headers: ctx.headers, method: ctx.method, path: ctx.path, ip }, (k, v) => ctx.set(k, v));
-    ctx.state.principal = principal;
-    const { body, rawBody } = await readRequestBody(ctx, {
+    if (route.errorFormat) exchange.errorFormat = route.errorFormat;
+    const principal = await authentication.authorize(route, { headers: exchange.headers, method: exchange.method, path: exchange.path, ip }, (k, v) =>
+      exchange.set(k, v),
+    );
+    exchange.principal = principal;
+    const { body, rawBody } = await readRequestBody(exchange.req, {
       limit: route.bodyLimit ?? config.bodyLimit,
       maxDepth: config.jsonMaxDepth,
       progress: config.bodyProgress,
     });
     const request: HttpRequestData = {
-      method: ctx.method,
-      path: ctx.path,
+      method: exchange.method,
+      path: exchange.path,
       route: route.path,
-      params: { ...(ctx as unknown as { params: Record<string, string> }).params },
-      query: ctx.query as Record<string, string | string[]>,
-      headers: ctx.headers as Record<string, string>,
+      params: exchange.params,
+      query: exchange.query,
+      headers: exchange.headers as Record<string, string>,
       body,
       rawBody,
       principal,
-      requestId: ctx.state.requestId as string,
+      requestId: exchange.requestId,
       ip,
     };
-    await admission.run(() => this.callExtension(ctx, extensionId, route, request));
+    await admission.run(() => this.callExtension(exchange, extensionId, route, request));
   }
 
-  private async callExtension(ctx: Koa.Context, extensionId: string, route: RouteContribution, request: HttpRequestData): Promise<void> {
+  private async callExtension(exchange: EdgeExchange, extensionId: string, route: RouteContribution, request: HttpRequestData): Promise<void> {
     const routeKey = `${route.method} ${route.path}`;
     const record = this.options.registry.require(extensionId);
     const cancel = new CancellationTokenSource();
+    const res = exchange.res;
     const onClose = () => {
-      if (!ctx.res.writableEnded) cancel.cancel();
+      if (!res.writableEnded) cancel.cancel();
     };
-    ctx.res.once('close', onClose);
+    res.once('close', onClose);
     const timeoutMs = route.timeoutMs ?? record.manifest.aion?.resources?.requestTimeoutMs ?? this.options.config.requestTimeoutMs;
     try {
       const activation = this.options.activation;
@@ -67,16 +70,16 @@ export class RouteDispatcher {
         cancel.cancel();
         return new AionError(ErrorCodes.TIMEOUT, `${routeKey} did not answer within ${timeoutMs} ms`);
       });
-      if (response?.stream) await writeSseStream(ctx, response);
+      if (response?.stream) await writeSseStream(exchange, response);
       else {
-        ctx.status = response?.status ?? (response?.body === undefined ? 204 : 200);
-        for (const [k, v] of Object.entries(response?.headers ?? {})) ctx.set(k, v);
-        if (response?.body !== undefined) ctx.body = response.body;
+        exchange.status = response?.status ?? (response?.body === undefined ? 204 : 200);
+        if (response?.headers) for (const k in response.headers) exchange.set(k, response.headers[k]!);
+        exchange.body = response?.body;
       }
     } catch (err) {
       throw this.fromExtension(err, extensionId, request.requestId);
     } finally {
-      ctx.res.off('close', onClose);
+      res.off('close', onClose);
     }
   }
 

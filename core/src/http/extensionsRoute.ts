@@ -1,4 +1,3 @@
-import type Router from '@koa/router';
 import { AionError, ErrorCodes } from '@aion/extension-api';
 import type { ActivationService } from '../activation/activationService.js';
 import type { AionConfig } from '../config/configuration.js';
@@ -9,6 +8,8 @@ import type { NetworkIsolation } from '../hosts/networkIsolation.js';
 import type { ExtensionRecord } from '../registry/extensionRecord.js';
 import type { ExtensionRegistry } from '../registry/extensionRegistry.js';
 import { EXTENSIONS_READ_SCOPE, type EdgeAuthentication } from './authentication.js';
+import type { RouteHandler } from './exchange.js';
+import type { RouteTable } from './routeTable.js';
 
 /** Enabling and disabling extensions at runtime. */
 export const EXTENSIONS_WRITE_SCOPE = 'extensions:write';
@@ -83,28 +84,34 @@ export function degradation(sources: ExtensionStatusSources): Array<{ code: stri
  * `GET /v1/extensions` for principals holding `*` or `extensions:read`: it names every extension,
  * event and path. `POST /v1/extensions/:id/enable|disable` for `*` or `extensions:write`.
  */
-export function extensionsRoute(router: Router, sources: ExtensionStatusSources & { authentication: EdgeAuthentication; activation: ActivationService }): void {
+export function extensionsRoute(
+  routes: RouteTable<RouteHandler>,
+  sources: ExtensionStatusSources & { authentication: EdgeAuthentication; activation: ActivationService },
+): void {
   const list = { method: 'GET' as const, path: '/v1/extensions', scopes: [EXTENSIONS_READ_SCOPE] };
-  router.get(list.path, async (ctx) => {
-    await sources.authentication.authorize(list, { headers: ctx.headers, method: ctx.method, path: ctx.path, ip: ctx.state.clientIp as string }, (k, v) =>
-      ctx.set(k, v),
+  routes.add('GET', list.path, async (exchange) => {
+    await sources.authentication.authorize(list, { headers: exchange.headers, method: exchange.method, path: exchange.path, ip: exchange.clientIp }, (k, v) =>
+      exchange.set(k, v),
     );
-    ctx.body = { extensions: describeExtensions(sources) };
+    exchange.status = 200;
+    exchange.body = { extensions: describeExtensions(sources) };
   });
   for (const action of ['enable', 'disable'] as const) {
     const route = { method: 'POST' as const, path: `/v1/extensions/:id/${action}`, scopes: [EXTENSIONS_WRITE_SCOPE] };
-    router.post(route.path, async (ctx) => {
+    routes.add('POST', route.path, async (exchange) => {
       // authorize() refuses a caller without extensions:write (or *) with 401 or 403.
       const principal = await sources.authentication.authorize(
         route,
-        { headers: ctx.headers, method: ctx.method, path: ctx.path, ip: ctx.state.clientIp as string },
-        (k, v) => ctx.set(k, v),
+        { headers: exchange.headers, method: exchange.method, path: exchange.path, ip: exchange.clientIp },
+        (k, v) => exchange.set(k, v),
       );
-      const id = (ctx as unknown as { params: { id: string } }).params.id;
+      exchange.principal = principal;
+      const id = exchange.params.id!;
       if (!sources.registry.get(id)) throw new AionError(ErrorCodes.EXTENSION_NOT_FOUND, `no extension ${id} is installed`);
       if (action === 'enable') await sources.activation.enable(id);
       else await sources.activation.disable(id, `${id} was disabled by ${principal?.sub ?? 'an operator'} at ${new Date().toISOString()}`);
-      ctx.body = { extensions: describeExtensions(sources).filter((e) => e.hostKey === sources.registry.get(id)!.hostKey || e.id === id) };
+      exchange.status = 200;
+      exchange.body = { extensions: describeExtensions(sources).filter((e) => e.hostKey === sources.registry.get(id)!.hostKey || e.id === id) };
     });
   }
 }

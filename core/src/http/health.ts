@@ -1,7 +1,8 @@
-import type Router from '@koa/router';
 import { ErrorCodes } from '@aion/extension-api';
 import { carriesCredentials, isAdmin, type EdgeAuthentication } from './authentication.js';
 import { errorBody } from './errorResponse.js';
+import type { RouteHandler } from './exchange.js';
+import type { RouteTable } from './routeTable.js';
 import { degradation, type ExtensionStatusSources } from './extensionsRoute.js';
 
 export interface HealthSources extends ExtensionStatusSources {
@@ -61,11 +62,11 @@ export async function runHealthChecks(callHook: (hook: string, payload: unknown)
 }
 
 /** `/healthz` (liveness) and `/readyz` (start-up activations done, not draining). Neither takes a dispatch slot. */
-export function healthRoutes(router: Router, sources: HealthSources & { callHook(hook: string, payload: unknown): Promise<unknown> }): void {
-  router.get('/healthz', async (ctx) => {
+export function healthRoutes(routes: RouteTable<RouteHandler>, sources: HealthSources & { callHook(hook: string, payload: unknown): Promise<unknown> }): void {
+  routes.add('GET', '/healthz', async (exchange) => {
     // Probes carry no credentials, so they never cost an authentication call.
-    const principal = carriesCredentials(ctx.headers)
-      ? (await sources.authentication.authenticate({ headers: ctx.headers, method: 'GET', path: ctx.path, ip: ctx.state.clientIp as string }))?.principal
+    const principal = carriesCredentials(exchange.headers)
+      ? (await sources.authentication.authenticate({ headers: exchange.headers, method: 'GET', path: exchange.path, ip: exchange.clientIp }))?.principal
       : undefined;
     const admin = isAdmin(principal);
     const report = healthReport(sources, admin);
@@ -75,14 +76,15 @@ export function healthRoutes(router: Router, sources: HealthSources & { callHook
       report.checks = checks;
       if (checks.some((c) => c.status === 'failed' || c.status === 'degraded')) report.status = 'degraded';
     }
-    ctx.body = report;
+    exchange.status = 200;
+    exchange.body = report;
   });
-  router.get('/readyz', (ctx) => {
+  routes.add('GET', '/readyz', (exchange) => {
     const { ready, draining } = sources.readiness();
-    ctx.status = ready && !draining ? 200 : 503;
+    exchange.status = ready && !draining ? 200 : 503;
     // Still ready when degraded: the rest of the server serves, and a load balancer should keep sending it traffic.
     const degraded = degradation(sources).length;
-    ctx.body =
+    exchange.body =
       ready && !draining
         ? degraded > 0
           ? { status: 'degraded', degraded }

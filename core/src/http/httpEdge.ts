@@ -1,8 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inject, injectable } from 'inversify';
-import Koa from 'koa';
-import Router from '@koa/router';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Server as SocketServer } from 'socket.io';
 import { joinRealtimeCluster } from './realtimeCluster.js';
 import { AionError, ErrorCodes, isAionError, type RouteContribution } from '@aion/extension-api';
@@ -19,7 +18,7 @@ import { Admission } from './admission.js';
 import { EdgeAuthentication } from './authentication.js';
 import { TrustedProxies } from './clientAddress.js';
 import { RouteDispatcher } from './dispatch.js';
-import { errorBody, requestIdFrom, type ErrorFormat } from './errorResponse.js';
+import { errorBody, requestIdFrom } from './errorResponse.js';
 import { EXTENSIONS_WRITE_SCOPE, extensionsRoute } from './extensionsRoute.js';
 import { EXTENSIONS_READ_SCOPE } from './authentication.js';
 import { NetworkIsolation } from '../hosts/networkIsolation.js';
@@ -27,19 +26,25 @@ import { healthRoutes } from './health.js';
 import { RealtimeService } from './realtimeService.js';
 import { createLimitedServer } from './serverLimits.js';
 import { WebSocketBridge } from './webSocketBridge.js';
+import { EdgeExchange, respond, type RouteHandler } from './exchange.js';
+import { RouteTable } from './routeTable.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import { REQUEST_ID_KEY } from '@aion/host-runtime';
 
 const tracer = () => trace.getTracer('aion.kernel');
 
-/** The request's path; a target koa cannot parse (`http://[::1`) is the client's error, not ours. */
-function pathOf(ctx: Koa.Context): string {
-  try {
-    return ctx.path;
-  } catch {
-    throw new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path');
+/**
+ * The request target's path and query string: as sent for the usual `/path?query`, parsed for the
+ * absolute form (`http://host/path`); undefined for a target that is not a URL (`http://[::1`).
+ */
+function targetOf(url: string): { path: string; search: string } | undefined {
+  if (url.charCodeAt(0) === 0x2f) {
+    const q = url.indexOf('?');
+    return q < 0 ? { path: url, search: '' } : { path: url.slice(0, q), search: url.slice(q + 1) };
   }
+  const parsed = URL.parse(url);
+  return parsed ? { path: parsed.pathname, search: parsed.search.slice(1) } : undefined;
 }
 
 /** What the kernel's own routes require, as an extension would declare them (they are listed in the API document). */
@@ -74,10 +79,10 @@ const KERNEL_ROUTES: RouteContribution[] = [
   { method: 'POST', path: '/v1/extensions/:id/disable', scopes: [EXTENSIONS_WRITE_SCOPE], description: 'Disables an extension until it is enabled again.' },
 ];
 
-/** One http.Server carrying koa (REST, SSE), WebSocket routes and socket.io; wires the edge's parts together. */
+/** One http.Server carrying the routes (REST, SSE), WebSocket routes and socket.io; wires the edge's parts together. */
 @injectable()
 export class HttpEdge {
-  readonly app = new Koa();
+  private readonly routes = new RouteTable<RouteHandler>();
   server?: Server;
   io?: SocketServer;
   private realtimeCluster?: { close(): Promise<void> };
@@ -129,125 +134,153 @@ export class HttpEdge {
     this.ready = true;
   }
 
-  /** Builds the middleware chain and mounts every route declared by a usable extension. */
+  /** Mounts the kernel's routes and every route declared by a usable extension. */
   build(): void {
-    const app = this.app;
-    app.proxy = false;
-    app.use(async (ctx, next) => {
-      const requestId = requestIdFrom(ctx.get('x-request-id'));
-      ctx.state.requestId = requestId;
-      ctx.state.clientIp = this.proxies.clientAddress(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for']);
-      ctx.set('X-Request-Id', requestId);
-      const started = performance.now();
-      // The request id and (when a tracer is installed) the request's span follow every call it makes.
-      const span = tracer().startSpan(
-        `${ctx.method}`,
-        { kind: SpanKind.SERVER, attributes: { 'http.request.method': ctx.method, 'aion.request_id': requestId } },
-        propagation.extract(ROOT_CONTEXT, ctx.headers),
-      );
-      const recording = span.isRecording();
-      let active = ROOT_CONTEXT.setValue(REQUEST_ID_KEY, requestId);
-      if (recording) active = trace.setSpan(active, span);
-      // Without the query string: it may carry a token.
-      let path = ctx.url.split('?')[0]!;
-      let failure: { code: string; cause: string } | undefined;
-      try {
-        path = pathOf(ctx);
-        await context.with(active, next);
-      } catch (err) {
-        failure = this.writeError(ctx, err);
-      } finally {
-        const ms = performance.now() - started;
-        // The kernel's own time, so a client can tell it from the network's and its own (W3C Server-Timing).
-        if (!ctx.headerSent) ctx.set('Server-Timing', `app;dur=${ms.toFixed(2)}`);
-        const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
-        const errorCode = failure?.code;
-        // One access line per request; a failed one also says why.
-        const principal = (ctx.state.principal as { sub?: string } | undefined)?.sub ?? null;
-        const entry = {
-          requestId,
-          ip: ctx.state.clientIp,
-          method: ctx.method,
-          path,
-          route: route ?? null,
-          status: ctx.status,
-          ms: Math.round(ms * 10) / 10,
-          principal,
-          ...(failure ? { code: failure.code, cause: failure.cause } : {}),
-        };
-        if (ctx.status >= 500) this.logger.warn(entry, 'request failed');
-        else this.logger.info(entry, 'request');
-        this.telemetry.recordHttp(ctx.method, route ?? 'unmatched', ctx.status, ms, errorCode);
-        if (recording) {
-          if (route) span.updateName(`${ctx.method} ${route}`);
-          span.setAttributes({
-            'http.route': route ?? 'unmatched',
-            'http.response.status_code': ctx.status,
-            ...(errorCode ? { 'aion.error.code': errorCode } : {}),
-          });
-          if (ctx.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: errorCode });
-        }
-        span.end();
-      }
-    });
-    app.use((_ctx, next) => {
-      this.admission.refuseIfDraining();
-      return next();
-    });
-    const router = new Router();
+    const routes = this.routes;
     const status = { config: this.config, registry: this.registry, contributions: this.contributions, hosts: this.hosts, network: this.network };
     this.contributions.addKernelRoutes(KERNEL_ROUTES);
-    healthRoutes(router, {
+    healthRoutes(routes, {
       ...status,
       authentication: this.authentication,
       readiness: () => ({ ready: this.ready, draining: this.admission.isDraining }),
       callHook: (hook, payload) => this.hookCalls.call(hook, payload),
     });
-    extensionsRoute(router, { ...status, authentication: this.authentication, activation: this.activation });
+    extensionsRoute(routes, { ...status, authentication: this.authentication, activation: this.activation });
     for (const record of this.registry.all()) {
       if (record.state === 'skipped') continue;
       for (const route of record.manifest.contributes?.routes ?? []) {
-        const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
         if (route.websocket) {
           this.webSockets.add(record.id, route);
-          router.get(route.path, () => {
+          routes.add('GET', route.path, () => {
             throw new AionError('UPGRADE_REQUIRED', `${route.path} is a WebSocket endpoint: connect with a WebSocket client`, {
               status: 426,
               headers: { Upgrade: 'websocket' },
             });
           });
-        } else router[method](route.path, (ctx) => this.dispatcher.dispatch(ctx, record.id, route));
+        } else routes.add(route.method, route.path, (exchange) => this.dispatcher.dispatch(exchange, record.id, route));
       }
     }
-    app.use(router.routes());
-    app.use(router.allowedMethods({ throw: false }));
-    app.use((ctx) => {
-      if (ctx.status === 405) throw new AionError(ErrorCodes.METHOD_NOT_ALLOWED, `${ctx.method} is not allowed on ${ctx.path}`);
-      throw new AionError(ErrorCodes.NOT_FOUND, `no route ${ctx.method} ${ctx.path}`);
-    });
   }
 
-  /** Answers with the error's status and JSON shape (the route's error format); returns its stable code and message for the access log. */
-  private writeError(ctx: Koa.Context, err: unknown): { code: string; cause: string } {
-    const requestId = ctx.state.requestId as string;
+  /**
+   * One HTTP request: its id and client address, a span (when a tracer records), the route it
+   * matches or the error it earns, then one access line, a metric and the span's end.
+   */
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const clientIp = this.proxies.clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for']);
+    const started = performance.now();
+    // Without the query string: it may carry a token.
+    const target = targetOf(url);
+    const exchange = new EdgeExchange(req, res, method, target?.path ?? url.split('?')[0]!, target?.search ?? '', requestId, clientIp);
+    exchange.set('x-request-id', requestId);
+    // The request id and (when a tracer is installed) the request's span follow every call it makes.
+    const span = tracer().startSpan(
+      method,
+      { kind: SpanKind.SERVER, attributes: { 'http.request.method': method, 'aion.request_id': requestId } },
+      propagation.extract(ROOT_CONTEXT, req.headers),
+    );
+    const recording = span.isRecording();
+    let active = ROOT_CONTEXT.setValue(REQUEST_ID_KEY, requestId);
+    if (recording) active = trace.setSpan(active, span);
+    let failure: { code: string; cause: string } | undefined;
+    try {
+      if (!target) throw new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path');
+      await context.with(active, () => this.route(exchange));
+    } catch (err) {
+      failure = this.writeError(exchange, err);
+    }
+    const ms = performance.now() - started;
+    // The kernel's own time, so a client can tell it from the network's and its own (W3C Server-Timing).
+    if (!exchange.headersSent) exchange.set('server-timing', `app;dur=${ms.toFixed(2)}`);
+    try {
+      respond(exchange);
+    } catch (err) {
+      // A header an extension set that Node refuses to send: the client still gets an answer, without the route's headers.
+      if (exchange.headersSent) res.destroy();
+      else {
+        exchange.clearHeaders();
+        failure = this.writeError(exchange, err);
+        respond(exchange);
+      }
+    }
+    const route = exchange.route;
+    const errorCode = failure?.code;
+    // One access line per request; a failed one also says why.
+    const entry = {
+      requestId,
+      ip: clientIp,
+      method,
+      path: exchange.path,
+      route: route ?? null,
+      status: exchange.status,
+      ms: Math.round(ms * 10) / 10,
+      principal: exchange.principal?.sub ?? null,
+      ...(failure ? { code: failure.code, cause: failure.cause } : {}),
+    };
+    if (exchange.status >= 500) this.logger.warn(entry, 'request failed');
+    else this.logger.info(entry, 'request');
+    this.telemetry.recordHttp(method, route ?? 'unmatched', exchange.status, ms, errorCode);
+    if (recording) {
+      if (route) span.updateName(`${method} ${route}`);
+      span.setAttributes({
+        'http.route': route ?? 'unmatched',
+        'http.response.status_code': exchange.status,
+        ...(errorCode ? { 'aion.error.code': errorCode } : {}),
+      });
+      if (exchange.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: errorCode });
+    }
+    span.end();
+  }
+
+  /** The matched route's handler; 405 with `Allow` for a known path and another method (OPTIONS: 204 with `Allow`), else 404. */
+  private route(exchange: EdgeExchange): void | Promise<void> {
+    this.admission.refuseIfDraining();
+    const match = this.routes.match(exchange.method, exchange.path);
+    if (match && 'handler' in match) {
+      exchange.route = match.route;
+      exchange.params = match.params;
+      return match.handler(exchange);
+    }
+    if (match) {
+      exchange.set('allow', match.allowed.join(', '));
+      if (exchange.method === 'OPTIONS') {
+        exchange.status = 204;
+        return;
+      }
+      throw new AionError(ErrorCodes.METHOD_NOT_ALLOWED, `${exchange.method} is not allowed on ${exchange.path}: use ${match.allowed.join(', ')}`, {
+        details: { allowed: match.allowed },
+      });
+    }
+    throw new AionError(ErrorCodes.NOT_FOUND, `no route ${exchange.method} ${exchange.path}`);
+  }
+
+  /** Sets the error's status and JSON shape (the route's error format) as the answer; returns its stable code and message for the access log. */
+  private writeError(exchange: EdgeExchange, err: unknown): { code: string; cause: string } {
     let error: AionError;
     if (isAionError(err)) error = err;
     else {
-      this.logger.error({ requestId, err }, 'unexpected error');
-      error = new AionError(ErrorCodes.INTERNAL, `internal error (request ${requestId})`);
+      this.logger.error({ requestId: exchange.requestId, err }, 'unexpected error');
+      error = new AionError(ErrorCodes.INTERNAL, `internal error (request ${exchange.requestId})`);
     }
     const failure = { code: error.code, cause: error.message };
-    if (ctx.headerSent || !ctx.writable) return failure;
-    ctx.status = error.httpStatus;
-    for (const [k, v] of Object.entries(error.headers ?? {})) ctx.set(k, v);
+    if (exchange.headersSent || !exchange.writable) {
+      exchange.responded = true;
+      return failure;
+    }
+    exchange.responded = false;
+    exchange.status = error.httpStatus;
+    for (const [k, v] of Object.entries(error.headers ?? {})) exchange.set(k, v);
     // A body left unread would keep the connection busy after the answer: close it instead.
-    if (!ctx.req.complete) ctx.set('Connection', 'close');
-    ctx.body = errorBody(error, ctx.state.errorFormat as ErrorFormat | undefined, ctx.status);
+    if (!exchange.req.complete) exchange.set('connection', 'close');
+    exchange.body = errorBody(error, exchange.errorFormat, exchange.status);
     return failure;
   }
 
   async listen(): Promise<{ url: string; port: number }> {
-    const server = createLimitedServer(this.app.callback(), { config: this.config.server, proxies: this.proxies, logger: this.logger });
+    const server = createLimitedServer((req, res) => void this.handle(req, res), { config: this.config.server, proxies: this.proxies, logger: this.logger });
     this.server = server;
     this.io = new SocketServer(server, { serveClient: false, cors: { origin: false }, destroyUpgrade: false });
     if (this.config.server.redisUrl) this.realtimeCluster = await joinRealtimeCluster(this.io, this.config.server.redisUrl, this.logger);

@@ -1,6 +1,6 @@
-import type Koa from 'koa';
 import { AionError, ErrorCodes, forEachItem, isAionError, type HttpResponseData, type ServerSentEvent } from '@aion/extension-api';
 import { errorBody, sanitizeMessage } from './errorResponse.js';
+import type { EdgeExchange } from './exchange.js';
 
 function frameOf(e: ServerSentEvent): string {
   let frame = '';
@@ -12,21 +12,28 @@ function frameOf(e: ServerSentEvent): string {
   return `${frame}\n`;
 }
 
+function lowerCased(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k in headers) out[k.toLowerCase()] = headers[k]!;
+  return out;
+}
+
 /**
  * Writes an extension's event stream as SSE. A queue in this process (an `AsyncQueue`, as the router's
  * chat stream is) is drained by push, each event written as it is pushed; any other stream is pulled,
  * the next event only when the client has taken the last.
  */
-export function writeSseStream(ctx: Koa.Context, response: HttpResponseData): Promise<void> {
-  const res = ctx.res;
-  ctx.respond = false;
-  res.writeHead(response.status ?? 200, {
-    'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-cache',
-    Connection: 'keep-alive',
-    'X-Accel-Buffering': 'no',
-    'X-Request-Id': ctx.state.requestId as string,
-    ...response.headers,
+export function writeSseStream(exchange: EdgeExchange, response: HttpResponseData): Promise<void> {
+  const res = exchange.res;
+  exchange.status = response.status ?? 200;
+  exchange.responded = true;
+  res.writeHead(exchange.status, {
+    ...exchange.responseHeaders,
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    ...lowerCased(response.headers),
   });
   res.flushHeaders();
   return new Promise<void>((resolve) => {
@@ -44,7 +51,7 @@ export function writeSseStream(ctx: Koa.Context, response: HttpResponseData): Pr
           const payload = { code: error.code, message: sanitizeMessage(error.message) };
           // OpenAI clients read an error mid-stream from a data line holding `error`.
           res.write(
-            ctx.state.errorFormat === 'openai'
+            exchange.errorFormat === 'openai'
               ? `data: ${JSON.stringify(errorBody(payload, 'openai', 500))}\n\n`
               : `event: error\ndata: ${JSON.stringify(payload)}\n\n`,
           );

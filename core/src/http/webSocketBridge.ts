@@ -1,6 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Router from '@koa/router';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   AionError,
@@ -20,6 +19,7 @@ import type { EdgeAuthentication } from './authentication.js';
 import type { TrustedProxies } from './clientAddress.js';
 import { errorBody, rawErrorResponse, requestIdFrom } from './errorResponse.js';
 import { MessageThrottle } from './messageThrottle.js';
+import { RouteTable } from './routeTable.js';
 
 export interface WebSocketBridgeOptions {
   config: ServerConfig;
@@ -33,19 +33,18 @@ export interface WebSocketBridgeOptions {
 
 /** WebSocket routes (`websocket: true`): authorised like any route, then frames bridged to the extension as two streams, each connection rate-limited. */
 export class WebSocketBridge {
-  private readonly router = new Router();
-  private readonly routes = new Map<string, { extensionId: string; route: RouteContribution; limits: ServerConfig['realtime'] }>();
+  private readonly routes = new RouteTable<{ extensionId: string; route: RouteContribution; limits: ServerConfig['realtime'] }>();
+  private routeCount = 0;
   private readonly sockets = new Set<WebSocket>();
   private wss?: WebSocketServer;
 
   constructor(private readonly options: WebSocketBridgeOptions) {}
 
   get hasRoutes(): boolean {
-    return this.routes.size > 0;
+    return this.routeCount > 0;
   }
 
   add(extensionId: string, route: RouteContribution): void {
-    this.router.get(route.path, () => undefined);
     // The route's own message limits where it declares them, made once for all its connections.
     const own = route.messages;
     const realtime = this.options.config.realtime;
@@ -57,7 +56,8 @@ export class WebSocketBridge {
           burst: Math.min(own.burst, realtime.routeCeiling.burst),
         }
       : realtime;
-    this.routes.set(route.path, { extensionId, route, limits });
+    this.routes.add('GET', route.path, { extensionId, route, limits });
+    this.routeCount++;
   }
 
   /** Takes over upgrades of the server, leaving socket.io's own to socket.io. */
@@ -87,9 +87,10 @@ export class WebSocketBridge {
     const refuse = (error: AionError) => socket.end(rawErrorResponse(error, requestId));
     const url = URL.parse(req.url ?? '/', 'http://localhost');
     if (!url) return void refuse(new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path'));
-    const layer = this.router.match(url.pathname, 'GET').pathAndMethod[0];
-    const target = layer && this.routes.get(layer.path as string);
-    if (!layer || !target) return void refuse(new AionError(ErrorCodes.NOT_FOUND, `no WebSocket route ${url.pathname}`));
+    const match = this.routes.match('GET', url.pathname);
+    const found = match && 'handler' in match ? match : undefined;
+    const target = found?.handler;
+    if (!found || !target) return void refuse(new AionError(ErrorCodes.NOT_FOUND, `no WebSocket route ${url.pathname}`));
     if (this.options.admission.isDraining) return void refuse(new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'));
     const ip = this.options.proxies.clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for']);
     let principal: Principal | undefined;
@@ -107,7 +108,7 @@ export class WebSocketBridge {
           method: 'GET',
           path: url.pathname,
           route: target.route.path,
-          params: layer.params(url.pathname, layer.captures(url.pathname)) as Record<string, string>,
+          params: found.params,
           query: Object.fromEntries(url.searchParams),
           headers: req.headers as Record<string, string>,
           principal,

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { pathToRegexp } from 'path-to-regexp';
 import semver from 'semver';
 import { API_VERSION, ErrorCodes, extensionIdOf, manifestSchema, type ErrorPayload, type ExtensionManifest } from '@aion/extension-api';
 import { formatAjvErrors } from '../config/configuration.js';
@@ -16,6 +17,16 @@ export interface ScannedManifest {
 
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 const validateManifest = ajv.compile(manifestSchema as object);
+
+/** Why a route path cannot be matched (`/v1/x/:id?` is not the syntax), or undefined when it can. */
+function routePathError(path: string): string | undefined {
+  try {
+    pathToRegexp(path);
+    return undefined;
+  } catch (e) {
+    return `"${path}" is not a route path (${(e as Error).message.split(';')[0]}): write parameters as :name, optional parts as {/:name}, the rest of a path as *name`;
+  }
+}
 
 function isExtensionFolder(dir: string): boolean {
   return existsSync(join(dir, 'package.json'));
@@ -126,6 +137,8 @@ export function loadManifest(extensionPath: string, source: ScannedManifest['sou
     const key = `${r.method} ${r.path}`;
     if (seen.has(key)) result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: /contributes/routes/${i}: ${key} is declared twice`));
     seen.add(key);
+    const syntax = routePathError(r.path);
+    if (syntax) result.errors.push(err(ErrorCodes.MANIFEST_INVALID, `${manifestPath}: /contributes/routes/${i}/path: ${syntax}`));
   });
   return result;
 }
