@@ -87,7 +87,9 @@ if (existsSync(join(admin, 'build.mjs'))) {
   }
 }
 
-const server = spawn(process.execPath, [join(root, 'core', 'dist', 'src', 'cli', 'main.js'), 'serve', ...process.argv.slice(2)], {
+// The Node flags a kernel runs with (V8's young generation), unless the operator set them.
+const { withKernelFlags } = await import('../core/dist/src/cli/nodeFlags.js');
+const server = spawn(process.execPath, [...withKernelFlags([]), join(root, 'core', 'dist', 'src', 'cli', 'main.js'), 'serve', ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
 });

@@ -1,4 +1,5 @@
 export { Kernel, BUILTIN_EXTENSIONS_DIR, type KernelOptions } from './kernel.js';
+export { KERNEL_NODE_FLAGS, withKernelFlags } from './cli/nodeFlags.js';
 export { probeRedis, startTestKernel, TEST_REDIS_URL, waitFor, type TestKernel, type TestKernelOptions } from './testing.js';
 export { loadConfig, defaultConfig, CONFIG_SCHEMA_VERSION, type AionConfig } from './config/configuration.js';
 export { createLogger, logLevelFromEnvironment, logRedactor } from './logging.js';

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startTestKernel } from '../src/index.js';
+import { KERNEL_NODE_FLAGS, startTestKernel, withKernelFlags } from '../src/index.js';
 import { BUILTIN_EXTENSIONS_DIR } from '../src/kernel.js';
 import { base, fixture, tempDir, writeExtension, writeVersioned } from './helpers.js';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -328,6 +328,13 @@ describe('the aion CLI', () => {
       const pids = new Set<number>();
       for (let i = 0; i < 20 && pids.size < 2; i++) pids.add(await pidOf());
       assert.equal(pids.size, 2, 'two workers, each with its own extension host, answer on the one port');
+      // Each worker runs with the kernel's Node flags, though the primary was started without them.
+      const workers = readFileSync(`/proc/${server.child.pid}/task/${server.child.pid}/children`, 'utf8').trim().split(/\s+/);
+      assert.equal(workers.length, 2);
+      for (const pid of workers) {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        for (const flag of KERNEL_NODE_FLAGS) assert.ok(argv.includes(flag), `worker ${pid} runs with ${flag}: ${argv.join(' ')}`);
+      }
       // The first worker owns the local control channel.
       const health = await aion(['health', '--data-dir', dataDir, '--json']);
       assert.equal(health.code, 0, health.stderr);
@@ -339,6 +346,17 @@ describe('the aion CLI', () => {
       server.child.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+
+  it("runs as an executable with the kernel's Node flags in its shebang, adding them only where the operator has not set them", async () => {
+    const shebang = readFileSync(cli, 'utf8').split('\n')[0]!;
+    assert.equal(shebang, `#!/usr/bin/env -S node ${KERNEL_NODE_FLAGS.join(' ')}`);
+    // As `npx aion` runs it: the file itself (the build makes it executable), through its shebang.
+    const { stdout } = await run(cli, ['--version']);
+    assert.match(stdout, /\d+\.\d+\.\d+/);
+    assert.deepEqual(withKernelFlags(['--enable-source-maps'], ''), ['--enable-source-maps', ...KERNEL_NODE_FLAGS]);
+    assert.deepEqual(withKernelFlags(['--max-semi-space-size=8'], ''), ['--max-semi-space-size=8']);
+    assert.deepEqual(withKernelFlags([], '--max-old-space-size=512 --max-semi-space-size=64'), []);
   });
 
   it('refuses a --workers value that is not a count', async () => {

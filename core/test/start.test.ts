@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KERNEL_NODE_FLAGS } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -46,6 +47,8 @@ describe('npm start (scripts/start.mjs)', () => {
       first.script.kill('SIGTERM');
       await new Promise((r) => first.script.once('exit', r));
       const second = await startOnce(dataDir);
+      const argv = readFileSync(`/proc/${second.serverPid}/cmdline`, 'utf8').split('\0');
+      for (const flag of KERNEL_NODE_FLAGS) assert.ok(argv.includes(flag), `the server runs with ${flag}: ${argv.join(' ')}`);
       assert.match(second.output(), /sample WASM skills unchanged: not rebuilt/);
       process.stdout.write(`      (unchanged tree: ready in ${second.readyMs} ms)\n`);
       const exit = new Promise<number | null>((r) => second.script.once('exit', (code) => r(code)));

@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { withKernelFlags } from './nodeFlags.js';
 import { availableParallelism } from 'node:os';
 import { AionError, ErrorCodes } from '@aion/extension-api';
 import type { Logger } from '../logging.js';
@@ -57,6 +58,7 @@ export async function superviseWorkers(count: number, logger: Logger, announce: 
   let stopping = false;
   const crashes: number[] = [];
   const slots = new Map<Worker, number>();
+  cluster.setupPrimary({ execArgv: withKernelFlags(process.execArgv) });
 
   const fork = (index: number): Promise<{ address: string; port: number }> =>
     new Promise((resolve, reject) => {

@@ -23,6 +23,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { withKernelFlags } from '@aion/core';
 import { installPortkey, portkeyHeaders, PORTKEY_VERSION, startPortkey } from './portkey.js';
 
 const args = new Map<string, string>();
@@ -150,7 +151,8 @@ function start(script: string, argv: string[]): Promise<{ child: ChildProcess; u
   const profile = script === './kernel.js' && process.env.AION_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.AION_BENCH_PROFILE}`] : [];
   const child = fork(fileURLToPath(new URL(script, import.meta.url)), argv, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: [...process.execArgv, ...profile],
+    // The kernel runs with the Node flags `aion serve` gives it.
+    execArgv: script === './kernel.js' ? withKernelFlags([...process.execArgv, ...profile]) : process.execArgv,
   });
   return new Promise((resolve, reject) => {
     child.once('message', (m: { url: string }) => resolve({ child, url: m.url }));
