@@ -7,7 +7,7 @@ export { EGRESS_SOCKET_ENV } from './networkIsolation.js';
 
 /** The file the kernel forks for `shared` and `dedicated` hosts. */
 export const hostEntryPath = fileURLToPath(new URL('./main.js', import.meta.url));
-export { CallFrameContextManager, REQUEST_ID_KEY, enableCallContext, currentCallContext, contextFrom, inClientSpan, runInCallContext } from './callContext.js';
+export { REQUEST_ID_KEY, enableCallContext, currentCallContext, contextFrom, inClientSpan, runInCallContext } from './callContext.js';
 // The transports live with the protocol, in @aion/extension-api/protocol.
 export {
   BatchingIpcReader,
