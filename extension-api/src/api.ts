@@ -93,19 +93,14 @@ export interface ExtensionApiBinding {
   readonly cluster: ClusterNamespace;
 }
 
-/**
- * What code runs as: the extension whose API it calls, the extension that called it, and for whom;
- * and the host's tracing context (request id, trace parent), kept here so that a host needs one
- * async-local store, not two.
- */
+/** What code runs as: the extension whose API it calls, the extension that called it, and for whom. */
 interface CallFrame {
   readonly binding?: ExtensionApiBinding;
   readonly caller?: string;
   readonly principal?: Principal;
-  readonly trace?: unknown;
 }
 
-// One AsyncLocalStorage for everything a call carries: each store costs a propagation on every promise created.
+// One AsyncLocalStorage, not one per field: each store costs a propagation on every promise created.
 // Shared through globalThis so an extension with its own copy of this package still finds its host.
 const RUNTIME = Symbol.for('aion.extension-api.frames');
 
@@ -114,38 +109,17 @@ function frames(): AsyncLocalStorage<CallFrame> {
   return (g[RUNTIME] ??= new AsyncLocalStorage<CallFrame>());
 }
 
-/**
- * For hosts: runs `fn` as code of the extension that `binding` belongs to; with `as`, as a call made
- * by `as.caller` for the kernel-verified `as.principal`.
- */
-export function runInExtensionContext<T>(binding: ExtensionApiBinding, fn: () => T, as?: { caller: string | undefined; principal?: Principal }): T {
+/** For hosts: runs `fn` as code of the extension that `binding` belongs to. */
+export function runInExtensionContext<T>(binding: ExtensionApiBinding, fn: () => T): T {
   const store = frames();
   const frame = store.getStore();
-  return store.run(
-    as
-      ? { binding, caller: as.caller, principal: as.principal, trace: frame?.trace }
-      : { binding, caller: frame?.caller, principal: frame?.principal, trace: frame?.trace },
-    fn,
-  );
+  return store.run({ binding, caller: frame?.caller, principal: frame?.principal }, fn);
 }
 
 /** For hosts: runs `fn` as a call made by `callerId`, for the kernel-verified `principal` when there is one. */
 export function runAsCaller<T>(callerId: string | undefined, fn: () => T, principal?: Principal): T {
   const store = frames();
-  const frame = store.getStore();
-  return store.run({ binding: frame?.binding, caller: callerId, principal, trace: frame?.trace }, fn);
-}
-
-/** For hosts: the tracing context of the running call (an OpenTelemetry `Context`), or undefined. */
-export function currentTraceContext(): unknown {
-  return frames().getStore()?.trace;
-}
-
-/** For hosts: runs `fn` with `trace` as the tracing context, as the same extension and caller. */
-export function runWithTraceContext<T>(trace: unknown, fn: () => T): T {
-  const store = frames();
-  const frame = store.getStore();
-  return store.run({ binding: frame?.binding, caller: frame?.caller, principal: frame?.principal, trace }, fn);
+  return store.run({ binding: store.getStore()?.binding, caller: callerId, principal }, fn);
 }
 
 function current(): ExtensionApiBinding {

@@ -1,55 +1,12 @@
-import {
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  TraceFlags,
-  context,
-  createContextKey,
-  propagation,
-  trace,
-  type Context,
-  type ContextManager,
-} from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, createContextKey, propagation, trace, type Context } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { currentTraceContext, runWithTraceContext } from '@aion/extension-api';
 import type { CallContext } from '@aion/extension-api/protocol';
 
 /** The edge's request id, kept in the active OpenTelemetry context beside the span. */
 export const REQUEST_ID_KEY = createContextKey('aion.requestId');
 
 let enabled = false;
-
-/**
- * OpenTelemetry's context kept in the extension API's call frame: one async-local store in a host
- * process, so each promise pays one propagation where OpenTelemetry's own manager would add a second.
- * `bind` wraps functions; an event emitter is returned as is (nothing here binds emitters).
- */
-export class CallFrameContextManager implements ContextManager {
-  active(): Context {
-    return (currentTraceContext() as Context | undefined) ?? ROOT_CONTEXT;
-  }
-
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
-    return runWithTraceContext(ctx, () => fn.call(thisArg, ...args));
-  }
-
-  bind<T>(ctx: Context, target: T): T {
-    if (typeof target !== 'function') return target;
-    const fn = target as unknown as (...args: unknown[]) => unknown;
-    const manager = this;
-    return function (this: unknown, ...args: unknown[]) {
-      return manager.with(ctx, () => fn.apply(this, args));
-    } as unknown as T;
-  }
-
-  enable(): this {
-    return this;
-  }
-
-  disable(): this {
-    return this;
-  }
-}
 
 /**
  * Makes the OpenTelemetry context follow async calls in this process and read/write W3C
@@ -59,7 +16,7 @@ export class CallFrameContextManager implements ContextManager {
 export function enableCallContext(): void {
   if (enabled) return;
   enabled = true;
-  context.setGlobalContextManager(new CallFrameContextManager());
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
 }
 

@@ -93,14 +93,13 @@ export class ExtensionHost {
   private inContext<T>(extensionId: string, fn: () => T, caller?: CallerFrame): T {
     const ext = this.active.get(extensionId);
     if (!ext) return caller ? runAsCaller(caller.id, fn, caller.principal) : fn();
-    const as = caller ? { caller: caller.id, principal: caller.principal } : undefined;
-    const result = runInExtensionContext(ext.binding, fn, as);
+    const asCall: Runner = caller
+      ? (f) => runInExtensionContext(ext.binding, () => runAsCaller(caller.id, f, caller.principal))
+      : (f) => runInExtensionContext(ext.binding, f);
+    const result = asCall(fn);
     // Streams are pulled later, by the RPC layer or a caller in this host: each pull runs as this call.
     const captured = otelContext.active();
-    const run: Runner =
-      captured === ROOT_CONTEXT
-        ? (f) => runInExtensionContext(ext.binding, f, as)
-        : (f) => otelContext.with(captured, () => runInExtensionContext(ext.binding, f, as));
+    const run: Runner = captured === ROOT_CONTEXT ? asCall : (f) => otelContext.with(captured, () => asCall(f));
     if (result instanceof Promise) return result.then((value) => bindStreams(value, run)) as T;
     return bindStreams(result, run) as T;
   }
