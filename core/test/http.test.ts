@@ -130,7 +130,8 @@ for (const placement of ['shared', 'kernel'] as const)
     it("says the kernel's own time in Server-Timing, on answers and on errors", async () => {
       const ok = await kernel.request('/v1/basic/slow?ms=50');
       const dur = Number(/^app;dur=(\d+\.\d{2})$/.exec(ok.headers.get('server-timing') ?? '')?.[1]);
-      assert.ok(dur >= 50, `app;dur covers the route's own 50 ms: ${ok.headers.get('server-timing')}`);
+      // Node starts a timer from the event loop's cached clock, so on a loaded machine 50 ms may end a little early.
+      assert.ok(dur >= 45, `app;dur covers the route's own 50 ms: ${ok.headers.get('server-timing')}`);
       await ok.text();
       const missing = await kernel.request('/v1/nope');
       assert.equal(missing.status, 404);
