@@ -199,6 +199,8 @@ for (const placement of ['shared', 'kernel'] as const)
         await read('/v1/basic/queue'),
         [0, 1, 2].map((i) => `event: n\ndata: {"i":${i}}`),
       );
+      const text = await read('/v1/basic/queue?text=1');
+      assert.equal(text[0], 'event: t\ndata: one\ndata: id: 666\ndata: three\ndata: four', 'a CR in text data is a line of data, not a field');
       const failed = await read('/v1/basic/queue?fail=1');
       assert.equal(failed.length, 4);
       assert.deepEqual(JSON.parse(failed[3]!.split('data: ')[1]!), { code: 'UPSTREAM_FAILED', message: 'the source failed' });

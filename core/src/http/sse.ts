@@ -2,14 +2,28 @@ import { AionError, ErrorCodes, forEachItem, isAionError, type HttpResponseData,
 import { errorBody, sanitizeMessage } from './errorResponse.js';
 import type { EdgeExchange } from './exchange.js';
 
+const LINE_BREAK = /\r\n|\r|\n/;
+
 function frameOf(e: ServerSentEvent): string {
   let frame = '';
   if (e.id !== undefined) frame += `id: ${e.id}\n`;
   if (e.event) frame += `event: ${e.event}\n`;
   if (e.retry !== undefined) frame += `retry: ${e.retry}\n`;
-  const data = typeof e.data === 'string' ? e.data : JSON.stringify(e.data);
-  for (const line of data.split('\n')) frame += `data: ${line}\n`;
+  // JSON has no raw line breaks; text is cut at every break a client reads as one (CR, LF, CRLF), so it cannot start a field of its own.
+  if (typeof e.data !== 'string') return `${frame}data: ${JSON.stringify(e.data) ?? ''}\n\n`;
+  for (const line of e.data.split(LINE_BREAK)) frame += `data: ${line}\n`;
   return `${frame}\n`;
+}
+
+/** Resolves when the response has room again, or is closed; leaves no listener behind. */
+function drained(res: EdgeExchange['res']): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.on('drain', done).on('close', done);
+  });
 }
 
 function lowerCased(headers: Record<string, string> | undefined): Record<string, string> {
@@ -41,22 +55,22 @@ export function writeSseStream(exchange: EdgeExchange, response: HttpResponseDat
     const write = (event: ServerSentEvent): void | Promise<void> => {
       if (closed || res.write(frameOf(event))) return;
       // The client is behind: a pulled stream waits for it (a pushed one is already produced and buffers).
-      return new Promise<void>((drained) => res.once('drain', drained).once('close', drained));
+      return drained(res);
     };
     const end = (err?: unknown) => {
       res.off('close', onClose);
       if (!closed) {
-        if (err !== undefined) {
+        if (err === undefined) res.end();
+        else {
           const error = isAionError(err) ? err : new AionError(ErrorCodes.STREAM_ERROR, 'the stream failed');
           const payload = { code: error.code, message: sanitizeMessage(error.message) };
-          // OpenAI clients read an error mid-stream from a data line holding `error`.
-          res.write(
+          // OpenAI clients read an error mid-stream from a data line holding `error`; the last frame and the end leave together.
+          res.end(
             exchange.errorFormat === 'openai'
               ? `data: ${JSON.stringify(errorBody(payload, 'openai', 500))}\n\n`
               : `event: error\ndata: ${JSON.stringify(payload)}\n\n`,
           );
         }
-        res.end();
       }
       resolve();
     };
