@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import { TrustedProxies } from '../src/http/clientAddress.js';
 import { errorBody, sanitizeMessage } from '../src/http/errorResponse.js';
 import { MessageThrottle } from '../src/http/messageThrottle.js';
+import { RouteTable } from '../src/http/routeTable.js';
 import { startTestKernel, type TestKernel } from '../src/index.js';
 import { fixture, waitFor } from './helpers.js';
 import { httpText, openSocket, rawRequest, readResponse, type RawResponse } from './rawHttp.js';
@@ -122,6 +123,14 @@ describe('the HTTP edge against hostile clients', function () {
         'GET http://[::1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
       assertError(await rawRequest(port, upgrade), 400, 'BAD_REQUEST');
       assert.equal((await kernel.request('/healthz')).status, 200);
+    });
+
+    it('routes an absolute-form target by its path as sent: no dot segment resolved, OPTIONS * reaches no route', async () => {
+      const absolute = (target: string) => rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      assert.equal((await absolute('http://127.0.0.1/healthz?x=1')).status, 200);
+      // A proxy in front that allows /x/* saw /x/%2e%2e/healthz: the kernel must not answer it as /healthz.
+      assertError(await absolute('http://127.0.0.1/x/%2e%2e/healthz'), 404, 'NOT_FOUND');
+      assertError(await rawRequest(port, 'OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'), 404, 'NOT_FOUND');
     });
   });
 
@@ -342,6 +351,27 @@ describe('the HTTP edge: connections per client address', function () {
 });
 
 describe('the HTTP edge: its small parts', () => {
+  it('matches routes in the order declared, the one-lookup static path included', () => {
+    const table = new RouteTable<string>();
+    table.add('GET', '/v1/things/:id', 'param');
+    table.add('GET', '/v1/things/special', 'static-shadowed');
+    table.add('POST', '/v1/things/special', 'static-post');
+    table.add('GET', '/v1/files/*rest', 'files');
+    table.add('GET', '/v1/plain', 'plain');
+    const handler = (method: string, path: string) => {
+      const match = table.match(method, path);
+      return match && 'handler' in match ? match.handler : match;
+    };
+    assert.equal(handler('GET', '/v1/things/special'), 'param', 'an earlier parameter route wins over a later static one');
+    assert.equal(handler('POST', '/v1/things/special'), 'static-post');
+    assert.equal(handler('GET', '/v1/plain'), 'plain');
+    assert.equal(handler('HEAD', '/v1/plain'), 'plain', 'HEAD is answered by the GET route');
+    assert.equal(handler('GET', '/V1/PLAIN/'), 'plain', 'any case, a trailing slash');
+    assert.deepEqual(table.match('GET', '/v1/files/a/b%2Fc'), { handler: 'files', route: '/v1/files/*rest', params: { rest: 'a/b/c' } });
+    assert.deepEqual(table.match('DELETE', '/v1/plain'), { allowed: ['HEAD', 'GET'] });
+    assert.equal(table.match('GET', '/v1/nowhere'), undefined);
+  });
+
   it('matches trusted proxies by address or CIDR, IPv4 (also IPv4-mapped) and IPv6', () => {
     const proxies = new TrustedProxies(['10.0.0.0/8', '192.168.1.7', '::1', 'fd00::/8']);
     for (const a of ['10.1.2.3', '::ffff:10.200.0.1', '192.168.1.7', '::1', 'fd12::5']) assert.ok(proxies.trusts(a), a);

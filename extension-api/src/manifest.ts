@@ -6,7 +6,7 @@ export type HookKind = 'series' | 'parallel' | 'waterfall' | 'bail';
 
 export interface RouteContribution {
   method: HttpMethod;
-  /** koa-router path, e.g. `/v1/sessions/:id`. */
+  /** A path-to-regexp 8 path, e.g. `/v1/sessions/:id` or `/v1/files/*rest`. */
   path: string;
   /** Scopes the caller must hold; enforced by the kernel after `http.authenticate`. */
   scopes?: string[];

@@ -8,8 +8,15 @@
  */
 export const KERNEL_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32'];
 
-/** `execArgv` with every kernel flag the operator has not set already (on the command line or in NODE_OPTIONS). */
+/** A flag's name as V8 compares it: `--max_semi_space_size=64` and `--max-semi-space-size` are one flag. */
+const nameOf = (flag: string) => flag.split('=')[0]!.replace(/_/g, '-');
+
+/**
+ * `execArgv` with every kernel flag the operator has not set already, on the command line or in
+ * NODE_OPTIONS. (A flag in `aion`'s shebang is on the command line, so there it wins over NODE_OPTIONS:
+ * to choose another size, run `node --max-semi-space-size=N <aion> serve`.)
+ */
 export function withKernelFlags(execArgv: readonly string[], nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
-  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((flag) => flag.split('=')[0]);
-  return [...execArgv, ...KERNEL_NODE_FLAGS.filter((flag) => !given.includes(flag.split('=')[0]))];
+  const given = new Set([...execArgv, ...nodeOptions.split(/\s+/)].map(nameOf));
+  return [...execArgv, ...KERNEL_NODE_FLAGS.filter((flag) => !given.has(nameOf(flag)))];
 }

@@ -72,7 +72,12 @@ export class RouteDispatcher {
       });
       if (response?.stream) await writeSseStream(exchange, response);
       else {
-        exchange.status = response?.status ?? (response?.body === undefined ? 204 : 200);
+        const status = response?.status;
+        // A status from another process arrives as JSON: only a whole number HTTP knows is sent on.
+        if (status !== undefined && !(Number.isInteger(status) && status >= 100 && status <= 999)) {
+          throw new AionError(ErrorCodes.INTERNAL, `${routeKey} answered the status ${JSON.stringify(status)}, which is not an HTTP status`);
+        }
+        exchange.status = status ?? (response?.body === undefined ? 204 : 200);
         if (response?.headers) for (const k in response.headers) exchange.set(k, response.headers[k]!);
         exchange.body = response?.body;
       }

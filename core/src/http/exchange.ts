@@ -74,8 +74,8 @@ export class EdgeExchange {
 export type RouteHandler = (exchange: EdgeExchange) => void | Promise<void>;
 
 /**
- * Writes the exchange's answer, as a web framework would: an object as JSON, a string as text (HTML
- * when it looks like it), bytes as `application/octet-stream`, no body as the status's reason; a
+ * Writes the exchange's answer, as a web framework would: an object as JSON (whatever type was set
+ * before), a string as text (HTML when it looks like it) unless a type was set, bytes as `application/octet-stream`, no body as the status's reason; a
  * `null` body or an empty status sends nothing; a HEAD request gets the headers only.
  */
 export function respond(exchange: EdgeExchange): void {
@@ -101,8 +101,9 @@ export function respond(exchange: EdgeExchange): void {
       payload = body;
       headers['content-type'] ??= 'application/octet-stream';
     } else {
+      // Always JSON: a type set earlier must not make a client read JSON as something else (HTML).
       payload = JSON.stringify(body);
-      headers['content-type'] ??= 'application/json; charset=utf-8';
+      headers['content-type'] = 'application/json; charset=utf-8';
     }
     headers['content-length'] = String(typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength);
   }

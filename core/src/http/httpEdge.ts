@@ -34,17 +34,29 @@ import { REQUEST_ID_KEY } from '@aion/host-runtime';
 
 const tracer = () => trace.getTracer('aion.kernel');
 
+/** The path and query string of `/path?query#fragment`, as sent: no dot segment resolved, no character decoded. */
+function splitTarget(target: string): { path: string; search: string } {
+  const hash = target.indexOf('#');
+  if (hash >= 0) target = target.slice(0, hash);
+  const q = target.indexOf('?');
+  return q < 0 ? { path: target, search: '' } : { path: target.slice(0, q), search: target.slice(q + 1) };
+}
+
 /**
- * The request target's path and query string: as sent for the usual `/path?query`, parsed for the
- * absolute form (`http://host/path`); undefined for a target that is not a URL (`http://[::1`).
+ * The request target's path and query string, as sent. The absolute form (`http://host/path`) is
+ * checked as a URL and its path taken as written, so `/x/%2e%2e/y` stays what a proxy in front saw;
+ * `*` (`OPTIONS *`) is a path no route has. Undefined for a target that is not a URL (`http://[::1`).
  */
 function targetOf(url: string): { path: string; search: string } | undefined {
-  if (url.charCodeAt(0) === 0x2f) {
-    const q = url.indexOf('?');
-    return q < 0 ? { path: url, search: '' } : { path: url.slice(0, q), search: url.slice(q + 1) };
-  }
-  const parsed = URL.parse(url);
-  return parsed ? { path: parsed.pathname, search: parsed.search.slice(1) } : undefined;
+  if (url.charCodeAt(0) === 0x2f) return splitTarget(url);
+  if (url === '*') return { path: '*', search: '' };
+  if (!URL.canParse(url)) return undefined;
+  // The path begins at the first `/`, `?` or `#` after `scheme://authority`.
+  const authority = url.indexOf('//');
+  const start = authority < 0 ? -1 : url.slice(authority + 2).search(/[/?#]/);
+  if (start < 0) return { path: '/', search: '' };
+  const rest = url.slice(authority + 2 + start);
+  return splitTarget(rest.charCodeAt(0) === 0x2f ? rest : `/${rest}`);
 }
 
 /** What the kernel's own routes require, as an extension would declare them (they are listed in the API document). */
@@ -202,6 +214,7 @@ export class HttpEdge {
       if (exchange.headersSent) res.destroy();
       else {
         exchange.clearHeaders();
+        exchange.set('server-timing', `app;dur=${ms.toFixed(2)}`);
         failure = this.writeError(exchange, err);
         respond(exchange);
       }
@@ -275,6 +288,7 @@ export class HttpEdge {
     for (const [k, v] of Object.entries(error.headers ?? {})) exchange.set(k, v);
     // A body left unread would keep the connection busy after the answer: close it instead.
     if (!exchange.req.complete) exchange.set('connection', 'close');
+    exchange.set('content-type', 'application/json; charset=utf-8');
     exchange.body = errorBody(error, exchange.errorFormat, exchange.status);
     return failure;
   }

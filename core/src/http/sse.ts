@@ -52,10 +52,14 @@ export function writeSseStream(exchange: EdgeExchange, response: HttpResponseDat
   res.flushHeaders();
   return new Promise<void>((resolve) => {
     let closed = false;
+    // One wait for every event written while the client is behind (a pushed queue does not wait, it keeps writing).
+    let waiting: Promise<void> | undefined;
     const write = (event: ServerSentEvent): void | Promise<void> => {
       if (closed || res.write(frameOf(event))) return;
       // The client is behind: a pulled stream waits for it (a pushed one is already produced and buffers).
-      return drained(res);
+      return (waiting ??= drained(res).then(() => {
+        waiting = undefined;
+      }));
     };
     const end = (err?: unknown) => {
       res.off('close', onClose);
