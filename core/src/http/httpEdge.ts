@@ -248,6 +248,18 @@ export class HttpEdge {
     span.end();
   }
 
+  /** A failure outside every answer path (the access log, metrics): logged, and the connection closed rather than the process. */
+  private lastResort(res: ServerResponse, err: unknown): void {
+    try {
+      this.logger.error({ err }, 'handling a request failed');
+      if (res.headersSent) return void res.destroy();
+      const body = JSON.stringify(errorBody({ code: ErrorCodes.INTERNAL, message: 'internal error' }));
+      res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+    } catch {
+      res.destroy();
+    }
+  }
+
   /** The matched route's handler; 405 with `Allow` for a known path and another method (OPTIONS: 204 with `Allow`), else 404. */
   private route(exchange: EdgeExchange): void | Promise<void> {
     this.admission.refuseIfDraining();
@@ -294,7 +306,11 @@ export class HttpEdge {
   }
 
   async listen(): Promise<{ url: string; port: number }> {
-    const server = createLimitedServer((req, res) => void this.handle(req, res), { config: this.config.server, proxies: this.proxies, logger: this.logger });
+    const server = createLimitedServer((req, res) => void this.handle(req, res).catch((err: unknown) => this.lastResort(res, err)), {
+      config: this.config.server,
+      proxies: this.proxies,
+      logger: this.logger,
+    });
     this.server = server;
     this.io = new SocketServer(server, { serveClient: false, cors: { origin: false }, destroyUpgrade: false });
     if (this.config.server.redisUrl) this.realtimeCluster = await joinRealtimeCluster(this.io, this.config.server.redisUrl, this.logger);
