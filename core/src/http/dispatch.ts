@@ -78,7 +78,7 @@ export class RouteDispatcher {
           throw new AionError(ErrorCodes.INTERNAL, `${routeKey} answered the status ${JSON.stringify(status)}, which is not an HTTP status`);
         }
         exchange.status = status ?? (response?.body === undefined ? 204 : 200);
-        if (response?.headers) for (const k in response.headers) exchange.set(k, response.headers[k]!);
+        exchange.setAll(response?.headers);
         exchange.body = response?.body;
       }
     } catch (err) {

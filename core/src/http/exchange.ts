@@ -53,6 +53,10 @@ export class EdgeExchange {
     this.responseHeaders[name.toLowerCase()] = value;
   }
 
+  setAll(headers: Record<string, string> | undefined): void {
+    for (const name in headers) this.set(name, headers[name]!);
+  }
+
   /** Forgets every response header but the request id. */
   clearHeaders(): void {
     for (const name of Object.keys(this.responseHeaders)) if (name !== 'x-request-id') delete this.responseHeaders[name];

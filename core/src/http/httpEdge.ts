@@ -27,37 +27,12 @@ import { RealtimeService } from './realtimeService.js';
 import { createLimitedServer } from './serverLimits.js';
 import { WebSocketBridge } from './webSocketBridge.js';
 import { EdgeExchange, respond, type RouteHandler } from './exchange.js';
-import { RouteTable } from './routeTable.js';
+import { RouteTable, requestTarget } from './routeTable.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import { REQUEST_ID_KEY } from '@aion/host-runtime';
 
 const tracer = () => trace.getTracer('aion.kernel');
-
-/** The path and query string of `/path?query#fragment`, as sent: no dot segment resolved, no character decoded. */
-function splitTarget(target: string): { path: string; search: string } {
-  const hash = target.indexOf('#');
-  if (hash >= 0) target = target.slice(0, hash);
-  const q = target.indexOf('?');
-  return q < 0 ? { path: target, search: '' } : { path: target.slice(0, q), search: target.slice(q + 1) };
-}
-
-/**
- * The request target's path and query string, as sent. The absolute form (`http://host/path`) is
- * checked as a URL and its path taken as written, so `/x/%2e%2e/y` stays what a proxy in front saw;
- * `*` (`OPTIONS *`) is a path no route has. Undefined for a target that is not a URL (`http://[::1`).
- */
-function targetOf(url: string): { path: string; search: string } | undefined {
-  if (url.charCodeAt(0) === 0x2f) return splitTarget(url);
-  if (url === '*') return { path: '*', search: '' };
-  if (!URL.canParse(url)) return undefined;
-  // The path begins at the first `/`, `?` or `#` after `scheme://authority`.
-  const authority = url.indexOf('//');
-  const start = authority < 0 ? -1 : url.slice(authority + 2).search(/[/?#]/);
-  if (start < 0) return { path: '/', search: '' };
-  const rest = url.slice(authority + 2 + start);
-  return splitTarget(rest.charCodeAt(0) === 0x2f ? rest : `/${rest}`);
-}
 
 /** What the kernel's own routes require, as an extension would declare them (they are listed in the API document). */
 const KERNEL_ROUTES: RouteContribution[] = [
@@ -185,7 +160,7 @@ export class HttpEdge {
     const clientIp = this.proxies.clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for']);
     const started = performance.now();
     // Without the query string: it may carry a token.
-    const target = targetOf(url);
+    const target = requestTarget(url);
     const exchange = new EdgeExchange(req, res, method, target?.path ?? url.split('?')[0]!, target?.search ?? '', requestId, clientIp);
     exchange.set('x-request-id', requestId);
     // The request id and (when a tracer is installed) the request's span follow every call it makes.

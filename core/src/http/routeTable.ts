@@ -32,6 +32,10 @@ export class RouteTable<H> {
   private readonly entries: RouteEntry<H>[] = [];
   private exact?: Map<string, RouteEntry<H>>;
 
+  get size(): number {
+    return this.entries.length;
+  }
+
   add(method: string, path: string, handler: H): void {
     const upper = method.toUpperCase();
     const { regexp, keys } = pathToRegexp(path, { sensitive: false, end: true, trailing: true });
@@ -73,4 +77,29 @@ export class RouteTable<H> {
     });
     return exact;
   }
+}
+
+/** The path and query string of `/path?query#fragment`, as sent: no dot segment resolved, no character decoded. */
+function splitTarget(target: string): { path: string; search: string } {
+  const hash = target.indexOf('#');
+  if (hash >= 0) target = target.slice(0, hash);
+  const q = target.indexOf('?');
+  return q < 0 ? { path: target, search: '' } : { path: target.slice(0, q), search: target.slice(q + 1) };
+}
+
+/**
+ * The request target's path and query string, as sent. The absolute form (`http://host/path`) is
+ * checked as a URL and its path taken as written, so `/x/%2e%2e/y` stays what a proxy in front saw;
+ * `*` (`OPTIONS *`) is a path no route has. Undefined for a target that is not a URL (`http://[::1`).
+ */
+export function requestTarget(url: string): { path: string; search: string } | undefined {
+  if (url.charCodeAt(0) === 0x2f) return splitTarget(url);
+  if (url === '*') return { path: '*', search: '' };
+  if (!URL.canParse(url)) return undefined;
+  // The path begins at the first `/`, `?` or `#` after `scheme://authority`.
+  const authority = url.indexOf('//');
+  const start = authority < 0 ? -1 : url.slice(authority + 2).search(/[/?#]/);
+  if (start < 0) return { path: '/', search: '' };
+  const rest = url.slice(authority + 2 + start);
+  return splitTarget(rest.charCodeAt(0) === 0x2f ? rest : `/${rest}`);
 }

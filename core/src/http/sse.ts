@@ -26,12 +26,6 @@ function drained(res: EdgeExchange['res']): Promise<void> {
   });
 }
 
-function lowerCased(headers: Record<string, string> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k in headers) out[k.toLowerCase()] = headers[k]!;
-  return out;
-}
-
 /**
  * Writes an extension's event stream as SSE. A queue in this process (an `AsyncQueue`, as the router's
  * chat stream is) is drained by push, each event written as it is pushed; any other stream is pulled,
@@ -41,14 +35,13 @@ export function writeSseStream(exchange: EdgeExchange, response: HttpResponseDat
   const res = exchange.res;
   exchange.status = response.status ?? 200;
   exchange.responded = true;
-  res.writeHead(exchange.status, {
-    ...exchange.responseHeaders,
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-    ...lowerCased(response.headers),
-  });
+  // Over what the edge set already (request id, authentication's headers); the route's own headers last.
+  exchange.set('content-type', 'text/event-stream; charset=utf-8');
+  exchange.set('cache-control', 'no-cache');
+  exchange.set('connection', 'keep-alive');
+  exchange.set('x-accel-buffering', 'no');
+  exchange.setAll(response.headers);
+  res.writeHead(exchange.status, exchange.responseHeaders);
   res.flushHeaders();
   return new Promise<void>((resolve) => {
     let closed = false;

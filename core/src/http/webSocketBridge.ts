@@ -34,14 +34,13 @@ export interface WebSocketBridgeOptions {
 /** WebSocket routes (`websocket: true`): authorised like any route, then frames bridged to the extension as two streams, each connection rate-limited. */
 export class WebSocketBridge {
   private readonly routes = new RouteTable<{ extensionId: string; route: RouteContribution; limits: ServerConfig['realtime'] }>();
-  private routeCount = 0;
   private readonly sockets = new Set<WebSocket>();
   private wss?: WebSocketServer;
 
   constructor(private readonly options: WebSocketBridgeOptions) {}
 
   get hasRoutes(): boolean {
-    return this.routeCount > 0;
+    return this.routes.size > 0;
   }
 
   add(extensionId: string, route: RouteContribution): void {
@@ -57,7 +56,6 @@ export class WebSocketBridge {
         }
       : realtime;
     this.routes.add('GET', route.path, { extensionId, route, limits });
-    this.routeCount++;
   }
 
   /** Takes over upgrades of the server, leaving socket.io's own to socket.io. */
@@ -88,9 +86,8 @@ export class WebSocketBridge {
     const url = URL.parse(req.url ?? '/', 'http://localhost');
     if (!url) return void refuse(new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path'));
     const match = this.routes.match('GET', url.pathname);
-    const found = match && 'handler' in match ? match : undefined;
-    const target = found?.handler;
-    if (!found || !target) return void refuse(new AionError(ErrorCodes.NOT_FOUND, `no WebSocket route ${url.pathname}`));
+    if (!match || !('handler' in match)) return void refuse(new AionError(ErrorCodes.NOT_FOUND, `no WebSocket route ${url.pathname}`));
+    const target = match.handler;
     if (this.options.admission.isDraining) return void refuse(new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'));
     const ip = this.options.proxies.clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for']);
     let principal: Principal | undefined;
@@ -108,7 +105,7 @@ export class WebSocketBridge {
           method: 'GET',
           path: url.pathname,
           route: target.route.path,
-          params: found.params,
+          params: match.params,
           query: Object.fromEntries(url.searchParams),
           headers: req.headers as Record<string, string>,
           principal,
