@@ -125,12 +125,17 @@ describe('the HTTP edge against hostile clients', function () {
       assert.equal((await kernel.request('/healthz')).status, 200);
     });
 
-    it('routes an absolute-form target by its path as sent: no dot segment resolved, OPTIONS * reaches no route', async () => {
+    it('routes a target by its path as sent, over plain HTTP and as a WebSocket upgrade: no dot segment resolved, OPTIONS * reaches no route', async () => {
       const absolute = (target: string) => rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
       assert.equal((await absolute('http://127.0.0.1/healthz?x=1')).status, 200);
       // A proxy in front that allows /x/* saw /x/%2e%2e/healthz: the kernel must not answer it as /healthz.
       assertError(await absolute('http://127.0.0.1/x/%2e%2e/healthz'), 404, 'NOT_FOUND');
       assertError(await rawRequest(port, 'OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'), 404, 'NOT_FOUND');
+      // The same for a WebSocket upgrade: /x/%2e%2e/v1/edge/socket is not the socket route.
+      const upgrade = (target: string) =>
+        `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+      assertError(await rawRequest(port, upgrade('/x/%2e%2e/v1/edge/socket')), 404, 'NOT_FOUND');
+      assertError(await rawRequest(port, upgrade('http://127.0.0.1/x/%2e%2e/v1/edge/socket')), 404, 'NOT_FOUND');
     });
   });
 

@@ -19,7 +19,7 @@ import type { EdgeAuthentication } from './authentication.js';
 import type { TrustedProxies } from './clientAddress.js';
 import { errorBody, rawErrorResponse, requestIdFrom } from './errorResponse.js';
 import { MessageThrottle } from './messageThrottle.js';
-import { RouteTable } from './routeTable.js';
+import { RouteTable, requestTarget } from './routeTable.js';
 
 export interface WebSocketBridgeOptions {
   config: ServerConfig;
@@ -83,16 +83,17 @@ export class WebSocketBridge {
     // A module-level listener: a closure here would keep this upgrade request (headers, token) alive as long as the socket.
     socket.on('error', ignoreError);
     const refuse = (error: AionError) => socket.end(rawErrorResponse(error, requestId));
-    const url = URL.parse(req.url ?? '/', 'http://localhost');
+    // The path as sent, as plain HTTP routes see it: no dot segment resolved.
+    const url = requestTarget(req.url ?? '/');
     if (!url) return void refuse(new AionError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path'));
-    const match = this.routes.match('GET', url.pathname);
-    if (!match || !('handler' in match)) return void refuse(new AionError(ErrorCodes.NOT_FOUND, `no WebSocket route ${url.pathname}`));
+    const match = this.routes.match('GET', url.path);
+    if (!match || !('handler' in match)) return void refuse(new AionError(ErrorCodes.NOT_FOUND, `no WebSocket route ${url.path}`));
     const target = match.handler;
     if (this.options.admission.isDraining) return void refuse(new AionError(ErrorCodes.SHUTTING_DOWN, 'the server is shutting down'));
     const ip = this.options.proxies.clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for']);
     let principal: Principal | undefined;
     try {
-      principal = await this.options.authentication.authorize(target.route, { headers: req.headers, method: 'GET', path: url.pathname, ip }, () => undefined);
+      principal = await this.options.authentication.authorize(target.route, { headers: req.headers, method: 'GET', path: url.path, ip }, () => undefined);
     } catch (err) {
       return void refuse(isAionError(err) ? err : new AionError(ErrorCodes.INTERNAL, 'authentication failed'));
     }
@@ -103,10 +104,10 @@ export class WebSocketBridge {
       (ws) =>
         void this.bridge(ws, target.extensionId, target.route, target.limits, {
           method: 'GET',
-          path: url.pathname,
+          path: url.path,
           route: target.route.path,
           params: match.params,
-          query: Object.fromEntries(url.searchParams),
+          query: Object.fromEntries(new URLSearchParams(url.search)),
           headers: req.headers as Record<string, string>,
           principal,
           requestId,
